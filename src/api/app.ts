@@ -1,0 +1,108 @@
+import express, { NextFunction, Request, Response } from 'express';
+import type { Redis } from 'ioredis';
+import { ID_PATTERN } from '../event';
+import { Keys } from '../keys';
+import { Logger, silentLogger } from '../logger';
+import { ProfileReader } from '../profile';
+import { Producer } from '../producer/producer';
+import { bodyToItems } from '../producer/parseBody';
+import { streamStatus } from '../status';
+
+export interface AppOptions {
+  redis: Redis;
+  producer: Producer;
+  reader: ProfileReader;
+  keys: Keys;
+  partitions: number;
+  maxEventsPerRequest: number;
+  maxProfilesPerRequest: number;
+  maxBodyBytes: number;
+  logger?: Logger;
+}
+
+const NDJSON = 'application/x-ndjson';
+
+/** The HTTP API: ingestion, fused profile reads, status and health. */
+export function createApp(opts: AppOptions): express.Express {
+  const log = (opts.logger ?? silentLogger).child({ component: 'api' });
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('json spaces', 0);
+
+  const jsonBody = express.json({ limit: opts.maxBodyBytes, strict: false });
+  const ndjsonBody = express.text({ type: NDJSON, limit: opts.maxBodyBytes });
+
+  app.post('/events', (req, res, next) => {
+    if (req.is(NDJSON)) return ndjsonBody(req, res, next);
+    if (req.is('application/json')) return jsonBody(req, res, next);
+    res.status(415).json({ error: `Content-Type must be application/json or ${NDJSON}` });
+  }, async (req: Request, res: Response) => {
+    const parsed = bodyToItems(req.body, Boolean(req.is(NDJSON)), opts.maxEventsPerRequest);
+    if (!parsed.ok) {
+      res.status(parsed.status).json({ errors: parsed.errors });
+      return;
+    }
+    const result = await opts.producer.ingest(parsed.items);
+    if (!result.ok) {
+      res.status(400).json({ errors: result.errors });
+      return;
+    }
+    res.status(202).json({ accepted: result.accepted, event_ids: result.event_ids });
+  });
+
+  app.get('/profile/:userId', async (req: Request, res: Response) => {
+    const userId = req.params.userId as string;
+    if (!ID_PATTERN.test(userId)) {
+      res.status(400).json({ error: 'user id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -' });
+      return;
+    }
+    const profile = await opts.reader.read(userId);
+    if (!profile) {
+      res.status(404).json({ error: 'unknown user', user_id: userId });
+      return;
+    }
+    res.json(profile);
+  });
+
+  app.post('/profiles', jsonBody, async (req: Request, res: Response) => {
+    const ids = (req.body as { user_ids?: unknown } | undefined)?.user_ids;
+    const max = opts.maxProfilesPerRequest;
+    if (!Array.isArray(ids) || ids.length === 0 || ids.length > max) {
+      res.status(400).json({ error: `body must be { "user_ids": [...] } with 1 to ${max} ids` });
+      return;
+    }
+    const bad = ids.findIndex((id) => typeof id !== 'string' || !ID_PATTERN.test(id));
+    if (bad >= 0) {
+      res.status(400).json({ error: `user_ids[${bad}] must be 1-128 characters of A-Z a-z 0-9 . _ : @ -` });
+      return;
+    }
+    const profiles = await opts.reader.readMany(ids as string[]);
+    res.json({ profiles: profiles.map((p, i) => p ?? { user_id: ids[i], error: 'unknown user' }) });
+  });
+
+  app.get('/status', async (_req: Request, res: Response) => {
+    res.json({ partitions: await streamStatus(opts.redis, opts.keys, opts.partitions) });
+  });
+
+  app.get('/health', (_req: Request, res: Response) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.use((_req: Request, res: Response) => {
+    res.status(404).json({ error: 'no such route' });
+  });
+
+  // Body-parser errors carry a status (400 bad JSON, 413 too large); anything else is
+  // Redis or a bug: 503 when Redis is unreachable, 500 otherwise, never a stack trace.
+  app.use((err: Error & { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
+    if (err.status && err.status >= 400 && err.status < 500) {
+      const message = err.type === 'entity.parse.failed' ? 'body is not valid JSON' : err.message;
+      res.status(err.status).json({ errors: [{ index: 0, field: '', message }] });
+      return;
+    }
+    const redisDown = opts.redis.status !== 'ready';
+    log.error({ err, method: req.method, url: req.originalUrl }, 'request failed');
+    res.status(redisDown ? 503 : 500).json({ error: redisDown ? 'Redis unavailable, retry later' : 'internal error' });
+  });
+  return app;
+}

@@ -1,0 +1,32 @@
+import http from 'http';
+import type { AddressInfo } from 'net';
+import type { Express } from 'express';
+
+export interface HttpServerHandle {
+  server: http.Server;
+  port: number;
+  /** Stops accepting connections, lets requests in flight finish, closes idle keep-alives. */
+  close(): Promise<void>;
+}
+
+/** Listens with `app` on host:port (port 0 = any free port). */
+export function listen(app: Express, host: string, port: number): Promise<HttpServerHandle> {
+  return new Promise((resolve, reject) => {
+    const server = http.createServer(app);
+    // Bidders keep connections open: keep them alive longer than typical LB idle timeouts.
+    server.keepAliveTimeout = 65_000;
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve({
+        server,
+        port: (server.address() as AddressInfo).port,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeIdleConnections();
+          }),
+      });
+    });
+  });
+}

@@ -1,0 +1,92 @@
+import os from 'os';
+import path from 'path';
+import { ConfigError, TagConfig, loadTagConfig } from './tags';
+
+export { ConfigError };
+
+/** Everything a profile-stream process is configured with; built once by the CLI. */
+export interface AppConfig {
+  /** Redis to use. Undefined: 127.0.0.1:6379, and `profile up` starts an embedded one if nothing answers there. */
+  redisUrl?: string;
+  /** Prefix of every key. @defaultValue `""` */
+  prefix: string;
+  /** Number of stream partitions `ev:{p0}`…; must not change while streams hold entries. @defaultValue 4 */
+  partitions: number;
+  /** Interface the HTTP server binds. @defaultValue `"127.0.0.1"` */
+  host: string;
+  /** HTTP port. @defaultValue 8080 */
+  port: number;
+  /** Most events accepted in one POST /events. @defaultValue 10000 */
+  maxEventsPerRequest: number;
+  /** Most user ids in one POST /profiles. @defaultValue 100 */
+  maxProfilesPerRequest: number;
+  /** Largest request body. @defaultValue 16 MiB */
+  maxBodyBytes: number;
+  /** How far in the future an event time may be. @defaultValue 300000 (5 min) */
+  maxFutureSkewMs: number;
+  /** This process's consumer name in its groups. @defaultValue `<hostname>-<pid>` */
+  consumerName: string;
+  /** Entries read per XREADGROUP call. @defaultValue 500 */
+  readCount: number;
+  /** How long XREADGROUP blocks waiting for entries. @defaultValue 2000 */
+  blockMs: number;
+  /** Where the embedded Redis keeps its data. @defaultValue `./data` */
+  dataDir: string;
+  /** pino log level. @defaultValue `"info"` */
+  logLevel: string;
+  /** The tag definitions (from `tagsFile`, or the shipped config/tags.json). */
+  tags: TagConfig;
+}
+
+/** Config as given by a user: everything optional, tags as a file name. */
+export type ConfigInput = Partial<Omit<AppConfig, 'tags'>> & { tagsFile?: string; tags?: TagConfig };
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Applies defaults to `input` and validates the result; throws ConfigError naming the bad option. */
+export function resolveConfig(input: ConfigInput = {}): AppConfig {
+  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as ConfigInput;
+  const { tagsFile, tags, ...rest } = defined;
+  const config: AppConfig = {
+    prefix: '',
+    partitions: 4,
+    host: '127.0.0.1',
+    port: 8080,
+    maxEventsPerRequest: 10_000,
+    maxProfilesPerRequest: 100,
+    maxBodyBytes: 16 * 1024 * 1024,
+    maxFutureSkewMs: 5 * 60_000,
+    consumerName: `${os.hostname()}-${process.pid}`,
+    readCount: 500,
+    blockMs: 2000,
+    dataDir: path.resolve('data'),
+    logLevel: 'info',
+    ...rest,
+    tags: tags ?? loadTagConfig(tagsFile),
+  };
+  const int = (name: keyof AppConfig, min: number, max: number) => {
+    const v = config[name];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw new ConfigError(`${name} must be an integer from ${min} to ${max} (got ${String(v)})`);
+    }
+  };
+  int('partitions', 1, 1024);
+  int('port', 0, 65535);
+  int('maxEventsPerRequest', 1, 1_000_000);
+  int('maxProfilesPerRequest', 1, 10_000);
+  int('maxBodyBytes', 1024, 1024 ** 3);
+  int('maxFutureSkewMs', 0, 7 * 86_400_000);
+  int('readCount', 1, 100_000);
+  int('blockMs', 1, 60_000);
+  if (!/^[A-Za-z0-9._:-]*$/.test(config.prefix) || config.prefix.length > 64) {
+    throw new ConfigError('prefix may hold at most 64 characters of A-Z a-z 0-9 . _ : -');
+  }
+  if (!/^[A-Za-z0-9._:@-]{1,128}$/.test(config.consumerName)) {
+    throw new ConfigError('consumerName must be 1-128 characters of A-Z a-z 0-9 . _ : @ -');
+  }
+  if (!LOG_LEVELS.includes(config.logLevel)) throw new ConfigError(`logLevel must be one of ${LOG_LEVELS.join(', ')}`);
+  if (config.redisUrl !== undefined && !/^rediss?:\/\//.test(config.redisUrl)) {
+    throw new ConfigError(`redis URL must start with redis:// or rediss:// (got ${config.redisUrl})`);
+  }
+  return config;
+}

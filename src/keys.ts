@@ -1,0 +1,63 @@
+import { EventType } from './event';
+
+/**
+ * Every Redis key name the product uses is built here and nowhere else.
+ *
+ * Per-user keys share the hash tag `{<user_id>}` so one user's keys live in one cluster
+ * slot and every per-user script is cluster-safe; each stream partition `ev:{pN}` carries
+ * its own hash tag so partitions spread over slots.
+ */
+export class Keys {
+  /** @param prefix prepended to every key (default none), e.g. `"ps:"` to share a Redis. */
+  constructor(readonly prefix = '') {}
+
+  /** Stream partition `n`. */
+  stream(partition: number): string {
+    return `${this.prefix}ev:{p${partition}}`;
+  }
+
+  /** All stream partitions, in order. */
+  streams(partitions: number): string[] {
+    return Array.from({ length: partitions }, (_, i) => this.stream(i));
+  }
+
+  /** Dead-letter stream: entries no consumer could process, with the error. */
+  deadLetters(): string {
+    return `${this.prefix}ev:dead`;
+  }
+
+  /** Sorted set of a user's in-window events of one type: member event_id, score event time. */
+  window(userId: string, type: EventType): string {
+    return `${this.prefix}u:{${userId}}:w:${type}`;
+  }
+
+  /** Hash event_id → packed field values of the events in `window(userId, type)`. */
+  windowValues(userId: string, type: EventType): string {
+    return `${this.prefix}u:{${userId}}:wv:${type}`;
+  }
+
+  /** Hash of realtime tags as of the user's last event (for inspection). */
+  realtime(userId: string): string {
+    return `${this.prefix}u:{${userId}}:rt`;
+  }
+
+  /** Hash of offline tags written by the batch. */
+  offline(userId: string): string {
+    return `${this.prefix}u:{${userId}}:off`;
+  }
+}
+
+/**
+ * The partition a user's events go to: FNV-1a (32-bit) of the user id, mod `partitions`.
+ * Stable across processes and versions, so a user always maps to the same partition and
+ * one user's events stay in order. Changing the partition count remaps users: drain the
+ * streams first.
+ */
+export function partitionFor(userId: string, partitions: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < userId.length; i++) {
+    h ^= userId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % partitions;
+}

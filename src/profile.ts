@@ -1,0 +1,106 @@
+import type { Redis, ChainableCommander } from 'ioredis';
+import { EventType } from './event';
+import { Keys } from './keys';
+import { callScript } from './lua/scripts';
+import { WINDOW_FIELDS, WindowTag } from './tags';
+
+/** A tag value: a number, a per-key count object (count_by), or text (offline segment ids). */
+export type TagValue = number | string | Record<string, number>;
+
+/** The fused profile GET /profile/:userId returns. */
+export interface Profile {
+  user_id: string;
+  tags: Record<string, TagValue>;
+  meta: {
+    /** The time (ms) window tags were evaluated at. */
+    as_of: number;
+    /** Time (ms) of the user's newest event in any window, or null. */
+    last_event_at: number | null;
+    /** Id and time of the batch run that wrote the offline tags, when there are any. */
+    batch_run_id?: string;
+    batch_at?: number;
+  };
+}
+
+type ReadReply = [exists: number, lastEventAt: string | null, tags: unknown[], offline: string[]];
+
+/** Offline hash fields that describe the batch run rather than being tags. */
+const OFFLINE_META: Record<string, 'batch_run_id' | 'batch_at'> = { _run_id: 'batch_run_id', _batch_at: 'batch_at' };
+const NUMBER = /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i;
+
+/** Reads fused profiles with readProfile.lua: one script call (one round trip) per user. */
+export class ProfileReader {
+  private readonly types: EventType[];
+  private readonly tagArgs: (string | number)[];
+  private readonly clock: () => number;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    tags: readonly WindowTag[],
+    clock?: () => number,
+  ) {
+    this.clock = clock ?? Date.now;
+    this.types = [...new Set(tags.map((t) => t.event))];
+    this.tagArgs = [tags.length];
+    for (const t of tags) {
+      const keyIndex = this.types.indexOf(t.event) * 2 + 1;
+      this.tagArgs.push(t.name, keyIndex, t.aggregation, t.field ? WINDOW_FIELDS.indexOf(t.field) + 1 : 0, t.windowMs);
+    }
+  }
+
+  /** The profile of `userId` at the reader's clock, or null when no key of the user exists. */
+  async read(userId: string): Promise<Profile | null> {
+    const now = this.clock();
+    return this.toProfile(userId, now, (await this.call(this.redis, userId, now)) as ReadReply);
+  }
+
+  /** Profiles of many users in one pipeline (one round trip); null for unknown users. */
+  async readMany(userIds: string[]): Promise<(Profile | null)[]> {
+    const now = this.clock();
+    const pipeline = this.redis.pipeline();
+    for (const id of userIds) void this.call(pipeline, id, now);
+    const results = (await pipeline.exec()) ?? [];
+    return results.map(([err, reply], i) => {
+      if (err) throw err;
+      return this.toProfile(userIds[i], now, reply as ReadReply);
+    });
+  }
+
+  private call(target: Redis | ChainableCommander, userId: string, now: number): Promise<unknown> {
+    const k = this.keys;
+    const keys: string[] = [];
+    for (const type of this.types) keys.push(k.window(userId, type), k.windowValues(userId, type));
+    keys.push(k.realtime(userId), k.offline(userId));
+    return callScript(target, 'readProfile', [keys.length, ...keys, now, ...this.tagArgs]);
+  }
+
+  private toProfile(userId: string, now: number, [exists, lastEventAt, flatTags, offline]: ReadReply): Profile | null {
+    if (exists === 0) return null;
+    const profile: Profile = {
+      user_id: userId,
+      tags: {},
+      meta: { as_of: now, last_event_at: lastEventAt === null ? null : Number(lastEventAt) },
+    };
+    for (let i = 0; i < flatTags.length; i += 2) {
+      const name = flatTags[i] as string;
+      const value = flatTags[i + 1];
+      if (Array.isArray(value)) {
+        // No prototype: a campaign id such as "__proto__" is valid and must stay a plain key.
+        const counts: Record<string, number> = Object.create(null);
+        for (let j = 0; j < value.length; j += 2) counts[value[j] as string] = Number(value[j + 1]);
+        profile.tags[name] = counts;
+      } else {
+        profile.tags[name] = Number(value);
+      }
+    }
+    for (let i = 0; i < offline.length; i += 2) {
+      const [field, value] = [offline[i], offline[i + 1]];
+      const metaField = OFFLINE_META[field];
+      if (metaField === 'batch_at') profile.meta.batch_at = Number(value);
+      else if (metaField === 'batch_run_id') profile.meta.batch_run_id = value;
+      else profile.tags[field] = NUMBER.test(value) ? Number(value) : value;
+    }
+    return profile;
+  }
+}

@@ -1,0 +1,107 @@
+import path from 'path';
+import type { Redis } from 'ioredis';
+import { AppConfig } from './config';
+import { Keys } from './keys';
+import { Logger } from './logger';
+import { DEFAULT_REDIS_URL, connectRedis, redisAnswers } from './redis';
+import { RedisServerHandle, startRedisServer } from './redisServer';
+import { createApp } from './api/app';
+import { HttpServerHandle, listen } from './api/server';
+import { Producer } from './producer/producer';
+import { ProfileReader } from './profile';
+import { RealtimeConsumer } from './consumers/realtime';
+
+/** A connected process: its Redis, key names, and what it must close on exit. */
+export interface Runtime {
+  config: AppConfig;
+  logger: Logger;
+  redis: Redis;
+  keys: Keys;
+  embedded?: RedisServerHandle;
+}
+
+/**
+ * Connects to the configured Redis. With no Redis configured and nothing answering on
+ * 127.0.0.1:6379, `allowEmbedded` starts a private redis-server there (AOF on, data under
+ * `<dataDir>/redis`); it is stopped by `closeRuntime`.
+ */
+export async function openRuntime(config: AppConfig, logger: Logger, allowEmbedded = false): Promise<Runtime> {
+  let url = config.redisUrl ?? DEFAULT_REDIS_URL;
+  let embedded: RedisServerHandle | undefined;
+  if (config.redisUrl === undefined && allowEmbedded && !(await redisAnswers(url))) {
+    const dir = path.join(config.dataDir, 'redis');
+    embedded = await startRedisServer({ port: 6379, dir, appendonly: true });
+    url = embedded.url;
+    logger.info({ url, dir }, 'started embedded redis-server (AOF on); it stops when this process exits');
+  }
+  const redis = await connectRedis(url);
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  return { config, logger, redis, keys: new Keys(config.prefix), embedded };
+}
+
+/** Closes what openRuntime opened. */
+export async function closeRuntime(rt: Runtime): Promise<void> {
+  await rt.redis.quit().catch(() => rt.redis.disconnect());
+  await rt.embedded?.stop();
+}
+
+/** Starts the HTTP API on the runtime's Redis. */
+export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
+  const { config, redis, keys, logger } = rt;
+  const producer = new Producer({ redis, keys, partitions: config.partitions, maxFutureSkewMs: config.maxFutureSkewMs });
+  const reader = new ProfileReader(redis, keys, config.tags.realtime);
+  const app = createApp({
+    redis, producer, reader, keys, logger,
+    partitions: config.partitions,
+    maxEventsPerRequest: config.maxEventsPerRequest,
+    maxProfilesPerRequest: config.maxProfilesPerRequest,
+    maxBodyBytes: config.maxBodyBytes,
+  });
+  const http = await listen(app, config.host, config.port);
+  logger.info({ host: config.host, port: http.port }, 'API listening');
+  return http;
+}
+
+/** Starts the realtime consumer on the runtime's Redis. */
+export async function startRealtime(rt: Runtime): Promise<RealtimeConsumer> {
+  const { config, redis, keys, logger } = rt;
+  const consumer = new RealtimeConsumer({
+    redis, keys, logger,
+    partitions: config.partitions,
+    tags: config.tags.realtime,
+    consumerName: config.consumerName,
+    readCount: config.readCount,
+    blockMs: config.blockMs,
+  });
+  await consumer.start();
+  logger.info({ consumer: config.consumerName, partitions: config.partitions }, 'realtime consumer started');
+  return consumer;
+}
+
+/**
+ * Runs the roles of one process until SIGINT/SIGTERM, then shuts down in order: stop
+ * accepting requests, let the consumer finish and ack its batch, close Redis (and the
+ * embedded server). A second signal exits at once with code 1.
+ */
+export async function runRoles(rt: Runtime, roles: { api?: boolean; realtime?: boolean }): Promise<void> {
+  const http = roles.api ? await startApi(rt) : undefined;
+  const consumer = roles.realtime ? await startRealtime(rt) : undefined;
+  await new Promise<void>((resolve) => {
+    let signalled = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (signalled) {
+        rt.logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      signalled = true;
+      rt.logger.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  await http?.close();
+  await consumer?.stop();
+  await closeRuntime(rt);
+  rt.logger.info('stopped');
+}

@@ -1,0 +1,204 @@
+import { randomBytes } from 'crypto';
+import { groupCaughtUp, PartitionStatus } from './status';
+
+/** Options of `profile simulate`. */
+export interface SimulateOptions {
+  /** Base URL of the API. */
+  url: string;
+  /** Distinct users (Zipf-skewed: a few are very active). */
+  users: number;
+  /** Target events per second. */
+  rate: number;
+  /** Seconds to send for. */
+  durationS: number;
+  /** Events per POST (NDJSON). @defaultValue rate/20, from 1 to 1000 */
+  batchSize?: number;
+  /** Requests in flight at once. @defaultValue 4 */
+  concurrency?: number;
+  /** Seed of the generator (same seed, same traffic). @defaultValue random */
+  seed?: number;
+  /** After sending, wait (at most this many seconds) until the realtime group has processed everything. @defaultValue 60 */
+  waitDrainS?: number;
+  /** Receives a progress line now and then. */
+  progress?: (line: string) => void;
+}
+
+export interface SimulateSummary {
+  sent: number;
+  accepted: number;
+  rejected: number;
+  failed_requests: number;
+  retries_after_503: number;
+  by_type: Record<string, number>;
+  send_seconds: number;
+  accepted_per_s: number;
+  /** Seconds from the first send until the realtime group had processed every accepted event (null: not within waitDrainS). */
+  processed_seconds: number | null;
+  processed_per_s: number | null;
+  top_users: string[];
+}
+
+/** mulberry32: a small seeded PRNG, so a seed reproduces the same traffic. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Samples 0..n-1 with P(k) ∝ 1/(k+1)^s. */
+function zipf(n: number, s: number, random: () => number): () => number {
+  const cdf = new Float64Array(n);
+  let total = 0;
+  for (let k = 0; k < n; k++) cdf[k] = total += 1 / Math.pow(k + 1, s);
+  return () => {
+    const x = random() * total;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cdf[mid] < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+}
+
+/**
+ * Generates an ad funnel: mostly impressions; a click follows an impression of the same
+ * user (about 4 % of them), a purchase follows a click (about 10 % of them), on the ad and
+ * campaign the user last saw. Users and campaigns are Zipf-skewed.
+ */
+export class TrafficGenerator {
+  private readonly random: () => number;
+  private readonly pickUser: () => number;
+  private readonly pickCampaign: () => number;
+  private readonly lastSeen = new Map<number, { ad: string; campaign: string; clicked: boolean }>();
+  private readonly runId: string;
+  private n = 0;
+
+  constructor(readonly users: number, seed: number, campaigns = 20) {
+    this.random = prng(seed);
+    this.pickUser = zipf(users, 1.1, this.random);
+    this.pickCampaign = zipf(campaigns, 0.8, this.random);
+    this.runId = `${seed.toString(36)}-${randomBytes(3).toString('hex')}`;
+  }
+
+  /** Next event at time `now`, with a client-side event id so a resend is idempotent. */
+  next(now: number): Record<string, unknown> {
+    const u = this.pickUser();
+    const user_id = `user-${u + 1}`;
+    const event_id = `sim-${this.runId}-${++this.n}`;
+    const seen = this.lastSeen.get(u);
+    const r = this.random();
+    if (seen && seen.clicked && r < 0.1) {
+      seen.clicked = false;
+      const amount = Math.round(Math.exp(3 + this.random() * 1.6) * 100) / 100;
+      return { event_id, user_id, type: 'purchase', ts: now, ad_id: seen.ad, campaign_id: seen.campaign, amount, currency: 'USD' };
+    }
+    if (seen && r < 0.04) {
+      seen.clicked = true;
+      return { event_id, user_id, type: 'click', ts: now, ad_id: seen.ad, campaign_id: seen.campaign };
+    }
+    const c = this.pickCampaign() + 1;
+    const campaign = `c-${c}`;
+    const ad = `ad-${c}-${1 + Math.floor(this.random() * 5)}`;
+    this.lastSeen.set(u, { ad, campaign, clicked: seen?.clicked ?? false });
+    return { event_id, user_id, type: 'impression', ts: now, ad_id: ad, campaign_id: campaign };
+  }
+}
+
+/** Sends generated traffic to a running API at a target rate and reports what happened. */
+export async function simulate(opts: SimulateOptions): Promise<SimulateSummary> {
+  const base = opts.url.replace(/\/+$/, '');
+  const batchSize = opts.batchSize ?? Math.min(1000, Math.max(1, Math.round(opts.rate / 20)));
+  const concurrency = opts.concurrency ?? 4;
+  const gen = new TrafficGenerator(opts.users, opts.seed ?? Math.floor(Math.random() * 2 ** 31));
+  const s: SimulateSummary = {
+    sent: 0, accepted: 0, rejected: 0, failed_requests: 0, retries_after_503: 0, by_type: {},
+    send_seconds: 0, accepted_per_s: 0, processed_seconds: null, processed_per_s: null, top_users: [],
+  };
+  const perUser = new Map<string, number>();
+  const start = Date.now();
+  const end = start + opts.durationS * 1000;
+  let lastProgress = start;
+
+  const post = async (lines: string, count: number): Promise<void> => {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      let res: Response;
+      try {
+        res = await fetch(`${base}/events`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines });
+      } catch {
+        await new Promise((r) => setTimeout(r, 500)); // connection refused/reset: the same ids make a resend safe
+        continue;
+      }
+      const body = await res.text();
+      if (res.status === 202) {
+        s.accepted += (JSON.parse(body) as { accepted: number }).accepted;
+        return;
+      }
+      if (res.status === 503) {
+        s.retries_after_503++;
+        const wait = Number(res.headers.get('retry-after') ?? '1');
+        await new Promise((r) => setTimeout(r, (Number.isFinite(wait) ? Math.min(wait, 30) : 1) * 1000));
+        continue;
+      }
+      if (res.status >= 400 && res.status < 500) {
+        s.rejected += count;
+        return;
+      }
+    }
+    s.failed_requests++;
+  };
+
+  const inflight = new Set<Promise<void>>();
+  while (Date.now() < end) {
+    const due = Math.floor(((Date.now() - start) / 1000) * opts.rate) - s.sent;
+    if (due < batchSize && due < opts.rate / 10) {
+      await new Promise((r) => setTimeout(r, 5));
+      continue;
+    }
+    while (inflight.size >= concurrency) await Promise.race(inflight);
+    const n = Math.min(batchSize, Math.max(due, 1));
+    const now = Date.now();
+    const lines: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const e = gen.next(now);
+      lines.push(JSON.stringify(e));
+      s.by_type[e.type as string] = (s.by_type[e.type as string] ?? 0) + 1;
+      perUser.set(e.user_id as string, (perUser.get(e.user_id as string) ?? 0) + 1);
+    }
+    s.sent += n;
+    const p = post(lines.join('\n'), n).finally(() => inflight.delete(p));
+    inflight.add(p);
+    if (opts.progress && now - lastProgress >= 1000) {
+      lastProgress = now;
+      opts.progress(`sent ${s.sent}, accepted ${s.accepted}, ${Math.round(s.accepted / ((now - start) / 1000))} events/s`);
+    }
+  }
+  await Promise.all(inflight);
+  s.send_seconds = (Date.now() - start) / 1000;
+  s.accepted_per_s = Math.round(s.accepted / s.send_seconds);
+  s.top_users = [...perUser.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([u]) => u);
+
+  const drainDeadline = Date.now() + (opts.waitDrainS ?? 60) * 1000;
+  while (Date.now() < drainDeadline) {
+    try {
+      const res = await fetch(`${base}/status`);
+      const { partitions } = (await res.json()) as { partitions: PartitionStatus[] };
+      if (partitions.every((p) => groupCaughtUp(p, 'realtime'))) {
+        s.processed_seconds = (Date.now() - start) / 1000;
+        s.processed_per_s = Math.round(s.accepted / s.processed_seconds);
+        break;
+      }
+    } catch {
+      // API briefly unavailable: keep polling until the deadline.
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return s;
+}

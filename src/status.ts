@@ -1,0 +1,77 @@
+import type { Redis } from 'ioredis';
+import { Keys } from './keys';
+
+/** One consumer group's progress on one stream partition. */
+export interface GroupStatus {
+  name: string;
+  consumers: number;
+  /** Delivered but not yet acked. */
+  pending: number;
+  /** Entries not yet delivered to the group (null when Redis cannot tell, e.g. after XDEL). */
+  lag: number | null;
+  last_delivered_id: string;
+}
+
+export interface PartitionStatus {
+  partition: number;
+  stream: string;
+  length: number;
+  /** Id of the newest entry ever added ("0-0" for a stream never written). */
+  last_id: string;
+  /** Id of the oldest entry still in the stream, or null when it is empty. */
+  first_id: string | null;
+  groups: GroupStatus[];
+}
+
+/** Length and per-group progress of every stream partition (XINFO STREAM + GROUPS, one pipeline). */
+export async function streamStatus(redis: Redis, keys: Keys, partitions: number): Promise<PartitionStatus[]> {
+  const pipeline = redis.pipeline();
+  const streams = keys.streams(partitions);
+  for (const s of streams) pipeline.xinfo('STREAM', s).xinfo('GROUPS', s);
+  const results = (await pipeline.exec()) ?? [];
+  return streams.map((stream, partition) => {
+    const [streamErr, streamInfo] = results[partition * 2];
+    const [groupsErr, groups] = results[partition * 2 + 1];
+    // A stream that does not exist yet answers "no such key": report it empty.
+    if (streamErr && !/no such key/i.test(streamErr.message)) throw streamErr;
+    const info = streamErr ? {} : pairs(streamInfo as unknown[]);
+    const first = info['first-entry'] as [string, unknown] | null | undefined;
+    return {
+      partition,
+      stream,
+      length: Number(info.length ?? 0),
+      last_id: String(info['last-generated-id'] ?? '0-0'),
+      first_id: first ? first[0] : null,
+      groups: groupsErr ? [] : (groups as unknown[][]).map(parseGroup),
+    };
+  });
+}
+
+function pairs(flat: unknown[]): Record<string, unknown> {
+  const info: Record<string, unknown> = {};
+  for (let i = 0; i < flat.length; i += 2) info[flat[i] as string] = flat[i + 1];
+  return info;
+}
+
+/**
+ * True when `group` has processed everything in the partition: nothing pending and
+ * nothing undelivered. Uses XINFO's lag, or the ids when Redis reports the lag as unknown.
+ */
+export function groupCaughtUp(p: PartitionStatus, group: string): boolean {
+  const g = p.groups.find((x) => x.name === group);
+  if (!g) return p.length === 0;
+  if (g.pending > 0) return false;
+  if (g.lag !== null) return g.lag === 0;
+  return g.last_delivered_id === p.last_id;
+}
+
+function parseGroup(flat: unknown[]): GroupStatus {
+  const info = pairs(flat);
+  return {
+    name: String(info.name),
+    consumers: Number(info.consumers),
+    pending: Number(info.pending),
+    lag: info.lag === null || info.lag === undefined ? null : Number(info.lag),
+    last_delivered_id: String(info['last-delivered-id']),
+  };
+}
