@@ -137,6 +137,15 @@ export class RealtimeConsumer {
    * history, which never blocks; then it reads new entries with `>`.
    */
   async processOnce(block: boolean): Promise<number> {
+    for (;;) {
+      const recovering = this.streams.some((s) => this.cursor.get(s) !== '>');
+      const read = await this.readAndProcess(block);
+      // A history read that came back empty has switched its streams to '>': read new entries now.
+      if (read > 0 || !recovering) return read;
+    }
+  }
+
+  private async readAndProcess(block: boolean): Promise<number> {
     const ids = this.streams.map((s) => this.cursor.get(s)!);
     const recovering = ids.some((id) => id !== '>');
     const conn = block ? (this.blocking ?? this.opts.redis) : this.opts.redis;

@@ -1,0 +1,85 @@
+import { randomBytes } from 'crypto';
+import type { Redis } from 'ioredis';
+import { AppConfig, resolveConfig } from '../../src/config';
+import { Keys } from '../../src/keys';
+import { connectRedis } from '../../src/redis';
+import { Producer } from '../../src/producer/producer';
+import { ProfileReader } from '../../src/profile';
+import { RealtimeConsumer } from '../../src/consumers/realtime';
+import { WindowTag, parseTagConfig } from '../../src/tags';
+
+/** URL of the run's private redis-server (see fixture.ts). */
+export function testRedisUrl(): string {
+  const url = process.env.PROFILE_TEST_REDIS_URL;
+  if (!url) throw new Error('PROFILE_TEST_REDIS_URL unset: run tests through mocha (.mocharc.json loads the fixture)');
+  return url;
+}
+
+/** A key prefix no other test uses. */
+export function uniquePrefix(): string {
+  return `t${randomBytes(5).toString('hex')}:`;
+}
+
+/** A clock tests move by hand. */
+export class FakeClock {
+  constructor(public now: number) {}
+  readonly fn = (): number => this.now;
+  advance(ms: number): void {
+    this.now += ms;
+  }
+}
+
+export interface Pipeline {
+  redis: Redis;
+  keys: Keys;
+  config: AppConfig;
+  clock: FakeClock;
+  producer: Producer;
+  consumer: RealtimeConsumer;
+  reader: ProfileReader;
+  close(): Promise<void>;
+}
+
+/** A fixed start time: 2026-01-01T00:00:00Z. */
+export const T0 = Date.UTC(2026, 0, 1);
+
+/**
+ * Producer, realtime consumer and reader on the test Redis under a fresh prefix, all on one
+ * fake clock. `tags` replaces the shipped tag config when given.
+ */
+export async function makePipeline(opts: { tags?: unknown[]; partitions?: number; now?: number } = {}): Promise<Pipeline> {
+  const tagConfig = opts.tags ? parseTagConfig({ realtime: opts.tags }) : undefined;
+  const config = resolveConfig({
+    redisUrl: testRedisUrl(),
+    prefix: uniquePrefix(),
+    partitions: opts.partitions ?? 2,
+    consumerName: 'test-consumer',
+    ...(tagConfig ? { tags: tagConfig } : {}),
+  });
+  const redis = await connectRedis(config.redisUrl!);
+  const keys = new Keys(config.prefix);
+  const clock = new FakeClock(opts.now ?? T0);
+  const producer = new Producer({ redis, keys, partitions: config.partitions, maxFutureSkewMs: config.maxFutureSkewMs, clock: clock.fn });
+  const consumer = new RealtimeConsumer({
+    redis, keys, partitions: config.partitions, tags: config.tags.realtime, consumerName: 'test-consumer', clock: clock.fn,
+  });
+  await consumer.init();
+  const reader = new ProfileReader(redis, keys, config.tags.realtime, clock.fn);
+  return {
+    redis, keys, config, clock, producer, consumer, reader,
+    async close() {
+      await consumer.stop();
+      await redis.quit();
+    },
+  };
+}
+
+/** Ingests events (throwing on validation errors) and lets the consumer process them. */
+export async function feed(p: Pipeline, events: Record<string, unknown>[]): Promise<string[]> {
+  const r = await p.producer.ingest(events);
+  if (!r.ok) throw new Error(`ingest rejected: ${JSON.stringify(r.errors)}`);
+  await p.consumer.drain();
+  return r.event_ids;
+}
+
+export type { WindowTag };
