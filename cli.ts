@@ -55,6 +55,7 @@ function configFrom(o: Record<string, unknown>): AppConfig {
     consumerName: o.consumerName as string | undefined,
     readCount: o.readCount as number | undefined,
     dataDir: env.PROFILE_DATA_DIR,
+    embeddedRedisPort: env.PROFILE_EMBEDDED_REDIS_PORT === undefined ? undefined : Number(env.PROFILE_EMBEDDED_REDIS_PORT),
   };
   return resolveConfig(input);
 }

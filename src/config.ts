@@ -6,8 +6,10 @@ export { ConfigError };
 
 /** Everything a profile-stream process is configured with; built once by the CLI. */
 export interface AppConfig {
-  /** Redis to use. Undefined: 127.0.0.1:6379, and `profile up` starts an embedded one if nothing answers there. */
+  /** Redis to use. Undefined: 127.0.0.1:`embeddedRedisPort`, and `profile up` starts an embedded one if nothing answers there. */
   redisUrl?: string;
+  /** Port of the default local Redis (127.0.0.1) that `profile up` uses or starts. @defaultValue 6379 */
+  embeddedRedisPort: number;
   /** Prefix of every key. @defaultValue `""` */
   prefix: string;
   /** Number of stream partitions `ev:{p0}`…; must not change while streams hold entries. @defaultValue 4 */
@@ -48,6 +50,7 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
   const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as ConfigInput;
   const { tagsFile, tags, ...rest } = defined;
   const config: AppConfig = {
+    embeddedRedisPort: 6379,
     prefix: '',
     partitions: 4,
     host: '127.0.0.1',
@@ -71,6 +74,7 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
     }
   };
   int('partitions', 1, 1024);
+  int('embeddedRedisPort', 1, 65535);
   int('port', 0, 65535);
   int('maxEventsPerRequest', 1, 1_000_000);
   int('maxProfilesPerRequest', 1, 10_000);

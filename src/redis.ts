@@ -3,9 +3,6 @@ import { defineScripts } from './lua/scripts';
 
 export type { Redis };
 
-/** The Redis used when none is configured. */
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
-
 /**
  * Opens a Redis connection with the product's scripts defined on it.
  * `lazyConnect` is left off: the caller awaits `ready`.

@@ -30,7 +30,7 @@ export class RedisServerMissingError extends Error {
   override name = 'RedisServerMissingError';
   constructor() {
     super(
-      'no Redis at 127.0.0.1:6379 and no redis-server on PATH: install one (Debian/Ubuntu: ' +
+      'no Redis answers on 127.0.0.1 and no redis-server is on PATH: install one (Debian/Ubuntu: ' +
         'sudo apt-get install redis-server; macOS: brew install redis), run `docker compose up -d redis`, ' +
         'or point REDIS_URL / --redis at a running server',
     );

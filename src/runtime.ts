@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { AppConfig } from './config';
 import { Keys } from './keys';
 import { Logger } from './logger';
-import { DEFAULT_REDIS_URL, connectRedis, redisAnswers } from './redis';
+import { connectRedis, redisAnswers } from './redis';
 import { RedisServerHandle, startRedisServer } from './redisServer';
 import { createApp } from './api/app';
 import { HttpServerHandle, listen } from './api/server';
@@ -22,15 +22,15 @@ export interface Runtime {
 
 /**
  * Connects to the configured Redis. With no Redis configured and nothing answering on
- * 127.0.0.1:6379, `allowEmbedded` starts a private redis-server there (AOF on, data under
+ * 127.0.0.1:6379 (`embeddedRedisPort`), `allowEmbedded` starts a private redis-server there (AOF on, data under
  * `<dataDir>/redis`); it is stopped by `closeRuntime`.
  */
 export async function openRuntime(config: AppConfig, logger: Logger, allowEmbedded = false): Promise<Runtime> {
-  let url = config.redisUrl ?? DEFAULT_REDIS_URL;
+  let url = config.redisUrl ?? `redis://127.0.0.1:${config.embeddedRedisPort}`;
   let embedded: RedisServerHandle | undefined;
   if (config.redisUrl === undefined && allowEmbedded && !(await redisAnswers(url))) {
     const dir = path.join(config.dataDir, 'redis');
-    embedded = await startRedisServer({ port: 6379, dir, appendonly: true });
+    embedded = await startRedisServer({ port: config.embeddedRedisPort, dir, appendonly: true });
     url = embedded.url;
     logger.info({ url, dir }, 'started embedded redis-server (AOF on); it stops when this process exits');
   }
