@@ -47,7 +47,8 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 /** Applies defaults to `input` and validates the result; throws ConfigError naming the bad option. */
 export function resolveConfig(input: ConfigInput = {}): AppConfig {
-  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as ConfigInput;
+  // Unset and empty values (an empty env var) both mean "use the default".
+  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined && v !== '')) as ConfigInput;
   const { tagsFile, tags, ...rest } = defined;
   const config: AppConfig = {
     embeddedRedisPort: 6379,

@@ -1,0 +1,100 @@
+import { expect } from 'chai';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { freePort } from '../../src/redisServer';
+import { redisAnswers } from '../../src/redis';
+import { runCli, runCliToEnd } from '../helpers/cli';
+import { testRedisUrl, uniquePrefix } from '../helpers/context';
+
+describe('profile CLI (real processes)', function () {
+  this.timeout(30_000);
+
+  it('lists every command in --help', async () => {
+    const { code, out } = await runCliToEnd(['--help']);
+    expect(code).to.equal(0);
+    for (const cmd of ['up', 'serve', 'consume', 'get', 'simulate']) expect(out).to.match(new RegExp(`^\\s+${cmd}\\b`, 'm'));
+  });
+
+  it('`up` ingests over HTTP, serves the profile, `get` reads it, and SIGTERM exits 0 after draining', async () => {
+    const prefix = uniquePrefix();
+    const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: prefix, LOG_LEVEL: 'info' };
+    const up = runCli(['up', '--port', '0'], env);
+    const [, port] = await up.waitFor(/"port":(\d+),"msg":"API listening"/);
+    await up.waitFor(/realtime consumer started/);
+    const base = `http://127.0.0.1:${port}`;
+    const now = Date.now();
+    const ndjson = [
+      { user_id: 'cli-user', type: 'impression', ts: now - 1000, ad_id: 'a1', campaign_id: 'c-1' },
+      { user_id: 'cli-user', type: 'impression', ts: now - 900, ad_id: 'a2', campaign_id: 'c-1' },
+      { user_id: 'cli-user', type: 'click', ts: now - 800, ad_id: 'a2', campaign_id: 'c-1' },
+      { user_id: 'cli-user', type: 'purchase', ts: now - 700, amount: 12.25 },
+    ].map((e) => JSON.stringify(e)).join('\n');
+    const res = await fetch(`${base}/events`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson });
+    expect(res.status).to.equal(202);
+
+    let profile: { tags: Record<string, unknown> } | undefined;
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const r = await fetch(`${base}/profile/cli-user`);
+      if (r.status === 200) {
+        profile = (await r.json()) as { tags: Record<string, unknown> };
+        if (profile.tags.spend_24h === 12.25) break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(profile!.tags).to.deep.equal({
+      views_5m: 2, views_1h: 2, clicks_5m: 1, clicks_24h: 1, purchases_24h: 1, spend_24h: 12.25,
+      distinct_ads_1h: 2, campaign_views_1h: { 'c-1': 2 },
+    });
+
+    const got = await runCliToEnd(['get', 'cli-user'], env);
+    expect(got.code).to.equal(0);
+    expect(JSON.parse(got.out).tags.clicks_24h).to.equal(1);
+    const missing = await runCliToEnd(['get', 'nobody'], env);
+    expect(missing.code).to.equal(1);
+    expect(missing.out).to.equal('profile: unknown user nobody\n');
+
+    up.child.kill('SIGTERM');
+    expect(await up.exited).to.equal(0);
+    expect(up.output()).to.match(/"msg":"stopped"/);
+  });
+
+  it('fails start-up with exit code 2 and a message naming the bad tag entry', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-cfg-'));
+    const file = path.join(dir, 'tags.json');
+    fs.writeFileSync(file, JSON.stringify({ realtime: [{ name: 'clicks_5m', event: 'click', aggregation: 'count', window: 'five' }] }));
+    const { code, out } = await runCliToEnd(['up', '--config', file, '--redis', testRedisUrl()]);
+    expect(code).to.equal(2);
+    expect(out).to.equal(`profile: ${file}: realtime[0] (clicks_5m): "window" must be a duration such as "30s", "5m", "24h", "7d" or a number of ms\n`);
+    fs.rmSync(dir, { recursive: true });
+  });
+
+  it('`up` without a Redis starts an embedded redis-server with AOF and stops it on exit', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-embedded-'));
+    const redisPort = await freePort();
+    const up = runCli(['up', '--port', '0'], {
+      REDIS_URL: '', PROFILE_EMBEDDED_REDIS_PORT: String(redisPort), PROFILE_DATA_DIR: dir, LOG_LEVEL: 'info',
+    });
+    await up.waitFor(/API listening/);
+    expect(up.output()).to.include('started embedded redis-server');
+    expect(await redisAnswers(`redis://127.0.0.1:${redisPort}`)).to.equal(true);
+    expect(fs.existsSync(path.join(dir, 'redis', 'appendonlydir'))).to.equal(true);
+    up.child.kill('SIGINT');
+    expect(await up.exited).to.equal(0);
+    expect(await redisAnswers(`redis://127.0.0.1:${redisPort}`)).to.equal(false);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('says in one line how to get Redis when none answers and redis-server is not on PATH', async () => {
+    const redisPort = await freePort();
+    const { code, out } = await runCliToEnd(['up', '--port', '0'], {
+      PATH: '/nonexistent', PROFILE_EMBEDDED_REDIS_PORT: String(redisPort), LOG_LEVEL: 'silent',
+    }, true);
+    expect(code).to.equal(1);
+    expect(out).to.equal(
+      'profile: no Redis answers on 127.0.0.1 and no redis-server is on PATH: install one (Debian/Ubuntu: sudo apt-get install redis-server; ' +
+        'macOS: brew install redis), run `docker compose up -d redis`, or point REDIS_URL / --redis at a running server\n',
+    );
+  });
+});
