@@ -70,14 +70,14 @@ function zipf(n: number, s: number, random: () => number): () => number {
 
 /**
  * Generates an ad funnel: mostly impressions; a click follows an impression of the same
- * user (about 4 % of them), a purchase follows a click (about 10 % of them), on the ad and
- * campaign the user last saw. Users and campaigns are Zipf-skewed.
+ * user (about 4 % of that user's events), and about 10 % of clicks lead to a purchase a
+ * few events later, on the ad and campaign the user last saw. Users and campaigns are Zipf-skewed.
  */
 export class TrafficGenerator {
   private readonly random: () => number;
   private readonly pickUser: () => number;
   private readonly pickCampaign: () => number;
-  private readonly lastSeen = new Map<number, { ad: string; campaign: string; clicked: boolean }>();
+  private readonly lastSeen = new Map<number, { ad: string; campaign: string; willBuy: boolean }>();
   private readonly runId: string;
   private n = 0;
 
@@ -95,19 +95,19 @@ export class TrafficGenerator {
     const event_id = `sim-${this.runId}-${++this.n}`;
     const seen = this.lastSeen.get(u);
     const r = this.random();
-    if (seen && seen.clicked && r < 0.1) {
-      seen.clicked = false;
+    if (seen?.willBuy && r < 0.3) {
+      seen.willBuy = false;
       const amount = Math.round(Math.exp(3 + this.random() * 1.6) * 100) / 100;
       return { event_id, user_id, type: 'purchase', ts: now, ad_id: seen.ad, campaign_id: seen.campaign, amount, currency: 'USD' };
     }
     if (seen && r < 0.04) {
-      seen.clicked = true;
+      seen.willBuy = this.random() < 0.1;
       return { event_id, user_id, type: 'click', ts: now, ad_id: seen.ad, campaign_id: seen.campaign };
     }
     const c = this.pickCampaign() + 1;
     const campaign = `c-${c}`;
     const ad = `ad-${c}-${1 + Math.floor(this.random() * 5)}`;
-    this.lastSeen.set(u, { ad, campaign, clicked: seen?.clicked ?? false });
+    this.lastSeen.set(u, { ad, campaign, willBuy: seen?.willBuy ?? false });
     return { event_id, user_id, type: 'impression', ts: now, ad_id: ad, campaign_id: campaign };
   }
 }
