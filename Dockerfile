@@ -1,0 +1,25 @@
+# Build stage: dev dependencies and the TypeScript compiler.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json ./
+COPY scripts ./scripts
+COPY cli.ts ./
+COPY src ./src
+COPY test ./test
+COPY config ./config
+RUN npm ci --no-audit --no-fund
+
+# Run stage: production dependencies and the compiled output only, as a non-root user.
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY config ./config
+RUN ln -s /app/dist/cli.js /usr/local/bin/profile && chmod +x /app/dist/cli.js
+USER node
+EXPOSE 8080
+# node is PID 1 here: the CLI handles SIGTERM itself (drains, acks, closes) and exits 0.
+ENTRYPOINT ["node", "/app/dist/cli.js"]
+CMD ["up", "--host", "0.0.0.0"]
