@@ -175,19 +175,29 @@ export class RealtimeConsumer {
     const toAck: string[] = [];
     const scripted: string[] = [];
     const pipeline = this.opts.redis.pipeline();
-    for (const [id, fields] of entries) {
-      if (fields === null) {
+    const parsedEntries = entries.map(([id, fields]) => ({
+      id,
+      fields,
+      parsed: fields === null ? null : validateEvent(fromStreamFields(fields), 0, { now, maxFutureSkewMs: Infinity, stored: true }),
+    }));
+    // The realtime hash shows tags as of each user's and type's last event of the batch.
+    const lastOfUserType = new Map<string, string>();
+    for (const { id, parsed } of parsedEntries) {
+      if (parsed?.ok) lastOfUserType.set(`${parsed.event.user_id}\0${parsed.event.type}`, id);
+    }
+    for (const { id, fields, parsed } of parsedEntries) {
+      if (fields === null || parsed === null) {
         // Deleted from the stream while pending: nothing left to process.
         toAck.push(id);
         continue;
       }
-      const parsed = validateEvent(fromStreamFields(fields), 0, { now, maxFutureSkewMs: Infinity, stored: true });
       if (!parsed.ok) {
         await this.deadLetter(stream, id, fields, parsed.errors.map((e) => `${e.field}: ${e.message}`).join('; '));
         toAck.push(id);
         continue;
       }
-      const args = this.scriptArgs(parsed.event, now);
+      const e = parsed.event;
+      const args = this.scriptArgs(e, now, lastOfUserType.get(`${e.user_id}\0${e.type}`) === id);
       if (args === null) {
         toAck.push(id); // no tag uses this type, or older than its longest window
         continue;
@@ -207,7 +217,7 @@ export class RealtimeConsumer {
   }
 
   /** KEYS and ARGV of updateWindows.lua for one event, or null when the event touches no window. */
-  private scriptArgs(e: ProfileEvent, now: number): (string | number)[] | null {
+  private scriptArgs(e: ProfileEvent, now: number, writeTags: boolean): (string | number)[] | null {
     const plan = this.plans.get(e.type);
     if (!plan || e.ts < now - plan.longest) return null;
     const k = this.opts.keys;
@@ -222,6 +232,7 @@ export class RealtimeConsumer {
       packed,
       plan.longest,
       this.overallLongest,
+      writeTags ? 1 : 0,
       ...plan.tagArgs,
     ];
   }

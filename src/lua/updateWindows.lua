@@ -1,7 +1,10 @@
 --[[
   Adds one event to a user's sliding window for its type, idempotently by event id, drops
-  what has fallen out of the type's longest window, refreshes TTLs, and rewrites the
-  type's tags in the realtime tag hash as of `now` (for inspection with redis-cli).
+  what has fallen out of the type's longest window, refreshes TTLs, records the event time
+  in the realtime tag hash and, when asked, rewrites the type's tags there as of `now`
+  (for inspection with redis-cli). The consumer asks only for the last event of a user and
+  type in each batch: evaluating tags is linear in the window, so doing it for every event
+  of a very active user would make a batch quadratic.
 
   Input:
     KEYS[1] window sorted set  u:{<user>}:w:<type>   member event_id, score event time (ms)
@@ -14,7 +17,8 @@
     ARGV[4] packed field values ("\31"-separated, WINDOW_FIELDS order)
     ARGV[5] longest window of this event type (ms)
     ARGV[6] longest window of any type (ms): lifetime of the realtime tag hash
-    ARGV[7] n, the number of tags of this event type; then for each tag 4 values:
+    ARGV[7] 1 to rewrite the type's tags in the realtime hash, 0 to skip that
+    ARGV[8] n, the number of tags of this event type; then for each tag 4 values:
             name, aggregation (count|sum|distinct|count_by), field index (1-based, 0 for
             count), window (ms)
 
@@ -57,9 +61,9 @@ rcall('PEXPIRE', KEYS[2], ttl)
 local lastEvent = tonumber(rcall('HGET', KEYS[3], 'last_event_at') or '0') or 0
 if ts > lastEvent then lastEvent = ts end
 local fields = { 'last_event_at', lastEvent, 'updated_at', now }
-local n = tonumber(ARGV[7])
+local n = ARGV[7] == '1' and tonumber(ARGV[8]) or 0
 for i = 0, n - 1 do
-  local base = 8 + i * 4
+  local base = 9 + i * 4
   local agg = ARGV[base + 1]
   local value = aggregateTag(KEYS[1], KEYS[2], agg, tonumber(ARGV[base + 2]), now - tonumber(ARGV[base + 3]), now)
   if agg == 'count_by' then

@@ -135,6 +135,15 @@ describe('sliding windows (real Redis, injected clock)', () => {
     });
   });
 
+  it('leaves the realtime hash at the state after the last event of a batch', async () => {
+    const events = Array.from({ length: 5 }, (_, i) => ({ user_id: 'busy', type: 'impression', ts: T0 - i * 1000, ad_id: `a${i % 2}`, campaign_id: 'c-1' }));
+    await feed(p, events);
+    expect(await p.redis.hgetall(p.keys.realtime('busy'))).to.deep.equal({
+      last_event_at: String(T0), updated_at: String(T0),
+      views_5m: '5', views_1h: '5', distinct_ads_1h: '2', campaign_views_1h: '{"c-1":5}',
+    });
+  });
+
   it('computes custom tags: sum of fractional amounts, distinct and count_by over any id field', async () => {
     await p.close();
     p = await makePipeline({
