@@ -24,6 +24,13 @@ export interface RealtimeConsumerOptions {
   logger?: Logger;
 }
 
+/**
+ * The realtime hash (for people, not for bidders) is rewritten on every batch for windows
+ * of up to this many events, and at most once per RT_REFRESH_MS for larger ones.
+ */
+const RT_EXACT_MAX_EVENTS = 1000;
+const RT_REFRESH_MS = 1000;
+
 interface TypePlan {
   longest: number;
   tagArgs: (string | number)[];
@@ -233,6 +240,9 @@ export class RealtimeConsumer {
       plan.longest,
       this.overallLongest,
       writeTags ? 1 : 0,
+      RT_EXACT_MAX_EVENTS,
+      RT_REFRESH_MS,
+      e.type,
       ...plan.tagArgs,
     ];
   }

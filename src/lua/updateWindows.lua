@@ -2,9 +2,12 @@
   Adds one event to a user's sliding window for its type, idempotently by event id, drops
   what has fallen out of the type's longest window, refreshes TTLs, records the event time
   in the realtime tag hash and, when asked, rewrites the type's tags there as of `now`
-  (for inspection with redis-cli). The consumer asks only for the last event of a user and
-  type in each batch: evaluating tags is linear in the window, so doing it for every event
-  of a very active user would make a batch quadratic.
+  (for inspection with redis-cli). Evaluating tags is linear in the window, so two rules
+  keep a very active user from making the consumer quadratic: the consumer asks only for
+  the last event of a user and type in each batch, and a window holding more than
+  ARGV[8] events has its tags rewritten at most once per ARGV[9] ms of `now` (the
+  `tags_at:<type>` field says when). GET /profile is never affected: it always computes
+  every tag at read time.
 
   Input:
     KEYS[1] window sorted set  u:{<user>}:w:<type>   member event_id, score event time (ms)
@@ -18,7 +21,10 @@
     ARGV[5] longest window of this event type (ms)
     ARGV[6] longest window of any type (ms): lifetime of the realtime tag hash
     ARGV[7] 1 to rewrite the type's tags in the realtime hash, 0 to skip that
-    ARGV[8] n, the number of tags of this event type; then for each tag 4 values:
+    ARGV[8] window size (events) above which tag rewrites are rate-limited
+    ARGV[9] least time (ms) between two tag rewrites of such a window
+    ARGV[10] event type (names the `tags_at:<type>` field)
+    ARGV[11] n, the number of tags of this event type; then for each tag 4 values:
             name, aggregation (count|sum|distinct|count_by), field index (1-based, 0 for
             count), window (ms)
 
@@ -61,9 +67,18 @@ rcall('PEXPIRE', KEYS[2], ttl)
 local lastEvent = tonumber(rcall('HGET', KEYS[3], 'last_event_at') or '0') or 0
 if ts > lastEvent then lastEvent = ts end
 local fields = { 'last_event_at', lastEvent, 'updated_at', now }
-local n = ARGV[7] == '1' and tonumber(ARGV[8]) or 0
+local n = 0
+if ARGV[7] == '1' then
+  local tagsAtField = 'tags_at:' .. ARGV[10]
+  local tagsAt = tonumber(rcall('HGET', KEYS[3], tagsAtField) or '0') or 0
+  if rcall('ZCARD', KEYS[1]) <= tonumber(ARGV[8]) or now - tagsAt >= tonumber(ARGV[9]) or now < tagsAt then
+    n = tonumber(ARGV[11])
+    fields[#fields + 1] = tagsAtField
+    fields[#fields + 1] = now
+  end
+end
 for i = 0, n - 1 do
-  local base = 9 + i * 4
+  local base = 12 + i * 4
   local agg = ARGV[base + 1]
   local value = aggregateTag(KEYS[1], KEYS[2], agg, tonumber(ARGV[base + 2]), now - tonumber(ARGV[base + 3]), now)
   if agg == 'count_by' then

@@ -126,6 +126,8 @@ describe('sliding windows (real Redis, injected clock)', () => {
     expect(await p.redis.hgetall(p.keys.realtime('u1'))).to.deep.equal({
       last_event_at: String(T0),
       updated_at: String(T0),
+      'tags_at:impression': String(T0),
+      'tags_at:purchase': String(T0),
       views_5m: '1',
       views_1h: '1',
       distinct_ads_1h: '1',
@@ -139,9 +141,23 @@ describe('sliding windows (real Redis, injected clock)', () => {
     const events = Array.from({ length: 5 }, (_, i) => ({ user_id: 'busy', type: 'impression', ts: T0 - i * 1000, ad_id: `a${i % 2}`, campaign_id: 'c-1' }));
     await feed(p, events);
     expect(await p.redis.hgetall(p.keys.realtime('busy'))).to.deep.equal({
-      last_event_at: String(T0), updated_at: String(T0),
+      last_event_at: String(T0), updated_at: String(T0), 'tags_at:impression': String(T0),
       views_5m: '5', views_1h: '5', distinct_ads_1h: '2', campaign_views_1h: '{"c-1":5}',
     });
+  });
+
+  it('rewrites the realtime hash of a window over 1000 events at most once a second; reads stay exact', async () => {
+    const burst = (n: number, from: number) =>
+      Array.from({ length: n }, (_, i) => ({ user_id: 'bot', type: 'click', ts: clock.now - 1000, event_id: `b${from + i}` }));
+    await feed(p, burst(1000, 0));
+    expect(await p.redis.hget(p.keys.realtime('bot'), 'clicks_5m')).to.equal('1000');
+    clock.advance(999);
+    await feed(p, burst(1, 1000)); // 1001 events, last rewrite 999 ms ago: skipped
+    expect(await p.redis.hmget(p.keys.realtime('bot'), 'clicks_5m', 'last_event_at')).to.deep.equal(['1000', String(T0 - 1000 + 999)]);
+    expect((await p.reader.read('bot'))!.tags.clicks_5m).to.equal(1001);
+    clock.advance(1);
+    await feed(p, burst(1, 1001)); // 1000 ms since the last rewrite: rewritten
+    expect(await p.redis.hget(p.keys.realtime('bot'), 'clicks_5m')).to.equal('1002');
   });
 
   it('computes custom tags: sum of fractional amounts, distinct and count_by over any id field', async () => {
