@@ -25,11 +25,13 @@ export interface RealtimeConsumerOptions {
 }
 
 /**
- * The realtime hash (for people, not for bidders) is rewritten on every batch for windows
- * of up to this many events, and at most once per RT_REFRESH_MS for larger ones.
+ * The realtime hash (for people, not for bidders) gets its tags rewritten on every batch
+ * for windows of up to RT_EXACT_MAX_EVENTS events; a larger window of N events at most
+ * once per N * RT_MS_PER_EVENT ms, so rewrites scan at most ~1000 events per window and
+ * second however fast a user's events come.
  */
 const RT_EXACT_MAX_EVENTS = 1000;
-const RT_REFRESH_MS = 1000;
+const RT_MS_PER_EVENT = 1;
 
 interface TypePlan {
   longest: number;
@@ -241,7 +243,7 @@ export class RealtimeConsumer {
       this.overallLongest,
       writeTags ? 1 : 0,
       RT_EXACT_MAX_EVENTS,
-      RT_REFRESH_MS,
+      RT_MS_PER_EVENT,
       e.type,
       ...plan.tagArgs,
     ];

@@ -4,9 +4,10 @@
   in the realtime tag hash and, when asked, rewrites the type's tags there as of `now`
   (for inspection with redis-cli). Evaluating tags is linear in the window, so two rules
   keep a very active user from making the consumer quadratic: the consumer asks only for
-  the last event of a user and type in each batch, and a window holding more than
-  ARGV[8] events has its tags rewritten at most once per ARGV[9] ms of `now` (the
-  `tags_at:<type>` field says when). GET /profile is never affected: it always computes
+  the last event of a user and type in each batch, and a window holding N > ARGV[8]
+  events has its tags rewritten at most once per N * ARGV[9] ms of `now` (the
+  `tags_at:<type>` field says when), which bounds the scanning per window and second
+  whatever the user's event rate. GET /profile is never affected: it always computes
   every tag at read time.
 
   Input:
@@ -22,7 +23,7 @@
     ARGV[6] longest window of any type (ms): lifetime of the realtime tag hash
     ARGV[7] 1 to rewrite the type's tags in the realtime hash, 0 to skip that
     ARGV[8] window size (events) above which tag rewrites are rate-limited
-    ARGV[9] least time (ms) between two tag rewrites of such a window
+    ARGV[9] ms per event in such a window that must pass between two tag rewrites
     ARGV[10] event type (names the `tags_at:<type>` field)
     ARGV[11] n, the number of tags of this event type; then for each tag 4 values:
             name, aggregation (count|sum|distinct|count_by), field index (1-based, 0 for
@@ -71,7 +72,8 @@ local n = 0
 if ARGV[7] == '1' then
   local tagsAtField = 'tags_at:' .. ARGV[10]
   local tagsAt = tonumber(rcall('HGET', KEYS[3], tagsAtField) or '0') or 0
-  if rcall('ZCARD', KEYS[1]) <= tonumber(ARGV[8]) or now - tagsAt >= tonumber(ARGV[9]) or now < tagsAt then
+  local size = rcall('ZCARD', KEYS[1])
+  if size <= tonumber(ARGV[8]) or now - tagsAt >= size * tonumber(ARGV[9]) or now < tagsAt then
     n = tonumber(ARGV[11])
     fields[#fields + 1] = tagsAtField
     fields[#fields + 1] = now
