@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { AppConfig, ConfigError, ConfigInput, resolveConfig } from './src/config';
 import { createLogger } from './src/logger';
 import { RedisServerMissingError } from './src/redisServer';
-import { closeRuntime, openRuntime, runRoles } from './src/runtime';
+import { closeRuntime, openRuntime, runRoles, shutdownSignal } from './src/runtime';
 import { ProfileReader } from './src/profile';
 import { ID_PATTERN } from './src/event';
 import { simulate } from './src/simulate';
@@ -63,8 +63,9 @@ function configFrom(o: Record<string, unknown>): AppConfig {
 async function runProcess(o: Record<string, unknown>, roles: { api?: boolean; realtime?: boolean }, allowEmbedded: boolean) {
   const config = configFrom(o);
   const logger = createLogger(config.logLevel);
+  const stop = shutdownSignal(logger);
   const rt = await openRuntime(config, logger, allowEmbedded);
-  await runRoles(rt, roles);
+  await runRoles(rt, roles, stop);
 }
 
 const program = new Command('profile')

@@ -79,29 +79,43 @@ export async function startRealtime(rt: Runtime): Promise<RealtimeConsumer> {
 }
 
 /**
- * Runs the roles of one process until SIGINT/SIGTERM, then shuts down in order: stop
- * accepting requests, let the consumer finish and ack its batch, close Redis (and the
- * embedded server). A second signal exits at once with code 1.
+ * Resolves on the first SIGINT/SIGTERM; a second one exits at once with code 1. Call it
+ * before starting anything, so a signal during start-up still shuts down in order (and
+ * stops an embedded Redis) instead of killing the process with the default handler.
  */
-export async function runRoles(rt: Runtime, roles: { api?: boolean; realtime?: boolean }): Promise<void> {
-  const http = roles.api ? await startApi(rt) : undefined;
-  const consumer = roles.realtime ? await startRealtime(rt) : undefined;
-  await new Promise<void>((resolve) => {
+export function shutdownSignal(logger: Logger): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
     let signalled = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (signalled) {
-        rt.logger.warn({ signal }, 'second signal: exiting now');
+        logger.warn({ signal }, 'second signal: exiting now');
         process.exit(1);
       }
       signalled = true;
-      rt.logger.info({ signal }, 'shutting down');
-      resolve();
+      logger.info({ signal }, 'shutting down');
+      resolve(signal);
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
-  await http?.close();
-  await consumer?.stop();
-  await closeRuntime(rt);
+}
+
+/**
+ * Runs the roles of one process until `stop` resolves, then shuts down in order: stop
+ * accepting requests, let the consumer finish and ack its batch, close Redis (and the
+ * embedded server).
+ */
+export async function runRoles(rt: Runtime, roles: { api?: boolean; realtime?: boolean }, stop: Promise<unknown>): Promise<void> {
+  let http: HttpServerHandle | undefined;
+  let consumer: RealtimeConsumer | undefined;
+  try {
+    if (roles.api) http = await startApi(rt);
+    if (roles.realtime) consumer = await startRealtime(rt);
+    await stop;
+  } finally {
+    await http?.close();
+    await consumer?.stop();
+    await closeRuntime(rt);
+  }
   rt.logger.info('stopped');
 }
