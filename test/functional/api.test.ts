@@ -124,6 +124,24 @@ describe('HTTP API (real Redis, real HTTP)', () => {
     });
   });
 
+  it('reads a profile in exactly one Redis command (one EVALSHA round trip)', async () => {
+    await post('/events', JSON.stringify([{ user_id: 'one', type: 'purchase', ts: T0, amount: 1, campaign_id: 'c' }]));
+    await p.consumer.drain();
+    await fetch(`${base}/profile/one`); // the first call may load the script (NOSCRIPT, then EVAL)
+    // MONITOR shows every command with its source: the client's, and the script's ("lua").
+    const monitor = await p.redis.monitor();
+    const seen: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua' && args[0] !== 'monitor') seen.push(`${args[0].toLowerCase()} ${args[3] ?? ''}`);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const res = await fetch(`${base}/profile/one`);
+    expect(res.status).to.equal(200);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    monitor.disconnect();
+    expect(seen).to.deep.equal([`evalsha ${p.keys.window('one', 'impression')}`]);
+  });
+
   it('returns many profiles with POST /profiles, in request order', async () => {
     await post('/events', JSON.stringify([{ user_id: 'x', type: 'click', ts: T0 }, { user_id: 'y', type: 'click', ts: T0 }]));
     await p.consumer.drain();

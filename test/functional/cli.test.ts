@@ -60,6 +60,31 @@ describe('profile CLI (real processes)', function () {
     expect(up.output()).to.match(/"msg":"stopped"/);
   });
 
+  it('`serve` and `consume` run as separate processes and together make the full path', async () => {
+    const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix(), LOG_LEVEL: 'info' };
+    const serve = runCli(['serve', '--port', '0'], env);
+    const consume = runCli(['consume', '--consumer-name', 'rt-proc-1'], env);
+    const [, port] = await serve.waitFor(/"port":(\d+),"msg":"API listening"/);
+    await consume.waitFor(/realtime consumer started/);
+    const base = `http://127.0.0.1:${port}`;
+    const events = Array.from({ length: 30 }, (_, i) => ({ user_id: `sep-${i % 3}`, type: 'click', ts: Date.now() - 100 }));
+    expect((await fetch(`${base}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })).status).to.equal(202);
+    let clicks: unknown;
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && clicks !== 10) {
+      const r = await fetch(`${base}/profile/sep-2`);
+      if (r.status === 200) clicks = ((await r.json()) as { tags: Record<string, unknown> }).tags.clicks_5m;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(clicks).to.equal(10);
+    const status = (await (await fetch(`${base}/status`)).json()) as { partitions: { groups: { name: string; consumers: number; pending: number }[] }[] };
+    for (const part of status.partitions) expect(part.groups).to.deep.include({ ...part.groups[0], name: 'realtime', pending: 0, consumers: 1 });
+    serve.child.kill('SIGTERM');
+    consume.child.kill('SIGTERM');
+    expect(await serve.exited).to.equal(0);
+    expect(await consume.exited).to.equal(0);
+  });
+
   it('fails start-up with exit code 2 and a message naming the bad tag entry', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-cfg-'));
     const file = path.join(dir, 'tags.json');
