@@ -10,6 +10,7 @@ import { HttpServerHandle, listen } from './api/server';
 import { Producer } from './producer/producer';
 import { ProfileReader } from './profile';
 import { RealtimeConsumer } from './consumers/realtime';
+import { ensureGroups } from './consumers/groups';
 
 /** A connected process: its Redis, key names, and what it must close on exit. */
 export interface Runtime {
@@ -48,6 +49,8 @@ export async function closeRuntime(rt: Runtime): Promise<void> {
 /** Starts the HTTP API on the runtime's Redis. */
 export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   const { config, redis, keys, logger } = rt;
+  // Groups exist before the first event is accepted, so no trim can ever skip a group.
+  await ensureGroups(redis, keys.streams(config.partitions));
   const producer = new Producer({ redis, keys, partitions: config.partitions, maxFutureSkewMs: config.maxFutureSkewMs });
   const reader = new ProfileReader(redis, keys, config.tags.realtime);
   const app = createApp({

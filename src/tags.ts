@@ -26,11 +26,54 @@ export interface WindowTag {
   windowMs: number;
 }
 
+/** How an offline tag folds a user's whole history (as of the batch's as-of time). */
+export const OFFLINE_AGGREGATIONS = ['count', 'sum', 'first_seen', 'last_seen', 'active_days'] as const;
+export type OfflineAggregation = (typeof OFFLINE_AGGREGATIONS)[number];
+
+/**
+ * An offline tag: a long-term aggregation over the ODS, computed by `profile batch`.
+ * `first_seen`/`last_seen` are event times (epoch ms); `active_days` counts distinct UTC
+ * dates with an event.
+ */
+export interface OfflineTag {
+  name: string;
+  aggregation: OfflineAggregation;
+  /** Only events of this type (all types when absent). */
+  event?: EventType;
+  /** The summed field (`sum` only). */
+  field?: 'amount';
+  /** Only events at most this old at the as-of time (all history when absent). */
+  windowMs?: number;
+}
+
+export const COMPARISONS = ['>=', '>', '<=', '<', '==', '!='] as const;
+export const AGE_TESTS = ['within', 'older_than'] as const;
+
+/**
+ * One condition of a segment rule: a numeric comparison of a tag with a value, or an age
+ * test of a time tag (`within 7d`: as-of minus the tag is at most 7 days; `older_than 30d`:
+ * more than 30 days).
+ */
+export type SegmentCondition =
+  | { tag: string; op: (typeof COMPARISONS)[number]; value: number }
+  | { tag: string; op: (typeof AGE_TESTS)[number]; valueMs: number };
+
+/** A segment: the first rule whose conditions all hold gives the user's `segment_id`. */
+export interface SegmentRule {
+  id: string;
+  when: SegmentCondition[];
+}
+
 /** Every tag definition the product computes, loaded from one JSON file. */
 export interface TagConfig {
   source: string;
   realtime: WindowTag[];
+  offline: OfflineTag[];
+  segments: SegmentRule[];
 }
+
+/** The offline tag that holds the user's segment. */
+export const SEGMENT_TAG = 'segment_id';
 
 /** The tag file shipped with the product (this module runs from dist/src/). */
 export const DEFAULT_TAGS_FILE = path.join(__dirname, '..', '..', 'config', 'tags.json');
@@ -68,7 +111,7 @@ export function parseTagConfig(json: unknown, source = 'tag config'): TagConfig 
   }
   const top = json as Record<string, unknown>;
   for (const key of Object.keys(top)) {
-    if (key !== 'realtime') throw new ConfigError(`${source}: unknown top-level key "${key}"`);
+    if (key !== 'realtime' && key !== 'offline') throw new ConfigError(`${source}: unknown top-level key "${key}"`);
   }
   if (!Array.isArray(top.realtime) || top.realtime.length === 0) {
     throw new ConfigError(`${source}: "realtime" must be a non-empty array of tag definitions`);
@@ -80,7 +123,100 @@ export function parseTagConfig(json: unknown, source = 'tag config'): TagConfig 
     seen.add(tag.name);
     return tag;
   });
-  return { source, realtime };
+  const { offline, segments } = parseOffline(top.offline, source, seen);
+  return { source, realtime, offline, segments };
+}
+
+function parseOffline(json: unknown, source: string, names: Set<string>): { offline: OfflineTag[]; segments: SegmentRule[] } {
+  if (json === undefined) return { offline: [], segments: [] };
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new ConfigError(`${source}: "offline" must be an object with "tags" and "segments" arrays`);
+  }
+  const o = json as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (key !== 'tags' && key !== 'segments') throw new ConfigError(`${source}: offline: unknown key "${key}"`);
+  }
+  if (!Array.isArray(o.tags)) throw new ConfigError(`${source}: offline.tags must be an array`);
+  const offline = o.tags.map((entry, i) => {
+    const tag = parseOfflineTag(entry, `${source}: offline.tags[${i}]`);
+    if (names.has(tag.name) || tag.name === SEGMENT_TAG) {
+      throw new ConfigError(`${source}: offline.tags[${i}] (${tag.name}): name already used by another tag`);
+    }
+    names.add(tag.name);
+    return tag;
+  });
+  const segments = o.segments === undefined ? [] : parseSegments(o.segments, source, offline);
+  return { offline, segments };
+}
+
+function parseOfflineTag(entry: unknown, where: string): OfflineTag {
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(`${where}: must be an object`);
+  const e = entry as Record<string, unknown>;
+  const label = typeof e.name === 'string' ? `${where} (${e.name})` : where;
+  const bad = (msg: string): never => {
+    throw new ConfigError(`${label}: ${msg}`);
+  };
+  for (const key of Object.keys(e)) {
+    if (!['name', 'event', 'aggregation', 'field', 'window'].includes(key)) bad(`unknown key "${key}"`);
+  }
+  if (typeof e.name !== 'string' || !NAME.test(e.name)) bad('"name" must match [a-z][a-z0-9_]* (at most 64 characters)');
+  if (!(OFFLINE_AGGREGATIONS as readonly unknown[]).includes(e.aggregation)) bad(`"aggregation" must be one of ${OFFLINE_AGGREGATIONS.join(', ')}`);
+  if (e.event !== undefined && !(EVENT_TYPES as readonly unknown[]).includes(e.event)) bad(`"event" must be one of ${EVENT_TYPES.join(', ')}`);
+  const tag: OfflineTag = { name: e.name as string, aggregation: e.aggregation as OfflineAggregation };
+  if (e.event !== undefined) tag.event = e.event as EventType;
+  if (tag.aggregation === 'sum') {
+    if (e.field !== 'amount') bad('sum needs "field": "amount"');
+    tag.field = 'amount';
+  } else if (e.field !== undefined) {
+    bad(`"field" is not used by ${tag.aggregation}`);
+  }
+  if (e.window !== undefined) {
+    const ms = parseDuration(e.window);
+    if (ms === undefined) bad('"window" must be a duration such as "7d", "30d" or a number of ms');
+    tag.windowMs = ms;
+  }
+  return tag;
+}
+
+function parseSegments(json: unknown, source: string, tags: OfflineTag[]): SegmentRule[] {
+  if (!Array.isArray(json) || json.length === 0) throw new ConfigError(`${source}: offline.segments must be a non-empty array`);
+  const ids = new Set<string>();
+  const rules = json.map((entry, i) => {
+    const where = `${source}: offline.segments[${i}]`;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(`${where}: must be an object`);
+    const e = entry as Record<string, unknown>;
+    const label = typeof e.id === 'string' ? `${where} (${e.id})` : where;
+    const bad = (msg: string): never => {
+      throw new ConfigError(`${label}: ${msg}`);
+    };
+    for (const key of Object.keys(e)) if (key !== 'id' && key !== 'when') bad(`unknown key "${key}"`);
+    if (typeof e.id !== 'string' || !NAME.test(e.id)) bad('"id" must match [a-z][a-z0-9_]* (at most 64 characters)');
+    if (ids.has(e.id as string)) bad('duplicate segment id');
+    ids.add(e.id as string);
+    if (!Array.isArray(e.when)) bad('"when" must be an array of conditions ([] matches every user)');
+    const when = (e.when as unknown[]).map((c, j): SegmentCondition => {
+      const cbad = (msg: string): never => bad(`when[${j}]: ${msg}`);
+      if (typeof c !== 'object' || c === null || Array.isArray(c)) cbad('must be an object { tag, op, value }');
+      const cond = c as Record<string, unknown>;
+      for (const key of Object.keys(cond)) if (!['tag', 'op', 'value'].includes(key)) cbad(`unknown key "${key}"`);
+      const tag = tags.find((t) => t.name === cond.tag);
+      if (!tag) cbad(`"tag" must name an offline tag (${tags.map((t) => t.name).join(', ')})`);
+      if ((AGE_TESTS as readonly unknown[]).includes(cond.op)) {
+        if (tag!.aggregation !== 'first_seen' && tag!.aggregation !== 'last_seen') cbad(`${String(cond.op)} needs a first_seen or last_seen tag`);
+        const valueMs = parseDuration(cond.value);
+        if (valueMs === undefined) cbad('"value" must be a duration such as "7d"');
+        return { tag: cond.tag as string, op: cond.op as (typeof AGE_TESTS)[number], valueMs: valueMs! };
+      }
+      if (!(COMPARISONS as readonly unknown[]).includes(cond.op)) cbad(`"op" must be one of ${[...COMPARISONS, ...AGE_TESTS].join(', ')}`);
+      if (typeof cond.value !== 'number' || !Number.isFinite(cond.value)) cbad('"value" must be a finite number');
+      return { tag: cond.tag as string, op: cond.op as (typeof COMPARISONS)[number], value: cond.value as number };
+    });
+    return { id: e.id as string, when };
+  });
+  if (rules[rules.length - 1].when.length !== 0) {
+    throw new ConfigError(`${source}: offline.segments: the last rule must have "when": [] so every user gets a segment`);
+  }
+  return rules;
 }
 
 function parseWindowTag(entry: unknown, where: string): WindowTag {

@@ -1,23 +1,39 @@
 import type { Redis } from 'ioredis';
+import { callScript } from '../lua/scripts';
 
 /** Consumer group names. */
-export const GROUPS = { realtime: 'realtime' } as const;
+export const GROUPS = { realtime: 'realtime', archive: 'archive' } as const;
+export type GroupName = (typeof GROUPS)[keyof typeof GROUPS];
+
+/** Every group that must have finished an entry before it may be trimmed. */
+export const REQUIRED_GROUPS: GroupName[] = [GROUPS.realtime, GROUPS.archive];
 
 /**
- * Creates `group` on every stream (creating empty streams as needed) reading from the
- * beginning, so entries written before the group existed are still processed.
- * An existing group is left as it is.
+ * Creates each group on every stream (creating empty streams as needed) reading from the
+ * beginning, so entries written before a group existed are still processed by it.
+ * Existing groups are left as they are.
  */
-export async function ensureGroup(redis: Redis, streams: string[], group: string): Promise<void> {
+export async function ensureGroups(redis: Redis, streams: string[], groups: readonly string[] = REQUIRED_GROUPS): Promise<void> {
   await Promise.all(
-    streams.map(async (stream) => {
-      try {
-        await redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
-      } catch (err) {
-        if (!/BUSYGROUP/.test((err as Error).message)) throw err;
-      }
-    }),
+    streams.flatMap((stream) =>
+      groups.map(async (group) => {
+        try {
+          await redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
+        } catch (err) {
+          if (!/BUSYGROUP/.test((err as Error).message)) throw err;
+        }
+      }),
+    ),
   );
+}
+
+/**
+ * Trims `stream` below the lowest id any group still needs (trimStream.lua); never below
+ * an entry some group has not finished, and not at all while a required group is missing.
+ * Returns the number of entries removed (-1: a required group is missing).
+ */
+export async function trimBelowSafeId(redis: Redis, stream: string): Promise<number> {
+  return (await callScript(redis, 'trimStream', [stream, ...REQUIRED_GROUPS])) as number;
 }
 
 /** One stream entry as XREADGROUP returns it; `fields` is null for an entry deleted while pending. */

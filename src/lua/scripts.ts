@@ -20,6 +20,7 @@ export function loadLua(name: string): string {
 const SCRIPTS: Record<string, number | undefined> = {
   updateWindows: 3,
   readProfile: undefined,
+  trimStream: 1,
 };
 
 const sources = new Map<string, string>();

@@ -164,10 +164,11 @@ describe('HTTP API (real Redis, real HTTP)', () => {
     const before = (await (await fetch(`${base}/status`)).json()) as { partitions: { length: number; groups: { name: string; lag: number }[] }[] };
     expect(before.partitions).to.have.length(4);
     expect(before.partitions.reduce((n, x) => n + x.length, 0)).to.equal(1);
-    expect(before.partitions.reduce((n, x) => n + x.groups[0].lag, 0)).to.equal(1);
+    expect(before.partitions.reduce((n, x) => n + x.groups.find((g) => g.name === 'realtime')!.lag, 0)).to.equal(1);
+    expect(before.partitions.map((x) => x.groups.map((g) => g.name).sort())).to.deep.equal(Array(4).fill(['archive', 'realtime']));
     await p.consumer.drain();
     const after = (await (await fetch(`${base}/status`)).json()) as typeof before;
-    expect(after.partitions.reduce((n, x) => n + x.groups[0].lag, 0)).to.equal(0);
+    expect(after.partitions.reduce((n, x) => n + x.groups.find((g) => g.name === 'realtime')!.lag, 0)).to.equal(0);
   });
 
   it('answers unknown routes with 404 JSON', async () => {

@@ -1,0 +1,193 @@
+import type { Redis } from 'ioredis';
+import { Keys } from '../keys';
+import { Logger, silentLogger } from '../logger';
+import { GroupName, ReadReply, StreamEntry, ensureGroups, trimBelowSafeId } from './groups';
+
+export interface GroupConsumerOptions {
+  /** Connection for processing, acks and trims. */
+  redis: Redis;
+  /** Dedicated connection for blocking XREADGROUP; created from `redis` when absent (and then closed by `stop`). */
+  blockingRedis?: Redis;
+  keys: Keys;
+  partitions: number;
+  consumerName: string;
+  /** Entries per read. @defaultValue 500 */
+  readCount?: number;
+  /** Block time of a read (ms). @defaultValue 2000 */
+  blockMs?: number;
+  /** Period of the trim timer (ms); 0 turns the timer off (trims after acks still run). @defaultValue 5000 */
+  trimIntervalMs?: number;
+  logger?: Logger;
+}
+
+/**
+ * A member of one consumer group reading every stream partition: own pending entries
+ * first (after a restart), then new ones; `handle` processes a stream's entries and says
+ * which may be acked; after acking, the stream is trimmed below what every group has
+ * finished. Subclasses are the realtime and archive consumers.
+ */
+export abstract class GroupConsumer {
+  protected readonly streams: string[];
+  protected readonly log: Logger;
+  /** Per stream: the id to read from; '0'-based ids while recovering own pending entries, then '>'. */
+  private readonly cursor = new Map<string, string>();
+  private blocking?: Redis;
+  private ownsBlocking = false;
+  /** CLIENT ID of the blocking connection, fetched while it is idle (see stop()). */
+  private blockingId?: number;
+  private running?: Promise<void>;
+  private trimTimer?: NodeJS.Timeout;
+  private stopping = false;
+  /** Entries acked by this consumer (for summaries and tests). */
+  processed = 0;
+
+  constructor(
+    readonly group: GroupName,
+    protected readonly base: GroupConsumerOptions,
+  ) {
+    this.streams = base.keys.streams(base.partitions);
+    this.log = (base.logger ?? silentLogger).child({ component: group, consumer: base.consumerName });
+    for (const s of this.streams) this.cursor.set(s, '0');
+  }
+
+  /**
+   * Processes the entries of one stream and resolves with the ids that may be acked (an
+   * entry whose effect is not durable yet must not be among them).
+   */
+  protected abstract handle(stream: string, entries: StreamEntry[]): Promise<string[]>;
+
+  /** Creates every consumer group where missing. */
+  async init(): Promise<void> {
+    await ensureGroups(this.base.redis, this.streams);
+  }
+
+  /** Starts the read loop (and the trim timer) in the background; resolves once the groups exist. */
+  async start(): Promise<void> {
+    await this.init();
+    if (this.base.blockingRedis) {
+      this.blocking = this.base.blockingRedis;
+    } else {
+      this.blocking = this.base.redis.duplicate();
+      this.ownsBlocking = true;
+    }
+    const blocking = this.blocking;
+    const fetchId = async () => {
+      this.blockingId = (await blocking.client('ID')) as number;
+    };
+    await fetchId();
+    blocking.on('ready', () => void fetchId().catch(() => undefined));
+    const interval = this.base.trimIntervalMs ?? 5000;
+    if (interval > 0) {
+      this.trimTimer = setInterval(() => void this.trimAll().catch((err) => this.log.warn({ err }, 'trim failed')), interval);
+    }
+    this.running = this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      try {
+        await this.processOnce(true);
+      } catch (err) {
+        if (this.stopping) break;
+        this.log.error({ err }, 'read loop failed; retrying in 1 s');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  /**
+   * Stops reading, lets the batch in flight finish (processed and acked), and closes the
+   * blocking connection if this consumer created it.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.trimTimer) clearInterval(this.trimTimer);
+    if (this.blockingId !== undefined && this.running) {
+      // Wake the blocked XREADGROUP now instead of waiting out its block time; it then
+      // returns as on a timeout, so no entry is read and left unprocessed.
+      try {
+        await this.base.redis.client('UNBLOCK', this.blockingId);
+      } catch (err) {
+        this.log.debug({ err }, 'CLIENT UNBLOCK failed; waiting for the read to time out');
+      }
+    }
+    await this.running;
+    this.running = undefined;
+    await this.closeResources();
+    if (this.ownsBlocking) this.blocking?.disconnect();
+  }
+
+  /** Releases what a subclass holds open (files); called once the loop has ended. */
+  protected async closeResources(): Promise<void> {}
+
+  /** Processes everything currently readable (own pending entries first), without blocking. */
+  async drain(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.processOnce(false);
+      if (n === 0) return total;
+      total += n;
+    }
+  }
+
+  /**
+   * One read and its processing. Returns the number of entries read (0 = nothing to do).
+   * While recovering this consumer's own pending entries (after a restart) it reads
+   * history, which never blocks; then it reads new entries with `>`.
+   */
+  async processOnce(block: boolean): Promise<number> {
+    for (;;) {
+      const recovering = this.streams.some((s) => this.cursor.get(s) !== '>');
+      const read = await this.readAndProcess(block);
+      // A history read that came back empty has switched its streams to '>': read new entries now.
+      if (read > 0 || !recovering) return read;
+    }
+  }
+
+  private async readAndProcess(block: boolean): Promise<number> {
+    const ids = this.streams.map((s) => this.cursor.get(s)!);
+    const recovering = ids.some((id) => id !== '>');
+    const conn = block ? (this.blocking ?? this.base.redis) : this.base.redis;
+    const args: (string | number)[] = ['GROUP', this.group, this.base.consumerName, 'COUNT', this.base.readCount ?? 500];
+    if (block && !recovering) args.push('BLOCK', this.base.blockMs ?? 2000);
+    args.push('STREAMS', ...this.streams, ...ids);
+    const reply = (await conn.call('XREADGROUP', ...args)) as ReadReply;
+    const byStream = new Map<string, StreamEntry[]>(reply ?? []);
+    let read = 0;
+    for (const stream of this.streams) {
+      const entries = byStream.get(stream) ?? [];
+      const cursor = this.cursor.get(stream)!;
+      if (cursor !== '>') {
+        // Pending history exhausted: switch this stream to new entries.
+        if (entries.length === 0) this.cursor.set(stream, '>');
+        else this.cursor.set(stream, entries[entries.length - 1][0]);
+      }
+      if (entries.length === 0) continue;
+      read += entries.length;
+      const toAck = await this.handle(stream, entries);
+      if (toAck.length > 0) {
+        await this.base.redis.xack(stream, this.group, ...toAck);
+        this.processed += toAck.length;
+        await trimBelowSafeId(this.base.redis, stream);
+      }
+    }
+    return read;
+  }
+
+  /** Trims every partition below what all groups have finished. */
+  async trimAll(): Promise<number> {
+    let trimmed = 0;
+    for (const stream of this.streams) trimmed += Math.max(0, await trimBelowSafeId(this.base.redis, stream));
+    return trimmed;
+  }
+
+  /** Copies an unprocessable entry to the dead-letter stream; the caller acks it afterwards. */
+  protected async deadLetter(stream: string, id: string, fields: string[], error: string): Promise<void> {
+    this.log.warn({ stream, id, error }, 'entry dead-lettered');
+    await this.base.redis.xadd(
+      this.base.keys.deadLetters(), '*',
+      'stream', stream, 'id', id, 'group', this.group, 'consumer', this.base.consumerName,
+      'error', error, 'fields', JSON.stringify(fields),
+    );
+  }
+}
