@@ -3,7 +3,12 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { AppConfig, ConfigError, ConfigInput, resolveConfig } from './src/config';
 import { createLogger } from './src/logger';
 import { RedisServerMissingError } from './src/redisServer';
-import { closeRuntime, openRuntime, runRoles, shutdownSignal } from './src/runtime';
+import { Roles, Runtime, closeRuntime, openRuntime, runRoles, shutdownSignal } from './src/runtime';
+import { BatchBusyError, runBatch } from './src/batch/run';
+import { verifyWindows } from './src/batch/verify';
+import { streamStatus } from './src/status';
+import { formatStatus } from './src/statusReport';
+import { listOdsFiles } from './src/ods';
 import { ProfileReader } from './src/profile';
 import { ID_PATTERN } from './src/event';
 import { simulate } from './src/simulate';
@@ -24,7 +29,8 @@ function withRedisOptions(cmd: Command): Command {
     .addOption(new Option('--prefix <prefix>', 'prefix of every key').env('PROFILE_PREFIX'))
     .addOption(new Option('--partitions <n>', 'number of stream partitions').env('PROFILE_PARTITIONS').argParser(int('partitions')))
     .addOption(new Option('--config <file>', 'tag config JSON (default: config/tags.json)').env('PROFILE_CONFIG'))
-    .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').env('LOG_LEVEL'));
+    .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').env('LOG_LEVEL'))
+    .addOption(new Option('--ods <dir>', 'ODS directory (default ./data/ods)').env('ODS_DIR'));
 }
 
 function withServerOptions(cmd: Command): Command {
@@ -54,13 +60,14 @@ function configFrom(o: Record<string, unknown>): AppConfig {
     maxFutureSkewMs: o.maxFutureSkew as number | undefined,
     consumerName: o.consumerName as string | undefined,
     readCount: o.readCount as number | undefined,
+    odsDir: o.ods as string | undefined,
     dataDir: env.PROFILE_DATA_DIR,
     embeddedRedisPort: env.PROFILE_EMBEDDED_REDIS_PORT === undefined ? undefined : Number(env.PROFILE_EMBEDDED_REDIS_PORT),
   };
   return resolveConfig(input);
 }
 
-async function runProcess(o: Record<string, unknown>, roles: { api?: boolean; realtime?: boolean }, allowEmbedded: boolean) {
+async function runProcess(o: Record<string, unknown>, roles: Roles, allowEmbedded: boolean) {
   const config = configFrom(o);
   const logger = createLogger(config.logLevel);
   const stop = shutdownSignal(logger);
@@ -74,9 +81,9 @@ const program = new Command('profile')
   .showHelpAfterError();
 
 withConsumerOptions(withServerOptions(withRedisOptions(program.command('up'))))
-  .description('run the API and the realtime consumer in one process; starts an embedded redis-server when no Redis is configured and none answers on 127.0.0.1:6379')
-  .addHelpText('after', '\nExamples:\n  $ profile up\n  $ profile up --port 9000 --redis redis://10.0.0.5:6379')
-  .action((o) => runProcess(o, { api: true, realtime: true }, true));
+  .description('run the API, the realtime consumer and the archiver in one process; starts an embedded redis-server when no Redis is configured and none answers on 127.0.0.1:6379')
+  .addHelpText('after', '\nExamples:\n  $ profile up\n  $ profile up --port 9000 --redis redis://10.0.0.5:6379 --ods /data/ods')
+  .action((o) => runProcess(o, { api: true, realtime: true, archive: true }, true));
 
 withServerOptions(withRedisOptions(program.command('serve')))
   .description('run the HTTP API only (POST /events, GET /profile/:id, POST /profiles, GET /status, GET /health)')
@@ -88,25 +95,115 @@ withConsumerOptions(withRedisOptions(program.command('consume')))
   .addHelpText('after', '\nExample:\n  $ profile consume --consumer-name rt-1')
   .action((o) => runProcess(o, { realtime: true }, false));
 
+withConsumerOptions(withRedisOptions(program.command('archive')))
+  .description('run an archive consumer (group "archive"): streams to NDJSON files under <ods>/dt=YYYY-MM-DD/, fsynced before ack')
+  .addHelpText('after', '\nExample:\n  $ profile archive --ods /mnt/ods --consumer-name arch-1')
+  .action((o) => runProcess(o, { archive: true }, false));
+
+/** Opens Redis for a one-shot command, runs `fn`, and closes. */
+async function withRuntime<T>(o: Record<string, unknown>, fn: (rt: Runtime) => Promise<T>): Promise<T> {
+  const config = configFrom({ logLevel: 'warn', ...o });
+  const rt = await openRuntime(config, createLogger(config.logLevel));
+  try {
+    return await fn(rt);
+  } finally {
+    await closeRuntime(rt);
+  }
+}
+
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const timeArg = (name: string) => (value: string) => {
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isSafeInteger(ms)) throw new InvalidArgumentError(`${name} must be epoch ms or an ISO-8601 date-time`);
+  return ms;
+};
+const dateArg = (name: string) => (value: string) => {
+  if (!DATE.test(value)) throw new InvalidArgumentError(`${name} must be a date YYYY-MM-DD`);
+  return value;
+};
+
+withRedisOptions(program.command('batch'))
+  .description('replay the ODS into offline tags and segments (u:{user}:off), deduplicated by event id')
+  .addOption(new Option('--as-of <time>', 'compute tags as of this time (epoch ms or ISO-8601; default now)').argParser(timeArg('--as-of')))
+  .addOption(new Option('--from <date>', 'first ODS date to read').argParser(dateArg('--from')))
+  .addOption(new Option('--to <date>', 'last ODS date to read').argParser(dateArg('--to')))
+  .option('--windows', 'also compute the realtime window tags as of --as-of, for `profile verify`')
+  .addOption(new Option('--run-id <id>', 'run id (set by POST /batch)').hideHelp())
+  .addHelpText('after', '\nExamples:\n  $ profile batch\n  $ profile batch --from 2026-11-01 --to 2026-11-26\n  $ profile batch --as-of 2026-11-26T12:00:00Z --windows && profile verify')
+  .action(async (o) => {
+    await withRuntime({ logLevel: 'info', ...o }, async (rt) => {
+      const tty = process.stderr.isTTY;
+      let lastLine = 0;
+      const summary = await runBatch({
+        redis: rt.redis, redisUrl: rt.redisUrl, keys: rt.keys, tags: rt.config.tags, odsDir: rt.config.odsDir,
+        asOf: o.asOf ?? Date.now(), from: o.from, to: o.to, windows: Boolean(o.windows), runId: o.runId, logger: rt.logger,
+        progress: (phase, done, total) => {
+          const now = Date.now();
+          if (tty) {
+            const pct = total ? Math.min(100, Math.floor((done / total) * 100)) : 100;
+            const bar = '#'.repeat(Math.floor(pct / 4)).padEnd(25, '.');
+            process.stderr.write(`\r${phase.padEnd(14)} [${bar}] ${String(pct).padStart(3)}%  ${(done / 1048576).toFixed(1)}/${(total / 1048576).toFixed(1)} MiB`);
+          } else if (now - lastLine >= 5000) {
+            lastLine = now;
+            process.stderr.write(`${phase}: ${(done / 1048576).toFixed(1)} of ${(total / 1048576).toFixed(1)} MiB\n`);
+          }
+        },
+      });
+      if (tty) process.stderr.write('\n');
+      const lines = [
+        `run        ${summary.run_id} (as of ${new Date(summary.as_of).toISOString()})`,
+        `read       ${summary.files} files, ${(summary.bytes / 1048576).toFixed(1)} MiB, ${summary.lines} lines in ${summary.seconds.toFixed(1)} s (${Math.round(summary.lines / Math.max(summary.seconds, 0.001))} lines/s)`,
+        `events     ${summary.events} counted, ${summary.duplicates} duplicates skipped, ${summary.events_after_as_of} after --as-of ignored`,
+        `bad lines  ${summary.bad_lines}${summary.bad_line_samples.slice(0, 10).map((b) => `\n  ${b.file}:${b.line}: ${b.reason}`).join('')}`,
+        `users      ${summary.users_written} offline profiles written${o.windows ? `, ${summary.window_users_written} window results` : ''}`,
+      ];
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+  });
+
+withRedisOptions(program.command('verify'))
+  .description('compare the window tags of the newest `profile batch --windows` run with what the live windows answer at its as-of time')
+  .addOption(new Option('--as-of <time>', 'fail unless the newest --windows run is as of this time').argParser(timeArg('--as-of')))
+  .addHelpText('after', '\nExample:\n  $ profile batch --windows --as-of 1795687800000 && profile verify --as-of 1795687800000')
+  .action(async (o) => {
+    await withRuntime(o, async (rt) => {
+      const result = await verifyWindows(rt.redis, rt.keys, rt.config.tags.realtime, o.asOf);
+      for (const m of result.mismatches.slice(0, 50)) {
+        process.stdout.write(`mismatch ${m.user_id} ${m.tag}: batch ${JSON.stringify(m.batch)} live ${JSON.stringify(m.live)}\n`);
+      }
+      process.stdout.write(`run ${result.run_id} as of ${new Date(result.as_of).toISOString()}: ${result.users_checked} users checked, ${result.mismatches.length} mismatches\n`);
+      if (result.mismatches.length > 0) process.exitCode = 1;
+    });
+  });
+
+withRedisOptions(program.command('status'))
+  .description('show stream partitions (length, oldest entry), consumer groups (lag, pending, consumers) and the ODS size')
+  .option('--json', 'print JSON instead of a table')
+  .addHelpText('after', '\nExample:\n  $ profile status')
+  .action(async (o) => {
+    await withRuntime(o, async (rt) => {
+      const partitions = await streamStatus(rt.redis, rt.keys, rt.config.partitions);
+      const ods = listOdsFiles(rt.config.odsDir);
+      if (o.json) process.stdout.write(JSON.stringify({ partitions, ods: { dir: rt.config.odsDir, files: ods.length, bytes: ods.reduce((n, f) => n + f.bytes, 0) } }) + '\n');
+      else process.stdout.write(formatStatus(partitions, ods, rt.config.odsDir, Date.now()) + '\n');
+    });
+  });
+
 withRedisOptions(program.command('get'))
   .description("print a user's fused profile as JSON, read straight from Redis")
   .argument('<userId>', 'the user id')
   .addHelpText('after', '\nExample:\n  $ profile get user-1')
   .action(async (userId: string, o) => {
     if (!ID_PATTERN.test(userId)) throw new ConfigError('user id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -');
-    const config = configFrom({ logLevel: 'warn', ...o });
-    const rt = await openRuntime(config, createLogger(config.logLevel));
-    try {
-      const profile = await new ProfileReader(rt.redis, rt.keys, config.tags.realtime).read(userId);
+    await withRuntime(o, async (rt) => {
+      const profile = await new ProfileReader(rt.redis, rt.keys, rt.config.tags.realtime).read(userId);
       if (!profile) {
         process.stderr.write(`profile: unknown user ${userId}\n`);
         process.exitCode = 1;
         return;
       }
       process.stdout.write(JSON.stringify(profile, null, 2) + '\n');
-    } finally {
-      await closeRuntime(rt);
-    }
+    });
   });
 
 program
@@ -155,7 +252,7 @@ program.parseAsync(process.argv).catch((err: Error) => {
     process.stderr.write(`profile: ${err.message}\n`);
     process.exit(2);
   }
-  const known = err instanceof RedisServerMissingError || /cannot connect to Redis/.test(err.message);
+  const known = err instanceof RedisServerMissingError || err instanceof BatchBusyError || /cannot connect to Redis/.test(err.message);
   process.stderr.write(`profile: ${known ? err.message : err.stack ?? err.message}\n`);
   process.exit(1);
 });

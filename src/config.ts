@@ -34,6 +34,10 @@ export interface AppConfig {
   blockMs: number;
   /** Where the embedded Redis keeps its data. @defaultValue `./data` */
   dataDir: string;
+  /** Root of the ODS (NDJSON archive). @defaultValue `<dataDir>/ods` */
+  odsDir: string;
+  /** Period of the stream trim timer in consumers (ms). @defaultValue 5000 */
+  trimIntervalMs: number;
   /** pino log level. @defaultValue `"info"` */
   logLevel: string;
   /** The tag definitions (from `tagsFile`, or the shipped config/tags.json). */
@@ -64,8 +68,10 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
     readCount: 500,
     blockMs: 2000,
     dataDir: path.resolve('data'),
+    trimIntervalMs: 5000,
     logLevel: 'info',
     ...rest,
+    odsDir: rest.odsDir ?? path.join(rest.dataDir ?? 'data', 'ods'),
     tags: tags ?? loadTagConfig(tagsFile),
   };
   const int = (name: keyof AppConfig, min: number, max: number) => {
@@ -83,6 +89,9 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
   int('maxFutureSkewMs', 0, 7 * 86_400_000);
   int('readCount', 1, 100_000);
   int('blockMs', 1, 60_000);
+  int('trimIntervalMs', 0, 3_600_000);
+  config.dataDir = path.resolve(config.dataDir);
+  config.odsDir = path.resolve(config.odsDir);
   if (!/^[A-Za-z0-9._:-]*$/.test(config.prefix) || config.prefix.length > 64) {
     throw new ConfigError('prefix may hold at most 64 characters of A-Z a-z 0-9 . _ : -');
   }

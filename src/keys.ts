@@ -45,6 +45,31 @@ export class Keys {
   offline(userId: string): string {
     return `${this.prefix}u:{${userId}}:off`;
   }
+
+  /** Hash of window tags a `profile batch --windows` run computed from the ODS (for `profile verify`). */
+  batchWindows(userId: string): string {
+    return `${this.prefix}u:{${userId}}:wb`;
+  }
+
+  /** SCAN pattern matching every user's key of one kind (the prefix holds no glob characters: config checks it). */
+  userKeyPattern(kind: 'rt' | 'off' | 'wb'): string {
+    return `${this.prefix}u:{*}:${kind}`;
+  }
+
+  /** Lock held by the running batch (value: its run id). */
+  batchLock(): string {
+    return `${this.prefix}batch:lock`;
+  }
+
+  /** Hash describing one batch run: state, times, summary. */
+  batchRun(runId: string): string {
+    return `${this.prefix}batch:run:${runId}`;
+  }
+
+  /** Id of the newest finished `--windows` run, which `profile verify` checks. */
+  batchWindowsRun(): string {
+    return `${this.prefix}batch:windows_run`;
+  }
 }
 
 /**

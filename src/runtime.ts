@@ -11,12 +11,17 @@ import { Producer } from './producer/producer';
 import { ProfileReader } from './profile';
 import { RealtimeConsumer } from './consumers/realtime';
 import { ensureGroups } from './consumers/groups';
+import { ArchiveConsumer } from './consumers/archive';
+import { GroupConsumer } from './consumers/groupConsumer';
+import { BatchLauncher } from './batch/launcher';
 
 /** A connected process: its Redis, key names, and what it must close on exit. */
 export interface Runtime {
   config: AppConfig;
   logger: Logger;
   redis: Redis;
+  /** The URL `redis` is connected to (the embedded server's when one was started). */
+  redisUrl: string;
   keys: Keys;
   embedded?: RedisServerHandle;
 }
@@ -37,7 +42,7 @@ export async function openRuntime(config: AppConfig, logger: Logger, allowEmbedd
   }
   const redis = await connectRedis(url);
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
-  return { config, logger, redis, keys: new Keys(config.prefix), embedded };
+  return { config, logger, redis, redisUrl: url, keys: new Keys(config.prefix), embedded };
 }
 
 /** Closes what openRuntime opened. */
@@ -53,8 +58,11 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   await ensureGroups(redis, keys.streams(config.partitions));
   const producer = new Producer({ redis, keys, partitions: config.partitions, maxFutureSkewMs: config.maxFutureSkewMs });
   const reader = new ProfileReader(redis, keys, config.tags.realtime);
+  const childArgs = ['--redis', rt.redisUrl, '--config', config.tags.source, '--ods', config.odsDir, '--log-level', config.logLevel];
+  if (config.prefix) childArgs.push('--prefix', config.prefix);
+  const batch = new BatchLauncher({ redis, keys, childArgs, logger });
   const app = createApp({
-    redis, producer, reader, keys, logger,
+    redis, producer, reader, keys, logger, batch,
     partitions: config.partitions,
     maxEventsPerRequest: config.maxEventsPerRequest,
     maxProfilesPerRequest: config.maxProfilesPerRequest,
@@ -75,10 +83,35 @@ export async function startRealtime(rt: Runtime): Promise<RealtimeConsumer> {
     consumerName: config.consumerName,
     readCount: config.readCount,
     blockMs: config.blockMs,
+    trimIntervalMs: config.trimIntervalMs,
   });
   await consumer.start();
   logger.info({ consumer: config.consumerName, partitions: config.partitions }, 'realtime consumer started');
   return consumer;
+}
+
+/** Starts the archive consumer (NDJSON ODS under config.odsDir) on the runtime's Redis. */
+export async function startArchive(rt: Runtime): Promise<ArchiveConsumer> {
+  const { config, redis, keys, logger } = rt;
+  const consumer = new ArchiveConsumer({
+    redis, keys, logger,
+    partitions: config.partitions,
+    consumerName: config.consumerName,
+    readCount: config.readCount,
+    blockMs: config.blockMs,
+    trimIntervalMs: config.trimIntervalMs,
+    odsDir: config.odsDir,
+  });
+  await consumer.start();
+  logger.info({ consumer: config.consumerName, odsDir: config.odsDir }, 'archive consumer started');
+  return consumer;
+}
+
+/** Which parts one process runs. */
+export interface Roles {
+  api?: boolean;
+  realtime?: boolean;
+  archive?: boolean;
 }
 
 /**
@@ -108,16 +141,17 @@ export function shutdownSignal(logger: Logger): Promise<NodeJS.Signals> {
  * accepting requests, let the consumer finish and ack its batch, close Redis (and the
  * embedded server).
  */
-export async function runRoles(rt: Runtime, roles: { api?: boolean; realtime?: boolean }, stop: Promise<unknown>): Promise<void> {
+export async function runRoles(rt: Runtime, roles: Roles, stop: Promise<unknown>): Promise<void> {
   let http: HttpServerHandle | undefined;
-  let consumer: RealtimeConsumer | undefined;
+  const consumers: GroupConsumer[] = [];
   try {
     if (roles.api) http = await startApi(rt);
-    if (roles.realtime) consumer = await startRealtime(rt);
+    if (roles.realtime) consumers.push(await startRealtime(rt));
+    if (roles.archive) consumers.push(await startArchive(rt));
     await stop;
   } finally {
     await http?.close();
-    await consumer?.stop();
+    await Promise.all(consumers.map((c) => c.stop()));
     await closeRuntime(rt);
   }
   rt.logger.info('stopped');

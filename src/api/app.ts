@@ -7,6 +7,7 @@ import { ProfileReader } from '../profile';
 import { Producer } from '../producer/producer';
 import { bodyToItems } from '../producer/parseBody';
 import { streamStatus } from '../status';
+import { BatchLauncher, BatchRequest } from '../batch/launcher';
 
 export interface AppOptions {
   redis: Redis;
@@ -17,7 +18,29 @@ export interface AppOptions {
   maxEventsPerRequest: number;
   maxProfilesPerRequest: number;
   maxBodyBytes: number;
+  /** Starts batch runs (POST /batch); the batch routes answer 503 without it. */
+  batch?: BatchLauncher;
   logger?: Logger;
+}
+
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const RUN_ID = /^\d{8}T\d{6}Z-[0-9a-f]{6}$/;
+
+/** Validates a POST /batch body; returns the request or an error message. */
+function batchRequest(body: unknown, now: number): BatchRequest | string {
+  const b = (body ?? {}) as Record<string, unknown>;
+  if (typeof b !== 'object' || Array.isArray(b)) return 'body must be a JSON object';
+  for (const key of Object.keys(b)) if (!['as_of', 'from', 'to', 'windows'].includes(key)) return `unknown field "${key}"`;
+  let asOf = now;
+  if (b.as_of !== undefined) {
+    asOf = typeof b.as_of === 'number' ? b.as_of : typeof b.as_of === 'string' ? Date.parse(b.as_of) : NaN;
+    if (!Number.isSafeInteger(asOf) || asOf < 0) return 'as_of must be epoch ms or an ISO-8601 date-time';
+  }
+  for (const f of ['from', 'to'] as const) {
+    if (b[f] !== undefined && (typeof b[f] !== 'string' || !DATE.test(b[f] as string))) return `${f} must be a date YYYY-MM-DD`;
+  }
+  if (b.windows !== undefined && typeof b.windows !== 'boolean') return 'windows must be true or false';
+  return { asOf, from: b.from as string | undefined, to: b.to as string | undefined, windows: b.windows as boolean | undefined };
 }
 
 const NDJSON = 'application/x-ndjson';
@@ -78,6 +101,42 @@ export function createApp(opts: AppOptions): express.Express {
     }
     const profiles = await opts.reader.readMany(ids as string[]);
     res.json({ profiles: profiles.map((p, i) => p ?? { user_id: ids[i], error: 'unknown user' }) });
+  });
+
+  app.post('/batch', (req, res, next) => {
+    if (req.headers['content-length'] === '0' || !req.headers['content-type']) return next();
+    if (req.is('application/json')) return jsonBody(req, res, next);
+    res.status(415).json({ error: 'Content-Type must be application/json' });
+  }, async (req: Request, res: Response) => {
+    if (!opts.batch) {
+      res.status(503).json({ error: 'batch runs are not enabled on this server' });
+      return;
+    }
+    const request = batchRequest(req.body, Date.now());
+    if (typeof request === 'string') {
+      res.status(400).json({ error: request });
+      return;
+    }
+    const runId = await opts.batch.launch(request);
+    if (runId === null) {
+      res.status(409).json({ error: 'a batch run is in progress', run_id: await opts.redis.get(opts.keys.batchLock()) });
+      return;
+    }
+    res.status(202).json({ run_id: runId });
+  });
+
+  app.get('/batch/:runId', async (req: Request, res: Response) => {
+    const runId = req.params.runId as string;
+    if (!RUN_ID.test(runId)) {
+      res.status(400).json({ error: 'run id must look like 20260101T000000Z-0a1b2c' });
+      return;
+    }
+    const status = opts.batch ? await opts.batch.status(runId) : null;
+    if (!status) {
+      res.status(404).json({ error: 'unknown batch run', run_id: runId });
+      return;
+    }
+    res.json(status);
   });
 
   app.get('/status', async (_req: Request, res: Response) => {

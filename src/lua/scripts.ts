@@ -21,6 +21,7 @@ const SCRIPTS: Record<string, number | undefined> = {
   updateWindows: 3,
   readProfile: undefined,
   trimStream: 1,
+  casLock: 1,
 };
 
 const sources = new Map<string, string>();

@@ -1,0 +1,81 @@
+import { spawn } from 'child_process';
+import path from 'path';
+import type { Redis } from 'ioredis';
+import { Keys } from '../keys';
+import { Logger, silentLogger } from '../logger';
+import { callScript } from '../lua/scripts';
+import { acquireBatchLock, newRunId, recordRun } from './run';
+
+export interface BatchRequest {
+  asOf: number;
+  from?: string;
+  to?: string;
+  windows?: boolean;
+}
+
+export interface LauncherOptions {
+  redis: Redis;
+  keys: Keys;
+  /** Arguments that give the child the same Redis, prefix, tag config and ODS as this process. */
+  childArgs: string[];
+  logger?: Logger;
+}
+
+/** The compiled CLI (this module runs from dist/src/batch/). */
+const CLI = path.join(__dirname, '..', '..', 'cli.js');
+
+/**
+ * Starts batch runs for the HTTP API in a child process (`profile batch --run-id …`), so
+ * a long replay never blocks the API's event loop. The lock is taken here, before the
+ * child starts, which makes a second POST /batch fail at once.
+ */
+export class BatchLauncher {
+  private readonly log: Logger;
+
+  constructor(private readonly opts: LauncherOptions) {
+    this.log = (opts.logger ?? silentLogger).child({ component: 'batch-launcher' });
+  }
+
+  /** Resolves with the new run id, or null when a run is in progress. */
+  async launch(req: BatchRequest): Promise<string | null> {
+    const { redis, keys } = this.opts;
+    const runId = newRunId();
+    if (!(await acquireBatchLock(redis, keys, runId))) return null;
+    await recordRun(redis, keys, runId, { state: 'queued', started_at: Date.now(), as_of: req.asOf });
+    const args = [CLI, 'batch', ...this.opts.childArgs, '--run-id', runId, '--as-of', String(req.asOf)];
+    if (req.from) args.push('--from', req.from);
+    if (req.to) args.push('--to', req.to);
+    if (req.windows) args.push('--windows');
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    child.on('error', (err) => this.fail(runId, `cannot start the batch process: ${err.message}`));
+    child.on('exit', (code, signal) => {
+      if (code !== 0) this.fail(runId, `batch process exited with ${signal ?? `code ${code}`}`);
+    });
+    this.log.info({ runId, pid: child.pid }, 'batch run started');
+    return runId;
+  }
+
+  /** Marks a run failed unless the child already recorded how it ended. */
+  private fail(runId: string, error: string): void {
+    const { redis, keys } = this.opts;
+    void (async () => {
+      const state = await redis.hget(keys.batchRun(runId), 'state');
+      if (state === 'queued' || state === 'running') {
+        await recordRun(redis, keys, runId, { state: 'failed', finished_at: Date.now(), error });
+        await callScript(redis, 'casLock', [keys.batchLock(), runId, 0]); // release, if still ours
+      }
+      this.log.error({ runId, error }, 'batch run failed');
+    })().catch(() => undefined);
+  }
+
+  /** A run's registry hash (state, times, summary), or null for an unknown run id. */
+  async status(runId: string): Promise<Record<string, unknown> | null> {
+    const hash = await this.opts.redis.hgetall(this.opts.keys.batchRun(runId));
+    if (Object.keys(hash).length === 0) return null;
+    const out: Record<string, unknown> = { run_id: runId, state: hash.state };
+    for (const f of ['started_at', 'finished_at', 'as_of']) if (hash[f] !== undefined) out[f] = Number(hash[f]);
+    if (hash.summary) out.summary = JSON.parse(hash.summary);
+    if (hash.error) out.error = hash.error;
+    return out;
+  }
+}

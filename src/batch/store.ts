@@ -1,0 +1,79 @@
+import { createClient } from 'redis';
+import { Repository, Schema, SchemaDefinition } from 'redis-om';
+import type { Redis } from 'ioredis';
+import { Keys } from '../keys';
+import { OfflineTag, SEGMENT_TAG } from '../tags';
+import { OfflineValues } from './offline';
+import { WindowValue } from './windows';
+
+/** Offline hash fields that describe the run (read back by the profile reader). */
+export const RUN_ID_FIELD = '_run_id';
+export const BATCH_AT_FIELD = '_batch_at';
+
+type NodeRedis = ReturnType<typeof createClient>;
+
+/**
+ * Writes offline profiles with redis-om: `u:{<user>}:off` is a HASH entity with typed
+ * fields (one number per offline tag, the segment id, the run id and time). redis-om
+ * saves an entity as MULTI UNLINK + HSET, so a user's previous offline tags are replaced
+ * whole and no stale field survives. Its keys are `<schema name>:<entity id>`: schema
+ * `<prefix>u` and id `{<user>}:off` give exactly the key Keys.offline builds.
+ */
+export class OfflineProfileStore {
+  private readonly repo: Repository;
+
+  private constructor(private readonly client: NodeRedis, private readonly keys: Keys, tags: readonly OfflineTag[]) {
+    const definition: SchemaDefinition = {
+      [SEGMENT_TAG]: { type: 'string' },
+      [RUN_ID_FIELD]: { type: 'string' },
+      [BATCH_AT_FIELD]: { type: 'number' },
+    };
+    for (const t of tags) definition[t.name] = { type: 'number' };
+    this.repo = new Repository(new Schema(`${keys.prefix}u`, definition, { dataStructure: 'HASH' }), client);
+  }
+
+  /** Connects a node-redis client (redis-om 0.4 needs one) to `url`. */
+  static async connect(url: string, keys: Keys, tags: readonly OfflineTag[]): Promise<OfflineProfileStore> {
+    const client = createClient({ url });
+    client.on('error', () => undefined); // surfaced by the failing command instead
+    await client.connect();
+    return new OfflineProfileStore(client, keys, tags);
+  }
+
+  /**
+   * Replaces the offline profiles of many users. Saves are issued together, so node-redis
+   * pipelines them over its connection.
+   */
+  async saveMany(profiles: [userId: string, values: OfflineValues][], runId: string, batchAt: number): Promise<void> {
+    await Promise.all(
+      profiles.map(([userId, values]) => {
+        const id = this.keys.offline(userId).slice(`${this.keys.prefix}u:`.length);
+        return this.repo.save(id, { ...values, [RUN_ID_FIELD]: runId, [BATCH_AT_FIELD]: batchAt });
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.client.quit();
+  }
+}
+
+/**
+ * Writes the window tags a `--windows` run computed as of its as-of time to
+ * `u:{<user>}:wb` (tag → JSON value, plus the run id and as-of), where `profile verify`
+ * compares them with the live windows. They expire after a day.
+ */
+export async function saveWindowResults(
+  redis: Redis, keys: Keys, results: [userId: string, values: Record<string, WindowValue>][], runId: string, asOf: number,
+): Promise<void> {
+  const pipeline = redis.pipeline();
+  for (const [userId, values] of results) {
+    const key = keys.batchWindows(userId);
+    const fields: string[] = [RUN_ID_FIELD, runId, '_as_of', String(asOf)];
+    for (const [name, value] of Object.entries(values)) fields.push(name, JSON.stringify(value));
+    pipeline.unlink(key).hset(key, ...fields).pexpire(key, 86_400_000);
+  }
+  const results2 = (await pipeline.exec()) ?? [];
+  const failed = results2.find(([err]) => err);
+  if (failed) throw failed[0];
+}

@@ -1,0 +1,84 @@
+import type { Redis } from 'ioredis';
+import { Keys } from '../keys';
+import { ProfileReader } from '../profile';
+import { WindowTag } from '../tags';
+import { RUN_ID_FIELD } from './store';
+import { WindowValue, sameWindowValue } from './windows';
+
+export interface Mismatch {
+  user_id: string;
+  tag: string;
+  /** What the batch computed from the ODS (null: the user had no event in any window). */
+  batch: WindowValue | null;
+  /** What the live windows answer at the same time (null: unknown user). */
+  live: WindowValue | null;
+}
+
+export interface VerifyResult {
+  run_id: string;
+  as_of: number;
+  users_checked: number;
+  mismatches: Mismatch[];
+}
+
+const isZero = (v: WindowValue | undefined) => v === undefined || v === 0 || (typeof v === 'object' && Object.keys(v).length === 0);
+
+/** Collects every key matching `pattern` (SCAN, so Redis is never blocked). */
+async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    keys.push(...batch);
+    cursor = next;
+  } while (cursor !== '0');
+  return keys;
+}
+
+const userOf = (key: string) => key.slice(key.indexOf('{') + 1, key.lastIndexOf('}'));
+
+/**
+ * Compares the window tags of the newest `profile batch --windows` run with what the live
+ * windows answer at that run's as-of time, for every user either side knows: users the
+ * batch computed, and users with live realtime keys the batch did not see (whose tags
+ * must then all be zero).
+ */
+export async function verifyWindows(redis: Redis, keys: Keys, tags: readonly WindowTag[], asOf?: number): Promise<VerifyResult> {
+  const runId = await redis.get(keys.batchWindowsRun());
+  if (!runId) throw new Error('no `profile batch --windows` run to verify: run one first');
+  const batch = new Map<string, Record<string, WindowValue>>();
+  let runAsOf: number | undefined;
+  for (const key of await scanKeys(redis, keys.userKeyPattern('wb'))) {
+    const hash = await redis.hgetall(key);
+    if (hash[RUN_ID_FIELD] !== runId) continue; // left over from an older run
+    runAsOf = Number(hash._as_of);
+    const values: Record<string, WindowValue> = {};
+    for (const t of tags) if (hash[t.name] !== undefined) values[t.name] = JSON.parse(hash[t.name]) as WindowValue;
+    batch.set(userOf(key), values);
+  }
+  if (runAsOf === undefined) {
+    const run = await redis.hget(keys.batchRun(runId), 'as_of');
+    runAsOf = Number(run);
+  }
+  if (asOf !== undefined && asOf !== runAsOf) {
+    throw new Error(`the newest --windows run ${runId} is as of ${runAsOf}, not ${asOf}: run profile batch --windows --as-of ${asOf}`);
+  }
+  const liveOnly = (await scanKeys(redis, keys.userKeyPattern('rt'))).map(userOf).filter((u) => !batch.has(u));
+  const users = [...batch.keys(), ...liveOnly];
+  const reader = new ProfileReader(redis, keys, tags, () => runAsOf!);
+  const mismatches: Mismatch[] = [];
+  for (let i = 0; i < users.length; i += 100) {
+    const chunk = users.slice(i, i + 100);
+    const live = await reader.readMany(chunk);
+    chunk.forEach((userId, j) => {
+      const expected = batch.get(userId);
+      for (const t of tags) {
+        const want = expected?.[t.name];
+        const got = live[j]?.tags[t.name] as WindowValue | undefined;
+        const same = want === undefined ? isZero(got) : got === undefined ? isZero(want) : sameWindowValue(want, got);
+        if (!same) mismatches.push({ user_id: userId, tag: t.name, batch: want ?? null, live: got ?? null });
+      }
+    });
+  }
+  return { run_id: runId, as_of: runAsOf, users_checked: users.length, mismatches };
+}

@@ -1,0 +1,64 @@
+import fs from 'fs';
+import path from 'path';
+import { ProfileEvent } from './event';
+
+/**
+ * The ODS: NDJSON files, one event per line, in `dt=YYYY-MM-DD/` folders by the UTC date
+ * of the event time — a layout DuckDB, Spark or Trino read as it is. File names are made
+ * from the writer's consumer name only, never from request data.
+ */
+
+/** One ODS line: the event as accepted, plus where and when it entered the stream. */
+export interface OdsRecord extends ProfileEvent {
+  /** Stream entry id, e.g. `1795687489291-0`. */
+  stream_id: string;
+  /** Ingest time (ms): the time part of the stream id. */
+  ingested_at: number;
+}
+
+const DT_DIR = /^dt=(\d{4}-\d{2}-\d{2})$/;
+
+/** `dt=YYYY-MM-DD` of an event time (UTC). */
+export function dtOf(ts: number): string {
+  return `dt=${new Date(ts).toISOString().slice(0, 10)}`;
+}
+
+/** The file a consumer appends to for one date. */
+export function odsFilePath(odsDir: string, ts: number, consumerName: string): string {
+  return path.join(odsDir, dtOf(ts), `part-${consumerName}.ndjson`);
+}
+
+/** One NDJSON line (with its newline) for an event read from stream entry `streamId`. */
+export function odsLine(e: ProfileEvent, streamId: string): string {
+  const record: OdsRecord = { ...e, stream_id: streamId, ingested_at: Number(streamId.slice(0, streamId.indexOf('-'))) };
+  return JSON.stringify(record) + '\n';
+}
+
+export interface OdsFile {
+  path: string;
+  /** `YYYY-MM-DD` */
+  date: string;
+  bytes: number;
+}
+
+/**
+ * The ODS files, oldest date first, optionally limited to dates `from`..`to` (inclusive,
+ * `YYYY-MM-DD`). Anything that is not a `dt=` folder or an `.ndjson` file is ignored.
+ */
+export function listOdsFiles(odsDir: string, from?: string, to?: string): OdsFile[] {
+  if (!fs.existsSync(odsDir)) return [];
+  const files: OdsFile[] = [];
+  for (const dir of fs.readdirSync(odsDir).sort()) {
+    const m = DT_DIR.exec(dir);
+    if (!m) continue;
+    const date = m[1];
+    if ((from && date < from) || (to && date > to)) continue;
+    for (const name of fs.readdirSync(path.join(odsDir, dir)).sort()) {
+      if (!name.endsWith('.ndjson')) continue;
+      const file = path.join(odsDir, dir, name);
+      const stat = fs.statSync(file);
+      if (stat.isFile()) files.push({ path: file, date, bytes: stat.size });
+    }
+  }
+  return files;
+}
