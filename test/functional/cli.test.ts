@@ -4,11 +4,12 @@ import os from 'os';
 import path from 'path';
 import { freePort } from '../../src/redisServer';
 import { redisAnswers } from '../../src/redis';
-import { runCli, runCliToEnd } from '../helpers/cli';
+import { killAllCli, runCli, runCliToEnd } from '../helpers/cli';
 import { testRedisUrl, uniquePrefix } from '../helpers/context';
 
 describe('profile CLI (real processes)', function () {
   this.timeout(30_000);
+  afterEach(killAllCli);
 
   it('lists every command in --help', async () => {
     const { code, out } = await runCliToEnd(['--help']);
@@ -86,6 +87,45 @@ describe('profile CLI (real processes)', function () {
     consume.child.kill('SIGTERM');
     expect(await serve.exited).to.equal(0);
     expect(await consume.exited).to.equal(0);
+  });
+
+  it('`up` archives to the ODS and trims; `status`, `batch`, `verify` work from the command line', async () => {
+    const ods = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-ods-'));
+    const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix(), ODS_DIR: ods, LOG_LEVEL: 'warn' };
+    const up = runCli(['up', '--port', '0'], { ...env, LOG_LEVEL: 'info' });
+    const [, port] = await up.waitFor(/"port":(\d+),"msg":"API listening"/);
+    await up.waitFor(/archive consumer started/);
+    const now = Date.now();
+    const events = Array.from({ length: 20 }, (_, i) => ({ user_id: `cli-${i % 2}`, type: 'purchase', ts: now - 1000 + i, amount: 25 }));
+    await fetch(`http://127.0.0.1:${port}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) });
+    let status: { partitions: { length: number; groups: { lag: number; pending: number }[] }[]; ods: { files: number } } | undefined;
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      status = JSON.parse((await runCliToEnd(['status', '--json'], env)).out);
+      const done = status!.partitions.every((p) => p.length === 0 && p.groups.every((g) => g.lag === 0 && g.pending === 0));
+      if (done && status!.ods.files > 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(status!.partitions.map((p) => p.length)).to.deep.equal([0, 0, 0, 0]);
+    const table = await runCliToEnd(['status'], env);
+    expect(table.code).to.equal(0);
+    expect(table.out).to.match(/^stream\s+length\s+oldest\s+group\s+lag\s+pending\s+consumers$/m);
+    expect(table.out).to.match(/^\S+:ev:\{p0\}\s+0\s+-\s+archive\s+0\s+0\s+1$/m);
+    expect(table.out).to.include(`ODS ${ods}: 1 files in 1 date partitions`);
+
+    const batch = await runCliToEnd(['batch', '--windows'], env);
+    expect(batch.code).to.equal(0);
+    expect(batch.out).to.match(/^events {5}20 counted, 0 duplicates skipped, 0 after --as-of ignored$/m);
+    expect(batch.out).to.match(/^users {6}2 offline profiles written, 2 window results$/m);
+    const verify = await runCliToEnd(['verify'], env);
+    expect(verify.out).to.match(/: 2 users checked, 0 mismatches\n$/);
+    expect(verify.code).to.equal(0);
+    const profile = (await (await fetch(`http://127.0.0.1:${port}/profile/cli-0`)).json()) as { tags: Record<string, unknown> };
+    expect(profile.tags).to.deep.include({ purchases_24h: 10, spend_24h: 250, ltv_total: 250, purchases_total: 10, segment_id: 'new_user' });
+
+    up.child.kill('SIGTERM');
+    expect(await up.exited).to.equal(0);
+    fs.rmSync(ods, { recursive: true, force: true });
   });
 
   it('fails start-up with exit code 2 and a message naming the bad tag entry', async () => {

@@ -12,6 +12,17 @@ export interface CliProcess {
   exited: Promise<number | null>;
 }
 
+const live = new Set<ChildProcess>();
+
+/** Kills every CLI process a test started and has not seen exit (call in afterEach). */
+export async function killAllCli(): Promise<void> {
+  const waits = [...live].map((child) => new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  }));
+  await Promise.all(waits);
+}
+
 /** Runs `node dist/cli.js ...args` with `env` added to (or, with `replaceEnv`, instead of) the test's environment. */
 export function runCli(args: string[], env: Record<string, string> = {}, replaceEnv = false): CliProcess {
   const child = spawn(process.execPath, [CLI, ...args], {
@@ -21,7 +32,13 @@ export function runCli(args: string[], env: Record<string, string> = {}, replace
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  live.add(child);
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      live.delete(child);
+      resolve(code);
+    }),
+  );
   return {
     child,
     output: () => out,
