@@ -17,9 +17,11 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY config ./config
-RUN ln -s /app/dist/cli.js /usr/local/bin/profile && chmod +x /app/dist/cli.js
+RUN ln -s /app/dist/cli.js /usr/local/bin/profile && chmod +x /app/dist/cli.js \
+  && mkdir -p /data/ods && chown -R node:node /data
 USER node
+ENV ODS_DIR=/data/ods PROFILE_DATA_DIR=/data
 EXPOSE 8080
-# node is PID 1 here: the CLI handles SIGTERM itself (drains, acks, closes) and exits 0.
-ENTRYPOINT ["node", "/app/dist/cli.js"]
-CMD ["up", "--host", "0.0.0.0"]
+# `profile` execs node (#!/usr/bin/env node), so node is PID 1: the CLI handles SIGTERM
+# itself (stops reading, finishes and acks its batch, closes) and exits 0.
+CMD ["profile", "up", "--host", "0.0.0.0"]

@@ -199,6 +199,8 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
 /**
  * Phase 1 for large inputs: reads the ODS once (reporting bad lines) and writes every
  * valid event to one of `n` split files by user, so each user's events land in one split.
+ * Plain synchronous appends of 64 KiB buffers: simple, and they apply backpressure to the
+ * reader by construction.
  */
 async function splitByUser(
   files: OdsFile[], n: number, dir: string, summary: BatchSummary, onBadLine: (b: BadLine) => void,
@@ -207,25 +209,24 @@ async function splitByUser(
   const total = files.reduce((s, f) => s + f.bytes, 0);
   const outs = Array.from({ length: n }, (_, i) => {
     const file = path.join(dir, `split-${i}.ndjson`);
-    return { file, stream: fs.createWriteStream(file), buffer: [] as string[] };
+    return { file, fd: fs.openSync(file, 'w'), buffer: '' };
   });
-  const flush = async (o: (typeof outs)[number]) => {
-    const chunk = o.buffer.join('');
-    o.buffer = [];
-    if (!o.stream.write(chunk)) await new Promise<void>((resolve) => o.stream.once('drain', () => resolve()));
-  };
-  const pending: Promise<void>[] = [];
-  summary.lines = await readOds(files, {
-    onEvent: (e) => {
-      const o = outs[partitionFor(e.user_id, n)];
-      o.buffer.push(JSON.stringify(e) + '\n');
-      if (o.buffer.length >= 1000) pending.push(flush(o));
-    },
-    onBadLine,
-    onBytes: (b) => progress?.('split', b, total),
-  });
-  await Promise.all(pending);
-  for (const o of outs) await flush(o);
-  await Promise.all(outs.map((o) => new Promise<void>((resolve, reject) => o.stream.end((err?: Error | null) => (err ? reject(err) : resolve())))));
+  try {
+    summary.lines = await readOds(files, {
+      onEvent: (e) => {
+        const o = outs[partitionFor(e.user_id, n)];
+        o.buffer += JSON.stringify(e) + '\n';
+        if (o.buffer.length >= 65_536) {
+          fs.writeSync(o.fd, o.buffer);
+          o.buffer = '';
+        }
+      },
+      onBadLine,
+      onBytes: (b) => progress?.('split', b, total),
+    });
+    for (const o of outs) fs.writeSync(o.fd, o.buffer);
+  } finally {
+    for (const o of outs) fs.closeSync(o.fd);
+  }
   return outs.map((o) => [{ path: o.file, date: '', bytes: fs.statSync(o.file).size }]);
 }
