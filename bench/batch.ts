@@ -1,6 +1,6 @@
 /**
  * `profile batch` against DuckDB on the same ODS, in the same run.
- *   node dist/bench/batch.js [events=2000000] [users=100000] [days=30]
+ *   node dist/bench/batch.js [events=2000000] [users=100000] [days=30] [splitMiB=256]
  * Generates an ODS of `events` events (Zipf users over `days` days, 1 % redelivered
  * duplicates), starts a private redis-server, then times:
  *   - batch: runBatch (replay, dedup, offline tags + segments, write every user to Redis);
@@ -81,6 +81,7 @@ async function main() {
   const events = Number(process.argv[2] ?? 2_000_000);
   const users = Number(process.argv[3] ?? 100_000);
   const days = Number(process.argv[4] ?? 30);
+  const splitBytes = Number(process.argv[5] ?? 256) * 1024 * 1024;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-batch-'));
   const ods = path.join(work, 'ods');
   const asOf = Date.UTC(2026, 10, 26);
@@ -92,7 +93,7 @@ async function main() {
   const config = resolveConfig({ redisUrl: server.url });
   try {
     const b0 = process.hrtime.bigint();
-    const summary = await runBatch({ redis, redisUrl: server.url, keys: new Keys(''), tags: config.tags, odsDir: ods, asOf });
+    const summary = await runBatch({ redis, redisUrl: server.url, keys: new Keys(''), tags: config.tags, odsDir: ods, asOf, splitBytes });
     const batchS = Number(process.hrtime.bigint() - b0) / 1e9;
 
     const d0 = process.hrtime.bigint();
@@ -109,7 +110,7 @@ async function main() {
       if (off[0] !== row.segment_id || Number(off[1]) !== Number(row.purchases_total)) mismatches.push(row.user_id);
     }
     console.log(JSON.stringify({
-      events: summary.events, lines: summary.lines, duplicates: summary.duplicates, users: summary.users_written,
+      events: summary.events, lines: summary.lines, splits: summary.splits, duplicates: summary.duplicates, users: summary.users_written,
       ods_bytes: summary.bytes, generate_s: generateS,
       batch_s: Number(batchS.toFixed(2)), batch_events_per_s: Math.round(summary.lines / batchS),
       duckdb_s: Number(duckdbS.toFixed(2)), duckdb_events_per_s: Math.round(summary.lines / duckdbS), duckdb_users: rows.length,
