@@ -7,7 +7,8 @@ import { Roles, Runtime, closeRuntime, openRuntime, runRoles, shutdownSignal } f
 import { BatchBusyError, runBatch } from './src/batch/run';
 import { verifyWindows } from './src/batch/verify';
 import { streamStatus } from './src/status';
-import { formatStatus } from './src/statusReport';
+import { formatStatus, table } from './src/statusReport';
+import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from './src/deadLetters';
 import { listOdsFiles } from './src/ods';
 import { ProfileReader } from './src/profile';
 import { ID_PATTERN } from './src/event';
@@ -38,13 +39,16 @@ function withServerOptions(cmd: Command): Command {
     .addOption(new Option('--port <port>', 'HTTP port (default 8080)').env('PORT').argParser(int('port')))
     .addOption(new Option('--host <host>', 'interface to bind (default 127.0.0.1)').env('HOST'))
     .addOption(new Option('--max-events <n>', 'most events per POST /events (default 10000)').env('PROFILE_MAX_EVENTS').argParser(int('max-events')))
-    .addOption(new Option('--max-future-skew <ms>', 'how far in the future ts may be, ms (default 300000)').env('PROFILE_MAX_FUTURE_SKEW_MS').argParser(int('max-future-skew')));
+    .addOption(new Option('--max-future-skew <ms>', 'how far in the future ts may be, ms (default 300000)').env('PROFILE_MAX_FUTURE_SKEW_MS').argParser(int('max-future-skew')))
+    .addOption(new Option('--max-backlog <n>', 'unfinished entries per partition before POST /events answers 503 (default 1000000)').env('PROFILE_MAX_BACKLOG').argParser(int('max-backlog')));
 }
 
 function withConsumerOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--consumer-name <name>', 'consumer name in its groups (default <host>-<pid>)').env('PROFILE_CONSUMER_NAME'))
-    .addOption(new Option('--read-count <n>', 'entries per XREADGROUP (default 500)').env('PROFILE_READ_COUNT').argParser(int('read-count')));
+    .addOption(new Option('--read-count <n>', 'entries per XREADGROUP (default 500)').env('PROFILE_READ_COUNT').argParser(int('read-count')))
+    .addOption(new Option('--claim-idle <ms>', 'claim entries pending this long from dead consumers (default 30000)').env('PROFILE_CLAIM_IDLE_MS').argParser(int('claim-idle')))
+    .addOption(new Option('--max-deliveries <n>', 'dead-letter an entry after this many deliveries (default 5)').env('PROFILE_MAX_DELIVERIES').argParser(int('max-deliveries')));
 }
 
 function configFrom(o: Record<string, unknown>): AppConfig {
@@ -61,6 +65,9 @@ function configFrom(o: Record<string, unknown>): AppConfig {
     consumerName: o.consumerName as string | undefined,
     readCount: o.readCount as number | undefined,
     odsDir: o.ods as string | undefined,
+    claimIdleMs: o.claimIdle as number | undefined,
+    maxDeliveries: o.maxDeliveries as number | undefined,
+    maxBacklog: o.maxBacklog as number | undefined,
     dataDir: env.PROFILE_DATA_DIR,
     embeddedRedisPort: env.PROFILE_EMBEDDED_REDIS_PORT === undefined ? undefined : Number(env.PROFILE_EMBEDDED_REDIS_PORT),
   };
@@ -186,6 +193,42 @@ withRedisOptions(program.command('status'))
       const ods = listOdsFiles(rt.config.odsDir);
       if (o.json) process.stdout.write(JSON.stringify({ partitions, ods: { dir: rt.config.odsDir, files: ods.length, bytes: ods.reduce((n, f) => n + f.bytes, 0) } }) + '\n');
       else process.stdout.write(formatStatus(partitions, ods, rt.config.odsDir, Date.now()) + '\n');
+    });
+  });
+
+const dead = program.command('dead').description('inspect, replay or purge the dead-letter stream (ev:dead)');
+withRedisOptions(dead.command('list'))
+  .description('list dead letters: original stream and id, group, consumer, deliveries, error')
+  .option('--count <n>', 'at most this many', int('count'), 100)
+  .option('--json', 'print JSON lines')
+  .addHelpText('after', '\nExample:\n  $ profile dead list --count 20')
+  .action(async (o) => {
+    await withRuntime(o, async (rt) => {
+      const letters = await listDeadLetters(rt.redis, rt.keys, o.count);
+      if (o.json) {
+        for (const l of letters) process.stdout.write(JSON.stringify(l) + '\n');
+        return;
+      }
+      const rows = letters.map((l) => [l.dead_id, l.stream, l.id, l.group, String(l.deliveries), l.error]);
+      process.stdout.write(table(['dead id', 'stream', 'entry id', 'group', 'deliveries', 'error'], rows, [0, 1, 2, 3, 5]) + '\n');
+    });
+  });
+withRedisOptions(dead.command('replay'))
+  .description('put dead letters back into their partitions (all, or --id ...) and delete them from ev:dead')
+  .option('--id <deadId...>', 'only these dead ids')
+  .addHelpText('after', '\nExamples:\n  $ profile dead replay\n  $ profile dead replay --id 1795687489291-0')
+  .action(async (o) => {
+    await withRuntime(o, async (rt) => {
+      const r = await replayDeadLetters(rt.redis, rt.keys, rt.config.partitions, o.id);
+      process.stdout.write(`replayed ${r.replayed}${r.skipped.length ? `, skipped ${r.skipped.length} (not from a partition): ${r.skipped.join(' ')}` : ''}\n`);
+    });
+  });
+withRedisOptions(dead.command('purge'))
+  .description('delete every dead letter')
+  .addHelpText('after', '\nExample:\n  $ profile dead purge')
+  .action(async (o) => {
+    await withRuntime(o, async (rt) => {
+      process.stdout.write(`purged ${await purgeDeadLetters(rt.redis, rt.keys)}\n`);
     });
   });
 

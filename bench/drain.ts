@@ -28,7 +28,7 @@ async function main() {
   for (let sent = 0; sent < events; sent += 5000) {
     const batch = Array.from({ length: Math.min(5000, events - sent) }, () => gen.next(now));
     const r = await producer.ingest(batch);
-    if (!r.ok) throw new Error(JSON.stringify(r.errors.slice(0, 3)));
+    if (!r.ok) throw new Error(JSON.stringify(r));
   }
   const consumer = new RealtimeConsumer({
     redis, keys, partitions: config.partitions, tags: config.tags.realtime, consumerName: 'bench', clock: () => now,

@@ -38,6 +38,12 @@ export interface AppConfig {
   odsDir: string;
   /** Period of the stream trim timer in consumers (ms). @defaultValue 5000 */
   trimIntervalMs: number;
+  /** Entries pending this long (ms) are claimed from their (presumed dead) consumer. @defaultValue 30000 */
+  claimIdleMs: number;
+  /** Deliveries after which an entry goes to the dead-letter stream. @defaultValue 5 */
+  maxDeliveries: number;
+  /** Unfinished entries in a partition above which POST /events answers 503 with Retry-After. @defaultValue 1000000 */
+  maxBacklog: number;
   /** pino log level. @defaultValue `"info"` */
   logLevel: string;
   /** The tag definitions (from `tagsFile`, or the shipped config/tags.json). */
@@ -69,6 +75,9 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
     blockMs: 2000,
     dataDir: path.resolve('data'),
     trimIntervalMs: 5000,
+    claimIdleMs: 30_000,
+    maxDeliveries: 5,
+    maxBacklog: 1_000_000,
     logLevel: 'info',
     ...rest,
     odsDir: rest.odsDir ?? path.join(rest.dataDir ?? 'data', 'ods'),
@@ -90,6 +99,9 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
   int('readCount', 1, 100_000);
   int('blockMs', 1, 60_000);
   int('trimIntervalMs', 0, 3_600_000);
+  int('claimIdleMs', 1, 86_400_000);
+  int('maxDeliveries', 1, 1000);
+  int('maxBacklog', 1, 1_000_000_000);
   config.dataDir = path.resolve(config.dataDir);
   config.odsDir = path.resolve(config.odsDir);
   if (!/^[A-Za-z0-9._:-]*$/.test(config.prefix) || config.prefix.length > 64) {

@@ -8,7 +8,9 @@ export type { Redis };
  * `lazyConnect` is left off: the caller awaits `ready`.
  */
 export async function connectRedis(url: string, options: RedisOptions = {}): Promise<Redis> {
-  const client = new Redis(url, { maxRetriesPerRequest: 2, ...options });
+  // No offline queue: while Redis is down a command fails at once (the API answers 503,
+  // consumers retry their loop) instead of piling up or hanging a request.
+  const client = new Redis(url, { maxRetriesPerRequest: 2, enableOfflineQueue: false, ...options });
   defineScripts(client);
   await waitReady(client);
   return client;

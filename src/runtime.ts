@@ -56,7 +56,7 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   const { config, redis, keys, logger } = rt;
   // Groups exist before the first event is accepted, so no trim can ever skip a group.
   await ensureGroups(redis, keys.streams(config.partitions));
-  const producer = new Producer({ redis, keys, partitions: config.partitions, maxFutureSkewMs: config.maxFutureSkewMs });
+  const producer = new Producer({ redis, keys, partitions: config.partitions, maxFutureSkewMs: config.maxFutureSkewMs, maxBacklog: config.maxBacklog });
   const reader = new ProfileReader(redis, keys, config.tags.realtime);
   const childArgs = ['--redis', rt.redisUrl, '--config', config.tags.source, '--ods', config.odsDir, '--log-level', config.logLevel];
   if (config.prefix) childArgs.push('--prefix', config.prefix);
@@ -84,6 +84,8 @@ export async function startRealtime(rt: Runtime): Promise<RealtimeConsumer> {
     readCount: config.readCount,
     blockMs: config.blockMs,
     trimIntervalMs: config.trimIntervalMs,
+    claimIdleMs: config.claimIdleMs,
+    maxDeliveries: config.maxDeliveries,
   });
   await consumer.start();
   logger.info({ consumer: config.consumerName, partitions: config.partitions }, 'realtime consumer started');
@@ -100,6 +102,8 @@ export async function startArchive(rt: Runtime): Promise<ArchiveConsumer> {
     readCount: config.readCount,
     blockMs: config.blockMs,
     trimIntervalMs: config.trimIntervalMs,
+    claimIdleMs: config.claimIdleMs,
+    maxDeliveries: config.maxDeliveries,
     odsDir: config.odsDir,
   });
   await consumer.start();

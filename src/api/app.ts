@@ -66,6 +66,11 @@ export function createApp(opts: AppOptions): express.Express {
       return;
     }
     const result = await opts.producer.ingest(parsed.items);
+    if (!result.ok && 'backlogged' in result) {
+      res.set('Retry-After', String(result.retryAfterS));
+      res.status(503).json({ error: 'backlog over the bound: retry later', partitions: result.backlogged });
+      return;
+    }
     if (!result.ok) {
       res.status(400).json({ errors: result.errors });
       return;

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { Keys } from '../keys';
 import { Logger, silentLogger } from '../logger';
+import { duplicateRedis } from '../redis';
 import { GroupName, ReadReply, StreamEntry, ensureGroups, trimBelowSafeId } from './groups';
 
 export interface GroupConsumerOptions {
@@ -17,8 +18,15 @@ export interface GroupConsumerOptions {
   blockMs?: number;
   /** Period of the trim timer (ms); 0 turns the timer off (trims after acks still run). @defaultValue 5000 */
   trimIntervalMs?: number;
+  /** Entries pending longer than this (ms) are claimed from their consumer, presumed dead. @defaultValue 30000 */
+  claimIdleMs?: number;
+  /** An entry delivered this many times without being acked goes to the dead-letter stream. @defaultValue 5 */
+  maxDeliveries?: number;
   logger?: Logger;
 }
+
+/** XPENDING's extended form: id, consumer, idle ms, deliveries. */
+type PendingEntry = [id: string, consumer: string, idleMs: number, deliveries: number];
 
 /**
  * A member of one consumer group reading every stream partition: own pending entries
@@ -38,6 +46,7 @@ export abstract class GroupConsumer {
   private running?: Promise<void>;
   private trimTimer?: NodeJS.Timeout;
   private stopping = false;
+  private nextClaimAt = 0;
   /** Entries acked by this consumer (for summaries and tests). */
   processed = 0;
 
@@ -67,7 +76,8 @@ export abstract class GroupConsumer {
     if (this.base.blockingRedis) {
       this.blocking = this.base.blockingRedis;
     } else {
-      this.blocking = this.base.redis.duplicate();
+      this.blocking = await duplicateRedis(this.base.redis);
+      this.blocking.on('error', (err: Error) => this.log.warn({ err: err.message }, 'blocking connection error'));
       this.ownsBlocking = true;
     }
     const blocking = this.blocking;
@@ -86,6 +96,11 @@ export abstract class GroupConsumer {
   private async loop(): Promise<void> {
     while (!this.stopping) {
       try {
+        // Recovery runs between reads, never beside one: handle() is never re-entered.
+        if (Date.now() >= this.nextClaimAt) {
+          this.nextClaimAt = Date.now() + Math.min(this.claimIdleMs / 2, 10_000);
+          await this.recoverStale();
+        }
         await this.processOnce(true);
       } catch (err) {
         if (this.stopping) break;
@@ -164,14 +179,19 @@ export abstract class GroupConsumer {
       }
       if (entries.length === 0) continue;
       read += entries.length;
-      const toAck = await this.handle(stream, entries);
-      if (toAck.length > 0) {
-        await this.base.redis.xack(stream, this.group, ...toAck);
-        this.processed += toAck.length;
-        await trimBelowSafeId(this.base.redis, stream);
-      }
+      await this.processEntries(stream, entries);
     }
     return read;
+  }
+
+  /** handle(), then XACK what it allows, then trim the stream. */
+  private async processEntries(stream: string, entries: StreamEntry[]): Promise<void> {
+    const toAck = await this.handle(stream, entries);
+    if (toAck.length > 0) {
+      await this.base.redis.xack(stream, this.group, ...toAck);
+      this.processed += toAck.length;
+      await trimBelowSafeId(this.base.redis, stream);
+    }
   }
 
   /** Trims every partition below what all groups have finished. */
@@ -181,13 +201,67 @@ export abstract class GroupConsumer {
     return trimmed;
   }
 
+  private get claimIdleMs(): number {
+    return this.base.claimIdleMs ?? 30_000;
+  }
+
+  /**
+   * Recovery of other consumers' work, on every partition: entries pending longer than
+   * `claimIdleMs` and delivered `maxDeliveries` times go to the dead-letter stream (XADD,
+   * then XACK); the other idle ones are claimed with XAUTOCLAIM and processed here (ids it
+   * reports as deleted from the stream are already gone from the PEL); then consumers that
+   * have been idle that long with nothing pending are removed from the group. Idle pending
+   * entries of this consumer itself (a failed script) are retried the same way. Returns the
+   * number of entries claimed or dead-lettered.
+   */
+  async recoverStale(): Promise<number> {
+    const redis = this.base.redis;
+    const idle = this.claimIdleMs;
+    const maxDeliveries = this.base.maxDeliveries ?? 5;
+    let recovered = 0;
+    for (const stream of this.streams) {
+      const stale = (await redis.xpending(stream, this.group, 'IDLE', idle, '-', '+', 1000)) as PendingEntry[];
+      for (const [id, consumer, , deliveries] of stale) {
+        if (deliveries < maxDeliveries) continue;
+        const entry = await redis.xrange(stream, id, id);
+        const error = `not acked after ${deliveries} deliveries (last consumer ${consumer})`;
+        if (entry.length > 0) await this.deadLetter(stream, id, entry[0][1], error, deliveries);
+        await redis.xack(stream, this.group, id);
+        recovered++;
+      }
+      let cursor = '0-0';
+      do {
+        const [next, entries, deleted] = (await redis.call(
+          'XAUTOCLAIM', stream, this.group, this.base.consumerName, idle, cursor, 'COUNT', this.base.readCount ?? 500,
+        )) as [string, StreamEntry[], string[]];
+        if (deleted.length > 0) this.log.warn({ stream, ids: deleted }, 'claimed entries were deleted from the stream');
+        if (entries.length > 0) {
+          this.log.info({ stream, count: entries.length }, 'claimed idle entries from another consumer');
+          recovered += entries.length;
+          await this.processEntries(stream, entries);
+        }
+        cursor = next;
+      } while (cursor !== '0-0' && !this.stopping);
+      const consumers = (await redis.xinfo('CONSUMERS', stream, this.group)) as unknown[][];
+      for (const flat of consumers) {
+        const info: Record<string, unknown> = {};
+        for (let i = 0; i < flat.length; i += 2) info[flat[i] as string] = flat[i + 1];
+        if (info.name !== this.base.consumerName && Number(info.pending) === 0 && Number(info.idle) > idle) {
+          await redis.xgroup('DELCONSUMER', stream, this.group, info.name as string);
+          this.log.info({ stream, consumer: info.name }, 'removed idle consumer with nothing pending');
+        }
+      }
+    }
+    return recovered;
+  }
+
   /** Copies an unprocessable entry to the dead-letter stream; the caller acks it afterwards. */
-  protected async deadLetter(stream: string, id: string, fields: string[], error: string): Promise<void> {
+  protected async deadLetter(stream: string, id: string, fields: string[], error: string, deliveries = 1): Promise<void> {
     this.log.warn({ stream, id, error }, 'entry dead-lettered');
     await this.base.redis.xadd(
       this.base.keys.deadLetters(), '*',
       'stream', stream, 'id', id, 'group', this.group, 'consumer', this.base.consumerName,
-      'error', error, 'fields', JSON.stringify(fields),
+      'deliveries', String(deliveries), 'error', error, 'fields', JSON.stringify(fields),
     );
   }
 }

@@ -47,10 +47,10 @@ export class RealtimeConsumer extends GroupConsumer {
   }
 
   protected async handle(stream: string, entries: StreamEntry[]): Promise<string[]> {
-    return this.processEntries(stream, entries);
+    return this.foldIntoWindows(stream, entries);
   }
 
-  private async processEntries(stream: string, entries: StreamEntry[]): Promise<string[]> {
+  private async foldIntoWindows(stream: string, entries: StreamEntry[]): Promise<string[]> {
     const now = this.clock();
     const toAck: string[] = [];
     const scripted: string[] = [];

@@ -10,15 +10,22 @@ export interface ProducerOptions {
   maxFutureSkewMs: number;
   /** Current time in ms. @defaultValue Date.now */
   clock?: () => number;
+  /** Entries a partition may hold before ingestion is refused (backpressure). @defaultValue unlimited */
+  maxBacklog?: number;
 }
 
 export type IngestResult =
   | { ok: true; accepted: number; event_ids: string[] }
-  | { ok: false; errors: FieldError[] };
+  | { ok: false; errors: FieldError[] }
+  | { ok: false; backlogged: number[]; retryAfterS: number };
+
+/** How long a backlog reading is reused: one XLEN pipeline per this period, not per request. */
+const BACKLOG_TTL_MS = 250;
 
 /** Validates events and appends them to their stream partitions. */
 export class Producer {
   private readonly clock: () => number;
+  private backlog: { at: number; lengths: number[] } | undefined;
 
   constructor(private readonly opts: ProducerOptions) {
     this.clock = opts.clock ?? Date.now;
@@ -41,13 +48,35 @@ export class Producer {
     });
     if (errors.length > 0) return { ok: false, errors };
 
-    const tx = this.opts.redis.multi();
-    for (const e of events) {
-      tx.xadd(this.opts.keys.stream(partitionFor(e.user_id, this.opts.partitions)), '*', ...toStreamFields(e));
+    const partitions = events.map((e) => partitionFor(e.user_id, this.opts.partitions));
+    if (this.opts.maxBacklog !== undefined) {
+      // Streams are trimmed to what some group has not finished, so XLEN is the backlog.
+      const lengths = await this.backlogLengths();
+      const full = [...new Set(partitions)].filter((p) => lengths[p] >= this.opts.maxBacklog!).sort((a, b) => a - b);
+      if (full.length > 0) return { ok: false, backlogged: full, retryAfterS: 1 };
     }
+    const tx = this.opts.redis.multi();
+    events.forEach((e, i) => {
+      tx.xadd(this.opts.keys.stream(partitions[i]), '*', ...toStreamFields(e));
+    });
     const results = await tx.exec();
     const failed = results?.find(([err]) => err);
     if (!results || failed) throw new Error(`stream append failed: ${failed?.[0]?.message ?? 'transaction aborted'}`);
     return { ok: true, accepted: events.length, event_ids: events.map((e) => e.event_id) };
+  }
+
+  /** Stream lengths of every partition, read at most once per BACKLOG_TTL_MS. */
+  private async backlogLengths(): Promise<number[]> {
+    const now = Date.now();
+    if (this.backlog && now - this.backlog.at < BACKLOG_TTL_MS) return this.backlog.lengths;
+    const pipeline = this.opts.redis.pipeline();
+    for (const s of this.opts.keys.streams(this.opts.partitions)) pipeline.xlen(s);
+    const results = (await pipeline.exec()) ?? [];
+    const lengths = results.map(([err, n]) => {
+      if (err) throw err;
+      return n as number;
+    });
+    this.backlog = { at: now, lengths };
+    return lengths;
   }
 }

@@ -77,7 +77,7 @@ export async function makePipeline(opts: { tags?: unknown[]; partitions?: number
 /** Ingests events (throwing on validation errors) and lets the consumer process them. */
 export async function feed(p: Pipeline, events: Record<string, unknown>[]): Promise<string[]> {
   const r = await p.producer.ingest(events);
-  if (!r.ok) throw new Error(`ingest rejected: ${JSON.stringify(r.errors)}`);
+  if (!r.ok) throw new Error(`ingest rejected: ${JSON.stringify(r)}`);
   await p.consumer.drain();
   return r.event_ids;
 }

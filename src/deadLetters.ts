@@ -1,0 +1,69 @@
+import type { Redis } from 'ioredis';
+import { Keys } from './keys';
+
+/** One dead letter: an entry some group could not process, with why. */
+export interface DeadLetter {
+  /** Id in the dead-letter stream. */
+  dead_id: string;
+  stream: string;
+  /** Id of the original entry in its partition. */
+  id: string;
+  group: string;
+  consumer: string;
+  deliveries: number;
+  error: string;
+  /** The original entry's field/value list. */
+  fields: string[];
+}
+
+function parse(id: string, flat: string[]): DeadLetter {
+  const f: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i]] = flat[i + 1];
+  let fields: string[] = [];
+  try {
+    const parsed = JSON.parse(f.fields ?? '[]') as unknown;
+    if (Array.isArray(parsed) && parsed.every((x) => typeof x === 'string')) fields = parsed;
+  } catch {
+    // left empty: such a letter cannot be replayed
+  }
+  return {
+    dead_id: id, stream: f.stream ?? '', id: f.id ?? '', group: f.group ?? '', consumer: f.consumer ?? '',
+    deliveries: Number(f.deliveries ?? 1), error: f.error ?? '', fields,
+  };
+}
+
+/** The oldest `count` dead letters. */
+export async function listDeadLetters(redis: Redis, keys: Keys, count = 100): Promise<DeadLetter[]> {
+  const entries = await redis.xrange(keys.deadLetters(), '-', '+', 'COUNT', count);
+  return entries.map(([id, flat]) => parse(id, flat));
+}
+
+/**
+ * Re-injects dead letters (all, or those with the given dead ids) into the partition they
+ * came from, then deletes them from the dead-letter stream. Both groups see them again;
+ * every effect is idempotent by event id, so a group that had processed one is unaffected.
+ * Letters naming a stream that is not one of the partitions are left in place.
+ */
+export async function replayDeadLetters(redis: Redis, keys: Keys, partitions: number, ids?: string[]): Promise<{ replayed: number; skipped: string[] }> {
+  const streams = new Set(keys.streams(partitions));
+  const letters = ids ? (await Promise.all(ids.map((id) => redis.xrange(keys.deadLetters(), id, id)))).flat() : await redis.xrange(keys.deadLetters(), '-', '+');
+  let replayed = 0;
+  const skipped: string[] = [];
+  for (const [deadId, flat] of letters) {
+    const letter = parse(deadId, flat);
+    if (!streams.has(letter.stream) || letter.fields.length === 0 || letter.fields.length % 2 !== 0) {
+      skipped.push(deadId);
+      continue;
+    }
+    await redis.xadd(letter.stream, '*', ...letter.fields);
+    await redis.xdel(keys.deadLetters(), deadId);
+    replayed++;
+  }
+  return { replayed, skipped };
+}
+
+/** Deletes every dead letter; returns how many there were. */
+export async function purgeDeadLetters(redis: Redis, keys: Keys): Promise<number> {
+  const [[, n]] = (await redis.multi().xlen(keys.deadLetters()).del(keys.deadLetters()).exec()) as [[null, number], [null, number]];
+  return n;
+}
