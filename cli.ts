@@ -48,7 +48,8 @@ function withConsumerOptions(cmd: Command): Command {
     .addOption(new Option('--consumer-name <name>', 'consumer name in its groups (default <host>-<pid>)').env('PROFILE_CONSUMER_NAME'))
     .addOption(new Option('--read-count <n>', 'entries per XREADGROUP (default 500)').env('PROFILE_READ_COUNT').argParser(int('read-count')))
     .addOption(new Option('--claim-idle <ms>', 'claim entries pending this long from dead consumers (default 30000)').env('PROFILE_CLAIM_IDLE_MS').argParser(int('claim-idle')))
-    .addOption(new Option('--max-deliveries <n>', 'dead-letter an entry after this many deliveries (default 5)').env('PROFILE_MAX_DELIVERIES').argParser(int('max-deliveries')));
+    .addOption(new Option('--max-deliveries <n>', 'dead-letter an entry after this many deliveries (default 5)').env('PROFILE_MAX_DELIVERIES').argParser(int('max-deliveries')))
+    .addOption(new Option('--fault-ack-delay <ms>', 'fault suite only: archiver sleeps between fsync and ack').env('PROFILE_FAULT_ACK_DELAY_MS').argParser(int('fault-ack-delay')).hideHelp());
 }
 
 function configFrom(o: Record<string, unknown>): AppConfig {
@@ -68,6 +69,7 @@ function configFrom(o: Record<string, unknown>): AppConfig {
     claimIdleMs: o.claimIdle as number | undefined,
     maxDeliveries: o.maxDeliveries as number | undefined,
     maxBacklog: o.maxBacklog as number | undefined,
+    faultAckDelayMs: o.faultAckDelay as number | undefined,
     dataDir: env.PROFILE_DATA_DIR,
     embeddedRedisPort: env.PROFILE_EMBEDDED_REDIS_PORT === undefined ? undefined : Number(env.PROFILE_EMBEDDED_REDIS_PORT),
   };

@@ -44,6 +44,11 @@ export interface AppConfig {
   maxDeliveries: number;
   /** Unfinished entries in a partition above which POST /events answers 503 with Retry-After. @defaultValue 1000000 */
   maxBacklog: number;
+  /**
+   * Fault injection for the fault suite: the archiver waits this long (ms) between fsync
+   * and ack, and says so in its log, so a test can kill it exactly there. @defaultValue 0
+   */
+  faultAckDelayMs: number;
   /** pino log level. @defaultValue `"info"` */
   logLevel: string;
   /** The tag definitions (from `tagsFile`, or the shipped config/tags.json). */
@@ -78,6 +83,7 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
     claimIdleMs: 30_000,
     maxDeliveries: 5,
     maxBacklog: 1_000_000,
+    faultAckDelayMs: 0,
     logLevel: 'info',
     ...rest,
     odsDir: rest.odsDir ?? path.join(rest.dataDir ?? 'data', 'ods'),
@@ -102,6 +108,7 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
   int('claimIdleMs', 1, 86_400_000);
   int('maxDeliveries', 1, 1000);
   int('maxBacklog', 1, 1_000_000_000);
+  int('faultAckDelayMs', 0, 60_000);
   config.dataDir = path.resolve(config.dataDir);
   config.odsDir = path.resolve(config.odsDir);
   if (!/^[A-Za-z0-9._:-]*$/.test(config.prefix) || config.prefix.length > 64) {

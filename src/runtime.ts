@@ -105,6 +105,12 @@ export async function startArchive(rt: Runtime): Promise<ArchiveConsumer> {
     claimIdleMs: config.claimIdleMs,
     maxDeliveries: config.maxDeliveries,
     odsDir: config.odsDir,
+    afterSync: config.faultAckDelayMs > 0
+      ? async () => {
+          logger.warn({ delayMs: config.faultAckDelayMs }, 'fault injection: synced, ack delayed');
+          await new Promise((r) => setTimeout(r, config.faultAckDelayMs));
+        }
+      : undefined,
   });
   await consumer.start();
   logger.info({ consumer: config.consumerName, odsDir: config.odsDir }, 'archive consumer started');

@@ -3,7 +3,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { createApp } from '../../src/api/app';
-import { HttpServerHandle, listen } from '../../src/api/server';
+import { listen } from '../../src/api/server';
 import { RealtimeConsumer } from '../../src/consumers/realtime';
 import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../../src/deadLetters';
 import { Keys, partitionFor } from '../../src/keys';
