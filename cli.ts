@@ -72,6 +72,7 @@ function configFrom(o: Record<string, unknown>): AppConfig {
     faultAckDelayMs: o.faultAckDelay as number | undefined,
     dataDir: env.PROFILE_DATA_DIR,
     embeddedRedisPort: env.PROFILE_EMBEDDED_REDIS_PORT === undefined ? undefined : Number(env.PROFILE_EMBEDDED_REDIS_PORT),
+    embeddedAppendfsync: env.PROFILE_REDIS_APPENDFSYNC as ConfigInput['embeddedAppendfsync'],
   };
   return resolveConfig(input);
 }

@@ -10,6 +10,12 @@ export interface AppConfig {
   redisUrl?: string;
   /** Port of the default local Redis (127.0.0.1) that `profile up` uses or starts. @defaultValue 6379 */
   embeddedRedisPort: number;
+  /**
+   * AOF fsync policy of the embedded Redis: `always` loses no acknowledged event on a
+   * crash, `everysec` up to about a second of them, `no` whatever the OS had not flushed.
+   * @defaultValue `"everysec"`
+   */
+  embeddedAppendfsync: 'always' | 'everysec' | 'no';
   /** Prefix of every key. @defaultValue `""` */
   prefix: string;
   /** Number of stream partitions `ev:{p0}`…; must not change while streams hold entries. @defaultValue 4 */
@@ -67,6 +73,7 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
   const { tagsFile, tags, ...rest } = defined;
   const config: AppConfig = {
     embeddedRedisPort: 6379,
+    embeddedAppendfsync: 'everysec',
     prefix: '',
     partitions: 4,
     host: '127.0.0.1',
@@ -116,6 +123,9 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
   }
   if (!/^[A-Za-z0-9._:@-]{1,128}$/.test(config.consumerName)) {
     throw new ConfigError('consumerName must be 1-128 characters of A-Z a-z 0-9 . _ : @ -');
+  }
+  if (!['always', 'everysec', 'no'].includes(config.embeddedAppendfsync)) {
+    throw new ConfigError('embeddedAppendfsync must be always, everysec or no');
   }
   if (!LOG_LEVELS.includes(config.logLevel)) throw new ConfigError(`logLevel must be one of ${LOG_LEVELS.join(', ')}`);
   if (config.redisUrl !== undefined && !/^rediss?:\/\//.test(config.redisUrl)) {

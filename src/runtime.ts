@@ -36,9 +36,9 @@ export async function openRuntime(config: AppConfig, logger: Logger, allowEmbedd
   let embedded: RedisServerHandle | undefined;
   if (config.redisUrl === undefined && allowEmbedded && !(await redisAnswers(url))) {
     const dir = path.join(config.dataDir, 'redis');
-    embedded = await startRedisServer({ port: config.embeddedRedisPort, dir, appendonly: true });
+    embedded = await startRedisServer({ port: config.embeddedRedisPort, dir, appendonly: true, appendfsync: config.embeddedAppendfsync });
     url = embedded.url;
-    logger.info({ url, dir }, 'started embedded redis-server (AOF on); it stops when this process exits');
+    logger.info({ url, dir, appendfsync: config.embeddedAppendfsync }, 'started embedded redis-server (AOF on); it stops when this process exits');
   }
   const redis = await connectRedis(url);
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));

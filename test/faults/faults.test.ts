@@ -100,6 +100,7 @@ describe('fault suite: real processes, real redis-server, kill -9', function () 
       await sleep(100);
     }
     expect(full).to.be.at.least(0);
+    await sleep(300); // the API rereads stream lengths at most every 250 ms
     const stream = stack.keys.stream(full);
     const res = await fetch(`http://127.0.0.1:${stack.port}/events`, {
       method: 'POST', headers: { 'content-type': 'application/json' },

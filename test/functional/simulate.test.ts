@@ -4,6 +4,7 @@ import { HttpServerHandle, listen } from '../../src/api/server';
 import { RealtimeConsumer } from '../../src/consumers/realtime';
 import { validateEvent } from '../../src/event';
 import { TrafficGenerator, simulate } from '../../src/simulate';
+import { Producer } from '../../src/producer/producer';
 import { Pipeline, makePipeline } from '../helpers/context';
 
 describe('traffic simulator', () => {
@@ -38,6 +39,45 @@ describe('traffic simulator', () => {
     const other = new TrafficGenerator(1000, 42).next(now);
     const first = new TrafficGenerator(1000, 42).next(now);
     expect({ ...other, event_id: '' }).to.deep.equal({ ...first, event_id: '' });
+  });
+
+  it('honours 503 with Retry-After: resends the same events once the backlog clears, nothing lost or doubled', async function () {
+    this.timeout(20_000);
+    const p = await makePipeline({ partitions: 1, now: Date.now() });
+    const producer = new Producer({ redis: p.redis, keys: p.keys, partitions: 1, maxFutureSkewMs: 300_000, maxBacklog: 20 });
+    const app = createApp({
+      redis: p.redis, producer, reader: p.reader, keys: p.keys, partitions: 1,
+      maxEventsPerRequest: 100, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20,
+    });
+    const http = await listen(app, '127.0.0.1', 0);
+    const stream = p.keys.stream(0);
+    // Frees the backlog every 700 ms: realtime drains, a stand-in archiver acks, the stream is trimmed.
+    const clear = setInterval(() => void (async () => {
+      await p.consumer.drain();
+      const entries = await p.redis.xreadgroup('GROUP', 'archive', 'a', 'COUNT', 1000, 'STREAMS', stream, '>') as [string, [string, string[]][]][] | null;
+      const ids = entries?.[0]?.[1].map(([id]) => id) ?? [];
+      if (ids.length) await p.redis.xack(stream, 'archive', ...ids);
+      await p.consumer.trimAll();
+    })().catch(() => undefined), 700);
+    try {
+      const summary = await simulate({ url: `http://127.0.0.1:${http.port}`, users: 5, rate: 100, durationS: 1, batchSize: 10, concurrency: 1, seed: 3, waitDrainS: 10 });
+      expect(summary.retries_after_503).to.be.greaterThan(0);
+      expect(summary.failed_requests).to.equal(0);
+      expect(summary.accepted).to.equal(summary.sent);
+      await new Promise((r) => setTimeout(r, 800));
+      await p.consumer.drain();
+      p.clock.now = Date.now();
+      let counted = 0;
+      for (let u = 1; u <= 5; u++) {
+        const tags = (await p.reader.read(`user-${u}`))?.tags ?? {};
+        counted += ['views_5m', 'clicks_5m', 'purchases_24h'].reduce((n, t) => n + ((tags[t] as number) ?? 0), 0);
+      }
+      expect(counted).to.equal(summary.sent);
+    } finally {
+      clearInterval(clear);
+      await http.close();
+      await p.close();
+    }
   });
 
   describe('against a running API and consumer', () => {
