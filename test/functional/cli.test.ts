@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
+import Redis from 'ioredis';
 import { freePort } from '../../src/redisServer';
 import { redisAnswers } from '../../src/redis';
 import { killAllCli, runCli, runCliToEnd } from '../helpers/cli';
@@ -126,6 +127,32 @@ describe('profile CLI (real processes)', function () {
     up.child.kill('SIGTERM');
     expect(await up.exited).to.equal(0);
     fs.rmSync(ods, { recursive: true, force: true });
+  });
+
+  it('`dead list`, `dead replay` and `dead purge` work on ev:dead', async () => {
+    const prefix = uniquePrefix();
+    const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: prefix, LOG_LEVEL: 'silent' };
+    const redis = new Redis(testRedisUrl());
+    try {
+      const fields = ['event_id', 'd1', 'user_id', 'u1', 'type', 'click', 'ts', '5'];
+      const deadId = await redis.xadd(`${prefix}ev:dead`, '*', 'stream', `${prefix}ev:{p1}`, 'id', '1-0', 'group', 'realtime',
+        'consumer', 'rt-9', 'deliveries', '5', 'error', 'boom', 'fields', JSON.stringify(fields));
+      const list = await runCliToEnd(['dead', 'list', '--json'], env);
+      expect(list.code).to.equal(0);
+      expect(JSON.parse(list.out)).to.deep.equal({
+        dead_id: deadId, stream: `${prefix}ev:{p1}`, id: '1-0', group: 'realtime', consumer: 'rt-9', deliveries: 5, error: 'boom', fields,
+      });
+      const table = await runCliToEnd(['dead', 'list'], env);
+      expect(table.out).to.match(/^dead id\s+stream\s+entry id\s+group\s+deliveries\s+error$/m);
+      const replay = await runCliToEnd(['dead', 'replay'], env);
+      expect(replay.out).to.equal('replayed 1\n');
+      expect((await redis.xrange(`${prefix}ev:{p1}`, '-', '+')).map(([, f]) => f)).to.deep.equal([fields]);
+      await redis.xadd(`${prefix}ev:dead`, '*', 'stream', 'x', 'fields', '[]');
+      expect((await runCliToEnd(['dead', 'purge'], env)).out).to.equal('purged 1\n');
+      expect(await redis.exists(`${prefix}ev:dead`)).to.equal(0);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('fails start-up with exit code 2 and a message naming the bad tag entry', async () => {
