@@ -12,7 +12,7 @@ import { ProfileReader } from './profile';
 import { RealtimeConsumer } from './consumers/realtime';
 import { ensureGroups } from './consumers/groups';
 import { ArchiveConsumer } from './consumers/archive';
-import { GroupConsumer } from './consumers/groupConsumer';
+import { GroupConsumer, GroupConsumerOptions } from './consumers/groupConsumer';
 import { BatchLauncher } from './batch/launcher';
 
 /** A connected process: its Redis, key names, and what it must close on exit. */
@@ -73,20 +73,25 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   return http;
 }
 
-/** Starts the realtime consumer on the runtime's Redis. */
-export async function startRealtime(rt: Runtime): Promise<RealtimeConsumer> {
+/** What every consumer of this process is configured with. */
+function consumerOptions(rt: Runtime): GroupConsumerOptions {
   const { config, redis, keys, logger } = rt;
-  const consumer = new RealtimeConsumer({
+  return {
     redis, keys, logger,
     partitions: config.partitions,
-    tags: config.tags.realtime,
     consumerName: config.consumerName,
     readCount: config.readCount,
     blockMs: config.blockMs,
     trimIntervalMs: config.trimIntervalMs,
     claimIdleMs: config.claimIdleMs,
     maxDeliveries: config.maxDeliveries,
-  });
+  };
+}
+
+/** Starts the realtime consumer on the runtime's Redis. */
+export async function startRealtime(rt: Runtime): Promise<RealtimeConsumer> {
+  const { config, logger } = rt;
+  const consumer = new RealtimeConsumer({ ...consumerOptions(rt), tags: config.tags.realtime });
   await consumer.start();
   logger.info({ consumer: config.consumerName, partitions: config.partitions }, 'realtime consumer started');
   return consumer;
@@ -94,16 +99,9 @@ export async function startRealtime(rt: Runtime): Promise<RealtimeConsumer> {
 
 /** Starts the archive consumer (NDJSON ODS under config.odsDir) on the runtime's Redis. */
 export async function startArchive(rt: Runtime): Promise<ArchiveConsumer> {
-  const { config, redis, keys, logger } = rt;
+  const { config, logger } = rt;
   const consumer = new ArchiveConsumer({
-    redis, keys, logger,
-    partitions: config.partitions,
-    consumerName: config.consumerName,
-    readCount: config.readCount,
-    blockMs: config.blockMs,
-    trimIntervalMs: config.trimIntervalMs,
-    claimIdleMs: config.claimIdleMs,
-    maxDeliveries: config.maxDeliveries,
+    ...consumerOptions(rt),
     odsDir: config.odsDir,
     afterSync: config.faultAckDelayMs > 0
       ? async () => {

@@ -150,16 +150,7 @@ function parseOffline(json: unknown, source: string, names: Set<string>): { offl
 }
 
 function parseOfflineTag(entry: unknown, where: string): OfflineTag {
-  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(`${where}: must be an object`);
-  const e = entry as Record<string, unknown>;
-  const label = typeof e.name === 'string' ? `${where} (${e.name})` : where;
-  const bad = (msg: string): never => {
-    throw new ConfigError(`${label}: ${msg}`);
-  };
-  for (const key of Object.keys(e)) {
-    if (!['name', 'event', 'aggregation', 'field', 'window'].includes(key)) bad(`unknown key "${key}"`);
-  }
-  if (typeof e.name !== 'string' || !NAME.test(e.name)) bad('"name" must match [a-z][a-z0-9_]* (at most 64 characters)');
+  const { e, bad } = configEntry(entry, where, ['name', 'event', 'aggregation', 'field', 'window']);
   if (!(OFFLINE_AGGREGATIONS as readonly unknown[]).includes(e.aggregation)) bad(`"aggregation" must be one of ${OFFLINE_AGGREGATIONS.join(', ')}`);
   if (e.event !== undefined && !(EVENT_TYPES as readonly unknown[]).includes(e.event)) bad(`"event" must be one of ${EVENT_TYPES.join(', ')}`);
   const tag: OfflineTag = { name: e.name as string, aggregation: e.aggregation as OfflineAggregation };
@@ -182,15 +173,7 @@ function parseSegments(json: unknown, source: string, tags: OfflineTag[]): Segme
   if (!Array.isArray(json) || json.length === 0) throw new ConfigError(`${source}: offline.segments must be a non-empty array`);
   const ids = new Set<string>();
   const rules = json.map((entry, i) => {
-    const where = `${source}: offline.segments[${i}]`;
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(`${where}: must be an object`);
-    const e = entry as Record<string, unknown>;
-    const label = typeof e.id === 'string' ? `${where} (${e.id})` : where;
-    const bad = (msg: string): never => {
-      throw new ConfigError(`${label}: ${msg}`);
-    };
-    for (const key of Object.keys(e)) if (key !== 'id' && key !== 'when') bad(`unknown key "${key}"`);
-    if (typeof e.id !== 'string' || !NAME.test(e.id)) bad('"id" must match [a-z][a-z0-9_]* (at most 64 characters)');
+    const { e, bad } = configEntry(entry, `${source}: offline.segments[${i}]`, ['id', 'when'], 'id');
     if (ids.has(e.id as string)) bad('duplicate segment id');
     ids.add(e.id as string);
     if (!Array.isArray(e.when)) bad('"when" must be an array of conditions ([] matches every user)');
@@ -219,19 +202,24 @@ function parseSegments(json: unknown, source: string, tags: OfflineTag[]): Segme
   return rules;
 }
 
-function parseWindowTag(entry: unknown, where: string): WindowTag {
-  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
-    throw new ConfigError(`${where}: must be an object`);
-  }
+/**
+ * Opens one config entry for checking: it must be an object with only `allowed` keys, and
+ * `bad(msg)` throws a ConfigError naming the entry (`where`, plus its `idKey` value).
+ */
+function configEntry(entry: unknown, where: string, allowed: string[], idKey = 'name') {
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new ConfigError(`${where}: must be an object`);
   const e = entry as Record<string, unknown>;
-  const label = typeof e.name === 'string' ? `${where} (${e.name})` : where;
+  const label = typeof e[idKey] === 'string' ? `${where} (${e[idKey]})` : where;
   const bad = (msg: string): never => {
     throw new ConfigError(`${label}: ${msg}`);
   };
-  for (const key of Object.keys(e)) {
-    if (!['name', 'event', 'aggregation', 'field', 'window'].includes(key)) bad(`unknown key "${key}"`);
-  }
-  if (typeof e.name !== 'string' || !NAME.test(e.name)) bad('"name" must match [a-z][a-z0-9_]* (at most 64 characters)');
+  for (const key of Object.keys(e)) if (!allowed.includes(key)) bad(`unknown key "${key}"`);
+  if (typeof e[idKey] !== 'string' || !NAME.test(e[idKey] as string)) bad(`"${idKey}" must match [a-z][a-z0-9_]* (at most 64 characters)`);
+  return { e, bad };
+}
+
+function parseWindowTag(entry: unknown, where: string): WindowTag {
+  const { e, bad } = configEntry(entry, where, ['name', 'event', 'aggregation', 'field', 'window']);
   if (!(EVENT_TYPES as readonly unknown[]).includes(e.event)) bad(`"event" must be one of ${EVENT_TYPES.join(', ')}`);
   if (!(AGGREGATIONS as readonly unknown[]).includes(e.aggregation)) bad(`"aggregation" must be one of ${AGGREGATIONS.join(', ')}`);
   const windowMs = parseDuration(e.window);
