@@ -1,0 +1,203 @@
+/**
+ * `npm run bench [-- --quick]`: one JSON object with every figure of the benchmark, each
+ * measured in this run against its own baseline (these machines are shared and noisy:
+ * compare ratios within one run, not absolute numbers across runs).
+ *
+ * It starts its own redis-server (AOF everysec, as the product runs) and real `profile`
+ * processes; clients that measure HTTP run in their own processes.
+ */
+import { ChildProcess, execFileSync, spawn } from 'child_process';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { resolveConfig } from '../src/config';
+import { Keys } from '../src/keys';
+import { connectRedis } from '../src/redis';
+import { RedisServerHandle, startRedisServer } from '../src/redisServer';
+import { Producer } from '../src/producer/producer';
+import { RealtimeConsumer } from '../src/consumers/realtime';
+import { ArchiveConsumer } from '../src/consumers/archive';
+import { TrafficGenerator, simulate } from '../src/simulate';
+import { groupCaughtUp, streamStatus } from '../src/status';
+import { measureBatch } from './batch';
+
+const quick = process.argv.includes('--quick');
+const M = quick
+  ? { drainEvents: 50_000, users: 20_000, ingestS: 3, e2eS: 5, e2eRate: 20_000, freshRate: 2_000, freshProbes: 30, readS: 3, batchEvents: 100_000, batchUsers: 20_000 }
+  : { drainEvents: 300_000, users: 200_000, ingestS: 10, e2eS: 20, e2eRate: 60_000, freshRate: 10_000, freshProbes: 200, readS: 10, batchEvents: 2_000_000, batchUsers: 200_000 };
+const CLI = path.join(__dirname, '..', 'cli.js');
+const children: ChildProcess[] = [];
+
+/** Spawns `node script args`, resolves with the process once its output matches `ready`. */
+function start(script: string, args: string[], env: Record<string, string>, ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+  const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      out += d;
+      const m = out.match(ready);
+      if (m) resolve({ child, match: m });
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${script} ${args.join(' ')} exited ${code}: ${out.slice(-500)}`)));
+  });
+}
+
+/** Runs a script to completion and parses the last line of its stdout as JSON. */
+function runJson(script: string, args: string[]): Record<string, number> {
+  const out = execFileSync(process.execPath, [script, ...args], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+function redisBenchmark(port: number, args: string[]): number {
+  const out = execFileSync('redis-benchmark', ['-p', String(port), '-q', '--csv', ...args], { encoding: 'utf8' });
+  const line = out.trim().split('\n').filter((l) => /^"/.test(l) && !/^"test"/.test(l)).pop()!;
+  return Math.round(Number(line.split(',')[1].replace(/"/g, '')));
+}
+
+async function main() {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'profile-bench-'));
+  let server: RedisServerHandle | undefined;
+  const result: Record<string, unknown> = { mode: quick ? 'quick' : 'full' };
+  try {
+    server = await startRedisServer({ dir: path.join(work, 'redis'), appendonly: true, appendfsync: 'everysec' });
+    const redis = await connectRedis(server.url);
+    result.machine = {
+      cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version,
+      redis: (await redis.info('server')).match(/redis_version:(\S+)/)?.[1],
+    };
+
+    // Raw Redis baselines.
+    // XADD of an event-sized entry, 64 per pipeline (redis-benchmark 7.0 has no built-in xadd test).
+    result.redis_xadd_pipelined_per_s = redisBenchmark(server.port, [
+      '-n', String(quick ? 200_000 : 1_000_000), '-P', '64', '-r', '100000',
+      'XADD', 'bench:s', '*', 'event_id', 'e-__rand_int__', 'user_id', 'user-__rand_int__', 'type', 'impression', 'ts', '1795687801377', 'ad_id', 'ad-1-2', 'campaign_id', 'c-1',
+    ]);
+    await redis.del('bench:s');
+    await redis.hset('bench:h', { views_5m: 3, views_1h: 12, clicks_5m: 0, clicks_24h: 1, purchases_24h: 0, spend_24h: 0, distinct_ads_1h: 4, campaign_views_1h: '{"c-1":7}' });
+    result.redis_hgetall_per_s = redisBenchmark(server.port, ['-n', String(quick ? 50_000 : 200_000), '-c', '4', 'HGETALL', 'bench:h']);
+    await redis.del('bench:h');
+
+    // Realtime and archive drain rates on one pre-filled stream; memory per window event.
+    const config = resolveConfig({ redisUrl: server.url });
+    const keys = new Keys('');
+    const now = Date.now();
+    const producer = new Producer({ redis, keys, partitions: config.partitions, maxFutureSkewMs: 0, clock: () => now });
+    const gen = new TrafficGenerator(M.users, 1);
+    for (let sent = 0; sent < M.drainEvents; sent += 5000) {
+      const r = await producer.ingest(Array.from({ length: Math.min(5000, M.drainEvents - sent) }, () => gen.next(now)));
+      if (!r.ok) throw new Error(JSON.stringify(r));
+    }
+    const memBefore = Number((await redis.info('memory')).match(/used_memory:(\d+)/)![1]);
+    const rt = new RealtimeConsumer({ redis, keys, partitions: config.partitions, tags: config.tags.realtime, consumerName: 'bench-rt', clock: () => now, trimIntervalMs: 0 });
+    await rt.init();
+    let t = process.hrtime.bigint();
+    const folded = await rt.drain();
+    result.realtime_per_s = Math.round(folded / (Number(process.hrtime.bigint() - t) / 1e9));
+    const ods = path.join(work, 'ods');
+    const ar = new ArchiveConsumer({ redis, keys, partitions: config.partitions, consumerName: 'bench-ar', odsDir: ods, trimIntervalMs: 0 });
+    t = process.hrtime.bigint();
+    const archived = await ar.drain();
+    result.archive_per_s = Math.round(archived / (Number(process.hrtime.bigint() - t) / 1e9));
+    await ar.stop();
+    const memAfter = Number((await redis.info('memory')).match(/used_memory:(\d+)/)![1]);
+    let windowEvents = 0;
+    let cursor = '0';
+    do {
+      const [next, batch] = await redis.scan(cursor, 'MATCH', 'u:{*}:w:*', 'COUNT', 1000);
+      cursor = next;
+      const p = redis.pipeline();
+      for (const k of batch) p.zcard(k);
+      for (const [, n] of (await p.exec()) ?? []) windowEvents += n as number;
+    } while (cursor !== '0');
+    // The stream was trimmed meanwhile (both groups done): add back what it held before.
+    result.redis_bytes_per_window_event = Math.round((memAfter - memBefore) / windowEvents);
+    result.window_events = windowEvents;
+    await redis.flushall();
+
+    // The product's processes: API, realtime consumer, archiver.
+    const env = { REDIS_URL: server.url, ODS_DIR: ods, LOG_LEVEL: 'warn' };
+    const api = await start(CLI, ['serve', '--port', '0'], { ...env, LOG_LEVEL: 'info' }, /"port":(\d+),"msg":"API listening"/);
+    const url = `http://127.0.0.1:${api.match[1]}`;
+
+    // Ingest alone (no consumers running): bulk NDJSON, 4 concurrent clients.
+    const ingest = await simulate({ url, users: M.users, rate: 1_000_000, durationS: M.ingestS, batchSize: 1000, concurrency: 4, seed: 2, waitDrainS: 0 });
+    result.ingest_per_s = ingest.accepted_per_s;
+    await redis.flushall();
+    const apiReady = await start(CLI, ['serve', '--port', '0'], { ...env, LOG_LEVEL: 'info' }, /"port":(\d+),"msg":"API listening"/);
+    const url2 = `http://127.0.0.1:${apiReady.match[1]}`;
+    await start(CLI, ['consume', '--consumer-name', 'rt-1'], { ...env, LOG_LEVEL: 'info' }, /realtime consumer started/);
+    await start(CLI, ['archive', '--consumer-name', 'ar-1'], { ...env, LOG_LEVEL: 'info' }, /archive consumer started/);
+
+    // End to end: ingest + realtime + archive together at a target rate.
+    const e2e = await simulate({ url: url2, users: M.users, rate: M.e2eRate, durationS: M.e2eS, batchSize: 1000, concurrency: 4, seed: 3, waitDrainS: 120 });
+    const caughtUpAt = Date.now();
+    for (;;) {
+      const parts = await streamStatus(redis, keys, config.partitions);
+      if (parts.every((p) => groupCaughtUp(p, 'realtime') && groupCaughtUp(p, 'archive'))) break;
+      if (Date.now() - caughtUpAt > 600_000) throw new Error('e2e: groups did not catch up within 600 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const e2eSeconds = e2e.send_seconds + (Date.now() - caughtUpAt) / 1000 + (e2e.processed_seconds ? e2e.processed_seconds - e2e.send_seconds : 0);
+    result.e2e_target_per_s = M.e2eRate;
+    result.e2e_accepted_per_s = e2e.accepted_per_s;
+    result.e2e_per_s = Math.round(e2e.accepted / e2eSeconds);
+
+    // Freshness: 202 to visible in GET /profile, under background load.
+    const load = simulate({ url: url2, users: M.users, rate: M.freshRate, durationS: Math.ceil(M.freshProbes / 20) + 2, batchSize: 200, concurrency: 2, seed: 4, waitDrainS: 0 });
+    await new Promise((r) => setTimeout(r, 500));
+    const fresh: number[] = [];
+    for (let i = 0; i < M.freshProbes; i++) {
+      const user = `fresh-${i}`;
+      const res = await fetch(`${url2}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user_id: user, type: 'click' }) });
+      const t0 = process.hrtime.bigint();
+      if (res.status !== 202) throw new Error(`freshness probe got ${res.status}`);
+      for (;;) {
+        const r = await fetch(`${url2}/profile/${user}`);
+        if (r.status === 200 && ((await r.json()) as { tags: { clicks_5m: number } }).tags.clicks_5m === 1) break;
+        if (r.status !== 200) await r.text();
+      }
+      fresh.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    await load;
+    fresh.sort((a, b) => a - b);
+    result.freshness_load_per_s = M.freshRate;
+    result.freshness_p50_ms = Number(fresh[Math.floor(fresh.length / 2)].toFixed(2));
+    result.freshness_p99_ms = Number(fresh[Math.min(fresh.length - 1, Math.floor(fresh.length * 0.99))].toFixed(2));
+
+    // Reads: 4 closed-loop keep-alive clients in their own process, against the API and a bare node:http server.
+    const readJs = path.join(__dirname, 'read.js');
+    // Users drawn uniformly from everyone the e2e phase sent (Zipf traffic: a few are very hot).
+    const read = runJson(readJs, [url2, '4', String(M.readS), String(M.users)]);
+    const bare = await start(path.join(__dirname, 'bare.js'), [], {}, /^(\d+)$/m);
+    const bareRead = runJson(readJs, [`http://127.0.0.1:${bare.match[1]}`, '4', String(M.readS), String(M.users)]);
+    Object.assign(result, {
+      read_per_s: read.read_per_s, read_p50_ms: read.read_p50_ms, read_p99_ms: read.read_p99_ms,
+      bare_http_per_s: bareRead.read_per_s, bare_http_p50_ms: bareRead.read_p50_ms, bare_http_p99_ms: bareRead.read_p99_ms,
+    });
+    await redis.quit();
+
+    // Batch against DuckDB on the same generated ODS.
+    Object.assign(result, await measureBatch(M.batchEvents, M.batchUsers, 30));
+
+    result.ratios = {
+      e2e_over_xadd: Number(((result.e2e_per_s as number) / (result.redis_xadd_pipelined_per_s as number)).toFixed(3)),
+      read_over_bare: Number(((result.read_per_s as number) / (result.bare_http_per_s as number)).toFixed(3)),
+      read_p99_over_bare_p99: Number(((result.read_p99_ms as number) / (result.bare_http_p99_ms as number)).toFixed(2)),
+      batch_over_duckdb: result.batch_over_duckdb,
+    };
+    console.log(JSON.stringify(result, null, 2));
+  } finally {
+    for (const c of children) c.kill('SIGKILL');
+    await server?.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  for (const c of children) c.kill('SIGKILL');
+  console.error(err);
+  process.exit(1);
+});
