@@ -8,6 +8,8 @@ import { Producer } from '../producer/producer';
 import { bodyToItems } from '../producer/parseBody';
 import { streamStatus } from '../status';
 import { BatchLauncher, BatchRequest } from '../batch/launcher';
+import { withFastProfileRoute } from './fastProfile';
+import type { RequestListener } from 'http';
 
 export interface AppOptions {
   redis: Redis;
@@ -45,8 +47,11 @@ function batchRequest(body: unknown, now: number): BatchRequest | string {
 
 const NDJSON = 'application/x-ndjson';
 
-/** The HTTP API: ingestion, fused profile reads, status and health. */
-export function createApp(opts: AppOptions): express.Express {
+/**
+ * The HTTP API: ingestion, fused profile reads, batch runs, status and health. Returns the
+ * request listener: GET /profile/:id on a lean node:http path, everything else express.
+ */
+export function createApp(opts: AppOptions): RequestListener {
   const log = (opts.logger ?? silentLogger).child({ component: 'api' });
   const app = express();
   app.disable('x-powered-by');
@@ -168,5 +173,5 @@ export function createApp(opts: AppOptions): express.Express {
     log.error({ err, method: req.method, url: req.originalUrl }, 'request failed');
     res.status(redisDown ? 503 : 500).json({ error: redisDown ? 'Redis unavailable, retry later' : 'internal error' });
   });
-  return app;
+  return withFastProfileRoute(app, opts.reader, opts.redis, log);
 }

@@ -1,6 +1,6 @@
 import http from 'http';
 import type { AddressInfo } from 'net';
-import type { Express } from 'express';
+import type { RequestListener } from 'http';
 
 export interface HttpServerHandle {
   server: http.Server;
@@ -10,7 +10,7 @@ export interface HttpServerHandle {
 }
 
 /** Listens with `app` on host:port (port 0 = any free port). */
-export function listen(app: Express, host: string, port: number): Promise<HttpServerHandle> {
+export function listen(app: RequestListener, host: string, port: number): Promise<HttpServerHandle> {
   return new Promise((resolve, reject) => {
     const server = http.createServer(app);
     // Bidders keep connections open: keep them alive longer than typical LB idle timeouts.
