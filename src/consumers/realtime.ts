@@ -50,72 +50,55 @@ export class RealtimeConsumer extends GroupConsumer {
     return this.foldIntoWindows(stream, entries);
   }
 
+  /**
+   * Validates the entries, groups the events of each user and type (in stream order), and
+   * folds each group with one EVALSHA of updateWindows.lua, all in one pipeline. An entry
+   * is acked only once its group's script returned; a failed group stays pending.
+   */
   private async foldIntoWindows(stream: string, entries: StreamEntry[]): Promise<string[]> {
     const now = this.clock();
     const toAck: string[] = [];
-    const scripted: string[] = [];
-    const pipeline = this.opts.redis.pipeline();
-    const parsedEntries = entries.map(([id, fields]) => ({
-      id,
-      fields,
-      parsed: fields === null ? null : validateEvent(fromStreamFields(fields), 0, { now, maxFutureSkewMs: Infinity, stored: true }),
-    }));
-    // The realtime hash shows tags as of each user's and type's last event of the batch.
-    const lastOfUserType = new Map<string, string>();
-    for (const { id, parsed } of parsedEntries) {
-      if (parsed?.ok) lastOfUserType.set(`${parsed.event.user_id}\0${parsed.event.type}`, id);
-    }
-    for (const { id, fields, parsed } of parsedEntries) {
-      if (fields === null || parsed === null) {
-        // Deleted from the stream while pending: nothing left to process.
-        toAck.push(id);
+    const groups = new Map<string, { first: ProfileEvent; ids: string[]; events: (string | number)[] }>();
+    for (const [id, fields] of entries) {
+      if (fields === null) {
+        toAck.push(id); // deleted from the stream while pending: nothing left to process
         continue;
       }
+      const parsed = validateEvent(fromStreamFields(fields), 0, { now, maxFutureSkewMs: Infinity, stored: true });
       if (!parsed.ok) {
         await this.deadLetter(stream, id, fields, parsed.errors.map((e) => `${e.field}: ${e.message}`).join('; '));
         toAck.push(id);
         continue;
       }
       const e = parsed.event;
-      const args = this.scriptArgs(e, now, lastOfUserType.get(`${e.user_id}\0${e.type}`) === id);
-      if (args === null) {
+      const plan = this.plans.get(e.type);
+      if (!plan || e.ts < now - plan.longest) {
         toAck.push(id); // no tag uses this type, or older than its longest window
         continue;
       }
-      callScript(pipeline, 'updateWindows', args);
-      scripted.push(id);
+      const key = `${e.user_id}\0${e.type}`;
+      let group = groups.get(key);
+      if (!group) groups.set(key, (group = { first: e, ids: [], events: [] }));
+      group.ids.push(id);
+      group.events.push(e.ts, e.event_id, WINDOW_FIELDS.map((f) => (e[f] === undefined ? '' : String(e[f]))).join('\x1f'));
     }
-    if (scripted.length > 0) {
+    if (groups.size > 0) {
+      const pipeline = this.opts.redis.pipeline();
+      const k = this.opts.keys;
+      for (const { first: e, events } of groups.values()) {
+        const plan = this.plans.get(e.type)!;
+        callScript(pipeline, 'updateWindows', [
+          k.window(e.user_id, e.type), k.windowValues(e.user_id, e.type), k.realtime(e.user_id),
+          now, plan.longest, this.overallLongest, RT_EXACT_MAX_EVENTS, RT_MS_PER_EVENT, e.type, ...plan.tagArgs, ...events,
+        ]);
+      }
       const results = (await pipeline.exec()) ?? [];
-      results.forEach(([err], i) => {
-        if (err) this.log.error({ err, stream, id: scripted[i] }, 'window update failed; entry left pending for retry');
-        else toAck.push(scripted[i]);
+      [...groups.values()].forEach((group, i) => {
+        const [err] = results[i];
+        if (err) this.log.error({ err, stream, ids: group.ids }, 'window update failed; entries left pending for retry');
+        else toAck.push(...group.ids);
       });
     }
     return toAck;
-  }
-
-  /** KEYS and ARGV of updateWindows.lua for one event, or null when the event touches no window. */
-  private scriptArgs(e: ProfileEvent, now: number, writeTags: boolean): (string | number)[] | null {
-    const plan = this.plans.get(e.type);
-    if (!plan || e.ts < now - plan.longest) return null;
-    const k = this.opts.keys;
-    const packed = WINDOW_FIELDS.map((f) => (e[f] === undefined ? '' : String(e[f]))).join('\x1f');
-    return [
-      k.window(e.user_id, e.type),
-      k.windowValues(e.user_id, e.type),
-      k.realtime(e.user_id),
-      now,
-      e.ts,
-      e.event_id,
-      packed,
-      plan.longest,
-      this.overallLongest,
-      writeTags ? 1 : 0,
-      RT_EXACT_MAX_EVENTS,
-      RT_MS_PER_EVENT,
-      e.type,
-      ...plan.tagArgs,
-    ];
   }
 }
