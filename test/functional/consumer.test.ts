@@ -1,7 +1,6 @@
 import { expect } from 'chai';
-import { RealtimeConsumer } from '../../src/consumers/realtime';
 import { partitionFor } from '../../src/keys';
-import { Pipeline, T0, makePipeline } from '../helpers/context';
+import { Pipeline, T0, extraRealtimeConsumer, makePipeline } from '../helpers/context';
 
 describe('realtime consumer (real Redis)', () => {
   let p: Pipeline;
@@ -10,10 +9,7 @@ describe('realtime consumer (real Redis)', () => {
   });
   afterEach(() => p.close());
 
-  const consumer = (name: string, extra: Partial<ConstructorParameters<typeof RealtimeConsumer>[0]> = {}) =>
-    new RealtimeConsumer({
-      redis: p.redis, keys: p.keys, partitions: 2, tags: p.config.tags.realtime, consumerName: name, clock: p.clock.fn, ...extra,
-    });
+  const consumer = (name: string, extra: Parameters<typeof extraRealtimeConsumer>[2] = {}) => extraRealtimeConsumer(p, name, extra);
   const pendingTotal = async () => {
     let n = 0;
     for (const s of p.keys.streams(2)) n += ((await p.redis.xpending(s, 'realtime')) as [number])[0];

@@ -4,7 +4,6 @@ import os from 'os';
 import path from 'path';
 import { createApp } from '../../src/api/app';
 import { listen } from '../../src/api/server';
-import { RealtimeConsumer } from '../../src/consumers/realtime';
 import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../../src/deadLetters';
 import { Keys, partitionFor } from '../../src/keys';
 import { Producer } from '../../src/producer/producer';
@@ -12,7 +11,7 @@ import { ProfileReader } from '../../src/profile';
 import { connectRedis } from '../../src/redis';
 import { startRedisServer } from '../../src/redisServer';
 import { loadTagConfig } from '../../src/tags';
-import { Pipeline, T0, makePipeline } from '../helpers/context';
+import { Pipeline, T0, extraRealtimeConsumer, makePipeline } from '../helpers/context';
 
 describe('recovery, dead letters, backpressure (real Redis)', () => {
   let p: Pipeline;
@@ -21,11 +20,8 @@ describe('recovery, dead letters, backpressure (real Redis)', () => {
   });
   afterEach(() => p.close());
 
-  const consumer = (name: string, extra: Partial<ConstructorParameters<typeof RealtimeConsumer>[0]> = {}) =>
-    new RealtimeConsumer({
-      redis: p.redis, keys: p.keys, partitions: 2, tags: p.config.tags.realtime, consumerName: name, clock: p.clock.fn,
-      claimIdleMs: 50, trimIntervalMs: 0, ...extra,
-    });
+  const consumer = (name: string, extra: Parameters<typeof extraRealtimeConsumer>[2] = {}) =>
+    extraRealtimeConsumer(p, name, { claimIdleMs: 50, trimIntervalMs: 0, ...extra });
   const consumersOf = async (stream: string) =>
     ((await p.redis.xinfo('CONSUMERS', stream, 'realtime')) as unknown[][]).map((c) => c[1]);
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -74,6 +74,15 @@ export async function makePipeline(opts: { tags?: unknown[]; partitions?: number
   };
 }
 
+/** Another realtime consumer on the pipeline's Redis, keys, tags and clock. */
+export function extraRealtimeConsumer(
+  p: Pipeline, name: string, extra: Partial<ConstructorParameters<typeof RealtimeConsumer>[0]> = {},
+): RealtimeConsumer {
+  return new RealtimeConsumer({
+    redis: p.redis, keys: p.keys, partitions: p.config.partitions, tags: p.config.tags.realtime, consumerName: name, clock: p.clock.fn, ...extra,
+  });
+}
+
 /** Ingests events (throwing on validation errors) and lets the consumer process them. */
 export async function feed(p: Pipeline, events: Record<string, unknown>[]): Promise<string[]> {
   const r = await p.producer.ingest(events);
