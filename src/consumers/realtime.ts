@@ -16,7 +16,7 @@ export interface RealtimeConsumerOptions extends GroupConsumerOptions {
  * once per N * RT_MS_PER_EVENT ms, so rewrites scan at most ~1000 events per window and
  * second however fast a user's events come.
  */
-const RT_EXACT_MAX_EVENTS = 1000;
+const RT_EXACT_MAX_EVENTS = 100;
 const RT_MS_PER_EVENT = 1;
 
 interface TypePlan {
