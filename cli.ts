@@ -96,7 +96,7 @@ withConsumerOptions(withServerOptions(withRedisOptions(program.command('up'))))
   .action((o) => runProcess(o, { api: true, realtime: true, archive: true }, true));
 
 withServerOptions(withRedisOptions(program.command('serve')))
-  .description('run the HTTP API only (POST /events, GET /profile/:id, POST /profiles, GET /status, GET /health)')
+  .description('run the HTTP API only (POST /events, GET /profile/:id, POST /profiles, POST /batch, GET /batch/:id, GET /status, GET /health)')
   .addHelpText('after', '\nExample:\n  $ REDIS_URL=redis://127.0.0.1:6379 profile serve --port 8080')
   .action((o) => runProcess(o, { api: true }, false));
 
