@@ -116,6 +116,11 @@ export function validateEvent(raw: unknown, index: number, opts: ValidateOptions
   return { ok: true, event };
 }
 
+/** One line for a list of field errors, e.g. for a dead letter or a bad ODS line. */
+export function describeErrors(errors: FieldError[]): string {
+  return errors.map((e) => `${e.field || 'event'}: ${e.message}`).join('; ');
+}
+
 /** Flattens an event into XADD field/value pairs (fixed order, absent fields left out). */
 export function toStreamFields(e: ProfileEvent): string[] {
   const out = ['event_id', e.event_id, 'user_id', e.user_id, 'type', e.type, 'ts', String(e.ts)];

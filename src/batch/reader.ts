@@ -1,5 +1,5 @@
 import fs from 'fs';
-import { ProfileEvent, validateEvent } from '../event';
+import { ProfileEvent, describeErrors, validateEvent } from '../event';
 import { OdsFile } from '../ods';
 
 /** A line the batch could not use, with where it is. */
@@ -44,7 +44,7 @@ export async function readOds(files: OdsFile[], cb: ReadCallbacks): Promise<numb
         now: 0, maxFutureSkewMs: Infinity, stored: true,
       });
       if (r.ok) cb.onEvent(r.event);
-      else cb.onBadLine({ file: file.path, line: lineNo, reason: r.errors.map((e) => `${e.field || 'event'}: ${e.message}`).join('; ') });
+      else cb.onBadLine({ file: file.path, line: lineNo, reason: describeErrors(r.errors) });
     };
     const stream = fs.createReadStream(file.path, { encoding: 'utf8', highWaterMark: 1 << 20 });
     for await (const chunk of stream as AsyncIterable<string>) {

@@ -1,9 +1,8 @@
 import fs from 'fs';
 import path from 'path';
-import { fromStreamFields, validateEvent } from '../event';
 import { odsFilePath, odsLine } from '../ods';
-import { GROUPS, StreamEntry } from './groups';
-import { GroupConsumer, GroupConsumerOptions } from './groupConsumer';
+import { GROUPS } from './groups';
+import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
 
 export interface ArchiveConsumerOptions extends GroupConsumerOptions {
   /** Root of the ODS (`dt=YYYY-MM-DD/` folders are created below it). */
@@ -33,25 +32,13 @@ export class ArchiveConsumer extends GroupConsumer {
     super(GROUPS.archive, opts);
   }
 
-  protected async handle(stream: string, entries: StreamEntry[]): Promise<string[]> {
-    const toAck: string[] = [];
+  protected async handle(_stream: string, entries: DecodedEntry[]): Promise<string[]> {
     const byFile = new Map<string, string[]>();
-    for (const [id, fields] of entries) {
-      if (fields === null) {
-        toAck.push(id); // deleted while pending: nothing left to archive
-        continue;
-      }
-      const parsed = validateEvent(fromStreamFields(fields), 0, { now: Date.now(), maxFutureSkewMs: Infinity, stored: true });
-      if (!parsed.ok) {
-        await this.deadLetter(stream, id, fields, parsed.errors.map((e) => `${e.field}: ${e.message}`).join('; '));
-        toAck.push(id);
-        continue;
-      }
-      const file = odsFilePath(this.opts.odsDir, parsed.event.ts, this.opts.consumerName);
+    for (const { id, event } of entries) {
+      const file = odsFilePath(this.opts.odsDir, event.ts, this.opts.consumerName);
       let lines = byFile.get(file);
       if (!lines) byFile.set(file, (lines = []));
-      lines.push(odsLine(parsed.event, id));
-      toAck.push(id);
+      lines.push(odsLine(event, id));
     }
     // Write every file of the batch, then fsync them all, then (in the caller) ack.
     const handles: fs.promises.FileHandle[] = [];
@@ -63,7 +50,7 @@ export class ArchiveConsumer extends GroupConsumer {
     }
     await Promise.all(handles.map((fh) => fh.datasync()));
     if (this.opts.afterSync) await this.opts.afterSync();
-    return toAck;
+    return entries.map((e) => e.id);
   }
 
   /**

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { Keys } from '../keys';
 import { Logger, silentLogger } from '../logger';
 import { duplicateRedis } from '../redis';
+import { ProfileEvent, describeErrors, fromStreamFields, validateEvent } from '../event';
 import { GroupName, ReadReply, StreamEntry, ensureGroups, trimBelowSafeId } from './groups';
 
 export interface GroupConsumerOptions {
@@ -23,6 +24,12 @@ export interface GroupConsumerOptions {
   /** An entry delivered this many times without being acked goes to the dead-letter stream. @defaultValue 5 */
   maxDeliveries?: number;
   logger?: Logger;
+}
+
+/** A valid event read from a stream entry. */
+export interface DecodedEntry {
+  id: string;
+  event: ProfileEvent;
 }
 
 /** XPENDING's extended form: id, consumer, idle ms, deliveries. */
@@ -60,10 +67,11 @@ export abstract class GroupConsumer {
   }
 
   /**
-   * Processes the entries of one stream and resolves with the ids that may be acked (an
-   * entry whose effect is not durable yet must not be among them).
+   * Processes the valid events of one read of one stream and resolves with the ids that may
+   * be acked (an entry whose effect is not durable yet must not be among them). Deleted and
+   * invalid entries never reach it: processEntries acks the first and dead-letters the second.
    */
-  protected abstract handle(stream: string, entries: StreamEntry[]): Promise<string[]>;
+  protected abstract handle(stream: string, entries: DecodedEntry[]): Promise<string[]>;
 
   /** Creates every consumer group where missing. */
   async init(): Promise<void> {
@@ -184,9 +192,28 @@ export abstract class GroupConsumer {
     return read;
   }
 
-  /** handle(), then XACK what it allows, then trim the stream. */
+  /**
+   * Decodes and checks each entry (the stream is writable by anyone with Redis access, so
+   * consumers do not trust it), hands the valid events to handle(), then XACKs what may be
+   * acked and trims the stream.
+   */
   private async processEntries(stream: string, entries: StreamEntry[]): Promise<void> {
-    const toAck = await this.handle(stream, entries);
+    const toAck: string[] = [];
+    const decoded: DecodedEntry[] = [];
+    for (const [id, fields] of entries) {
+      if (fields === null) {
+        toAck.push(id); // deleted from the stream while pending: nothing left to process
+        continue;
+      }
+      const parsed = validateEvent(fromStreamFields(fields), 0, { now: Date.now(), maxFutureSkewMs: Infinity, stored: true });
+      if (!parsed.ok) {
+        await this.deadLetter(stream, id, fields, describeErrors(parsed.errors));
+        toAck.push(id);
+        continue;
+      }
+      decoded.push({ id, event: parsed.event });
+    }
+    if (decoded.length > 0) toAck.push(...(await this.handle(stream, decoded)));
     if (toAck.length > 0) {
       await this.base.redis.xack(stream, this.group, ...toAck);
       this.processed += toAck.length;

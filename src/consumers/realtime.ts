@@ -1,8 +1,8 @@
-import { EventType, ProfileEvent, fromStreamFields, validateEvent } from '../event';
+import { EventType, ProfileEvent } from '../event';
 import { callScript } from '../lua/scripts';
 import { WINDOW_FIELDS, WindowTag, longestWindow, longestWindowFor } from '../tags';
-import { GROUPS, StreamEntry } from './groups';
-import { GroupConsumer, GroupConsumerOptions } from './groupConsumer';
+import { GROUPS } from './groups';
+import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
 
 export interface RealtimeConsumerOptions extends GroupConsumerOptions {
   tags: readonly WindowTag[];
@@ -46,31 +46,16 @@ export class RealtimeConsumer extends GroupConsumer {
     }
   }
 
-  protected async handle(stream: string, entries: StreamEntry[]): Promise<string[]> {
-    return this.foldIntoWindows(stream, entries);
-  }
-
   /**
-   * Validates the entries, groups the events of each user and type (in stream order), and
-   * folds each group with one EVALSHA of updateWindows.lua, all in one pipeline. An entry
-   * is acked only once its group's script returned; a failed group stays pending.
+   * Groups the events of each user and type (in stream order) and folds each group with
+   * one EVALSHA of updateWindows.lua, all in one pipeline. An entry is acked only once its
+   * group's script returned; a failed group stays pending.
    */
-  private async foldIntoWindows(stream: string, entries: StreamEntry[]): Promise<string[]> {
+  protected async handle(stream: string, entries: DecodedEntry[]): Promise<string[]> {
     const now = this.clock();
     const toAck: string[] = [];
     const groups = new Map<string, { first: ProfileEvent; ids: string[]; events: (string | number)[] }>();
-    for (const [id, fields] of entries) {
-      if (fields === null) {
-        toAck.push(id); // deleted from the stream while pending: nothing left to process
-        continue;
-      }
-      const parsed = validateEvent(fromStreamFields(fields), 0, { now, maxFutureSkewMs: Infinity, stored: true });
-      if (!parsed.ok) {
-        await this.deadLetter(stream, id, fields, parsed.errors.map((e) => `${e.field}: ${e.message}`).join('; '));
-        toAck.push(id);
-        continue;
-      }
-      const e = parsed.event;
+    for (const { id, event: e } of entries) {
       const plan = this.plans.get(e.type);
       if (!plan || e.ts < now - plan.longest) {
         toAck.push(id); // no tag uses this type, or older than its longest window
