@@ -11,7 +11,7 @@ import { formatStatus, table } from './src/statusReport';
 import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from './src/deadLetters';
 import { listOdsFiles } from './src/ods';
 import { ProfileReader } from './src/profile';
-import { ID_PATTERN } from './src/event';
+import { ID_PATTERN, ID_RULE } from './src/event';
 import { simulate } from './src/simulate';
 
 // The only module that reads process.env: everything else gets an AppConfig.
@@ -240,7 +240,7 @@ withRedisOptions(program.command('get'))
   .argument('<userId>', 'the user id')
   .addHelpText('after', '\nExample:\n  $ profile get user-1')
   .action(async (userId: string, o) => {
-    if (!ID_PATTERN.test(userId)) throw new ConfigError('user id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -');
+    if (!ID_PATTERN.test(userId)) throw new ConfigError(`user id must be ${ID_RULE}`);
     await withRuntime(o, async (rt) => {
       const profile = await new ProfileReader(rt.redis, rt.keys, rt.config.tags.realtime).read(userId);
       if (!profile) {

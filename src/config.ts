@@ -1,6 +1,7 @@
 import os from 'os';
 import path from 'path';
 import { ConfigError, TagConfig, loadTagConfig } from './tags';
+import { ID_PATTERN, ID_RULE } from './event';
 
 export { ConfigError };
 
@@ -121,8 +122,8 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
   if (!/^[A-Za-z0-9._:-]*$/.test(config.prefix) || config.prefix.length > 64) {
     throw new ConfigError('prefix may hold at most 64 characters of A-Z a-z 0-9 . _ : -');
   }
-  if (!/^[A-Za-z0-9._:@-]{1,128}$/.test(config.consumerName)) {
-    throw new ConfigError('consumerName must be 1-128 characters of A-Z a-z 0-9 . _ : @ -');
+  if (!ID_PATTERN.test(config.consumerName)) {
+    throw new ConfigError(`consumerName must be ${ID_RULE}`);
   }
   if (!['always', 'everysec', 'no'].includes(config.embeddedAppendfsync)) {
     throw new ConfigError('embeddedAppendfsync must be always, everysec or no');

@@ -29,6 +29,8 @@ export interface FieldError {
  * whitespace or separators, so ids are safe inside keys, members and file lines.
  */
 export const ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
+/** ID_PATTERN in words, for error messages. */
+export const ID_RULE = '1-128 characters of A-Z a-z 0-9 . _ : @ -';
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
 const CURRENCY = /^[A-Z]{3}$/;
 const ID_FIELDS = ['event_id', 'user_id', 'ad_id', 'campaign_id'] as const;
@@ -68,7 +70,7 @@ export function validateEvent(raw: unknown, index: number, opts: ValidateOptions
     if (v === undefined) {
       if (field === 'user_id' || (field === 'event_id' && opts.stored)) fail(field, 'is required');
     } else if (typeof v !== 'string' || !ID_PATTERN.test(v)) {
-      fail(field, 'must be 1-128 characters of A-Z a-z 0-9 . _ : @ -');
+      fail(field, `must be ${ID_RULE}`);
     }
   }
 

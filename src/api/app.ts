@@ -1,6 +1,6 @@
 import express, { NextFunction, Request, Response } from 'express';
 import type { Redis } from 'ioredis';
-import { ID_PATTERN } from '../event';
+import { ID_PATTERN, ID_RULE } from '../event';
 import { Keys } from '../keys';
 import { Logger, silentLogger } from '../logger';
 import { ProfileReader } from '../profile';
@@ -8,7 +8,7 @@ import { Producer } from '../producer/producer';
 import { bodyToItems } from '../producer/parseBody';
 import { streamStatus } from '../status';
 import { BatchLauncher, BatchRequest } from '../batch/launcher';
-import { withFastProfileRoute } from './fastProfile';
+import { failureResponse, withFastProfileRoute } from './fastProfile';
 import type { RequestListener } from 'http';
 
 export interface AppOptions {
@@ -86,7 +86,7 @@ export function createApp(opts: AppOptions): RequestListener {
   app.get('/profile/:userId', async (req: Request, res: Response) => {
     const userId = req.params.userId as string;
     if (!ID_PATTERN.test(userId)) {
-      res.status(400).json({ error: 'user id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -' });
+      res.status(400).json({ error: `user id must be ${ID_RULE}` });
       return;
     }
     const profile = await opts.reader.read(userId);
@@ -106,7 +106,7 @@ export function createApp(opts: AppOptions): RequestListener {
     }
     const bad = ids.findIndex((id) => typeof id !== 'string' || !ID_PATTERN.test(id));
     if (bad >= 0) {
-      res.status(400).json({ error: `user_ids[${bad}] must be 1-128 characters of A-Z a-z 0-9 . _ : @ -` });
+      res.status(400).json({ error: `user_ids[${bad}] must be ${ID_RULE}` });
       return;
     }
     const profiles = await opts.reader.readMany(ids as string[]);
@@ -169,9 +169,9 @@ export function createApp(opts: AppOptions): RequestListener {
       res.status(err.status).json({ errors: [{ index: 0, field: '', message }] });
       return;
     }
-    const redisDown = opts.redis.status !== 'ready';
     log.error({ err, method: req.method, url: req.originalUrl }, 'request failed');
-    res.status(redisDown ? 503 : 500).json({ error: redisDown ? 'Redis unavailable, retry later' : 'internal error' });
+    const { status, body } = failureResponse(opts.redis);
+    res.status(status).json(body);
   });
   return withFastProfileRoute(app, opts.reader, opts.redis, log);
 }

@@ -7,6 +7,16 @@ import { ProfileReader } from '../profile';
 
 const PREFIX = '/profile/';
 
+/**
+ * The answer to a request that failed for a reason other than its input: 503 while Redis
+ * is unreachable (retry later), 500 otherwise; never a stack trace.
+ */
+export function failureResponse(redis: Redis): { status: number; body: { error: string } } {
+  return redis.status === 'ready'
+    ? { status: 500, body: { error: 'internal error' } }
+    : { status: 503, body: { error: 'Redis unavailable, retry later' } };
+}
+
 function send(res: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
@@ -35,9 +45,9 @@ export function withFastProfileRoute(app: Express, reader: ProfileReader, redis:
     reader.read(userId).then(
       (profile) => (profile ? send(res, 200, profile) : send(res, 404, { error: 'unknown user', user_id: userId })),
       (err: Error) => {
-        const redisDown = redis.status !== 'ready';
         log.error({ err, url }, 'profile read failed');
-        send(res, redisDown ? 503 : 500, { error: redisDown ? 'Redis unavailable, retry later' : 'internal error' });
+        const { status, body } = failureResponse(redis);
+        send(res, status, body);
       },
     );
   };
