@@ -27,6 +27,7 @@ const int = (name: string) => (value: string) => {
 function withRedisOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--redis <url>', 'Redis URL').env('REDIS_URL'))
+    .addOption(new Option('--cluster <nodes>', 'Redis Cluster seed nodes, host:port,host:port,... (instead of --redis)').env('REDIS_CLUSTER_NODES'))
     .addOption(new Option('--prefix <prefix>', 'prefix of every key').env('PROFILE_PREFIX'))
     .addOption(new Option('--partitions <n>', 'number of stream partitions').env('PROFILE_PARTITIONS').argParser(int('partitions')))
     .addOption(new Option('--config <file>', 'tag config JSON (default: config/tags.json)').env('PROFILE_CONFIG'))
@@ -55,6 +56,7 @@ function withConsumerOptions(cmd: Command): Command {
 function configFrom(o: Record<string, unknown>): AppConfig {
   const input: ConfigInput = {
     redisUrl: o.redis as string | undefined,
+    clusterNodes: typeof o.cluster === 'string' && o.cluster.trim() !== '' ? o.cluster.split(',').map((n) => n.trim()) : undefined,
     prefix: o.prefix as string | undefined,
     partitions: o.partitions as number | undefined,
     tagsFile: o.config as string | undefined,
@@ -145,7 +147,7 @@ withRedisOptions(program.command('batch'))
       const tty = process.stderr.isTTY;
       let lastLine = 0;
       const summary = await runBatch({
-        redis: rt.redis, redisUrl: rt.redisUrl, keys: rt.keys, tags: rt.config.tags, odsDir: rt.config.odsDir,
+        redis: rt.redis, target: rt.target, keys: rt.keys, tags: rt.config.tags, odsDir: rt.config.odsDir,
         asOf: o.asOf ?? Date.now(), from: o.from, to: o.to, windows: Boolean(o.windows), runId: o.runId, logger: rt.logger,
         progress: (phase, done, total) => {
           const now = Date.now();

@@ -90,7 +90,7 @@ export async function measureBatch(events: number, users: number, days: number, 
   const config = resolveConfig({ redisUrl: server.url });
   try {
     const b0 = process.hrtime.bigint();
-    const summary = await runBatch({ redis, redisUrl: server.url, keys: new Keys(''), tags: config.tags, odsDir: ods, asOf, splitBytes: splitMiB * 1024 * 1024 });
+    const summary = await runBatch({ redis, target: { redisUrl: server.url }, keys: new Keys(''), tags: config.tags, odsDir: ods, asOf, splitBytes: splitMiB * 1024 * 1024 });
     const batchS = Number(process.hrtime.bigint() - b0) / 1e9;
 
     const d0 = process.hrtime.bigint();

@@ -9,6 +9,11 @@ export { ConfigError };
 export interface AppConfig {
   /** Redis to use. Undefined: 127.0.0.1:`embeddedRedisPort`, and `profile up` starts an embedded one if nothing answers there. */
   redisUrl?: string;
+  /**
+   * Seed nodes (`host:port`) of a Redis Cluster; when set, every component uses a cluster
+   * client (and `redisUrl` must be unset). @defaultValue none
+   */
+  clusterNodes?: string[];
   /** Port of the default local Redis (127.0.0.1) that `profile up` uses or starts. @defaultValue 6379 */
   embeddedRedisPort: number;
   /**
@@ -129,6 +134,15 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
     throw new ConfigError('embeddedAppendfsync must be always, everysec or no');
   }
   if (!LOG_LEVELS.includes(config.logLevel)) throw new ConfigError(`logLevel must be one of ${LOG_LEVELS.join(', ')}`);
+  if (config.clusterNodes !== undefined) {
+    if (config.redisUrl !== undefined) throw new ConfigError('give either a Redis URL or cluster nodes, not both');
+    if (config.clusterNodes.length === 0) throw new ConfigError('cluster nodes: give at least one host:port');
+    for (const node of config.clusterNodes) {
+      if (!/^[A-Za-z0-9.-]+:\d{1,5}$/.test(node) || Number(node.split(':')[1]) > 65535 || Number(node.split(':')[1]) < 1) {
+        throw new ConfigError(`cluster node must be host:port (got "${node}")`);
+      }
+    }
+  }
   if (config.redisUrl !== undefined && !/^rediss?:\/\//.test(config.redisUrl)) {
     throw new ConfigError(`redis URL must start with redis:// or rediss:// (got ${config.redisUrl})`);
   }

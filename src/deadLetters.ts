@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 import { Keys } from './keys';
 
 /** One dead letter: an entry some group could not process, with why. */
@@ -33,7 +33,7 @@ function parse(id: string, flat: string[]): DeadLetter {
 }
 
 /** The oldest `count` dead letters. */
-export async function listDeadLetters(redis: Redis, keys: Keys, count = 100): Promise<DeadLetter[]> {
+export async function listDeadLetters(redis: RedisClient, keys: Keys, count = 100): Promise<DeadLetter[]> {
   const entries = await redis.xrange(keys.deadLetters(), '-', '+', 'COUNT', count);
   return entries.map(([id, flat]) => parse(id, flat));
 }
@@ -44,7 +44,7 @@ export async function listDeadLetters(redis: Redis, keys: Keys, count = 100): Pr
  * every effect is idempotent by event id, so a group that had processed one is unaffected.
  * Letters naming a stream that is not one of the partitions are left in place.
  */
-export async function replayDeadLetters(redis: Redis, keys: Keys, partitions: number, ids?: string[]): Promise<{ replayed: number; skipped: string[] }> {
+export async function replayDeadLetters(redis: RedisClient, keys: Keys, partitions: number, ids?: string[]): Promise<{ replayed: number; skipped: string[] }> {
   const streams = new Set(keys.streams(partitions));
   const letters = ids ? (await Promise.all(ids.map((id) => redis.xrange(keys.deadLetters(), id, id)))).flat() : await redis.xrange(keys.deadLetters(), '-', '+');
   let replayed = 0;
@@ -63,7 +63,7 @@ export async function replayDeadLetters(redis: Redis, keys: Keys, partitions: nu
 }
 
 /** Deletes every dead letter; returns how many there were. */
-export async function purgeDeadLetters(redis: Redis, keys: Keys): Promise<number> {
+export async function purgeDeadLetters(redis: RedisClient, keys: Keys): Promise<number> {
   const [[, n]] = (await redis.multi().xlen(keys.deadLetters()).del(keys.deadLetters()).exec()) as [[null, number], [null, number]];
   return n;
 }

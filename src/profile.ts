@@ -1,4 +1,5 @@
-import type { Redis, ChainableCommander } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import { RedisClient, pipelineByNode } from './redis';
 import { EventType } from './event';
 import { Keys } from './keys';
 import { callScript } from './lua/scripts';
@@ -35,7 +36,7 @@ export class ProfileReader {
   private readonly clock: () => number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     tags: readonly WindowTag[],
     clock?: () => number,
@@ -55,19 +56,20 @@ export class ProfileReader {
     return this.toProfile(userId, now, (await this.call(this.redis, userId, now)) as ReadReply);
   }
 
-  /** Profiles of many users in one pipeline (one round trip); null for unknown users. */
+  /**
+   * Profiles of many users, one pipeline per node sent in parallel (one round trip on a
+   * single server); null for unknown users.
+   */
   async readMany(userIds: string[]): Promise<(Profile | null)[]> {
     const now = this.clock();
-    const pipeline = this.redis.pipeline();
-    for (const id of userIds) void this.call(pipeline, id, now);
-    const results = (await pipeline.exec()) ?? [];
+    const results = await pipelineByNode(this.redis, userIds, (id) => this.keys.realtime(id), (p, id) => void this.call(p, id, now));
     return results.map(([err, reply], i) => {
       if (err) throw err;
       return this.toProfile(userIds[i], now, reply as ReadReply);
     });
   }
 
-  private call(target: Redis | ChainableCommander, userId: string, now: number): Promise<unknown> {
+  private call(target: RedisClient | ChainableCommander, userId: string, now: number): Promise<unknown> {
     const k = this.keys;
     const keys: string[] = [];
     for (const type of this.types) keys.push(k.window(userId, type), k.windowValues(userId, type));

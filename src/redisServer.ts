@@ -1,6 +1,9 @@
-import { ChildProcess, spawn } from 'child_process';
+import { ChildProcess, execFile, spawn } from 'child_process';
 import fs from 'fs';
 import net from 'net';
+import path from 'path';
+import { promisify } from 'util';
+import Redis from 'ioredis';
 import { redisAnswers } from './redis';
 
 /** A redis-server child process started by this process. */
@@ -23,6 +26,8 @@ export interface RedisServerOptions {
   appendfsync?: 'always' | 'everysec' | 'no';
   /** @defaultValue `"redis-server"` from PATH */
   binary?: string;
+  /** More redis-server arguments, e.g. cluster mode. */
+  extraArgs?: string[];
 }
 
 /** Thrown when redis-server is not installed. */
@@ -61,6 +66,7 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     '--port', String(port), '--bind', '127.0.0.1', '--dir', opts.dir, '--save', '',
     '--appendonly', opts.appendonly === false ? 'no' : 'yes',
     '--appendfsync', opts.appendfsync ?? 'everysec', '--daemonize', 'no',
+    ...(opts.extraArgs ?? []),
   ];
   const child = spawn(opts.binary ?? 'redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -101,4 +107,66 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
       await exited;
     },
   };
+}
+
+/** A Redis Cluster of redis-server children on 127.0.0.1, started by this process. */
+export interface RedisClusterHandle {
+  /** `host:port` of every master. */
+  nodes: string[];
+  servers: RedisServerHandle[];
+  /** Stops every node. */
+  stop(): Promise<void>;
+}
+
+export interface RedisClusterOptions {
+  /** Number of masters (no replicas). @defaultValue 3 */
+  masters?: number;
+  /** Each node works in `<dir>/node-<i>`. */
+  dir: string;
+  /** Turn on the append-only file on every node. @defaultValue false */
+  appendonly?: boolean;
+}
+
+/**
+ * Starts a Redis Cluster on loopback: `masters` redis-servers with `--cluster-enabled yes`,
+ * joined by `redis-cli --cluster create … --cluster-replicas 0 --cluster-yes` (which
+ * spreads the 16384 slots evenly), and resolves once every node reports cluster_state:ok.
+ * For tests and benchmarks; production clusters are set up by their operators.
+ */
+export async function startRedisCluster(opts: RedisClusterOptions): Promise<RedisClusterHandle> {
+  const count = opts.masters ?? 3;
+  const servers = await Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      startRedisServer({
+        dir: path.join(opts.dir, `node-${i}`),
+        appendonly: opts.appendonly ?? false,
+        extraArgs: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000'],
+      }),
+    ),
+  );
+  const stop = async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+  };
+  const nodes = servers.map((s) => `127.0.0.1:${s.port}`);
+  try {
+    await promisify(execFile)('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+    const deadline = Date.now() + 20_000;
+    for (const server of servers) {
+      const probe = new Redis(server.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
+      try {
+        for (;;) {
+          const info = await probe.cluster('INFO');
+          if (/cluster_state:ok/.test(String(info))) break;
+          if (Date.now() > deadline) throw new Error(`cluster node ${server.port} not ok after 20 s: ${String(info).split('\n')[0]}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      } finally {
+        probe.disconnect();
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { nodes, servers, stop };
 }

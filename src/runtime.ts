@@ -1,9 +1,8 @@
 import path from 'path';
-import type { Redis } from 'ioredis';
 import { AppConfig } from './config';
 import { Keys } from './keys';
 import { Logger } from './logger';
-import { connectRedis, redisAnswers } from './redis';
+import { RedisClient, RedisTarget, connectTarget, redisAnswers } from './redis';
 import { RedisServerHandle, startRedisServer } from './redisServer';
 import { createApp } from './api/app';
 import { HttpServerHandle, listen } from './api/server';
@@ -19,9 +18,9 @@ import { BatchLauncher } from './batch/launcher';
 export interface Runtime {
   config: AppConfig;
   logger: Logger;
-  redis: Redis;
-  /** The URL `redis` is connected to (the embedded server's when one was started). */
-  redisUrl: string;
+  redis: RedisClient;
+  /** What `redis` is connected to: the configured cluster or URL, or the embedded server's URL. */
+  target: RedisTarget;
   keys: Keys;
   embedded?: RedisServerHandle;
 }
@@ -32,6 +31,13 @@ export interface Runtime {
  * `<dataDir>/redis`); it is stopped by `closeRuntime`.
  */
 export async function openRuntime(config: AppConfig, logger: Logger, allowEmbedded = false): Promise<Runtime> {
+  if (config.clusterNodes) {
+    const target = { clusterNodes: config.clusterNodes };
+    const redis = await connectTarget(target);
+    redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis cluster error'));
+    logger.info({ nodes: config.clusterNodes }, 'connected to Redis Cluster');
+    return { config, logger, redis, target, keys: new Keys(config.prefix) };
+  }
   let url = config.redisUrl ?? `redis://127.0.0.1:${config.embeddedRedisPort}`;
   let embedded: RedisServerHandle | undefined;
   if (config.redisUrl === undefined && allowEmbedded && !(await redisAnswers(url))) {
@@ -40,9 +46,10 @@ export async function openRuntime(config: AppConfig, logger: Logger, allowEmbedd
     url = embedded.url;
     logger.info({ url, dir, appendfsync: config.embeddedAppendfsync }, 'started embedded redis-server (AOF on); it stops when this process exits');
   }
-  const redis = await connectRedis(url);
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
-  return { config, logger, redis, redisUrl: url, keys: new Keys(config.prefix), embedded };
+  const target = { redisUrl: url };
+  const redis = await connectTarget(target);
+  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
+  return { config, logger, redis, target, keys: new Keys(config.prefix), embedded };
 }
 
 /** Closes what openRuntime opened. */
@@ -58,7 +65,8 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   await ensureGroups(redis, keys.streams(config.partitions));
   const producer = new Producer({ redis, keys, partitions: config.partitions, maxFutureSkewMs: config.maxFutureSkewMs, maxBacklog: config.maxBacklog });
   const reader = new ProfileReader(redis, keys, config.tags.realtime);
-  const childArgs = ['--redis', rt.redisUrl, '--config', config.tags.source, '--ods', config.odsDir, '--log-level', config.logLevel];
+  const childArgs = rt.target.clusterNodes ? ['--cluster', rt.target.clusterNodes.join(',')] : ['--redis', rt.target.redisUrl!];
+  childArgs.push('--config', config.tags.source, '--ods', config.odsDir, '--log-level', config.logLevel);
   if (config.prefix) childArgs.push('--prefix', config.prefix);
   const batch = new BatchLauncher({ redis, keys, childArgs, logger });
   const app = createApp({

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { RedisClient, pipelineByNode } from './redis';
 import { Keys } from './keys';
 
 /** One consumer group's progress on one stream partition. */
@@ -23,12 +23,11 @@ export interface PartitionStatus {
   groups: GroupStatus[];
 }
 
-/** Length and per-group progress of every stream partition (XINFO STREAM + GROUPS, one pipeline). */
-export async function streamStatus(redis: Redis, keys: Keys, partitions: number): Promise<PartitionStatus[]> {
-  const pipeline = redis.pipeline();
+/** Length and per-group progress of every stream partition (XINFO STREAM + GROUPS, one pipeline per node). */
+export async function streamStatus(redis: RedisClient, keys: Keys, partitions: number): Promise<PartitionStatus[]> {
   const streams = keys.streams(partitions);
-  for (const s of streams) pipeline.xinfo('STREAM', s).xinfo('GROUPS', s);
-  const results = (await pipeline.exec()) ?? [];
+  const queries = streams.flatMap((s) => [['STREAM', s], ['GROUPS', s]] as const);
+  const results = await pipelineByNode(redis, queries, ([, s]) => s, (p, [what, s]) => p.xinfo(what as 'STREAM', s), 1, { direct: true });
   return streams.map((stream, partition) => {
     const [streamErr, streamInfo] = results[partition * 2];
     const [groupsErr, groups] = results[partition * 2 + 1];

@@ -1,5 +1,5 @@
 import express, { NextFunction, Request, Response } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis';
 import { ID_PATTERN, ID_RULE } from '../event';
 import { Keys } from '../keys';
 import { Logger, silentLogger } from '../logger';
@@ -12,7 +12,7 @@ import { failureResponse, withFastProfileRoute } from './fastProfile';
 import type { RequestListener } from 'http';
 
 export interface AppOptions {
-  redis: Redis;
+  redis: RedisClient;
   producer: Producer;
   reader: ProfileReader;
   keys: Keys;

@@ -1,5 +1,5 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'http';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis';
 import type { Express } from 'express';
 import { ID_PATTERN } from '../event';
 import { Logger } from '../logger';
@@ -11,7 +11,7 @@ const PREFIX = '/profile/';
  * The answer to a request that failed for a reason other than its input: 503 while Redis
  * is unreachable (retry later), 500 otherwise; never a stack trace.
  */
-export function failureResponse(redis: Redis): { status: number; body: { error: string } } {
+export function failureResponse(redis: RedisClient): { status: number; body: { error: string } } {
   return redis.status === 'ready'
     ? { status: 500, body: { error: 'internal error' } }
     : { status: 503, body: { error: 'Redis unavailable, retry later' } };
@@ -29,7 +29,7 @@ function send(res: ServerResponse, status: number, value: unknown): void {
  * ids that need express's 400). The bidder's hot path then skips express's routing and
  * response machinery; responses are the same as the express route's.
  */
-export function withFastProfileRoute(app: Express, reader: ProfileReader, redis: Redis, log: Logger): RequestListener {
+export function withFastProfileRoute(app: Express, reader: ProfileReader, redis: RedisClient, log: Logger): RequestListener {
   return (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '';
     if (req.method !== 'GET' || !url.startsWith(PREFIX)) return app(req, res);

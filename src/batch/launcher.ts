@@ -1,6 +1,6 @@
 import { spawn } from 'child_process';
 import path from 'path';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis';
 import { Keys } from '../keys';
 import { Logger, silentLogger } from '../logger';
 import { callScript } from '../lua/scripts';
@@ -14,7 +14,7 @@ export interface BatchRequest {
 }
 
 export interface LauncherOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   /** Arguments that give the child the same Redis, prefix, tag config and ODS as this process. */
   childArgs: string[];

@@ -2,7 +2,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { randomBytes } from 'crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient, RedisTarget } from '../redis';
 import { ProfileEvent } from '../event';
 import { Keys, partitionFor } from '../keys';
 import { Logger, silentLogger } from '../logger';
@@ -16,9 +16,9 @@ import { WindowValue, computeWindowTags } from './windows';
 
 export interface BatchOptions {
   /** ioredis connection (locks, run registry, window results). */
-  redis: Redis;
-  /** URL of the same Redis, for the redis-om writer. */
-  redisUrl: string;
+  redis: RedisClient;
+  /** The same Redis (URL or cluster nodes), for the redis-om writer. */
+  target: RedisTarget;
   keys: Keys;
   tags: TagConfig;
   odsDir: string;
@@ -82,13 +82,13 @@ export function newRunId(now = Date.now()): string {
  * Takes the batch lock for `runId`. Resolves false (and takes nothing) when another run
  * holds it; true when it is now ours (or already was).
  */
-export async function acquireBatchLock(redis: Redis, keys: Keys, runId: string): Promise<boolean> {
+export async function acquireBatchLock(redis: RedisClient, keys: Keys, runId: string): Promise<boolean> {
   if ((await redis.set(keys.batchLock(), runId, 'PX', LOCK_TTL_MS, 'NX')) === 'OK') return true;
   return (await callScript(redis, 'casLock', [keys.batchLock(), runId, LOCK_TTL_MS])) === 1;
 }
 
 /** Records a run's state in its registry hash. */
-export async function recordRun(redis: Redis, keys: Keys, runId: string, fields: Record<string, string | number>): Promise<void> {
+export async function recordRun(redis: RedisClient, keys: Keys, runId: string, fields: Record<string, string | number>): Promise<void> {
   await redis.multi().hset(keys.batchRun(runId), fields).expire(keys.batchRun(runId), RUN_TTL_S).exec();
 }
 
@@ -110,7 +110,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   let store: OfflineProfileStore | undefined;
   let splitDir: string | undefined;
   try {
-    store = await OfflineProfileStore.connect(opts.redisUrl, keys, opts.tags.offline);
+    store = await OfflineProfileStore.connect(opts.target, keys, opts.tags.offline);
     const files = listOdsFiles(opts.odsDir, opts.from, opts.to);
     const bytes = files.reduce((n, f) => n + f.bytes, 0);
     const summary: BatchSummary = {

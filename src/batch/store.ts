@@ -1,6 +1,6 @@
-import { createClient } from 'redis';
+import { createClient, createCluster } from 'redis';
 import { Repository, Schema, SchemaDefinition } from 'redis-om';
-import type { Redis } from 'ioredis';
+import { RedisClient, RedisTarget, pipelineByNode, splitHostPort } from '../redis';
 import { Keys } from '../keys';
 import { OfflineTag, SEGMENT_TAG } from '../tags';
 import { OfflineValues } from './offline';
@@ -10,7 +10,7 @@ import { WindowValue } from './windows';
 export const RUN_ID_FIELD = '_run_id';
 export const BATCH_AT_FIELD = '_batch_at';
 
-type NodeRedis = ReturnType<typeof createClient>;
+type NodeRedis = ReturnType<typeof createClient> | ReturnType<typeof createCluster>;
 
 /**
  * Writes offline profiles with redis-om: `u:{<user>}:off` is a HASH entity with typed
@@ -32,9 +32,19 @@ export class OfflineProfileStore {
     this.repo = new Repository(new Schema(`${keys.prefix}u`, definition, { dataStructure: 'HASH' }), client);
   }
 
-  /** Connects a node-redis client (redis-om 0.4 needs one) to `url`. */
-  static async connect(url: string, keys: Keys, tags: readonly OfflineTag[]): Promise<OfflineProfileStore> {
-    const client = createClient({ url });
+  /**
+   * Connects a node-redis client (redis-om 0.4 needs one) to the target: a cluster client
+   * when it lists cluster nodes, which routes each save to its user's node.
+   */
+  static async connect(target: RedisTarget, keys: Keys, tags: readonly OfflineTag[]): Promise<OfflineProfileStore> {
+    const client: NodeRedis = target.clusterNodes?.length
+      ? createCluster({
+          rootNodes: target.clusterNodes.map((n) => {
+            const [host, port] = splitHostPort(n);
+            return { socket: { host, port } };
+          }),
+        })
+      : createClient({ url: target.redisUrl });
     client.on('error', () => undefined); // surfaced by the failing command instead
     await client.connect();
     return new OfflineProfileStore(client, keys, tags);
@@ -42,7 +52,8 @@ export class OfflineProfileStore {
 
   /**
    * Replaces the offline profiles of many users. Saves are issued together, so node-redis
-   * pipelines them over its connection.
+   * pipelines them over its connection (on a cluster: over each node's connection, all
+   * nodes in parallel).
    */
   async saveMany(profiles: [userId: string, values: OfflineValues][], runId: string, batchAt: number): Promise<void> {
     await Promise.all(
@@ -64,16 +75,14 @@ export class OfflineProfileStore {
  * compares them with the live windows. They expire after a day.
  */
 export async function saveWindowResults(
-  redis: Redis, keys: Keys, results: [userId: string, values: Record<string, WindowValue>][], runId: string, asOf: number,
+  redis: RedisClient, keys: Keys, results: [userId: string, values: Record<string, WindowValue>][], runId: string, asOf: number,
 ): Promise<void> {
-  const pipeline = redis.pipeline();
-  for (const [userId, values] of results) {
+  const replies = await pipelineByNode(redis, results, ([userId]) => keys.batchWindows(userId), (pipeline, [userId, values]) => {
     const key = keys.batchWindows(userId);
     const fields: string[] = [RUN_ID_FIELD, runId, '_as_of', String(asOf)];
     for (const [name, value] of Object.entries(values)) fields.push(name, JSON.stringify(value));
     pipeline.unlink(key).hset(key, ...fields).pexpire(key, 86_400_000);
-  }
-  const results2 = (await pipeline.exec()) ?? [];
-  const failed = results2.find(([err]) => err);
+  }, 3);
+  const failed = replies.find(([err]) => err);
   if (failed) throw failed[0];
 }

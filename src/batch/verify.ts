@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { RedisClient, masters } from '../redis';
 import { Keys } from '../keys';
 import { ProfileReader } from '../profile';
 import { WindowTag } from '../tags';
@@ -23,15 +23,17 @@ export interface VerifyResult {
 
 const isZero = (v: WindowValue | undefined) => v === undefined || v === 0 || (typeof v === 'object' && Object.keys(v).length === 0);
 
-/** Collects every key matching `pattern` (SCAN, so Redis is never blocked). */
-async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+/** Collects every key matching `pattern` on every master (SCAN, so Redis is never blocked). */
+async function scanKeys(redis: RedisClient, pattern: string): Promise<string[]> {
   const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    keys.push(...batch);
-    cursor = next;
-  } while (cursor !== '0');
+  for (const node of masters(redis)) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      keys.push(...batch);
+      cursor = next;
+    } while (cursor !== '0');
+  }
   return keys;
 }
 
@@ -43,7 +45,7 @@ const userOf = (key: string) => key.slice(key.indexOf('{') + 1, key.lastIndexOf(
  * batch computed, and users with live realtime keys the batch did not see (whose tags
  * must then all be zero).
  */
-export async function verifyWindows(redis: Redis, keys: Keys, tags: readonly WindowTag[], asOf?: number): Promise<VerifyResult> {
+export async function verifyWindows(redis: RedisClient, keys: Keys, tags: readonly WindowTag[], asOf?: number): Promise<VerifyResult> {
   const runId = await redis.get(keys.batchWindowsRun());
   if (!runId) throw new Error('no `profile batch --windows` run to verify: run one first');
   const batch = new Map<string, Record<string, WindowValue>>();

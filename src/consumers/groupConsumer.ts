@@ -1,15 +1,12 @@
-import type { Redis } from 'ioredis';
 import { Keys } from '../keys';
 import { Logger, silentLogger } from '../logger';
-import { duplicateRedis } from '../redis';
+import { RedisClient, duplicateRedis, isCluster, nodeFor } from '../redis';
 import { ProfileEvent, describeErrors, fromStreamFields, validateEvent } from '../event';
 import { GroupName, ReadReply, StreamEntry, ensureGroups, trimBelowSafeId } from './groups';
 
 export interface GroupConsumerOptions {
-  /** Connection for processing, acks and trims. */
-  redis: Redis;
-  /** Dedicated connection for blocking XREADGROUP; created from `redis` when absent (and then closed by `stop`). */
-  blockingRedis?: Redis;
+  /** Connection (one server or a cluster) for processing, acks and trims. */
+  redis: RedisClient;
   keys: Keys;
   partitions: number;
   consumerName: string;
@@ -32,6 +29,18 @@ export interface DecodedEntry {
   event: ProfileEvent;
 }
 
+/**
+ * Streams read by one XREADGROUP, with the dedicated connection that blocks on them. On
+ * one server that is every partition at once; on a cluster a command's keys must share a
+ * slot, so each partition is its own unit with its own blocking connection.
+ */
+interface ReadUnit {
+  streams: string[];
+  blocking?: RedisClient;
+  /** CLIENT ID of the blocking connection on the node serving `streams` (see stop()). */
+  blockingId?: number;
+}
+
 /** XPENDING's extended form: id, consumer, idle ms, deliveries. */
 type PendingEntry = [id: string, consumer: string, idleMs: number, deliveries: number];
 
@@ -39,18 +48,18 @@ type PendingEntry = [id: string, consumer: string, idleMs: number, deliveries: n
  * A member of one consumer group reading every stream partition: own pending entries
  * first (after a restart), then new ones; `handle` processes a stream's entries and says
  * which may be acked; after acking, the stream is trimmed below what every group has
- * finished. Subclasses are the realtime and archive consumers.
+ * finished. Subclasses are the realtime and archive consumers. On a cluster each partition
+ * is read by its own loop; processing (handle, acks, recovery) is still one at a time.
  */
 export abstract class GroupConsumer {
   protected readonly streams: string[];
   protected readonly log: Logger;
   /** Per stream: the id to read from; '0'-based ids while recovering own pending entries, then '>'. */
   private readonly cursor = new Map<string, string>();
-  private blocking?: Redis;
-  private ownsBlocking = false;
-  /** CLIENT ID of the blocking connection, fetched while it is idle (see stop()). */
-  private blockingId?: number;
-  private running?: Promise<void>;
+  private readonly units: ReadUnit[];
+  /** Tail of the chain that runs processing one step at a time (see exclusive()). */
+  private turn: Promise<unknown> = Promise.resolve();
+  private running?: Promise<unknown>;
   private trimTimer?: NodeJS.Timeout;
   private stopping = false;
   private nextClaimAt = 0;
@@ -64,6 +73,7 @@ export abstract class GroupConsumer {
     this.streams = base.keys.streams(base.partitions);
     this.log = (base.logger ?? silentLogger).child({ component: group, consumer: base.consumerName });
     for (const s of this.streams) this.cursor.set(s, '0');
+    this.units = isCluster(base.redis) ? this.streams.map((s) => ({ streams: [s] })) : [{ streams: this.streams }];
   }
 
   /**
@@ -78,40 +88,52 @@ export abstract class GroupConsumer {
     await ensureGroups(this.base.redis, this.streams);
   }
 
-  /** Starts the read loop (and the trim timer) in the background; resolves once the groups exist. */
+  /** Starts the read loop(s) and the trim timer in the background; resolves once the groups exist. */
   async start(): Promise<void> {
     await this.init();
-    if (this.base.blockingRedis) {
-      this.blocking = this.base.blockingRedis;
-    } else {
-      this.blocking = await duplicateRedis(this.base.redis);
-      this.blocking.on('error', (err: Error) => this.log.warn({ err: err.message }, 'blocking connection error'));
-      this.ownsBlocking = true;
+    for (const unit of this.units) {
+      const blocking = await duplicateRedis(this.base.redis);
+      blocking.on('error', (err: Error) => this.log.warn({ err: err.message }, 'blocking connection error'));
+      unit.blocking = blocking;
+      await this.fetchBlockingId(unit);
+      blocking.on('ready', () => void this.fetchBlockingId(unit));
     }
-    const blocking = this.blocking;
-    const fetchId = async () => {
-      this.blockingId = (await blocking.client('ID')) as number;
-    };
-    await fetchId();
-    blocking.on('ready', () => void fetchId().catch(() => undefined));
     const interval = this.base.trimIntervalMs ?? 5000;
     if (interval > 0) {
       this.trimTimer = setInterval(() => void this.trimAll().catch((err) => this.log.warn({ err }, 'trim failed')), interval);
     }
-    this.running = this.loop();
+    this.running = Promise.all(this.units.map((unit) => this.loop(unit)));
   }
 
-  private async loop(): Promise<void> {
+  /** Asks the node that serves the unit's streams for the id of the unit's blocking connection. */
+  private async fetchBlockingId(unit: ReadUnit): Promise<void> {
+    try {
+      unit.blockingId = (await nodeFor(unit.blocking!, unit.streams[0]).client('ID')) as number;
+    } catch (err) {
+      unit.blockingId = undefined;
+      this.log.debug({ err }, 'CLIENT ID failed; fetched again before the next read');
+    }
+  }
+
+  /** Runs `fn` after every step queued before it has finished: handle() is never re-entered. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn, fn);
+    this.turn = run.catch(() => undefined);
+    return run;
+  }
+
+  private async loop(unit: ReadUnit): Promise<void> {
     while (!this.stopping) {
       try {
-        // Recovery runs between reads, never beside one: handle() is never re-entered.
         if (Date.now() >= this.nextClaimAt) {
           this.nextClaimAt = Date.now() + Math.min(this.claimIdleMs / 2, 10_000);
-          await this.recoverStale();
+          await this.exclusive(() => this.recoverStale());
         }
-        await this.processOnce(true);
+        if (unit.blockingId === undefined) await this.fetchBlockingId(unit);
+        await this.processUnit(unit, true);
       } catch (err) {
         if (this.stopping) break;
+        unit.blockingId = undefined; // the connection may have been replaced (failover, reconnect)
         this.log.error({ err }, 'read loop failed; retrying in 1 s');
         await new Promise((r) => setTimeout(r, 1000));
       }
@@ -120,24 +142,32 @@ export abstract class GroupConsumer {
 
   /**
    * Stops reading, lets the batch in flight finish (processed and acked), and closes the
-   * blocking connection if this consumer created it.
+   * blocking connections.
    */
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.trimTimer) clearInterval(this.trimTimer);
-    if (this.blockingId !== undefined && this.running) {
-      // Wake the blocked XREADGROUP now instead of waiting out its block time; it then
+    if (this.running) {
+      // Wake each blocked XREADGROUP now instead of waiting out its block time; it then
       // returns as on a timeout, so no entry is read and left unprocessed.
-      try {
-        await this.base.redis.client('UNBLOCK', this.blockingId);
-      } catch (err) {
-        this.log.debug({ err }, 'CLIENT UNBLOCK failed; waiting for the read to time out');
-      }
+      await Promise.all(
+        this.units.map(async (unit) => {
+          if (unit.blockingId === undefined) return;
+          try {
+            await nodeFor(this.base.redis, unit.streams[0]).client('UNBLOCK', unit.blockingId);
+          } catch (err) {
+            this.log.debug({ err }, 'CLIENT UNBLOCK failed; waiting for the read to time out');
+          }
+        }),
+      );
     }
     await this.running;
     this.running = undefined;
     await this.closeResources();
-    if (this.ownsBlocking) this.blocking?.disconnect();
+    for (const unit of this.units) {
+      unit.blocking?.disconnect();
+      unit.blocking = undefined;
+    }
   }
 
   /** Releases what a subclass holds open (files); called once the loop has ended. */
@@ -154,30 +184,40 @@ export abstract class GroupConsumer {
   }
 
   /**
-   * One read and its processing. Returns the number of entries read (0 = nothing to do).
-   * While recovering this consumer's own pending entries (after a restart) it reads
-   * history, which never blocks; then it reads new entries with `>`.
+   * One read of every unit and its processing. Returns the number of entries read (0 =
+   * nothing to do).
    */
   async processOnce(block: boolean): Promise<number> {
+    let read = 0;
+    for (const unit of this.units) read += await this.processUnit(unit, block);
+    return read;
+  }
+
+  /**
+   * One read of a unit's streams and its processing. While recovering this consumer's own
+   * pending entries (after a restart) it reads history, which never blocks; then it reads
+   * new entries with `>`.
+   */
+  private async processUnit(unit: ReadUnit, block: boolean): Promise<number> {
     for (;;) {
-      const recovering = this.streams.some((s) => this.cursor.get(s) !== '>');
-      const read = await this.readAndProcess(block);
+      const recovering = unit.streams.some((s) => this.cursor.get(s) !== '>');
+      const read = await this.readAndProcess(unit, block);
       // A history read that came back empty has switched its streams to '>': read new entries now.
       if (read > 0 || !recovering) return read;
     }
   }
 
-  private async readAndProcess(block: boolean): Promise<number> {
-    const ids = this.streams.map((s) => this.cursor.get(s)!);
+  private async readAndProcess(unit: ReadUnit, block: boolean): Promise<number> {
+    const ids = unit.streams.map((s) => this.cursor.get(s)!);
     const recovering = ids.some((id) => id !== '>');
-    const conn = block ? (this.blocking ?? this.base.redis) : this.base.redis;
+    const conn = block ? (unit.blocking ?? this.base.redis) : this.base.redis;
     const args: (string | number)[] = ['GROUP', this.group, this.base.consumerName, 'COUNT', this.base.readCount ?? 500];
     if (block && !recovering) args.push('BLOCK', this.base.blockMs ?? 2000);
-    args.push('STREAMS', ...this.streams, ...ids);
+    args.push('STREAMS', ...unit.streams, ...ids);
     const reply = (await conn.call('XREADGROUP', ...args)) as ReadReply;
     const byStream = new Map<string, StreamEntry[]>(reply ?? []);
     let read = 0;
-    for (const stream of this.streams) {
+    for (const stream of unit.streams) {
       const entries = byStream.get(stream) ?? [];
       const cursor = this.cursor.get(stream)!;
       if (cursor !== '>') {
@@ -187,7 +227,7 @@ export abstract class GroupConsumer {
       }
       if (entries.length === 0) continue;
       read += entries.length;
-      await this.processEntries(stream, entries);
+      await this.exclusive(() => this.processEntries(stream, entries));
     }
     return read;
   }
@@ -269,7 +309,8 @@ export abstract class GroupConsumer {
         }
         cursor = next;
       } while (cursor !== '0-0' && !this.stopping);
-      const consumers = (await redis.xinfo('CONSUMERS', stream, this.group)) as unknown[][];
+      // XINFO goes to the stream's node by hand: ioredis cannot find its key.
+      const consumers = (await nodeFor(redis, stream).xinfo('CONSUMERS', stream, this.group)) as unknown[][];
       for (const flat of consumers) {
         const info: Record<string, unknown> = {};
         for (let i = 0; i < flat.length; i += 2) info[flat[i] as string] = flat[i + 1];

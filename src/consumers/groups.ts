@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis';
 import { callScript } from '../lua/scripts';
 
 /** Consumer group names. */
@@ -13,7 +13,7 @@ export const REQUIRED_GROUPS: GroupName[] = [GROUPS.realtime, GROUPS.archive];
  * beginning, so entries written before a group existed are still processed by it.
  * Existing groups are left as they are.
  */
-export async function ensureGroups(redis: Redis, streams: string[], groups: readonly string[] = REQUIRED_GROUPS): Promise<void> {
+export async function ensureGroups(redis: RedisClient, streams: string[], groups: readonly string[] = REQUIRED_GROUPS): Promise<void> {
   await Promise.all(
     streams.flatMap((stream) =>
       groups.map(async (group) => {
@@ -32,7 +32,7 @@ export async function ensureGroups(redis: Redis, streams: string[], groups: read
  * an entry some group has not finished, and not at all while a required group is missing.
  * Returns the number of entries removed (-1: a required group is missing).
  */
-export async function trimBelowSafeId(redis: Redis, stream: string): Promise<number> {
+export async function trimBelowSafeId(redis: RedisClient, stream: string): Promise<number> {
   return (await callScript(redis, 'trimStream', [stream, ...REQUIRED_GROUPS])) as number;
 }
 

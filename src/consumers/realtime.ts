@@ -1,5 +1,6 @@
 import { EventType, ProfileEvent } from '../event';
 import { callScript } from '../lua/scripts';
+import { pipelineByNode } from '../redis';
 import { WINDOW_FIELDS, WindowTag, longestWindow, longestWindowFor } from '../tags';
 import { GROUPS } from './groups';
 import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
@@ -48,7 +49,7 @@ export class RealtimeConsumer extends GroupConsumer {
 
   /**
    * Groups the events of each user and type (in stream order) and folds each group with
-   * one EVALSHA of updateWindows.lua, all in one pipeline. An entry is acked only once its
+   * one EVALSHA of updateWindows.lua, all in one pipeline (one per node on a cluster). An entry is acked only once its
    * group's script returned; a failed group stays pending.
    */
   protected async handle(stream: string, entries: DecodedEntry[]): Promise<string[]> {
@@ -68,17 +69,16 @@ export class RealtimeConsumer extends GroupConsumer {
       group.events.push(e.ts, e.event_id, WINDOW_FIELDS.map((f) => (e[f] === undefined ? '' : String(e[f]))).join('\x1f'));
     }
     if (groups.size > 0) {
-      const pipeline = this.opts.redis.pipeline();
       const k = this.opts.keys;
-      for (const { first: e, events } of groups.values()) {
+      const list = [...groups.values()];
+      const results = await pipelineByNode(this.opts.redis, list, ({ first: e }) => k.window(e.user_id, e.type), (pipeline, { first: e, events }) => {
         const plan = this.plans.get(e.type)!;
-        callScript(pipeline, 'updateWindows', [
+        void callScript(pipeline, 'updateWindows', [
           k.window(e.user_id, e.type), k.windowValues(e.user_id, e.type), k.realtime(e.user_id),
           now, plan.longest, this.overallLongest, RT_EXACT_MAX_EVENTS, RT_MS_PER_EVENT, e.type, ...plan.tagArgs, ...events,
         ]);
-      }
-      const results = (await pipeline.exec()) ?? [];
-      [...groups.values()].forEach((group, i) => {
+      });
+      list.forEach((group, i) => {
         const [err] = results[i];
         if (err) this.log.error({ err, stream, ids: group.ids }, 'window update failed; entries left pending for retry');
         else toAck.push(...group.ids);

@@ -1,9 +1,10 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis';
 import { FieldError, ProfileEvent, toStreamFields, validateEvent } from '../event';
 import { Keys, partitionFor } from '../keys';
+import { isCluster, pipelineByNode } from '../redis';
 
 export interface ProducerOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   partitions: number;
   /** How far in the future an event time may be (ms). */
@@ -33,9 +34,12 @@ export class Producer {
 
   /**
    * Validates every item; if any is invalid, returns all errors and writes nothing.
-   * Otherwise appends every event to its partition in one MULTI/EXEC, so a request is
-   * written whole or (on a Redis failure) not at all, and resolves once Redis has
-   * acknowledged the writes.
+   * Otherwise appends every event to its partition and resolves once Redis has
+   * acknowledged the writes. On one server all partitions are written in one MULTI/EXEC,
+   * so a request is written whole or (on a Redis failure) not at all. On a cluster a
+   * transaction cannot span slots: each partition's events are one MULTI/EXEC, the
+   * partitions are written in parallel, and a failure of any of them fails the request
+   * (the client retries it; every effect downstream is idempotent by event id).
    */
   async ingest(items: unknown[]): Promise<IngestResult> {
     const now = this.clock();
@@ -55,13 +59,23 @@ export class Producer {
       const full = [...new Set(partitions)].filter((p) => lengths[p] >= this.opts.maxBacklog!).sort((a, b) => a - b);
       if (full.length > 0) return { ok: false, backlogged: full, retryAfterS: 1 };
     }
-    const tx = this.opts.redis.multi();
+    const { redis, keys } = this.opts;
+    const byTransaction = new Map<number, ProfileEvent[]>();
     events.forEach((e, i) => {
-      tx.xadd(this.opts.keys.stream(partitions[i]), '*', ...toStreamFields(e));
+      const t = isCluster(redis) ? partitions[i] : 0;
+      let list = byTransaction.get(t);
+      if (!list) byTransaction.set(t, (list = []));
+      list.push(e);
     });
-    const results = await tx.exec();
-    const failed = results?.find(([err]) => err);
-    if (!results || failed) throw new Error(`stream append failed: ${failed?.[0]?.message ?? 'transaction aborted'}`);
+    await Promise.all(
+      [...byTransaction.values()].map(async (list) => {
+        const tx = redis.multi();
+        for (const e of list) tx.xadd(keys.stream(partitionFor(e.user_id, this.opts.partitions)), '*', ...toStreamFields(e));
+        const results = await tx.exec();
+        const failed = results?.find(([err]) => err);
+        if (!results || failed) throw new Error(`stream append failed: ${failed?.[0]?.message ?? 'transaction aborted'}`);
+      }),
+    );
     return { ok: true, accepted: events.length, event_ids: events.map((e) => e.event_id) };
   }
 
@@ -69,9 +83,7 @@ export class Producer {
   private async backlogLengths(): Promise<number[]> {
     const now = Date.now();
     if (this.backlog && now - this.backlog.at < BACKLOG_TTL_MS) return this.backlog.lengths;
-    const pipeline = this.opts.redis.pipeline();
-    for (const s of this.opts.keys.streams(this.opts.partitions)) pipeline.xlen(s);
-    const results = (await pipeline.exec()) ?? [];
+    const results = await pipelineByNode(this.opts.redis, this.opts.keys.streams(this.opts.partitions), (s) => s, (p, s) => p.xlen(s));
     const lengths = results.map(([err, n]) => {
       if (err) throw err;
       return n as number;

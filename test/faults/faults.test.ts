@@ -138,8 +138,8 @@ describe('fault suite: real processes, real redis-server, kill -9', function () 
     const events = knownEvents(20, 50, 'k6');
     const sending = stack.send(events, 40, 2, 20);
     await sleep(800);
-    const port = stack.redisServer.port;
-    stack.redisServer.process.kill('SIGKILL');
+    const port = stack.redisServer!.port;
+    stack.redisServer!.process.kill('SIGKILL');
     await sleep(1500);
     await stack.startRedis('always', port);
     const accepted = await sending;

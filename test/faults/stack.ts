@@ -7,9 +7,9 @@ import { expect } from 'chai';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import type { Redis } from 'ioredis';
+import { randomBytes } from 'crypto';
 import { CliProcess, runCli } from '../helpers/cli';
-import { connectRedis } from '../../src/redis';
+import { RedisClient, connectCluster, connectRedis } from '../../src/redis';
 import { RedisServerHandle, startRedisServer } from '../../src/redisServer';
 import { Keys } from '../../src/keys';
 import { groupCaughtUp, streamStatus } from '../../src/status';
@@ -44,25 +44,40 @@ export function knownEvents(users: number, perUser: number, tag: string): SentEv
 export class Stack {
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'profile-faults-'));
   readonly ods = path.join(this.dir, 'ods');
-  readonly keys = new Keys('');
-  redisServer!: RedisServerHandle;
-  redis!: Redis;
+  keys = new Keys('');
+  redisServer?: RedisServerHandle;
+  redis!: RedisClient;
   port = 0;
   readonly procs = new Map<string, CliProcess>();
   private env: Record<string, string> = {};
 
   constructor(private readonly extraEnv: Record<string, string> = {}) {}
 
+  private readonly baseEnv = () => ({
+    ODS_DIR: this.ods, PROFILE_PARTITIONS: String(PARTITIONS), LOG_LEVEL: 'info',
+    PROFILE_CLAIM_IDLE_MS: '1500', PROFILE_READ_COUNT: '50',
+  });
+
   async startRedis(appendfsync: 'always' | 'everysec' = 'everysec', port?: number): Promise<void> {
-    this.redisServer = await startRedisServer({ dir: path.join(this.dir, 'redis'), appendonly: true, appendfsync, port });
-    this.env = {
-      REDIS_URL: this.redisServer.url, ODS_DIR: this.ods, PROFILE_PARTITIONS: String(PARTITIONS), LOG_LEVEL: 'info',
-      PROFILE_CLAIM_IDLE_MS: '1500', PROFILE_READ_COUNT: '50', ...this.extraEnv,
-    };
+    const server = await startRedisServer({ dir: path.join(this.dir, 'redis'), appendonly: true, appendfsync, port });
+    this.redisServer = server;
+    this.env = { REDIS_URL: server.url, ...this.baseEnv(), ...this.extraEnv };
     if (!this.redis) {
-      this.redis = await connectRedis(this.redisServer.url, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+      this.redis = await connectRedis(server.url, { enableOfflineQueue: true, maxRetriesPerRequest: null });
       this.redis.on('error', () => undefined);
     }
+  }
+
+  /**
+   * Runs the stack on an existing Redis Cluster instead of a server of its own, under a
+   * fresh key prefix (the cluster is shared; stop() leaves it running).
+   */
+  async useCluster(nodes: string[]): Promise<void> {
+    const prefix = `f${randomBytes(4).toString('hex')}:`;
+    this.keys = new Keys(prefix);
+    this.env = { REDIS_CLUSTER_NODES: nodes.join(','), PROFILE_PREFIX: prefix, ...this.baseEnv(), ...this.extraEnv };
+    this.redis = await connectCluster(nodes);
+    this.redis.on('error', () => undefined);
   }
 
   /** Starts a process and waits until it says it is ready. */

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import type { Redis } from 'ioredis';
 import { createApp } from '../../src/api/app';
 import { HttpServerHandle, listen } from '../../src/api/server';
 import { Pipeline, T0, makePipeline } from '../helpers/context';
@@ -129,7 +130,7 @@ describe('HTTP API (real Redis, real HTTP)', () => {
     await p.consumer.drain();
     await fetch(`${base}/profile/one`); // the first call may load the script (NOSCRIPT, then EVAL)
     // MONITOR shows every command with its source: the client's, and the script's ("lua").
-    const monitor = await p.redis.monitor();
+    const monitor = await (p.redis as Redis).monitor();
     const seen: string[] = [];
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
       if (source !== 'lua' && args[0] !== 'monitor') seen.push(`${args[0].toLowerCase()} ${args[3] ?? ''}`);

@@ -36,7 +36,7 @@ describe('profile batch (real Redis, temp ODS)', () => {
     fs.rmSync(ods, { recursive: true, force: true });
   });
   const run = (extra: Partial<Parameters<typeof runBatch>[0]> = {}) =>
-    runBatch({ redis: p.redis, redisUrl: testRedisUrl(), keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF, ...extra });
+    runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF, ...extra });
   const off = (user: string) => p.redis.hgetall(p.keys.offline(user));
 
   /** A dataset that hits every segment rule, including the boundaries. */

@@ -1,8 +1,7 @@
 import { randomBytes } from 'crypto';
-import type { Redis } from 'ioredis';
 import { AppConfig, resolveConfig } from '../../src/config';
 import { Keys } from '../../src/keys';
-import { connectRedis } from '../../src/redis';
+import { RedisClient, RedisTarget, connectTarget } from '../../src/redis';
 import { Producer } from '../../src/producer/producer';
 import { ProfileReader } from '../../src/profile';
 import { RealtimeConsumer } from '../../src/consumers/realtime';
@@ -13,6 +12,18 @@ export function testRedisUrl(): string {
   const url = process.env.PROFILE_TEST_REDIS_URL;
   if (!url) throw new Error('PROFILE_TEST_REDIS_URL unset: run tests through mocha (.mocharc.json loads the fixture)');
   return url;
+}
+
+/** Seed nodes of the run's private 3-master Redis Cluster (see fixture.ts). */
+export function testClusterNodes(): string[] {
+  const nodes = process.env.PROFILE_TEST_CLUSTER_NODES;
+  if (!nodes) throw new Error('PROFILE_TEST_CLUSTER_NODES unset: run tests through mocha (.mocharc.json loads the fixture)');
+  return nodes.split(',');
+}
+
+/** The test Redis: the single server, or the cluster when `cluster` is true. */
+export function testTarget(cluster = false): RedisTarget {
+  return cluster ? { clusterNodes: testClusterNodes() } : { redisUrl: testRedisUrl() };
 }
 
 /** A key prefix no other test uses. */
@@ -30,7 +41,9 @@ export class FakeClock {
 }
 
 export interface Pipeline {
-  redis: Redis;
+  redis: RedisClient;
+  /** What `redis` is connected to (for components that open their own connections). */
+  target: RedisTarget;
   keys: Keys;
   config: AppConfig;
   clock: FakeClock;
@@ -45,18 +58,20 @@ export const T0 = Date.UTC(2026, 0, 1);
 
 /**
  * Producer, realtime consumer and reader on the test Redis under a fresh prefix, all on one
- * fake clock. `tags` replaces the shipped tag config when given.
+ * fake clock. `tags` replaces the shipped tag config when given; `cluster` runs it all on
+ * the test cluster instead of the single server.
  */
-export async function makePipeline(opts: { tags?: unknown[]; partitions?: number; now?: number } = {}): Promise<Pipeline> {
+export async function makePipeline(opts: { tags?: unknown[]; partitions?: number; now?: number; cluster?: boolean } = {}): Promise<Pipeline> {
   const tagConfig = opts.tags ? parseTagConfig({ realtime: opts.tags }) : undefined;
+  const target = testTarget(opts.cluster);
   const config = resolveConfig({
-    redisUrl: testRedisUrl(),
+    ...target,
     prefix: uniquePrefix(),
     partitions: opts.partitions ?? 2,
     consumerName: 'test-consumer',
     ...(tagConfig ? { tags: tagConfig } : {}),
   });
-  const redis = await connectRedis(config.redisUrl!);
+  const redis = await connectTarget(target);
   const keys = new Keys(config.prefix);
   const clock = new FakeClock(opts.now ?? T0);
   const producer = new Producer({ redis, keys, partitions: config.partitions, maxFutureSkewMs: config.maxFutureSkewMs, clock: clock.fn });
@@ -66,7 +81,7 @@ export async function makePipeline(opts: { tags?: unknown[]; partitions?: number
   await consumer.init();
   const reader = new ProfileReader(redis, keys, config.tags.realtime, clock.fn);
   return {
-    redis, keys, config, clock, producer, consumer, reader,
+    redis, target, keys, config, clock, producer, consumer, reader,
     async close() {
       await consumer.stop();
       await redis.quit();
