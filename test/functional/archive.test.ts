@@ -6,7 +6,7 @@ import { ArchiveConsumer } from '../../src/consumers/archive';
 import { ensureGroups, trimBelowSafeId } from '../../src/consumers/groups';
 import { partitionFor } from '../../src/keys';
 import { runBatch } from '../../src/batch/run';
-import { Pipeline, T0, makePipeline, testRedisUrl } from '../helpers/context';
+import { Pipeline, T0, makePipeline } from '../helpers/context';
 
 const DAY = 86_400_000;
 

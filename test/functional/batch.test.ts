@@ -4,7 +4,7 @@ import os from 'os';
 import path from 'path';
 import { BatchBusyError, acquireBatchLock, runBatch } from '../../src/batch/run';
 import { parseTagConfig, loadTagConfig } from '../../src/tags';
-import { Pipeline, T0, makePipeline, testRedisUrl } from '../helpers/context';
+import { Pipeline, T0, makePipeline } from '../helpers/context';
 
 const DAY = 86_400_000;
 const AS_OF = T0 + 100 * DAY; // 2026-04-11

@@ -6,7 +6,7 @@ import { ArchiveConsumer } from '../../src/consumers/archive';
 import { runBatch } from '../../src/batch/run';
 import { verifyWindows } from '../../src/batch/verify';
 import { TrafficGenerator } from '../../src/simulate';
-import { Pipeline, T0, makePipeline, testRedisUrl } from '../helpers/context';
+import { Pipeline, T0, makePipeline } from '../helpers/context';
 
 describe('online/offline consistency (real pipeline, batch --windows, verify)', function () {
   this.timeout(60_000);
