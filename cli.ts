@@ -47,6 +47,7 @@ function withServerOptions(cmd: Command): Command {
 function withConsumerOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--consumer-name <name>', 'consumer name in its groups (default <host>-<pid>)').env('PROFILE_CONSUMER_NAME'))
+    .addOption(new Option('--only-partitions <list>', 'read only these partitions, e.g. 0,3 (default all)').env('PROFILE_ONLY_PARTITIONS'))
     .addOption(new Option('--read-count <n>', 'entries per XREADGROUP (default 500)').env('PROFILE_READ_COUNT').argParser(int('read-count')))
     .addOption(new Option('--claim-idle <ms>', 'claim entries pending this long from dead consumers (default 30000)').env('PROFILE_CLAIM_IDLE_MS').argParser(int('claim-idle')))
     .addOption(new Option('--max-deliveries <n>', 'dead-letter an entry after this many deliveries (default 5)').env('PROFILE_MAX_DELIVERIES').argParser(int('max-deliveries')))
@@ -66,6 +67,7 @@ function configFrom(o: Record<string, unknown>): AppConfig {
     maxEventsPerRequest: o.maxEvents as number | undefined,
     maxFutureSkewMs: o.maxFutureSkew as number | undefined,
     consumerName: o.consumerName as string | undefined,
+    onlyPartitions: typeof o.onlyPartitions === 'string' && o.onlyPartitions.trim() !== '' ? o.onlyPartitions.split(',').map((n) => (/^\s*\d+\s*$/.test(n) ? Number(n) : NaN)) : undefined,
     readCount: o.readCount as number | undefined,
     odsDir: o.ods as string | undefined,
     claimIdleMs: o.claimIdle as number | undefined,

@@ -38,6 +38,12 @@ export interface AppConfig {
   maxBodyBytes: number;
   /** How far in the future an event time may be. @defaultValue 300000 (5 min) */
   maxFutureSkewMs: number;
+  /**
+   * Partitions this process's consumers read (and recover); all when unset. Lets consumers
+   * be placed by node, e.g. one per cluster master reading the partitions that master
+   * serves, with an unrestricted consumer as a standby. @defaultValue all
+   */
+  onlyPartitions?: number[];
   /** This process's consumer name in its groups. @defaultValue `<hostname>-<pid>` */
   consumerName: string;
   /** Entries read per XREADGROUP call. @defaultValue 500 */
@@ -134,6 +140,13 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
     throw new ConfigError('embeddedAppendfsync must be always, everysec or no');
   }
   if (!LOG_LEVELS.includes(config.logLevel)) throw new ConfigError(`logLevel must be one of ${LOG_LEVELS.join(', ')}`);
+  if (config.onlyPartitions !== undefined) {
+    const bad = config.onlyPartitions.find((n) => !Number.isInteger(n) || n < 0 || n >= config.partitions);
+    if (bad !== undefined || config.onlyPartitions.length === 0) {
+      throw new ConfigError(`onlyPartitions must list partition numbers from 0 to ${config.partitions - 1} (got ${config.onlyPartitions.join(',')})`);
+    }
+    config.onlyPartitions = [...new Set(config.onlyPartitions)].sort((a, b) => a - b);
+  }
   if (config.clusterNodes !== undefined) {
     if (config.redisUrl !== undefined) throw new ConfigError('give either a Redis URL or cluster nodes, not both');
     if (config.clusterNodes.length === 0) throw new ConfigError('cluster nodes: give at least one host:port');

@@ -87,6 +87,7 @@ function consumerOptions(rt: Runtime): GroupConsumerOptions {
   return {
     redis, keys, logger,
     partitions: config.partitions,
+    onlyPartitions: config.onlyPartitions,
     consumerName: config.consumerName,
     readCount: config.readCount,
     blockMs: config.blockMs,
@@ -101,7 +102,7 @@ export async function startRealtime(rt: Runtime): Promise<RealtimeConsumer> {
   const { config, logger } = rt;
   const consumer = new RealtimeConsumer({ ...consumerOptions(rt), tags: config.tags.realtime });
   await consumer.start();
-  logger.info({ consumer: config.consumerName, partitions: config.partitions }, 'realtime consumer started');
+  logger.info({ consumer: config.consumerName, partitions: config.onlyPartitions ?? config.partitions }, 'realtime consumer started');
   return consumer;
 }
 

@@ -9,6 +9,8 @@ export interface GroupConsumerOptions {
   redis: RedisClient;
   keys: Keys;
   partitions: number;
+  /** Partitions to read (and recover); all `partitions` when absent. */
+  onlyPartitions?: number[];
   consumerName: string;
   /** Entries per read. @defaultValue 500 */
   readCount?: number;
@@ -70,7 +72,7 @@ export abstract class GroupConsumer {
     readonly group: GroupName,
     protected readonly base: GroupConsumerOptions,
   ) {
-    this.streams = base.keys.streams(base.partitions);
+    this.streams = base.onlyPartitions ? base.onlyPartitions.map((n) => base.keys.stream(n)) : base.keys.streams(base.partitions);
     this.log = (base.logger ?? silentLogger).child({ component: group, consumer: base.consumerName });
     for (const s of this.streams) this.cursor.set(s, '0');
     this.units = isCluster(base.redis) ? this.streams.map((s) => ({ streams: [s] })) : [{ streams: this.streams }];

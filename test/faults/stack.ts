@@ -8,7 +8,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { randomBytes } from 'crypto';
-import { CliProcess, runCli } from '../helpers/cli';
+import { CliProcess, runCli, runCliToEnd } from '../helpers/cli';
 import { RedisClient, connectCluster, connectRedis } from '../../src/redis';
 import { RedisServerHandle, startRedisServer } from '../../src/redisServer';
 import { Keys } from '../../src/keys';
@@ -89,11 +89,16 @@ export class Stack {
     return proc;
   }
 
+  /** Runs a CLI command on the stack's Redis and ODS to its end. */
+  cli(args: string[], env: Record<string, string> = {}) {
+    return runCliToEnd(args, { ...this.env, ...env });
+  }
+
   startApi(env: Record<string, string> = {}) {
     return this.start('api', ['serve', '--port', '0'], /"port":(\d+),"msg":"API listening"/, env);
   }
-  startRealtime(name: string) {
-    return this.start(name, ['consume', '--consumer-name', name], /realtime consumer started/);
+  startRealtime(name: string, env: Record<string, string> = {}) {
+    return this.start(name, ['consume', '--consumer-name', name], /realtime consumer started/, env);
   }
   startArchive(name: string, env: Record<string, string> = {}) {
     return this.start(name, ['archive', '--consumer-name', name], /archive consumer started/, env);
