@@ -1,4 +1,4 @@
-import { RedisClient, pipelineByNode } from './redis';
+import { RedisClient, isCluster, nodeFor, pipelineByNode } from './redis';
 import { Keys } from './keys';
 
 /** One consumer group's progress on one stream partition. */
@@ -15,6 +15,8 @@ export interface GroupStatus {
 export interface PartitionStatus {
   partition: number;
   stream: string;
+  /** `host:port` of the cluster master serving the partition (absent on a single server). */
+  node?: string;
   length: number;
   /** Id of the newest entry ever added ("0-0" for a stream never written). */
   last_id: string;
@@ -35,9 +37,11 @@ export async function streamStatus(redis: RedisClient, keys: Keys, partitions: n
     if (streamErr && !/no such key/i.test(streamErr.message)) throw streamErr;
     const info = streamErr ? {} : pairs(streamInfo as unknown[]);
     const first = info['first-entry'] as [string, unknown] | null | undefined;
+    const node = isCluster(redis) ? nodeFor(redis, stream).options : undefined;
     return {
       partition,
       stream,
+      ...(node ? { node: `${node.host}:${node.port}` } : {}),
       length: Number(info.length ?? 0),
       last_id: String(info['last-generated-id'] ?? '0-0'),
       first_id: first ? first[0] : null,

@@ -25,23 +25,27 @@ function bytes(n: number): string {
 
 /**
  * The `profile status` report: one row per partition and group (length, lag, pending,
- * consumers, age of the oldest entry still in the stream), then the ODS size.
+ * consumers, age of the oldest entry still in the stream; on a cluster also the master
+ * serving it), then the ODS size.
  */
 export function formatStatus(partitions: PartitionStatus[], ods: OdsFile[], odsDir: string, now: number): string {
   const rows: string[][] = [];
+  const nodes = partitions.some((p) => p.node);
   for (const p of partitions) {
     const oldest = p.first_id ? age(Math.max(0, now - Number(p.first_id.split('-')[0]))) : '-';
     const groups = p.groups.length ? p.groups : [undefined];
     for (const g of groups) {
       rows.push([
-        p.stream, String(p.length), oldest, g?.name ?? '(no group)',
+        p.stream, ...(nodes ? [p.node ?? '?'] : []), String(p.length), oldest, g?.name ?? '(no group)',
         g ? (g.lag === null ? '?' : String(g.lag)) : '-', g ? String(g.pending) : '-', g ? String(g.consumers) : '-',
       ]);
     }
   }
   const dates = new Set(ods.map((f) => f.date));
   return [
-    table(['stream', 'length', 'oldest', 'group', 'lag', 'pending', 'consumers'], rows, [0, 3]),
+    nodes
+      ? table(['stream', 'node', 'length', 'oldest', 'group', 'lag', 'pending', 'consumers'], rows, [0, 1, 4])
+      : table(['stream', 'length', 'oldest', 'group', 'lag', 'pending', 'consumers'], rows, [0, 3]),
     '',
     `ODS ${odsDir}: ${ods.length} files in ${dates.size} date partitions, ${bytes(ods.reduce((n, f) => n + f.bytes, 0))}`,
   ].join('\n');

@@ -16,6 +16,7 @@ import { runBatch } from '../../src/batch/run';
 import { verifyWindows } from '../../src/batch/verify';
 import { listDeadLetters, replayDeadLetters } from '../../src/deadLetters';
 import { streamStatus } from '../../src/status';
+import { formatStatus } from '../../src/statusReport';
 import { Pipeline, T0, extraRealtimeConsumer, makePipeline } from '../helpers/context';
 
 const PARTITIONS = 8;
@@ -171,6 +172,10 @@ describe('Redis Cluster: 3 masters on loopback', function () {
     await p.consumer.drain();
     const status = await streamStatus(p.redis, p.keys, PARTITIONS);
     expect(status.map((s) => s.stream)).to.deep.equal(p.keys.streams(PARTITIONS));
+    expect(status.map((s) => s.node)).to.deep.equal(p.keys.streams(PARTITIONS).map(masterOf));
+    const report = formatStatus(status, [], '/ods', T0);
+    expect(report.split('\n')[0]).to.match(/^stream +node +length/);
+    expect(report).to.include(`${p.keys.stream(0)}  ${masterOf(p.keys.stream(0))}`);
     const total = (g: string) => status.reduce((n, s) => n + (s.groups.find((x) => x.name === g)?.lag ?? 0), 0);
     expect(total('realtime')).to.equal(0);
     expect(total('archive')).to.equal(events.length);
