@@ -32,6 +32,7 @@ function withRedisOptions(cmd: Command): Command {
     .addOption(new Option('--partitions <n>', 'number of stream partitions').env('PROFILE_PARTITIONS').argParser(int('partitions')))
     .addOption(new Option('--config <file>', 'tag config JSON (default: config/tags.json)').env('PROFILE_CONFIG'))
     .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').env('LOG_LEVEL'))
+    .addOption(new Option('--pretty', 'human-readable logs instead of JSON lines').env('LOG_PRETTY'))
     .addOption(new Option('--ods <dir>', 'ODS directory (default ./data/ods)').env('ODS_DIR'));
 }
 
@@ -45,12 +46,16 @@ function withServerOptions(cmd: Command): Command {
 }
 
 function withConsumerOptions(cmd: Command): Command {
+  if (!cmd.options.some((o) => o.long === '--host')) {
+    cmd.addOption(new Option('--host <host>', 'interface the --metrics-port server binds (default 127.0.0.1)').env('HOST'));
+  }
   return cmd
     .addOption(new Option('--consumer-name <name>', 'consumer name in its groups (default <host>-<pid>)').env('PROFILE_CONSUMER_NAME'))
     .addOption(new Option('--only-partitions <list>', 'read only these partitions, e.g. 0,3 (default all)').env('PROFILE_ONLY_PARTITIONS'))
     .addOption(new Option('--read-count <n>', 'entries per XREADGROUP (default 500)').env('PROFILE_READ_COUNT').argParser(int('read-count')))
     .addOption(new Option('--claim-idle <ms>', 'claim entries pending this long from dead consumers (default 30000)').env('PROFILE_CLAIM_IDLE_MS').argParser(int('claim-idle')))
     .addOption(new Option('--max-deliveries <n>', 'dead-letter an entry after this many deliveries (default 5)').env('PROFILE_MAX_DELIVERIES').argParser(int('max-deliveries')))
+    .addOption(new Option('--metrics-port <port>', 'serve GET /metrics on this port (processes without the API)').env('PROFILE_METRICS_PORT').argParser(int('metrics-port')))
     .addOption(new Option('--fault-ack-delay <ms>', 'fault suite only: archiver sleeps between fsync and ack').env('PROFILE_FAULT_ACK_DELAY_MS').argParser(int('fault-ack-delay')).hideHelp());
 }
 
@@ -74,6 +79,8 @@ function configFrom(o: Record<string, unknown>): AppConfig {
     maxDeliveries: o.maxDeliveries as number | undefined,
     maxBacklog: o.maxBacklog as number | undefined,
     faultAckDelayMs: o.faultAckDelay as number | undefined,
+    metricsPort: o.metricsPort as number | undefined,
+    prettyLogs: o.pretty === undefined ? undefined : o.pretty === true || !/^(0|false|no|)$/i.test(String(o.pretty)),
     dataDir: env.PROFILE_DATA_DIR,
     embeddedRedisPort: env.PROFILE_EMBEDDED_REDIS_PORT === undefined ? undefined : Number(env.PROFILE_EMBEDDED_REDIS_PORT),
     embeddedAppendfsync: env.PROFILE_REDIS_APPENDFSYNC as ConfigInput['embeddedAppendfsync'],
@@ -83,7 +90,7 @@ function configFrom(o: Record<string, unknown>): AppConfig {
 
 async function runProcess(o: Record<string, unknown>, roles: Roles, allowEmbedded: boolean) {
   const config = configFrom(o);
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, config.prettyLogs);
   const stop = shutdownSignal(logger);
   const rt = await openRuntime(config, logger, allowEmbedded);
   await runRoles(rt, roles, stop);
@@ -92,7 +99,16 @@ async function runProcess(o: Record<string, unknown>, roles: Roles, allowEmbedde
 const program = new Command('profile')
   .description('profile-stream: Redis-native user profiles for ad platforms')
   .version('0.1.0')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .addHelpText('after', `
+Every option that talks to Redis also reads an environment variable (shown as "env:" in each
+command's --help). Exit codes: 0 ok, 1 runtime failure (no Redis, a batch already running,
+verify mismatches, unknown user for get), 2 usage or configuration error.
+
+Examples:
+  $ profile up                                  # everything in one process
+  $ profile simulate --duration 10 && curl localhost:8080/profile/user-1
+  $ profile consume --cluster 10.0.0.1:6379,10.0.0.2:6379 --consumer-name rt-1 --metrics-port 9464`);
 
 withConsumerOptions(withServerOptions(withRedisOptions(program.command('up'))))
   .description('run the API, the realtime consumer and the archiver in one process; starts an embedded redis-server when no Redis is configured and none answers on 127.0.0.1:6379')
@@ -100,7 +116,7 @@ withConsumerOptions(withServerOptions(withRedisOptions(program.command('up'))))
   .action((o) => runProcess(o, { api: true, realtime: true, archive: true }, true));
 
 withServerOptions(withRedisOptions(program.command('serve')))
-  .description('run the HTTP API only (POST /events, GET /profile/:id, POST /profiles, POST /batch, GET /batch/:id, GET /status, GET /health)')
+  .description('run the HTTP API only (POST /events, GET /profile/:id, POST /profiles, POST /batch, GET /batch/:id, GET /status, GET /health, GET /ready, GET /metrics, GET /openapi.json)')
   .addHelpText('after', '\nExample:\n  $ REDIS_URL=redis://127.0.0.1:6379 profile serve --port 8080')
   .action((o) => runProcess(o, { api: true }, false));
 
@@ -117,7 +133,7 @@ withConsumerOptions(withRedisOptions(program.command('archive')))
 /** Opens Redis for a one-shot command, runs `fn`, and closes. */
 async function withRuntime<T>(o: Record<string, unknown>, fn: (rt: Runtime) => Promise<T>): Promise<T> {
   const config = configFrom({ logLevel: 'warn', ...o });
-  const rt = await openRuntime(config, createLogger(config.logLevel));
+  const rt = await openRuntime(config, createLogger(config.logLevel, config.prettyLogs));
   try {
     return await fn(rt);
   } finally {
@@ -193,13 +209,30 @@ withRedisOptions(program.command('verify'))
 withRedisOptions(program.command('status'))
   .description('show stream partitions (length, oldest entry), consumer groups (lag, pending, consumers) and the ODS size')
   .option('--json', 'print JSON instead of a table')
-  .addHelpText('after', '\nExample:\n  $ profile status')
+  .addOption(new Option('--watch [seconds]', 'print again every N seconds (default 2) until Ctrl-C').argParser(int('watch')))
+  .addHelpText('after', '\nExamples:\n  $ profile status\n  $ profile status --watch 1\n  $ profile status --json | jq \'.partitions[].groups\'')
   .action(async (o) => {
+    const every = o.watch === undefined ? 0 : o.watch === true ? 2 : o.watch;
+    if (o.watch !== undefined && every < 1) throw new ConfigError('--watch must be at least 1 second');
     await withRuntime(o, async (rt) => {
-      const partitions = await streamStatus(rt.redis, rt.keys, rt.config.partitions);
-      const ods = listOdsFiles(rt.config.odsDir);
-      if (o.json) process.stdout.write(JSON.stringify({ partitions, ods: { dir: rt.config.odsDir, files: ods.length, bytes: ods.reduce((n, f) => n + f.bytes, 0) } }) + '\n');
-      else process.stdout.write(formatStatus(partitions, ods, rt.config.odsDir, Date.now()) + '\n');
+      let stopped = false;
+      const stop = () => (stopped = true);
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      for (;;) {
+        const partitions = await streamStatus(rt.redis, rt.keys, rt.config.partitions);
+        const ods = listOdsFiles(rt.config.odsDir);
+        if (o.json) {
+          process.stdout.write(JSON.stringify({ at: Date.now(), partitions, ods: { dir: rt.config.odsDir, files: ods.length, bytes: ods.reduce((n, f) => n + f.bytes, 0) } }) + '\n');
+        } else {
+          // On a terminal each report replaces the last; piped, they follow each other with a time stamp.
+          const head = every && process.stdout.isTTY ? '\x1b[H\x1b[2J' : every ? `${new Date().toISOString()}\n` : '';
+          process.stdout.write(head + formatStatus(partitions, ods, rt.config.odsDir, Date.now()) + '\n');
+        }
+        if (!every) return;
+        for (let waited = 0; waited < every * 1000 && !stopped; waited += 100) await new Promise((r) => setTimeout(r, 100));
+        if (stopped) return;
+      }
     });
   });
 
@@ -256,6 +289,17 @@ withRedisOptions(program.command('get'))
     });
   });
 
+/** Progress output: one line rewritten in place on a terminal, else a plain line every 5 s. */
+function progressLine(): (line: string) => void {
+  if (process.stderr.isTTY) return (line) => process.stderr.write(`\r${line}   `);
+  let last = 0;
+  return (line) => {
+    if (Date.now() - last < 5000) return;
+    last = Date.now();
+    process.stderr.write(`${line}\n`);
+  };
+}
+
 program
   .command('simulate')
   .description('send realistic ad traffic (impressions >> clicks >> purchases, Zipf-skewed users) to a running API')
@@ -275,7 +319,7 @@ program
     const summary = await simulate({
       url: o.url, users: o.users, rate: o.rate, durationS: o.duration, batchSize: o.batch,
       concurrency: o.concurrency, seed: o.seed,
-      progress: process.stderr.isTTY ? (line) => process.stderr.write(`\r${line}   `) : undefined,
+      progress: progressLine(),
     });
     if (process.stderr.isTTY) process.stderr.write('\n');
     if (o.json) {

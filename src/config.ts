@@ -67,6 +67,10 @@ export interface AppConfig {
    * and ack, and says so in its log, so a test can kill it exactly there. @defaultValue 0
    */
   faultAckDelayMs: number;
+  /** Port of a GET /metrics server in processes without the API (`consume`, `archive`); none when unset. */
+  metricsPort?: number;
+  /** Human-readable logs (pino-pretty) instead of JSON lines. @defaultValue false */
+  prettyLogs: boolean;
   /** pino log level. @defaultValue `"info"` */
   logLevel: string;
   /** The tag definitions (from `tagsFile`, or the shipped config/tags.json). */
@@ -103,6 +107,7 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
     maxDeliveries: 5,
     maxBacklog: 1_000_000,
     faultAckDelayMs: 0,
+    prettyLogs: false,
     logLevel: 'info',
     ...rest,
     odsDir: rest.odsDir ?? path.join(rest.dataDir ?? 'data', 'ods'),
@@ -128,6 +133,7 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
   int('maxDeliveries', 1, 1000);
   int('maxBacklog', 1, 1_000_000_000);
   int('faultAckDelayMs', 0, 60_000);
+  if (config.metricsPort !== undefined) int('metricsPort', 0, 65535);
   config.dataDir = path.resolve(config.dataDir);
   config.odsDir = path.resolve(config.odsDir);
   if (!/^[A-Za-z0-9._:-]*$/.test(config.prefix) || config.prefix.length > 64) {

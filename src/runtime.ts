@@ -13,6 +13,7 @@ import { ensureGroups } from './consumers/groups';
 import { ArchiveConsumer } from './consumers/archive';
 import { GroupConsumer, GroupConsumerOptions } from './consumers/groupConsumer';
 import { BatchLauncher } from './batch/launcher';
+import { Metrics, serveMetrics } from './metrics';
 
 /** A connected process: its Redis, key names, and what it must close on exit. */
 export interface Runtime {
@@ -23,6 +24,8 @@ export interface Runtime {
   target: RedisTarget;
   keys: Keys;
   embedded?: RedisServerHandle;
+  /** This process's metrics (served by the API at /metrics, or on --metrics-port). */
+  metrics: Metrics;
 }
 
 /**
@@ -36,7 +39,8 @@ export async function openRuntime(config: AppConfig, logger: Logger, allowEmbedd
     const redis = await connectTarget(target);
     redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis cluster error'));
     logger.info({ nodes: config.clusterNodes }, 'connected to Redis Cluster');
-    return { config, logger, redis, target, keys: new Keys(config.prefix) };
+    const keys = new Keys(config.prefix);
+    return { config, logger, redis, target, keys, metrics: processMetrics(config, redis, keys) };
   }
   let url = config.redisUrl ?? `redis://127.0.0.1:${config.embeddedRedisPort}`;
   let embedded: RedisServerHandle | undefined;
@@ -49,7 +53,12 @@ export async function openRuntime(config: AppConfig, logger: Logger, allowEmbedd
   const target = { redisUrl: url };
   const redis = await connectTarget(target);
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
-  return { config, logger, redis, target, keys: new Keys(config.prefix), embedded };
+  const keys = new Keys(config.prefix);
+  return { config, logger, redis, target, keys, embedded, metrics: processMetrics(config, redis, keys) };
+}
+
+function processMetrics(config: AppConfig, redis: RedisClient, keys: Keys): Metrics {
+  return new Metrics({ redis, keys, partitions: config.partitions });
 }
 
 /** Closes what openRuntime opened. */
@@ -68,9 +77,9 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   const childArgs = rt.target.clusterNodes ? ['--cluster', rt.target.clusterNodes.join(',')] : ['--redis', rt.target.redisUrl!];
   childArgs.push('--config', config.tags.source, '--ods', config.odsDir, '--log-level', config.logLevel);
   if (config.prefix) childArgs.push('--prefix', config.prefix);
-  const batch = new BatchLauncher({ redis, keys, childArgs, logger });
+  const batch = new BatchLauncher({ redis, keys, childArgs, logger, metrics: rt.metrics });
   const app = createApp({
-    redis, producer, reader, keys, logger, batch,
+    redis, producer, reader, keys, logger, batch, metrics: rt.metrics,
     partitions: config.partitions,
     maxEventsPerRequest: config.maxEventsPerRequest,
     maxProfilesPerRequest: config.maxProfilesPerRequest,
@@ -83,9 +92,9 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
 
 /** What every consumer of this process is configured with. */
 function consumerOptions(rt: Runtime): GroupConsumerOptions {
-  const { config, redis, keys, logger } = rt;
+  const { config, redis, keys, logger, metrics } = rt;
   return {
-    redis, keys, logger,
+    redis, keys, logger, metrics,
     partitions: config.partitions,
     onlyPartitions: config.onlyPartitions,
     consumerName: config.consumerName,
@@ -160,14 +169,21 @@ export function shutdownSignal(logger: Logger): Promise<NodeJS.Signals> {
  */
 export async function runRoles(rt: Runtime, roles: Roles, stop: Promise<unknown>): Promise<void> {
   let http: HttpServerHandle | undefined;
+  let metricsServer: { close(): Promise<void> } | undefined;
   const consumers: GroupConsumer[] = [];
   try {
     if (roles.api) http = await startApi(rt);
+    else if (rt.config.metricsPort !== undefined) {
+      const served = await serveMetrics(rt.metrics, rt.config.host, rt.config.metricsPort);
+      metricsServer = served;
+      rt.logger.info({ host: rt.config.host, port: served.port }, 'metrics listening on /metrics');
+    }
     if (roles.realtime) consumers.push(await startRealtime(rt));
     if (roles.archive) consumers.push(await startArchive(rt));
     await stop;
   } finally {
     await http?.close();
+    await metricsServer?.close();
     await Promise.all(consumers.map((c) => c.stop()));
     await closeRuntime(rt);
   }

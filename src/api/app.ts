@@ -9,6 +9,9 @@ import { bodyToItems } from '../producer/parseBody';
 import { streamStatus } from '../status';
 import { BatchLauncher, BatchRequest } from '../batch/launcher';
 import { failureResponse, withFastProfileRoute } from './fastProfile';
+import { checkReady } from './ready';
+import { openApiDocument } from './openapi';
+import { IngestOutcome, Metrics } from '../metrics';
 import type { RequestListener } from 'http';
 
 export interface AppOptions {
@@ -23,6 +26,8 @@ export interface AppOptions {
   /** Starts batch runs (POST /batch); the batch routes answer 503 without it. */
   batch?: BatchLauncher;
   logger?: Logger;
+  /** Served at GET /metrics and fed by the routes; a private one when absent. */
+  metrics?: Metrics;
 }
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -53,9 +58,23 @@ const NDJSON = 'application/x-ndjson';
  */
 export function createApp(opts: AppOptions): RequestListener {
   const log = (opts.logger ?? silentLogger).child({ component: 'api' });
+  const metrics = opts.metrics ?? new Metrics({ redis: opts.redis, keys: opts.keys, partitions: opts.partitions, processMetrics: false });
+  const ingestOutcome = (outcome: IngestOutcome) => metrics.ingestRequests.inc({ outcome });
   const app = express();
   app.disable('x-powered-by');
   app.set('json spaces', 0);
+
+  // Request log: method, path, status and time, never bodies. The bidder's hot paths
+  // (POST /events; GET /profile is served before express) log at debug, the rest at info.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const entry = { method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 };
+      if (req.method === 'POST' && req.path === '/events') log.debug(entry, 'request');
+      else log.info(entry, 'request');
+    });
+    next();
+  });
 
   const jsonBody = express.json({ limit: opts.maxBodyBytes, strict: false });
   const ndjsonBody = express.text({ type: NDJSON, limit: opts.maxBodyBytes });
@@ -63,23 +82,38 @@ export function createApp(opts: AppOptions): RequestListener {
   app.post('/events', (req, res, next) => {
     if (req.is(NDJSON)) return ndjsonBody(req, res, next);
     if (req.is('application/json')) return jsonBody(req, res, next);
+    ingestOutcome('unsupported_type');
     res.status(415).json({ error: `Content-Type must be application/json or ${NDJSON}` });
   }, async (req: Request, res: Response) => {
     const parsed = bodyToItems(req.body, Boolean(req.is(NDJSON)), opts.maxEventsPerRequest);
     if (!parsed.ok) {
+      ingestOutcome(parsed.status === 413 ? 'too_large' : 'bad_body');
       res.status(parsed.status).json({ errors: parsed.errors });
       return;
     }
-    const result = await opts.producer.ingest(parsed.items);
+    let result;
+    try {
+      result = await opts.producer.ingest(parsed.items);
+    } catch (err) {
+      ingestOutcome('redis_unavailable');
+      metrics.eventsRejected.inc({ reason: 'redis_unavailable' }, parsed.items.length);
+      throw err;
+    }
     if (!result.ok && 'backlogged' in result) {
+      ingestOutcome('backlog');
+      metrics.eventsRejected.inc({ reason: 'backlog' }, parsed.items.length);
       res.set('Retry-After', String(result.retryAfterS));
       res.status(503).json({ error: 'backlog over the bound: retry later', partitions: result.backlogged });
       return;
     }
     if (!result.ok) {
+      ingestOutcome('invalid');
+      metrics.eventsRejected.inc({ reason: 'invalid' }, parsed.items.length);
       res.status(400).json({ errors: result.errors });
       return;
     }
+    ingestOutcome('accepted');
+    metrics.eventsAccepted.inc(result.accepted);
     res.status(202).json({ accepted: result.accepted, event_ids: result.event_ids });
   });
 
@@ -109,7 +143,9 @@ export function createApp(opts: AppOptions): RequestListener {
       res.status(400).json({ error: `user_ids[${bad}] must be ${ID_RULE}` });
       return;
     }
+    const timer = metrics.profileReadSeconds.startTimer({ kind: 'batch' });
     const profiles = await opts.reader.readMany(ids as string[]);
+    timer();
     res.json({ profiles: profiles.map((p, i) => p ?? { user_id: ids[i], error: 'unknown user' }) });
   });
 
@@ -157,6 +193,19 @@ export function createApp(opts: AppOptions): RequestListener {
     res.json({ status: 'ok' });
   });
 
+  app.get('/ready', async (_req: Request, res: Response) => {
+    const ready = await checkReady(opts.redis, opts.keys, opts.partitions);
+    res.status(ready.ready ? 200 : 503).json(ready);
+  });
+
+  app.get('/metrics', async (_req: Request, res: Response) => {
+    res.type(metrics.contentType).send(await metrics.text());
+  });
+
+  app.get('/openapi.json', (_req: Request, res: Response) => {
+    res.json(openApiDocument);
+  });
+
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ error: 'no such route' });
   });
@@ -165,6 +214,7 @@ export function createApp(opts: AppOptions): RequestListener {
   // Redis or a bug: 503 when Redis is unreachable, 500 otherwise, never a stack trace.
   app.use((err: Error & { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
     if (err.status && err.status >= 400 && err.status < 500) {
+      if (req.method === 'POST' && req.path === '/events') ingestOutcome(err.status === 413 ? 'too_large' : 'bad_body');
       const message = err.type === 'entity.parse.failed' ? 'body is not valid JSON' : err.message;
       res.status(err.status).json({ errors: [{ index: 0, field: '', message }] });
       return;
@@ -173,5 +223,5 @@ export function createApp(opts: AppOptions): RequestListener {
     const { status, body } = failureResponse(opts.redis);
     res.status(status).json(body);
   });
-  return withFastProfileRoute(app, opts.reader, opts.redis, log);
+  return withFastProfileRoute(app, opts.reader, opts.redis, log, metrics);
 }

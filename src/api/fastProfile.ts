@@ -4,6 +4,7 @@ import type { Express } from 'express';
 import { ID_PATTERN } from '../event';
 import { Logger } from '../logger';
 import { ProfileReader } from '../profile';
+import type { Metrics } from '../metrics';
 
 const PREFIX = '/profile/';
 
@@ -29,7 +30,7 @@ function send(res: ServerResponse, status: number, value: unknown): void {
  * ids that need express's 400). The bidder's hot path then skips express's routing and
  * response machinery; responses are the same as the express route's.
  */
-export function withFastProfileRoute(app: Express, reader: ProfileReader, redis: RedisClient, log: Logger): RequestListener {
+export function withFastProfileRoute(app: Express, reader: ProfileReader, redis: RedisClient, log: Logger, metrics?: Metrics): RequestListener {
   return (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '';
     if (req.method !== 'GET' || !url.startsWith(PREFIX)) return app(req, res);
@@ -42,8 +43,13 @@ export function withFastProfileRoute(app: Express, reader: ProfileReader, redis:
       return app(req, res);
     }
     if (!ID_PATTERN.test(userId)) return app(req, res);
+    const timer = metrics?.profileReadSeconds.startTimer({ kind: 'single' });
     reader.read(userId).then(
-      (profile) => (profile ? send(res, 200, profile) : send(res, 404, { error: 'unknown user', user_id: userId })),
+      (profile) => {
+        timer?.();
+        if (profile) send(res, 200, profile);
+        else send(res, 404, { error: 'unknown user', user_id: userId });
+      },
       (err: Error) => {
         log.error({ err, url }, 'profile read failed');
         const { status, body } = failureResponse(redis);

@@ -5,6 +5,7 @@ import { Keys } from '../keys';
 import { Logger, silentLogger } from '../logger';
 import { callScript } from '../lua/scripts';
 import { acquireBatchLock, newRunId, recordRun } from './run';
+import type { Metrics } from '../metrics';
 
 export interface BatchRequest {
   asOf: number;
@@ -19,6 +20,8 @@ export interface LauncherOptions {
   /** Arguments that give the child the same Redis, prefix, tag config and ODS as this process. */
   childArgs: string[];
   logger?: Logger;
+  /** Counts ended runs by state and observes their duration. */
+  metrics?: Metrics;
 }
 
 /** The compiled CLI (this module runs from dist/src/batch/). */
@@ -47,18 +50,32 @@ export class BatchLauncher {
     if (req.to) args.push('--to', req.to);
     if (req.windows) args.push('--windows');
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-    child.on('error', (err) => this.fail(runId, `cannot start the batch process: ${err.message}`));
+    child.on('error', (err) => void this.fail(runId, `cannot start the batch process: ${err.message}`));
     child.on('exit', (code, signal) => {
-      if (code !== 0) this.fail(runId, `batch process exited with ${signal ?? `code ${code}`}`);
+      const ended = code !== 0 ? this.fail(runId, `batch process exited with ${signal ?? `code ${code}`}`) : Promise.resolve();
+      void ended.then(() => this.recordMetrics(runId));
     });
     this.log.info({ runId, pid: child.pid }, 'batch run started');
     return runId;
   }
 
+  /** Counts an ended run by its recorded state and observes its duration. */
+  private async recordMetrics(runId: string): Promise<void> {
+    const metrics = this.opts.metrics;
+    if (!metrics) return;
+    try {
+      const [state, started, finished] = await this.opts.redis.hmget(this.opts.keys.batchRun(runId), 'state', 'started_at', 'finished_at');
+      metrics.batchRuns.inc({ state: state ?? 'unknown' });
+      if (started && finished) metrics.batchRunSeconds.observe((Number(finished) - Number(started)) / 1000);
+    } catch (err) {
+      this.log.warn({ err, runId }, 'cannot read the run for metrics');
+    }
+  }
+
   /** Marks a run failed unless the child already recorded how it ended. */
-  private fail(runId: string, error: string): void {
+  private fail(runId: string, error: string): Promise<void> {
     const { redis, keys } = this.opts;
-    void (async () => {
+    return (async () => {
       const state = await redis.hget(keys.batchRun(runId), 'state');
       if (state === 'queued' || state === 'running') {
         await recordRun(redis, keys, runId, { state: 'failed', finished_at: Date.now(), error });

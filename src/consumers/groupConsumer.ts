@@ -1,6 +1,7 @@
 import { Keys } from '../keys';
 import { Logger, silentLogger } from '../logger';
 import { RedisClient, duplicateRedis, isCluster, nodeFor } from '../redis';
+import type { Metrics } from '../metrics';
 import { ProfileEvent, describeErrors, fromStreamFields, validateEvent } from '../event';
 import { GroupName, ReadReply, StreamEntry, ensureGroups, trimBelowSafeId } from './groups';
 
@@ -23,6 +24,8 @@ export interface GroupConsumerOptions {
   /** An entry delivered this many times without being acked goes to the dead-letter stream. @defaultValue 5 */
   maxDeliveries?: number;
   logger?: Logger;
+  /** Counts processed and dead-lettered entries and times each batch. */
+  metrics?: Metrics;
 }
 
 /** A valid event read from a stream entry. */
@@ -137,6 +140,10 @@ export abstract class GroupConsumer {
         if (this.stopping) break;
         unit.blockingId = undefined; // the connection may have been replaced (failover, reconnect)
         this.log.error({ err }, 'read loop failed; retrying in 1 s');
+        if (/NOGROUP/.test((err as Error).message)) {
+          // Redis lost the groups (restarted without persistence): create them again.
+          await this.init().catch((e: Error) => this.log.warn({ err: e.message }, 'cannot recreate consumer groups'));
+        }
         await new Promise((r) => setTimeout(r, 1000));
       }
     }
@@ -240,6 +247,7 @@ export abstract class GroupConsumer {
    * acked and trims the stream.
    */
   private async processEntries(stream: string, entries: StreamEntry[]): Promise<void> {
+    const timer = this.base.metrics?.consumerBatchSeconds.startTimer({ group: this.group });
     const toAck: string[] = [];
     const decoded: DecodedEntry[] = [];
     for (const [id, fields] of entries) {
@@ -259,8 +267,10 @@ export abstract class GroupConsumer {
     if (toAck.length > 0) {
       await this.base.redis.xack(stream, this.group, ...toAck);
       this.processed += toAck.length;
+      this.base.metrics?.processed.inc({ group: this.group }, toAck.length);
       await trimBelowSafeId(this.base.redis, stream);
     }
+    timer?.();
   }
 
   /** Trims every partition below what all groups have finished. */
@@ -328,6 +338,7 @@ export abstract class GroupConsumer {
   /** Copies an unprocessable entry to the dead-letter stream; the caller acks it afterwards. */
   protected async deadLetter(stream: string, id: string, fields: string[], error: string, deliveries = 1): Promise<void> {
     this.log.warn({ stream, id, error }, 'entry dead-lettered');
+    this.base.metrics?.deadLettered.inc({ group: this.group });
     await this.base.redis.xadd(
       this.base.keys.deadLetters(), '*',
       'stream', stream, 'id', id, 'group', this.group, 'consumer', this.base.consumerName,

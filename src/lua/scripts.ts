@@ -1,3 +1,4 @@
+import { createHash } from 'crypto';
 import fs from 'fs';
 import path from 'path';
 import type { Redis, Cluster, ChainableCommander } from 'ioredis';
@@ -32,6 +33,14 @@ function source(name: string): string {
     sources.set(name, lua);
   }
   return lua;
+}
+
+/** Every script's name, SHA1 (what EVALSHA sends) and source. */
+export function scriptDigests(): { name: string; sha: string; lua: string }[] {
+  return Object.keys(SCRIPTS).map((name) => {
+    const lua = source(name);
+    return { name, sha: createHash('sha1').update(lua).digest('hex'), lua };
+  });
 }
 
 type ScriptClient = Redis | Cluster;

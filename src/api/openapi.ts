@@ -1,0 +1,277 @@
+import { EVENT_TYPES } from '../event';
+
+/**
+ * The OpenAPI 3.1 description of every route, served at GET /openapi.json. Schemas are
+ * JSON Schema 2020-12; test/functional/openapi.test.ts validates real responses against
+ * them, so this document cannot drift from the code unnoticed.
+ */
+const ID = { type: 'string', pattern: '^[A-Za-z0-9._:@-]{1,128}$' } as const;
+const json = (schema: unknown) => ({ 'application/json': { schema } });
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const response = (description: string, schema: unknown, headers?: Record<string, unknown>) => ({
+  description, content: json(schema), ...(headers ? { headers } : {}),
+});
+const error = (description: string) => response(description, ref('Error'));
+
+export const openApiDocument = {
+  openapi: '3.1.0',
+  info: {
+    title: 'profile-stream',
+    version: '0.1.0',
+    description: 'Redis-native user profiles for ad platforms: events in over HTTP, sliding-window and offline tags out, one Redis round trip per profile.',
+  },
+  paths: {
+    '/events': {
+      post: {
+        summary: 'Ingest events: one object, a JSON array, or NDJSON lines',
+        description: 'Every item is validated; if any is invalid nothing is written and every error is returned. Accepted events are in Redis when the 202 is sent.',
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': { schema: { oneOf: [ref('Event'), { type: 'array', items: ref('Event') }] } },
+            'application/x-ndjson': { schema: { type: 'string', description: 'one Event per line' } },
+          },
+        },
+        responses: {
+          202: response('Written to the streams', {
+            type: 'object', required: ['accepted', 'event_ids'], additionalProperties: false,
+            properties: { accepted: { type: 'integer', minimum: 1 }, event_ids: { type: 'array', items: ID } },
+          }),
+          400: response('Invalid body or events; nothing was written', ref('FieldErrors')),
+          413: response('Body or event count over the limit', ref('FieldErrors')),
+          415: error('Content-Type is not application/json or application/x-ndjson'),
+          503: response('Backlog over the bound (Retry-After: 1) or Redis unavailable; resend the same events', {
+            type: 'object', required: ['error'], additionalProperties: false,
+            properties: { error: { type: 'string' }, partitions: { type: 'array', items: { type: 'integer' } } },
+          }, { 'Retry-After': { description: 'seconds (backlog only)', schema: { type: 'string' } } }),
+        },
+      },
+    },
+    '/profile/{userId}': {
+      get: {
+        summary: "A user's fused profile: window tags computed now, offline tags and segment",
+        parameters: [{ name: 'userId', in: 'path', required: true, schema: ID }],
+        responses: {
+          200: response('The profile', ref('Profile')),
+          400: error('Malformed user id'),
+          404: response('No key of this user exists', {
+            type: 'object', required: ['error', 'user_id'], additionalProperties: false,
+            properties: { error: { type: 'string' }, user_id: { type: 'string' } },
+          }),
+          503: error('Redis unavailable'),
+        },
+      },
+    },
+    '/profiles': {
+      post: {
+        summary: 'Profiles of many users (one pipeline per Redis node)',
+        requestBody: {
+          required: true,
+          content: json({ type: 'object', required: ['user_ids'], properties: { user_ids: { type: 'array', items: ID, minItems: 1 } } }),
+        },
+        responses: {
+          200: response('One entry per requested id, in order', {
+            type: 'object', required: ['profiles'], additionalProperties: false,
+            properties: {
+              profiles: {
+                type: 'array',
+                items: {
+                  oneOf: [
+                    ref('Profile'),
+                    { type: 'object', required: ['user_id', 'error'], additionalProperties: false, properties: { user_id: { type: 'string' }, error: { const: 'unknown user' } } },
+                  ],
+                },
+              },
+            },
+          }),
+          400: error('Body is not { "user_ids": [...] } with valid ids, or too many ids'),
+          503: error('Redis unavailable'),
+        },
+      },
+    },
+    '/batch': {
+      post: {
+        summary: 'Start a batch run (ODS replay into offline tags) in a child process',
+        requestBody: {
+          required: false,
+          content: json({
+            type: 'object', additionalProperties: false,
+            properties: {
+              as_of: { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string', format: 'date-time' }] },
+              from: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}$' },
+              to: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}$' },
+              windows: { type: 'boolean' },
+            },
+          }),
+        },
+        responses: {
+          202: response('Started', { type: 'object', required: ['run_id'], additionalProperties: false, properties: { run_id: ref('RunId') } }),
+          400: error('Invalid body'),
+          409: response('Another run holds the lock', {
+            type: 'object', required: ['error'], additionalProperties: false,
+            properties: { error: { type: 'string' }, run_id: { type: ['string', 'null'] } },
+          }),
+          415: error('Content-Type is not application/json'),
+          503: error('Batch runs are not enabled on this server, or Redis unavailable'),
+        },
+      },
+    },
+    '/batch/{runId}': {
+      get: {
+        summary: 'State and summary of a batch run',
+        parameters: [{ name: 'runId', in: 'path', required: true, schema: ref('RunId') }],
+        responses: {
+          200: response('The run', ref('BatchRun')),
+          400: error('Malformed run id'),
+          404: response('Unknown run', {
+            type: 'object', required: ['error', 'run_id'], additionalProperties: false,
+            properties: { error: { type: 'string' }, run_id: { type: 'string' } },
+          }),
+        },
+      },
+    },
+    '/status': {
+      get: {
+        summary: 'Every stream partition: length, oldest and newest ids, consumer groups',
+        responses: {
+          200: response('Partitions', {
+            type: 'object', required: ['partitions'], additionalProperties: false,
+            properties: { partitions: { type: 'array', items: ref('PartitionStatus') } },
+          }),
+          503: error('Redis unavailable'),
+        },
+      },
+    },
+    '/health': {
+      get: {
+        summary: 'Liveness: the process is up (no Redis check)',
+        responses: { 200: response('Up', { type: 'object', required: ['status'], additionalProperties: false, properties: { status: { const: 'ok' } } }) },
+      },
+    },
+    '/ready': {
+      get: {
+        summary: 'Readiness: Redis reachable, scripts loaded, consumer groups present',
+        responses: { 200: response('Ready', ref('Readiness')), 503: response('Not ready; the failing checks say why', ref('Readiness')) },
+      },
+    },
+    '/metrics': {
+      get: {
+        summary: 'Prometheus metrics (text exposition format)',
+        responses: { 200: { description: 'Metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
+      },
+    },
+    '/openapi.json': {
+      get: {
+        summary: 'This document',
+        responses: { 200: response('OpenAPI 3.1 document', { type: 'object', required: ['openapi', 'paths'] }) },
+      },
+    },
+  },
+  components: {
+    schemas: {
+      Event: {
+        type: 'object', required: ['user_id', 'type'], additionalProperties: false,
+        properties: {
+          user_id: ID,
+          type: { enum: [...EVENT_TYPES] },
+          ts: { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string', format: 'date-time' }], description: 'event time, epoch ms or ISO-8601; default now' },
+          event_id: { ...ID, description: 'idempotency key; assigned at ingest when absent' },
+          ad_id: ID,
+          campaign_id: ID,
+          amount: { type: 'number', minimum: 0, description: 'required for purchase' },
+          currency: { type: 'string' },
+        },
+      },
+      FieldErrors: {
+        type: 'object', required: ['errors'], additionalProperties: false,
+        properties: {
+          errors: {
+            type: 'array', minItems: 1,
+            items: {
+              type: 'object', required: ['index', 'field', 'message'], additionalProperties: false,
+              properties: { index: { type: 'integer', minimum: 0 }, field: { type: 'string' }, message: { type: 'string' } },
+            },
+          },
+        },
+      },
+      Error: { type: 'object', required: ['error'], additionalProperties: false, properties: { error: { type: 'string' } } },
+      Profile: {
+        type: 'object', required: ['user_id', 'tags', 'meta'], additionalProperties: false,
+        properties: {
+          user_id: { type: 'string' },
+          tags: {
+            type: 'object',
+            additionalProperties: {
+              oneOf: [
+                { type: 'number' },
+                { type: 'string', description: 'text offline tags, e.g. segment_id' },
+                { type: 'object', additionalProperties: { type: 'integer' }, description: 'count_by: key → count' },
+              ],
+            },
+          },
+          meta: {
+            type: 'object', required: ['as_of', 'last_event_at'], additionalProperties: false,
+            properties: {
+              as_of: { type: 'integer', description: 'time (ms) the window tags were evaluated at' },
+              last_event_at: { type: ['integer', 'null'] },
+              batch_run_id: { type: 'string' },
+              batch_at: { type: 'integer' },
+            },
+          },
+        },
+      },
+      RunId: { type: 'string', pattern: '^\\d{8}T\\d{6}Z-[0-9a-f]{6}$' },
+      BatchRun: {
+        type: 'object', required: ['run_id', 'state'], additionalProperties: false,
+        properties: {
+          run_id: { type: 'string' },
+          state: { enum: ['queued', 'running', 'succeeded', 'failed'] },
+          started_at: { type: 'integer' },
+          finished_at: { type: 'integer' },
+          as_of: { type: 'integer' },
+          summary: { type: 'object' },
+          error: { type: 'string' },
+        },
+      },
+      PartitionStatus: {
+        type: 'object', required: ['partition', 'stream', 'length', 'last_id', 'first_id', 'groups'], additionalProperties: false,
+        properties: {
+          partition: { type: 'integer' },
+          stream: { type: 'string' },
+          node: { type: 'string', description: 'cluster master serving the partition' },
+          length: { type: 'integer' },
+          last_id: { type: 'string' },
+          first_id: { type: ['string', 'null'] },
+          groups: {
+            type: 'array',
+            items: {
+              type: 'object', required: ['name', 'consumers', 'pending', 'lag', 'last_delivered_id'], additionalProperties: false,
+              properties: {
+                name: { type: 'string' }, consumers: { type: 'integer' }, pending: { type: 'integer' },
+                lag: { type: ['integer', 'null'] }, last_delivered_id: { type: 'string' },
+              },
+            },
+          },
+        },
+      },
+      Readiness: {
+        type: 'object', required: ['ready', 'checks'], additionalProperties: false,
+        properties: {
+          ready: { type: 'boolean' },
+          checks: {
+            type: 'object', required: ['redis', 'scripts', 'groups'], additionalProperties: false,
+            properties: {
+              redis: ref('Check'),
+              scripts: ref('Check'),
+              groups: ref('Check'),
+            },
+          },
+        },
+      },
+      Check: {
+        type: 'object', required: ['ok'],
+        properties: { ok: { type: 'boolean' }, error: { type: 'string' }, missing: { type: 'array', items: { type: 'string' } } },
+      },
+    },
+  },
+} as const;

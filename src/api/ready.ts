@@ -1,0 +1,64 @@
+import { REQUIRED_GROUPS } from '../consumers/groups';
+import { Keys } from '../keys';
+import { scriptDigests } from '../lua/scripts';
+import { RedisClient, masters } from '../redis';
+import { streamStatus } from '../status';
+
+export interface ReadyCheck {
+  ok: boolean;
+  error?: string;
+}
+
+export interface Readiness {
+  ready: boolean;
+  checks: {
+    /** Redis answers PING (every master on a cluster). */
+    redis: ReadyCheck;
+    /** Every script is in the script cache of every master (loaded now if it was not). */
+    scripts: ReadyCheck;
+    /** Both consumer groups exist on every partition. */
+    groups: ReadyCheck & { missing?: string[] };
+  };
+}
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/**
+ * Readiness of this process for traffic: Redis reachable, the product's scripts loaded
+ * (a script missing after a Redis restart is loaded here, so a failure means Redis
+ * refuses it), and the consumer groups present on every partition.
+ */
+export async function checkReady(redis: RedisClient, keys: Keys, partitions: number): Promise<Readiness> {
+  const checks: Readiness['checks'] = {
+    redis: { ok: false },
+    scripts: { ok: false, error: 'not checked: Redis unreachable' },
+    groups: { ok: false, error: 'not checked: Redis unreachable' },
+  };
+  try {
+    await Promise.all(masters(redis).map((node) => node.ping()));
+    checks.redis = { ok: true };
+  } catch (err) {
+    checks.redis = { ok: false, error: message(err) };
+    return { ready: false, checks };
+  }
+  try {
+    const scripts = scriptDigests();
+    for (const node of masters(redis)) {
+      const exists = (await node.script('EXISTS', ...scripts.map((s) => s.sha))) as number[];
+      for (const [i, s] of scripts.entries()) if (!exists[i]) await node.script('LOAD', s.lua);
+    }
+    checks.scripts = { ok: true };
+  } catch (err) {
+    checks.scripts = { ok: false, error: message(err) };
+  }
+  try {
+    const missing: string[] = [];
+    for (const p of await streamStatus(redis, keys, partitions)) {
+      for (const g of REQUIRED_GROUPS) if (!p.groups.some((x) => x.name === g)) missing.push(`${p.stream}/${g}`);
+    }
+    checks.groups = missing.length === 0 ? { ok: true } : { ok: false, error: 'consumer groups missing', missing };
+  } catch (err) {
+    checks.groups = { ok: false, error: message(err) };
+  }
+  return { ready: checks.redis.ok && checks.scripts.ok && checks.groups.ok, checks };
+}
