@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { AppConfig, ConfigError, ConfigInput, resolveConfig } from './src/config';
 import { createLogger } from './src/logger';
 import { RedisServerMissingError } from './src/redisServer';
@@ -100,6 +100,9 @@ const program = new Command('profile')
   .description('profile-stream: Redis-native user profiles for ad platforms')
   .version('0.1.0')
   .showHelpAfterError()
+  // Usage errors (unknown option or command, bad argument) exit 2 like configuration
+  // errors, not commander's default 1, which means a runtime failure here.
+  .exitOverride()
   .addHelpText('after', `
 Every option that talks to Redis also reads an environment variable (shown as "env:" in each
 command's --help). Exit codes: 0 ok, 1 runtime failure (no Redis, a batch already running,
@@ -342,6 +345,10 @@ program
   });
 
 program.parseAsync(process.argv).catch((err: Error) => {
+  if (err instanceof CommanderError) {
+    // commander already printed the message (or the help / version).
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  }
   if (err instanceof ConfigError) {
     process.stderr.write(`profile: ${err.message}\n`);
     process.exit(2);

@@ -72,7 +72,7 @@ export class Metrics {
     this.deadLetters = new Gauge({ name: 'profile_dead_letters', help: 'Entries in the dead-letter stream', registers });
     this.redisConnected = new Gauge({ name: 'profile_redis_connected', help: '1 when this process has a ready Redis connection, else 0', registers });
     this.scrapeErrors = new Counter({ name: 'profile_metrics_redis_errors_total', help: 'Scrapes whose Redis gauges could not be read', registers });
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'profile_process_' });
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'profile_' });
   }
 
   /** The exposition text; reads the Redis gauges first (they keep their last values if Redis cannot be read). */

@@ -1,0 +1,149 @@
+import { expect } from 'chai';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { createApp } from '../../src/api/app';
+import { HttpServerHandle, listen } from '../../src/api/server';
+import { RealtimeConsumer } from '../../src/consumers/realtime';
+import { Keys } from '../../src/keys';
+import { Metrics } from '../../src/metrics';
+import { Producer } from '../../src/producer/producer';
+import { ProfileReader } from '../../src/profile';
+import { connectRedis } from '../../src/redis';
+import { startRedisServer } from '../../src/redisServer';
+import { loadTagConfig } from '../../src/tags';
+import { Pipeline, T0, makePipeline } from '../helpers/context';
+
+/** The value of one sample of a Prometheus text exposition (`name{labels}` exactly as printed), or undefined. */
+export function sample(text: string, series: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const space = line.lastIndexOf(' ');
+    if (line.slice(0, space) === series) return Number(line.slice(space + 1));
+  }
+  return undefined;
+}
+
+describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
+  describe('metrics after a known workload', () => {
+    let p: Pipeline;
+    let http: HttpServerHandle;
+    let base: string;
+    let metrics: Metrics;
+    let consumer: RealtimeConsumer;
+
+    beforeEach(async () => {
+      p = await makePipeline({ partitions: 2 });
+      metrics = new Metrics({ redis: p.redis, keys: p.keys, partitions: 2 });
+      consumer = new RealtimeConsumer({
+        redis: p.redis, keys: p.keys, partitions: 2, tags: p.config.tags.realtime, consumerName: 'm-1', clock: p.clock.fn, metrics,
+      });
+      const app = createApp({
+        redis: p.redis, producer: p.producer, reader: p.reader, keys: p.keys, partitions: 2, metrics,
+        maxEventsPerRequest: 20, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20,
+      });
+      http = await listen(app, '127.0.0.1', 0);
+      base = `http://127.0.0.1:${http.port}`;
+    });
+    afterEach(async () => {
+      await http.close();
+      await consumer.stop();
+      await p.close();
+    });
+
+    const post = (route: string, body: string, type = 'application/json') =>
+      fetch(`${base}${route}`, { method: 'POST', headers: { 'content-type': type }, body });
+
+    it('counts requests, events, processing, dead letters and reads exactly, and reads stream gauges from Redis', async () => {
+      const ten = Array.from({ length: 10 }, (_, i) => ({ event_id: `m${i}`, user_id: `mu${i % 3}`, type: 'click', ts: T0 }));
+      expect((await post('/events', JSON.stringify(ten))).status).to.equal(202);
+      const nd = Array.from({ length: 5 }, (_, i) => JSON.stringify({ event_id: `n${i}`, user_id: 'mu9', type: 'impression', ts: T0 })).join('\n');
+      expect((await post('/events', nd, 'application/x-ndjson')).status).to.equal(202);
+      expect((await post('/events', JSON.stringify([{ user_id: 'x', type: 'click', ts: T0 }, { user_id: 'x', type: 'nope' }]))).status).to.equal(400);
+      expect((await post('/events', '{not json')).status).to.equal(400);
+      expect((await post('/events', 'x', 'text/plain')).status).to.equal(415);
+      expect((await post('/events', JSON.stringify(Array.from({ length: 21 }, () => ({ user_id: 'x', type: 'click' }))))).status).to.equal(413);
+      await p.redis.xadd(p.keys.stream(0), '*', 'event_id', 'bad', 'user_id', 'mu1', 'type', 'teleport', 'ts', String(T0));
+      expect(await consumer.drain()).to.equal(16);
+      for (const u of ['mu0', 'mu1', 'nobody']) await (await fetch(`${base}/profile/${u}`)).text();
+      await (await post('/profiles', JSON.stringify({ user_ids: ['mu0', 'mu9'] }))).text();
+
+      const res = await fetch(`${base}/metrics`);
+      expect(res.status).to.equal(200);
+      expect(res.headers.get('content-type')).to.match(/^text\/plain/);
+      const text = await res.text();
+      const expected: Record<string, number> = {
+        'profile_ingest_requests_total{outcome="accepted"}': 2,
+        'profile_ingest_requests_total{outcome="invalid"}': 1,
+        'profile_ingest_requests_total{outcome="bad_body"}': 1,
+        'profile_ingest_requests_total{outcome="unsupported_type"}': 1,
+        'profile_ingest_requests_total{outcome="too_large"}': 1,
+        profile_events_accepted_total: 15,
+        'profile_events_rejected_total{reason="invalid"}': 2,
+        'profile_events_processed_total{group="realtime"}': 16, // 15 events + the poison entry, acked after dead-lettering
+        'profile_events_dead_lettered_total{group="realtime"}': 1,
+        'profile_read_seconds_count{kind="single"}': 3,
+        'profile_read_seconds_count{kind="batch"}': 1,
+        profile_dead_letters: 1,
+        profile_redis_connected: 1,
+      };
+      for (const [series, value] of Object.entries(expected)) expect([series, sample(text, series)]).to.deep.equal([series, value]);
+      const streams = p.keys.streams(2);
+      const total = (name: string, group?: string) =>
+        streams.reduce((n, s) => n + (sample(text, `${name}{stream="${s}"${group ? `,group="${group}"` : ''}}`) ?? NaN), 0);
+      expect(total('profile_stream_length')).to.equal(16);
+      expect(total('profile_group_lag', 'realtime')).to.equal(0);
+      expect(total('profile_group_pending', 'realtime')).to.equal(0);
+      expect(total('profile_group_lag', 'archive')).to.equal(16);
+      expect(sample(text, 'profile_consumer_batch_seconds_count{group="realtime"}')).to.be.greaterThan(0);
+      expect(text).to.include('profile_process_cpu_user_seconds_total');
+    });
+  });
+
+  it('/ready follows Redis, scripts and groups: 200, 503 while Redis is down, 200 again when it returns', async function () {
+    this.timeout(30_000);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ready-'));
+    let server = await startRedisServer({ dir, appendonly: true });
+    const redis = await connectRedis(server.url);
+    redis.on('error', () => undefined);
+    const keys = new Keys('rd:');
+    const tags = loadTagConfig().realtime;
+    const app = createApp({
+      redis, keys, partitions: 2, reader: new ProfileReader(redis, keys, tags),
+      producer: new Producer({ redis, keys, partitions: 2, maxFutureSkewMs: 0 }),
+      maxEventsPerRequest: 10, maxProfilesPerRequest: 10, maxBodyBytes: 1 << 20,
+    });
+    const http = await listen(app, '127.0.0.1', 0);
+    const ready = async () => {
+      const res = await fetch(`http://127.0.0.1:${http.port}/ready`);
+      return { status: res.status, body: (await res.json()) as { ready: boolean; checks: Record<string, { ok: boolean; error?: string; missing?: string[] }> } };
+    };
+    try {
+      let r = await ready();
+      expect(r.status).to.equal(503); // no consumer group yet
+      expect(r.body.checks.groups).to.deep.include({ ok: false, missing: ['rd:ev:{p0}/realtime', 'rd:ev:{p0}/archive', 'rd:ev:{p1}/realtime', 'rd:ev:{p1}/archive'] });
+      for (const s of keys.streams(2)) for (const g of ['realtime', 'archive']) await redis.xgroup('CREATE', s, g, '0', 'MKSTREAM');
+      await redis.script('FLUSH');
+      r = await ready();
+      expect(r).to.deep.equal({ status: 200, body: { ready: true, checks: { redis: { ok: true }, scripts: { ok: true }, groups: { ok: true } } } });
+      expect(((await redis.script('EXISTS', ...(await import('../../src/lua/scripts')).scriptDigests().map((d) => d.sha))) as number[])).to.deep.equal([1, 1, 1, 1]);
+
+      await server.stop();
+      r = await ready();
+      expect(r.status).to.equal(503);
+      expect(r.body.ready).to.equal(false);
+      expect(r.body.checks.redis.ok).to.equal(false);
+      expect((await fetch(`http://127.0.0.1:${http.port}/health`)).status).to.equal(200); // liveness does not depend on Redis
+
+      server = await startRedisServer({ dir, appendonly: true, port: server.port });
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline && (r = await ready()).status !== 200) await new Promise((res) => setTimeout(res, 100));
+      expect(r.status).to.equal(200); // the groups survived in the AOF; scripts were loaded again
+    } finally {
+      await http.close();
+      redis.disconnect();
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
