@@ -170,7 +170,8 @@ withRedisOptions(program.command('batch'))
       const summary = await runBatch({
         redis: rt.redis, target: rt.target, keys: rt.keys, tags: rt.config.tags, odsDir: rt.config.odsDir,
         asOf: o.asOf ?? Date.now(), from: o.from, to: o.to, windows: Boolean(o.windows), runId: o.runId, logger: rt.logger,
-        progress: (phase, done, total) => {
+        // A run the API started (--run-id) reports through its registry hash, not stderr.
+        progress: o.runId ? undefined : (phase, done, total) => {
           const now = Date.now();
           if (tty) {
             const pct = total ? Math.min(100, Math.floor((done / total) * 100)) : 100;
