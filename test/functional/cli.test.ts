@@ -192,4 +192,44 @@ describe('profile CLI (real processes)', function () {
         'macOS: brew install redis), run `docker compose up -d redis`, or point REDIS_URL / --redis at a running server\n',
     );
   });
+
+  it('every command has --help with an example; exit codes: 0 help, 2 usage and config errors, 1 runtime failures', async () => {
+    const commands = ['up', 'serve', 'consume', 'archive', 'batch', 'verify', 'status', 'dead list', 'dead replay', 'dead purge', 'get', 'simulate'];
+    for (const cmd of commands) {
+      const { code, out } = await runCliToEnd([...cmd.split(' '), '--help']);
+      expect([cmd, code]).to.deep.equal([cmd, 0]);
+      expect(out, cmd).to.match(/Examples?:\n {2}\$ .*profile /);
+    }
+    for (const args of [['--bogus'], ['nosuch'], ['status', '--partitions', 'x'], ['status', '--watch', '0'], ['get', 'a{b}'], ['status', '--cluster', 'x']]) {
+      const { code } = await runCliToEnd(args);
+      expect([args.join(' '), code]).to.deep.equal([args.join(' '), 2]);
+    }
+    const down = await runCliToEnd(['status', '--redis', `redis://127.0.0.1:${await freePort()}`]);
+    expect(down.code).to.equal(1);
+    expect(down.out).to.match(/^profile: cannot connect to Redis at 127\.0\.0\.1:\d+/);
+  });
+
+  it('`consume --metrics-port` serves /metrics; `status --watch` repeats until SIGINT and exits 0; --pretty logs for people', async () => {
+    const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix(), PROFILE_PARTITIONS: '2' };
+    const consume = runCli(['consume', '--metrics-port', '0', '--consumer-name', 'mx'], env);
+    const [, port] = await consume.waitFor(/"port":(\d+),"msg":"metrics listening on \/metrics"/);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).to.match(/^profile_redis_connected 1$/m);
+    expect(metrics).to.match(new RegExp(`^profile_group_consumers\\{stream="${env.PROFILE_PREFIX}ev:\\{p0\\}",group="realtime"\\} 1$`, 'm'));
+    expect((await fetch(`http://127.0.0.1:${port}/other`)).status).to.equal(404);
+
+    const watch = runCli(['status', '--watch', '1'], env);
+    await watch.waitFor(/(ev:\{p1\}[^]*){2}/, 10_000); // printed twice
+    watch.child.kill('SIGINT');
+    expect(await watch.exited).to.equal(0);
+    expect(watch.output()).to.match(/^\d{4}-\d{2}-\d{2}T/m); // piped: each report starts with its time
+
+    consume.child.kill('SIGTERM');
+    expect(await consume.exited).to.equal(0);
+    const pretty = runCli(['consume', '--pretty', '--consumer-name', 'px'], env);
+    await pretty.waitFor(/INFO.*realtime consumer started/);
+    expect(pretty.output()).to.not.match(/^\{"level"/m);
+    pretty.child.kill('SIGTERM');
+    expect(await pretty.exited).to.equal(0);
+  });
 });
