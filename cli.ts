@@ -293,9 +293,18 @@ withRedisOptions(program.command('get'))
     });
   });
 
-/** Progress output: one line rewritten in place on a terminal, else a plain line every 5 s. */
-function progressLine(): (line: string) => void {
-  if (process.stderr.isTTY) return (line) => process.stderr.write(`\r${line}   `);
+/**
+ * Progress output: on a terminal a bar of the elapsed share of `durationS` and the line,
+ * rewritten in place; otherwise the plain line every 5 s.
+ */
+function progressLine(durationS: number): (line: string) => void {
+  const started = Date.now();
+  if (process.stderr.isTTY) {
+    return (line) => {
+      const pct = Math.min(100, Math.floor(((Date.now() - started) / 1000 / durationS) * 100));
+      process.stderr.write(`\r[${'#'.repeat(Math.floor(pct / 4)).padEnd(25, '.')}] ${String(pct).padStart(3)}%  ${line}   `);
+    };
+  }
   let last = 0;
   return (line) => {
     if (Date.now() - last < 5000) return;
@@ -323,7 +332,7 @@ program
     const summary = await simulate({
       url: o.url, users: o.users, rate: o.rate, durationS: o.duration, batchSize: o.batch,
       concurrency: o.concurrency, seed: o.seed,
-      progress: progressLine(),
+      progress: progressLine(o.duration),
     });
     if (process.stderr.isTTY) process.stderr.write('\n');
     if (o.json) {

@@ -9,6 +9,8 @@ import { HttpServerHandle, listen } from '../../src/api/server';
 import { BatchLauncher } from '../../src/batch/launcher';
 import { acquireBatchLock } from '../../src/batch/run';
 import { Producer } from '../../src/producer/producer';
+import { Metrics } from '../../src/metrics';
+import { sample } from '../helpers/metrics';
 import { Pipeline, T0, makePipeline, testRedisUrl } from '../helpers/context';
 
 type Doc = { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>> };
@@ -28,15 +30,18 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
   let http: HttpServerHandle;
   let base: string;
   let ods: string;
+  let metrics: Metrics;
 
   before(async () => {
     p = await makePipeline({ partitions: 2, now: Date.now() });
     ods = fs.mkdtempSync(path.join(os.tmpdir(), 'openapi-ods-'));
+    metrics = new Metrics({ processMetrics: false });
     const childArgs = ['--redis', testRedisUrl(), '--prefix', p.keys.prefix, '--partitions', '2', '--ods', ods, '--log-level', 'silent'];
     const app = createApp({
       redis: p.redis, reader: p.reader, keys: p.keys, partitions: 2,
       producer: new Producer({ redis: p.redis, keys: p.keys, partitions: 2, maxFutureSkewMs: 300_000 }),
-      batch: new BatchLauncher({ redis: p.redis, keys: p.keys, childArgs }),
+      batch: new BatchLauncher({ redis: p.redis, keys: p.keys, childArgs, metrics }),
+      metrics,
       maxEventsPerRequest: 5, maxProfilesPerRequest: 3, maxBodyBytes: 4096,
     });
     http = await listen(app, '127.0.0.1', 0);
@@ -106,6 +111,13 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
       state = ((await call('GET', '/batch/{runId}', `/batch/${runId}`)).body as { state: string }).state;
     }
     expect(state).to.equal('succeeded');
+    let counted: number | undefined;
+    for (let i = 0; i < 50 && counted === undefined; i++) {
+      counted = sample(await metrics.text(), 'profile_batch_runs_total{state="succeeded"}');
+      if (counted === undefined) await new Promise((r) => setTimeout(r, 50)); // the child's exit is seen just after its last write
+    }
+    expect(counted).to.equal(1);
+    expect(sample(await metrics.text(), 'profile_batch_run_seconds_count')).to.equal(1);
     expect(await acquireBatchLock(p.redis, p.keys, '20260101T000000Z-000000')).to.equal(true);
     expect((await call('POST', '/batch', '/batch')).status).to.equal(409);
     await p.redis.del(p.keys.batchLock());

@@ -13,16 +13,7 @@ import { connectRedis } from '../../src/redis';
 import { startRedisServer } from '../../src/redisServer';
 import { loadTagConfig } from '../../src/tags';
 import { Pipeline, T0, makePipeline } from '../helpers/context';
-
-/** The value of one sample of a Prometheus text exposition (`name{labels}` exactly as printed), or undefined. */
-export function sample(text: string, series: string): number | undefined {
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const space = line.lastIndexOf(' ');
-    if (line.slice(0, space) === series) return Number(line.slice(space + 1));
-  }
-  return undefined;
-}
+import { sample } from '../helpers/metrics';
 
 describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
   describe('metrics after a known workload', () => {
