@@ -2,8 +2,11 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { AppConfig, ConfigError, ConfigInput, resolveConfig } from './src/config';
 import { createLogger } from './src/logger';
+import { parseApiKeys } from './src/api/security';
+import { allErasures, eraseUser, purgeOds } from './src/erasure';
 import { RedisServerMissingError } from './src/redisServer';
 import { Roles, Runtime, closeRuntime, openRuntime, runRoles, shutdownSignal } from './src/runtime';
+import { nodeFor } from './src/redis';
 import { BatchBusyError, runBatch } from './src/batch/run';
 import { verifyWindows } from './src/batch/verify';
 import { streamStatus } from './src/status';
@@ -42,6 +45,9 @@ function withServerOptions(cmd: Command): Command {
     .addOption(new Option('--host <host>', 'interface to bind (default 127.0.0.1)').env('HOST'))
     .addOption(new Option('--max-events <n>', 'most events per POST /events (default 10000)').env('PROFILE_MAX_EVENTS').argParser(int('max-events')))
     .addOption(new Option('--max-future-skew <ms>', 'how far in the future ts may be, ms (default 300000)').env('PROFILE_MAX_FUTURE_SKEW_MS').argParser(int('max-future-skew')))
+    .addOption(new Option('--rate-limit <n>', 'requests per second per API key (or client address); 0 = no limit (default 0)').env('PROFILE_RATE_LIMIT').argParser(int('rate-limit')))
+    .addOption(new Option('--ingest-redis <url>', 'Redis URL the producer writes events with, e.g. as the ACL user "ingest" (default: --redis)').env('REDIS_INGEST_URL'))
+    .addOption(new Option('--batch-redis <url>', 'Redis URL for erasure, the batch lock and POST /batch runs, e.g. as the ACL user "batch" (default: --redis)').env('REDIS_BATCH_URL'))
     .addOption(new Option('--max-backlog <n>', 'unfinished entries per partition before POST /events answers 503 (default 1000000)').env('PROFILE_MAX_BACKLOG').argParser(int('max-backlog')));
 }
 
@@ -80,6 +86,11 @@ function configFrom(o: Record<string, unknown>): AppConfig {
     maxBacklog: o.maxBacklog as number | undefined,
     faultAckDelayMs: o.faultAckDelay as number | undefined,
     metricsPort: o.metricsPort as number | undefined,
+    rateLimitPerS: o.rateLimit as number | undefined,
+    ingestRedisUrl: o.ingestRedis as string | undefined,
+    batchRedisUrl: o.batchRedis as string | undefined,
+    // Keys come from the environment only: a command line is visible to every local user (ps).
+    apiKeys: env.PROFILE_API_KEYS ? parseApiKeys(env.PROFILE_API_KEYS) : undefined,
     prettyLogs: o.pretty === undefined ? undefined : o.pretty === true || !/^(0|false|no|)$/i.test(String(o.pretty)),
     dataDir: env.PROFILE_DATA_DIR,
     embeddedRedisPort: env.PROFILE_EMBEDDED_REDIS_PORT === undefined ? undefined : Number(env.PROFILE_EMBEDDED_REDIS_PORT),
@@ -275,6 +286,52 @@ withRedisOptions(dead.command('purge'))
       process.stdout.write(`purged ${await purgeDeadLetters(rt.redis, rt.keys)}\n`);
     });
   });
+
+withRedisOptions(program.command('erase'))
+  .description("erase users: delete all their keys, record them so every later batch skips their events, and with --purge-ods remove their events from the ODS")
+  .argument('[userIds...]', 'users to erase (none with --purge-ods: purge the events of every user erased so far)')
+  .option('--purge-ods', 'rewrite the ODS files without the events of erased users (refused while an archiver is active)')
+  .option('--force', 'purge even though an archiver looks active')
+  .addHelpText('after', '\nExamples:\n  $ profile erase user-42\n  $ profile erase user-42 user-43 --purge-ods\n  $ profile erase --purge-ods')
+  .action(async (userIds: string[], o) => {
+    const bad = userIds.find((u) => !ID_PATTERN.test(u));
+    if (bad !== undefined) throw new ConfigError(`user id must be ${ID_RULE}`);
+    if (userIds.length === 0 && !o.purgeOds) throw new ConfigError('name at least one user id, or give --purge-ods');
+    await withRuntime(o, async (rt) => {
+      for (const userId of userIds) {
+        const n = await eraseUser(rt.redis, rt.keys, userId);
+        process.stdout.write(`erased ${userId}: ${n} keys deleted\n`);
+      }
+      if (!o.purgeOds) return;
+      const active = await activeArchivers(rt);
+      if (active.length > 0 && !o.force) {
+        process.stderr.write(`profile: archivers are active (${active.join(', ')}): stop them before --purge-ods (or --force)\n`);
+        process.exitCode = 1;
+        return;
+      }
+      const r = await purgeOds(rt.config.odsDir, await allErasures(rt.redis, rt.keys));
+      process.stdout.write(`ODS ${rt.config.odsDir}: ${r.lines_removed} lines removed from ${r.files_rewritten} files\n`);
+    });
+  });
+
+/** Archive consumers seen on any partition within the claim time: they may be writing the ODS. */
+async function activeArchivers(rt: Runtime): Promise<string[]> {
+  const active = new Set<string>();
+  for (const stream of rt.keys.streams(rt.config.partitions)) {
+    let consumers: unknown[][] = [];
+    try {
+      consumers = (await nodeFor(rt.redis, stream).xinfo('CONSUMERS', stream, 'archive')) as unknown[][];
+    } catch {
+      continue; // no stream or no group: nobody archives it
+    }
+    for (const flat of consumers) {
+      const info: Record<string, unknown> = {};
+      for (let i = 0; i < flat.length; i += 2) info[flat[i] as string] = flat[i + 1];
+      if (Number(info.idle) < rt.config.claimIdleMs) active.add(String(info.name));
+    }
+  }
+  return [...active];
+}
 
 withRedisOptions(program.command('get'))
   .description("print a user's fused profile as JSON, read straight from Redis")

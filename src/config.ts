@@ -2,6 +2,7 @@ import os from 'os';
 import path from 'path';
 import { ConfigError, TagConfig, loadTagConfig } from './tags';
 import { ID_PATTERN, ID_RULE } from './event';
+import { ApiKey } from './api/security';
 
 export { ConfigError };
 
@@ -14,6 +15,21 @@ export interface AppConfig {
    * client (and `redisUrl` must be unset). @defaultValue none
    */
   clusterNodes?: string[];
+  /**
+   * Redis URL the API's producer writes events with (with ACLs: the `ingest` user); the
+   * main connection when unset.
+   */
+  ingestRedisUrl?: string;
+  /**
+   * Redis URL for writes the API makes for admins (erasure, batch lock and registry) and
+   * that `POST /batch` gives the batch process (with ACLs: the `batch` user); the main
+   * connection when unset.
+   */
+  batchRedisUrl?: string;
+  /** API keys with their roles (from PROFILE_API_KEYS); none: the API is open. @defaultValue [] */
+  apiKeys: ApiKey[];
+  /** Requests per second per API key (or client address without keys); 0: no limit. @defaultValue 0 */
+  rateLimitPerS: number;
   /** Port of the default local Redis (127.0.0.1) that `profile up` uses or starts. @defaultValue 6379 */
   embeddedRedisPort: number;
   /**
@@ -108,6 +124,8 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
     maxBacklog: 1_000_000,
     faultAckDelayMs: 0,
     prettyLogs: false,
+    apiKeys: [],
+    rateLimitPerS: 0,
     logLevel: 'info',
     ...rest,
     odsDir: rest.odsDir ?? path.join(rest.dataDir ?? 'data', 'ods'),
@@ -133,6 +151,7 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
   int('maxDeliveries', 1, 1000);
   int('maxBacklog', 1, 1_000_000_000);
   int('faultAckDelayMs', 0, 60_000);
+  int('rateLimitPerS', 0, 10_000_000);
   if (config.metricsPort !== undefined) int('metricsPort', 0, 65535);
   config.dataDir = path.resolve(config.dataDir);
   config.odsDir = path.resolve(config.odsDir);
@@ -162,8 +181,9 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
       }
     }
   }
-  if (config.redisUrl !== undefined && !/^rediss?:\/\//.test(config.redisUrl)) {
-    throw new ConfigError(`redis URL must start with redis:// or rediss:// (got ${config.redisUrl})`);
+  for (const [name, url] of [['redis URL', config.redisUrl], ['ingest redis URL', config.ingestRedisUrl], ['batch redis URL', config.batchRedisUrl]] as const) {
+    // The URL may hold a password: never echo it.
+    if (url !== undefined && !/^rediss?:\/\//.test(url)) throw new ConfigError(`${name} must start with redis:// or rediss://`);
   }
   return config;
 }

@@ -62,7 +62,7 @@ export function validateEvent(raw: unknown, index: number, opts: ValidateOptions
   }
   const obj = raw as Record<string, unknown>;
   for (const key of Object.keys(obj)) {
-    if (!KNOWN_FIELDS.has(key)) fail(key, 'unknown field');
+    if (!KNOWN_FIELDS.has(key)) fail(displayName(key), 'unknown field');
   }
 
   for (const field of ID_FIELDS) {
@@ -116,6 +116,17 @@ export function validateEvent(raw: unknown, index: number, opts: ValidateOptions
   if (amount !== undefined) event.amount = amount as number;
   if (obj.currency !== undefined) event.currency = obj.currency as string;
   return { ok: true, event };
+}
+
+/**
+ * A field name from a request as it may appear in an error message: printable ASCII, at
+ * most 64 characters; anything else is shown JSON-escaped and cut, so a message never
+ * carries control characters, terminal escapes or a megabyte of key.
+ */
+export function displayName(key: string): string {
+  if (/^[\x20-\x7e]{0,64}$/.test(key)) return key;
+  const escaped = JSON.stringify(key).slice(1, -1).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return escaped.length > 64 ? `${escaped.slice(0, 61)}...` : escaped;
 }
 
 /** One line for a list of field errors, e.g. for a dead letter or a bad ODS line. */

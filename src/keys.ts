@@ -1,4 +1,4 @@
-import { EventType } from './event';
+import { EVENT_TYPES, EventType } from './event';
 
 /**
  * Every Redis key name the product uses is built here and nowhere else.
@@ -49,6 +49,19 @@ export class Keys {
   /** Hash of window tags a `profile batch --windows` run computed from the ODS (for `profile verify`). */
   batchWindows(userId: string): string {
     return `${this.prefix}u:{${userId}}:wb`;
+  }
+
+  /** Every key a user can have (windows and values of every event type, rt, off, wb): one slot. */
+  userKeys(userId: string): string[] {
+    const out: string[] = [];
+    for (const type of EVENT_TYPES) out.push(this.window(userId, type), this.windowValues(userId, type));
+    out.push(this.realtime(userId), this.offline(userId), this.batchWindows(userId));
+    return out;
+  }
+
+  /** Sorted set of erased users: member user id, score the erasure time (ms). */
+  erasures(): string {
+    return `${this.prefix}erasures`;
   }
 
   /** SCAN pattern matching every user's key of one kind (the prefix holds no glob characters: config checks it). */

@@ -26,6 +26,8 @@ export interface Runtime {
   embedded?: RedisServerHandle;
   /** This process's metrics (served by the API at /metrics, or on --metrics-port). */
   metrics: Metrics;
+  /** More connections (as other Redis users) that closeRuntime closes. */
+  extra?: RedisClient[];
 }
 
 /**
@@ -63,6 +65,7 @@ function processMetrics(config: AppConfig, redis: RedisClient, keys: Keys): Metr
 
 /** Closes what openRuntime opened. */
 export async function closeRuntime(rt: Runtime): Promise<void> {
+  for (const c of rt.extra ?? []) await c.quit().catch(() => c.disconnect());
   await rt.redis.quit().catch(() => rt.redis.disconnect());
   await rt.embedded?.stop();
 }
@@ -72,14 +75,24 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   const { config, redis, keys, logger } = rt;
   // Groups exist before the first event is accepted, so no trim can ever skip a group.
   await ensureGroups(redis, keys.streams(config.partitions));
-  const producer = new Producer({ redis, keys, partitions: config.partitions, maxFutureSkewMs: config.maxFutureSkewMs, maxBacklog: config.maxBacklog });
+  const extra = async (url: string | undefined, role: string) => {
+    if (!url) return redis;
+    const client = await connectTarget({ redisUrl: url });
+    client.on('error', (err: Error) => logger.warn({ err: err.message, role }, 'redis connection error'));
+    (rt.extra ??= []).push(client);
+    return client;
+  };
+  const ingestRedis = await extra(config.ingestRedisUrl, 'ingest');
+  const batchRedis = await extra(config.batchRedisUrl, 'batch');
+  const producer = new Producer({ redis: ingestRedis, keys, partitions: config.partitions, maxFutureSkewMs: config.maxFutureSkewMs, maxBacklog: config.maxBacklog });
   const reader = new ProfileReader(redis, keys, config.tags.realtime);
-  const childArgs = rt.target.clusterNodes ? ['--cluster', rt.target.clusterNodes.join(',')] : ['--redis', rt.target.redisUrl!];
+  const childArgs = rt.target.clusterNodes ? ['--cluster', rt.target.clusterNodes.join(',')] : ['--redis', config.batchRedisUrl ?? rt.target.redisUrl!];
   childArgs.push('--config', config.tags.source, '--ods', config.odsDir, '--log-level', config.logLevel);
   if (config.prefix) childArgs.push('--prefix', config.prefix);
-  const batch = new BatchLauncher({ redis, keys, childArgs, logger, metrics: rt.metrics });
+  const batch = new BatchLauncher({ redis: batchRedis, keys, childArgs, logger, metrics: rt.metrics });
   const app = createApp({
-    redis, producer, reader, keys, logger, batch, metrics: rt.metrics,
+    redis, producer, reader, keys, logger, batch, metrics: rt.metrics, adminRedis: batchRedis,
+    apiKeys: config.apiKeys, rateLimitPerS: config.rateLimitPerS,
     partitions: config.partitions,
     maxEventsPerRequest: config.maxEventsPerRequest,
     maxProfilesPerRequest: config.maxProfilesPerRequest,
@@ -87,6 +100,15 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   });
   const http = await listen(app, config.host, config.port);
   logger.info({ host: config.host, port: http.port }, 'API listening');
+  if (config.apiKeys.length === 0) {
+    logger.warn(
+      { host: config.host },
+      'NO API KEYS CONFIGURED: every route is open to anyone who can reach this port. Set PROFILE_API_KEYS=<key>:ingest,<key>:read,<key>:admin (see SECURITY.md)' +
+        (config.host === '127.0.0.1' || config.host === 'localhost' ? '' : ` -- and this server listens on ${config.host}, not only on loopback`),
+    );
+  } else {
+    logger.info({ keys: config.apiKeys.map((k) => k.role) }, 'API keys required on every route but /health');
+  }
   return http;
 }
 

@@ -12,6 +12,8 @@ import { failureResponse, withFastProfileRoute } from './fastProfile';
 import { checkReady } from './ready';
 import { openApiDocument } from './openapi';
 import { IngestOutcome, Metrics } from '../metrics';
+import { ApiKey, withSecurity } from './security';
+import { eraseUser } from '../erasure';
 import type { RequestListener } from 'http';
 
 export interface AppOptions {
@@ -28,6 +30,16 @@ export interface AppOptions {
   logger?: Logger;
   /** Served at GET /metrics and fed by the routes; a private one when absent. */
   metrics?: Metrics;
+  /** API keys and their roles; none: every route is open (the server then warns at start). */
+  apiKeys?: readonly ApiKey[];
+  /** Requests per second per key (or address); 0 or absent: no limit. */
+  rateLimitPerS?: number;
+  /**
+   * Connection for writes on behalf of an admin (erasure, the batch lock and run registry);
+   * `redis` when absent. With Redis ACLs the API reads as the `api` user and writes these as
+   * the `batch` user.
+   */
+  adminRedis?: RedisClient;
 }
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -149,6 +161,18 @@ export function createApp(opts: AppOptions): RequestListener {
     res.json({ profiles: profiles.map((p, i) => p ?? { user_id: ids[i], error: 'unknown user' }) });
   });
 
+  app.delete('/profile/:userId', async (req: Request, res: Response) => {
+    const userId = req.params.userId as string;
+    if (!ID_PATTERN.test(userId)) {
+      res.status(400).json({ error: `user id must be ${ID_RULE}` });
+      return;
+    }
+    const erasedAt = Date.now();
+    const deleted = await eraseUser(opts.adminRedis ?? opts.redis, opts.keys, userId, erasedAt);
+    log.info({ erased_at: erasedAt, keys_deleted: deleted }, 'user erased'); // the id itself is personal data: not logged
+    res.json({ user_id: userId, erased_at: erasedAt, keys_deleted: deleted });
+  });
+
   app.post('/batch', (req, res, next) => {
     if (req.headers['content-length'] === '0' || !req.headers['content-type']) return next();
     if (req.is('application/json')) return jsonBody(req, res, next);
@@ -215,6 +239,7 @@ export function createApp(opts: AppOptions): RequestListener {
   app.use((err: Error & { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
     if (err.status && err.status >= 400 && err.status < 500) {
       if (req.method === 'POST' && req.path === '/events') ingestOutcome(err.status === 413 ? 'too_large' : 'bad_body');
+      if (err.status === 413) res.set('Connection', 'close'); // the rest of the body is never read
       const message = err.type === 'entity.parse.failed' ? 'body is not valid JSON' : err.message;
       res.status(err.status).json({ errors: [{ index: 0, field: '', message }] });
       return;
@@ -223,5 +248,7 @@ export function createApp(opts: AppOptions): RequestListener {
     const { status, body } = failureResponse(opts.redis);
     res.status(status).json(body);
   });
-  return withFastProfileRoute(app, opts.reader, opts.redis, log, metrics);
+  return withSecurity(withFastProfileRoute(app, opts.reader, opts.redis, log, metrics), {
+    keys: opts.apiKeys ?? [], rateLimitPerS: opts.rateLimitPerS ?? 0, maxBodyBytes: opts.maxBodyBytes,
+  });
 }

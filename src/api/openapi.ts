@@ -6,6 +6,7 @@ import { EVENT_TYPES } from '../event';
  * them, so this document cannot drift from the code unnoticed.
  */
 const ID = { type: 'string', pattern: '^[A-Za-z0-9._:@-]{1,128}$' } as const;
+
 const json = (schema: unknown) => ({ 'application/json': { schema } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const response = (description: string, schema: unknown, headers?: Record<string, unknown>) => ({
@@ -13,7 +14,7 @@ const response = (description: string, schema: unknown, headers?: Record<string,
 });
 const error = (description: string) => response(description, ref('Error'));
 
-export const openApiDocument = {
+const document = {
   openapi: '3.1.0',
   info: {
     title: 'profile-stream',
@@ -38,7 +39,6 @@ export const openApiDocument = {
             properties: { accepted: { type: 'integer', minimum: 1 }, event_ids: { type: 'array', items: ID } },
           }),
           400: response('Invalid body or events; nothing was written', ref('FieldErrors')),
-          413: response('Body or event count over the limit', ref('FieldErrors')),
           415: error('Content-Type is not application/json or application/x-ndjson'),
           503: response('Backlog over the bound (Retry-After: 1) or Redis unavailable; resend the same events', {
             type: 'object', required: ['error'], additionalProperties: false,
@@ -58,6 +58,18 @@ export const openApiDocument = {
             type: 'object', required: ['error', 'user_id'], additionalProperties: false,
             properties: { error: { type: 'string' }, user_id: { type: 'string' } },
           }),
+          503: error('Redis unavailable'),
+        },
+      },
+      delete: {
+        summary: 'Erase a user (admin): delete every key now and skip their events in every later batch',
+        parameters: [{ name: 'userId', in: 'path', required: true, schema: ID }],
+        responses: {
+          200: response('Erased (also when the user had no keys)', {
+            type: 'object', required: ['user_id', 'erased_at', 'keys_deleted'], additionalProperties: false,
+            properties: { user_id: { type: 'string' }, erased_at: { type: 'integer' }, keys_deleted: { type: 'integer', minimum: 0 } },
+          }),
+          400: error('Malformed user id'),
           503: error('Redis unavailable'),
         },
       },
@@ -168,6 +180,7 @@ export const openApiDocument = {
     },
   },
   components: {
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an API key from PROFILE_API_KEYS' } },
     schemas: {
       Event: {
         type: 'object', required: ['user_id', 'type'], additionalProperties: false,
@@ -275,3 +288,23 @@ export const openApiDocument = {
     },
   },
 } as const;
+
+/**
+ * Answers every route but /health may give whatever it does: API keys (401, 403), the rate
+ * limit (429) and the declared-size check (413) run before any route.
+ */
+function withGuards<T extends { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }>(doc: T): T {
+  for (const [route, ops] of Object.entries(doc.paths)) {
+    for (const op of Object.values(ops)) {
+      op.responses[413] = response('Body over the limit (declared: refused before reading, connection closed)', { oneOf: [ref('Error'), ref('FieldErrors')] });
+      if (route === '/health') continue;
+      Object.assign(op, { security: [{ bearer: [] }] });
+      op.responses[401] = response('No or unknown API key (when keys are configured)', ref('Error'), { 'WWW-Authenticate': { schema: { type: 'string' } } });
+      op.responses[403] = response("The key's role may not use this route", ref('Error'));
+      op.responses[429] = response('Rate limit exceeded', ref('Error'), { 'Retry-After': { description: 'seconds', schema: { type: 'string' } } });
+    }
+  }
+  return doc;
+}
+
+export const openApiDocument = withGuards(JSON.parse(JSON.stringify(document)) as typeof document & { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> });

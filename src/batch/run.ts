@@ -12,6 +12,7 @@ import { TagConfig, longestWindow } from '../tags';
 import { OfflineAggregator, OfflineValues } from './offline';
 import { BadLine, readOds } from './reader';
 import { OfflineProfileStore, saveWindowResults } from './store';
+import { allErasures, isErased } from '../erasure';
 import { WindowValue, computeWindowTags } from './windows';
 
 export interface BatchOptions {
@@ -55,6 +56,8 @@ export interface BatchSummary {
   /** The first bad lines (at most 100), each with file and line number. */
   bad_line_samples: BadLine[];
   events_after_as_of: number;
+  /** Events skipped because their user was erased after them. */
+  erased_events: number;
   users_written: number;
   window_users_written: number;
   splits: number;
@@ -115,7 +118,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     const bytes = files.reduce((n, f) => n + f.bytes, 0);
     const summary: BatchSummary = {
       run_id: runId, as_of: opts.asOf, files: files.length, bytes, lines: 0, events: 0, duplicates: 0, bad_lines: 0,
-      bad_line_samples: [], events_after_as_of: 0, users_written: 0, window_users_written: 0, splits: 1, seconds: 0,
+      bad_line_samples: [], events_after_as_of: 0, erased_events: 0, users_written: 0, window_users_written: 0, splits: 1, seconds: 0,
     };
     const onBadLine = (bad: BadLine) => {
       summary.bad_lines++;
@@ -131,6 +134,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     } else {
       sources = [files];
     }
+    const erasures = await allErasures(redis, keys);
     const aggregator = new OfflineAggregator(opts.tags.offline, opts.tags.segments, opts.asOf);
     const windowSpan = longestWindow(opts.tags.realtime);
     const batchAt = Date.now();
@@ -140,6 +144,10 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       const total = source.reduce((n, f) => n + f.bytes, 0);
       const lines = await readOds(source, {
         onEvent: (e) => {
+          if (isErased(erasures, e.user_id, e.ts)) {
+            summary.erased_events++;
+            return;
+          }
           const key = `${e.user_id}\0${e.type}\0${e.event_id}`;
           if (seen.has(key)) {
             summary.duplicates++;

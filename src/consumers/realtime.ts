@@ -1,6 +1,7 @@
 import { EventType, ProfileEvent } from '../event';
 import { callScript } from '../lua/scripts';
 import { pipelineByNode } from '../redis';
+import { erasedAt, isErased } from '../erasure';
 import { WINDOW_FIELDS, WindowTag, longestWindow, longestWindowFor } from '../tags';
 import { GROUPS } from './groups';
 import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
@@ -56,9 +57,11 @@ export class RealtimeConsumer extends GroupConsumer {
     const now = this.clock();
     const toAck: string[] = [];
     const groups = new Map<string, { first: ProfileEvent; ids: string[]; events: (string | number)[] }>();
+    const users = [...new Set(entries.map((e) => e.event.user_id))];
+    const erased = await erasedAt(this.opts.redis, this.opts.keys, users);
     for (const { id, event: e } of entries) {
       const plan = this.plans.get(e.type);
-      if (!plan || e.ts < now - plan.longest) {
+      if (!plan || e.ts < now - plan.longest || isErased(erased, e.user_id, e.ts)) {
         toAck.push(id); // no tag uses this type, or older than its longest window
         continue;
       }
@@ -83,6 +86,11 @@ export class RealtimeConsumer extends GroupConsumer {
         if (err) this.log.error({ err, stream, ids: group.ids }, 'window update failed; entries left pending for retry');
         else toAck.push(...group.ids);
       });
+      // A user erased while this batch was being written: delete what the batch recreated.
+      const late = await erasedAt(this.opts.redis, k, [...new Set(list.map((g) => g.first.user_id))]);
+      for (const [userId, at] of late) {
+        if (list.some((g) => g.first.user_id === userId && g.first.ts <= at)) await this.opts.redis.unlink(...k.userKeys(userId));
+      }
     }
     return toAck;
   }

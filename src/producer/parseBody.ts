@@ -1,5 +1,8 @@
 import { FieldError } from '../event';
 
+/** Longest NDJSON line accepted (an event is far smaller). */
+export const MAX_NDJSON_LINE = 64 * 1024;
+
 export type ParsedBody = { ok: true; items: unknown[] } | { ok: false; status: number; errors: FieldError[] };
 
 /**
@@ -17,6 +20,11 @@ export function bodyToItems(body: unknown, isNdjson: boolean, maxEvents: number)
     for (let n = 0; n < lines.length; n++) {
       const line = lines[n].trim();
       if (line === '') continue;
+      if (line.length > MAX_NDJSON_LINE) {
+        errors.push({ index: items.length, field: '', message: `line ${n + 1}: longer than ${MAX_NDJSON_LINE} characters` });
+        items.push(undefined);
+        continue;
+      }
       try {
         items.push(JSON.parse(line));
       } catch {

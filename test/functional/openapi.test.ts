@@ -95,6 +95,8 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
     const many = await call('POST', '/profiles', '/profiles', json({ user_ids: ['oa', 'ob', 'nobody'] }));
     expect(many.status).to.equal(200);
     expect((await call('POST', '/profiles', '/profiles', json({ user_ids: ['a', 'b', 'c', 'd'] }))).status).to.equal(400);
+    expect((await call('DELETE', '/profile/{userId}', '/profile/ob')).status).to.equal(200);
+    expect((await call('DELETE', '/profile/{userId}', '/profile/a%7Bb%7D')).status).to.equal(400);
   });
 
   it('POST /batch and GET /batch/{runId}: 202, 200, 400, 404, 409, 415', async () => {
