@@ -14,7 +14,7 @@ import { formatStatus, table } from './src/statusReport';
 import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from './src/deadLetters';
 import { listOdsFiles } from './src/ods';
 import { ProfileReader } from './src/profile';
-import { ID_PATTERN, ID_RULE } from './src/event';
+import { ID_PATTERN, ID_RULE, parseIsoTime } from './src/event';
 import { simulate } from './src/simulate';
 
 // The only module that reads process.env: everything else gets an AppConfig.
@@ -157,7 +157,7 @@ async function withRuntime<T>(o: Record<string, unknown>, fn: (rt: Runtime) => P
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const timeArg = (name: string) => (value: string) => {
-  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  const ms = /^\d+$/.test(value) ? Number(value) : parseIsoTime(value);
   if (!Number.isSafeInteger(ms)) throw new InvalidArgumentError(`${name} must be epoch ms or an ISO-8601 date-time`);
   return ms;
 };

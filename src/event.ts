@@ -84,8 +84,8 @@ export function validateEvent(raw: unknown, index: number, opts: ValidateOptions
   } else if (typeof obj.ts === 'number') {
     if (!Number.isInteger(obj.ts) || obj.ts < 0 || obj.ts > MAX_TS) fail('ts', 'must be a non-negative integer of epoch milliseconds');
     else ts = obj.ts;
-  } else if (typeof obj.ts === 'string' && ISO_8601.test(obj.ts) && Number.isFinite(Date.parse(obj.ts))) {
-    ts = Date.parse(obj.ts);
+  } else if (typeof obj.ts === 'string' && Number.isFinite(parseIsoTime(obj.ts))) {
+    ts = parseIsoTime(obj.ts);
   } else {
     fail('ts', 'must be epoch milliseconds or an ISO-8601 date-time with a time zone');
   }
@@ -116,6 +116,14 @@ export function validateEvent(raw: unknown, index: number, opts: ValidateOptions
   if (amount !== undefined) event.amount = amount as number;
   if (obj.currency !== undefined) event.currency = obj.currency as string;
   return { ok: true, event };
+}
+
+/**
+ * Epoch ms of a strict ISO-8601 date-time with a time zone, or NaN. Date.parse alone is
+ * lenient (V8 reads dates out of free text), so the shape is checked first.
+ */
+export function parseIsoTime(s: string): number {
+  return ISO_8601.test(s) ? Date.parse(s) : NaN;
 }
 
 /**

@@ -1,6 +1,6 @@
 import express, { NextFunction, Request, Response } from 'express';
 import type { RedisClient } from '../redis';
-import { ID_PATTERN, ID_RULE } from '../event';
+import { ID_PATTERN, ID_RULE, displayName, parseIsoTime } from '../event';
 import { Keys } from '../keys';
 import { Logger, silentLogger } from '../logger';
 import { ProfileReader } from '../profile';
@@ -49,10 +49,10 @@ const RUN_ID = /^\d{8}T\d{6}Z-[0-9a-f]{6}$/;
 function batchRequest(body: unknown, now: number): BatchRequest | string {
   const b = (body ?? {}) as Record<string, unknown>;
   if (typeof b !== 'object' || Array.isArray(b)) return 'body must be a JSON object';
-  for (const key of Object.keys(b)) if (!['as_of', 'from', 'to', 'windows'].includes(key)) return `unknown field "${key}"`;
+  for (const key of Object.keys(b)) if (!['as_of', 'from', 'to', 'windows'].includes(key)) return `unknown field "${displayName(key)}"`;
   let asOf = now;
   if (b.as_of !== undefined) {
-    asOf = typeof b.as_of === 'number' ? b.as_of : typeof b.as_of === 'string' ? Date.parse(b.as_of) : NaN;
+    asOf = typeof b.as_of === 'number' ? b.as_of : typeof b.as_of === 'string' ? parseIsoTime(b.as_of) : NaN;
     if (!Number.isSafeInteger(asOf) || asOf < 0) return 'as_of must be epoch ms or an ISO-8601 date-time';
   }
   for (const f of ['from', 'to'] as const) {
