@@ -1,6 +1,8 @@
 import Redis, { ChainableCommander, Cluster, ClusterOptions, RedisOptions } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
-import { defineScripts } from './lua/scripts';
+import { loadScripts } from './lua/scripts';
+
+export { loadScripts };
 
 export type { Redis, Cluster };
 
@@ -31,9 +33,13 @@ const NODE_OPTIONS: RedisOptions = { maxRetriesPerRequest: 2, enableOfflineQueue
  * `lazyConnect` is left off: the caller awaits `ready`.
  */
 export async function connectRedis(url: string, options: RedisOptions = {}): Promise<Redis> {
-  const client = new Redis(url, { ...NODE_OPTIONS, ...options });
-  defineScripts(client);
+  // A named ACL user has no INFO (@dangerous), which ioredis's ready check sends: skip it.
+  const named = /^rediss?:\/\/[^:@/]+(:[^@/]*)?@/.test(url) && !/^rediss?:\/\/(default)?(:[^@/]*)?@/.test(url);
+  const client = new Redis(url, { ...NODE_OPTIONS, ...(named ? { enableReadyCheck: false } : {}), ...options });
   await waitReady(client);
+  await loadScripts(client);
+  // After a reconnect (a restarted Redis has an empty script cache) load them again.
+  client.on('ready', () => void loadScripts(client).catch(() => undefined));
   return client;
 }
 
@@ -53,8 +59,8 @@ export async function connectCluster(nodes: string[], options: ClusterOptions = 
     retryDelayOnFailover: 200,
     ...options,
   });
-  defineScripts(client);
   await waitReady(client, `cluster ${nodes.join(',')}`);
+  await loadScripts(client);
   return client;
 }
 
@@ -76,7 +82,6 @@ export function splitHostPort(node: string): [string, number] {
 /** A second connection to the same server or cluster, e.g. for blocking reads. */
 export async function duplicateRedis(client: RedisClient): Promise<RedisClient> {
   const dup = client.duplicate();
-  defineScripts(dup);
   await waitReady(dup);
   return dup;
 }
@@ -139,7 +144,7 @@ export function masters(client: RedisClient): Redis[] {
  */
 export async function pipelineByNode<T>(
   client: RedisClient, items: readonly T[], keyOf: (item: T) => string, add: (pipeline: ChainableCommander, item: T) => void,
-  commandsPerItem = 1, opts: { direct?: boolean } = {},
+  commandsPerItem = 1, opts: { direct?: boolean; retried?: boolean } = {},
 ): Promise<[Error | null, unknown][]> {
   if (items.length === 0) return [];
   const groups = new Map<string, number[]>();
@@ -169,6 +174,14 @@ export async function pipelineByNode<T>(
       });
     }),
   );
+  // Scripts run by SHA only: a node that lost its script cache (a restart) answers
+  // NOSCRIPT. Load them and send those items once more (scripts are idempotent here).
+  const noscript = out.map((r, i) => (r[0] && /NOSCRIPT/.test(r[0].message) ? i : -1)).filter((i) => i >= 0);
+  if (noscript.length > 0 && !opts.retried) {
+    await loadScripts(client);
+    const again = await pipelineByNode(client, noscript.map((i) => items[i]), keyOf, add, commandsPerItem, { ...opts, retried: true });
+    noscript.forEach((itemIndex, j) => (out[itemIndex] = again[j]));
+  }
   return out;
 }
 

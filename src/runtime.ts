@@ -74,7 +74,15 @@ export async function closeRuntime(rt: Runtime): Promise<void> {
 export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   const { config, redis, keys, logger } = rt;
   // Groups exist before the first event is accepted, so no trim can ever skip a group.
-  await ensureGroups(redis, keys.streams(config.partitions));
+  try {
+    await ensureGroups(redis, keys.streams(config.partitions));
+  } catch (err) {
+    // With Redis ACLs the API's user may not create groups: workers create them at start.
+    // Nothing is lost meanwhile: groups read from the first entry, and no stream is
+    // trimmed while a group is missing.
+    if (!/NOPERM/.test((err as Error).message)) throw err;
+    logger.info('consumer groups not created here (no permission): workers create them');
+  }
   const extra = async (url: string | undefined, role: string) => {
     if (!url) return redis;
     const client = await connectTarget({ redisUrl: url });

@@ -25,6 +25,13 @@ const SCRIPTS: Record<string, number | undefined> = {
   casLock: 1,
 };
 
+/**
+ * Scripts that only read (`#!lua flags=no-writes`) run with EVALSHA_RO: its keys are
+ * read-only to ACLs, so a user with read-only key patterns (`%R~`) may run them, and
+ * they may run on replicas.
+ */
+const READ_ONLY = new Set(['readProfile']);
+
 const sources = new Map<string, string>();
 function source(name: string): string {
   let lua = sources.get(name);
@@ -37,33 +44,55 @@ function source(name: string): string {
 
 /** Every script's name, SHA1 (what EVALSHA sends) and source. */
 export function scriptDigests(): { name: string; sha: string; lua: string }[] {
-  return Object.keys(SCRIPTS).map((name) => {
-    const lua = source(name);
-    return { name, sha: createHash('sha1').update(lua).digest('hex'), lua };
-  });
+  return Object.keys(SCRIPTS).map((name) => ({ name, sha: digest(name), lua: source(name) }));
 }
 
 type ScriptClient = Redis | Cluster;
-const defined = new WeakSet<object>();
+type Caller = ScriptClient | ChainableCommander;
 
 /**
- * Defines every script as a command on `client` (ioredis sends EVALSHA and falls back to
- * EVAL once per connection on NOSCRIPT). Idempotent per client.
+ * Runs a script by SHA (EVALSHA) on a client or queues it on a pipeline. Never EVAL: a
+ * Redis ACL user may be denied EVAL (ad-hoc scripts), and ioredis's defineCommand sends
+ * EVAL first on every connection. Scripts are put into the cache with SCRIPT LOAD
+ * (`loadScripts` in redis.ts: on connect, on reconnect, and when a call answers NOSCRIPT);
+ * a direct call that meets NOSCRIPT loads them and retries once, a pipeline's caller
+ * (pipelineByNode) does the same for its failed items.
  */
-export function defineScripts(client: ScriptClient): void {
-  if (defined.has(client)) return;
-  for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) {
-    client.defineCommand(name, numberOfKeys === undefined ? { lua: source(name) } : { numberOfKeys, lua: source(name) });
+export function callScript(target: Caller, name: keyof typeof SCRIPTS & string, args: (string | number)[]): Promise<unknown> {
+  const numberOfKeys = SCRIPTS[name];
+  const full = [digest(name), ...(numberOfKeys === undefined ? [] : [numberOfKeys]), ...args];
+  const command = READ_ONLY.has(name) ? 'EVALSHA_RO' : 'EVALSHA';
+  if ((target as { isPipeline?: boolean }).isPipeline) {
+    (target as ChainableCommander).call(command, ...full);
+    return Promise.resolve(undefined);
   }
-  defined.add(client);
+  const client = target as ScriptClient;
+  return client.call(command, ...full).catch(async (err: Error) => {
+    if (!/NOSCRIPT/.test(err.message)) throw err;
+    await loadScripts(client);
+    return client.call(command, ...full);
+  });
 }
 
-type Caller = ScriptClient | ChainableCommander;
-type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
+const shas = new Map<string, string>();
+function digest(name: string): string {
+  let sha = shas.get(name);
+  if (sha === undefined) {
+    sha = createHash('sha1').update(source(name)).digest('hex');
+    shas.set(name, sha);
+  }
+  return sha;
+}
 
-/** Calls a defined script on a client or a pipeline. */
-export function callScript(target: Caller, name: keyof typeof SCRIPTS & string, args: (string | number)[]): Promise<unknown> {
-  const fn = (target as unknown as Record<string, ScriptFn>)[name];
-  if (typeof fn !== 'function') throw new Error(`script ${name} is not defined on this client: call defineScripts first`);
-  return fn.apply(target, args);
+/**
+ * Puts every script into the script cache of each master (SCRIPT LOAD). A user that may
+ * not load scripts (the ACL user `ingest` runs none) is skipped quietly.
+ */
+export async function loadScripts(client: ScriptClient): Promise<void> {
+  const nodes = (client as Cluster).isCluster === true ? (client as Cluster).nodes('master') : [client as Redis];
+  try {
+    for (const node of nodes) for (const s of scriptDigests()) await node.script('LOAD', s.lua);
+  } catch (err) {
+    if (!/NOPERM/.test((err as Error).message)) throw err;
+  }
 }

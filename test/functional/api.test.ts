@@ -125,7 +125,7 @@ describe('HTTP API (real Redis, real HTTP)', () => {
     });
   });
 
-  it('reads a profile in exactly one Redis command (one EVALSHA round trip)', async () => {
+  it('reads a profile in exactly one Redis command (one EVALSHA_RO round trip)', async () => {
     await post('/events', JSON.stringify([{ user_id: 'one', type: 'purchase', ts: T0, amount: 1, campaign_id: 'c' }]));
     await p.consumer.drain();
     await fetch(`${base}/profile/one`); // the first call may load the script (NOSCRIPT, then EVAL)
@@ -140,7 +140,7 @@ describe('HTTP API (real Redis, real HTTP)', () => {
     expect(res.status).to.equal(200);
     await new Promise((resolve) => setTimeout(resolve, 50));
     monitor.disconnect();
-    expect(seen).to.deep.equal([`evalsha ${p.keys.window('one', 'impression')}`]);
+    expect(seen).to.deep.equal([`evalsha_ro ${p.keys.window('one', 'impression')}`]);
   });
 
   it('returns many profiles with POST /profiles, in request order', async () => {

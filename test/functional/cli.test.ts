@@ -213,7 +213,13 @@ describe('profile CLI (real processes)', function () {
     const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix(), PROFILE_PARTITIONS: '2' };
     const consume = runCli(['consume', '--metrics-port', '0', '--consumer-name', 'mx'], env);
     const [, port] = await consume.waitFor(/"port":(\d+),"msg":"metrics listening on \/metrics"/);
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    await consume.waitFor(/realtime consumer started/);
+    // The consumer joins the group with its first read, just after it says it started.
+    let metrics = '';
+    for (let i = 0; i < 50 && !/^profile_group_consumers\{[^}]*ev:\{p0\}",group="realtime"\} 1$/m.test(metrics); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 100));
+      metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    }
     expect(metrics).to.match(/^profile_redis_connected 1$/m);
     expect(metrics).to.match(new RegExp(`^profile_group_consumers\\{stream="${env.PROFILE_PREFIX}ev:\\{p0\\}",group="realtime"\\} 1$`, 'm'));
     expect((await fetch(`http://127.0.0.1:${port}/other`)).status).to.equal(404);
