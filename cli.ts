@@ -144,6 +144,14 @@ withConsumerOptions(withRedisOptions(program.command('archive')))
   .addHelpText('after', '\nExample:\n  $ profile archive --ods /mnt/ods --consumer-name arch-1')
   .action((o) => runProcess(o, { archive: true }, false));
 
+/** Adds --batch-redis to a command that writes as the batch role (batch, verify, erase). */
+function withBatchRole(cmd: Command): Command {
+  return cmd.addOption(new Option('--batch-redis <url>', 'Redis URL to use instead of --redis, e.g. as the ACL user "batch"').env('REDIS_BATCH_URL'));
+}
+
+/** The options of a batch-role command with its Redis URL: --batch-redis when given. */
+const asBatchRole = (o: Record<string, unknown>) => ({ ...o, redis: o.batchRedis ?? o.redis, batchRedis: undefined });
+
 /** Opens Redis for a one-shot command, runs `fn`, and closes. */
 async function withRuntime<T>(o: Record<string, unknown>, fn: (rt: Runtime) => Promise<T>): Promise<T> {
   const config = configFrom({ logLevel: 'warn', ...o });
@@ -166,7 +174,7 @@ const dateArg = (name: string) => (value: string) => {
   return value;
 };
 
-withRedisOptions(program.command('batch'))
+withBatchRole(withRedisOptions(program.command('batch')))
   .description('replay the ODS into offline tags and segments (u:{user}:off), deduplicated by event id')
   .addOption(new Option('--as-of <time>', 'compute tags as of this time (epoch ms or ISO-8601; default now)').argParser(timeArg('--as-of')))
   .addOption(new Option('--from <date>', 'first ODS date to read').argParser(dateArg('--from')))
@@ -175,7 +183,7 @@ withRedisOptions(program.command('batch'))
   .addOption(new Option('--run-id <id>', 'run id (set by POST /batch)').hideHelp())
   .addHelpText('after', '\nExamples:\n  $ profile batch\n  $ profile batch --from 2026-11-01 --to 2026-11-26\n  $ profile batch --as-of 2026-11-26T12:00:00Z --windows && profile verify')
   .action(async (o) => {
-    await withRuntime({ logLevel: 'info', ...o }, async (rt) => {
+    await withRuntime(asBatchRole({ logLevel: 'info', ...o }), async (rt) => {
       const tty = process.stderr.isTTY;
       let lastLine = 0;
       const summary = await runBatch({
@@ -206,12 +214,12 @@ withRedisOptions(program.command('batch'))
     });
   });
 
-withRedisOptions(program.command('verify'))
+withBatchRole(withRedisOptions(program.command('verify')))
   .description('compare the window tags of the newest `profile batch --windows` run with what the live windows answer at its as-of time')
   .addOption(new Option('--as-of <time>', 'fail unless the newest --windows run is as of this time').argParser(timeArg('--as-of')))
   .addHelpText('after', '\nExample:\n  $ profile batch --windows --as-of 1795687800000 && profile verify --as-of 1795687800000')
   .action(async (o) => {
-    await withRuntime(o, async (rt) => {
+    await withRuntime(asBatchRole(o), async (rt) => {
       const result = await verifyWindows(rt.redis, rt.keys, rt.config.tags.realtime, o.asOf);
       for (const m of result.mismatches.slice(0, 50)) {
         process.stdout.write(`mismatch ${m.user_id} ${m.tag}: batch ${JSON.stringify(m.batch)} live ${JSON.stringify(m.live)}\n`);
@@ -287,7 +295,7 @@ withRedisOptions(dead.command('purge'))
     });
   });
 
-withRedisOptions(program.command('erase'))
+withBatchRole(withRedisOptions(program.command('erase')))
   .description("erase users: delete all their keys, record them so every later batch skips their events, and with --purge-ods remove their events from the ODS")
   .argument('[userIds...]', 'users to erase (none with --purge-ods: purge the events of every user erased so far)')
   .option('--purge-ods', 'rewrite the ODS files without the events of erased users (refused while an archiver is active)')
@@ -297,7 +305,7 @@ withRedisOptions(program.command('erase'))
     const bad = userIds.find((u) => !ID_PATTERN.test(u));
     if (bad !== undefined) throw new ConfigError(`user id must be ${ID_RULE}`);
     if (userIds.length === 0 && !o.purgeOds) throw new ConfigError('name at least one user id, or give --purge-ods');
-    await withRuntime(o, async (rt) => {
+    await withRuntime(asBatchRole(o), async (rt) => {
       for (const userId of userIds) {
         const n = await eraseUser(rt.redis, rt.keys, userId);
         process.stdout.write(`erased ${userId}: ${n} keys deleted\n`);
@@ -380,6 +388,7 @@ program
   .option('--batch <n>', 'events per request (default rate/20, at most 1000)', int('batch'))
   .option('--concurrency <n>', 'requests in flight', int('concurrency'), 4)
   .option('--seed <n>', 'generator seed (same seed, same traffic)', int('seed'))
+  .addOption(new Option('--api-key <key>', 'API key with the ingest (or admin) role, when the API requires keys').env('PROFILE_API_KEY'))
   .option('--json', 'print the summary as JSON')
   .addHelpText('after', '\nExamples:\n  $ profile simulate --duration 10\n  $ profile simulate --users 100000 --rate 20000 --duration 60 --json')
   .action(async (o) => {
@@ -388,7 +397,7 @@ program
     }
     const summary = await simulate({
       url: o.url, users: o.users, rate: o.rate, durationS: o.duration, batchSize: o.batch,
-      concurrency: o.concurrency, seed: o.seed,
+      concurrency: o.concurrency, seed: o.seed, apiKey: o.apiKey,
       progress: progressLine(o.duration),
     });
     if (process.stderr.isTTY) process.stderr.write('\n');

@@ -19,6 +19,8 @@ export interface SimulateOptions {
   seed?: number;
   /** After sending, wait (at most this many seconds) until the realtime group has processed everything. @defaultValue 60 */
   waitDrainS?: number;
+  /** Sent as `Authorization: Bearer <key>` when the API requires keys. */
+  apiKey?: string;
   /** Receives a progress line now and then. */
   progress?: (line: string) => void;
 }
@@ -115,6 +117,7 @@ export class TrafficGenerator {
 /** Sends generated traffic to a running API at a target rate and reports what happened. */
 export async function simulate(opts: SimulateOptions): Promise<SimulateSummary> {
   const base = opts.url.replace(/\/+$/, '');
+  const auth: Record<string, string> = opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {};
   const batchSize = opts.batchSize ?? Math.min(1000, Math.max(1, Math.round(opts.rate / 20)));
   const concurrency = opts.concurrency ?? 4;
   const gen = new TrafficGenerator(opts.users, opts.seed ?? Math.floor(Math.random() * 2 ** 31));
@@ -131,7 +134,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateSummary> 
     for (let attempt = 0; attempt < 20; attempt++) {
       let res: Response;
       try {
-        res = await fetch(`${base}/events`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: lines });
+        res = await fetch(`${base}/events`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', ...auth }, body: lines });
       } catch {
         await new Promise((r) => setTimeout(r, 500)); // connection refused/reset: the same ids make a resend safe
         continue;
@@ -188,7 +191,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateSummary> 
   const drainDeadline = Date.now() + (opts.waitDrainS ?? 60) * 1000;
   while (Date.now() < drainDeadline) {
     try {
-      const res = await fetch(`${base}/status`);
+      const res = await fetch(`${base}/status`, { headers: auth });
       const { partitions } = (await res.json()) as { partitions: PartitionStatus[] };
       if (partitions.every((p) => groupCaughtUp(p, 'realtime'))) {
         s.processed_seconds = (Date.now() - start) / 1000;

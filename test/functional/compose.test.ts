@@ -1,14 +1,16 @@
 import { expect } from 'chai';
-import { execFileSync, spawnSync } from 'child_process';
+import { execFileSync, spawn, spawnSync } from 'child_process';
 import fs from 'fs';
+import os from 'os';
 import path from 'path';
 import { parse } from 'yaml';
 import { CLI } from '../helpers/cli';
+import { freePort } from '../../src/redisServer';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 
 /** Environment variables the CLI reads that are not tied to one flag (README "CLI" table). */
-const EXTRA_ENV = new Set(['PROFILE_DATA_DIR', 'PROFILE_EMBEDDED_REDIS_PORT', 'PROFILE_REDIS_APPENDFSYNC', 'PROFILE_URL']);
+const EXTRA_ENV = new Set(['PROFILE_DATA_DIR', 'PROFILE_EMBEDDED_REDIS_PORT', 'PROFILE_REDIS_APPENDFSYNC', 'PROFILE_URL', 'PROFILE_API_KEYS']);
 
 interface Service {
   image?: string;
@@ -33,8 +35,15 @@ describe('docker-compose.yml and Dockerfile agree with the CLI', () => {
   it('runs Redis (AOF, healthcheck), api, realtime, archiver, and a simulator under the demo profile', () => {
     expect(Object.keys(compose.services).sort()).to.deep.equal(['api', 'archiver', 'realtime', 'redis', 'simulator']);
     const redis = compose.services.redis;
-    expect(redis.command).to.include.members(['--appendonly', 'yes']);
-    expect(redis.healthcheck?.test).to.include('ping');
+    const start = (redis.command ?? []).join(' ');
+    expect(start).to.match(/redis-server --aclfile \/tmp\/users\.acl --appendonly yes/);
+    expect(redis.volumes).to.include('./config/redis/users.acl.template:/etc/profile-stream/users.acl.template:ro');
+    expect(redis.healthcheck?.test.join(' ')).to.match(/--user api .* ping/);
+    // Every app service talks to Redis as its role's ACL user.
+    const users = (s: Service) => Object.values(s.environment ?? {}).map((v) => /^redis:\/\/(\w+):/.exec(String(v))?.[1]).filter(Boolean);
+    expect(users(compose.services.api).sort()).to.deep.equal(['api', 'batch', 'ingest']);
+    expect(users(compose.services.realtime)).to.deep.equal(['worker']);
+    expect(users(compose.services.archiver)).to.deep.equal(['worker']);
     expect(compose.services.simulator.profiles).to.deep.equal(['demo']);
     for (const name of ['api', 'realtime', 'archiver', 'simulator']) {
       const s = compose.services[name];
@@ -73,6 +82,38 @@ describe('docker-compose.yml and Dockerfile agree with the CLI', () => {
     }
     const r = spawnSync('docker-compose', ['--profile', 'demo', 'config', '-q'], { cwd: ROOT, encoding: 'utf8' });
     expect([r.status, r.stderr]).to.deep.equal([0, '']);
+  });
+
+  it("starts Redis as the redis service's command would, with its ACL users, and its healthcheck passes", async function () {
+    this.timeout(20_000);
+    const redis = compose.services.redis;
+    const port = await freePort();
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-redis-'));
+    const env = Object.fromEntries(Object.entries(redis.environment ?? {}).map(([k, v]) => [k, String(v).replace(/^\$\{[A-Z_]+:-(.*)\}$/, '$1')]));
+    // The service's shell command, run here: compose's $$ is a plain $; the image's
+    // entrypoint becomes the local redis-server on a free port.
+    const script = (redis.command ?? []).join(' ').replace(/\$\$/g, '$')
+      .replace('/etc/profile-stream/users.acl.template', path.join(ROOT, 'config', 'redis', 'users.acl.template'))
+      .replace('/tmp/users.acl', path.join(work, 'users.acl')).replace('/tmp/users.acl', path.join(work, 'users.acl'))
+      .replace('exec docker-entrypoint.sh redis-server', `exec redis-server --port ${port} --bind 127.0.0.1 --dir ${work}`);
+    const child = spawn('sh', ['-c', script], { env: { ...process.env, ...env }, stdio: 'ignore' });
+    try {
+      const health = (redis.healthcheck?.test ?? []).slice(1).join(' ').replace(/\$\$/g, '$').replace('redis-cli', `redis-cli -p ${port}`);
+      let ok = false;
+      for (let i = 0; i < 100 && !ok; i++) {
+        ok = spawnSync('sh', ['-c', health], { env: { ...process.env, ...env } }).status === 0;
+        if (!ok) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(ok, 'healthcheck never passed').to.equal(true);
+      const anonymous = spawnSync('redis-cli', ['-p', String(port), 'GET', 'x'], { encoding: 'utf8' });
+      expect(anonymous.stdout).to.match(/NOAUTH|NOPERM/);
+      const worker = spawnSync('redis-cli', ['-p', String(port), '--no-auth-warning', '--user', 'worker', '--pass', env.PROFILE_REDIS_WORKER_PASSWORD, 'XLEN', 'ev:{p0}'], { encoding: 'utf8' });
+      expect(worker.stdout.trim()).to.equal('0');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      fs.rmSync(work, { recursive: true, force: true });
+    }
   });
 
   it('builds in two stages and runs as the non-root node user with production dependencies only', () => {
