@@ -10,4 +10,6 @@ fs.cpSync(path.join(root, 'src', 'lua'), path.join(root, 'dist', 'src', 'lua'), 
   recursive: true,
   filter: (src) => fs.statSync(src).isDirectory() || src.endsWith('.lua'),
 });
+// 3. The dashboard page, next to the compiled module that serves it.
+fs.copyFileSync(path.join(root, 'src', 'api', 'dashboard.html'), path.join(root, 'dist', 'src', 'api', 'dashboard.html'));
 fs.chmodSync(path.join(root, 'dist', 'cli.js'), 0o755);

@@ -79,6 +79,11 @@ export class Keys {
     return `${this.prefix}batch:run:${runId}`;
   }
 
+  /** Sorted set of recent batch run ids by start time (the newest 100). */
+  batchRuns(): string {
+    return `${this.prefix}batch:runs`;
+  }
+
   /** Id of the newest finished `--windows` run, which `profile verify` checks. */
   batchWindowsRun(): string {
     return `${this.prefix}batch:windows_run`;

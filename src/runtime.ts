@@ -100,7 +100,7 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   const batch = new BatchLauncher({ redis: batchRedis, keys, childArgs, logger, metrics: rt.metrics });
   const app = createApp({
     redis, producer, reader, keys, logger, batch, metrics: rt.metrics, adminRedis: batchRedis,
-    apiKeys: config.apiKeys, rateLimitPerS: config.rateLimitPerS,
+    apiKeys: config.apiKeys, rateLimitPerS: config.rateLimitPerS, windowTags: config.tags.realtime, odsDir: config.odsDir,
     partitions: config.partitions,
     maxEventsPerRequest: config.maxEventsPerRequest,
     maxProfilesPerRequest: config.maxProfilesPerRequest,

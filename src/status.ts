@@ -9,6 +9,8 @@ export interface GroupStatus {
   pending: number;
   /** Entries not yet delivered to the group (null when Redis cannot tell, e.g. after XDEL). */
   lag: number | null;
+  /** Entries delivered to the group since it was created (null when Redis cannot tell). */
+  entries_read: number | null;
   last_delivered_id: string;
 }
 
@@ -18,6 +20,8 @@ export interface PartitionStatus {
   /** `host:port` of the cluster master serving the partition (absent on a single server). */
   node?: string;
   length: number;
+  /** Entries ever added to the partition (trimmed ones included). */
+  entries_added: number;
   /** Id of the newest entry ever added ("0-0" for a stream never written). */
   last_id: string;
   /** Id of the oldest entry still in the stream, or null when it is empty. */
@@ -43,6 +47,7 @@ export async function streamStatus(redis: RedisClient, keys: Keys, partitions: n
       stream,
       ...(node ? { node: `${node.host}:${node.port}` } : {}),
       length: Number(info.length ?? 0),
+      entries_added: Number(info['entries-added'] ?? 0),
       last_id: String(info['last-generated-id'] ?? '0-0'),
       first_id: first ? first[0] : null,
       groups: groupsErr ? [] : (groups as unknown[][]).map(parseGroup),
@@ -75,6 +80,7 @@ function parseGroup(flat: unknown[]): GroupStatus {
     consumers: Number(info.consumers),
     pending: Number(info.pending),
     lag: info.lag === null || info.lag === undefined ? null : Number(info.lag),
+    entries_read: info['entries-read'] === null || info['entries-read'] === undefined ? null : Number(info['entries-read']),
     last_delivered_id: String(info['last-delivered-id']),
   };
 }

@@ -14,6 +14,8 @@ import { openApiDocument } from './openapi';
 import { IngestOutcome, Metrics } from '../metrics';
 import { ApiKey, withSecurity } from './security';
 import { eraseUser } from '../erasure';
+import { ActivityTracker, dashboardPage, dashboardStats, profileTimeline } from './dashboard';
+import { WindowTag } from '../tags';
 import type { RequestListener } from 'http';
 
 export interface AppOptions {
@@ -40,6 +42,10 @@ export interface AppOptions {
    * the `batch` user.
    */
   adminRedis?: RedisClient;
+  /** Window tags, for the dashboard's per-tag timelines. */
+  windowTags?: readonly WindowTag[];
+  /** ODS directory, for the dashboard's archive size (when this process can see it). */
+  odsDir?: string;
 }
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -72,6 +78,7 @@ export function createApp(opts: AppOptions): RequestListener {
   const log = (opts.logger ?? silentLogger).child({ component: 'api' });
   const metrics = opts.metrics ?? new Metrics({ redis: opts.redis, keys: opts.keys, partitions: opts.partitions, processMetrics: false });
   const ingestOutcome = (outcome: IngestOutcome) => metrics.ingestRequests.inc({ outcome });
+  const activity = new ActivityTracker();
   const app = express();
   app.disable('x-powered-by');
   app.set('json spaces', 0);
@@ -126,6 +133,7 @@ export function createApp(opts: AppOptions): RequestListener {
     }
     ingestOutcome('accepted');
     metrics.eventsAccepted.inc(result.accepted);
+    activity.record((parsed.items as { user_id: string }[]).map((e) => e.user_id));
     res.status(202).json({ accepted: result.accepted, event_ids: result.event_ids });
   });
 
@@ -211,6 +219,25 @@ export function createApp(opts: AppOptions): RequestListener {
 
   app.get('/status', async (_req: Request, res: Response) => {
     res.json({ partitions: await streamStatus(opts.redis, opts.keys, opts.partitions) });
+  });
+
+  // The dashboard: a static page (public: it holds no data) and the calls it makes.
+  app.get('/', (_req: Request, res: Response) => {
+    res.set('Content-Security-Policy', "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'");
+    res.type('html').send(dashboardPage());
+  });
+
+  app.get('/dashboard/stats', async (_req: Request, res: Response) => {
+    res.json(await dashboardStats(opts.redis, opts.keys, opts.partitions, activity, opts.odsDir));
+  });
+
+  app.get('/profile/:userId/timeline', async (req: Request, res: Response) => {
+    const userId = req.params.userId as string;
+    if (!ID_PATTERN.test(userId)) {
+      res.status(400).json({ error: `user id must be ${ID_RULE}` });
+      return;
+    }
+    res.json(await profileTimeline(opts.redis, opts.keys, opts.windowTags ?? [], userId, Date.now()));
   });
 
   app.get('/health', (_req: Request, res: Response) => {

@@ -172,6 +172,54 @@ const document = {
         responses: { 200: { description: 'Metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
       },
     },
+    '/': {
+      get: {
+        summary: 'The dashboard: a self-contained page (public; it asks for an API key when the server needs one)',
+        responses: { 200: { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } },
+      },
+    },
+    '/dashboard/stats': {
+      get: {
+        summary: "What the dashboard's pipeline view shows, in one call",
+        responses: {
+          200: response('Pipeline state', {
+            type: 'object', required: ['at', 'partitions', 'dead_letters', 'ods', 'last_batch', 'top_users'], additionalProperties: false,
+            properties: {
+              at: { type: 'integer' },
+              partitions: { type: 'array', items: ref('PartitionStatus') },
+              dead_letters: { type: 'integer' },
+              ods: { oneOf: [{ type: 'null' }, { type: 'object', required: ['files', 'bytes'], properties: { files: { type: 'integer' }, bytes: { type: 'integer' } } }] },
+              last_batch: { oneOf: [{ type: 'null' }, { type: 'object', required: ['run_id', 'state'] }] },
+              top_users: { type: 'array', items: { type: 'object', required: ['user_id', 'events'], properties: { user_id: { type: 'string' }, events: { type: 'integer' } } } },
+            },
+          }),
+          503: error('Redis unavailable'),
+        },
+      },
+    },
+    '/profile/{userId}/timeline': {
+      get: {
+        summary: "A user's events over each window tag's window, in 30 buckets (the dashboard's sparklines)",
+        parameters: [{ name: 'userId', in: 'path', required: true, schema: ID }],
+        responses: {
+          200: response('Per window tag: event type, window, bucket size, counts oldest first', {
+            type: 'object', required: ['user_id', 'as_of', 'tags'], additionalProperties: false,
+            properties: {
+              user_id: { type: 'string' }, as_of: { type: 'integer' },
+              tags: {
+                type: 'object',
+                additionalProperties: {
+                  type: 'object', required: ['event', 'window_ms', 'bucket_ms', 'counts'], additionalProperties: false,
+                  properties: { event: { type: 'string' }, window_ms: { type: 'integer' }, bucket_ms: { type: 'integer' }, counts: { type: 'array', items: { type: 'integer', minimum: 0 } } },
+                },
+              },
+            },
+          }),
+          400: error('Malformed user id'),
+          503: error('Redis unavailable'),
+        },
+      },
+    },
     '/openapi.json': {
       get: {
         summary: 'This document',
@@ -247,21 +295,22 @@ const document = {
         },
       },
       PartitionStatus: {
-        type: 'object', required: ['partition', 'stream', 'length', 'last_id', 'first_id', 'groups'], additionalProperties: false,
+        type: 'object', required: ['partition', 'stream', 'length', 'entries_added', 'last_id', 'first_id', 'groups'], additionalProperties: false,
         properties: {
           partition: { type: 'integer' },
           stream: { type: 'string' },
           node: { type: 'string', description: 'cluster master serving the partition' },
           length: { type: 'integer' },
+          entries_added: { type: 'integer', description: 'entries ever added, trimmed ones included' },
           last_id: { type: 'string' },
           first_id: { type: ['string', 'null'] },
           groups: {
             type: 'array',
             items: {
-              type: 'object', required: ['name', 'consumers', 'pending', 'lag', 'last_delivered_id'], additionalProperties: false,
+              type: 'object', required: ['name', 'consumers', 'pending', 'lag', 'entries_read', 'last_delivered_id'], additionalProperties: false,
               properties: {
                 name: { type: 'string' }, consumers: { type: 'integer' }, pending: { type: 'integer' },
-                lag: { type: ['integer', 'null'] }, last_delivered_id: { type: 'string' },
+                lag: { type: ['integer', 'null'] }, entries_read: { type: ['integer', 'null'] }, last_delivered_id: { type: 'string' },
               },
             },
           },
@@ -297,7 +346,7 @@ function withGuards<T extends { paths: Record<string, Record<string, { responses
   for (const [route, ops] of Object.entries(doc.paths)) {
     for (const op of Object.values(ops)) {
       op.responses[413] = response('Body over the limit (declared: refused before reading, connection closed)', { oneOf: [ref('Error'), ref('FieldErrors')] });
-      if (route === '/health') continue;
+      if (route === '/health' || route === '/') continue;
       Object.assign(op, { security: [{ bearer: [] }] });
       op.responses[401] = response('No or unknown API key (when keys are configured)', ref('Error'), { 'WWW-Authenticate': { schema: { type: 'string' } } });
       op.responses[403] = response("The key's role may not use this route", ref('Error'));

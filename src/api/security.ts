@@ -35,6 +35,7 @@ export function parseApiKeys(spec: string): ApiKey[] {
 /** The role a route needs; null: public. Unknown routes need `read` (they answer 404 once allowed). */
 export function requiredRole(method: string, path: string): Role | null {
   if (path === '/health') return null;
+  if (method === 'GET' && path === '/') return null; // the dashboard page itself holds no data
   if (method === 'POST' && path === '/events') return 'ingest';
   if (method === 'POST' && path === '/batch') return 'admin';
   if (method === 'DELETE' && path.startsWith('/profile/')) return 'admin';

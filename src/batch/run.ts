@@ -93,6 +93,17 @@ export async function acquireBatchLock(redis: RedisClient, keys: Keys, runId: st
 /** Records a run's state in its registry hash. */
 export async function recordRun(redis: RedisClient, keys: Keys, runId: string, fields: Record<string, string | number>): Promise<void> {
   await redis.multi().hset(keys.batchRun(runId), fields).expire(keys.batchRun(runId), RUN_TTL_S).exec();
+  if (fields.started_at !== undefined) {
+    // The index of recent runs (its own key: another slot on a cluster, so not in the MULTI).
+    await redis.zadd(keys.batchRuns(), Number(fields.started_at), runId);
+    await redis.zremrangebyrank(keys.batchRuns(), 0, -101);
+  }
+}
+
+/** The newest batch run's id, or null. */
+export async function lastRunId(redis: RedisClient, keys: Keys): Promise<string | null> {
+  const [id] = await redis.zrange(keys.batchRuns(), 0, 0, 'REV');
+  return id ?? null;
 }
 
 /**

@@ -41,7 +41,7 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
       redis: p.redis, reader: p.reader, keys: p.keys, partitions: 2,
       producer: new Producer({ redis: p.redis, keys: p.keys, partitions: 2, maxFutureSkewMs: 300_000 }),
       batch: new BatchLauncher({ redis: p.redis, keys: p.keys, childArgs, metrics }),
-      metrics,
+      metrics, windowTags: p.config.tags.realtime, odsDir: ods,
       maxEventsPerRequest: 5, maxProfilesPerRequest: 3, maxBodyBytes: 4096,
     });
     http = await listen(app, '127.0.0.1', 0);
@@ -95,6 +95,9 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
     const many = await call('POST', '/profiles', '/profiles', json({ user_ids: ['oa', 'ob', 'nobody'] }));
     expect(many.status).to.equal(200);
     expect((await call('POST', '/profiles', '/profiles', json({ user_ids: ['a', 'b', 'c', 'd'] }))).status).to.equal(400);
+    const timeline = await call('GET', '/profile/{userId}/timeline', '/profile/oa/timeline');
+    expect((timeline.body as { tags: Record<string, { counts: number[] }> }).tags.purchases_24h.counts.reduce((a, b) => a + b, 0)).to.equal(1);
+    expect((await call('GET', '/profile/{userId}/timeline', '/profile/a%7Bb%7D/timeline')).status).to.equal(400);
     expect((await call('DELETE', '/profile/{userId}', '/profile/ob')).status).to.equal(200);
     expect((await call('DELETE', '/profile/{userId}', '/profile/a%7Bb%7D')).status).to.equal(400);
   });
@@ -132,6 +135,8 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
     expect((await call('GET', '/health', '/health')).status).to.equal(200);
     expect((await call('GET', '/ready', '/ready')).status).to.equal(200);
     expect((await call('GET', '/metrics', '/metrics')).status).to.equal(200);
+    expect((await call('GET', '/dashboard/stats', '/dashboard/stats')).status).to.equal(200);
+    expect(((await call('GET', '/', '/')).body as string)).to.include('<title>profile-stream</title>');
     const self = await call('GET', '/openapi.json', '/openapi.json');
     expect(self.body).to.deep.equal(JSON.parse(JSON.stringify(openApiDocument)));
   });

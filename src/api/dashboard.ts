@@ -1,0 +1,129 @@
+import fs from 'fs';
+import path from 'path';
+import { Keys } from '../keys';
+import { listOdsFiles } from '../ods';
+import { RedisClient, nodeFor } from '../redis';
+import { streamStatus } from '../status';
+import { WindowTag } from '../tags';
+import { lastRunId } from '../batch/run';
+
+/** The dashboard page: one self-contained HTML file (no CDN, no build step), read once. */
+let page: string | undefined;
+export function dashboardPage(): string {
+  page ??= fs.readFileSync(path.join(__dirname, 'dashboard.html'), 'utf8');
+  return page;
+}
+
+const MINUTE = 60_000;
+
+/**
+ * Counts the users of the events this API instance accepted, per minute, for the
+ * dashboard's "most active users" (the last 5 minutes). In memory only: no Redis work on
+ * the ingest path; each minute keeps at most 10,000 users.
+ */
+export class ActivityTracker {
+  private readonly minutes = new Map<number, Map<string, number>>();
+
+  constructor(private readonly clock: () => number = Date.now) {}
+
+  record(userIds: Iterable<string>): void {
+    const minute = Math.floor(this.clock() / MINUTE);
+    let counts = this.minutes.get(minute);
+    if (!counts) {
+      this.minutes.set(minute, (counts = new Map()));
+      for (const m of this.minutes.keys()) if (m < minute - 5) this.minutes.delete(m);
+    }
+    for (const u of userIds) {
+      const n = counts.get(u);
+      if (n !== undefined) counts.set(u, n + 1);
+      else if (counts.size < 10_000) counts.set(u, 1);
+    }
+  }
+
+  /** The `n` users with the most events in the last 5 minutes. */
+  top(n: number): { user_id: string; events: number }[] {
+    const now = Math.floor(this.clock() / MINUTE);
+    const total = new Map<string, number>();
+    for (const [m, counts] of this.minutes) {
+      if (m <= now - 5) continue;
+      for (const [u, c] of counts) total.set(u, (total.get(u) ?? 0) + c);
+    }
+    return [...total].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, n).map(([user_id, events]) => ({ user_id, events }));
+  }
+}
+
+export interface DashboardStats {
+  at: number;
+  /** Per partition: entries ever added, length, and per group entries read, lag, pending, consumers. */
+  partitions: Awaited<ReturnType<typeof streamStatus>>;
+  dead_letters: number;
+  ods: { files: number; bytes: number } | null;
+  last_batch: Record<string, unknown> | null;
+  top_users: { user_id: string; events: number }[];
+}
+
+/** Everything the pipeline view shows, in one call; rates are derived by the page from successive calls. */
+export async function dashboardStats(
+  redis: RedisClient, keys: Keys, partitions: number, activity: ActivityTracker, odsDir?: string,
+): Promise<DashboardStats> {
+  const [parts, dead, runId] = await Promise.all([streamStatus(redis, keys, partitions), redis.xlen(keys.deadLetters()), lastRunId(redis, keys)]);
+  let lastBatch: Record<string, unknown> | null = null;
+  if (runId) {
+    const hash = await redis.hgetall(keys.batchRun(runId));
+    if (Object.keys(hash).length > 0) {
+      lastBatch = { run_id: runId, state: hash.state };
+      for (const f of ['started_at', 'finished_at', 'as_of']) if (hash[f] !== undefined) lastBatch[f] = Number(hash[f]);
+      if (hash.summary) {
+        const s = JSON.parse(hash.summary) as Record<string, unknown>;
+        lastBatch.summary = { events: s.events, users_written: s.users_written, bad_lines: s.bad_lines, seconds: s.seconds };
+      }
+      if (hash.error) lastBatch.error = hash.error;
+    }
+  }
+  const files = odsDir ? listOdsFiles(odsDir) : null;
+  return {
+    at: Date.now(),
+    partitions: parts,
+    dead_letters: dead,
+    ods: files ? { files: files.length, bytes: files.reduce((n, f) => n + f.bytes, 0) } : null,
+    last_batch: lastBatch,
+    top_users: activity.top(10),
+  };
+}
+
+export interface TagTimeline {
+  event: string;
+  window_ms: number;
+  bucket_ms: number;
+  /** Events of the tag's type in each bucket, oldest first; the last bucket ends at `as_of`. */
+  counts: number[];
+}
+
+/**
+ * For each window tag, the user's events of its type over its window, counted in
+ * `buckets` equal slices (ZCOUNT per slice, one pipeline: one slot).
+ */
+export async function profileTimeline(
+  redis: RedisClient, keys: Keys, tags: readonly WindowTag[], userId: string, now: number, buckets = 30,
+): Promise<{ user_id: string; as_of: number; tags: Record<string, TagTimeline> }> {
+  const pipeline = nodeFor(redis, keys.realtime(userId)).pipeline();
+  const plan = tags.map((t) => {
+    const bucketMs = Math.ceil(t.windowMs / buckets);
+    for (let i = 0; i < buckets; i++) {
+      const from = now - t.windowMs + i * bucketMs;
+      const to = Math.min(now, from + bucketMs);
+      pipeline.zcount(keys.window(userId, t.event), i === 0 ? from : `(${from}`, to);
+    }
+    return { tag: t, bucketMs };
+  });
+  const results = (await pipeline.exec()) ?? [];
+  const out: Record<string, TagTimeline> = {};
+  plan.forEach(({ tag, bucketMs }, k) => {
+    const counts = results.slice(k * buckets, (k + 1) * buckets).map(([err, n]) => {
+      if (err) throw err;
+      return n as number;
+    });
+    out[tag.name] = { event: tag.event, window_ms: tag.windowMs, bucket_ms: bucketMs, counts };
+  });
+  return { user_id: userId, as_of: now, tags: out };
+}
