@@ -128,9 +128,10 @@ function refuse(res: ServerResponse, status: number, error: string, headers: Rec
 export function withSecurity(inner: RequestListener, opts: SecurityOptions): RequestListener {
   const auth = new Authenticator(opts.keys);
   const limiter = opts.rateLimitPerS > 0 ? new RateLimiter(opts.rateLimitPerS) : undefined;
-  const headers = helmet({ contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
+  const headers = securityHeaders();
   return (req: IncomingMessage, res: ServerResponse) => {
-    headers(req, res, () => {
+    for (const [name, value] of headers) res.setHeader(name, value);
+    {
       const declared = Number(req.headers['content-length']);
       if (Number.isFinite(declared) && declared > opts.maxBodyBytes) {
         return refuse(res, 413, `body over ${opts.maxBodyBytes} bytes`, { connection: 'close' });
@@ -149,6 +150,25 @@ export function withSecurity(inner: RequestListener, opts: SecurityOptions): Req
         if (wait > 0) return refuse(res, 429, 'rate limit exceeded: retry later', { 'retry-after': String(wait) });
       }
       inner(req, res);
-    });
+    }
   };
+}
+
+/**
+ * helmet's headers for this API, computed once: helmet's middleware sets the same constant
+ * headers on every response (no nonces here), so running its chain per request only costs
+ * time on the bidder's hot path.
+ */
+function securityHeaders(): [string, string][] {
+  const middleware = helmet({ contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } });
+  const set = new Map<string, string>();
+  const recorder = {
+    setHeader: (name: string, value: string) => set.set(name.toLowerCase(), String(value)),
+    removeHeader: (name: string) => set.delete(name.toLowerCase()),
+    getHeader: (name: string) => set.get(name.toLowerCase()),
+  };
+  let done = false;
+  middleware({ headers: {} } as unknown as IncomingMessage, recorder as unknown as ServerResponse, () => (done = true));
+  if (!done) throw new Error('helmet did not finish synchronously');
+  return [...set];
 }
