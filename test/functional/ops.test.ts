@@ -1,19 +1,11 @@
 import { expect } from 'chai';
-import fs from 'fs';
-import os from 'os';
-import path from 'path';
 import { createApp } from '../../src/api/app';
 import { HttpServerHandle, listen } from '../../src/api/server';
 import { RealtimeConsumer } from '../../src/consumers/realtime';
-import { Keys } from '../../src/keys';
 import { Metrics } from '../../src/metrics';
-import { Producer } from '../../src/producer/producer';
-import { ProfileReader } from '../../src/profile';
-import { connectRedis } from '../../src/redis';
-import { startRedisServer } from '../../src/redisServer';
-import { loadTagConfig } from '../../src/tags';
 import { Pipeline, T0, makePipeline } from '../helpers/context';
 import { sample } from '../helpers/metrics';
+import { apiOnOwnRedis } from '../helpers/ownRedis';
 
 describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
   describe('metrics after a known workload', () => {
@@ -93,20 +85,10 @@ describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
 
   it('/ready follows Redis, scripts and groups: 200, 503 while Redis is down, 200 again when it returns', async function () {
     this.timeout(30_000);
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ready-'));
-    let server = await startRedisServer({ dir, appendonly: true });
-    const redis = await connectRedis(server.url);
-    redis.on('error', () => undefined);
-    const keys = new Keys('rd:');
-    const tags = loadTagConfig().realtime;
-    const app = createApp({
-      redis, keys, partitions: 2, reader: new ProfileReader(redis, keys, tags),
-      producer: new Producer({ redis, keys, partitions: 2, maxFutureSkewMs: 0 }),
-      maxEventsPerRequest: 10, maxProfilesPerRequest: 10, maxBodyBytes: 1 << 20,
-    });
-    const http = await listen(app, '127.0.0.1', 0);
+    const own = await apiOnOwnRedis({ prefix: 'rd:', partitions: 2, appendonly: true });
+    const { redis, keys } = own;
     const ready = async () => {
-      const res = await fetch(`http://127.0.0.1:${http.port}/ready`);
+      const res = await fetch(`${own.base}/ready`);
       return { status: res.status, body: (await res.json()) as { ready: boolean; checks: Record<string, { ok: boolean; error?: string; missing?: string[] }> } };
     };
     try {
@@ -119,22 +101,19 @@ describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
       expect(r).to.deep.equal({ status: 200, body: { ready: true, checks: { redis: { ok: true }, scripts: { ok: true }, groups: { ok: true } } } });
       expect(((await redis.script('EXISTS', ...(await import('../../src/lua/scripts')).scriptDigests().map((d) => d.sha))) as number[])).to.deep.equal([1, 1, 1, 1]);
 
-      await server.stop();
+      await own.stopRedis();
       r = await ready();
       expect(r.status).to.equal(503);
       expect(r.body.ready).to.equal(false);
       expect(r.body.checks.redis.ok).to.equal(false);
-      expect((await fetch(`http://127.0.0.1:${http.port}/health`)).status).to.equal(200); // liveness does not depend on Redis
+      expect((await fetch(`${own.base}/health`)).status).to.equal(200); // liveness does not depend on Redis
 
-      server = await startRedisServer({ dir, appendonly: true, port: server.port });
+      await own.startRedis();
       const deadline = Date.now() + 15_000;
       while (Date.now() < deadline && (r = await ready()).status !== 200) await new Promise((res) => setTimeout(res, 100));
       expect(r.status).to.equal(200); // the groups survived in the AOF; scripts were loaded again
     } finally {
-      await http.close();
-      redis.disconnect();
-      await server.stop();
-      fs.rmSync(dir, { recursive: true, force: true });
+      await own.close();
     }
   });
 });

@@ -1,17 +1,11 @@
 import { expect } from 'chai';
-import fs from 'fs';
-import os from 'os';
-import path from 'path';
 import { createApp } from '../../src/api/app';
 import { listen } from '../../src/api/server';
 import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../../src/deadLetters';
-import { Keys, partitionFor } from '../../src/keys';
+import { partitionFor } from '../../src/keys';
 import { Producer } from '../../src/producer/producer';
-import { ProfileReader } from '../../src/profile';
-import { connectRedis } from '../../src/redis';
-import { startRedisServer } from '../../src/redisServer';
-import { loadTagConfig } from '../../src/tags';
 import { Pipeline, T0, extraRealtimeConsumer, makePipeline } from '../helpers/context';
+import { apiOnOwnRedis } from '../helpers/ownRedis';
 
 describe('recovery, dead letters, backpressure (real Redis)', () => {
   let p: Pipeline;
@@ -112,27 +106,17 @@ describe('recovery, dead letters, backpressure (real Redis)', () => {
 
   it('answers 503 (not a hang) while Redis is down and recovers when it returns', async function () {
     this.timeout(30_000);
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-restart-'));
-    let server = await startRedisServer({ dir, appendonly: false });
-    const redis = await connectRedis(server.url);
-    const keys = new Keys('r:');
-    const tags = loadTagConfig().realtime;
-    const app = createApp({
-      redis, keys, partitions: 1, reader: new ProfileReader(redis, keys, tags),
-      producer: new Producer({ redis, keys, partitions: 1, maxFutureSkewMs: 300_000 }),
-      maxEventsPerRequest: 100, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20,
-    });
-    const http = await listen(app, '127.0.0.1', 0);
-    const get = () => fetch(`http://127.0.0.1:${http.port}/profile/u1`);
+    const own = await apiOnOwnRedis({ prefix: 'r:', partitions: 1, appendonly: false });
+    const get = () => fetch(`${own.base}/profile/u1`);
     try {
       expect((await get()).status).to.equal(404);
-      await server.stop();
+      await own.stopRedis();
       const t = Date.now();
       const down = await get();
       expect(down.status).to.equal(503);
       expect(await down.json()).to.deep.equal({ error: 'Redis unavailable, retry later' });
       expect(Date.now() - t).to.be.lessThan(2000);
-      server = await startRedisServer({ dir, appendonly: false, port: server.port });
+      await own.startRedis();
       const deadline = Date.now() + 15_000;
       let status = 0;
       while (Date.now() < deadline && status !== 404) {
@@ -141,10 +125,7 @@ describe('recovery, dead letters, backpressure (real Redis)', () => {
       }
       expect(status).to.equal(404);
     } finally {
-      await http.close();
-      redis.disconnect();
-      await server.stop();
-      fs.rmSync(dir, { recursive: true, force: true });
+      await own.close();
     }
   });
 });
