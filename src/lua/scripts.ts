@@ -54,7 +54,7 @@ type Caller = ScriptClient | ChainableCommander;
  * Runs a script by SHA (EVALSHA) on a client or queues it on a pipeline. Never EVAL: a
  * Redis ACL user may be denied EVAL (ad-hoc scripts), and ioredis's defineCommand sends
  * EVAL first on every connection. Scripts are put into the cache with SCRIPT LOAD
- * (`loadScripts` in redis.ts: on connect, on reconnect, and when a call answers NOSCRIPT);
+ * (`loadScripts` below: on connect, on reconnect, and when a call answers NOSCRIPT);
  * a direct call that meets NOSCRIPT loads them and retries once, a pipeline's caller
  * (pipelineByNode) does the same for its failed items.
  */
