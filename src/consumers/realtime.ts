@@ -1,6 +1,6 @@
 import { EventType, ProfileEvent } from '../event';
 import { callScript } from '../lua/scripts';
-import { pipelineByNode } from '../redis';
+import { isCluster, pipelineByNode } from '../redis';
 import { erasedAt, isErased } from '../erasure';
 import { WINDOW_FIELDS, WindowTag, longestWindow, longestWindowFor } from '../tags';
 import { GROUPS } from './groups';
@@ -56,7 +56,7 @@ export class RealtimeConsumer extends GroupConsumer {
   protected async handle(stream: string, entries: DecodedEntry[]): Promise<string[]> {
     const now = this.clock();
     const toAck: string[] = [];
-    const groups = new Map<string, { first: ProfileEvent; ids: string[]; events: (string | number)[] }>();
+    const groups = new Map<string, { first: ProfileEvent; minTs: number; ids: string[]; events: (string | number)[] }>();
     const users = [...new Set(entries.map((e) => e.event.user_id))];
     const erased = await erasedAt(this.opts.redis, this.opts.keys, users);
     for (const { id, event: e } of entries) {
@@ -67,18 +67,32 @@ export class RealtimeConsumer extends GroupConsumer {
       }
       const key = `${e.user_id}\0${e.type}`;
       let group = groups.get(key);
-      if (!group) groups.set(key, (group = { first: e, ids: [], events: [] }));
+      if (!group) groups.set(key, (group = { first: e, minTs: e.ts, ids: [], events: [] }));
+      group.minTs = Math.min(group.minTs, e.ts);
       group.ids.push(id);
       group.events.push(e.ts, e.event_id, WINDOW_FIELDS.map((f) => (e[f] === undefined ? '' : String(e[f]))).join('\x1f'));
     }
     if (groups.size > 0) {
       const k = this.opts.keys;
+      const redis = this.opts.redis;
       const list = [...groups.values()];
-      const results = await pipelineByNode(this.opts.redis, list, ({ first: e }) => k.window(e.user_id, e.type), (pipeline, { first: e, events }) => {
+      const written = [...new Set(list.map((g) => g.first.user_id))];
+      // On one server the erasure re-check rides at the end of the same pipeline (Redis runs
+      // it after every write of the batch); on a cluster the writes go to several nodes at
+      // once, so it is a round trip of its own after them.
+      const inline = !isCluster(redis);
+      type Item = (typeof list)[number] | 'erasures';
+      const items: Item[] = inline ? [...list, 'erasures'] : list;
+      const results = await pipelineByNode(redis, items, (item) => (item === 'erasures' ? k.erasures() : k.window(item.first.user_id, item.first.type)), (pipeline, item) => {
+        if (item === 'erasures') {
+          pipeline.call('ZMSCORE', k.erasures(), ...written);
+          return;
+        }
+        const e = item.first;
         const plan = this.plans.get(e.type)!;
         void callScript(pipeline, 'updateWindows', [
           k.window(e.user_id, e.type), k.windowValues(e.user_id, e.type), k.realtime(e.user_id),
-          now, plan.longest, this.overallLongest, RT_EXACT_MAX_EVENTS, RT_MS_PER_EVENT, e.type, ...plan.tagArgs, ...events,
+          now, plan.longest, this.overallLongest, RT_EXACT_MAX_EVENTS, RT_MS_PER_EVENT, e.type, ...plan.tagArgs, ...item.events,
         ]);
       });
       list.forEach((group, i) => {
@@ -87,9 +101,17 @@ export class RealtimeConsumer extends GroupConsumer {
         else toAck.push(...group.ids);
       });
       // A user erased while this batch was being written: delete what the batch recreated.
-      const late = await erasedAt(this.opts.redis, k, [...new Set(list.map((g) => g.first.user_id))]);
+      let late: Map<string, number>;
+      if (inline) {
+        const [err, scores] = results[list.length];
+        if (err) throw err;
+        late = new Map();
+        (scores as (string | null)[]).forEach((sc, i) => sc !== null && late.set(written[i], Number(sc)));
+      } else {
+        late = await erasedAt(redis, k, written);
+      }
       for (const [userId, at] of late) {
-        if (list.some((g) => g.first.user_id === userId && g.first.ts <= at)) await this.opts.redis.unlink(...k.userKeys(userId));
+        if (list.some((g) => g.first.user_id === userId && g.minTs <= at)) await redis.unlink(...k.userKeys(userId));
       }
     }
     return toAck;
