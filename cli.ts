@@ -6,10 +6,10 @@ import { parseApiKeys } from './src/api/security';
 import { allErasures, eraseUser, purgeOds } from './src/erasure';
 import { RedisServerMissingError } from './src/redisServer';
 import { Roles, Runtime, closeRuntime, openRuntime, runRoles, shutdownSignal } from './src/runtime';
-import { nodeFor } from './src/redis';
 import { BatchBusyError, runBatch } from './src/batch/run';
 import { verifyWindows } from './src/batch/verify';
-import { streamStatus } from './src/status';
+import { groupConsumers, streamStatus } from './src/status';
+import { GROUPS } from './src/consumers/groups';
 import { formatStatus, table } from './src/statusReport';
 import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from './src/deadLetters';
 import { listOdsFiles } from './src/ods';
@@ -326,17 +326,8 @@ withBatchRole(withRedisOptions(program.command('erase')))
 async function activeArchivers(rt: Runtime): Promise<string[]> {
   const active = new Set<string>();
   for (const stream of rt.keys.streams(rt.config.partitions)) {
-    let consumers: unknown[][] = [];
-    try {
-      consumers = (await nodeFor(rt.redis, stream).xinfo('CONSUMERS', stream, 'archive')) as unknown[][];
-    } catch {
-      continue; // no stream or no group: nobody archives it
-    }
-    for (const flat of consumers) {
-      const info: Record<string, unknown> = {};
-      for (let i = 0; i < flat.length; i += 2) info[flat[i] as string] = flat[i + 1];
-      if (Number(info.idle) < rt.config.claimIdleMs) active.add(String(info.name));
-    }
+    const consumers = await groupConsumers(rt.redis, stream, GROUPS.archive).catch(() => []); // no stream or group: nobody archives it
+    for (const c of consumers) if (c.idle < rt.config.claimIdleMs) active.add(c.name);
   }
   return [...active];
 }

@@ -55,6 +55,26 @@ export async function streamStatus(redis: RedisClient, keys: Keys, partitions: n
   });
 }
 
+/** One consumer of a group on one partition, as XINFO CONSUMERS reports it. */
+export interface ConsumerInfo {
+  name: string;
+  pending: number;
+  /** ms since the consumer last read or claimed. */
+  idle: number;
+}
+
+/**
+ * The consumers of `group` on `stream` (XINFO CONSUMERS, sent to the stream's master by
+ * hand: ioredis cannot find XINFO's key). Throws when the stream or group does not exist.
+ */
+export async function groupConsumers(redis: RedisClient, stream: string, group: string): Promise<ConsumerInfo[]> {
+  const reply = (await nodeFor(redis, stream).xinfo('CONSUMERS', stream, group)) as unknown[][];
+  return reply.map((flat) => {
+    const info = pairs(flat);
+    return { name: String(info.name), pending: Number(info.pending), idle: Number(info.idle) };
+  });
+}
+
 function pairs(flat: unknown[]): Record<string, unknown> {
   const info: Record<string, unknown> = {};
   for (let i = 0; i < flat.length; i += 2) info[flat[i] as string] = flat[i + 1];

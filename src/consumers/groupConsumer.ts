@@ -4,6 +4,7 @@ import { RedisClient, duplicateRedis, isCluster, nodeFor } from '../redis';
 import type { Metrics } from '../metrics';
 import { ProfileEvent, describeErrors, fromStreamFields, validateEvent } from '../event';
 import { GroupName, ReadReply, StreamEntry, ensureGroups, trimBelowSafeId } from './groups';
+import { groupConsumers } from '../status';
 
 export interface GroupConsumerOptions {
   /** Connection (one server or a cluster) for processing, acks and trims. */
@@ -339,14 +340,10 @@ export abstract class GroupConsumer {
         }
         cursor = next;
       } while (cursor !== '0-0' && !this.stopping);
-      // XINFO goes to the stream's node by hand: ioredis cannot find its key.
-      const consumers = (await nodeFor(redis, stream).xinfo('CONSUMERS', stream, this.group)) as unknown[][];
-      for (const flat of consumers) {
-        const info: Record<string, unknown> = {};
-        for (let i = 0; i < flat.length; i += 2) info[flat[i] as string] = flat[i + 1];
-        if (info.name !== this.base.consumerName && Number(info.pending) === 0 && Number(info.idle) > idle) {
-          await redis.xgroup('DELCONSUMER', stream, this.group, info.name as string);
-          this.log.info({ stream, consumer: info.name }, 'removed idle consumer with nothing pending');
+      for (const c of await groupConsumers(redis, stream, this.group)) {
+        if (c.name !== this.base.consumerName && c.pending === 0 && c.idle > idle) {
+          await redis.xgroup('DELCONSUMER', stream, this.group, c.name);
+          this.log.info({ stream, consumer: c.name }, 'removed idle consumer with nothing pending');
         }
       }
     }
