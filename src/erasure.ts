@@ -4,7 +4,7 @@ import path from 'path';
 import readline from 'readline';
 import { Keys } from './keys';
 import type { RedisClient } from './redis';
-import { listOdsFiles } from './ods';
+import { fsyncPath, listOdsFiles } from './ods';
 
 /**
  * Erasure (right to be forgotten): a user's keys are deleted and the user is recorded in
@@ -88,19 +88,9 @@ export async function purgeOds(odsDir: string, erasures: Map<string, number>): P
       fs.rmSync(tmp);
       continue;
     }
-    const fd = fs.openSync(tmp, 'r+');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    await fsyncPath(tmp);
     fs.renameSync(tmp, file.path);
-    const dirFd = fs.openSync(path.dirname(file.path), 'r');
-    try {
-      fs.fsyncSync(dirFd);
-    } finally {
-      fs.closeSync(dirFd);
-    }
+    await fsyncPath(path.dirname(file.path));
     result.files_rewritten++;
     result.lines_removed += removed;
   }

@@ -62,3 +62,13 @@ export function listOdsFiles(odsDir: string, from?: string, to?: string): OdsFil
   }
   return files;
 }
+
+/** fsyncs a file or a folder (a folder: so a file created or renamed in it survives a crash). */
+export async function fsyncPath(p: string): Promise<void> {
+  const fh = await fs.promises.open(p, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,6 +1,6 @@
 import fs from 'fs';
 import path from 'path';
-import { odsFilePath, odsLine } from '../ods';
+import { fsyncPath, odsFilePath, odsLine } from '../ods';
 import { GROUPS } from './groups';
 import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
 
@@ -71,12 +71,12 @@ export class ArchiveConsumer extends GroupConsumer {
     if (isNew) {
       const dirIsNew = !fs.existsSync(dir);
       await fs.promises.mkdir(dir, { recursive: true });
-      if (dirIsNew) await fsyncDir(this.opts.odsDir);
+      if (dirIsNew) await fsyncPath(this.opts.odsDir);
     } else {
       await cutTornTail(file);
     }
     const fh = await fs.promises.open(file, 'a');
-    if (isNew) await fsyncDir(dir);
+    if (isNew) await fsyncPath(dir);
     this.files.set(file, fh);
     if (this.files.size > MAX_OPEN_FILES) {
       const [oldest, handle] = this.files.entries().next().value as [string, fs.promises.FileHandle];
@@ -90,15 +90,6 @@ export class ArchiveConsumer extends GroupConsumer {
     const handles = [...this.files.values()];
     this.files.clear();
     await Promise.all(handles.map((fh) => fh.close()));
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.promises.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 
