@@ -24,9 +24,13 @@ export async function eraseUser(redis: RedisClient, keys: Keys, userId: string, 
 
 /** Erasure times (ms) of those of `userIds` that were erased. */
 export async function erasedAt(redis: RedisClient, keys: Keys, userIds: string[]): Promise<Map<string, number>> {
+  if (userIds.length === 0) return new Map();
+  return erasureTimes(userIds, (await redis.call('ZMSCORE', keys.erasures(), ...userIds)) as (string | null)[]);
+}
+
+/** The reply of `ZMSCORE erasures <userIds...>` (sent directly or in a pipeline) as user → erasure time. */
+export function erasureTimes(userIds: string[], scores: (string | null)[]): Map<string, number> {
   const out = new Map<string, number>();
-  if (userIds.length === 0) return out;
-  const scores = (await redis.call('ZMSCORE', keys.erasures(), ...userIds)) as (string | null)[];
   scores.forEach((s, i) => {
     if (s !== null) out.set(userIds[i], Number(s));
   });

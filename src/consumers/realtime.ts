@@ -1,7 +1,7 @@
 import { EventType, ProfileEvent } from '../event';
 import { callScript } from '../lua/scripts';
 import { isCluster, pipelineByNode } from '../redis';
-import { erasedAt, isErased } from '../erasure';
+import { erasedAt, erasureTimes, isErased } from '../erasure';
 import { WINDOW_FIELDS, WindowTag, longestWindow, longestWindowFor } from '../tags';
 import { GROUPS } from './groups';
 import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
@@ -105,8 +105,7 @@ export class RealtimeConsumer extends GroupConsumer {
       if (inline) {
         const [err, scores] = results[list.length];
         if (err) throw err;
-        late = new Map();
-        (scores as (string | null)[]).forEach((sc, i) => sc !== null && late.set(written[i], Number(sc)));
+        late = erasureTimes(written, scores as (string | null)[]);
       } else {
         late = await erasedAt(redis, k, written);
       }
