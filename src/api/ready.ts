@@ -1,6 +1,6 @@
 import { REQUIRED_GROUPS } from '../consumers/groups';
 import { Keys } from '../keys';
-import { scriptDigests } from '../lua/scripts';
+import { ensureScriptsOn } from '../lua/scripts';
 import { RedisClient, masters } from '../redis';
 import { streamStatus } from '../status';
 
@@ -42,11 +42,8 @@ export async function checkReady(redis: RedisClient, keys: Keys, partitions: num
     return { ready: false, checks };
   }
   try {
-    const scripts = scriptDigests();
-    for (const node of masters(redis)) {
-      const exists = (await node.script('EXISTS', ...scripts.map((s) => s.sha))) as number[];
-      for (const [i, s] of scripts.entries()) if (!exists[i]) await node.script('LOAD', s.lua);
-    }
+    // Unlike loadScripts, a refusal (NOPERM) counts here: this user could not run them.
+    for (const node of masters(redis)) await ensureScriptsOn(node);
     checks.scripts = { ok: true };
   } catch (err) {
     checks.scripts = { ok: false, error: message(err) };

@@ -91,8 +91,15 @@ function digest(name: string): string {
 export async function loadScripts(client: ScriptClient): Promise<void> {
   const nodes = (client as Cluster).isCluster === true ? (client as Cluster).nodes('master') : [client as Redis];
   try {
-    for (const node of nodes) for (const s of scriptDigests()) await node.script('LOAD', s.lua);
+    for (const node of nodes) await ensureScriptsOn(node);
   } catch (err) {
     if (!/NOPERM/.test((err as Error).message)) throw err;
   }
+}
+
+/** Loads (SCRIPT LOAD) every script that one server's cache lacks (SCRIPT EXISTS). */
+export async function ensureScriptsOn(node: Redis): Promise<void> {
+  const scripts = scriptDigests();
+  const exists = (await node.script('EXISTS', ...scripts.map((s) => s.sha))) as number[];
+  for (const [i, s] of scripts.entries()) if (!exists[i]) await node.script('LOAD', s.lua);
 }
