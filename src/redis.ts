@@ -185,15 +185,18 @@ export async function pipelineByNode<T>(
   return out;
 }
 
-/** True when something answers PING at `url` within `timeoutMs`. */
+/**
+ * True when a Redis server answers at `url` within `timeoutMs`: PONG, or an authentication
+ * error (a server with ACLs and the default user off is still a server on that port).
+ */
 export async function redisAnswers(url: string, timeoutMs = 500): Promise<boolean> {
-  const probe = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const probe = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableReadyCheck: false });
   probe.on('error', () => undefined);
   try {
     await probe.connect();
     return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
+  } catch (err) {
+    return /NOAUTH|NOPERM|WRONGPASS/.test((err as Error).message);
   } finally {
     probe.disconnect();
   }

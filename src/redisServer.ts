@@ -4,6 +4,7 @@ import net from 'net';
 import path from 'path';
 import { promisify } from 'util';
 import Redis from 'ioredis';
+import { redisAnswers } from './redis';
 
 /** A redis-server child process started by this process. */
 export interface RedisServerHandle {
@@ -54,20 +55,6 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** True when a Redis server answers at `url`: PONG, or an authentication error (ACLs on, default user off). */
-async function serverUp(url: string, timeoutMs: number): Promise<boolean> {
-  const probe = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableReadyCheck: false });
-  probe.on('error', () => undefined);
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch (err) {
-    return /NOAUTH|NOPERM|WRONGPASS/.test((err as Error).message);
-  } finally {
-    probe.disconnect();
-  }
-}
-
 /**
  * Starts a private redis-server bound to 127.0.0.1 and resolves when it answers PING.
  * No RDB snapshots; AOF on unless turned off (tests turn it off).
@@ -97,7 +84,7 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     const failed = await Promise.race([
       spawnError.then((err) => err),
       exited.then((code) => new Error(`redis-server exited with code ${code}: ${output.trim().slice(-500)}`)),
-      serverUp(url, 200).then((up) => (up ? null : undefined)),
+      redisAnswers(url, 200).then((up) => (up ? null : undefined)),
     ]);
     if (failed === null) break;
     if (failed instanceof Error) {
