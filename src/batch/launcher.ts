@@ -4,7 +4,7 @@ import type { RedisClient } from '../redis';
 import { Keys } from '../keys';
 import { Logger, silentLogger } from '../logger';
 import { callScript } from '../lua/scripts';
-import { acquireBatchLock, newRunId, recordRun } from './run';
+import { acquireBatchLock, newRunId, readRun, recordRun } from './run';
 import type { Metrics } from '../metrics';
 
 export interface BatchRequest {
@@ -86,13 +86,7 @@ export class BatchLauncher {
   }
 
   /** A run's registry hash (state, times, summary), or null for an unknown run id. */
-  async status(runId: string): Promise<Record<string, unknown> | null> {
-    const hash = await this.opts.redis.hgetall(this.opts.keys.batchRun(runId));
-    if (Object.keys(hash).length === 0) return null;
-    const out: Record<string, unknown> = { run_id: runId, state: hash.state };
-    for (const f of ['started_at', 'finished_at', 'as_of']) if (hash[f] !== undefined) out[f] = Number(hash[f]);
-    if (hash.summary) out.summary = JSON.parse(hash.summary);
-    if (hash.error) out.error = hash.error;
-    return out;
+  status(runId: string): Promise<Record<string, unknown> | null> {
+    return readRun(this.opts.redis, this.opts.keys, runId);
   }
 }

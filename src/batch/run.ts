@@ -100,6 +100,17 @@ export async function recordRun(redis: RedisClient, keys: Keys, runId: string, f
   }
 }
 
+/** A run's registry hash (state, times, summary), or null for an unknown run id. */
+export async function readRun(redis: RedisClient, keys: Keys, runId: string): Promise<Record<string, unknown> | null> {
+  const hash = await redis.hgetall(keys.batchRun(runId));
+  if (Object.keys(hash).length === 0) return null;
+  const out: Record<string, unknown> = { run_id: runId, state: hash.state };
+  for (const f of ['started_at', 'finished_at', 'as_of']) if (hash[f] !== undefined) out[f] = Number(hash[f]);
+  if (hash.summary) out.summary = JSON.parse(hash.summary);
+  if (hash.error) out.error = hash.error;
+  return out;
+}
+
 /** The newest batch run's id, or null. */
 export async function lastRunId(redis: RedisClient, keys: Keys): Promise<string | null> {
   const [id] = await redis.zrange(keys.batchRuns(), 0, 0, 'REV');
