@@ -70,6 +70,14 @@ function batchRequest(body: unknown, now: number): BatchRequest | string {
 
 const NDJSON = 'application/x-ndjson';
 
+/** The route's `:userId`, or null once a 400 naming the id rule has been sent. */
+function userIdParam(req: Request, res: Response): string | null {
+  const userId = req.params.userId as string;
+  if (ID_PATTERN.test(userId)) return userId;
+  res.status(400).json({ error: `user id must be ${ID_RULE}` });
+  return null;
+}
+
 /**
  * The HTTP API: ingestion, fused profile reads, batch runs, status and health. Returns the
  * request listener: GET /profile/:id on a lean node:http path, everything else express.
@@ -138,11 +146,8 @@ export function createApp(opts: AppOptions): RequestListener {
   });
 
   app.get('/profile/:userId', async (req: Request, res: Response) => {
-    const userId = req.params.userId as string;
-    if (!ID_PATTERN.test(userId)) {
-      res.status(400).json({ error: `user id must be ${ID_RULE}` });
-      return;
-    }
+    const userId = userIdParam(req, res);
+    if (userId === null) return;
     const profile = await opts.reader.read(userId);
     if (!profile) {
       res.status(404).json({ error: 'unknown user', user_id: userId });
@@ -170,11 +175,8 @@ export function createApp(opts: AppOptions): RequestListener {
   });
 
   app.delete('/profile/:userId', async (req: Request, res: Response) => {
-    const userId = req.params.userId as string;
-    if (!ID_PATTERN.test(userId)) {
-      res.status(400).json({ error: `user id must be ${ID_RULE}` });
-      return;
-    }
+    const userId = userIdParam(req, res);
+    if (userId === null) return;
     const erasedAt = Date.now();
     const deleted = await eraseUser(opts.adminRedis ?? opts.redis, opts.keys, userId, erasedAt);
     log.info({ erased_at: erasedAt, keys_deleted: deleted }, 'user erased'); // the id itself is personal data: not logged
@@ -232,11 +234,8 @@ export function createApp(opts: AppOptions): RequestListener {
   });
 
   app.get('/profile/:userId/timeline', async (req: Request, res: Response) => {
-    const userId = req.params.userId as string;
-    if (!ID_PATTERN.test(userId)) {
-      res.status(400).json({ error: `user id must be ${ID_RULE}` });
-      return;
-    }
+    const userId = userIdParam(req, res);
+    if (userId === null) return;
     res.json(await profileTimeline(opts.redis, opts.keys, opts.windowTags ?? [], userId, Date.now()));
   });
 
