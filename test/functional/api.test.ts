@@ -1,8 +1,7 @@
 import { expect } from 'chai';
 import type { Redis } from 'ioredis';
-import { createApp } from '../../src/api/app';
-import { HttpServerHandle, listen } from '../../src/api/server';
-import { Pipeline, T0, makePipeline } from '../helpers/context';
+import { HttpServerHandle } from '../../src/api/server';
+import { Pipeline, T0, makePipeline, serveApp } from '../helpers/context';
 
 describe('HTTP API (real Redis, real HTTP)', () => {
   let p: Pipeline;
@@ -11,12 +10,7 @@ describe('HTTP API (real Redis, real HTTP)', () => {
 
   beforeEach(async () => {
     p = await makePipeline({ partitions: 4 });
-    const app = createApp({
-      redis: p.redis, producer: p.producer, reader: p.reader, keys: p.keys, partitions: 4,
-      maxEventsPerRequest: 10_000, maxProfilesPerRequest: 100, maxBodyBytes: 16 * 1024 * 1024,
-    });
-    http = await listen(app, '127.0.0.1', 0);
-    base = `http://127.0.0.1:${http.port}`;
+    ({ http, base } = await serveApp(p, { maxEventsPerRequest: 10_000, maxProfilesPerRequest: 100, maxBodyBytes: 16 * 1024 * 1024 }));
   });
   afterEach(async () => {
     await http.close();

@@ -2,11 +2,10 @@ import { expect } from 'chai';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { createApp } from '../../src/api/app';
-import { HttpServerHandle, listen } from '../../src/api/server';
+import { HttpServerHandle } from '../../src/api/server';
 import { BatchLauncher } from '../../src/batch/launcher';
 import { acquireBatchLock } from '../../src/batch/run';
-import { Pipeline, T0, makePipeline, testRedisUrl } from '../helpers/context';
+import { Pipeline, T0, makePipeline, serveApp, testRedisUrl } from '../helpers/context';
 
 describe('batch over HTTP: POST /batch, GET /batch/:id (real child process)', function () {
   this.timeout(30_000);
@@ -21,12 +20,7 @@ describe('batch over HTTP: POST /batch, GET /batch/:id (real child process)', fu
       redis: p.redis, keys: p.keys,
       childArgs: ['--redis', testRedisUrl(), '--prefix', p.keys.prefix, '--config', p.config.tags.source, '--ods', ods, '--log-level', 'silent'],
     });
-    const app = createApp({
-      redis: p.redis, producer: p.producer, reader: p.reader, keys: p.keys, partitions: 2, batch,
-      maxEventsPerRequest: 100, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20,
-    });
-    http = await listen(app, '127.0.0.1', 0);
-    base = `http://127.0.0.1:${http.port}`;
+    ({ http, base } = await serveApp(p, { batch, maxEventsPerRequest: 100, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20 }));
   });
   afterEach(async () => {
     await http.close();

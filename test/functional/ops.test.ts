@@ -1,9 +1,8 @@
 import { expect } from 'chai';
-import { createApp } from '../../src/api/app';
-import { HttpServerHandle, listen } from '../../src/api/server';
+import { HttpServerHandle } from '../../src/api/server';
 import { RealtimeConsumer } from '../../src/consumers/realtime';
 import { Metrics } from '../../src/metrics';
-import { Pipeline, T0, makePipeline } from '../helpers/context';
+import { Pipeline, T0, makePipeline, serveApp } from '../helpers/context';
 import { sample } from '../helpers/metrics';
 import { apiOnOwnRedis } from '../helpers/ownRedis';
 
@@ -21,12 +20,7 @@ describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
       consumer = new RealtimeConsumer({
         redis: p.redis, keys: p.keys, partitions: 2, tags: p.config.tags.realtime, consumerName: 'm-1', clock: p.clock.fn, metrics,
       });
-      const app = createApp({
-        redis: p.redis, producer: p.producer, reader: p.reader, keys: p.keys, partitions: 2, metrics,
-        maxEventsPerRequest: 20, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20,
-      });
-      http = await listen(app, '127.0.0.1', 0);
-      base = `http://127.0.0.1:${http.port}`;
+      ({ http, base } = await serveApp(p, { metrics, maxEventsPerRequest: 20, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20 }));
     });
     afterEach(async () => {
       await http.close();

@@ -3,14 +3,14 @@ import fs from 'fs';
 import net from 'net';
 import os from 'os';
 import path from 'path';
-import { createApp } from '../../src/api/app';
-import { HttpServerHandle, listen } from '../../src/api/server';
+import { HttpServerHandle } from '../../src/api/server';
+import type { AppOptions } from '../../src/api/app';
 import { ArchiveConsumer } from '../../src/consumers/archive';
 import { runBatch } from '../../src/batch/run';
 import { listOdsFiles } from '../../src/ods';
 import { parseApiKeys } from '../../src/api/security';
 import { ConfigError } from '../../src/tags';
-import { Pipeline, T0, makePipeline, testRedisUrl } from '../helpers/context';
+import { Pipeline, T0, makePipeline, serveApp, testRedisUrl } from '../helpers/context';
 import { runCliToEnd } from '../helpers/cli';
 
 const KEYS = { ingest: 'ingest-key-0123456789', read: 'read-key-0123456789ab', admin: 'admin-key-0123456789a' };
@@ -21,14 +21,11 @@ describe('security: API keys, limits, headers, hostile parsing, erasure (real Re
   let http: HttpServerHandle;
   let base: string;
 
-  async function start(extra: Partial<Parameters<typeof createApp>[0]> = {}) {
-    const app = createApp({
-      redis: p.redis, producer: p.producer, reader: p.reader, keys: p.keys, partitions: 2,
+  async function start(extra: Partial<AppOptions> = {}) {
+    ({ http, base } = await serveApp(p, {
       maxEventsPerRequest: 100, maxProfilesPerRequest: 10, maxBodyBytes: 256 * 1024,
       apiKeys: parseApiKeys(`${KEYS.ingest}:ingest,${KEYS.read}:read,${KEYS.admin}:admin`), ...extra,
-    });
-    http = await listen(app, '127.0.0.1', 0);
-    base = `http://127.0.0.1:${http.port}`;
+    }));
   }
   beforeEach(async () => {
     p = await makePipeline({ partitions: 2 });

@@ -2,6 +2,8 @@ import { randomBytes } from 'crypto';
 import { AppConfig, resolveConfig } from '../../src/config';
 import { Keys } from '../../src/keys';
 import { RedisClient, RedisTarget, connectTarget } from '../../src/redis';
+import { AppOptions, createApp } from '../../src/api/app';
+import { HttpServerHandle, listen } from '../../src/api/server';
 import { Producer } from '../../src/producer/producer';
 import { ProfileReader } from '../../src/profile';
 import { RealtimeConsumer } from '../../src/consumers/realtime';
@@ -96,6 +98,18 @@ export function extraRealtimeConsumer(
   return new RealtimeConsumer({
     redis: p.redis, keys: p.keys, partitions: p.config.partitions, tags: p.config.tags.realtime, consumerName: name, clock: p.clock.fn, ...extra,
   });
+}
+
+/**
+ * The HTTP API on the pipeline's Redis, producer and reader, listening on a free port;
+ * `options` sets the limits and anything else a test needs.
+ */
+export async function serveApp(
+  p: Pipeline, options: Pick<AppOptions, 'maxEventsPerRequest' | 'maxProfilesPerRequest' | 'maxBodyBytes'> & Partial<AppOptions>,
+): Promise<{ http: HttpServerHandle; base: string }> {
+  const app = createApp({ redis: p.redis, producer: p.producer, reader: p.reader, keys: p.keys, partitions: p.config.partitions, ...options });
+  const http = await listen(app, '127.0.0.1', 0);
+  return { http, base: `http://127.0.0.1:${http.port}` };
 }
 
 /** Ingests events (throwing on validation errors) and lets the consumer process them. */
