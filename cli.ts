@@ -1,21 +1,21 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { AppConfig, ConfigError, ConfigInput, resolveConfig } from './src/config';
-import { createLogger } from './src/logger';
+import { AppConfig, ConfigError, ConfigInput, resolveConfig } from './src/core/config';
+import { createLogger } from './src/core/logger';
 import { parseApiKeys } from './src/api/security';
-import { allErasures, eraseUser, purgeOds } from './src/erasure';
-import { RedisServerMissingError } from './src/redisServer';
-import { Roles, Runtime, closeRuntime, openRuntime, runRoles, shutdownSignal } from './src/runtime';
+import { allErasures, eraseUser, purgeOds } from './src/profile/erasure';
+import { RedisServerMissingError } from './src/redis/embeddedServer';
+import { Roles, Runtime, closeRuntime, openRuntime, runRoles, shutdownSignal } from './src/runtime/runtime';
 import { BatchBusyError, runBatch } from './src/batch/run';
 import { verifyWindows } from './src/batch/verify';
-import { groupConsumers, streamStatus } from './src/status';
+import { groupConsumers, streamStatus } from './src/redis/streamStatus';
 import { GROUPS } from './src/consumers/groups';
-import { formatStatus, table } from './src/statusReport';
-import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from './src/deadLetters';
-import { listOdsFiles } from './src/ods';
-import { ProfileReader } from './src/profile';
-import { ID_PATTERN, ID_RULE, parseIsoTime } from './src/event';
-import { simulate } from './src/simulate';
+import { formatStatus, table } from './src/ops/statusReport';
+import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from './src/consumers/deadLetters';
+import { listOdsFiles } from './src/ods/files';
+import { ProfileReader } from './src/profile/reader';
+import { ID_PATTERN, ID_RULE, parseIsoTime } from './src/core/event';
+import { simulate } from './src/dev/simulate';
 
 // The only module that reads process.env: everything else gets an AppConfig.
 const env = process.env;

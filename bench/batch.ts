@@ -11,14 +11,14 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { resolveConfig } from '../src/config';
-import { Keys } from '../src/keys';
-import { connectRedis } from '../src/redis';
-import { startRedisServer } from '../src/redisServer';
+import { resolveConfig } from '../src/core/config';
+import { Keys } from '../src/core/keys';
+import { connectRedis } from '../src/redis/client';
+import { startRedisServer } from '../src/redis/embeddedServer';
 import { runBatch } from '../src/batch/run';
-import { TrafficGenerator } from '../src/simulate';
-import { odsLine } from '../src/ods';
-import { validateEvent } from '../src/event';
+import { TrafficGenerator } from '../src/dev/simulate';
+import { odsLine } from '../src/ods/files';
+import { validateEvent } from '../src/core/event';
 
 const DAY = 86_400_000;
 

@@ -10,14 +10,14 @@
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { loadTagConfig } from '../src/tags';
-import { Keys } from '../src/keys';
-import { RedisClient, connectCluster, connectRedis } from '../src/redis';
-import { startRedisCluster, startRedisServer } from '../src/redisServer';
+import { loadTagConfig } from '../src/core/tags';
+import { Keys } from '../src/core/keys';
+import { RedisClient, connectCluster, connectRedis } from '../src/redis/client';
+import { startRedisCluster, startRedisServer } from '../src/redis/embeddedServer';
 import { Producer } from '../src/producer/producer';
 import { RealtimeConsumer } from '../src/consumers/realtime';
-import { ProfileReader } from '../src/profile';
-import { TrafficGenerator } from '../src/simulate';
+import { ProfileReader } from '../src/profile/reader';
+import { TrafficGenerator } from '../src/dev/simulate';
 
 const events = Number(process.argv[2] ?? 100_000);
 const users = Number(process.argv[3] ?? 50_000);

@@ -6,13 +6,13 @@
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { resolveConfig } from '../src/config';
-import { Keys } from '../src/keys';
-import { connectRedis } from '../src/redis';
-import { startRedisServer } from '../src/redisServer';
+import { resolveConfig } from '../src/core/config';
+import { Keys } from '../src/core/keys';
+import { connectRedis } from '../src/redis/client';
+import { startRedisServer } from '../src/redis/embeddedServer';
 import { Producer } from '../src/producer/producer';
 import { RealtimeConsumer } from '../src/consumers/realtime';
-import { TrafficGenerator } from '../src/simulate';
+import { TrafficGenerator } from '../src/dev/simulate';
 
 async function main() {
   const events = Number(process.argv[2] ?? 200_000);

@@ -1,21 +1,21 @@
 import express, { NextFunction, Request, Response } from 'express';
-import type { RedisClient } from '../redis';
-import { ID_PATTERN, ID_RULE, displayName, parseIsoTime } from '../event';
-import { Keys } from '../keys';
-import { Logger, silentLogger } from '../logger';
-import { ProfileReader } from '../profile';
+import type { RedisClient } from '../redis/client';
+import { ID_PATTERN, ID_RULE, displayName, parseIsoTime } from '../core/event';
+import { Keys } from '../core/keys';
+import { Logger, silentLogger } from '../core/logger';
+import { ProfileReader } from '../profile/reader';
 import { Producer } from '../producer/producer';
 import { bodyToItems } from '../producer/parseBody';
-import { streamStatus } from '../status';
+import { streamStatus } from '../redis/streamStatus';
 import { BatchLauncher, BatchRequest } from '../batch/launcher';
 import { failureResponse, withFastProfileRoute } from './fastProfile';
 import { checkReady } from './ready';
 import { openApiDocument } from './openapi';
-import { IngestOutcome, Metrics } from '../metrics';
+import { IngestOutcome, Metrics } from '../ops/metrics';
 import { ApiKey, withSecurity } from './security';
-import { eraseUser } from '../erasure';
+import { eraseUser } from '../profile/erasure';
 import { ActivityTracker, dashboardPage, dashboardStats, profileTimeline } from './dashboard';
-import { WindowTag } from '../tags';
+import { WindowTag } from '../core/tags';
 import type { RequestListener } from 'http';
 
 export interface AppOptions {

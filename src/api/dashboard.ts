@@ -1,10 +1,10 @@
 import fs from 'fs';
 import path from 'path';
-import { Keys } from '../keys';
-import { listOdsFiles } from '../ods';
-import { RedisClient, nodeFor } from '../redis';
-import { streamStatus } from '../status';
-import { WindowTag } from '../tags';
+import { Keys } from '../core/keys';
+import { listOdsFiles } from '../ods/files';
+import { RedisClient, nodeFor } from '../redis/client';
+import { streamStatus } from '../redis/streamStatus';
+import { WindowTag } from '../core/tags';
 import { lastRunId, readRun } from '../batch/run';
 
 /** The dashboard page: one self-contained HTML file (no CDN, no build step), read once. */

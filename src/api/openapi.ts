@@ -1,4 +1,4 @@
-import { EVENT_TYPES } from '../event';
+import { EVENT_TYPES } from '../core/event';
 
 /**
  * The OpenAPI 3.1 description of every route, served at GET /openapi.json. Schemas are

@@ -1,8 +1,8 @@
 import { REQUIRED_GROUPS } from '../consumers/groups';
-import { Keys } from '../keys';
+import { Keys } from '../core/keys';
 import { ensureScriptsOn } from '../lua/scripts';
-import { RedisClient, masters } from '../redis';
-import { streamStatus } from '../status';
+import { RedisClient, masters } from '../redis/client';
+import { streamStatus } from '../redis/streamStatus';
 
 export interface ReadyCheck {
   ok: boolean;

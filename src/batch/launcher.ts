@@ -1,11 +1,11 @@
 import { spawn } from 'child_process';
 import path from 'path';
-import type { RedisClient } from '../redis';
-import { Keys } from '../keys';
-import { Logger, silentLogger } from '../logger';
+import type { RedisClient } from '../redis/client';
+import { Keys } from '../core/keys';
+import { Logger, silentLogger } from '../core/logger';
 import { callScript } from '../lua/scripts';
 import { acquireBatchLock, newRunId, readRun, recordRun } from './run';
-import type { Metrics } from '../metrics';
+import type { Metrics } from '../ops/metrics';
 
 export interface BatchRequest {
   asOf: number;

@@ -1,5 +1,5 @@
-import { ProfileEvent } from '../event';
-import { OfflineTag, SegmentRule } from '../tags';
+import { ProfileEvent } from '../core/event';
+import { OfflineTag, SegmentRule } from '../core/tags';
 
 const DAY_MS = 86_400_000;
 

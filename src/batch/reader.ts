@@ -1,6 +1,6 @@
 import fs from 'fs';
-import { ProfileEvent, describeErrors, validateEvent } from '../event';
-import { OdsFile } from '../ods';
+import { ProfileEvent, describeErrors, validateEvent } from '../core/event';
+import { OdsFile } from '../ods/files';
 
 /** A line the batch could not use, with where it is. */
 export interface BadLine {

@@ -2,17 +2,17 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { randomBytes } from 'crypto';
-import type { RedisClient, RedisTarget } from '../redis';
-import { ProfileEvent } from '../event';
-import { Keys, partitionFor } from '../keys';
-import { Logger, silentLogger } from '../logger';
+import type { RedisClient, RedisTarget } from '../redis/client';
+import { ProfileEvent } from '../core/event';
+import { Keys, partitionFor } from '../core/keys';
+import { Logger, silentLogger } from '../core/logger';
 import { callScript } from '../lua/scripts';
-import { OdsFile, listOdsFiles } from '../ods';
-import { TagConfig, longestWindow } from '../tags';
+import { OdsFile, listOdsFiles } from '../ods/files';
+import { TagConfig, longestWindow } from '../core/tags';
 import { OfflineAggregator, OfflineValues } from './offline';
 import { BadLine, readOds } from './reader';
 import { OfflineProfileStore, saveWindowResults } from './store';
-import { allErasures, isErased } from '../erasure';
+import { allErasures, isErased } from '../profile/erasure';
 import { WindowValue, computeWindowTags } from './windows';
 
 export interface BatchOptions {

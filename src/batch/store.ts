@@ -1,8 +1,8 @@
 import { createClient, createCluster } from 'redis';
 import { Repository, Schema, SchemaDefinition } from 'redis-om';
-import { RedisClient, RedisTarget, pipelineByNode, splitHostPort } from '../redis';
-import { Keys } from '../keys';
-import { OfflineTag, SEGMENT_TAG } from '../tags';
+import { RedisClient, RedisTarget, pipelineByNode, splitHostPort } from '../redis/client';
+import { Keys } from '../core/keys';
+import { OfflineTag, SEGMENT_TAG } from '../core/tags';
 import { OfflineValues } from './offline';
 import { WindowValue } from './windows';
 

@@ -1,7 +1,7 @@
-import { RedisClient, masters } from '../redis';
-import { Keys } from '../keys';
-import { ProfileReader } from '../profile';
-import { WindowTag } from '../tags';
+import { RedisClient, masters } from '../redis/client';
+import { Keys } from '../core/keys';
+import { ProfileReader } from '../profile/reader';
+import { WindowTag } from '../core/tags';
 import { RUN_ID_FIELD } from './store';
 import { WindowValue, sameWindowValue } from './windows';
 

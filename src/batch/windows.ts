@@ -1,5 +1,5 @@
-import { EventType, ProfileEvent } from '../event';
-import { WindowTag } from '../tags';
+import { EventType, ProfileEvent } from '../core/event';
+import { WindowTag } from '../core/tags';
 
 /** A realtime tag value as the API returns it. */
 export type WindowValue = number | Record<string, number>;

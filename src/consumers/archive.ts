@@ -1,6 +1,6 @@
 import fs from 'fs';
 import path from 'path';
-import { fsyncPath, odsFilePath, odsLine } from '../ods';
+import { fsyncPath, odsFilePath, odsLine } from '../ods/files';
 import { GROUPS } from './groups';
 import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
 

@@ -1,5 +1,5 @@
-import type { RedisClient } from './redis';
-import { Keys } from './keys';
+import type { RedisClient } from '../redis/client';
+import { Keys } from '../core/keys';
 
 /** One dead letter: an entry some group could not process, with why. */
 export interface DeadLetter {

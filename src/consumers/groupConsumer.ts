@@ -1,10 +1,10 @@
-import { Keys } from '../keys';
-import { Logger, silentLogger } from '../logger';
-import { RedisClient, duplicateRedis, isCluster, nodeFor } from '../redis';
-import type { Metrics } from '../metrics';
-import { ProfileEvent, describeErrors, fromStreamFields, validateEvent } from '../event';
+import { Keys } from '../core/keys';
+import { Logger, silentLogger } from '../core/logger';
+import { RedisClient, duplicateRedis, isCluster, nodeFor } from '../redis/client';
+import type { Metrics } from '../ops/metrics';
+import { ProfileEvent, describeErrors, fromStreamFields, validateEvent } from '../core/event';
 import { GroupName, ReadReply, StreamEntry, ensureGroups, trimBelowSafeId } from './groups';
-import { groupConsumers } from '../status';
+import { groupConsumers } from '../redis/streamStatus';
 
 export interface GroupConsumerOptions {
   /** Connection (one server or a cluster) for processing, acks and trims. */

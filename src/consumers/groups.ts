@@ -1,4 +1,4 @@
-import type { RedisClient } from '../redis';
+import type { RedisClient } from '../redis/client';
 import { callScript } from '../lua/scripts';
 
 /** Consumer group names. */

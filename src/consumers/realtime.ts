@@ -1,8 +1,8 @@
-import { EventType, ProfileEvent } from '../event';
+import { EventType, ProfileEvent } from '../core/event';
 import { callScript } from '../lua/scripts';
-import { isCluster, pipelineByNode } from '../redis';
-import { erasedAt, erasureTimes, isErased } from '../erasure';
-import { WINDOW_FIELDS, WindowTag, longestWindow, longestWindowFor } from '../tags';
+import { isCluster, pipelineByNode } from '../redis/client';
+import { erasedAt, erasureTimes, isErased } from '../profile/erasure';
+import { WINDOW_FIELDS, WindowTag, longestWindow, longestWindowFor } from '../core/tags';
 import { GROUPS } from './groups';
 import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
 

@@ -2,7 +2,7 @@ import os from 'os';
 import path from 'path';
 import { ConfigError, TagConfig, loadTagConfig } from './tags';
 import { ID_PATTERN, ID_RULE } from './event';
-import { ApiKey } from './api/security';
+import { ApiKey } from '../api/security';
 
 export { ConfigError };
 

@@ -76,7 +76,7 @@ export interface TagConfig {
 export const SEGMENT_TAG = 'segment_id';
 
 /** The tag file shipped with the product (this module runs from dist/src/). */
-export const DEFAULT_TAGS_FILE = path.join(__dirname, '..', '..', 'config', 'tags.json');
+export const DEFAULT_TAGS_FILE = path.join(__dirname, '..', '..', '..', 'config', 'tags.json');
 
 /** Thrown for a tag file that cannot be used; the message names the file and the entry. */
 export class ConfigError extends Error {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'crypto';
-import { groupCaughtUp, PartitionStatus } from './status';
+import { groupCaughtUp, PartitionStatus } from '../redis/streamStatus';
 
 /** Options of `profile simulate`. */
 export interface SimulateOptions {

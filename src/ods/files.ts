@@ -1,6 +1,6 @@
 import fs from 'fs';
 import path from 'path';
-import { ProfileEvent } from './event';
+import { ProfileEvent } from '../core/event';
 
 /**
  * The ODS: NDJSON files, one event per line, in `dt=YYYY-MM-DD/` folders by the UTC date

@@ -1,9 +1,9 @@
 import http from 'http';
 import type { AddressInfo } from 'net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { Keys } from './keys';
-import type { RedisClient } from './redis';
-import { streamStatus } from './status';
+import { Keys } from '../core/keys';
+import type { RedisClient } from '../redis/client';
+import { streamStatus } from '../redis/streamStatus';
 
 /** Why events were refused at ingest (counted per event). */
 export type RejectReason = 'invalid' | 'backlog' | 'redis_unavailable';

@@ -1,5 +1,5 @@
-import { OdsFile } from './ods';
-import { PartitionStatus } from './status';
+import { OdsFile } from '../ods/files';
+import { PartitionStatus } from '../redis/streamStatus';
 
 /** Lays rows out as a plain text table with aligned columns. */
 export function table(header: string[], rows: string[][], leftAligned: number[] = [0]): string {

@@ -1,4 +1,4 @@
-import { FieldError } from '../event';
+import { FieldError } from '../core/event';
 
 /** Longest NDJSON line accepted (an event is far smaller). */
 export const MAX_NDJSON_LINE = 64 * 1024;

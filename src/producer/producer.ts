@@ -1,7 +1,7 @@
-import type { RedisClient } from '../redis';
-import { FieldError, ProfileEvent, toStreamFields, validateEvent } from '../event';
-import { Keys, partitionFor } from '../keys';
-import { isCluster, pipelineByNode } from '../redis';
+import type { RedisClient } from '../redis/client';
+import { FieldError, ProfileEvent, toStreamFields, validateEvent } from '../core/event';
+import { Keys, partitionFor } from '../core/keys';
+import { isCluster, pipelineByNode } from '../redis/client';
 
 export interface ProducerOptions {
   redis: RedisClient;

@@ -2,9 +2,9 @@ import { once } from 'events';
 import fs from 'fs';
 import path from 'path';
 import readline from 'readline';
-import { Keys } from './keys';
-import type { RedisClient } from './redis';
-import { fsyncPath, listOdsFiles } from './ods';
+import { Keys } from '../core/keys';
+import type { RedisClient } from '../redis/client';
+import { fsyncPath, listOdsFiles } from '../ods/files';
 
 /**
  * Erasure (right to be forgotten): a user's keys are deleted and the user is recorded in

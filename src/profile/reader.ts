@@ -1,9 +1,9 @@
 import type { ChainableCommander } from 'ioredis';
-import { RedisClient, pipelineByNode } from './redis';
-import { EventType } from './event';
-import { Keys } from './keys';
-import { callScript } from './lua/scripts';
-import { WINDOW_FIELDS, WindowTag } from './tags';
+import { RedisClient, pipelineByNode } from '../redis/client';
+import { EventType } from '../core/event';
+import { Keys } from '../core/keys';
+import { callScript } from '../lua/scripts';
+import { WINDOW_FIELDS, WindowTag } from '../core/tags';
 
 /** A tag value: a number, a per-key count object (count_by), or text (offline segment ids). */
 export type TagValue = number | string | Record<string, number>;

@@ -1,6 +1,6 @@
 import Redis, { ChainableCommander, Cluster, ClusterOptions, RedisOptions } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
-import { loadScripts } from './lua/scripts';
+import { loadScripts } from '../lua/scripts';
 
 export { loadScripts };
 

@@ -4,7 +4,7 @@ import net from 'net';
 import path from 'path';
 import { promisify } from 'util';
 import Redis from 'ioredis';
-import { redisAnswers } from './redis';
+import { redisAnswers } from './client';
 
 /** A redis-server child process started by this process. */
 export interface RedisServerHandle {

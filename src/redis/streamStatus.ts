@@ -1,5 +1,5 @@
-import { RedisClient, isCluster, nodeFor, pipelineByNode } from './redis';
-import { Keys } from './keys';
+import { RedisClient, isCluster, nodeFor, pipelineByNode } from './client';
+import { Keys } from '../core/keys';
 
 /** One consumer group's progress on one stream partition. */
 export interface GroupStatus {

@@ -1,19 +1,19 @@
 import path from 'path';
-import { AppConfig } from './config';
-import { Keys } from './keys';
-import { Logger } from './logger';
-import { RedisClient, RedisTarget, connectTarget, redisAnswers } from './redis';
-import { RedisServerHandle, startRedisServer } from './redisServer';
-import { createApp } from './api/app';
-import { HttpServerHandle, listen } from './api/server';
-import { Producer } from './producer/producer';
-import { ProfileReader } from './profile';
-import { RealtimeConsumer } from './consumers/realtime';
-import { ensureGroups } from './consumers/groups';
-import { ArchiveConsumer } from './consumers/archive';
-import { GroupConsumer, GroupConsumerOptions } from './consumers/groupConsumer';
-import { BatchLauncher } from './batch/launcher';
-import { Metrics, serveMetrics } from './metrics';
+import { AppConfig } from '../core/config';
+import { Keys } from '../core/keys';
+import { Logger } from '../core/logger';
+import { RedisClient, RedisTarget, connectTarget, redisAnswers } from '../redis/client';
+import { RedisServerHandle, startRedisServer } from '../redis/embeddedServer';
+import { createApp } from '../api/app';
+import { HttpServerHandle, listen } from '../api/server';
+import { Producer } from '../producer/producer';
+import { ProfileReader } from '../profile/reader';
+import { RealtimeConsumer } from '../consumers/realtime';
+import { ensureGroups } from '../consumers/groups';
+import { ArchiveConsumer } from '../consumers/archive';
+import { GroupConsumer, GroupConsumerOptions } from '../consumers/groupConsumer';
+import { BatchLauncher } from '../batch/launcher';
+import { Metrics, serveMetrics } from '../ops/metrics';
 
 /** A connected process: its Redis, key names, and what it must close on exit. */
 export interface Runtime {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { killAllCli } from '../helpers/cli';
-import { partitionFor } from '../../src/keys';
+import { partitionFor } from '../../src/core/keys';
 import { PARTITIONS, Stack, knownEvents } from './stack';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

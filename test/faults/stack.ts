@@ -9,12 +9,12 @@ import os from 'os';
 import path from 'path';
 import { randomBytes } from 'crypto';
 import { CliProcess, runCli, runCliToEnd } from '../helpers/cli';
-import { RedisClient, connectCluster, connectRedis } from '../../src/redis';
-import { RedisServerHandle, startRedisServer } from '../../src/redisServer';
-import { Keys } from '../../src/keys';
-import { groupCaughtUp, streamStatus } from '../../src/status';
-import { listOdsFiles } from '../../src/ods';
-import { listDeadLetters } from '../../src/deadLetters';
+import { RedisClient, connectCluster, connectRedis } from '../../src/redis/client';
+import { RedisServerHandle, startRedisServer } from '../../src/redis/embeddedServer';
+import { Keys } from '../../src/core/keys';
+import { groupCaughtUp, streamStatus } from '../../src/redis/streamStatus';
+import { listOdsFiles } from '../../src/ods/files';
+import { listDeadLetters } from '../../src/consumers/deadLetters';
 
 export const PARTITIONS = 4;
 

@@ -4,7 +4,7 @@ import os from 'os';
 import path from 'path';
 import { ArchiveConsumer } from '../../src/consumers/archive';
 import { ensureGroups, trimBelowSafeId } from '../../src/consumers/groups';
-import { partitionFor } from '../../src/keys';
+import { partitionFor } from '../../src/core/keys';
 import { runBatch } from '../../src/batch/run';
 import { Pipeline, T0, makePipeline } from '../helpers/context';
 

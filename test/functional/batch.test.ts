@@ -3,7 +3,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { BatchBusyError, acquireBatchLock, runBatch } from '../../src/batch/run';
-import { parseTagConfig, loadTagConfig } from '../../src/tags';
+import { parseTagConfig, loadTagConfig } from '../../src/core/tags';
 import { Pipeline, T0, makePipeline } from '../helpers/context';
 
 const DAY = 86_400_000;

@@ -3,8 +3,8 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import Redis from 'ioredis';
-import { freePort } from '../../src/redisServer';
-import { redisAnswers } from '../../src/redis';
+import { freePort } from '../../src/redis/embeddedServer';
+import { redisAnswers } from '../../src/redis/client';
 import { killAllCli, runCli, runCliToEnd } from '../helpers/cli';
 import { testRedisUrl, uniquePrefix } from '../helpers/context';
 

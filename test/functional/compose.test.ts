@@ -5,7 +5,7 @@ import os from 'os';
 import path from 'path';
 import { parse } from 'yaml';
 import { CLI } from '../helpers/cli';
-import { freePort } from '../../src/redisServer';
+import { freePort } from '../../src/redis/embeddedServer';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 

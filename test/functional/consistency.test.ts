@@ -5,7 +5,7 @@ import path from 'path';
 import { ArchiveConsumer } from '../../src/consumers/archive';
 import { runBatch } from '../../src/batch/run';
 import { verifyWindows } from '../../src/batch/verify';
-import { TrafficGenerator } from '../../src/simulate';
+import { TrafficGenerator } from '../../src/dev/simulate';
 import { Pipeline, T0, makePipeline } from '../helpers/context';
 
 describe('online/offline consistency (real pipeline, batch --windows, verify)', function () {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { partitionFor } from '../../src/keys';
+import { partitionFor } from '../../src/core/keys';
 import { Pipeline, T0, extraRealtimeConsumer, makePipeline } from '../helpers/context';
 
 describe('realtime consumer (real Redis)', () => {

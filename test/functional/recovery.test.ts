@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { createApp } from '../../src/api/app';
 import { listen } from '../../src/api/server';
-import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../../src/deadLetters';
-import { partitionFor } from '../../src/keys';
+import { listDeadLetters, purgeDeadLetters, replayDeadLetters } from '../../src/consumers/deadLetters';
+import { partitionFor } from '../../src/core/keys';
 import { Producer } from '../../src/producer/producer';
 import { Pipeline, T0, extraRealtimeConsumer, makePipeline } from '../helpers/context';
 import { apiOnOwnRedis } from '../helpers/ownRedis';

@@ -7,9 +7,9 @@ import { HttpServerHandle } from '../../src/api/server';
 import type { AppOptions } from '../../src/api/app';
 import { ArchiveConsumer } from '../../src/consumers/archive';
 import { runBatch } from '../../src/batch/run';
-import { listOdsFiles } from '../../src/ods';
+import { listOdsFiles } from '../../src/ods/files';
 import { parseApiKeys } from '../../src/api/security';
-import { ConfigError } from '../../src/tags';
+import { ConfigError } from '../../src/core/tags';
 import { Pipeline, T0, makePipeline, serveApp, testRedisUrl } from '../helpers/context';
 import { runCliToEnd } from '../helpers/cli';
 

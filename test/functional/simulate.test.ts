@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import { createApp } from '../../src/api/app';
 import { HttpServerHandle, listen } from '../../src/api/server';
 import { RealtimeConsumer } from '../../src/consumers/realtime';
-import { validateEvent } from '../../src/event';
-import { TrafficGenerator, simulate } from '../../src/simulate';
+import { validateEvent } from '../../src/core/event';
+import { TrafficGenerator, simulate } from '../../src/dev/simulate';
 import { Producer } from '../../src/producer/producer';
 import { Pipeline, makePipeline } from '../helpers/context';
 

@@ -1,13 +1,13 @@
 import { randomBytes } from 'crypto';
-import { AppConfig, resolveConfig } from '../../src/config';
-import { Keys } from '../../src/keys';
-import { RedisClient, RedisTarget, connectTarget } from '../../src/redis';
+import { AppConfig, resolveConfig } from '../../src/core/config';
+import { Keys } from '../../src/core/keys';
+import { RedisClient, RedisTarget, connectTarget } from '../../src/redis/client';
 import { AppOptions, createApp } from '../../src/api/app';
 import { HttpServerHandle, listen } from '../../src/api/server';
 import { Producer } from '../../src/producer/producer';
-import { ProfileReader } from '../../src/profile';
+import { ProfileReader } from '../../src/profile/reader';
 import { RealtimeConsumer } from '../../src/consumers/realtime';
-import { WindowTag, parseTagConfig } from '../../src/tags';
+import { WindowTag, parseTagConfig } from '../../src/core/tags';
 
 /** URL of the run's private redis-server (see fixture.ts). */
 export function testRedisUrl(): string {

@@ -6,7 +6,7 @@
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { RedisClusterHandle, RedisServerHandle, startRedisCluster, startRedisServer } from '../../src/redisServer';
+import { RedisClusterHandle, RedisServerHandle, startRedisCluster, startRedisServer } from '../../src/redis/embeddedServer';
 
 let server: RedisServerHandle | undefined;
 let cluster: RedisClusterHandle | undefined;

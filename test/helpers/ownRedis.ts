@@ -3,12 +3,12 @@ import os from 'os';
 import path from 'path';
 import { createApp } from '../../src/api/app';
 import { HttpServerHandle, listen } from '../../src/api/server';
-import { Keys } from '../../src/keys';
+import { Keys } from '../../src/core/keys';
 import { Producer } from '../../src/producer/producer';
-import { ProfileReader } from '../../src/profile';
-import { Redis, connectRedis } from '../../src/redis';
-import { RedisServerHandle, startRedisServer } from '../../src/redisServer';
-import { loadTagConfig } from '../../src/tags';
+import { ProfileReader } from '../../src/profile/reader';
+import { Redis, connectRedis } from '../../src/redis/client';
+import { RedisServerHandle, startRedisServer } from '../../src/redis/embeddedServer';
+import { loadTagConfig } from '../../src/core/tags';
 
 /** An API on a redis-server of its own, which a test may stop and start again on the same port. */
 export interface ApiOnOwnRedis {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ConfigError, resolveConfig } from '../../src/config';
+import { ConfigError, resolveConfig } from '../../src/core/config';
 
 describe('app config', () => {
   it('applies documented defaults', () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { fromStreamFields, toStreamFields, validateEvent } from '../../src/event';
+import { fromStreamFields, toStreamFields, validateEvent } from '../../src/core/event';
 
 const NOW = Date.UTC(2026, 0, 1);
 const opts = { now: NOW, maxFutureSkewMs: 300_000 };

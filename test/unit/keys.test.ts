@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { Keys, partitionFor } from '../../src/keys';
-import { EVENT_TYPES } from '../../src/event';
+import { Keys, partitionFor } from '../../src/core/keys';
+import { EVENT_TYPES } from '../../src/core/event';
 
 describe('keys and partitioning', () => {
   it('builds every key name with the prefix', () => {

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { OfflineAggregator } from '../../src/batch/offline';
 import { computeWindowTags, sameWindowValue } from '../../src/batch/windows';
-import { ProfileEvent } from '../../src/event';
-import { ConfigError, loadTagConfig, parseTagConfig } from '../../src/tags';
+import { ProfileEvent } from '../../src/core/event';
+import { ConfigError, loadTagConfig, parseTagConfig } from '../../src/core/tags';
 
 const DAY = 86_400_000;
 const AS_OF = Date.UTC(2026, 5, 1);

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import RedisMock from 'ioredis-mock';
 import type { Redis } from 'ioredis';
-import { Keys, partitionFor } from '../../src/keys';
+import { Keys, partitionFor } from '../../src/core/keys';
 import { Producer } from '../../src/producer/producer';
 
 // ioredis-mock suffices here: the producer only uses MULTI and XADD.

@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { ConfigError, loadTagConfig, longestWindow, longestWindowFor, parseTagConfig } from '../../src/tags';
-import { parseDuration } from '../../src/duration';
+import { ConfigError, loadTagConfig, longestWindow, longestWindowFor, parseTagConfig } from '../../src/core/tags';
+import { parseDuration } from '../../src/core/duration';
 
 describe('tag config', () => {
   it('ships the eight default realtime tags', () => {
