@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { AppConfig, ConfigError, ConfigInput, resolveConfig } from './src/core/config';
+import { AppConfig, ConfigInput, resolveConfig } from './src/core/config';
+import { ConfigError, ProfileStreamError } from './src/core/errors';
 import { createLogger } from './src/core/logger';
 import { parseApiKeys } from './src/api/security';
 import { allErasures, eraseUser, purgeOds } from './src/profile/erasure';
-import { RedisServerMissingError } from './src/redis/embeddedServer';
 import { Roles, Runtime, closeRuntime, openRuntime, runRoles, shutdownSignal } from './src/runtime/runtime';
-import { BatchBusyError, runBatch } from './src/batch/run';
+import { runBatch } from './src/batch/run';
 import { verifyWindows } from './src/batch/verify';
 import { groupConsumers, streamStatus } from './src/redis/streamStatus';
 import { GROUPS } from './src/consumers/groups';
@@ -416,11 +416,8 @@ program.parseAsync(process.argv).catch((err: Error) => {
     // commander already printed the message (or the help / version).
     process.exit(err.exitCode === 0 ? 0 : 2);
   }
-  if (err instanceof ConfigError) {
-    process.stderr.write(`profile: ${err.message}\n`);
-    process.exit(2);
-  }
-  const known = err instanceof RedisServerMissingError || err instanceof BatchBusyError || /cannot connect to Redis/.test(err.message);
+  // The product's own errors say what to do and carry their exit code; anything else is a bug.
+  const known = err instanceof ProfileStreamError;
   process.stderr.write(`profile: ${known ? err.message : err.stack ?? err.message}\n`);
-  process.exit(1);
+  process.exit(known ? err.exitCode : 1);
 });

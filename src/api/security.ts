@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'http';
 import helmet from 'helmet';
-import { ConfigError } from '../core/tags';
+import { ConfigError } from '../core/errors';
 
 /** What a key may do: `ingest` writes events, `read` reads profiles and status, `admin` everything. */
 export type Role = 'ingest' | 'read' | 'admin';

@@ -14,6 +14,7 @@ import { BadLine, readOds } from './reader';
 import { OfflineProfileStore, saveWindowResults } from './store';
 import { allErasures, isErased } from '../profile/erasure';
 import { WindowValue, computeWindowTags } from './windows';
+import { BatchBusyError } from '../core/errors';
 
 export interface BatchOptions {
   /** ioredis connection (locks, run registry, window results). */
@@ -62,14 +63,6 @@ export interface BatchSummary {
   window_users_written: number;
   splits: number;
   seconds: number;
-}
-
-/** Thrown when another batch run holds the lock. */
-export class BatchBusyError extends Error {
-  override name = 'BatchBusyError';
-  constructor(readonly runningRunId: string) {
-    super(`another batch run is in progress (${runningRunId})`);
-  }
 }
 
 const LOCK_TTL_MS = 60_000;

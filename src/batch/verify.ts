@@ -4,6 +4,7 @@ import { ProfileReader } from '../profile/reader';
 import { WindowTag } from '../core/tags';
 import { RUN_ID_FIELD } from './store';
 import { WindowValue, sameWindowValue } from './windows';
+import { NothingToVerifyError } from '../core/errors';
 
 export interface Mismatch {
   user_id: string;
@@ -47,7 +48,7 @@ const userOf = (key: string) => key.slice(key.indexOf('{') + 1, key.lastIndexOf(
  */
 export async function verifyWindows(redis: RedisClient, keys: Keys, tags: readonly WindowTag[], asOf?: number): Promise<VerifyResult> {
   const runId = await redis.get(keys.batchWindowsRun());
-  if (!runId) throw new Error('no `profile batch --windows` run to verify: run one first');
+  if (!runId) throw new NothingToVerifyError('no `profile batch --windows` run to verify: run one first');
   const batch = new Map<string, Record<string, WindowValue>>();
   let runAsOf: number | undefined;
   for (const key of await scanKeys(redis, keys.userKeyPattern('wb'))) {
@@ -63,7 +64,7 @@ export async function verifyWindows(redis: RedisClient, keys: Keys, tags: readon
     runAsOf = Number(run);
   }
   if (asOf !== undefined && asOf !== runAsOf) {
-    throw new Error(`the newest --windows run ${runId} is as of ${runAsOf}, not ${asOf}: run profile batch --windows --as-of ${asOf}`);
+    throw new NothingToVerifyError(`the newest --windows run ${runId} is as of ${runAsOf}, not ${asOf}: run profile batch --windows --as-of ${asOf}`);
   }
   const liveOnly = (await scanKeys(redis, keys.userKeyPattern('rt'))).map(userOf).filter((u) => !batch.has(u));
   const users = [...batch.keys(), ...liveOnly];

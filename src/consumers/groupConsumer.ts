@@ -5,6 +5,7 @@ import type { Metrics } from '../ops/metrics';
 import { ProfileEvent, describeErrors, fromStreamFields, validateEvent } from '../core/event';
 import { GroupName, ReadReply, StreamEntry, ensureGroups, trimBelowSafeId } from './groups';
 import { groupConsumers } from '../redis/streamStatus';
+import { isRedisError } from '../core/errors';
 
 export interface GroupConsumerOptions {
   /** Connection (one server or a cluster) for processing, acks and trims. */
@@ -141,7 +142,7 @@ export abstract class GroupConsumer {
         if (this.stopping) break;
         unit.blockingId = undefined; // the connection may have been replaced (failover, reconnect)
         this.log.error({ err }, 'read loop failed; retrying in 1 s');
-        if (/NOGROUP/.test((err as Error).message)) {
+        if (isRedisError(err, 'NOGROUP')) {
           // Redis lost the groups (restarted without persistence): create them again.
           await this.init().catch((e: Error) => this.log.warn({ err: e.message }, 'cannot recreate consumer groups'));
         }

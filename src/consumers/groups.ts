@@ -1,5 +1,6 @@
 import type { RedisClient } from '../redis/client';
 import { callScript } from '../lua/scripts';
+import { isRedisError } from '../core/errors';
 
 /** Consumer group names. */
 export const GROUPS = { realtime: 'realtime', archive: 'archive' } as const;
@@ -20,7 +21,7 @@ export async function ensureGroups(redis: RedisClient, streams: string[], groups
         try {
           await redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
         } catch (err) {
-          if (!/BUSYGROUP/.test((err as Error).message)) throw err;
+          if (!isRedisError(err, 'BUSYGROUP')) throw err;
         }
       }),
     ),

@@ -1,10 +1,10 @@
 import os from 'os';
 import path from 'path';
-import { ConfigError, TagConfig, loadTagConfig } from './tags';
+import { TagConfig, loadTagConfig } from './tags';
+import { ConfigError } from './errors';
 import { ID_PATTERN, ID_RULE } from './event';
 import { ApiKey } from '../api/security';
 
-export { ConfigError };
 
 /** Everything a profile-stream process is configured with; built once by the CLI. */
 export interface AppConfig {

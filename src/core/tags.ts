@@ -2,6 +2,7 @@ import fs from 'fs';
 import path from 'path';
 import { EVENT_TYPES, EventType } from './event';
 import { parseDuration } from './duration';
+import { ConfigError } from './errors';
 
 /** How a realtime tag folds the events of its window into a value. */
 export const AGGREGATIONS = ['count', 'sum', 'distinct', 'count_by'] as const;
@@ -77,11 +78,6 @@ export const SEGMENT_TAG = 'segment_id';
 
 /** The tag file shipped with the product (this module runs from dist/src/). */
 export const DEFAULT_TAGS_FILE = path.join(__dirname, '..', '..', '..', 'config', 'tags.json');
-
-/** Thrown for a tag file that cannot be used; the message names the file and the entry. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
 
 const NAME = /^[a-z][a-z0-9_]{0,63}$/;
 const MAX_WINDOW_MS = 366 * 86_400_000;

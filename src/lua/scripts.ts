@@ -2,6 +2,7 @@ import { createHash } from 'crypto';
 import fs from 'fs';
 import path from 'path';
 import type { Redis, Cluster, ChainableCommander } from 'ioredis';
+import { isRedisError } from '../core/errors';
 
 const INCLUDE = /^--@include (\w+)\s*$/gm;
 
@@ -68,7 +69,7 @@ export function callScript(target: Caller, name: keyof typeof SCRIPTS & string, 
   }
   const client = target as ScriptClient;
   return client.call(command, ...full).catch(async (err: Error) => {
-    if (!/NOSCRIPT/.test(err.message)) throw err;
+    if (!isRedisError(err, 'NOSCRIPT')) throw err;
     await loadScripts(client);
     return client.call(command, ...full);
   });
@@ -93,7 +94,7 @@ export async function loadScripts(client: ScriptClient): Promise<void> {
   try {
     for (const node of nodes) await ensureScriptsOn(node);
   } catch (err) {
-    if (!/NOPERM/.test((err as Error).message)) throw err;
+    if (!isRedisError(err, 'NOPERM')) throw err;
   }
 }
 

@@ -1,6 +1,7 @@
 import Redis, { ChainableCommander, Cluster, ClusterOptions, RedisOptions } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import { loadScripts } from '../lua/scripts';
+import { ConfigError, RedisUnavailableError, isRedisError } from '../core/errors';
 
 export { loadScripts };
 
@@ -67,7 +68,7 @@ export async function connectCluster(nodes: string[], options: ClusterOptions = 
 /** Connects to what `target` names: a cluster when it lists nodes, else the URL. */
 export function connectTarget(target: RedisTarget): Promise<RedisClient> {
   if (target.clusterNodes && target.clusterNodes.length > 0) return connectCluster(target.clusterNodes);
-  if (!target.redisUrl) throw new Error('no Redis configured: give a URL or cluster nodes');
+  if (!target.redisUrl) throw new ConfigError('no Redis configured: give a URL or cluster nodes');
   return connectRedis(target.redisUrl);
 }
 
@@ -75,7 +76,7 @@ export function connectTarget(target: RedisTarget): Promise<RedisClient> {
 export function splitHostPort(node: string): [string, number] {
   const m = /^\[?([^\]\s]+?)\]?:(\d{1,5})$/.exec(node.trim());
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new Error(`cluster node must be host:port (got "${node}")`);
+  if (!m || port < 1 || port > 65535) throw new ConfigError(`cluster node must be host:port (got "${node}")`);
   return [m[1], port];
 }
 
@@ -96,7 +97,7 @@ function waitReady(client: RedisClient, label = describe(client)): Promise<void>
     const onError = (err: Error) => {
       client.off('ready', onReady);
       client.disconnect();
-      reject(new Error(`cannot connect to Redis at ${label}: ${err.message}`));
+      reject(new RedisUnavailableError(label, err.message));
     };
     client.once('ready', onReady);
     client.once('error', onError);
@@ -176,7 +177,7 @@ export async function pipelineByNode<T>(
   );
   // Scripts run by SHA only: a node that lost its script cache (a restart) answers
   // NOSCRIPT. Load them and send those items once more (scripts are idempotent here).
-  const noscript = out.map((r, i) => (r[0] && /NOSCRIPT/.test(r[0].message) ? i : -1)).filter((i) => i >= 0);
+  const noscript = out.map((r, i) => (r[0] && isRedisError(r[0], 'NOSCRIPT') ? i : -1)).filter((i) => i >= 0);
   if (noscript.length > 0 && !opts.retried) {
     await loadScripts(client);
     const again = await pipelineByNode(client, noscript.map((i) => items[i]), keyOf, add, commandsPerItem, { ...opts, retried: true });
@@ -196,7 +197,7 @@ export async function redisAnswers(url: string, timeoutMs = 500): Promise<boolea
     await probe.connect();
     return (await probe.ping()) === 'PONG';
   } catch (err) {
-    return /NOAUTH|NOPERM|WRONGPASS/.test((err as Error).message);
+    return isRedisError(err, 'NOAUTH', 'NOPERM', 'WRONGPASS');
   } finally {
     probe.disconnect();
   }

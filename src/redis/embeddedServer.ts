@@ -5,6 +5,7 @@ import path from 'path';
 import { promisify } from 'util';
 import Redis from 'ioredis';
 import { redisAnswers } from './client';
+import { RedisServerMissingError } from '../core/errors';
 
 /** A redis-server child process started by this process. */
 export interface RedisServerHandle {
@@ -30,17 +31,6 @@ export interface RedisServerOptions {
   extraArgs?: string[];
 }
 
-/** Thrown when redis-server is not installed. */
-export class RedisServerMissingError extends Error {
-  override name = 'RedisServerMissingError';
-  constructor() {
-    super(
-      'no Redis answers on 127.0.0.1 and no redis-server is on PATH: install one (Debian/Ubuntu: ' +
-        'sudo apt-get install redis-server; macOS: brew install redis), run `docker compose up -d redis`, ' +
-        'or point REDIS_URL / --redis at a running server',
-    );
-  }
-}
 
 /** Finds a TCP port on 127.0.0.1 that nothing listens on right now. */
 export function freePort(): Promise<number> {

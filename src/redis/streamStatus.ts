@@ -1,5 +1,6 @@
 import { RedisClient, isCluster, nodeFor, pipelineByNode } from './client';
 import { Keys } from '../core/keys';
+import { isNoSuchKey } from '../core/errors';
 
 /** One consumer group's progress on one stream partition. */
 export interface GroupStatus {
@@ -38,7 +39,7 @@ export async function streamStatus(redis: RedisClient, keys: Keys, partitions: n
     const [streamErr, streamInfo] = results[partition * 2];
     const [groupsErr, groups] = results[partition * 2 + 1];
     // A stream that does not exist yet answers "no such key": report it empty.
-    if (streamErr && !/no such key/i.test(streamErr.message)) throw streamErr;
+    if (streamErr && !isNoSuchKey(streamErr)) throw streamErr;
     const info = streamErr ? {} : pairs(streamInfo as unknown[]);
     const first = info['first-entry'] as [string, unknown] | null | undefined;
     const node = isCluster(redis) ? nodeFor(redis, stream).options : undefined;

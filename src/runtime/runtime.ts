@@ -14,6 +14,7 @@ import { ArchiveConsumer } from '../consumers/archive';
 import { GroupConsumer, GroupConsumerOptions } from '../consumers/groupConsumer';
 import { BatchLauncher } from '../batch/launcher';
 import { Metrics, serveMetrics } from '../ops/metrics';
+import { isRedisError } from '../core/errors';
 
 /** A connected process: its Redis, key names, and what it must close on exit. */
 export interface Runtime {
@@ -80,7 +81,7 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
     // With Redis ACLs the API's user may not create groups: workers create them at start.
     // Nothing is lost meanwhile: groups read from the first entry, and no stream is
     // trimmed while a group is missing.
-    if (!/NOPERM/.test((err as Error).message)) throw err;
+    if (!isRedisError(err, 'NOPERM')) throw err;
     logger.info('consumer groups not created here (no permission): workers create them');
   }
   const extra = async (url: string | undefined, role: string) => {

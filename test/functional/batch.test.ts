@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { BatchBusyError, acquireBatchLock, runBatch } from '../../src/batch/run';
+import { acquireBatchLock, runBatch } from '../../src/batch/run';
+import { BatchBusyError } from '../../src/core/errors';
 import { parseTagConfig, loadTagConfig } from '../../src/core/tags';
 import { Pipeline, T0, makePipeline } from '../helpers/context';
 

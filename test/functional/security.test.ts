@@ -9,7 +9,7 @@ import { ArchiveConsumer } from '../../src/consumers/archive';
 import { runBatch } from '../../src/batch/run';
 import { listOdsFiles } from '../../src/ods/files';
 import { parseApiKeys } from '../../src/api/security';
-import { ConfigError } from '../../src/core/tags';
+import { ConfigError } from '../../src/core/errors';
 import { Pipeline, T0, makePipeline, serveApp, testRedisUrl } from '../helpers/context';
 import { runCliToEnd } from '../helpers/cli';
 

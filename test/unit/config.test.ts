@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { ConfigError, resolveConfig } from '../../src/core/config';
+import { resolveConfig } from '../../src/core/config';
+import { ConfigError } from '../../src/core/errors';
 
 describe('app config', () => {
   it('applies documented defaults', () => {

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { OfflineAggregator } from '../../src/batch/offline';
 import { computeWindowTags, sameWindowValue } from '../../src/batch/windows';
 import { ProfileEvent } from '../../src/core/event';
-import { ConfigError, loadTagConfig, parseTagConfig } from '../../src/core/tags';
+import { loadTagConfig, parseTagConfig } from '../../src/core/tags';
+import { ConfigError } from '../../src/core/errors';
 
 const DAY = 86_400_000;
 const AS_OF = Date.UTC(2026, 5, 1);

@@ -1,0 +1,79 @@
+/**
+ * The product's errors, in one place. Each class says how a process ends on it: the CLI
+ * exits with `exitCode` and prints the message alone (no stack: these are expected
+ * failures a user can act on). Anything else is a bug and is printed with its stack.
+ */
+export abstract class ProfileStreamError extends Error {
+  /** The CLI's exit code for this failure: 1 runtime failure, 2 usage or configuration. */
+  abstract readonly exitCode: 1 | 2;
+}
+
+/** A configuration or usage error (a bad option, tag file, id or cluster node); exit code 2. */
+export class ConfigError extends ProfileStreamError {
+  override name = 'ConfigError';
+  readonly exitCode = 2;
+}
+
+/** Redis could not be reached (or refused the connection); exit code 1. */
+export class RedisUnavailableError extends ProfileStreamError {
+  override name = 'RedisUnavailableError';
+  readonly exitCode = 1;
+  constructor(where: string, cause: string) {
+    super(`cannot connect to Redis at ${where}: ${cause}`);
+  }
+}
+
+/** Nothing answers on the default Redis port and no redis-server binary is installed; exit code 1. */
+export class RedisServerMissingError extends ProfileStreamError {
+  override name = 'RedisServerMissingError';
+  readonly exitCode = 1;
+  constructor() {
+    super(
+      'no Redis answers on 127.0.0.1 and no redis-server is on PATH: install one (Debian/Ubuntu: ' +
+        'sudo apt-get install redis-server; macOS: brew install redis), run `docker compose up -d redis`, ' +
+        'or point REDIS_URL / --redis at a running server',
+    );
+  }
+}
+
+/** Another batch run holds the batch lock; exit code 1. */
+export class BatchBusyError extends ProfileStreamError {
+  override name = 'BatchBusyError';
+  readonly exitCode = 1;
+  constructor(readonly runningRunId: string) {
+    super(`another batch run is in progress (${runningRunId})`);
+  }
+}
+
+/** `profile verify` found nothing to compare (no `--windows` run, or one as of another time); exit code 1. */
+export class NothingToVerifyError extends ProfileStreamError {
+  override name = 'NothingToVerifyError';
+  readonly exitCode = 1;
+}
+
+/**
+ * Error codes of Redis replies the product reacts to: NOSCRIPT (script cache lost: load
+ * and retry), NOPERM / NOAUTH / WRONGPASS (ACLs), NOGROUP / BUSYGROUP (consumer groups).
+ */
+export type RedisErrorCode = 'NOSCRIPT' | 'NOPERM' | 'NOAUTH' | 'WRONGPASS' | 'NOGROUP' | 'BUSYGROUP';
+
+const CODE_PATTERNS = new Map<RedisErrorCode, RegExp>();
+
+/**
+ * True when `err` is a Redis error reply with one of `codes`. Redis puts the code first
+ * in the reply ("NOGROUP No such key ..."); a script or pipeline may wrap it in a longer
+ * message, so the code is looked for as a word anywhere in it.
+ */
+export function isRedisError(err: unknown, ...codes: RedisErrorCode[]): boolean {
+  const message = err instanceof Error ? err.message : typeof err === 'string' ? err : '';
+  return codes.some((code) => {
+    let pattern = CODE_PATTERNS.get(code);
+    if (!pattern) CODE_PATTERNS.set(code, (pattern = new RegExp(`\\b${code}\\b`)));
+    return pattern.test(message);
+  });
+}
+
+/** A stream command's reply for a stream that does not exist ("ERR no such key"). */
+export function isNoSuchKey(err: unknown): boolean {
+  return err instanceof Error && /no such key/i.test(err.message);
+}
