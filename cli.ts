@@ -3,7 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { AppConfig, ConfigInput, resolveConfig } from './src/core/config';
 import { ConfigError, ProfileStreamError } from './src/core/errors';
 import { createLogger } from './src/core/logger';
-import { parseApiKeys } from './src/api/security';
+import { parseApiKeys } from './src/core/apiKeys';
 import { allErasures, eraseUser, purgeOds } from './src/profile/erasure';
 import { Roles, Runtime, closeRuntime, openRuntime, runRoles, shutdownSignal } from './src/runtime/runtime';
 import { runBatch } from './src/batch/run';

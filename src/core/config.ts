@@ -3,7 +3,7 @@ import path from 'path';
 import { TagConfig, loadTagConfig } from './tags';
 import { ConfigError } from './errors';
 import { ID_PATTERN, ID_RULE } from './event';
-import { ApiKey } from '../api/security';
+import { ApiKey } from './apiKeys';
 
 
 /** Everything a profile-stream process is configured with; built once by the CLI. */

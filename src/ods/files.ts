@@ -16,7 +16,9 @@ export interface OdsRecord extends ProfileEvent {
   ingested_at: number;
 }
 
-const DT_DIR = /^dt=(\d{4}-\d{2}-\d{2})$/;
+/** An ODS date (`--from`, `--to`, the `dt=` folders): `YYYY-MM-DD`. */
+export const ODS_DATE = /^\d{4}-\d{2}-\d{2}$/;
+const DT_DIR = new RegExp(`^dt=(${ODS_DATE.source.slice(1, -1)})$`);
 
 /** `dt=YYYY-MM-DD` of an event time (UTC). */
 export function dtOf(ts: number): string {

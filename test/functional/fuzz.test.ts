@@ -21,7 +21,7 @@ import { ProfileReader } from '../../src/profile/reader';
 import { Redis, connectRedis } from '../../src/redis/client';
 import { RedisServerHandle, startRedisServer } from '../../src/redis/embeddedServer';
 import { loadTagConfig } from '../../src/core/tags';
-import { parseApiKeys } from '../../src/api/security';
+import { parseApiKeys } from '../../src/core/apiKeys';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261126);

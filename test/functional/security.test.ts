@@ -8,7 +8,7 @@ import type { AppOptions } from '../../src/api/app';
 import { ArchiveConsumer } from '../../src/consumers/archive';
 import { runBatch } from '../../src/batch/run';
 import { listOdsFiles } from '../../src/ods/files';
-import { parseApiKeys } from '../../src/api/security';
+import { parseApiKeys } from '../../src/core/apiKeys';
 import { ConfigError } from '../../src/core/errors';
 import { Pipeline, T0, makePipeline, serveApp, testRedisUrl } from '../helpers/context';
 import { runCliToEnd } from '../helpers/cli';
