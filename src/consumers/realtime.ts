@@ -1,5 +1,5 @@
 import { EventType, ProfileEvent } from '../core/event';
-import { callScript } from '../lua/scripts';
+import { Scripts, queueScript } from '../lua/scripts';
 import { isCluster, pipelineByNode } from '../redis/client';
 import { erasedAt, erasureTimes, isErased } from '../profile/erasure';
 import { WINDOW_FIELDS, WindowTag, longestWindow, longestWindowFor } from '../core/tags';
@@ -90,10 +90,11 @@ export class RealtimeConsumer extends GroupConsumer {
         }
         const e = item.first;
         const plan = this.plans.get(e.type)!;
-        void callScript(pipeline, 'updateWindows', [
-          k.window(e.user_id, e.type), k.windowValues(e.user_id, e.type), k.realtime(e.user_id),
-          now, plan.longest, this.overallLongest, RT_EXACT_MAX_EVENTS, RT_MS_PER_EVENT, e.type, ...plan.tagArgs, ...item.events,
-        ]);
+        queueScript(pipeline, Scripts.updateWindows({
+          windowKey: k.window(e.user_id, e.type), valuesKey: k.windowValues(e.user_id, e.type), realtimeKey: k.realtime(e.user_id),
+          now, typeWindowMs: plan.longest, longestWindowMs: this.overallLongest,
+          rtExactMaxEvents: RT_EXACT_MAX_EVENTS, rtMsPerEvent: RT_MS_PER_EVENT, type: e.type, tagArgs: plan.tagArgs, events: item.events,
+        }));
       });
       list.forEach((group, i) => {
         const [err] = results[i];

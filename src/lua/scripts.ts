@@ -18,23 +18,97 @@ export function loadLua(name: string): string {
   );
 }
 
-/** The product's scripts, with their key counts (undefined = passed per call). */
-const SCRIPTS: Record<string, number | undefined> = {
-  updateWindows: 3,
-  readProfile: undefined,
-  trimStream: 1,
-  casLock: 1,
+/** How a script is called: its number of keys (`'counted'`: passed per call), and whether it only reads. */
+interface ScriptSpec {
+  keys: number | 'counted';
+  /**
+   * Scripts that only read (`#!lua flags=no-writes`) run with EVALSHA_RO: their keys are
+   * read-only to ACLs, so a user with read-only key patterns (`%R~`) may run them, and
+   * they may run on replicas.
+   */
+  readOnly: boolean;
+}
+
+/** Every script of the product, declared once: `src/lua/<name>.lua`. */
+const SCRIPTS = {
+  updateWindows: { keys: 3, readOnly: false },
+  readProfile: { keys: 'counted', readOnly: true },
+  trimStream: { keys: 1, readOnly: false },
+  casLock: { keys: 1, readOnly: false },
+} as const satisfies Record<string, ScriptSpec>;
+
+/** A script's name: a key of the table, so a misspelt one does not compile. */
+export type ScriptName = keyof typeof SCRIPTS;
+
+/**
+ * One call of one script: its KEYS and ARGV, built by a constructor of `Scripts` (which
+ * knows each script's inputs) and run with `runScript` or queued with `queueScript`.
+ * `Reply` is the script's reply type.
+ */
+export interface ScriptCall<Reply> {
+  readonly script: ScriptName;
+  readonly keys: readonly string[];
+  readonly args: readonly (string | number)[];
+  /** Type only: what the script answers. */
+  readonly reply?: Reply;
+}
+
+/** readProfile.lua's reply: exists flag, last event time, flat window tags, flat offline hash. */
+export type ReadProfileReply = [exists: number, lastEventAt: string | null, tags: unknown[], offline: string[]];
+
+/** updateWindows.lua's inputs for one user, one event type and one consumer batch (see its header). */
+export interface WindowUpdate {
+  /** u:{user}:w:<type>, u:{user}:wv:<type>, u:{user}:rt */
+  windowKey: string;
+  valuesKey: string;
+  realtimeKey: string;
+  now: number;
+  /** Longest window of this event type, and of any type (ms). */
+  typeWindowMs: number;
+  longestWindowMs: number;
+  /** Window size above which realtime-hash rewrites are rate-limited, and ms per event between them. */
+  rtExactMaxEvents: number;
+  rtMsPerEvent: number;
+  type: string;
+  /** n, then per tag: name, aggregation, field index, window (ms). */
+  tagArgs: readonly (string | number)[];
+  /** Per event: time (ms), event id, packed field values. */
+  events: readonly (string | number)[];
+}
+
+const call = <Reply>(script: ScriptName, keys: string[], args: (string | number)[]): ScriptCall<Reply> => {
+  const expected = SCRIPTS[script].keys;
+  if (expected !== 'counted' && keys.length !== expected) throw new Error(`${script} takes ${expected} keys, got ${keys.length}`);
+  return { script, keys, args };
 };
 
 /**
- * Scripts that only read (`#!lua flags=no-writes`) run with EVALSHA_RO: its keys are
- * read-only to ACLs, so a user with read-only key patterns (`%R~`) may run them, and
- * they may run on replicas.
+ * The typed constructors of every script call (BullMQ's `Scripts` class is the model):
+ * each builds its script's KEYS and ARGV in one place, in the order its Lua header lists.
  */
-const READ_ONLY = new Set(['readProfile']);
+export const Scripts = {
+  /** Folds a batch of events of one user and type into the window; replies with the number added. */
+  updateWindows(u: WindowUpdate): ScriptCall<number> {
+    return call('updateWindows', [u.windowKey, u.valuesKey, u.realtimeKey], [
+      u.now, u.typeWindowMs, u.longestWindowMs, u.rtExactMaxEvents, u.rtMsPerEvent, u.type, ...u.tagArgs, ...u.events,
+    ]);
+  },
+  /** A user's fused profile: `keys` are the window keys by type, then the realtime and offline hashes. */
+  readProfile(keys: string[], now: number, tagArgs: readonly (string | number)[]): ScriptCall<ReadProfileReply> {
+    return call('readProfile', keys, [now, ...tagArgs]);
+  },
+  /** Trims a partition below what every group in `groups` finished; -1 while one is missing. */
+  trimStream(stream: string, groups: readonly string[]): ScriptCall<number> {
+    return call('trimStream', [stream], [...groups]);
+  },
+  /** Renews (ttlMs > 0) or releases (0) a lock only for its owner; 1 when `owner` held it. */
+  casLock(lockKey: string, owner: string, ttlMs: number): ScriptCall<0 | 1> {
+    return call('casLock', [lockKey], [owner, ttlMs]);
+  },
+};
 
-const sources = new Map<string, string>();
-function source(name: string): string {
+const sources = new Map<ScriptName, string>();
+function source(name: ScriptName): string {
   let lua = sources.get(name);
   if (lua === undefined) {
     lua = loadLua(name);
@@ -45,38 +119,43 @@ function source(name: string): string {
 
 /** Every script's name, SHA1 (what EVALSHA sends) and source. */
 export function scriptDigests(): { name: string; sha: string; lua: string }[] {
-  return Object.keys(SCRIPTS).map((name) => ({ name, sha: digest(name), lua: source(name) }));
+  return (Object.keys(SCRIPTS) as ScriptName[]).map((name) => ({ name, sha: digest(name), lua: source(name) }));
 }
 
 type ScriptClient = Redis | Cluster;
-type Caller = ScriptClient | ChainableCommander;
+
+function command(c: ScriptCall<unknown>): [string, ...(string | number)[]] {
+  const spec: ScriptSpec = SCRIPTS[c.script];
+  const numberOfKeys = c.keys.length;
+  return [spec.readOnly ? 'EVALSHA_RO' : 'EVALSHA', digest(c.script), numberOfKeys, ...c.keys, ...c.args];
+}
 
 /**
- * Runs a script by SHA (EVALSHA) on a client or queues it on a pipeline. Never EVAL: a
- * Redis ACL user may be denied EVAL (ad-hoc scripts), and ioredis's defineCommand sends
- * EVAL first on every connection. Scripts are put into the cache with SCRIPT LOAD
- * (`loadScripts` below: on connect, on reconnect, and when a call answers NOSCRIPT);
- * a direct call that meets NOSCRIPT loads them and retries once, a pipeline's caller
- * (pipelineByNode) does the same for its failed items.
+ * Runs a script by SHA (EVALSHA). Never EVAL: a Redis ACL user may be denied EVAL (ad-hoc
+ * scripts), and ioredis's defineCommand sends EVAL first on every connection. Scripts are
+ * put into the cache with SCRIPT LOAD (`loadScripts` below: on connect, on reconnect, and
+ * when a call answers NOSCRIPT); a call that meets NOSCRIPT loads them and retries once.
  */
-export function callScript(target: Caller, name: keyof typeof SCRIPTS & string, args: (string | number)[]): Promise<unknown> {
-  const numberOfKeys = SCRIPTS[name];
-  const full = [digest(name), ...(numberOfKeys === undefined ? [] : [numberOfKeys]), ...args];
-  const command = READ_ONLY.has(name) ? 'EVALSHA_RO' : 'EVALSHA';
-  if ((target as { isPipeline?: boolean }).isPipeline) {
-    (target as ChainableCommander).call(command, ...full);
-    return Promise.resolve(undefined);
-  }
-  const client = target as ScriptClient;
-  return client.call(command, ...full).catch(async (err: Error) => {
+export function runScript<Reply>(client: ScriptClient, c: ScriptCall<Reply>): Promise<Reply> {
+  const [cmd, ...args] = command(c);
+  return client.call(cmd, ...args).catch(async (err: Error) => {
     if (!isRedisError(err, 'NOSCRIPT')) throw err;
     await loadScripts(client);
-    return client.call(command, ...full);
-  });
+    return client.call(cmd, ...args);
+  }) as Promise<Reply>;
+}
+
+/**
+ * Queues a script call on a pipeline; its reply comes with the pipeline's. The pipeline's
+ * sender (pipelineByNode) loads the scripts and resends the items that met NOSCRIPT.
+ */
+export function queueScript(pipeline: ChainableCommander, c: ScriptCall<unknown>): void {
+  const [cmd, ...args] = command(c);
+  pipeline.call(cmd, ...args);
 }
 
 const shas = new Map<string, string>();
-function digest(name: string): string {
+function digest(name: ScriptName): string {
   let sha = shas.get(name);
   if (sha === undefined) {
     sha = createHash('sha1').update(source(name)).digest('hex');

@@ -4,8 +4,8 @@
   refreshes TTLs; records the newest event time in the realtime tag hash and rewrites the
   type's tags there as of `now` (for inspection with redis-cli). One call per user, type
   and consumer batch: a very active user costs one call, not one per event.
-  Evaluating tags is linear in the window, so a window holding N > ARGV[5] events has its
-  tags rewritten at most once per N * ARGV[6] ms of `now` (the `tags_at:<type>` field says
+  Evaluating tags is linear in the window, so a window holding N > ARGV[4] events has its
+  tags rewritten at most once per N * ARGV[5] ms of `now` (the `tags_at:<type>` field says
   when), which bounds the scanning per window and second whatever the user's event rate.
   GET /profile is never affected: it always computes every tag at read time.
 

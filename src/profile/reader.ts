@@ -1,8 +1,7 @@
-import type { ChainableCommander } from 'ioredis';
 import { RedisClient, pipelineByNode } from '../redis/client';
 import { EventType } from '../core/event';
 import { Keys } from '../core/keys';
-import { callScript } from '../lua/scripts';
+import { ReadProfileReply, Scripts, queueScript, runScript } from '../lua/scripts';
 import { WINDOW_FIELDS, WindowTag } from '../core/tags';
 
 /** A tag value: a number, a per-key count object (count_by), or text (offline segment ids). */
@@ -22,8 +21,6 @@ export interface Profile {
     batch_at?: number;
   };
 }
-
-type ReadReply = [exists: number, lastEventAt: string | null, tags: unknown[], offline: string[]];
 
 /** Offline hash fields that describe the batch run rather than being tags. */
 const OFFLINE_META: Record<string, 'batch_run_id' | 'batch_at'> = { _run_id: 'batch_run_id', _batch_at: 'batch_at' };
@@ -53,7 +50,7 @@ export class ProfileReader {
   /** The profile of `userId` at the reader's clock, or null when no key of the user exists. */
   async read(userId: string): Promise<Profile | null> {
     const now = this.clock();
-    return this.toProfile(userId, now, (await this.call(this.redis, userId, now)) as ReadReply);
+    return this.toProfile(userId, now, await runScript(this.redis, this.script(userId, now)));
   }
 
   /**
@@ -62,22 +59,22 @@ export class ProfileReader {
    */
   async readMany(userIds: string[]): Promise<(Profile | null)[]> {
     const now = this.clock();
-    const results = await pipelineByNode(this.redis, userIds, (id) => this.keys.realtime(id), (p, id) => void this.call(p, id, now));
+    const results = await pipelineByNode(this.redis, userIds, (id) => this.keys.realtime(id), (p, id) => queueScript(p, this.script(id, now)));
     return results.map(([err, reply], i) => {
       if (err) throw err;
-      return this.toProfile(userIds[i], now, reply as ReadReply);
+      return this.toProfile(userIds[i], now, reply as ReadProfileReply);
     });
   }
 
-  private call(target: RedisClient | ChainableCommander, userId: string, now: number): Promise<unknown> {
+  private script(userId: string, now: number) {
     const k = this.keys;
     const keys: string[] = [];
     for (const type of this.types) keys.push(k.window(userId, type), k.windowValues(userId, type));
     keys.push(k.realtime(userId), k.offline(userId));
-    return callScript(target, 'readProfile', [keys.length, ...keys, now, ...this.tagArgs]);
+    return Scripts.readProfile(keys, now, this.tagArgs);
   }
 
-  private toProfile(userId: string, now: number, [exists, lastEventAt, flatTags, offline]: ReadReply): Profile | null {
+  private toProfile(userId: string, now: number, [exists, lastEventAt, flatTags, offline]: ReadProfileReply): Profile | null {
     if (exists === 0) return null;
     const profile: Profile = {
       user_id: userId,
