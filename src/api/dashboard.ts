@@ -5,7 +5,7 @@ import { listOdsFiles } from '../ods/files';
 import { RedisClient, nodeFor } from '../redis/client';
 import { streamStatus } from '../redis/streamStatus';
 import { WindowTag } from '../core/tags';
-import { lastRunId, readRun } from '../batch/run';
+import { lastRunId, readRun } from '../batch/registry';
 
 /** The dashboard page: one self-contained HTML file (no CDN, no build step), read once. */
 let page: string | undefined;

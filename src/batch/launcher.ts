@@ -1,10 +1,9 @@
 import { spawn } from 'child_process';
-import path from 'path';
 import type { RedisClient } from '../redis/client';
 import { Keys } from '../core/keys';
 import { Logger, silentLogger } from '../core/logger';
-import { callScript } from '../lua/scripts';
-import { acquireBatchLock, newRunId, readRun, recordRun } from './run';
+import { acquireBatchLock, newRunId, readRun, recordRun, releaseBatchLock } from './registry';
+import { BATCH_CHILD_SETTINGS_ENV, BatchChildSettings } from './child';
 import type { Metrics } from '../ops/metrics';
 
 export interface BatchRequest {
@@ -17,18 +16,16 @@ export interface BatchRequest {
 export interface LauncherOptions {
   redis: RedisClient;
   keys: Keys;
-  /** Arguments that give the child the same Redis, prefix, tag config and ODS as this process. */
-  childArgs: string[];
+  /** The child's Redis, prefix, tag config, ODS and log level: this process's own. */
+  child: Omit<BatchChildSettings, 'runId' | keyof BatchRequest>;
   logger?: Logger;
   /** Counts ended runs by state and observes their duration. */
   metrics?: Metrics;
 }
 
-/** The compiled CLI (this module runs from dist/src/batch/). */
-const CLI = path.join(__dirname, '..', '..', 'cli.js');
-
 /**
- * Starts batch runs for the HTTP API in a child process (`profile batch --run-id …`), so
+ * Starts batch runs for the HTTP API in a child process (the `child` module beside this
+ * one, given its settings as typed JSON), so
  * a long replay never blocks the API's event loop. The lock is taken here, before the
  * child starts, which makes a second POST /batch fail at once.
  */
@@ -45,11 +42,11 @@ export class BatchLauncher {
     const runId = newRunId();
     if (!(await acquireBatchLock(redis, keys, runId))) return null;
     await recordRun(redis, keys, runId, { state: 'queued', started_at: Date.now(), as_of: req.asOf });
-    const args = [CLI, 'batch', ...this.opts.childArgs, '--run-id', runId, '--as-of', String(req.asOf)];
-    if (req.from) args.push('--from', req.from);
-    if (req.to) args.push('--to', req.to);
-    if (req.windows) args.push('--windows');
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    const settings: BatchChildSettings = { ...this.opts.child, runId, asOf: req.asOf, from: req.from, to: req.to, windows: req.windows };
+    const child = spawn(process.execPath, [require.resolve('./child')], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, [BATCH_CHILD_SETTINGS_ENV]: JSON.stringify(settings) },
+    });
     child.on('error', (err) => void this.fail(runId, `cannot start the batch process: ${err.message}`));
     child.on('exit', (code, signal) => {
       const ended = code !== 0 ? this.fail(runId, `batch process exited with ${signal ?? `code ${code}`}`) : Promise.resolve();
@@ -79,7 +76,7 @@ export class BatchLauncher {
       const state = await redis.hget(keys.batchRun(runId), 'state');
       if (state === 'queued' || state === 'running') {
         await recordRun(redis, keys, runId, { state: 'failed', finished_at: Date.now(), error });
-        await callScript(redis, 'casLock', [keys.batchLock(), runId, 0]); // release, if still ours
+        await releaseBatchLock(redis, keys, runId); // if still ours
       }
       this.log.error({ runId, error }, 'batch run failed');
     })().catch(() => undefined);

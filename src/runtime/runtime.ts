@@ -95,10 +95,12 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   const batchRedis = await extra(config.batchRedisUrl, 'batch');
   const producer = new Producer({ redis: ingestRedis, keys, partitions: config.partitions, maxFutureSkewMs: config.maxFutureSkewMs, maxBacklog: config.maxBacklog });
   const reader = new ProfileReader(redis, keys, config.tags.realtime);
-  const childArgs = rt.target.clusterNodes ? ['--cluster', rt.target.clusterNodes.join(',')] : ['--redis', config.batchRedisUrl ?? rt.target.redisUrl!];
-  childArgs.push('--config', config.tags.source, '--ods', config.odsDir, '--log-level', config.logLevel);
-  if (config.prefix) childArgs.push('--prefix', config.prefix);
-  const batch = new BatchLauncher({ redis: batchRedis, keys, childArgs, logger, metrics: rt.metrics });
+  const child = {
+    // The batch writes as the batch role when one is configured (with ACLs: the `batch` user).
+    target: rt.target.clusterNodes ? { clusterNodes: rt.target.clusterNodes } : { redisUrl: config.batchRedisUrl ?? rt.target.redisUrl },
+    prefix: config.prefix, tagsFile: config.tags.source, odsDir: config.odsDir, logLevel: config.logLevel,
+  };
+  const batch = new BatchLauncher({ redis: batchRedis, keys, child, logger, metrics: rt.metrics });
   const app = createApp({
     redis, producer, reader, keys, logger, batch, metrics: rt.metrics, adminRedis: batchRedis,
     apiKeys: config.apiKeys, rateLimitPerS: config.rateLimitPerS, windowTags: config.tags.realtime, odsDir: config.odsDir,

@@ -4,7 +4,7 @@ import os from 'os';
 import path from 'path';
 import { HttpServerHandle } from '../../src/api/server';
 import { BatchLauncher } from '../../src/batch/launcher';
-import { acquireBatchLock } from '../../src/batch/run';
+import { acquireBatchLock } from '../../src/batch/registry';
 import { Pipeline, T0, makePipeline, serveApp, testRedisUrl } from '../helpers/context';
 
 describe('batch over HTTP: POST /batch, GET /batch/:id (real child process)', function () {
@@ -18,7 +18,7 @@ describe('batch over HTTP: POST /batch, GET /batch/:id (real child process)', fu
     ods = fs.mkdtempSync(path.join(os.tmpdir(), 'batch-api-'));
     const batch = new BatchLauncher({
       redis: p.redis, keys: p.keys,
-      childArgs: ['--redis', testRedisUrl(), '--prefix', p.keys.prefix, '--config', p.config.tags.source, '--ods', ods, '--log-level', 'silent'],
+      child: { target: { redisUrl: testRedisUrl() }, prefix: p.keys.prefix, tagsFile: p.config.tags.source, odsDir: ods, logLevel: 'silent' },
     });
     ({ http, base } = await serveApp(p, { batch, maxEventsPerRequest: 100, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20 }));
   });

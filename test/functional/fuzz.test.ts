@@ -20,7 +20,7 @@ import { Producer } from '../../src/producer/producer';
 import { ProfileReader } from '../../src/profile/reader';
 import { Redis, connectRedis } from '../../src/redis/client';
 import { RedisServerHandle, startRedisServer } from '../../src/redis/embeddedServer';
-import { loadTagConfig } from '../../src/core/tags';
+import { DEFAULT_TAGS_FILE, loadTagConfig } from '../../src/core/tags';
 import { parseApiKeys } from '../../src/core/apiKeys';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
@@ -119,7 +119,7 @@ describe(`fuzzing the API with ${RUNS} hostile requests (fast-check, seed ${SEED
     const app = createApp({
       redis, keys, partitions: 2, reader: new ProfileReader(redis, keys, tags.realtime),
       producer: new Producer({ redis, keys, partitions: 2, maxFutureSkewMs: 300_000 }),
-      batch: new BatchLauncher({ redis, keys, childArgs: ['--redis', server.url, '--prefix', PREFIX, '--ods', ods] }),
+      batch: new BatchLauncher({ redis, keys, child: { target: { redisUrl: server.url }, prefix: PREFIX, tagsFile: DEFAULT_TAGS_FILE, odsDir: ods, logLevel: 'info' } }),
       maxEventsPerRequest: 100, maxProfilesPerRequest: 10, maxBodyBytes: 64 * 1024,
       apiKeys: parseApiKeys(`${ADMIN}:admin`),
     });

@@ -7,7 +7,7 @@ import { createApp } from '../../src/api/app';
 import { openApiDocument } from '../../src/api/openapi';
 import { HttpServerHandle, listen } from '../../src/api/server';
 import { BatchLauncher } from '../../src/batch/launcher';
-import { acquireBatchLock } from '../../src/batch/run';
+import { acquireBatchLock } from '../../src/batch/registry';
 import { Producer } from '../../src/producer/producer';
 import { Metrics } from '../../src/ops/metrics';
 import { sample } from '../helpers/metrics';
@@ -36,11 +36,11 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
     p = await makePipeline({ partitions: 2, now: Date.now() });
     ods = fs.mkdtempSync(path.join(os.tmpdir(), 'openapi-ods-'));
     metrics = new Metrics({ processMetrics: false });
-    const childArgs = ['--redis', testRedisUrl(), '--prefix', p.keys.prefix, '--partitions', '2', '--ods', ods, '--log-level', 'silent'];
+    const child = { target: { redisUrl: testRedisUrl() }, prefix: p.keys.prefix, tagsFile: p.config.tags.source, odsDir: ods, logLevel: 'silent' };
     const app = createApp({
       redis: p.redis, reader: p.reader, keys: p.keys, partitions: 2,
       producer: new Producer({ redis: p.redis, keys: p.keys, partitions: 2, maxFutureSkewMs: 300_000 }),
-      batch: new BatchLauncher({ redis: p.redis, keys: p.keys, childArgs, metrics }),
+      batch: new BatchLauncher({ redis: p.redis, keys: p.keys, child, metrics }),
       metrics, windowTags: p.config.tags.realtime, odsDir: ods,
       maxEventsPerRequest: 5, maxProfilesPerRequest: 3, maxBodyBytes: 4096,
     });
