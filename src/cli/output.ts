@@ -1,5 +1,13 @@
 import { OdsFile } from '../ods/files';
 import { PartitionStatus } from '../redis/streamStatus';
+import type { BatchSummary } from '../batch/run';
+import type { VerifyResult } from '../batch/verify';
+import type { DeadLetter } from '../consumers/deadLetters';
+import type { SimulateSummary } from '../dev/simulate';
+
+/** The text every command prints: formatted here and nowhere else. */
+
+const mib = (n: number) => (n / 1048576).toFixed(1);
 
 /** Lays rows out as a plain text table with aligned columns. */
 export function table(header: string[], rows: string[][], leftAligned: number[] = [0]): string {
@@ -48,5 +56,48 @@ export function formatStatus(partitions: PartitionStatus[], ods: OdsFile[], odsD
       : table(['stream', 'length', 'oldest', 'group', 'lag', 'pending', 'consumers'], rows, [0, 3]),
     '',
     `ODS ${odsDir}: ${ods.length} files in ${dates.size} date partitions, ${bytes(ods.reduce((n, f) => n + f.bytes, 0))}`,
+  ].join('\n');
+}
+
+/** `profile batch`'s summary. */
+export function formatBatchSummary(summary: BatchSummary, windows: boolean): string {
+  return [
+    `run        ${summary.run_id} (as of ${new Date(summary.as_of).toISOString()})`,
+    `read       ${summary.files} files, ${mib(summary.bytes)} MiB, ${summary.lines} lines in ${summary.seconds.toFixed(1)} s (${Math.round(summary.lines / Math.max(summary.seconds, 0.001))} lines/s)`,
+    `events     ${summary.events} counted, ${summary.duplicates} duplicates skipped, ${summary.events_after_as_of} after --as-of ignored`,
+    `bad lines  ${summary.bad_lines}${summary.bad_line_samples.slice(0, 10).map((b) => `\n  ${b.file}:${b.line}: ${b.reason}`).join('')}`,
+    `users      ${summary.users_written} offline profiles written${windows ? `, ${summary.window_users_written} window results` : ''}`,
+  ].join('\n');
+}
+
+/** The batch's progress detail: bytes read of bytes to read. */
+export function batchProgress(phase: string, done: number, total: number): [share: number, label: string, detail: string, line: string] {
+  return [total ? done / total : 1, phase.padEnd(14), `${mib(done)}/${mib(total)} MiB`, `${phase}: ${mib(done)} of ${mib(total)} MiB`];
+}
+
+/** `profile verify`'s report: the first 50 mismatches, then the totals. */
+export function formatVerify(result: VerifyResult): string {
+  const lines = result.mismatches.slice(0, 50).map((m) => `mismatch ${m.user_id} ${m.tag}: batch ${JSON.stringify(m.batch)} live ${JSON.stringify(m.live)}`);
+  lines.push(`run ${result.run_id} as of ${new Date(result.as_of).toISOString()}: ${result.users_checked} users checked, ${result.mismatches.length} mismatches`);
+  return lines.join('\n');
+}
+
+/** `profile dead list` as a table. */
+export function formatDeadLetters(letters: DeadLetter[]): string {
+  const rows = letters.map((l) => [l.dead_id, l.stream, l.id, l.group, String(l.deliveries), l.error]);
+  return table(['dead id', 'stream', 'entry id', 'group', 'deliveries', 'error'], rows, [0, 1, 2, 3, 5]);
+}
+
+/** `profile simulate`'s summary, with a curl line for its busiest user. */
+export function formatSimulateSummary(summary: SimulateSummary, url: string): string {
+  const processed = summary.processed_per_s === null
+    ? 'not all processed within 60 s (is a realtime consumer running?)'
+    : `${summary.processed_per_s} events/s (all processed ${summary.processed_seconds!.toFixed(1)} s after start)`;
+  return [
+    `sent       ${summary.sent} events in ${summary.send_seconds.toFixed(1)} s (${JSON.stringify(summary.by_type)})`,
+    `accepted   ${summary.accepted} (${summary.accepted_per_s} events/s), rejected ${summary.rejected}, failed requests ${summary.failed_requests}`,
+    `processed  ${processed}`,
+    `top users  ${summary.top_users.join(', ')}`,
+    `try        curl ${url.replace(/\/+$/, '')}/profile/${summary.top_users[0] ?? 'user-1'}`,
   ].join('\n');
 }

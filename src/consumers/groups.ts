@@ -1,5 +1,7 @@
 import type { RedisClient } from '../redis/client';
-import { callScript } from '../lua/scripts';
+import { Scripts, runScript } from '../lua/scripts';
+import { Keys } from '../core/keys';
+import { groupConsumers } from '../redis/streamStatus';
 import { isRedisError } from '../core/errors';
 
 /** Consumer group names. */
@@ -34,7 +36,20 @@ export async function ensureGroups(redis: RedisClient, streams: string[], groups
  * Returns the number of entries removed (-1: a required group is missing).
  */
 export async function trimBelowSafeId(redis: RedisClient, stream: string): Promise<number> {
-  return (await callScript(redis, 'trimStream', [stream, ...REQUIRED_GROUPS])) as number;
+  return runScript(redis, Scripts.trimStream(stream, REQUIRED_GROUPS));
+}
+
+/**
+ * Archive consumers seen on any of the partitions within `activeWithinMs` (the claim
+ * time): they may be writing the ODS right now, so the ODS must not be rewritten.
+ */
+export async function activeArchivers(redis: RedisClient, keys: Keys, partitions: number, activeWithinMs: number): Promise<string[]> {
+  const active = new Set<string>();
+  for (const stream of keys.streams(partitions)) {
+    const consumers = await groupConsumers(redis, stream, GROUPS.archive).catch(() => []); // no stream or group: nobody archives it
+    for (const c of consumers) if (c.idle < activeWithinMs) active.add(c.name);
+  }
+  return [...active];
 }
 
 /** One stream entry as XREADGROUP returns it; `fields` is null for an entry deleted while pending. */

@@ -16,7 +16,7 @@ import { runBatch } from '../../src/batch/run';
 import { verifyWindows } from '../../src/batch/verify';
 import { listDeadLetters, replayDeadLetters } from '../../src/consumers/deadLetters';
 import { streamStatus } from '../../src/redis/streamStatus';
-import { formatStatus } from '../../src/ops/statusReport';
+import { formatStatus } from '../../src/cli/output';
 import { Pipeline, T0, extraRealtimeConsumer, makePipeline } from '../helpers/context';
 
 const PARTITIONS = 8;
