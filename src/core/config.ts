@@ -131,6 +131,12 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
     odsDir: rest.odsDir ?? path.join(rest.dataDir ?? 'data', 'ods'),
     tags: tags ?? loadTagConfig(tagsFile),
   };
+  validate(config);
+  return config;
+}
+
+/** Checks every option's range and form; throws ConfigError naming the first bad one. Normalises paths and partition lists. */
+function validate(config: AppConfig): void {
   const int = (name: keyof AppConfig, min: number, max: number) => {
     const v = config[name];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -185,5 +191,4 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
     // The URL may hold a password: never echo it.
     if (url !== undefined && !/^rediss?:\/\//.test(url)) throw new ConfigError(`${name} must start with redis:// or rediss://`);
   }
-  return config;
 }

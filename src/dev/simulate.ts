@@ -40,6 +40,57 @@ export interface SimulateSummary {
   top_users: string[];
 }
 
+/**
+ * Sends one NDJSON request, resending on connection errors (the same event ids make a
+ * resend safe) and after 503 (waiting Retry-After); counts the outcome in `s`.
+ */
+async function postEvents(base: string, auth: Record<string, string>, lines: string, count: number, s: SimulateSummary): Promise<void> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    let res: Response;
+    try {
+      res = await fetch(`${base}/events`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', ...auth }, body: lines });
+    } catch {
+      await new Promise((r) => setTimeout(r, 500)); // connection refused/reset: the same ids make a resend safe
+      continue;
+    }
+    const body = await res.text();
+    if (res.status === 202) {
+      s.accepted += (JSON.parse(body) as { accepted: number }).accepted;
+      return;
+    }
+    if (res.status === 503) {
+      s.retries_after_503++;
+      const wait = Number(res.headers.get('retry-after') ?? '1');
+      await new Promise((r) => setTimeout(r, (Number.isFinite(wait) ? Math.min(wait, 30) : 1) * 1000));
+      continue;
+    }
+    if (res.status >= 400 && res.status < 500) {
+      s.rejected += count;
+      return;
+    }
+  }
+  s.failed_requests++;
+}
+
+/** Polls GET /status until the realtime group has processed everything (or `waitS` passes); records when in `s`. */
+async function waitForDrain(base: string, auth: Record<string, string>, s: SimulateSummary, start: number, waitS: number): Promise<void> {
+  const deadline = Date.now() + waitS * 1000;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${base}/status`, { headers: auth });
+      const { partitions } = (await res.json()) as { partitions: PartitionStatus[] };
+      if (partitions.every((p) => groupCaughtUp(p, 'realtime'))) {
+        s.processed_seconds = (Date.now() - start) / 1000;
+        s.processed_per_s = Math.round(s.accepted / s.processed_seconds);
+        return;
+      }
+    } catch {
+      // API briefly unavailable: keep polling until the deadline.
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** mulberry32: a small seeded PRNG, so a seed reproduces the same traffic. */
 function prng(seed: number): () => number {
   let a = seed >>> 0;
@@ -130,33 +181,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateSummary> 
   const end = start + opts.durationS * 1000;
   let lastProgress = start;
 
-  const post = async (lines: string, count: number): Promise<void> => {
-    for (let attempt = 0; attempt < 20; attempt++) {
-      let res: Response;
-      try {
-        res = await fetch(`${base}/events`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', ...auth }, body: lines });
-      } catch {
-        await new Promise((r) => setTimeout(r, 500)); // connection refused/reset: the same ids make a resend safe
-        continue;
-      }
-      const body = await res.text();
-      if (res.status === 202) {
-        s.accepted += (JSON.parse(body) as { accepted: number }).accepted;
-        return;
-      }
-      if (res.status === 503) {
-        s.retries_after_503++;
-        const wait = Number(res.headers.get('retry-after') ?? '1');
-        await new Promise((r) => setTimeout(r, (Number.isFinite(wait) ? Math.min(wait, 30) : 1) * 1000));
-        continue;
-      }
-      if (res.status >= 400 && res.status < 500) {
-        s.rejected += count;
-        return;
-      }
-    }
-    s.failed_requests++;
-  };
+  const post = (lines: string, count: number) => postEvents(base, auth, lines, count, s);
 
   const inflight = new Set<Promise<void>>();
   while (Date.now() < end) {
@@ -188,20 +213,6 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateSummary> 
   s.accepted_per_s = Math.round(s.accepted / s.send_seconds);
   s.top_users = [...perUser.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([u]) => u);
 
-  const drainDeadline = Date.now() + (opts.waitDrainS ?? 60) * 1000;
-  while (Date.now() < drainDeadline) {
-    try {
-      const res = await fetch(`${base}/status`, { headers: auth });
-      const { partitions } = (await res.json()) as { partitions: PartitionStatus[] };
-      if (partitions.every((p) => groupCaughtUp(p, 'realtime'))) {
-        s.processed_seconds = (Date.now() - start) / 1000;
-        s.processed_per_s = Math.round(s.accepted / s.processed_seconds);
-        break;
-      }
-    } catch {
-      // API briefly unavailable: keep polling until the deadline.
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitForDrain(base, auth, s, start, opts.waitDrainS ?? 60);
   return s;
 }
