@@ -1,0 +1,31 @@
+/**
+ * profile-stream's public entry: what a Node program (a bidder, a job, a test harness)
+ * uses to read and write profiles without the HTTP hop, and to run the pipeline's roles
+ * in its own process. The CLI (`profile …`) is built on the same pieces.
+ *
+ * @example
+ *   const config = resolveConfig({ redisUrl: 'redis://127.0.0.1:6379' });
+ *   const redis = await connectTarget({ redisUrl: config.redisUrl });
+ *   const reader = new ProfileReader(redis, new Keys(config.prefix), config.tags.realtime);
+ *   const profile = await reader.read('user-1'); // null for an unknown user
+ */
+export { resolveConfig } from './core/config';
+export type { AppConfig, ConfigInput } from './core/config';
+export { loadTagConfig, parseTagConfig, DEFAULT_TAGS_FILE } from './core/tags';
+export type { TagConfig, WindowTag, OfflineTag, SegmentRule } from './core/tags';
+export { Keys, partitionFor } from './core/keys';
+export { EVENT_TYPES, validateEvent } from './core/event';
+export type { EventType, ProfileEvent, FieldError } from './core/event';
+export {
+  ProfileStreamError, ConfigError, RedisUnavailableError, RedisServerMissingError, BatchBusyError, NothingToVerifyError, isRedisError,
+} from './core/errors';
+export { connectTarget, connectRedis, connectCluster } from './redis/client';
+export type { RedisClient, RedisTarget } from './redis/client';
+export { ProfileReader } from './profile/reader';
+export type { Profile, TagValue } from './profile/reader';
+export { Producer } from './producer/producer';
+export type { ProducerOptions, IngestResult } from './producer/producer';
+export { runBatch } from './batch/run';
+export type { BatchOptions, BatchSummary } from './batch/run';
+export { openRuntime, closeRuntime, runRoles } from './runtime/runtime';
+export type { Runtime, Roles } from './runtime/runtime';
