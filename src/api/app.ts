@@ -8,7 +8,7 @@ import { Producer } from '../producer/producer';
 import { bodyToItems } from '../producer/parseBody';
 import { streamStatus } from '../redis/streamStatus';
 import { BatchLauncher, BatchRequest } from '../batch/launcher';
-import { failureResponse, withFastProfileRoute } from './fastProfile';
+import { failureResponse, withFastProfileRoute } from './routes/profiles';
 import { checkReady } from './ready';
 import { openApiDocument } from './openapi';
 import { IngestOutcome, Metrics } from '../ops/metrics';

@@ -1,10 +1,10 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'http';
-import type { RedisClient } from '../redis/client';
+import type { RedisClient } from '../../redis/client';
 import type { Express } from 'express';
-import { ID_PATTERN } from '../core/event';
-import { Logger } from '../core/logger';
-import { ProfileReader } from '../profile/reader';
-import type { Metrics } from '../ops/metrics';
+import { ID_PATTERN } from '../../core/event';
+import { Logger } from '../../core/logger';
+import { ProfileReader } from '../../profile/reader';
+import type { Metrics } from '../../ops/metrics';
 
 const PREFIX = '/profile/';
 
