@@ -1,4 +1,5 @@
 import { EVENT_TYPES } from '../core/event';
+import { ROUTES, RouteKey } from './routeTable';
 
 /**
  * The OpenAPI 3.1 description of every route, served at GET /openapi.json. Schemas are
@@ -338,15 +339,23 @@ const document = {
   },
 } as const;
 
+/** The route table's key of a documented operation: `{name}` becomes express's `:name`. */
+export function routeKeyOf(method: string, path: string): string {
+  return `${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`;
+}
+
 /**
- * Answers every route but /health may give whatever it does: API keys (401, 403), the rate
- * limit (429) and the declared-size check (413) run before any route.
+ * Adds what the guard in front of every route may answer instead of it: the declared-size
+ * check (413) everywhere; and, on each route the route table gives a role, the bearer
+ * security requirement with its 401, 403 and the rate limit's 429.
  */
 function withGuards<T extends { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }>(doc: T): T {
-  for (const [route, ops] of Object.entries(doc.paths)) {
-    for (const op of Object.values(ops)) {
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
       op.responses[413] = response('Body over the limit (declared: refused before reading, connection closed)', { oneOf: [ref('Error'), ref('FieldErrors')] });
-      if (route === '/health' || route === '/') continue;
+      const key = routeKeyOf(method, path);
+      if (!(key in ROUTES)) throw new Error(`OpenAPI documents ${key}, which is not in the route table`);
+      if (ROUTES[key as RouteKey] === null) continue;
       Object.assign(op, { security: [{ bearer: [] }] });
       op.responses[401] = response('No or unknown API key (when keys are configured)', ref('Error'), { 'WWW-Authenticate': { schema: { type: 'string' } } });
       op.responses[403] = response("The key's role may not use this route", ref('Error'));

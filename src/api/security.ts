@@ -2,15 +2,17 @@ import { createHash, timingSafeEqual } from 'crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'http';
 import helmet from 'helmet';
 import { ApiKey, Role } from '../core/apiKeys';
+import { ROUTES, matchRoute, requestPath } from './routeTable';
 
-/** The role a route needs; null: public. Unknown routes need `read` (they answer 404 once allowed). */
+/**
+ * The role a request needs, from the route table: null for a public route. HEAD needs
+ * what GET needs; a request no route serves needs `read` (it answers 404 once allowed), so
+ * probing for routes takes a key too. `path` is the request's path as express routes it
+ * (see requestPath): case and a trailing slash do not change the route, hence the role.
+ */
 export function requiredRole(method: string, path: string): Role | null {
-  if (path === '/health') return null;
-  if (method === 'GET' && path === '/') return null; // the dashboard page itself holds no data
-  if (method === 'POST' && path === '/events') return 'ingest';
-  if (method === 'POST' && path === '/batch') return 'admin';
-  if (method === 'DELETE' && path.startsWith('/profile/')) return 'admin';
-  return 'read';
+  const served = matchRoute(method, path);
+  return served ? ROUTES[served.key] : 'read';
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -94,7 +96,8 @@ function refuse(res: ServerResponse, status: number, error: string, headers: Rec
  * Wraps the API's request listener: security headers (helmet) on every response; a
  * declared body over the limit refused at once with `Connection: close` (the rest is never
  * read); API keys and roles (401 without a valid key, 403 for the wrong role) on every route
- * but /health; then the rate limit (429 with Retry-After).
+ * the route table does not mark public; then the rate limit (429 with Retry-After), on
+ * those same routes.
  */
 export function withSecurity(inner: RequestListener, opts: SecurityOptions): RequestListener {
   const auth = new Authenticator(opts.keys);
@@ -107,7 +110,7 @@ export function withSecurity(inner: RequestListener, opts: SecurityOptions): Req
       if (Number.isFinite(declared) && declared > opts.maxBodyBytes) {
         return refuse(res, 413, `body over ${opts.maxBodyBytes} bytes`, { connection: 'close' });
       }
-      const path = (req.url ?? '/').split('?')[0];
+      const path = requestPath(req.url ?? '/');
       const needed = requiredRole(req.method ?? 'GET', path);
       let client = req.socket.remoteAddress ?? 'unknown';
       if (needed && auth.enabled) {

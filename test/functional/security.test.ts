@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import fs from 'fs';
 import net from 'net';
+import { request as httpRequest } from 'http';
 import os from 'os';
 import path from 'path';
 import { HttpServerHandle } from '../../src/api/server';
@@ -75,6 +76,25 @@ describe('security: API keys, limits, headers, hostile parsing, erasure (real Re
     for (const [method, route, body] of [['POST', '/events', event({ event_id: 'adm' })], ['GET', '/profile/sec-1'], ['GET', '/status'], ['DELETE', '/profile/sec-1']] as const) {
       expect([method, route, (await req(method, route, 'admin', body)).status]).to.deep.equal([method, route, 200 + (method === 'POST' ? 2 : 0)]);
     }
+  });
+
+  it("checks the role of the route express serves, however the request spells its path (case, trailing slash, absolute-form)", async () => {
+    await start();
+    const raw = (method: string, target: string, key: keyof typeof KEYS) => new Promise<number>((resolve, reject) => {
+      const r = httpRequest({ host: '127.0.0.1', port: http.port, method, path: target, headers: { authorization: `Bearer ${KEYS[key]}` } }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      r.on('error', reject);
+      r.end();
+    });
+    for (const target of ['/PROFILE/sec-1', '/Profile/sec-1', '/profile/sec-1/', `http://127.0.0.1:${http.port}/profile/sec-1`, '/profile/sec-1#x']) {
+      expect([target, await raw('DELETE', target, 'read')]).to.deep.equal([target, 403]);
+    }
+    expect(await raw('POST', '/EVENTS', 'read')).to.equal(403);
+    expect(await raw('POST', '/Batch/', 'ingest')).to.equal(403);
+    expect((await req('GET', '/HEALTH')).status).to.equal(200); // public under any spelling, as it is served
+    expect((await req('GET', '/PROFILE/sec-1', 'ingest')).status).to.equal(403);
   });
 
   it('rate-limits per key with 429 and Retry-After, and lets the key through again after a second', async () => {
