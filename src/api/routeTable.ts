@@ -1,9 +1,12 @@
 import { parse } from 'url';
+import type { RequestHandler, Router } from 'express';
 import type { Role } from '../core/apiKeys';
 
 /**
  * Every route of the API and the role a key needs for it (null: public). The auth guard
- * (security.ts) and the OpenAPI document (openapi.ts) read this table.
+ * (security.ts) and the OpenAPI document (openapi.ts) read this table, and routers register
+ * routes only through {@link route}, which takes a key of it: a route missing here does
+ * not compile, so none can fall back to a default role unnoticed.
  */
 export const ROUTES = {
   'POST /events': 'ingest',
@@ -30,6 +33,22 @@ export type RouteMethod = RouteKey extends `${infer M} ${string}` ? M : never;
 export function splitRouteKey(key: RouteKey): { method: RouteMethod; path: string } {
   const space = key.indexOf(' ');
   return { method: key.slice(0, space) as RouteMethod, path: key.slice(space + 1) };
+}
+
+const LOWER = { GET: 'get', POST: 'post', DELETE: 'delete' } as const;
+
+/**
+ * An express.Router mounted with app.use answers an OPTIONS request for any of its paths
+ * itself (200 and an Allow list) when it hands the request back. This API serves no
+ * OPTIONS (no CORS): passing it on here leaves it to the app's 404, as when every route
+ * was on the app.
+ */
+const passOptionsOn: RequestHandler = (_req, _res, next) => next();
+
+/** Registers the handlers of one route of the table on `router`: the only way routes are added. */
+export function route(router: Router, key: RouteKey, ...handlers: RequestHandler[]): void {
+  const { method, path } = splitRouteKey(key);
+  router.route(path)[LOWER[method]](...handlers).options(passOptionsOn);
 }
 
 /**

@@ -1,21 +1,62 @@
+import express, { Request, Response, Router } from 'express';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'http';
-import type { RedisClient } from '../../redis/client';
-import type { Express } from 'express';
-import { ID_PATTERN } from '../../core/event';
-import { Logger } from '../../core/logger';
-import { ProfileReader } from '../../profile/reader';
-import type { Metrics } from '../../ops/metrics';
+import { ID_PATTERN, ID_RULE } from '../../core/event';
+import { eraseUser } from '../../profile/erasure';
+import type { ApiContext } from '../context';
+import { profileTimeline } from '../dashboard';
+import { failureResponse, jsonBody, userIdParam } from '../http';
+import { route } from '../routeTable';
 
 const PREFIX = '/profile/';
 
-/**
- * The answer to a request that failed for a reason other than its input: 503 while Redis
- * is unreachable (retry later), 500 otherwise; never a stack trace.
- */
-export function failureResponse(redis: RedisClient): { status: number; body: { error: string } } {
-  return redis.status === 'ready'
-    ? { status: 500, body: { error: 'internal error' } }
-    : { status: 503, body: { error: 'Redis unavailable, retry later' } };
+/** The profile routes: GET /profile/:userId (see also withFastProfileRoute), POST /profiles, DELETE /profile/:userId and GET /profile/:userId/timeline. */
+export function profilesRouter(api: ApiContext): Router {
+  const router = express.Router();
+
+  route(router, 'GET /profile/:userId', async (req: Request, res: Response) => {
+    const userId = userIdParam(req, res);
+    if (userId === null) return;
+    const profile = await api.reader.read(userId);
+    if (!profile) {
+      res.status(404).json({ error: 'unknown user', user_id: userId });
+      return;
+    }
+    res.json(profile);
+  });
+
+  route(router, 'POST /profiles', jsonBody(api.maxBodyBytes), async (req: Request, res: Response) => {
+    const ids = (req.body as { user_ids?: unknown } | undefined)?.user_ids;
+    const max = api.maxProfilesPerRequest;
+    if (!Array.isArray(ids) || ids.length === 0 || ids.length > max) {
+      res.status(400).json({ error: `body must be { "user_ids": [...] } with 1 to ${max} ids` });
+      return;
+    }
+    const bad = ids.findIndex((id) => typeof id !== 'string' || !ID_PATTERN.test(id));
+    if (bad >= 0) {
+      res.status(400).json({ error: `user_ids[${bad}] must be ${ID_RULE}` });
+      return;
+    }
+    const timer = api.metrics.profileReadSeconds.startTimer({ kind: 'batch' });
+    const profiles = await api.reader.readMany(ids as string[]);
+    timer();
+    res.json({ profiles: profiles.map((p, i) => p ?? { user_id: ids[i], error: 'unknown user' }) });
+  });
+
+  route(router, 'DELETE /profile/:userId', async (req: Request, res: Response) => {
+    const userId = userIdParam(req, res);
+    if (userId === null) return;
+    const erasedAt = Date.now();
+    const deleted = await eraseUser(api.adminRedis ?? api.redis, api.keys, userId, erasedAt);
+    api.log.info({ erased_at: erasedAt, keys_deleted: deleted }, 'user erased'); // the id itself is personal data: not logged
+    res.json({ user_id: userId, erased_at: erasedAt, keys_deleted: deleted });
+  });
+
+  route(router, 'GET /profile/:userId/timeline', async (req: Request, res: Response) => {
+    const userId = userIdParam(req, res);
+    if (userId === null) return;
+    res.json(await profileTimeline(api.redis, api.keys, api.windowTags ?? [], userId, Date.now()));
+  });
+  return router;
 }
 
 function send(res: ServerResponse, status: number, value: unknown): void {
@@ -30,7 +71,7 @@ function send(res: ServerResponse, status: number, value: unknown): void {
  * ids that need express's 400). The bidder's hot path then skips express's routing and
  * response machinery; responses are the same as the express route's.
  */
-export function withFastProfileRoute(app: Express, reader: ProfileReader, redis: RedisClient, log: Logger, metrics?: Metrics): RequestListener {
+export function withFastProfileRoute(app: RequestListener, api: Pick<ApiContext, 'reader' | 'redis' | 'log' | 'metrics'>): RequestListener {
   return (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '';
     if (req.method !== 'GET' || !url.startsWith(PREFIX)) return app(req, res);
@@ -43,16 +84,16 @@ export function withFastProfileRoute(app: Express, reader: ProfileReader, redis:
       return app(req, res);
     }
     if (!ID_PATTERN.test(userId)) return app(req, res);
-    const timer = metrics?.profileReadSeconds.startTimer({ kind: 'single' });
-    reader.read(userId).then(
+    const timer = api.metrics.profileReadSeconds.startTimer({ kind: 'single' });
+    api.reader.read(userId).then(
       (profile) => {
-        timer?.();
+        timer();
         if (profile) send(res, 200, profile);
         else send(res, 404, { error: 'unknown user', user_id: userId });
       },
       (err: Error) => {
-        log.error({ err, url }, 'profile read failed');
-        const { status, body } = failureResponse(redis);
+        api.log.error({ err, url }, 'profile read failed');
+        const { status, body } = failureResponse(api.redis);
         send(res, status, body);
       },
     );

@@ -1,0 +1,77 @@
+import express, { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
+import type { RedisClient } from '../redis/client';
+import { ID_PATTERN, ID_RULE } from '../core/event';
+import type { Logger } from '../core/logger';
+import { RouteKey, matchRoute } from './routeTable';
+
+/** The 400 body for a user id that breaks ID_PATTERN, on every route that takes one. */
+export const BAD_USER_ID = { error: `user id must be ${ID_RULE}` } as const;
+
+/** The route's `:userId`, or null once a 400 naming the id rule has been sent. */
+export function userIdParam(req: Request, res: Response): string | null {
+  const userId = req.params.userId as string;
+  if (ID_PATTERN.test(userId)) return userId;
+  res.status(400).json(BAD_USER_ID);
+  return null;
+}
+
+/** express's JSON body parser with this API's size limit; `strict: false` lets routes name the wrong shape themselves. */
+export function jsonBody(maxBodyBytes: number): RequestHandler {
+  return express.json({ limit: maxBodyBytes, strict: false });
+}
+
+/**
+ * The answer to a request that failed for a reason other than its input: 503 while Redis
+ * is unreachable (retry later), 500 otherwise; never a stack trace.
+ */
+export function failureResponse(redis: RedisClient): { status: number; body: { error: string } } {
+  return redis.status === 'ready'
+    ? { status: 500, body: { error: 'internal error' } }
+    : { status: 503, body: { error: 'Redis unavailable, retry later' } };
+}
+
+/**
+ * Request log: method, path, status and time, never bodies. The bidder's hot routes
+ * (`quiet`) log at debug, the rest at info.
+ */
+export function requestLog(log: Logger, quiet: readonly RouteKey[]): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const entry = { method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 };
+      const served = matchRoute(req.method, req.path);
+      if (served && quiet.includes(served.key)) log.debug(entry, 'request');
+      else log.info(entry, 'request');
+    });
+    next();
+  };
+}
+
+/** The answer for a path no route serves. */
+export const notFound: RequestHandler = (_req: Request, res: Response) => {
+  res.status(404).json({ error: 'no such route' });
+};
+
+/**
+ * Body-parser errors carry a status (400 bad JSON, 413 too large); anything else is Redis
+ * or a bug: 503 when Redis is unreachable, 500 otherwise, never a stack trace.
+ */
+export function errorHandler(redis: RedisClient, log: Logger): ErrorRequestHandler {
+  return (err: Error & { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
+    if (isClientError(err)) {
+      if (err.status === 413) res.set('Connection', 'close'); // the rest of the body is never read
+      const message = err.type === 'entity.parse.failed' ? 'body is not valid JSON' : err.message;
+      res.status(err.status).json({ errors: [{ index: 0, field: '', message }] });
+      return;
+    }
+    log.error({ err, method: req.method, url: req.originalUrl }, 'request failed');
+    const { status, body } = failureResponse(redis);
+    res.status(status).json(body);
+  };
+}
+
+/** An error that blames the request (a body parser's 4xx), as opposed to Redis or a bug. */
+export function isClientError(err: unknown): err is Error & { status: number; type?: string } {
+  const status = (err as { status?: unknown } | null)?.status;
+  return typeof status === 'number' && status >= 400 && status < 500;
+}

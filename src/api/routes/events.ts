@@ -1,0 +1,69 @@
+import express, { NextFunction, Request, RequestHandler, Response, Router } from 'express';
+import { bodyToItems } from '../../producer/parseBody';
+import type { IngestOutcome } from '../../ops/metrics';
+import type { ApiContext } from '../context';
+import { isClientError, jsonBody } from '../http';
+import { route } from '../routeTable';
+
+const NDJSON = 'application/x-ndjson';
+
+/** POST /events: ingestion, one object, a JSON array or NDJSON lines; every request's outcome is counted. */
+export function eventsRouter(api: ApiContext): Router {
+  const router = express.Router();
+  const outcome = (o: IngestOutcome) => api.metrics.ingestRequests.inc({ outcome: o });
+  route(router, 'POST /events', eventBody(api, outcome), async (req: Request, res: Response) => {
+    const parsed = bodyToItems(req.body, Boolean(req.is(NDJSON)), api.maxEventsPerRequest);
+    if (!parsed.ok) {
+      outcome(parsed.status === 413 ? 'too_large' : 'bad_body');
+      res.status(parsed.status).json({ errors: parsed.errors });
+      return;
+    }
+    let result;
+    try {
+      result = await api.producer.ingest(parsed.items);
+    } catch (err) {
+      outcome('redis_unavailable');
+      api.metrics.eventsRejected.inc({ reason: 'redis_unavailable' }, parsed.items.length);
+      throw err;
+    }
+    if (!result.ok && 'backlogged' in result) {
+      outcome('backlog');
+      api.metrics.eventsRejected.inc({ reason: 'backlog' }, parsed.items.length);
+      res.set('Retry-After', String(result.retryAfterS));
+      res.status(503).json({ error: 'backlog over the bound: retry later', partitions: result.backlogged });
+      return;
+    }
+    if (!result.ok) {
+      outcome('invalid');
+      api.metrics.eventsRejected.inc({ reason: 'invalid' }, parsed.items.length);
+      res.status(400).json({ errors: result.errors });
+      return;
+    }
+    outcome('accepted');
+    api.metrics.eventsAccepted.inc(result.accepted);
+    api.activity.record((parsed.items as { user_id: string }[]).map((e) => e.user_id));
+    res.status(202).json({ accepted: result.accepted, event_ids: result.event_ids });
+  });
+  return router;
+}
+
+/**
+ * Reads the body by its Content-Type (JSON or NDJSON; 415 otherwise). A body that cannot
+ * be read (bad JSON, too large) is counted here and answered by the app's error handler.
+ */
+function eventBody(api: ApiContext, outcome: (o: IngestOutcome) => void): RequestHandler {
+  const json = jsonBody(api.maxBodyBytes);
+  const ndjson = express.text({ type: NDJSON, limit: api.maxBodyBytes });
+  return (req: Request, res: Response, next: NextFunction) => {
+    const parser = req.is(NDJSON) ? ndjson : req.is('application/json') ? json : null;
+    if (!parser) {
+      outcome('unsupported_type');
+      res.status(415).json({ error: `Content-Type must be application/json or ${NDJSON}` });
+      return;
+    }
+    parser(req, res, (err?: unknown) => {
+      if (isClientError(err)) outcome(err.status === 413 ? 'too_large' : 'bad_body');
+      next(err);
+    });
+  };
+}
