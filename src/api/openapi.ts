@@ -1,12 +1,14 @@
-import { EVENT_TYPES } from '../core/event';
+import { EVENT_TYPES, ID_PATTERN } from '../core/event';
+import { ODS_DATE } from '../ods/files';
 import { ROUTES, RouteKey } from './routeTable';
+import { RUN_ID } from './routes/batch';
 
 /**
  * The OpenAPI 3.1 description of every route, served at GET /openapi.json. Schemas are
  * JSON Schema 2020-12; test/functional/openapi.test.ts validates real responses against
  * them, so this document cannot drift from the code unnoticed.
  */
-const ID = { type: 'string', pattern: '^[A-Za-z0-9._:@-]{1,128}$' } as const;
+const ID = { type: 'string', pattern: ID_PATTERN.source } as const;
 
 const json = (schema: unknown) => ({ 'application/json': { schema } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -111,8 +113,8 @@ const document = {
             type: 'object', additionalProperties: false,
             properties: {
               as_of: { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string', format: 'date-time' }] },
-              from: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}$' },
-              to: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}$' },
+              from: { type: 'string', pattern: ODS_DATE.source },
+              to: { type: 'string', pattern: ODS_DATE.source },
               windows: { type: 'boolean' },
             },
           }),
@@ -282,7 +284,7 @@ const document = {
           },
         },
       },
-      RunId: { type: 'string', pattern: '^\\d{8}T\\d{6}Z-[0-9a-f]{6}$' },
+      RunId: { type: 'string', pattern: RUN_ID.source },
       BatchRun: {
         type: 'object', required: ['run_id', 'state'], additionalProperties: false,
         properties: {
