@@ -29,7 +29,7 @@ export function expressApp(api: ApiContext): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('json spaces', 0);
-  // GET /profile is mostly served before express; POST /events is the other hot route.
+  // GET /profile never gets here (it is served before express); POST /events is the other hot route.
   app.use(requestLog(api.log, ['POST /events']));
   app.use(eventsRouter(api), profilesRouter(api), batchRouter(api), opsRouter(api), dashboardRouter(api));
   app.use(notFound);

@@ -1,6 +1,9 @@
 import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import { HttpServerHandle } from '../../src/api/server';
+import { ID_RULE } from '../../src/core/event';
+import { Metrics } from '../../src/ops/metrics';
+import { sample } from '../helpers/metrics';
 import { Pipeline, T0, makePipeline, serveApp } from '../helpers/context';
 
 describe('HTTP API (real Redis, real HTTP)', () => {
@@ -95,6 +98,33 @@ describe('HTTP API (real Redis, real HTTP)', () => {
     expect(invalid.status).to.equal(400);
     const long = await fetch(`${base}/profile/${'x'.repeat(129)}`);
     expect(long.status).to.equal(400);
+  });
+
+  it('answers HEAD /profile/:id with the status and headers of GET and no body, and counts both reads', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    const own = await serveApp(p, { metrics, maxEventsPerRequest: 10, maxProfilesPerRequest: 10, maxBodyBytes: 1 << 20 });
+    try {
+      await post('/events', JSON.stringify({ user_id: 'head-1', type: 'click', ts: T0 }));
+      await p.consumer.drain();
+      for (const id of ['head-1', 'nobody', 'a%7Bb%7D', '%E0%A4%A']) {
+        const get = await fetch(`${own.base}/profile/${id}`);
+        const head = await fetch(`${own.base}/profile/${id}`, { method: 'HEAD' });
+        expect([id, head.status, head.headers.get('content-type'), head.headers.get('content-length')])
+          .to.deep.equal([id, get.status, get.headers.get('content-type'), get.headers.get('content-length')]);
+        expect(await head.text()).to.equal('');
+      }
+      expect(sample(await metrics.text(), 'profile_read_seconds_count{kind="single"}')).to.equal(4); // head-1 and nobody, GET and HEAD
+    } finally {
+      await own.http.close();
+    }
+  });
+
+  it('answers 400 naming the id rule for a user id whose percent-encoding is malformed', async () => {
+    for (const route of ['/profile/%E0%A4%A', '/profile/%zz', '/profile/a%']) {
+      const res = await fetch(`${base}${route}`);
+      expect([route, res.status]).to.deep.equal([route, 400]);
+      expect(await res.json()).to.deep.equal({ error: `user id must be ${ID_RULE}` });
+    }
   });
 
   it('serves the full path: HTTP in, consumer, fused profile out', async () => {

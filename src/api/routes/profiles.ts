@@ -4,25 +4,15 @@ import { ID_PATTERN, ID_RULE } from '../../core/event';
 import { eraseUser } from '../../profile/erasure';
 import type { ApiContext } from '../context';
 import { profileTimeline } from '../dashboard';
-import { failureResponse, jsonBody, userIdParam } from '../http';
-import { route } from '../routeTable';
+import { BAD_USER_ID, failureResponse, jsonBody, userIdParam } from '../http';
+import { RouteKey, pathMatcher, requestPath, route } from '../routeTable';
 
-const PREFIX = '/profile/';
+/** The bidder's hot path, served by {@link withFastProfileRoute} and by no express route. */
+export const FAST_PROFILE_ROUTE = 'GET /profile/:userId' satisfies RouteKey;
 
-/** The profile routes: GET /profile/:userId (see also withFastProfileRoute), POST /profiles, DELETE /profile/:userId and GET /profile/:userId/timeline. */
+/** POST /profiles, DELETE /profile/:userId and GET /profile/:userId/timeline (GET /profile/:userId: see withFastProfileRoute). */
 export function profilesRouter(api: ApiContext): Router {
   const router = express.Router();
-
-  route(router, 'GET /profile/:userId', async (req: Request, res: Response) => {
-    const userId = userIdParam(req, res);
-    if (userId === null) return;
-    const profile = await api.reader.read(userId);
-    if (!profile) {
-      res.status(404).json({ error: 'unknown user', user_id: userId });
-      return;
-    }
-    res.json(profile);
-  });
 
   route(router, 'POST /profiles', jsonBody(api.maxBodyBytes), async (req: Request, res: Response) => {
     const ids = (req.body as { user_ids?: unknown } | undefined)?.user_ids;
@@ -59,42 +49,50 @@ export function profilesRouter(api: ApiContext): Router {
   return router;
 }
 
-function send(res: ServerResponse, status: number, value: unknown): void {
+/** A JSON answer with the headers the fast path always sent (no ETag); no body for HEAD. */
+function send(res: ServerResponse, status: number, value: unknown, head: boolean): void {
   const body = JSON.stringify(value);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+  res.end(head ? undefined : body);
+}
+
+/** A raw path parameter decoded as express decodes it; null when its percent-encoding is malformed. */
+function decodeParam(raw: string): string | null {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return null;
+  }
 }
 
 /**
- * Serves `GET /profile/:userId` straight on node:http, in front of express, which keeps
- * every other route (and any profile request this path does not take: other methods,
- * ids that need express's 400). The bidder's hot path then skips express's routing and
- * response machinery; responses are the same as the express route's.
+ * Serves `GET /profile/:userId` (and HEAD: same status and headers, no body) straight on
+ * node:http, in front of express, which keeps every other route, `/profile/:id/timeline`
+ * and the other methods on /profile/:id included. The bidder's hot path then skips
+ * express's routing and response machinery. The path is matched as express would match it
+ * (case, trailing slash); an id that breaks the rule, or whose percent-encoding is
+ * malformed, is a 400 naming the rule.
  */
 export function withFastProfileRoute(app: RequestListener, api: Pick<ApiContext, 'reader' | 'redis' | 'log' | 'metrics'>): RequestListener {
+  const profilePath = pathMatcher(FAST_PROFILE_ROUTE);
   return (req: IncomingMessage, res: ServerResponse) => {
-    const url = req.url ?? '';
-    if (req.method !== 'GET' || !url.startsWith(PREFIX)) return app(req, res);
-    const end = url.indexOf('?');
-    const raw = url.slice(PREFIX.length, end < 0 ? undefined : end);
-    let userId: string;
-    try {
-      userId = decodeURIComponent(raw);
-    } catch {
-      return app(req, res);
-    }
-    if (!ID_PATTERN.test(userId)) return app(req, res);
+    const head = req.method === 'HEAD';
+    if (req.method !== 'GET' && !head) return app(req, res);
+    const params = profilePath(requestPath(req.url ?? ''));
+    if (!params) return app(req, res);
+    const userId = decodeParam(params.userId);
+    if (userId === null || !ID_PATTERN.test(userId)) return send(res, 400, BAD_USER_ID, head);
     const timer = api.metrics.profileReadSeconds.startTimer({ kind: 'single' });
     api.reader.read(userId).then(
       (profile) => {
         timer();
-        if (profile) send(res, 200, profile);
-        else send(res, 404, { error: 'unknown user', user_id: userId });
+        if (profile) send(res, 200, profile, head);
+        else send(res, 404, { error: 'unknown user', user_id: userId }, head);
       },
       (err: Error) => {
-        api.log.error({ err, url }, 'profile read failed');
+        api.log.error({ err, url: req.url }, 'profile read failed');
         const { status, body } = failureResponse(api.redis);
-        send(res, status, body);
+        send(res, status, body, head);
       },
     );
   };
