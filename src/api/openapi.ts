@@ -1,22 +1,18 @@
-import { EVENT_TYPES, ID_PATTERN } from '../core/event';
 import { ODS_DATE } from '../ods/files';
+import { ID, SCHEMAS, ref } from './openapiSchemas';
 import { ROUTES, RouteKey } from './routeTable';
-import { RUN_ID } from './routes/batch';
+
+const json = (schema: unknown) => ({ 'application/json': { schema } });
+const response = (description: string, schema: unknown, headers?: Record<string, unknown>) => ({
+  description, content: json(schema), ...(headers ? { headers } : {}),
+});
+const error = (description: string) => response(description, ref('Error'));
 
 /**
  * The OpenAPI 3.1 description of every route, served at GET /openapi.json. Schemas are
  * JSON Schema 2020-12; test/functional/openapi.test.ts validates real responses against
  * them, so this document cannot drift from the code unnoticed.
  */
-const ID = { type: 'string', pattern: ID_PATTERN.source } as const;
-
-const json = (schema: unknown) => ({ 'application/json': { schema } });
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const response = (description: string, schema: unknown, headers?: Record<string, unknown>) => ({
-  description, content: json(schema), ...(headers ? { headers } : {}),
-});
-const error = (description: string) => response(description, ref('Error'));
-
 const document = {
   openapi: '3.1.0',
   info: {
@@ -232,112 +228,7 @@ const document = {
   },
   components: {
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an API key from PROFILE_API_KEYS' } },
-    schemas: {
-      Event: {
-        type: 'object', required: ['user_id', 'type'], additionalProperties: false,
-        properties: {
-          user_id: ID,
-          type: { enum: [...EVENT_TYPES] },
-          ts: { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string', format: 'date-time' }], description: 'event time, epoch ms or ISO-8601; default now' },
-          event_id: { ...ID, description: 'idempotency key; assigned at ingest when absent' },
-          ad_id: ID,
-          campaign_id: ID,
-          amount: { type: 'number', minimum: 0, description: 'required for purchase' },
-          currency: { type: 'string' },
-        },
-      },
-      FieldErrors: {
-        type: 'object', required: ['errors'], additionalProperties: false,
-        properties: {
-          errors: {
-            type: 'array', minItems: 1,
-            items: {
-              type: 'object', required: ['index', 'field', 'message'], additionalProperties: false,
-              properties: { index: { type: 'integer', minimum: 0 }, field: { type: 'string' }, message: { type: 'string' } },
-            },
-          },
-        },
-      },
-      Error: { type: 'object', required: ['error'], additionalProperties: false, properties: { error: { type: 'string' } } },
-      Profile: {
-        type: 'object', required: ['user_id', 'tags', 'meta'], additionalProperties: false,
-        properties: {
-          user_id: { type: 'string' },
-          tags: {
-            type: 'object',
-            additionalProperties: {
-              oneOf: [
-                { type: 'number' },
-                { type: 'string', description: 'text offline tags, e.g. segment_id' },
-                { type: 'object', additionalProperties: { type: 'integer' }, description: 'count_by: key → count' },
-              ],
-            },
-          },
-          meta: {
-            type: 'object', required: ['as_of', 'last_event_at'], additionalProperties: false,
-            properties: {
-              as_of: { type: 'integer', description: 'time (ms) the window tags were evaluated at' },
-              last_event_at: { type: ['integer', 'null'] },
-              batch_run_id: { type: 'string' },
-              batch_at: { type: 'integer' },
-            },
-          },
-        },
-      },
-      RunId: { type: 'string', pattern: RUN_ID.source },
-      BatchRun: {
-        type: 'object', required: ['run_id', 'state'], additionalProperties: false,
-        properties: {
-          run_id: { type: 'string' },
-          state: { enum: ['queued', 'running', 'succeeded', 'failed'] },
-          started_at: { type: 'integer' },
-          finished_at: { type: 'integer' },
-          as_of: { type: 'integer' },
-          summary: { type: 'object' },
-          error: { type: 'string' },
-        },
-      },
-      PartitionStatus: {
-        type: 'object', required: ['partition', 'stream', 'length', 'entries_added', 'last_id', 'first_id', 'groups'], additionalProperties: false,
-        properties: {
-          partition: { type: 'integer' },
-          stream: { type: 'string' },
-          node: { type: 'string', description: 'cluster master serving the partition' },
-          length: { type: 'integer' },
-          entries_added: { type: 'integer', description: 'entries ever added, trimmed ones included' },
-          last_id: { type: 'string' },
-          first_id: { type: ['string', 'null'] },
-          groups: {
-            type: 'array',
-            items: {
-              type: 'object', required: ['name', 'consumers', 'pending', 'lag', 'entries_read', 'last_delivered_id'], additionalProperties: false,
-              properties: {
-                name: { type: 'string' }, consumers: { type: 'integer' }, pending: { type: 'integer' },
-                lag: { type: ['integer', 'null'] }, entries_read: { type: ['integer', 'null'] }, last_delivered_id: { type: 'string' },
-              },
-            },
-          },
-        },
-      },
-      Readiness: {
-        type: 'object', required: ['ready', 'checks'], additionalProperties: false,
-        properties: {
-          ready: { type: 'boolean' },
-          checks: {
-            type: 'object', required: ['redis', 'scripts', 'groups'], additionalProperties: false,
-            properties: {
-              redis: ref('Check'),
-              scripts: ref('Check'),
-              groups: ref('Check'),
-            },
-          },
-        },
-      },
-      Check: {
-        type: 'object', required: ['ok'],
-        properties: { ok: { type: 'boolean' }, error: { type: 'string' }, missing: { type: 'array', items: { type: 'string' } } },
-      },
-    },
+    schemas: SCHEMAS,
   },
 } as const;
 
