@@ -12,6 +12,7 @@ import { makeDeadCommand } from './src/cli/commands/dead';
 import { makeEraseCommand } from './src/cli/commands/erase';
 import { makeGetCommand } from './src/cli/commands/get';
 import { makeSimulateCommand } from './src/cli/commands/simulate';
+import { makeMigrateCommand } from './src/cli/commands/migrate';
 
 const program = new Command('profile')
   .description('profile-stream: Redis-native user profiles for ad platforms')
@@ -31,7 +32,7 @@ Examples:
   $ profile consume --cluster 10.0.0.1:6379,10.0.0.2:6379 --consumer-name rt-1 --metrics-port 9464`);
 
 for (const make of [makeUpCommand, makeServeCommand, makeConsumeCommand, makeArchiveCommand, makeBatchCommand, makeVerifyCommand,
-  makeStatusCommand, makeDeadCommand, makeEraseCommand, makeGetCommand, makeSimulateCommand]) {
+  makeStatusCommand, makeDeadCommand, makeEraseCommand, makeGetCommand, makeSimulateCommand, makeMigrateCommand]) {
   program.addCommand(make());
 }
 // addCommand does not pass settings down (command() would): every command, nested ones too,

@@ -22,7 +22,8 @@ export interface VerifyResult {
   mismatches: Mismatch[];
 }
 
-const isZero = (v: WindowValue | undefined) => v === undefined || v === 0 || (typeof v === 'object' && Object.keys(v).length === 0);
+/** An empty window's value: 0, {} or null (min/max/last/avg), or no value at all. */
+const isZero = (v: WindowValue | undefined) => v === undefined || v === null || v === 0 || (typeof v === 'object' && Object.keys(v).length === 0);
 
 /** Collects every key matching `pattern` on every master (SCAN, so Redis is never blocked). */
 async function scanKeys(redis: RedisClient, pattern: string): Promise<string[]> {

@@ -1,14 +1,17 @@
 import { EventType, ProfileEvent } from '../core/event';
 import { WindowTag } from '../core/tags';
+import { windowRange } from '../core/panes';
 
-/** A realtime tag value as the API returns it. */
-export type WindowValue = number | Record<string, number>;
+/** A realtime tag value as the API returns it (null: min/max/last/avg of an empty window). */
+export type WindowValue = number | Record<string, number> | null;
 
 /**
  * Computes realtime window tags as of `asOf` from a user's (deduplicated) events, with the
- * semantics of aggregateTag.lua: an event is in a window of length w when
- * asOf - w <= ts <= asOf; distinct and count_by ignore events without the field.
- * The batch uses it to prove that replaying the ODS gives what the live windows served.
+ * pane rule of the window scripts (core/panes.ts): a tag counts the events whose time is in
+ * windowRange(tag, asOf). sum/avg/min/max/last use the events that carry the numeric
+ * field; distinct and count_by ignore events without the id field; `last` is the value of
+ * the newest event (equal times: the larger value). The batch uses it to prove that
+ * replaying the ODS gives what the live windows served; tests use it as the reference.
  */
 export function computeWindowTags(events: readonly ProfileEvent[], tags: readonly WindowTag[], asOf: number): Record<string, WindowValue> {
   const byType = new Map<EventType, ProfileEvent[]>();
@@ -19,34 +22,56 @@ export function computeWindowTags(events: readonly ProfileEvent[], tags: readonl
   }
   const out: Record<string, WindowValue> = {};
   for (const t of tags) {
-    const inWindow = (byType.get(t.event) ?? []).filter((e) => e.ts >= asOf - t.windowMs && e.ts <= asOf);
-    switch (t.aggregation) {
-      case 'count':
-        out[t.name] = inWindow.length;
-        break;
-      case 'sum':
-        out[t.name] = inWindow.reduce((s, e) => s + (Number(e[t.field!]) || 0), 0);
-        break;
-      case 'distinct':
-        out[t.name] = new Set(inWindow.map((e) => e[t.field!]).filter((v) => v !== undefined && v !== '')).size;
-        break;
-      case 'count_by': {
-        const counts: Record<string, number> = Object.create(null);
-        for (const e of inWindow) {
-          const v = e[t.field!];
-          if (v === undefined || v === '') continue;
-          counts[String(v)] = (counts[String(v)] ?? 0) + 1;
-        }
-        out[t.name] = counts;
-        break;
-      }
-    }
+    const [from, to] = windowRange(t, asOf);
+    const inWindow = (byType.get(t.event) ?? []).filter((e) => e.ts >= from && e.ts < to);
+    out[t.name] = aggregate(t, inWindow);
   }
   return out;
 }
 
-/** True when two tag values agree (sums within float noise, count_by key by key). */
+function aggregate(t: WindowTag, events: ProfileEvent[]): WindowValue {
+  if (t.aggregation === 'count') return events.length;
+  const values = events.map((e) => e[t.field!]).filter((v) => v !== undefined && v !== '');
+  const numbers = values.map(Number).filter((n) => Number.isFinite(n));
+  switch (t.aggregation) {
+    case 'sum':
+      return numbers.reduce((s, n) => s + n, 0);
+    case 'avg':
+      return numbers.length ? numbers.reduce((s, n) => s + n, 0) / numbers.length : null;
+    case 'min':
+      return numbers.length ? Math.min(...numbers) : null;
+    case 'max':
+      return numbers.length ? Math.max(...numbers) : null;
+    case 'last': {
+      let best: [number, number] | null = null;
+      for (const e of events) {
+        const v = Number(e[t.field!]);
+        if (e[t.field!] === undefined || !Number.isFinite(v)) continue;
+        if (!best || e.ts > best[0] || (e.ts === best[0] && v > best[1])) best = [e.ts, v];
+      }
+      return best ? best[1] : null;
+    }
+    case 'distinct':
+      return new Set(values.map(String)).size;
+    case 'count_by': {
+      const counts: Record<string, number> = Object.create(null);
+      for (const v of values) counts[String(v)] = (counts[String(v)] ?? 0) + 1;
+      return t.top === undefined ? counts : topCounts(counts, t.top);
+    }
+  }
+}
+
+/** The `k` largest counts (equal counts: the smaller key first). */
+export function topCounts(counts: Record<string, number>, k: number): Record<string, number> {
+  const kept = Object.entries(counts).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, k);
+  const out: Record<string, number> = Object.create(null);
+  for (const [key, n] of kept.sort((a, b) => (a[0] < b[0] ? -1 : 1))) out[key] = n;
+  return out;
+}
+
+/** True when two tag values agree (numbers within float noise, count_by key by key, null only with null). */
 export function sameWindowValue(a: WindowValue | undefined, b: WindowValue | undefined): boolean {
+  if (a === null || b === null) return a === b;
   if (typeof a === 'number' && typeof b === 'number') return Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a));
   if (typeof a === 'object' && typeof b === 'object') {
     const ka = Object.keys(a).sort();

@@ -26,13 +26,27 @@ export class Keys {
     return `${this.prefix}ev:dead`;
   }
 
-  /** Sorted set of a user's in-window events of one type: member event_id, score event time. */
-  window(userId: string, type: EventType): string {
+  /**
+   * Hash of a user's window panes for one event type (window state v2): numeric panes
+   * `s<second>`/`m<minute>`/`h<hour>`, value panes `<field><level><index>`, dedup buckets
+   * `d<second>` (see src/lua/includes/panes.lua).
+   */
+  panes(userId: string, type: EventType): string {
+    return `${this.prefix}u:{${userId}}:p:${type}`;
+  }
+
+  /** Sorted set indexing `panes(userId, type)` by time: members `m<minute>` and `h<hour>` that hold state. */
+  paneIndex(userId: string, type: EventType): string {
+    return `${this.prefix}u:{${userId}}:t:${type}`;
+  }
+
+  /** v1 layout (before panes): sorted set of in-window events, member event_id, score event time. Folded into the panes on the next write, or by `profile migrate`. */
+  legacyWindow(userId: string, type: EventType): string {
     return `${this.prefix}u:{${userId}}:w:${type}`;
   }
 
-  /** Hash event_id → packed field values of the events in `window(userId, type)`. */
-  windowValues(userId: string, type: EventType): string {
+  /** v1 layout: hash event_id → packed field values of `legacyWindow(userId, type)`. */
+  legacyWindowValues(userId: string, type: EventType): string {
     return `${this.prefix}u:{${userId}}:wv:${type}`;
   }
 
@@ -51,10 +65,12 @@ export class Keys {
     return `${this.prefix}u:{${userId}}:wb`;
   }
 
-  /** Every key a user can have (windows and values of every event type, rt, off, wb): one slot. */
+  /** Every key a user can have (panes and their index of every event type, v1 windows, rt, off, wb): one slot. */
   userKeys(userId: string): string[] {
     const out: string[] = [];
-    for (const type of EVENT_TYPES) out.push(this.window(userId, type), this.windowValues(userId, type));
+    for (const type of EVENT_TYPES) {
+      out.push(this.panes(userId, type), this.paneIndex(userId, type), this.legacyWindow(userId, type), this.legacyWindowValues(userId, type));
+    }
     out.push(this.realtime(userId), this.offline(userId), this.batchWindows(userId));
     return out;
   }
@@ -65,7 +81,7 @@ export class Keys {
   }
 
   /** SCAN pattern matching every user's key of one kind (the prefix holds no glob characters: config checks it). */
-  userKeyPattern(kind: 'rt' | 'off' | 'wb'): string {
+  userKeyPattern(kind: 'rt' | 'off' | 'wb' | 'w:*'): string {
     return `${this.prefix}u:{*}:${kind}`;
   }
 

@@ -4,9 +4,25 @@ import { EVENT_TYPES, EventType } from './event';
 import { parseDuration } from './duration';
 import { ConfigError } from './errors';
 
-/** How a realtime tag folds the events of its window into a value. */
-export const AGGREGATIONS = ['count', 'sum', 'distinct', 'count_by'] as const;
+/**
+ * How a realtime tag folds the events of its window into a value: `count` of events; `sum`,
+ * `avg`, `min`, `max` of a numeric field; `last`, the field's value in the newest event
+ * (ties on time: the larger value); `distinct` values of an id field; `count_by`, events
+ * per value of an id field.
+ */
+export const AGGREGATIONS = ['count', 'sum', 'avg', 'min', 'max', 'last', 'distinct', 'count_by'] as const;
 export type Aggregation = (typeof AGGREGATIONS)[number];
+/** Aggregations over a numeric field, kept in the numeric panes. */
+export const NUMERIC_AGGREGATIONS: readonly Aggregation[] = ['sum', 'avg', 'min', 'max', 'last'];
+/** Aggregations over an id field, kept in the value panes (one entry per distinct value). */
+export const VALUE_AGGREGATIONS: readonly Aggregation[] = ['distinct', 'count_by'];
+
+/**
+ * The pane levels (ms): window state is kept in panes of 1 s, 1 min and 1 h. A tag's
+ * resolution is one of them; coarser levels cover the middle of long windows, so a read
+ * merges a bounded number of panes whatever the window holds.
+ */
+export const PANE_LEVELS_MS = [1000, 60_000, 3_600_000] as const;
 
 /**
  * Event fields a window keeps per event, in the order they are packed into the window's
@@ -23,8 +39,16 @@ export interface WindowTag {
   aggregation: Aggregation;
   /** The event field aggregated (`sum`, `distinct`, `count_by`); absent for `count`. */
   field?: WindowField;
-  /** Window length in ms; an event with age <= windowMs at read time is in the window. */
+  /** Window length in ms, a multiple of the resolution. */
   windowMs: number;
+  /**
+   * Resolution (ms, one of PANE_LEVELS_MS): at read time `now` the tag counts the events
+   * whose pane floor(ts / resolution) is one of the windowMs / resolution panes ending
+   * with now's pane. @defaultValue 1 s for count/sum/avg/min/max/last up to 1 h, else 1 min
+   */
+  resolutionMs: number;
+  /** count_by only: reply with the `top` largest counts (ties: smaller key first); all when absent. */
+  top?: number;
 }
 
 /** How an offline tag folds a user's whole history (as of the batch's as-of time). */
@@ -215,7 +239,7 @@ function configEntry(entry: unknown, where: string, allowed: string[], idKey = '
 }
 
 function parseWindowTag(entry: unknown, where: string): WindowTag {
-  const { e, bad } = configEntry(entry, where, ['name', 'event', 'aggregation', 'field', 'window']);
+  const { e, bad } = configEntry(entry, where, ['name', 'event', 'aggregation', 'field', 'window', 'resolution', 'top']);
   if (!(EVENT_TYPES as readonly unknown[]).includes(e.event)) bad(`"event" must be one of ${EVENT_TYPES.join(', ')}`);
   if (!(AGGREGATIONS as readonly unknown[]).includes(e.aggregation)) bad(`"aggregation" must be one of ${AGGREGATIONS.join(', ')}`);
   const windowMs = parseDuration(e.window);
@@ -229,12 +253,39 @@ function parseWindowTag(entry: unknown, where: string): WindowTag {
     if (!(WINDOW_FIELDS as readonly unknown[]).includes(e.field)) bad(`"field" must be one of ${WINDOW_FIELDS.join(', ')}`);
     field = e.field as WindowField;
     const numeric = NUMERIC_FIELDS.includes(field);
-    if (aggregation === 'sum' && !numeric) bad(`sum needs a numeric field (${NUMERIC_FIELDS.join(', ')})`);
-    if (aggregation !== 'sum' && numeric) bad(`${aggregation} needs an id field, not "${field}"`);
+    const wantsNumber = NUMERIC_AGGREGATIONS.includes(aggregation);
+    if (wantsNumber && !numeric) bad(`${aggregation} needs a numeric field (${NUMERIC_FIELDS.join(', ')})`);
+    if (!wantsNumber && numeric) bad(`${aggregation} needs an id field, not "${field}"`);
   }
-  const tag: WindowTag = { name: e.name as string, event: e.event as EventType, aggregation, windowMs: windowMs! };
+  const resolutionMs = parseResolution(e.resolution, aggregation, windowMs!, bad);
+  const tag: WindowTag = { name: e.name as string, event: e.event as EventType, aggregation, windowMs: windowMs!, resolutionMs };
   if (field) tag.field = field;
+  if (e.top !== undefined) {
+    if (aggregation !== 'count_by') bad('"top" is only for count_by');
+    if (!Number.isInteger(e.top) || (e.top as number) < 1 || (e.top as number) > 10_000) bad('"top" must be an integer from 1 to 10000');
+    tag.top = e.top as number;
+  }
   return tag;
+}
+
+/**
+ * A tag's resolution: given (1s, 1m or 1h), or the default — 1 s for count/sum/avg/min/max/
+ * last windows up to 1 h, 1 min for longer windows and for distinct/count_by, whose panes
+ * hold an entry per distinct value (1 s when the window is not whole minutes). The window
+ * must be a whole number of resolution steps.
+ */
+function parseResolution(value: unknown, aggregation: Aggregation, windowMs: number, bad: (msg: string) => never): number {
+  let ms: number;
+  if (value === undefined) {
+    ms = VALUE_AGGREGATIONS.includes(aggregation) || windowMs > 3_600_000 ? 60_000 : 1000;
+    if (windowMs % ms !== 0) ms = 1000;
+  } else {
+    const given = parseDuration(value);
+    if (given === undefined || !(PANE_LEVELS_MS as readonly number[]).includes(given)) bad('"resolution" must be "1s", "1m" or "1h"');
+    ms = given!;
+  }
+  if (windowMs % ms !== 0) bad(`"window" must be a whole number of resolution steps (${ms / 1000} s)`);
+  return ms;
 }
 
 /** The longest window over the tags of one event type (0 when the type has no tag). */

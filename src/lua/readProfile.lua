@@ -1,44 +1,149 @@
 #!lua flags=no-writes
 --[[
-  Reads a user's fused profile in one round trip: every window tag evaluated at `now`
-  over the window sorted sets, plus the offline tag hash written by the batch.
-  Read-only (runs on replicas too).
+  Reads a user's fused profile in one round trip: every window tag evaluated at `now` by
+  merging the panes that cover its window (src/core/panes.ts: fine panes at the edges,
+  coarse ones in the middle, only those of minutes/hours the time index says hold state),
+  plus the offline tag hash written by the batch. Cost: O(panes in the windows), never
+  O(events). Read-only (runs on replicas too).
 
   Input:
-    KEYS[1..2k] for each event type with tags, its window sorted set u:{<user>}:w:<type>
-                followed by its window value hash u:{<user>}:wv:<type>
-    KEYS[2k+1]  realtime tag hash u:{<user>}:rt
+    KEYS[1..2k] for each event type with tags, its pane hash u:{<user>}:p:<type> followed
+                by its pane time index u:{<user>}:t:<type>
+    KEYS[2k+1]  realtime hash     u:{<user>}:rt
     KEYS[2k+2]  offline tag hash  u:{<user>}:off
 
     ARGV[1] now (ms)
-    ARGV[2] n, the number of window tags; then for each tag 5 values:
-            name, index in KEYS of its window sorted set (its value hash is the next key),
-            aggregation (count|sum|distinct|count_by), field index (1-based, 0 for count),
-            window (ms)
+    ARGV[2] n, the number of window tags; then for each tag 8 values:
+            name, index in KEYS of its pane hash (its time index is the next key),
+            aggregation (count|sum|avg|min|max|last|distinct|count_by), field index
+            (1-based, 0 for count), window (ms), resolution (ms), pane levels (ms,
+            comma-separated, finest first), top (count_by: the k largest; 0 = all)
 
   Output: a 4-element array
     [1] 1 when any of the user's keys exists, else 0 (unknown user)
     [2] last event time (ms) from the realtime hash, or nil
     [3] flat array {name1, value1, name2, value2, ...}: integer for count and distinct,
-        decimal string for sum, flat {key, n, ...} array for count_by
+        decimal string for sum/avg/min/max/last (nil when the window has no value),
+        flat {key, n, ...} array for count_by, sorted by key
     [4] the offline hash, flat as HGETALL returns it
 ]]
 local rcall = redis.call
 
---@include aggregateTag
+--@include panes
 
 local now = tonumber(ARGV[1])
 local rtKey = KEYS[#KEYS - 1]
 local offKey = KEYS[#KEYS]
 
+-- Minutes and hours holding state in [from, +inf) of one time index, cached per index.
+local activeCache = {}
+local function active(indexKey, from)
+  local cached = activeCache[indexKey]
+  if cached and cached.from <= from then return cached end
+  local minutes, hours = {}, {}
+  for _, member in ipairs(rcall('ZRANGEBYSCORE', indexKey, math.floor(from / 60000) * 60000 - 3600000, '+inf')) do
+    local idx = tonumber(string.sub(member, 2))
+    if string.sub(member, 1, 1) == 'm' then minutes[idx] = true else hours[idx] = true end
+  end
+  cached = { from = from, minutes = minutes, hours = hours }
+  activeCache[indexKey] = cached
+  return cached
+end
+
+-- Is pane `idx` of `level` one that may hold state?
+local function live(act, level, idx)
+  if level == 1000 then return act.minutes[math.floor(idx / 60)] == true end
+  if level == 60000 then return act.minutes[idx] == true end
+  return act.hours[idx] == true
+end
+
+-- The field names of the panes covering [from, to) that may hold state (see coverPanes).
+local function coverNames(act, from, to, levels, fieldPrefix)
+  local names = {}
+  local function add(level, lo, hi)
+    for t = lo, hi - level, level do
+      local idx = t / level
+      if live(act, level, idx) then names[#names + 1] = fieldPrefix .. PREFIX[level] .. idx end
+    end
+  end
+  local lo, hi = from, to
+  for i, level in ipairs(levels) do
+    local nextLevel = levels[i + 1]
+    local loUp = nextLevel and math.ceil(lo / nextLevel) * nextLevel or hi
+    local hiDown = nextLevel and math.floor(hi / nextLevel) * nextLevel or hi
+    if not nextLevel or loUp >= hiDown then
+      add(level, lo, hi)
+      return names
+    end
+    add(level, lo, loUp)
+    add(level, hiDown, hi)
+    lo, hi = loUp, hiDown
+  end
+  return names
+end
+
+-- HMGET in chunks: unpack() of a long list would overflow Lua's C stack.
+local function fetch(hashKey, names)
+  local out = {}
+  for first = 1, #names, 1000 do
+    local got = rcall('HMGET', hashKey, unpack(names, first, math.min(first + 999, #names)))
+    for i = 1, #got do if got[i] then out[#out + 1] = got[i] end end
+  end
+  return out
+end
+
+local function numericTag(agg, panes)
+  local total = { c = 0 }
+  for _, text in ipairs(panes) do mergeNumeric(total, parseNumeric(text)) end
+  if agg == 'count' then return total.c end
+  if not total.n or total.n == 0 then return agg == 'sum' and '0' or false end
+  local value = total.s
+  if agg == 'avg' then value = total.s / total.n
+  elseif agg == 'min' then value = total.mn
+  elseif agg == 'max' then value = total.mx
+  elseif agg == 'last' then value = total.lv end
+  return string.format('%.17g', value)
+end
+
+local function valueTag(agg, panes, top)
+  local counts = {}
+  for _, text in ipairs(panes) do addValues(counts, text) end
+  local keys = {}
+  for k in pairs(counts) do keys[#keys + 1] = k end
+  if agg == 'distinct' then return #keys end
+  if top > 0 and #keys > top then
+    table.sort(keys, function(a, b) return counts[a] > counts[b] or (counts[a] == counts[b] and a < b) end)
+    for i = #keys, top + 1, -1 do keys[i] = nil end
+  end
+  table.sort(keys)
+  local flat = {}
+  for _, k in ipairs(keys) do
+    flat[#flat + 1] = k
+    flat[#flat + 1] = counts[k]
+  end
+  return flat
+end
+
 local exists = rcall('EXISTS', unpack(KEYS)) > 0 and 1 or 0
 local tags = {}
 local n = tonumber(ARGV[2])
 for i = 0, n - 1 do
-  local base = 3 + i * 5
+  local base = 3 + i * 8
   local keyIndex = tonumber(ARGV[base + 1])
+  local agg = ARGV[base + 2]
+  local field = tonumber(ARGV[base + 3])
+  local window, resolution = tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5])
+  local pane = math.floor(now / resolution)
+  local from, to = (pane - window / resolution + 1) * resolution, (pane + 1) * resolution
+  local act = active(KEYS[keyIndex + 1], from)
+  local valued = agg == 'distinct' or agg == 'count_by'
+  local names = coverNames(act, from, to, numberList(ARGV[base + 6]), valued and tostring(field) or '')
+  local panes = fetch(KEYS[keyIndex], names)
   tags[#tags + 1] = ARGV[base]
-  tags[#tags + 1] = aggregateTag(KEYS[keyIndex], KEYS[keyIndex + 1], ARGV[base + 2],
-    tonumber(ARGV[base + 3]), now - tonumber(ARGV[base + 4]), now)
+  if valued then
+    tags[#tags + 1] = valueTag(agg, panes, tonumber(ARGV[base + 7]))
+  else
+    tags[#tags + 1] = numericTag(agg, panes)
+  end
 end
 return { exists, rcall('HGET', rtKey, 'last_event_at'), tags, rcall('HGETALL', offKey) }

@@ -31,7 +31,7 @@ interface ScriptSpec {
 
 /** Every script of the product, declared once: `src/lua/<name>.lua`. */
 const SCRIPTS = {
-  updateWindows: { keys: 3, readOnly: false },
+  updateWindows: { keys: 5, readOnly: false },
   readProfile: { keys: 'counted', readOnly: true },
   trimStream: { keys: 1, readOnly: false },
   casLock: { keys: 1, readOnly: false },
@@ -48,7 +48,7 @@ export type ScriptName = keyof typeof SCRIPTS;
 export interface ScriptCall<Reply> {
   readonly script: ScriptName;
   readonly keys: readonly string[];
-  readonly args: readonly (string | number)[];
+  readonly args: readonly ScriptArg[];
   /** Type only: what the script answers. */
   readonly reply?: Reply;
 }
@@ -58,25 +58,26 @@ export type ReadProfileReply = [exists: number, lastEventAt: string | null, tags
 
 /** updateWindows.lua's inputs for one user, one event type and one consumer batch (see its header). */
 export interface WindowUpdate {
-  /** u:{user}:w:<type>, u:{user}:wv:<type>, u:{user}:rt */
-  windowKey: string;
-  valuesKey: string;
+  /** u:{user}:p:<type>, u:{user}:t:<type>, u:{user}:rt, and the v1 keys u:{user}:w:<type>, u:{user}:wv:<type> */
+  panesKey: string;
+  paneIndexKey: string;
   realtimeKey: string;
+  legacyWindowKey: string;
+  legacyValuesKey: string;
   now: number;
   /** Longest window of this event type, and of any type (ms). */
   typeWindowMs: number;
   longestWindowMs: number;
-  /** Window size above which realtime-hash rewrites are rate-limited, and ms per event between them. */
-  rtExactMaxEvents: number;
-  rtMsPerEvent: number;
-  type: string;
-  /** n, then per tag: name, aggregation, field index, window (ms). */
-  tagArgs: readonly (string | number)[];
-  /** Per event: time (ms), event id, packed field values. */
-  events: readonly (string | number)[];
+  /** The type's pane layout: ARGV[4..7] of the script (numeric flag, field, levels, value panes). */
+  planArgs: readonly (string | number)[];
+  /** Per event: time (ms), event-id fingerprint (6 bytes), packed field values. */
+  events: readonly ScriptArg[];
 }
 
-const call = <Reply>(script: ScriptName, keys: string[], args: (string | number)[]): ScriptCall<Reply> => {
+/** A script argument: text, a number, or bytes (fingerprints). */
+export type ScriptArg = string | number | Buffer;
+
+const call = <Reply>(script: ScriptName, keys: string[], args: ScriptArg[]): ScriptCall<Reply> => {
   const expected = SCRIPTS[script].keys;
   if (expected !== 'counted' && keys.length !== expected) throw new Error(`${script} takes ${expected} keys, got ${keys.length}`);
   return { script, keys, args };
@@ -89,8 +90,8 @@ const call = <Reply>(script: ScriptName, keys: string[], args: (string | number)
 export const Scripts = {
   /** Folds a batch of events of one user and type into the window; replies with the number added. */
   updateWindows(u: WindowUpdate): ScriptCall<number> {
-    return call('updateWindows', [u.windowKey, u.valuesKey, u.realtimeKey], [
-      u.now, u.typeWindowMs, u.longestWindowMs, u.rtExactMaxEvents, u.rtMsPerEvent, u.type, ...u.tagArgs, ...u.events,
+    return call('updateWindows', [u.panesKey, u.paneIndexKey, u.realtimeKey, u.legacyWindowKey, u.legacyValuesKey], [
+      u.now, u.typeWindowMs, u.longestWindowMs, ...u.planArgs, ...u.events,
     ]);
   },
   /** A user's fused profile: `keys` are the window keys by type, then the realtime and offline hashes. */
@@ -124,7 +125,7 @@ export function scriptDigests(): { name: string; sha: string; lua: string }[] {
 
 type ScriptClient = Redis | Cluster;
 
-function command(c: ScriptCall<unknown>): [string, ...(string | number)[]] {
+function command(c: ScriptCall<unknown>): [string, ...ScriptArg[]] {
   const spec: ScriptSpec = SCRIPTS[c.script];
   const numberOfKeys = c.keys.length;
   return [spec.readOnly ? 'EVALSHA_RO' : 'EVALSHA', digest(c.script), numberOfKeys, ...c.keys, ...c.args];

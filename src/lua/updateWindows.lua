@@ -1,94 +1,219 @@
 --[[
-  Adds a batch of events of one user and one type to the user's sliding window for that
-  type, idempotently by event id; drops what has fallen out of the type's longest window;
-  refreshes TTLs; records the newest event time in the realtime tag hash and rewrites the
-  type's tags there as of `now` (for inspection with redis-cli). One call per user, type
-  and consumer batch: a very active user costs one call, not one per event.
-  Evaluating tags is linear in the window, so a window holding N > ARGV[4] events has its
-  tags rewritten at most once per N * ARGV[5] ms of `now` (the `tags_at:<type>` field says
-  when), which bounds the scanning per window and second whatever the user's event rate.
-  GET /profile is never affected: it always computes every tag at read time.
+  Folds a batch of events of one user and one type into the user's window panes for that
+  type (window state v2: partial aggregates per 1 s / 1 min / 1 h pane, see
+  src/core/panes.ts), idempotently by event id; prunes panes older than the type's longest
+  window; refreshes TTLs and the realtime hash. One call per user, type and consumer
+  batch. Cost: O(events in the call + panes touched), never O(events already in the window).
+
+  Dedup: each new event's 6-byte event-id fingerprint is looked up in one of 256 buckets
+  (field d<first byte of the fingerprint>) that hold 10-byte entries: the fingerprint and
+  the minute of the event's time (4 bytes, big-endian). A redelivered entry or a resent
+  event id (even with another time) is never counted twice while its first copy could
+  still be in a window: entries are dropped only once that minute is older than the
+  type's longest window (when their bucket is next written, or by a round-robin sweep of
+  one bucket per call).
+
+  Legacy data (the v1 layout: one sorted-set member and one value-hash field per event) is
+  folded in on the first call that meets it, through the same dedup, then deleted.
 
   Input:
-    KEYS[1] window sorted set  u:{<user>}:w:<type>   member event_id, score event time (ms)
-    KEYS[2] window value hash  u:{<user>}:wv:<type>  event_id -> packed field values
-    KEYS[3] realtime tag hash  u:{<user>}:rt
+    KEYS[1] pane hash         u:{<user>}:p:<type>
+    KEYS[2] pane time index   u:{<user>}:t:<type>  member m<minute> (score: minute start)
+                              or h<hour> (score: hour end - 1 min), for each pane with state
+    KEYS[3] realtime hash     u:{<user>}:rt
+    KEYS[4] v1 window set     u:{<user>}:w:<type>  (legacy, folded and deleted)
+    KEYS[5] v1 value hash     u:{<user>}:wv:<type> (legacy, folded and deleted)
 
     ARGV[1] now (ms)
-    ARGV[2] longest window of this event type (ms)
-    ARGV[3] longest window of any type (ms): lifetime of the realtime tag hash
-    ARGV[4] window size (events) above which tag rewrites are rate-limited
-    ARGV[5] ms per event in such a window that must pass between two tag rewrites
-    ARGV[6] event type (names the `tags_at:<type>` field)
-    ARGV[7] n, the number of tags of this event type; then for each tag 4 values:
-            name, aggregation (count|sum|distinct|count_by), field index (1-based, 0 for
-            count), window (ms)
-    then, for each event, 3 values: event time (ms), event id, packed field values
-            ("\31"-separated, WINDOW_FIELDS order)
+    ARGV[2] longest window of this event type (ms): older panes are pruned
+    ARGV[3] longest window of any type (ms): lifetime of the realtime hash
+    ARGV[4] 1 when the numeric panes keep sum/min/max/last of a numeric field, else 0
+    ARGV[5] 1-based index of that field in the packed values (0: none)
+    ARGV[6] levels (ms) of the numeric panes, comma-separated, e.g. "1000,60000"
+    ARGV[7] value panes: "<field index>:<level>,<level>;..." (empty: none)
+    then, for each event, 3 values: event time (ms), event-id fingerprint (6 bytes),
+            packed field values ("\31"-separated, WINDOW_FIELDS order)
 
   Output: the number of events added (an event already counted, or older than the type's
   longest window, adds nothing)
 ]]
 local rcall = redis.call
 
---@include aggregateTag
+--@include panes
 
 local now = tonumber(ARGV[1])
-local typeWindow = tonumber(ARGV[2])
-local cutoff = now - typeWindow
-local nTags = tonumber(ARGV[7])
-local firstEvent = 8 + nTags * 4
+local longest = tonumber(ARGV[2])
+local cutoff = now - longest
+local numeric = ARGV[4] == '1'
+local numericField = tonumber(ARGV[5])
+local numericLevels = numberList(ARGV[6])
+local valueSpecs = {}
+for spec in string.gmatch(ARGV[7], '[^;]+') do
+  local f, levels = string.match(spec, '^(%d+):(.+)$')
+  valueSpecs[#valueSpecs + 1] = { field = tonumber(f), levels = numberList(levels) }
+end
 
-local added, newestAdded = 0, nil
-for i = firstEvent, #ARGV, 3 do
-  local ts = tonumber(ARGV[i])
-  if ts >= cutoff and rcall('ZADD', KEYS[1], 'NX', ts, ARGV[i + 1]) == 1 then
-    rcall('HSET', KEYS[2], ARGV[i + 1], ARGV[i + 2])
-    added = added + 1
-    if newestAdded == nil or ts > newestAdded then newestAdded = ts end
+local cutoffMinute = math.floor(cutoff / 60000)
+local buckets, dirtyBuckets = {}, {}
+local numericDelta, valueDelta, minutes, hours = {}, {}, {}, {}
+local added, newest = 0, nil
+
+-- True when fingerprint fp (6 bytes) starts one of the 10-byte entries of bucket text b.
+local function seen(b, fp)
+  local pos = 1
+  while true do
+    local i = string.find(b, fp, pos, true)
+    if not i then return false end
+    if (i - 1) % 10 == 0 then return true end
+    pos = i + 1
   end
 end
-if added == 0 then
-  return 0
+
+-- Bucket text without the entries whose minute is before the cutoff.
+local function pruneBucket(b)
+  local kept = {}
+  for i = 1, #b, 10 do
+    if struct.unpack('>I4', b, i + 6) >= cutoffMinute then kept[#kept + 1] = string.sub(b, i, i + 9) end
+  end
+  return table.concat(kept)
 end
 
--- Drop events older than every window of this type.
-local expired = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff)
-for first = 1, #expired, 1000 do
-  rcall('HDEL', KEYS[2], unpack(expired, first, math.min(first + 999, #expired)))
-end
-if #expired > 0 then
-  rcall('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff)
+local function bucket(field)
+  local b = buckets[field]
+  if b == nil then
+    b = rcall('HGET', KEYS[1], field) or ''
+    buckets[field] = b
+  end
+  return b
 end
 
--- The window keys matter until their newest event leaves the longest window.
-local newest = tonumber(rcall('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
-local ttl = newest + typeWindow - now + 1
+-- Counts one event into the pane deltas, unless its fingerprint was seen.
+local function addEvent(ts, fp, packed)
+  if ts < cutoff then return end
+  local field = 'd' .. string.byte(fp, 1)
+  local b = bucket(field)
+  if seen(b, fp) then return end
+  buckets[field] = b .. fp .. struct.pack('>I4', math.floor(ts / 60000))
+  dirtyBuckets[field] = true
+  added = added + 1
+  if newest == nil or ts > newest then newest = ts end
+  minutes[math.floor(ts / 60000)] = true
+  hours[math.floor(ts / 3600000)] = true
+  local v = numeric and tonumber(packedField(packed, numericField)) or nil
+  for _, level in ipairs(numericLevels) do
+    local name = PREFIX[level] .. math.floor(ts / level)
+    local p = numericDelta[name] or { c = 0 }
+    numericDelta[name] = p
+    p.c = p.c + 1
+    if v then mergeNumeric(p, { c = 0, n = 1, s = v, mn = v, mx = v, lt = ts, lv = v }) end
+  end
+  for _, spec in ipairs(valueSpecs) do
+    local value = packedField(packed, spec.field)
+    if value ~= '' then
+      for _, level in ipairs(spec.levels) do
+        local name = spec.field .. PREFIX[level] .. math.floor(ts / level)
+        local counts = valueDelta[name] or {}
+        valueDelta[name] = counts
+        counts[value] = (counts[value] or 0) + 1
+      end
+    end
+  end
+end
+
+-- v1 data of this user and type: fold it in once (fingerprints as the consumer makes them:
+-- the first 6 bytes of SHA-1 of the event id), then drop it.
+if rcall('EXISTS', KEYS[4]) == 1 then
+  local flat = rcall('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
+  for i = 1, #flat, 2 do
+    local id = flat[i]
+    local hex = string.sub(redis.sha1hex(id), 1, 12)
+    local fp = string.gsub(hex, '..', function(h) return string.char(tonumber(h, 16)) end)
+    addEvent(tonumber(flat[i + 1]), fp, rcall('HGET', KEYS[5], id) or '')
+  end
+  rcall('DEL', KEYS[4], KEYS[5])
+end
+
+for i = 8, #ARGV, 3 do
+  addEvent(tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2])
+end
+
+if added > 0 then
+  for name, delta in pairs(numericDelta) do
+    if numeric then
+      local old = parseNumeric(rcall('HGET', KEYS[1], name))
+      rcall('HSET', KEYS[1], name, formatNumeric(old and mergeNumeric(old, delta) or delta))
+    else
+      rcall('HINCRBY', KEYS[1], name, delta.c)
+    end
+  end
+  for name, counts in pairs(valueDelta) do
+    local merged = addValues(counts, rcall('HGET', KEYS[1], name))
+    rcall('HSET', KEYS[1], name, formatValues(merged))
+  end
+end
+
+-- Write the changed dedup buckets (pruned on the way), and sweep one more bucket a call.
+local sweep = 'd' .. (math.floor(now / 1000) % 256)
+if not dirtyBuckets[sweep] and rcall('HEXISTS', KEYS[1], sweep) == 1 then dirtyBuckets[sweep] = true end
+for field in pairs(dirtyBuckets) do
+  local b = pruneBucket(bucket(field))
+  if b == '' then rcall('HDEL', KEYS[1], field) else rcall('HSET', KEYS[1], field, b) end
+end
+
+if added > 0 then
+  local index = {}
+  for m in pairs(minutes) do
+    index[#index + 1] = m * 60000
+    index[#index + 1] = 'm' .. m
+  end
+  for h in pairs(hours) do
+    index[#index + 1] = (h + 1) * 3600000 - 60000
+    index[#index + 1] = 'h' .. h
+  end
+  rcall('ZADD', KEYS[2], unpack(index))
+end
+
+-- Prune every pane (and dedup bucket) of the minutes and hours that ended before the
+-- cutoff: no tag can count them any more.
+local old = rcall('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff - 60000)
+if #old > 0 then
+  local names = {}
+  local function drop(name)
+    names[#names + 1] = name
+    if #names >= 1000 then
+      rcall('HDEL', KEYS[1], unpack(names))
+      names = {}
+    end
+  end
+  for _, member in ipairs(old) do
+    local kind, idx = string.sub(member, 1, 1), tonumber(string.sub(member, 2))
+    if kind == 'm' then
+      drop('m' .. idx)
+      for s = idx * 60, idx * 60 + 59 do drop('s' .. s) end
+      for _, spec in ipairs(valueSpecs) do drop(spec.field .. 'm' .. idx) end
+    else
+      drop('h' .. idx)
+      for _, spec in ipairs(valueSpecs) do drop(spec.field .. 'h' .. idx) end
+    end
+  end
+  if #names > 0 then rcall('HDEL', KEYS[1], unpack(names)) end
+  rcall('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff - 60000)
+end
+
+if added == 0 then return 0 end
+
+-- The panes matter until their newest event leaves the longest window (plus the minute
+-- the pruning rounds to); never shorten a TTL an earlier, newer event set.
+local ttl = newest + longest - now + 60000
+local current = rcall('PTTL', KEYS[1])
+if current > ttl then ttl = current end
 rcall('PEXPIRE', KEYS[1], ttl)
 rcall('PEXPIRE', KEYS[2], ttl)
 
+-- The realtime hash says when the user was last active (constant work per call); the tags
+-- themselves are computed at read time.
 local lastEvent = tonumber(rcall('HGET', KEYS[3], 'last_event_at') or '0') or 0
-if newestAdded > lastEvent then lastEvent = newestAdded end
-local fields = { 'last_event_at', lastEvent, 'updated_at', now }
-local tagsAtField = 'tags_at:' .. ARGV[6]
-local tagsAt = tonumber(rcall('HGET', KEYS[3], tagsAtField) or '0') or 0
-local size = rcall('ZCARD', KEYS[1])
-if size <= tonumber(ARGV[4]) or now - tagsAt >= size * tonumber(ARGV[5]) or now < tagsAt then
-  fields[#fields + 1] = tagsAtField
-  fields[#fields + 1] = now
-  for t = 0, nTags - 1 do
-    local base = 8 + t * 4
-    local agg = ARGV[base + 1]
-    local value = aggregateTag(KEYS[1], KEYS[2], agg, tonumber(ARGV[base + 2]), now - tonumber(ARGV[base + 3]), now)
-    if agg == 'count_by' then
-      local obj = {}
-      for j = 1, #value, 2 do obj[value[j]] = value[j + 1] end
-      value = next(obj) == nil and '{}' or cjson.encode(obj)
-    end
-    fields[#fields + 1] = ARGV[base]
-    fields[#fields + 1] = value
-  end
-end
-rcall('HSET', KEYS[3], unpack(fields))
+if newest > lastEvent then lastEvent = newest end
+rcall('HSET', KEYS[3], 'last_event_at', lastEvent, 'updated_at', now)
 rcall('PEXPIRE', KEYS[3], lastEvent + tonumber(ARGV[3]) - now + 1)
 return added

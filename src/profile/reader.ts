@@ -3,9 +3,10 @@ import { EventType } from '../core/event';
 import { Keys } from '../core/keys';
 import { ReadProfileReply, Scripts, queueScript, runScript } from '../lua/scripts';
 import { WINDOW_FIELDS, WindowTag } from '../core/tags';
+import { tagLevels } from '../core/panes';
 
 /** A tag value: a number, a per-key count object (count_by), or text (offline segment ids). */
-export type TagValue = number | string | Record<string, number>;
+export type TagValue = number | string | Record<string, number> | null;
 
 /** The fused profile GET /profile/:userId returns. */
 export interface Profile {
@@ -43,7 +44,8 @@ export class ProfileReader {
     this.tagArgs = [tags.length];
     for (const t of tags) {
       const keyIndex = this.types.indexOf(t.event) * 2 + 1;
-      this.tagArgs.push(t.name, keyIndex, t.aggregation, t.field ? WINDOW_FIELDS.indexOf(t.field) + 1 : 0, t.windowMs);
+      const field = t.field ? WINDOW_FIELDS.indexOf(t.field) + 1 : 0;
+      this.tagArgs.push(t.name, keyIndex, t.aggregation, field, t.windowMs, t.resolutionMs, tagLevels(t).join(','), t.top ?? 0);
     }
   }
 
@@ -69,7 +71,7 @@ export class ProfileReader {
   private script(userId: string, now: number) {
     const k = this.keys;
     const keys: string[] = [];
-    for (const type of this.types) keys.push(k.window(userId, type), k.windowValues(userId, type));
+    for (const type of this.types) keys.push(k.panes(userId, type), k.paneIndex(userId, type));
     keys.push(k.realtime(userId), k.offline(userId));
     return Scripts.readProfile(keys, now, this.tagArgs);
   }
@@ -90,7 +92,8 @@ export class ProfileReader {
         for (let j = 0; j < value.length; j += 2) counts[value[j] as string] = Number(value[j + 1]);
         profile.tags[name] = counts;
       } else {
-        profile.tags[name] = Number(value);
+        // null: min/max/last/avg of a window without values.
+        profile.tags[name] = value === null ? null : Number(value);
       }
     }
     for (let i = 0; i < offline.length; i += 2) {

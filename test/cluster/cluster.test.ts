@@ -62,7 +62,7 @@ describe('Redis Cluster: 3 masters on loopback', function () {
       for (const id of ids) {
         expect(validateEvent({ user_id: id, type: 'click', ts: T0 }, 0, { now: T0, maxFutureSkewMs: 0 }).ok, id).to.equal(true);
         const keys = [k.realtime(id), k.offline(id), k.batchWindows(id)];
-        for (const t of EVENT_TYPES) keys.push(k.window(id, t), k.windowValues(id, t));
+        for (const t of EVENT_TYPES) keys.push(k.panes(id, t), k.paneIndex(id, t), k.legacyWindow(id, t), k.legacyWindowValues(id, t));
         const slots = new Set(keys.map((key) => calculateSlot(key)));
         expect([id, slots.size]).to.deep.equal([id, 1]);
         expect(calculateSlot(keys[0])).to.equal(calculateSlot(id)); // the slot is the user id's own

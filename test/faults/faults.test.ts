@@ -77,12 +77,12 @@ describe('fault suite: real processes, real redis-server, kill -9', function () 
     await baseline({ PROFILE_MAX_DELIVERIES: '3' });
     const events = knownEvents(10, 40, 'k4');
     const poison = { event_id: 'poison-1', user_id: 'fu-poison', type: 'click' as const, ts: Date.now() };
-    await stack.redis.set(stack.keys.window('fu-poison', 'click'), 'not a sorted set'); // the script fails: WRONGTYPE
+    await stack.redis.set(stack.keys.panes('fu-poison', 'click'), 'not a sorted set'); // the script fails: WRONGTYPE
     const accepted = await stack.send([...events, poison], 40, 2, 10);
     await stack.waitCaughtUp(60_000);
     const dead = await stack.deadIds();
     expect([...dead]).to.deep.equal([['poison-1', 'realtime']]);
-    await stack.redis.del(stack.keys.window('fu-poison', 'click')); // the operator removes the cause
+    await stack.redis.del(stack.keys.panes('fu-poison', 'click')); // the operator removes the cause
     await stack.assertExact([...events, poison], accepted, { deadInRealtime: new Set(['poison-1']) });
   });
 

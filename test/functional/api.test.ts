@@ -164,7 +164,7 @@ describe('HTTP API (real Redis, real HTTP)', () => {
     expect(res.status).to.equal(200);
     await new Promise((resolve) => setTimeout(resolve, 50));
     monitor.disconnect();
-    expect(seen).to.deep.equal([`evalsha_ro ${p.keys.window('one', 'impression')}`]);
+    expect(seen).to.deep.equal([`evalsha_ro ${p.keys.panes('one', 'impression')}`]);
   });
 
   it('returns many profiles with POST /profiles, in request order', async () => {

@@ -38,7 +38,7 @@ describe('recovery, dead letters, backpressure (real Redis)', () => {
 
   it('dead-letters a poison entry after the delivery limit while the rest flows; replay brings it back', async () => {
     // The poison: the user's click window key holds a string, so the script fails (WRONGTYPE).
-    await p.redis.set(p.keys.window('poison', 'click'), 'not a sorted set');
+    await p.redis.set(p.keys.panes('poison', 'click'), 'not a sorted set');
     await p.producer.ingest([
       { event_id: 'bad-1', user_id: 'poison', type: 'click', ts: T0 },
       ...Array.from({ length: 10 }, (_, i) => ({ event_id: `ok-${i}`, user_id: `fine-${i}`, type: 'click', ts: T0 })),
@@ -60,7 +60,7 @@ describe('recovery, dead letters, backpressure (real Redis)', () => {
     for (const s of p.keys.streams(2)) expect(((await p.redis.xpending(s, 'realtime')) as [number])[0]).to.equal(0);
 
     // Fix the cause, replay: the event is counted once.
-    await p.redis.del(p.keys.window('poison', 'click'));
+    await p.redis.del(p.keys.panes('poison', 'click'));
     expect(await replayDeadLetters(p.redis, p.keys, 2)).to.deep.equal({ replayed: 1, skipped: [] });
     await c.drain();
     expect((await p.reader.read('poison'))!.tags.clicks_5m).to.equal(1);

@@ -42,18 +42,28 @@ describe('sliding windows (real Redis, injected clock)', () => {
     });
   });
 
-  it('counts an event at exactly the window length and drops it 1 ms later', async () => {
-    await feed(p, [{ user_id: 'u1', type: 'click', ts: T0 }]);
-    clock.now = T0 + 5 * MIN;
-    expect((await p.reader.read('u1'))!.tags.clicks_5m).to.equal(1);
-    clock.now = T0 + 5 * MIN + 1;
+  it('left edge: an event counts while its pane is one of the window\'s W/r panes, and leaves with its whole pane', async () => {
+    // Two clicks in the same 1 s pane (its first and last ms); clicks_5m has resolution 1 s, clicks_24h 1 min.
+    await feed(p, [{ user_id: 'u1', type: 'click', ts: T0 }, { user_id: 'u1', type: 'click', ts: T0 + 999 }]);
+    clock.now = T0 + 5 * MIN - 1; // the pane of T0 is the oldest of the 300 panes ending with now's
+    expect((await p.reader.read('u1'))!.tags.clicks_5m).to.equal(2);
+    clock.now = T0 + 5 * MIN; // a new pane begins: the pane of T0 leaves, T0 + 999 (4 min 59.001 s old) with it
     const later = (await p.reader.read('u1'))!;
     expect(later.tags.clicks_5m).to.equal(0);
-    expect(later.tags.clicks_24h).to.equal(1);
-    clock.now = T0 + 24 * HOUR;
-    expect((await p.reader.read('u1'))!.tags.clicks_24h).to.equal(1);
-    clock.now = T0 + 24 * HOUR + 1;
+    expect(later.tags.clicks_24h).to.equal(2);
+    clock.now = T0 + 24 * HOUR - 1;
+    expect((await p.reader.read('u1'))!.tags.clicks_24h).to.equal(2);
+    clock.now = T0 + 24 * HOUR; // the 1 min pane of T0 leaves
     expect((await p.reader.read('u1'))!.tags.clicks_24h).to.equal(0);
+  });
+
+  it('right edge: an event stamped ahead of now counts when it falls in now\'s pane, the next pane only once it begins', async () => {
+    await feed(p, [{ user_id: 'u1', type: 'click', ts: T0 + 999 }, { user_id: 'u1', type: 'click', ts: T0 + 1000 }]);
+    expect((await p.reader.read('u1'))!.tags.clicks_5m).to.equal(1); // now = T0: pane T0 holds T0 + 999
+    clock.now = T0 + 1000;
+    expect((await p.reader.read('u1'))!.tags.clicks_5m).to.equal(2);
+    // 1 min resolution: the whole minute of now counts.
+    expect((await p.reader.read('u1'))!.tags.clicks_24h).to.equal(2);
   });
 
   it("drops an idle user's 5-minute count to 0 after 5 minutes without any write", async () => {
@@ -62,9 +72,9 @@ describe('sliding windows (real Redis, injected clock)', () => {
       { user_id: 'idle', type: 'impression', ts: T0, ad_id: 'a1' },
     ]);
     expect((await p.reader.read('idle'))!.tags.views_5m).to.equal(2);
-    clock.advance(4 * MIN + 30_000); // the first event is exactly 5 min old: still in
+    clock.advance(4 * MIN + 29_999); // the first event's pane is the oldest of the 300 ending with now's: still in
     expect((await p.reader.read('idle'))!.tags.views_5m).to.equal(2);
-    clock.advance(1);
+    clock.advance(1); // a new 1 s pane: the first event's pane leaves
     expect((await p.reader.read('idle'))!.tags.views_5m).to.equal(1);
     clock.advance(30_000);
     const profile = (await p.reader.read('idle'))!;
@@ -83,7 +93,8 @@ describe('sliding windows (real Redis, injected clock)', () => {
     expect(profile.tags.clicks_5m).to.equal(1);
     expect(profile.tags.purchases_24h).to.equal(1);
     expect(profile.tags.spend_24h).to.equal(10);
-    expect(await p.redis.zscore(p.keys.window('u1', 'click'), 'ev-1')).to.equal(String(T0));
+    // The first copy's time counts: one click in the pane of T0, none in the pane before.
+    expect(await p.redis.hmget(p.keys.panes('u1', 'click'), `s${T0 / 1000}`, `s${T0 / 1000 - 1}`)).to.deep.equal(['1', null]);
   });
 
   it('places out-of-order events by event time', async () => {
@@ -91,73 +102,59 @@ describe('sliding windows (real Redis, injected clock)', () => {
     await feed(p, [{ user_id: 'u1', type: 'click', ts: T0 - 4 * MIN }]);
     await feed(p, [{ user_id: 'u1', type: 'click', ts: T0 - 10 * MIN }]);
     expect((await p.reader.read('u1'))!.tags).to.include({ clicks_5m: 2, clicks_24h: 3 });
-    clock.advance(MIN + 1);
+    clock.advance(MIN + 1000);
     expect((await p.reader.read('u1'))!.tags).to.include({ clicks_5m: 1, clicks_24h: 3 });
     expect((await p.reader.read('u1'))!.meta.last_event_at).to.equal(T0);
   });
 
   it('acks events older than the longest window without touching the windows', async () => {
     await feed(p, [{ user_id: 'old', type: 'click', ts: T0 - 24 * HOUR - 1 }]);
-    expect(await p.redis.exists(p.keys.window('old', 'click'), p.keys.realtime('old'))).to.equal(0);
+    expect(await p.redis.exists(p.keys.panes('old', 'click'), p.keys.paneIndex('old', 'click'), p.keys.realtime('old'))).to.equal(0);
     expect(await p.reader.read('old')).to.equal(null);
     const pending = (await p.redis.xpending(p.keys.stream(0), 'realtime')) as [number];
     const pending1 = (await p.redis.xpending(p.keys.stream(1), 'realtime')) as [number];
     expect(pending[0] + pending1[0]).to.equal(0);
   });
 
-  it('trims events older than the longest window of their type on write and sets TTLs', async () => {
+  it('prunes panes older than the longest window of their type on write and sets TTLs', async () => {
     await feed(p, [{ user_id: 'u1', type: 'impression', ts: T0, ad_id: 'a1', event_id: 'i1' }]);
-    clock.advance(HOUR + 1);
+    const m0 = T0 / MIN;
+    expect(await p.redis.zrange(p.keys.paneIndex('u1', 'impression'), 0, -1)).to.deep.equal([`m${m0}`, `h${T0 / HOUR}`]);
+    clock.advance(HOUR + MIN);
     await feed(p, [{ user_id: 'u1', type: 'impression', ts: clock.now, ad_id: 'a2', event_id: 'i2' }]);
-    expect(await p.redis.zrange(p.keys.window('u1', 'impression'), 0, -1)).to.deep.equal(['i2']);
-    expect(await p.redis.hkeys(p.keys.windowValues('u1', 'impression'))).to.deep.equal(['i2']);
-    // TTL: until the newest event leaves the 1 h window (+1 ms).
-    const pttl = await p.redis.pttl(p.keys.window('u1', 'impression'));
-    expect(pttl).to.be.within(HOUR - 5000, HOUR + 1);
+    // The first event's minute is pruned; its hour stays until the whole hour is older than the window.
+    const m1 = clock.now / MIN;
+    expect(await p.redis.zrange(p.keys.paneIndex('u1', 'impression'), 0, -1)).to.deep.equal([`h${T0 / HOUR}`, `m${m1}`, `h${T0 / HOUR + 1}`]);
+    const fields = (await p.redis.hkeys(p.keys.panes('u1', 'impression'))).filter((f) => !f.startsWith('d')).sort();
+    expect(fields).to.deep.equal([`1m${m1}`, `m${m1}`, `s${clock.now / 1000}`].sort());
+    // TTL: until the newest event leaves the 1 h window (+ the minute pruning rounds to).
+    const pttl = await p.redis.pttl(p.keys.panes('u1', 'impression'));
+    expect(pttl).to.be.within(HOUR + MIN - 5000, HOUR + MIN);
+    expect(await p.redis.pttl(p.keys.paneIndex('u1', 'impression'))).to.be.within(HOUR + MIN - 5000, HOUR + MIN);
     const rtTtl = await p.redis.pttl(p.keys.realtime('u1'));
     expect(rtTtl).to.be.within(24 * HOUR - 5000, 24 * HOUR + 1);
   });
 
-  it('writes the realtime tag hash for inspection', async () => {
+  it('keeps only the last event time in the realtime hash: constant work per write, tags are computed at read', async () => {
     await feed(p, [
       { user_id: 'u1', type: 'impression', ts: T0 - 1000, ad_id: 'a1', campaign_id: 'c-1' },
       { user_id: 'u1', type: 'purchase', ts: T0, amount: 2.5 },
     ]);
-    expect(await p.redis.hgetall(p.keys.realtime('u1'))).to.deep.equal({
-      last_event_at: String(T0),
-      updated_at: String(T0),
-      'tags_at:impression': String(T0),
-      'tags_at:purchase': String(T0),
-      views_5m: '1',
-      views_1h: '1',
-      distinct_ads_1h: '1',
-      campaign_views_1h: '{"c-1":1}',
-      purchases_24h: '1',
-      spend_24h: '2.5',
-    });
+    expect(await p.redis.hgetall(p.keys.realtime('u1'))).to.deep.equal({ last_event_at: String(T0), updated_at: String(T0) });
+    clock.advance(1000);
+    await feed(p, [{ user_id: 'u1', type: 'click', ts: T0 - 5000 }]); // older: last_event_at stays
+    expect(await p.redis.hgetall(p.keys.realtime('u1'))).to.deep.equal({ last_event_at: String(T0), updated_at: String(T0 + 1000) });
   });
 
-  it('leaves the realtime hash at the state after the last event of a batch', async () => {
-    const events = Array.from({ length: 5 }, (_, i) => ({ user_id: 'busy', type: 'impression', ts: T0 - i * 1000, ad_id: `a${i % 2}`, campaign_id: 'c-1' }));
+  it('a hot user costs what a cold one costs: 20,000 events in one batch fill a bounded number of panes', async () => {
+    const events = Array.from({ length: 20_000 }, (_, i) => ({ user_id: 'bot', type: 'click', ts: T0 - (i % 240) * 1000, event_id: `b${i}` }));
     await feed(p, events);
-    expect(await p.redis.hgetall(p.keys.realtime('busy'))).to.deep.equal({
-      last_event_at: String(T0), updated_at: String(T0), 'tags_at:impression': String(T0),
-      views_5m: '5', views_1h: '5', distinct_ads_1h: '2', campaign_views_1h: '{"c-1":5}',
-    });
-  });
-
-  it('rewrites the realtime hash of a window of N > 100 events at most once per N ms; reads stay exact', async () => {
-    const burst = (n: number, from: number) =>
-      Array.from({ length: n }, (_, i) => ({ user_id: 'bot', type: 'click', ts: clock.now - 1000, event_id: `b${from + i}` }));
-    await feed(p, burst(100, 0));
-    expect(await p.redis.hget(p.keys.realtime('bot'), 'clicks_5m')).to.equal('100');
-    clock.advance(100);
-    await feed(p, burst(1, 100)); // 101 events, last rewrite 100 ms ago: skipped
-    expect(await p.redis.hmget(p.keys.realtime('bot'), 'clicks_5m', 'last_event_at')).to.deep.equal(['100', String(T0 - 1000 + 100)]);
-    expect((await p.reader.read('bot'))!.tags.clicks_5m).to.equal(101);
-    clock.advance(101);
-    await feed(p, burst(1, 101)); // 102 events, 201 ms since the last rewrite: rewritten
-    expect(await p.redis.hget(p.keys.realtime('bot'), 'clicks_5m')).to.equal('102');
+    expect((await p.reader.read('bot'))!.tags).to.include({ clicks_5m: 20_000, clicks_24h: 20_000 });
+    // 240 one-second panes, 5 minute panes, 1 hour pane, and at most 256 dedup buckets: no per-event state but 10 bytes.
+    const fields = await p.redis.hkeys(p.keys.panes('bot', 'click'));
+    expect(fields.filter((f) => f.startsWith('s'))).to.have.length(240);
+    expect(fields.filter((f) => f.startsWith('m'))).to.have.length(5);
+    expect(fields.filter((f) => f.startsWith('d')).length).to.be.at.most(256);
   });
 
   it('computes custom tags: sum of fractional amounts, distinct and count_by over any id field', async () => {

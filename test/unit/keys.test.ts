@@ -8,8 +8,10 @@ describe('keys and partitioning', () => {
     expect(k.stream(3)).to.equal('ps:ev:{p3}');
     expect(k.streams(2)).to.deep.equal(['ps:ev:{p0}', 'ps:ev:{p1}']);
     expect(k.deadLetters()).to.equal('ps:ev:dead');
-    expect(k.window('user-1', 'click')).to.equal('ps:u:{user-1}:w:click');
-    expect(k.windowValues('user-1', 'click')).to.equal('ps:u:{user-1}:wv:click');
+    expect(k.panes('user-1', 'click')).to.equal('ps:u:{user-1}:p:click');
+    expect(k.paneIndex('user-1', 'click')).to.equal('ps:u:{user-1}:t:click');
+    expect(k.legacyWindow('user-1', 'click')).to.equal('ps:u:{user-1}:w:click');
+    expect(k.legacyWindowValues('user-1', 'click')).to.equal('ps:u:{user-1}:wv:click');
     expect(k.realtime('user-1')).to.equal('ps:u:{user-1}:rt');
     expect(k.offline('user-1')).to.equal('ps:u:{user-1}:off');
     expect(new Keys().realtime('a')).to.equal('u:{a}:rt');
@@ -18,7 +20,7 @@ describe('keys and partitioning', () => {
   it("puts all of a user's keys under the same hash tag: the first {...} is the user id", () => {
     const k = new Keys('p:');
     const id = 'a.b_c:d@e-f';
-    const all = [k.realtime(id), k.offline(id), ...EVENT_TYPES.flatMap((t) => [k.window(id, t), k.windowValues(id, t)])];
+    const all = [k.realtime(id), k.offline(id), ...EVENT_TYPES.flatMap((t) => [k.panes(id, t), k.paneIndex(id, t), k.legacyWindow(id, t), k.legacyWindowValues(id, t)])];
     for (const key of all) expect(/\{([^}]*)\}/.exec(key)![1]).to.equal(id);
   });
 

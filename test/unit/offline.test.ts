@@ -64,7 +64,7 @@ describe('offline tags and segments (no Redis)', () => {
       'cfg: offline.segments: the last rule must have "when": [] so every user gets a segment');
   });
 
-  it('computes window tags like the Lua script, boundaries included', () => {
+  it('computes window tags like the Lua script, pane edges included', () => {
     const events = [
       { ...e('impression', 0), ts: AS_OF - 300_000, ad_id: 'a', campaign_id: 'c1' },
       { ...e('impression', 0), ts: AS_OF - 300_001, ad_id: 'b', campaign_id: 'c2' },
@@ -72,10 +72,14 @@ describe('offline tags and segments (no Redis)', () => {
       { ...e('purchase', 0), ts: AS_OF, amount: 0.1 },
       { ...e('purchase', 0), ts: AS_OF - 1, amount: 0.2 },
     ];
+    // At AS_OF (a whole second): views_5m counts the 300 one-second panes ending with AS_OF's, so
+    // ts >= AS_OF - 299 s: the events 5 min old are out, the one 1 ms ahead (same pane as AS_OF) is in.
     expect(computeWindowTags(events, cfg.realtime, AS_OF)).to.deep.equal({
-      views_5m: 1, views_1h: 2, clicks_5m: 0, clicks_24h: 0, purchases_24h: 2, spend_24h: 0.30000000000000004,
-      distinct_ads_1h: 2, campaign_views_1h: { c1: 1, c2: 1 },
+      views_5m: 1, views_1h: 3, clicks_5m: 0, clicks_24h: 0, purchases_24h: 2, spend_24h: 0.30000000000000004,
+      distinct_ads_1h: 3, campaign_views_1h: { c1: 1, c2: 1 },
     });
+    // 999 ms later, the same panes: the same values.
+    expect(computeWindowTags(events, cfg.realtime, AS_OF + 999).views_5m).to.equal(1);
     expect(sameWindowValue(0.30000000000000004, 0.3)).to.equal(true);
     expect(sameWindowValue({ a: 1 }, { a: 1, b: 0 })).to.equal(false);
   });

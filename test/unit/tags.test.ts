@@ -10,14 +10,14 @@ describe('tag config', () => {
   it('ships the eight default realtime tags', () => {
     const cfg = loadTagConfig();
     expect(cfg.realtime).to.deep.equal([
-      { name: 'views_5m', event: 'impression', aggregation: 'count', windowMs: 300_000 },
-      { name: 'views_1h', event: 'impression', aggregation: 'count', windowMs: 3_600_000 },
-      { name: 'clicks_5m', event: 'click', aggregation: 'count', windowMs: 300_000 },
-      { name: 'clicks_24h', event: 'click', aggregation: 'count', windowMs: 86_400_000 },
-      { name: 'purchases_24h', event: 'purchase', aggregation: 'count', windowMs: 86_400_000 },
-      { name: 'spend_24h', event: 'purchase', aggregation: 'sum', field: 'amount', windowMs: 86_400_000 },
-      { name: 'distinct_ads_1h', event: 'impression', aggregation: 'distinct', field: 'ad_id', windowMs: 3_600_000 },
-      { name: 'campaign_views_1h', event: 'impression', aggregation: 'count_by', field: 'campaign_id', windowMs: 3_600_000 },
+      { name: 'views_5m', event: 'impression', aggregation: 'count', windowMs: 300_000, resolutionMs: 1_000 },
+      { name: 'views_1h', event: 'impression', aggregation: 'count', windowMs: 3_600_000, resolutionMs: 1_000 },
+      { name: 'clicks_5m', event: 'click', aggregation: 'count', windowMs: 300_000, resolutionMs: 1_000 },
+      { name: 'clicks_24h', event: 'click', aggregation: 'count', windowMs: 86_400_000, resolutionMs: 60_000 },
+      { name: 'purchases_24h', event: 'purchase', aggregation: 'count', windowMs: 86_400_000, resolutionMs: 60_000 },
+      { name: 'spend_24h', event: 'purchase', aggregation: 'sum', field: 'amount', windowMs: 86_400_000, resolutionMs: 60_000 },
+      { name: 'distinct_ads_1h', event: 'impression', aggregation: 'distinct', field: 'ad_id', windowMs: 3_600_000, resolutionMs: 60_000 },
+      { name: 'campaign_views_1h', event: 'impression', aggregation: 'count_by', field: 'campaign_id', windowMs: 3_600_000, resolutionMs: 60_000 },
     ]);
     expect(longestWindowFor(cfg.realtime, 'impression')).to.equal(3_600_000);
     expect(longestWindowFor(cfg.realtime, 'click')).to.equal(86_400_000);
@@ -40,8 +40,8 @@ describe('tag config', () => {
     ['unknown top key', { realtime: [], extra: 1 }, 'cfg: unknown top-level key "extra"'],
     ['bad window', { realtime: [{ name: 'x_1', event: 'click', aggregation: 'count', window: '5 minutes' }] },
       'cfg: realtime[0] (x_1): "window" must be a duration such as "30s", "5m", "24h", "7d" or a number of ms'],
-    ['bad aggregation', { realtime: [{ name: 'x', event: 'click', aggregation: 'avg', window: '5m' }] },
-      'cfg: realtime[0] (x): "aggregation" must be one of count, sum, distinct, count_by'],
+    ['bad aggregation', { realtime: [{ name: 'x', event: 'click', aggregation: 'median', window: '5m' }] },
+      'cfg: realtime[0] (x): "aggregation" must be one of count, sum, avg, min, max, last, distinct, count_by'],
     ['bad event', { realtime: [{ name: 'x', event: 'view', aggregation: 'count', window: '5m' }] },
       'cfg: realtime[0] (x): "event" must be one of impression, click, purchase'],
     ['sum of an id', { realtime: [{ name: 'x', event: 'purchase', aggregation: 'sum', field: 'ad_id', window: '5m' }] },

@@ -1,0 +1,97 @@
+import { EventType } from './event';
+import { NUMERIC_AGGREGATIONS, PANE_LEVELS_MS, VALUE_AGGREGATIONS, WINDOW_FIELDS, WindowField, WindowTag } from './tags';
+
+/**
+ * Window state v2: panes. Each event type of a user keeps mergeable partial aggregates
+ * per time pane (1 s, 1 min, 1 h) instead of one entry per event, so a write costs one
+ * update per pane level and a read merges a bounded number of panes, whatever the number
+ * of events.
+ *
+ * The rule every part shares (Lua scripts, the batch's window tags, tests): a tag with
+ * window W and resolution r read at `now` counts the events whose pane floor(ts / r) is
+ * one of the W / r panes ending with now's pane, i.e. ts in
+ * [(floor(now / r) - W / r + 1) * r, (floor(now / r) + 1) * r). Against the exact window
+ * [now - W, now] it may miss up to one resolution step of the oldest events and count
+ * events stamped up to one step ahead of `now` (within now's own pane).
+ */
+
+/** Pane level prefixes in field names: `s<second>`, `m<minute>`, `h<hour>`. */
+export const LEVEL_PREFIX: Record<number, string> = { 1000: 's', 60_000: 'm', 3_600_000: 'h' };
+
+/** The event times [from, to) a tag counts at `now` (see the rule above). */
+export function windowRange(tag: Pick<WindowTag, 'windowMs' | 'resolutionMs'>, now: number): [from: number, to: number] {
+  const r = tag.resolutionMs;
+  const pane = Math.floor(now / r);
+  return [(pane - tag.windowMs / r + 1) * r, (pane + 1) * r];
+}
+
+/**
+ * The pane levels a tag reads: its resolution, and each coarser level that fits at least
+ * twice in its window (it then covers the window's middle with fewer panes).
+ */
+export function tagLevels(tag: Pick<WindowTag, 'windowMs' | 'resolutionMs'>): number[] {
+  return PANE_LEVELS_MS.filter((l) => l === tag.resolutionMs || (l > tag.resolutionMs && l * 2 <= tag.windowMs));
+}
+
+/**
+ * The panes that cover [from, to) (both aligned to levels[0]) with as few panes as the
+ * levels allow: fine panes at the edges, coarse ones in the middle. Each is [level, index].
+ */
+export function coverPanes(from: number, to: number, levels: readonly number[]): [level: number, index: number][] {
+  const out: [number, number][] = [];
+  let lo = from;
+  let hi = to;
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i];
+    const next = levels[i + 1];
+    const loUp = next === undefined ? hi : Math.ceil(lo / next) * next;
+    const hiDown = next === undefined ? hi : Math.floor(hi / next) * next;
+    if (next === undefined || loUp >= hiDown) {
+      for (let t = lo; t < hi; t += level) out.push([level, t / level]);
+      return out;
+    }
+    for (let t = lo; t < loUp; t += level) out.push([level, t / level]);
+    for (let t = hiDown; t < hi; t += level) out.push([level, t / level]);
+    lo = loUp;
+    hi = hiDown;
+  }
+  return out;
+}
+
+/** What the window script keeps for one event type (derived from the tags of that type). */
+export interface TypePanePlan {
+  type: EventType;
+  /** Longest window of the type's tags (ms): state older than that is pruned. */
+  longestMs: number;
+  /** Levels of the numeric panes (count, and sum/min/max/last when `numeric`). */
+  numericLevels: number[];
+  /** The panes also keep sum, min, max and last of the numeric field (`amount`). */
+  numeric: boolean;
+  /** 1-based index (in WINDOW_FIELDS) of the numeric field; 0 when none. */
+  numericField: number;
+  /** Value panes (a count per distinct value) per id field, with their levels. */
+  valueFields: { field: WindowField; index: number; levels: number[] }[];
+}
+
+/** The pane plan of one event type. */
+export function typePanePlan(tags: readonly WindowTag[], type: EventType): TypePanePlan {
+  const own = tags.filter((t) => t.event === type);
+  const numericTags = own.filter((t) => !VALUE_AGGREGATIONS.includes(t.aggregation));
+  const numericLevels = [...new Set(numericTags.flatMap(tagLevels))].sort((a, b) => a - b);
+  const numeric = numericTags.some((t) => NUMERIC_AGGREGATIONS.includes(t.aggregation));
+  const numericField = numeric ? WINDOW_FIELDS.indexOf(numericTags.find((t) => t.field)!.field!) + 1 : 0;
+  const valueFields = new Map<WindowField, Set<number>>();
+  for (const t of own.filter((t) => VALUE_AGGREGATIONS.includes(t.aggregation))) {
+    const levels = valueFields.get(t.field!) ?? new Set<number>();
+    for (const l of tagLevels(t)) levels.add(l);
+    valueFields.set(t.field!, levels);
+  }
+  return {
+    type,
+    longestMs: own.reduce((m, t) => Math.max(m, t.windowMs), 0),
+    numericLevels,
+    numeric,
+    numericField,
+    valueFields: [...valueFields].map(([field, levels]) => ({ field, index: WINDOW_FIELDS.indexOf(field) + 1, levels: [...levels].sort((a, b) => a - b) })),
+  };
+}
