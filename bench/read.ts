@@ -1,8 +1,9 @@
 /**
  * GET /profile latency from closed-loop keep-alive clients, timed with a high-resolution
  * clock. Run it in its own process against a running API:
- *   node dist/bench/read.js [url=http://127.0.0.1:8080] [clients=4] [seconds=10] [users=1000]
- * Users are drawn uniformly from user-1..user-<users> (the ids `profile simulate` sends).
+ *   node dist/bench/read.js [url=http://127.0.0.1:8080] [clients=4] [seconds=10] [users=1000] [user]
+ * Users are drawn uniformly from user-1..user-<users> (the ids `profile simulate` sends),
+ * or every request reads `user` when given.
  * Prints JSON: requests/s, p50/p90/p99/max in ms, and the status codes seen.
  */
 import http from 'http';
@@ -12,6 +13,7 @@ async function main() {
   const clients = Number(process.argv[3] ?? 4);
   const seconds = Number(process.argv[4] ?? 10);
   const users = Number(process.argv[5] ?? 1000);
+  const only = process.argv[6];
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   const latencies: number[] = [];
   const statuses: Record<number, number> = {};
@@ -28,7 +30,7 @@ async function main() {
 
   const loop = async () => {
     while (Date.now() < end) {
-      const user = `user-${1 + Math.floor(Math.random() * users)}`;
+      const user = only ?? `user-${1 + Math.floor(Math.random() * users)}`;
       const t = process.hrtime.bigint();
       const status = await get(`/profile/${user}`);
       latencies.push(Number(process.hrtime.bigint() - t) / 1e6);

@@ -57,6 +57,50 @@ function redisBenchmark(port: number, args: string[]): number {
   return Math.round(Number(line.split(',')[1].replace(/"/g, '')));
 }
 
+/** Sum of `usec` over every command in an INFO commandstats reply. */
+function redisUsec(commandstats: string): number {
+  let usec = 0;
+  for (const m of commandstats.matchAll(/^cmdstat_[^:]+:calls=\d+,usec=(\d+)/gm)) usec += Number(m[1]);
+  return usec;
+}
+
+/**
+ * The hot-user case: one user with 100,000 impressions spread over the last 55 minutes and
+ * one with 20, written through the API and the running consumer; then GET /profile of each
+ * from one client, and the hot user's window state in bytes per event.
+ */
+async function measureHotUser(redis: Awaited<ReturnType<typeof connectRedis>>, keys: Keys, partitions: number, url: string): Promise<Record<string, number>> {
+  const HOT = 100_000;
+  const now = Date.now();
+  const producer = new Producer({ redis, keys, partitions, maxFutureSkewMs: 0 });
+  const event = (user: string, i: number, n: number) => ({
+    event_id: `${user}-${i}`, user_id: user, type: 'impression' as const, ts: now - Math.floor((i / n) * 55 * 60_000),
+    ad_id: `ad-${i % 500}`, campaign_id: `c-${i % 20}`,
+  });
+  for (let i = 0; i < HOT; i += 5000) {
+    const r = await producer.ingest(Array.from({ length: 5000 }, (_, j) => event('hot-user', i + j, HOT)));
+    if (!r.ok) throw new Error(JSON.stringify(r));
+  }
+  await producer.ingest(Array.from({ length: 20 }, (_, j) => event('cold-user', j, 20)));
+  for (const started = Date.now(); ; ) {
+    if ((await streamStatus(redis, keys, partitions)).every((p) => groupCaughtUp(p, 'realtime'))) break;
+    if (Date.now() - started > 300_000) throw new Error('hot user: the realtime group did not catch up within 300 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const readJs = path.join(__dirname, 'read.js');
+  const seconds = String(quick ? 3 : 10);
+  const hot = runJson(readJs, [url, '1', seconds, '0', 'hot-user']);
+  const cold = runJson(readJs, [url, '1', seconds, '0', 'cold-user']);
+  let bytes = 0;
+  for (const key of keys.userKeys('hot-user')) bytes += (await redis.memory('USAGE', key)) ?? 0;
+  return {
+    hot_user_events: HOT,
+    hot_read_p50_ms: hot.read_p50_ms, hot_read_p99_ms: hot.read_p99_ms,
+    cold_read_p50_ms: cold.read_p50_ms, cold_read_p99_ms: cold.read_p99_ms,
+    hot_user_bytes_per_event: Number((bytes / HOT).toFixed(1)),
+  };
+}
+
 async function main() {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'profile-bench-'));
   let server: RedisServerHandle | undefined;
@@ -93,9 +137,12 @@ async function main() {
     const memBefore = Number((await redis.info('memory')).match(/used_memory:(\d+)/)![1]);
     const rt = new RealtimeConsumer({ redis, keys, partitions: config.partitions, tags: config.tags.realtime, consumerName: 'bench-rt', clock: () => now, trimIntervalMs: 0 });
     await rt.init();
+    await redis.config('RESETSTAT');
     let t = process.hrtime.bigint();
     const folded = await rt.drain();
     result.realtime_per_s = Math.round(folded / (Number(process.hrtime.bigint() - t) / 1e9));
+    // Redis time per event on the realtime path: every command the drain sent (XREADGROUP, the window scripts, XACK, ...).
+    result.realtime_redis_us_per_event = Number((redisUsec(await redis.info('commandstats')) / folded).toFixed(2));
     const ods = path.join(work, 'ods');
     const ar = new ArchiveConsumer({ redis, keys, partitions: config.partitions, consumerName: 'bench-ar', odsDir: ods, trimIntervalMs: 0 });
     t = process.hrtime.bigint();
@@ -103,18 +150,10 @@ async function main() {
     result.archive_per_s = Math.round(archived / (Number(process.hrtime.bigint() - t) / 1e9));
     await ar.stop();
     const memAfter = Number((await redis.info('memory')).match(/used_memory:(\d+)/)![1]);
-    let windowEvents = 0;
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', 'u:{*}:w:*', 'COUNT', 1000);
-      cursor = next;
-      const p = redis.pipeline();
-      for (const k of batch) p.zcard(k);
-      for (const [, n] of (await p.exec()) ?? []) windowEvents += n as number;
-    } while (cursor !== '0');
-    // The stream was trimmed meanwhile (both groups done): add back what it held before.
-    result.redis_bytes_per_window_event = Math.round((memAfter - memBefore) / windowEvents);
-    result.window_events = windowEvents;
+    // Every generated event is inside its windows (all stamped `now`): bytes of window state
+    // (panes, time index, dedup, realtime hash) per event, on the Zipf workload.
+    result.redis_bytes_per_window_event = Math.round((memAfter - memBefore) / folded);
+    result.window_events = folded;
     await redis.flushall();
 
     // The product's processes: API, realtime consumer, archiver.
@@ -177,6 +216,7 @@ async function main() {
       read_per_s: read.read_per_s, read_p50_ms: read.read_p50_ms, read_p99_ms: read.read_p99_ms,
       bare_http_per_s: bareRead.read_per_s, bare_http_p50_ms: bareRead.read_p50_ms, bare_http_p99_ms: bareRead.read_p99_ms,
     });
+    Object.assign(result, await measureHotUser(redis, keys, config.partitions, url2));
     await redis.quit();
 
     // Batch against DuckDB on the same generated ODS.
@@ -187,6 +227,7 @@ async function main() {
       read_over_bare: Number(((result.read_per_s as number) / (result.bare_http_per_s as number)).toFixed(3)),
       read_p99_over_bare_p99: Number(((result.read_p99_ms as number) / (result.bare_http_p99_ms as number)).toFixed(2)),
       batch_over_duckdb: result.batch_over_duckdb,
+      hot_read_p99_over_cold_read_p99: Number(((result.hot_read_p99_ms as number) / (result.cold_read_p99_ms as number)).toFixed(2)),
     };
     console.log(JSON.stringify(result, null, 2));
   } finally {
