@@ -104,36 +104,25 @@ export async function profileTimeline(
 ): Promise<{ user_id: string; as_of: number; tags: Record<string, TagTimeline> }> {
   const pipeline = nodeFor(redis, keys.realtime(userId)).pipeline();
   const plan = tags.map((t) => {
-    const panes = typePanePlan(tags, t.event);
-    // Count events from the numeric panes, or (a type with only distinct/count_by tags) from a value pane.
-    const valued = panes.numericLevels.length === 0 ? panes.valueFields[0] : undefined;
-    const levels = valued ? valued.levels : panes.numericLevels;
+    const levels = typePanePlan(tags, t.event).numericLevels;
     const level = [...levels].reverse().find((l) => l * buckets <= t.windowMs) ?? levels[0];
     const bucketMs = Math.ceil(t.windowMs / buckets / level) * level;
     const to = (Math.floor(now / level) + 1) * level;
     const from = to - bucketMs * buckets;
     const names: string[] = [];
-    for (let at = from; at < to; at += level) names.push(`${valued ? valued.index : ''}${LEVEL_PREFIX[level]}${at / level}`);
+    for (let at = from; at < to; at += level) names.push(`${LEVEL_PREFIX[level]}${at / level}`);
     pipeline.hmget(keys.panes(userId, t.event), ...names);
-    return { tag: t, bucketMs, valued: Boolean(valued) };
+    return { tag: t, bucketMs };
   });
   const results = (await pipeline.exec()) ?? [];
   const out: Record<string, TagTimeline> = {};
-  plan.forEach(({ tag, bucketMs, valued }, k) => {
+  plan.forEach(({ tag, bucketMs }, k) => {
     const [err, panes] = results[k];
     if (err) throw err;
-    const perPane = (panes as (string | null)[]).map((p) => (p === null ? 0 : valued ? paneValueCount(p) : parseInt(p, 10)));
+    const perPane = (panes as (string | null)[]).map((p) => (p === null ? 0 : parseInt(p, 10)));
     const panesPerBucket = perPane.length / buckets;
     const counts = Array.from({ length: buckets }, (_, i) => perPane.slice(i * panesPerBucket, (i + 1) * panesPerBucket).reduce((a, b) => a + b, 0));
     out[tag.name] = { event: tag.event, window_ms: tag.windowMs, bucket_ms: bucketMs, counts };
   });
   return { user_id: userId, as_of: now, tags: out };
-}
-
-/** Events counted in a value pane ("v\x1fn\x1fv\x1fn..."). */
-function paneValueCount(text: string): number {
-  const parts = text.split('\x1f');
-  let n = 0;
-  for (let i = 1; i < parts.length; i += 2) n += Number(parts[i]);
-  return n;
 }

@@ -25,6 +25,7 @@ export class WindowWriter {
       const planArgs = [
         plan.numeric ? 1 : 0, plan.numericField, plan.numericLevels.join(','),
         plan.valueFields.map((f) => `${f.index}:${f.levels.join(',')}`).join(';'),
+        plan.distinctFields.join(','),
       ];
       this.plans.set(type, { longest: plan.longestMs, planArgs });
     }

@@ -69,19 +69,29 @@ export interface TypePanePlan {
   numeric: boolean;
   /** 1-based index (in WINDOW_FIELDS) of the numeric field; 0 when none. */
   numericField: number;
-  /** Value panes (a count per distinct value) per id field, with their levels. */
+  /** Value panes (a count per distinct value) per id field of count_by tags, with their levels. */
   valueFields: { field: WindowField; index: number; levels: number[] }[];
+  /**
+   * 1-based indexes of the id fields of distinct tags: each value's latest time is kept in
+   * the pane time index (score DISTINCT_SCORE_BASE * index + time), so a distinct count is
+   * one ZCOUNT, whatever the number of values or events.
+   */
+  distinctFields: number[];
 }
+
+/** Scores of distinct-value members in the pane time index: DISTINCT_SCORE_BASE * field index + event time. */
+export const DISTINCT_SCORE_BASE = 1e13;
 
 /** The pane plan of one event type. */
 export function typePanePlan(tags: readonly WindowTag[], type: EventType): TypePanePlan {
   const own = tags.filter((t) => t.event === type);
   const numericTags = own.filter((t) => !VALUE_AGGREGATIONS.includes(t.aggregation));
-  const numericLevels = [...new Set(numericTags.flatMap(tagLevels))].sort((a, b) => a - b);
+  // Count panes exist for every type with tags (the dashboard's timeline reads them): at 1 min when only distinct/count_by tags use the type.
+  const numericLevels = numericTags.length > 0 ? [...new Set(numericTags.flatMap(tagLevels))].sort((a, b) => a - b) : [60_000];
   const numeric = numericTags.some((t) => NUMERIC_AGGREGATIONS.includes(t.aggregation));
   const numericField = numeric ? WINDOW_FIELDS.indexOf(numericTags.find((t) => t.field)!.field!) + 1 : 0;
   const valueFields = new Map<WindowField, Set<number>>();
-  for (const t of own.filter((t) => VALUE_AGGREGATIONS.includes(t.aggregation))) {
+  for (const t of own.filter((t) => t.aggregation === 'count_by')) {
     const levels = valueFields.get(t.field!) ?? new Set<number>();
     for (const l of tagLevels(t)) levels.add(l);
     valueFields.set(t.field!, levels);
@@ -93,5 +103,6 @@ export function typePanePlan(tags: readonly WindowTag[], type: EventType): TypeP
     numeric,
     numericField,
     valueFields: [...valueFields].map(([field, levels]) => ({ field, index: WINDOW_FIELDS.indexOf(field) + 1, levels: [...levels].sort((a, b) => a - b) })),
+    distinctFields: [...new Set(own.filter((t) => t.aggregation === 'distinct').map((t) => WINDOW_FIELDS.indexOf(t.field!) + 1))].sort(),
   };
 }

@@ -2,9 +2,10 @@
 --[[
   Reads a user's fused profile in one round trip: every window tag evaluated at `now` by
   merging the panes that cover its window (src/core/panes.ts: fine panes at the edges,
-  coarse ones in the middle, only those of minutes/hours the time index says hold state),
-  plus the offline tag hash written by the batch. Cost: O(panes in the windows), never
-  O(events). Read-only (runs on replicas too).
+  coarse ones in the middle, only those of minutes/hours the time index says hold state);
+  a distinct tag is one ZCOUNT over its values' latest times in the time index. Plus the
+  offline tag hash written by the batch. Cost: O(panes in the windows), never O(events).
+  Read-only (runs on replicas too).
 
   Input:
     KEYS[1..2k] for each event type with tags, its pane hash u:{<user>}:p:<type> followed
@@ -32,6 +33,7 @@ local rcall = redis.call
 --@include panes
 
 local now = tonumber(ARGV[1])
+local DISTINCT_BASE = 1e13
 local rtKey = KEYS[#KEYS - 1]
 local offKey = KEYS[#KEYS]
 
@@ -41,7 +43,8 @@ local function active(indexKey, from)
   local cached = activeCache[indexKey]
   if cached and cached.from <= from then return cached end
   local minutes, hours = {}, {}
-  for _, member in ipairs(rcall('ZRANGEBYSCORE', indexKey, math.floor(from / 60000) * 60000 - 3600000, '+inf')) do
+  -- Pane members only (distinct-value members score from DISTINCT_BASE up).
+  for _, member in ipairs(rcall('ZRANGEBYSCORE', indexKey, math.floor(from / 60000) * 60000 - 3600000, '(' .. DISTINCT_BASE)) do
     local idx = tonumber(string.sub(member, 2))
     if string.sub(member, 1, 1) == 'm' then minutes[idx] = true else hours[idx] = true end
   end
@@ -110,7 +113,6 @@ local function valueTag(agg, panes, top)
   for _, text in ipairs(panes) do addValues(counts, text) end
   local keys = {}
   for k in pairs(counts) do keys[#keys + 1] = k end
-  if agg == 'distinct' then return #keys end
   if top > 0 and #keys > top then
     table.sort(keys, function(a, b) return counts[a] > counts[b] or (counts[a] == counts[b] and a < b) end)
     for i = #keys, top + 1, -1 do keys[i] = nil end
@@ -124,6 +126,28 @@ local function valueTag(agg, panes, top)
   return flat
 end
 
+-- distinct: values whose latest time (kept in the time index) is in [from, to), plus values
+-- waiting in F<f> (seen only ahead of the write's now) whose time has come and whose
+-- indexed latest time is before the window.
+local function distinctTag(hashKey, indexKey, field, from, to)
+  local base = field * DISTINCT_BASE
+  local n = rcall('ZCOUNT', indexKey, base + from, '(' .. (base + to))
+  local waiting = rcall('HGET', hashKey, 'F' .. field)
+  if waiting then
+    local parts, counted = {}, {}
+    for x in string.gmatch(waiting, '[^\31]+') do parts[#parts + 1] = x end
+    for j = 1, #parts, 2 do
+      local value, ts = parts[j], tonumber(parts[j + 1])
+      if ts >= from and ts < to and not counted[value] then
+        counted[value] = true
+        local indexed = tonumber(rcall('ZSCORE', indexKey, 'v' .. field .. ':' .. value))
+        if not indexed or indexed < base + from or indexed >= base + to then n = n + 1 end
+      end
+    end
+  end
+  return n
+end
+
 local exists = rcall('EXISTS', unpack(KEYS)) > 0 and 1 or 0
 local tags = {}
 local n = tonumber(ARGV[2])
@@ -135,15 +159,15 @@ for i = 0, n - 1 do
   local window, resolution = tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5])
   local pane = math.floor(now / resolution)
   local from, to = (pane - window / resolution + 1) * resolution, (pane + 1) * resolution
-  local act = active(KEYS[keyIndex + 1], from)
-  local valued = agg == 'distinct' or agg == 'count_by'
-  local names = coverNames(act, from, to, numberList(ARGV[base + 6]), valued and tostring(field) or '')
-  local panes = fetch(KEYS[keyIndex], names)
   tags[#tags + 1] = ARGV[base]
-  if valued then
-    tags[#tags + 1] = valueTag(agg, panes, tonumber(ARGV[base + 7]))
+  if agg == 'distinct' then
+    tags[#tags + 1] = distinctTag(KEYS[keyIndex], KEYS[keyIndex + 1], field, from, to)
   else
-    tags[#tags + 1] = numericTag(agg, panes)
+    local act = active(KEYS[keyIndex + 1], from)
+    local valued = agg == 'count_by'
+    local names = coverNames(act, from, to, numberList(ARGV[base + 6]), valued and tostring(field) or '')
+    local panes = fetch(KEYS[keyIndex], names)
+    tags[#tags + 1] = valued and valueTag(agg, panes, tonumber(ARGV[base + 7])) or numericTag(agg, panes)
   end
 end
 return { exists, rcall('HGET', rtKey, 'last_event_at'), tags, rcall('HGETALL', offKey) }

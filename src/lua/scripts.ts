@@ -68,7 +68,7 @@ export interface WindowUpdate {
   /** Longest window of this event type, and of any type (ms). */
   typeWindowMs: number;
   longestWindowMs: number;
-  /** The type's pane layout: ARGV[4..7] of the script (numeric flag, field, levels, value panes). */
+  /** The type's pane layout: ARGV[4..8] of the script (numeric flag, field, levels, value panes, distinct fields). */
   planArgs: readonly (string | number)[];
   /** Per event: time (ms), event-id fingerprint (6 bytes), packed field values. */
   events: readonly ScriptArg[];

@@ -19,7 +19,11 @@
   Input:
     KEYS[1] pane hash         u:{<user>}:p:<type>
     KEYS[2] pane time index   u:{<user>}:t:<type>  member m<minute> (score: minute start)
-                              or h<hour> (score: hour end - 1 min), for each pane with state
+                              or h<hour> (score: hour end - 1 min), for each pane with state;
+                              and for each distinct field f, member v<f>:<value> with score
+                              f * 1e13 + the value's latest event time (so a distinct count
+                              is one ZCOUNT); a value seen only ahead of `now` waits in the
+                              pane hash field F<f> ("value\31ts..." pairs) until its time comes
     KEYS[3] realtime hash     u:{<user>}:rt
     KEYS[4] v1 window set     u:{<user>}:w:<type>  (legacy, folded and deleted)
     KEYS[5] v1 value hash     u:{<user>}:wv:<type> (legacy, folded and deleted)
@@ -30,7 +34,8 @@
     ARGV[4] 1 when the numeric panes keep sum/min/max/last of a numeric field, else 0
     ARGV[5] 1-based index of that field in the packed values (0: none)
     ARGV[6] levels (ms) of the numeric panes, comma-separated, e.g. "1000,60000"
-    ARGV[7] value panes: "<field index>:<level>,<level>;..." (empty: none)
+    ARGV[7] value panes (count_by): "<field index>:<level>,<level>;..." (empty: none)
+    ARGV[8] field indexes of distinct tags, comma-separated (empty: none)
     then, for each event, 3 values: event time (ms), event-id fingerprint (6 bytes),
             packed field values ("\31"-separated, WINDOW_FIELDS order)
 
@@ -54,6 +59,9 @@ for spec in string.gmatch(ARGV[7], '[^;]+') do
 end
 
 local cutoffMinute = math.floor(cutoff / 60000)
+local distinctFields = numberList(ARGV[8])
+local DISTINCT_BASE = 1e13
+local latest, future = {}, {}
 local buckets, dirtyBuckets = {}, {}
 local numericDelta, valueDelta, minutes, hours = {}, {}, {}, {}
 local added, newest = 0, nil
@@ -107,6 +115,18 @@ local function addEvent(ts, fp, packed)
     p.c = p.c + 1
     if v then mergeNumeric(p, { c = 0, n = 1, s = v, mn = v, mx = v, lt = ts, lv = v }) end
   end
+  for _, f in ipairs(distinctFields) do
+    local value = packedField(packed, f)
+    if value ~= '' then
+      if ts <= now then
+        local member = 'v' .. f .. ':' .. value
+        local score = f * DISTINCT_BASE + ts
+        if not latest[member] or score > latest[member] then latest[member] = score end
+      else
+        future[#future + 1] = { f, value, ts }
+      end
+    end
+  end
   for _, spec in ipairs(valueSpecs) do
     local value = packedField(packed, spec.field)
     if value ~= '' then
@@ -133,7 +153,7 @@ if rcall('EXISTS', KEYS[4]) == 1 then
   rcall('DEL', KEYS[4], KEYS[5])
 end
 
-for i = 8, #ARGV, 3 do
+for i = 9, #ARGV, 3 do
   addEvent(tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2])
 end
 
@@ -151,6 +171,44 @@ if added > 0 then
     rcall('HSET', KEYS[1], name, formatValues(merged))
   end
 end
+
+-- Distinct values: the latest time of each (ZADD GT keeps the newest); values seen only
+-- ahead of now wait in F<f> and move into the index once their time has come.
+for _, f in ipairs(distinctFields) do
+  local waiting = rcall('HGET', KEYS[1], 'F' .. f)
+  if waiting or #future > 0 then
+    local keep = {}
+    local function place(value, ts)
+      if ts <= now then
+        local member = 'v' .. f .. ':' .. value
+        local score = f * DISTINCT_BASE + ts
+        if not latest[member] or score > latest[member] then latest[member] = score end
+      elseif ts >= cutoff then
+        keep[#keep + 1] = value
+        keep[#keep + 1] = ts
+      end
+    end
+    if waiting then
+      local parts = {}
+      for x in string.gmatch(waiting, '[^\31]+') do parts[#parts + 1] = x end
+      for j = 1, #parts, 2 do place(parts[j], tonumber(parts[j + 1])) end
+    end
+    for _, e in ipairs(future) do
+      if e[1] == f then place(e[2], e[3]) end
+    end
+    if #keep > 0 then rcall('HSET', KEYS[1], 'F' .. f, table.concat(keep, '\31')) elseif waiting then rcall('HDEL', KEYS[1], 'F' .. f) end
+  end
+end
+local scored = {}
+for member, score in pairs(latest) do
+  scored[#scored + 1] = score
+  scored[#scored + 1] = member
+  if #scored >= 1000 then
+    rcall('ZADD', KEYS[2], 'GT', unpack(scored))
+    scored = {}
+  end
+end
+if #scored > 0 then rcall('ZADD', KEYS[2], 'GT', unpack(scored)) end
 
 -- Write the changed dedup buckets (pruned on the way), and sweep one more bucket a call.
 local sweep = 'd' .. (math.floor(now / 1000) % 256)
@@ -198,6 +256,9 @@ if #old > 0 then
   end
   if #names > 0 then rcall('HDEL', KEYS[1], unpack(names)) end
   rcall('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff - 60000)
+  for _, f in ipairs(distinctFields) do
+    rcall('ZREMRANGEBYSCORE', KEYS[2], f * DISTINCT_BASE, f * DISTINCT_BASE + cutoff - 60000)
+  end
 end
 
 if added == 0 then return 0 end
