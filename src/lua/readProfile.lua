@@ -37,18 +37,31 @@ local DISTINCT_BASE = 1e13
 local rtKey = KEYS[#KEYS - 1]
 local offKey = KEYS[#KEYS]
 
--- Minutes and hours holding state in [from, +inf) of one time index, cached per index.
+-- Minutes (sorted) and hours holding state from `from` on, in one time index; fetched once
+-- per index for the earliest `from` of its tags (see the first pass below).
 local activeCache = {}
 local function active(indexKey, from)
   local cached = activeCache[indexKey]
-  if cached and cached.from <= from then return cached end
-  local minutes, hours = {}, {}
-  -- Pane members only (distinct-value members score from DISTINCT_BASE up).
-  for _, member in ipairs(rcall('ZRANGEBYSCORE', indexKey, math.floor(from / 60000) * 60000 - 3600000, '(' .. DISTINCT_BASE)) do
-    local idx = tonumber(string.sub(member, 2))
-    if string.sub(member, 1, 1) == 'm' then minutes[idx] = true else hours[idx] = true end
+  if cached then return cached end
+  local list, minutes, hours, newest = {}, {}, {}, math.huge
+  -- Pane members and L (distinct-value members score from DISTINCT_BASE up).
+  local flat = rcall('ZRANGEBYSCORE', indexKey, math.floor(from / 60000) * 60000 - 3600000, '(' .. DISTINCT_BASE, 'WITHSCORES')
+  for i = 1, #flat, 2 do
+    local member = flat[i]
+    local kind = string.sub(member, 1, 1)
+    if member == 'L' then
+      newest = tonumber(flat[i + 1])
+    elseif kind == 'm' then
+      local idx = tonumber(string.sub(member, 2))
+      list[#list + 1] = idx
+      minutes[idx] = true
+    elseif kind == 'h' then
+      hours[tonumber(string.sub(member, 2))] = true
+    end
   end
-  cached = { from = from, minutes = minutes, hours = hours }
+  -- newest: the type's newest event time (math.huge when unknown: no pane is then taken as
+  -- free of events after a window's end).
+  cached = { list = list, minutes = minutes, hours = hours, newest = newest }
   activeCache[indexKey] = cached
   return cached
 end
@@ -60,8 +73,9 @@ local function live(act, level, idx)
   return act.hours[idx] == true
 end
 
--- The field names of the panes covering [from, to) that may hold state (see coverPanes).
-local function coverNames(act, from, to, levels, fieldPrefix)
+-- The cover by arithmetic (see coverPanes in src/core/panes.ts): fine panes at the
+-- edges, coarse ones in the middle, skipping panes of minutes/hours without state.
+local function coverByLevels(act, from, to, levels, fieldPrefix)
   local names = {}
   local function add(level, lo, hi)
     for t = lo, hi - level, level do
@@ -83,6 +97,45 @@ local function coverNames(act, from, to, levels, fieldPrefix)
     lo, hi = loUp, hiDown
   end
   return names
+end
+
+-- The same cover, walking only the minutes that hold state: what a sparse user costs.
+local function coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, newest)
+  local hasMinutes, hasHours = false, false
+  for _, level in ipairs(levels) do
+    if level == 60000 then hasMinutes = true elseif level == 3600000 then hasHours = true end
+  end
+  -- A pane that reaches past `to` still holds only events before it when the type's newest
+  -- event is before `to` (the usual case at the window's leading edge).
+  local endsBefore = function(paneEnd) return paneEnd <= to or newest < to end
+  local names, hourDone = {}, {}
+  for _, m in ipairs(inRange) do
+    local ms, me = m * 60000, (m + 1) * 60000
+    local h = math.floor(m / 60)
+    if hasHours and h * 3600000 >= from and endsBefore((h + 1) * 3600000) then
+      if not hourDone[h] then
+        hourDone[h] = true
+        names[#names + 1] = fieldPrefix .. 'h' .. h
+      end
+    elseif hasMinutes and ms >= from and endsBefore(me) then
+      names[#names + 1] = fieldPrefix .. 'm' .. m
+    else -- an edge minute, or a window without minute panes: its seconds in range
+      for t = math.max(ms, from), math.min(me, to) - 1000, 1000 do names[#names + 1] = fieldPrefix .. 's' .. (t / 1000) end
+    end
+  end
+  return names
+end
+
+-- The field names of the panes covering [from, to) that may hold state.
+local function coverNames(act, from, to, levels, fieldPrefix)
+  local first, last = math.floor(from / 60000), math.ceil(to / 60000) - 1
+  local inRange = {}
+  for _, m in ipairs(act.list) do
+    if m >= first and m <= last then inRange[#inRange + 1] = m end
+  end
+  -- Few active minutes: walk them; many (a busy user): the arithmetic cover is shorter.
+  if #inRange <= 64 then return coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, act.newest) end
+  return coverByLevels(act, from, to, levels, fieldPrefix)
 end
 
 -- HMGET in chunks: unpack() of a long list would overflow Lua's C stack.
@@ -151,19 +204,30 @@ end
 local exists = rcall('EXISTS', unpack(KEYS)) > 0 and 1 or 0
 local tags = {}
 local n = tonumber(ARGV[2])
+
+-- First pass: each tag's [from, to) and the earliest `from` per time index, so each index
+-- is read once for all its tags.
+local ranges, earliest = {}, {}
+for i = 0, n - 1 do
+  local base = 3 + i * 8
+  local window, resolution = tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5])
+  local pane = math.floor(now / resolution)
+  local from, to = (pane - window / resolution + 1) * resolution, (pane + 1) * resolution
+  ranges[i] = { from, to }
+  local indexKey = KEYS[tonumber(ARGV[base + 1]) + 1]
+  if not earliest[indexKey] or from < earliest[indexKey] then earliest[indexKey] = from end
+end
 for i = 0, n - 1 do
   local base = 3 + i * 8
   local keyIndex = tonumber(ARGV[base + 1])
   local agg = ARGV[base + 2]
   local field = tonumber(ARGV[base + 3])
-  local window, resolution = tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5])
-  local pane = math.floor(now / resolution)
-  local from, to = (pane - window / resolution + 1) * resolution, (pane + 1) * resolution
+  local from, to = ranges[i][1], ranges[i][2]
   tags[#tags + 1] = ARGV[base]
   if agg == 'distinct' then
     tags[#tags + 1] = distinctTag(KEYS[keyIndex], KEYS[keyIndex + 1], field, from, to)
   else
-    local act = active(KEYS[keyIndex + 1], from)
+    local act = active(KEYS[keyIndex + 1], earliest[KEYS[keyIndex + 1]])
     local valued = agg == 'count_by'
     local names = coverNames(act, from, to, numberList(ARGV[base + 6]), valued and tostring(field) or '')
     local panes = fetch(KEYS[keyIndex], names)

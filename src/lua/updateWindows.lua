@@ -23,7 +23,8 @@
                               and for each distinct field f, member v<f>:<value> with score
                               f * 1e13 + the value's latest event time (so a distinct count
                               is one ZCOUNT); a value seen only ahead of `now` waits in the
-                              pane hash field F<f> ("value\31ts..." pairs) until its time comes
+                              pane hash field F<f> ("value\31ts..." pairs) until its time comes;
+                              member L scores the type's newest event time
     KEYS[3] realtime hash     u:{<user>}:rt
     KEYS[4] v1 window set     u:{<user>}:w:<type>  (legacy, folded and deleted)
     KEYS[5] v1 value hash     u:{<user>}:wv:<type> (legacy, folded and deleted)
@@ -228,7 +229,10 @@ if added > 0 then
     index[#index + 1] = (h + 1) * 3600000 - 60000
     index[#index + 1] = 'h' .. h
   end
-  rcall('ZADD', KEYS[2], unpack(index))
+  -- L: the type's newest event time (GT keeps the largest; the pane members' scores never change).
+  index[#index + 1] = newest
+  index[#index + 1] = 'L'
+  rcall('ZADD', KEYS[2], 'GT', unpack(index))
 end
 
 -- Prune every pane (and dedup bucket) of the minutes and hours that ended before the
@@ -245,7 +249,9 @@ if #old > 0 then
   end
   for _, member in ipairs(old) do
     local kind, idx = string.sub(member, 1, 1), tonumber(string.sub(member, 2))
-    if kind == 'm' then
+    if member == 'L' then
+      -- the newest event time itself is older than every window: nothing to drop for it
+    elseif kind == 'm' then
       drop('m' .. idx)
       for s = idx * 60, idx * 60 + 59 do drop('s' .. s) end
       for _, spec in ipairs(valueSpecs) do drop(spec.field .. 'm' .. idx) end

@@ -18,16 +18,21 @@ local function packedField(packed, idx)
   return string.sub(packed, start, sep and sep - 1 or -1)
 end
 
--- A comma-separated list of numbers.
+-- A comma-separated list of numbers (parsed once per distinct text in a call).
+local numberLists = {}
 local function numberList(csv)
-  local out = {}
+  local out = numberLists[csv]
+  if out then return out end
+  out = {}
   for x in string.gmatch(csv, '[^,]+') do out[#out + 1] = tonumber(x) end
+  numberLists[csv] = out
   return out
 end
 
 -- Numeric pane {c, n, s, mn, mx, lt, lv} from its stored text (count-only panes: "c").
 local function parseNumeric(text)
   if not text then return nil end
+  if not string.find(text, ',', 1, true) then return { c = tonumber(text) } end
   local parts = {}
   for x in string.gmatch(text, '[^,]+') do parts[#parts + 1] = x end
   if #parts == 1 then return { c = tonumber(parts[1]) } end
