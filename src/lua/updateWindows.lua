@@ -173,10 +173,14 @@ if added > 0 then
   end
 end
 
+-- Prune check: the minutes and hours that ended before the cutoff (handled below).
+local old = rcall('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff - 60000)
+
 -- Distinct values: the latest time of each (ZADD GT keeps the newest); values seen only
--- ahead of now wait in F<f> and move into the index once their time has come.
+-- ahead of now wait in F<f> (reads count them from there once their time has come) and
+-- move into the index on a later call that has such values again, or prunes.
 for _, f in ipairs(distinctFields) do
-  local waiting = rcall('HGET', KEYS[1], 'F' .. f)
+  local waiting = (#future > 0 or #old > 0) and rcall('HGET', KEYS[1], 'F' .. f) or nil
   if waiting or #future > 0 then
     local keep = {}
     local function place(value, ts)
@@ -200,44 +204,40 @@ for _, f in ipairs(distinctFields) do
     if #keep > 0 then rcall('HSET', KEYS[1], 'F' .. f, table.concat(keep, '\31')) elseif waiting then rcall('HDEL', KEYS[1], 'F' .. f) end
   end
 end
-local scored = {}
-for member, score in pairs(latest) do
-  scored[#scored + 1] = score
-  scored[#scored + 1] = member
-  if #scored >= 1000 then
-    rcall('ZADD', KEYS[2], 'GT', unpack(scored))
-    scored = {}
-  end
-end
-if #scored > 0 then rcall('ZADD', KEYS[2], 'GT', unpack(scored)) end
 
--- Write the changed dedup buckets (pruned on the way), and sweep one more bucket a call.
-local sweep = 'd' .. (math.floor(now / 1000) % 256)
-if not dirtyBuckets[sweep] and rcall('HEXISTS', KEYS[1], sweep) == 1 then dirtyBuckets[sweep] = true end
+-- Write the changed dedup buckets (pruned on the way); when minutes are pruned, sweep one
+-- more bucket (round robin by time), so buckets that are rarely written shed old entries too.
+if #old > 0 then
+  local sweep = 'd' .. (math.floor(now / 1000) % 256)
+  if not dirtyBuckets[sweep] and rcall('HEXISTS', KEYS[1], sweep) == 1 then dirtyBuckets[sweep] = true end
+end
 for field in pairs(dirtyBuckets) do
   local b = pruneBucket(bucket(field))
   if b == '' then rcall('HDEL', KEYS[1], field) else rcall('HSET', KEYS[1], field, b) end
 end
 
-if added > 0 then
-  local index = {}
-  for m in pairs(minutes) do
-    index[#index + 1] = m * 60000
-    index[#index + 1] = 'm' .. m
+-- One ZADD GT for the time index: pane members (fixed scores), distinct values' latest
+-- times, and L.
+local index = {}
+local function indexed(score, member)
+  index[#index + 1] = score
+  index[#index + 1] = member
+  if #index >= 1000 then
+    rcall('ZADD', KEYS[2], 'GT', unpack(index))
+    index = {}
   end
-  for h in pairs(hours) do
-    index[#index + 1] = (h + 1) * 3600000 - 60000
-    index[#index + 1] = 'h' .. h
-  end
-  -- L: the type's newest event time (GT keeps the largest; the pane members' scores never change).
-  index[#index + 1] = newest
-  index[#index + 1] = 'L'
-  rcall('ZADD', KEYS[2], 'GT', unpack(index))
 end
+for member, score in pairs(latest) do indexed(score, member) end
+if added > 0 then
+  for m in pairs(minutes) do indexed(m * 60000, 'm' .. m) end
+  for h in pairs(hours) do indexed((h + 1) * 3600000 - 60000, 'h' .. h) end
+  -- L: the type's newest event time (GT keeps the largest; the pane members' scores never change).
+  indexed(newest, 'L')
+end
+if #index > 0 then rcall('ZADD', KEYS[2], 'GT', unpack(index)) end
 
--- Prune every pane (and dedup bucket) of the minutes and hours that ended before the
--- cutoff: no tag can count them any more.
-local old = rcall('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff - 60000)
+-- Prune every pane of the minutes and hours that ended before the cutoff: no tag can
+-- count them any more.
 if #old > 0 then
   local names = {}
   local function drop(name)
