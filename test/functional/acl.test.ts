@@ -13,6 +13,7 @@ import { checkReady } from '../../src/api/ready';
 import { runBatch } from '../../src/batch/run';
 import { ArchiveConsumer } from '../../src/consumers/archive';
 import { RealtimeConsumer } from '../../src/consumers/realtime';
+import { migrateLegacyWindows } from '../../src/consumers/migrate';
 import { eraseUser } from '../../src/profile/erasure';
 import { Keys } from '../../src/core/keys';
 import { Producer } from '../../src/producer/producer';
@@ -100,8 +101,13 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
     expect(await archive.drain()).to.equal(3);
     await realtime.stop();
     await archive.stop();
+    // profile migrate runs as the worker: a window of the layout before panes folds into panes.
+    await conns.worker.zadd(keys.legacyWindow('acl-w', 'click'), now - 2, 'old-1');
+    await conns.worker.hset(keys.legacyWindowValues('acl-w', 'click'), 'old-1', '\x1f\x1f\x1f');
+    expect(await migrateLegacyWindows(conns.worker, keys, tags.realtime, now)).to.deep.equal({ windows: 1, events_folded: 1 });
 
     const reader = new ProfileReader(conns.api, keys, tags.realtime);
+    expect((await reader.read('acl-w'))!.tags).to.include({ clicks_5m: 1 });
     expect((await reader.read('acl-u'))!.tags).to.include({ purchases_24h: 1, spend_24h: 5, views_1h: 1 });
     expect((await streamStatus(conns.api, keys, 2)).map((p) => p.length)).to.deep.equal([0, 0]); // trimmed by the worker
     await conns.worker.call('SCRIPT', 'FLUSH').catch(() => undefined); // (refused: nobody may flush)
