@@ -3,13 +3,9 @@
  * how fast one consumer folds it into the windows. Prints JSON.
  *   node dist/bench/drain.js [events=200000] [users=100000] [zipf: uniform|zipf]
  */
-import fs from 'fs';
-import os from 'os';
-import path from 'path';
 import { resolveConfig } from '../src/core/config';
 import { Keys } from '../src/core/keys';
-import { connectRedis } from '../src/redis/client';
-import { startRedisServer } from '../src/redis/embeddedServer';
+import { runMain, withScratchRedis } from './scratchRedis';
 import { Producer } from '../src/producer/producer';
 import { RealtimeConsumer } from '../src/consumers/realtime';
 import { TrafficGenerator } from '../src/dev/simulate';
@@ -17,34 +13,27 @@ import { TrafficGenerator } from '../src/dev/simulate';
 async function main() {
   const events = Number(process.argv[2] ?? 200_000);
   const users = Number(process.argv[3] ?? 100_000);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-drain-'));
-  const server = await startRedisServer({ dir, appendonly: false });
-  const config = resolveConfig({ redisUrl: server.url });
-  const redis = await connectRedis(server.url);
-  const keys = new Keys('');
-  const now = Date.now();
-  const producer = new Producer({ redis, keys, partitions: config.partitions, maxFutureSkewMs: 0, clock: () => now });
-  const gen = new TrafficGenerator(users, 1);
-  for (let sent = 0; sent < events; sent += 5000) {
-    const batch = Array.from({ length: Math.min(5000, events - sent) }, () => gen.next(now));
-    const r = await producer.ingest(batch);
-    if (!r.ok) throw new Error(JSON.stringify(r));
-  }
-  const consumer = new RealtimeConsumer({
-    redis, keys, partitions: config.partitions, tags: config.tags.realtime, consumerName: 'bench', clock: () => now,
+  await withScratchRedis('drain', async (redis, url) => {
+    const config = resolveConfig({ redisUrl: url });
+    const keys = new Keys('');
+    const now = Date.now();
+    const producer = new Producer({ redis, keys, partitions: config.partitions, maxFutureSkewMs: 0, clock: () => now });
+    const gen = new TrafficGenerator(users, 1);
+    for (let sent = 0; sent < events; sent += 5000) {
+      const batch = Array.from({ length: Math.min(5000, events - sent) }, () => gen.next(now));
+      const r = await producer.ingest(batch);
+      if (!r.ok) throw new Error(JSON.stringify(r));
+    }
+    const consumer = new RealtimeConsumer({
+      redis, keys, partitions: config.partitions, tags: config.tags.realtime, consumerName: 'bench', clock: () => now,
+    });
+    await consumer.init();
+    const t0 = process.hrtime.bigint();
+    const n = await consumer.drain();
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const stats = (await redis.info('commandstats')).split('\n').filter((l) => /evalsha|xreadgroup|xack/.test(l)).map((l) => l.trim());
+    console.log(JSON.stringify({ events: n, users, seconds, realtime_per_s: Math.round(n / seconds), stats }));
   });
-  await consumer.init();
-  const t0 = process.hrtime.bigint();
-  const n = await consumer.drain();
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const stats = (await redis.info('commandstats')).split('\n').filter((l) => /evalsha|xreadgroup|xack/.test(l)).map((l) => l.trim());
-  console.log(JSON.stringify({ events: n, users, seconds, realtime_per_s: Math.round(n / seconds), stats }));
-  await redis.quit();
-  await server.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runMain(main);

@@ -92,7 +92,7 @@ async function waitForDrain(base: string, auth: Record<string, string>, s: Simul
 }
 
 /** mulberry32: a small seeded PRNG, so a seed reproduces the same traffic. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -4,22 +4,11 @@ import { computeWindowTags, sameWindowValue } from '../../src/batch/windows';
 import { ProfileEvent } from '../../src/core/event';
 import { coverPanes, tagLevels, windowRange } from '../../src/core/panes';
 import { parseTagConfig } from '../../src/core/tags';
+import { prng } from '../../src/dev/simulate';
 
 const SEC = 1000;
 const MIN = 60_000;
 const HOUR = 60 * MIN;
-
-/** mulberry32: a seeded PRNG, so every run checks the same cases. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Every aggregation kind, at every resolution, over windows that do and do not use coarser levels.
 const TAGS = [

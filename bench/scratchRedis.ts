@@ -1,0 +1,30 @@
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { Redis, connectRedis } from '../src/redis/client';
+import { startRedisServer } from '../src/redis/embeddedServer';
+
+/**
+ * Runs `fn` against a private redis-server (no AOF, data in a temp folder) and a
+ * connection to it; both are stopped and the folder removed whether `fn` succeeds or not.
+ */
+export async function withScratchRedis<T>(name: string, fn: (redis: Redis, url: string) => Promise<T>): Promise<T> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `bench-${name}-`));
+  const server = await startRedisServer({ dir, appendonly: false });
+  const redis = await connectRedis(server.url);
+  try {
+    return await fn(redis, server.url);
+  } finally {
+    await redis.quit();
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs a bench script's main; a failure prints its error and exits 1. */
+export function runMain(main: () => Promise<void>): void {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
