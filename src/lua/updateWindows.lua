@@ -11,7 +11,7 @@
   event id (even with another time) is never counted twice while its first copy could
   still be in a window: entries are dropped only once that minute is older than the
   type's longest window (when their bucket is next written, or by a round-robin sweep of
-  one bucket per call).
+  one bucket on each call that prunes minutes).
 
   Legacy data (the v1 layout: one sorted-set member and one value-hash field per event) is
   folded in on the first call that meets it, through the same dedup, then deleted.
@@ -23,7 +23,8 @@
                               and for each distinct field f, member v<f>:<value> with score
                               f * 1e13 + the value's latest event time (so a distinct count
                               is one ZCOUNT); a value seen only ahead of `now` waits in the
-                              pane hash field F<f> ("value\31ts..." pairs) until its time comes;
+                              pane hash field F<f> ("value\31ts..." pairs; reads count it once
+                              its time has come) until a later call moves it into the index;
                               member L scores the type's newest event time
     KEYS[3] realtime hash     u:{<user>}:rt
     KEYS[4] v1 window set     u:{<user>}:w:<type>  (legacy, folded and deleted)
