@@ -8,6 +8,33 @@ const response = (description: string, schema: unknown, headers?: Record<string,
 });
 const error = (description: string) => response(description, ref('Error'));
 
+/** POST /batch, and its alias POST /collect/batch. */
+const startBatchRun = {
+  summary: 'Start a batch run (ODS replay into offline tags) in a child process',
+  requestBody: {
+    required: false,
+    content: json({
+      type: 'object', additionalProperties: false,
+      properties: {
+        as_of: { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string', format: 'date-time' }] },
+        from: { type: 'string', pattern: ODS_DATE.source },
+        to: { type: 'string', pattern: ODS_DATE.source },
+        windows: { type: 'boolean' },
+      },
+    }),
+  },
+  responses: {
+    202: response('Started', { type: 'object', required: ['run_id'], additionalProperties: false, properties: { run_id: ref('RunId') } }),
+    400: error('Invalid body'),
+    409: response('Another run holds the lock', {
+      type: 'object', required: ['error'], additionalProperties: false,
+      properties: { error: { type: 'string' }, run_id: { type: ['string', 'null'] } },
+    }),
+    415: error('Content-Type is not application/json'),
+    503: error('Batch runs are not enabled on this server, or Redis unavailable'),
+  },
+};
+
 /**
  * The OpenAPI 3.1 description of every route, served at GET /openapi.json. Schemas are
  * JSON Schema 2020-12; test/functional/openapi.test.ts validates real responses against
@@ -100,32 +127,9 @@ const document = {
         },
       },
     },
-    '/batch': {
-      post: {
-        summary: 'Start a batch run (ODS replay into offline tags) in a child process',
-        requestBody: {
-          required: false,
-          content: json({
-            type: 'object', additionalProperties: false,
-            properties: {
-              as_of: { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string', format: 'date-time' }] },
-              from: { type: 'string', pattern: ODS_DATE.source },
-              to: { type: 'string', pattern: ODS_DATE.source },
-              windows: { type: 'boolean' },
-            },
-          }),
-        },
-        responses: {
-          202: response('Started', { type: 'object', required: ['run_id'], additionalProperties: false, properties: { run_id: ref('RunId') } }),
-          400: error('Invalid body'),
-          409: response('Another run holds the lock', {
-            type: 'object', required: ['error'], additionalProperties: false,
-            properties: { error: { type: 'string' }, run_id: { type: ['string', 'null'] } },
-          }),
-          415: error('Content-Type is not application/json'),
-          503: error('Batch runs are not enabled on this server, or Redis unavailable'),
-        },
-      },
+    '/batch': { post: startBatchRun },
+    '/collect/batch': {
+      post: { ...startBatchRun, summary: 'Alias of POST /batch (the batch trigger of the system this one replaces): the same run, body and answers' },
     },
     '/batch/{runId}': {
       get: {

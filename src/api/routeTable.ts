@@ -15,6 +15,8 @@ export const ROUTES = {
   'GET /profile/:userId/timeline': 'read',
   'POST /profiles': 'read',
   'POST /batch': 'admin',
+  // The original system's batch trigger: the same run as POST /batch.
+  'POST /collect/batch': 'admin',
   'GET /batch/:runId': 'read',
   'GET /status': 'read',
   'GET /health': null,

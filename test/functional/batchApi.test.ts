@@ -54,8 +54,17 @@ describe('batch over HTTP: POST /batch, GET /batch/:id (real child process)', fu
     expect(profile.tags).to.deep.include({ ltv_total: 500, purchases_total: 2, first_seen: T0, last_seen: T0 + 1000, segment_id: 'high_value_user' });
     expect(profile.meta.batch_run_id).to.equal(run_id);
     expect(profile.meta.batch_at).to.be.a('number');
-    // The lock is released once the run has finished: a new run may start.
-    expect((await postBatch()).status).to.equal(202);
+    // The lock is released once the run has finished: a new run may start, here through the
+    // original system's trigger (POST /collect/batch, an alias), and it runs the same way.
+    const again = await fetch(`${base}/collect/batch`, { method: 'POST' });
+    expect(again.status).to.equal(202);
+    const second = ((await again.json()) as { run_id: string }).run_id;
+    let state = '';
+    while (Date.now() < deadline + 20_000 && state !== 'succeeded' && state !== 'failed') {
+      await new Promise((r) => setTimeout(r, 50));
+      state = ((await (await fetch(`${base}/batch/${second}`)).json()) as { state: string }).state;
+    }
+    expect(state).to.equal('succeeded');
   });
 
   it('answers 409 while a run holds the lock', async () => {

@@ -125,6 +125,9 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
     expect(sample(await metrics.text(), 'profile_batch_run_seconds_count')).to.equal(1);
     expect(await acquireBatchLock(p.redis, p.keys, '20260101T000000Z-000000')).to.equal(true);
     expect((await call('POST', '/batch', '/batch')).status).to.equal(409);
+    // The alias answers as POST /batch does.
+    expect((await call('POST', '/collect/batch', '/collect/batch')).status).to.equal(409);
+    expect((await call('POST', '/collect/batch', '/collect/batch', json({ colour: 'red' }))).status).to.equal(400);
     await p.redis.del(p.keys.batchLock());
     expect((await call('GET', '/batch/{runId}', '/batch/20260101T000000Z-abcdef')).status).to.equal(404);
     expect((await call('GET', '/batch/{runId}', '/batch/nope')).status).to.equal(400);

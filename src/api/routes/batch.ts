@@ -26,7 +26,7 @@ function batchRequest(body: unknown, now: number): BatchRequest | string {
   return { asOf, from: b.from as string | undefined, to: b.to as string | undefined, windows: b.windows as boolean | undefined };
 }
 
-/** POST /batch starts a run in a child process; GET /batch/:runId reports one. */
+/** POST /batch (alias POST /collect/batch) starts a run in a child process; GET /batch/:runId reports one. */
 export function batchRouter(api: ApiContext): Router {
   const router = express.Router();
   const json = jsonBody(api.maxBodyBytes);
@@ -38,7 +38,7 @@ export function batchRouter(api: ApiContext): Router {
     res.status(415).json({ error: 'Content-Type must be application/json' });
   };
 
-  route(router, 'POST /batch', optionalJson, async (req: Request, res: Response) => {
+  const startRun = async (req: Request, res: Response) => {
     if (!api.batch) {
       res.status(503).json({ error: 'batch runs are not enabled on this server' });
       return;
@@ -54,7 +54,10 @@ export function batchRouter(api: ApiContext): Router {
       return;
     }
     res.status(202).json({ run_id: runId });
-  });
+  };
+  route(router, 'POST /batch', optionalJson, startRun);
+  // Clients of the system this one replaces trigger the batch here: an alias, same body and answers.
+  route(router, 'POST /collect/batch', optionalJson, startRun);
 
   route(router, 'GET /batch/:runId', async (req: Request, res: Response) => {
     const runId = req.params.runId as string;
