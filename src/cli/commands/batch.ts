@@ -1,5 +1,7 @@
 import { Command, Option } from 'commander';
 import { runBatch } from '../../batch/run';
+import { offlineTagsSql } from '../../batch/sql';
+import { allErasures } from '../../profile/erasure';
 import { asBatchRole, dateArg, timeArg, withBatchRedisOption, withRedisOptions } from '../options';
 import { withRuntime } from '../process';
 import { Progress } from '../progress';
@@ -13,8 +15,16 @@ export function makeBatchCommand(): Command {
     .addOption(new Option('--from <date>', 'first ODS date to read').argParser(dateArg('--from')))
     .addOption(new Option('--to <date>', 'last ODS date to read').argParser(dateArg('--to')))
     .option('--windows', 'also compute the realtime window tags as of --as-of, for `profile verify`')
-    .addHelpText('after', '\nExamples:\n  $ profile batch\n  $ profile batch --from 2026-11-01 --to 2026-11-26\n  $ profile batch --as-of 2026-11-26T12:00:00Z --windows && profile verify')
+    .option('--print-sql', 'print the offline tags and segments of this run as one SQL query over the ODS (DuckDB; plain SQL past its first step, for Spark SQL or Trino) and run nothing')
+    .addHelpText('after', '\nExamples:\n  $ profile batch\n  $ profile batch --from 2026-11-01 --to 2026-11-26\n  $ profile batch --as-of 2026-11-26T12:00:00Z --windows && profile verify\n  $ profile batch --print-sql > offline.sql && duckdb -c ".read offline.sql"')
     .action(async (o) => {
+      if (o.printSql) {
+        await withRuntime(asBatchRole(o), async (rt) => {
+          const erasures = await allErasures(rt.redis, rt.keys);
+          process.stdout.write(offlineTagsSql(rt.config.tags, { odsDir: rt.config.odsDir, asOf: o.asOf ?? Date.now(), from: o.from, to: o.to, erasures }));
+        });
+        return;
+      }
       await withRuntime(asBatchRole({ logLevel: 'info', ...o }), async (rt) => {
         const progress = new Progress();
         const summary = await runBatch({

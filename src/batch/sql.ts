@@ -1,0 +1,112 @@
+import path from 'path';
+import { OfflineTag, SegmentCondition, TagConfig } from '../core/tags';
+
+/**
+ * The batch's offline tags and segments as one SQL query over the ODS, generated from the
+ * tag config (`profile batch --print-sql`). Only the first CTE, which reads the NDJSON
+ * files, is DuckDB's (`read_ndjson` over the `dt=` folders); the rest is plain SQL
+ * (window functions, FILTER, CASE) that Spark SQL or Trino run as it is over a table of
+ * the same files. Its semantics are the JS replay's (src/batch/run.ts, offline.ts): events
+ * of erased users stamped at or before their erasure are dropped, then the first copy of
+ * each (user, type, event id) by stream id counts, if it is not after the as-of time.
+ */
+
+export interface OfflineSqlOptions {
+  /** Root of the ODS (`<odsDir>/dt=YYYY-MM-DD/*.ndjson`). */
+  odsDir: string;
+  /** Time (ms) the tags are computed as of. */
+  asOf: number;
+  /** First and last ODS date to read (`YYYY-MM-DD`); all when absent. */
+  from?: string;
+  to?: string;
+  /** Erased users and their erasure times (ms). */
+  erasures: Map<string, number>;
+}
+
+const DAY_MS = 86_400_000;
+
+/** The ODS columns and their SQL types (an ODS line: the event as accepted, its stream id and ingest time). */
+export const ODS_COLUMNS: Record<string, string> = {
+  event_id: 'VARCHAR', user_id: 'VARCHAR', type: 'VARCHAR', ts: 'BIGINT', ad_id: 'VARCHAR', campaign_id: 'VARCHAR',
+  amount: 'DOUBLE', currency: 'VARCHAR', stream_id: 'VARCHAR', ingested_at: 'BIGINT',
+};
+
+const quote = (text: string) => `'${text.replace(/'/g, "''")}'`;
+
+/** The SQL expression of one offline tag over the `events` CTE. */
+function tagExpression(t: OfflineTag, asOf: number): string {
+  const conditions: string[] = [];
+  if (t.event !== undefined) conditions.push(`type = ${quote(t.event)}`);
+  if (t.windowMs !== undefined) conditions.push(`ts >= ${asOf - t.windowMs}`);
+  const filter = conditions.length ? ` FILTER (WHERE ${conditions.join(' AND ')})` : '';
+  switch (t.aggregation) {
+    case 'count':
+      return `COUNT(*)${filter}`;
+    case 'sum':
+      // Sums of money: rounded to a millionth, as the replay does (0.1 + 0.2 is 0.3).
+      return `ROUND(COALESCE(SUM(amount)${filter}, 0), 6)`;
+    case 'first_seen':
+      return `MIN(ts)${filter}`;
+    case 'last_seen':
+      return `MAX(ts)${filter}`;
+    case 'active_days':
+      return `COUNT(DISTINCT CAST(FLOOR(ts / ${DAY_MS}.0) AS BIGINT))${filter}`;
+  }
+}
+
+/** One segment condition as SQL; a tag without a value (NULL) makes it false, as in the replay. */
+function conditionSql(c: SegmentCondition, asOf: number): string {
+  if ('valueMs' in c) return c.op === 'within' ? `${asOf} - ${c.tag} <= ${c.valueMs}` : `${asOf} - ${c.tag} > ${c.valueMs}`;
+  const op = c.op === '==' ? '=' : c.op === '!=' ? '<>' : c.op;
+  return `${c.tag} ${op} ${c.value}`;
+}
+
+/** The erasures as an inline table (an empty one when nobody was erased). */
+function erasuresSql(erasures: Map<string, number>): string {
+  if (erasures.size === 0) return 'SELECT CAST(NULL AS VARCHAR) AS user_id, CAST(NULL AS BIGINT) AS erased_at WHERE 1 = 0';
+  const rows = [...erasures].map(([user, at]) => `(${quote(user)}, ${at})`);
+  return `SELECT * FROM (VALUES ${rows.join(', ')}) AS erased(user_id, erased_at)`;
+}
+
+/** The query: one row per user with an event at or before `asOf`: user_id, every offline tag, segment_id. */
+export function offlineTagsSql(tags: TagConfig, opts: OfflineSqlOptions): string {
+  const glob = path.join(opts.odsDir, 'dt=*', '*.ndjson');
+  const columns = Object.entries(ODS_COLUMNS).map(([name, type]) => `${name}: '${type}'`).join(', ');
+  const dates = [opts.from ? `CAST(dt AS VARCHAR) >= ${quote(opts.from)}` : '', opts.to ? `CAST(dt AS VARCHAR) <= ${quote(opts.to)}` : ''].filter(Boolean);
+  // The first rule whose conditions all hold; a rule without conditions holds for everyone.
+  const segments = tags.segments.map((rule) =>
+    `    WHEN ${rule.when.length ? rule.when.map((c) => conditionSql(c, opts.asOf)).join(' AND ') : '1 = 1'} THEN ${quote(rule.id)}`,
+  );
+  return `-- profile-stream batch: offline tags and segments as of ${new Date(opts.asOf).toISOString()} (${opts.asOf} ms)
+-- ods_events is the only DuckDB-specific part: on Spark SQL or Trino, make it a table over the same files.
+WITH ods_events AS (
+  SELECT * FROM read_ndjson(${quote(glob)}, columns = {${columns}},
+    hive_partitioning = true, ignore_errors = true)${dates.length ? `\n  WHERE ${dates.join(' AND ')}` : ''}
+),
+erasures AS (
+  ${erasuresSql(opts.erasures)}
+),
+kept AS (
+  SELECT e.* FROM ods_events e
+  WHERE NOT EXISTS (SELECT 1 FROM erasures x WHERE x.user_id = e.user_id AND e.ts <= x.erased_at)
+),
+events AS (
+  SELECT user_id, type, ts, amount FROM (
+    SELECT kept.*, ROW_NUMBER() OVER (PARTITION BY user_id, type, event_id ORDER BY stream_id) AS copy FROM kept
+  ) numbered
+  WHERE copy = 1 AND ts <= ${opts.asOf}
+),
+tags AS (
+  SELECT user_id,
+${tags.offline.map((t) => `    ${tagExpression(t, opts.asOf)} AS ${t.name}`).join(',\n')}
+  FROM events
+  GROUP BY user_id
+)
+SELECT user_id, ${tags.offline.map((t) => t.name).join(', ')}${tags.segments.length ? `,
+  CASE
+${segments.join('\n')}
+  END AS segment_id` : ''}
+FROM tags
+ORDER BY user_id
+`;
+}
