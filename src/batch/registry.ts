@@ -2,6 +2,7 @@ import { randomBytes } from 'crypto';
 import type { RedisClient } from '../redis/client';
 import { Keys } from '../core/keys';
 import { Scripts, runScript } from '../lua/scripts';
+import { BatchBusyError } from '../core/errors';
 
 /**
  * Batch runs: the lock that lets one run at a time write the offline hashes, and the run
@@ -79,4 +80,31 @@ export async function readRun(redis: RedisClient, keys: Keys, runId: string): Pr
 export async function lastRunId(redis: RedisClient, keys: Keys): Promise<string | null> {
   const [id] = await redis.zrange(keys.batchRuns(), 0, 0, 'REV');
   return id ?? null;
+}
+
+/**
+ * Runs `work` as batch run `runId`: takes the lock (BatchBusyError when another run holds
+ * it) and keeps it, records the run as running with `fields`, then as succeeded with the
+ * summary `work` returns (stamped with its seconds) or as failed with the error, and
+ * releases the lock whatever happens.
+ */
+export async function runUnderBatchLock<S extends { seconds: number }>(
+  redis: RedisClient, keys: Keys, runId: string, fields: Record<string, string | number>, work: () => Promise<S>,
+): Promise<S> {
+  const started = Date.now();
+  if (!(await acquireBatchLock(redis, keys, runId))) throw new BatchBusyError((await batchLockHolder(redis, keys)) ?? 'unknown');
+  const stopRenewing = keepBatchLock(redis, keys, runId);
+  try {
+    await recordRun(redis, keys, runId, { state: 'running', started_at: started, ...fields });
+    const summary = await work();
+    summary.seconds = (Date.now() - started) / 1000;
+    await recordRun(redis, keys, runId, { state: 'succeeded', finished_at: Date.now(), summary: JSON.stringify(summary) });
+    return summary;
+  } catch (err) {
+    await recordRun(redis, keys, runId, { state: 'failed', finished_at: Date.now(), error: (err as Error).message }).catch(() => undefined);
+    throw err;
+  } finally {
+    stopRenewing();
+    await releaseBatchLock(redis, keys, runId).catch(() => undefined);
+  }
 }

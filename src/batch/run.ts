@@ -12,8 +12,7 @@ import { BadLine, readOds } from './reader';
 import { OfflineProfileStore, saveWindowResults } from './store';
 import { allErasures, isErased } from '../profile/erasure';
 import { WindowValue, computeWindowTags } from './windows';
-import { BatchBusyError } from '../core/errors';
-import { acquireBatchLock, batchLockHolder, keepBatchLock, newRunId, recordRun, releaseBatchLock } from './registry';
+import { newRunId, runUnderBatchLock } from './registry';
 
 export interface BatchOptions {
   /** ioredis connection (locks, run registry, window results). */
@@ -97,54 +96,44 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   const log = (opts.logger ?? silentLogger).child({ component: 'batch' });
   const { redis, keys } = opts;
   const runId = opts.runId ?? newRunId(started);
-  if (!(await acquireBatchLock(redis, keys, runId))) {
-    throw new BatchBusyError((await batchLockHolder(redis, keys)) ?? 'unknown');
-  }
-  const stopRenewing = keepBatchLock(redis, keys, runId);
-  await recordRun(redis, keys, runId, { state: 'running', started_at: started, as_of: opts.asOf, windows: opts.windows ? 1 : 0 });
-  let store: OfflineProfileStore | undefined;
-  let splitDir: string | undefined;
-  try {
-    store = await OfflineProfileStore.connect(opts.target, keys, opts.tags.offline);
-    const files = listOdsFiles(opts.odsDir, opts.from, opts.to);
-    const summary = newSummary(runId, opts.asOf, files);
-    const onBadLine = (bad: BadLine) => {
-      summary.bad_lines++;
-      if (summary.bad_line_samples.length < 100) summary.bad_line_samples.push(bad);
-      if (summary.bad_lines <= 20) log.warn(bad, 'bad ODS line skipped');
-    };
-    let sources: OdsFile[][] = [files];
-    const splitBytes = opts.splitBytes ?? 256 * 1024 * 1024;
-    if (summary.bytes > splitBytes) {
-      splitDir = fs.mkdtempSync(path.join(opts.tmpDir ?? os.tmpdir(), 'profile-batch-'));
-      sources = await splitByUser(files, Math.ceil(summary.bytes / splitBytes), splitDir, summary, onBadLine, opts.progress);
-      summary.splits = sources.length;
+  return runUnderBatchLock(redis, keys, runId, { as_of: opts.asOf, windows: opts.windows ? 1 : 0 }, async () => {
+    let store: OfflineProfileStore | undefined;
+    let splitDir: string | undefined;
+    try {
+      store = await OfflineProfileStore.connect(opts.target, keys, opts.tags.offline);
+      const files = listOdsFiles(opts.odsDir, opts.from, opts.to);
+      const summary = newSummary(runId, opts.asOf, files);
+      const onBadLine = (bad: BadLine) => {
+        summary.bad_lines++;
+        if (summary.bad_line_samples.length < 100) summary.bad_line_samples.push(bad);
+        if (summary.bad_lines <= 20) log.warn(bad, 'bad ODS line skipped');
+      };
+      let sources: OdsFile[][] = [files];
+      const splitBytes = opts.splitBytes ?? 256 * 1024 * 1024;
+      if (summary.bytes > splitBytes) {
+        splitDir = fs.mkdtempSync(path.join(opts.tmpDir ?? os.tmpdir(), 'profile-batch-'));
+        sources = await splitByUser(files, Math.ceil(summary.bytes / splitBytes), splitDir, summary, onBadLine, opts.progress);
+        summary.splits = sources.length;
+      }
+      const ctx: RunContext = {
+        opts, runId, summary, store, onBadLine,
+        aggregator: new OfflineAggregator(opts.tags.offline, opts.tags.segments, opts.asOf),
+        erasures: await allErasures(redis, keys),
+        windowSpan: longestWindow(opts.tags.realtime),
+        batchAt: Date.now(),
+      };
+      for (const [i, source] of sources.entries()) {
+        const phase = sources.length > 1 ? `aggregate ${i + 1}/${sources.length}` : 'read';
+        await publishUsers(ctx, await aggregateSource(ctx, source, phase, sources.length === 1));
+      }
+      if (opts.windows) await redis.set(keys.batchWindowsRun(), runId);
+      log.info({ ...summary, seconds: (Date.now() - started) / 1000, bad_line_samples: undefined }, 'batch run finished');
+      return summary;
+    } finally {
+      await store?.close().catch(() => undefined);
+      if (splitDir) fs.rmSync(splitDir, { recursive: true, force: true });
     }
-    const ctx: RunContext = {
-      opts, runId, summary, store, onBadLine,
-      aggregator: new OfflineAggregator(opts.tags.offline, opts.tags.segments, opts.asOf),
-      erasures: await allErasures(redis, keys),
-      windowSpan: longestWindow(opts.tags.realtime),
-      batchAt: Date.now(),
-    };
-    for (const [i, source] of sources.entries()) {
-      const phase = sources.length > 1 ? `aggregate ${i + 1}/${sources.length}` : 'read';
-      await publishUsers(ctx, await aggregateSource(ctx, source, phase, sources.length === 1));
-    }
-    if (opts.windows) await redis.set(keys.batchWindowsRun(), runId);
-    summary.seconds = (Date.now() - started) / 1000;
-    await recordRun(redis, keys, runId, { state: 'succeeded', finished_at: Date.now(), summary: JSON.stringify(summary) });
-    log.info({ ...summary, bad_line_samples: undefined }, 'batch run finished');
-    return summary;
-  } catch (err) {
-    await recordRun(redis, keys, runId, { state: 'failed', finished_at: Date.now(), error: (err as Error).message }).catch(() => undefined);
-    throw err;
-  } finally {
-    stopRenewing();
-    await releaseBatchLock(redis, keys, runId).catch(() => undefined);
-    await store?.close().catch(() => undefined);
-    if (splitDir) fs.rmSync(splitDir, { recursive: true, force: true });
-  }
+  });
 }
 
 function newSummary(runId: string, asOf: number, files: OdsFile[]): BatchSummary {

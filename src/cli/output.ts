@@ -1,6 +1,7 @@
 import { OdsFile } from '../ods/files';
 import { PartitionStatus } from '../redis/streamStatus';
 import type { BatchSummary } from '../batch/run';
+import type { LoadSummary } from '../batch/load';
 import type { VerifyResult } from '../batch/verify';
 import type { DeadLetter } from '../consumers/deadLetters';
 import type { SimulateSummary } from '../dev/simulate';
@@ -99,5 +100,15 @@ export function formatSimulateSummary(summary: SimulateSummary, url: string): st
     `processed  ${processed}`,
     `top users  ${summary.top_users.join(', ')}`,
     `try        curl ${url.replace(/\/+$/, '')}/profile/${summary.top_users[0] ?? 'user-1'}`,
+  ].join('\n');
+}
+
+/** `profile batch load`'s summary. */
+export function formatLoadSummary(summary: LoadSummary): string {
+  return [
+    `run        ${summary.run_id} (loaded ${summary.file})`,
+    `rows       ${summary.rows} in ${summary.seconds.toFixed(1)} s`,
+    `bad rows   ${summary.bad_rows}${summary.bad_row_samples.slice(0, 10).map((b) => `\n  row ${b.row}: ${b.reason}`).join('')}`,
+    `users      ${summary.users_written} offline profiles written`,
   ].join('\n');
 }

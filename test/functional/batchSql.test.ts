@@ -5,6 +5,7 @@ import path from 'path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { runBatch } from '../../src/batch/run';
 import { offlineTagsSql } from '../../src/batch/sql';
+import { loadOfflineTable } from '../../src/batch/load';
 import { eraseUser, allErasures } from '../../src/profile/erasure';
 import { prng } from '../../src/dev/simulate';
 import { Pipeline, T0, makePipeline, testRedisUrl } from '../helpers/context';
@@ -87,4 +88,62 @@ describe('profile batch --print-sql: the offline tags as SQL (DuckDB against the
     expect(await p.redis.zcard(p.keys.batchRuns())).to.equal(runsBefore);
     expect((await duckdb(out)).length).to.be.greaterThan(40);
   });
+
+  describe('profile batch load: a table computed outside the product into the offline hashes', () => {
+    /** The offline hashes of every user, without the run fields. */
+    async function offlineHashes(users: string[]): Promise<Record<string, Record<string, string>>> {
+      const out: Record<string, Record<string, string>> = {};
+      for (const u of users) {
+        const { _run_id: _r, _batch_at: _b, ...rest } = await p.redis.hgetall(p.keys.offline(u));
+        out[u] = rest;
+      }
+      return out;
+    }
+
+    for (const format of ['ndjson', 'parquet'] as const) {
+      it(`loads the --print-sql result, written by DuckDB as ${format}, to exactly what the replay wrote`, async () => {
+        await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF });
+        const sql = offlineTagsSql(p.config.tags, { odsDir: ods, asOf: AS_OF, erasures: await allErasures(p.redis, p.keys) });
+        const users = (await duckdb(sql)).map((r) => String(r.user_id));
+        const replayed = await offlineHashes(users);
+        for (const u of users) await p.redis.del(p.keys.offline(u));
+        const file = path.join(ods, `..`, `${path.basename(ods)}-table.${format}`);
+        await duckdb(`COPY (${sql.replace(/\n--[^\n]*/g, '').replace(/^--[^\n]*\n/gm, '')}) TO '${file}' (FORMAT ${format === 'ndjson' ? 'JSON' : 'PARQUET'})`);
+        const summary = await loadOfflineTable({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, file });
+        fs.rmSync(file);
+        expect(summary).to.deep.include({ rows: users.length, users_written: users.length, bad_rows: 0 });
+        expect(await offlineHashes(users)).to.deep.equal(replayed);
+        const run = await p.redis.hgetall(p.keys.batchRun(summary.run_id));
+        expect(run.state).to.equal('succeeded');
+        expect(await p.redis.hget(p.keys.offline(users[0]), '_run_id')).to.equal(summary.run_id);
+        expect(await p.redis.exists(p.keys.batchLock())).to.equal(0);
+      });
+    }
+
+    it('skips and reports bad rows, replaces each user whole, and runs from the CLI', async () => {
+      const file = path.join(os.tmpdir(), `load-${process.pid}.ndjson`);
+      await p.redis.hset(p.keys.offline('l1'), { ltv_total: '1', stale_field: 'x' });
+      fs.writeFileSync(file, [
+        JSON.stringify({ user_id: 'l1', ltv_total: 12.5, purchases_total: 2, segment_id: 'regular' }),
+        JSON.stringify({ user_id: 'l2', ltv_total: 'a lot' }),
+        JSON.stringify({ user_id: 'l3', colour: 'red' }),
+        JSON.stringify({ user_id: 'l4', segment_id: 'vip' }),
+        JSON.stringify({ user_id: 'bad id!' }),
+        '{"user_id": "l5", "ltv',
+        JSON.stringify({ user_id: 'l6', first_seen: null, purchases_total: 0, segment_id: 'window_shopper' }),
+      ].join('\n') + '\n');
+      const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: p.keys.prefix, LOG_LEVEL: 'silent' };
+      const { code, out } = await runCliToEnd(['batch', 'load', file], env);
+      fs.rmSync(file);
+      expect(code, out).to.equal(0);
+      expect(out).to.include('rows       7').and.include('bad rows   5').and.include('users      2 offline profiles written');
+      for (const reason of ['row 2: ltv_total must be a number', 'row 3: unknown column "colour"', 'row 4: segment_id "vip" is not a configured segment',
+        'row 5: user_id is missing or not a valid id', 'row 6: not JSON']) expect(out).to.include(reason);
+      const { _run_id: _r, _batch_at: _b, ...l1 } = await p.redis.hgetall(p.keys.offline('l1'));
+      expect(l1).to.deep.equal({ ltv_total: '12.5', purchases_total: '2', segment_id: 'regular' }); // the stale field is gone
+      expect(await p.redis.hget(p.keys.offline('l6'), 'segment_id')).to.equal('window_shopper');
+      expect(await p.redis.exists(p.keys.offline('l2'), p.keys.offline('l3'), p.keys.offline('l4'))).to.equal(0);
+    });
+  });
 });
+

@@ -1,15 +1,16 @@
 import { Command, Option } from 'commander';
 import { runBatch } from '../../batch/run';
 import { offlineTagsSql } from '../../batch/sql';
+import { loadOfflineTable } from '../../batch/load';
 import { allErasures } from '../../profile/erasure';
 import { asBatchRole, dateArg, timeArg, withBatchRedisOption, withRedisOptions } from '../options';
 import { withRuntime } from '../process';
 import { Progress } from '../progress';
-import { batchProgress, formatBatchSummary } from '../output';
+import { batchProgress, formatBatchSummary, formatLoadSummary } from '../output';
 
-/** `profile batch`: replays the ODS into the offline tags. */
+/** `profile batch`: replays the ODS into the offline tags; `profile batch load` publishes a table computed elsewhere. */
 export function makeBatchCommand(): Command {
-  return withBatchRedisOption(withRedisOptions(new Command('batch')))
+  const batch = withBatchRedisOption(withRedisOptions(new Command('batch')))
     .description('replay the ODS into offline tags and segments (u:{user}:off), deduplicated by event id')
     .addOption(new Option('--as-of <time>', 'compute tags as of this time (epoch ms or ISO-8601; default now)').argParser(timeArg('--as-of')))
     .addOption(new Option('--from <date>', 'first ODS date to read').argParser(dateArg('--from')))
@@ -34,6 +35,29 @@ export function makeBatchCommand(): Command {
         });
         progress.done();
         process.stdout.write(formatBatchSummary(summary, Boolean(o.windows)) + '\n');
+      });
+    });
+  batch.addCommand(makeLoadCommand());
+  return batch;
+}
+
+/** `profile batch load <file>`: an offline table (from --print-sql run anywhere) into the offline hashes. */
+function makeLoadCommand(): Command {
+  return withBatchRedisOption(withRedisOptions(new Command('load')))
+    .description('publish an offline table (NDJSON or Parquet: user_id, the offline tags, segment_id; e.g. the result of `profile batch --print-sql` run on DuckDB, Spark SQL or Trino) into the offline hashes, under the batch lock, replacing each user\'s hash')
+    .argument('<file>', 'the table: .ndjson (one JSON object a line) or .parquet')
+    .addHelpText('after', '\nExample:\n  $ profile batch --print-sql > offline.sql\n  $ duckdb -c "COPY ($(cat offline.sql)) TO \'offline.parquet\'"\n  $ profile batch load offline.parquet')
+    .action(async (file: string, _o, cmd: Command) => {
+      // The shared options may stand before `load` too (`profile batch --redis … load f`): take them from both.
+      const o = cmd.optsWithGlobals();
+      await withRuntime(asBatchRole({ logLevel: 'info', ...o }), async (rt) => {
+        const progress = new Progress();
+        const summary = await loadOfflineTable({
+          redis: rt.redis, target: rt.target, keys: rt.keys, tags: rt.config.tags, file, logger: rt.logger,
+          progress: (rows) => progress.update(1, 'load'.padEnd(14), `${rows} rows`),
+        });
+        progress.done();
+        process.stdout.write(formatLoadSummary(summary) + '\n');
       });
     });
 }
