@@ -10,7 +10,8 @@ export interface BadLine {
 }
 
 export interface ReadCallbacks {
-  onEvent(event: ProfileEvent): void;
+  /** A valid event, with its line as it stands in the file. */
+  onEvent(event: ProfileEvent, line: string): void;
   onBadLine(bad: BadLine): void;
   /** Bytes of ODS read so far (for progress). */
   onBytes?(bytes: number): void;
@@ -43,7 +44,7 @@ export async function readOds(files: OdsFile[], cb: ReadCallbacks): Promise<numb
       const r = validateEvent(typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? event : raw, 0, {
         now: 0, maxFutureSkewMs: Infinity, stored: true,
       });
-      if (r.ok) cb.onEvent(r.event);
+      if (r.ok) cb.onEvent(r.event, text);
       else cb.onBadLine({ file: file.path, line: lineNo, reason: describeErrors(r.errors) });
     };
     const stream = fs.createReadStream(file.path, { encoding: 'utf8', highWaterMark: 1 << 20 });

@@ -12,6 +12,7 @@ import { BadLine, readOds } from './reader';
 import { OfflineProfileStore, saveWindowResults } from './store';
 import { allErasures, isErased } from '../profile/erasure';
 import { WindowValue, computeWindowTags } from './windows';
+import { computeOffline } from './engine';
 import { newRunId, runUnderBatchLock } from './registry';
 
 export interface BatchOptions {
@@ -108,17 +109,25 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
         if (summary.bad_line_samples.length < 100) summary.bad_line_samples.push(bad);
         if (summary.bad_lines <= 20) log.warn(bad, 'bad ODS line skipped');
       };
+      splitDir = fs.mkdtempSync(path.join(opts.tmpDir ?? os.tmpdir(), 'profile-batch-'));
+      const erasures = await allErasures(redis, keys);
+      if (!opts.windows) {
+        // Compute on DuckDB, then load: the tags of every user in one query (see engine.ts).
+        await computeAndPublish(opts, { runId, summary, store, files, erasures, tmpDir: splitDir, onBadLine });
+        log.info({ ...summary, seconds: (Date.now() - started) / 1000, bad_line_samples: undefined }, 'batch run finished');
+        return summary;
+      }
+      // --windows: the JS replay, which also computes the window tags for profile verify.
       let sources: OdsFile[][] = [files];
       const splitBytes = opts.splitBytes ?? 256 * 1024 * 1024;
       if (summary.bytes > splitBytes) {
-        splitDir = fs.mkdtempSync(path.join(opts.tmpDir ?? os.tmpdir(), 'profile-batch-'));
         sources = await splitByUser(files, Math.ceil(summary.bytes / splitBytes), splitDir, summary, onBadLine, opts.progress);
         summary.splits = sources.length;
       }
       const ctx: RunContext = {
         opts, runId, summary, store, onBadLine,
         aggregator: new OfflineAggregator(opts.tags.offline, opts.tags.segments, opts.asOf),
-        erasures: await allErasures(redis, keys),
+        erasures,
         windowSpan: longestWindow(opts.tags.realtime),
         batchAt: Date.now(),
       };
@@ -134,6 +143,29 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       if (splitDir) fs.rmSync(splitDir, { recursive: true, force: true });
     }
   });
+}
+
+/** The DuckDB path: compute every user's offline values, then write them WRITE_CHUNK users at a time. */
+async function computeAndPublish(
+  opts: BatchOptions,
+  run: { runId: string; summary: BatchSummary; store: OfflineProfileStore; files: OdsFile[]; erasures: Map<string, number>; tmpDir: string; onBadLine: (b: BadLine) => void },
+): Promise<void> {
+  const { summary } = run;
+  opts.progress?.('aggregate', 0, summary.bytes);
+  const computed = await computeOffline({ files: run.files, tags: opts.tags, asOf: opts.asOf, erasures: run.erasures, tmpDir: run.tmpDir, onBadLine: run.onBadLine });
+  opts.progress?.('aggregate', summary.bytes, summary.bytes);
+  summary.lines = computed.lines;
+  summary.events = computed.events;
+  summary.duplicates = computed.duplicates;
+  summary.events_after_as_of = computed.events_after_as_of;
+  summary.erased_events = computed.erased_events;
+  const batchAt = Date.now();
+  for (let i = 0; i < computed.users.length; i += WRITE_CHUNK) {
+    const chunk = computed.users.slice(i, i + WRITE_CHUNK);
+    await run.store.saveMany(chunk, run.runId, batchAt);
+    summary.users_written += chunk.length;
+    opts.progress?.('write', summary.users_written, computed.users.length);
+  }
 }
 
 function newSummary(runId: string, asOf: number, files: OdsFile[]): BatchSummary {

@@ -14,6 +14,8 @@ import { OfflineTag, SegmentCondition, TagConfig } from '../core/tags';
 export interface OfflineSqlOptions {
   /** Root of the ODS (`<odsDir>/dt=YYYY-MM-DD/*.ndjson`). */
   odsDir: string;
+  /** Read exactly these NDJSON files instead of the ODS's `dt=` folders (from/to are then not applied). */
+  files?: string[];
   /** Time (ms) the tags are computed as of. */
   asOf: number;
   /** First and last ODS date to read (`YYYY-MM-DD`); all when absent. */
@@ -68,20 +70,20 @@ function erasuresSql(erasures: Map<string, number>): string {
   return `SELECT * FROM (VALUES ${rows.join(', ')}) AS erased(user_id, erased_at)`;
 }
 
-/** The query: one row per user with an event at or before `asOf`: user_id, every offline tag, segment_id. */
-export function offlineTagsSql(tags: TagConfig, opts: OfflineSqlOptions): string {
-  const glob = path.join(opts.odsDir, 'dt=*', '*.ndjson');
+/**
+ * The CTEs every batch query shares: ods_events (the lines), erasures, kept (lines of
+ * events not erased), numbered (kept lines with their copy number per (user, type, event
+ * id), by stream id: `<ms>-<seq>` compared as numbers) and events (first copies at or
+ * before the as-of time).
+ */
+export function batchCtes(opts: OfflineSqlOptions): string {
   const columns = Object.entries(ODS_COLUMNS).map(([name, type]) => `${name}: '${type}'`).join(', ');
-  const dates = [opts.from ? `CAST(dt AS VARCHAR) >= ${quote(opts.from)}` : '', opts.to ? `CAST(dt AS VARCHAR) <= ${quote(opts.to)}` : ''].filter(Boolean);
-  // The first rule whose conditions all hold; a rule without conditions holds for everyone.
-  const segments = tags.segments.map((rule) =>
-    `    WHEN ${rule.when.length ? rule.when.map((c) => conditionSql(c, opts.asOf)).join(' AND ') : '1 = 1'} THEN ${quote(rule.id)}`,
-  );
-  return `-- profile-stream batch: offline tags and segments as of ${new Date(opts.asOf).toISOString()} (${opts.asOf} ms)
--- ods_events is the only DuckDB-specific part: on Spark SQL or Trino, make it a table over the same files.
-WITH ods_events AS (
-  SELECT * FROM read_ndjson(${quote(glob)}, columns = {${columns}},
-    hive_partitioning = true, ignore_errors = true)${dates.length ? `\n  WHERE ${dates.join(' AND ')}` : ''}
+  const source = opts.files
+    ? `[${opts.files.map(quote).join(', ')}], columns = {${columns}}, ignore_errors = true`
+    : `${quote(path.join(opts.odsDir, 'dt=*', '*.ndjson'))}, columns = {${columns}},\n    hive_partitioning = true, ignore_errors = true`;
+  const dates = opts.files ? [] : [opts.from ? `CAST(dt AS VARCHAR) >= ${quote(opts.from)}` : '', opts.to ? `CAST(dt AS VARCHAR) <= ${quote(opts.to)}` : ''].filter(Boolean);
+  return `WITH ods_events AS (
+  SELECT * FROM read_ndjson(${source})${dates.length ? `\n  WHERE ${dates.join(' AND ')}` : ''}
 ),
 erasures AS (
   ${erasuresSql(opts.erasures)}
@@ -90,12 +92,27 @@ kept AS (
   SELECT e.* FROM ods_events e
   WHERE NOT EXISTS (SELECT 1 FROM erasures x WHERE x.user_id = e.user_id AND e.ts <= x.erased_at)
 ),
-events AS (
-  SELECT user_id, type, ts, amount FROM (
-    SELECT kept.*, ROW_NUMBER() OVER (PARTITION BY user_id, type, event_id ORDER BY stream_id) AS copy FROM kept
-  ) numbered
-  WHERE copy = 1 AND ts <= ${opts.asOf}
+numbered AS (
+  SELECT kept.*, ROW_NUMBER() OVER (
+    PARTITION BY user_id, type, event_id
+    ORDER BY CAST(split_part(stream_id, '-', 1) AS BIGINT), CAST(split_part(stream_id, '-', 2) AS BIGINT)
+  ) AS copy
+  FROM kept
 ),
+events AS (
+  SELECT user_id, type, ts, amount FROM numbered WHERE copy = 1 AND ts <= ${opts.asOf}
+)`;
+}
+
+/** The query: one row per user with an event at or before `asOf`: user_id, every offline tag, segment_id. */
+export function offlineTagsSql(tags: TagConfig, opts: OfflineSqlOptions): string {
+  // The first rule whose conditions all hold; a rule without conditions holds for everyone.
+  const segments = tags.segments.map((rule) =>
+    `    WHEN ${rule.when.length ? rule.when.map((c) => conditionSql(c, opts.asOf)).join(' AND ') : '1 = 1'} THEN ${quote(rule.id)}`,
+  );
+  return `-- profile-stream batch: offline tags and segments as of ${new Date(opts.asOf).toISOString()} (${opts.asOf} ms)
+-- ods_events is the only DuckDB-specific part: on Spark SQL or Trino, make it a table over the same files.
+${batchCtes(opts)},
 tags AS (
   SELECT user_id,
 ${tags.offline.map((t) => `    ${tagExpression(t, opts.asOf)} AS ${t.name}`).join(',\n')}

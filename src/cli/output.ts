@@ -71,9 +71,11 @@ export function formatBatchSummary(summary: BatchSummary, windows: boolean): str
   ].join('\n');
 }
 
-/** The batch's progress detail: bytes read of bytes to read. */
+/** The batch's progress detail: bytes read of bytes to read, or (phase `write`) users written. */
 export function batchProgress(phase: string, done: number, total: number): [share: number, label: string, detail: string, line: string] {
-  return [total ? done / total : 1, phase.padEnd(14), `${mib(done)}/${mib(total)} MiB`, `${phase}: ${mib(done)} of ${mib(total)} MiB`];
+  const share = total ? done / total : 1;
+  if (phase === 'write') return [share, phase.padEnd(14), `${done}/${total} users`, `${phase}: ${done} of ${total} users`];
+  return [share, phase.padEnd(14), `${mib(done)}/${mib(total)} MiB`, `${phase}: ${mib(done)} of ${mib(total)} MiB`];
 }
 
 /** `profile verify`'s report: the first 50 mismatches, then the totals. */

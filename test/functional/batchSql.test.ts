@@ -64,7 +64,8 @@ describe('profile batch --print-sql: the offline tags as SQL (DuckDB against the
 
   for (const [label, range] of [['all of the ODS', {}], ['a date range', { from: new Date(AS_OF - 30 * DAY).toISOString().slice(0, 10), to: new Date(AS_OF - 5 * DAY).toISOString().slice(0, 10) }]] as const) {
     it(`gives every user's offline tags and segment exactly as the replay does, over ${label}`, async () => {
-      const summary = await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF, ...range });
+      // windows: true runs the JS replay (the reference); without it the batch computes on DuckDB.
+      const summary = await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF, windows: true, ...range });
       const sql = offlineTagsSql(p.config.tags, { odsDir: ods, asOf: AS_OF, erasures: await allErasures(p.redis, p.keys), ...range });
       const rows = await duckdb(sql);
       expect(rows.length).to.equal(summary.users_written).and.to.be.greaterThan(40);
@@ -78,6 +79,44 @@ describe('profile batch --print-sql: the offline tags as SQL (DuckDB against the
       expect(rows.find((r) => r.user_id === 'u3')?.purchases_total ?? 0).to.equal(Number((await p.redis.hget(p.keys.offline('u3'), 'purchases_total')) ?? 0));
     });
   }
+
+  it('profile batch computes on DuckDB what the JS replay computes, summary and bad-line report included', async () => {
+    // Lines that are JSON but fail the event schema, in a file of their own among good ones.
+    const bad = path.join(ods, `dt=${new Date(AS_OF - DAY).toISOString().slice(0, 10)}`, 'part-bad.ndjson');
+    fs.mkdirSync(path.dirname(bad), { recursive: true });
+    const good = { event_id: 'g1', user_id: 'u1', type: 'purchase', ts: AS_OF - DAY, amount: 3, stream_id: '9000-0', ingested_at: 1 };
+    fs.writeFileSync(bad, [
+      JSON.stringify(good),
+      JSON.stringify({ ...good, event_id: 'b1', type: 'view' }),
+      JSON.stringify({ ...good, event_id: 'b2', amount: -1 }),
+      JSON.stringify({ ...good, event_id: 'b3', colour: 'red' }),
+      JSON.stringify({ ...good, event_id: 'b4', ad_id: null }),
+      JSON.stringify({ ...good, event_id: 'b5', ts: new Date(AS_OF - DAY).toISOString() }), // valid: ISO time
+      'not json at all',
+    ].join('\n') + '\n');
+    try {
+      const replay = await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF, windows: true });
+      const users: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, found] = await p.redis.scan(cursor, 'MATCH', p.keys.userKeyPattern('off'), 'COUNT', 1000);
+        cursor = next;
+        users.push(...found.map((k) => k.slice(k.indexOf('{') + 1, k.lastIndexOf('}'))));
+      } while (cursor !== '0');
+      expect(users.length).to.be.greaterThan(40);
+      const strip = (h: Record<string, string>) => ({ ...h, _run_id: '', _batch_at: '' });
+      const byReplay = await Promise.all(users.map(async (u) => strip(await p.redis.hgetall(p.keys.offline(u)))));
+      const engine = await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF });
+      const byEngine = await Promise.all(users.map(async (u) => strip(await p.redis.hgetall(p.keys.offline(u)))));
+      expect(byEngine).to.deep.equal(byReplay);
+      const counts = (s: typeof replay) => ({ files: s.files, lines: s.lines, events: s.events, duplicates: s.duplicates, bad_lines: s.bad_lines, after: s.events_after_as_of, erased: s.erased_events, users: s.users_written });
+      expect(counts(engine)).to.deep.equal(counts(replay));
+      expect(engine.bad_line_samples.map((b) => `${path.basename(b.file)}:${b.line}`)).to.include.members(['part-bad.ndjson:2', 'part-bad.ndjson:3', 'part-bad.ndjson:4', 'part-bad.ndjson:5', 'part-bad.ndjson:7']);
+      expect(engine.bad_line_samples.map((b) => `${path.basename(b.file)}:${b.line}`).sort()).to.deep.equal(replay.bad_line_samples.map((b) => `${path.basename(b.file)}:${b.line}`).sort());
+    } finally {
+      fs.rmSync(bad);
+    }
+  });
 
   it('profile batch --print-sql prints that query for the configured tags and runs nothing', async () => {
     const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: p.keys.prefix, ODS_DIR: ods };
@@ -102,7 +141,7 @@ describe('profile batch --print-sql: the offline tags as SQL (DuckDB against the
 
     for (const format of ['ndjson', 'parquet'] as const) {
       it(`loads the --print-sql result, written by DuckDB as ${format}, to exactly what the replay wrote`, async () => {
-        await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF });
+        await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF, windows: true });
         const sql = offlineTagsSql(p.config.tags, { odsDir: ods, asOf: AS_OF, erasures: await allErasures(p.redis, p.keys) });
         const users = (await duckdb(sql)).map((r) => String(r.user_id));
         const replayed = await offlineHashes(users);
