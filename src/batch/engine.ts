@@ -10,8 +10,8 @@ import { batchCtes, offlineTagsSql } from './sql';
 
 /**
  * The batch's compute step on DuckDB: the offline tags and segment of every user from the
- * ODS, with the replay's semantics and its bad-line report. Lines are checked in SQL
- * first (strictly: anything unusual counts as suspect); only files with suspect lines go
+ * ODS, with the replay's semantics and its bad-line report. Files are checked in SQL
+ * first (strictly: anything unusual makes a file suspect); only suspect files go
  * through the JS validator, which reports each bad line as file:line and writes a copy of
  * the file without them for DuckDB to read. So results equal the JS replay's, at DuckDB
  * speed on clean files.
@@ -37,22 +37,33 @@ export interface ComputeResult {
 }
 
 const quote = (text: string) => `'${text.replace(/'/g, "''")}'`;
-const ID = ID_PATTERN.source.slice(1, -1);
 
-/** A line the SQL check passes is one the JS validator passes too (the check may refuse more). */
-const LINE_IS_VALID = `CASE WHEN NOT json_valid(line) THEN false ELSE json_type(line) = 'OBJECT'
-  AND list_has_all(['event_id', 'user_id', 'type', 'ts', 'ad_id', 'campaign_id', 'amount', 'currency', 'stream_id', 'ingested_at'], json_keys(line))
-  AND json_type(line, '$.user_id') = 'VARCHAR' AND regexp_full_match(line->>'$.user_id', '${ID}')
-  AND json_type(line, '$.event_id') = 'VARCHAR' AND regexp_full_match(line->>'$.event_id', '${ID}')
-  AND (line->>'$.type') IN ('impression', 'click', 'purchase')
-  AND json_type(line, '$.ts') IN ('UBIGINT', 'BIGINT') AND TRY_CAST(line->>'$.ts' AS BIGINT) BETWEEN 0 AND 253402300799999
-  AND (json_type(line, '$.ad_id') IS NULL OR (json_type(line, '$.ad_id') = 'VARCHAR' AND regexp_full_match(line->>'$.ad_id', '${ID}')))
-  AND (json_type(line, '$.campaign_id') IS NULL OR (json_type(line, '$.campaign_id') = 'VARCHAR' AND regexp_full_match(line->>'$.campaign_id', '${ID}')))
-  AND (json_type(line, '$.currency') IS NULL OR (json_type(line, '$.currency') = 'VARCHAR' AND regexp_full_match(line->>'$.currency', '[A-Z]{3}')))
-  AND (json_type(line, '$.amount') IS NULL OR (json_type(line, '$.amount') IN ('UBIGINT', 'BIGINT', 'DOUBLE') AND TRY_CAST(line->>'$.amount' AS DOUBLE) >= 0))
-  AND ((line->>'$.type') <> 'purchase' OR json_type(line, '$.amount') IS NOT NULL)
-  AND (json_type(line, '$.stream_id') IS NULL OR json_type(line, '$.stream_id') = 'VARCHAR')
-  AND (json_type(line, '$.ingested_at') IS NULL OR json_type(line, '$.ingested_at') IN ('UBIGINT', 'BIGINT')) END`;
+/** The ODS fields in the order the archiver writes them (src/ods/files.ts odsLine). */
+const FIELDS = ['event_id', 'user_id', 'type', 'ts', 'ad_id', 'campaign_id', 'amount', 'currency', 'stream_id', 'ingested_at'];
+
+/**
+ * Per row, true when the event passes the checks the JS validator makes (strictly: a row
+ * it would refuse never passes). Every column is read as JSON text, so its JSON type is
+ * checked, not coerced.
+ */
+const ROW_IS_VALID = `json_type(user_id) = 'VARCHAR' AND regexp_full_match(user_id->>'$', '${ID_PATTERN.source.slice(1, -1)}')
+  AND json_type(event_id) = 'VARCHAR' AND regexp_full_match(event_id->>'$', '${ID_PATTERN.source.slice(1, -1)}')
+  AND json_type(type) = 'VARCHAR' AND (type->>'$') IN ('impression', 'click', 'purchase')
+  AND json_type(ts) IN ('UBIGINT', 'BIGINT') AND TRY_CAST(ts->>'$' AS BIGINT) BETWEEN 0 AND 253402300799999
+  AND (ad_id IS NULL OR (json_type(ad_id) = 'VARCHAR' AND regexp_full_match(ad_id->>'$', '${ID_PATTERN.source.slice(1, -1)}')))
+  AND (campaign_id IS NULL OR (json_type(campaign_id) = 'VARCHAR' AND regexp_full_match(campaign_id->>'$', '${ID_PATTERN.source.slice(1, -1)}')))
+  AND (currency IS NULL OR (json_type(currency) = 'VARCHAR' AND regexp_full_match(currency->>'$', '[A-Z]{3}')))
+  AND (amount IS NULL OR (json_type(amount) IN ('UBIGINT', 'BIGINT', 'DOUBLE') AND TRY_CAST(amount->>'$' AS DOUBLE) >= 0))
+  AND ((type->>'$') <> 'purchase' OR amount IS NOT NULL)
+  AND (stream_id IS NULL OR json_type(stream_id) = 'VARCHAR')
+  AND (ingested_at IS NULL OR json_type(ingested_at) IN ('UBIGINT', 'BIGINT'))`;
+
+/**
+ * The length of the row's line if it holds exactly these fields, minified (as the archiver
+ * writes them): braces, and per present field `"name":` and its JSON text, comma-separated.
+ */
+const CANONICAL_LENGTH = `2 + ${FIELDS.map((f) => `CASE WHEN ${f} IS NULL THEN 0 ELSE ${f.length + 4} + length(CAST(${f} AS VARCHAR)) END`).join(' + ')}
+  - 1`;
 
 async function rows(conn: DuckDBConnection, sql: string): Promise<Record<string, unknown>[]> {
   return (await conn.runAndReadAll(sql)).getRowObjects();
@@ -60,16 +71,25 @@ async function rows(conn: DuckDBConnection, sql: string): Promise<Record<string,
 
 const num = (v: unknown) => (typeof v === 'bigint' ? Number(v) : Number(v));
 
-/** Non-blank lines and lines passing the SQL check, per file. */
-async function checkLines(conn: DuckDBConnection, files: OdsFile[]): Promise<Map<string, { lines: number; valid: number }>> {
-  const out = new Map<string, { lines: number; valid: number }>();
+/**
+ * Files DuckDB may read as they are: every line parses, passes ROW_IS_VALID, and the
+ * file's size is exactly the sum of its rows' canonical lengths plus newlines — so no line
+ * holds an unknown field, extra spaces, or anything the JS validator would read otherwise.
+ * Returns the clean files with their line counts.
+ */
+async function cleanFiles(conn: DuckDBConnection, files: OdsFile[]): Promise<Map<string, number>> {
+  const columns = FIELDS.map((f) => `${f}: 'JSON'`).join(', ');
   const result = await rows(conn, `
-    SELECT filename, count(*) AS lines, count(*) FILTER (WHERE ${LINE_IS_VALID}) AS valid
-    FROM (SELECT filename, unnest(string_split(content, chr(10))) AS line FROM read_text([${files.map((f) => quote(f.path)).join(', ')}]))
-    WHERE trim(line) <> ''
+    SELECT filename, count(*) AS rows, count(*) FILTER (WHERE ${ROW_IS_VALID}) AS valid, sum(${CANONICAL_LENGTH}) AS bytes
+    FROM read_ndjson([${files.map((f) => quote(f.path)).join(', ')}], columns = {${columns}}, filename = true, ignore_errors = true)
     GROUP BY filename`);
-  for (const r of result) out.set(String(r.filename), { lines: num(r.lines), valid: num(r.valid) });
-  return out;
+  const clean = new Map<string, number>();
+  const size = new Map(files.map((f) => [f.path, f.bytes]));
+  for (const r of result) {
+    const n = num(r.rows);
+    if (num(r.valid) === n && num(r.bytes) + n === size.get(String(r.filename))) clean.set(String(r.filename), n);
+  }
+  return clean;
 }
 
 /** Computes every user's offline tags and segment, and the run's counts. */
@@ -79,13 +99,14 @@ export async function computeOffline(opts: ComputeOptions): Promise<ComputeResul
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   try {
-    const checked = await checkLines(conn, opts.files);
+    const clean = await cleanFiles(conn, opts.files.filter((f) => f.bytes > 0));
     const sources: string[] = [];
     for (const [i, file] of opts.files.entries()) {
-      const counts = checked.get(file.path) ?? { lines: 0, valid: 0 };
-      if (counts.lines === counts.valid) {
-        result.lines += counts.lines;
-        if (counts.lines > 0) sources.push(file.path);
+      if (file.bytes === 0) continue;
+      const lines = clean.get(file.path);
+      if (lines !== undefined) {
+        result.lines += lines;
+        sources.push(file.path);
         continue;
       }
       // Suspect lines: the JS validator has the last word, and reports each bad line.
