@@ -158,7 +158,8 @@ local function numericTag(agg, panes)
   elseif agg == 'min' then value = total.mn
   elseif agg == 'max' then value = total.mx
   elseif agg == 'last' then value = total.lv end
-  return string.format('%.17g', value)
+  -- 14 significant digits, as Lua's tostring: sums of money read 171.02, not 171.01999999999998.
+  return string.format('%.14g', value)
 end
 
 local function valueTag(agg, panes, top)
