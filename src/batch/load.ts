@@ -115,13 +115,13 @@ export async function loadOfflineTable(opts: LoadOptions): Promise<LoadSummary> 
         }
         chunk.push(parsed);
         if (chunk.length >= WRITE_CHUNK) {
-          await store.saveMany(chunk, runId, batchAt);
+          await store.saveManyPipelined(redis, chunk, runId, batchAt);
           summary.users_written += chunk.length;
           chunk = [];
           opts.progress?.(summary.rows);
         }
       }
-      await store.saveMany(chunk, runId, batchAt);
+      await store.saveManyPipelined(redis, chunk, runId, batchAt);
       summary.users_written += chunk.length;
       log.info({ ...summary, bad_row_samples: undefined }, 'offline table loaded');
       return summary;

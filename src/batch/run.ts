@@ -162,7 +162,7 @@ async function computeAndPublish(
   const batchAt = Date.now();
   for (let i = 0; i < computed.users.length; i += WRITE_CHUNK) {
     const chunk = computed.users.slice(i, i + WRITE_CHUNK);
-    await run.store.saveMany(chunk, run.runId, batchAt);
+    await run.store.saveManyPipelined(opts.redis, chunk, run.runId, batchAt);
     summary.users_written += chunk.length;
     opts.progress?.('write', summary.users_written, computed.users.length);
   }

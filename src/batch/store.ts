@@ -21,6 +21,7 @@ type NodeRedis = ReturnType<typeof createClient> | ReturnType<typeof createClust
  */
 export class OfflineProfileStore {
   private readonly repo: Repository;
+  private readonly schema: Schema;
 
   private constructor(private readonly client: NodeRedis, private readonly keys: Keys, tags: readonly OfflineTag[]) {
     const definition: SchemaDefinition = {
@@ -29,7 +30,8 @@ export class OfflineProfileStore {
       [BATCH_AT_FIELD]: { type: 'number' },
     };
     for (const t of tags) definition[t.name] = { type: 'number' };
-    this.repo = new Repository(new Schema(`${keys.prefix}u`, definition, { dataStructure: 'HASH' }), client);
+    this.schema = new Schema(`${keys.prefix}u`, definition, { dataStructure: 'HASH' });
+    this.repo = new Repository(this.schema, client);
   }
 
   /**
@@ -62,6 +64,27 @@ export class OfflineProfileStore {
         return this.repo.save(id, { ...values, [RUN_ID_FIELD]: runId, [BATCH_AT_FIELD]: batchAt });
       }),
     );
+  }
+
+  /**
+   * The bulk form of saveMany for the batch's load step: the same hash per user (the
+   * Schema's fields, numbers as their decimal text, as redis-om writes them), replaced whole
+   * in one MULTI (UNLINK + HSET) per user, pipelined per cluster node over ioredis: redis-om's
+   * per-entity save costs a round of promises and a MULTI per user on one connection.
+   */
+  async saveManyPipelined(redis: RedisClient, profiles: [userId: string, values: OfflineValues][], runId: string, batchAt: number): Promise<void> {
+    const known = new Set(this.schema.fields.map((f) => f.name));
+    const replies = await pipelineByNode(redis, profiles, ([userId]) => this.keys.offline(userId), (pipeline, [userId, values]) => {
+      const key = this.keys.offline(userId);
+      const fields: string[] = [RUN_ID_FIELD, runId, BATCH_AT_FIELD, String(batchAt)];
+      for (const [name, value] of Object.entries(values)) {
+        if (!known.has(name)) throw new Error(`offline value ${name} is not a field of the offline profile schema`);
+        fields.push(name, String(value));
+      }
+      pipeline.call('MULTI').unlink(key).hset(key, ...fields).call('EXEC');
+    }, 4);
+    const failed = replies.find(([err]) => err);
+    if (failed) throw failed[0];
   }
 
   async close(): Promise<void> {
