@@ -6,7 +6,7 @@ import { ID_PATTERN } from '../core/event';
 import { OdsFile } from '../ods/files';
 import { OfflineValues } from './offline';
 import { BadLine, readOds } from './reader';
-import { batchCtes, offlineTagsSql } from './sql';
+import { batchCtes, offlineTagsWithCountsSql } from './sql';
 
 /**
  * The batch's compute step on DuckDB: the offline tags and segment of every user from the
@@ -123,20 +123,20 @@ export async function computeOffline(opts: ComputeOptions): Promise<ComputeResul
     }
     if (sources.length === 0) return result;
     const sqlOpts = { odsDir: '', files: sources, asOf: opts.asOf, erasures: opts.erasures };
-    const [counts] = await rows(conn, `${batchCtes(sqlOpts)}
-      SELECT (SELECT count(*) FROM ods_events) - (SELECT count(*) FROM kept) AS erased_events,
-        count(*) FILTER (WHERE copy > 1) AS duplicates,
-        count(*) FILTER (WHERE copy = 1 AND ts > ${opts.asOf}) AS events_after_as_of,
-        count(*) FILTER (WHERE copy = 1 AND ts <= ${opts.asOf}) AS events
-      FROM numbered`);
-    result.erased_events = num(counts.erased_events);
-    result.duplicates = num(counts.duplicates);
-    result.events_after_as_of = num(counts.events_after_as_of);
-    result.events = num(counts.events);
-    for (const r of await rows(conn, offlineTagsSql(opts.tags, sqlOpts))) {
+    // Erased events: counted only when someone was erased (a scan of its own).
+    if (opts.erasures.size > 0) {
+      const [erased] = await rows(conn, `${batchCtes(sqlOpts)} SELECT (SELECT count(*) FROM ods_events) - (SELECT count(*) FROM kept) AS n`);
+      result.erased_events = num(erased.n);
+    }
+    for (const r of await rows(conn, offlineTagsWithCountsSql(opts.tags, sqlOpts))) {
+      result.duplicates += num(r._duplicates);
+      result.events_after_as_of += num(r._after_as_of);
+      const events = num(r._events);
+      if (events === 0) continue; // only events after the as-of time: no profile
+      result.events += events;
       const values: OfflineValues = {};
       for (const [k, v] of Object.entries(r)) {
-        if (k === 'user_id' || v === null || v === undefined) continue;
+        if (k === 'user_id' || k.startsWith('_') || v === null || v === undefined) continue;
         values[k] = typeof v === 'string' ? v : num(v);
       }
       result.users.push([String(r.user_id), values]);

@@ -36,8 +36,9 @@ export const ODS_COLUMNS: Record<string, string> = {
 const quote = (text: string) => `'${text.replace(/'/g, "''")}'`;
 
 /** The SQL expression of one offline tag over the `events` CTE. */
-function tagExpression(t: OfflineTag, asOf: number): string {
-  const conditions: string[] = [];
+function tagExpression(t: OfflineTag, asOf: number, rows?: string): string {
+  // `rows`: a condition that picks the counted rows when the source holds others too.
+  const conditions: string[] = rows ? [rows] : [];
   if (t.event !== undefined) conditions.push(`type = ${quote(t.event)}`);
   if (t.windowMs !== undefined) conditions.push(`ts >= ${asOf - t.windowMs}`);
   const filter = conditions.length ? ` FILTER (WHERE ${conditions.join(' AND ')})` : '';
@@ -104,12 +105,38 @@ events AS (
 )`;
 }
 
+/** The segment CASE over the tag columns: the first rule whose conditions all hold (one without conditions holds for everyone). */
+function segmentCase(tags: TagConfig, asOf: number): string {
+  const rules = tags.segments.map((rule) =>
+    `    WHEN ${rule.when.length ? rule.when.map((c) => conditionSql(c, asOf)).join(' AND ') : '1 = 1'} THEN ${quote(rule.id)}`,
+  );
+  return tags.segments.length ? `,\n  CASE\n${rules.join('\n')}\n  END AS segment_id` : '';
+}
+
+/**
+ * For the embedded engine: the offline tags of offlineTagsSql and, per user, the run's
+ * counts (_events, _duplicates, _after_as_of) in one scan of the ODS. Rows with _events = 0
+ * are users with events after the as-of time only (no profile to write).
+ */
+export function offlineTagsWithCountsSql(tags: TagConfig, opts: OfflineSqlOptions): string {
+  const counted = `copy = 1 AND ts <= ${opts.asOf}`;
+  return `${batchCtes(opts)},
+per_user AS (
+  SELECT user_id,
+    count(*) FILTER (WHERE ${counted}) AS _events,
+    count(*) FILTER (WHERE copy > 1) AS _duplicates,
+    count(*) FILTER (WHERE copy = 1 AND ts > ${opts.asOf}) AS _after_as_of,
+${tags.offline.map((t) => `    ${tagExpression(t, opts.asOf, counted)} AS ${t.name}`).join(',\n')}
+  FROM numbered
+  GROUP BY user_id
+)
+SELECT user_id, _events, _duplicates, _after_as_of, ${tags.offline.map((t) => t.name).join(', ')}${segmentCase(tags, opts.asOf)}
+FROM per_user
+`;
+}
+
 /** The query: one row per user with an event at or before `asOf`: user_id, every offline tag, segment_id. */
 export function offlineTagsSql(tags: TagConfig, opts: OfflineSqlOptions): string {
-  // The first rule whose conditions all hold; a rule without conditions holds for everyone.
-  const segments = tags.segments.map((rule) =>
-    `    WHEN ${rule.when.length ? rule.when.map((c) => conditionSql(c, opts.asOf)).join(' AND ') : '1 = 1'} THEN ${quote(rule.id)}`,
-  );
   return `-- profile-stream batch: offline tags and segments as of ${new Date(opts.asOf).toISOString()} (${opts.asOf} ms)
 -- ods_events is the only DuckDB-specific part: on Spark SQL or Trino, make it a table over the same files.
 ${batchCtes(opts)},
@@ -119,10 +146,7 @@ ${tags.offline.map((t) => `    ${tagExpression(t, opts.asOf)} AS ${t.name}`).joi
   FROM events
   GROUP BY user_id
 )
-SELECT user_id, ${tags.offline.map((t) => t.name).join(', ')}${tags.segments.length ? `,
-  CASE
-${segments.join('\n')}
-  END AS segment_id` : ''}
+SELECT user_id, ${tags.offline.map((t) => t.name).join(', ')}${segmentCase(tags, opts.asOf)}
 FROM tags
 ORDER BY user_id
 `;
