@@ -7,6 +7,7 @@
  *   - duckdb: the same dedup and aggregations with read_ndjson, GROUP BY user (no Redis writes).
  * Prints JSON with seconds and events/s of each and their ratio.
  */
+import { execFileSync } from 'child_process';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
@@ -16,6 +17,8 @@ import { Keys } from '../src/core/keys';
 import { connectRedis } from '../src/redis/client';
 import { startRedisServer } from '../src/redis/embeddedServer';
 import { runBatch } from '../src/batch/run';
+import { offlineTagsSql } from '../src/batch/sql';
+import { loadOfflineTable } from '../src/batch/load';
 import { TrafficGenerator } from '../src/dev/simulate';
 import { odsLine } from '../src/ods/files';
 import { validateEvent } from '../src/core/event';
@@ -77,6 +80,15 @@ SELECT user_id, ltv_total, purchases_total, first_seen, last_seen, active_days_3
        ELSE 'regular' END AS segment_id
 FROM tags`;
 
+/** redis-benchmark HSET of an offline-profile-sized hash field set, 64 per pipeline, as a ceiling for the load step. */
+function hsetBenchmark(port: number, n: number): number {
+  const out = execFileSync('redis-benchmark', ['-p', String(port), '-q', '--csv', '-n', String(Math.max(n, 10_000)), '-P', '64', '-r', '100000',
+    'HSET', 'bench:u:__rand_int__', 'ltv_total', '470.5', 'purchases_total', '3', 'first_seen', '1795687801377', 'last_seen', '1795687801377',
+    'active_days_30d', '12', 'impressions_30d', '80', 'segment_id', 'high_value_user', '_run_id', '20261126T000000Z-abcdef', '_batch_at', '1795687801377'], { encoding: 'utf8' });
+  const line = out.trim().split('\n').filter((l) => /^"/.test(l) && !/^"test"/.test(l)).pop()!;
+  return Math.round(Number(line.split(',')[1].replace(/"/g, '')));
+}
+
 /** Batch vs DuckDB on one generated ODS; every figure from the same run. */
 export async function measureBatch(events: number, users: number, days: number, splitMiB = 256): Promise<Record<string, number>> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-batch-'));
@@ -99,6 +111,16 @@ export async function measureBatch(events: number, users: number, days: number, 
     const reader = await conn.runAndReadAll(DUCKDB_SQL(`${ods}/dt=*/*.ndjson`, asOf));
     const rows = reader.getRowObjects();
     const duckdbS = Number(process.hrtime.bigint() - d0) / 1e9;
+
+    // The load step alone: the table DuckDB computes from the printed query, written as NDJSON,
+    // published with profile batch load; against redis-benchmark HSET, 64 per pipeline, same server.
+    const table = path.join(work, 'offline.ndjson');
+    const printed = offlineTagsSql(config.tags, { odsDir: ods, asOf, erasures: new Map() }).replace(/^--[^\n]*\n/gm, '');
+    await conn.run(`COPY (${printed}) TO '${table}' (FORMAT JSON)`);
+    const l0 = process.hrtime.bigint();
+    const loaded = await loadOfflineTable({ redis, target: { redisUrl: server.url }, keys: new Keys('load:'), tags: config.tags, file: table });
+    const loadS = Number(process.hrtime.bigint() - l0) / 1e9;
+    const hsetPerS = hsetBenchmark(server.port, loaded.users_written);
     conn.closeSync();
 
     // Same answers? Compare segments and purchase counts of up to 2,000 users.
@@ -113,6 +135,8 @@ export async function measureBatch(events: number, users: number, days: number, 
       batch_s: Number(batchS.toFixed(2)), batch_events_per_s: Math.round(summary.lines / batchS),
       duckdb_s: Number(duckdbS.toFixed(2)), duckdb_events_per_s: Math.round(summary.lines / duckdbS), duckdb_users: rows.length,
       batch_over_duckdb: Number((batchS / duckdbS).toFixed(2)), batch_checked_users: Math.min(rows.length, 2000), batch_mismatches: mismatches,
+      load_users_per_s: Math.round(loaded.users_written / loadS), redis_hset_pipelined_per_s: hsetPerS,
+      load_over_hset: Number((loaded.users_written / loadS / hsetPerS).toFixed(3)),
     };
   } finally {
     await redis.quit();
