@@ -118,7 +118,7 @@ export async function measureBatch(events: number, users: number, days: number, 
     const printed = offlineTagsSql(config.tags, { odsDir: ods, asOf, erasures: new Map() }).replace(/^--[^\n]*\n/gm, '');
     await conn.run(`COPY (${printed}) TO '${table}' (FORMAT JSON)`);
     const l0 = process.hrtime.bigint();
-    const loaded = await loadOfflineTable({ redis, target: { redisUrl: server.url }, keys: new Keys('load:'), tags: config.tags, file: table });
+    const loaded = await loadOfflineTable({ redis, keys: new Keys('load:'), tags: config.tags, file: table });
     const loadS = Number(process.hrtime.bigint() - l0) / 1e9;
     const hsetPerS = hsetBenchmark(server.port, loaded.users_written);
     conn.closeSync();

@@ -6,7 +6,7 @@ import { ID_PATTERN } from '../core/event';
 import { OdsFile } from '../ods/files';
 import { OfflineValues } from './offline';
 import { BadLine, readOds } from './reader';
-import { batchCtes, offlineTagsWithCountsSql } from './sql';
+import { ODS_COLUMNS, batchCtes, offlineTagsWithCountsSql, sqlString } from './sql';
 
 /**
  * The batch's compute step on DuckDB: the offline tags and segment of every user from the
@@ -36,22 +36,22 @@ export interface ComputeResult {
   erased_events: number;
 }
 
-const quote = (text: string) => `'${text.replace(/'/g, "''")}'`;
-
-/** The ODS fields in the order the archiver writes them (src/ods/files.ts odsLine). */
-const FIELDS = ['event_id', 'user_id', 'type', 'ts', 'ad_id', 'campaign_id', 'amount', 'currency', 'stream_id', 'ingested_at'];
+/** The ODS fields (their order does not matter to the length check). */
+const FIELDS = Object.keys(ODS_COLUMNS);
+/** ID_PATTERN without its anchors, for regexp_full_match. */
+const ID = ID_PATTERN.source.slice(1, -1);
 
 /**
  * Per row, true when the event passes the checks the JS validator makes (strictly: a row
  * it would refuse never passes). Every column is read as JSON text, so its JSON type is
  * checked, not coerced.
  */
-const ROW_IS_VALID = `json_type(user_id) = 'VARCHAR' AND regexp_full_match(user_id->>'$', '${ID_PATTERN.source.slice(1, -1)}')
-  AND json_type(event_id) = 'VARCHAR' AND regexp_full_match(event_id->>'$', '${ID_PATTERN.source.slice(1, -1)}')
+const ROW_IS_VALID = `json_type(user_id) = 'VARCHAR' AND regexp_full_match(user_id->>'$', '${ID}')
+  AND json_type(event_id) = 'VARCHAR' AND regexp_full_match(event_id->>'$', '${ID}')
   AND json_type(type) = 'VARCHAR' AND (type->>'$') IN ('impression', 'click', 'purchase')
   AND json_type(ts) IN ('UBIGINT', 'BIGINT') AND TRY_CAST(ts->>'$' AS BIGINT) BETWEEN 0 AND 253402300799999
-  AND (ad_id IS NULL OR (json_type(ad_id) = 'VARCHAR' AND regexp_full_match(ad_id->>'$', '${ID_PATTERN.source.slice(1, -1)}')))
-  AND (campaign_id IS NULL OR (json_type(campaign_id) = 'VARCHAR' AND regexp_full_match(campaign_id->>'$', '${ID_PATTERN.source.slice(1, -1)}')))
+  AND (ad_id IS NULL OR (json_type(ad_id) = 'VARCHAR' AND regexp_full_match(ad_id->>'$', '${ID}')))
+  AND (campaign_id IS NULL OR (json_type(campaign_id) = 'VARCHAR' AND regexp_full_match(campaign_id->>'$', '${ID}')))
   AND (currency IS NULL OR (json_type(currency) = 'VARCHAR' AND regexp_full_match(currency->>'$', '[A-Z]{3}')))
   AND (amount IS NULL OR (json_type(amount) IN ('UBIGINT', 'BIGINT', 'DOUBLE') AND TRY_CAST(amount->>'$' AS DOUBLE) >= 0))
   AND ((type->>'$') <> 'purchase' OR amount IS NOT NULL)
@@ -69,7 +69,7 @@ async function rows(conn: DuckDBConnection, sql: string): Promise<Record<string,
   return (await conn.runAndReadAll(sql)).getRowObjects();
 }
 
-const num = (v: unknown) => (typeof v === 'bigint' ? Number(v) : Number(v));
+const num = (v: unknown) => Number(v); // counts come back as bigint
 
 /**
  * Files DuckDB may read as they are: every line parses, passes ROW_IS_VALID, and the
@@ -81,7 +81,7 @@ async function cleanFiles(conn: DuckDBConnection, files: OdsFile[]): Promise<Map
   const columns = FIELDS.map((f) => `${f}: 'JSON'`).join(', ');
   const result = await rows(conn, `
     SELECT filename, count(*) AS rows, count(*) FILTER (WHERE ${ROW_IS_VALID}) AS valid, sum(${CANONICAL_LENGTH}) AS bytes
-    FROM read_ndjson([${files.map((f) => quote(f.path)).join(', ')}], columns = {${columns}}, filename = true, ignore_errors = true)
+    FROM read_ndjson([${files.map((f) => sqlString(f.path)).join(', ')}], columns = {${columns}}, filename = true, ignore_errors = true)
     GROUP BY filename`);
   const clean = new Map<string, number>();
   const size = new Map(files.map((f) => [f.path, f.bytes]));
@@ -90,6 +90,12 @@ async function cleanFiles(conn: DuckDBConnection, files: OdsFile[]): Promise<Map
     if (num(r.valid) === n && num(r.bytes) + n === size.get(String(r.filename))) clean.set(String(r.filename), n);
   }
   return clean;
+}
+
+/** A valid event as the validator normalised it (an ISO time becomes epoch ms), with its line's stream id. */
+function normalised(event: object, line: string): string {
+  const { stream_id, ingested_at } = JSON.parse(line) as { stream_id?: string; ingested_at?: number };
+  return JSON.stringify({ ...event, stream_id, ingested_at });
 }
 
 /** Computes every user's offline tags and segment, and the run's counts. */
@@ -112,11 +118,6 @@ export async function computeOffline(opts: ComputeOptions): Promise<ComputeResul
       // Suspect lines: the JS validator has the last word, and reports each bad line.
       const copy = path.join(opts.tmpDir, `checked-${i}.ndjson`);
       const valid: string[] = [];
-      // Each valid event as the validator normalised it (an ISO time becomes epoch ms), with its stream id.
-      const normalised = (e: object, line: string) => {
-        const { stream_id, ingested_at } = JSON.parse(line) as { stream_id?: string; ingested_at?: number };
-        return JSON.stringify({ ...e, stream_id, ingested_at });
-      };
       result.lines += await readOds([file], { onEvent: (e, line) => valid.push(normalised(e, line)), onBadLine: opts.onBadLine });
       fs.writeFileSync(copy, valid.length ? valid.join('\n') + '\n' : '');
       if (valid.length > 0) sources.push(copy);

@@ -1,14 +1,15 @@
 import fs from 'fs';
 import readline from 'readline';
-import type { RedisClient, RedisTarget } from '../redis/client';
+import type { RedisClient } from '../redis/client';
 import { ID_PATTERN } from '../core/event';
 import { Keys } from '../core/keys';
 import { Logger, silentLogger } from '../core/logger';
 import { SEGMENT_TAG, TagConfig } from '../core/tags';
 import { ConfigError } from '../core/errors';
 import { OfflineValues } from './offline';
-import { OfflineProfileStore } from './store';
+import { offlineProfileSchema, saveOfflineProfiles } from './store';
 import { newRunId, runUnderBatchLock } from './registry';
+import { sqlString } from './sql';
 
 /**
  * `profile batch load <file>`: publishes an offline table computed anywhere (by
@@ -18,8 +19,6 @@ import { newRunId, runUnderBatchLock } from './registry';
 
 export interface LoadOptions {
   redis: RedisClient;
-  /** The same Redis, for the redis-om writer. */
-  target: RedisTarget;
   keys: Keys;
   tags: TagConfig;
   /** NDJSON (one object a line) or Parquet (`.parquet`): `user_id`, offline tags, `segment_id`. */
@@ -73,7 +72,7 @@ async function* tableRows(file: string): AsyncGenerator<unknown> {
     const db = await DuckDBInstance.create(':memory:');
     const conn = await db.connect();
     try {
-      const result = await conn.runAndReadAll(`SELECT * FROM read_parquet('${file.replace(/'/g, "''")}')`);
+      const result = await conn.runAndReadAll(`SELECT * FROM read_parquet(${sqlString(file)})`);
       for (const row of result.getRowObjects()) yield row;
     } finally {
       conn.closeSync();
@@ -100,33 +99,29 @@ export async function loadOfflineTable(opts: LoadOptions): Promise<LoadSummary> 
   const runId = opts.runId ?? newRunId(started);
   return runUnderBatchLock(redis, keys, runId, { source: opts.file }, async () => {
     const summary: LoadSummary = { run_id: runId, file: opts.file, rows: 0, users_written: 0, bad_rows: 0, bad_row_samples: [], seconds: 0 };
-    const store = await OfflineProfileStore.connect(opts.target, keys, opts.tags.offline);
-    try {
-      const batchAt = Date.now();
-      let chunk: [string, OfflineValues][] = [];
-      for await (const row of tableRows(opts.file)) {
-        summary.rows++;
-        const parsed = typeof row === 'symbol' ? 'not JSON' : offlineRow(row, opts.tags);
-        if (typeof parsed === 'string') {
-          summary.bad_rows++;
-          if (summary.bad_row_samples.length < 100) summary.bad_row_samples.push({ row: summary.rows, reason: parsed });
-          if (summary.bad_rows <= 20) log.warn({ row: summary.rows, reason: parsed }, 'bad row skipped');
-          continue;
-        }
-        chunk.push(parsed);
-        if (chunk.length >= WRITE_CHUNK) {
-          await store.saveManyPipelined(redis, chunk, runId, batchAt);
-          summary.users_written += chunk.length;
-          chunk = [];
-          opts.progress?.(summary.rows);
-        }
+    const schema = offlineProfileSchema(keys, opts.tags.offline);
+    const batchAt = Date.now();
+    let chunk: [string, OfflineValues][] = [];
+    for await (const row of tableRows(opts.file)) {
+      summary.rows++;
+      const parsed = typeof row === 'symbol' ? 'not JSON' : offlineRow(row, opts.tags);
+      if (typeof parsed === 'string') {
+        summary.bad_rows++;
+        if (summary.bad_row_samples.length < 100) summary.bad_row_samples.push({ row: summary.rows, reason: parsed });
+        if (summary.bad_rows <= 20) log.warn({ row: summary.rows, reason: parsed }, 'bad row skipped');
+        continue;
       }
-      await store.saveManyPipelined(redis, chunk, runId, batchAt);
-      summary.users_written += chunk.length;
-      log.info({ ...summary, bad_row_samples: undefined }, 'offline table loaded');
-      return summary;
-    } finally {
-      await store.close().catch(() => undefined);
+      chunk.push(parsed);
+      if (chunk.length >= WRITE_CHUNK) {
+        await saveOfflineProfiles(redis, keys, schema, chunk, runId, batchAt);
+        summary.users_written += chunk.length;
+        chunk = [];
+        opts.progress?.(summary.rows);
+      }
     }
+    await saveOfflineProfiles(redis, keys, schema, chunk, runId, batchAt);
+    summary.users_written += chunk.length;
+    log.info({ ...summary, bad_row_samples: undefined }, 'offline table loaded');
+    return summary;
   });
 }

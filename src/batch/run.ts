@@ -9,7 +9,7 @@ import { OdsFile, listOdsFiles } from '../ods/files';
 import { TagConfig, longestWindow } from '../core/tags';
 import { OfflineAggregator, OfflineValues } from './offline';
 import { BadLine, readOds } from './reader';
-import { OfflineProfileStore, saveWindowResults } from './store';
+import { OfflineProfileStore, offlineProfileSchema, saveOfflineProfiles, saveWindowResults } from './store';
 import { allErasures, isErased } from '../profile/erasure';
 import { WindowValue, computeWindowTags } from './windows';
 import { computeOffline } from './engine';
@@ -101,7 +101,6 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
     let store: OfflineProfileStore | undefined;
     let splitDir: string | undefined;
     try {
-      store = await OfflineProfileStore.connect(opts.target, keys, opts.tags.offline);
       const files = listOdsFiles(opts.odsDir, opts.from, opts.to);
       const summary = newSummary(runId, opts.asOf, files);
       const onBadLine = (bad: BadLine) => {
@@ -113,11 +112,12 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
       const erasures = await allErasures(redis, keys);
       if (!opts.windows) {
         // Compute on DuckDB, then load: the tags of every user in one query (see engine.ts).
-        await computeAndPublish(opts, { runId, summary, store, files, erasures, tmpDir: splitDir, onBadLine });
+        await computeAndPublish(opts, { runId, summary, files, erasures, tmpDir: splitDir, onBadLine });
         log.info({ ...summary, seconds: (Date.now() - started) / 1000, bad_line_samples: undefined }, 'batch run finished');
         return summary;
       }
       // --windows: the JS replay, which also computes the window tags for profile verify.
+      store = await OfflineProfileStore.connect(opts.target, keys, opts.tags.offline);
       let sources: OdsFile[][] = [files];
       const splitBytes = opts.splitBytes ?? 256 * 1024 * 1024;
       if (summary.bytes > splitBytes) {
@@ -135,7 +135,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
         const phase = sources.length > 1 ? `aggregate ${i + 1}/${sources.length}` : 'read';
         await publishUsers(ctx, await aggregateSource(ctx, source, phase, sources.length === 1));
       }
-      if (opts.windows) await redis.set(keys.batchWindowsRun(), runId);
+      await redis.set(keys.batchWindowsRun(), runId);
       log.info({ ...summary, seconds: (Date.now() - started) / 1000, bad_line_samples: undefined }, 'batch run finished');
       return summary;
     } finally {
@@ -148,7 +148,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
 /** The DuckDB path: compute every user's offline values, then write them WRITE_CHUNK users at a time. */
 async function computeAndPublish(
   opts: BatchOptions,
-  run: { runId: string; summary: BatchSummary; store: OfflineProfileStore; files: OdsFile[]; erasures: Map<string, number>; tmpDir: string; onBadLine: (b: BadLine) => void },
+  run: { runId: string; summary: BatchSummary; files: OdsFile[]; erasures: Map<string, number>; tmpDir: string; onBadLine: (b: BadLine) => void },
 ): Promise<void> {
   const { summary } = run;
   opts.progress?.('aggregate', 0, summary.bytes);
@@ -160,9 +160,10 @@ async function computeAndPublish(
   summary.events_after_as_of = computed.events_after_as_of;
   summary.erased_events = computed.erased_events;
   const batchAt = Date.now();
+  const schema = offlineProfileSchema(opts.keys, opts.tags.offline);
   for (let i = 0; i < computed.users.length; i += WRITE_CHUNK) {
     const chunk = computed.users.slice(i, i + WRITE_CHUNK);
-    await run.store.saveManyPipelined(opts.redis, chunk, run.runId, batchAt);
+    await saveOfflineProfiles(opts.redis, opts.keys, schema, chunk, run.runId, batchAt);
     summary.users_written += chunk.length;
     opts.progress?.('write', summary.users_written, computed.users.length);
   }

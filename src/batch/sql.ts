@@ -33,13 +33,14 @@ export const ODS_COLUMNS: Record<string, string> = {
   amount: 'DOUBLE', currency: 'VARCHAR', stream_id: 'VARCHAR', ingested_at: 'BIGINT',
 };
 
-const quote = (text: string) => `'${text.replace(/'/g, "''")}'`;
+/** A SQL string literal (quotes doubled). */
+export const sqlString = (text: string) => `'${text.replace(/'/g, "''")}'`;
 
 /** The SQL expression of one offline tag over the `events` CTE. */
 function tagExpression(t: OfflineTag, asOf: number, rows?: string): string {
   // `rows`: a condition that picks the counted rows when the source holds others too.
   const conditions: string[] = rows ? [rows] : [];
-  if (t.event !== undefined) conditions.push(`type = ${quote(t.event)}`);
+  if (t.event !== undefined) conditions.push(`type = ${sqlString(t.event)}`);
   if (t.windowMs !== undefined) conditions.push(`ts >= ${asOf - t.windowMs}`);
   const filter = conditions.length ? ` FILTER (WHERE ${conditions.join(' AND ')})` : '';
   switch (t.aggregation) {
@@ -67,7 +68,7 @@ function conditionSql(c: SegmentCondition, asOf: number): string {
 /** The erasures as an inline table (an empty one when nobody was erased). */
 function erasuresSql(erasures: Map<string, number>): string {
   if (erasures.size === 0) return 'SELECT CAST(NULL AS VARCHAR) AS user_id, CAST(NULL AS BIGINT) AS erased_at WHERE 1 = 0';
-  const rows = [...erasures].map(([user, at]) => `(${quote(user)}, ${at})`);
+  const rows = [...erasures].map(([user, at]) => `(${sqlString(user)}, ${at})`);
   return `SELECT * FROM (VALUES ${rows.join(', ')}) AS erased(user_id, erased_at)`;
 }
 
@@ -80,9 +81,9 @@ function erasuresSql(erasures: Map<string, number>): string {
 export function batchCtes(opts: OfflineSqlOptions): string {
   const columns = Object.entries(ODS_COLUMNS).map(([name, type]) => `${name}: '${type}'`).join(', ');
   const source = opts.files
-    ? `[${opts.files.map(quote).join(', ')}], columns = {${columns}}, ignore_errors = true`
-    : `${quote(path.join(opts.odsDir, 'dt=*', '*.ndjson'))}, columns = {${columns}},\n    hive_partitioning = true, ignore_errors = true`;
-  const dates = opts.files ? [] : [opts.from ? `CAST(dt AS VARCHAR) >= ${quote(opts.from)}` : '', opts.to ? `CAST(dt AS VARCHAR) <= ${quote(opts.to)}` : ''].filter(Boolean);
+    ? `[${opts.files.map(sqlString).join(', ')}], columns = {${columns}}, ignore_errors = true`
+    : `${sqlString(path.join(opts.odsDir, 'dt=*', '*.ndjson'))}, columns = {${columns}},\n    hive_partitioning = true, ignore_errors = true`;
+  const dates = opts.files ? [] : [opts.from ? `CAST(dt AS VARCHAR) >= ${sqlString(opts.from)}` : '', opts.to ? `CAST(dt AS VARCHAR) <= ${sqlString(opts.to)}` : ''].filter(Boolean);
   return `WITH ods_events AS (
   SELECT * FROM read_ndjson(${source})${dates.length ? `\n  WHERE ${dates.join(' AND ')}` : ''}
 ),
@@ -108,7 +109,7 @@ events AS (
 /** The segment CASE over the tag columns: the first rule whose conditions all hold (one without conditions holds for everyone). */
 function segmentCase(tags: TagConfig, asOf: number): string {
   const rules = tags.segments.map((rule) =>
-    `    WHEN ${rule.when.length ? rule.when.map((c) => conditionSql(c, asOf)).join(' AND ') : '1 = 1'} THEN ${quote(rule.id)}`,
+    `    WHEN ${rule.when.length ? rule.when.map((c) => conditionSql(c, asOf)).join(' AND ') : '1 = 1'} THEN ${sqlString(rule.id)}`,
   );
   return tags.segments.length ? `,\n  CASE\n${rules.join('\n')}\n  END AS segment_id` : '';
 }

@@ -13,6 +13,44 @@ export const BATCH_AT_FIELD = '_batch_at';
 type NodeRedis = ReturnType<typeof createClient> | ReturnType<typeof createCluster>;
 
 /**
+ * The offline profile entity: `u:{<user>}:off` as a redis-om HASH schema, one number per
+ * offline tag, the segment id, the run id and time.
+ */
+export function offlineProfileSchema(keys: Keys, tags: readonly OfflineTag[]): Schema {
+  const definition: SchemaDefinition = {
+    [SEGMENT_TAG]: { type: 'string' },
+    [RUN_ID_FIELD]: { type: 'string' },
+    [BATCH_AT_FIELD]: { type: 'number' },
+  };
+  for (const t of tags) definition[t.name] = { type: 'number' };
+  return new Schema(`${keys.prefix}u`, definition, { dataStructure: 'HASH' });
+}
+
+/**
+ * The bulk save of offline profiles (the batch's load step): the same hash per user as
+ * redis-om writes for `schema` (its fields, numbers as their decimal text), replaced whole
+ * in one MULTI (UNLINK + HSET) per user, pipelined per cluster node over ioredis. No
+ * node-redis connection: redis-om's per-entity save costs a round of promises and a MULTI
+ * per user on one connection.
+ */
+export async function saveOfflineProfiles(
+  redis: RedisClient, keys: Keys, schema: Schema, profiles: [userId: string, values: OfflineValues][], runId: string, batchAt: number,
+): Promise<void> {
+  const known = new Set(schema.fields.map((f) => f.name));
+  const replies = await pipelineByNode(redis, profiles, ([userId]) => keys.offline(userId), (pipeline, [userId, values]) => {
+    const key = keys.offline(userId);
+    const fields: string[] = [RUN_ID_FIELD, runId, BATCH_AT_FIELD, String(batchAt)];
+    for (const [name, value] of Object.entries(values)) {
+      if (!known.has(name)) throw new Error(`offline value ${name} is not a field of the offline profile schema`);
+      fields.push(name, String(value));
+    }
+    pipeline.call('MULTI').unlink(key).hset(key, ...fields).call('EXEC');
+  }, 4);
+  const failed = replies.find(([err]) => err);
+  if (failed) throw failed[0];
+}
+
+/**
  * Writes offline profiles with redis-om: `u:{<user>}:off` is a HASH entity with typed
  * fields (one number per offline tag, the segment id, the run id and time). redis-om
  * saves an entity as MULTI UNLINK + HSET, so a user's previous offline tags are replaced
@@ -21,17 +59,9 @@ type NodeRedis = ReturnType<typeof createClient> | ReturnType<typeof createClust
  */
 export class OfflineProfileStore {
   private readonly repo: Repository;
-  private readonly schema: Schema;
 
   private constructor(private readonly client: NodeRedis, private readonly keys: Keys, tags: readonly OfflineTag[]) {
-    const definition: SchemaDefinition = {
-      [SEGMENT_TAG]: { type: 'string' },
-      [RUN_ID_FIELD]: { type: 'string' },
-      [BATCH_AT_FIELD]: { type: 'number' },
-    };
-    for (const t of tags) definition[t.name] = { type: 'number' };
-    this.schema = new Schema(`${keys.prefix}u`, definition, { dataStructure: 'HASH' });
-    this.repo = new Repository(this.schema, client);
+    this.repo = new Repository(offlineProfileSchema(keys, tags), client);
   }
 
   /**
@@ -64,27 +94,6 @@ export class OfflineProfileStore {
         return this.repo.save(id, { ...values, [RUN_ID_FIELD]: runId, [BATCH_AT_FIELD]: batchAt });
       }),
     );
-  }
-
-  /**
-   * The bulk form of saveMany for the batch's load step: the same hash per user (the
-   * Schema's fields, numbers as their decimal text, as redis-om writes them), replaced whole
-   * in one MULTI (UNLINK + HSET) per user, pipelined per cluster node over ioredis: redis-om's
-   * per-entity save costs a round of promises and a MULTI per user on one connection.
-   */
-  async saveManyPipelined(redis: RedisClient, profiles: [userId: string, values: OfflineValues][], runId: string, batchAt: number): Promise<void> {
-    const known = new Set(this.schema.fields.map((f) => f.name));
-    const replies = await pipelineByNode(redis, profiles, ([userId]) => this.keys.offline(userId), (pipeline, [userId, values]) => {
-      const key = this.keys.offline(userId);
-      const fields: string[] = [RUN_ID_FIELD, runId, BATCH_AT_FIELD, String(batchAt)];
-      for (const [name, value] of Object.entries(values)) {
-        if (!known.has(name)) throw new Error(`offline value ${name} is not a field of the offline profile schema`);
-        fields.push(name, String(value));
-      }
-      pipeline.call('MULTI').unlink(key).hset(key, ...fields).call('EXEC');
-    }, 4);
-    const failed = replies.find(([err]) => err);
-    if (failed) throw failed[0];
   }
 
   async close(): Promise<void> {

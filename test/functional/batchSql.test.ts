@@ -148,7 +148,7 @@ describe('profile batch --print-sql: the offline tags as SQL (DuckDB against the
         for (const u of users) await p.redis.del(p.keys.offline(u));
         const file = path.join(ods, `..`, `${path.basename(ods)}-table.${format}`);
         await duckdb(`COPY (${sql.replace(/\n--[^\n]*/g, '').replace(/^--[^\n]*\n/gm, '')}) TO '${file}' (FORMAT ${format === 'ndjson' ? 'JSON' : 'PARQUET'})`);
-        const summary = await loadOfflineTable({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, file });
+        const summary = await loadOfflineTable({ redis: p.redis, keys: p.keys, tags: p.config.tags, file });
         fs.rmSync(file);
         expect(summary).to.deep.include({ rows: users.length, users_written: users.length, bad_rows: 0 });
         expect(await offlineHashes(users)).to.deep.equal(replayed);

@@ -53,7 +53,7 @@ function makeLoadCommand(): Command {
       await withRuntime(asBatchRole({ logLevel: 'info', ...o }), async (rt) => {
         const progress = new Progress();
         const summary = await loadOfflineTable({
-          redis: rt.redis, target: rt.target, keys: rt.keys, tags: rt.config.tags, file, logger: rt.logger,
+          redis: rt.redis, keys: rt.keys, tags: rt.config.tags, file, logger: rt.logger,
           progress: (rows) => progress.update(1, 'load'.padEnd(14), `${rows} rows`),
         });
         progress.done();
