@@ -46,6 +46,7 @@ export const SCHEMAS = {
             { type: 'number' },
             { type: 'string', description: 'text offline tags, e.g. segment_id' },
             { type: 'object', additionalProperties: { type: 'integer' }, description: 'count_by: key → count' },
+            { type: 'null', description: 'avg, min, max or last of a window without values' },
           ],
         },
       },

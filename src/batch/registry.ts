@@ -11,7 +11,7 @@ import { BatchBusyError } from '../core/errors';
  */
 
 /** The lock expires this long after its last renewal, so a dead run frees it. */
-export const LOCK_TTL_MS = 60_000;
+const LOCK_TTL_MS = 60_000;
 /** A run's registry hash is kept this long. */
 const RUN_TTL_S = 7 * 86_400;
 /** How many runs the `batch:runs` index keeps. */

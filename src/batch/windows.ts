@@ -62,7 +62,7 @@ function aggregate(t: WindowTag, events: ProfileEvent[]): WindowValue {
 }
 
 /** The `k` largest counts (equal counts: the smaller key first). */
-export function topCounts(counts: Record<string, number>, k: number): Record<string, number> {
+function topCounts(counts: Record<string, number>, k: number): Record<string, number> {
   const kept = Object.entries(counts).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, k);
   const out: Record<string, number> = Object.create(null);
   for (const [key, n] of kept.sort((a, b) => (a[0] < b[0] ? -1 : 1))) out[key] = n;

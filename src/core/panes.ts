@@ -73,14 +73,11 @@ export interface TypePanePlan {
   valueFields: { field: WindowField; index: number; levels: number[] }[];
   /**
    * 1-based indexes of the id fields of distinct tags: each value's latest time is kept in
-   * the pane time index (score DISTINCT_SCORE_BASE * index + time), so a distinct count is
-   * one ZCOUNT, whatever the number of values or events.
+   * the pane time index (score 1e13 * index + time, as the window scripts write it), so a
+   * distinct count is one ZCOUNT, whatever the number of values or events.
    */
   distinctFields: number[];
 }
-
-/** Scores of distinct-value members in the pane time index: DISTINCT_SCORE_BASE * field index + event time. */
-export const DISTINCT_SCORE_BASE = 1e13;
 
 /** The pane plan of one event type. */
 export function typePanePlan(tags: readonly WindowTag[], type: EventType): TypePanePlan {
