@@ -2,19 +2,18 @@ import fs from 'fs';
 import path from 'path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { TagConfig } from '../core/tags';
-import { ID_PATTERN } from '../core/event';
-import { OdsFile } from '../ods/files';
+import { CANONICAL_ODS_LINE, OdsFile } from '../ods/files';
 import { OfflineValues } from './offline';
 import { BadLine, readOds } from './reader';
-import { ODS_COLUMNS, batchCtes, offlineTagsWithCountsSql, sqlString } from './sql';
+import { batchCtes, offlineTagsWithCountsSql } from './sql';
 
 /**
  * The batch's compute step on DuckDB: the offline tags and segment of every user from the
- * ODS, with the replay's semantics and its bad-line report. Files are checked in SQL
- * first (strictly: anything unusual makes a file suspect); only suspect files go
- * through the JS validator, which reports each bad line as file:line and writes a copy of
- * the file without them for DuckDB to read. So results equal the JS replay's, at DuckDB
- * speed on clean files.
+ * ODS, with the replay's semantics and its bad-line report. Each file is checked first:
+ * one whose lines are all canonical (as the archiver writes valid events) is read by
+ * DuckDB as it is; any other goes through the JS validator, which reports each bad line
+ * as file:line and writes a copy of the file without them for DuckDB to read. So results
+ * equal the JS replay's, at DuckDB speed on the files the archiver wrote.
  */
 
 export interface ComputeOptions {
@@ -36,60 +35,42 @@ export interface ComputeResult {
   erased_events: number;
 }
 
-/** The ODS fields (their order does not matter to the length check). */
-const FIELDS = Object.keys(ODS_COLUMNS);
-/** ID_PATTERN without its anchors, for regexp_full_match. */
-const ID = ID_PATTERN.source.slice(1, -1);
-
-/**
- * Per row, true when the event passes the checks the JS validator makes (strictly: a row
- * it would refuse never passes). Every column is read as JSON text, so its JSON type is
- * checked, not coerced.
- */
-const ROW_IS_VALID = `json_type(user_id) = 'VARCHAR' AND regexp_full_match(user_id->>'$', '${ID}')
-  AND json_type(event_id) = 'VARCHAR' AND regexp_full_match(event_id->>'$', '${ID}')
-  AND json_type(type) = 'VARCHAR' AND (type->>'$') IN ('impression', 'click', 'purchase')
-  AND json_type(ts) IN ('UBIGINT', 'BIGINT') AND TRY_CAST(ts->>'$' AS BIGINT) BETWEEN 0 AND 253402300799999
-  AND (ad_id IS NULL OR (json_type(ad_id) = 'VARCHAR' AND regexp_full_match(ad_id->>'$', '${ID}')))
-  AND (campaign_id IS NULL OR (json_type(campaign_id) = 'VARCHAR' AND regexp_full_match(campaign_id->>'$', '${ID}')))
-  AND (currency IS NULL OR (json_type(currency) = 'VARCHAR' AND regexp_full_match(currency->>'$', '[A-Z]{3}')))
-  AND (amount IS NULL OR (json_type(amount) IN ('UBIGINT', 'BIGINT', 'DOUBLE') AND TRY_CAST(amount->>'$' AS DOUBLE) >= 0))
-  AND ((type->>'$') <> 'purchase' OR amount IS NOT NULL)
-  AND (stream_id IS NULL OR json_type(stream_id) = 'VARCHAR')
-  AND (ingested_at IS NULL OR json_type(ingested_at) IN ('UBIGINT', 'BIGINT'))`;
-
-/**
- * The length of the row's line if it holds exactly these fields, minified (as the archiver
- * writes them): braces, and per present field `"name":` and its JSON text, comma-separated.
- */
-const CANONICAL_LENGTH = `2 + ${FIELDS.map((f) => `CASE WHEN ${f} IS NULL THEN 0 ELSE ${f.length + 4} + length(CAST(${f} AS VARCHAR)) END`).join(' + ')}
-  - 1`;
+const num = (v: unknown) => Number(v); // counts come back as bigint
 
 async function rows(conn: DuckDBConnection, sql: string): Promise<Record<string, unknown>[]> {
   return (await conn.runAndReadAll(sql)).getRowObjects();
 }
 
-const num = (v: unknown) => Number(v); // counts come back as bigint
+/** CANONICAL_ODS_LINE with its newline, matched line after line where the last match ended. */
+const CANONICAL_LINE_AT = new RegExp(`${CANONICAL_ODS_LINE.source.slice(1, -1)}\\n`, 'y');
 
 /**
- * Files DuckDB may read as they are: every line parses, passes ROW_IS_VALID, and the
- * file's size is exactly the sum of its rows' canonical lengths plus newlines — so no line
- * holds an unknown field, extra spaces, or anything the JS validator would read otherwise.
- * Returns the clean files with their line counts.
+ * The file's line count if every line is canonical (CANONICAL_ODS_LINE: exactly as the
+ * archiver writes a valid event, so DuckDB reads each field as the validator does), else
+ * undefined (the file goes through the validator). Stops at the first other line.
  */
-async function cleanFiles(conn: DuckDBConnection, files: OdsFile[]): Promise<Map<string, number>> {
-  const columns = FIELDS.map((f) => `${f}: 'JSON'`).join(', ');
-  const result = await rows(conn, `
-    SELECT filename, count(*) AS rows, count(*) FILTER (WHERE ${ROW_IS_VALID}) AS valid, sum(${CANONICAL_LENGTH}) AS bytes
-    FROM read_ndjson([${files.map((f) => sqlString(f.path)).join(', ')}], columns = {${columns}}, filename = true, ignore_errors = true)
-    GROUP BY filename`);
-  const clean = new Map<string, number>();
-  const size = new Map(files.map((f) => [f.path, f.bytes]));
-  for (const r of result) {
-    const n = num(r.rows);
-    if (num(r.valid) === n && num(r.bytes) + n === size.get(String(r.filename))) clean.set(String(r.filename), n);
+export async function canonicalLines(file: string): Promise<number | undefined> {
+  // latin1: one character a byte; a line with other bytes does not match anyway.
+  const stream = fs.createReadStream(file, { encoding: 'latin1', highWaterMark: 4 << 20 });
+  let lines = 0;
+  let rest = '';
+  try {
+    for await (const chunk of stream as AsyncIterable<string>) {
+      const text = rest + chunk;
+      CANONICAL_LINE_AT.lastIndex = 0;
+      let end = 0;
+      while (CANONICAL_LINE_AT.test(text)) {
+        lines++;
+        end = CANONICAL_LINE_AT.lastIndex;
+      }
+      rest = text.slice(end);
+      // What is left must be the start of a line still being read, not a line that failed.
+      if (rest.includes('\n') || rest.length > 4096) return undefined;
+    }
+  } finally {
+    stream.destroy();
   }
-  return clean;
+  return rest === '' ? lines : undefined; // a last line without its newline: torn, or written by hand
 }
 
 /** A valid event as the validator normalised it (an ISO time becomes epoch ms), with its line's stream id. */
@@ -105,11 +86,10 @@ export async function computeOffline(opts: ComputeOptions): Promise<ComputeResul
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   try {
-    const clean = await cleanFiles(conn, opts.files.filter((f) => f.bytes > 0));
     const sources: string[] = [];
     for (const [i, file] of opts.files.entries()) {
       if (file.bytes === 0) continue;
-      const lines = clean.get(file.path);
+      const lines = await canonicalLines(file.path);
       if (lines !== undefined) {
         result.lines += lines;
         sources.push(file.path);

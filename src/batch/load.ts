@@ -7,7 +7,7 @@ import { Logger, silentLogger } from '../core/logger';
 import { SEGMENT_TAG, TagConfig } from '../core/tags';
 import { ConfigError } from '../core/errors';
 import { OfflineValues } from './offline';
-import { offlineProfileSchema, saveOfflineProfiles } from './store';
+import { OfflineProfileWriter, offlineProfileSchema, writeChunks } from './store';
 import { newRunId, runUnderBatchLock } from './registry';
 import { sqlString } from './sql';
 
@@ -90,6 +90,27 @@ async function* tableRows(file: string): AsyncGenerator<unknown> {
   }
 }
 
+/** The file's valid rows, WRITE_CHUNK at a time; bad rows are counted in `summary` and logged. */
+async function* validChunks(file: string, tags: TagConfig, summary: LoadSummary, log: Logger): AsyncGenerator<[string, OfflineValues][]> {
+  let chunk: [string, OfflineValues][] = [];
+  for await (const row of tableRows(file)) {
+    summary.rows++;
+    const parsed = typeof row === 'symbol' ? 'not JSON' : offlineRow(row, tags);
+    if (typeof parsed === 'string') {
+      summary.bad_rows++;
+      if (summary.bad_row_samples.length < 100) summary.bad_row_samples.push({ row: summary.rows, reason: parsed });
+      if (summary.bad_rows <= 20) log.warn({ row: summary.rows, reason: parsed }, 'bad row skipped');
+      continue;
+    }
+    chunk.push(parsed);
+    if (chunk.length >= WRITE_CHUNK) {
+      yield chunk;
+      chunk = [];
+    }
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
 /** Loads the table under the batch lock; bad rows are skipped and reported, never fatal. */
 export async function loadOfflineTable(opts: LoadOptions): Promise<LoadSummary> {
   if (!fs.existsSync(opts.file)) throw new ConfigError(`no such file: ${opts.file}`);
@@ -99,28 +120,15 @@ export async function loadOfflineTable(opts: LoadOptions): Promise<LoadSummary> 
   const runId = opts.runId ?? newRunId(started);
   return runUnderBatchLock(redis, keys, runId, { source: opts.file }, async () => {
     const summary: LoadSummary = { run_id: runId, file: opts.file, rows: 0, users_written: 0, bad_rows: 0, bad_row_samples: [], seconds: 0 };
-    const schema = offlineProfileSchema(keys, opts.tags.offline);
-    const batchAt = Date.now();
-    let chunk: [string, OfflineValues][] = [];
-    for await (const row of tableRows(opts.file)) {
-      summary.rows++;
-      const parsed = typeof row === 'symbol' ? 'not JSON' : offlineRow(row, opts.tags);
-      if (typeof parsed === 'string') {
-        summary.bad_rows++;
-        if (summary.bad_row_samples.length < 100) summary.bad_row_samples.push({ row: summary.rows, reason: parsed });
-        if (summary.bad_rows <= 20) log.warn({ row: summary.rows, reason: parsed }, 'bad row skipped');
-        continue;
-      }
-      chunk.push(parsed);
-      if (chunk.length >= WRITE_CHUNK) {
-        await saveOfflineProfiles(redis, keys, schema, chunk, runId, batchAt);
-        summary.users_written += chunk.length;
-        chunk = [];
+    const writer = new OfflineProfileWriter(redis, keys, offlineProfileSchema(keys, opts.tags.offline), runId, Date.now());
+    try {
+      await writeChunks(validChunks(opts.file, opts.tags, summary, log), (chunk) => writer.write(chunk), (n) => {
+        summary.users_written += n;
         opts.progress?.(summary.rows);
-      }
+      });
+    } finally {
+      writer.close();
     }
-    await saveOfflineProfiles(redis, keys, schema, chunk, runId, batchAt);
-    summary.users_written += chunk.length;
     log.info({ ...summary, bad_row_samples: undefined }, 'offline table loaded');
     return summary;
   });

@@ -9,7 +9,7 @@ import { OdsFile, listOdsFiles } from '../ods/files';
 import { TagConfig, longestWindow } from '../core/tags';
 import { OfflineAggregator, OfflineValues } from './offline';
 import { BadLine, readOds } from './reader';
-import { OfflineProfileStore, offlineProfileSchema, saveOfflineProfiles, saveWindowResults } from './store';
+import { OfflineProfileStore, OfflineProfileWriter, offlineProfileSchema, saveWindowResults, chunksOf, writeChunks } from './store';
 import { allErasures, isErased } from '../profile/erasure';
 import { WindowValue, computeWindowTags } from './windows';
 import { computeOffline } from './engine';
@@ -145,7 +145,7 @@ export async function runBatch(opts: BatchOptions): Promise<BatchSummary> {
   });
 }
 
-/** The DuckDB path: compute every user's offline values, then write them WRITE_CHUNK users at a time. */
+/** The DuckDB path: compute every user's offline values, then write them a chunk at a time, a few chunks in flight. */
 async function computeAndPublish(
   opts: BatchOptions,
   run: { runId: string; summary: BatchSummary; files: OdsFile[]; erasures: Map<string, number>; tmpDir: string; onBadLine: (b: BadLine) => void },
@@ -160,12 +160,14 @@ async function computeAndPublish(
   summary.events_after_as_of = computed.events_after_as_of;
   summary.erased_events = computed.erased_events;
   const batchAt = Date.now();
-  const schema = offlineProfileSchema(opts.keys, opts.tags.offline);
-  for (let i = 0; i < computed.users.length; i += WRITE_CHUNK) {
-    const chunk = computed.users.slice(i, i + WRITE_CHUNK);
-    await saveOfflineProfiles(opts.redis, opts.keys, schema, chunk, run.runId, batchAt);
-    summary.users_written += chunk.length;
-    opts.progress?.('write', summary.users_written, computed.users.length);
+  const writer = new OfflineProfileWriter(opts.redis, opts.keys, offlineProfileSchema(opts.keys, opts.tags.offline), run.runId, batchAt);
+  try {
+    await writeChunks(chunksOf(computed.users), (chunk) => writer.write(chunk), (n) => {
+      summary.users_written += n;
+      opts.progress?.('write', summary.users_written, computed.users.length);
+    });
+  } finally {
+    writer.close();
   }
 }
 

@@ -1,6 +1,9 @@
 import { createClient, createCluster } from 'redis';
 import { Repository, Schema, SchemaDefinition } from 'redis-om';
-import { RedisClient, RedisTarget, pipelineByNode, splitHostPort } from '../redis/client';
+import type { Redis } from 'ioredis';
+import { RedisClient, RedisTarget, nodeFor, pipelineByNode, splitHostPort } from '../redis/client';
+import { RawConnection, encodeCommand } from '../redis/rawConnection';
+import { RedisErrorCode, isRedisError } from '../core/errors';
 import { Keys } from '../core/keys';
 import { OfflineTag, SEGMENT_TAG } from '../core/tags';
 import { OfflineValues } from './offline';
@@ -26,28 +29,111 @@ export function offlineProfileSchema(keys: Keys, tags: readonly OfflineTag[]): S
   return new Schema(`${keys.prefix}u`, definition, { dataStructure: 'HASH' });
 }
 
+type Profile = [userId: string, values: OfflineValues];
+
+/** Errors after which a cluster node's write goes through ioredis, which follows redirections. */
+const REDIRECTED: RedisErrorCode[] = ['MOVED', 'ASK', 'TRYAGAIN', 'CLUSTERDOWN'];
+
 /**
  * The bulk save of offline profiles (the batch's load step): the same hash per user as
  * redis-om writes for `schema` (its fields, numbers as their decimal text), replaced whole
- * in one MULTI (UNLINK + HSET) per user, pipelined per cluster node over ioredis. No
- * node-redis connection: redis-om's per-entity save costs a round of promises and a MULTI
- * per user on one connection.
+ * in one MULTI (UNLINK + HSET) per user. Commands are encoded here and written on a raw
+ * connection per node (RawConnection: ioredis's per-command cost was four times Redis's
+ * work); users a cluster node redirects (a slot moving) are written again through ioredis.
+ * No node-redis connection: redis-om's per-entity save costs a round of promises and a
+ * MULTI per user on one connection.
  */
-export async function saveOfflineProfiles(
-  redis: RedisClient, keys: Keys, schema: Schema, profiles: [userId: string, values: OfflineValues][], runId: string, batchAt: number,
-): Promise<void> {
-  const known = new Set(schema.fields.map((f) => f.name));
-  const replies = await pipelineByNode(redis, profiles, ([userId]) => keys.offline(userId), (pipeline, [userId, values]) => {
-    const key = keys.offline(userId);
-    const fields: string[] = [RUN_ID_FIELD, runId, BATCH_AT_FIELD, String(batchAt)];
+export class OfflineProfileWriter {
+  private readonly known: Set<string>;
+  private readonly connections = new Map<string, Promise<RawConnection>>();
+
+  constructor(private readonly redis: RedisClient, private readonly keys: Keys, schema: Schema, private readonly runId: string, private readonly batchAt: number) {
+    this.known = new Set(schema.fields.map((f) => f.name));
+  }
+
+  /** Replaces these users' offline hashes; resolves when Redis has applied every one. */
+  async write(profiles: readonly Profile[]): Promise<void> {
+    const groups = new Map<Redis, Profile[]>();
+    for (const p of profiles) {
+      const node = nodeFor(this.redis, this.keys.offline(p[0]));
+      const list = groups.get(node);
+      if (list) list.push(p);
+      else groups.set(node, [p]);
+    }
+    const redirected: Profile[] = [];
+    await Promise.all([...groups].map(async ([node, list]) => {
+      const conn = await this.connection(node);
+      const replies = await conn.send(list.map((p) => this.encode(p)).join(''), 4 * list.length);
+      list.forEach((profile, j) => {
+        const exec = replies[4 * j + 3];
+        const err = [...replies.slice(4 * j, 4 * j + 3), ...(Array.isArray(exec) ? exec : [exec])].find((r) => r instanceof Error || r === null);
+        if (err === undefined) return;
+        if (err instanceof Error && isRedisError(err, ...REDIRECTED)) redirected.push(profile);
+        else throw err ?? new Error(`the offline write of ${profile[0]} was aborted`);
+      });
+    }));
+    if (redirected.length > 0) await this.writeThroughClient(redirected);
+  }
+
+  close(): void {
+    for (const conn of this.connections.values()) void conn.then((c) => c.close(), () => undefined);
+    this.connections.clear();
+  }
+
+  private connection(node: Redis): Promise<RawConnection> {
+    const id = `${node.options.host}:${node.options.port}:${node.options.path ?? ''}`;
+    let conn = this.connections.get(id);
+    if (!conn) this.connections.set(id, (conn = RawConnection.open(node)));
+    return conn;
+  }
+
+  /** The user's HSET arguments: the run fields, then every value (checked against the schema). */
+  private fields([, values]: Profile): string[] {
+    const fields: string[] = [RUN_ID_FIELD, this.runId, BATCH_AT_FIELD, String(this.batchAt)];
     for (const [name, value] of Object.entries(values)) {
-      if (!known.has(name)) throw new Error(`offline value ${name} is not a field of the offline profile schema`);
+      if (!this.known.has(name)) throw new Error(`offline value ${name} is not a field of the offline profile schema`);
       fields.push(name, String(value));
     }
-    pipeline.call('MULTI').unlink(key).hset(key, ...fields).call('EXEC');
-  }, 4);
-  const failed = replies.find(([err]) => err);
-  if (failed) throw failed[0];
+    return fields;
+  }
+
+  private encode(profile: Profile): string {
+    const key = this.keys.offline(profile[0]);
+    return encodeCommand(['MULTI']) + encodeCommand(['UNLINK', key]) + encodeCommand(['HSET', key, ...this.fields(profile)]) + encodeCommand(['EXEC']);
+  }
+
+  /** The same writes over ioredis (which follows MOVED and ASK). */
+  private async writeThroughClient(profiles: Profile[]): Promise<void> {
+    const replies = await pipelineByNode(this.redis, profiles, ([userId]) => this.keys.offline(userId), (pipeline, profile) => {
+      const key = this.keys.offline(profile[0]);
+      pipeline.call('MULTI').unlink(key).hset(key, ...this.fields(profile)).call('EXEC');
+    }, 4);
+    const failed = replies.find(([err]) => err);
+    if (failed) throw failed[0];
+  }
+}
+
+/** Chunks in flight at once: Redis applies one while the next is encoded and sent. */
+const CHUNKS_IN_FLIGHT = 4;
+
+/** `items` in chunks of `size`. */
+export function* chunksOf<T>(items: readonly T[], size = 1000): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}
+
+/** Hands each chunk to `write`, a few in flight, and reports each chunk done, in order. */
+export async function writeChunks<T>(chunks: Iterable<T[]> | AsyncIterable<T[]>, write: (chunk: readonly T[]) => Promise<void>, done: (n: number) => void): Promise<void> {
+  const inFlight: Promise<number>[] = [];
+  try {
+    for await (const chunk of chunks) {
+      inFlight.push(write(chunk).then(() => chunk.length));
+      if (inFlight.length >= CHUNKS_IN_FLIGHT) done(await inFlight.shift()!);
+    }
+    while (inFlight.length > 0) done(await inFlight.shift()!);
+  } catch (err) {
+    await Promise.allSettled(inFlight); // no write left running (or its failure unhandled)
+    throw err;
+  }
 }
 
 /**

@@ -55,7 +55,7 @@ export class NothingToVerifyError extends ProfileStreamError {
  * Error codes of Redis replies the product reacts to: NOSCRIPT (script cache lost: load
  * and retry), NOPERM / NOAUTH / WRONGPASS (ACLs), NOGROUP / BUSYGROUP (consumer groups).
  */
-export type RedisErrorCode = 'NOSCRIPT' | 'NOPERM' | 'NOAUTH' | 'WRONGPASS' | 'NOGROUP' | 'BUSYGROUP';
+export type RedisErrorCode = 'NOSCRIPT' | 'NOPERM' | 'NOAUTH' | 'WRONGPASS' | 'NOGROUP' | 'BUSYGROUP' | 'MOVED' | 'ASK' | 'TRYAGAIN' | 'CLUSTERDOWN';
 
 const CODE_PATTERNS = new Map<RedisErrorCode, RegExp>();
 

@@ -36,6 +36,29 @@ export function odsLine(e: ProfileEvent, streamId: string): string {
   return JSON.stringify(record) + '\n';
 }
 
+const ID = '[A-Za-z0-9._:@-]{1,128}';
+/** Epoch ms up to 252999999999999 (the validator's limit is 253402300799999: later ones are simply not canonical). */
+const TS = '(?:0|[1-9][0-9]{0,13}|1[0-9]{14}|2[0-4][0-9]{13}|25[0-2][0-9]{12})';
+/** A non-negative JSON number without exponent, below 1e16: always finite. */
+const AMOUNT = '(?:0|[1-9][0-9]{0,15})(?:\\.[0-9]{1,20})?';
+const OPTIONAL = (field: string, value: string) => `(?:,"${field}":${value})?`;
+const REST = `${OPTIONAL('ad_id', `"${ID}"`)}${OPTIONAL('campaign_id', `"${ID}"`)}`;
+/** Stream ids whose two parts each fit a signed 64-bit integer. */
+const TAIL = `${OPTIONAL('currency', '"[A-Z]{3}"')},"stream_id":"[0-9]{1,18}-[0-9]{1,18}","ingested_at":(?:0|[1-9][0-9]{0,17})\\}`;
+
+/**
+ * An ODS line exactly as odsLine writes it for a valid event (without its newline):
+ * minified JSON, fields in the archiver's order, only known fields, ids, type, time,
+ * amount (required for a purchase) and currency as the event validator accepts them. A
+ * line that matches is a valid event whose fields any NDJSON reader reads exactly as the
+ * validator does; one that does not may still be valid (written by hand, an exponent in
+ * an amount, another field order), so a non-match means "check it", never "refuse it".
+ */
+export const CANONICAL_ODS_LINE = new RegExp(
+  `^\\{"event_id":"${ID}","user_id":"${ID}","type":(?:"(?:impression|click)","ts":${TS}${REST}${OPTIONAL('amount', AMOUNT)}` +
+    `|"purchase","ts":${TS}${REST},"amount":${AMOUNT})${TAIL}$`,
+);
+
 export interface OdsFile {
   path: string;
   /** `YYYY-MM-DD` */
