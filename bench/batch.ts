@@ -1,9 +1,9 @@
 /**
  * `profile batch` against DuckDB on the same ODS, in the same run.
- *   node dist/bench/batch.js [events=2000000] [users=100000] [days=30] [splitMiB=256]
+ *   node dist/bench/batch.js [events=2000000] [users=100000] [days=30]
  * Generates an ODS of `events` events (Zipf users over `days` days, 1 % redelivered
  * duplicates), starts a private redis-server, then times:
- *   - batch: runBatch (replay, dedup, offline tags + segments, write every user to Redis);
+ *   - batch: runBatch (check every file, DuckDB dedup + offline tags + segments, load every user into Redis);
  *   - duckdb: the same dedup and aggregations with read_ndjson, GROUP BY user (no Redis writes).
  * Prints JSON with seconds and events/s of each and their ratio.
  */
@@ -90,7 +90,7 @@ function hsetBenchmark(port: number, n: number): number {
 }
 
 /** Batch vs DuckDB on one generated ODS; every figure from the same run. */
-export async function measureBatch(events: number, users: number, days: number, splitMiB = 256): Promise<Record<string, number>> {
+export async function measureBatch(events: number, users: number, days: number): Promise<Record<string, number>> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-batch-'));
   const ods = path.join(work, 'ods');
   const asOf = Date.UTC(2026, 10, 26);
@@ -102,7 +102,7 @@ export async function measureBatch(events: number, users: number, days: number, 
   const config = resolveConfig({ redisUrl: server.url });
   try {
     const b0 = process.hrtime.bigint();
-    const summary = await runBatch({ redis, target: { redisUrl: server.url }, keys: new Keys(''), tags: config.tags, odsDir: ods, asOf, splitBytes: splitMiB * 1024 * 1024 });
+    const summary = await runBatch({ redis, keys: new Keys(''), tags: config.tags, odsDir: ods, asOf });
     const batchS = Number(process.hrtime.bigint() - b0) / 1e9;
 
     const d0 = process.hrtime.bigint();
@@ -130,7 +130,7 @@ export async function measureBatch(events: number, users: number, days: number, 
       if (off[0] !== row.segment_id || Number(off[1]) !== Number(row.purchases_total)) mismatches++;
     }
     return {
-      batch_events: summary.events, batch_lines: summary.lines, batch_splits: summary.splits, batch_duplicates: summary.duplicates,
+      batch_events: summary.events, batch_lines: summary.lines, batch_duplicates: summary.duplicates,
       batch_users: summary.users_written, ods_bytes: summary.bytes, generate_s: generateS,
       batch_s: Number(batchS.toFixed(2)), batch_events_per_s: Math.round(summary.lines / batchS),
       duckdb_s: Number(duckdbS.toFixed(2)), duckdb_events_per_s: Math.round(summary.lines / duckdbS), duckdb_users: rows.length,
@@ -146,8 +146,8 @@ export async function measureBatch(events: number, users: number, days: number, 
 }
 
 async function main() {
-  const [events, users, days, split] = [2_000_000, 100_000, 30, 256].map((d, i) => Number(process.argv[2 + i] ?? d));
-  console.log(JSON.stringify({ ...(await measureBatch(events, users, days, split)), cores: os.cpus().length, node: process.version }));
+  const [events, users, days] = [2_000_000, 100_000, 30].map((d, i) => Number(process.argv[2 + i] ?? d));
+  console.log(JSON.stringify({ ...(await measureBatch(events, users, days)), cores: os.cpus().length, node: process.version }));
 }
 
 if (require.main === module) {

@@ -38,7 +38,7 @@ export async function runBatchChild(settings: BatchChildSettings): Promise<void>
   const redis = await connectTarget(settings.target);
   try {
     await runBatch({
-      redis, target: settings.target, keys: new Keys(settings.prefix), tags: loadTagConfig(settings.tagsFile),
+      redis, keys: new Keys(settings.prefix), tags: loadTagConfig(settings.tagsFile),
       odsDir: settings.odsDir, asOf: settings.asOf, from: settings.from, to: settings.to, windows: settings.windows,
       runId: settings.runId, logger,
     });

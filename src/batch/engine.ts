@@ -3,9 +3,10 @@ import path from 'path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { TagConfig } from '../core/tags';
 import { CANONICAL_ODS_LINE, OdsFile } from '../ods/files';
-import { OfflineValues } from './offline';
 import { BadLine, readOds } from './reader';
-import { batchCtes, offlineTagsWithCountsSql } from './sql';
+import { OfflineValues } from './store';
+import { OfflineSqlOptions, batchCtes, offlineTagsWithCountsSql, sqlString, windowTagsSql } from './sql';
+import { WindowValue } from './windows';
 
 /**
  * The batch's compute step on DuckDB: the offline tags and segment of every user from the
@@ -24,6 +25,8 @@ export interface ComputeOptions {
   /** Where copies of files with bad lines go (removed by the caller). */
   tmpDir: string;
   onBadLine: (bad: BadLine) => void;
+  /** Also compute the realtime window tags as of `asOf` (profile batch --windows). */
+  windows?: boolean;
 }
 
 export interface ComputeResult {
@@ -33,6 +36,8 @@ export interface ComputeResult {
   duplicates: number;
   events_after_as_of: number;
   erased_events: number;
+  /** With `windows`: each user with an event in the longest window, and its window tags. */
+  windowUsers: [userId: string, values: Record<string, WindowValue>][];
 }
 
 const num = (v: unknown) => Number(v); // counts come back as bigint
@@ -79,13 +84,27 @@ function normalised(event: object, line: string): string {
   return JSON.stringify({ ...event, stream_id, ingested_at });
 }
 
+/** The window tags of every recent user, as the API answers them (count_by: an object of counts). */
+async function windowTags(conn: DuckDBConnection, tags: TagConfig, sqlOpts: OfflineSqlOptions): Promise<[string, Record<string, WindowValue>][]> {
+  const countBy = new Set(tags.realtime.filter((t) => t.aggregation === 'count_by').map((t) => t.name));
+  return (await rows(conn, windowTagsSql(tags, sqlOpts))).map((r) => {
+    const values: Record<string, WindowValue> = {};
+    for (const t of tags.realtime) {
+      const v = r[t.name];
+      values[t.name] = countBy.has(t.name) ? (JSON.parse(String(v)) as Record<string, number>) : v === null ? null : num(v);
+    }
+    return [String(r.user_id), values];
+  });
+}
+
 /** Computes every user's offline tags and segment, and the run's counts. */
 export async function computeOffline(opts: ComputeOptions): Promise<ComputeResult> {
-  const result: ComputeResult = { users: [], lines: 0, events: 0, duplicates: 0, events_after_as_of: 0, erased_events: 0 };
+  const result: ComputeResult = { users: [], lines: 0, events: 0, duplicates: 0, events_after_as_of: 0, erased_events: 0, windowUsers: [] };
   if (opts.files.length === 0) return result;
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   try {
+    await conn.run(`SET temp_directory = ${sqlString(path.join(opts.tmpDir, 'duckdb'))}`); // spills of an ODS larger than memory
     const sources: string[] = [];
     for (const [i, file] of opts.files.entries()) {
       if (file.bytes === 0) continue;
@@ -103,7 +122,7 @@ export async function computeOffline(opts: ComputeOptions): Promise<ComputeResul
       if (valid.length > 0) sources.push(copy);
     }
     if (sources.length === 0) return result;
-    const sqlOpts = { odsDir: '', files: sources, asOf: opts.asOf, erasures: opts.erasures };
+    const sqlOpts: OfflineSqlOptions = { odsDir: '', files: sources, asOf: opts.asOf, erasures: opts.erasures };
     // Erased events: counted only when someone was erased (a scan of its own).
     if (opts.erasures.size > 0) {
       const [erased] = await rows(conn, `${batchCtes(sqlOpts)} SELECT (SELECT count(*) FROM ods_events) - (SELECT count(*) FROM kept) AS n`);
@@ -122,6 +141,7 @@ export async function computeOffline(opts: ComputeOptions): Promise<ComputeResul
       }
       result.users.push([String(r.user_id), values]);
     }
+    if (opts.windows) result.windowUsers = await windowTags(conn, opts.tags, sqlOpts);
     return result;
   } finally {
     conn.closeSync();

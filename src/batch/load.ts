@@ -6,8 +6,7 @@ import { Keys } from '../core/keys';
 import { Logger, silentLogger } from '../core/logger';
 import { SEGMENT_TAG, TagConfig } from '../core/tags';
 import { ConfigError } from '../core/errors';
-import { OfflineValues } from './offline';
-import { OfflineProfileWriter, offlineProfileSchema, writeChunks } from './store';
+import { OfflineProfileWriter, OfflineValues, offlineProfileSchema, writeChunks } from './store';
 import { newRunId, runUnderBatchLock } from './registry';
 import { sqlString } from './sql';
 

@@ -1,5 +1,6 @@
 import path from 'path';
-import { OfflineTag, SegmentCondition, TagConfig } from '../core/tags';
+import { OfflineTag, SegmentCondition, TagConfig, WindowTag, longestWindow } from '../core/tags';
+import { windowRange } from '../core/panes';
 
 /**
  * The batch's offline tags and segments as one SQL query over the ODS, generated from the
@@ -102,7 +103,7 @@ numbered AS (
   FROM kept
 ),
 events AS (
-  SELECT user_id, type, ts, amount FROM numbered WHERE copy = 1 AND ts <= ${opts.asOf}
+  SELECT user_id, type, ts, amount, ad_id, campaign_id, currency FROM numbered WHERE copy = 1 AND ts <= ${opts.asOf}
 )`;
 }
 
@@ -150,5 +151,74 @@ ${tags.offline.map((t) => `    ${tagExpression(t, opts.asOf)} AS ${t.name}`).joi
 SELECT user_id, ${tags.offline.map((t) => t.name).join(', ')}${segmentCase(tags, opts.asOf)}
 FROM tags
 ORDER BY user_id
+`;
+}
+
+/** The SQL expression of one window tag over `events` (count_by: see countByCte). */
+function windowExpression(t: WindowTag, asOf: number): string {
+  const [from, to] = windowRange(t, asOf);
+  const rows = `type = ${sqlString(t.event)} AND ts >= ${from} AND ts < ${to}`;
+  const withField = t.field ? `${rows} AND ${t.field} IS NOT NULL` : rows;
+  switch (t.aggregation) {
+    case 'count':
+      return `COUNT(*) FILTER (WHERE ${rows})`;
+    case 'sum':
+      return `COALESCE(SUM(${t.field}) FILTER (WHERE ${withField}), 0)`;
+    case 'avg':
+    case 'min':
+    case 'max':
+      return `${t.aggregation.toUpperCase()}(${t.field}) FILTER (WHERE ${withField})`;
+    case 'last':
+      // The newest event's value; equal times: the larger value.
+      return `(MAX(STRUCT_PACK(t := ts, v := ${t.field})) FILTER (WHERE ${withField})).v`;
+    case 'distinct':
+      return `COUNT(DISTINCT ${t.field}) FILTER (WHERE ${withField})`;
+    case 'count_by':
+      throw new Error('count_by is computed by countByCte');
+  }
+}
+
+/**
+ * A count_by tag: per user, the count per value in the window as a JSON object (`top`: the
+ * largest counts, equal counts the smaller value first). The object is built by DuckDB's
+ * json_group_object; Spark SQL: to_json(map_from_entries(collect_list(struct(v, n)))).
+ */
+function countByCte(t: WindowTag, asOf: number): string {
+  const [from, to] = windowRange(t, asOf);
+  const ranked = `SELECT user_id, ${t.field} AS v, COUNT(*) AS n, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY COUNT(*) DESC, ${t.field}) AS r
+    FROM events WHERE type = ${sqlString(t.event)} AND ts >= ${from} AND ts < ${to} AND ${t.field} IS NOT NULL
+    GROUP BY user_id, ${t.field}`;
+  return `cb_${t.name} AS (
+  SELECT user_id, CAST(json_group_object(v, n) AS VARCHAR) AS ${t.name}
+  FROM (${ranked}) ranked${t.top !== undefined ? ` WHERE r <= ${t.top}` : ''}
+  GROUP BY user_id
+)`;
+}
+
+/**
+ * `profile batch --windows`: every realtime window tag as of `asOf`, with the pane rule of
+ * the window scripts (core/panes.ts windowRange), for each user with an event in the
+ * longest window before it. One row per user: user_id and a column per tag (count_by: a
+ * JSON object of counts; avg/min/max/last: NULL for an empty window). DuckDB's own: the
+ * STRUCT_PACK of `last` (Spark SQL: named_struct) and json_group_object (see countByCte).
+ */
+export function windowTagsSql(tags: TagConfig, opts: OfflineSqlOptions): string {
+  const plain = tags.realtime.filter((t) => t.aggregation !== 'count_by');
+  const countBy = tags.realtime.filter((t) => t.aggregation === 'count_by');
+  const recent = `ts >= ${opts.asOf - longestWindow(tags.realtime)}`;
+  const columns = [`COUNT(*) AS _events`, ...plain.map((t) => `${windowExpression(t, opts.asOf)} AS ${t.name}`)];
+  return `-- profile-stream batch --windows: realtime window tags as of ${new Date(opts.asOf).toISOString()} (${opts.asOf} ms)
+${batchCtes(opts)},
+${[...countBy.map((t) => countByCte(t, opts.asOf)), `windowed AS (
+  SELECT user_id,
+${columns.map((c) => `    ${c}`).join(',\n')}
+  FROM events
+  WHERE ${recent}
+  GROUP BY user_id
+)`].join(',\n')}
+SELECT w.user_id, ${[...plain.map((t) => `w.${t.name}`), ...countBy.map((t) => `COALESCE(cb_${t.name}.${t.name}, '{}') AS ${t.name}`)].join(', ')}
+FROM windowed w
+${countBy.map((t) => `LEFT JOIN cb_${t.name} ON cb_${t.name}.user_id = w.user_id`).join('\n')}
+ORDER BY w.user_id
 `;
 }

@@ -132,7 +132,7 @@ describe('Redis Cluster: 3 masters on loopback', function () {
       expect(await lengths()).to.deep.equal(streams.map(() => 0));
       await archiver.stop();
 
-      const summary = await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: T0, windows: true });
+      const summary = await runBatch({ redis: p.redis, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: T0, windows: true });
       expect(summary).to.include({ events: events.length, duplicates: 0, bad_lines: 0, users_written: 60, window_users_written: 60 });
       const owners = new Set<string>();
       for (let i = 0; i < 60; i++) {

@@ -113,7 +113,7 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
     await conns.worker.call('SCRIPT', 'FLUSH').catch(() => undefined); // (refused: nobody may flush)
     expect((await checkReady(conns.api, keys, 2)).ready).to.equal(true);
 
-    const summary = await runBatch({ redis: conns.batch, target: { redisUrl: url('batch') }, keys, tags, odsDir: ods, asOf: now });
+    const summary = await runBatch({ redis: conns.batch, keys, tags, odsDir: ods, asOf: now });
     expect(summary.users_written).to.equal(2);
     expect((await reader.read('acl-u'))!.tags).to.include({ ltv_total: 5, purchases_total: 1 });
     expect(await eraseUser(conns.batch, keys, 'acl-v')).to.be.greaterThan(0);

@@ -26,7 +26,7 @@ describe('archive consumer and trimming (real Redis, temp dirs)', () => {
     new ArchiveConsumer({ redis: p.redis, keys: p.keys, partitions: 2, consumerName: name, odsDir: ods, trimIntervalMs: 0, ...extra });
   const xlen = async () => (await p.redis.xlen(p.keys.stream(0))) + (await p.redis.xlen(p.keys.stream(1)));
   const lines = (file: string) => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-  const batch = (extra = {}) => runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: T0 + DAY, ...extra });
+  const batch = (extra = {}) => runBatch({ redis: p.redis, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: T0 + DAY, ...extra });
 
   it('writes one NDJSON line per event under dt=<event date>/, with stream id and ingest time', async () => {
     p.clock.now = T0 + DAY + 10;

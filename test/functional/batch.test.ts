@@ -38,7 +38,7 @@ describe('profile batch (real Redis, temp ODS)', () => {
     fs.rmSync(ods, { recursive: true, force: true });
   });
   const run = (extra: Partial<Parameters<typeof runBatch>[0]> = {}) =>
-    runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF, ...extra });
+    runBatch({ redis: p.redis, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF, ...extra });
   const off = (user: string) => p.redis.hgetall(p.keys.offline(user));
 
   /** A dataset that hits every segment rule, including the boundaries. */
@@ -135,17 +135,15 @@ describe('profile batch (real Redis, temp ODS)', () => {
     expect((await off('f')).ltv_total).to.equal('3');
   });
 
-  it('gives the same result when the input is split by user on disk (large inputs)', async () => {
+  it('gives the same offline tags with --windows, and again on a re-run', async () => {
     const events: Line[] = [];
     for (let i = 0; i < 300; i++) events.push(ev(`user-${i % 37}`, i % 3 ? 'impression' : 'purchase', (i % 40) + 0.1, i % 3 ? {} : { amount: i }));
     writeOds(ods, [...events, ...events.slice(0, 40)]);
     const whole = await run();
+    expect([whole.events, whole.duplicates, whole.lines]).to.deep.equal([300, 40, 340]);
     const snapshot = await Promise.all(Array.from({ length: 37 }, (_, i) => off(`user-${i}`)));
-    // The JS replay (kept for --windows) splits large inputs by user; DuckDB (`whole`) needs no split.
-    const split = await run({ splitBytes: 2000, windows: true });
-    expect(split.splits).to.be.greaterThan(5);
-    expect([split.events, split.duplicates, split.lines]).to.deep.equal([whole.events, whole.duplicates, whole.lines]);
-    expect([whole.events, whole.duplicates]).to.deep.equal([300, 40]);
+    const windows = await run({ windows: true });
+    expect([windows.events, windows.duplicates, windows.lines, windows.users_written]).to.deep.equal([whole.events, whole.duplicates, whole.lines, 37]);
     const again = await Promise.all(Array.from({ length: 37 }, (_, i) => off(`user-${i}`)));
     const strip = (h: Record<string, string>) => ({ ...h, _run_id: '', _batch_at: '' });
     expect(again.map(strip)).to.deep.equal(snapshot.map(strip));

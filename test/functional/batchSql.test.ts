@@ -4,12 +4,18 @@ import os from 'os';
 import path from 'path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { runBatch } from '../../src/batch/run';
-import { offlineTagsSql } from '../../src/batch/sql';
+import { offlineTagsSql, windowTagsSql } from '../../src/batch/sql';
 import { loadOfflineTable } from '../../src/batch/load';
 import { eraseUser, allErasures } from '../../src/profile/erasure';
 import { prng } from '../../src/dev/simulate';
 import { Pipeline, T0, makePipeline, testRedisUrl } from '../helpers/context';
 import { runCliToEnd } from '../helpers/cli';
+import { replayOds } from '../helpers/replay';
+import { EVERY_KIND_TAGS } from '../helpers/windowReference';
+import { WindowValue, sameWindowValue } from '../../src/batch/windows';
+import { ProfileEvent } from '../../src/core/event';
+import { parseTagConfig } from '../../src/core/tags';
+import { odsLine } from '../../src/ods/files';
 
 const DAY = 86_400_000;
 const AS_OF = T0 + 40 * DAY;
@@ -26,7 +32,7 @@ async function duckdb(sql: string): Promise<Record<string, unknown>[]> {
   }
 }
 
-describe('profile batch --print-sql: the offline tags as SQL (DuckDB against the JS replay)', () => {
+describe('profile batch on DuckDB and --print-sql, against the reference replay in JS', () => {
   let p: Pipeline;
   let ods: string;
   before(async () => {
@@ -64,19 +70,18 @@ describe('profile batch --print-sql: the offline tags as SQL (DuckDB against the
 
   for (const [label, range] of [['all of the ODS', {}], ['a date range', { from: new Date(AS_OF - 30 * DAY).toISOString().slice(0, 10), to: new Date(AS_OF - 5 * DAY).toISOString().slice(0, 10) }]] as const) {
     it(`gives every user's offline tags and segment exactly as the replay does, over ${label}`, async () => {
-      // windows: true runs the JS replay (the reference); without it the batch computes on DuckDB.
-      const summary = await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF, windows: true, ...range });
-      const sql = offlineTagsSql(p.config.tags, { odsDir: ods, asOf: AS_OF, erasures: await allErasures(p.redis, p.keys), ...range });
-      const rows = await duckdb(sql);
-      expect(rows.length).to.equal(summary.users_written).and.to.be.greaterThan(40);
+      const erasures = await allErasures(p.redis, p.keys);
+      const replay = await replayOds(ods, p.config.tags, AS_OF, erasures, range);
+      const rows = await duckdb(offlineTagsSql(p.config.tags, { odsDir: ods, asOf: AS_OF, erasures, ...range }));
+      expect(rows.length).to.equal(replay.users.size).and.to.be.greaterThan(40);
       for (const row of rows) {
-        const hash = await p.redis.hgetall(p.keys.offline(String(row.user_id)));
-        const { _run_id: _r, _batch_at: _b, ...replayed } = hash;
+        const replayed = Object.fromEntries(Object.entries(replay.users.get(String(row.user_id))!).map(([k, v]) => [k, String(v)]));
         const fromSql = Object.fromEntries(Object.entries(row).filter(([k, v]) => k !== 'user_id' && v !== null).map(([k, v]) => [k, String(v)]));
         expect(fromSql, String(row.user_id)).to.deep.equal(replayed);
       }
       // The erased user's events up to the erasure are gone in both.
-      expect(rows.find((r) => r.user_id === 'u3')?.purchases_total ?? 0).to.equal(Number((await p.redis.hget(p.keys.offline('u3'), 'purchases_total')) ?? 0));
+      expect(rows.find((r) => r.user_id === 'u3')?.purchases_total ?? 0).to.equal(replay.users.get('u3')?.purchases_total ?? 0);
+      expect(replay.erased_events).to.be.greaterThan(0);
     });
   }
 
@@ -95,24 +100,19 @@ describe('profile batch --print-sql: the offline tags as SQL (DuckDB against the
       'not json at all',
     ].join('\n') + '\n');
     try {
-      const replay = await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF, windows: true });
-      const users: string[] = [];
-      let cursor = '0';
-      do {
-        const [next, found] = await p.redis.scan(cursor, 'MATCH', p.keys.userKeyPattern('off'), 'COUNT', 1000);
-        cursor = next;
-        users.push(...found.map((k) => k.slice(k.indexOf('{') + 1, k.lastIndexOf('}'))));
-      } while (cursor !== '0');
-      expect(users.length).to.be.greaterThan(40);
-      const strip = (h: Record<string, string>) => ({ ...h, _run_id: '', _batch_at: '' });
-      const byReplay = await Promise.all(users.map(async (u) => strip(await p.redis.hgetall(p.keys.offline(u)))));
-      const engine = await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF });
-      const byEngine = await Promise.all(users.map(async (u) => strip(await p.redis.hgetall(p.keys.offline(u)))));
-      expect(byEngine).to.deep.equal(byReplay);
-      const counts = (s: typeof replay) => ({ files: s.files, lines: s.lines, events: s.events, duplicates: s.duplicates, bad_lines: s.bad_lines, after: s.events_after_as_of, erased: s.erased_events, users: s.users_written });
-      expect(counts(engine)).to.deep.equal(counts(replay));
-      expect(engine.bad_line_samples.map((b) => `${path.basename(b.file)}:${b.line}`)).to.include.members(['part-bad.ndjson:2', 'part-bad.ndjson:3', 'part-bad.ndjson:4', 'part-bad.ndjson:5', 'part-bad.ndjson:7']);
-      expect(engine.bad_line_samples.map((b) => `${path.basename(b.file)}:${b.line}`).sort()).to.deep.equal(replay.bad_line_samples.map((b) => `${path.basename(b.file)}:${b.line}`).sort());
+      const replay = await replayOds(ods, p.config.tags, AS_OF, await allErasures(p.redis, p.keys));
+      const engine = await runBatch({ redis: p.redis, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF });
+      expect(replay.users.size).to.be.greaterThan(40);
+      for (const [user, values] of replay.users) {
+        const { _run_id: runId, _batch_at: _b, ...hash } = await p.redis.hgetall(p.keys.offline(user));
+        expect(runId).to.equal(engine.run_id);
+        expect(hash, user).to.deep.equal(Object.fromEntries(Object.entries(values).map(([k, v]) => [k, String(v)])));
+      }
+      const counts = { lines: engine.lines, events: engine.events, duplicates: engine.duplicates, bad_lines: engine.bad_lines, after: engine.events_after_as_of, erased: engine.erased_events, users: engine.users_written };
+      expect(counts).to.deep.equal({ lines: replay.lines, events: replay.events, duplicates: replay.duplicates, bad_lines: replay.badLines.length, after: replay.events_after_as_of, erased: replay.erased_events, users: replay.users.size });
+      const where = (b: { file: string; line: number }) => `${path.basename(b.file)}:${b.line}`;
+      expect(engine.bad_line_samples.map(where)).to.include.members(['part-bad.ndjson:2', 'part-bad.ndjson:3', 'part-bad.ndjson:4', 'part-bad.ndjson:5', 'part-bad.ndjson:7']);
+      expect(engine.bad_line_samples.map(where).sort()).to.deep.equal(replay.badLines.map(where).sort());
     } finally {
       fs.rmSync(bad);
     }
@@ -126,6 +126,58 @@ describe('profile batch --print-sql: the offline tags as SQL (DuckDB against the
     expect(out).to.equal(offlineTagsSql(p.config.tags, { odsDir: ods, asOf: AS_OF, erasures: await allErasures(p.redis, p.keys) }));
     expect(await p.redis.zcard(p.keys.batchRuns())).to.equal(runsBefore);
     expect((await duckdb(out)).length).to.be.greaterThan(40);
+    // --windows: the window tags query instead, which DuckDB runs as printed.
+    const recent = String(AS_OF - 3 * DAY);
+    const windows = await runCliToEnd(['batch', '--print-sql', '--windows', '--as-of', recent], env);
+    expect(windows.code, windows.out).to.equal(0);
+    expect(windows.out).to.equal(windowTagsSql(p.config.tags, { odsDir: ods, asOf: Number(recent), erasures: await allErasures(p.redis, p.keys) }));
+    const rows = await duckdb(windows.out);
+    expect(rows.length).to.be.greaterThan(0);
+    expect(Object.keys(rows[0])).to.deep.equal(['user_id', ...p.config.tags.realtime.filter((t) => t.aggregation !== 'count_by').map((t) => t.name),
+      ...p.config.tags.realtime.filter((t) => t.aggregation === 'count_by').map((t) => t.name)]);
+  });
+
+  it('profile batch --windows gives every window tag of every kind as the reference does, from checked and suspect files alike', async () => {
+    const tags = parseTagConfig({ realtime: EVERY_KIND_TAGS });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'batch-windows-'));
+    try {
+      const random = prng(11);
+      const lines: string[] = [];
+      for (let i = 0; i < 4000; i++) {
+        const user = `w${Math.floor(random() ** 2 * 25)}`;
+        const type = random() < 0.5 ? 'purchase' : 'impression';
+        // The last 7 h (older than every window too), some events after the as-of time, some exactly on pane edges.
+        const ts = random() < 0.05 ? AS_OF - Math.floor(random() * 40) * 60_000 : AS_OF - Math.floor(random() ** 2 * 7 * 3_600_000) + (random() < 0.03 ? 90_000 : 0);
+        const e: ProfileEvent = { event_id: `x${i % 3900}`, user_id: user, type, ts };
+        if (type === 'purchase') e.amount = Math.round(random() * 100000) / 100;
+        else {
+          if (random() < 0.9) e.ad_id = `ad-${Math.floor(random() * 12)}`;
+          e.campaign_id = `c-${Math.floor(random() * 5)}`;
+        }
+        lines.push(odsLine(e, `${1000 + i}-0`)); // stream ids in file order: "first by stream id" is the first line
+      }
+      const day = path.join(dir, `dt=${new Date(AS_OF).toISOString().slice(0, 10)}`);
+      fs.mkdirSync(day, { recursive: true });
+      fs.writeFileSync(path.join(day, 'part-a.ndjson'), lines.slice(0, 3000).join(''));
+      // Not as the archiver writes (a space after each comma): the validator's path, same events.
+      fs.writeFileSync(path.join(day, 'part-b.ndjson'), lines.slice(3000).map((l) => l.replace(/,"/g, ', "')).join(''));
+      const summary = await runBatch({ redis: p.redis, keys: p.keys, tags, odsDir: dir, asOf: AS_OF, windows: true });
+      const replay = await replayOds(dir, tags, AS_OF, new Map());
+      expect(summary.window_users_written).to.equal(replay.windows.size).and.to.be.greaterThan(15);
+      expect(summary.bad_lines).to.equal(0);
+      for (const [user, expected] of replay.windows) {
+        const { _run_id: runId, _as_of: asOf, ...stored } = await p.redis.hgetall(p.keys.batchWindows(user));
+        expect([runId, asOf]).to.deep.equal([summary.run_id, String(AS_OF)]);
+        expect(Object.keys(stored).sort()).to.deep.equal(tags.realtime.map((t) => t.name).sort());
+        for (const t of tags.realtime) {
+          const got = JSON.parse(stored[t.name]) as WindowValue;
+          expect(sameWindowValue(got, expected[t.name]), `${user} ${t.name}: ${stored[t.name]} vs ${JSON.stringify(expected[t.name])}`).to.equal(true);
+        }
+      }
+      expect(await p.redis.get(p.keys.batchWindowsRun())).to.equal(summary.run_id);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   describe('profile batch load: a table computed outside the product into the offline hashes', () => {
@@ -140,18 +192,18 @@ describe('profile batch --print-sql: the offline tags as SQL (DuckDB against the
     }
 
     for (const format of ['ndjson', 'parquet'] as const) {
-      it(`loads the --print-sql result, written by DuckDB as ${format}, to exactly what the replay wrote`, async () => {
-        await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF, windows: true });
+      it(`loads the --print-sql result, written by DuckDB as ${format}, to exactly what profile batch wrote`, async () => {
+        await runBatch({ redis: p.redis, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF });
         const sql = offlineTagsSql(p.config.tags, { odsDir: ods, asOf: AS_OF, erasures: await allErasures(p.redis, p.keys) });
         const users = (await duckdb(sql)).map((r) => String(r.user_id));
-        const replayed = await offlineHashes(users);
+        const written = await offlineHashes(users);
         for (const u of users) await p.redis.del(p.keys.offline(u));
         const file = path.join(ods, `..`, `${path.basename(ods)}-table.${format}`);
         await duckdb(`COPY (${sql.replace(/\n--[^\n]*/g, '').replace(/^--[^\n]*\n/gm, '')}) TO '${file}' (FORMAT ${format === 'ndjson' ? 'JSON' : 'PARQUET'})`);
         const summary = await loadOfflineTable({ redis: p.redis, keys: p.keys, tags: p.config.tags, file });
         fs.rmSync(file);
         expect(summary).to.deep.include({ rows: users.length, users_written: users.length, bad_rows: 0 });
-        expect(await offlineHashes(users)).to.deep.equal(replayed);
+        expect(await offlineHashes(users)).to.deep.equal(written);
         const run = await p.redis.hgetall(p.keys.batchRun(summary.run_id));
         expect(run.state).to.equal('succeeded');
         expect(await p.redis.hget(p.keys.offline(users[0]), '_run_id')).to.equal(summary.run_id);

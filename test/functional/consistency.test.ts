@@ -39,7 +39,7 @@ describe('online/offline consistency (real pipeline, batch --windows, verify)', 
       await archive.drain();
     }
     const asOf = p.clock.now + 30_000;
-    const summary = await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf, windows: true });
+    const summary = await runBatch({ redis: p.redis, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf, windows: true });
     expect(summary).to.deep.include({ events: sent, duplicates: 360, bad_lines: 0 });
     expect(summary.window_users_written).to.be.greaterThan(30);
     const result = await verifyWindows(p.redis, p.keys, p.config.tags.realtime, asOf);
@@ -63,7 +63,7 @@ describe('online/offline consistency (real pipeline, batch --windows, verify)', 
     await p.producer.ingest([{ user_id: 'u', type: 'click', ts: T0 }]);
     await p.consumer.drain();
     await archive.drain();
-    await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: T0, windows: true });
+    await runBatch({ redis: p.redis, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: T0, windows: true });
     let err: Error | undefined;
     await verifyWindows(p.redis, p.keys, p.config.tags.realtime, T0 + 1).catch((e: Error) => (err = e));
     expect(err?.message).to.match(/is as of 1767225600000, not 1767225600001/);

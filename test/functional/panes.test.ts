@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { Pipeline, T0, feed, makePipeline } from '../helpers/context';
-import { computeWindowTags, sameWindowValue } from '../../src/batch/windows';
+import { sameWindowValue } from '../../src/batch/windows';
+import { EVERY_KIND_TAGS as TAGS, computeWindowTags } from '../helpers/windowReference';
 import { ProfileEvent } from '../../src/core/event';
 import { coverPanes, tagLevels, windowRange } from '../../src/core/panes';
 import { parseTagConfig } from '../../src/core/tags';
@@ -11,21 +12,6 @@ const MIN = 60_000;
 const HOUR = 60 * MIN;
 
 // Every aggregation kind, at every resolution, over windows that do and do not use coarser levels.
-const TAGS = [
-  { name: 'n_90s', event: 'purchase', aggregation: 'count', window: '90s' },
-  { name: 'n_2h', event: 'purchase', aggregation: 'count', window: '2h', resolution: '1s' },
-  { name: 'sum_10m', event: 'purchase', aggregation: 'sum', field: 'amount', window: '10m' },
-  { name: 'avg_1h', event: 'purchase', aggregation: 'avg', field: 'amount', window: '1h' },
-  { name: 'min_3h', event: 'purchase', aggregation: 'min', field: 'amount', window: '3h' },
-  { name: 'max_5m', event: 'purchase', aggregation: 'max', field: 'amount', window: '5m' },
-  { name: 'last_30m', event: 'purchase', aggregation: 'last', field: 'amount', window: '30m' },
-  { name: 'sum_6h_h', event: 'purchase', aggregation: 'sum', field: 'amount', window: '6h', resolution: '1h' },
-  { name: 'ads_1h', event: 'impression', aggregation: 'distinct', field: 'ad_id', window: '1h' },
-  { name: 'ads_2m_s', event: 'impression', aggregation: 'distinct', field: 'ad_id', window: '2m', resolution: '1s' },
-  { name: 'camp_3h', event: 'impression', aggregation: 'count_by', field: 'campaign_id', window: '3h' },
-  { name: 'camp_top2_1h', event: 'impression', aggregation: 'count_by', field: 'campaign_id', window: '1h', top: 2 },
-  { name: 'views_45m', event: 'impression', aggregation: 'count', window: '45m' },
-];
 
 describe('window panes', () => {
   it('covers a window with fine panes at the edges and coarse ones in the middle, and nothing twice', () => {

@@ -167,7 +167,7 @@ describe('security: API keys, limits, headers, hostile parsing, erasure (real Re
       const archiver = new ArchiveConsumer({ redis: p.redis, keys: p.keys, partitions: 2, consumerName: 'arch-e', odsDir: ods, trimIntervalMs: 0 });
       await archiver.drain();
       await archiver.stop();
-      await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: p.clock.now });
+      await runBatch({ redis: p.redis, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: p.clock.now });
       expect((await req('GET', '/profile/gone', 'read')).status).to.equal(200);
 
       const erased = await req('DELETE', '/profile/gone', 'admin');
@@ -182,7 +182,7 @@ describe('security: API keys, limits, headers, hostile parsing, erasure (real Re
       await p.producer.ingest([{ event_id: 'gone-late', user_id: 'gone', type: 'click', ts: t + 5 }]);
       await p.consumer.drain();
       expect((await req('GET', '/profile/gone', 'read')).status).to.equal(404);
-      const summary = await runBatch({ redis: p.redis, target: p.target, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: p.clock.now });
+      const summary = await runBatch({ redis: p.redis, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: p.clock.now });
       expect(summary.erased_events).to.equal(3);
       expect(await p.redis.exists(p.keys.offline('gone'))).to.equal(0);
       expect(Number(await p.redis.hget(p.keys.offline('stays'), 'ltv_total'))).to.equal(30);

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
-import { OfflineAggregator } from '../../src/batch/offline';
-import { computeWindowTags, sameWindowValue } from '../../src/batch/windows';
+import { OfflineAggregator } from '../helpers/offlineReference';
+import { sameWindowValue } from '../../src/batch/windows';
+import { computeWindowTags } from '../helpers/windowReference';
 import { ProfileEvent } from '../../src/core/event';
 import { loadTagConfig, parseTagConfig } from '../../src/core/tags';
 import { ConfigError } from '../../src/core/errors';

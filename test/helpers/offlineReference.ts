@@ -1,17 +1,15 @@
-import { ProfileEvent } from '../core/event';
-import { OfflineTag, SegmentRule } from '../core/tags';
+import { ProfileEvent } from '../../src/core/event';
+import { OfflineTag, SegmentRule } from '../../src/core/tags';
+import { OfflineValues } from '../../src/batch/store';
 
 const DAY_MS = 86_400_000;
-
-/** Offline tag values of one user: numbers, plus the segment id. */
-export type OfflineValues = Record<string, number | string>;
 
 type Accumulator = { n: number } | { days: Set<number> };
 
 /**
- * Folds a user's events into the offline tags as of `asOf` (events after it are ignored),
- * then picks the segment: the first rule whose conditions all hold. One instance per batch
- * run; the per-user state it creates is small and bounded by the tag count, not by events.
+ * The reference model of the offline tags (the batch's SQL must compute the same): folds a
+ * user's events into the offline tags as of `asOf` (events after it are ignored), then
+ * picks the segment: the first rule whose conditions all hold.
  */
 export class OfflineAggregator {
   constructor(
