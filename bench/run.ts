@@ -228,6 +228,8 @@ async function main() {
       read_over_bare: Number(((result.read_per_s as number) / (result.bare_http_per_s as number)).toFixed(3)),
       read_p99_over_bare_p99: Number(((result.read_p99_ms as number) / (result.bare_http_p99_ms as number)).toFixed(2)),
       batch_over_duckdb: result.batch_over_duckdb,
+      batch_rerun_over_duckdb: result.batch_rerun_over_duckdb,
+      load_over_hset: result.load_over_hset,
       hot_read_p99_over_cold_read_p99: Number(((result.hot_read_p99_ms as number) / (result.cold_read_p99_ms as number)).toFixed(2)),
     };
     console.log(JSON.stringify(result, null, 2));

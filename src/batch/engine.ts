@@ -7,6 +7,7 @@ import { BadLine, readOds } from './reader';
 import { OfflineValues } from './store';
 import { OfflineSqlOptions, batchCtes, offlineTagsWithCountsSql, sqlString, windowTagsSql } from './sql';
 import { WindowValue } from './windows';
+import { CheckedFiles } from './checkedFiles';
 
 /**
  * The batch's compute step on DuckDB: the offline tags and segment of every user from the
@@ -27,6 +28,8 @@ export interface ComputeOptions {
   onBadLine: (bad: BadLine) => void;
   /** Also compute the realtime window tags as of `asOf` (profile batch --windows). */
   windows?: boolean;
+  /** Files earlier runs found canonical (skipped by the check; updated with this run's). */
+  checked?: CheckedFiles;
 }
 
 export interface ComputeResult {
@@ -97,38 +100,73 @@ async function windowTags(conn: DuckDBConnection, tags: TagConfig, sqlOpts: Offl
   });
 }
 
+/**
+ * The files DuckDB reads: each canonical file as it is; for any other, a copy of its valid
+ * lines the JS validator wrote (reporting each bad line). Counts the lines read.
+ */
+async function checkedSources(opts: ComputeOptions, result: ComputeResult): Promise<string[]> {
+  const sources: string[] = [];
+  for (const [i, file] of opts.files.entries()) {
+    if (file.bytes === 0) continue;
+    const stat = fs.statSync(file.path);
+    let lines = opts.checked?.lines(file.path, stat);
+    if (lines === undefined) {
+      lines = await canonicalLines(file.path);
+      if (lines !== undefined) opts.checked?.record(file.path, stat, lines);
+      else opts.checked?.forget(file.path);
+    }
+    if (lines !== undefined) {
+      result.lines += lines;
+      sources.push(file.path);
+      continue;
+    }
+    // Suspect lines: the JS validator has the last word, and reports each bad line.
+    const copy = path.join(opts.tmpDir, `checked-${i}.ndjson`);
+    const valid: string[] = [];
+    result.lines += await readOds([file], { onEvent: (e, line) => valid.push(normalised(e, line)), onBadLine: opts.onBadLine });
+    fs.writeFileSync(copy, valid.length ? valid.join('\n') + '\n' : '');
+    if (valid.length > 0) sources.push(copy);
+  }
+  return sources;
+}
+
+/**
+ * The tags query over the checked sources. It starts on the files as they are while Node
+ * checks them (DuckDB runs on its own threads): most runs read only files the archiver
+ * wrote, and then that result is the one. Otherwise it is interrupted and the query runs
+ * again over the checked copies.
+ */
+async function tagRows(conn: DuckDBConnection, opts: ComputeOptions, result: ComputeResult): Promise<{ rows: Record<string, unknown>[]; sqlOpts: OfflineSqlOptions }> {
+  const sqlOpts = (files: string[]): OfflineSqlOptions => ({ odsDir: '', files, asOf: opts.asOf, erasures: opts.erasures });
+  const asTheyAre = opts.files.filter((f) => f.bytes > 0).map((f) => f.path);
+  const early = rows(conn, offlineTagsWithCountsSql(opts.tags, sqlOpts(asTheyAre))).then((r) => ({ r }), (err: unknown) => ({ err }));
+  const sources = await checkedSources(opts, result);
+  if (sources.length === asTheyAre.length && sources.every((s, i) => s === asTheyAre[i])) {
+    const done = await early;
+    if ('err' in done) throw done.err;
+    return { rows: done.r, sqlOpts: sqlOpts(sources) };
+  }
+  conn.interrupt();
+  await early;
+  return { rows: sources.length > 0 ? await rows(conn, offlineTagsWithCountsSql(opts.tags, sqlOpts(sources))) : [], sqlOpts: sqlOpts(sources) };
+}
+
 /** Computes every user's offline tags and segment, and the run's counts. */
 export async function computeOffline(opts: ComputeOptions): Promise<ComputeResult> {
   const result: ComputeResult = { users: [], lines: 0, events: 0, duplicates: 0, events_after_as_of: 0, erased_events: 0, windowUsers: [] };
-  if (opts.files.length === 0) return result;
+  if (opts.files.every((f) => f.bytes === 0)) return result;
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   try {
     await conn.run(`SET temp_directory = ${sqlString(path.join(opts.tmpDir, 'duckdb'))}`); // spills of an ODS larger than memory
-    const sources: string[] = [];
-    for (const [i, file] of opts.files.entries()) {
-      if (file.bytes === 0) continue;
-      const lines = await canonicalLines(file.path);
-      if (lines !== undefined) {
-        result.lines += lines;
-        sources.push(file.path);
-        continue;
-      }
-      // Suspect lines: the JS validator has the last word, and reports each bad line.
-      const copy = path.join(opts.tmpDir, `checked-${i}.ndjson`);
-      const valid: string[] = [];
-      result.lines += await readOds([file], { onEvent: (e, line) => valid.push(normalised(e, line)), onBadLine: opts.onBadLine });
-      fs.writeFileSync(copy, valid.length ? valid.join('\n') + '\n' : '');
-      if (valid.length > 0) sources.push(copy);
-    }
-    if (sources.length === 0) return result;
-    const sqlOpts: OfflineSqlOptions = { odsDir: '', files: sources, asOf: opts.asOf, erasures: opts.erasures };
+    const { rows: tagged, sqlOpts } = await tagRows(conn, opts, result);
+    if (sqlOpts.files!.length === 0) return result;
     // Erased events: counted only when someone was erased (a scan of its own).
     if (opts.erasures.size > 0) {
       const [erased] = await rows(conn, `${batchCtes(sqlOpts)} SELECT (SELECT count(*) FROM ods_events) - (SELECT count(*) FROM kept) AS n`);
       result.erased_events = num(erased.n);
     }
-    for (const r of await rows(conn, offlineTagsWithCountsSql(opts.tags, sqlOpts))) {
+    for (const r of tagged) {
       result.duplicates += num(r._duplicates);
       result.events_after_as_of += num(r._after_as_of);
       const events = num(r._events);

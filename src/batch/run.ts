@@ -10,6 +10,7 @@ import { BadLine } from './reader';
 import { OfflineProfileWriter, offlineProfileSchema, saveWindowResults, chunksOf, writeChunks } from './store';
 import { allErasures } from '../profile/erasure';
 import { computeOffline } from './engine';
+import { CheckedFiles } from './checkedFiles';
 import { newRunId, runUnderBatchLock } from './registry';
 
 export interface BatchOptions {
@@ -91,9 +92,12 @@ async function computeAndPublish(
 ): Promise<void> {
   const { summary } = run;
   opts.progress?.('aggregate', 0, summary.bytes);
+  const checked = CheckedFiles.load(opts.odsDir);
   const computed = await computeOffline({
-    files: run.files, tags: opts.tags, asOf: opts.asOf, erasures: run.erasures, tmpDir: run.tmpDir, onBadLine: run.onBadLine, windows: opts.windows,
+    files: run.files, tags: opts.tags, asOf: opts.asOf, erasures: run.erasures, tmpDir: run.tmpDir, onBadLine: run.onBadLine, windows: opts.windows, checked,
   });
+  // A run over part of the ODS (--from/--to) keeps what it did not look at.
+  checked.save(opts.from || opts.to ? undefined : run.files.map((f) => f.path));
   opts.progress?.('aggregate', summary.bytes, summary.bytes);
   summary.lines = computed.lines;
   summary.events = computed.events;

@@ -7,6 +7,8 @@ import { acquireBatchLock } from '../../src/batch/registry';
 import { BatchBusyError } from '../../src/core/errors';
 import { parseTagConfig, loadTagConfig } from '../../src/core/tags';
 import { Pipeline, T0, makePipeline } from '../helpers/context';
+import { ProfileEvent } from '../../src/core/event';
+import { odsLine } from '../../src/ods/files';
 
 const DAY = 86_400_000;
 const AS_OF = T0 + 100 * DAY; // 2026-04-11
@@ -147,6 +149,51 @@ describe('profile batch (real Redis, temp ODS)', () => {
     const again = await Promise.all(Array.from({ length: 37 }, (_, i) => off(`user-${i}`)));
     const strip = (h: Record<string, string>) => ({ ...h, _run_id: '', _batch_at: '' });
     expect(again.map(strip)).to.deep.equal(snapshot.map(strip));
+  });
+
+  it('skips the check of files an earlier run found canonical, and checks again any file that changed', async () => {
+    const canonical = ({ stream_id: streamId, ingested_at: _i, ...e }: Line) => odsLine(e as unknown as ProfileEvent, String(streamId));
+    const write = (file: string, events: Line[]) => {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, events.map(canonical).join(''));
+    };
+    const day = path.join(ods, `dt=${new Date(AS_OF - DAY).toISOString().slice(0, 10)}`);
+    const a = path.join(day, 'part-a.ndjson');
+    const b = path.join(day, 'part-b.ndjson');
+    write(a, [ev('c1', 'purchase', 1, { amount: 1 }), ev('c2', 'impression', 1)]);
+    write(b, [ev('c3', 'click', 1)]);
+    fs.appendFileSync(b, '{"not": "an event"}\n'); // b is not canonical: never listed
+    expect((await run()).bad_lines).to.equal(1);
+    const list = JSON.parse(fs.readFileSync(path.join(ods, '.batch-checked.json'), 'utf8'));
+    expect(Object.keys(list.files)).to.deep.equal([path.relative(ods, a)]);
+    expect(list.files[path.relative(ods, a)].lines).to.equal(2);
+
+    // Unchanged (same inode, size and time): trusted without reading it again. Shown by a
+    // same-length edit whose times are put back, which the check would have refused.
+    const stat = fs.statSync(a);
+    const text = fs.readFileSync(a, 'utf8');
+    fs.writeFileSync(a, text.replace('"type":"impression"', '"type":"impressio!"'));
+    fs.utimesSync(a, stat.atime, stat.mtime);
+    expect((await run()).bad_lines).to.equal(1);
+
+    // Changed (an append): checked again, and the bad line found.
+    fs.appendFileSync(a, canonical(ev('c4', 'click', 1)));
+    const again = await run();
+    expect(again.bad_lines).to.equal(2);
+    expect(again.bad_line_samples.map((l) => `${path.basename(l.file)}:${l.line}`)).to.include('part-a.ndjson:2');
+    expect(Object.keys(JSON.parse(fs.readFileSync(path.join(ods, '.batch-checked.json'), 'utf8')).files)).to.deep.equal([]);
+
+    // A read-only ODS: the run works, no list is kept.
+    fs.writeFileSync(a, text);
+    fs.rmSync(path.join(ods, '.batch-checked.json'));
+    fs.chmodSync(ods, 0o555);
+    try {
+      const readOnly = await run();
+      expect([readOnly.bad_lines, readOnly.users_written]).to.deep.equal([1, 3]);
+      if (process.getuid?.() !== 0) expect(fs.existsSync(path.join(ods, '.batch-checked.json'))).to.equal(false); // root writes anyway
+    } finally {
+      fs.chmodSync(ods, 0o755);
+    }
   });
 
   it('refuses to run while another run holds the lock', async () => {
