@@ -4,10 +4,11 @@
  * in its own process. The CLI (`profile …`) is built on the same pieces.
  *
  * @example
- *   const config = resolveConfig({ redisUrl: 'redis://127.0.0.1:6379' });
- *   const redis = await connectTarget({ redisUrl: config.redisUrl });
- *   const reader = new ProfileReader(redis, new Keys(config.prefix), config.tags.realtime);
+ *   import { ProfileReader } from 'profile-stream';
+ *   const reader = await ProfileReader.connect({ redisUrl: 'redis://127.0.0.1:6379' }); // or { clusterNodes: ['10.0.0.1:7000'] }
  *   const profile = await reader.read('user-1'); // null for an unknown user
+ *   const many = await reader.readMany(['user-1', 'user-2']);
+ *   await reader.close();
  */
 export { resolveConfig } from './core/config';
 export type { AppConfig, ConfigInput } from './core/config';
@@ -22,7 +23,7 @@ export {
 export { connectTarget, connectRedis, connectCluster } from './redis/client';
 export type { RedisClient, RedisTarget } from './redis/client';
 export { ProfileReader } from './profile/reader';
-export type { Profile, TagValue } from './profile/reader';
+export type { Profile, TagValue, ReaderOptions } from './profile/reader';
 export { Producer } from './producer/producer';
 export type { ProducerOptions, IngestResult } from './producer/producer';
 export { runBatch } from './batch/run';

@@ -1,8 +1,8 @@
-import { RedisClient, pipelineByNode } from '../redis/client';
+import { RedisClient, RedisTarget, connectTarget, pipelineByNode } from '../redis/client';
 import { EventType } from '../core/event';
 import { Keys } from '../core/keys';
 import { ReadProfileReply, Scripts, queueScript, runScript } from '../lua/scripts';
-import { WINDOW_FIELDS, WindowTag } from '../core/tags';
+import { TagConfig, WINDOW_FIELDS, WindowTag, loadTagConfig } from '../core/tags';
 import { tagLevels } from '../core/panes';
 
 /** A tag value: a number, a per-key count object (count_by), or text (offline segment ids). */
@@ -28,10 +28,42 @@ const OFFLINE_META: Record<string, 'batch_run_id' | 'batch_at'> = { _run_id: 'ba
 const NUMBER = /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i;
 
 /** Reads fused profiles with readProfile.lua: one script call (one round trip) per user. */
+/** Where and what {@link ProfileReader.connect} reads: a Redis URL or cluster seed nodes, the tags, the key prefix. */
+export interface ReaderOptions extends RedisTarget {
+  /** The tag config, or the path of its JSON file. @defaultValue config/tags.json */
+  tags?: TagConfig | string;
+  /** The key prefix the pipeline writes with (PROFILE_PREFIX). @defaultValue '' */
+  prefix?: string;
+}
+
 export class ProfileReader {
   private readonly types: EventType[];
   private readonly tagArgs: (string | number)[];
   private readonly clock: () => number;
+  /** The connection this reader opened itself (connect): closed by close(). */
+  private owned = false;
+
+  /**
+   * A reader on its own connection, for a Node program (a bidder) that reads profiles
+   * straight from Redis: the same fused profile as GET /profile/:userId, one EVALSHA_RO per
+   * user (one pipeline per node for many).
+   *
+   * @example
+   *   const reader = await ProfileReader.connect({ redisUrl: 'redis://127.0.0.1:6379' });
+   *   const profile = await reader.read('user-1'); // null for an unknown user
+   *   await reader.close();
+   */
+  static async connect(opts: ReaderOptions): Promise<ProfileReader> {
+    const tags = typeof opts.tags === 'object' ? opts.tags : loadTagConfig(opts.tags);
+    const reader = new ProfileReader(await connectTarget(opts), new Keys(opts.prefix ?? ''), tags.realtime);
+    reader.owned = true;
+    return reader;
+  }
+
+  /** Closes the connection connect() opened (a reader on a caller's connection leaves it open). */
+  async close(): Promise<void> {
+    if (this.owned) await this.redis.quit();
+  }
 
   constructor(
     private readonly redis: RedisClient,
