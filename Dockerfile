@@ -21,7 +21,7 @@ COPY config ./config
 RUN ln -s /app/dist/cli.js /usr/local/bin/profile && chmod +x /app/dist/cli.js \
   && mkdir -p /data/ods && chown -R node:node /data
 USER node
-ENV ODS_DIR=/data/ods PROFILE_DATA_DIR=/data
+ENV ODS_DIR=/data/ods PROFILE_DATA_DIR=/data LOG_FORMAT=json
 EXPOSE 8080
 # `profile` execs node (#!/usr/bin/env node), so node is PID 1: the CLI handles SIGTERM
 # itself (stops reading, finishes and acks its batch, closes) and exits 0.

@@ -38,7 +38,8 @@ export function withRedisOptions(cmd: Command): Command {
     .addOption(new Option('--partitions <n>', 'number of stream partitions').env('PROFILE_PARTITIONS').argParser(int('partitions')))
     .addOption(new Option('--config <file>', 'tag config JSON (default: config/tags.json)').env('PROFILE_CONFIG'))
     .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').env('LOG_LEVEL'))
-    .addOption(new Option('--pretty', 'human-readable logs instead of JSON lines').env('LOG_PRETTY'))
+    .addOption(new Option('--log-format <format>', 'log lines as json or pretty; auto: pretty on a terminal, JSON when piped').choices(['auto', 'json', 'pretty']).env('LOG_FORMAT'))
+    .addOption(new Option('--pretty', 'same as --log-format pretty').env('LOG_PRETTY'))
     .addOption(new Option('--ods <dir>', 'ODS directory (default ./data/ods)').env('ODS_DIR'));
 }
 
@@ -113,7 +114,7 @@ export function configFrom(o: Record<string, unknown>, env: NodeJS.ProcessEnv = 
     batchRedisUrl: o.batchRedis as string | undefined,
     // Keys come from the environment only: a command line is visible to every local user (ps).
     apiKeys: env.PROFILE_API_KEYS ? parseApiKeys(env.PROFILE_API_KEYS) : undefined,
-    prettyLogs: o.pretty === undefined ? undefined : o.pretty === true || !/^(0|false|no|)$/i.test(String(o.pretty)),
+    logFormat: (o.logFormat as ConfigInput['logFormat']) ?? (o.pretty === undefined ? undefined : o.pretty === true || !/^(0|false|no|)$/i.test(String(o.pretty)) ? 'pretty' : 'json'),
     dataDir: env.PROFILE_DATA_DIR,
     embeddedRedisPort: env.PROFILE_EMBEDDED_REDIS_PORT === undefined ? undefined : Number(env.PROFILE_EMBEDDED_REDIS_PORT),
     embeddedAppendfsync: env.PROFILE_REDIS_APPENDFSYNC as ConfigInput['embeddedAppendfsync'],

@@ -5,7 +5,7 @@ import { configFrom } from './options';
 /** Runs the roles of a long-lived process (`up`, `serve`, `consume`, `archive`) until SIGINT/SIGTERM. */
 export async function runProcess(o: Record<string, unknown>, roles: Roles, allowEmbedded: boolean): Promise<void> {
   const config = configFrom(o);
-  const logger = createLogger(config.logLevel, config.prettyLogs);
+  const logger = createLogger(config.logLevel, config.logFormat);
   const stop = shutdownSignal(logger);
   const rt = await openRuntime(config, logger, allowEmbedded);
   await runRoles(rt, roles, stop);
@@ -14,7 +14,7 @@ export async function runProcess(o: Record<string, unknown>, roles: Roles, allow
 /** Opens Redis for a one-shot command (logging at warn unless told otherwise), runs `fn`, and closes. */
 export async function withRuntime<T>(o: Record<string, unknown>, fn: (rt: Runtime) => Promise<T>): Promise<T> {
   const config = configFrom({ logLevel: 'warn', ...o });
-  const rt = await openRuntime(config, createLogger(config.logLevel, config.prettyLogs));
+  const rt = await openRuntime(config, createLogger(config.logLevel, config.logFormat));
   try {
     return await fn(rt);
   } finally {

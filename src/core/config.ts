@@ -1,3 +1,4 @@
+import type { LogFormat } from './logger';
 import os from 'os';
 import path from 'path';
 import { TagConfig, loadTagConfig } from './tags';
@@ -85,8 +86,12 @@ export interface AppConfig {
   faultAckDelayMs: number;
   /** Port of a GET /metrics server in processes without the API (`consume`, `archive`); none when unset. */
   metricsPort?: number;
-  /** Human-readable logs (pino-pretty) instead of JSON lines. @defaultValue false */
-  prettyLogs: boolean;
+  /**
+   * Log lines as JSON, or pretty (pino-pretty) for people; `auto`: pretty when stdout and
+   * stderr are both a terminal, JSON when either is piped (Docker, CI, a log shipper).
+   * @defaultValue `"auto"`
+   */
+  logFormat: LogFormat;
   /** pino log level. @defaultValue `"info"` */
   logLevel: string;
   /** The tag definitions (from `tagsFile`, or the shipped config/tags.json). */
@@ -96,6 +101,7 @@ export interface AppConfig {
 /** Config as given by a user: everything optional, tags as a file name. */
 export type ConfigInput = Partial<Omit<AppConfig, 'tags'>> & { tagsFile?: string; tags?: TagConfig };
 
+export const LOG_FORMATS: readonly LogFormat[] = ['auto', 'json', 'pretty'];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Applies defaults to `input` and validates the result; throws ConfigError naming the bad option. */
@@ -123,7 +129,7 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
     maxDeliveries: 5,
     maxBacklog: 1_000_000,
     faultAckDelayMs: 0,
-    prettyLogs: false,
+    logFormat: 'auto',
     apiKeys: [],
     rateLimitPerS: 0,
     logLevel: 'info',
@@ -171,6 +177,7 @@ function validate(config: AppConfig): void {
     throw new ConfigError('embeddedAppendfsync must be always, everysec or no');
   }
   if (!LOG_LEVELS.includes(config.logLevel)) throw new ConfigError(`logLevel must be one of ${LOG_LEVELS.join(', ')}`);
+  if (!LOG_FORMATS.includes(config.logFormat)) throw new ConfigError(`logFormat must be one of ${LOG_FORMATS.join(', ')}`);
   if (config.onlyPartitions !== undefined) {
     const bad = config.onlyPartitions.find((n) => !Number.isInteger(n) || n < 0 || n >= config.partitions);
     if (bad !== undefined || config.onlyPartitions.length === 0) {

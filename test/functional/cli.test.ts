@@ -5,7 +5,7 @@ import path from 'path';
 import Redis from 'ioredis';
 import { freePort } from '../../src/redis/embeddedServer';
 import { redisAnswers } from '../../src/redis/client';
-import { killAllCli, runCli, runCliToEnd } from '../helpers/cli';
+import { CLI, killAllCli, runCli, runCliToEnd } from '../helpers/cli';
 import { testRedisUrl, uniquePrefix } from '../helpers/context';
 
 describe('profile CLI (real processes)', function () {
@@ -237,5 +237,35 @@ describe('profile CLI (real processes)', function () {
     expect(pretty.output()).to.not.match(/^\{"level"/m);
     pretty.child.kill('SIGTERM');
     expect(await pretty.exited).to.equal(0);
+  });
+
+  it('on a terminal logs are pretty (JSON when piped or with --log-format json), and a command prints its summary without repeating it as a log line', async () => {
+    const ods = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-tty-'));
+    const day = path.join(ods, `dt=${new Date().toISOString().slice(0, 10)}`);
+    fs.mkdirSync(day);
+    fs.writeFileSync(path.join(day, 'part-x.ndjson'), `${JSON.stringify({ event_id: 'e1', user_id: 'tty-1', type: 'click', ts: Date.now() - 1000, stream_id: '1-0', ingested_at: 1 })}\nnot json\n`);
+    const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix(), ODS_DIR: ods };
+    const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+    /** The command under a pseudo-terminal (util-linux script): stdout and stderr are a TTY. */
+    const onTerminal = (args: string[]) => runCliToEnd(['-qefc', [process.execPath, CLI, ...args].map(quote).join(' '), '/dev/null'], env, false, 'script');
+    try {
+      const tty = await onTerminal(['batch']);
+      expect(tty.code, tty.out).to.equal(0);
+      expect(tty.out).to.match(/WARN.*bad ODS line skipped/); // pino-pretty
+      expect(tty.out).to.not.match(/\{"level"/);
+      expect(tty.out).to.match(/^users {6}1 offline profiles written/m);
+      expect(tty.out).to.not.include('batch run finished'); // the summary is printed once, not logged too
+      const forced = await onTerminal(['batch', '--log-format', 'json']);
+      // Each line starts by clearing the terminal line it lands on (the progress bar's).
+      expect(forced.out).to.match(/\r\x1b\[K\{"level":40,.*"msg":"bad ODS line skipped"\}\r?$/m);
+      const piped = await runCliToEnd(['batch'], env);
+      expect(piped.out).to.match(/^\{"level":40,.*"msg":"bad ODS line skipped"\}$/m);
+      expect(piped.out).to.not.include('batch run finished');
+      const bad = await runCliToEnd(['batch', '--log-format', 'yaml'], env);
+      expect(bad.code).to.equal(2);
+      expect(bad.out).to.match(/--log-format <format>' argument 'yaml' is invalid. Allowed choices are auto, json, pretty/);
+    } finally {
+      fs.rmSync(ods, { recursive: true, force: true });
+    }
   });
 });

@@ -23,9 +23,12 @@ export async function killAllCli(): Promise<void> {
   await Promise.all(waits);
 }
 
-/** Runs `node dist/cli.js ...args` with `env` added to (or, with `replaceEnv`, instead of) the test's environment. */
-export function runCli(args: string[], env: Record<string, string> = {}, replaceEnv = false): CliProcess {
-  const child = spawn(process.execPath, [CLI, ...args], {
+/**
+ * Runs `node dist/cli.js ...args` with `env` added to (or, with `replaceEnv`, instead of) the
+ * test's environment; with `program`, runs `program ...args` instead (e.g. the CLI under `script`).
+ */
+export function runCli(args: string[], env: Record<string, string> = {}, replaceEnv = false, program?: string): CliProcess {
+  const child = spawn(program ?? process.execPath, program ? args : [CLI, ...args], {
     env: replaceEnv ? env : { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -60,8 +63,8 @@ export function runCli(args: string[], env: Record<string, string> = {}, replace
 }
 
 /** Runs the CLI to completion; resolves with exit code and output. */
-export async function runCliToEnd(args: string[], env: Record<string, string> = {}, replaceEnv = false): Promise<{ code: number | null; out: string }> {
-  const p = runCli(args, env, replaceEnv);
+export async function runCliToEnd(args: string[], env: Record<string, string> = {}, replaceEnv = false, program?: string): Promise<{ code: number | null; out: string }> {
+  const p = runCli(args, env, replaceEnv, program);
   const code = await p.exited;
   return { code, out: p.output() };
 }

@@ -27,7 +27,7 @@ export function makeBatchCommand(): Command {
         });
         return;
       }
-      await withRuntime(asBatchRole({ logLevel: 'info', ...o }), async (rt) => {
+      await withRuntime(asBatchRole(o), async (rt) => {
         const progress = new Progress();
         const summary = await runBatch({
           redis: rt.redis, keys: rt.keys, tags: rt.config.tags, odsDir: rt.config.odsDir,
@@ -51,7 +51,7 @@ function makeLoadCommand(): Command {
     .action(async (file: string, _o, cmd: Command) => {
       // The shared options may stand before `load` too (`profile batch --redis … load f`): take them from both.
       const o = cmd.optsWithGlobals();
-      await withRuntime(asBatchRole({ logLevel: 'info', ...o }), async (rt) => {
+      await withRuntime(asBatchRole(o), async (rt) => {
         const progress = new Progress();
         const summary = await loadOfflineTable({
           redis: rt.redis, keys: rt.keys, tags: rt.config.tags, file, logger: rt.logger,
