@@ -1,6 +1,7 @@
 import http from 'http';
 import type { AddressInfo } from 'net';
 import type { RequestListener } from 'http';
+import { listenError } from '../core/errors';
 
 export interface HttpServerHandle {
   server: http.Server;
@@ -15,9 +16,10 @@ export function listen(app: RequestListener, host: string, port: number): Promis
     const server = http.createServer(app);
     // Bidders keep connections open: keep them alive longer than typical LB idle timeouts.
     server.keepAliveTimeout = 65_000;
-    server.once('error', reject);
+    const failed = (err: NodeJS.ErrnoException) => reject(listenError(err, host, port, '--port / PORT'));
+    server.once('error', failed);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve({
         server,
         port: (server.address() as AddressInfo).port,

@@ -14,13 +14,35 @@ export class ConfigError extends ProfileStreamError {
   readonly exitCode = 2;
 }
 
-/** Redis could not be reached (or refused the connection); exit code 1. */
+/** Redis could not be reached, or refused the credentials; exit code 1. The message says what to check. */
 export class RedisUnavailableError extends ProfileStreamError {
   override name = 'RedisUnavailableError';
   readonly exitCode = 1;
   constructor(where: string, cause: string) {
-    super(`cannot connect to Redis at ${where}: ${cause}`);
+    super(
+      /\b(WRONGPASS|NOAUTH|NOPERM)\b/.test(cause)
+        ? `Redis at ${where} refused the credentials (${cause.replace(/\.$/, '')}): check the user and password in --redis / REDIS_URL (redis://user:password@host:port)`
+        : `cannot connect to Redis at ${where} (${cause}): is it running? Check --redis / REDIS_URL (or --cluster)`,
+    );
   }
+}
+
+/** A process could not start: a port in use or not allowed; exit code 1. */
+export class StartupError extends ProfileStreamError {
+  override name = 'StartupError';
+  readonly exitCode = 1;
+}
+
+/**
+ * The error of a server that failed to listen on host:port, as an instruction: `option`
+ * names the flag that sets the port (--port, --metrics-port).
+ */
+export function listenError(err: NodeJS.ErrnoException, host: string, port: number, option: string): Error {
+  const where = `${host}:${port}`;
+  if (err.code === 'EADDRINUSE') return new StartupError(`port ${port} on ${host} is already in use (another profile up or serve?): stop that process or choose another ${option}`);
+  if (err.code === 'EACCES') return new StartupError(`no permission to listen on ${where}: ports below 1024 need privileges; choose another ${option}`);
+  if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') return new ConfigError(`cannot listen on ${where}: ${host} is not an address of this machine; check --host / HOST`);
+  return err;
 }
 
 /** Nothing answers on the default Redis port and no redis-server binary is installed; exit code 1. */

@@ -1,3 +1,4 @@
+import { ConfigError } from '../core/errors';
 import fs from 'fs';
 import path from 'path';
 import { ProfileEvent } from '../core/event';
@@ -95,5 +96,23 @@ export async function fsyncPath(p: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * Makes sure the archiver can write the ODS folder (creating it if needed), so a wrong
+ * `--ods` or permission fails at start-up with an instruction rather than when the first
+ * event arrives. Writes and removes a probe file: the only check that holds for every
+ * user, root included, and for read-only mounts.
+ */
+export function assertWritableDir(dir: string): void {
+  const probe = path.join(dir, `.write-check-${process.pid}`);
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new ConfigError(`the ODS folder ${dir} is not writable by this process (${code}): fix its permissions or point --ods / ODS_DIR at a folder it can write`);
   }
 }

@@ -1,3 +1,4 @@
+import { listenError } from '../core/errors';
 import http from 'http';
 import type { AddressInfo } from 'net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -121,7 +122,7 @@ export async function serveMetrics(metrics: Metrics, host: string, port: number)
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, host, port, '--metrics-port / PROFILE_METRICS_PORT')));
     server.listen(port, host, () => resolve());
   });
   return {

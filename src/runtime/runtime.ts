@@ -11,6 +11,7 @@ import { ProfileReader } from '../profile/reader';
 import { RealtimeConsumer } from '../consumers/realtime';
 import { ensureGroups } from '../consumers/groups';
 import { ArchiveConsumer } from '../consumers/archive';
+import { assertWritableDir } from '../ods/files';
 import { GroupConsumer, GroupConsumerOptions } from '../consumers/groupConsumer';
 import { BatchLauncher } from '../batch/launcher';
 import { Metrics, serveMetrics } from '../ops/metrics';
@@ -205,6 +206,7 @@ export async function runRoles(rt: Runtime, roles: Roles, stop: Promise<unknown>
   let metricsServer: { close(): Promise<void> } | undefined;
   const consumers: GroupConsumer[] = [];
   try {
+    if (roles.archive) assertWritableDir(rt.config.odsDir); // before anything starts: fail with an instruction, not at the first event
     if (roles.api) http = await startApi(rt);
     else if (rt.config.metricsPort !== undefined) {
       const served = await serveMetrics(rt.metrics, rt.config.host, rt.config.metricsPort);

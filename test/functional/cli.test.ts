@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
+import http from 'http';
 import Redis from 'ioredis';
 import { freePort } from '../../src/redis/embeddedServer';
 import { redisAnswers } from '../../src/redis/client';
@@ -266,6 +267,42 @@ describe('profile CLI (real processes)', function () {
       expect(bad.out).to.match(/--log-format <format>' argument 'yaml' is invalid. Allowed choices are auto, json, pretty/);
     } finally {
       fs.rmSync(ods, { recursive: true, force: true });
+    }
+  });
+
+  it('every start-up failure is one line saying what failed and what to do, with its exit code', async () => {
+    const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix() };
+    const busy = http.createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', () => resolve()));
+    const busyPort = String((busy.address() as { port: number }).port);
+    const user = `startup-${process.pid}`;
+    const admin = new Redis(testRedisUrl());
+    await admin.call('ACL', 'SETUSER', user, 'on', '>right', '~*', '+@all');
+    const file = path.join(os.tmpdir(), `not-a-folder-${process.pid}`);
+    fs.writeFileSync(file, '');
+    const url = new URL(testRedisUrl());
+    try {
+      const cases: [string[], Record<string, string>, number, RegExp][] = [
+        [['serve', '--port', busyPort], env, 1, new RegExp(`^profile: port ${busyPort} on 127\\.0\\.0\\.1 is already in use \\(another profile up or serve\\?\\): stop that process or choose another --port / PORT$`)],
+        [['consume', '--metrics-port', busyPort], env, 1, /^profile: port \d+ on 127\.0\.0\.1 is already in use .*--metrics-port/],
+        [['archive', '--ods', path.join(file, 'ods')], env, 2, /^profile: the ODS folder .* is not writable by this process \(ENOTDIR\): fix its permissions or point --ods \/ ODS_DIR at a folder it can write$/],
+        [['serve', '--port', '0'], { ...env, REDIS_URL: `redis://${user}:wrong@${url.host}` }, 1, /^profile: Redis at .* refused the credentials \(WRONGPASS .*\): check the user and password in --redis \/ REDIS_URL/],
+        [['serve', '--port', '0'], { ...env, REDIS_URL: `redis://127.0.0.1:${await freePort()}` }, 1, /^profile: cannot connect to Redis at 127\.0\.0\.1:\d+ \(connect ECONNREFUSED .*\): is it running\? Check --redis/],
+        [['serve', '--port', '0', '--host', '10.255.255.1'], env, 2, /^profile: cannot listen on 10\.255\.255\.1:0: .* check --host \/ HOST$/],
+        [['serve', '--port', '0', '--config', file], env, 2, /^profile: \/.*not-a-folder-\d+: not valid JSON \(/],
+      ];
+      for (const [args, e, code, message] of cases) {
+        const r = await runCliToEnd(args, e);
+        expect(r.code, `${args.join(' ')}: ${r.out}`).to.equal(code);
+        const lines = r.out.trim().split('\n');
+        expect(lines, `${args.join(' ')}: one line, no stack`).to.have.length(1);
+        expect(lines[0]).to.match(message);
+      }
+    } finally {
+      busy.close();
+      await admin.call('ACL', 'DELUSER', user);
+      await admin.quit();
+      fs.rmSync(file, { force: true });
     }
   });
 });
