@@ -73,7 +73,12 @@ export class Metrics {
     this.deadLetters = new Gauge({ name: 'profile_dead_letters', help: 'Entries in the dead-letter stream', registers });
     this.redisConnected = new Gauge({ name: 'profile_redis_connected', help: '1 when this process has a ready Redis connection, else 0', registers });
     this.scrapeErrors = new Counter({ name: 'profile_metrics_redis_errors_total', help: 'Scrapes whose Redis gauges could not be read', registers });
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'profile_' });
+    if (opts.processMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'profile_' });
+      // Gauges named like counters (promtool: non-counter metrics should not end in _total);
+      // profile_nodejs_active_{handles,requests,resources}, by type, carry the same counts.
+      for (const kind of ['handles', 'requests', 'resources']) this.registry.removeSingleMetric(`profile_nodejs_active_${kind}_total`);
+    }
   }
 
   /** The exposition text; reads the Redis gauges first (they keep their last values if Redis cannot be read). */

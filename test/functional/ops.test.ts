@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { spawnSync } from 'child_process';
 import { HttpServerHandle } from '../../src/api/server';
 import { RealtimeConsumer } from '../../src/consumers/realtime';
 import { Metrics } from '../../src/ops/metrics';
@@ -74,6 +75,14 @@ describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
       expect(total('profile_group_lag', 'archive')).to.equal(16);
       expect(sample(text, 'profile_consumer_batch_seconds_count{group="realtime"}')).to.be.greaterThan(0);
       expect(text).to.include('profile_process_cpu_user_seconds_total');
+
+      // Every metric the product defines, and the process metrics it keeps, pass promtool's lint.
+      const promtool = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+      if (promtool.error && !process.env.PROFILE_REQUIRE_PROMTOOL) return void console.warn('    (promtool not installed: lint skipped; CI installs it)');
+      expect(promtool.error, 'promtool (Debian: apt-get install prometheus)').to.equal(undefined);
+      expect([promtool.status, promtool.stdout + promtool.stderr]).to.deep.equal([0, '']);
+      expect(text).to.not.match(/^profile_nodejs_active_\w+_total/m);
+      expect(text).to.match(/^profile_nodejs_active_handles\{type="\w+"\} \d+$/m);
     });
   });
 
