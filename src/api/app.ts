@@ -8,6 +8,7 @@ import { dashboardRouter } from './routes/dashboard';
 import { eventsRouter } from './routes/events';
 import { opsRouter } from './routes/ops';
 import { profilesRouter, withFastProfileRoute } from './routes/profiles';
+import { triggersRouter } from './routes/triggers';
 
 export type { AppOptions } from './context';
 
@@ -31,7 +32,7 @@ export function expressApp(api: ApiContext): Express {
   app.set('json spaces', 0);
   // GET /profile never gets here (it is served before express); POST /events is the other hot route.
   app.use(requestLog(api.log, ['POST /events']));
-  app.use(eventsRouter(api), profilesRouter(api), batchRouter(api), opsRouter(api), dashboardRouter(api));
+  app.use(eventsRouter(api), profilesRouter(api), batchRouter(api), opsRouter(api), dashboardRouter(api), triggersRouter(api));
   app.use(notFound);
   app.use(errorHandler(api.redis, api.log));
   return app;

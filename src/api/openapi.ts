@@ -200,6 +200,21 @@ const document = {
         },
       },
     },
+    '/triggers/stream': {
+      get: {
+        summary: 'Trigger firings as Server-Sent Events (resume with Last-Event-ID)',
+        description: 'One event per firing: `event:` the trigger name, `data:` the firing as JSON ({entryId, partition, trigger, user_id, at, event_id, values}), `id:` the cursor after it (one stream id per partition, comma-separated). Reconnecting with that id in the Last-Event-ID header resumes without loss; without it the stream starts after the newest firing. A comment line every 15 s keeps the connection alive.',
+        parameters: [
+          { name: 'name', in: 'query', required: false, description: 'Only firings of this trigger', schema: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,63}$' } },
+          { name: 'Last-Event-ID', in: 'header', required: false, description: 'The id of the last event received', schema: { type: 'string' } },
+        ],
+        responses: {
+          200: { description: 'An endless text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+          400: error('A bad trigger name or Last-Event-ID'),
+          503: error('Redis unavailable'),
+        },
+      },
+    },
     '/profile/{userId}/timeline': {
       get: {
         summary: "A user's events over each window tag's window, in 30 buckets (the dashboard's sparklines)",

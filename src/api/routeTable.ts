@@ -26,6 +26,7 @@ export const ROUTES = {
   // The dashboard page holds no data (its calls need a key), so a browser can open it.
   'GET /': null,
   'GET /dashboard/stats': 'read',
+  'GET /triggers/stream': 'read',
 } as const satisfies Record<`${'GET' | 'POST' | 'DELETE'} /${string}`, Role | null>;
 
 export type RouteKey = keyof typeof ROUTES;

@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { AppConfig, ConfigInput, resolveConfig } from '../core/config';
 import { parseApiKeys } from '../core/apiKeys';
 import { parseIsoTime } from '../core/event';
+import { parseDuration } from '../core/duration';
 import { ODS_DATE } from '../ods/files';
 
 /**
@@ -27,6 +28,13 @@ export const timeArg = (name: string) => (value: string) => {
 export const dateArg = (name: string) => (value: string) => {
   if (!ODS_DATE.test(value)) throw new InvalidArgumentError(`${name} must be a date YYYY-MM-DD`);
   return value;
+};
+
+/** Parses a positive duration such as 30s, 5m, 24h, 7d (or ms). */
+export const durationArg = (name: string) => (value: string) => {
+  const ms = parseDuration(/^\d+$/.test(value) ? Number(value) : value);
+  if (ms === undefined || ms <= 0) throw new InvalidArgumentError(`${name} must be a duration such as 30m, 24h or 7d`);
+  return ms;
 };
 
 /** Options shared by every command that talks to Redis; each has an env var. */
@@ -80,6 +88,7 @@ export function withConsumerOptions(cmd: Command): Command {
     .addOption(new Option('--read-count <n>', 'entries per XREADGROUP (default 500)').env('PROFILE_READ_COUNT').argParser(int('read-count')))
     .addOption(new Option('--claim-idle <ms>', 'claim entries pending this long from dead consumers (default 30000)').env('PROFILE_CLAIM_IDLE_MS').argParser(int('claim-idle')))
     .addOption(new Option('--max-deliveries <n>', 'dead-letter an entry after this many deliveries (default 5)').env('PROFILE_MAX_DELIVERIES').argParser(int('max-deliveries')))
+    .addOption(new Option('--trigger-retention <duration>', 'how long trigger firings stay in trig:{pN}, e.g. 24h (default 24h)').env('PROFILE_TRIGGER_RETENTION').argParser(durationArg('--trigger-retention')))
     .addOption(new Option('--metrics-port <port>', 'serve GET /metrics on this port (processes without the API)').env('PROFILE_METRICS_PORT').argParser(int('metrics-port')))
     .addOption(new Option('--fault-ack-delay <ms>', 'fault suite only: archiver sleeps between fsync and ack').env('PROFILE_FAULT_ACK_DELAY_MS').argParser(int('fault-ack-delay')).hideHelp());
 }
@@ -106,6 +115,7 @@ export function configFrom(o: Record<string, unknown>, env: NodeJS.ProcessEnv = 
     odsDir: o.ods as string | undefined,
     claimIdleMs: o.claimIdle as number | undefined,
     maxDeliveries: o.maxDeliveries as number | undefined,
+    triggerRetentionMs: o.triggerRetention as number | undefined,
     maxBacklog: o.maxBacklog as number | undefined,
     faultAckDelayMs: o.faultAckDelay as number | undefined,
     metricsPort: o.metricsPort as number | undefined,

@@ -1,14 +1,21 @@
 import { ProfileEvent } from '../core/event';
-import { ScriptArg, queueScript } from '../lua/scripts';
+import { ScriptArg, Scripts, queueScript } from '../lua/scripts';
 import { isCluster, pipelineByNode } from '../redis/client';
 import { erasedAt, erasureTimes, isErased } from '../profile/erasure';
-import { WindowTag } from '../core/tags';
+import { OfflineTag, Trigger, WindowTag } from '../core/tags';
+import { partitionFor } from '../core/keys';
+import { createHash } from 'crypto';
 import { WindowWriter } from './windowWriter';
 import { GROUPS } from './groups';
 import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
 
 export interface RealtimeConsumerOptions extends GroupConsumerOptions {
   tags: readonly WindowTag[];
+  /** Triggers evaluated with each window update, and the offline tags their conditions may name. */
+  triggers?: readonly Trigger[];
+  offlineTags?: readonly OfflineTag[];
+  /** How long firings stay in the trigger streams (ms). @defaultValue 24 h */
+  triggerRetentionMs?: number;
   /** Current time in ms, passed to the window script as "now". @defaultValue Date.now */
   clock?: () => number;
 }
@@ -25,7 +32,7 @@ export class RealtimeConsumer extends GroupConsumer {
   constructor(private readonly opts: RealtimeConsumerOptions) {
     super(GROUPS.realtime, opts);
     this.clock = opts.clock ?? Date.now;
-    this.writer = new WindowWriter(opts.keys, opts.tags);
+    this.writer = new WindowWriter(opts.keys, opts.tags, opts.triggers, opts.offlineTags);
   }
 
   /**
@@ -36,7 +43,7 @@ export class RealtimeConsumer extends GroupConsumer {
   protected async handle(stream: string, entries: DecodedEntry[]): Promise<string[]> {
     const now = this.clock();
     const toAck: string[] = [];
-    const groups = new Map<string, { first: ProfileEvent; minTs: number; ids: string[]; events: ScriptArg[] }>();
+    const groups = new Map<string, { first: ProfileEvent; last: ProfileEvent; minTs: number; ids: string[]; events: ScriptArg[] }>();
     const users = [...new Set(entries.map((e) => e.event.user_id))];
     const erased = await erasedAt(this.opts.redis, this.opts.keys, users);
     for (const { id, event: e } of entries) {
@@ -47,7 +54,8 @@ export class RealtimeConsumer extends GroupConsumer {
       }
       const key = `${e.user_id}\0${e.type}`;
       let group = groups.get(key);
-      if (!group) groups.set(key, (group = { first: e, minTs: e.ts, ids: [], events: [] }));
+      if (!group) groups.set(key, (group = { first: e, last: e, minTs: e.ts, ids: [], events: [] }));
+      group.last = e;
       group.minTs = Math.min(group.minTs, e.ts);
       group.ids.push(id);
       group.events.push(...WindowWriter.eventArgs(e));
@@ -69,13 +77,19 @@ export class RealtimeConsumer extends GroupConsumer {
           return;
         }
         const e = item.first;
-        queueScript(pipeline, this.writer.update(e.user_id, e.type, now, item.events));
+        queueScript(pipeline, this.writer.update(e.user_id, e.type, now, item.events, item.last.event_id));
       });
+      // Each user's outbox as its last call of the batch saw it (calls run in pipeline order).
+      const outboxes = new Map<string, string[]>();
       list.forEach((group, i) => {
-        const [err] = results[i];
+        const [err, reply] = results[i];
         if (err) this.log.error({ err, stream, ids: group.ids }, 'window update failed; entries left pending for retry');
         else toAck.push(...group.ids);
+        if (!err && Array.isArray(reply)) outboxes.set(group.first.user_id, (reply as [number, string[]])[1]);
       });
+      // Firings reach their streams before anything is acked: a failure here throws, the
+      // batch stays pending, and its redelivery appends what the outboxes still hold.
+      await this.publishFirings([...outboxes].filter(([, out]) => out.length > 0), now);
       // A user erased while this batch was being written: delete what the batch recreated.
       let late: Map<string, number>;
       if (inline) {
@@ -90,5 +104,37 @@ export class RealtimeConsumer extends GroupConsumer {
       }
     }
     return toAck;
+  }
+
+  /**
+   * Appends the users' outbox firings to their partitions' trigger streams (once each:
+   * appendTriggers.lua dedups by firing id), then removes them from the outboxes.
+   */
+  private async publishFirings(outboxes: [userId: string, records: string[]][], now: number): Promise<void> {
+    if (outboxes.length === 0) return;
+    const k = this.opts.keys;
+    const byPartition = new Map<number, { id: string; fields: string[] }[]>();
+    for (const [userId, records] of outboxes) {
+      const p = partitionFor(userId, this.opts.partitions);
+      for (const record of records) {
+        const [trigger, at, eventId, ...values] = record.split('\x1f');
+        const id = createHash('sha1').update(`${userId}\x1f${record}`).digest('base64url').slice(0, 20);
+        const list = byPartition.get(p) ?? [];
+        list.push({ id, fields: ['trigger', trigger, 'user_id', userId, 'at', at, 'event_id', eventId, ...values] });
+        byPartition.set(p, list);
+      }
+    }
+    const retention = this.opts.triggerRetentionMs ?? 86_400_000;
+    const partitions = [...byPartition];
+    const appended = await pipelineByNode(this.opts.redis, partitions, ([p]) => k.triggerStream(p), (pipeline, [p, firings]) => {
+      queueScript(pipeline, Scripts.appendTriggers(k.triggerStream(p), k.triggerSeen(p), now, retention, firings));
+    });
+    const failed = appended.find(([err]) => err);
+    if (failed) throw failed[0];
+    const trimmed = await pipelineByNode(this.opts.redis, outboxes, ([userId]) => k.triggerOutbox(userId), (pipeline, [userId, records]) => {
+      pipeline.ltrim(k.triggerOutbox(userId), records.length, -1);
+    });
+    const trimFailed = trimmed.find(([err]) => err);
+    if (trimFailed) throw trimFailed[0];
   }
 }

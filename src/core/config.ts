@@ -77,6 +77,8 @@ export interface AppConfig {
   claimIdleMs: number;
   /** Deliveries after which an entry goes to the dead-letter stream. @defaultValue 5 */
   maxDeliveries: number;
+  /** How long trigger firings stay in the trigger streams (ms). @defaultValue 86400000 (24 h) */
+  triggerRetentionMs: number;
   /** Unfinished entries in a partition above which POST /events answers 503 with Retry-After. @defaultValue 1000000 */
   maxBacklog: number;
   /**
@@ -127,6 +129,7 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
     trimIntervalMs: 5000,
     claimIdleMs: 30_000,
     maxDeliveries: 5,
+    triggerRetentionMs: 86_400_000,
     maxBacklog: 1_000_000,
     faultAckDelayMs: 0,
     logFormat: 'auto',

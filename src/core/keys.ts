@@ -71,8 +71,28 @@ export class Keys {
     for (const type of EVENT_TYPES) {
       out.push(this.panes(userId, type), this.paneIndex(userId, type), this.legacyWindow(userId, type), this.legacyWindowValues(userId, type));
     }
-    out.push(this.realtime(userId), this.offline(userId), this.batchWindows(userId));
+    out.push(this.realtime(userId), this.offline(userId), this.batchWindows(userId), this.triggerState(userId), this.triggerOutbox(userId));
     return out;
+  }
+
+  /** Hash of the triggers that fired for the user and are not re-armed yet (field: trigger name). */
+  triggerState(userId: string): string {
+    return `${this.prefix}u:{${userId}}:trg`;
+  }
+
+  /** List of the user's firings not yet appended to the trigger streams (see updateWindows.lua). */
+  triggerOutbox(userId: string): string {
+    return `${this.prefix}u:{${userId}}:trgout`;
+  }
+
+  /** Stream of trigger firings of one partition's users. */
+  triggerStream(partition: number): string {
+    return `${this.prefix}trig:{p${partition}}`;
+  }
+
+  /** Sorted set of the firing ids a trigger stream holds (dedup of appends; score: when appended). */
+  triggerSeen(partition: number): string {
+    return `${this.prefix}trig:{p${partition}}:seen`;
   }
 
   /** Sorted set of erased users: member user id, score the erasure time (ms). */

@@ -89,12 +89,33 @@ export interface SegmentRule {
   when: SegmentCondition[];
 }
 
+/** Trigger comparisons: a trigger fires when all of them hold (`!=` and age tests are segment-only). */
+export const TRIGGER_COMPARISONS = ['>=', '>', '<=', '<', '=='] as const;
+
+/** One condition of a trigger: a realtime window tag (numeric) or an offline tag compared with a value. */
+export interface TriggerCondition {
+  tag: string;
+  op: (typeof TRIGGER_COMPARISONS)[number];
+  value: number;
+}
+
+/**
+ * A trigger: fires for a user when an event makes all its conditions true while they were
+ * not all true before (edge-triggered), and again only after they have been false.
+ */
+export interface Trigger {
+  name: string;
+  when: TriggerCondition[];
+}
+
 /** Every tag definition the product computes, loaded from one JSON file. */
 export interface TagConfig {
   source: string;
   realtime: WindowTag[];
   offline: OfflineTag[];
   segments: SegmentRule[];
+  /** Pushed when a user crosses a threshold (none when absent). */
+  triggers: Trigger[];
 }
 
 /** The offline tag that holds the user's segment. */
@@ -103,7 +124,7 @@ export const SEGMENT_TAG = 'segment_id';
 /** The tag file shipped with the product (this module runs from dist/src/). */
 export const DEFAULT_TAGS_FILE = path.join(__dirname, '..', '..', '..', 'config', 'tags.json');
 
-const NAME = /^[a-z][a-z0-9_]{0,63}$/;
+export const NAME = /^[a-z][a-z0-9_]{0,63}$/;
 const MAX_WINDOW_MS = 366 * 86_400_000;
 
 /** Reads and validates a tag file (the shipped default when `file` is undefined). */
@@ -131,7 +152,7 @@ export function parseTagConfig(json: unknown, source = 'tag config'): TagConfig 
   }
   const top = json as Record<string, unknown>;
   for (const key of Object.keys(top)) {
-    if (key !== 'realtime' && key !== 'offline') throw new ConfigError(`${source}: unknown top-level key "${key}"`);
+    if (!['realtime', 'offline', 'triggers'].includes(key)) throw new ConfigError(`${source}: unknown top-level key "${key}"`);
   }
   if (!Array.isArray(top.realtime) || top.realtime.length === 0) {
     throw new ConfigError(`${source}: "realtime" must be a non-empty array of tag definitions`);
@@ -144,7 +165,33 @@ export function parseTagConfig(json: unknown, source = 'tag config'): TagConfig 
     return tag;
   });
   const { offline, segments } = parseOffline(top.offline, source, seen);
-  return { source, realtime, offline, segments };
+  const triggers = parseTriggers(top.triggers, source, realtime, offline);
+  return { source, realtime, offline, segments, triggers };
+}
+
+/** Triggers over realtime tags with a single number (not count_by) and offline tags. */
+function parseTriggers(json: unknown, source: string, realtime: WindowTag[], offline: OfflineTag[]): Trigger[] {
+  if (json === undefined) return [];
+  if (!Array.isArray(json)) throw new ConfigError(`${source}: "triggers" must be an array`);
+  const usable = [...realtime.filter((t) => t.aggregation !== 'count_by').map((t) => t.name), ...offline.map((t) => t.name)];
+  const names = new Set<string>();
+  return json.map((entry, i) => {
+    const { e, bad } = configEntry(entry, `${source}: triggers[${i}]`, ['name', 'when']);
+    if (names.has(e.name as string)) bad('duplicate trigger name');
+    names.add(e.name as string);
+    if (!Array.isArray(e.when) || e.when.length === 0) bad('"when" must be a non-empty array of conditions');
+    const when = (e.when as unknown[]).map((c, j): TriggerCondition => {
+      const cbad = (msg: string): never => bad(`when[${j}]: ${msg}`);
+      if (typeof c !== 'object' || c === null || Array.isArray(c)) cbad('must be an object { tag, op, value }');
+      const cond = c as Record<string, unknown>;
+      for (const key of Object.keys(cond)) if (!['tag', 'op', 'value'].includes(key)) cbad(`unknown key "${key}"`);
+      if (!usable.includes(cond.tag as string)) cbad(`"tag" must name a realtime tag other than count_by, or an offline tag (${usable.join(', ')})`);
+      if (!(TRIGGER_COMPARISONS as readonly unknown[]).includes(cond.op)) cbad(`"op" must be one of ${TRIGGER_COMPARISONS.join(', ')}`);
+      if (typeof cond.value !== 'number' || !Number.isFinite(cond.value)) cbad('"value" must be a finite number');
+      return { tag: cond.tag as string, op: cond.op as TriggerCondition['op'], value: cond.value as number };
+    });
+    return { name: e.name as string, when };
+  });
 }
 
 function parseOffline(json: unknown, source: string, names: Set<string>): { offline: OfflineTag[]; segments: SegmentRule[] } {

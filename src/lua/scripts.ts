@@ -1,3 +1,5 @@
+import { WINDOW_FIELDS, WindowTag } from '../core/tags';
+import { tagLevels } from '../core/panes';
 import { createHash } from 'crypto';
 import fs from 'fs';
 import path from 'path';
@@ -31,7 +33,8 @@ interface ScriptSpec {
 
 /** Every script of the product, declared once: `src/lua/<name>.lua`. */
 const SCRIPTS = {
-  updateWindows: { keys: 5, readOnly: false },
+  updateWindows: { keys: 'counted', readOnly: false },
+  appendTriggers: { keys: 2, readOnly: false },
   readProfile: { keys: 'counted', readOnly: true },
   trimStream: { keys: 1, readOnly: false },
   casLock: { keys: 1, readOnly: false },
@@ -70,8 +73,23 @@ export interface WindowUpdate {
   longestWindowMs: number;
   /** The type's pane layout: ARGV[4..8] of the script (numeric flag, field, levels, value panes, distinct fields). */
   planArgs: readonly (string | number)[];
+  /** With triggers: KEYS[6..] (state, outbox, offline hash, pane keys) and the trigger values after ARGV[9]. */
+  triggers?: { keys: readonly string[]; args: readonly ScriptArg[] };
   /** Per event: time (ms), event-id fingerprint (6 bytes), packed field values. */
   events: readonly ScriptArg[];
+}
+
+/**
+ * The 8 values per window tag that tagValues (includes/tagValues.lua) reads: name, index in
+ * KEYS of its type's pane hash, aggregation, field index, window, resolution, levels, top.
+ */
+export function windowTagArgs(tags: readonly WindowTag[], paneKeyIndex: (t: WindowTag) => number): (string | number)[] {
+  const out: (string | number)[] = [];
+  for (const t of tags) {
+    const field = t.field ? WINDOW_FIELDS.indexOf(t.field) + 1 : 0;
+    out.push(t.name, paneKeyIndex(t), t.aggregation, field, t.windowMs, t.resolutionMs, tagLevels(t).join(','), t.top ?? 0);
+  }
+  return out;
 }
 
 /** A script argument: text, a number, or bytes (fingerprints). */
@@ -88,11 +106,19 @@ const call = <Reply>(script: ScriptName, keys: string[], args: ScriptArg[]): Scr
  * each builds its script's KEYS and ARGV in one place, in the order its Lua header lists.
  */
 export const Scripts = {
-  /** Folds a batch of events of one user and type into the window; replies with the number added. */
-  updateWindows(u: WindowUpdate): ScriptCall<number> {
-    return call('updateWindows', [u.panesKey, u.paneIndexKey, u.realtimeKey, u.legacyWindowKey, u.legacyValuesKey], [
-      u.now, u.typeWindowMs, u.longestWindowMs, ...u.planArgs, ...u.events,
+  /**
+   * Folds a batch of events of one user and type into the window; replies with the number
+   * added, or with triggers [added, outbox firings].
+   */
+  updateWindows(u: WindowUpdate): ScriptCall<number | [number, string[]]> {
+    const t = u.triggers;
+    return call('updateWindows', [u.panesKey, u.paneIndexKey, u.realtimeKey, u.legacyWindowKey, u.legacyValuesKey, ...(t?.keys ?? [])], [
+      u.now, u.typeWindowMs, u.longestWindowMs, ...u.planArgs, t?.args.length ?? 0, ...(t?.args ?? []), ...u.events,
     ]);
+  },
+  /** Appends firings (id, then field/value pairs) to a partition's trigger stream once each; trims by age. */
+  appendTriggers(stream: string, seen: string, now: number, retentionMs: number, firings: readonly { id: string; fields: string[] }[]): ScriptCall<number> {
+    return call('appendTriggers', [stream, seen], [now, retentionMs, ...firings.flatMap((f) => [f.id, f.fields.length, ...f.fields])]);
   },
   /** A user's fused profile: `keys` are the window keys by type, then the realtime and offline hashes. */
   readProfile(keys: string[], now: number, tagArgs: readonly (string | number)[]): ScriptCall<ReadProfileReply> {

@@ -29,6 +29,12 @@
     KEYS[3] realtime hash     u:{<user>}:rt
     KEYS[4] v1 window set     u:{<user>}:w:<type>  (legacy, folded and deleted)
     KEYS[5] v1 value hash     u:{<user>}:wv:<type> (legacy, folded and deleted)
+    with triggers (ARGV[9] > 0), also:
+    KEYS[6] trigger state     u:{<user>}:trg  field <trigger> = 1 while fired (not re-armed)
+    KEYS[7] trigger outbox    u:{<user>}:trgout  list of firings not yet appended to the
+                              trigger streams (the consumer appends, then trims them)
+    KEYS[8] offline hash      u:{<user>}:off
+    KEYS[9..] pane hash and time index of each event type the conditions' tags use
 
     ARGV[1] now (ms)
     ARGV[2] longest window of this event type (ms): older panes are pruned
@@ -38,17 +44,32 @@
     ARGV[6] levels (ms) of the numeric panes, comma-separated, e.g. "1000,60000"
     ARGV[7] value panes (count_by): "<field index>:<level>,<level>;..." (empty: none)
     ARGV[8] field indexes of distinct tags, comma-separated (empty: none)
+    ARGV[9] L, the number of trigger values that follow (0: no triggers); then L values:
+            user id, the call's last event id, nt and nt window tags in tagValues' format
+            (8 values each, key indexes into KEYS), no and no offline tag names, nr and
+            per trigger: name, nc and nc conditions (tag, op, value)
     then, for each event, 3 values: event time (ms), event-id fingerprint (6 bytes),
             packed field values ("\31"-separated, WINDOW_FIELDS order)
 
-  Output: the number of events added (an event already counted, or older than the type's
-  longest window, adds nothing)
+  Triggers (edge-triggered, decided here so a redelivered event cannot fire twice): when
+  the call added an event, each trigger's conditions are evaluated on the user's tags at
+  `now`; all true and not fired → a firing is pushed to the outbox and the trigger marked
+  fired; any false → re-armed (the mark removed). Conditions that turn false only because
+  windows slid re-arm at the user's next event.
+
+  Output: without triggers, the number of events added (an event already counted, or older
+  than the type's longest window, adds nothing); with triggers, {added, outbox}: every
+  firing still in the outbox, each "trigger\31at\31event id\31tag\31value..." (oldest first)
 ]]
 local rcall = redis.call
 
 --@include panes
 
 local now = tonumber(ARGV[1])
+local DISTINCT_BASE = 1e13
+
+--@include tagValues
+
 local longest = tonumber(ARGV[2])
 local cutoff = now - longest
 local numeric = ARGV[4] == '1'
@@ -62,7 +83,6 @@ end
 
 local cutoffMinute = math.floor(cutoff / 60000)
 local distinctFields = numberList(ARGV[8])
-local DISTINCT_BASE = 1e13
 local latest, future = {}, {}
 local buckets, dirtyBuckets = {}, {}
 local numericDelta, valueDelta, minutes, hours = {}, {}, {}, {}
@@ -155,7 +175,8 @@ if rcall('EXISTS', KEYS[4]) == 1 then
   rcall('DEL', KEYS[4], KEYS[5])
 end
 
-for i = 9, #ARGV, 3 do
+local triggerArgs = tonumber(ARGV[9])
+for i = 10 + triggerArgs, #ARGV, 3 do
   addEvent(tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2])
 end
 
@@ -268,7 +289,10 @@ if #old > 0 then
   end
 end
 
-if added == 0 then return 0 end
+if added == 0 then
+  if triggerArgs == 0 then return 0 end
+  return { 0, rcall('LRANGE', KEYS[7], 0, -1) }
+end
 
 -- The panes matter until their newest event leaves the longest window (plus the minute
 -- the pruning rounds to); never shorten a TTL an earlier, newer event set.
@@ -284,4 +308,44 @@ local lastEvent = tonumber(rcall('HGET', KEYS[3], 'last_event_at') or '0') or 0
 if newest > lastEvent then lastEvent = newest end
 rcall('HSET', KEYS[3], 'last_event_at', lastEvent, 'updated_at', now)
 rcall('PEXPIRE', KEYS[3], lastEvent + tonumber(ARGV[3]) - now + 1)
-return added
+if triggerArgs == 0 then return added end
+
+-- Triggers: the conditions' tags at `now`, after this call's events.
+local a = 10
+local userId, eventId = ARGV[a], ARGV[a + 1]
+local nt = tonumber(ARGV[a + 2])
+local values = {}
+local flat = tagValues(KEYS, ARGV, a + 3, nt, now)
+for i = 1, #flat, 2 do values[flat[i]] = tonumber(flat[i + 1]) end -- false (no value) → nil
+a = a + 3 + nt * 8
+local no = tonumber(ARGV[a])
+for i = 1, no do values[ARGV[a + i]] = tonumber(rcall('HGET', KEYS[8], ARGV[a + i])) end
+a = a + no + 1
+local holds = {
+  ['>='] = function(x, v) return x >= v end, ['>'] = function(x, v) return x > v end,
+  ['<='] = function(x, v) return x <= v end, ['<'] = function(x, v) return x < v end,
+  ['=='] = function(x, v) return x == v end,
+}
+local nr = tonumber(ARGV[a])
+a = a + 1
+for _ = 1, nr do
+  local name, nc = ARGV[a], tonumber(ARGV[a + 1])
+  local all, record = true, { name, now, eventId }
+  for c = 0, nc - 1 do
+    local tag, op, v = ARGV[a + 2 + c * 3], ARGV[a + 3 + c * 3], tonumber(ARGV[a + 4 + c * 3])
+    local x = values[tag]
+    if x == nil or not holds[op](x, v) then all = false end -- a tag without a value holds nothing
+    record[#record + 1] = tag
+    record[#record + 1] = x == nil and '' or tostring(x)
+  end
+  a = a + 2 + nc * 3
+  if all and rcall('HSETNX', KEYS[6], name, 1) == 1 then
+    rcall('RPUSH', KEYS[7], table.concat(record, '\31'))
+  elseif not all then
+    rcall('HDEL', KEYS[6], name)
+  end
+end
+rcall('PEXPIRE', KEYS[6], lastEvent + tonumber(ARGV[3]) - now + 1)
+local outbox = rcall('LRANGE', KEYS[7], 0, -1)
+if #outbox > 0 then rcall('PEXPIRE', KEYS[7], 86400000 + tonumber(ARGV[3])) end
+return { added, outbox }

@@ -1,9 +1,8 @@
 import { RedisClient, RedisTarget, connectTarget, pipelineByNode } from '../redis/client';
 import { EventType } from '../core/event';
 import { Keys } from '../core/keys';
-import { ReadProfileReply, Scripts, queueScript, runScript } from '../lua/scripts';
-import { TagConfig, WINDOW_FIELDS, WindowTag, loadTagConfig } from '../core/tags';
-import { tagLevels } from '../core/panes';
+import { ReadProfileReply, Scripts, queueScript, runScript, windowTagArgs } from '../lua/scripts';
+import { TagConfig, WindowTag, loadTagConfig } from '../core/tags';
 
 /** A tag value: a number, a per-key count object (count_by), or text (offline segment ids). */
 export type TagValue = number | string | Record<string, number> | null;
@@ -73,12 +72,7 @@ export class ProfileReader {
   ) {
     this.clock = clock ?? Date.now;
     this.types = [...new Set(tags.map((t) => t.event))];
-    this.tagArgs = [tags.length];
-    for (const t of tags) {
-      const keyIndex = this.types.indexOf(t.event) * 2 + 1;
-      const field = t.field ? WINDOW_FIELDS.indexOf(t.field) + 1 : 0;
-      this.tagArgs.push(t.name, keyIndex, t.aggregation, field, t.windowMs, t.resolutionMs, tagLevels(t).join(','), t.top ?? 0);
-    }
+    this.tagArgs = [tags.length, ...windowTagArgs(tags, (t) => this.types.indexOf(t.event) * 2 + 1)];
   }
 
   /** The profile of `userId` at the reader's clock, or null when no key of the user exists. */

@@ -143,7 +143,9 @@ function consumerOptions(rt: Runtime): GroupConsumerOptions {
 /** Starts the realtime consumer on the runtime's Redis. */
 export async function startRealtime(rt: Runtime): Promise<RealtimeConsumer> {
   const { config, logger } = rt;
-  const consumer = new RealtimeConsumer({ ...consumerOptions(rt), tags: config.tags.realtime });
+  const consumer = new RealtimeConsumer({ ...consumerOptions(rt), tags: config.tags.realtime, triggers: config.tags.triggers, offlineTags: config.tags.offline,
+    triggerRetentionMs: config.triggerRetentionMs,
+  });
   await consumer.start();
   logger.info({ consumer: config.consumerName, partitions: config.onlyPartitions ?? config.partitions }, 'realtime consumer started');
   return consumer;

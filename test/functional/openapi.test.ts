@@ -139,6 +139,8 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
     expect((await call('GET', '/ready', '/ready')).status).to.equal(200);
     expect((await call('GET', '/metrics', '/metrics')).status).to.equal(200);
     expect((await call('GET', '/dashboard/stats', '/dashboard/stats')).status).to.equal(200);
+    expect((await call('GET', '/triggers/stream', '/triggers/stream?name=Not-A-Name')).status).to.equal(400);
+    expect((await call('GET', '/triggers/stream', '/triggers/stream', { headers: { 'last-event-id': 'nope' } })).status).to.equal(400);
     expect(((await call('GET', '/', '/')).body as string)).to.include('<title>profile-stream</title>');
     const self = await call('GET', '/openapi.json', '/openapi.json');
     expect(self.body).to.deep.equal(JSON.parse(JSON.stringify(openApiDocument)));

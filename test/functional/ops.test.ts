@@ -102,7 +102,7 @@ describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
       await redis.script('FLUSH');
       r = await ready();
       expect(r).to.deep.equal({ status: 200, body: { ready: true, checks: { redis: { ok: true }, scripts: { ok: true }, groups: { ok: true } } } });
-      expect(((await redis.script('EXISTS', ...(await import('../../src/lua/scripts')).scriptDigests().map((d) => d.sha))) as number[])).to.deep.equal([1, 1, 1, 1]);
+      expect(((await redis.script('EXISTS', ...(await import('../../src/lua/scripts')).scriptDigests().map((d) => d.sha))) as number[])).to.not.include(0);
 
       await own.stopRedis();
       r = await ready();

@@ -1,3 +1,4 @@
+import fs from 'fs';
 import { randomBytes } from 'crypto';
 import { AppConfig, resolveConfig } from '../../src/core/config';
 import { Keys } from '../../src/core/keys';
@@ -7,7 +8,7 @@ import { HttpServerHandle, listen } from '../../src/api/server';
 import { Producer } from '../../src/producer/producer';
 import { ProfileReader } from '../../src/profile/reader';
 import { RealtimeConsumer } from '../../src/consumers/realtime';
-import { WindowTag, parseTagConfig } from '../../src/core/tags';
+import { DEFAULT_TAGS_FILE, WindowTag, parseTagConfig } from '../../src/core/tags';
 
 /** URL of the run's private redis-server (see fixture.ts). */
 export function testRedisUrl(): string {
@@ -63,8 +64,12 @@ export const T0 = Date.UTC(2026, 0, 1);
  * fake clock. `tags` replaces the shipped tag config when given; `cluster` runs it all on
  * the test cluster instead of the single server.
  */
-export async function makePipeline(opts: { tags?: unknown[]; partitions?: number; now?: number; cluster?: boolean } = {}): Promise<Pipeline> {
-  const tagConfig = opts.tags ? parseTagConfig({ realtime: opts.tags }) : undefined;
+export async function makePipeline(opts: { tags?: unknown[]; triggers?: unknown[]; partitions?: number; now?: number; cluster?: boolean } = {}): Promise<Pipeline> {
+  // `triggers`: the shipped tags (or `tags`) and offline config, with these triggers.
+  const shipped = JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as Record<string, unknown>;
+  const tagConfig = opts.triggers
+    ? parseTagConfig({ ...shipped, ...(opts.tags ? { realtime: opts.tags } : {}), triggers: opts.triggers })
+    : opts.tags ? parseTagConfig({ realtime: opts.tags }) : undefined;
   const target = testTarget(opts.cluster);
   const config = resolveConfig({
     ...target,
@@ -79,6 +84,7 @@ export async function makePipeline(opts: { tags?: unknown[]; partitions?: number
   const producer = new Producer({ redis, keys, partitions: config.partitions, maxFutureSkewMs: config.maxFutureSkewMs, clock: clock.fn });
   const consumer = new RealtimeConsumer({
     redis, keys, partitions: config.partitions, tags: config.tags.realtime, consumerName: 'test-consumer', clock: clock.fn,
+    triggers: config.tags.triggers, offlineTags: config.tags.offline,
   });
   await consumer.init();
   const reader = new ProfileReader(redis, keys, config.tags.realtime, clock.fn);
@@ -96,7 +102,8 @@ export function extraRealtimeConsumer(
   p: Pipeline, name: string, extra: Partial<ConstructorParameters<typeof RealtimeConsumer>[0]> = {},
 ): RealtimeConsumer {
   return new RealtimeConsumer({
-    redis: p.redis, keys: p.keys, partitions: p.config.partitions, tags: p.config.tags.realtime, consumerName: name, clock: p.clock.fn, ...extra,
+    redis: p.redis, keys: p.keys, partitions: p.config.partitions, tags: p.config.tags.realtime, consumerName: name, clock: p.clock.fn,
+    triggers: p.config.tags.triggers, offlineTags: p.config.tags.offline, ...extra,
   });
 }
 
