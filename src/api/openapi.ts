@@ -246,7 +246,7 @@ const document = {
         responses: {
           200: response('OpenAPI 3.1 document', {
             type: 'object', required: ['openapi', 'info', 'paths'],
-            properties: { openapi: { type: 'string' }, info: { type: 'object' }, paths: { type: 'object' } },
+            properties: { openapi: { type: 'string' }, info: { type: 'object', additionalProperties: true }, paths: { type: 'object', additionalProperties: true } },
           }),
         },
       },
