@@ -82,10 +82,17 @@ const document = {
       get: {
         operationId: 'getProfile',
         summary: "A user's fused profile: window tags computed now, offline tags and segment",
-        parameters: [{ name: 'userId', in: 'path', required: true, schema: ID }],
+        description: 'Without `view`, the fused profile (Profile). With `view=flat`, the shape of the system this one replaces (FlatProfile): one flat object of strings, every realtime and offline tag, null tags left out, no user_id or meta.',
+        parameters: [
+          { name: 'userId', in: 'path', required: true, schema: ID },
+          {
+            name: 'view', in: 'query', required: false, schema: { type: 'string', enum: ['flat'] },
+            description: 'flat: every tag as a string in one flat object (FlatProfile); absent: the fused profile (Profile). Any other value is a 400.',
+          },
+        ],
         responses: {
-          200: response('The profile', ref('Profile')),
-          400: error('Malformed user id'),
+          200: response('The profile: fused (Profile), or flat (FlatProfile) with view=flat', { oneOf: [ref('Profile'), ref('FlatProfile')] }),
+          400: error('Malformed user id, or a view other than flat'),
           404: response('No key of this user exists', {
             type: 'object', required: ['error', 'user_id'], additionalProperties: false,
             properties: { error: { type: 'string' }, user_id: { type: 'string' } },

@@ -61,6 +61,11 @@ export const SCHEMAS = {
       },
     },
   },
+  FlatProfile: {
+    type: 'object',
+    description: 'GET /profile/{userId}?view=flat: every realtime and offline tag as a string (numbers as decimal text, count_by as its JSON text, segment_id as is); null tags (avg, min, max or last of a window without values) left out; no user_id, no meta',
+    additionalProperties: { type: 'string' },
+  },
   RunId: { type: 'string', pattern: RUN_ID.source },
   BatchRun: {
     type: 'object', required: ['run_id', 'state'], additionalProperties: false,

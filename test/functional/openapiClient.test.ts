@@ -4,6 +4,8 @@ import os from 'os';
 import path from 'path';
 import { parseApiKeys } from '../../src/core/apiKeys';
 import { HttpServerHandle } from '../../src/api/server';
+import { flatProfile } from '../../src/profile/flat';
+import type { Profile } from '../../src/profile/reader';
 import { Pipeline, makePipeline, serveApp } from '../helpers/context';
 import { ROOT, nodeModule, runNode } from '../helpers/nodeTools';
 
@@ -13,6 +15,7 @@ const KEYS = { ingest: 'gen-ingest-key-0123456789', read: 'gen-read-key-01234567
 interface ClientRun {
   eventIds: string[];
   profile: { user_id: string; tags: Record<string, unknown> };
+  flat: Record<string, string>;
   profiles: ({ user_id: string } | { user_id: string; error: string })[];
   invalidEvent: { status: number; field: string; message: string };
   badUserId: { status: number; error: string };
@@ -78,6 +81,8 @@ describe('OpenAPI document: a generated TypeScript client (openapi-typescript + 
     expect(result.eventIds).to.have.length(4);
     expect(result.profile).to.deep.equal(await p.reader.read('gen-1'));
     expect(result.profile.tags).to.include({ purchases_24h: 1, spend_24h: 470.5 });
+    expect(result.flat).to.deep.equal({ ...flatProfile(result.profile as Profile) });
+    expect(result.flat).to.include({ purchases_24h: '1', spend_24h: '470.5', campaign_views_1h: '{"c-1":1}' });
     expect(result.profiles.map((x) => ('error' in x ? x.error : x.user_id))).to.deep.equal(['gen-1', 'gen-2', 'unknown user']);
     expect(result.invalidEvent).to.include({ status: 400, field: 'amount' });
     expect(result.badUserId.status).to.equal(400);

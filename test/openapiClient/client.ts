@@ -9,11 +9,16 @@ import createClient, { type Client } from 'openapi-fetch';
 import type { components, paths } from './schema';
 
 type Profile = components['schemas']['Profile'];
+type FlatProfile = components['schemas']['FlatProfile'];
+
+/** GET /profile/{userId} answers either shape (the `view` parameter picks); the fused one has a meta object. */
+const isFused = (p: Profile | FlatProfile): p is Profile => typeof p.meta === 'object';
 
 /** What the calls answered, for the test to compare with the server's state. */
 export interface ClientRun {
   eventIds: string[];
   profile: Profile;
+  flat: FlatProfile;
   profiles: paths['/profiles']['post']['responses'][200]['content']['application/json']['profiles'];
   invalidEvent: { status: number; field: string; message: string };
   badUserId: { status: number; error: string };
@@ -50,7 +55,10 @@ export async function run(baseUrl: string, keys: { ingest: string; read: string 
   await drain();
 
   const one = await reader.GET('/profile/{userId}', { params: { path: { userId: 'gen-1' } } });
-  if (!one.data) fail('GET /profile/gen-1', one.response, one.error);
+  if (!one.data || !isFused(one.data)) fail('GET /profile/gen-1', one.response, one.error ?? one.data);
+
+  const flat = await reader.GET('/profile/{userId}', { params: { path: { userId: 'gen-1' }, query: { view: 'flat' } } });
+  if (!flat.data || isFused(flat.data)) fail('GET /profile/gen-1?view=flat', flat.response, flat.error ?? flat.data);
 
   const many = await reader.POST('/profiles', { body: { user_ids: ['gen-1', 'gen-2', 'nobody'] } });
   if (!many.data) fail('POST /profiles', many.response, many.error);
@@ -65,6 +73,7 @@ export async function run(baseUrl: string, keys: { ingest: string; read: string 
   return {
     eventIds: ingested.data.event_ids,
     profile: one.data,
+    flat: flat.data,
     profiles: many.data.profiles,
     invalidEvent: { status: invalid.response.status, field: fieldError.field, message: fieldError.message },
     badUserId: { status: bad.response.status, error: bad.error.error },
@@ -84,6 +93,8 @@ export function refusedCalls(client: Client<paths>): void {
   void client.GET('/profile/{userId}', {});
   // @ts-expect-error: POST /profiles takes user_ids
   void client.POST('/profiles', { body: { ids: ['u'] } });
+  // @ts-expect-error: the only view is 'flat'
+  void client.GET('/profile/{userId}', { params: { path: { userId: 'u' }, query: { view: 'full' } } });
   // @ts-expect-error: no such route
   void client.GET('/profile');
 }
