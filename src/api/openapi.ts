@@ -10,6 +10,7 @@ const error = (description: string) => response(description, ref('Error'));
 
 /** POST /batch, and its alias POST /collect/batch. */
 const startBatchRun = {
+  operationId: 'startBatchRun',
   summary: 'Start a batch run (ODS replay into offline tags) in a child process',
   requestBody: {
     required: false,
@@ -46,10 +47,14 @@ const document = {
     title: 'profile-stream',
     version: '0.1.0',
     description: 'Redis-native user profiles for ad platforms: events in over HTTP, sliding-window and offline tags out, one Redis round trip per profile.',
+    license: { name: 'MIT', identifier: 'MIT' },
   },
+  // Relative: the API itself serves this document, so its origin is the server.
+  servers: [{ url: '/', description: 'the server this document is served from' }],
   paths: {
     '/events': {
       post: {
+        operationId: 'ingestEvents',
         summary: 'Ingest events: one object, a JSON array, or NDJSON lines',
         description: 'Every item is validated; if any is invalid nothing is written and every error is returned. Accepted events are in Redis when the 202 is sent.',
         requestBody: {
@@ -75,11 +80,19 @@ const document = {
     },
     '/profile/{userId}': {
       get: {
+        operationId: 'getProfile',
         summary: "A user's fused profile: window tags computed now, offline tags and segment",
-        parameters: [{ name: 'userId', in: 'path', required: true, schema: ID }],
+        description: 'Without `view`, the fused profile (Profile). With `view=flat`, the shape of the system this one replaces (FlatProfile): one flat object of strings, every realtime and offline tag, null tags left out, no user_id or meta.',
+        parameters: [
+          { name: 'userId', in: 'path', required: true, schema: ID },
+          {
+            name: 'view', in: 'query', required: false, schema: { type: 'string', enum: ['flat'] },
+            description: 'flat: every tag as a string in one flat object (FlatProfile); absent: the fused profile (Profile). Any other value is a 400.',
+          },
+        ],
         responses: {
-          200: response('The profile', ref('Profile')),
-          400: error('Malformed user id'),
+          200: response('The profile: fused (Profile), or flat (FlatProfile) with view=flat', { oneOf: [ref('Profile'), ref('FlatProfile')] }),
+          400: error('Malformed user id, or a view other than flat'),
           404: response('No key of this user exists', {
             type: 'object', required: ['error', 'user_id'], additionalProperties: false,
             properties: { error: { type: 'string' }, user_id: { type: 'string' } },
@@ -88,6 +101,7 @@ const document = {
         },
       },
       delete: {
+        operationId: 'eraseUser',
         summary: 'Erase a user (admin): delete every key now and skip their events in every later batch',
         parameters: [{ name: 'userId', in: 'path', required: true, schema: ID }],
         responses: {
@@ -102,6 +116,7 @@ const document = {
     },
     '/profiles': {
       post: {
+        operationId: 'getProfiles',
         summary: 'Profiles of many users (one pipeline per Redis node)',
         requestBody: {
           required: true,
@@ -129,10 +144,11 @@ const document = {
     },
     '/batch': { post: startBatchRun },
     '/collect/batch': {
-      post: { ...startBatchRun, summary: 'Alias of POST /batch (the batch trigger of the system this one replaces): the same run, body and answers' },
+      post: { ...startBatchRun, operationId: 'collectBatch', summary: 'Alias of POST /batch (the batch trigger of the system this one replaces): the same run, body and answers' },
     },
     '/batch/{runId}': {
       get: {
+        operationId: 'getBatchRun',
         summary: 'State and summary of a batch run',
         parameters: [{ name: 'runId', in: 'path', required: true, schema: ref('RunId') }],
         responses: {
@@ -147,6 +163,7 @@ const document = {
     },
     '/status': {
       get: {
+        operationId: 'getStatus',
         summary: 'Every stream partition: length, oldest and newest ids, consumer groups',
         responses: {
           200: response('Partitions', {
@@ -159,30 +176,35 @@ const document = {
     },
     '/health': {
       get: {
+        operationId: 'getHealth',
         summary: 'Liveness: the process is up (no Redis check)',
         responses: { 200: response('Up', { type: 'object', required: ['status'], additionalProperties: false, properties: { status: { const: 'ok' } } }) },
       },
     },
     '/ready': {
       get: {
+        operationId: 'getReadiness',
         summary: 'Readiness: Redis reachable, scripts loaded, consumer groups present',
         responses: { 200: response('Ready', ref('Readiness')), 503: response('Not ready; the failing checks say why', ref('Readiness')) },
       },
     },
     '/metrics': {
       get: {
+        operationId: 'getMetrics',
         summary: 'Prometheus metrics (text exposition format)',
         responses: { 200: { description: 'Metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
       },
     },
     '/': {
       get: {
+        operationId: 'getDashboardPage',
         summary: 'The dashboard: a self-contained page (public; it asks for an API key when the server needs one)',
         responses: { 200: { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } },
       },
     },
     '/dashboard/stats': {
       get: {
+        operationId: 'getDashboardStats',
         summary: "What the dashboard's pipeline view shows, in one call",
         responses: {
           200: response('Pipeline state', {
@@ -192,7 +214,7 @@ const document = {
               partitions: { type: 'array', items: ref('PartitionStatus') },
               dead_letters: { type: 'integer' },
               ods: { oneOf: [{ type: 'null' }, { type: 'object', required: ['files', 'bytes'], properties: { files: { type: 'integer' }, bytes: { type: 'integer' } } }] },
-              last_batch: { oneOf: [{ type: 'null' }, { type: 'object', required: ['run_id', 'state'] }] },
+              last_batch: { oneOf: [{ type: 'null' }, ref('BatchRun')] },
               top_users: { type: 'array', items: { type: 'object', required: ['user_id', 'events'], properties: { user_id: { type: 'string' }, events: { type: 'integer' } } } },
             },
           }),
@@ -217,6 +239,7 @@ const document = {
     },
     '/profile/{userId}/timeline': {
       get: {
+        operationId: 'getProfileTimeline',
         summary: "A user's events over each window tag's window, in 30 buckets (the dashboard's sparklines)",
         parameters: [{ name: 'userId', in: 'path', required: true, schema: ID }],
         responses: {
@@ -240,8 +263,14 @@ const document = {
     },
     '/openapi.json': {
       get: {
+        operationId: 'getOpenApiDocument',
         summary: 'This document',
-        responses: { 200: response('OpenAPI 3.1 document', { type: 'object', required: ['openapi', 'paths'] }) },
+        responses: {
+          200: response('OpenAPI 3.1 document', {
+            type: 'object', required: ['openapi', 'info', 'paths'],
+            properties: { openapi: { type: 'string' }, info: { type: 'object', additionalProperties: true }, paths: { type: 'object', additionalProperties: true } },
+          }),
+        },
       },
     },
   },
@@ -259,7 +288,8 @@ export function routeKeyOf(method: string, path: string): string {
 /**
  * Adds what the guard in front of every route may answer instead of it: the declared-size
  * check (413) everywhere; and, on each route the route table gives a role, the bearer
- * security requirement with its 401, 403 and the rate limit's 429.
+ * security requirement with its 401, 403 and the rate limit's 429 (on a public route, an
+ * empty security requirement).
  */
 function withGuards<T extends { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }>(doc: T): T {
   for (const [path, ops] of Object.entries(doc.paths)) {
@@ -267,7 +297,11 @@ function withGuards<T extends { paths: Record<string, Record<string, { responses
       op.responses[413] = response('Body over the limit (declared: refused before reading, connection closed)', { oneOf: [ref('Error'), ref('FieldErrors')] });
       const key = routeKeyOf(method, path);
       if (!(key in ROUTES)) throw new Error(`OpenAPI documents ${key}, which is not in the route table`);
-      if (ROUTES[key as RouteKey] === null) continue;
+      // Public routes say so explicitly (an empty requirement), rather than by leaving it out.
+      if (ROUTES[key as RouteKey] === null) {
+        Object.assign(op, { security: [] });
+        continue;
+      }
       Object.assign(op, { security: [{ bearer: [] }] });
       op.responses[401] = response('No or unknown API key (when keys are configured)', ref('Error'), { 'WWW-Authenticate': { schema: { type: 'string' } } });
       op.responses[403] = response("The key's role may not use this route", ref('Error'));

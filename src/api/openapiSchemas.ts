@@ -13,7 +13,7 @@ export const SCHEMAS = {
     type: 'object', required: ['user_id', 'type'], additionalProperties: false,
     properties: {
       user_id: ID,
-      type: { enum: [...EVENT_TYPES] },
+      type: { type: 'string', enum: [...EVENT_TYPES] },
       ts: { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string', format: 'date-time' }], description: 'event time, epoch ms or ISO-8601; default now' },
       event_id: { ...ID, description: 'idempotency key; assigned at ingest when absent' },
       ad_id: ID,
@@ -61,16 +61,21 @@ export const SCHEMAS = {
       },
     },
   },
+  FlatProfile: {
+    type: 'object',
+    description: 'GET /profile/{userId}?view=flat: every realtime and offline tag as a string (numbers as decimal text, count_by as its JSON text, segment_id as is); null tags (avg, min, max or last of a window without values) left out; no user_id, no meta',
+    additionalProperties: { type: 'string' },
+  },
   RunId: { type: 'string', pattern: RUN_ID.source },
   BatchRun: {
     type: 'object', required: ['run_id', 'state'], additionalProperties: false,
     properties: {
       run_id: { type: 'string' },
-      state: { enum: ['queued', 'running', 'succeeded', 'failed'] },
+      state: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed'] },
       started_at: { type: 'integer' },
       finished_at: { type: 'integer' },
       as_of: { type: 'integer' },
-      summary: { type: 'object' },
+      summary: { type: 'object', additionalProperties: true },
       error: { type: 'string' },
     },
   },

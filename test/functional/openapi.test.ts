@@ -86,11 +86,16 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
     await p.consumer.drain();
   });
 
-  it('GET /profile/{userId}, POST /profiles: 200, 400, 404', async () => {
+  it('GET /profile/{userId} (both views), POST /profiles: 200, 400, 404', async () => {
     const one = await call('GET', '/profile/{userId}', '/profile/oa');
     expect(one.status).to.equal(200);
     expect((one.body as { tags: Record<string, unknown> }).tags).to.include({ purchases_24h: 1, spend_24h: 3.5 });
     expect((await call('GET', '/profile/{userId}', '/profile/nobody')).status).to.equal(404);
+    // view=flat: the 200 must match FlatProfile and not Profile (oneOf); its 400 and 404 are the documented ones.
+    const flat = await call('GET', '/profile/{userId}', '/profile/oa?view=flat');
+    expect(flat.body).to.include({ purchases_24h: '1', spend_24h: '3.5' });
+    expect((await call('GET', '/profile/{userId}', '/profile/oa?view=nested')).status).to.equal(400);
+    expect((await call('GET', '/profile/{userId}', '/profile/nobody?view=flat')).status).to.equal(404);
     expect((await call('GET', '/profile/{userId}', '/profile/a%7Bb%7D')).status).to.equal(400);
     const many = await call('POST', '/profiles', '/profiles', json({ user_ids: ['oa', 'ob', 'nobody'] }));
     expect(many.status).to.equal(200);

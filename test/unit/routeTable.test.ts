@@ -60,14 +60,20 @@ describe('route table: one list of routes and roles for express, the guard and t
     expect(documented.sort()).to.deep.equal(table);
   });
 
-  it('marks exactly the public routes of the table without security in the OpenAPI document', () => {
+  it('marks exactly the public routes of the table with an empty security requirement in the OpenAPI document', () => {
     const paths = openApiDocument.paths as Record<string, Record<string, { security?: unknown; responses: Record<string, unknown> }>>;
     for (const key of Object.keys(ROUTES) as RouteKey[]) {
       const { method, path } = splitRouteKey(key);
       const op = paths[path.replace(/:(\w+)/g, '{$1}')][method.toLowerCase()];
       const guarded = ROUTES[key] !== null;
-      expect([key, op.security !== undefined, 401 in op.responses, 403 in op.responses, 429 in op.responses]).to.deep.equal([key, guarded, guarded, guarded, guarded]);
+      expect([key, op.security, 401 in op.responses, 403 in op.responses, 429 in op.responses]).to.deep.equal([key, guarded ? [{ bearer: [] }] : [], guarded, guarded, guarded]);
     }
+  });
+
+  it('names every operation of the OpenAPI document with a unique camelCase operationId', () => {
+    const ids = Object.values(openApiDocument.paths as Record<string, Record<string, { operationId?: string }>>).flatMap((ops) => Object.values(ops).map((op) => op.operationId));
+    expect(ids.filter((id) => !/^[a-z][A-Za-z]*$/.test(id ?? ''))).to.deep.equal([]);
+    expect(new Set(ids).size).to.equal(table.length);
   });
 
   it("has requiredRole answer each route's role (HEAD as GET), and read for a request no route serves", () => {

@@ -2,6 +2,7 @@ import express, { Request, Response, Router } from 'express';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'http';
 import { ID_PATTERN, ID_RULE } from '../../core/event';
 import { eraseUser } from '../../profile/erasure';
+import { flatProfile } from '../../profile/flat';
 import type { ApiContext } from '../context';
 import { profileTimeline } from '../dashboard';
 import { BAD_USER_ID, failureResponse, jsonBody, userIdParam } from '../http';
@@ -56,6 +57,24 @@ function send(res: ServerResponse, status: number, value: unknown, head: boolean
   res.end(head ? undefined : body);
 }
 
+/** The 400 body for a `view` query parameter other than `flat`. */
+export const BAD_VIEW = { error: 'view must be "flat" (one flat object of strings), or absent for the fused profile' } as const;
+
+/**
+ * The view of GET /profile/:userId a request target asks for: `fused` (no `view` parameter)
+ * or `flat` (`view=flat`, once); null for any other `view`. The query is parsed only when
+ * the target has one (express's reading: after the first `?`, up to a `#`).
+ */
+export function profileView(url: string): 'fused' | 'flat' | null {
+  const query = url.indexOf('?');
+  if (query < 0) return 'fused';
+  const hash = url.indexOf('#');
+  if (hash >= 0 && hash < query) return 'fused';
+  const views = new URLSearchParams(url.slice(query + 1, hash < 0 ? undefined : hash)).getAll('view');
+  if (views.length === 0) return 'fused';
+  return views.length === 1 && views[0] === 'flat' ? 'flat' : null;
+}
+
 /** A raw path parameter decoded as express decodes it; null when its percent-encoding is malformed. */
 function decodeParam(raw: string): string | null {
   try {
@@ -71,22 +90,26 @@ function decodeParam(raw: string): string | null {
  * and the other methods on /profile/:id included. The bidder's hot path then skips
  * express's routing and response machinery. The path is matched as express would match it
  * (case, trailing slash); an id that breaks the rule, or whose percent-encoding is
- * malformed, is a 400 naming the rule.
+ * malformed, is a 400 naming the rule. `?view=flat` answers the original system's shape
+ * instead (see flatProfile); any other `view` is a 400.
  */
 export function withFastProfileRoute(app: RequestListener, api: Pick<ApiContext, 'reader' | 'redis' | 'log' | 'metrics'>): RequestListener {
   const profilePath = pathMatcher(FAST_PROFILE_ROUTE);
   return (req: IncomingMessage, res: ServerResponse) => {
     const head = req.method === 'HEAD';
     if (req.method !== 'GET' && !head) return app(req, res);
-    const params = profilePath(requestPath(req.url ?? ''));
+    const url = req.url ?? '';
+    const params = profilePath(requestPath(url));
     if (!params) return app(req, res);
     const userId = decodeParam(params.userId);
     if (userId === null || !ID_PATTERN.test(userId)) return send(res, 400, BAD_USER_ID, head);
+    const view = profileView(url);
+    if (view === null) return send(res, 400, BAD_VIEW, head);
     const timer = api.metrics.profileReadSeconds.startTimer({ kind: 'single' });
     api.reader.read(userId).then(
       (profile) => {
         timer();
-        if (profile) send(res, 200, profile, head);
+        if (profile) send(res, 200, view === 'flat' ? flatProfile(profile) : profile, head);
         else send(res, 404, { error: 'unknown user', user_id: userId }, head);
       },
       (err: Error) => {
