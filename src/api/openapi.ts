@@ -224,6 +224,7 @@ const document = {
     },
     '/triggers/stream': {
       get: {
+        operationId: 'streamTriggerFirings',
         summary: 'Trigger firings as Server-Sent Events (resume with Last-Event-ID)',
         description: 'One event per firing: `event:` the trigger name, `data:` the firing as JSON ({entryId, partition, trigger, user_id, at, event_id, values}), `id:` the cursor after it (one stream id per partition, comma-separated). Reconnecting with that id in the Last-Event-ID header resumes without loss; without it the stream starts after the newest firing. A comment line every 15 s keeps the connection alive.',
         parameters: [

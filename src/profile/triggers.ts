@@ -33,7 +33,7 @@ export class FiringReader {
   private readonly inflight = new Map<Redis, Promise<[Redis, [string, [string, string[]][]][] | null]>>();
   private readonly partitionOf = new Map<string, number>();
 
-  private constructor(private readonly redis: RedisClient, private readonly keys: Keys, ids: string[]) {
+  private constructor(redis: RedisClient, private readonly keys: Keys, ids: string[]) {
     this.ids = ids;
     ids.forEach((_, p) => {
       this.partitionOf.set(keys.triggerStream(p), p);
