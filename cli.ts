@@ -13,6 +13,7 @@ import { makeEraseCommand } from './src/cli/commands/erase';
 import { makeGetCommand } from './src/cli/commands/get';
 import { makeSimulateCommand } from './src/cli/commands/simulate';
 import { makeMigrateCommand } from './src/cli/commands/migrate';
+import { makeTriggersCommand } from './src/cli/commands/triggers';
 
 const program = new Command('profile')
   .description('profile-stream: Redis-native user profiles for ad platforms')
@@ -32,7 +33,7 @@ Examples:
   $ profile consume --cluster 10.0.0.1:6379,10.0.0.2:6379 --consumer-name rt-1 --metrics-port 9464`);
 
 for (const make of [makeUpCommand, makeServeCommand, makeConsumeCommand, makeArchiveCommand, makeBatchCommand, makeVerifyCommand,
-  makeStatusCommand, makeDeadCommand, makeEraseCommand, makeGetCommand, makeSimulateCommand, makeMigrateCommand]) {
+  makeStatusCommand, makeDeadCommand, makeEraseCommand, makeGetCommand, makeSimulateCommand, makeMigrateCommand, makeTriggersCommand]) {
   program.addCommand(make());
 }
 // addCommand does not pass settings down (command() would): every command, nested ones too,
@@ -40,6 +41,8 @@ for (const make of [makeUpCommand, makeServeCommand, makeConsumeCommand, makeArc
 const inherit = (parent: Command) => parent.commands.forEach((c) => inherit(c.copyInheritedSettings(parent)));
 inherit(program);
 
+// `profile … | head`: a reader that hangs up ends the command quietly.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
 program.parseAsync(process.argv).catch((err: Error) => {
   // commander already printed its message (or the help / version).
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);

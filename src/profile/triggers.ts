@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { RedisClient, nodeFor } from '../redis/client';
+import { RedisClient, duplicateRedis, nodeFor } from '../redis/client';
 import { Keys } from '../core/keys';
 
 /** One trigger firing as read from its partition's stream. */
@@ -29,19 +29,14 @@ const ENTRY_ID = /^\d+-\d+$/;
  */
 export class FiringReader {
   private readonly ids: string[];
-  private readonly nodes = new Map<Redis, { conn: Redis; partitions: number[] }>();
+  private readonly nodes: Map<Redis, { conn: Redis; partitions: number[] }>;
   private readonly inflight = new Map<Redis, Promise<[Redis, [string, [string, string[]][]][] | null]>>();
   private readonly partitionOf = new Map<string, number>();
 
-  private constructor(redis: RedisClient, private readonly keys: Keys, ids: string[]) {
+  private constructor(private readonly keys: Keys, ids: string[], nodes: Map<Redis, { conn: Redis; partitions: number[] }>) {
     this.ids = ids;
-    ids.forEach((_, p) => {
-      this.partitionOf.set(keys.triggerStream(p), p);
-      const node = nodeFor(redis, keys.triggerStream(p));
-      const group = this.nodes.get(node) ?? { conn: node.duplicate(), partitions: [] };
-      group.partitions.push(p);
-      this.nodes.set(node, group);
-    });
+    this.nodes = nodes;
+    ids.forEach((_, p) => this.partitionOf.set(keys.triggerStream(p), p));
   }
 
   /** A cursor's stream ids, or null when it is not one id per partition. */
@@ -56,7 +51,21 @@ export class FiringReader {
       const [last] = await redis.xrevrange(keys.triggerStream(p), '+', '-', 'COUNT', 1);
       return last ? last[0] : '0-0';
     })));
-    return new FiringReader(redis, keys, ids);
+    // Each node's partitions, read on a ready connection of its own.
+    const nodes = new Map<Redis, { conn: Redis; partitions: number[] }>();
+    for (let p = 0; p < partitions; p++) {
+      const node = nodeFor(redis, keys.triggerStream(p));
+      const group = nodes.get(node) ?? { conn: node, partitions: [] };
+      group.partitions.push(p);
+      nodes.set(node, group);
+    }
+    try {
+      for (const group of nodes.values()) group.conn = (await duplicateRedis(group.conn)) as Redis;
+    } catch (err) {
+      for (const group of nodes.values()) if (!nodes.has(group.conn)) group.conn.disconnect();
+      throw err;
+    }
+    return new FiringReader(keys, ids, nodes);
   }
 
   /** The position after every firing returned so far: the cursor to resume from. */

@@ -5,7 +5,9 @@ import { parseTagConfig } from '../../src/core/tags';
 import { runScript } from '../../src/lua/scripts';
 import { WindowWriter } from '../../src/consumers/windowWriter';
 import { masters, nodeFor } from '../../src/redis/client';
-import { Pipeline, feed, makePipeline } from '../helpers/context';
+import { Pipeline, feed, makePipeline, serveApp, testRedisUrl } from '../helpers/context';
+import { killAllCli, runCli } from '../helpers/cli';
+import { HttpServerHandle } from '../../src/api/server';
 
 const MIN = 60_000;
 const TRIGGERS = [
@@ -112,5 +114,91 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
       expect(() => parseTagConfig({ ...base, triggers })).to.throw(ConfigError, message);
     }
     expect(parseTagConfig({ ...base, triggers: [{ name: 'ok', when: [{ tag: 'clicks_5m', op: '==', value: 2 }] }] }).triggers).to.have.length(1);
+  });
+
+  it('profile triggers tail prints firings as they happen, --name filters, Ctrl-C exits 0', async () => {
+    const p = await makePipeline({ triggers: TRIGGERS, partitions: 3 });
+    try {
+      const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: p.keys.prefix, PROFILE_PARTITIONS: '3' };
+      const tail = runCli(['triggers', 'tail', '--json', '--from-start', '--name', 'hot_clicker'], env);
+      const table = runCli(['triggers', 'tail', '--from-start'], env);
+      await feed(p, [{ event_id: 'big', user_id: 't9', type: 'purchase', ts: p.clock.now, amount: 700 }]);
+      await feed(p, Array.from({ length: 3 }, (_, i) => ({ event_id: `t${i}`, user_id: 't9', type: 'click', ts: p.clock.now - i })));
+      const [line] = await tail.waitFor(/^\{.*"trigger":"hot_clicker".*\}$/m);
+      expect(JSON.parse(line)).to.deep.include({ trigger: 'hot_clicker', user_id: 't9', values: { clicks_5m: 3 } });
+      await table.waitFor(/Z {2}hot_clicker +t9 +clicks_5m=3$/m);
+      expect(table.output()).to.match(/Z {2}big_spender_today +t9 +spend_24h=700$/m);
+      expect(tail.output()).to.not.include('big_spender_today');
+      for (const c of [tail, table]) c.child.kill('SIGINT');
+      expect([await tail.exited, await table.exited]).to.deep.equal([0, 0]);
+    } finally {
+      await killAllCli();
+      await p.close();
+    }
+  });
+
+  describe('GET /triggers/stream: Server-Sent Events', () => {
+    let p: Pipeline;
+    let http: HttpServerHandle;
+    let base: string;
+    before(async () => {
+      p = await makePipeline({ triggers: TRIGGERS, partitions: 3 });
+      ({ http, base } = await serveApp(p, { maxEventsPerRequest: 100, maxProfilesPerRequest: 10, maxBodyBytes: 1 << 20 }));
+    });
+    after(async () => {
+      await http.close();
+      await p.close();
+    });
+    const click = (user: string, n: number, id: string) =>
+      Array.from({ length: n }, (_, i) => ({ event_id: `${id}${i}`, user_id: user, type: 'click', ts: p.clock.now - i }));
+
+    /** Opens the stream; `events(n)` resolves with the next n events; `close()` hangs up. */
+    async function open(query = '', lastEventId?: string) {
+      const ctrl = new AbortController();
+      const res = await fetch(`${base}/triggers/stream${query}`, { signal: ctrl.signal, headers: lastEventId ? { 'last-event-id': lastEventId } : {} });
+      expect(res.status).to.equal(200);
+      expect(res.headers.get('content-type')).to.match(/^text\/event-stream/);
+      const reader = res.body!.getReader();
+      let buffer = '';
+      const parsed: { id: string; event: string; data: Record<string, unknown> }[] = [];
+      const events = async (n: number) => {
+        while (parsed.length < n) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error('stream ended');
+          buffer += new TextDecoder().decode(value);
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const f = Object.fromEntries(block.split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
+            if (f.data) parsed.push({ id: f.id, event: f.event, data: JSON.parse(f.data) });
+          }
+        }
+        return parsed.splice(0, n);
+      };
+      return { events, close: () => ctrl.abort() };
+    }
+
+    it('sends one event per firing, resumes after Last-Event-ID without loss, and filters by ?name=', async () => {
+      const all = await open();
+      const spenders = await open('?name=big_spender_today');
+      await feed(p, [...click('s1', 3, 'a'), ...click('s2', 3, 'b')]);
+      await feed(p, [{ event_id: 'buy', user_id: 's3', type: 'purchase', ts: p.clock.now, amount: 999 }]);
+      const first = await all.events(3);
+      expect(first.map((e) => [e.event, e.data.user_id])).to.have.deep.members([['hot_clicker', 's1'], ['hot_clicker', 's2'], ['big_spender_today', 's3']]);
+      expect(first[0].data).to.include.keys('entryId', 'partition', 'at', 'event_id', 'values');
+      expect((await spenders.events(1))[0]).to.deep.include({ event: 'big_spender_today' });
+      spenders.close();
+      // Hang up after the first, miss two more firings, come back with the first's id.
+      all.close();
+      await feed(p, [...click('s4', 3, 'c'), ...click('s5', 3, 'd')]);
+      const resumed = await open('', first[0].id);
+      const again = await resumed.events(4);
+      expect(again.map((e) => e.data.user_id)).to.have.members([...first.slice(1).map((e) => e.data.user_id), 's4', 's5']);
+      resumed.close();
+      for (const [query, headers] of [['?name=Bad!', {}], ['', { 'last-event-id': '1-0' }]] as const) {
+        expect((await fetch(`${base}/triggers/stream${query}`, { headers })).status).to.equal(400);
+      }
+    });
   });
 });

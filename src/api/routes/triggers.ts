@@ -31,7 +31,7 @@ export function triggersRouter(api: ApiContext): Router {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write(`retry: 1000\n: cursor ${reader.cursor()}\n\n`);
     let open = true;
-    req.on('close', () => {
+    res.on('close', () => {
       open = false;
       reader.close();
     });
