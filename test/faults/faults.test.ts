@@ -1,4 +1,8 @@
 import { expect } from 'chai';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { DEFAULT_TAGS_FILE } from '../../src/core/tags';
 import { killAllCli } from '../helpers/cli';
 import { partitionFor } from '../../src/core/keys';
 import { PARTITIONS, Stack, knownEvents } from './stack';
@@ -39,6 +43,43 @@ describe('fault suite: real processes, real redis-server, kill -9', function () 
     const accepted = await sending;
     await stack.waitCaughtUp();
     await stack.assertExact(events, accepted);
+  });
+
+  it('kill -9 of realtime consumers mid-stream with a trigger configured: every user that crosses it fires exactly once', async () => {
+    const config = path.join(os.tmpdir(), `faults-tags-${process.pid}.json`);
+    const shipped = JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(config, JSON.stringify({ ...shipped, triggers: [{ name: 'many_clicks', when: [{ tag: 'clicks_24h', op: '>=', value: 5 }] }] }));
+    try {
+      await baseline({ PROFILE_CONFIG: config });
+      const events = knownEvents(30, 9, 'tr');
+      const sending = stack.send(events, 10, 2, 30);
+      let current = 'rt-1';
+      for (let round = 0; round < 3; round++) {
+        await sleep(300);
+        await stack.kill(current, 'SIGKILL');
+        await sleep(150);
+        current = round === 1 ? 'rt-1' : `rt-1-r${round}`;
+        await stack.startRealtime(current);
+      }
+      const accepted = await sending;
+      await stack.waitCaughtUp();
+      await stack.assertExact(events, accepted);
+      const clicks = new Map<string, number>();
+      for (const e of events) if (accepted.has(e.event_id) && e.type === 'click') clicks.set(e.user_id, (clicks.get(e.user_id) ?? 0) + 1);
+      const expected = [...clicks].filter(([, n]) => n >= 5).map(([u]) => u).sort();
+      const fired: string[] = [];
+      for (let p = 0; p < PARTITIONS; p++) {
+        for (const [, f] of await stack.redis.xrange(stack.keys.triggerStream(p), '-', '+')) {
+          const user = f[f.indexOf('user_id') + 1];
+          expect(partitionFor(user, PARTITIONS)).to.equal(p);
+          fired.push(user);
+        }
+      }
+      expect(expected.length).to.be.greaterThan(10);
+      expect(fired.sort()).to.deep.equal(expected); // each once: none lost, none twice
+    } finally {
+      fs.rmSync(config, { force: true });
+    }
   });
 
   it('kill -9 of the archiver three times, each time between fsync and ack: nothing lost, duplicates only in the ODS', async () => {
