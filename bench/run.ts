@@ -20,6 +20,7 @@ import { ArchiveConsumer } from '../src/consumers/archive';
 import { TrafficGenerator, simulate } from '../src/dev/simulate';
 import { groupCaughtUp, streamStatus } from '../src/redis/streamStatus';
 import { measureBatch } from './batch';
+import { measureTriggers } from './triggers';
 
 const quick = process.argv.includes('--quick');
 const M = quick
@@ -223,6 +224,9 @@ async function main() {
     // Batch against DuckDB on the same generated ODS.
     Object.assign(result, await measureBatch(M.batchEvents, M.batchUsers, 30));
 
+    // Triggers: the realtime path with two triggers against none; firing latency at 1,000 events/s.
+    Object.assign(result, await measureTriggers(quick ? 30_000 : 100_000, quick ? 20_000 : 50_000, quick ? 100 : 500, 1000));
+
     result.ratios = {
       e2e_over_xadd: Number(((result.e2e_per_s as number) / (result.redis_xadd_pipelined_per_s as number)).toFixed(3)),
       read_over_bare: Number(((result.read_per_s as number) / (result.bare_http_per_s as number)).toFixed(3)),
@@ -230,6 +234,7 @@ async function main() {
       batch_over_duckdb: result.batch_over_duckdb,
       batch_rerun_over_duckdb: result.batch_rerun_over_duckdb,
       load_over_hset: result.load_over_hset,
+      triggers_throughput_ratio: result.triggers_throughput_ratio,
       hot_read_p99_over_cold_read_p99: Number(((result.hot_read_p99_ms as number) / (result.cold_read_p99_ms as number)).toFixed(2)),
     };
     console.log(JSON.stringify(result, null, 2));

@@ -23,7 +23,7 @@ export class WindowWriter {
   private readonly plans = new Map<EventType, { longest: number; planArgs: (string | number)[] }>();
   private readonly overallLongest: number;
   /** With triggers: the event types whose panes the conditions read, and the values after the user and event ids. */
-  private readonly triggerPlan?: { types: EventType[]; args: (string | number)[] };
+  private readonly triggerPlan?: { types: EventType[]; evaluatedOn: Set<EventType>; args: (string | number)[] };
 
   constructor(private readonly keys: Keys, tags: readonly WindowTag[], triggers: readonly Trigger[] = [], offline: readonly OfflineTag[] = []) {
     this.overallLongest = longestWindow(tags);
@@ -49,12 +49,11 @@ export class WindowWriter {
     const args: (string | number)[] = [windowTags.length, ...windowTagArgs(windowTags, (t) => 9 + types.indexOf(t.event) * 2)];
     args.push(offlineNames.length, ...offlineNames, triggers.length);
     for (const t of triggers) args.push(t.name, t.when.length, ...t.when.flatMap((c) => [c.tag, c.op, c.value]));
-    return { types, args };
-  }
-
-  /** True when triggers are configured (the script then answers [added, outbox]). */
-  get hasTriggers(): boolean {
-    return this.triggerPlan !== undefined;
+    // Only an event of a type the conditions read can make one true (offline tags change by
+    // batch): calls of other types skip the evaluation, unless a trigger reads offline tags only.
+    const offlineOnly = triggers.some((t) => t.when.every((c) => !windowTags.some((w) => w.name === c.tag)));
+    const evaluatedOn = new Set<EventType>(offlineOnly ? tags.map((t) => t.event) : types);
+    return { types, evaluatedOn, args };
   }
 
   /** The longest window of a type's tags (ms), or undefined when no tag uses the type. */
@@ -76,7 +75,7 @@ export class WindowWriter {
     const plan = this.plans.get(type);
     if (!plan) throw new Error(`no window tag uses event type ${type}`);
     const k = this.keys;
-    const t = this.triggerPlan;
+    const t = this.triggerPlan?.evaluatedOn.has(type) ? this.triggerPlan : undefined;
     return Scripts.updateWindows({
       panesKey: k.panes(userId, type), paneIndexKey: k.paneIndex(userId, type), realtimeKey: k.realtime(userId),
       legacyWindowKey: k.legacyWindow(userId, type), legacyValuesKey: k.legacyWindowValues(userId, type),

@@ -53,9 +53,10 @@
 
   Triggers (edge-triggered, decided here so a redelivered event cannot fire twice): when
   the call added an event, each trigger's conditions are evaluated on the user's tags at
-  `now`; all true and not fired → a firing is pushed to the outbox and the trigger marked
-  fired; any false → re-armed (the mark removed). Conditions that turn false only because
-  windows slid re-arm at the user's next event.
+  `now` before and after its events; false before (or never fired) and all true after → a
+  firing is pushed to the outbox and the trigger marked fired; false after → re-armed (the
+  mark removed). So conditions that turned false only because windows slid re-arm at the
+  user's next event of a type the triggers read (the consumer calls with triggers only then).
 
   Output: without triggers, the number of events added (an event already counted, or older
   than the type's longest window, adds nothing); with triggers, {added, outbox}: every
@@ -176,6 +177,54 @@ if rcall('EXISTS', KEYS[4]) == 1 then
 end
 
 local triggerArgs = tonumber(ARGV[9])
+local holds = {
+  ['>='] = function(x, v) return x >= v end, ['>'] = function(x, v) return x > v end,
+  ['<='] = function(x, v) return x <= v end, ['<'] = function(x, v) return x < v end,
+  ['=='] = function(x, v) return x == v end,
+}
+
+-- Every trigger on the user's state at `now`: {name, all (every condition holds), record
+-- (the firing: trigger, now, the call's last event id, then each condition's tag and value)}.
+local function evaluateTriggers()
+  local a = 10
+  local eventId = ARGV[a + 1]
+  local nt = tonumber(ARGV[a + 2])
+  local values = {}
+  local flat = tagValues(KEYS, ARGV, a + 3, nt, now)
+  for i = 1, #flat, 2 do values[flat[i]] = tonumber(flat[i + 1]) end -- false (no value) → nil
+  a = a + 3 + nt * 8
+  local no = tonumber(ARGV[a])
+  for i = 1, no do values[ARGV[a + i]] = tonumber(rcall('HGET', KEYS[8], ARGV[a + i])) end
+  a = a + no + 1
+  local out = {}
+  local nr = tonumber(ARGV[a])
+  a = a + 1
+  for _ = 1, nr do
+    local name, nc = ARGV[a], tonumber(ARGV[a + 1])
+    local t = { name = name, all = true, record = { name, now, eventId } }
+    for c = 0, nc - 1 do
+      local tag, op, v = ARGV[a + 2 + c * 3], ARGV[a + 3 + c * 3], tonumber(ARGV[a + 4 + c * 3])
+      local x = values[tag]
+      if x == nil or not holds[op](x, v) then t.all = false end -- a tag without a value holds nothing
+      t.record[#t.record + 1] = tag
+      t.record[#t.record + 1] = x == nil and '' or tostring(x)
+    end
+    a = a + 2 + nc * 3
+    out[#out + 1] = t
+  end
+  return out
+end
+
+-- Before this call's events: fired triggers that no longer hold (their windows slid) are
+-- re-armed, so a burst that makes one true again in a single call fires it (applied only
+-- if the call adds an event: a redelivery changes nothing).
+local rearm = {}
+if triggerArgs > 0 and rcall('HLEN', KEYS[6]) > 0 then
+  for _, t in ipairs(evaluateTriggers()) do
+    if not t.all then rearm[#rearm + 1] = t.name end
+  end
+end
+
 for i = 10 + triggerArgs, #ARGV, 3 do
   addEvent(tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2])
 end
@@ -310,39 +359,14 @@ rcall('HSET', KEYS[3], 'last_event_at', lastEvent, 'updated_at', now)
 rcall('PEXPIRE', KEYS[3], lastEvent + tonumber(ARGV[3]) - now + 1)
 if triggerArgs == 0 then return added end
 
--- Triggers: the conditions' tags at `now`, after this call's events.
-local a = 10
-local userId, eventId = ARGV[a], ARGV[a + 1]
-local nt = tonumber(ARGV[a + 2])
-local values = {}
-local flat = tagValues(KEYS, ARGV, a + 3, nt, now)
-for i = 1, #flat, 2 do values[flat[i]] = tonumber(flat[i + 1]) end -- false (no value) → nil
-a = a + 3 + nt * 8
-local no = tonumber(ARGV[a])
-for i = 1, no do values[ARGV[a + i]] = tonumber(rcall('HGET', KEYS[8], ARGV[a + i])) end
-a = a + no + 1
-local holds = {
-  ['>='] = function(x, v) return x >= v end, ['>'] = function(x, v) return x > v end,
-  ['<='] = function(x, v) return x <= v end, ['<'] = function(x, v) return x < v end,
-  ['=='] = function(x, v) return x == v end,
-}
-local nr = tonumber(ARGV[a])
-a = a + 1
-for _ = 1, nr do
-  local name, nc = ARGV[a], tonumber(ARGV[a + 1])
-  local all, record = true, { name, now, eventId }
-  for c = 0, nc - 1 do
-    local tag, op, v = ARGV[a + 2 + c * 3], ARGV[a + 3 + c * 3], tonumber(ARGV[a + 4 + c * 3])
-    local x = values[tag]
-    if x == nil or not holds[op](x, v) then all = false end -- a tag without a value holds nothing
-    record[#record + 1] = tag
-    record[#record + 1] = x == nil and '' or tostring(x)
-  end
-  a = a + 2 + nc * 3
-  if all and rcall('HSETNX', KEYS[6], name, 1) == 1 then
-    rcall('RPUSH', KEYS[7], table.concat(record, '\31'))
-  elseif not all then
-    rcall('HDEL', KEYS[6], name)
+-- Triggers, after this call's events: fire what now holds and was not fired; re-arm what
+-- does not hold (and, above, what had stopped holding before this call's events).
+if #rearm > 0 then rcall('HDEL', KEYS[6], unpack(rearm)) end
+for _, t in ipairs(evaluateTriggers()) do
+  if t.all and rcall('HSETNX', KEYS[6], t.name, 1) == 1 then
+    rcall('RPUSH', KEYS[7], table.concat(t.record, '\31'))
+  elseif not t.all then
+    rcall('HDEL', KEYS[6], t.name)
   end
 end
 rcall('PEXPIRE', KEYS[6], lastEvent + tonumber(ARGV[3]) - now + 1)

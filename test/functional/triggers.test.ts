@@ -64,6 +64,14 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
         all = await firings(p);
         expect(all.length).to.equal(users.length + 1);
         expect(all.filter((f) => f.user_id === users[0]).map((f) => f.clicks_5m)).to.deep.equal(['3', '3']);
+        // Windows slid again, then a burst in one consumer batch makes it true at once: false
+        // before the batch's events, true after: fires.
+        p.clock.advance(6 * MIN);
+        await feed(p, click(users[0], 4, 'h'));
+        expect((await firings(p)).filter((f) => f.user_id === users[0]).map((f) => f.clicks_5m)).to.deep.equal(['3', '3', '4']);
+        // Impressions (a type no condition reads) neither fire nor re-arm.
+        await feed(p, [{ event_id: `imp-${p.clock.now}`, user_id: users[0], type: 'impression', ts: p.clock.now }]);
+        expect((await firings(p)).length).to.equal(users.length + 2);
         expect(await p.redis.llen(p.keys.triggerOutbox(users[0]))).to.equal(0);
       });
 
