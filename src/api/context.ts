@@ -6,7 +6,7 @@ import type { Producer } from '../producer/producer';
 import type { BatchLauncher } from '../batch/launcher';
 import { Metrics } from '../ops/metrics';
 import type { ApiKey } from '../core/apiKeys';
-import type { WindowTag } from '../core/tags';
+import type { Trigger, WindowTag } from '../core/tags';
 import { ActivityTracker } from './dashboard';
 
 export interface AppOptions {
@@ -35,6 +35,8 @@ export interface AppOptions {
   adminRedis?: RedisClient;
   /** Window tags, for the dashboard's per-tag timelines. */
   windowTags?: readonly WindowTag[];
+  /** The configured triggers (the dashboard shows their recent firings). */
+  triggers?: readonly Trigger[];
   /** ODS directory, for the dashboard's archive size (when this process can see it). */
   odsDir?: string;
 }

@@ -4,7 +4,8 @@ import { Keys } from '../core/keys';
 import { listOdsFiles } from '../ods/files';
 import { RedisClient, nodeFor } from '../redis/client';
 import { streamStatus } from '../redis/streamStatus';
-import { WindowTag } from '../core/tags';
+import { Trigger, WindowTag } from '../core/tags';
+import { FiringSummary, recentFirings } from '../profile/triggers';
 import { LEVEL_PREFIX, typePanePlan } from '../core/panes';
 import { lastRunId, readRun } from '../batch/registry';
 
@@ -61,13 +62,18 @@ export interface DashboardStats {
   ods: { files: number; bytes: number } | null;
   last_batch: Record<string, unknown> | null;
   top_users: { user_id: string; events: number }[];
+  /** Per configured trigger: its newest firings (up to 5, among the newest 20 of each partition). */
+  triggers: { name: string; recent: FiringSummary[] }[];
 }
 
 /** Everything the pipeline view shows, in one call; rates are derived by the page from successive calls. */
 export async function dashboardStats(
-  redis: RedisClient, keys: Keys, partitions: number, activity: ActivityTracker, odsDir?: string,
+  redis: RedisClient, keys: Keys, partitions: number, activity: ActivityTracker, odsDir?: string, triggers: readonly Trigger[] = [],
 ): Promise<DashboardStats> {
-  const [parts, dead, runId] = await Promise.all([streamStatus(redis, keys, partitions), redis.xlen(keys.deadLetters()), lastRunId(redis, keys)]);
+  const [parts, dead, runId, firings] = await Promise.all([
+    streamStatus(redis, keys, partitions), redis.xlen(keys.deadLetters()), lastRunId(redis, keys),
+    triggers.length > 0 ? recentFirings(redis, keys, partitions) : Promise.resolve([]),
+  ]);
   const lastBatch = runId ? await readRun(redis, keys, runId) : null;
   if (lastBatch?.summary) {
     // The page shows four figures of the summary; the rest (bad-line samples) stays out of every poll.
@@ -82,6 +88,7 @@ export async function dashboardStats(
     ods: files ? { files: files.length, bytes: files.reduce((n, f) => n + f.bytes, 0) } : null,
     last_batch: lastBatch,
     top_users: activity.top(10),
+    triggers: triggers.map((t) => ({ name: t.name, recent: firings.filter((f) => f.trigger === t.name).slice(0, 5) })),
   };
 }
 

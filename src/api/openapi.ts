@@ -208,7 +208,7 @@ const document = {
         summary: "What the dashboard's pipeline view shows, in one call",
         responses: {
           200: response('Pipeline state', {
-            type: 'object', required: ['at', 'partitions', 'dead_letters', 'ods', 'last_batch', 'top_users'], additionalProperties: false,
+            type: 'object', required: ['at', 'partitions', 'dead_letters', 'ods', 'last_batch', 'top_users', 'triggers'], additionalProperties: false,
             properties: {
               at: { type: 'integer' },
               partitions: { type: 'array', items: ref('PartitionStatus') },
@@ -216,6 +216,7 @@ const document = {
               ods: { oneOf: [{ type: 'null' }, { type: 'object', required: ['files', 'bytes'], properties: { files: { type: 'integer' }, bytes: { type: 'integer' } } }] },
               last_batch: { oneOf: [{ type: 'null' }, ref('BatchRun')] },
               top_users: { type: 'array', items: { type: 'object', required: ['user_id', 'events'], properties: { user_id: { type: 'string' }, events: { type: 'integer' } } } },
+              triggers: { type: 'array', items: { type: 'object', required: ['name', 'recent'], properties: { name: { type: 'string' }, recent: { type: 'array', items: ref('Firing') } } } },
             },
           }),
           503: error('Redis unavailable'),
@@ -245,9 +246,10 @@ const document = {
         parameters: [{ name: 'userId', in: 'path', required: true, schema: ID }],
         responses: {
           200: response('Per window tag: event type, window, bucket size, counts oldest first', {
-            type: 'object', required: ['user_id', 'as_of', 'tags'], additionalProperties: false,
+            type: 'object', required: ['user_id', 'as_of', 'tags', 'firings'], additionalProperties: false,
             properties: {
               user_id: { type: 'string' }, as_of: { type: 'integer' },
+              firings: { type: 'array', description: "The user's trigger firings among the newest 1,000 of its partition, newest first", items: ref('Firing') },
               tags: {
                 type: 'object',
                 additionalProperties: {

@@ -66,6 +66,14 @@ export const SCHEMAS = {
     description: 'GET /profile/{userId}?view=flat: every realtime and offline tag as a string (numbers as decimal text, count_by as its JSON text, segment_id as is); null tags (avg, min, max or last of a window without values) left out; no user_id, no meta',
     additionalProperties: { type: 'string' },
   },
+  Firing: {
+    type: 'object', required: ['trigger', 'user_id', 'at', 'event_id', 'values'], additionalProperties: false,
+    description: 'A trigger firing: when (ms) and by which event its conditions became true, with their tags\' values then (null: no value)',
+    properties: {
+      trigger: { type: 'string' }, user_id: { type: 'string' }, at: { type: 'integer' }, event_id: { type: 'string' },
+      values: { type: 'object', additionalProperties: { type: ['number', 'null'] } },
+    },
+  },
   RunId: { type: 'string', pattern: RUN_ID.source },
   BatchRun: {
     type: 'object', required: ['run_id', 'state'], additionalProperties: false,

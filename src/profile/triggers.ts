@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { RedisClient, duplicateRedis, nodeFor } from '../redis/client';
-import { Keys } from '../core/keys';
+import { Keys, partitionFor } from '../core/keys';
 
 /** One trigger firing as read from its partition's stream. */
 export interface Firing {
@@ -108,4 +108,26 @@ function toFiring(entryId: string, partition: number, fields: string[], cursor: 
     else f.values[name] = value === '' ? null : Number(value);
   }
   return f;
+}
+
+/** A firing as the dashboard shows it. */
+export type FiringSummary = Omit<Firing, 'cursor' | 'entryId' | 'partition'>;
+
+const summary = (entryId: string, p: number, fields: string[]): FiringSummary => {
+  const { cursor: _c, entryId: _e, partition: _p, ...f } = toFiring(entryId, p, fields, '');
+  return f;
+};
+
+/** The newest firings of every partition (`perPartition` each), newest first. */
+export async function recentFirings(redis: RedisClient, keys: Keys, partitions: number, perPartition = 20): Promise<FiringSummary[]> {
+  const lists = await Promise.all(Array.from({ length: partitions }, async (_, p) =>
+    (await redis.xrevrange(keys.triggerStream(p), '+', '-', 'COUNT', perPartition)).map(([id, fields]) => summary(id, p, fields))));
+  return lists.flat().sort((a, b) => b.at - a.at);
+}
+
+/** A user's firings among the newest `scan` of their partition's stream, newest first (bounded work). */
+export async function userFirings(redis: RedisClient, keys: Keys, partitions: number, userId: string, scan = 1000): Promise<FiringSummary[]> {
+  const p = partitionFor(userId, partitions);
+  const entries = await redis.xrevrange(keys.triggerStream(p), '+', '-', 'COUNT', scan);
+  return entries.map(([id, fields]) => summary(id, p, fields)).filter((f) => f.user_id === userId);
 }

@@ -104,7 +104,7 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   const batch = new BatchLauncher({ redis: batchRedis, keys, child, logger, metrics: rt.metrics });
   const app = createApp({
     redis, producer, reader, keys, logger, batch, metrics: rt.metrics, adminRedis: batchRedis,
-    apiKeys: config.apiKeys, rateLimitPerS: config.rateLimitPerS, windowTags: config.tags.realtime, odsDir: config.odsDir,
+    apiKeys: config.apiKeys, rateLimitPerS: config.rateLimitPerS, windowTags: config.tags.realtime, triggers: config.tags.triggers, odsDir: config.odsDir,
     partitions: config.partitions,
     maxEventsPerRequest: config.maxEventsPerRequest,
     maxProfilesPerRequest: config.maxProfilesPerRequest,

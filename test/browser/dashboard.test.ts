@@ -10,6 +10,7 @@ import path from 'path';
 import { chromium, Browser } from 'playwright-core';
 import { CliProcess, killAllCli, runCli } from '../helpers/cli';
 import { testRedisUrl, uniquePrefix } from '../helpers/context';
+import { DEFAULT_TAGS_FILE } from '../../src/core/tags';
 
 /** The page's DOM, as the functions evaluated in the browser see it (the project compiles without the DOM lib). */
 declare const document: {
@@ -35,8 +36,12 @@ describe('dashboard in headless Chromium (real profile up, API keys on)', functi
       this.skip();
     }
     ods = fs.mkdtempSync(path.join(os.tmpdir(), 'dash-ods-'));
+    // The shipped tags with one trigger, so the page has firings to show.
+    const tags = path.join(ods, '..', `${path.basename(ods)}-tags.json`);
+    const shipped = JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(tags, JSON.stringify({ ...shipped, triggers: [{ name: 'hot_clicker', when: [{ tag: 'clicks_5m', op: '>=', value: 3 }] }] }));
     up = runCli(['up', '--port', '0'], {
-      REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix(), ODS_DIR: ods, LOG_LEVEL: 'info',
+      REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix(), ODS_DIR: ods, LOG_LEVEL: 'info', PROFILE_CONFIG: tags,
       PROFILE_API_KEYS: `${KEYS.ingest}:ingest,${KEYS.read}:read,${KEYS.admin}:admin`,
     });
     const [, port] = await up.waitFor(/"port":(\d+),"msg":"API listening"/);
@@ -50,7 +55,10 @@ describe('dashboard in headless Chromium (real profile up, API keys on)', functi
   after(async () => {
     await browser?.close();
     await killAllCli();
-    if (ods) fs.rmSync(ods, { recursive: true, force: true });
+    if (ods) {
+      fs.rmSync(ods, { recursive: true, force: true });
+      fs.rmSync(`${ods}-tags.json`, { force: true });
+    }
   });
 
   const send = async (events: Record<string, unknown>[]) => {
@@ -104,6 +112,10 @@ describe('dashboard in headless Chromium (real profile up, API keys on)', functi
     expect(await page.textContent('tr[data-tag="clicks_24h"]')).to.include('3 clicks');
     expect(await page.locator('tr[data-tag="views_5m"] svg polyline').count()).to.equal(1);
     expect(await page.textContent('#profile-meta')).to.match(/dash-1 · evaluated .* last event/);
+    // Triggers: the three clicks fired hot_clicker, on the pipeline view and in the explorer.
+    await page.waitForSelector('#triggers [data-trigger="hot_clicker"]');
+    expect(await page.textContent('#triggers [data-trigger="hot_clicker"]')).to.match(/^hot_clicker: [^(]+ dash-1 \(clicks_5m 3\)/);
+    expect(await page.textContent('#user-firings')).to.match(/^Trigger firings: hot_clicker at [^(]+ dash-1 \(clicks_5m 3\)$/);
 
     // Batch control: run one, wait for its summary, and see the offline tags appear.
     await page.click('#batch-run');

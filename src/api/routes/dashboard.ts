@@ -16,7 +16,7 @@ export function dashboardRouter(api: ApiContext): Router {
   });
 
   route(router, 'GET /dashboard/stats', async (_req: Request, res: Response) => {
-    res.json(await dashboardStats(api.redis, api.keys, api.partitions, api.activity, api.odsDir));
+    res.json(await dashboardStats(api.redis, api.keys, api.partitions, api.activity, api.odsDir, api.triggers));
   });
   return router;
 }

@@ -5,6 +5,7 @@ import { eraseUser } from '../../profile/erasure';
 import { flatProfile } from '../../profile/flat';
 import type { ApiContext } from '../context';
 import { profileTimeline } from '../dashboard';
+import { userFirings } from '../../profile/triggers';
 import { BAD_USER_ID, failureResponse, jsonBody, userIdParam } from '../http';
 import { RouteKey, pathMatcher, requestPath, route } from '../routeTable';
 
@@ -45,7 +46,11 @@ export function profilesRouter(api: ApiContext): Router {
   route(router, 'GET /profile/:userId/timeline', async (req: Request, res: Response) => {
     const userId = userIdParam(req, res);
     if (userId === null) return;
-    res.json(await profileTimeline(api.redis, api.keys, api.windowTags ?? [], userId, Date.now()));
+    const [timeline, firings] = await Promise.all([
+      profileTimeline(api.redis, api.keys, api.windowTags ?? [], userId, Date.now()),
+      (api.triggers ?? []).length > 0 ? userFirings(api.redis, api.keys, api.partitions, userId) : Promise.resolve([]),
+    ]);
+    res.json({ ...timeline, firings });
   });
   return router;
 }
