@@ -280,6 +280,8 @@ describe('profile CLI (real processes)', function () {
     await admin.call('ACL', 'SETUSER', user, 'on', '>right', '~*', '+@all');
     const file = path.join(os.tmpdir(), `not-a-folder-${process.pid}`);
     fs.writeFileSync(file, '');
+    const badTriggers = path.join(os.tmpdir(), `bad-triggers-${process.pid}.json`);
+    fs.writeFileSync(badTriggers, JSON.stringify({ realtime: [{ name: 'clicks_5m', event: 'click', aggregation: 'count', window: '5m' }], triggers: [{ name: 'hot', when: [{ tag: 'clicks_1m', op: '>=', value: 3 }] }] }));
     const url = new URL(testRedisUrl());
     try {
       const cases: [string[], Record<string, string>, number, RegExp][] = [
@@ -290,6 +292,7 @@ describe('profile CLI (real processes)', function () {
         [['serve', '--port', '0'], { ...env, REDIS_URL: `redis://127.0.0.1:${await freePort()}` }, 1, /^profile: cannot connect to Redis at 127\.0\.0\.1:\d+ \(connect ECONNREFUSED .*\): is it running\? Check --redis/],
         [['serve', '--port', '0', '--host', '10.255.255.1'], env, 2, /^profile: cannot listen on 10\.255\.255\.1:0: .* check --host \/ HOST$/],
         [['serve', '--port', '0', '--config', file], env, 2, /^profile: \/.*not-a-folder-\d+: not valid JSON \(/],
+        [['consume', '--config', badTriggers], env, 2, /^profile: .*: triggers\[0\] \(hot\): when\[0\]: "tag" must name a realtime tag other than count_by, or an offline tag \(/],
       ];
       for (const [args, e, code, message] of cases) {
         const r = await runCliToEnd(args, e);
@@ -303,6 +306,7 @@ describe('profile CLI (real processes)', function () {
       await admin.call('ACL', 'DELUSER', user);
       await admin.quit();
       fs.rmSync(file, { force: true });
+      fs.rmSync(badTriggers, { force: true });
     }
   });
 });
