@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { ConfigError } from '../../src/core/errors';
 import { partitionFor } from '../../src/core/keys';
 import { parseTagConfig } from '../../src/core/tags';
-import { runScript } from '../../src/lua/scripts';
+import { Scripts, runScript } from '../../src/lua/scripts';
 import { WindowWriter } from '../../src/consumers/windowWriter';
 import { masters, nodeFor } from '../../src/redis/client';
 import { Pipeline, feed, makePipeline, serveApp, testRedisUrl } from '../helpers/context';
@@ -107,6 +107,24 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
       });
     });
   }
+
+  it('appends each firing id once and trims the stream and its dedup set by age (--trigger-retention)', async () => {
+    const p = await makePipeline({ triggers: TRIGGERS });
+    try {
+      const [stream, seen] = [p.keys.triggerStream(0), p.keys.triggerSeen(0)];
+      const firing = (id: string) => ({ id, fields: ['trigger', 'hot_clicker', 'user_id', 'u', 'at', '1', 'event_id', 'e', 'clicks_5m', '3'] });
+      const day = 86_400_000;
+      expect(await runScript(p.redis, Scripts.appendTriggers(stream, seen, Date.now(), day, [firing('a'), firing('b'), firing('a')]))).to.equal(2);
+      expect(await runScript(p.redis, Scripts.appendTriggers(stream, seen, Date.now(), day, [firing('b')]))).to.equal(0);
+      expect([await p.redis.xlen(stream), await p.redis.zcard(seen)]).to.deep.equal([2, 2]);
+      await new Promise((r) => setTimeout(r, 20));
+      // Retention 10 ms: what was appended before is dropped, stream and dedup set alike.
+      expect(await runScript(p.redis, Scripts.appendTriggers(stream, seen, Date.now(), 10, [firing('c')]))).to.equal(1);
+      expect([await p.redis.xlen(stream), await p.redis.zrange(seen, 0, -1)]).to.deep.equal([1, ['c']]);
+    } finally {
+      await p.close();
+    }
+  });
 
   it('refuses a config naming an unknown tag, a count_by tag, or an unknown operator (exit 2)', () => {
     const base = { realtime: [{ name: 'clicks_5m', event: 'click', aggregation: 'count', window: '5m' }, { name: 'camps', event: 'click', aggregation: 'count_by', field: 'campaign_id', window: '1h' }] };
