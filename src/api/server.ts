@@ -6,9 +6,15 @@ import { listenError } from '../core/errors';
 export interface HttpServerHandle {
   server: http.Server;
   port: number;
-  /** Stops accepting connections, lets requests in flight finish, closes idle keep-alives. */
+  /**
+   * Stops accepting connections, closes idle keep-alives, lets requests in flight finish
+   * (for up to a second: then their connections are closed too).
+   */
   close(): Promise<void>;
 }
+
+/** How long close() lets requests in flight finish before it closes their connections (ms). */
+const CLOSE_GRACE_MS = 1000;
 
 /** Listens with `app` on host:port (port 0 = any free port). */
 export function listen(app: RequestListener, host: string, port: number): Promise<HttpServerHandle> {
@@ -27,6 +33,9 @@ export function listen(app: RequestListener, host: string, port: number): Promis
           new Promise<void>((done) => {
             server.close(() => done());
             server.closeIdleConnections();
+            // Requests in flight get a moment; long-lived ones (the trigger event stream,
+            // whose clients reconnect elsewhere with Last-Event-ID) would never end by themselves.
+            setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref();
           }),
       });
     });

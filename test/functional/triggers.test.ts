@@ -1,4 +1,7 @@
 import { expect } from 'chai';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
 import { ConfigError } from '../../src/core/errors';
 import { partitionFor } from '../../src/core/keys';
 import { parseTagConfig } from '../../src/core/tags';
@@ -160,6 +163,25 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
     } finally {
       await killAllCli();
       await p.close();
+    }
+  });
+
+  it('profile up with an event-stream client connected still stops on SIGTERM (exit 0, about a second)', async () => {
+    const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: `sse-${process.pid}:`, ODS_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'sse-ods-')) };
+    try {
+      const up = runCli(['up', '--port', '0'], { ...env, LOG_LEVEL: 'info' });
+      const [, port] = await up.waitFor(/"port":(\d+),"msg":"API listening"/);
+      const ctrl = new AbortController();
+      const res = await fetch(`http://127.0.0.1:${port}/triggers/stream`, { signal: ctrl.signal });
+      expect(res.status).to.equal(200);
+      const t0 = Date.now();
+      up.child.kill('SIGTERM');
+      expect(await up.exited).to.equal(0);
+      expect(Date.now() - t0).to.be.lessThan(5000);
+      ctrl.abort();
+    } finally {
+      await killAllCli();
+      fs.rmSync(env.ODS_DIR, { recursive: true, force: true });
     }
   });
 
