@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { ProfileStreamError } from './src/core/errors';
+import { PACKAGE_VERSION } from './src/core/version';
 import { makeUpCommand } from './src/cli/commands/up';
 import { makeServeCommand } from './src/cli/commands/serve';
 import { makeConsumeCommand } from './src/cli/commands/consume';
@@ -17,7 +18,7 @@ import { makeTriggersCommand } from './src/cli/commands/triggers';
 
 const program = new Command('profile')
   .description('profile-stream: Redis-native user profiles for ad platforms')
-  .version('0.1.0')
+  .version(PACKAGE_VERSION)
   .showHelpAfterError()
   // Usage errors (unknown option or command, bad argument) exit 2 like configuration
   // errors, not commander's default 1, which means a runtime failure here.

@@ -1,3 +1,4 @@
+import { PACKAGE_VERSION } from '../core/version';
 import { ODS_DATE } from '../ods/files';
 import { ID, SCHEMAS, ref } from './openapiSchemas';
 import { ROUTES, RouteKey } from './routeTable';
@@ -45,7 +46,7 @@ const document = {
   openapi: '3.1.0',
   info: {
     title: 'profile-stream',
-    version: '0.1.0',
+    version: PACKAGE_VERSION,
     description: 'Redis-native user profiles for ad platforms: events in over HTTP, sliding-window and offline tags out, one Redis round trip per profile.',
     license: { name: 'MIT', identifier: 'MIT' },
   },

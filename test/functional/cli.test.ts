@@ -16,7 +16,10 @@ describe('profile CLI (real processes)', function () {
   it('lists every command in --help', async () => {
     const { code, out } = await runCliToEnd(['--help']);
     expect(code).to.equal(0);
-    for (const cmd of ['up', 'serve', 'consume', 'get', 'simulate']) expect(out).to.match(new RegExp(`^\\s+${cmd}\\b`, 'm'));
+    for (const cmd of ['up', 'serve', 'consume', 'get', 'simulate', 'triggers']) expect(out).to.match(new RegExp(`^\\s+${cmd}\\b`, 'm'));
+    // --version is package.json's.
+    const version = await runCliToEnd(['--version']);
+    expect(version.out.trim()).to.equal((JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version);
   });
 
   it('`up` ingests over HTTP, serves the profile, `get` reads it, and SIGTERM exits 0 after draining', async () => {
