@@ -22,7 +22,8 @@ import IORedis from 'ioredis';
 import { Redis, connectRedis } from '../../src/redis/client';
 import { RedisServerHandle, startRedisServer } from '../../src/redis/embeddedServer';
 import { streamStatus } from '../../src/redis/streamStatus';
-import { loadTagConfig } from '../../src/core/tags';
+import { DEFAULT_TAGS_FILE, loadTagConfig, parseTagConfig } from '../../src/core/tags';
+import { FiringReader } from '../../src/profile/triggers';
 
 const ROLES = ['ingest', 'worker', 'api', 'batch'] as const;
 type RoleName = (typeof ROLES)[number];
@@ -87,7 +88,9 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
   it('lets each role do its part: ingest → realtime + archive (worker) → reads and status (api) → batch and erasure (batch)', async () => {
     const now = Date.now();
     const ods = path.join(dir, 'ods');
-    const realtime = new RealtimeConsumer({ redis: conns.worker, keys, partitions: 2, tags: tags.realtime, consumerName: 'acl-rt' });
+    // With a trigger: the worker decides and appends firings, the api role reads them.
+    const triggers = parseTagConfig({ ...JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')), triggers: [{ name: 'spender', when: [{ tag: 'spend_24h', op: '>=', value: 5 }] }] }).triggers;
+    const realtime = new RealtimeConsumer({ redis: conns.worker, keys, partitions: 2, tags: tags.realtime, triggers, consumerName: 'acl-rt' });
     const archive = new ArchiveConsumer({ redis: conns.worker, keys, partitions: 2, consumerName: 'acl-ar', odsDir: ods, trimIntervalMs: 0 });
     await realtime.init(); // the worker creates the groups
     const producer = new Producer({ redis: conns.ingest, keys, partitions: 2, maxFutureSkewMs: 60_000, maxBacklog: 1000 });
@@ -109,6 +112,9 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
     const reader = new ProfileReader(conns.api, keys, tags.realtime);
     expect((await reader.read('acl-w'))!.tags).to.include({ clicks_5m: 1 });
     expect((await reader.read('acl-u'))!.tags).to.include({ purchases_24h: 1, spend_24h: 5, views_1h: 1 });
+    const firings = await FiringReader.open(conns.api, keys, 2, ['0-0', '0-0']);
+    expect((await firings.next(1000)).map((f) => [f.trigger, f.user_id, f.values])).to.deep.equal([['spender', 'acl-u', { spend_24h: 5 }]]);
+    firings.close();
     expect((await streamStatus(conns.api, keys, 2)).map((p) => p.length)).to.deep.equal([0, 0]); // trimmed by the worker
     await conns.worker.call('SCRIPT', 'FLUSH').catch(() => undefined); // (refused: nobody may flush)
     expect((await checkReady(conns.api, keys, 2)).ready).to.equal(true);
