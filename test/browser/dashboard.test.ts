@@ -9,8 +9,7 @@ import os from 'os';
 import path from 'path';
 import { chromium, Browser } from 'playwright-core';
 import { CliProcess, killAllCli, runCli } from '../helpers/cli';
-import { testRedisUrl, uniquePrefix } from '../helpers/context';
-import { DEFAULT_TAGS_FILE } from '../../src/core/tags';
+import { shippedTagsWithTriggers, testRedisUrl, uniquePrefix } from '../helpers/context';
 
 /** The page's DOM, as the functions evaluated in the browser see it (the project compiles without the DOM lib). */
 declare const document: {
@@ -38,8 +37,7 @@ describe('dashboard in headless Chromium (real profile up, API keys on)', functi
     ods = fs.mkdtempSync(path.join(os.tmpdir(), 'dash-ods-'));
     // The shipped tags with one trigger, so the page has firings to show.
     const tags = path.join(ods, '..', `${path.basename(ods)}-tags.json`);
-    const shipped = JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as Record<string, unknown>;
-    fs.writeFileSync(tags, JSON.stringify({ ...shipped, triggers: [{ name: 'hot_clicker', when: [{ tag: 'clicks_5m', op: '>=', value: 3 }] }] }));
+    fs.writeFileSync(tags, JSON.stringify(shippedTagsWithTriggers([{ name: 'hot_clicker', when: [{ tag: 'clicks_5m', op: '>=', value: 3 }] }])));
     up = runCli(['up', '--port', '0'], {
       REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix(), ODS_DIR: ods, LOG_LEVEL: 'info', PROFILE_CONFIG: tags,
       PROFILE_API_KEYS: `${KEYS.ingest}:ingest,${KEYS.read}:read,${KEYS.admin}:admin`,

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { DEFAULT_TAGS_FILE } from '../../src/core/tags';
+import { shippedTagsWithTriggers } from '../helpers/context';
 import { killAllCli } from '../helpers/cli';
 import { partitionFor } from '../../src/core/keys';
 import { PARTITIONS, Stack, knownEvents } from './stack';
@@ -26,20 +26,27 @@ describe('fault suite: real processes, real redis-server, kill -9', function () 
     await stack.startArchive('arch-1');
   }
 
+  /**
+   * kill -9 of realtime consumer rt-1 three times, `beforeMs` into each round, restarted
+   * `afterMs` later under its own name (round 1: its pending entries come first) or a new
+   * one (the entries the dead one held are claimed by the others with XAUTOCLAIM).
+   */
+  async function killRealtimeThreeTimes(beforeMs: number, afterMs: number) {
+    let current = 'rt-1';
+    for (let round = 0; round < 3; round++) {
+      await sleep(beforeMs);
+      await stack.kill(current, 'SIGKILL');
+      await sleep(afterMs);
+      current = round === 1 ? 'rt-1' : `rt-1-r${round}`;
+      await stack.startRealtime(current);
+    }
+  }
+
   it('kill -9 of a realtime consumer three times mid-stream (two in the group): exact counts', async () => {
     await baseline();
     const events = knownEvents(30, 60, 'k1');
     const sending = stack.send(events, 40, 2, 20);
-    let current = 'rt-1';
-    for (let round = 0; round < 3; round++) {
-      await sleep(400);
-      await stack.kill(current, 'SIGKILL');
-      await sleep(200);
-      // Restarted under its own name (round 1: its pending entries come first) or a new one
-      // (the entries the dead one held are claimed by the others with XAUTOCLAIM).
-      current = round === 1 ? 'rt-1' : `rt-1-r${round}`;
-      await stack.startRealtime(current);
-    }
+    await killRealtimeThreeTimes(400, 200);
     const accepted = await sending;
     await stack.waitCaughtUp();
     await stack.assertExact(events, accepted);
@@ -47,20 +54,12 @@ describe('fault suite: real processes, real redis-server, kill -9', function () 
 
   it('kill -9 of realtime consumers mid-stream with a trigger configured: every user that crosses it fires exactly once', async () => {
     const config = path.join(os.tmpdir(), `faults-tags-${process.pid}.json`);
-    const shipped = JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as Record<string, unknown>;
-    fs.writeFileSync(config, JSON.stringify({ ...shipped, triggers: [{ name: 'many_clicks', when: [{ tag: 'clicks_24h', op: '>=', value: 5 }] }] }));
+    fs.writeFileSync(config, JSON.stringify(shippedTagsWithTriggers([{ name: 'many_clicks', when: [{ tag: 'clicks_24h', op: '>=', value: 5 }] }])));
     try {
       await baseline({ PROFILE_CONFIG: config });
       const events = knownEvents(30, 9, 'tr');
       const sending = stack.send(events, 10, 2, 30);
-      let current = 'rt-1';
-      for (let round = 0; round < 3; round++) {
-        await sleep(300);
-        await stack.kill(current, 'SIGKILL');
-        await sleep(150);
-        current = round === 1 ? 'rt-1' : `rt-1-r${round}`;
-        await stack.startRealtime(current);
-      }
+      await killRealtimeThreeTimes(300, 150);
       const accepted = await sending;
       await stack.waitCaughtUp();
       await stack.assertExact(events, accepted);

@@ -22,7 +22,8 @@ import IORedis from 'ioredis';
 import { Redis, connectRedis } from '../../src/redis/client';
 import { RedisServerHandle, startRedisServer } from '../../src/redis/embeddedServer';
 import { streamStatus } from '../../src/redis/streamStatus';
-import { DEFAULT_TAGS_FILE, loadTagConfig, parseTagConfig } from '../../src/core/tags';
+import { loadTagConfig, parseTagConfig } from '../../src/core/tags';
+import { shippedTagsWithTriggers } from '../helpers/context';
 import { FiringReader } from '../../src/profile/triggers';
 
 const ROLES = ['ingest', 'worker', 'api', 'batch'] as const;
@@ -89,7 +90,7 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
     const now = Date.now();
     const ods = path.join(dir, 'ods');
     // With a trigger: the worker decides and appends firings, the api role reads them.
-    const triggers = parseTagConfig({ ...JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')), triggers: [{ name: 'spender', when: [{ tag: 'spend_24h', op: '>=', value: 5 }] }] }).triggers;
+    const triggers = parseTagConfig(shippedTagsWithTriggers([{ name: 'spender', when: [{ tag: 'spend_24h', op: '>=', value: 5 }] }])).triggers;
     const realtime = new RealtimeConsumer({ redis: conns.worker, keys, partitions: 2, tags: tags.realtime, triggers, consumerName: 'acl-rt' });
     const archive = new ArchiveConsumer({ redis: conns.worker, keys, partitions: 2, consumerName: 'acl-ar', odsDir: ods, trimIntervalMs: 0 });
     await realtime.init(); // the worker creates the groups

@@ -59,6 +59,11 @@ export interface Pipeline {
 /** A fixed start time: 2026-01-01T00:00:00Z. */
 export const T0 = Date.UTC(2026, 0, 1);
 
+/** The shipped tag config file's JSON with `triggers` added: what a user writes to turn triggers on. */
+export function shippedTagsWithTriggers(triggers: unknown[]): Record<string, unknown> {
+  return { ...(JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as Record<string, unknown>), triggers };
+}
+
 /**
  * Producer, realtime consumer and reader on the test Redis under a fresh prefix, all on one
  * fake clock. `tags` replaces the shipped tag config when given; `cluster` runs it all on
@@ -66,9 +71,8 @@ export const T0 = Date.UTC(2026, 0, 1);
  */
 export async function makePipeline(opts: { tags?: unknown[]; triggers?: unknown[]; partitions?: number; now?: number; cluster?: boolean } = {}): Promise<Pipeline> {
   // `triggers`: the shipped tags (or `tags`) and offline config, with these triggers.
-  const shipped = JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as Record<string, unknown>;
   const tagConfig = opts.triggers
-    ? parseTagConfig({ ...shipped, ...(opts.tags ? { realtime: opts.tags } : {}), triggers: opts.triggers })
+    ? parseTagConfig({ ...shippedTagsWithTriggers(opts.triggers), ...(opts.tags ? { realtime: opts.tags } : {}) })
     : opts.tags ? parseTagConfig({ realtime: opts.tags }) : undefined;
   const target = testTarget(opts.cluster);
   const config = resolveConfig({
