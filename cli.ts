@@ -15,6 +15,7 @@ import { makeGetCommand } from './src/cli/commands/get';
 import { makeSimulateCommand } from './src/cli/commands/simulate';
 import { makeMigrateCommand } from './src/cli/commands/migrate';
 import { makeTriggersCommand } from './src/cli/commands/triggers';
+import { makeTrainingSetCommand } from './src/cli/commands/trainingSet';
 
 const program = new Command('profile')
   .description('profile-stream: Redis-native user profiles for ad platforms')
@@ -34,7 +35,7 @@ Examples:
   $ profile consume --cluster 10.0.0.1:6379,10.0.0.2:6379 --consumer-name rt-1 --metrics-port 9464`);
 
 for (const make of [makeUpCommand, makeServeCommand, makeConsumeCommand, makeArchiveCommand, makeBatchCommand, makeVerifyCommand,
-  makeStatusCommand, makeDeadCommand, makeEraseCommand, makeGetCommand, makeSimulateCommand, makeMigrateCommand, makeTriggersCommand]) {
+  makeStatusCommand, makeDeadCommand, makeEraseCommand, makeGetCommand, makeSimulateCommand, makeMigrateCommand, makeTriggersCommand, makeTrainingSetCommand]) {
   program.addCommand(make());
 }
 // addCommand does not pass settings down (command() would): every command, nested ones too,

@@ -18,18 +18,12 @@ import { CheckedFiles } from './checkedFiles';
  * equal the JS replay's, at DuckDB speed on the files the archiver wrote.
  */
 
-export interface ComputeOptions {
-  files: OdsFile[];
+export interface ComputeOptions extends CheckOptions {
   tags: TagConfig;
   asOf: number;
   erasures: Map<string, number>;
-  /** Where copies of files with bad lines go (removed by the caller). */
-  tmpDir: string;
-  onBadLine: (bad: BadLine) => void;
   /** Also compute the realtime window tags as of `asOf` (profile batch --windows). */
   windows?: boolean;
-  /** Files earlier runs found canonical (skipped by the check; updated with this run's). */
-  checked?: CheckedFiles;
 }
 
 export interface ComputeResult {
@@ -100,11 +94,21 @@ async function windowTags(conn: DuckDBConnection, tags: TagConfig, sqlOpts: Offl
   });
 }
 
+/** What checking the ODS files needs. */
+export interface CheckOptions {
+  files: OdsFile[];
+  /** Where copies of files with bad lines go (removed by the caller). */
+  tmpDir: string;
+  onBadLine: (bad: BadLine) => void;
+  /** Files earlier runs found canonical (skipped by the check; updated with this run's). */
+  checked?: CheckedFiles;
+}
+
 /**
  * The files DuckDB reads: each canonical file as it is; for any other, a copy of its valid
  * lines the JS validator wrote (reporting each bad line). Counts the lines read.
  */
-async function checkedSources(opts: ComputeOptions, result: ComputeResult): Promise<string[]> {
+async function checkedSources(opts: CheckOptions, counts: { lines: number }): Promise<string[]> {
   const sources: string[] = [];
   for (const [i, file] of opts.files.entries()) {
     if (file.bytes === 0) continue;
@@ -116,14 +120,14 @@ async function checkedSources(opts: ComputeOptions, result: ComputeResult): Prom
       else opts.checked?.forget(file.path);
     }
     if (lines !== undefined) {
-      result.lines += lines;
+      counts.lines += lines;
       sources.push(file.path);
       continue;
     }
     // Suspect lines: the JS validator has the last word, and reports each bad line.
     const copy = path.join(opts.tmpDir, `checked-${i}.ndjson`);
     const valid: string[] = [];
-    result.lines += await readOds([file], { onEvent: (e, line) => valid.push(normalised(e, line)), onBadLine: opts.onBadLine });
+    counts.lines += await readOds([file], { onEvent: (e, line) => valid.push(normalised(e, line)), onBadLine: opts.onBadLine });
     fs.writeFileSync(copy, valid.length ? valid.join('\n') + '\n' : '');
     if (valid.length > 0) sources.push(copy);
   }
@@ -131,24 +135,35 @@ async function checkedSources(opts: ComputeOptions, result: ComputeResult): Prom
 }
 
 /**
- * The tags query over the checked sources. It starts on the files as they are while Node
- * checks them (DuckDB runs on its own threads): most runs read only files the archiver
- * wrote, and then that result is the one. Otherwise it is interrupted and the query runs
- * again over the checked copies.
+ * Runs `query` over the checked ODS files (`sources`; undefined when no file holds a valid
+ * line). It starts on the files as they are while Node checks them (DuckDB runs on its own
+ * threads): most runs read only files the archiver wrote, and then that result is the one.
+ * Otherwise it is interrupted and runs again over the checked copies.
  */
-async function tagRows(conn: DuckDBConnection, opts: ComputeOptions, result: ComputeResult): Promise<{ rows: Record<string, unknown>[]; sqlOpts: OfflineSqlOptions }> {
-  const sqlOpts = (files: string[]): OfflineSqlOptions => ({ odsDir: '', files, asOf: opts.asOf, erasures: opts.erasures });
+export async function queryCheckedOds<T>(
+  conn: DuckDBConnection,
+  opts: CheckOptions,
+  counts: { lines: number },
+  query: (files: string[]) => Promise<T>,
+): Promise<{ value: T | undefined; sources: string[] }> {
   const asTheyAre = opts.files.filter((f) => f.bytes > 0).map((f) => f.path);
-  const early = rows(conn, offlineTagsWithCountsSql(opts.tags, sqlOpts(asTheyAre))).then((r) => ({ r }), (err: unknown) => ({ err }));
-  const sources = await checkedSources(opts, result);
+  const early = query(asTheyAre).then((value) => ({ value }), (err: unknown) => ({ err }));
+  const sources = await checkedSources(opts, counts);
   if (sources.length === asTheyAre.length && sources.every((s, i) => s === asTheyAre[i])) {
     const done = await early;
     if ('err' in done) throw done.err;
-    return { rows: done.r, sqlOpts: sqlOpts(sources) };
+    return { value: done.value, sources };
   }
   conn.interrupt();
   await early;
-  return { rows: sources.length > 0 ? await rows(conn, offlineTagsWithCountsSql(opts.tags, sqlOpts(sources))) : [], sqlOpts: sqlOpts(sources) };
+  return { value: sources.length > 0 ? await query(sources) : undefined, sources };
+}
+
+/** The tags query over the checked sources (see queryCheckedOds). */
+async function tagRows(conn: DuckDBConnection, opts: ComputeOptions, result: ComputeResult): Promise<{ rows: Record<string, unknown>[]; sqlOpts: OfflineSqlOptions }> {
+  const sqlOpts = (files: string[]): OfflineSqlOptions => ({ odsDir: '', files, asOf: opts.asOf, erasures: opts.erasures });
+  const { value, sources } = await queryCheckedOds(conn, opts, result, (files) => rows(conn, offlineTagsWithCountsSql(opts.tags, sqlOpts(files))));
+  return { rows: value ?? [], sqlOpts: sqlOpts(sources) };
 }
 
 /** Computes every user's offline tags and segment, and the run's counts. */

@@ -17,7 +17,7 @@ export interface OfflineSqlOptions {
   odsDir: string;
   /** Read exactly these NDJSON files instead of the ODS's `dt=` folders (from/to are then not applied). */
   files?: string[];
-  /** Time (ms) the tags are computed as of. */
+  /** Time (ms) the tags are computed as of (Infinity: every event counts). */
   asOf: number;
   /** First and last ODS date to read (`YYYY-MM-DD`); all when absent. */
   from?: string;
@@ -26,7 +26,7 @@ export interface OfflineSqlOptions {
   erasures: Map<string, number>;
 }
 
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 
 /** The ODS columns and their SQL types (an ODS line: the event as accepted, its stream id and ingest time). */
 export const ODS_COLUMNS: Record<string, string> = {
@@ -59,8 +59,8 @@ function tagExpression(t: OfflineTag, asOf: number, rows?: string): string {
   }
 }
 
-/** One segment condition as SQL; a tag without a value (NULL) makes it false, as in the replay. */
-function conditionSql(c: SegmentCondition, asOf: number): string {
+/** One segment condition as SQL; a tag without a value (NULL) makes it false, as in the replay. `asOf`: a time or a column. */
+function conditionSql(c: SegmentCondition, asOf: number | string): string {
   if ('valueMs' in c) return c.op === 'within' ? `${asOf} - ${c.tag} <= ${c.valueMs}` : `${asOf} - ${c.tag} > ${c.valueMs}`;
   const op = c.op === '==' ? '=' : c.op === '!=' ? '<>' : c.op;
   return `${c.tag} ${op} ${c.value}`;
@@ -103,12 +103,12 @@ numbered AS (
   FROM kept
 ),
 events AS (
-  SELECT user_id, type, ts, amount, ad_id, campaign_id, currency FROM numbered WHERE copy = 1 AND ts <= ${opts.asOf}
+  SELECT user_id, type, ts, amount, ad_id, campaign_id, currency, event_id FROM numbered WHERE copy = 1${opts.asOf === Infinity ? '' : ` AND ts <= ${opts.asOf}`}
 )`;
 }
 
 /** The segment CASE over the tag columns: the first rule whose conditions all hold (one without conditions holds for everyone). */
-function segmentCase(tags: TagConfig, asOf: number): string {
+export function segmentCase(tags: TagConfig, asOf: number | string): string {
   const rules = tags.segments.map((rule) =>
     `    WHEN ${rule.when.length ? rule.when.map((c) => conditionSql(c, asOf)).join(' AND ') : '1 = 1'} THEN ${sqlString(rule.id)}`,
   );

@@ -1,0 +1,176 @@
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { ConfigError } from '../core/errors';
+import { SEGMENT_TAG, TagConfig } from '../core/tags';
+import { listOdsFiles } from '../ods/files';
+import { BadLine } from './reader';
+import { CheckedFiles } from './checkedFiles';
+import { queryCheckedOds } from './engine';
+import { sqlString } from './sql';
+import { RESERVED_SPINE_COLUMNS, SpineSource, featureNames, spineColumns, spineTimeSql, trainingSetSql } from './trainingSql';
+
+/**
+ * `profile training-set`: reads the spine, checks the ODS as the batch does (bad lines
+ * reported, never read), and writes the spine with its point-in-time features
+ * (trainingSql.ts) to Parquet or NDJSON with DuckDB's COPY, into a temporary file renamed
+ * over `out` when complete.
+ */
+
+export type TrainingFormat = 'parquet' | 'ndjson';
+
+export type SpineInput =
+  | { file: string }
+  | { impressions: { from?: string; to?: string; labels: { name: string; withinMs: number }[] } };
+
+export interface TrainingSetOptions {
+  tags: TagConfig;
+  odsDir: string;
+  spine: SpineInput;
+  out: string;
+  format: TrainingFormat;
+  /** Features to write (tag names, segment_id); all when absent. */
+  select?: string[];
+  /** Erased users and their erasure times (ms). */
+  erasures: Map<string, number>;
+  /** Where DuckDB spills and checked copies of files with bad lines go. @defaultValue the OS temp dir */
+  tmpDir?: string;
+  onBadLine?: (bad: BadLine) => void;
+}
+
+export interface TrainingSetSummary {
+  out: string;
+  format: TrainingFormat;
+  rows: number;
+  features: string[];
+  ods_files: number;
+  ods_lines: number;
+  bad_lines: number;
+  seconds: number;
+}
+
+/** The spine's format from its name: .parquet, else NDJSON. */
+export const spineReader = (file: string) =>
+  /\.parquet$/i.test(file) ? `read_parquet(${sqlString(file)})` : `read_json(${sqlString(file)}, format = 'newline_delimited')`;
+
+/** Checks the selection of features against the tag config. */
+export function checkSelection(tags: TagConfig, select: string[] | undefined): string[] | undefined {
+  if (!select) return undefined;
+  const known = featureNames(tags);
+  const unknown = select.filter((s) => !known.includes(s));
+  if (unknown.length) throw new ConfigError(`--tags: ${unknown.join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not a tag of the config (${known.join(', ')})`);
+  if (select.length === 0) throw new ConfigError('--tags: name at least one tag');
+  return known.filter((k) => select.includes(k)); // config order
+}
+
+async function describeSpine(conn: DuckDBConnection, file: string): Promise<SpineSource> {
+  if (!fs.existsSync(file)) throw new ConfigError(`the spine ${file} does not exist`);
+  const reader = spineReader(file);
+  let described: Record<string, unknown>[];
+  try {
+    described = (await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${reader}`)).getRowObjects();
+  } catch (err) {
+    throw new ConfigError(`the spine ${file} cannot be read as ${/\.parquet$/i.test(file) ? 'Parquet' : 'NDJSON'}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const columns = described.map((r) => ({ name: String(r.column_name), type: String(r.column_type) }));
+  const names = columns.map((c) => c.name);
+  for (const needed of ['user_id', 'ts']) {
+    if (!names.includes(needed)) throw new ConfigError(`the spine ${file} has no ${needed} column (it has ${names.join(', ')})`);
+  }
+  const reserved = names.filter((n) => RESERVED_SPINE_COLUMNS.includes(n));
+  if (reserved.length) throw new ConfigError(`the spine's column ${reserved[0]} is a name the training set uses itself: rename it`);
+  try {
+    spineTimeSql(columns.find((c) => c.name === 'ts')!.type);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  return { kind: 'file', reader, columns };
+}
+
+/** Every spine row must have a user and a time: the first that does not is reported (row numbers from 1). */
+async function checkSpineRows(conn: DuckDBConnection, spine: SpineSource & { kind: 'file' }): Promise<{ rows: number; maxAsOf: number }> {
+  const [r] = (
+    await conn.runAndReadAll(`SELECT COUNT(*) AS n, MAX(_asof) AS hi,
+      MIN(_row) FILTER (WHERE _user IS NULL OR _user = '') AS no_user,
+      MIN(_row) FILTER (WHERE _asof IS NULL) AS bad_ts,
+      arg_min(CAST(ts AS VARCHAR), _row) FILTER (WHERE _asof IS NULL) AS bad_value
+    FROM (SELECT CAST(user_id AS VARCHAR) AS _user, ${spineTimeSql(spine.columns.find((c) => c.name === 'ts')!.type)} AS _asof, ts, ROW_NUMBER() OVER () AS _row FROM ${spine.reader})`)
+  ).getRowObjects();
+  if (r.no_user !== null) throw new ConfigError(`spine row ${r.no_user}: no user_id`);
+  if (r.bad_ts !== null) throw new ConfigError(`spine row ${r.bad_ts}: ts ${JSON.stringify(r.bad_value)} is neither epoch ms nor an ISO-8601 time`);
+  return { rows: Number(r.n), maxAsOf: r.hi === null ? 0 : Number(r.hi) };
+}
+
+/** The features `select` names, or every feature, with the columns the spine passes through checked against them. */
+function outputFeatures(tags: TagConfig, spine: SpineSource, select?: string[]): string[] {
+  const features = select ?? featureNames(tags);
+  const clash = spineColumns(spine).find((c) => features.includes(c));
+  if (clash) throw new ConfigError(`the spine's column ${clash} has the name of a feature: rename it, or leave the feature out with --tags`);
+  return features.filter((f) => f !== SEGMENT_TAG || tags.segments.length > 0);
+}
+
+/** The spine description and the bound of event times (ms) the query needs. */
+export async function prepareSpine(conn: DuckDBConnection, opts: Pick<TrainingSetOptions, 'spine'>): Promise<{ spine: SpineSource; bound: number }> {
+  await conn.run(`SET TimeZone = 'UTC'`); // ISO times without an offset are UTC
+  if ('impressions' in opts.spine) return { spine: { kind: 'impressions', ...opts.spine.impressions }, bound: Infinity };
+  const spine = await describeSpine(conn, opts.spine.file);
+  const { maxAsOf } = await checkSpineRows(conn, spine as SpineSource & { kind: 'file' });
+  return { spine, bound: maxAsOf };
+}
+
+/** The query `--print-sql` prints: over the ODS's dt= folders. */
+export async function printedTrainingSql(opts: Omit<TrainingSetOptions, 'out' | 'format'>): Promise<string> {
+  const db = await DuckDBInstance.create(':memory:');
+  const conn = await db.connect();
+  try {
+    const { spine, bound } = await prepareSpine(conn, opts);
+    outputFeatures(opts.tags, spine, checkSelection(opts.tags, opts.select));
+    return trainingSetSql(opts.tags, { odsDir: opts.odsDir, asOf: bound, erasures: opts.erasures, spine, select: checkSelection(opts.tags, opts.select) });
+  } finally {
+    conn.closeSync();
+  }
+}
+
+/** Builds the training set (see the file's comment). */
+export async function buildTrainingSet(opts: TrainingSetOptions): Promise<TrainingSetSummary> {
+  const started = Date.now();
+  const select = checkSelection(opts.tags, opts.select);
+  const files = listOdsFiles(opts.odsDir);
+  if (files.every((f) => f.bytes === 0)) throw new ConfigError(`the ODS at ${opts.odsDir} holds no events: nothing to compute features from`);
+  const tmpDir = fs.mkdtempSync(path.join(opts.tmpDir ?? os.tmpdir(), 'profile-training-'));
+  const partial = path.join(path.dirname(path.resolve(opts.out)), `.${path.basename(opts.out)}.${process.pid}.partial`);
+  const db = await DuckDBInstance.create(':memory:');
+  const conn = await db.connect();
+  let badLines = 0;
+  try {
+    await conn.run(`SET temp_directory = ${sqlString(path.join(tmpDir, 'duckdb'))}`);
+    const { spine, bound } = await prepareSpine(conn, opts);
+    const features = outputFeatures(opts.tags, spine, select);
+    const checked = CheckedFiles.load(opts.odsDir);
+    const counts = { lines: 0 };
+    const copy = async (sources: string[]) => {
+      const sql = trainingSetSql(opts.tags, { odsDir: '', files: sources, asOf: bound, erasures: opts.erasures, spine, select });
+      const format = opts.format === 'parquet' ? 'FORMAT parquet, COMPRESSION zstd' : 'FORMAT json';
+      const result = await conn.run(`COPY (${sql}) TO ${sqlString(partial)} (${format})`);
+      return Number(result.rowsChanged);
+    };
+    const { value: rows } = await queryCheckedOds(
+      conn,
+      { files, tmpDir, checked, onBadLine: (bad) => { badLines++; opts.onBadLine?.(bad); } },
+      counts,
+      copy,
+    );
+    checked.save(files.map((f) => f.path));
+    if (rows === undefined) throw new ConfigError(`the ODS at ${opts.odsDir} holds no valid event: nothing to compute features from`);
+    fs.renameSync(partial, opts.out);
+    return {
+      out: opts.out, format: opts.format, rows, features,
+      ods_files: files.length, ods_lines: counts.lines, bad_lines: badLines, seconds: (Date.now() - started) / 1000,
+    };
+  } finally {
+    conn.closeSync();
+    fs.rmSync(partial, { force: true });
+    fs.rmSync(tmpDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,248 @@
+import { EventType } from '../core/event';
+import { OfflineTag, SEGMENT_TAG, TagConfig, WindowTag } from '../core/tags';
+import { DAY_MS, OfflineSqlOptions, batchCtes, segmentCase, sqlString } from './sql';
+
+/**
+ * `profile training-set`: point-in-time features for each row of a spine (user_id, ts,
+ * any other columns) as one SQL query over the ODS, generated from the tag config.
+ *
+ * Semantics, per spine row with as-of time T (ms):
+ * - the events are the batch's (erasures dropped, the first copy of each (user, type,
+ *   event id) by stream id), and only those with ts <= T count: nothing after T;
+ * - a realtime tag with window W and resolution r counts the events in
+ *   [floor(T / r) * r - W + r, T]: the pane rule of the window scripts (core/panes.ts
+ *   windowRange) with T as `now`, whose range ends with T's pane; events stamped after T
+ *   within that pane are left out (at T the API had none unless a client sent them ahead
+ *   of its clock);
+ * - an offline tag is the batch's value as of T (`profile batch --as-of T`), and
+ *   segment_id the batch's rule over them; all NULL when the user has no event up to T.
+ *
+ * How: each spine row joins, as a marker row, the user's timeline of events (all events
+ * for the offline tags, one type's for that type's realtime tags); every tag is a window
+ * aggregate over the user's timeline ordered by ts, framed RANGE BETWEEN <start> PRECEDING
+ * AND CURRENT ROW, read on the marker rows. A realtime tag's frame start depends on T
+ * (T mod r): a per-row frame offset, which DuckDB (and Oracle) accept but Spark SQL does
+ * not; it is the query's one DuckDB-specific part besides read_ndjson/read_parquet, the
+ * HISTOGRAM of count_by and its MAP helpers. Aggregates inside windows take CASE, not
+ * FILTER: DuckDB answers FILTERed window aggregates row by row (measured 27 s against
+ * 1.7 s for a 30-day count over 3M rows).
+ */
+
+/** Where the spine comes from. */
+export type SpineSource =
+  | {
+      kind: 'file';
+      /** The spine's reader, e.g. read_parquet('spine.parquet'). */
+      reader: string;
+      /** Its columns and their DuckDB types, in order (from DESCRIBE). */
+      columns: { name: string; type: string }[];
+    }
+  | {
+      kind: 'impressions';
+      /** First and last date (YYYY-MM-DD, UTC) of the impressions taken; all when absent. */
+      from?: string;
+      to?: string;
+      /** Labels: a column `<name>` = 1 when the user clicked the same ad within `withinMs` after the impression. */
+      labels: { name: string; withinMs: number }[];
+    };
+
+export interface TrainingSqlOptions extends OfflineSqlOptions {
+  spine: SpineSource;
+  /** The feature columns to produce (realtime and offline tag names, segment_id), in config order; all when absent. */
+  select?: readonly string[];
+}
+
+/** Internal column names a spine may not use. */
+export const RESERVED_SPINE_COLUMNS = ['_row', '_user', '_asof'];
+
+/** The spine time as epoch ms, by the column's type: integer ms, or an ISO-8601 string or timestamp (no offset: UTC). */
+export function spineTimeSql(type: string): string {
+  const t = type.toUpperCase();
+  if (/^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT)$/.test(t)) return 'CAST(ts AS BIGINT)';
+  if (/^(FLOAT|DOUBLE|DECIMAL)/.test(t)) return 'CASE WHEN ts = FLOOR(ts) THEN CAST(ts AS BIGINT) END';
+  if (/^TIMESTAMP|^DATE$/.test(t)) return 'epoch_ms(CAST(ts AS TIMESTAMPTZ))';
+  if (t === 'VARCHAR') {
+    return `CASE WHEN regexp_full_match(ts, '-?[0-9]+') THEN TRY_CAST(ts AS BIGINT) ELSE epoch_ms(TRY_CAST(ts AS TIMESTAMPTZ)) END`;
+  }
+  throw new Error(`the spine's ts column is of type ${type}: expected epoch ms (an integer) or an ISO-8601 time`);
+}
+
+/** The label columns of an impressions spine and the longest label window. */
+function labelColumns(labels: { name: string; withinMs: number }[]): string[] {
+  return labels.map((l) => `    CASE WHEN EXISTS (
+      SELECT 1 FROM events c WHERE c.type = 'click' AND c.user_id = i.user_id AND c.ad_id = i.ad_id AND c.ts >= i.ts AND c.ts <= i.ts + ${l.withinMs}
+    ) THEN 1 ELSE 0 END AS ${l.name}`);
+}
+
+/** The spine_rows CTE: the spine's columns, _user, _asof (the as-of time, ms) and _row (its place in the spine). */
+function spineCte(spine: SpineSource): string {
+  if (spine.kind === 'file') {
+    const columns = spine.columns.map((c) => quoteIdent(c.name));
+    const tsType = spine.columns.find((c) => c.name === 'ts')!.type;
+    return `spine_rows AS (
+  SELECT ${columns.join(', ')}, CAST(user_id AS VARCHAR) AS _user, ${spineTimeSql(tsType)} AS _asof, _row
+  FROM (SELECT *, ROW_NUMBER() OVER () AS _row FROM ${spine.reader}) spine
+)`;
+  }
+  const dates = [spine.from ? `i.ts >= ${Date.parse(`${spine.from}T00:00:00Z`)}` : '', spine.to ? `i.ts < ${Date.parse(`${spine.to}T00:00:00Z`) + DAY_MS}` : ''].filter(Boolean);
+  const longest = Math.max(0, ...spine.labels.map((l) => l.withinMs));
+  // An impression whose label window reaches past the ODS's newest event has no known label yet.
+  const known = spine.labels.length ? [`i.ts + ${longest} <= (SELECT MAX(ts) FROM events)`] : [];
+  return `spine_rows AS (
+  -- Every impression, as of 1 ms before it: the profile the bidder read when it bid for it.
+  SELECT i.user_id, i.ts - 1 AS ts, i.ts AS impression_ts, i.event_id, i.ad_id, i.campaign_id,
+${[...labelColumns(spine.labels), '    i.user_id AS _user, i.ts - 1 AS _asof, ROW_NUMBER() OVER (ORDER BY i.ts, i.user_id, i.event_id) AS _row'].join(',\n')}
+  FROM events i
+  WHERE ${['i.type = \'impression\'', ...dates, ...known].join(' AND ')}
+)`;
+}
+
+/** The columns of the spine as the output passes them through. */
+export function spineColumns(spine: SpineSource): string[] {
+  if (spine.kind === 'file') return spine.columns.map((c) => c.name);
+  return ['user_id', 'ts', 'impression_ts', 'event_id', 'ad_id', 'campaign_id', ...spine.labels.map((l) => l.name)];
+}
+
+/** A column name as an SQL identifier (quoted when it is not a plain lower-case name). */
+export function quoteIdent(name: string): string {
+  return /^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+}
+
+/** The frame of a realtime tag at the marker row's time T: [floor(T / r) * r - W + r, T]. */
+const paneFrame = (t: WindowTag) =>
+  `PARTITION BY user_id ORDER BY ts RANGE BETWEEN ((ts % ${t.resolutionMs}) + ${t.windowMs - t.resolutionMs}) PRECEDING AND CURRENT ROW`;
+
+/** A computed number to 14 significant digits, as the API answers sums and averages (Lua's %.14g): 171.02, not 171.01999999999998. */
+const significant14 = (x: string) => `CASE WHEN ${x} = 0 THEN ${x} ELSE ROUND(${x}, CAST(13 - FLOOR(LOG10(ABS(${x}))) AS INTEGER)) END`;
+
+/** One realtime tag as a window aggregate over a type's timeline (the field is NULL on marker rows). */
+function realtimeExpression(t: WindowTag): string {
+  const over = `OVER (${paneFrame(t)})`;
+  switch (t.aggregation) {
+    case 'count':
+      return `COUNT(_ev) ${over}`;
+    case 'sum':
+      return `COALESCE(SUM(${t.field}) ${over}, 0)`;
+    case 'avg':
+      return `AVG(${t.field}) ${over}`;
+    case 'min':
+    case 'max':
+      return `${t.aggregation.toUpperCase()}(${t.field}) ${over}`;
+    case 'last':
+      // The newest event's value; equal times: the larger value (as the window scripts keep it).
+      return `(MAX(CASE WHEN ${t.field} IS NOT NULL THEN STRUCT_PACK(t := ts, v := ${t.field}) END) ${over}).v`;
+    case 'distinct':
+      return `COUNT(DISTINCT ${t.field}) ${over}`;
+    case 'count_by':
+      return `HISTOGRAM(${t.field}) ${over}`;
+  }
+}
+
+/** A count_by value as a map of counts: empty for an empty window, the `top` largest counts (ties: smaller key first). */
+function countByColumn(t: WindowTag, column: string): string {
+  const map = `COALESCE(CAST(${column} AS MAP(VARCHAR, BIGINT)), MAP {}::MAP(VARCHAR, BIGINT))`;
+  if (t.top === undefined) return map;
+  const ranked = `list_sort(list_transform(map_entries(${map}), lambda e: {'n': -e.value, 'k': e.key}))`;
+  return `map_from_entries(list_transform(list_slice(${ranked}, 1, ${t.top}), lambda e: {'key': e.k, 'value': -e.n}))`;
+}
+
+const SQL_NULL: Record<string, string> = { amount: 'CAST(NULL AS DOUBLE)', ad_id: 'CAST(NULL AS VARCHAR)', campaign_id: 'CAST(NULL AS VARCHAR)', currency: 'CAST(NULL AS VARCHAR)' };
+
+/** The CTE of one event type's realtime tags: the spine rows with each tag's value. */
+function realtimeCte(type: EventType, tags: WindowTag[]): string {
+  const fields = [...new Set(tags.filter((t) => t.field).map((t) => t.field!))];
+  const eventCols = ['user_id', 'ts', '1 AS _ev', ...fields, 'CAST(NULL AS BIGINT) AS _row'];
+  const markerCols = ['_user', '_asof', 'CAST(NULL AS INTEGER)', ...fields.map((f) => SQL_NULL[f]), '_row'];
+  return `rt_${type} AS (
+  SELECT _row, ${tags.map((t) => t.name).join(', ')} FROM (
+    SELECT _row,
+${tags.map((t) => `      ${realtimeExpression(t)} AS ${t.name}`).join(',\n')}
+    FROM (
+      SELECT ${eventCols.join(', ')} FROM events WHERE type = ${sqlString(type)} AND user_id IN (SELECT _user FROM spine_rows)
+      UNION ALL
+      SELECT ${markerCols.join(', ')} FROM spine_rows
+    ) timeline
+  ) framed
+  WHERE _row IS NOT NULL
+)`;
+}
+
+/** One offline tag as a window aggregate over the user's whole timeline, as of the marker row's time. */
+function offlineExpression(t: OfflineTag): string {
+  const frame = t.windowMs !== undefined ? `RANGE BETWEEN ${t.windowMs} PRECEDING AND CURRENT ROW` : 'RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW';
+  const over = `OVER (PARTITION BY user_id ORDER BY ts ${frame})`;
+  const when = (value: string) => `CASE WHEN ${t.event !== undefined ? `type = ${sqlString(t.event)}` : '_ev = 1'} THEN ${value} END`;
+  switch (t.aggregation) {
+    case 'count':
+      return `COUNT(${when('1')}) ${over}`;
+    case 'sum':
+      return `ROUND(COALESCE(SUM(${when('amount')}) ${over}, 0), 6)`; // as the batch rounds sums of money
+    case 'first_seen':
+      return `MIN(${when('ts')}) ${over}`;
+    case 'last_seen':
+      return `MAX(${when('ts')}) ${over}`;
+    case 'active_days':
+      return `COUNT(DISTINCT ${when(`CAST(FLOOR(ts / ${DAY_MS}.0) AS BIGINT)`)}) ${over}`;
+  }
+}
+
+/** The offline tags (and the user's event count up to T, _events) for each spine row. */
+function offlineCte(tags: OfflineTag[]): string {
+  return `offline AS (
+  SELECT * FROM (
+    SELECT _row, _asof,
+      COUNT(_ev) OVER (PARTITION BY user_id ORDER BY ts RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS _events${tags.map((t) => `,\n      ${offlineExpression(t)} AS ${t.name}`).join('')}
+    FROM (
+      SELECT user_id, ts, type, amount, 1 AS _ev, CAST(NULL AS BIGINT) AS _row, CAST(NULL AS BIGINT) AS _asof FROM events WHERE user_id IN (SELECT _user FROM spine_rows)
+      UNION ALL
+      SELECT _user, _asof, CAST(NULL AS VARCHAR), CAST(NULL AS DOUBLE), CAST(NULL AS INTEGER), _row, _asof FROM spine_rows
+    ) timeline
+  ) framed
+  WHERE _row IS NOT NULL
+)`;
+}
+
+/** The feature names a training set can hold: realtime tags, offline tags, segment_id (config order). */
+export function featureNames(tags: TagConfig): string[] {
+  return [...tags.realtime.map((t) => t.name), ...tags.offline.map((t) => t.name), ...(tags.segments.length ? [SEGMENT_TAG] : [])];
+}
+
+/**
+ * The training-set query: the spine's columns, then each selected feature as of the row's
+ * time, in the spine's order (impressions: by time).
+ */
+export function trainingSetSql(tags: TagConfig, opts: TrainingSqlOptions): string {
+  const wanted = new Set(opts.select ?? featureNames(tags));
+  const segment = wanted.has(SEGMENT_TAG) && tags.segments.length > 0;
+  // Segments read their conditions' tags, selected or not.
+  const needOffline = new Set([...wanted, ...(segment ? tags.segments.flatMap((s) => s.when.map((c) => c.tag)) : [])]);
+  const realtime = tags.realtime.filter((t) => wanted.has(t.name));
+  const offline = tags.offline.filter((t) => needOffline.has(t.name));
+  const types = [...new Set(realtime.map((t) => t.event))];
+  const withOffline = offline.length > 0 || segment;
+  const ctes = [
+    batchCtes(opts),
+    spineCte(opts.spine),
+    ...types.map((type) => realtimeCte(type, realtime.filter((t) => t.event === type))),
+    ...(withOffline ? [offlineCte(offline)] : []),
+  ];
+  const columns = spineColumns(opts.spine).map((c) => `s.${quoteIdent(c)}`);
+  for (const t of realtime) {
+    const column = `rt_${t.event}.${t.name}`;
+    if (t.aggregation === 'count_by') columns.push(`${countByColumn(t, column)} AS ${t.name}`);
+    else if (t.aggregation === 'sum' || t.aggregation === 'avg') columns.push(`${significant14(column)} AS ${t.name}`);
+    else columns.push(column);
+  }
+  for (const t of offline.filter((o) => wanted.has(o.name))) columns.push(`CASE WHEN o._events > 0 THEN o.${t.name} END AS ${t.name}`);
+  if (segment) columns.push(`CASE WHEN o._events > 0 THEN segment_id END AS ${SEGMENT_TAG}`);
+  const segmented = segment ? `(SELECT offline.*${segmentCase(tags, '_asof')} FROM offline)` : 'offline';
+  const joins = [...types.map((type) => `JOIN rt_${type} USING (_row)`), ...(withOffline ? [`JOIN ${segmented} o USING (_row)`] : [])];
+  return `-- profile-stream training-set: point-in-time features for each spine row (src/batch/trainingSql.ts)
+-- DuckDB-specific: read_ndjson/read_parquet, the per-row frame offsets of the realtime tags, HISTOGRAM and the MAP helpers of count_by.
+${ctes.join(',\n')}
+SELECT ${columns.join(',\n  ')}
+FROM spine_rows s
+${joins.join('\n')}
+ORDER BY s._row
+`;
+}

@@ -1,0 +1,62 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { buildTrainingSet, printedTrainingSql, TrainingFormat } from '../../batch/trainingSet';
+import { allErasures } from '../../profile/erasure';
+import { parseDuration } from '../../core/duration';
+import { asBatchRole, dateArg, withBatchRedisOption, withRedisOptions } from '../options';
+import { withRuntime } from '../process';
+import { ConfigError } from '../../core/errors';
+
+/** --label clicked_within=30m (repeatable): a click on the same ad within the time after the impression. */
+function labelArg(value: string, previous: { name: string; withinMs: number }[] = []) {
+  const m = /^clicked_within=(.+)$/.exec(value);
+  const ms = m ? parseDuration(/^\d+$/.test(m[1]) ? Number(m[1]) : m[1]) : undefined;
+  if (!m || ms === undefined || ms <= 0) throw new InvalidArgumentError('--label must be clicked_within=<duration>, e.g. clicked_within=30m');
+  return [...previous, { name: `clicked_within_${m[1]}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase(), withinMs: ms }];
+}
+
+/** The output format: --format, else by the file's extension (.ndjson, .jsonl, .json: NDJSON), else Parquet. */
+const formatOf = (format: string | undefined, out: string): TrainingFormat => (format ?? (/\.(ndjson|jsonl|json)$/i.test(out) ? 'ndjson' : 'parquet')) as TrainingFormat;
+
+/** `profile training-set`: point-in-time features for a spine of (user_id, ts) rows, from the ODS. */
+export function makeTrainingSetCommand(): Command {
+  return withBatchRedisOption(withRedisOptions(new Command('training-set')))
+    .description('write every tag as of each spine row\'s time (point-in-time, from the ODS, on DuckDB): the features a model trains on, equal to what GET /profile answered then')
+    .addOption(new Option('--spine <file>', 'the rows: NDJSON or .parquet with user_id, ts (epoch ms or ISO-8601) and any other columns, passed through'))
+    .addOption(new Option('--spine-from <source>', 'build the spine from the ODS instead: every impression, as of 1 ms before it').choices(['impressions']).conflicts('spine'))
+    .addOption(new Option('--label <label>', 'with --spine-from impressions: a 0/1 column, e.g. clicked_within=30m (a click on the same ad within 30 minutes); repeatable').argParser(labelArg))
+    .addOption(new Option('--from <date>', 'with --spine-from: first date of the impressions (UTC)').argParser(dateArg('--from')))
+    .addOption(new Option('--to <date>', 'with --spine-from: last date of the impressions (UTC)').argParser(dateArg('--to')))
+    .addOption(new Option('--out <file>', 'where to write the training set'))
+    .addOption(new Option('--format <format>', 'output format (default: by --out\'s extension, .ndjson → ndjson, else parquet)').choices(['parquet', 'ndjson']))
+    .addOption(new Option('--tags <names>', 'comma-separated features to write (tags, segment_id); default all'))
+    .option('--print-sql', 'print the query (DuckDB SQL over the ODS and the spine) and run nothing')
+    .addHelpText('after', `
+Examples:
+  $ profile training-set --spine impressions.parquet --out train.parquet
+  $ profile training-set --spine-from impressions --label clicked_within=30m --from 2026-11-01 --to 2026-11-07 --out ctr.parquet
+  $ profile training-set --spine spine.ndjson --tags views_5m,clicks_24h,segment_id --format ndjson --out train.ndjson`)
+    .action(async (o) => {
+      if (!o.spine && !o.spineFrom) throw new ConfigError('training-set needs --spine <file> or --spine-from impressions');
+      if (!o.spineFrom && (o.label || o.from || o.to)) throw new ConfigError('--label, --from and --to go with --spine-from impressions');
+      if (!o.out && !o.printSql) throw new ConfigError('training-set needs --out <file>');
+      const spine = o.spine ? { file: String(o.spine) } : { impressions: { from: o.from, to: o.to, labels: o.label ?? [] } };
+      const select = o.tags === undefined ? undefined : String(o.tags).split(',').map((s) => s.trim()).filter(Boolean);
+      await withRuntime(asBatchRole(o), async (rt) => {
+        const erasures = await allErasures(rt.redis, rt.keys);
+        const common = { tags: rt.config.tags, odsDir: rt.config.odsDir, spine, select, erasures };
+        if (o.printSql) {
+          process.stdout.write(await printedTrainingSql(common));
+          return;
+        }
+        const format = formatOf(o.format, o.out);
+        const summary = await buildTrainingSet({
+          ...common, out: o.out, format,
+          onBadLine: (bad) => rt.logger.warn({ file: bad.file, line: bad.line, reason: bad.reason }, 'ODS line skipped'),
+        });
+        process.stdout.write(
+          `training set: ${summary.rows} rows × ${summary.features.length} features → ${summary.out} (${summary.format}) in ${summary.seconds.toFixed(1)} s` +
+            ` · ODS ${summary.ods_files} files, ${summary.ods_lines} lines${summary.bad_lines ? `, ${summary.bad_lines} bad lines skipped` : ''}\n`,
+        );
+      });
+    });
+}
