@@ -90,12 +90,13 @@ async function describeSpine(conn: DuckDBConnection, file: string): Promise<Spin
 
 /** Every spine row must have a user and a time: the first that does not is reported (row numbers from 1). */
 async function checkSpineRows(conn: DuckDBConnection, spine: SpineSource & { kind: 'file' }): Promise<{ rows: number; maxAsOf: number }> {
+  const tsType = spine.columns.find((c) => c.name === 'ts')!.type;
   const [r] = (
     await conn.runAndReadAll(`SELECT COUNT(*) AS n, MAX(_asof) AS hi,
       MIN(_row) FILTER (WHERE _user IS NULL OR _user = '') AS no_user,
       MIN(_row) FILTER (WHERE _asof IS NULL) AS bad_ts,
-      arg_min(CAST(ts AS VARCHAR), _row) FILTER (WHERE _asof IS NULL) AS bad_value
-    FROM (SELECT CAST(user_id AS VARCHAR) AS _user, ${spineTimeSql(spine.columns.find((c) => c.name === 'ts')!.type)} AS _asof, ts, ROW_NUMBER() OVER () AS _row FROM ${spine.reader})`)
+      arg_min(CAST(${tsType === 'JSON' ? `ts ->> '$'` : 'ts'} AS VARCHAR), _row) FILTER (WHERE _asof IS NULL) AS bad_value
+    FROM (SELECT CAST(user_id AS VARCHAR) AS _user, ${spineTimeSql(tsType)} AS _asof, ts, ROW_NUMBER() OVER () AS _row FROM ${spine.reader})`)
   ).getRowObjects();
   if (r.no_user !== null) throw new ConfigError(`spine row ${r.no_user}: no user_id`);
   if (r.bad_ts !== null) throw new ConfigError(`spine row ${r.bad_ts}: ts ${JSON.stringify(r.bad_value)} is neither epoch ms nor an ISO-8601 time`);

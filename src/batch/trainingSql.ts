@@ -61,9 +61,9 @@ export function spineTimeSql(type: string): string {
   if (/^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT)$/.test(t)) return 'CAST(ts AS BIGINT)';
   if (/^(FLOAT|DOUBLE|DECIMAL)/.test(t)) return 'CASE WHEN ts = FLOOR(ts) THEN CAST(ts AS BIGINT) END';
   if (/^TIMESTAMP|^DATE$/.test(t)) return 'epoch_ms(CAST(ts AS TIMESTAMPTZ))';
-  if (t === 'VARCHAR') {
-    return `CASE WHEN regexp_full_match(ts, '-?[0-9]+') THEN TRY_CAST(ts AS BIGINT) ELSE epoch_ms(TRY_CAST(ts AS TIMESTAMPTZ)) END`;
-  }
+  // JSON: an NDJSON spine whose ts holds numbers on some lines and strings on others.
+  const text = t === 'VARCHAR' ? 'ts' : t === 'JSON' ? `(ts ->> '$')` : undefined;
+  if (text) return `CASE WHEN regexp_full_match(${text}, '-?[0-9]+') THEN TRY_CAST(${text} AS BIGINT) ELSE epoch_ms(TRY_CAST(${text} AS TIMESTAMPTZ)) END`;
   throw new Error(`the spine's ts column is of type ${type}: expected epoch ms (an integer) or an ISO-8601 time`);
 }
 
