@@ -165,8 +165,9 @@ describe('profile training-set (point-in-time features from the ODS)', function 
       expectRow(row, expectedFeatures(events, points[i].user_id, points[i].ts), `row ${i} (${points[i].user_id} at ${points[i].ts})`);
     });
     // Erased events are not features: 'gone' before its erasure has no events.
-    const goneEarly = rows.find((r, i) => points[i].user_id === 'gone' && points[i].ts <= START + 20 * DAY);
-    if (goneEarly) expect(goneEarly.first_seen).to.equal(null);
+    const goneEarly = rows.filter((_, i) => points[i].user_id === 'gone' && points[i].ts <= START + 20 * DAY);
+    expect(goneEarly).to.not.be.empty;
+    for (const row of goneEarly) expect([row.first_seen, row.views_1h]).to.deep.equal([null, 0]);
     // Rows with nothing before them: counts 0, offline tags and segment null.
     const before = rows[points.length - 2];
     expect([before.views_1h, before.ltv_total, before.segment_id, before.campaign_views_1h]).to.deep.equal([0, null, null, {}]);
