@@ -21,6 +21,7 @@ import { TrafficGenerator, simulate } from '../src/dev/simulate';
 import { groupCaughtUp, streamStatus } from '../src/redis/streamStatus';
 import { measureBatch } from './batch';
 import { measureTriggers } from './triggers';
+import { measureTrainingSet } from './trainingSet';
 
 const quick = process.argv.includes('--quick');
 const M = quick
@@ -224,6 +225,9 @@ async function main() {
     // Batch against DuckDB on the same generated ODS.
     Object.assign(result, await measureBatch(M.batchEvents, M.batchUsers, 30));
 
+    // Training sets: profile training-set against DuckDB running its printed SQL, a spine of (user, time) points sampled from the batch's ODS.
+    Object.assign(result, await measureTrainingSet(M.batchEvents, M.batchUsers, quick ? 100_000 : 1_000_000));
+
     // Triggers: the realtime path with two triggers against none; firing latency at 1,000 events/s.
     Object.assign(result, await measureTriggers(quick ? 30_000 : 100_000, quick ? 20_000 : 50_000, quick ? 100 : 500, 1000));
 
@@ -234,6 +238,8 @@ async function main() {
       batch_over_duckdb: result.batch_over_duckdb,
       batch_rerun_over_duckdb: result.batch_rerun_over_duckdb,
       load_over_hset: result.load_over_hset,
+      training_over_duckdb: result.training_over_duckdb,
+      training_rerun_over_duckdb: result.training_rerun_over_duckdb,
       triggers_throughput_ratio: result.triggers_throughput_ratio,
       hot_read_p99_over_cold_read_p99: Number(((result.hot_read_p99_ms as number) / (result.cold_read_p99_ms as number)).toFixed(2)),
     };
