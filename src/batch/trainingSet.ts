@@ -133,10 +133,22 @@ export async function printedTrainingSql(opts: Omit<TrainingSetOptions, 'out' | 
   }
 }
 
+/** The output must go to a folder that exists and is writable, and not over the spine. */
+function checkOut(opts: TrainingSetOptions): void {
+  const folder = path.dirname(path.resolve(opts.out));
+  try {
+    fs.accessSync(folder, fs.constants.W_OK);
+  } catch {
+    throw new ConfigError(`--out ${opts.out}: the folder ${folder} does not exist or is not writable`);
+  }
+  if ('file' in opts.spine && path.resolve(opts.spine.file) === path.resolve(opts.out)) throw new ConfigError('--out is the spine itself: write the training set to another file');
+}
+
 /** Builds the training set (see the file's comment). */
 export async function buildTrainingSet(opts: TrainingSetOptions): Promise<TrainingSetSummary> {
   const started = Date.now();
   const select = checkSelection(opts.tags, opts.select);
+  checkOut(opts);
   const files = listOdsFiles(opts.odsDir);
   if (files.every((f) => f.bytes === 0)) throw new ConfigError(`the ODS at ${opts.odsDir} holds no events: nothing to compute features from`);
   const tmpDir = fs.mkdtempSync(path.join(opts.tmpDir ?? os.tmpdir(), 'profile-training-'));

@@ -302,6 +302,7 @@ describe('profile training-set (point-in-time features from the ODS)', function 
         [['--spine', path.join(dir, 'missing.ndjson'), '--out', 'x.parquet'], /the spine .*missing\.ndjson does not exist/],
         [['--spine', spineOf('{"user_id":"u-a","ts":1}\n'), '--label', 'clicked_within=30m', '--out', 'x.parquet'], /--label, --from and --to go with --spine-from impressions/],
         [['--spine-from', 'impressions', '--label', 'clicked_within=soon', '--out', 'x.parquet'], /--label must be clicked_within=<duration>/],
+        [['--spine', spineOf('{"user_id":"u-a","ts":1}\n'), '--out', path.join(dir, 'no', 'such', 'x.parquet')], /--out .*: the folder .* does not exist or is not writable/],
       ];
       for (const [args, message] of cases) {
         const { code, out } = await runCliToEnd(['training-set', ...args.map((a) => (a === 'x.parquet' ? path.join(dir, a) : a))], env());
