@@ -9,7 +9,7 @@ import { BadLine } from './reader';
 import { CheckedFiles } from './checkedFiles';
 import { queryCheckedOds } from './engine';
 import { sqlString } from './sql';
-import { RESERVED_SPINE_COLUMNS, SpineSource, featureNames, spineColumns, spineTimeSql, trainingSetSql } from './trainingSql';
+import { RESERVED_SPINE_COLUMNS, SpineSource, featureNames, spineColumns, spineTimeSql, trainingSetSql, unknownLabelsSql } from './trainingSql';
 
 /**
  * `profile training-set`: reads the spine, checks the ODS as the batch does (bad lines
@@ -47,6 +47,9 @@ export interface TrainingSetSummary {
   ods_files: number;
   ods_lines: number;
   bad_lines: number;
+  /** With --spine-from impressions and labels: impressions left out because their label is not known yet, and the ODS's newest event time. */
+  label_unknown?: number;
+  newest_event?: number;
   seconds: number;
 }
 
@@ -168,7 +171,7 @@ export async function buildTrainingSet(opts: TrainingSetOptions): Promise<Traini
       const result = await conn.run(`COPY (${sql}) TO ${sqlString(partial)} (${format})`);
       return Number(result.rowsChanged);
     };
-    const { value: rows } = await queryCheckedOds(
+    const { value: rows, sources } = await queryCheckedOds(
       conn,
       { files, tmpDir, checked, onBadLine: (bad) => { badLines++; opts.onBadLine?.(bad); } },
       counts,
@@ -177,8 +180,12 @@ export async function buildTrainingSet(opts: TrainingSetOptions): Promise<Traini
     checked.save(files.map((f) => f.path));
     if (rows === undefined) throw new ConfigError(`the ODS at ${opts.odsDir} holds no valid event: nothing to compute features from`);
     fs.renameSync(partial, opts.out);
+    const unknown = spine.kind === 'impressions' && spine.labels.length > 0
+      ? (await conn.runAndReadAll(unknownLabelsSql({ odsDir: '', files: sources, asOf: Infinity, erasures: opts.erasures, spine }))).getRowObjects()[0]
+      : undefined;
     return {
       out: opts.out, format: opts.format, rows, features,
+      ...(unknown ? { label_unknown: Number(unknown.unknown), newest_event: Number(unknown.newest) } : {}),
       ods_files: files.length, ods_lines: counts.lines, bad_lines: badLines, seconds: (Date.now() - started) / 1000,
     };
   } finally {

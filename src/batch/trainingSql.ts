@@ -75,6 +75,23 @@ function labelColumns(labels: { name: string; withinMs: number }[]): string[] {
 }
 
 /** The spine_rows CTE: the spine's columns, _user, _asof (the as-of time, ms) and _row (its place in the spine). */
+/** An impressions spine's date range as conditions on `i.ts`. */
+function impressionDates(spine: SpineSource & { kind: 'impressions' }): string[] {
+  return [spine.from ? `i.ts >= ${Date.parse(`${spine.from}T00:00:00Z`)}` : '', spine.to ? `i.ts < ${Date.parse(`${spine.to}T00:00:00Z`) + DAY_MS}` : ''].filter(Boolean);
+}
+
+/**
+ * For an impressions spine with labels: the impressions left out because their label window
+ * reaches past the ODS's newest event (`unknown`), and that newest event time (`newest`).
+ */
+export function unknownLabelsSql(opts: OfflineSqlOptions & { spine: SpineSource & { kind: 'impressions' } }): string {
+  const longest = Math.max(0, ...opts.spine.labels.map((l) => l.withinMs));
+  return `${batchCtes(opts)}
+SELECT COUNT(*) FILTER (WHERE i.type = 'impression'${impressionDates(opts.spine).map((d) => ` AND ${d}`).join('')} AND i.ts + ${longest} > (SELECT MAX(ts) FROM events)) AS unknown,
+  MAX(i.ts) AS newest
+FROM events i`;
+}
+
 function spineCte(spine: SpineSource): string {
   if (spine.kind === 'file') {
     const columns = spine.columns.map((c) => quoteIdent(c.name));
@@ -84,7 +101,7 @@ function spineCte(spine: SpineSource): string {
   FROM (SELECT *, ROW_NUMBER() OVER () AS _row FROM ${spine.reader}) spine
 )`;
   }
-  const dates = [spine.from ? `i.ts >= ${Date.parse(`${spine.from}T00:00:00Z`)}` : '', spine.to ? `i.ts < ${Date.parse(`${spine.to}T00:00:00Z`) + DAY_MS}` : ''].filter(Boolean);
+  const dates = impressionDates(spine);
   const longest = Math.max(0, ...spine.labels.map((l) => l.withinMs));
   // An impression whose label window reaches past the ODS's newest event has no known label yet.
   const known = spine.labels.length ? [`i.ts + ${longest} <= (SELECT MAX(ts) FROM events)`] : [];

@@ -221,9 +221,12 @@ describe('profile training-set (point-in-time features from the ODS)', function 
   });
 
   it('builds the CTR spine from the impressions: labelled by a click on the same ad within the time, features as of just before', async () => {
-    await build({ spine: { impressions: { labels: [{ name: 'clicked_within_30m', withinMs: 30 * MIN }] } } });
+    const summary = await build({ spine: { impressions: { labels: [{ name: 'clicked_within_30m', withinMs: 30 * MIN }] } } });
     const rows = readNdjson(path.join(dir, 'out.ndjson'));
     const newest = Math.max(...events.map((e) => e.ts));
+    // The impressions left out are those whose label is not known yet, and the summary says how many.
+    expect(summary.newest_event).to.equal(newest);
+    expect(summary.label_unknown).to.equal(events.filter((e) => e.type === 'impression' && e.ts + 30 * MIN > newest).length).and.to.be.greaterThan(0);
     const impressions = events.filter((e) => e.type === 'impression' && e.ts + 30 * MIN <= newest)
       .sort((a, b) => a.ts - b.ts || (a.user_id < b.user_id ? -1 : a.user_id > b.user_id ? 1 : 0) || (a.event_id < b.event_id ? -1 : 1));
     expect(rows.map((r) => r.event_id)).to.deep.equal(impressions.map((e) => e.event_id));

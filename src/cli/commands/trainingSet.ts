@@ -53,9 +53,13 @@ Examples:
           ...common, out: o.out, format,
           onBadLine: (bad) => rt.logger.warn({ file: bad.file, line: bad.line, reason: bad.reason }, 'ODS line skipped'),
         });
+        const seconds = summary.seconds < 10 ? summary.seconds.toFixed(2) : summary.seconds.toFixed(1);
+        const unknown = summary.label_unknown
+          ? `\n${summary.label_unknown} impressions left out: their label window reaches past the newest event in the ODS (${new Date(summary.newest_event!).toISOString()}), so their label is not known yet`
+          : '';
         process.stdout.write(
-          `training set: ${summary.rows} rows × ${summary.features.length} features → ${summary.out} (${summary.format}) in ${summary.seconds.toFixed(1)} s` +
-            ` · ODS ${summary.ods_files} files, ${summary.ods_lines} lines${summary.bad_lines ? `, ${summary.bad_lines} bad lines skipped` : ''}\n`,
+          `training set: ${summary.rows} rows × ${summary.features.length} features → ${summary.out} (${summary.format}) in ${seconds} s` +
+            ` · ODS ${summary.ods_files} files, ${summary.ods_lines} lines${summary.bad_lines ? `, ${summary.bad_lines} bad lines skipped` : ''}${unknown}\n`,
         );
       });
     });
