@@ -37,6 +37,13 @@ export interface TrainingSetOptions {
   /** Where DuckDB spills and checked copies of files with bad lines go. @defaultValue the OS temp dir */
   tmpDir?: string;
   onBadLine?: (bad: BadLine) => void;
+  /** Aborting stops the query (DuckDB interrupted) and removes what was written: the call rejects with TrainingSetInterrupted. */
+  signal?: AbortSignal;
+}
+
+/** The build was aborted (SIGINT/SIGTERM in the CLI): nothing was written. */
+export class TrainingSetInterrupted extends Error {
+  override name = 'TrainingSetInterrupted';
 }
 
 export interface TrainingSetSummary {
@@ -159,6 +166,8 @@ export async function buildTrainingSet(opts: TrainingSetOptions): Promise<Traini
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   let badLines = 0;
+  const onAbort = () => conn.interrupt();
+  opts.signal?.addEventListener('abort', onAbort);
   try {
     await conn.run(`SET temp_directory = ${sqlString(path.join(tmpDir, 'duckdb'))}`);
     const { spine, bound } = await prepareSpine(conn, opts);
@@ -166,6 +175,7 @@ export async function buildTrainingSet(opts: TrainingSetOptions): Promise<Traini
     const checked = CheckedFiles.load(opts.odsDir);
     const counts = { lines: 0 };
     const copy = async (sources: string[]) => {
+      if (opts.signal?.aborted) throw new TrainingSetInterrupted('interrupted');
       const sql = trainingSetSql(opts.tags, { odsDir: '', files: sources, asOf: bound, erasures: opts.erasures, spine, select });
       const format = opts.format === 'parquet' ? 'FORMAT parquet, COMPRESSION zstd' : 'FORMAT json';
       const result = await conn.run(`COPY (${sql}) TO ${sqlString(partial)} (${format})`);
@@ -177,6 +187,7 @@ export async function buildTrainingSet(opts: TrainingSetOptions): Promise<Traini
       counts,
       copy,
     );
+    if (opts.signal?.aborted) throw new TrainingSetInterrupted('interrupted');
     checked.save(files.map((f) => f.path));
     if (rows === undefined) throw new ConfigError(`the ODS at ${opts.odsDir} holds no valid event: nothing to compute features from`);
     fs.renameSync(partial, opts.out);
@@ -188,7 +199,10 @@ export async function buildTrainingSet(opts: TrainingSetOptions): Promise<Traini
       ...(unknown ? { label_unknown: Number(unknown.unknown), newest_event: Number(unknown.newest) } : {}),
       ods_files: files.length, ods_lines: counts.lines, bad_lines: badLines, seconds: (Date.now() - started) / 1000,
     };
+  } catch (err) {
+    throw opts.signal?.aborted ? new TrainingSetInterrupted('interrupted') : err;
   } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
     conn.closeSync();
     fs.rmSync(partial, { force: true });
     fs.rmSync(tmpDir, { recursive: true, force: true });

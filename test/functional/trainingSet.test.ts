@@ -11,7 +11,7 @@ import { buildTrainingSet, printedTrainingSql, TrainingSetOptions } from '../../
 import { isErased } from '../../src/profile/erasure';
 import { computeWindowTags, EVERY_KIND_TAGS } from '../helpers/windowReference';
 import { OfflineAggregator } from '../helpers/offlineReference';
-import { runCliToEnd } from '../helpers/cli';
+import { killAllCli, runCli, runCliToEnd } from '../helpers/cli';
 import { testRedisUrl, uniquePrefix } from '../helpers/context';
 
 const MIN = 60_000;
@@ -146,7 +146,10 @@ describe('profile training-set (point-in-time features from the ODS)', function 
     ods = path.join(dir, 'ods');
     writeOds(ods, stored);
   });
-  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    await killAllCli();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
 
   const build = (over: Partial<TrainingSetOptions> & Pick<TrainingSetOptions, 'spine'>) =>
     buildTrainingSet({ tags: TAGS, odsDir: ods, out: path.join(dir, 'out.ndjson'), format: 'ndjson', erasures, ...over });
@@ -293,6 +296,28 @@ describe('profile training-set (point-in-time features from the ODS)', function 
       expect(code, out).to.equal(0);
       expect(out).to.match(/^training set: 2 rows × \d+ features → .*train\.parquet \(parquet\)/m);
       expect(fs.readFileSync(path.join(dir, 'train.parquet')).subarray(0, 4).toString()).to.equal('PAR1');
+    });
+
+    it('stops on Ctrl-C: exit 130, nothing written, no partial file left', async () => {
+      const db = await DuckDBInstance.create(':memory:');
+      const conn = await db.connect();
+      const spine = path.join(dir, 'big.parquet');
+      try {
+        // Two million rows: several seconds of work, so the signal comes mid-query.
+        await conn.run(`COPY (SELECT 'u-' || chr(97 + CAST(i % 4 AS INTEGER)) AS user_id, ${START} + i * 1000 AS ts FROM range(2000000) r(i)) TO '${spine}' (FORMAT parquet)`);
+      } finally {
+        conn.closeSync();
+      }
+      const out = path.join(dir, 'out', 'train.parquet');
+      fs.mkdirSync(path.dirname(out));
+      const run = runCli(['training-set', '--spine', spine, '--out', out], env());
+      await new Promise((r) => setTimeout(r, 1500));
+      const t0 = Date.now();
+      run.child.kill('SIGINT');
+      expect(await run.exited, run.output()).to.equal(130);
+      expect(Date.now() - t0).to.be.lessThan(5000);
+      expect(run.output()).to.include(`training-set interrupted: nothing written to ${out}`);
+      expect(fs.readdirSync(path.dirname(out))).to.deep.equal([]);
     });
 
     it('refuses what it cannot use with one line and exit 2', async () => {

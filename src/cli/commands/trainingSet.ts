@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { buildTrainingSet, printedTrainingSql, TrainingFormat } from '../../batch/trainingSet';
+import { buildTrainingSet, printedTrainingSql, TrainingFormat, TrainingSetInterrupted } from '../../batch/trainingSet';
 import { allErasures } from '../../profile/erasure';
 import { parseDuration } from '../../core/duration';
 import { asBatchRole, dateArg, withBatchRedisOption, withRedisOptions } from '../options';
@@ -49,10 +49,24 @@ Examples:
           return;
         }
         const format = formatOf(o.format, o.out);
+        // Ctrl-C or SIGTERM: stop the query and remove the partial output, then exit 130.
+        const abort = new AbortController();
+        const stop = () => abort.abort();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
         const summary = await buildTrainingSet({
-          ...common, out: o.out, format,
+          ...common, out: o.out, format, signal: abort.signal,
           onBadLine: (bad) => rt.logger.warn({ file: bad.file, line: bad.line, reason: bad.reason }, 'ODS line skipped'),
+        }).catch((err: unknown) => {
+          if (!(err instanceof TrainingSetInterrupted)) throw err;
+          process.stderr.write(`training-set interrupted: nothing written to ${o.out}\n`);
+          process.exitCode = 130;
+          return undefined;
+        }).finally(() => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
         });
+        if (!summary) return;
         const seconds = summary.seconds < 10 ? summary.seconds.toFixed(2) : summary.seconds.toFixed(1);
         const unknown = summary.label_unknown
           ? `\n${summary.label_unknown} impressions left out: their label window reaches past the newest event in the ODS (${new Date(summary.newest_event!).toISOString()}), so their label is not known yet`
