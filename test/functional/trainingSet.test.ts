@@ -324,13 +324,14 @@ describe('profile training-set (point-in-time features from the ODS)', function 
       const cases: [string[], RegExp][] = [
         [['--out', 'x.parquet'], /needs --spine <file> or --spine-from impressions/],
         [['--spine', spineOf('{"user":"u-a","ts":1}\n'), '--out', 'x.parquet'], /has no user_id column/],
-        [['--spine', spineOf('{"user_id":"u-a","ts":1}\n{"user_id":"u-b","ts":"yesterday"}\n'), '--out', 'x.parquet'], /spine row 2: ts "yesterday" is neither epoch ms nor an ISO-8601 time/],
-        [['--spine', spineOf('{"user_id":"u-a","ts":1,"views_5m":3}\n'), '--out', 'x.parquet'], /column views_5m has the name of a feature/],
-        [['--spine', spineOf('{"user_id":"u-a","ts":1}\n'), '--tags', 'views_5m,nope', '--out', 'x.parquet'], /--tags: nope is not a tag of the config/],
+        [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n{"user_id":"u-b","ts":"yesterday"}\n'), '--out', 'x.parquet'], /spine row 2: ts "yesterday" is neither epoch ms nor an ISO-8601 time/],
+        [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000,"views_5m":3}\n'), '--out', 'x.parquet'], /column views_5m has the name of a feature/],
+        [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n{"user_id":"u-a","ts":1795743206}\n'), '--out', 'x.parquet'], /spine row 2: ts 1795743206 is 1970-01-21T\S+ as epoch ms: epoch seconds\?/],
+        [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n'), '--tags', 'views_5m,nope', '--out', 'x.parquet'], /--tags: nope is not a tag of the config/],
         [['--spine', path.join(dir, 'missing.ndjson'), '--out', 'x.parquet'], /the spine .*missing\.ndjson does not exist/],
-        [['--spine', spineOf('{"user_id":"u-a","ts":1}\n'), '--label', 'clicked_within=30m', '--out', 'x.parquet'], /--label, --from and --to go with --spine-from impressions/],
+        [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n'), '--label', 'clicked_within=30m', '--out', 'x.parquet'], /--label, --from and --to go with --spine-from impressions/],
         [['--spine-from', 'impressions', '--label', 'clicked_within=soon', '--out', 'x.parquet'], /--label must be clicked_within=<duration>/],
-        [['--spine', spineOf('{"user_id":"u-a","ts":1}\n'), '--out', path.join(dir, 'no', 'such', 'x.parquet')], /--out .*: the folder .* does not exist or is not writable/],
+        [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n'), '--out', path.join(dir, 'no', 'such', 'x.parquet')], /--out .*: the folder .* does not exist or is not writable/],
       ];
       for (const [args, message] of cases) {
         const { code, out } = await runCliToEnd(['training-set', ...args.map((a) => (a === 'x.parquet' ? path.join(dir, a) : a))], env());
