@@ -139,13 +139,13 @@ export async function prepareSpine(conn: DuckDBConnection, opts: Pick<TrainingSe
 }
 
 /** The query `--print-sql` prints: over the ODS's dt= folders. */
-export async function printedTrainingSql(opts: Omit<TrainingSetOptions, 'out' | 'format'>): Promise<string> {
+export async function printedTrainingSql(opts: Omit<TrainingSetOptions, 'out' | 'format'> & { dialect?: 'duckdb' | 'portable' }): Promise<string> {
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   try {
     const { spine, bound } = await prepareSpine(conn, opts);
     outputFeatures(opts.tags, spine, checkSelection(opts.tags, opts.select));
-    return trainingSetSql(opts.tags, { odsDir: opts.odsDir, asOf: bound, erasures: opts.erasures, spine, select: checkSelection(opts.tags, opts.select) });
+    return trainingSetSql(opts.tags, { odsDir: opts.odsDir, asOf: bound, erasures: opts.erasures, spine, select: checkSelection(opts.tags, opts.select), dialect: opts.dialect });
   } finally {
     conn.closeSync();
   }

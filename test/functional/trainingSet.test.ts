@@ -267,6 +267,32 @@ describe('profile training-set (point-in-time features from the ODS)', function 
     expect(readNdjson(path.join(dir, 'printed.ndjson'))).to.deep.equal(readNdjson(path.join(dir, 'out.ndjson')));
   });
 
+  it('prints a portable form (range joins, plain SQL) that gives the same rows', async () => {
+    const points = spinePoints(16, 300);
+    const spine = path.join(dir, 'spine.ndjson');
+    fs.writeFileSync(spine, points.map((p) => JSON.stringify(p)).join('\n') + '\n');
+    await build({ spine: { file: spine } });
+    const sql = await printedTrainingSql({ tags: TAGS, odsDir: ods, spine: { file: spine }, erasures, dialect: 'portable' });
+    expect(sql).not.to.match(/HISTOGRAM|RANGE BETWEEN \(\(ts %|STRUCT_PACK|COUNT\(DISTINCT [^)]*\) OVER/); // no per-row frame, no DuckDB aggregate
+    const db = await DuckDBInstance.create(':memory:');
+    const conn = await db.connect();
+    try {
+      await conn.run(`COPY (${sql}) TO '${path.join(dir, 'portable.ndjson')}' (FORMAT json)`);
+    } finally {
+      conn.closeSync();
+    }
+    const fast = readNdjson(path.join(dir, 'out.ndjson'));
+    const portable = readNdjson(path.join(dir, 'portable.ndjson'));
+    expect(portable).to.have.length(fast.length);
+    const countBy = TAGS.realtime.filter((t) => t.aggregation === 'count_by').map((t) => t.name);
+    portable.forEach((row, i) => {
+      for (const name of countBy) row[name] = JSON.parse(row[name] as string);
+      expect([row.user_id, row.ts]).to.deep.equal([fast[i].user_id, fast[i].ts]);
+      const { user_id: _u, ts: _t, ...features } = fast[i];
+      expectRow(row, features, `row ${i}`);
+    });
+  });
+
   it('reads files with bad lines through the validator, reporting each, and computes the same rows', async () => {
     const points = spinePoints(15, 100);
     const spine = path.join(dir, 'spine.ndjson');

@@ -29,7 +29,7 @@ export function makeTrainingSetCommand(): Command {
     .addOption(new Option('--out <file>', 'where to write the training set'))
     .addOption(new Option('--format <format>', 'output format (default: by --out\'s extension, .ndjson → ndjson, else parquet)').choices(['parquet', 'ndjson']))
     .addOption(new Option('--tags <names>', 'comma-separated features to write (tags, segment_id); default all'))
-    .option('--print-sql', 'print the query (DuckDB SQL over the ODS and the spine) and run nothing')
+    .addOption(new Option('--print-sql [dialect]', 'print the query over the ODS and the spine and run nothing: duckdb (default; what the command runs) or portable (range joins, plain SQL for Spark SQL or Trino past reading the files; slower)').choices(['duckdb', 'portable']))
     .addHelpText('after', `
 Examples:
   $ profile training-set --spine impressions.parquet --out train.parquet
@@ -45,7 +45,7 @@ Examples:
         const erasures = await allErasures(rt.redis, rt.keys);
         const common = { tags: rt.config.tags, odsDir: rt.config.odsDir, spine, select, erasures };
         if (o.printSql) {
-          process.stdout.write(await printedTrainingSql(common));
+          process.stdout.write(await printedTrainingSql({ ...common, dialect: o.printSql === 'portable' ? 'portable' : 'duckdb' }));
           return;
         }
         const format = formatOf(o.format, o.out);
