@@ -3,6 +3,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { prng } from '../../src/dev/simulate';
 import { ProfileEvent } from '../../src/core/event';
 import { DEFAULT_TAGS_FILE, TagConfig, parseTagConfig } from '../../src/core/tags';
 import { odsLine } from '../../src/ods/files';
@@ -25,18 +26,6 @@ const TAGS: TagConfig = (() => {
   return parseTagConfig({ ...shipped, realtime: [...shipped.realtime, ...EVERY_KIND_TAGS] });
 })();
 
-/** A seeded random generator (tests fail the same way twice). */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Stored {
   event: ProfileEvent;
   streamId: string;
@@ -48,7 +37,7 @@ interface Stored {
  * id, other time and amount: the first copy counts) in stream order.
  */
 function makeEvents(seed: number, users: string[]): Stored[] {
-  const rnd = random(seed);
+  const rnd = prng(seed);
   const out: Stored[] = [];
   let seq = 0;
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)];
@@ -115,6 +104,17 @@ function expectRow(actual: Row, expected: Row, where: string): void {
   }
 }
 
+/** Runs a query in a fresh DuckDB and writes its rows as NDJSON. */
+async function copyToNdjson(sql: string, out: string): Promise<void> {
+  const db = await DuckDBInstance.create(':memory:');
+  const conn = await db.connect();
+  try {
+    await conn.run(`COPY (${sql}) TO '${out}' (FORMAT json)`);
+  } finally {
+    conn.closeSync();
+  }
+}
+
 const readNdjson = (file: string): Row[] => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row);
 
 describe('profile training-set (point-in-time features from the ODS)', function () {
@@ -129,7 +129,7 @@ describe('profile training-set (point-in-time features from the ODS)', function 
 
   /** Spine points: random times, and the edges: at an event, 1 ms before one, on pane boundaries and 1 ms before them. */
   function spinePoints(seed: number, n: number): { user_id: string; ts: number }[] {
-    const rnd = random(seed);
+    const rnd = prng(seed);
     const out: { user_id: string; ts: number }[] = [];
     for (let i = 0; i < n; i++) {
       const e = stored[Math.floor(rnd() * stored.length)].event;
@@ -151,6 +151,11 @@ describe('profile training-set (point-in-time features from the ODS)', function 
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  const writeSpine = (rows: object[]) => {
+    const spine = path.join(dir, 'spine.ndjson');
+    fs.writeFileSync(spine, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    return spine;
+  };
   const build = (over: Partial<TrainingSetOptions> & Pick<TrainingSetOptions, 'spine'>) =>
     buildTrainingSet({ tags: TAGS, odsDir: ods, out: path.join(dir, 'out.ndjson'), format: 'ndjson', erasures, ...over });
 
@@ -178,8 +183,7 @@ describe('profile training-set (point-in-time features from the ODS)', function 
 
   it('lets no event after a row\'s time change it: planted later events leave every row as it was', async () => {
     const points = spinePoints(12, 200);
-    const spine = path.join(dir, 'spine.ndjson');
-    fs.writeFileSync(spine, points.map((p) => JSON.stringify(p)).join('\n') + '\n');
+    const spine = writeSpine(points);
     await build({ spine: { file: spine }, out: path.join(dir, 'before.ndjson') });
     // After each user's last spine time: 1 ms later (the same pane), the next second, minute and hour, of every type.
     const last = new Map<string, number>();
@@ -252,35 +256,21 @@ describe('profile training-set (point-in-time features from the ODS)', function 
 
   it('prints SQL that DuckDB runs by itself to the same rows', async () => {
     const points = spinePoints(14, 100);
-    const spine = path.join(dir, 'spine.ndjson');
-    fs.writeFileSync(spine, points.map((p) => JSON.stringify(p)).join('\n') + '\n');
+    const spine = writeSpine(points);
     await build({ spine: { file: spine } });
     const sql = await printedTrainingSql({ tags: TAGS, odsDir: ods, spine: { file: spine }, erasures });
     expect(sql).to.include("read_ndjson('" + path.join(ods, 'dt=*', '*.ndjson'));
-    const db = await DuckDBInstance.create(':memory:');
-    const conn = await db.connect();
-    try {
-      await conn.run(`COPY (${sql}) TO '${path.join(dir, 'printed.ndjson')}' (FORMAT json)`);
-    } finally {
-      conn.closeSync();
-    }
+    await copyToNdjson(sql, path.join(dir, 'printed.ndjson'));
     expect(readNdjson(path.join(dir, 'printed.ndjson'))).to.deep.equal(readNdjson(path.join(dir, 'out.ndjson')));
   });
 
   it('prints a portable form (range joins, plain SQL) that gives the same rows', async () => {
     const points = spinePoints(16, 300);
-    const spine = path.join(dir, 'spine.ndjson');
-    fs.writeFileSync(spine, points.map((p) => JSON.stringify(p)).join('\n') + '\n');
+    const spine = writeSpine(points);
     await build({ spine: { file: spine } });
     const sql = await printedTrainingSql({ tags: TAGS, odsDir: ods, spine: { file: spine }, erasures, dialect: 'portable' });
     expect(sql).not.to.match(/HISTOGRAM|RANGE BETWEEN \(\(ts %|STRUCT_PACK|COUNT\(DISTINCT [^)]*\) OVER/); // no per-row frame, no DuckDB aggregate
-    const db = await DuckDBInstance.create(':memory:');
-    const conn = await db.connect();
-    try {
-      await conn.run(`COPY (${sql}) TO '${path.join(dir, 'portable.ndjson')}' (FORMAT json)`);
-    } finally {
-      conn.closeSync();
-    }
+    await copyToNdjson(sql, path.join(dir, 'portable.ndjson'));
     const fast = readNdjson(path.join(dir, 'out.ndjson'));
     const portable = readNdjson(path.join(dir, 'portable.ndjson'));
     expect(portable).to.have.length(fast.length);
@@ -295,8 +285,7 @@ describe('profile training-set (point-in-time features from the ODS)', function 
 
   it('reads files with bad lines through the validator, reporting each, and computes the same rows', async () => {
     const points = spinePoints(15, 100);
-    const spine = path.join(dir, 'spine.ndjson');
-    fs.writeFileSync(spine, points.map((p) => JSON.stringify(p)).join('\n') + '\n');
+    const spine = writeSpine(points);
     await build({ spine: { file: spine }, out: path.join(dir, 'clean.ndjson') });
     const file = path.join(ods, fs.readdirSync(ods).filter((d) => d.startsWith('dt='))[3], 'part-test.ndjson');
     fs.appendFileSync(file, '{"event_id":"x","user_id":"u-a","type":"impression","ts":"soon"}\nnot json\n');

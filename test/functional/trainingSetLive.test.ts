@@ -3,6 +3,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { DEFAULT_TAGS_FILE } from '../../src/core/tags';
+import { prng } from '../../src/dev/simulate';
 import { WindowValue, sameWindowValue } from '../../src/batch/windows';
 import { EVERY_KIND_TAGS } from '../helpers/windowReference';
 import { killAllCli, runCli, runCliToEnd } from '../helpers/cli';
@@ -13,18 +14,6 @@ const SECOND = 1000;
 const MIN = 60_000;
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
-
-/** A seeded random generator. */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Answer {
   user_id: string;
@@ -78,7 +67,7 @@ describe('training set equals what GET /profile answered (profile up on a moved 
       return res.status === 404 ? null : ((await res.json()) as { tags: Record<string, unknown>; meta: { as_of: number; last_event_at: number | null } });
     };
 
-    const rnd = random(42);
+    const rnd = prng(42);
     const users = ['live-a', 'live-b', 'live-c', 'live-d'];
     // live-e is active in the first step only (later its windows are empty); live-never has no event (GET /profile: 404).
     const readers = [...users, 'live-e', 'live-never'];
