@@ -143,9 +143,10 @@ export async function printedTrainingSql(opts: Omit<TrainingSetOptions, 'out' | 
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   try {
+    const select = checkSelection(opts.tags, opts.select);
     const { spine, bound } = await prepareSpine(conn, opts);
-    outputFeatures(opts.tags, spine, checkSelection(opts.tags, opts.select));
-    return trainingSetSql(opts.tags, { odsDir: opts.odsDir, asOf: bound, erasures: opts.erasures, spine, select: checkSelection(opts.tags, opts.select), dialect: opts.dialect });
+    outputFeatures(opts.tags, spine, select);
+    return trainingSetSql(opts.tags, { odsDir: opts.odsDir, asOf: bound, erasures: opts.erasures, spine, select, dialect: opts.dialect });
   } finally {
     conn.closeSync();
   }
