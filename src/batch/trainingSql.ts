@@ -336,13 +336,24 @@ function offlineAsofCte(tags: OfflineTag[]): string {
   const perTs = ['COUNT(*) AS n', ...tags.map((t, i) => `COUNT(CASE WHEN ${match(t)} THEN 1 END) AS m${i}${t.aggregation === 'sum' ? `, SUM(CASE WHEN ${match(t)} THEN amount END) AS a${i}` : ''}`)];
   // Step 1: each tag's previous matching time (for its new days).
   const previous = tags.map((t, i) => (t.aggregation === 'active_days' ? `, MAX(CASE WHEN m${i} > 0 THEN ts END) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS p${i}` : ''));
+  // Only what each tag reads (every running aggregate costs a pass): cumulative frames over rows (one a time).
+  const upTo = 'OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)';
   const running = tags.map((t, i) => {
-    const cols = [`SUM(m${i}) OVER w AS c${i}`, `MAX(CASE WHEN m${i} > 0 THEN ts END) OVER w AS l${i}`];
-    if (t.aggregation === 'sum') cols.push(`SUM(a${i}) OVER w AS s${i}`);
-    if (t.aggregation === 'first_seen') cols.push(`MIN(CASE WHEN m${i} > 0 THEN ts END) OVER w AS f${i}`);
-    if (t.aggregation === 'active_days') cols.push(`SUM(CASE WHEN m${i} > 0 AND (p${i} IS NULL OR ${day('p' + i)} <> ${day('ts')}) THEN 1 ELSE 0 END) OVER w AS d${i}`);
-    if (t.windowMs !== undefined) cols.push(`MIN(CASE WHEN m${i} > 0 THEN ts END) OVER (w ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS x${i}`);
-    return cols.join(', ');
+    const windowed = t.windowMs !== undefined;
+    const next = `MIN(CASE WHEN m${i} > 0 THEN ts END) OVER (w ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS x${i}`;
+    const last = `MAX(CASE WHEN m${i} > 0 THEN ts END) ${upTo} AS l${i}`;
+    switch (t.aggregation) {
+      case 'count':
+        return `SUM(m${i}) ${upTo} AS c${i}`;
+      case 'sum':
+        return `SUM(a${i}) ${upTo} AS s${i}`;
+      case 'last_seen':
+        return last;
+      case 'first_seen':
+        return [`MIN(CASE WHEN m${i} > 0 THEN ts END) ${upTo} AS f${i}`, ...(windowed ? [next] : [])].join(', ');
+      case 'active_days':
+        return [`SUM(CASE WHEN m${i} > 0 AND (p${i} IS NULL OR ${day('p' + i)} <> ${day('ts')}) THEN 1 ELSE 0 END) ${upTo} AS d${i}`, ...(windowed ? [next, last] : [])].join(', ');
+    }
   });
   const windows = [...new Set(tags.filter((t) => t.windowMs !== undefined).map((t) => t.windowMs!))];
   const lo = (t: OfflineTag) => `w${windows.indexOf(t.windowMs!)}`;
@@ -374,7 +385,7 @@ per_ts_previous AS (
   SELECT *${previous.join('')} FROM per_ts WINDOW w AS (PARTITION BY user_id ORDER BY ts)
 ),
 run AS (
-  SELECT user_id, ts, SUM(n) OVER w AS n${running.map((c) => `,
+  SELECT user_id, ts, SUM(n) ${upTo} AS n${running.map((c) => `,
     ${c}`).join('')}
   FROM per_ts_previous WINDOW w AS (PARTITION BY user_id ORDER BY ts)
 ),
