@@ -17,10 +17,11 @@ import { DAY_MS, OfflineSqlOptions, batchCtes, segmentCase, sqlString } from './
  * - an offline tag is the batch's value as of T (`profile batch --as-of T`), and
  *   segment_id the batch's rule over them; all NULL when the user has no event up to T.
  *
- * How: each spine row joins, as a marker row, the user's timeline of events (all events
- * for the offline tags, one type's for that type's realtime tags); every tag is a window
- * aggregate over the user's timeline ordered by ts, framed RANGE BETWEEN <start> PRECEDING
- * AND CURRENT ROW, read on the marker rows. A realtime tag's frame start depends on T
+ * How (realtime tags): each spine row joins, as a marker row, the user's timeline of one
+ * event type's events; every tag of that type is a window aggregate over the timeline
+ * ordered by ts, framed RANGE BETWEEN <start> PRECEDING AND CURRENT ROW, read on the marker
+ * rows. Offline tags: running totals over the user's events read with ASOF joins
+ * (offlineAsofCte; the portable form frames them like the realtime ones). A realtime tag's frame start depends on T
  * (T mod r): a per-row frame offset, which DuckDB (and Oracle) accept but Spark SQL does
  * not; it is the query's one DuckDB-specific part besides read_ndjson/read_parquet, the
  * HISTOGRAM of count_by and its MAP helpers. The portable form (dialect 'portable',
