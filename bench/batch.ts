@@ -7,7 +7,6 @@
  *   - duckdb: the same dedup and aggregations with read_ndjson, GROUP BY user (no Redis writes).
  * Prints JSON with seconds and events/s of each and their ratio.
  */
-import { execFileSync } from 'child_process';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
@@ -22,6 +21,7 @@ import { loadOfflineTable } from '../src/batch/load';
 import { TrafficGenerator } from '../src/dev/simulate';
 import { odsLine } from '../src/ods/files';
 import { validateEvent } from '../src/core/event';
+import { redisBenchmark, runMain } from './scratchRedis';
 
 const DAY = 86_400_000;
 
@@ -82,11 +82,9 @@ FROM tags`;
 
 /** redis-benchmark HSET of an offline-profile-sized hash field set, 64 per pipeline, as a ceiling for the load step. */
 function hsetBenchmark(port: number, n: number): number {
-  const out = execFileSync('redis-benchmark', ['-p', String(port), '-q', '--csv', '-n', String(Math.max(n, 10_000)), '-P', '64', '-r', '100000',
+  return redisBenchmark(port, ['-n', String(Math.max(n, 10_000)), '-P', '64', '-r', '100000',
     'HSET', 'bench:u:__rand_int__', 'ltv_total', '470.5', 'purchases_total', '3', 'first_seen', '1795687801377', 'last_seen', '1795687801377',
-    'active_days_30d', '12', 'impressions_30d', '80', 'segment_id', 'high_value_user', '_run_id', '20261126T000000Z-abcdef', '_batch_at', '1795687801377'], { encoding: 'utf8' });
-  const line = out.trim().split('\n').filter((l) => /^"/.test(l) && !/^"test"/.test(l)).pop()!;
-  return Math.round(Number(line.split(',')[1].replace(/"/g, '')));
+    'active_days_30d', '12', 'impressions_30d', '80', 'segment_id', 'high_value_user', '_run_id', '20261126T000000Z-abcdef', '_batch_at', '1795687801377']);
 }
 
 /** Batch vs DuckDB on one generated ODS; every figure from the same run. */
@@ -155,9 +153,4 @@ async function main() {
   console.log(JSON.stringify({ ...(await measureBatch(events, users, days)), cores: os.cpus().length, node: process.version }));
 }
 
-if (require.main === module) {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+if (require.main === module) runMain(main);

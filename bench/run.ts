@@ -22,6 +22,7 @@ import { groupCaughtUp, streamStatus } from '../src/redis/streamStatus';
 import { measureBatch } from './batch';
 import { measureTriggers } from './triggers';
 import { measureTrainingSet } from './trainingSet';
+import { redisBenchmark } from './scratchRedis';
 
 const quick = process.argv.includes('--quick');
 const M = quick
@@ -51,12 +52,6 @@ function start(script: string, args: string[], env: Record<string, string>, read
 function runJson(script: string, args: string[]): Record<string, number> {
   const out = execFileSync(process.execPath, [script, ...args], { encoding: 'utf8', maxBuffer: 1 << 24 });
   return JSON.parse(out.trim().split('\n').pop()!);
-}
-
-function redisBenchmark(port: number, args: string[]): number {
-  const out = execFileSync('redis-benchmark', ['-p', String(port), '-q', '--csv', ...args], { encoding: 'utf8' });
-  const line = out.trim().split('\n').filter((l) => /^"/.test(l) && !/^"test"/.test(l)).pop()!;
-  return Math.round(Number(line.split(',')[1].replace(/"/g, '')));
 }
 
 /** Sum of `usec` over every command in an INFO commandstats reply. */

@@ -15,8 +15,8 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { startRedisServer } from '../src/redis/embeddedServer';
 import { generateOds } from './batch';
+import { runMain, withScratchRedis } from './scratchRedis';
 
 const CLI = path.join(__dirname, '..', 'cli.js');
 
@@ -35,39 +35,39 @@ export async function measureTrainingSet(events: number, users: number, spineRow
   const ods = path.join(work, 'ods');
   const spine = path.join(work, 'spine.parquet');
   const asOf = Date.UTC(2026, 10, 26);
-  await generateOds(ods, events, users, 30, asOf);
-  const db = await DuckDBInstance.create(':memory:');
-  const conn = await db.connect();
-  await conn.run(`COPY (
-    SELECT user_id, ts, event_id AS request_id, CAST(hash(event_id) % 20 = 0 AS INTEGER) AS label
-    FROM read_ndjson('${ods}/dt=*/*.ndjson', columns = {event_id: 'VARCHAR', user_id: 'VARCHAR', ts: 'BIGINT'})
-    USING SAMPLE reservoir(${spineRows} ROWS) REPEATABLE (42)
-  ) TO '${spine}' (FORMAT parquet)`);
-  const rows = Number((await conn.runAndReadAll(`SELECT count(*) AS n FROM read_parquet('${spine}')`)).getRowObjects()[0].n);
-  conn.closeSync();
-  const server = await startRedisServer({ dir: path.join(work, 'redis'), appendonly: false });
-  const env = { REDIS_URL: server.url, ODS_DIR: ods, LOG_LEVEL: 'warn' };
   try {
-    const sqlFile = path.join(work, 'training.sql');
-    fs.writeFileSync(sqlFile, execFileSync(process.execPath, [CLI, 'training-set', '--spine', spine, '--print-sql'], { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 1 << 26 }));
-    const command = () => timed([CLI, 'training-set', '--spine', spine, '--out', path.join(work, 'train.parquet')], env);
-    const duckdb = () => timed([__filename, '--run-sql', sqlFile, path.join(work, 'direct.parquet')]);
-    // A B A B: the command's first run checks every ODS file; its second finds them in the check cache.
-    const first = command();
-    const direct = [duckdb()];
-    const rerun = command();
-    direct.push(duckdb());
-    const duckdbS = median(direct);
-    return {
-      training_spine_rows: rows, training_ods_events: events,
-      training_s: Number(first.toFixed(2)), training_rows_per_s: Math.round(rows / first),
-      training_rerun_s: Number(rerun.toFixed(2)),
-      training_duckdb_s: Number(duckdbS.toFixed(2)), training_duckdb_rows_per_s: Math.round(rows / duckdbS),
-      training_over_duckdb: Number((first / duckdbS).toFixed(2)),
-      training_rerun_over_duckdb: Number((rerun / duckdbS).toFixed(2)),
-    };
+    await generateOds(ods, events, users, 30, asOf);
+    const db = await DuckDBInstance.create(':memory:');
+    const conn = await db.connect();
+    await conn.run(`COPY (
+      SELECT user_id, ts, event_id AS request_id, CAST(hash(event_id) % 20 = 0 AS INTEGER) AS label
+      FROM read_ndjson('${ods}/dt=*/*.ndjson', columns = {event_id: 'VARCHAR', user_id: 'VARCHAR', ts: 'BIGINT'})
+      USING SAMPLE reservoir(${spineRows} ROWS) REPEATABLE (42)
+    ) TO '${spine}' (FORMAT parquet)`);
+    const rows = Number((await conn.runAndReadAll(`SELECT count(*) AS n FROM read_parquet('${spine}')`)).getRowObjects()[0].n);
+    conn.closeSync();
+    return await withScratchRedis('training', async (_redis, url) => {
+      const env = { REDIS_URL: url, ODS_DIR: ods, LOG_LEVEL: 'warn' };
+      const sqlFile = path.join(work, 'training.sql');
+      fs.writeFileSync(sqlFile, execFileSync(process.execPath, [CLI, 'training-set', '--spine', spine, '--print-sql'], { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 1 << 26 }));
+      const command = () => timed([CLI, 'training-set', '--spine', spine, '--out', path.join(work, 'train.parquet')], env);
+      const duckdb = () => timed([__filename, '--run-sql', sqlFile, path.join(work, 'direct.parquet')]);
+      // A B A B: the command's first run checks every ODS file; its second finds them in the check cache.
+      const first = command();
+      const direct = [duckdb()];
+      const rerun = command();
+      direct.push(duckdb());
+      const duckdbS = median(direct);
+      return {
+        training_spine_rows: rows, training_ods_events: events,
+        training_s: Number(first.toFixed(2)), training_rows_per_s: Math.round(rows / first),
+        training_rerun_s: Number(rerun.toFixed(2)),
+        training_duckdb_s: Number(duckdbS.toFixed(2)), training_duckdb_rows_per_s: Math.round(rows / duckdbS),
+        training_over_duckdb: Number((first / duckdbS).toFixed(2)),
+        training_rerun_over_duckdb: Number((rerun / duckdbS).toFixed(2)),
+      };
+    });
   } finally {
-    await server.stop();
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
@@ -86,9 +86,4 @@ async function main() {
   console.log(JSON.stringify({ ...(await measureTrainingSet(events, users, spine)), cores: os.cpus().length, node: process.version }));
 }
 
-if (require.main === module) {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+if (require.main === module) runMain(main);
