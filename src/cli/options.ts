@@ -30,10 +30,16 @@ export const dateArg = (name: string) => (value: string) => {
   return value;
 };
 
+/** A positive duration such as 30s, 5m, 24h, 7d (or plain ms) in ms; undefined when the text is none. */
+export function positiveDuration(value: string): number | undefined {
+  const ms = parseDuration(/^\d+$/.test(value) ? Number(value) : value);
+  return ms !== undefined && ms > 0 ? ms : undefined;
+}
+
 /** Parses a positive duration such as 30s, 5m, 24h, 7d (or ms). */
 export const durationArg = (name: string) => (value: string) => {
-  const ms = parseDuration(/^\d+$/.test(value) ? Number(value) : value);
-  if (ms === undefined || ms <= 0) throw new InvalidArgumentError(`${name} must be a duration such as 30m, 24h or 7d`);
+  const ms = positiveDuration(value);
+  if (ms === undefined) throw new InvalidArgumentError(`${name} must be a duration such as 30m, 24h or 7d`);
   return ms;
 };
 

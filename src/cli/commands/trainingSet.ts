@@ -1,16 +1,15 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { buildTrainingSet, printedTrainingSql, TrainingFormat, TrainingSetInterrupted } from '../../batch/trainingSet';
 import { allErasures } from '../../profile/erasure';
-import { parseDuration } from '../../core/duration';
-import { asBatchRole, dateArg, withBatchRedisOption, withRedisOptions } from '../options';
+import { asBatchRole, dateArg, positiveDuration, withBatchRedisOption, withRedisOptions } from '../options';
 import { withRuntime } from '../process';
 import { ConfigError } from '../../core/errors';
 
 /** --label clicked_within=30m (repeatable): a click on the same ad within the time after the impression. */
 function labelArg(value: string, previous: { name: string; withinMs: number }[] = []) {
   const m = /^clicked_within=(.+)$/.exec(value);
-  const ms = m ? parseDuration(/^\d+$/.test(m[1]) ? Number(m[1]) : m[1]) : undefined;
-  if (!m || ms === undefined || ms <= 0) throw new InvalidArgumentError('--label must be clicked_within=<duration>, e.g. clicked_within=30m');
+  const ms = m ? positiveDuration(m[1]) : undefined;
+  if (!m || ms === undefined) throw new InvalidArgumentError('--label must be clicked_within=<duration>, e.g. clicked_within=30m');
   return [...previous, { name: `clicked_within_${m[1]}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase(), withinMs: ms }];
 }
 
