@@ -26,7 +26,6 @@ export interface Profile {
 const OFFLINE_META: Record<string, 'batch_run_id' | 'batch_at'> = { _run_id: 'batch_run_id', _batch_at: 'batch_at' };
 const NUMBER = /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i;
 
-/** Reads fused profiles with readProfile.lua: one script call (one round trip) per user. */
 /** Where and what {@link ProfileReader.connect} reads: a Redis URL or cluster seed nodes, the tags, the key prefix. */
 export interface ReaderOptions extends RedisTarget {
   /** The tag config, or the path of its JSON file. @defaultValue config/tags.json */
@@ -35,6 +34,7 @@ export interface ReaderOptions extends RedisTarget {
   prefix?: string;
 }
 
+/** Reads fused profiles with readProfile.lua: one script call (one round trip) per user. */
 export class ProfileReader {
   private readonly types: EventType[];
   private readonly tagArgs: (string | number)[];
