@@ -3,6 +3,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { DEFAULT_TAGS_FILE } from '../../src/core/tags';
+import { listOdsFiles } from '../../src/ods/files';
 import { prng } from '../../src/dev/simulate';
 import { WindowValue, sameWindowValue } from '../../src/batch/windows';
 import { EVERY_KIND_TAGS } from '../helpers/windowReference';
@@ -136,13 +137,7 @@ describe('training set equals what GET /profile answered (profile up on a moved 
     }
 
     // Every event archived: the ODS holds every line sent.
-    const lines = () => {
-      let n = 0;
-      for (const d of fs.existsSync(ods) ? fs.readdirSync(ods).filter((x) => x.startsWith('dt=')) : []) {
-        for (const f of fs.readdirSync(path.join(ods, d))) n += fs.readFileSync(path.join(ods, d, f), 'utf8').split('\n').filter(Boolean).length;
-      }
-      return n;
-    };
+    const lines = () => listOdsFiles(ods).reduce((n, f) => n + fs.readFileSync(f.path, 'utf8').split('\n').filter(Boolean).length, 0);
     const deadline = Date.now() + 20_000;
     while (lines() < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(lines()).to.equal(sent);
