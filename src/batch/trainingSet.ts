@@ -101,11 +101,11 @@ async function describeSpine(conn: DuckDBConnection, file: string): Promise<Spin
 /** Times before 1973-03-03 (1e11 ms): a spine in epoch seconds, read as ms, would silently get the features of 1970. */
 const SECONDS_NOT_MS = 100_000_000_000;
 
-/** Every spine row must have a user and a time in ms: the first that does not is reported (row numbers from 1). */
-async function checkSpineRows(conn: DuckDBConnection, spine: SpineSource & { kind: 'file' }): Promise<{ rows: number; maxAsOf: number }> {
+/** Every spine row must have a user and a time in ms: the first that does not is reported (row numbers from 1). Returns the latest time. */
+async function checkSpineRows(conn: DuckDBConnection, spine: SpineSource & { kind: 'file' }): Promise<number> {
   const tsType = spine.columns.find((c) => c.name === 'ts')!.type;
   const [r] = (
-    await conn.runAndReadAll(`SELECT COUNT(*) AS n, MAX(_asof) AS hi,
+    await conn.runAndReadAll(`SELECT MAX(_asof) AS hi,
       MIN(_row) FILTER (WHERE _user IS NULL OR _user = '') AS no_user,
       MIN(_row) FILTER (WHERE _asof IS NULL) AS bad_ts,
       MIN(_row) FILTER (WHERE _asof < ${SECONDS_NOT_MS}) AS seconds_row, arg_min(_asof, _row) FILTER (WHERE _asof < ${SECONDS_NOT_MS}) AS seconds_value,
@@ -118,7 +118,7 @@ async function checkSpineRows(conn: DuckDBConnection, spine: SpineSource & { kin
     const at = new Date(Number(r.seconds_value)).toISOString();
     throw new ConfigError(`spine row ${r.seconds_row}: ts ${r.seconds_value} is ${at} as epoch ms: epoch seconds? ts must be epoch milliseconds (or ISO-8601)`);
   }
-  return { rows: Number(r.n), maxAsOf: r.hi === null ? 0 : Number(r.hi) };
+  return r.hi === null ? 0 : Number(r.hi);
 }
 
 /** The features `select` names, or every feature, with the columns the spine passes through checked against them. */
@@ -134,8 +134,7 @@ export async function prepareSpine(conn: DuckDBConnection, opts: Pick<TrainingSe
   await conn.run(`SET TimeZone = 'UTC'`); // ISO times without an offset are UTC
   if ('impressions' in opts.spine) return { spine: { kind: 'impressions', ...opts.spine.impressions }, bound: Infinity };
   const spine = await describeSpine(conn, opts.spine.file);
-  const { maxAsOf } = await checkSpineRows(conn, spine as SpineSource & { kind: 'file' });
-  return { spine, bound: maxAsOf };
+  return { spine, bound: await checkSpineRows(conn, spine as SpineSource & { kind: 'file' }) };
 }
 
 /** The query `--print-sql` prints: over the ODS's dt= folders. */
