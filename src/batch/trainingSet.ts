@@ -74,7 +74,7 @@ export function checkSelection(tags: TagConfig, select: string[] | undefined): s
   return known.filter((k) => select.includes(k)); // config order
 }
 
-async function describeSpine(conn: DuckDBConnection, file: string): Promise<SpineSource> {
+async function describeSpine(conn: DuckDBConnection, file: string): Promise<SpineSource & { kind: 'file' }> {
   if (!fs.existsSync(file)) throw new ConfigError(`the spine ${file} does not exist`);
   const reader = spineReader(file);
   let described: Record<string, unknown>[];
@@ -134,7 +134,7 @@ export async function prepareSpine(conn: DuckDBConnection, opts: Pick<TrainingSe
   await conn.run(`SET TimeZone = 'UTC'`); // ISO times without an offset are UTC
   if ('impressions' in opts.spine) return { spine: { kind: 'impressions', ...opts.spine.impressions }, bound: Infinity };
   const spine = await describeSpine(conn, opts.spine.file);
-  return { spine, bound: await checkSpineRows(conn, spine as SpineSource & { kind: 'file' }) };
+  return { spine, bound: await checkSpineRows(conn, spine) };
 }
 
 /** The query `--print-sql` prints: over the ODS's dt= folders. */
