@@ -1,4 +1,5 @@
 import { PACKAGE_VERSION } from '../core/version';
+import { NAME } from '../core/tags';
 import { ODS_DATE } from '../ods/files';
 import { ID, SCHEMAS, ref } from './openapiSchemas';
 import { ROUTES, RouteKey } from './routeTable';
@@ -230,7 +231,7 @@ const document = {
         summary: 'Trigger firings as Server-Sent Events (resume with Last-Event-ID)',
         description: 'One event per firing: `event:` the trigger name, `data:` the firing as JSON ({entryId, partition, trigger, user_id, at, event_id, values}), `id:` the cursor after it (one stream id per partition, comma-separated). Reconnecting with that id in the Last-Event-ID header resumes without loss; without it the stream starts after the newest firing. A comment line every 15 s keeps the connection alive.',
         parameters: [
-          { name: 'name', in: 'query', required: false, description: 'Only firings of this trigger', schema: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,63}$' } },
+          { name: 'name', in: 'query', required: false, description: 'Only firings of this trigger', schema: { type: 'string', pattern: NAME.source } },
           { name: 'Last-Event-ID', in: 'header', required: false, description: 'The id of the last event received', schema: { type: 'string' } },
         ],
         responses: {
