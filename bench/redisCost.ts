@@ -1,0 +1,211 @@
+/**
+ * Redis time per read and per event: what the single Redis thread pays, measured with the
+ * product's own consumer and reader against a private redis-server, beside the floors
+ * measured in the same run (an HGETALL of an 8-field hash; HINCRBY + HSET + ZADD per event).
+ *   node dist/bench/redisCost.js [--quick]
+ *
+ * Traffic is an hour of Zipf events (TrafficGenerator) stamped in time order over the
+ * hour and folded by one RealtimeConsumer whose clock follows the traffic, minute by
+ * minute, as in production. Redis time comes from INFO commandstats counting top-level
+ * commands once: a command that only scripts issue (HGET inside a script, say) is already
+ * inside its script's EVALSHA time, so it is left out. Reads draw users as bid requests do
+ * (in proportion to their events); unknown ids, one-event users and a 100,000-event user
+ * are reported apart.
+ */
+import fs from 'fs';
+import path from 'path';
+import { Keys } from '../src/core/keys';
+import { loadTagConfig } from '../src/core/tags';
+import { Producer } from '../src/producer/producer';
+import { RealtimeConsumer } from '../src/consumers/realtime';
+import { ProfileReader } from '../src/profile/reader';
+import { TrafficGenerator } from '../src/dev/simulate';
+import { Redis } from '../src/redis/client';
+import { runMain, withScratchRedis } from './scratchRedis';
+
+const MIN = 60_000;
+
+/** Names of the commands the Lua scripts issue (their time is inside EVALSHA's). */
+function scriptCommands(): Set<string> {
+  const dir = path.join(__dirname, '..', 'src', 'lua');
+  const files = [...fs.readdirSync(dir).map((f) => path.join(dir, f)), ...fs.readdirSync(path.join(dir, 'includes')).map((f) => path.join(dir, 'includes', f))];
+  const out = new Set<string>();
+  for (const f of files.filter((f) => f.endsWith('.lua'))) {
+    for (const m of fs.readFileSync(f, 'utf8').matchAll(/(?:rcall|redis\.call|redis\.pcall)\(\s*'([A-Za-z]+)'/g)) out.add(m[1].toLowerCase());
+  }
+  return out;
+}
+
+interface Stat { calls: number; usec: number }
+
+async function commandStats(redis: Redis): Promise<Map<string, Stat>> {
+  const out = new Map<string, Stat>();
+  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) out.set(m[1], { calls: Number(m[2]), usec: Number(m[3]) });
+  return out;
+}
+
+/** µs of top-level commands since the last RESETSTAT (script-issued commands left out), and the main thread's CPU µs. */
+async function topLevelUsec(redis: Redis, scripted: Set<string>): Promise<number> {
+  let usec = 0;
+  for (const [name, s] of await commandStats(redis)) if (!scripted.has(name)) usec += s.usec;
+  return usec;
+}
+
+async function mainThreadCpuUs(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const user = Number(/used_cpu_user_main_thread:([\d.]+)/.exec(info)?.[1] ?? /used_cpu_user:([\d.]+)/.exec(info)![1]);
+  const sys = Number(/used_cpu_sys_main_thread:([\d.]+)/.exec(info)?.[1] ?? /used_cpu_sys:([\d.]+)/.exec(info)![1]);
+  return (user + sys) * 1e6;
+}
+
+/** Mean µs of the read script per call over `ids` read with 4 in flight (EVALSHA_RO's own commandstats). */
+async function readCost(redis: Redis, reader: ProfileReader, ids: string[]): Promise<{ us: number; found: number }> {
+  await redis.config('RESETSTAT');
+  let found = 0;
+  for (let i = 0; i < ids.length; i += 4) {
+    const got = await Promise.all(ids.slice(i, i + 4).map((id) => reader.read(id)));
+    found += got.filter((p) => p !== null).length;
+  }
+  const s = (await commandStats(redis)).get('evalsha_ro') ?? (await commandStats(redis)).get('evalsha')!;
+  return { us: Number((s.usec / s.calls).toFixed(2)), found };
+}
+
+/** The same figures for many reads of one id (its mean). */
+const repeat = (id: string, n: number) => Array.from({ length: n }, () => id);
+
+export async function measureRedisCost(quick: boolean): Promise<Record<string, number>> {
+  const events = quick ? 60_000 : 300_000;
+  const users = quick ? 20_000 : 200_000;
+  const reads = quick ? 4_000 : 20_000;
+  const scripted = scriptCommands();
+  return withScratchRedis('redis-cost', async (redis) => {
+    const out: Record<string, number> = {};
+    // Floors: an HGETALL of an 8-field hash; per event HINCRBY + HSET + ZADD, pipelined.
+    await redis.hset('floor:h', { views_5m: 3, views_1h: 12, clicks_5m: 0, clicks_24h: 1, purchases_24h: 0, spend_24h: 0, distinct_ads_1h: 4, campaign_views_1h: '{"c-1":7}' });
+    await redis.config('RESETSTAT');
+    for (let i = 0; i < 20; i++) {
+      const p = redis.pipeline();
+      for (let j = 0; j < 500; j++) p.hgetall('floor:h');
+      await p.exec();
+    }
+    const h = (await commandStats(redis)).get('hgetall')!;
+    out.floor_read_us = Number((h.usec / h.calls).toFixed(2));
+    await redis.config('RESETSTAT');
+    for (let i = 0; i < 20; i++) {
+      const p = redis.pipeline();
+      for (let j = 0; j < 500; j++) {
+        const u = `floor:u${(i * 500 + j) % 3000}`;
+        p.hincrby(`${u}:p`, `s${j}`, 1).hset(`${u}:p`, `d${j % 256}`, 'abcdefghij').zadd(`${u}:t`, j, `m${j}`);
+      }
+      await p.exec();
+    }
+    out.floor_event_us = Number(((await topLevelUsec(redis, new Set())) / 10_000).toFixed(2));
+    await redis.flushall();
+
+    // An hour of Zipf traffic in time order; the consumer's clock follows it minute by minute.
+    const keys = new Keys('');
+    const tags = loadTagConfig().realtime;
+    const end = Math.floor(Date.now() / MIN) * MIN;
+    const start = end - 60 * MIN;
+    let now = start;
+    const producer = new Producer({ redis, keys, partitions: 4, maxFutureSkewMs: 0, clock: () => now });
+    const consumer = new RealtimeConsumer({ redis, keys, partitions: 4, tags, consumerName: 'bench', clock: () => now, trimIntervalMs: 0 });
+    await consumer.init();
+    const gen = new TrafficGenerator(users, 1);
+    const perUser = new Map<string, number>();
+    const eventUsers: string[] = [];
+    let usec = 0;
+    let cpu = 0;
+    let folded = 0;
+    const perMinute = events / 60;
+    for (let m = 0; m < 60; m++) {
+      const batch: Record<string, unknown>[] = [];
+      for (let i = Math.round(m * perMinute); i < Math.round((m + 1) * perMinute); i++) {
+        const e = gen.next(start + m * MIN + Math.floor(((i % perMinute) / perMinute) * MIN));
+        batch.push(e);
+        const u = e.user_id as string;
+        perUser.set(u, (perUser.get(u) ?? 0) + 1);
+        eventUsers.push(u);
+      }
+      now = start + (m + 1) * MIN;
+      for (let i = 0; i < batch.length; i += 5000) {
+        const r = await producer.ingest(batch.slice(i, i + 5000));
+        if (!r.ok) throw new Error(JSON.stringify(r));
+      }
+      await redis.config('RESETSTAT');
+      const cpu0 = await mainThreadCpuUs(redis);
+      folded += await consumer.drain();
+      cpu += (await mainThreadCpuUs(redis)) - cpu0;
+      usec += await topLevelUsec(redis, scripted);
+    }
+    out.zipf_events = folded;
+    out.zipf_users = perUser.size;
+    out.write_us_per_event = Number((usec / folded).toFixed(2));
+    out.write_cpu_us_per_event = Number((cpu / folded).toFixed(2));
+
+    // Reads at the hour's end: users drawn in proportion to their events; unknown; one-event users.
+    const reader = new ProfileReader(redis, keys, tags, () => now);
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const typical = Array.from({ length: reads }, () => eventUsers[Math.floor(rand() * eventUsers.length)]);
+    const drawn = typical.map((u) => perUser.get(u)!).sort((a, b) => a - b);
+    out.typical_user_median_events = drawn[Math.floor(drawn.length / 2)];
+    const cold = [...perUser].filter(([, n]) => n === 1).map(([u]) => u).slice(0, reads);
+    const unknown = Array.from({ length: reads }, (_, i) => `nobody-${i}`);
+    const r = {
+      typical: await readCost(redis, reader, typical),
+      cold: await readCost(redis, reader, cold),
+      unknown: await readCost(redis, reader, unknown),
+    };
+    if (r.unknown.found !== 0 || r.cold.found !== cold.length || r.typical.found !== typical.length) throw new Error(`reads found ${JSON.stringify(r)}`);
+    out.read_typical_us = r.typical.us;
+    out.read_cold_us = r.cold.us;
+    out.read_unknown_us = r.unknown.us;
+    const busiest = [...perUser].sort((a, b) => b[1] - a[1])[0];
+    out.busiest_user_events = busiest[1];
+    out.read_busiest_us = (await readCost(redis, reader, repeat(busiest[0], 500))).us;
+    await consumer.stop();
+    await redis.flushall();
+
+    // The hot user: 100,000 impressions over 55 minutes, written in calls of 250 events;
+    // Redis time per event of its first 2,500 events (empty window) against its last 2,500.
+    const hotNow = end;
+    now = hotNow;
+    const hotConsumer = new RealtimeConsumer({ redis, keys, partitions: 4, tags, consumerName: 'hot', clock: () => now, trimIntervalMs: 0, readCount: 250 });
+    await hotConsumer.init();
+    const HOT = 100_000;
+    const hotEvent = (i: number) => ({
+      event_id: `hot-${i}`, user_id: 'hot-user', type: 'impression' as const, ts: hotNow - 55 * MIN + Math.floor((i / HOT) * 55 * MIN),
+      ad_id: `ad-${i % 500}`, campaign_id: `c-${i % 20}`,
+    });
+    const perEvent: number[] = [];
+    for (let i = 0; i < HOT; i += 2500) {
+      const r2 = await producer.ingest(Array.from({ length: 2500 }, (_, j) => hotEvent(i + j)));
+      if (!r2.ok) throw new Error(JSON.stringify(r2));
+      await redis.config('RESETSTAT');
+      const n = await hotConsumer.drain();
+      perEvent.push((await topLevelUsec(redis, scripted)) / n);
+    }
+    out.hot_write_empty_us_per_event = Number(perEvent[0].toFixed(2));
+    out.hot_write_full_us_per_event = Number(perEvent[perEvent.length - 1].toFixed(2));
+    out.hot_user_events = HOT;
+    out.read_hot_us = (await readCost(redis, reader, repeat('hot-user', 500))).us;
+    await hotConsumer.stop();
+    return out;
+  });
+}
+
+if (require.main === module) {
+  runMain(async () => {
+    const r = await measureRedisCost(process.argv.includes('--quick'));
+    const ratio = (a: number, b: number) => Number((a / b).toFixed(2));
+    console.log(JSON.stringify({
+      ...r,
+      ratios: {
+        read_typical_over_floor: ratio(r.read_typical_us, r.floor_read_us),
+        write_over_floor: ratio(r.write_us_per_event, r.floor_event_us),
+        hot_write_full_over_empty: ratio(r.hot_write_full_us_per_event, r.hot_write_empty_us_per_event),
+      },
+    }));
+  });
+}
