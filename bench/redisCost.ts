@@ -26,7 +26,7 @@ import { runMain, withScratchRedis } from './scratchRedis';
 const MIN = 60_000;
 
 /** Names of the commands the Lua scripts issue (their time is inside EVALSHA's). */
-function scriptCommands(): Set<string> {
+export function scriptCommands(): Set<string> {
   const dir = path.join(__dirname, '..', 'src', 'lua');
   const files = [...fs.readdirSync(dir).map((f) => path.join(dir, f)), ...fs.readdirSync(path.join(dir, 'includes')).map((f) => path.join(dir, 'includes', f))];
   const out = new Set<string>();
@@ -44,8 +44,8 @@ async function commandStats(redis: Redis): Promise<Map<string, Stat>> {
   return out;
 }
 
-/** µs of top-level commands since the last RESETSTAT (script-issued commands left out), and the main thread's CPU µs. */
-async function topLevelUsec(redis: Redis, scripted: Set<string>): Promise<number> {
+/** µs of top-level commands since the last RESETSTAT: commands only scripts issue are left out (their time is inside EVALSHA's). */
+export async function topLevelUsec(redis: Redis, scripted: Set<string>): Promise<number> {
   let usec = 0;
   for (const [name, s] of await commandStats(redis)) if (!scripted.has(name)) usec += s.usec;
   return usec;

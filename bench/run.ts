@@ -23,6 +23,7 @@ import { measureBatch } from './batch';
 import { measureTriggers } from './triggers';
 import { measureTrainingSet } from './trainingSet';
 import { redisBenchmark } from './scratchRedis';
+import { measureRedisCost, scriptCommands, topLevelUsec } from './redisCost';
 
 const quick = process.argv.includes('--quick');
 const M = quick
@@ -52,13 +53,6 @@ function start(script: string, args: string[], env: Record<string, string>, read
 function runJson(script: string, args: string[]): Record<string, number> {
   const out = execFileSync(process.execPath, [script, ...args], { encoding: 'utf8', maxBuffer: 1 << 24 });
   return JSON.parse(out.trim().split('\n').pop()!);
-}
-
-/** Sum of `usec` over every command in an INFO commandstats reply. */
-function redisUsec(commandstats: string): number {
-  let usec = 0;
-  for (const m of commandstats.matchAll(/^cmdstat_[^:]+:calls=\d+,usec=(\d+)/gm)) usec += Number(m[1]);
-  return usec;
 }
 
 /**
@@ -139,8 +133,8 @@ async function main() {
     let t = process.hrtime.bigint();
     const folded = await rt.drain();
     result.realtime_per_s = Math.round(folded / (Number(process.hrtime.bigint() - t) / 1e9));
-    // Redis time per event on the realtime path: every command the drain sent (XREADGROUP, the window scripts, XACK, ...).
-    result.realtime_redis_us_per_event = Number((redisUsec(await redis.info('commandstats')) / folded).toFixed(2));
+    // Redis time per event on the realtime path: every top-level command the drain sent (XREADGROUP, the window scripts, XACK, ...), counted once.
+    result.realtime_redis_us_per_event = Number(((await topLevelUsec(redis, scriptCommands())) / folded).toFixed(2));
     const ods = path.join(work, 'ods');
     const ar = new ArchiveConsumer({ redis, keys, partitions: config.partitions, consumerName: 'bench-ar', odsDir: ods, trimIntervalMs: 0 });
     t = process.hrtime.bigint();
@@ -217,6 +211,9 @@ async function main() {
     Object.assign(result, await measureHotUser(redis, keys, config.partitions, url2));
     await redis.quit();
 
+    // Redis time per read (users drawn as traffic draws them; unknown, one-event, busiest, 100k-event apart) and per event, beside their floors.
+    result.redis_cost = await measureRedisCost(quick);
+
     // Batch against DuckDB on the same generated ODS.
     Object.assign(result, await measureBatch(M.batchEvents, M.batchUsers, 30));
 
@@ -226,7 +223,11 @@ async function main() {
     // Triggers: the realtime path with two triggers against none; firing latency at 1,000 events/s.
     Object.assign(result, await measureTriggers(quick ? 30_000 : 100_000, quick ? 20_000 : 50_000, quick ? 100 : 500, 1000));
 
+    const cost = result.redis_cost as Record<string, number>;
     result.ratios = {
+      read_typical_us_over_floor: Number((cost.read_typical_us / cost.floor_read_us).toFixed(1)),
+      write_us_per_event_over_floor: Number((cost.write_us_per_event / cost.floor_event_us).toFixed(1)),
+      hot_write_full_over_empty: Number((cost.hot_write_full_us_per_event / cost.hot_write_empty_us_per_event).toFixed(2)),
       e2e_over_xadd: Number(((result.e2e_per_s as number) / (result.redis_xadd_pipelined_per_s as number)).toFixed(3)),
       read_over_bare: Number(((result.read_per_s as number) / (result.bare_http_per_s as number)).toFixed(3)),
       read_p99_over_bare_p99: Number(((result.read_p99_ms as number) / (result.bare_http_p99_ms as number)).toFixed(2)),

@@ -3,7 +3,7 @@ import { Keys } from '../core/keys';
 import { WindowTag } from '../core/tags';
 import { runScript } from '../lua/scripts';
 import { RedisClient, masters, nodeFor } from '../redis/client';
-import { WindowWriter, eventsAdded } from './windowWriter';
+import { WindowWriter, windowsReply } from './windowWriter';
 
 export interface MigrationResult {
   /** v1 window keys found (one per user and event type). */
@@ -40,7 +40,7 @@ export async function migrateLegacyWindows(redis: RedisClient, keys: Keys, tags:
           await redis.unlink(key, keys.legacyWindowValues(userId, type)); // no tag uses the type any more
           continue;
         }
-        result.events_folded += eventsAdded(await runScript(nodeFor(redis, key), writer.update(userId, type, now, [])));
+        result.events_folded += windowsReply(await runScript(nodeFor(redis, key), writer.update([{ userId, events: { [type]: [] } }], now))).added;
       }
     } while (cursor !== '0');
   }

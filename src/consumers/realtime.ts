@@ -1,11 +1,11 @@
-import { ProfileEvent } from '../core/event';
-import { ScriptArg, Scripts, queueScript } from '../lua/scripts';
+import calculateSlot from 'cluster-key-slot';
+import { Scripts, UpdateWindowsReply, queueScript } from '../lua/scripts';
 import { isCluster, pipelineByNode } from '../redis/client';
 import { erasedAt, erasureTimes, isErased } from '../profile/erasure';
 import { OfflineTag, Trigger, WindowTag } from '../core/tags';
 import { partitionFor } from '../core/keys';
 import { createHash } from 'crypto';
-import { WindowWriter } from './windowWriter';
+import { UserWindowUpdate, WindowWriter, windowsReply } from './windowWriter';
 import { GROUPS } from './groups';
 import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
 
@@ -21,9 +21,15 @@ export interface RealtimeConsumerOptions extends GroupConsumerOptions {
 }
 
 /**
- * The realtime consumer: a member of group `realtime` that folds each event into the
- * user's sliding windows with one EVALSHA of updateWindows.lua, and acks an entry only
- * after its script returned.
+ * Users folded by one window script call: bounds the time one call holds Redis (a call of
+ * 100 users of a few events each runs well under a millisecond) and its argument count.
+ */
+const USERS_PER_CALL = 100;
+
+/**
+ * The realtime consumer: a member of group `realtime` that folds each batch into the
+ * users' sliding windows with a few EVALSHAs of updateWindows.lua (many users each), and
+ * acks an entry only after its script returned.
  */
 export class RealtimeConsumer extends GroupConsumer {
   private readonly writer: WindowWriter;
@@ -36,14 +42,15 @@ export class RealtimeConsumer extends GroupConsumer {
   }
 
   /**
-   * Groups the events of each user and type (in stream order) and folds each group with
-   * one EVALSHA of updateWindows.lua, all in one pipeline (one per node on a cluster). An entry is acked only once its
-   * group's script returned; a failed group stays pending.
+   * Groups the events by user and type (in stream order) and folds them with one EVALSHA
+   * of updateWindows.lua per chunk of users (on a cluster: per slot), all in one pipeline
+   * (one per node on a cluster). An entry is acked only once its call returned; a failed
+   * call's entries stay pending.
    */
   protected async handle(stream: string, entries: DecodedEntry[]): Promise<string[]> {
     const now = this.clock();
     const toAck: string[] = [];
-    const groups = new Map<string, { first: ProfileEvent; last: ProfileEvent; minTs: number; ids: string[]; events: ScriptArg[] }>();
+    const byUser = new Map<string, { update: UserWindowUpdate; minTs: number; ids: string[] }>();
     const users = [...new Set(entries.map((e) => e.event.user_id))];
     const erased = await erasedAt(this.opts.redis, this.opts.keys, users);
     for (const { id, event: e } of entries) {
@@ -52,58 +59,93 @@ export class RealtimeConsumer extends GroupConsumer {
         toAck.push(id); // no tag uses this type, or older than its longest window
         continue;
       }
-      const key = `${e.user_id}\0${e.type}`;
-      let group = groups.get(key);
-      if (!group) groups.set(key, (group = { first: e, last: e, minTs: e.ts, ids: [], events: [] }));
-      group.last = e;
-      group.minTs = Math.min(group.minTs, e.ts);
-      group.ids.push(id);
-      group.events.push(...WindowWriter.eventArgs(e));
+      let user = byUser.get(e.user_id);
+      if (!user) byUser.set(e.user_id, (user = { update: { userId: e.user_id, events: {} }, minTs: e.ts, ids: [] }));
+      (user.update.events[e.type] ??= []).push(...WindowWriter.eventArgs(e));
+      user.update.lastEventId = e.event_id;
+      user.minTs = Math.min(user.minTs, e.ts);
+      user.ids.push(id);
     }
-    if (groups.size > 0) {
+    if (byUser.size > 0) {
       const k = this.opts.keys;
       const redis = this.opts.redis;
-      const list = [...groups.values()];
-      const written = [...new Set(list.map((g) => g.first.user_id))];
+      const calls = this.chunkCalls([...byUser.values()]);
+      const written = [...byUser.keys()];
       // On one server the erasure re-check rides at the end of the same pipeline (Redis runs
       // it after every write of the batch); on a cluster the writes go to several nodes at
       // once, so it is a round trip of its own after them.
       const inline = !isCluster(redis);
-      type Item = (typeof list)[number] | 'erasures';
-      const items: Item[] = inline ? [...list, 'erasures'] : list;
-      const results = await pipelineByNode(redis, items, (item) => (item === 'erasures' ? k.erasures() : k.panes(item.first.user_id, item.first.type)), (pipeline, item) => {
+      type Item = (typeof calls)[number] | 'erasures';
+      const items: Item[] = inline ? [...calls, 'erasures'] : calls;
+      const results = await pipelineByNode(redis, items, (item) => (item === 'erasures' ? k.erasures() : k.realtime(item[0].update.userId)), (pipeline, item) => {
         if (item === 'erasures') {
           pipeline.call('ZMSCORE', k.erasures(), ...written);
           return;
         }
-        const e = item.first;
-        queueScript(pipeline, this.writer.update(e.user_id, e.type, now, item.events, item.last.event_id));
+        queueScript(pipeline, this.writer.update(item.map((u) => u.update), now));
       });
-      // Each user's outbox as its last call of the batch saw it (calls run in pipeline order).
+      // Each user's outbox as its call saw it. A call that failed is sent again one user per
+      // call (what it wrote before failing counts once: every effect is idempotent), so one
+      // poison user's entries stay pending, not its neighbours'.
       const outboxes = new Map<string, string[]>();
-      list.forEach((group, i) => {
-        const [err, reply] = results[i];
-        if (err) this.log.error({ err, stream, ids: group.ids }, 'window update failed; entries left pending for retry');
-        else toAck.push(...group.ids);
-        if (!err && Array.isArray(reply)) outboxes.set(group.first.user_id, (reply as [number, string[]])[1]);
-      });
+      const retry: (typeof calls)[number] = [];
+      const settle = (call: (typeof calls)[number], [err, reply]: [Error | null, unknown]) => {
+        if (err && call.length > 1) {
+          retry.push(...call);
+        } else if (err) {
+          this.log.error({ err, stream, ids: call[0].ids }, 'window update failed; entries left pending for retry');
+        } else {
+          for (const u of call) toAck.push(...u.ids);
+          for (const [userId, out] of windowsReply(reply as UpdateWindowsReply).outboxes) outboxes.set(userId, out);
+        }
+      };
+      calls.forEach((call, i) => settle(call, results[i]));
+      if (retry.length > 0) {
+        const single = await pipelineByNode(redis, retry, (u) => k.realtime(u.update.userId), (pipeline, u) => queueScript(pipeline, this.writer.update([u.update], now)));
+        retry.forEach((u, i) => settle([u], single[i]));
+      }
       // Firings reach their streams before anything is acked: a failure here throws, the
       // batch stays pending, and its redelivery appends what the outboxes still hold.
       await this.publishFirings([...outboxes].filter(([, out]) => out.length > 0), now);
-      // A user erased while this batch was being written: delete what the batch recreated.
+      // A user erased while this batch was being written: delete what the batch recreated
+      // (after single-user retries, checked again: they ran after the pipeline's check).
       let late: Map<string, number>;
-      if (inline) {
-        const [err, scores] = results[list.length];
+      if (inline && retry.length === 0) {
+        const [err, scores] = results[calls.length];
         if (err) throw err;
         late = erasureTimes(written, scores as (string | null)[]);
       } else {
         late = await erasedAt(redis, k, written);
       }
       for (const [userId, at] of late) {
-        if (list.some((g) => g.first.user_id === userId && g.minTs <= at)) await redis.unlink(...k.userKeys(userId));
+        if (byUser.get(userId)!.minTs <= at) await redis.unlink(...k.userKeys(userId));
       }
     }
     return toAck;
+  }
+
+  /**
+   * The users of one batch in script calls: on one server, chunks of at most
+   * USERS_PER_CALL users; on a cluster a call's keys must share a slot, so users are
+   * grouped by the slot of their hash tag first.
+   */
+  private chunkCalls<U extends { update: UserWindowUpdate }>(users: U[]): U[][] {
+    const groups = new Map<number, U[]>();
+    if (isCluster(this.opts.redis)) {
+      for (const u of users) {
+        const slot = calculateSlot(this.opts.keys.realtime(u.update.userId));
+        const list = groups.get(slot) ?? [];
+        list.push(u);
+        groups.set(slot, list);
+      }
+    } else {
+      groups.set(0, users);
+    }
+    const calls: U[][] = [];
+    for (const list of groups.values()) {
+      for (let i = 0; i < list.length; i += USERS_PER_CALL) calls.push(list.slice(i, i + USERS_PER_CALL));
+    }
+    return calls;
   }
 
   /**

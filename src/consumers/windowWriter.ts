@@ -1,64 +1,68 @@
 import { createHash } from 'crypto';
 import { EventType, ProfileEvent } from '../core/event';
 import { Keys } from '../core/keys';
-import { OfflineTag, Trigger, WINDOW_FIELDS, WindowTag, longestWindow } from '../core/tags';
-import { typePanePlan } from '../core/panes';
-import { ScriptArg, ScriptCall, Scripts, windowTagArgs } from '../lua/scripts';
+import { OfflineTag, Trigger, WINDOW_FIELDS, WindowTag } from '../core/tags';
+import { ScriptArg, ScriptCall, Scripts, UpdateWindowsReply } from '../lua/scripts';
+import { windowPlan } from '../lua/windowPlan';
 
 /** The 6-byte event-id fingerprint the window script dedups by (the first bytes of SHA-1, as its v1 fold computes them). */
 export function eventFingerprint(eventId: string): Buffer {
   return createHash('sha1').update(eventId).digest().subarray(0, 6);
 }
 
-/** The number of events an updateWindows.lua call added (its reply with or without triggers). */
-export function eventsAdded(reply: number | [number, string[]]): number {
-  return Array.isArray(reply) ? reply[0] : reply;
+/** One user's part of a window update: its events by type (each built with eventArgs, in stream order). */
+export interface UserWindowUpdate {
+  userId: string;
+  events: Partial<Record<EventType, ScriptArg[]>>;
+  /** The event a trigger firing names (the user's last of the batch). */
+  lastEventId?: string;
+}
+
+/** An updateWindows.lua reply: the events added, and the outbox of each user whose triggers were evaluated. */
+export function windowsReply(reply: UpdateWindowsReply): { added: number; outboxes: Map<string, string[]> } {
+  const outboxes = new Map<string, string[]>();
+  for (let i = 1; i < reply.length; i += 2) outboxes.set(reply[i] as string, reply[i + 1] as string[]);
+  return { added: reply[0], outboxes };
 }
 
 /**
- * Builds updateWindows.lua calls for the configured tags: the pane layout of each event
- * type is derived once from the tag config, then each call carries it with the events.
+ * Builds updateWindows.lua calls for the configured tags: the window plan (each event
+ * type's pane layout and tags) and the trigger plan are derived once from the tag config
+ * and sent as two fixed JSON arguments; each call carries many users' events, and this
+ * class lays out every KEYS position the script reads.
  */
 export class WindowWriter {
-  private readonly plans = new Map<EventType, { longest: number; planArgs: (string | number)[] }>();
-  private readonly overallLongest: number;
-  /** With triggers: the event types whose panes the conditions read, and the values after the user and event ids. */
-  private readonly triggerPlan?: { types: EventType[]; evaluatedOn: Set<EventType>; args: (string | number)[] };
+  private readonly plan: ReturnType<typeof windowPlan>;
+  private readonly longestByType = new Map<EventType, number>();
+  /** With triggers: the plan types whose tags the conditions read, the types whose events evaluate them, and the plan's JSON. */
+  private readonly triggerPlan?: { types: EventType[]; evaluatedOn: Set<EventType>; json: string };
 
   constructor(private readonly keys: Keys, tags: readonly WindowTag[], triggers: readonly Trigger[] = [], offline: readonly OfflineTag[] = []) {
-    this.overallLongest = longestWindow(tags);
-    if (triggers.length > 0) this.triggerPlan = WindowWriter.planTriggers(tags, triggers, offline);
-    for (const type of new Set(tags.map((t) => t.event))) {
-      const plan = typePanePlan(tags, type);
-      const planArgs = [
-        plan.numeric ? 1 : 0, plan.numericField, plan.numericLevels.join(','),
-        plan.valueFields.map((f) => `${f.index}:${f.levels.join(',')}`).join(';'),
-        plan.distinctFields.join(','),
-      ];
-      this.plans.set(type, { longest: plan.longestMs, planArgs });
-    }
+    this.plan = windowPlan(tags);
+    for (const t of tags) this.longestByType.set(t.event, Math.max(this.longestByType.get(t.event) ?? 0, t.windowMs));
+    if (triggers.length > 0) this.triggerPlan = this.planTriggers(tags, triggers, offline);
   }
 
-  /** What updateWindows.lua needs to evaluate the triggers: the tags their conditions name, then the triggers. */
-  private static planTriggers(tags: readonly WindowTag[], triggers: readonly Trigger[], offline: readonly OfflineTag[]) {
+  /** What updateWindows.lua needs to evaluate the triggers (see includes/triggers.lua). */
+  private planTriggers(tags: readonly WindowTag[], triggers: readonly Trigger[], offline: readonly OfflineTag[]) {
     const named = new Set(triggers.flatMap((t) => t.when.map((c) => c.tag)));
     const windowTags = tags.filter((t) => named.has(t.name));
-    const offlineNames = offline.filter((t) => named.has(t.name)).map((t) => t.name);
     const types = [...new Set(windowTags.map((t) => t.event))];
-    // KEYS: 1-5 the call's own, 6 state, 7 outbox, 8 offline hash, then a pane hash and time index per type.
-    const args: (string | number)[] = [windowTags.length, ...windowTagArgs(windowTags, (t) => 9 + types.indexOf(t.event) * 2)];
-    args.push(offlineNames.length, ...offlineNames, triggers.length);
-    for (const t of triggers) args.push(t.name, t.when.length, ...t.when.flatMap((c) => [c.tag, c.op, c.value]));
     // Only an event of a type the conditions read can make one true (offline tags change by
-    // batch): calls of other types skip the evaluation, unless a trigger reads offline tags only.
+    // batch): users without such events skip the evaluation, unless a trigger reads offline tags only.
     const offlineOnly = triggers.some((t) => t.when.every((c) => !windowTags.some((w) => w.name === c.tag)));
-    const evaluatedOn = new Set<EventType>(offlineOnly ? tags.map((t) => t.event) : types);
-    return { types, evaluatedOn, args };
+    const json = JSON.stringify({
+      types: types.map((t) => this.plan.types.indexOf(t) + 1),
+      tags: Object.fromEntries(windowTags.map((t) => [t.name, true])),
+      offline: offline.filter((t) => named.has(t.name)).map((t) => t.name),
+      triggers: triggers.map((t) => ({ name: t.name, when: t.when.map((c) => [c.tag, c.op, c.value]) })),
+    });
+    return { types, evaluatedOn: new Set<EventType>(offlineOnly ? this.plan.types : types), json };
   }
 
   /** The longest window of a type's tags (ms), or undefined when no tag uses the type. */
   longest(type: EventType): number | undefined {
-    return this.plans.get(type)?.longest;
+    return this.longestByType.get(type);
   }
 
   /** The script arguments of one event: time, fingerprint, packed window fields. */
@@ -67,23 +71,33 @@ export class WindowWriter {
   }
 
   /**
-   * The call that folds `events` (built with eventArgs) of one user and type into its panes
-   * (and folds v1 data); with triggers, also evaluates them, `lastEventId` naming the event
-   * a firing reports.
+   * The call that folds the events of `users` into their windows at `now` (and folds v1
+   * data of the types listed, even with no events); with triggers, also evaluates those of
+   * each user that has an event of a type they read. On a cluster every user of one call
+   * must hash to one slot.
    */
-  update(userId: string, type: EventType, now: number, events: readonly ScriptArg[], lastEventId = ''): ScriptCall<number | [number, string[]]> {
-    const plan = this.plans.get(type);
-    if (!plan) throw new Error(`no window tag uses event type ${type}`);
+  update(users: readonly UserWindowUpdate[], now: number): ScriptCall<UpdateWindowsReply> {
     const k = this.keys;
-    const t = this.triggerPlan?.evaluatedOn.has(type) ? this.triggerPlan : undefined;
-    return Scripts.updateWindows({
-      panesKey: k.panes(userId, type), paneIndexKey: k.paneIndex(userId, type), realtimeKey: k.realtime(userId),
-      legacyWindowKey: k.legacyWindow(userId, type), legacyValuesKey: k.legacyWindowValues(userId, type),
-      now, typeWindowMs: plan.longest, longestWindowMs: this.overallLongest, planArgs: plan.planArgs, events,
-      triggers: t && {
-        keys: [k.triggerState(userId), k.triggerOutbox(userId), k.offline(userId), ...t.types.flatMap((ty) => [k.panes(userId, ty), k.paneIndex(userId, ty)])],
-        args: [userId, lastEventId, ...t.args],
-      },
-    });
+    const keys: string[] = [];
+    const records: ScriptArg[] = [];
+    const t = this.triggerPlan;
+    for (const u of users) {
+      const own = (Object.keys(u.events) as EventType[]).filter((type) => {
+        if (!this.longestByType.has(type)) throw new Error(`no window tag uses event type ${type}`);
+        return true;
+      });
+      const evaluate = t !== undefined && own.some((type) => t.evaluatedOn.has(type) && u.events[type]!.length > 0);
+      records.push(keys.length + 1, evaluate ? 1 : 0, u.lastEventId ?? '', u.userId);
+      keys.push(k.realtime(u.userId));
+      if (evaluate) keys.push(k.triggerState(u.userId), k.triggerOutbox(u.userId), k.offline(u.userId));
+      const types = evaluate ? [...new Set([...own, ...t.types])] : own;
+      records.push(types.length);
+      for (const type of types) {
+        const events = u.events[type] ?? [];
+        records.push(this.plan.types.indexOf(type) + 1, keys.length + 1, events.length / 3, ...events);
+        keys.push(k.panes(u.userId, type), k.paneIndex(u.userId, type), k.legacyWindow(u.userId, type), k.legacyWindowValues(u.userId, type));
+      }
+    }
+    return Scripts.updateWindows(keys, now, this.plan.json, t?.json ?? '', records);
   }
 }

@@ -1,5 +1,3 @@
-import { WINDOW_FIELDS, WindowTag } from '../core/tags';
-import { tagLevels } from '../core/panes';
 import { createHash } from 'crypto';
 import fs from 'fs';
 import path from 'path';
@@ -56,41 +54,11 @@ export interface ScriptCall<Reply> {
   readonly reply?: Reply;
 }
 
-/** readProfile.lua's reply: exists flag, last event time, flat window tags, flat offline hash. */
-export type ReadProfileReply = [exists: number, lastEventAt: string | null, tags: unknown[], offline: string[]];
+/** readProfile.lua's reply: exists flag, then (for a known user) newest event time, flat window tags, flat offline hash. */
+export type ReadProfileReply = [exists: 0] | [exists: 1, lastEventAt: string | null, tags: unknown[], offline: string[]];
 
-/** updateWindows.lua's inputs for one user, one event type and one consumer batch (see its header). */
-export interface WindowUpdate {
-  /** u:{user}:p:<type>, u:{user}:t:<type>, u:{user}:rt, and the v1 keys u:{user}:w:<type>, u:{user}:wv:<type> */
-  panesKey: string;
-  paneIndexKey: string;
-  realtimeKey: string;
-  legacyWindowKey: string;
-  legacyValuesKey: string;
-  now: number;
-  /** Longest window of this event type, and of any type (ms). */
-  typeWindowMs: number;
-  longestWindowMs: number;
-  /** The type's pane layout: ARGV[4..8] of the script (numeric flag, field, levels, value panes, distinct fields). */
-  planArgs: readonly (string | number)[];
-  /** With triggers: KEYS[6..] (state, outbox, offline hash, pane keys) and the trigger values after ARGV[9]. */
-  triggers?: { keys: readonly string[]; args: readonly ScriptArg[] };
-  /** Per event: time (ms), event-id fingerprint (6 bytes), packed field values. */
-  events: readonly ScriptArg[];
-}
-
-/**
- * The 8 values per window tag that tagValues (includes/tagValues.lua) reads: name, index in
- * KEYS of its type's pane hash, aggregation, field index, window, resolution, levels, top.
- */
-export function windowTagArgs(tags: readonly WindowTag[], paneKeyIndex: (t: WindowTag) => number): (string | number)[] {
-  const out: (string | number)[] = [];
-  for (const t of tags) {
-    const field = t.field ? WINDOW_FIELDS.indexOf(t.field) + 1 : 0;
-    out.push(t.name, paneKeyIndex(t), t.aggregation, field, t.windowMs, t.resolutionMs, tagLevels(t).join(','), t.top ?? 0);
-  }
-  return out;
-}
+/** updateWindows.lua's reply: events added, then user id and outbox firings of each user whose triggers were evaluated. */
+export type UpdateWindowsReply = [added: number, ...userOutboxes: (string | string[])[]];
 
 /** A script argument: text, a number, or bytes (fingerprints). */
 export type ScriptArg = string | number | Buffer;
@@ -107,22 +75,19 @@ const call = <Reply>(script: ScriptName, keys: string[], args: ScriptArg[]): Scr
  */
 export const Scripts = {
   /**
-   * Folds a batch of events of one user and type into the window; replies with the number
-   * added, or with triggers [added, outbox firings].
+   * Folds a consumer batch of many users into their windows (KEYS and ARGV as
+   * WindowWriter.update lays them out, the order updateWindows.lua's header lists).
    */
-  updateWindows(u: WindowUpdate): ScriptCall<number | [number, string[]]> {
-    const t = u.triggers;
-    return call('updateWindows', [u.panesKey, u.paneIndexKey, u.realtimeKey, u.legacyWindowKey, u.legacyValuesKey, ...(t?.keys ?? [])], [
-      u.now, u.typeWindowMs, u.longestWindowMs, ...u.planArgs, t?.args.length ?? 0, ...(t?.args ?? []), ...u.events,
-    ]);
+  updateWindows(keys: string[], now: number, planJson: string, triggerPlanJson: string, records: readonly ScriptArg[]): ScriptCall<UpdateWindowsReply> {
+    return call('updateWindows', keys, [now, planJson, triggerPlanJson, ...records]);
   },
   /** Appends firings (id, then field/value pairs) to a partition's trigger stream once each; trims by age. */
   appendTriggers(stream: string, seen: string, now: number, retentionMs: number, firings: readonly { id: string; fields: string[] }[]): ScriptCall<number> {
     return call('appendTriggers', [stream, seen], [now, retentionMs, ...firings.flatMap((f) => [f.id, f.fields.length, ...f.fields])]);
   },
-  /** A user's fused profile: `keys` are the window keys by type, then the realtime and offline hashes. */
-  readProfile(keys: string[], now: number, tagArgs: readonly (string | number)[]): ScriptCall<ReadProfileReply> {
-    return call('readProfile', keys, [now, ...tagArgs]);
+  /** A user's fused profile: `keys` are the pane hash and time index of each plan type, then the realtime and offline hashes. */
+  readProfile(keys: string[], now: number, planJson: string): ScriptCall<ReadProfileReply> {
+    return call('readProfile', keys, [now, planJson]);
   },
   /** Trims a partition below what every group in `groups` finished; -1 while one is missing. */
   trimStream(stream: string, groups: readonly string[]): ScriptCall<number> {

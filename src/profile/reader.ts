@@ -1,7 +1,8 @@
 import { RedisClient, RedisTarget, connectTarget, pipelineByNode } from '../redis/client';
 import { EventType } from '../core/event';
 import { Keys } from '../core/keys';
-import { ReadProfileReply, Scripts, queueScript, runScript, windowTagArgs } from '../lua/scripts';
+import { ReadProfileReply, Scripts, queueScript, runScript } from '../lua/scripts';
+import { windowPlan } from '../lua/windowPlan';
 import { TagConfig, WindowTag, loadTagConfig } from '../core/tags';
 
 /** A tag value: a number, a per-key count object (count_by), or text (offline segment ids). */
@@ -37,7 +38,9 @@ export interface ReaderOptions extends RedisTarget {
 /** Reads fused profiles with readProfile.lua: one script call (one round trip) per user. */
 export class ProfileReader {
   private readonly types: EventType[];
-  private readonly tagArgs: (string | number)[];
+  private readonly planJson: string;
+  /** Window tag names in config order (the script answers them grouped by event type). */
+  private readonly tagOrder: string[];
   private readonly clock: () => number;
   /** The connection this reader opened itself (connect): closed by close(). */
   private owned = false;
@@ -71,8 +74,10 @@ export class ProfileReader {
     clock?: () => number,
   ) {
     this.clock = clock ?? Date.now;
-    this.types = [...new Set(tags.map((t) => t.event))];
-    this.tagArgs = [tags.length, ...windowTagArgs(tags, (t) => this.types.indexOf(t.event) * 2 + 1)];
+    const plan = windowPlan(tags);
+    this.types = plan.types;
+    this.planJson = plan.json;
+    this.tagOrder = tags.map((t) => t.name);
   }
 
   /** The profile of `userId` at the reader's clock, or null when no key of the user exists. */
@@ -99,19 +104,21 @@ export class ProfileReader {
     const keys: string[] = [];
     for (const type of this.types) keys.push(k.panes(userId, type), k.paneIndex(userId, type));
     keys.push(k.realtime(userId), k.offline(userId));
-    return Scripts.readProfile(keys, now, this.tagArgs);
+    return Scripts.readProfile(keys, now, this.planJson);
   }
 
-  private toProfile(userId: string, now: number, [exists, lastEventAt, flatTags, offline]: ReadProfileReply): Profile | null {
-    if (exists === 0) return null;
+  private toProfile(userId: string, now: number, reply: ReadProfileReply): Profile | null {
+    if (reply[0] === 0) return null;
+    const [, lastEventAt, flatTags, offline] = reply;
     const profile: Profile = {
       user_id: userId,
       tags: {},
       meta: { as_of: now, last_event_at: lastEventAt === null ? null : Number(lastEventAt) },
     };
-    for (let i = 0; i < flatTags.length; i += 2) {
-      const name = flatTags[i] as string;
-      const value = flatTags[i + 1];
+    const byName = new Map<string, unknown>();
+    for (let i = 0; i < flatTags.length; i += 2) byName.set(flatTags[i] as string, flatTags[i + 1]);
+    for (const name of this.tagOrder) {
+      const value = byName.get(name);
       if (Array.isArray(value)) {
         // No prototype: a campaign id such as "__proto__" is valid and must stay a plain key.
         const counts: Record<string, number> = Object.create(null);

@@ -6,7 +6,7 @@ import { ConfigError } from '../../src/core/errors';
 import { partitionFor } from '../../src/core/keys';
 import { parseTagConfig } from '../../src/core/tags';
 import { Scripts, runScript } from '../../src/lua/scripts';
-import { WindowWriter } from '../../src/consumers/windowWriter';
+import { WindowWriter, windowsReply } from '../../src/consumers/windowWriter';
 import { masters, nodeFor } from '../../src/redis/client';
 import { Pipeline, feed, makePipeline, serveApp, testRedisUrl } from '../helpers/context';
 import { killAllCli, runCli } from '../helpers/cli';
@@ -83,8 +83,8 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
         const writer = new WindowWriter(p.keys, p.config.tags.realtime, p.config.tags.triggers, p.config.tags.offline);
         const events = click('crash-1', 3);
         const args = events.flatMap((e) => WindowWriter.eventArgs({ ...e, type: 'click' }));
-        const reply = await runScript(p.redis, writer.update('crash-1', 'click', p.clock.now, args, events[2].event_id));
-        expect((reply as [number, string[]])[1]).to.have.length(1);
+        const reply = windowsReply(await runScript(p.redis, writer.update([{ userId: 'crash-1', events: { click: args }, lastEventId: events[2].event_id }], p.clock.now)));
+        expect(reply.outboxes.get('crash-1')).to.have.length(1);
         expect(await firings(p)).to.deep.equal([]);
         // The same entries, redelivered: the windows count nothing twice and the outbox is appended once.
         await feed(p, events);
@@ -93,7 +93,7 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
         expect(all.map((f) => [f.user_id, f.trigger, f.clicks_5m])).to.deep.equal([['crash-1', 'hot_clicker', '3']]);
         expect((await p.reader.read('crash-1'))!.tags.clicks_5m).to.equal(3);
         // And if it died after the append but before the outbox was trimmed: the dedup set keeps it once.
-        await p.redis.rpush(p.keys.triggerOutbox('crash-1'), ...(reply as [number, string[]])[1]);
+        await p.redis.rpush(p.keys.triggerOutbox('crash-1'), ...reply.outboxes.get('crash-1')!);
         await feed(p, click('crash-1', 1, 'late'));
         expect((await firings(p)).length).to.equal(1);
       });

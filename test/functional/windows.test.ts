@@ -130,7 +130,8 @@ describe('sliding windows (real Redis, injected clock)', () => {
       `h${T0 / HOUR}`, String(T0 + HOUR - MIN), 'L', String(clock.now), `m${m1}`, String(clock.now), `h${T0 / HOUR + 1}`, String(T0 + 2 * HOUR - MIN),
       'v1:a2', String(1e13 + clock.now),
     ]);
-    const fields = (await p.redis.hkeys(p.keys.panes('u1', 'impression'))).filter((f) => !f.startsWith('d')).sort();
+    // (d<byte>: dedup buckets; T: the running totals and the type's meta.)
+    const fields = (await p.redis.hkeys(p.keys.panes('u1', 'impression'))).filter((f) => !f.startsWith('d') && f !== 'T').sort();
     expect(fields).to.deep.equal([`m${m1}`, `s${clock.now / 1000}`].sort());
     // TTL: until the newest event leaves the 1 h window (+ the minute pruning rounds to).
     const pttl = await p.redis.pttl(p.keys.panes('u1', 'impression'));
@@ -140,15 +141,22 @@ describe('sliding windows (real Redis, injected clock)', () => {
     expect(rtTtl).to.be.within(24 * HOUR - 5000, 24 * HOUR + 1);
   });
 
-  it('keeps only the last event time in the realtime hash: constant work per write, tags are computed at read', async () => {
+  it('keeps the newest event time of each type in the realtime hash: last_event_at once the panes are gone', async () => {
     await feed(p, [
       { user_id: 'u1', type: 'impression', ts: T0 - 1000, ad_id: 'a1', campaign_id: 'c-1' },
       { user_id: 'u1', type: 'purchase', ts: T0, amount: 2.5 },
     ]);
-    expect(await p.redis.hgetall(p.keys.realtime('u1'))).to.deep.equal({ last_event_at: String(T0), updated_at: String(T0) });
+    expect(await p.redis.hgetall(p.keys.realtime('u1'))).to.deep.equal({ impression: String(T0 - 1000), purchase: String(T0) });
     clock.advance(1000);
     await feed(p, [{ user_id: 'u1', type: 'click', ts: T0 - 5000 }]); // older: last_event_at stays
-    expect(await p.redis.hgetall(p.keys.realtime('u1'))).to.deep.equal({ last_event_at: String(T0), updated_at: String(T0 + 1000) });
+    expect(await p.redis.hgetall(p.keys.realtime('u1'))).to.deep.equal({ impression: String(T0 - 1000), purchase: String(T0), click: String(T0 - 5000) });
+    expect((await p.reader.read('u1'))!.meta.last_event_at).to.equal(T0);
+    // Once every pane key has expired (the clock here moves only the scripts' now, so they are deleted by hand) the user is still known until rt expires.
+    clock.advance(2 * HOUR);
+    for (const type of ['impression', 'purchase', 'click'] as const) await p.redis.unlink(p.keys.panes('u1', type), p.keys.paneIndex('u1', type));
+    const idle = (await p.reader.read('u1'))!;
+    expect(idle.meta.last_event_at).to.equal(T0);
+    expect(idle.tags).to.include({ clicks_24h: 0, purchases_24h: 0, views_1h: 0 });
   });
 
   it('a hot user costs what a cold one costs: 20,000 events in one batch fill a bounded number of panes', async () => {

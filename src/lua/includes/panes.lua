@@ -1,10 +1,14 @@
--- Pane helpers shared by updateWindows.lua and readProfile.lua (window state v2, see
--- src/core/panes.ts for the rule). Field names in a user's pane hash u:{<user>}:p:<type>:
+-- Pane formats shared by the window scripts (window state v3, see src/core/panes.ts for
+-- the rule). Field names in a user's pane hash u:{<user>}:p:<type>:
 --   s<second>, m<minute>, h<hour>         numeric pane: "c,n,s,mn,mx,lt,lv" or, for types
 --                                         with no numeric tag, the count alone
 --   <f>s<i>, <f>m<i>, <f>h<i>              value pane of field index f: "v\31n\31v\31n..."
---   d<second>                              dedup bucket: 6-byte event-id fingerprints
+--   d<byte>                                dedup bucket: 10-byte entries (see dedup.lua)
+--   F<f>                                   distinct values seen only ahead of `now`
+--   T                                      the running totals and the type's meta (totals.lua)
 local PREFIX = { [1000] = 's', [60000] = 'm', [3600000] = 'h' }
+-- Distinct-value members of a time index score field * DISTINCT_BASE + time.
+local DISTINCT_BASE = 1e13
 
 -- The field at 1-based position idx of a "\31"-packed value list ('' when absent).
 local function packedField(packed, idx)
@@ -18,26 +22,20 @@ local function packedField(packed, idx)
   return string.sub(packed, start, sep and sep - 1 or -1)
 end
 
--- A comma-separated list of numbers (parsed once per distinct text in a call).
-local numberLists = {}
-local function numberList(csv)
-  local out = numberLists[csv]
-  if out then return out end
-  out = {}
-  for x in string.gmatch(csv, '[^,]+') do out[#out + 1] = tonumber(x) end
-  numberLists[csv] = out
-  return out
-end
-
 -- Numeric pane {c, n, s, mn, mx, lt, lv} from its stored text (count-only panes: "c").
 local function parseNumeric(text)
   if not text then return nil end
   if not string.find(text, ',', 1, true) then return { c = tonumber(text) } end
   local parts = {}
   for x in string.gmatch(text, '[^,]+') do parts[#parts + 1] = x end
-  if #parts == 1 then return { c = tonumber(parts[1]) } end
   return { c = tonumber(parts[1]), n = tonumber(parts[2]), s = tonumber(parts[3]),
     mn = tonumber(parts[4]), mx = tonumber(parts[5]), lt = tonumber(parts[6]), lv = tonumber(parts[7]) }
+end
+
+-- The count of a numeric pane's text (its first number).
+local function paneCount(text)
+  local comma = string.find(text, ',', 1, true)
+  return tonumber(comma and string.sub(text, 1, comma - 1) or text)
 end
 
 -- Folds pane b into pane a (both numeric panes; a is changed and returned).
@@ -62,26 +60,47 @@ local function formatNumeric(p)
   return string.format('%d,%d,%.17g,%.17g,%.17g,%d,%.17g', p.c, p.n, p.s, p.mn, p.mx, p.lt, p.lv)
 end
 
--- Value pane text -> {value = count}, folded into `into`.
-local function addValues(into, text)
+-- Value pane text ("v\31n\31...") -> {value = count}, folded into `into` with `sign` (1 or -1).
+local function addValues(into, text, sign)
   if not text then return into end
   local key = nil
   for x in string.gmatch(text, '[^\31]+') do
     if key == nil then
       key = x
     else
-      into[key] = (into[key] or 0) + tonumber(x)
+      into[key] = (into[key] or 0) + (sign or 1) * tonumber(x)
       key = nil
     end
   end
   return into
 end
 
+-- {value = count} -> value pane text (values whose count is not positive are left out).
 local function formatValues(counts)
   local parts = {}
   for k, n in pairs(counts) do
-    parts[#parts + 1] = k
-    parts[#parts + 1] = n
+    if n > 0 then
+      parts[#parts + 1] = k
+      parts[#parts + 1] = n
+    end
   end
   return table.concat(parts, '\31')
+end
+
+-- [from, to) (ms): the event times a tag with window w and resolution r counts at `now`
+-- (the pane rule: the w / r panes of r ending with now's pane).
+local function windowRange(w, r, now)
+  local pane = math.floor(now / r)
+  return (pane - w / r + 1) * r, (pane + 1) * r
+end
+
+-- HMGET of `names` (chunked: unpack() of a long list would overflow Lua's C stack): the
+-- values in the same order, false for a missing field.
+local function fetchFields(hashKey, names)
+  local out = {}
+  for first = 1, #names, 1000 do
+    local got = redis.call('HMGET', hashKey, unpack(names, first, math.min(first + 999, #names)))
+    for i = 1, #got do out[first + i - 1] = got[i] or false end
+  end
+  return out
 end

@@ -1,125 +1,21 @@
---[[
-  Window tag values at `now` (used by readProfile and, for triggers, by updateWindows):
-  each tag's panes merged over the cover of its window (src/core/panes.ts), a distinct tag
-  one ZCOUNT. Expects `rcall`, DISTINCT_BASE and the panes include in scope.
+-- typeTagValues(paneKey, indexKey, tp, now, only): the values at `now` of the window tags
+-- of one event type (tp: the type's entry of the window plan, see windowPlan in
+-- src/lua/scripts.ts), or of those whose names are keys of `only` (nil: all), as a list of
+-- {name, value} in the plan's order: an integer for count and distinct, a decimal string
+-- for sum/avg/min/max/last (false when the window has no value), a flat sorted {key, n, ...}
+-- list for count_by. Also the type's newest event time (nil when unknown).
+-- Count and count_by tags start from the write's running total and add/subtract the panes
+-- between its window and now's (usually a few); the others, and any tag without a usable
+-- total, merge the panes covering the window that the time index says hold state.
 
-  tagValues(K, A, base, n, now): the n tags described by A[base..] (8 values each: name,
-  index in K of its pane hash (its time index is the next key), aggregation, field index,
-  window, resolution, levels, top) as a flat {name1, value1, ...} array: integer for count
-  and distinct, decimal string for sum/avg/min/max/last (false when the window has no
-  value), flat {key, n, ...} array for count_by, sorted by key.
-]]
--- Minutes (sorted) and hours holding state from `from` on, in one time index; fetched once
--- per index for the earliest `from` of its tags (see the first pass below).
-local function active(activeCache, indexKey, from)
-  local cached = activeCache[indexKey]
-  if cached then return cached end
-  local list, minutes, hours, newest = {}, {}, {}, math.huge
-  -- Pane members and L (distinct-value members score from DISTINCT_BASE up).
-  local flat = rcall('ZRANGEBYSCORE', indexKey, math.floor(from / 60000) * 60000 - 3600000, '(' .. DISTINCT_BASE, 'WITHSCORES')
-  for i = 1, #flat, 2 do
-    local member = flat[i]
-    local kind = string.sub(member, 1, 1)
-    if member == 'L' then
-      newest = tonumber(flat[i + 1])
-    elseif kind == 'm' then
-      local idx = tonumber(string.sub(member, 2))
-      list[#list + 1] = idx
-      minutes[idx] = true
-    elseif kind == 'h' then
-      hours[tonumber(string.sub(member, 2))] = true
-    end
-  end
-  -- newest: the type's newest event time (math.huge when unknown: no pane is then taken as
-  -- free of events after a window's end).
-  cached = { list = list, minutes = minutes, hours = hours, newest = newest }
-  activeCache[indexKey] = cached
-  return cached
+local function emptyValue(agg)
+  if agg == 'count' or agg == 'distinct' then return 0 end
+  if agg == 'sum' then return '0' end
+  if agg == 'count_by' then return {} end
+  return false
 end
 
--- Is pane `idx` of `level` one that may hold state?
-local function live(act, level, idx)
-  if level == 1000 then return act.minutes[math.floor(idx / 60)] == true end
-  if level == 60000 then return act.minutes[idx] == true end
-  return act.hours[idx] == true
-end
-
--- The cover by arithmetic (see coverPanes in src/core/panes.ts): fine panes at the
--- edges, coarse ones in the middle, skipping panes of minutes/hours without state.
-local function coverByLevels(act, from, to, levels, fieldPrefix)
-  local names = {}
-  local function add(level, lo, hi)
-    for t = lo, hi - level, level do
-      local idx = t / level
-      if live(act, level, idx) then names[#names + 1] = fieldPrefix .. PREFIX[level] .. idx end
-    end
-  end
-  local lo, hi = from, to
-  for i, level in ipairs(levels) do
-    local nextLevel = levels[i + 1]
-    local loUp = nextLevel and math.ceil(lo / nextLevel) * nextLevel or hi
-    local hiDown = nextLevel and math.floor(hi / nextLevel) * nextLevel or hi
-    if not nextLevel or loUp >= hiDown then
-      add(level, lo, hi)
-      return names
-    end
-    add(level, lo, loUp)
-    add(level, hiDown, hi)
-    lo, hi = loUp, hiDown
-  end
-  return names
-end
-
--- The same cover, walking only the minutes that hold state: what a sparse user costs.
-local function coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, newest)
-  local hasMinutes, hasHours = false, false
-  for _, level in ipairs(levels) do
-    if level == 60000 then hasMinutes = true elseif level == 3600000 then hasHours = true end
-  end
-  -- A pane that reaches past `to` still holds only events before it when the type's newest
-  -- event is before `to` (the usual case at the window's leading edge).
-  local endsBefore = function(paneEnd) return paneEnd <= to or newest < to end
-  local names, hourDone = {}, {}
-  for _, m in ipairs(inRange) do
-    local ms, me = m * 60000, (m + 1) * 60000
-    local h = math.floor(m / 60)
-    if hasHours and h * 3600000 >= from and endsBefore((h + 1) * 3600000) then
-      if not hourDone[h] then
-        hourDone[h] = true
-        names[#names + 1] = fieldPrefix .. 'h' .. h
-      end
-    elseif hasMinutes and ms >= from and endsBefore(me) then
-      names[#names + 1] = fieldPrefix .. 'm' .. m
-    else -- an edge minute, or a window without minute panes: its seconds in range
-      for t = math.max(ms, from), math.min(me, to) - 1000, 1000 do names[#names + 1] = fieldPrefix .. 's' .. (t / 1000) end
-    end
-  end
-  return names
-end
-
--- The field names of the panes covering [from, to) that may hold state.
-local function coverNames(act, from, to, levels, fieldPrefix)
-  local first, last = math.floor(from / 60000), math.ceil(to / 60000) - 1
-  local inRange = {}
-  for _, m in ipairs(act.list) do
-    if m >= first and m <= last then inRange[#inRange + 1] = m end
-  end
-  -- Few active minutes: walk them; many (a busy user): the arithmetic cover is shorter.
-  if #inRange <= 64 then return coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, act.newest) end
-  return coverByLevels(act, from, to, levels, fieldPrefix)
-end
-
--- HMGET in chunks: unpack() of a long list would overflow Lua's C stack.
-local function fetch(hashKey, names)
-  local out = {}
-  for first = 1, #names, 1000 do
-    local got = rcall('HMGET', hashKey, unpack(names, first, math.min(first + 999, #names)))
-    for i = 1, #got do if got[i] then out[#out + 1] = got[i] end end
-  end
-  return out
-end
-
-local function numericTag(agg, panes)
+local function numericValue(agg, panes)
   local total = { c = 0 }
   for _, text in ipairs(panes) do mergeNumeric(total, parseNumeric(text)) end
   if agg == 'count' then return total.c end
@@ -133,11 +29,10 @@ local function numericTag(agg, panes)
   return string.format('%.14g', value)
 end
 
-local function valueTag(agg, panes, top)
-  local counts = {}
-  for _, text in ipairs(panes) do addValues(counts, text) end
+-- {value = count} -> flat {key, n, ...} sorted by key, the `top` largest only (0: all).
+local function countsValue(counts, top)
   local keys = {}
-  for k in pairs(counts) do keys[#keys + 1] = k end
+  for k, n in pairs(counts) do if n > 0 then keys[#keys + 1] = k end end
   if top > 0 and #keys > top then
     table.sort(keys, function(a, b) return counts[a] > counts[b] or (counts[a] == counts[b] and a < b) end)
     for i = #keys, top + 1, -1 do keys[i] = nil end
@@ -152,12 +47,11 @@ local function valueTag(agg, panes, top)
 end
 
 -- distinct: values whose latest time (kept in the time index) is in [from, to), plus values
--- waiting in F<f> (seen only ahead of the write's now) whose time has come and whose
--- indexed latest time is before the window.
-local function distinctTag(hashKey, indexKey, field, from, to)
+-- waiting in F<f> (`waiting`: seen only ahead of the write's now) whose time has come and
+-- whose indexed latest time is before the window.
+local function distinctValue(indexKey, field, from, to, waiting)
   local base = field * DISTINCT_BASE
-  local n = rcall('ZCOUNT', indexKey, base + from, '(' .. (base + to))
-  local waiting = rcall('HGET', hashKey, 'F' .. field)
+  local n = redis.call('ZCOUNT', indexKey, base + from, '(' .. (base + to))
   if waiting then
     local parts, counted = {}, {}
     for x in string.gmatch(waiting, '[^\31]+') do parts[#parts + 1] = x end
@@ -165,7 +59,7 @@ local function distinctTag(hashKey, indexKey, field, from, to)
       local value, ts = parts[j], tonumber(parts[j + 1])
       if ts >= from and ts < to and not counted[value] then
         counted[value] = true
-        local indexed = tonumber(rcall('ZSCORE', indexKey, 'v' .. field .. ':' .. value))
+        local indexed = tonumber(redis.call('ZSCORE', indexKey, 'v' .. field .. ':' .. value))
         if not indexed or indexed < base + from or indexed >= base + to then n = n + 1 end
       end
     end
@@ -173,36 +67,76 @@ local function distinctTag(hashKey, indexKey, field, from, to)
   return n
 end
 
-local function tagValues(K, A, base0, n, now)
-  local tags, activeCache = {}, {}
-  -- First pass: each tag's [from, to) and the earliest `from` per time index, so each index
-  -- is read once for all its tags.
-  local ranges, earliest = {}, {}
-  for i = 0, n - 1 do
-    local base = base0 + i * 8
-    local window, resolution = tonumber(A[base + 4]), tonumber(A[base + 5])
-    local pane = math.floor(now / resolution)
-    local from, to = (pane - window / resolution + 1) * resolution, (pane + 1) * resolution
-    ranges[i] = { from, to }
-    local indexKey = K[tonumber(A[base + 1]) + 1]
-    if not earliest[indexKey] or from < earliest[indexKey] then earliest[indexKey] = from end
+local function typeTagValues(paneKey, indexKey, tp, now, only)
+  local tags, out = {}, {}
+  for _, tag in ipairs(tp.tags) do
+    if not only or only[tag.name] then tags[#tags + 1] = tag end
   end
-  for i = 0, n - 1 do
-    local base = base0 + i * 8
-    local keyIndex = tonumber(A[base + 1])
-    local agg = A[base + 2]
-    local field = tonumber(A[base + 3])
-    local from, to = ranges[i][1], ranges[i][2]
-    tags[#tags + 1] = A[base]
-    if agg == 'distinct' then
-      tags[#tags + 1] = distinctTag(K[keyIndex], K[keyIndex + 1], field, from, to)
-    else
-      local act = active(activeCache, K[keyIndex + 1], earliest[K[keyIndex + 1]])
-      local valued = agg == 'count_by'
-      local names = coverNames(act, from, to, numberList(A[base + 6]), valued and tostring(field) or '')
-      local panes = fetch(K[keyIndex], names)
-      tags[#tags + 1] = valued and valueTag(agg, panes, tonumber(A[base + 7])) or numericTag(agg, panes)
+  local fields = { 'T' }
+  for _, f in ipairs(tp.distinct) do fields[#fields + 1] = 'F' .. f end
+  local got = redis.call('HMGET', paneKey, unpack(fields))
+  local meta = parseMeta(got[1])
+  if not meta and not got[2] and redis.call('EXISTS', paneKey) == 0 then
+    for _, tag in ipairs(tags) do out[#out + 1] = { tag.name, emptyValue(tag.agg) } end
+    return out, nil
+  end
+  local waiting = {}
+  for i, f in ipairs(tp.distinct) do waiting[f] = got[i + 1] or nil end
+  local newest = meta and meta.newest or tonumber(redis.call('ZSCORE', indexKey, 'L'))
+  -- Each tag's panes: from its total, or by the time index (read once for all such tags).
+  local names, slot, jobs, earliest = {}, {}, {}, nil
+  local function want(list)
+    local slots = {}
+    for _, name in ipairs(list) do
+      if not slot[name] then
+        names[#names + 1] = name
+        slot[name] = #names
+      end
+      slots[#slots + 1] = slot[name]
+    end
+    return slots
+  end
+  for _, tag in ipairs(tags) do
+    local from, to = windowRange(tag.window, tag.res, now)
+    local job = { tag = tag, from = from, to = to }
+    jobs[#jobs + 1] = job
+    if tag.agg ~= 'distinct' then
+      job.plan = totalPlan(meta, tag, from, to)
+      local needsIndex = not job.plan or job.plan.span > SHORT_DIFF_MS
+      local start = job.plan and math.min(from, windowRange(tag.window, tag.res, meta.at)) or from
+      if needsIndex and (not earliest or start < earliest) then earliest = start end
     end
   end
-  return tags
+  local act = earliest and activePanes(indexKey, earliest) or nil
+  for _, job in ipairs(jobs) do
+    local plan, tag = job.plan, job.tag
+    if plan then
+      local byIndex = plan.span > SHORT_DIFF_MS and act or nil
+      job.base, job.adds, job.subs = plan.base, want(rangeNames(plan.adds, tag, byIndex, newest or math.huge)), want(rangeNames(plan.subs, tag, byIndex, newest or math.huge))
+    elseif tag.agg ~= 'distinct' then
+      job.adds, job.subs = want(coverNames(act, job.from, job.to, tag.levels, tag.prefix, newest or math.huge)), {}
+    end
+  end
+  local panes = fetchFields(paneKey, names)
+  for _, job in ipairs(jobs) do
+    local tag, value = job.tag, nil
+    if tag.agg == 'distinct' then
+      value = distinctValue(indexKey, tag.field, job.from, job.to, waiting[tag.field])
+    elseif tag.agg == 'count' then
+      value = tonumber(job.base or 0)
+      for _, s in ipairs(job.adds) do if panes[s] then value = value + paneCount(panes[s]) end end
+      for _, s in ipairs(job.subs) do if panes[s] then value = value - paneCount(panes[s]) end end
+    elseif tag.agg == 'count_by' then
+      local counts = addValues({}, job.base, 1)
+      for _, s in ipairs(job.adds) do addValues(counts, panes[s] or nil, 1) end
+      for _, s in ipairs(job.subs) do addValues(counts, panes[s] or nil, -1) end
+      value = countsValue(counts, tag.top)
+    else
+      local list = {}
+      for _, s in ipairs(job.adds) do if panes[s] then list[#list + 1] = panes[s] end end
+      value = numericValue(tag.agg, list)
+    end
+    out[#out + 1] = { tag.name, value }
+  end
+  return out, newest
 end

@@ -1,0 +1,93 @@
+-- Pane covers (coverPanes in src/core/panes.ts): the field names of the panes that hold
+-- the events of [from, to) (ms, aligned to levels[1]) with as few panes as the levels
+-- allow: fine panes at the edges, coarse ones in the middle.
+
+-- Minutes (sorted list and set) and hours of a time index that hold state from `from` on
+-- (one ZRANGEBYSCORE; distinct-value members, scored from DISTINCT_BASE up, are left out).
+local function activePanes(indexKey, from)
+  local list, minutes, hours = {}, {}, {}
+  local flat = redis.call('ZRANGEBYSCORE', indexKey, math.floor(from / 60000) * 60000 - 3600000, '(' .. DISTINCT_BASE)
+  for i = 1, #flat do
+    local member = flat[i]
+    local kind = string.byte(member, 1)
+    if kind == 109 then -- m<minute>
+      local idx = tonumber(string.sub(member, 2))
+      list[#list + 1] = idx
+      minutes[idx] = true
+    elseif kind == 104 then -- h<hour>
+      hours[tonumber(string.sub(member, 2))] = true
+    end
+  end
+  return { list = list, minutes = minutes, hours = hours }
+end
+
+-- The cover by arithmetic; with `act` (activePanes), only panes of minutes/hours that
+-- hold state.
+local function coverByLevels(act, from, to, levels, fieldPrefix)
+  local names = {}
+  local function add(level, lo, hi)
+    for t = lo, hi - level, level do
+      local idx = t / level
+      local live = act == nil
+        or (level == 1000 and act.minutes[math.floor(idx / 60)])
+        or (level == 60000 and act.minutes[idx])
+        or (level == 3600000 and act.hours[idx])
+      if live then names[#names + 1] = fieldPrefix .. PREFIX[level] .. idx end
+    end
+  end
+  local lo, hi = from, to
+  for i, level in ipairs(levels) do
+    local nextLevel = levels[i + 1]
+    local loUp = nextLevel and math.ceil(lo / nextLevel) * nextLevel or hi
+    local hiDown = nextLevel and math.floor(hi / nextLevel) * nextLevel or hi
+    if not nextLevel or loUp >= hiDown then
+      add(level, lo, hi)
+      return names
+    end
+    add(level, lo, loUp)
+    add(level, hiDown, hi)
+    lo, hi = loUp, hiDown
+  end
+  return names
+end
+
+-- The same cover, walking only the minutes that hold state (`inRange`, sorted): what a
+-- sparse user costs. A pane that reaches past `to` still holds only events before it when
+-- the type's newest event is before `to` (the usual case at the window's leading edge).
+local function coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, newest)
+  local hasMinutes, hasHours = false, false
+  for _, level in ipairs(levels) do
+    if level == 60000 then hasMinutes = true elseif level == 3600000 then hasHours = true end
+  end
+  local names, hourDone = {}, {}
+  for _, m in ipairs(inRange) do
+    local ms, me = m * 60000, (m + 1) * 60000
+    local h = math.floor(m / 60)
+    local hourEnd = (h + 1) * 3600000
+    if hasHours and h * 3600000 >= from and (hourEnd <= to or newest < to) then
+      if not hourDone[h] then
+        hourDone[h] = true
+        names[#names + 1] = fieldPrefix .. 'h' .. h
+      end
+    elseif hasMinutes and ms >= from and (me <= to or newest < to) then
+      names[#names + 1] = fieldPrefix .. 'm' .. m
+    else -- an edge minute, or a window without minute panes: its seconds in range
+      for t = math.max(ms, from), math.min(me, to) - 1000, 1000 do names[#names + 1] = fieldPrefix .. 's' .. (t / 1000) end
+    end
+  end
+  return names
+end
+
+-- The field names of the panes covering [from, to) that may hold state, by the time
+-- index's active minutes (`act`); `newest` is the type's newest event time (math.huge when
+-- unknown).
+local function coverNames(act, from, to, levels, fieldPrefix, newest)
+  local first, last = math.floor(from / 60000), math.ceil(to / 60000) - 1
+  local inRange = {}
+  for _, m in ipairs(act.list) do
+    if m >= first and m <= last then inRange[#inRange + 1] = m end
+  end
+  -- Few active minutes: walk them; many (a busy user): the arithmetic cover is shorter.
+  if #inRange <= 64 then return coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, newest) end
+  return coverByLevels(act, from, to, levels, fieldPrefix)
+end

@@ -1,0 +1,37 @@
+-- Trigger conditions on a user's state at `now`. `trig` is the trigger plan (see
+-- WindowWriter in src/consumers/windowWriter.ts): the plan types whose tags the conditions
+-- read (`types`), those tags (`tags`, a set), the offline tags they read (`offline`), and
+-- the triggers, each {name, when = {{tag, op, value}, ...}}.
+
+local HOLDS = {
+  ['>='] = function(x, v) return x >= v end, ['>'] = function(x, v) return x > v end,
+  ['<='] = function(x, v) return x <= v end, ['<'] = function(x, v) return x < v end,
+  ['=='] = function(x, v) return x == v end, ['!='] = function(x, v) return x ~= v end,
+}
+
+-- Every trigger: {name, all (every condition holds), record (the firing: trigger, now,
+-- eventId, then each condition's tag and value)}. typeKeys[i] = {pane hash, time index}
+-- of plan type i; a tag without a value holds nothing.
+local function triggerStates(typeKeys, plan, trig, offKey, now, eventId)
+  local values = {}
+  for _, ti in ipairs(trig.types) do
+    local got = typeTagValues(typeKeys[ti][1], typeKeys[ti][2], plan.types[ti], now, trig.tags)
+    for _, v in ipairs(got) do values[v[1]] = tonumber(v[2]) end
+  end
+  if #trig.offline > 0 then
+    local off = redis.call('HMGET', offKey, unpack(trig.offline))
+    for i, name in ipairs(trig.offline) do values[name] = tonumber(off[i]) end
+  end
+  local out = {}
+  for _, t in ipairs(trig.triggers) do
+    local state = { name = t.name, all = true, record = { t.name, now, eventId } }
+    for _, c in ipairs(t.when) do
+      local x = values[c[1]]
+      if x == nil or not HOLDS[c[2]](x, tonumber(c[3])) then state.all = false end
+      state.record[#state.record + 1] = c[1]
+      state.record[#state.record + 1] = x == nil and '' or tostring(x)
+    end
+    out[#out + 1] = state
+  end
+  return out
+end

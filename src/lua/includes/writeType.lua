@@ -1,0 +1,211 @@
+-- writeType(paneKey, indexKey, tp, now, events): folds `events` ({ts, fp, packed}, in
+-- stream order) of one user and one event type (tp: the type's entry of the window plan)
+-- into the type's panes, running totals, dedup buckets and time index; prunes what left
+-- the type's longest window (only when the meta says something is that old) and moves the
+-- keys' expiry only when its minute moves. Returns the number of events added and the
+-- type's newest event time before and after (nil when unknown).
+-- Redis calls for a call that adds events and prunes nothing: HMGET (meta, buckets), HMGET
+-- (panes to update, panes between the totals' windows), HSET, ZADD; PEXPIRE of both keys once a
+-- minute at most. Cost: O(events + panes touched + bucket bytes), never O(window).
+
+-- Counts one new event into the deltas `d` of the call.
+local function foldEvent(d, tp, ts, packed, now)
+  d.added = d.added + 1
+  if not d.newest or ts > d.newest then d.newest = ts end
+  d.members['m' .. math.floor(ts / 60000)] = math.floor(ts / 60000) * 60000
+  d.members['h' .. math.floor(ts / 3600000)] = (math.floor(ts / 3600000) + 1) * 3600000 - 60000
+  d.events[#d.events + 1] = { ts = ts, packed = packed }
+  local v = tp.numeric and tonumber(packedField(packed, tp.numericField)) or nil
+  for _, level in ipairs(tp.numericLevels) do
+    local name = PREFIX[level] .. math.floor(ts / level)
+    local p = d.numeric[name] or { c = 0 }
+    d.numeric[name] = p
+    p.c = p.c + 1
+    if v then mergeNumeric(p, { c = 0, n = 1, s = v, mn = v, mx = v, lt = ts, lv = v }) end
+  end
+  for _, f in ipairs(tp.distinct) do
+    local value = packedField(packed, f)
+    if value ~= '' then
+      if ts <= now then
+        local member, score = 'v' .. f .. ':' .. value, f * DISTINCT_BASE + ts
+        if not d.members[member] or score > d.members[member] then d.members[member] = score end
+      else
+        d.future[#d.future + 1] = { f, value, ts }
+      end
+    end
+  end
+  for _, spec in ipairs(tp.values) do
+    local value = packedField(packed, spec.field)
+    if value ~= '' then
+      for _, level in ipairs(spec.levels) do
+        local name = spec.field .. PREFIX[level] .. math.floor(ts / level)
+        local counts = d.values[name] or {}
+        d.values[name] = counts
+        counts[value] = (counts[value] or 0) + 1
+      end
+    end
+  end
+end
+
+-- A running total moved to [from, to): the old total plus the panes that entered, minus
+-- those that left (as they stood before this call), plus this call's events in the window.
+local function movedTotal(job, panes, d)
+  local tag = job.tag
+  if tag.agg == 'count' then
+    local n = tonumber(job.base or 0)
+    for _, s in ipairs(job.adds) do if panes[s] then n = n + paneCount(panes[s]) end end
+    for _, s in ipairs(job.subs) do if panes[s] then n = n - paneCount(panes[s]) end end
+    for _, e in ipairs(d.events) do if e.ts >= job.from and e.ts < job.to then n = n + 1 end end
+    return string.format('%d', n)
+  end
+  local counts = addValues({}, job.base, 1)
+  for _, s in ipairs(job.adds) do addValues(counts, panes[s] or nil, 1) end
+  for _, s in ipairs(job.subs) do addValues(counts, panes[s] or nil, -1) end
+  for _, e in ipairs(d.events) do
+    local value = e.ts >= job.from and e.ts < job.to and packedField(e.packed, tag.field) or ''
+    if value ~= '' then counts[value] = (counts[value] or 0) + 1 end
+  end
+  return formatValues(counts)
+end
+
+local function writeType(paneKey, indexKey, tp, now, events)
+  local cutoff = now - tp.longest
+  local cutoffMinute = math.floor(cutoff / 60000)
+  -- 1. The meta, the waiting distinct values and the dedup buckets of the events.
+  local fields, slot = { 'T' }, {}
+  local function want(name)
+    if not slot[name] then
+      fields[#fields + 1] = name
+      slot[name] = #fields
+    end
+    return slot[name]
+  end
+  for _, f in ipairs(tp.distinct) do want('F' .. f) end
+  for _, e in ipairs(events) do if e.ts >= cutoff then want('d' .. string.byte(e.fp, 1)) end end
+  local got = fetchFields(paneKey, fields)
+  local meta = parseMeta(got[1] or nil)
+  -- 2. Dedup, and the call's deltas.
+  local d = { added = 0, members = {}, events = {}, numeric = {}, values = {}, future = {} }
+  local buckets, dirty = {}, {}
+  for _, e in ipairs(events) do
+    if e.ts >= cutoff then
+      local name = 'd' .. string.byte(e.fp, 1)
+      local b = buckets[name] or got[slot[name]] or ''
+      if not seenIn(b, e.fp) then
+        buckets[name] = b .. e.fp .. struct.pack('>I4', math.floor(e.ts / 60000))
+        dirty[name] = true
+        foldEvent(d, tp, e.ts, e.packed, now)
+      end
+    end
+  end
+  -- State written before the meta has L in its index; a new type has nothing.
+  local oldNewest = meta and meta.newest or tonumber(redis.call('ZSCORE', indexKey, 'L'))
+  local legacy = not meta and oldNewest ~= nil
+  if d.added == 0 then return 0, oldNewest, oldNewest end
+  local waiting = {}
+  for _, f in ipairs(tp.distinct) do waiting[f] = got[slot['F' .. f]] end
+  -- 3. The panes to update and those between the totals' old and new windows, in one HMGET.
+  fields, slot = {}, {}
+  local function wantAll(list)
+    local slots = {}
+    for _, name in ipairs(list) do slots[#slots + 1] = want(name) end
+    return slots
+  end
+  for name in pairs(d.numeric) do want(name) end
+  for name in pairs(d.values) do want(name) end
+  local jobs, earliest, specs = {}, nil, {}
+  for _, tag in ipairs(tp.tags) do
+    if tag.total ~= '' and not specs[tag.total] then
+      specs[tag.total] = true
+      local from, to = windowRange(tag.window, tag.res, now)
+      local job = { tag = tag, from = from, to = to, plan = totalPlan(meta, tag, from, to) }
+      -- A type with no state yet has nothing to cover: its totals are this call's events.
+      local needsIndex = (meta or legacy) and (not job.plan or job.plan.span > SHORT_DIFF_MS)
+      local start = job.plan and math.min(from, windowRange(tag.window, tag.res, meta.at)) or from
+      if needsIndex and (not earliest or start < earliest) then earliest = start end
+      jobs[#jobs + 1] = job
+    end
+  end
+  local act = earliest and activePanes(indexKey, earliest) or nil
+  for _, job in ipairs(jobs) do
+    local plan, tag = job.plan, job.tag
+    if plan then
+      local byIndex = plan.span > SHORT_DIFF_MS and act or nil
+      job.base, job.adds, job.subs = plan.base, wantAll(rangeNames(plan.adds, tag, byIndex, oldNewest or math.huge)), wantAll(rangeNames(plan.subs, tag, byIndex, oldNewest or math.huge))
+    elseif act then
+      job.adds, job.subs = wantAll(coverNames(act, job.from, job.to, tag.levels, tag.prefix, oldNewest or math.huge)), {}
+    else
+      job.adds, job.subs = {}, {}
+    end
+  end
+  local panes = fetchFields(paneKey, fields)
+  -- 4. New panes and totals.
+  local newest = math.max(oldNewest or d.newest, d.newest)
+  local nextMeta = { at = now, newest = newest, totals = {} }
+  for _, job in ipairs(jobs) do nextMeta.totals[job.tag.total] = movedTotal(job, panes, d) end
+  local writes = {}
+  local function put(name, value)
+    writes[#writes + 1] = name
+    writes[#writes + 1] = value
+  end
+  for name, delta in pairs(d.numeric) do
+    local old = panes[slot[name]]
+    if tp.numeric then
+      local p = old and parseNumeric(old)
+      put(name, formatNumeric(p and mergeNumeric(p, delta) or delta))
+    else
+      put(name, (old and tonumber(old) or 0) + delta.c)
+    end
+  end
+  for name, counts in pairs(d.values) do put(name, formatValues(addValues(counts, panes[slot[name]] or nil, 1))) end
+  -- 5. Prune only when the meta says a pane member is old enough (or does not know).
+  local old = {}
+  if legacy or (meta and meta.oldest <= cutoff - 60000) then
+    old = redis.call('ZRANGEBYSCORE', indexKey, '-inf', cutoff - 60000)
+  end
+  local drop = {}
+  for f, text in pairs(placeDistinct(tp.distinct, waiting, d, now, cutoff, #old > 0)) do
+    if text == '' then drop[#drop + 1] = 'F' .. f else put('F' .. f, text) end
+  end
+  if #old > 0 then
+    local sweep = 'd' .. (math.floor(now / 1000) % 256)
+    local b = buckets[sweep] or redis.call('HGET', paneKey, sweep)
+    if b then
+      buckets[sweep] = pruneBucket(b, cutoffMinute)
+      dirty[sweep] = true
+    end
+  end
+  for name in pairs(dirty) do
+    local b = dropLeading(buckets[name], cutoffMinute)
+    if b == '' then drop[#drop + 1] = name else put(name, b) end
+  end
+  -- 6. Expiry: when the newest event's time, rounded up to the minute, moved it.
+  local expiry = math.ceil((newest + tp.longest + 60000) / 60000) * 60000
+  local moveExpiry = not (meta and meta.expiry and meta.expiry >= expiry)
+  if not moveExpiry then
+    expiry = meta.expiry
+  elseif legacy then -- state written before the meta: never shorten the TTL it has
+    local pttl = redis.call('PTTL', paneKey)
+    if pttl > 0 and now + pttl > expiry then expiry = now + pttl end
+  end
+  d.members.L = newest
+  local oldest = meta and meta.oldest
+  for _, score in pairs(d.members) do if score < DISTINCT_BASE and (not oldest or score < oldest) then oldest = score end end
+  nextMeta.oldest, nextMeta.expiry = oldest, expiry
+  put('T', formatMeta(nextMeta))
+  for first = 1, #writes, 1000 do redis.call('HSET', paneKey, unpack(writes, first, math.min(first + 999, #writes))) end
+  if #drop > 0 then redis.call('HDEL', paneKey, unpack(drop)) end
+  indexMembers(indexKey, d.members)
+  if #old > 0 or legacy then
+    if #old > 0 then prunePanes(paneKey, indexKey, tp, old, cutoff) end
+    -- The lowest pane member left is what the next prune check compares.
+    local lowest = redis.call('ZRANGE', indexKey, 0, 0, 'WITHSCORES')
+    nextMeta.oldest = tonumber(lowest[2]) or nextMeta.oldest
+    redis.call('HSET', paneKey, 'T', formatMeta(nextMeta))
+  end
+  if moveExpiry then
+    redis.call('PEXPIRE', paneKey, expiry - now)
+    redis.call('PEXPIRE', indexKey, expiry - now)
+  end
+  return d.added, oldNewest, newest
+end
