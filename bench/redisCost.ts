@@ -5,8 +5,8 @@
  *   node dist/bench/redisCost.js [--quick]
  *
  * Traffic is an hour of Zipf events (TrafficGenerator) stamped in time order over the
- * hour and folded by one RealtimeConsumer whose clock follows the traffic, minute by
- * minute, as in production. Redis time comes from INFO commandstats counting top-level
+ * hour and folded by one RealtimeConsumer whose clock follows the traffic in steps of 5 s,
+ * as in production. Redis time comes from INFO commandstats counting top-level
  * commands once: a command that only scripts issue (HGET inside a script, say) is already
  * inside its script's EVALSHA time, so it is left out. Reads draw users as bid requests do
  * (in proportion to their events); unknown ids, one-event users and a 100,000-event user
@@ -24,6 +24,8 @@ import { Redis } from '../src/redis/client';
 import { runMain, withScratchRedis } from './scratchRedis';
 
 const MIN = 60_000;
+/** How far the consumer's clock moves between drains while the hour of traffic is folded. */
+const STEP_MS = 5000;
 
 /** Names of the commands the Lua scripts issue (their time is inside EVALSHA's). */
 export function scriptCommands(): Set<string> {
@@ -102,7 +104,7 @@ export async function measureRedisCost(quick: boolean): Promise<Record<string, n
     out.floor_event_us = Number(((await topLevelUsec(redis, new Set())) / 10_000).toFixed(2));
     await redis.flushall();
 
-    // An hour of Zipf traffic in time order; the consumer's clock follows it minute by minute.
+    // An hour of Zipf traffic in time order; the consumer's clock follows it.
     const keys = new Keys('');
     const tags = loadTagConfig().realtime;
     const end = Math.floor(Date.now() / MIN) * MIN;
@@ -117,17 +119,20 @@ export async function measureRedisCost(quick: boolean): Promise<Record<string, n
     let usec = 0;
     let cpu = 0;
     let folded = 0;
-    const perMinute = events / 60;
-    for (let m = 0; m < 60; m++) {
+    // The consumer's clock steps STEP_MS at a time, each step draining that step's events (a
+    // user with an event every few seconds is written every few seconds, as in production).
+    const steps = (60 * MIN) / STEP_MS;
+    const perStep = events / steps;
+    for (let m = 0; m < steps; m++) {
       const batch: Record<string, unknown>[] = [];
-      for (let i = Math.round(m * perMinute); i < Math.round((m + 1) * perMinute); i++) {
-        const e = gen.next(start + m * MIN + Math.floor(((i % perMinute) / perMinute) * MIN));
+      for (let i = Math.round(m * perStep); i < Math.round((m + 1) * perStep); i++) {
+        const e = gen.next(start + m * STEP_MS + Math.floor(((i - m * perStep) / perStep) * STEP_MS));
         batch.push(e);
         const u = e.user_id as string;
         perUser.set(u, (perUser.get(u) ?? 0) + 1);
         eventUsers.push(u);
       }
-      now = start + (m + 1) * MIN;
+      now = start + (m + 1) * STEP_MS;
       for (let i = 0; i < batch.length; i += 5000) {
         const r = await producer.ingest(batch.slice(i, i + 5000));
         if (!r.ok) throw new Error(JSON.stringify(r));

@@ -98,6 +98,6 @@ export class WindowWriter {
         keys.push(k.panes(u.userId, type), k.paneIndex(u.userId, type), k.legacyWindow(u.userId, type), k.legacyWindowValues(u.userId, type));
       }
     }
-    return Scripts.updateWindows(keys, now, this.plan.json, t?.json ?? '', records);
+    return Scripts.updateWindows(keys, now, this.plan.bin, t?.json ?? '', records);
   }
 }

@@ -3,7 +3,8 @@
   Reads a user's fused profile in one round trip: every window tag at `now` (count and
   count_by from the write's running totals corrected by the panes between the two windows;
   the others by merging the panes that cover the window; distinct one ZCOUNT), and the
-  offline tag hash written by the batch. An unknown user costs one EXISTS. Cost per tag:
+  offline tag hash written by the batch. An unknown user costs an HGETALL of an empty key and
+  one EXISTS. Cost per tag:
   O(panes between the write's window and now's), never O(events). Read-only (runs on
   replicas too).
 
@@ -11,47 +12,51 @@
     KEYS[1..2k] for each event type of the window plan, in its order: the pane hash
                 u:{<user>}:p:<type>, then its time index u:{<user>}:t:<type>
     KEYS[2k+1]  realtime hash     u:{<user>}:rt  (field <type>: the type's newest event
-                time; read only when no pane hash knows it, e.g. once the panes expired)
+                time: which types to read, and the user's last event time)
     KEYS[2k+2]  offline tag hash  u:{<user>}:off
 
     ARGV[1] now (ms)
-    ARGV[2] the window plan (JSON, see windowPlan in src/lua/scripts.ts): per event type
-            its tags (name, aggregation, field index, window, resolution, levels, pane
-            name prefix, top, running-total spec) and the fields of its distinct tags
+    ARGV[2] the window plan (binary, see includes/plan.lua): per event type what its panes
+            keep and its tags (name, aggregation, field index, window, resolution, levels,
+            top, running-total spec)
 
   Output: a 4-element array
     [1] 1 when any of the user's keys exists, else 0 (unknown user; nothing else follows)
     [2] the user's newest event time (ms) in any window, or nil
-    [3] flat array {name1, value1, name2, value2, ...}: integer for count and distinct,
-        decimal string for sum/avg/min/max/last (nil when the window has no value),
-        flat {key, n, ...} array for count_by, sorted by key
+    [3] flat array {name1, value1, name2, value2, ...} of the tags of the event types the
+        user has state for (the others are empty: 0, or nil for avg/min/max/last): integer
+        for count and distinct, decimal string for sum/avg/min/max/last (nil when the window
+        has no value), flat {key, n, ...} array for count_by, sorted by key
     [4] the offline hash, flat as HGETALL returns it
 ]]
 local rcall = redis.call
--- An unknown user costs this EXISTS alone (before the helpers below are even defined).
-if rcall('EXISTS', unpack(KEYS)) == 0 then return { 0 } end
+-- The realtime hash names the event types the user has state for (field: type, value: its
+-- newest event time); an unknown user has none of the keys.
+local rt = rcall('HGETALL', KEYS[#KEYS - 1])
+if #rt == 0 and rcall('EXISTS', unpack(KEYS)) == 0 then return { 0 } end
 
+--@include plan
 --@include panes
 --@include cover
 --@include totals
 --@include tagValues
+--@include readFast
 
 local now = tonumber(ARGV[1])
-local plan = cjson.decode(ARGV[2])
-local flat, lastEvent = {}, nil
-for i, tp in ipairs(plan.types) do
-  local values, newest = typeTagValues(KEYS[2 * i - 1], KEYS[2 * i], tp, now, nil)
-  for _, v in ipairs(values) do
-    flat[#flat + 1] = v[1]
-    flat[#flat + 1] = v[2]
-  end
-  if newest and (not lastEvent or newest > lastEvent) then lastEvent = newest end
+local plan = decodePlan(ARGV[2])
+local has, lastEvent, legacy = {}, nil, #rt == 0
+for i = 1, #rt, 2 do
+  if rt[i] == 'last_event_at' or rt[i] == 'updated_at' then legacy = true else has[rt[i]] = true end
+  local t = rt[i] ~= 'updated_at' and tonumber(rt[i + 1])
+  if t and (not lastEvent or t > lastEvent) then lastEvent = t end
 end
-if not lastEvent then
-  local rt = rcall('HGETALL', KEYS[#KEYS - 1])
-  for i = 2, #rt, 2 do
-    local t = rt[i - 1] ~= 'updated_at' and tonumber(rt[i]) -- (a v2 hash also has updated_at)
-    if t and (not lastEvent or t > lastEvent) then lastEvent = t end
+local flat = {}
+for i = 1, plan.count do
+  -- Only the types the user has: the caller gives every tag of the others its empty value.
+  local p, t = KEYS[2 * i - 1], KEYS[2 * i]
+  if has[planTypeName(plan, i)] or (legacy and rcall('EXISTS', p) == 1) then
+    local newest = readFast(plan.bin, plan.at[i], p, t, now, flat) or typeTagValues(p, t, planType(plan, i), now, nil, flat, false)
+    if newest and (not lastEvent or newest > lastEvent) then lastEvent = newest end
   end
 end
 return { 1, lastEvent and string.format('%d', lastEvent) or false, flat, rcall('HGETALL', KEYS[#KEYS]) }

@@ -78,16 +78,16 @@ export const Scripts = {
    * Folds a consumer batch of many users into their windows (KEYS and ARGV as
    * WindowWriter.update lays them out, the order updateWindows.lua's header lists).
    */
-  updateWindows(keys: string[], now: number, planJson: string, triggerPlanJson: string, records: readonly ScriptArg[]): ScriptCall<UpdateWindowsReply> {
-    return call('updateWindows', keys, [now, planJson, triggerPlanJson, ...records]);
+  updateWindows(keys: string[], now: number, plan: Buffer, triggerPlanJson: string, records: readonly ScriptArg[]): ScriptCall<UpdateWindowsReply> {
+    return call('updateWindows', keys, [now, plan, triggerPlanJson, ...records]);
   },
   /** Appends firings (id, then field/value pairs) to a partition's trigger stream once each; trims by age. */
   appendTriggers(stream: string, seen: string, now: number, retentionMs: number, firings: readonly { id: string; fields: string[] }[]): ScriptCall<number> {
     return call('appendTriggers', [stream, seen], [now, retentionMs, ...firings.flatMap((f) => [f.id, f.fields.length, ...f.fields])]);
   },
   /** A user's fused profile: `keys` are the pane hash and time index of each plan type, then the realtime and offline hashes. */
-  readProfile(keys: string[], now: number, planJson: string): ScriptCall<ReadProfileReply> {
-    return call('readProfile', keys, [now, planJson]);
+  readProfile(keys: string[], now: number, plan: Buffer): ScriptCall<ReadProfileReply> {
+    return call('readProfile', keys, [now, plan]);
   },
   /** Trims a partition below what every group in `groups` finished; -1 while one is missing. */
   trimStream(stream: string, groups: readonly string[]): ScriptCall<number> {

@@ -22,8 +22,8 @@
         u:{<user>}:wv:<type>
 
     ARGV[1] now (ms)
-    ARGV[2] the window plan (JSON, see windowPlan in src/lua/scripts.ts); plus `longest`,
-            the longest window of any type (ms): the lifetime of the realtime hash
+    ARGV[2] the window plan (binary, see includes/plan.lua), with the longest window of any
+            type: the lifetime of the realtime hash
     ARGV[3] the trigger plan (JSON, see includes/triggers.lua), or '' without triggers
     then one record per user:
       KEYS index of its realtime hash, 1 to evaluate its triggers (else 0), the event id a
@@ -46,6 +46,7 @@
 ]]
 local rcall = redis.call
 
+--@include plan
 --@include panes
 --@include cover
 --@include totals
@@ -57,7 +58,7 @@ local rcall = redis.call
 --@include legacy
 
 local now = tonumber(ARGV[1])
-local plan = cjson.decode(ARGV[2])
+local plan = decodePlan(ARGV[2])
 local trig = ARGV[3] ~= '' and cjson.decode(ARGV[3]) or nil
 local reply = { 0 }
 local a = 4
@@ -86,10 +87,10 @@ while a <= #ARGV do
   local added, seen, newest, newestBefore = 0, {}, 0, 0
   for _, t in ipairs(types) do
     if #t.events > 0 then
-      local n2, before, after = writeType(t.keys[1], t.keys[2], plan.types[t.index], now, t.events)
+      local n2, before, after = writeType(t.keys[1], t.keys[2], planType(plan, t.index), now, t.events)
       added = added + n2
       if n2 > 0 and (not before or after > before) then
-        seen[#seen + 1] = plan.types[t.index].name
+        seen[#seen + 1] = planType(plan, t.index).name
         seen[#seen + 1] = string.format('%d', after)
         newest = math.max(newest, after)
         newestBefore = before and math.max(newestBefore, before) or math.huge
@@ -98,10 +99,11 @@ while a <= #ARGV do
   end
   reply[1] = reply[1] + added
   if #seen > 0 then
-    -- The realtime hash lives as long as the user's newest event is in the longest window
-    -- (to the minute, moved only when that minute moves); its expiry never moves back (GT),
-    -- and a new field (maybe a new hash) sets it outright.
-    local function expiryOf(t) return math.ceil((t + plan.longest) / 60000) * 60000 end
+    -- The realtime hash lives as long as any of the user's pane keys can (the longest window
+    -- plus a minute, rounded up to the minute and moved only when that minute moves): a read
+    -- takes the types to read from it. Its expiry never moves back (GT); a new field (maybe
+    -- a new hash) sets it outright.
+    local function expiryOf(t) return math.ceil((t + plan.longest + 60000) / 60000) * 60000 end
     local expiry = expiryOf(newest)
     if rcall('HSET', rtKey, unpack(seen)) > 0 then
       local pttl = rcall('PTTL', rtKey)

@@ -31,12 +31,12 @@ interface TypePlan {
   tags: TagPlan[];
 }
 
-/** What the window scripts need to know of the tag config, sent as one JSON argument (ARGV[2]). */
+/** What the window scripts need to know of the tag config, sent as one argument (ARGV[2]). */
 export interface WindowPlan {
   /** The event types with tags, in config order: the order of their keys in a read. */
   types: EventType[];
-  /** The plan as the scripts decode it (cjson). */
-  json: string;
+  /** The plan in the binary form the scripts decode (includes/plan.lua). */
+  bin: Buffer;
 }
 
 /**
@@ -67,5 +67,50 @@ export function windowPlan(tags: readonly WindowTag[]): WindowPlan {
       }),
     };
   });
-  return { types, json: JSON.stringify({ types: plans, longest: longestWindow(tags) }) };
+  return { types, bin: encodePlan(plans, longestWindow(tags)) };
+}
+
+const AGGREGATION_CODES: Record<WindowTag['aggregation'], number> = { count: 1, sum: 2, avg: 3, min: 4, max: 5, last: 6, distinct: 7, count_by: 8 };
+const RESOLUTION_CODES: Record<number, number> = { 1000: 1, 60_000: 2, 3_600_000: 3 };
+const levelMask = (levels: number[]) => levels.reduce((m, l) => m | (l === 1000 ? 1 : l === 60_000 ? 2 : 4), 0);
+
+/** The binary form of the plan that includes/plan.lua decodes (its header lists the layout). */
+function encodePlan(types: TypePlan[], longest: number): Buffer {
+  const parts: Buffer[] = [];
+  const u8 = (...n: number[]) => parts.push(Buffer.from(n));
+  const u32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    parts.push(b);
+  };
+  const text = (s: string) => {
+    const b = Buffer.from(s, 'utf8');
+    if (b.length > 255) throw new Error(`window plan: "${s}" is longer than 255 bytes`);
+    u8(b.length);
+    parts.push(b);
+  };
+  u8(types.length);
+  u32(longest / 1000);
+  for (const t of types) {
+    // Each type's block behind its length, so a script decodes only the types it needs.
+    const lengthAt = parts.length;
+    parts.push(Buffer.alloc(2));
+    const before = parts.length;
+    text(t.name);
+    u32(t.longest / 1000);
+    u8(t.numeric ? 1 : 0, t.numericField, levelMask(t.numericLevels), t.values.length);
+    for (const v of t.values) u8(v.field, levelMask(v.levels));
+    u8(t.distinct.length, ...t.distinct);
+    u8(t.tags.length);
+    for (const g of t.tags) {
+      text(g.name);
+      u8(AGGREGATION_CODES[g.agg], g.field);
+      u32(g.window / 1000);
+      u8(RESOLUTION_CODES[g.res], levelMask(g.levels));
+      u32(g.top);
+      text(g.total);
+    }
+    parts[lengthAt].writeUInt16BE(parts.slice(before).reduce((n, b) => n + b.length, 0));
+  }
+  return Buffer.concat(parts);
 }

@@ -26,6 +26,8 @@ export interface Profile {
 /** Offline hash fields that describe the batch run rather than being tags. */
 const OFFLINE_META: Record<string, 'batch_run_id' | 'batch_at'> = { _run_id: 'batch_run_id', _batch_at: 'batch_at' };
 const NUMBER = /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i;
+/** A window tag's value over a window without events, in the script's reply form. */
+const EMPTY_VALUE: Record<WindowTag['aggregation'], unknown> = { count: 0, distinct: 0, sum: '0', count_by: [], avg: null, min: null, max: null, last: null };
 
 /** Where and what {@link ProfileReader.connect} reads: a Redis URL or cluster seed nodes, the tags, the key prefix. */
 export interface ReaderOptions extends RedisTarget {
@@ -38,9 +40,9 @@ export interface ReaderOptions extends RedisTarget {
 /** Reads fused profiles with readProfile.lua: one script call (one round trip) per user. */
 export class ProfileReader {
   private readonly types: EventType[];
-  private readonly planJson: string;
-  /** Window tag names in config order (the script answers them grouped by event type). */
-  private readonly tagOrder: string[];
+  private readonly plan: Buffer;
+  /** Window tags in config order (the script answers them grouped by event type, and only of the types the user has). */
+  private readonly tagOrder: WindowTag[];
   private readonly clock: () => number;
   /** The connection this reader opened itself (connect): closed by close(). */
   private owned = false;
@@ -76,8 +78,8 @@ export class ProfileReader {
     this.clock = clock ?? Date.now;
     const plan = windowPlan(tags);
     this.types = plan.types;
-    this.planJson = plan.json;
-    this.tagOrder = tags.map((t) => t.name);
+    this.plan = plan.bin;
+    this.tagOrder = [...tags];
   }
 
   /** The profile of `userId` at the reader's clock, or null when no key of the user exists. */
@@ -104,7 +106,7 @@ export class ProfileReader {
     const keys: string[] = [];
     for (const type of this.types) keys.push(k.panes(userId, type), k.paneIndex(userId, type));
     keys.push(k.realtime(userId), k.offline(userId));
-    return Scripts.readProfile(keys, now, this.planJson);
+    return Scripts.readProfile(keys, now, this.plan);
   }
 
   private toProfile(userId: string, now: number, reply: ReadProfileReply): Profile | null {
@@ -117,8 +119,9 @@ export class ProfileReader {
     };
     const byName = new Map<string, unknown>();
     for (let i = 0; i < flatTags.length; i += 2) byName.set(flatTags[i] as string, flatTags[i + 1]);
-    for (const name of this.tagOrder) {
-      const value = byName.get(name);
+    for (const { name, aggregation } of this.tagOrder) {
+      // A tag of an event type the user has no state for: its empty value (as the script gives it).
+      const value = byName.has(name) ? byName.get(name) : EMPTY_VALUE[aggregation];
       if (Array.isArray(value)) {
         // No prototype: a campaign id such as "__proto__" is valid and must stay a plain key.
         const counts: Record<string, number> = Object.create(null);

@@ -2,11 +2,15 @@
 -- the events of [from, to) (ms, aligned to levels[1]) with as few panes as the levels
 -- allow: fine panes at the edges, coarse ones in the middle.
 
--- Minutes (sorted list and set) and hours of a time index that hold state from `from` on
--- (one ZRANGEBYSCORE; distinct-value members, scored from DISTINCT_BASE up, are left out).
-local function activePanes(indexKey, from)
+-- Minutes (sorted list and set) and hours of a time index that hold state in [from, to)
+-- (one ZRANGEBYSCORE over the members whose panes can overlap it: an hour member scores its
+-- hour's end - 1 min; distinct-value members, scored from DISTINCT_BASE up, are left out).
+local function activePanes(indexKey, from, to)
   local list, minutes, hours = {}, {}, {}
-  local flat = redis.call('ZRANGEBYSCORE', indexKey, math.floor(from / 60000) * 60000 - 3600000, '(' .. DISTINCT_BASE)
+  -- Hour members matter only to a range that can hold a whole hour.
+  local margin = to - from >= 3600000 and 3600000 or 0
+  local high = math.min(to + margin, DISTINCT_BASE)
+  local flat = redis.call('ZRANGEBYSCORE', indexKey, math.floor(from / 60000) * 60000 - margin, '(' .. high)
   for i = 1, #flat do
     local member = flat[i]
     local kind = string.byte(member, 1)

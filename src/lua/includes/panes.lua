@@ -98,6 +98,7 @@ end
 -- values in the same order, false for a missing field.
 local function fetchFields(hashKey, names)
   local out = {}
+  if #names == 0 then return out end
   for first = 1, #names, 1000 do
     local got = redis.call('HMGET', hashKey, unpack(names, first, math.min(first + 999, #names)))
     for i = 1, #got do out[first + i - 1] = got[i] or false end

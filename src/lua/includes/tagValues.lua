@@ -67,76 +67,70 @@ local function distinctValue(indexKey, field, from, to, waiting)
   return n
 end
 
-local function typeTagValues(paneKey, indexKey, tp, now, only)
-  local tags, out = {}, {}
-  for _, tag in ipairs(tp.tags) do
-    if not only or only[tag.name] then tags[#tags + 1] = tag end
+-- Appends name, value of each tag of `jobs` to the flat list `out`; panes are fetched per
+-- tag (usually none or a handful: the totals' corrections).
+local function jobValues(paneKey, indexKey, jobs, newest, waiting, out)
+  for _, job in ipairs(jobs) do
+    local tag, value = job.tag, nil
+    if newest < job.from then -- every event is older than the window
+      value = emptyValue(tag.agg)
+    elseif tag.agg == 'distinct' then
+      value = distinctValue(indexKey, tag.field, job.from, job.to, waiting[tag.field])
+    else
+      local plan = job.plan
+      local addNames, subNames = jobNames(indexKey, tag, plan, job.from, job.to, newest)
+      local adds, subs = fetchFields(paneKey, addNames), fetchFields(paneKey, subNames)
+      if tag.agg == 'count' then
+        value = tonumber(plan and plan.base or 0)
+        for _, p in ipairs(adds) do if p then value = value + paneCount(p) end end
+        for _, p in ipairs(subs) do if p then value = value - paneCount(p) end end
+      elseif tag.agg == 'count_by' then
+        local counts = addValues({}, plan and plan.base or nil, 1)
+        for _, p in ipairs(adds) do addValues(counts, p or nil, 1) end
+        for _, p in ipairs(subs) do addValues(counts, p or nil, -1) end
+        value = countsValue(counts, tag.top)
+      else
+        local list = {}
+        for _, p in ipairs(adds) do if p then list[#list + 1] = p end end
+        value = numericValue(tag.agg, list)
+      end
+    end
+    out[#out + 1] = tag.name
+    out[#out + 1] = value
   end
-  local fields = { 'T' }
-  for _, f in ipairs(tp.distinct) do fields[#fields + 1] = 'F' .. f end
-  local got = redis.call('HMGET', paneKey, unpack(fields))
-  local meta = parseMeta(got[1])
+end
+
+-- Appends to the flat list `out` name, value of each tag of one event type (tp: its plan
+-- entry) at `now`, or only of those whose names are keys of `only` (nil: all). Returns the
+-- type's newest event time (nil when unknown), or false when the type has no state at all
+-- (then nothing is appended unless `fill`: each tag's empty value).
+local function typeTagValues(paneKey, indexKey, tp, now, only, out, fill)
+  local got = redis.call('HMGET', paneKey, 'T', unpack(tp.distinctFieldNames))
+  local meta = parseMeta(got[1] or nil)
   if not meta and not got[2] and redis.call('EXISTS', paneKey) == 0 then
-    for _, tag in ipairs(tags) do out[#out + 1] = { tag.name, emptyValue(tag.agg) } end
-    return out, nil
+    if fill then
+      for _, tag in ipairs(tp.tags) do
+        if not only or only[tag.name] then
+          out[#out + 1] = tag.name
+          out[#out + 1] = emptyValue(tag.agg)
+        end
+      end
+    end
+    return false
   end
   local waiting = {}
   for i, f in ipairs(tp.distinct) do waiting[f] = got[i + 1] or nil end
   local newest = meta and meta.newest or tonumber(redis.call('ZSCORE', indexKey, 'L'))
-  -- Each tag's panes: from its total, or by the time index (read once for all such tags).
-  local names, slot, jobs, earliest = {}, {}, {}, nil
-  local function want(list)
-    local slots = {}
-    for _, name in ipairs(list) do
-      if not slot[name] then
-        names[#names + 1] = name
-        slot[name] = #names
-      end
-      slots[#slots + 1] = slot[name]
-    end
-    return slots
-  end
-  for _, tag in ipairs(tags) do
-    local from, to = windowRange(tag.window, tag.res, now)
-    local job = { tag = tag, from = from, to = to }
-    jobs[#jobs + 1] = job
-    if tag.agg ~= 'distinct' then
-      job.plan = totalPlan(meta, tag, from, to)
-      local needsIndex = not job.plan or job.plan.span > SHORT_DIFF_MS
-      local start = job.plan and math.min(from, windowRange(tag.window, tag.res, meta.at)) or from
-      if needsIndex and (not earliest or start < earliest) then earliest = start end
+  -- Each tag's window, and its total's correction.
+  local jobs = {}
+  for _, tag in ipairs(tp.tags) do
+    if not only or only[tag.name] then
+      local from, to = windowRange(tag.window, tag.res, now)
+      local job = { tag = tag, from = from, to = to }
+      jobs[#jobs + 1] = job
+      if tag.agg ~= 'distinct' then job.plan = totalPlan(meta, tag, from, to, meta and meta.oldest, newest) end
     end
   end
-  local act = earliest and activePanes(indexKey, earliest) or nil
-  for _, job in ipairs(jobs) do
-    local plan, tag = job.plan, job.tag
-    if plan then
-      local byIndex = plan.span > SHORT_DIFF_MS and act or nil
-      job.base, job.adds, job.subs = plan.base, want(rangeNames(plan.adds, tag, byIndex, newest or math.huge)), want(rangeNames(plan.subs, tag, byIndex, newest or math.huge))
-    elseif tag.agg ~= 'distinct' then
-      job.adds, job.subs = want(coverNames(act, job.from, job.to, tag.levels, tag.prefix, newest or math.huge)), {}
-    end
-  end
-  local panes = fetchFields(paneKey, names)
-  for _, job in ipairs(jobs) do
-    local tag, value = job.tag, nil
-    if tag.agg == 'distinct' then
-      value = distinctValue(indexKey, tag.field, job.from, job.to, waiting[tag.field])
-    elseif tag.agg == 'count' then
-      value = tonumber(job.base or 0)
-      for _, s in ipairs(job.adds) do if panes[s] then value = value + paneCount(panes[s]) end end
-      for _, s in ipairs(job.subs) do if panes[s] then value = value - paneCount(panes[s]) end end
-    elseif tag.agg == 'count_by' then
-      local counts = addValues({}, job.base, 1)
-      for _, s in ipairs(job.adds) do addValues(counts, panes[s] or nil, 1) end
-      for _, s in ipairs(job.subs) do addValues(counts, panes[s] or nil, -1) end
-      value = countsValue(counts, tag.top)
-    else
-      local list = {}
-      for _, s in ipairs(job.adds) do if panes[s] then list[#list + 1] = panes[s] end end
-      value = numericValue(tag.agg, list)
-    end
-    out[#out + 1] = { tag.name, value }
-  end
-  return out, newest
+  jobValues(paneKey, indexKey, jobs, newest or math.huge, waiting, out)
+  return newest
 end

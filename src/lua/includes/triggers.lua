@@ -13,11 +13,11 @@ local HOLDS = {
 -- eventId, then each condition's tag and value)}. typeKeys[i] = {pane hash, time index}
 -- of plan type i; a tag without a value holds nothing.
 local function triggerStates(typeKeys, plan, trig, offKey, now, eventId)
-  local values = {}
+  local values, flat = {}, {}
   for _, ti in ipairs(trig.types) do
-    local got = typeTagValues(typeKeys[ti][1], typeKeys[ti][2], plan.types[ti], now, trig.tags)
-    for _, v in ipairs(got) do values[v[1]] = tonumber(v[2]) end
+    typeTagValues(typeKeys[ti][1], typeKeys[ti][2], planType(plan, ti), now, trig.tags, flat, true)
   end
+  for i = 1, #flat, 2 do values[flat[i]] = tonumber(flat[i + 1]) end
   if #trig.offline > 0 then
     local off = redis.call('HMGET', offKey, unpack(trig.offline))
     for i, name in ipairs(trig.offline) do values[name] = tonumber(off[i]) end

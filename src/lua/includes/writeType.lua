@@ -113,29 +113,20 @@ local function writeType(paneKey, indexKey, tp, now, events)
   end
   for name in pairs(d.numeric) do want(name) end
   for name in pairs(d.values) do want(name) end
-  local jobs, earliest, specs = {}, nil, {}
+  local jobs, specs = {}, {}
   for _, tag in ipairs(tp.tags) do
     if tag.total ~= '' and not specs[tag.total] then
       specs[tag.total] = true
       local from, to = windowRange(tag.window, tag.res, now)
-      local job = { tag = tag, from = from, to = to, plan = totalPlan(meta, tag, from, to) }
-      -- A type with no state yet has nothing to cover: its totals are this call's events.
-      local needsIndex = (meta or legacy) and (not job.plan or job.plan.span > SHORT_DIFF_MS)
-      local start = job.plan and math.min(from, windowRange(tag.window, tag.res, meta.at)) or from
-      if needsIndex and (not earliest or start < earliest) then earliest = start end
+      local plan = totalPlan(meta, tag, from, to, meta and meta.oldest, oldNewest)
+      local job = { tag = tag, from = from, to = to, base = plan and plan.base }
+      if plan or (meta or legacy) and (oldNewest or math.huge) >= from then
+        local addNames, subNames = jobNames(indexKey, tag, plan, from, to, oldNewest or math.huge)
+        job.adds, job.subs = wantAll(addNames), wantAll(subNames)
+      else -- a new type, or every event older than the window: the total is this call's events
+        job.adds, job.subs = {}, {}
+      end
       jobs[#jobs + 1] = job
-    end
-  end
-  local act = earliest and activePanes(indexKey, earliest) or nil
-  for _, job in ipairs(jobs) do
-    local plan, tag = job.plan, job.tag
-    if plan then
-      local byIndex = plan.span > SHORT_DIFF_MS and act or nil
-      job.base, job.adds, job.subs = plan.base, wantAll(rangeNames(plan.adds, tag, byIndex, oldNewest or math.huge)), wantAll(rangeNames(plan.subs, tag, byIndex, oldNewest or math.huge))
-    elseif act then
-      job.adds, job.subs = wantAll(coverNames(act, job.from, job.to, tag.levels, tag.prefix, oldNewest or math.huge)), {}
-    else
-      job.adds, job.subs = {}, {}
     end
   end
   local panes = fetchFields(paneKey, fields)
@@ -200,7 +191,8 @@ local function writeType(paneKey, indexKey, tp, now, events)
     if #old > 0 then prunePanes(paneKey, indexKey, tp, old, cutoff) end
     -- The lowest pane member left is what the next prune check compares.
     local lowest = redis.call('ZRANGE', indexKey, 0, 0, 'WITHSCORES')
-    nextMeta.oldest = tonumber(lowest[2]) or nextMeta.oldest
+    local score = tonumber(lowest[2])
+    if score and score < DISTINCT_BASE then nextMeta.oldest = score end
     redis.call('HSET', paneKey, 'T', formatMeta(nextMeta))
   end
   if moveExpiry then

@@ -1,0 +1,76 @@
+-- readFast(bin, pos, paneKey, indexKey, now, out): the common read of one event type,
+-- straight from the binary plan (type block at `pos`, see plan.lua) without decoding it
+-- into tables: every tag is a count or count_by whose running total's window overlaps
+-- now's, or a distinct with no value waiting ahead of now, or any tag whose window holds
+-- none of the type's events. Appends name, value of each tag to the flat list `out` and
+-- returns the type's newest event time; returns nil, having appended nothing, when a tag
+-- needs the general path (typeTagValues).
+local function readFast(bin, pos, paneKey, indexKey, now, out)
+  local _, nValues, nDistinct, nTags
+  _, _, _, _, _, nValues, pos = struct.unpack('>Bc0I4BBBB', bin, pos)
+  nDistinct, pos = struct.unpack('>B', bin, pos + 2 * nValues)
+  local text
+  if nDistinct == 0 then
+    text = redis.call('HGET', paneKey, 'T')
+  else
+    local names = { 'T' }
+    for i = 0, nDistinct - 1 do names[#names + 1] = 'F' .. string.byte(bin, pos + i) end
+    local got = redis.call('HMGET', paneKey, unpack(names))
+    for i = 2, #got do if got[i] then return nil end end
+    text = got[1]
+  end
+  if not text then return nil end
+  local at, newest, oldest = string.match(text, '^(%d+),(%d+),(%d+),')
+  if not at then return nil end
+  at, newest, oldest = tonumber(at), tonumber(newest), tonumber(oldest)
+  nTags, pos = struct.unpack('>B', bin, pos + nDistinct)
+  local start = #out
+  local function giveUp()
+    for i = #out, start + 1, -1 do out[i] = nil end
+    return nil
+  end
+  for _ = 1, nTags do
+    local name, agg, field, window, res, mask, top, total
+    name, agg, field, window, res, mask, top, total, pos = struct.unpack('>Bc0BBI4BBI4Bc0', bin, pos)
+    window, res = window * 1000, RESOLUTIONS[res]
+    local from, to = windowRange(window, res, now)
+    local value
+    if newest < from then -- every event is older than the window
+      if agg == 8 then value = {} elseif agg == 2 then value = '0' elseif agg >= 3 and agg <= 6 then value = false else value = 0 end
+    elseif agg == 7 then -- distinct
+      local base = field * DISTINCT_BASE
+      value = redis.call('ZCOUNT', indexKey, base + from, '(' .. (base + to))
+    elseif agg == 1 or agg == 8 then -- count, count_by
+      local total0 = total ~= '' and string.match(text, '\30' .. total .. '=([^\30]*)')
+      if not total0 then return giveUp() end
+      local oldFrom, oldTo = windowRange(window, res, at)
+      if oldFrom >= to or from >= oldTo then return giveUp() end
+      local adds, subs = {}, {}
+      if from ~= oldFrom or to ~= oldTo then
+        local levels, prefix = levelList(mask), agg == 8 and tostring(field) or ''
+        local addRanges, subRanges = rangeDiff(oldFrom, oldTo, from, to, res, oldest, newest)
+        local span = 0
+        for _, r in ipairs(addRanges) do span = span + r[2] - r[1] end
+        for _, r in ipairs(subRanges) do span = span + r[2] - r[1] end
+        local tag, byIndex = { levels = levels, prefix = prefix }, span > SHORT_DIFF_MS and indexKey or nil
+        adds = fetchFields(paneKey, rangeNames(addRanges, tag, byIndex, newest))
+        subs = fetchFields(paneKey, rangeNames(subRanges, tag, byIndex, newest))
+      end
+      if agg == 1 then
+        value = tonumber(total0)
+        for _, p in ipairs(adds) do if p then value = value + paneCount(p) end end
+        for _, p in ipairs(subs) do if p then value = value - paneCount(p) end end
+      else
+        local counts = addValues({}, total0, 1)
+        for _, p in ipairs(adds) do addValues(counts, p or nil, 1) end
+        for _, p in ipairs(subs) do addValues(counts, p or nil, -1) end
+        value = countsValue(counts, top)
+      end
+    else
+      return giveUp()
+    end
+    out[#out + 1] = name
+    out[#out + 1] = value
+  end
+  return newest
+end
