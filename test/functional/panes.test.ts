@@ -106,6 +106,53 @@ describe('window panes', () => {
     });
   });
 
+  describe('state written before running totals (no T field, the old realtime hash)', () => {
+    let p: Pipeline;
+    beforeEach(async () => {
+      p = await makePipeline({ tags: TAGS, now: T0 });
+    });
+    afterEach(() => p.close());
+
+    it('reads it through the time index, and the next write gives it totals that agree with the reference', async function () {
+      this.timeout(30_000);
+      const random = prng(20261206);
+      const events: ProfileEvent[] = [];
+      const make = (i: number, at: number) => {
+        const type = random() < 0.5 ? 'purchase' : 'impression';
+        const e: Record<string, unknown> = { event_id: `old-${i}`, user_id: 'v2', type, ts: at - Math.floor(random() * 2 * HOUR) };
+        if (type === 'purchase') e.amount = Math.round(random() * 10000) / 100;
+        else Object.assign(e, { ad_id: `ad-${i % 7}`, campaign_id: `c-${i % 3}` });
+        return e;
+      };
+      const first = Array.from({ length: 120 }, (_, i) => make(i, p.clock.now));
+      await feed(p, first);
+      events.push(...(first as unknown as ProfileEvent[]));
+      // Make it look like the previous version wrote it: no totals, the realtime hash of then.
+      for (const type of ['impression', 'purchase'] as const) await p.redis.hdel(p.keys.panes('v2', type), 'T');
+      await p.redis.del(p.keys.realtime('v2'));
+      await p.redis.hset(p.keys.realtime('v2'), { last_event_at: String(Math.max(...events.map((e) => e.ts))), updated_at: String(p.clock.now) });
+      const check = async (when: string) => {
+        const got = (await p.reader.read('v2'))!;
+        const expected = computeWindowTags(events, p.config.tags.realtime, p.clock.now);
+        for (const t of p.config.tags.realtime) {
+          expect(sameWindowValue(expected[t.name], got.tags[t.name] as never), `${when} ${t.name}: ${JSON.stringify(got.tags[t.name])} vs ${JSON.stringify(expected[t.name])}`).to.equal(true);
+        }
+      };
+      await check('before any write');
+      p.clock.advance(37 * SEC);
+      await check('later, still without totals');
+      const second = Array.from({ length: 30 }, (_, i) => make(1000 + i, p.clock.now));
+      await feed(p, second);
+      events.push(...(second as unknown as ProfileEvent[]));
+      expect(await p.redis.hget(p.keys.panes('v2', 'impression'), 'T')).to.match(/\x1e/);
+      await check('after the first write with totals');
+      for (const step of [1, 999, 59_000, 61_234, 20 * MIN]) {
+        p.clock.advance(step);
+        await check(`${step} ms on`);
+      }
+    });
+  });
+
   describe('migration from the v1 layout (one sorted-set member per event)', () => {
     let p: Pipeline;
     beforeEach(async () => {

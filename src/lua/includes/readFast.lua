@@ -41,21 +41,13 @@ local function readFast(bin, pos, paneKey, indexKey, now, out)
       local base = field * DISTINCT_BASE
       value = redis.call('ZCOUNT', indexKey, base + from, '(' .. (base + to))
     elseif agg == 1 or agg == 8 then -- count, count_by
-      local total0 = total ~= '' and string.match(text, '\30' .. total .. '=([^\30]*)')
-      if not total0 then return giveUp() end
-      local oldFrom, oldTo = windowRange(window, res, at)
-      if oldFrom >= to or from >= oldTo then return giveUp() end
-      local adds, subs = {}, {}
-      if from ~= oldFrom or to ~= oldTo then
-        local levels, prefix = levelList(mask), agg == 8 and tostring(field) or ''
-        local addRanges, subRanges = rangeDiff(oldFrom, oldTo, from, to, res, oldest, newest)
-        local span = 0
-        for _, r in ipairs(addRanges) do span = span + r[2] - r[1] end
-        for _, r in ipairs(subRanges) do span = span + r[2] - r[1] end
-        local tag, byIndex = { levels = levels, prefix = prefix }, span > SHORT_DIFF_MS and indexKey or nil
-        adds = fetchFields(paneKey, rangeNames(addRanges, tag, byIndex, newest))
-        subs = fetchFields(paneKey, rangeNames(subRanges, tag, byIndex, newest))
-      end
+      local raw = total ~= '' and string.match(text, '\30' .. total .. '=([^\30]*)')
+      if not raw then return giveUp() end
+      local tag = { window = window, res = res, levels = levelList(mask), prefix = agg == 8 and tostring(field) or '', total = total }
+      local plan = totalPlan({ totals = { [total] = raw } }, tag, from, to, oldest, newest, true)
+      if not plan then return giveUp() end
+      local addNames, subNames = jobNames(indexKey, tag, plan, from, to, newest)
+      local adds, subs, total0 = fetchFields(paneKey, addNames), fetchFields(paneKey, subNames), plan.base
       if agg == 1 then
         value = tonumber(total0)
         for _, p in ipairs(adds) do if p then value = value + paneCount(p) end end

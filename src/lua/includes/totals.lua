@@ -1,11 +1,13 @@
--- The running totals of a pane hash, field T: "<at>,<newest>,<oldest>,<expiry>" then, per
--- running total, "\30<spec>=<value>". A total is the value of a count (an integer) or
--- count_by ("v\31n\31...") tag over its window as of time `at`, i.e. over exactly the
--- panes windowRange(window, resolution, at) covers; the write that moves `at` moves every
--- total with it (adding the panes that entered, subtracting those that left), so a read
--- at `now` corrects a total by the panes between the two windows only. `newest` is the
--- type's newest event time, `oldest` the lowest score of a pane member of the time index
--- (nothing older to prune below it), `expiry` the time the type's keys expire at.
+-- The running totals of a pane hash, field T: "<at>,<newest>,<oldest>,<expiry>" (the last
+-- write's now, the type's newest event time, the lowest score of a pane member of the
+-- time index: nothing older is left to prune, the time the type's keys expire at) then,
+-- per running total, "\30<spec>=<p>:<value>". A total is the value of a count (an
+-- integer) or count_by ("v\31n\31...") tag over the completed panes of its window when
+-- now's pane was p: the W / r - 1 panes of resolution r before pane p. A write moves it
+-- only when its pane is no longer p (adding the panes that entered, subtracting those
+-- that left) or an event lands in those completed panes; events of the current pane (the
+-- usual case) leave it as it is. A read at `now` takes the total, corrects it by the panes
+-- between its range and now's (usually none or a few), and adds now's own pane.
 
 local function parseMeta(text)
   if not text then return nil end
@@ -43,20 +45,29 @@ local function rangeDiff(oldFrom, oldTo, from, to, res, oldest, newest)
   return adds, subs
 end
 
--- How a tag's value over [from, to) is read from a pane hash whose totals are `meta`:
--- {base = the total, adds = ranges [a, b) to add, subs = ranges to subtract, span = their
--- length in ms}, or nil when there is no usable total (none, or its window does not overlap
--- [from, to)): then the caller covers [from, to) by the time index.
-local function totalPlan(meta, tag, from, to, oldest, newest)
-  local base = meta and tag.total ~= '' and meta.totals[tag.total]
-  if not base then return nil end
-  local oldFrom, oldTo = windowRange(tag.window, tag.res, meta.at)
-  if oldFrom >= to or from >= oldTo then return nil end
-  local adds, subs = rangeDiff(oldFrom, oldTo, from, to, tag.res, oldest, newest)
+-- How the completed panes of a tag's window [from, to) (all but the last pane) are read
+-- from a pane hash whose totals are `meta`: {base = the total, p = its pane, adds = ranges
+-- [a, b) to add, subs = ranges to subtract, span = their length in ms}, or nil when there
+-- is no usable total (none, or its range does not overlap): then the caller covers the
+-- window by the time index. With `current`, also the window's last pane (plan.current,
+-- unless the type has no event that recent).
+local function totalPlan(meta, tag, from, to, oldest, newest, current)
+  local raw = meta and tag.total ~= '' and meta.totals[tag.total]
+  local p, base = nil, nil
+  if raw then p, base = string.match(raw, '^(%d+):(.*)$') end
+  if not p then return nil end
+  p = tonumber(p)
+  local oldFrom, oldTo = windowRange(tag.window, tag.res, p * tag.res)
+  oldTo = oldTo - tag.res
+  local done = to - tag.res
+  if oldFrom < oldTo and from < done and (oldFrom >= done or from >= oldTo) then return nil end
+  local adds, subs = rangeDiff(oldFrom, oldTo, from, done, tag.res, oldest, newest)
   local span = 0
   for _, r in ipairs(adds) do span = span + r[2] - r[1] end
   for _, r in ipairs(subs) do span = span + r[2] - r[1] end
-  return { base = base, adds = adds, subs = subs, span = span, from = math.min(from, oldFrom), to = math.max(to, oldTo) }
+  local plan = { base = base, p = p, adds = adds, subs = subs, span = span }
+  if current and (not newest or done <= newest) then plan.current = { done, to } end
+  return plan
 end
 
 -- Past this many ms between a total's window and the one read, the panes between them are
@@ -82,7 +93,9 @@ end
 local function jobNames(indexKey, tag, plan, from, to, newest)
   if plan then
     local byIndex = plan.span > SHORT_DIFF_MS and indexKey or nil
-    return rangeNames(plan.adds, tag, byIndex, newest), rangeNames(plan.subs, tag, byIndex, newest)
+    local adds = rangeNames(plan.adds, tag, byIndex, newest)
+    if plan.current then adds[#adds + 1] = tag.prefix .. PREFIX[tag.res] .. (plan.current[1] / tag.res) end
+    return adds, rangeNames(plan.subs, tag, byIndex, newest)
   end
   return coverNames(activePanes(indexKey, from, to), from, to, tag.levels, tag.prefix, newest), {}
 end

@@ -49,23 +49,27 @@ end
 
 -- A running total moved to [from, to): the old total plus the panes that entered, minus
 -- those that left (as they stood before this call), plus this call's events in the window.
+-- A running total moved to the completed panes [from, done) of now's window (as totals.lua
+-- says): the old total plus the panes that entered, minus those that left (as they stood
+-- before this call), plus this call's events in that range; "<pane>:<value>".
 local function movedTotal(job, panes, d)
   local tag = job.tag
+  local head = string.format('%d:', job.p)
   if tag.agg == 'count' then
     local n = tonumber(job.base or 0)
     for _, s in ipairs(job.adds) do if panes[s] then n = n + paneCount(panes[s]) end end
     for _, s in ipairs(job.subs) do if panes[s] then n = n - paneCount(panes[s]) end end
-    for _, e in ipairs(d.events) do if e.ts >= job.from and e.ts < job.to then n = n + 1 end end
-    return string.format('%d', n)
+    for _, e in ipairs(d.events) do if e.ts >= job.from and e.ts < job.done then n = n + 1 end end
+    return head .. string.format('%d', n)
   end
   local counts = addValues({}, job.base, 1)
   for _, s in ipairs(job.adds) do addValues(counts, panes[s] or nil, 1) end
   for _, s in ipairs(job.subs) do addValues(counts, panes[s] or nil, -1) end
   for _, e in ipairs(d.events) do
-    local value = e.ts >= job.from and e.ts < job.to and packedField(e.packed, tag.field) or ''
+    local value = e.ts >= job.from and e.ts < job.done and packedField(e.packed, tag.field) or ''
     if value ~= '' then counts[value] = (counts[value] or 0) + 1 end
   end
-  return formatValues(counts)
+  return head .. formatValues(counts)
 end
 
 local function writeType(paneKey, indexKey, tp, now, events)
@@ -118,10 +122,14 @@ local function writeType(paneKey, indexKey, tp, now, events)
     if tag.total ~= '' and not specs[tag.total] then
       specs[tag.total] = true
       local from, to = windowRange(tag.window, tag.res, now)
-      local plan = totalPlan(meta, tag, from, to, meta and meta.oldest, oldNewest)
-      local job = { tag = tag, from = from, to = to, base = plan and plan.base }
-      if plan or (meta or legacy) and (oldNewest or math.huge) >= from then
-        local addNames, subNames = jobNames(indexKey, tag, plan, from, to, oldNewest or math.huge)
+      local plan = totalPlan(meta, tag, from, to, meta and meta.oldest, oldNewest, false)
+      local job = { tag = tag, from = from, done = to - tag.res, p = math.floor(now / tag.res), base = plan and plan.base }
+      local late = false -- an event of this call in the completed panes
+      for _, e in ipairs(d.events) do if e.ts >= from and e.ts < job.done then late = true end end
+      if plan and plan.p == job.p and not late then
+        job.keep = meta.totals[tag.total] -- same pane, nothing new in its range: as it is
+      elseif plan or (meta or legacy) and (oldNewest or math.huge) >= from then
+        local addNames, subNames = jobNames(indexKey, tag, plan, from, job.done, oldNewest or math.huge)
         job.adds, job.subs = wantAll(addNames), wantAll(subNames)
       else -- a new type, or every event older than the window: the total is this call's events
         job.adds, job.subs = {}, {}
@@ -133,7 +141,7 @@ local function writeType(paneKey, indexKey, tp, now, events)
   -- 4. New panes and totals.
   local newest = math.max(oldNewest or d.newest, d.newest)
   local nextMeta = { at = now, newest = newest, totals = {} }
-  for _, job in ipairs(jobs) do nextMeta.totals[job.tag.total] = movedTotal(job, panes, d) end
+  for _, job in ipairs(jobs) do nextMeta.totals[job.tag.total] = job.keep or movedTotal(job, panes, d) end
   local writes = {}
   local function put(name, value)
     writes[#writes + 1] = name
