@@ -47,8 +47,9 @@ describe('online/offline consistency (real pipeline, batch --windows, verify)', 
     expect(result.mismatches).to.deep.equal([]);
 
     // verify is not vacuous: take the newest impression out of every pane level of a live
-    // window and out of its running counts (field T: "...\x1e<spec>=<pane>:<count>", when
-    // the count holds it) and it is found.
+    // window and out of its running counts (field T: "<newest>,...\x1e<spec>=<d>:<count>",
+    // the count of the completed panes before pane floor(newest / res) - d: when it holds
+    // that second) and it is found.
     const user = 'user-1';
     const panes = p.keys.panes(user, 'impression');
     const second = Math.max(...(await p.redis.hkeys(panes)).filter((f) => /^s\d+$/.test(f)).map((f) => Number(f.slice(1))));
@@ -56,10 +57,11 @@ describe('online/offline consistency (real pipeline, batch --windows, verify)', 
       if (await p.redis.hexists(panes, field)) await p.redis.hincrby(panes, field, -1);
     }
     const totals = (await p.redis.hget(panes, 'T'))!;
-    await p.redis.hset(panes, 'T', totals.replace(/\x1e(s|m|h)(\d+)=(\d+):(\d+)/g, (all, level: string, steps: string, pane: string, n: string) => {
+    const newest = Number(totals.split(',')[0]) / 1000;
+    await p.redis.hset(panes, 'T', totals.replace(/\x1e(s|m|h)(\d+)=(-?\d+):(\d+)/g, (all, level: string, steps: string, d: string, n: string) => {
       const res = { s: 1, m: 60, h: 3600 }[level]!;
-      // A total holds the completed panes before its own: the newest second is in it only if it is older.
-      return second < Number(pane) * res ? `\x1e${level}${steps}=${pane}:${Number(n) - 1}` : all;
+      const pane = Math.floor(newest / res) - Number(d);
+      return second < pane * res ? `\x1e${level}${steps}=${d}:${Number(n) - 1}` : all;
     }));
     const tampered = await verifyWindows(p.redis, p.keys, p.config.tags.realtime);
     expect(tampered.mismatches.map((m) => `${m.user_id}:${m.tag}`)).to.include.members([`${user}:views_5m`, `${user}:views_1h`]);

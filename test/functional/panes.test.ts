@@ -128,7 +128,12 @@ describe('window panes', () => {
       await feed(p, first);
       events.push(...(first as unknown as ProfileEvent[]));
       // Make it look like the previous version wrote it: no totals, the realtime hash of then.
-      for (const type of ['impression', 'purchase'] as const) await p.redis.hdel(p.keys.panes('v2', type), 'T');
+      for (const type of ['impression', 'purchase'] as const) {
+        // (It had no T field, and the type's newest event time as member L of the time index.)
+        const newest = Math.max(...events.filter((e) => e.type === type).map((e) => e.ts));
+        await p.redis.hdel(p.keys.panes('v2', type), 'T');
+        await p.redis.zadd(p.keys.paneIndex('v2', type), newest, 'L');
+      }
       await p.redis.del(p.keys.realtime('v2'));
       await p.redis.hset(p.keys.realtime('v2'), { last_event_at: String(Math.max(...events.map((e) => e.ts))), updated_at: String(p.clock.now) });
       const check = async (when: string) => {

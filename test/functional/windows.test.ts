@@ -119,15 +119,16 @@ describe('sliding windows (real Redis, injected clock)', () => {
   it('prunes panes older than the longest window of their type on write and sets TTLs', async () => {
     await feed(p, [{ user_id: 'u1', type: 'impression', ts: T0, ad_id: 'a1', event_id: 'i1' }]);
     const m0 = T0 / MIN;
-    // L scores the type's newest event time (equal scores sort by member: L before m...).
-    expect(await p.redis.zrange(p.keys.paneIndex('u1', 'impression'), 0, -1)).to.deep.equal(['L', `m${m0}`, `h${T0 / HOUR}`, 'v1:a1']);
+    // (The type's newest event time is in the pane hash's T field, not in the index.)
+    expect(await p.redis.zrange(p.keys.paneIndex('u1', 'impression'), 0, -1)).to.deep.equal([`m${m0}`, `h${T0 / HOUR}`, 'v1:a1']);
+    expect(await p.redis.hget(p.keys.panes('u1', 'impression'), 'T')).to.match(new RegExp(`^${T0},0\x1e`));
     clock.advance(HOUR + MIN);
     await feed(p, [{ user_id: 'u1', type: 'impression', ts: clock.now, ad_id: 'a2', event_id: 'i2' }]);
     // The first event's minute is pruned; its hour stays until the whole hour is older than the window.
     const m1 = clock.now / MIN;
     // Distinct values: the latest time of each, scored 1e13 * field index + time (a1 is gone with its minute).
     expect(await p.redis.zrange(p.keys.paneIndex('u1', 'impression'), 0, -1, 'WITHSCORES')).to.deep.equal([
-      `h${T0 / HOUR}`, String(T0 + HOUR - MIN), 'L', String(clock.now), `m${m1}`, String(clock.now), `h${T0 / HOUR + 1}`, String(T0 + 2 * HOUR - MIN),
+      `h${T0 / HOUR}`, String(T0 + HOUR - MIN), `m${m1}`, String(clock.now), `h${T0 / HOUR + 1}`, String(T0 + 2 * HOUR - MIN),
       'v1:a2', String(1e13 + clock.now),
     ]);
     // (d<byte>: dedup buckets; T: the running totals and the type's meta.)

@@ -19,10 +19,9 @@ local function readFast(bin, pos, paneKey, indexKey, now, out)
     for i = 2, #got do if got[i] then return nil end end
     text = got[1]
   end
-  if not text then return nil end
-  local at, newest, oldest = string.match(text, '^(%d+),(%d+),(%d+),')
-  if not at then return nil end
-  at, newest, oldest = tonumber(at), tonumber(newest), tonumber(oldest)
+  local meta = parseMeta(text)
+  if not meta then return nil end
+  local newest, oldest = meta.newest, meta.oldest
   nTags, pos = struct.unpack('>B', bin, pos + nDistinct)
   local start = #out
   local function giveUp()
@@ -41,10 +40,8 @@ local function readFast(bin, pos, paneKey, indexKey, now, out)
       local base = field * DISTINCT_BASE
       value = redis.call('ZCOUNT', indexKey, base + from, '(' .. (base + to))
     elseif agg == 1 or agg == 8 then -- count, count_by
-      local raw = total ~= '' and string.match(text, '\30' .. total .. '=([^\30]*)')
-      if not raw then return giveUp() end
       local tag = { window = window, res = res, levels = levelList(mask), prefix = agg == 8 and tostring(field) or '', total = total }
-      local plan = totalPlan({ totals = { [total] = raw } }, tag, from, to, oldest, newest, true)
+      local plan = totalPlan(meta, tag, from, to, oldest, newest, true)
       if not plan then return giveUp() end
       local addNames, subNames = jobNames(indexKey, tag, plan, from, to, newest)
       local adds, subs, total0 = fetchFields(paneKey, addNames), fetchFields(paneKey, subNames), plan.base

@@ -1,29 +1,35 @@
--- The running totals of a pane hash, field T: "<at>,<newest>,<oldest>,<expiry>" (the last
--- write's now, the type's newest event time, the lowest score of a pane member of the
--- time index: nothing older is left to prune, the time the type's keys expire at) then,
--- per running total, "\30<spec>=<p>:<value>". A total is the value of a count (an
--- integer) or count_by ("v\31n\31...") tag over the completed panes of its window when
--- now's pane was p: the W / r - 1 panes of resolution r before pane p. A write moves it
--- only when its pane is no longer p (adding the panes that entered, subtracting those
--- that left) or an event lands in those completed panes; events of the current pane (the
--- usual case) leave it as it is. A read at `now` takes the total, corrects it by the panes
--- between its range and now's (usually none or a few), and adds now's own pane.
+-- The running totals of a pane hash, field T, kept short (it is per user and type):
+-- "<newest>,<k>" then per running total "\30<spec>=<d>:<value>". newest: the type's newest
+-- event time; k: minutes from the lowest pane member of the time index (nothing older is
+-- left to prune) to newest's minute. A total is the value of a count (an integer) or
+-- count_by ("v\31n\31...") tag over the completed panes of its window when now's pane was
+-- p = floor(newest / r) - d (r: the tag's resolution): the W / r - 1 panes before pane p.
+-- A write moves it only when its pane is no longer p (adding the panes that entered,
+-- subtracting those that left) or an event lands in those completed panes; events of the
+-- current pane (the usual case) leave it as it is. A read at `now` takes the total,
+-- corrects it by the panes between its range and now's (usually none or a few), and adds
+-- now's own pane. The keys' expiry follows from newest (see writeType).
 
+-- {newest, oldest, d = {spec = d}, v = {spec = value text}}, or nil.
 local function parseMeta(text)
   if not text then return nil end
-  local cut = string.find(text, '\30', 1, true)
-  local head = cut and string.sub(text, 1, cut - 1) or text
-  local at, newest, oldest, expiry = string.match(head, '^([^,]*),([^,]*),([^,]*),([^,]*)$')
-  local meta = { at = tonumber(at), newest = tonumber(newest), oldest = tonumber(oldest), expiry = tonumber(expiry), totals = {} }
-  if cut then
-    for spec, value in string.gmatch(string.sub(text, cut), '\30([^=\30]+)=([^\30]*)') do meta.totals[spec] = value end
+  local newest, k, rest = string.match(text, '^(%d+),(%-?%d+)(.*)$')
+  if not newest then return nil end
+  newest = tonumber(newest)
+  local meta = { newest = newest, oldest = (math.floor(newest / 60000) - tonumber(k)) * 60000, d = {}, v = {} }
+  for spec, d, value in string.gmatch(rest, '\30([^=\30]+)=(%-?%d+):([^\30]*)') do
+    meta.d[spec] = tonumber(d)
+    meta.v[spec] = value
   end
   return meta
 end
 
-local function formatMeta(meta)
-  local parts = { string.format('%d,%d,%d,%d', meta.at, meta.newest, meta.oldest, meta.expiry) }
-  for spec, value in pairs(meta.totals) do parts[#parts + 1] = spec .. '=' .. value end
+-- T's text for newest, oldest and totals {spec = {p, value text, res}}.
+local function formatMeta(newest, oldest, totals)
+  local parts = { string.format('%d,%d', newest, math.floor(newest / 60000) - math.floor(oldest / 60000)) }
+  for spec, t in pairs(totals) do
+    parts[#parts + 1] = spec .. '=' .. string.format('%d', math.floor(newest / t[3]) - t[1]) .. ':' .. t[2]
+  end
   return table.concat(parts, '\30')
 end
 
@@ -52,11 +58,9 @@ end
 -- window by the time index. With `current`, also the window's last pane (plan.current,
 -- unless the type has no event that recent).
 local function totalPlan(meta, tag, from, to, oldest, newest, current)
-  local raw = meta and tag.total ~= '' and meta.totals[tag.total]
-  local p, base = nil, nil
-  if raw then p, base = string.match(raw, '^(%d+):(.*)$') end
-  if not p then return nil end
-  p = tonumber(p)
+  local base = meta and tag.total ~= '' and meta.v[tag.total]
+  if not base then return nil end
+  local p = math.floor(meta.newest / tag.res) - meta.d[tag.total]
   local oldFrom, oldTo = windowRange(tag.window, tag.res, p * tag.res)
   oldTo = oldTo - tag.res
   local done = to - tag.res

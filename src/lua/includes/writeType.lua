@@ -54,13 +54,12 @@ end
 -- before this call), plus this call's events in that range; "<pane>:<value>".
 local function movedTotal(job, panes, d)
   local tag = job.tag
-  local head = string.format('%d:', job.p)
   if tag.agg == 'count' then
     local n = tonumber(job.base or 0)
     for _, s in ipairs(job.adds) do if panes[s] then n = n + paneCount(panes[s]) end end
     for _, s in ipairs(job.subs) do if panes[s] then n = n - paneCount(panes[s]) end end
     for _, e in ipairs(d.events) do if e.ts >= job.from and e.ts < job.done then n = n + 1 end end
-    return head .. string.format('%d', n)
+    return string.format('%d', n)
   end
   local counts = addValues({}, job.base, 1)
   for _, s in ipairs(job.adds) do addValues(counts, panes[s] or nil, 1) end
@@ -69,7 +68,7 @@ local function movedTotal(job, panes, d)
     local value = e.ts >= job.from and e.ts < job.done and packedField(e.packed, tag.field) or ''
     if value ~= '' then counts[value] = (counts[value] or 0) + 1 end
   end
-  return head .. formatValues(counts)
+  return formatValues(counts)
 end
 
 local function writeType(paneKey, indexKey, tp, now, events)
@@ -127,7 +126,7 @@ local function writeType(paneKey, indexKey, tp, now, events)
       local late = false -- an event of this call in the completed panes
       for _, e in ipairs(d.events) do if e.ts >= from and e.ts < job.done then late = true end end
       if plan and plan.p == job.p and not late then
-        job.keep = meta.totals[tag.total] -- same pane, nothing new in its range: as it is
+        job.keep = meta.v[tag.total] -- same pane, nothing new in its range: as it is
       elseif plan or (meta or legacy) and (oldNewest or math.huge) >= from then
         local addNames, subNames = jobNames(indexKey, tag, plan, from, job.done, oldNewest or math.huge)
         job.adds, job.subs = wantAll(addNames), wantAll(subNames)
@@ -140,8 +139,8 @@ local function writeType(paneKey, indexKey, tp, now, events)
   local panes = fetchFields(paneKey, fields)
   -- 4. New panes and totals.
   local newest = math.max(oldNewest or d.newest, d.newest)
-  local nextMeta = { at = now, newest = newest, totals = {} }
-  for _, job in ipairs(jobs) do nextMeta.totals[job.tag.total] = job.keep or movedTotal(job, panes, d) end
+  local totals = {}
+  for _, job in ipairs(jobs) do totals[job.tag.total] = { job.p, job.keep or movedTotal(job, panes, d), job.tag.res } end
   local writes = {}
   local function put(name, value)
     writes[#writes + 1] = name
@@ -159,7 +158,7 @@ local function writeType(paneKey, indexKey, tp, now, events)
   for name, counts in pairs(d.values) do put(name, formatValues(addValues(counts, panes[slot[name]] or nil, 1))) end
   -- 5. Prune only when the meta says a pane member is old enough (or does not know).
   local old = {}
-  if legacy or (meta and meta.oldest <= cutoff - 60000) then
+  if legacy or (meta and meta.oldest <= cutoff - 60000) then -- (oldest: to the minute, never above)
     old = redis.call('ZRANGEBYSCORE', indexKey, '-inf', cutoff - 60000)
   end
   local drop = {}
@@ -178,20 +177,23 @@ local function writeType(paneKey, indexKey, tp, now, events)
     local b = dropLeading(buckets[name], cutoffMinute)
     if b == '' then drop[#drop + 1] = name else put(name, b) end
   end
-  -- 6. Expiry: when the newest event's time, rounded up to the minute, moved it.
-  local expiry = math.ceil((newest + tp.longest + 60000) / 60000) * 60000
-  local moveExpiry = not (meta and meta.expiry and meta.expiry >= expiry)
-  if not moveExpiry then
-    expiry = meta.expiry
-  elseif legacy then -- state written before the meta: never shorten the TTL it has
-    local pttl = redis.call('PTTL', paneKey)
-    if pttl > 0 and now + pttl > expiry then expiry = now + pttl end
+  -- 6. Expiry: until the newest event leaves the type's longest window, plus the minute
+  -- pruning rounds to, rounded up to the minute: it moves when that minute moves (GT: never
+  -- back). A new type sets it outright; state written before the meta keeps a longer TTL.
+  local function expiryOf(t) return math.ceil((t + tp.longest + 60000) / 60000) * 60000 end
+  local expiry, ttlMode = expiryOf(newest), nil
+  if meta then
+    if expiryOf(meta.newest) < expiry then ttlMode = 'GT' end
+  else
+    ttlMode = 'SET'
+    if legacy then
+      local pttl = redis.call('PTTL', paneKey)
+      if pttl > 0 and now + pttl > expiry then expiry = now + pttl end
+    end
   end
-  d.members.L = newest
   local oldest = meta and meta.oldest
   for _, score in pairs(d.members) do if score < DISTINCT_BASE and (not oldest or score < oldest) then oldest = score end end
-  nextMeta.oldest, nextMeta.expiry = oldest, expiry
-  put('T', formatMeta(nextMeta))
+  put('T', formatMeta(newest, oldest, totals))
   for first = 1, #writes, 1000 do redis.call('HSET', paneKey, unpack(writes, first, math.min(first + 999, #writes))) end
   if #drop > 0 then redis.call('HDEL', paneKey, unpack(drop)) end
   indexMembers(indexKey, d.members)
@@ -200,10 +202,13 @@ local function writeType(paneKey, indexKey, tp, now, events)
     -- The lowest pane member left is what the next prune check compares.
     local lowest = redis.call('ZRANGE', indexKey, 0, 0, 'WITHSCORES')
     local score = tonumber(lowest[2])
-    if score and score < DISTINCT_BASE then nextMeta.oldest = score end
-    redis.call('HSET', paneKey, 'T', formatMeta(nextMeta))
+    if score and score < DISTINCT_BASE then oldest = score end
+    redis.call('HSET', paneKey, 'T', formatMeta(newest, oldest, totals))
   end
-  if moveExpiry then
+  if ttlMode == 'GT' then
+    redis.call('PEXPIRE', paneKey, expiry - now, 'GT')
+    redis.call('PEXPIRE', indexKey, expiry - now, 'GT')
+  elseif ttlMode then
     redis.call('PEXPIRE', paneKey, expiry - now)
     redis.call('PEXPIRE', indexKey, expiry - now)
   end
