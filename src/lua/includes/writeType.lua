@@ -8,20 +8,27 @@
 -- (panes to update, panes between the totals' windows), HSET, ZADD; PEXPIRE of both keys once a
 -- minute at most. Cost: O(events + panes touched + bucket bytes), never O(window).
 
--- Counts one new event into the deltas `d` of the call.
-local function foldEvent(d, tp, ts, packed, now)
+-- Counts one new event e ({ts, packed}) into the deltas `d` of the call: numeric panes are
+-- {c, n, s, ...} for a type with a numeric tag, else a count.
+local function foldEvent(d, tp, e, now)
+  local ts, packed = e.ts, e.packed
   d.added = d.added + 1
   if not d.newest or ts > d.newest then d.newest = ts end
-  d.members['m' .. math.floor(ts / 60000)] = math.floor(ts / 60000) * 60000
-  d.members['h' .. math.floor(ts / 3600000)] = (math.floor(ts / 3600000) + 1) * 3600000 - 60000
-  d.events[#d.events + 1] = { ts = ts, packed = packed }
+  local minute, hour = math.floor(ts / 60000), math.floor(ts / 3600000)
+  d.members['m' .. minute] = minute * 60000
+  d.members['h' .. hour] = (hour + 1) * 3600000 - 60000
+  d.events[#d.events + 1] = e
   local v = tp.numeric and tonumber(packedField(packed, tp.numericField)) or nil
   for _, level in ipairs(tp.numericLevels) do
     local name = PREFIX[level] .. math.floor(ts / level)
-    local p = d.numeric[name] or { c = 0 }
-    d.numeric[name] = p
-    p.c = p.c + 1
-    if v then mergeNumeric(p, { c = 0, n = 1, s = v, mn = v, mx = v, lt = ts, lv = v }) end
+    if tp.numeric then
+      local p = d.numeric[name] or { c = 0 }
+      d.numeric[name] = p
+      p.c = p.c + 1
+      if v then mergeNumeric(p, { c = 0, n = 1, s = v, mn = v, mx = v, lt = ts, lv = v }) end
+    else
+      d.numeric[name] = (d.numeric[name] or 0) + 1
+    end
   end
   for _, f in ipairs(tp.distinct) do
     local value = packedField(packed, f)
@@ -97,7 +104,7 @@ local function writeType(paneKey, indexKey, tp, now, events)
       if not seenIn(b, e.fp) then
         buckets[name] = b .. e.fp .. struct.pack('>I4', math.floor(e.ts / 60000))
         dirty[name] = true
-        foldEvent(d, tp, e.ts, e.packed, now)
+        foldEvent(d, tp, e, now)
       end
     end
   end
@@ -121,12 +128,17 @@ local function writeType(paneKey, indexKey, tp, now, events)
     if tag.total ~= '' and not specs[tag.total] then
       specs[tag.total] = true
       local from, to = windowRange(tag.window, tag.res, now)
-      local plan = totalPlan(meta, tag, from, to, meta and meta.oldest, oldNewest, false)
-      local job = { tag = tag, from = from, done = to - tag.res, p = math.floor(now / tag.res), base = plan and plan.base }
+      local job = { tag = tag, from = from, done = to - tag.res, p = math.floor(now / tag.res) }
       local late = false -- an event of this call in the completed panes
       for _, e in ipairs(d.events) do if e.ts >= from and e.ts < job.done then late = true end end
-      if plan and plan.p == job.p and not late then
-        job.keep = meta.v[tag.total] -- same pane, nothing new in its range: as it is
+      local kept = meta and meta.v[tag.total]
+      if kept and not late and math.floor(meta.newest / tag.res) - meta.d[tag.total] == job.p then
+        job.keep = kept -- same pane, nothing new in its range: as it is
+      end
+      local plan = not job.keep and totalPlan(meta, tag, from, to, meta and meta.oldest, oldNewest, false)
+      job.base = plan and plan.base
+      if job.keep then
+        job.adds, job.subs = {}, {}
       elseif plan or (meta or legacy) and (oldNewest or math.huge) >= from then
         local addNames, subNames = jobNames(indexKey, tag, plan, from, job.done, oldNewest or math.huge)
         job.adds, job.subs = wantAll(addNames), wantAll(subNames)
@@ -152,7 +164,7 @@ local function writeType(paneKey, indexKey, tp, now, events)
       local p = old and parseNumeric(old)
       put(name, formatNumeric(p and mergeNumeric(p, delta) or delta))
     else
-      put(name, (old and tonumber(old) or 0) + delta.c)
+      put(name, (old and tonumber(old) or 0) + delta)
     end
   end
   for name, counts in pairs(d.values) do put(name, formatValues(addValues(counts, panes[slot[name]] or nil, 1))) end
