@@ -26,7 +26,9 @@
     [3] flat array {name1, value1, name2, value2, ...} of the tags of the event types the
         user has state for (the others are empty: 0, or nil for avg/min/max/last): integer
         for count and distinct, decimal string for sum/avg/min/max/last (nil when the window
-        has no value), flat {key, n, ...} array for count_by, sorted by key
+        has no value); for count_by {'+', text, '-', text, ...}: value-pane texts
+        ("value\31n\31...") to add or subtract, which the caller merges, cuts to `top` and
+        sorts (its CPU, not Redis's)
     [4] the offline hash, flat as HGETALL returns it
 ]]
 local rcall = redis.call

@@ -37,6 +37,30 @@ export interface ReaderOptions extends RedisTarget {
   prefix?: string;
 }
 
+/**
+ * A count_by value from readProfile.lua's signed value-pane texts ("+", "v\x1fn\x1f...",
+ * "-", ...): the counts per value (those above 0), the `top` largest only (ties: the smaller
+ * value; 0: all), keys in sorted order. Merging here keeps that work off the Redis thread.
+ */
+export function mergeCounts(signed: readonly string[], top: number): Record<string, number> {
+  const counts = new Map<string, number>();
+  for (let i = 0; i < signed.length; i += 2) {
+    const sign = signed[i] === '-' ? -1 : 1;
+    const parts = signed[i + 1].split('\x1f');
+    for (let j = 0; j + 1 < parts.length; j += 2) counts.set(parts[j], (counts.get(parts[j]) ?? 0) + sign * Number(parts[j + 1]));
+  }
+  let keys = [...counts.keys()].filter((k) => counts.get(k)! > 0);
+  if (top > 0 && keys.length > top) {
+    keys.sort((a, b) => counts.get(b)! - counts.get(a)! || (a < b ? -1 : 1));
+    keys = keys.slice(0, top);
+  }
+  keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  // No prototype: a campaign id such as "__proto__" is valid and must stay a plain key.
+  const out: Record<string, number> = Object.create(null);
+  for (const k of keys) out[k] = counts.get(k)!;
+  return out;
+}
+
 /** Reads fused profiles with readProfile.lua: one script call (one round trip) per user. */
 export class ProfileReader {
   private readonly types: EventType[];
@@ -119,14 +143,11 @@ export class ProfileReader {
     };
     const byName = new Map<string, unknown>();
     for (let i = 0; i < flatTags.length; i += 2) byName.set(flatTags[i] as string, flatTags[i + 1]);
-    for (const { name, aggregation } of this.tagOrder) {
+    for (const { name, aggregation, top } of this.tagOrder) {
       // A tag of an event type the user has no state for: its empty value (as the script gives it).
       const value = byName.has(name) ? byName.get(name) : EMPTY_VALUE[aggregation];
       if (Array.isArray(value)) {
-        // No prototype: a campaign id such as "__proto__" is valid and must stay a plain key.
-        const counts: Record<string, number> = Object.create(null);
-        for (let j = 0; j < value.length; j += 2) counts[value[j] as string] = Number(value[j + 1]);
-        profile.tags[name] = counts;
+        profile.tags[name] = mergeCounts(value as string[], top ?? 0);
       } else {
         // null: min/max/last/avg of a window without values.
         profile.tags[name] = value === null ? null : Number(value);

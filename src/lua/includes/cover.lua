@@ -30,13 +30,14 @@ end
 local function coverByLevels(act, from, to, levels, fieldPrefix)
   local names = {}
   local function add(level, lo, hi)
+    local pre = fieldPrefix .. PREFIX[level]
     for t = lo, hi - level, level do
       local idx = t / level
       local live = act == nil
         or (level == 1000 and act.minutes[math.floor(idx / 60)])
         or (level == 60000 and act.minutes[idx])
         or (level == 3600000 and act.hours[idx])
-      if live then names[#names + 1] = fieldPrefix .. PREFIX[level] .. idx end
+      if live then names[#names + 1] = pre .. idx end
     end
   end
   local lo, hi = from, to

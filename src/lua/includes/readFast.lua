@@ -50,10 +50,7 @@ local function readFast(bin, pos, paneKey, indexKey, now, out)
         for _, p in ipairs(adds) do if p then value = value + paneCount(p) end end
         for _, p in ipairs(subs) do if p then value = value - paneCount(p) end end
       else
-        local counts = addValues({}, total0, 1)
-        for _, p in ipairs(adds) do addValues(counts, p or nil, 1) end
-        for _, p in ipairs(subs) do addValues(counts, p or nil, -1) end
-        value = countsValue(counts, top)
+        value = signedTexts(total0, adds, subs)
       end
     else
       return giveUp()

@@ -2,8 +2,8 @@
 -- of one event type (tp: the type's entry of the window plan, see windowPlan in
 -- src/lua/scripts.ts), or of those whose names are keys of `only` (nil: all), as a list of
 -- {name, value} in the plan's order: an integer for count and distinct, a decimal string
--- for sum/avg/min/max/last (false when the window has no value), a flat sorted {key, n, ...}
--- list for count_by. Also the type's newest event time (nil when unknown).
+-- for sum/avg/min/max/last (false when the window has no value), signed value-pane texts
+-- for count_by (signedTexts). Also the type's newest event time (nil when unknown).
 -- Count and count_by tags start from the write's running total and add/subtract the panes
 -- between its window and now's (usually a few); the others, and any tag without a usable
 -- total, merge the panes covering the window that the time index says hold state.
@@ -29,21 +29,28 @@ local function numericValue(agg, panes)
   return string.format('%.14g', value)
 end
 
--- {value = count} -> flat {key, n, ...} sorted by key, the `top` largest only (0: all).
-local function countsValue(counts, top)
-  local keys = {}
-  for k, n in pairs(counts) do if n > 0 then keys[#keys + 1] = k end end
-  if top > 0 and #keys > top then
-    table.sort(keys, function(a, b) return counts[a] > counts[b] or (counts[a] == counts[b] and a < b) end)
-    for i = #keys, top + 1, -1 do keys[i] = nil end
+-- A count_by value as the reply carries it: {'+', text, '+', text, '-', text, ...}, value
+-- pane texts ("v\31n\31...") to add or subtract, for the caller to merge, sort and cut
+-- to `top` (src/profile/reader.ts): that work is the caller's CPU, not Redis's.
+local function signedTexts(base, adds, subs)
+  local out = {}
+  if base and base ~= '' then
+    out[1] = '+'
+    out[2] = base
   end
-  table.sort(keys)
-  local flat = {}
-  for _, k in ipairs(keys) do
-    flat[#flat + 1] = k
-    flat[#flat + 1] = counts[k]
+  for _, p in ipairs(adds) do
+    if p and p ~= '' then
+      out[#out + 1] = '+'
+      out[#out + 1] = p
+    end
   end
-  return flat
+  for _, p in ipairs(subs) do
+    if p and p ~= '' then
+      out[#out + 1] = '-'
+      out[#out + 1] = p
+    end
+  end
+  return out
 end
 
 -- distinct: values whose latest time (kept in the time index) is in [from, to), plus values
@@ -85,10 +92,7 @@ local function jobValues(paneKey, indexKey, jobs, newest, waiting, out)
         for _, p in ipairs(adds) do if p then value = value + paneCount(p) end end
         for _, p in ipairs(subs) do if p then value = value - paneCount(p) end end
       elseif tag.agg == 'count_by' then
-        local counts = addValues({}, plan and plan.base or nil, 1)
-        for _, p in ipairs(adds) do addValues(counts, p or nil, 1) end
-        for _, p in ipairs(subs) do addValues(counts, p or nil, -1) end
-        value = countsValue(counts, tag.top)
+        value = signedTexts(plan and plan.base or nil, adds, subs)
       else
         local list = {}
         for _, p in ipairs(adds) do if p then list[#list + 1] = p end end
