@@ -41,6 +41,7 @@ local function readFast(bin, pos, paneKey, indexKey, now, out)
       value = redis.call('ZCOUNT', indexKey, base + from, '(' .. (base + to))
     elseif agg == 1 or agg == 8 then -- count, count_by
       local tag = { window = window, res = res, levels = levelList(mask), prefix = agg == 8 and tostring(field) or '', total = total }
+      if agg == 8 then loadOwnField(paneKey, meta, total) end
       local plan = totalPlan(meta, tag, from, to, oldest, newest, true)
       if not plan then return giveUp() end
       local addNames, subNames = jobNames(indexKey, tag, plan, from, to, newest)

@@ -132,6 +132,7 @@ local function typeTagValues(paneKey, indexKey, tp, now, only, out, fill)
       local from, to = windowRange(tag.window, tag.res, now)
       local job = { tag = tag, from = from, to = to }
       jobs[#jobs + 1] = job
+      if tag.agg == 'count_by' then loadOwnField(paneKey, meta, tag.total) end
       if tag.agg ~= 'distinct' then job.plan = totalPlan(meta, tag, from, to, meta and meta.oldest, newest, true) end
     end
   end

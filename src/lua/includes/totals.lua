@@ -8,9 +8,19 @@
 -- subtracting those that left) or an event lands in those completed panes; events of the
 -- current pane (the usual case) leave it as it is. A read at `now` takes the total,
 -- corrects it by the panes between its range and now's (usually none or a few), and adds
--- now's own pane. The keys' expiry follows from newest (see writeType).
+-- now's own pane. A count_by total (spec starting with its field's digit) keeps its value
+-- in a field of its own, C<spec>, so T stays small however many values it counts: it is
+-- read only when used and written only when it moves. The keys' expiry follows from
+-- newest (see writeType).
 
--- {newest, oldest, d = {spec = d}, v = {spec = value text}}, or nil.
+-- True for the spec of a count_by total (its value lives in field C<spec>).
+local function ownField(spec)
+  local b = string.byte(spec, 1)
+  return b >= 48 and b <= 57
+end
+
+-- {newest, oldest, d = {spec = d}, v = {spec = value text ('' for a count_by total: see
+-- loadOwnField)}}, or nil.
 local function parseMeta(text)
   if not text then return nil end
   local newest, k, rest = string.match(text, '^(%d+),(%-?%d+)(.*)$')
@@ -24,13 +34,19 @@ local function parseMeta(text)
   return meta
 end
 
--- T's text for newest, oldest and totals {spec = {p, value text, res}}.
+-- T's text for newest, oldest and totals {spec = {p, value text, res}} (a count_by
+-- total's value is left out: it is in C<spec>).
 local function formatMeta(newest, oldest, totals)
   local parts = { string.format('%d,%d', newest, math.floor(newest / 60000) - math.floor(oldest / 60000)) }
   for spec, t in pairs(totals) do
-    parts[#parts + 1] = spec .. '=' .. string.format('%d', math.floor(newest / t[3]) - t[1]) .. ':' .. t[2]
+    parts[#parts + 1] = spec .. '=' .. string.format('%d', math.floor(newest / t[3]) - t[1]) .. ':' .. (ownField(spec) and '' or t[2])
   end
   return table.concat(parts, '\30')
+end
+
+-- Puts a count_by total's value (field C<spec>) into meta.v, when the meta has the total.
+local function loadOwnField(paneKey, meta, spec)
+  if meta and meta.d[spec] and ownField(spec) then meta.v[spec] = redis.call('HGET', paneKey, 'C' .. spec) or nil end
 end
 
 -- The ranges [a, b) to add and to subtract to turn a sum over [oldFrom, oldTo) into one

@@ -135,6 +135,7 @@ local function writeType(paneKey, indexKey, tp, now, events)
       if kept and not late and math.floor(meta.newest / tag.res) - meta.d[tag.total] == job.p then
         job.keep = kept -- same pane, nothing new in its range: as it is
       end
+      if not job.keep then loadOwnField(paneKey, meta, tag.total) end
       local plan = not job.keep and totalPlan(meta, tag, from, to, meta and meta.oldest, oldNewest, false)
       job.base = plan and plan.base
       if job.keep then
@@ -206,6 +207,9 @@ local function writeType(paneKey, indexKey, tp, now, events)
   local oldest = meta and meta.oldest
   for _, score in pairs(d.members) do if score < DISTINCT_BASE and (not oldest or score < oldest) then oldest = score end end
   put('T', formatMeta(newest, oldest, totals))
+  for _, job in ipairs(jobs) do
+    if not job.keep and ownField(job.tag.total) then put('C' .. job.tag.total, totals[job.tag.total][2]) end
+  end
   for first = 1, #writes, 1000 do redis.call('HSET', paneKey, unpack(writes, first, math.min(first + 999, #writes))) end
   if #drop > 0 then redis.call('HDEL', paneKey, unpack(drop)) end
   indexMembers(indexKey, d.members)
