@@ -24,7 +24,8 @@ describe('profile CLI (real processes)', function () {
 
   it('`up` ingests over HTTP, serves the profile, `get` reads it, and SIGTERM exits 0 after draining', async () => {
     const prefix = uniquePrefix();
-    const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: prefix, LOG_LEVEL: 'info' };
+    // Its own ODS folder: the default (./data/ods) is a user's, not the suite's.
+    const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: prefix, LOG_LEVEL: 'info', ODS_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'cli-up-ods-')) };
     const up = runCli(['up', '--port', '0'], env);
     const [, port] = await up.waitFor(/"port":(\d+),"msg":"API listening"/);
     await up.waitFor(/realtime consumer started/);
@@ -189,6 +190,7 @@ describe('profile CLI (real processes)', function () {
     const redisPort = await freePort();
     const { code, out } = await runCliToEnd(['up', '--port', '0'], {
       PATH: '/nonexistent', PROFILE_EMBEDDED_REDIS_PORT: String(redisPort), LOG_LEVEL: 'silent',
+      PROFILE_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'cli-no-redis-')), // (not ./data, a user's)
     }, true);
     expect(code).to.equal(1);
     expect(out).to.equal(
