@@ -1,9 +1,9 @@
--- typeTagValues(paneKey, indexKey, tp, now, only): the values at `now` of the window tags
--- of one event type (tp: the type's entry of the window plan, see windowPlan in
--- src/lua/scripts.ts), or of those whose names are keys of `only` (nil: all), as a list of
--- {name, value} in the plan's order: an integer for count and distinct, a decimal string
--- for sum/avg/min/max/last (false when the window has no value), signed value-pane texts
--- for count_by (signedTexts). Also the type's newest event time (nil when unknown).
+-- The general read of one event type's tags (typeTagValues, at the end), for what the fast
+-- path (readFast.lua) does not take: tags without a usable running total (an idle user,
+-- state written before totals), sum/avg/min/max/last, distinct values waiting ahead of now;
+-- and the trigger conditions' tags. Values: an integer for count and distinct, a decimal
+-- string for sum/avg/min/max/last (false when the window has no value), signed value-pane
+-- texts for count_by (signedTexts).
 -- Count and count_by tags start from the write's running total and add/subtract the panes
 -- between its window and now's (usually a few); the others, and any tag without a usable
 -- total, merge the panes covering the window that the time index says hold state.

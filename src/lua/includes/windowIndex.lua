@@ -1,7 +1,8 @@
 -- The time index of a type's panes, u:{<user>}:t:<type>: member m<minute> (score: minute
 -- start) or h<hour> (score: hour end - 1 min) for each pane with state; for each distinct
 -- field f, member v<f>:<value> scored f * DISTINCT_BASE + the value's latest event time
--- (so a distinct count is one ZCOUNT); member L scores the type's newest event time.
+-- (so a distinct count is one ZCOUNT). State written before the running totals also has
+-- member L, scoring the type's newest event time (now in the pane hash's T field).
 
 -- ZADD GT of {member = score} (GT keeps the newest time of a distinct value; pane members'
 -- scores never change).

@@ -5,8 +5,10 @@
 -- keys' expiry only when its minute moves. Returns the number of events added and the
 -- type's newest event time before and after (nil when unknown).
 -- Redis calls for a call that adds events and prunes nothing: HMGET (meta, buckets), HMGET
--- (panes to update, panes between the totals' windows), HSET, ZADD; PEXPIRE of both keys once a
--- minute at most. Cost: O(events + panes touched + bucket bytes), never O(window).
+-- (panes to update, panes between the totals' old and new ranges), HSET, ZADD; a narrow
+-- ZRANGEBYSCORE for a total that moves over a long gap, an HGET of a count_by total that
+-- moves (once a minute); PEXPIRE GT of both keys once a minute at most. Cost: O(events +
+-- panes touched + bucket bytes), never O(events in the window).
 
 -- Counts one new event e ({ts, packed}) into the deltas `d` of the call: numeric panes are
 -- {c, n, s, ...} for a type with a numeric tag, else a count.
