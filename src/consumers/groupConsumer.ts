@@ -160,17 +160,15 @@ export abstract class GroupConsumer {
     if (this.trimTimer) clearInterval(this.trimTimer);
     if (this.running) {
       // Wake each blocked XREADGROUP now instead of waiting out its block time; it then
-      // returns as on a timeout, so no entry is read and left unprocessed.
-      await Promise.all(
-        this.units.map(async (unit) => {
-          if (unit.blockingId === undefined) return;
-          try {
-            await nodeFor(this.base.redis, unit.streams[0]).client('UNBLOCK', unit.blockingId);
-          } catch (err) {
-            this.log.debug({ err }, 'CLIENT UNBLOCK failed; waiting for the read to time out');
-          }
-        }),
-      );
+      // returns as on a timeout, so no entry is read and left unprocessed. A read sent just
+      // before `stopping` was seen can reach Redis after the UNBLOCK (another connection):
+      // repeat it until every loop has ended.
+      let ended = false;
+      const loops = this.running.then(() => (ended = true), () => (ended = true));
+      while (!ended) {
+        await this.unblockReads();
+        await Promise.race([loops, new Promise((r) => setTimeout(r, 100))]);
+      }
     }
     await this.running;
     this.running = undefined;
@@ -180,6 +178,20 @@ export abstract class GroupConsumer {
       unit.blocking?.disconnect();
       unit.blocking = undefined;
     }
+  }
+
+  /** CLIENT UNBLOCK of each unit's blocking connection (a no-op for one not blocked). */
+  private async unblockReads(): Promise<void> {
+    await Promise.all(
+      this.units.map(async (unit) => {
+        if (unit.blockingId === undefined) return;
+        try {
+          await nodeFor(this.base.redis, unit.streams[0]).client('UNBLOCK', unit.blockingId);
+        } catch (err) {
+          this.log.debug({ err }, 'CLIENT UNBLOCK failed; waiting for the read to time out');
+        }
+      }),
+    );
   }
 
   /**
