@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
+import { get as httpGet } from 'http';
 import { ConfigError } from '../../src/core/errors';
 import { partitionFor } from '../../src/core/keys';
 import { parseTagConfig } from '../../src/core/tags';
@@ -226,6 +227,28 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
       };
       return { events, close: () => ctrl.abort() };
     }
+
+    it('frees the Redis connection of a client that leaves at any moment, even before its stream opened', async () => {
+      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+      // Connections blocked in (or last used for) XREAD: the streams' readers.
+      const readers = async () => ((await p.redis.client('LIST')) as string).split('\n').filter((l) => / cmd=xread /.test(l)).length;
+      for (let i = 0; i < 100 && (await readers()) > 0; i++) await sleep(20);
+      expect(await readers()).to.equal(0);
+      await Promise.all(Array.from({ length: 60 }, (_, i) => new Promise<void>((resolve) => {
+        const req = httpGet(`${base}/triggers/stream`, (res) => res.resume());
+        req.on('error', () => resolve());
+        setTimeout(() => {
+          req.destroy();
+          resolve();
+        }, i % 12);
+      })));
+      let left = -1;
+      for (let i = 0; i < 100 && left !== 0; i++) {
+        await sleep(30);
+        left = await readers();
+      }
+      expect(left).to.equal(0);
+    });
 
     it('sends one event per firing, resumes after Last-Event-ID without loss, and filters by ?name=', async () => {
       const all = await open();

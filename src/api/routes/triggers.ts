@@ -27,14 +27,21 @@ export function triggersRouter(api: ApiContext): Router {
       res.status(400).json({ error: `Last-Event-ID must be a cursor this stream sent: ${api.partitions} stream ids, comma-separated` });
       return;
     }
-    const reader = await FiringReader.open(api.redis, api.keys, api.partitions, cursor);
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    res.write(`retry: 1000\n: cursor ${reader.cursor()}\n\n`);
+    // Listen for the client leaving before anything is awaited: one that leaves while the
+    // reader opens must still free the reader's connections.
     let open = true;
+    let reader: FiringReader | undefined;
     res.on('close', () => {
       open = false;
-      reader.close();
+      reader?.close();
     });
+    reader = await FiringReader.open(api.redis, api.keys, api.partitions, cursor);
+    if (!open) {
+      reader.close();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write(`retry: 1000\n: cursor ${reader.cursor()}\n\n`);
     while (open) {
       let firings;
       try {
