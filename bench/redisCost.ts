@@ -68,7 +68,8 @@ async function readCost(redis: Redis, reader: ProfileReader, ids: string[]): Pro
     const got = await Promise.all(ids.slice(i, i + 4).map((id) => reader.read(id)));
     found += got.filter((p) => p !== null).length;
   }
-  const s = (await commandStats(redis)).get('evalsha_ro') ?? (await commandStats(redis)).get('evalsha')!;
+  const stats = await commandStats(redis);
+  const s = stats.get('evalsha_ro') ?? stats.get('evalsha')!;
   return { us: Number((s.usec / s.calls).toFixed(2)), found };
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'crypto';
 import { EventType, ProfileEvent } from '../core/event';
 import { Keys } from '../core/keys';
-import { OfflineTag, Trigger, WINDOW_FIELDS, WindowTag } from '../core/tags';
+import { OfflineTag, Trigger, WINDOW_FIELDS, WindowTag, longestWindowFor } from '../core/tags';
 import { ScriptArg, ScriptCall, Scripts, UpdateWindowsReply } from '../lua/scripts';
 import { windowPlan } from '../lua/windowPlan';
 
@@ -27,9 +27,9 @@ export function windowsReply(reply: UpdateWindowsReply): { added: number; outbox
 
 /**
  * Builds updateWindows.lua calls for the configured tags: the window plan (each event
- * type's pane layout and tags) and the trigger plan are derived once from the tag config
- * and sent as two fixed JSON arguments; each call carries many users' events, and this
- * class lays out every KEYS position the script reads.
+ * type's pane layout and tags, binary) and the trigger plan (JSON) are derived once from
+ * the tag config and sent as two fixed arguments; each call carries many users' events,
+ * and this class lays out every KEYS position the script reads.
  */
 export class WindowWriter {
   private readonly plan: ReturnType<typeof windowPlan>;
@@ -39,7 +39,7 @@ export class WindowWriter {
 
   constructor(private readonly keys: Keys, tags: readonly WindowTag[], triggers: readonly Trigger[] = [], offline: readonly OfflineTag[] = []) {
     this.plan = windowPlan(tags);
-    for (const t of tags) this.longestByType.set(t.event, Math.max(this.longestByType.get(t.event) ?? 0, t.windowMs));
+    for (const type of this.plan.types) this.longestByType.set(type, longestWindowFor(tags, type));
     if (triggers.length > 0) this.triggerPlan = this.planTriggers(tags, triggers, offline);
   }
 
@@ -82,10 +82,9 @@ export class WindowWriter {
     const records: ScriptArg[] = [];
     const t = this.triggerPlan;
     for (const u of users) {
-      const own = (Object.keys(u.events) as EventType[]).filter((type) => {
-        if (!this.longestByType.has(type)) throw new Error(`no window tag uses event type ${type}`);
-        return true;
-      });
+      const own = Object.keys(u.events) as EventType[];
+      const unused = own.find((type) => !this.longestByType.has(type));
+      if (unused) throw new Error(`no window tag uses event type ${unused}`);
       const evaluate = t !== undefined && own.some((type) => t.evaluatedOn.has(type) && u.events[type]!.length > 0);
       records.push(keys.length + 1, evaluate ? 1 : 0, u.lastEventId ?? '', u.userId);
       keys.push(k.realtime(u.userId));

@@ -63,8 +63,8 @@ local trig = ARGV[3] ~= '' and cjson.decode(ARGV[3]) or nil
 local reply = { 0 }
 local a = 4
 while a <= #ARGV do
-  local rtKey, evaluate, eventId, userId, n = KEYS[tonumber(ARGV[a])], ARGV[a + 1] == '1', ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
-  local rtIndex = tonumber(ARGV[a])
+  local rtIndex, evaluate, eventId, userId, n = tonumber(ARGV[a]), ARGV[a + 1] == '1', ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
+  local rtKey = KEYS[rtIndex]
   a = a + 5
   -- The user's types: plan index, keys and events.
   local types, typeKeys = {}, {}

@@ -10,9 +10,8 @@ interface TagPlan {
   field: number;
   window: number;
   res: number;
-  /** Pane levels it reads (ms, finest first) and the prefix of their field names ('' numeric panes, '<field>' value panes). */
+  /** Pane levels it reads (ms, finest first). */
   levels: number[];
-  prefix: string;
   /** count_by: the k largest (0: all). */
   top: number;
   /** Name of its running total in the pane hash's T field ('' for kinds without one): the same for tags that count the same panes. */
@@ -62,7 +61,7 @@ export function windowPlan(tags: readonly WindowTag[]): WindowPlan {
         const field = t.field ? WINDOW_FIELDS.indexOf(t.field) + 1 : 0;
         return {
           name: t.name, agg: t.aggregation, field, window: t.windowMs, res: t.resolutionMs, levels: tagLevels(t),
-          prefix: t.aggregation === 'count_by' ? String(field) : '', top: t.top ?? 0, total: totalSpec(t, field),
+          top: t.top ?? 0, total: totalSpec(t, field),
         };
       }),
     };

@@ -35,7 +35,7 @@ local function readFast(bin, pos, paneKey, indexKey, now, out)
     local from, to = windowRange(window, res, now)
     local value
     if newest < from then -- every event is older than the window
-      if agg == 8 then value = {} elseif agg == 2 then value = '0' elseif agg >= 3 and agg <= 6 then value = false else value = 0 end
+      value = emptyValue(AGGREGATIONS[agg])
     elseif agg == 7 then -- distinct
       local base = field * DISTINCT_BASE
       value = redis.call('ZCOUNT', indexKey, base + from, '(' .. (base + to))
@@ -45,14 +45,7 @@ local function readFast(bin, pos, paneKey, indexKey, now, out)
       local plan = totalPlan(meta, tag, from, to, oldest, newest, true)
       if not plan then return giveUp() end
       local addNames, subNames = jobNames(indexKey, tag, plan, from, to, newest)
-      local adds, subs, total0 = fetchFields(paneKey, addNames), fetchFields(paneKey, subNames), plan.base
-      if agg == 1 then
-        value = tonumber(total0)
-        for _, p in ipairs(adds) do if p then value = value + paneCount(p) end end
-        for _, p in ipairs(subs) do if p then value = value - paneCount(p) end end
-      else
-        value = signedTexts(total0, adds, subs)
-      end
+      value = totalValue(AGGREGATIONS[agg], plan.base, fetchFields(paneKey, addNames), fetchFields(paneKey, subNames))
     else
       return giveUp()
     end

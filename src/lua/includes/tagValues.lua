@@ -34,23 +34,26 @@ end
 -- to `top` (src/profile/reader.ts): that work is the caller's CPU, not Redis's.
 local function signedTexts(base, adds, subs)
   local out = {}
-  if base and base ~= '' then
-    out[1] = '+'
-    out[2] = base
-  end
-  for _, p in ipairs(adds) do
-    if p and p ~= '' then
-      out[#out + 1] = '+'
-      out[#out + 1] = p
+  local function push(sign, text)
+    if text and text ~= '' then
+      out[#out + 1] = sign
+      out[#out + 1] = text
     end
   end
-  for _, p in ipairs(subs) do
-    if p and p ~= '' then
-      out[#out + 1] = '-'
-      out[#out + 1] = p
-    end
-  end
+  push('+', base)
+  for _, p in ipairs(adds) do push('+', p) end
+  for _, p in ipairs(subs) do push('-', p) end
   return out
+end
+
+-- A count or count_by tag's value: its running total `base` (nil: none) plus the pane texts
+-- `adds` minus `subs` (false for a missing pane).
+local function totalValue(agg, base, adds, subs)
+  if agg == 'count_by' then return signedTexts(base, adds, subs) end
+  local n = tonumber(base or 0)
+  for _, p in ipairs(adds) do if p then n = n + paneCount(p) end end
+  for _, p in ipairs(subs) do if p then n = n - paneCount(p) end end
+  return n
 end
 
 -- distinct: values whose latest time (kept in the time index) is in [from, to), plus values
@@ -87,12 +90,8 @@ local function jobValues(paneKey, indexKey, jobs, newest, waiting, out)
       local plan = job.plan
       local addNames, subNames = jobNames(indexKey, tag, plan, job.from, job.to, newest)
       local adds, subs = fetchFields(paneKey, addNames), fetchFields(paneKey, subNames)
-      if tag.agg == 'count' then
-        value = tonumber(plan and plan.base or 0)
-        for _, p in ipairs(adds) do if p then value = value + paneCount(p) end end
-        for _, p in ipairs(subs) do if p then value = value - paneCount(p) end end
-      elseif tag.agg == 'count_by' then
-        value = signedTexts(plan and plan.base or nil, adds, subs)
+      if tag.agg == 'count' or tag.agg == 'count_by' then
+        value = totalValue(tag.agg, plan and plan.base or nil, adds, subs)
       else
         local list = {}
         for _, p in ipairs(adds) do if p then list[#list + 1] = p end end
