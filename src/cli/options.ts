@@ -54,7 +54,8 @@ export function withRedisOptions(cmd: Command): Command {
     .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').env('LOG_LEVEL'))
     .addOption(new Option('--log-format <format>', 'log lines as json or pretty; auto: pretty on a terminal, JSON when piped').choices(['auto', 'json', 'pretty']).env('LOG_FORMAT'))
     .addOption(new Option('--pretty', 'same as --log-format pretty').env('LOG_PRETTY'))
-    .addOption(new Option('--ods <dir>', 'ODS directory (default ./data/ods)').env('ODS_DIR'));
+    .addOption(new Option('--ods <dir>', 'ODS directory (default ./data/ods)').env('ODS_DIR'))
+    .addOption(new Option('--allow-eviction', 'start even if Redis may evict keys (maxmemory-policy other than noeviction): events and window state can be lost').env('PROFILE_ALLOW_EVICTION'));
 }
 
 /**
@@ -102,6 +103,9 @@ export function withConsumerOptions(cmd: Command): Command {
 const list = (value: unknown): string[] | undefined =>
   typeof value === 'string' && value.trim() !== '' ? value.split(',').map((n) => n.trim()) : undefined;
 
+/** A boolean flag given on the command line (true) or by its env var (anything but 0, false, no or empty). */
+const flag = (value: unknown): boolean => value === true || !/^(0|false|no|)$/i.test(String(value));
+
 /** A command's parsed options (and the environment) as a validated AppConfig. */
 export function configFrom(o: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): AppConfig {
   const input: ConfigInput = {
@@ -130,7 +134,8 @@ export function configFrom(o: Record<string, unknown>, env: NodeJS.ProcessEnv = 
     batchRedisUrl: o.batchRedis as string | undefined,
     // Keys come from the environment only: a command line is visible to every local user (ps).
     apiKeys: env.PROFILE_API_KEYS ? parseApiKeys(env.PROFILE_API_KEYS) : undefined,
-    logFormat: (o.logFormat as ConfigInput['logFormat']) ?? (o.pretty === undefined ? undefined : o.pretty === true || !/^(0|false|no|)$/i.test(String(o.pretty)) ? 'pretty' : 'json'),
+    logFormat: (o.logFormat as ConfigInput['logFormat']) ?? (o.pretty === undefined ? undefined : flag(o.pretty) ? 'pretty' : 'json'),
+    allowEviction: o.allowEviction === undefined ? undefined : flag(o.allowEviction),
     dataDir: env.PROFILE_DATA_DIR,
     embeddedRedisPort: env.PROFILE_EMBEDDED_REDIS_PORT === undefined ? undefined : Number(env.PROFILE_EMBEDDED_REDIS_PORT),
     embeddedAppendfsync: env.PROFILE_REDIS_APPENDFSYNC as ConfigInput['embeddedAppendfsync'],

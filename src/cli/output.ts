@@ -1,5 +1,6 @@
 import { OdsFile } from '../ods/files';
 import { PartitionStatus } from '../redis/streamStatus';
+import { REQUIRED_POLICY, RedisServerSettings } from '../redis/settings';
 import type { BatchSummary } from '../batch/run';
 import type { LoadSummary } from '../batch/load';
 import type { VerifyResult } from '../batch/verify';
@@ -37,7 +38,7 @@ function bytes(n: number): string {
  * consumers, age of the oldest entry still in the stream; on a cluster also the master
  * serving it), then the ODS size.
  */
-export function formatStatus(partitions: PartitionStatus[], ods: OdsFile[], odsDir: string, now: number): string {
+export function formatStatus(partitions: PartitionStatus[], ods: OdsFile[], odsDir: string, now: number, redis: RedisServerSettings[] = []): string {
   const rows: string[][] = [];
   const nodes = partitions.some((p) => p.node);
   for (const p of partitions) {
@@ -52,12 +53,24 @@ export function formatStatus(partitions: PartitionStatus[], ods: OdsFile[], odsD
   }
   const dates = new Set(ods.map((f) => f.date));
   return [
+    ...redis.map(redisLine),
+    ...(redis.length ? [''] : []),
     nodes
       ? table(['stream', 'node', 'length', 'oldest', 'group', 'lag', 'pending', 'consumers'], rows, [0, 1, 4])
       : table(['stream', 'length', 'oldest', 'group', 'lag', 'pending', 'consumers'], rows, [0, 3]),
     '',
     `ODS ${odsDir}: ${ods.length} files in ${dates.size} date partitions, ${bytes(ods.reduce((n, f) => n + f.bytes, 0))}`,
   ].join('\n');
+}
+
+/** One server's settings: its eviction policy (flagged unless noeviction), maxmemory and AOF. */
+function redisLine(s: RedisServerSettings): string {
+  const policy = s.maxmemoryPolicy === null ? 'maxmemory-policy unknown (this user may not run INFO)'
+    : s.maxmemoryPolicy === REQUIRED_POLICY ? 'maxmemory-policy noeviction'
+      : `maxmemory-policy ${s.maxmemoryPolicy} -- MAY EVICT KEYS: acknowledged events and window state can be lost (set noeviction)`;
+  const max = s.maxmemory === null ? '' : `, maxmemory ${s.maxmemory === 0 ? 'none' : `${mib(s.maxmemory)} MiB`}`;
+  const aof = s.aof === null ? '' : `, AOF ${s.aof ? 'on' : 'off'}`;
+  return `Redis ${s.node}: ${policy}${max}${aof}`;
 }
 
 /** `profile batch`'s summary. */

@@ -11,10 +11,14 @@ export async function runProcess(o: Record<string, unknown>, roles: Roles, allow
   await runRoles(rt, roles, stop);
 }
 
-/** Opens Redis for a one-shot command (logging at warn unless told otherwise), runs `fn`, and closes. */
-export async function withRuntime<T>(o: Record<string, unknown>, fn: (rt: Runtime) => Promise<T>): Promise<T> {
+/**
+ * Opens Redis for a one-shot command (logging at warn unless told otherwise), runs `fn`, and
+ * closes. `checkSettings` false: the command only reports Redis's settings (`profile status`)
+ * and runs whatever they are.
+ */
+export async function withRuntime<T>(o: Record<string, unknown>, fn: (rt: Runtime) => Promise<T>, checkSettings = true): Promise<T> {
   const config = configFrom({ logLevel: 'warn', ...o });
-  const rt = await openRuntime(config, createLogger(config.logLevel, config.logFormat));
+  const rt = await openRuntime(config, createLogger(config.logLevel, config.logFormat), false, checkSettings);
   try {
     return await fn(rt);
   } finally {

@@ -39,6 +39,11 @@ export interface AppConfig {
    * @defaultValue `"everysec"`
    */
   embeddedAppendfsync: 'always' | 'everysec' | 'no';
+  /**
+   * Start even when a Redis server's maxmemory-policy is not `noeviction` (which lets Redis
+   * delete acknowledged events and window state under memory pressure). @defaultValue false
+   */
+  allowEviction: boolean;
   /** Prefix of every key. @defaultValue `""` */
   prefix: string;
   /** Number of stream partitions `ev:{p0}`…; must not change while streams hold entries. @defaultValue 4 */
@@ -114,6 +119,7 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
   const config: AppConfig = {
     embeddedRedisPort: 6379,
     embeddedAppendfsync: 'everysec',
+    allowEviction: false,
     prefix: '',
     partitions: 4,
     host: '127.0.0.1',

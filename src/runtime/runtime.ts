@@ -16,6 +16,7 @@ import { GroupConsumer, GroupConsumerOptions } from '../consumers/groupConsumer'
 import { BatchLauncher } from '../batch/launcher';
 import { Metrics, serveMetrics } from '../ops/metrics';
 import { isRedisError } from '../core/errors';
+import { checkEvictionPolicy } from '../redis/settings';
 
 /** A connected process: its Redis, key names, and what it must close on exit. */
 export interface Runtime {
@@ -35,9 +36,23 @@ export interface Runtime {
 /**
  * Connects to the configured Redis. With no Redis configured and nothing answering on
  * 127.0.0.1:6379 (`embeddedRedisPort`), `allowEmbedded` starts a private redis-server there (AOF on, data under
- * `<dataDir>/redis`); it is stopped by `closeRuntime`.
+ * `<dataDir>/redis`); it is stopped by `closeRuntime`. Unless `checkSettings` is false (a
+ * command that only reports them, such as `profile status`), refuses to go on when a
+ * Redis server may evict keys (see redis/settings.ts; `config.allowEviction` overrides).
  */
-export async function openRuntime(config: AppConfig, logger: Logger, allowEmbedded = false): Promise<Runtime> {
+export async function openRuntime(config: AppConfig, logger: Logger, allowEmbedded = false, checkSettings = true): Promise<Runtime> {
+  const rt = await connectRuntime(config, logger, allowEmbedded);
+  if (!checkSettings) return rt;
+  try {
+    await checkEvictionPolicy(rt.redis, config.allowEviction, (message, detail) => logger.warn(detail, message));
+  } catch (err) {
+    await closeRuntime(rt);
+    throw err;
+  }
+  return rt;
+}
+
+async function connectRuntime(config: AppConfig, logger: Logger, allowEmbedded: boolean): Promise<Runtime> {
   if (config.clusterNodes) {
     const target = { clusterNodes: config.clusterNodes };
     const redis = await connectTarget(target);

@@ -153,11 +153,15 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
     const denied: (string | number)[][] = [
       ['FLUSHALL'], ['FLUSHDB'], ['CONFIG', 'GET', '*'], ['CONFIG', 'SET', 'dir', '/tmp'], ['KEYS', '*'], ['EVAL', 'return 1', 0],
       ['EVAL', "return redis.call('GET', 'x')", 0], ['SCRIPT', 'FLUSH'], ['ACL', 'LIST'], ['MONITOR'], ['DEBUG', 'SLEEP', 0], ['CLIENT', 'KILL', 'ID', 1],
-      ['CLIENT', 'LIST'], ['SAVE'], ['REPLICAOF', 'NO', 'ONE'], ['INFO'], ['MODULE', 'LIST'], ['FUNCTION', 'FLUSH'], ['SET', 'elsewhere', '1'], ['GET', 'elsewhere'],
+      ['CLIENT', 'LIST'], ['SAVE'], ['REPLICAOF', 'NO', 'ONE'], ['MODULE', 'LIST'], ['FUNCTION', 'FLUSH'], ['SET', 'elsewhere', '1'], ['GET', 'elsewhere'],
     ];
     for (const role of ROLES) {
       for (const args of denied) expect([role, ...args, await refused(role, args)]).to.deep.equal([role, ...args, 'NOPERM']);
     }
+    // INFO, the one @dangerous command: the roles that start processes read maxmemory-policy
+    // with it (a policy that evicts keys is refused at start); the producer's user may not.
+    expect(await refused('ingest', ['INFO', 'memory'])).to.equal('NOPERM');
+    for (const role of ['worker', 'api', 'batch'] as const) expect(await conns[role].info('memory')).to.match(/^maxmemory_policy:noeviction\r?$/m);
   });
 
   it('keeps each role to its own keys and commands; a loaded script cannot do more than its user', async () => {
