@@ -34,6 +34,6 @@ export function expressApp(api: ApiContext): Express {
   app.use(requestLog(api.log, ['POST /events']));
   app.use(eventsRouter(api), profilesRouter(api), batchRouter(api), opsRouter(api), dashboardRouter(api), triggersRouter(api));
   app.use(notFound);
-  app.use(errorHandler(api.redis, api.log));
+  app.use(errorHandler(api.redis, api.log, api.redisOutage));
   return app;
 }

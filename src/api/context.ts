@@ -1,6 +1,6 @@
 import type { RedisClient } from '../redis/client';
 import type { Keys } from '../core/keys';
-import { Logger, silentLogger } from '../core/logger';
+import { Logger, OutageLog, silentLogger } from '../core/logger';
 import type { ProfileReader } from '../profile/reader';
 import type { Producer } from '../producer/producer';
 import type { BatchLauncher } from '../batch/launcher';
@@ -47,13 +47,17 @@ export interface ApiContext extends AppOptions {
   metrics: Metrics;
   /** Fed by POST /events, read by the dashboard's "most active users". */
   activity: ActivityTracker;
+  /** Requests that failed on Redis trouble (503s): logged once per outage, not per request. */
+  redisOutage: OutageLog;
 }
 
 /** The routers' shared context for one app. */
 export function apiContext(opts: AppOptions): ApiContext {
+  const log = (opts.logger ?? silentLogger).child({ component: 'api' });
   return {
     ...opts,
-    log: (opts.logger ?? silentLogger).child({ component: 'api' }),
+    log,
+    redisOutage: new OutageLog(log, 'Redis cannot serve requests', 'answering 503 with Retry-After'),
     metrics: opts.metrics ?? new Metrics({ redis: opts.redis, keys: opts.keys, partitions: opts.partitions, processMetrics: false }),
     activity: new ActivityTracker(),
   };

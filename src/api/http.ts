@@ -1,7 +1,8 @@
 import express, { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { RedisClient } from '../redis/client';
 import { ID_PATTERN, ID_RULE } from '../core/event';
-import type { Logger } from '../core/logger';
+import type { Logger, OutageLog } from '../core/logger';
+import { isRedisTrouble, redisTroubleText } from '../core/errors';
 import { RouteKey, matchRoute } from './routeTable';
 
 /** The 400 body for a user id that breaks ID_PATTERN, on every route that takes one. */
@@ -20,14 +21,28 @@ export function jsonBody(maxBodyBytes: number): RequestHandler {
   return express.json({ limit: maxBodyBytes, strict: false });
 }
 
+/** Seconds a client should wait before resending after a 503 on Redis trouble. */
+export const REDIS_RETRY_AFTER_S = 1;
+
 /**
- * The answer to a request that failed for a reason other than its input: 503 while Redis
- * is unreachable (retry later), 500 otherwise; never a stack trace.
+ * The answer to a request that failed for a reason other than its input: 503 with
+ * Retry-After on Redis trouble (out of memory, unreachable, loading, out of client slots:
+ * see isRedisTrouble; retry later), 500 otherwise; never a stack trace.
  */
-export function failureResponse(redis: RedisClient): { status: number; body: { error: string } } {
-  return redis.status === 'ready'
-    ? { status: 500, body: { error: 'internal error' } }
-    : { status: 503, body: { error: 'Redis unavailable, retry later' } };
+export function failureResponse(redis: RedisClient, err?: unknown): { status: number; body: { error: string }; headers: Record<string, string> } {
+  if (redis.status !== 'ready' || isRedisTrouble(err)) {
+    return { status: 503, body: { error: `${redisTroubleText(err)}, retry later` }, headers: { 'Retry-After': String(REDIS_RETRY_AFTER_S) } };
+  }
+  return { status: 500, body: { error: 'internal error' }, headers: {} };
+}
+
+/**
+ * Logs a request's failure: Redis trouble once per outage (`outage`), anything else (a bug)
+ * with its stack but never the failed command's arguments (the logger's serializer drops them).
+ */
+export function logFailure(log: Logger, outage: OutageLog, redis: RedisClient, err: unknown, detail: Record<string, unknown>): void {
+  if (redis.status !== 'ready' || isRedisTrouble(err)) outage.failed(err, detail);
+  else log.error({ ...detail, err }, 'request failed');
 }
 
 /**
@@ -56,7 +71,7 @@ export const notFound: RequestHandler = (_req: Request, res: Response) => {
  * Body-parser errors carry a status (400 bad JSON, 413 too large); anything else is Redis
  * or a bug: 503 when Redis is unreachable, 500 otherwise, never a stack trace.
  */
-export function errorHandler(redis: RedisClient, log: Logger): ErrorRequestHandler {
+export function errorHandler(redis: RedisClient, log: Logger, outage: OutageLog): ErrorRequestHandler {
   return (err: Error & { status?: number; type?: string }, req: Request, res: Response, _next: NextFunction) => {
     if (isClientError(err)) {
       if (err.status === 413) res.set('Connection', 'close'); // the rest of the body is never read
@@ -64,9 +79,9 @@ export function errorHandler(redis: RedisClient, log: Logger): ErrorRequestHandl
       res.status(err.status).json({ errors: [{ index: 0, field: '', message }] });
       return;
     }
-    log.error({ err, method: req.method, url: req.originalUrl }, 'request failed');
-    const { status, body } = failureResponse(redis);
-    res.status(status).json(body);
+    logFailure(log, outage, redis, err, { method: req.method, path: req.path });
+    const { status, body, headers } = failureResponse(redis, err);
+    res.set(headers).status(status).json(body);
   };
 }
 

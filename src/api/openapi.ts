@@ -9,6 +9,9 @@ const response = (description: string, schema: unknown, headers?: Record<string,
   description, content: json(schema), ...(headers ? { headers } : {}),
 });
 const error = (description: string) => response(description, ref('Error'));
+/** 503 on Redis trouble (unreachable, out of memory, loading): always with Retry-After. */
+const RETRY_AFTER = { 'Retry-After': { description: 'seconds to wait before retrying', schema: { type: 'string' } } };
+const unavailable = (description = 'Redis unavailable or out of memory; retry after Retry-After seconds') => response(description, ref('Error'), RETRY_AFTER);
 
 /** POST /batch, and its alias POST /collect/batch. */
 const startBatchRun = {
@@ -34,7 +37,7 @@ const startBatchRun = {
       properties: { error: { type: 'string' }, run_id: { type: ['string', 'null'] } },
     }),
     415: error('Content-Type is not application/json'),
-    503: error('Batch runs are not enabled on this server, or Redis unavailable'),
+    503: error('Batch runs are not enabled on this server, or Redis unavailable or out of memory (then with Retry-After)'),
   },
 };
 
@@ -73,10 +76,10 @@ const document = {
           }),
           400: response('Invalid body or events; nothing was written', ref('FieldErrors')),
           415: error('Content-Type is not application/json or application/x-ndjson'),
-          503: response('Backlog over the bound (Retry-After: 1) or Redis unavailable; resend the same events', {
+          503: response('Backlog over the bound, or Redis unavailable or out of memory; resend the same events after Retry-After seconds', {
             type: 'object', required: ['error'], additionalProperties: false,
             properties: { error: { type: 'string' }, partitions: { type: 'array', items: { type: 'integer' } } },
-          }, { 'Retry-After': { description: 'seconds (backlog only)', schema: { type: 'string' } } }),
+          }, RETRY_AFTER),
         },
       },
     },
@@ -99,7 +102,7 @@ const document = {
             type: 'object', required: ['error', 'user_id'], additionalProperties: false,
             properties: { error: { type: 'string' }, user_id: { type: 'string' } },
           }),
-          503: error('Redis unavailable'),
+          503: unavailable(),
         },
       },
       delete: {
@@ -112,7 +115,7 @@ const document = {
             properties: { user_id: { type: 'string' }, erased_at: { type: 'integer' }, keys_deleted: { type: 'integer', minimum: 0 } },
           }),
           400: error('Malformed user id'),
-          503: error('Redis unavailable'),
+          503: unavailable(),
         },
       },
     },
@@ -140,7 +143,7 @@ const document = {
             },
           }),
           400: error('Body is not { "user_ids": [...] } with valid ids, or too many ids'),
-          503: error('Redis unavailable'),
+          503: unavailable(),
         },
       },
     },
@@ -172,7 +175,7 @@ const document = {
             type: 'object', required: ['partitions'], additionalProperties: false,
             properties: { partitions: { type: 'array', items: ref('PartitionStatus') } },
           }),
-          503: error('Redis unavailable'),
+          503: unavailable(),
         },
       },
     },
@@ -221,7 +224,7 @@ const document = {
               triggers: { type: 'array', items: { type: 'object', required: ['name', 'recent'], properties: { name: { type: 'string' }, recent: { type: 'array', items: ref('Firing') } } } },
             },
           }),
-          503: error('Redis unavailable'),
+          503: unavailable(),
         },
       },
     },
@@ -237,7 +240,7 @@ const document = {
         responses: {
           200: { description: 'An endless text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
           400: error('A bad trigger name or Last-Event-ID'),
-          503: error('Redis unavailable'),
+          503: unavailable(),
         },
       },
     },
@@ -262,7 +265,7 @@ const document = {
             },
           }),
           400: error('Malformed user id'),
-          503: error('Redis unavailable'),
+          503: unavailable(),
         },
       },
     },

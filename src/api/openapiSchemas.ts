@@ -114,9 +114,10 @@ export const SCHEMAS = {
     properties: {
       ready: { type: 'boolean' },
       checks: {
-        type: 'object', required: ['redis', 'scripts', 'groups'], additionalProperties: false,
+        type: 'object', required: ['redis', 'memory', 'scripts', 'groups'], additionalProperties: false,
         properties: {
           redis: ref('Check'),
+          memory: ref('Check'),
           scripts: ref('Check'),
           groups: ref('Check'),
         },

@@ -3,6 +3,7 @@ import { Keys } from '../core/keys';
 import { ensureScriptsOn } from '../lua/scripts';
 import { RedisClient, masters } from '../redis/client';
 import { streamStatus } from '../redis/streamStatus';
+import { readServerSettings } from '../redis/settings';
 
 export interface ReadyCheck {
   ok: boolean;
@@ -14,6 +15,12 @@ export interface Readiness {
   checks: {
     /** Redis answers PING (every master on a cluster). */
     redis: ReadyCheck;
+    /**
+     * Every master can take writes: below its maxmemory (at or above it Redis answers OOM
+     * under noeviction, and POST /events could only answer 503). Not checked (ok) for a
+     * user that may not run INFO.
+     */
+    memory: ReadyCheck;
     /** Every script is in the script cache of every master (loaded now if it was not). */
     scripts: ReadyCheck;
     /** Both consumer groups exist on every partition. */
@@ -31,6 +38,7 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
 export async function checkReady(redis: RedisClient, keys: Keys, partitions: number): Promise<Readiness> {
   const checks: Readiness['checks'] = {
     redis: { ok: false },
+    memory: { ok: false, error: 'not checked: Redis unreachable' },
     scripts: { ok: false, error: 'not checked: Redis unreachable' },
     groups: { ok: false, error: 'not checked: Redis unreachable' },
   };
@@ -40,6 +48,13 @@ export async function checkReady(redis: RedisClient, keys: Keys, partitions: num
   } catch (err) {
     checks.redis = { ok: false, error: message(err) };
     return { ready: false, checks };
+  }
+  try {
+    const full = (await readServerSettings(redis)).filter((s) => s.maxmemory && s.usedMemory !== null && s.usedMemory >= s.maxmemory);
+    checks.memory = full.length === 0 ? { ok: true }
+      : { ok: false, error: `out of memory: ${full.map((s) => `${s.node} uses ${s.usedMemory} of maxmemory ${s.maxmemory} bytes`).join('; ')}; writes fail (OOM)` };
+  } catch (err) {
+    checks.memory = { ok: false, error: message(err) };
   }
   try {
     // Unlike loadScripts, a refusal (NOPERM) counts here: this user could not run them.
@@ -57,5 +72,5 @@ export async function checkReady(redis: RedisClient, keys: Keys, partitions: num
   } catch (err) {
     checks.groups = { ok: false, error: message(err) };
   }
-  return { ready: checks.redis.ok && checks.scripts.ok && checks.groups.ok, checks };
+  return { ready: checks.redis.ok && checks.memory.ok && checks.scripts.ok && checks.groups.ok, checks };
 }

@@ -98,6 +98,9 @@ async function describeSpine(conn: DuckDBConnection, file: string): Promise<Spin
   return { kind: 'file', reader, columns };
 }
 
+/** 9999-12-31T23:59:59.999Z: a later time (ts 1e18) is a mistake, and past what dates and timestamps hold. */
+const LATEST_MS = 253_402_300_799_999;
+
 /** Times before 1973-03-03 (1e11 ms): a spine in epoch seconds, read as ms, would silently get the features of 1970. */
 const SECONDS_NOT_MS = 100_000_000_000;
 
@@ -107,13 +110,13 @@ async function checkSpineRows(conn: DuckDBConnection, spine: SpineSource & { kin
   const [r] = (
     await conn.runAndReadAll(`SELECT MAX(_asof) AS hi,
       MIN(_row) FILTER (WHERE _user IS NULL OR _user = '') AS no_user,
-      MIN(_row) FILTER (WHERE _asof IS NULL) AS bad_ts,
+      MIN(_row) FILTER (WHERE _asof IS NULL OR _asof > ${LATEST_MS}) AS bad_ts,
       MIN(_row) FILTER (WHERE _asof < ${SECONDS_NOT_MS}) AS seconds_row, arg_min(_asof, _row) FILTER (WHERE _asof < ${SECONDS_NOT_MS}) AS seconds_value,
-      arg_min(CAST(${tsType === 'JSON' ? `ts ->> '$'` : 'ts'} AS VARCHAR), _row) FILTER (WHERE _asof IS NULL) AS bad_value
+      arg_min(CAST(${tsType === 'JSON' ? `ts ->> '$'` : 'ts'} AS VARCHAR), _row) FILTER (WHERE _asof IS NULL OR _asof > ${LATEST_MS}) AS bad_value
     FROM (SELECT CAST(user_id AS VARCHAR) AS _user, ${spineTimeSql(tsType)} AS _asof, ts, ROW_NUMBER() OVER () AS _row FROM ${spine.reader})`)
   ).getRowObjects();
   if (r.no_user !== null) throw new ConfigError(`spine row ${r.no_user}: no user_id`);
-  if (r.bad_ts !== null) throw new ConfigError(`spine row ${r.bad_ts}: ts ${JSON.stringify(r.bad_value)} is neither epoch ms nor an ISO-8601 time`);
+  if (r.bad_ts !== null) throw new ConfigError(`spine row ${r.bad_ts}: ts ${JSON.stringify(r.bad_value)} is neither epoch ms nor an ISO-8601 time up to year 9999`);
   if (r.seconds_row !== null) {
     const at = new Date(Number(r.seconds_value)).toISOString();
     throw new ConfigError(`spine row ${r.seconds_row}: ts ${r.seconds_value} is ${at} as epoch ms: epoch seconds? ts must be epoch milliseconds (or ISO-8601)`);

@@ -68,8 +68,9 @@ export const RESERVED_SPINE_COLUMNS = ['_row', '_user', '_asof'];
 /** The spine time as epoch ms, by the column's type: integer ms, or an ISO-8601 string or timestamp (no offset: UTC). */
 export function spineTimeSql(type: string): string {
   const t = type.toUpperCase();
-  if (/^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT)$/.test(t)) return 'CAST(ts AS BIGINT)';
-  if (/^(FLOAT|DOUBLE|DECIMAL)/.test(t)) return 'CASE WHEN ts = FLOOR(ts) THEN CAST(ts AS BIGINT) END';
+  // TRY_CAST: a time out of BIGINT's range (ts 1e300) is a bad row the check names, not a cast error.
+  if (/^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT)$/.test(t)) return 'TRY_CAST(ts AS BIGINT)';
+  if (/^(FLOAT|DOUBLE|DECIMAL)/.test(t)) return 'CASE WHEN ts = FLOOR(ts) THEN TRY_CAST(ts AS BIGINT) END';
   if (/^TIMESTAMP|^DATE$/.test(t)) return 'epoch_ms(CAST(ts AS TIMESTAMPTZ))';
   // JSON: an NDJSON spine whose ts holds numbers on some lines and strings on others.
   const text = t === 'VARCHAR' ? 'ts' : t === 'JSON' ? `(ts ->> '$')` : undefined;

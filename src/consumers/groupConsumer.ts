@@ -1,11 +1,11 @@
 import { Keys } from '../core/keys';
-import { Logger, silentLogger } from '../core/logger';
+import { Logger, OutageLog, silentLogger } from '../core/logger';
 import { RedisClient, duplicateRedis, isCluster, nodeFor } from '../redis/client';
 import type { Metrics } from '../ops/metrics';
 import { ProfileEvent, describeErrors, fromStreamFields, validateEvent } from '../core/event';
 import { GroupName, ReadReply, StreamEntry, ensureGroups, trimBelowSafeId } from './groups';
 import { groupConsumers } from '../redis/streamStatus';
-import { isRedisError } from '../core/errors';
+import { isRedisError, isRedisTrouble } from '../core/errors';
 
 export interface GroupConsumerOptions {
   /** Connection (one server or a cluster) for processing, acks and trims. */
@@ -70,6 +70,8 @@ export abstract class GroupConsumer {
   private trimTimer?: NodeJS.Timeout;
   private stopping = false;
   private nextClaimAt = 0;
+  /** Redis trouble (OOM, gone) met by reads and by processing: logged once per outage. */
+  private readonly outage: OutageLog;
   /** Entries acked by this consumer (for summaries and tests). */
   processed = 0;
 
@@ -79,6 +81,7 @@ export abstract class GroupConsumer {
   ) {
     this.streams = base.onlyPartitions ? base.onlyPartitions.map((n) => base.keys.stream(n)) : base.keys.streams(base.partitions);
     this.log = (base.logger ?? silentLogger).child({ component: group, consumer: base.consumerName });
+    this.outage = new OutageLog(this.log, 'Redis cannot take the batch (out of memory or unreachable)', 'retrying it in place, not as a new delivery');
     for (const s of this.streams) this.cursor.set(s, '0');
     this.units = isCluster(base.redis) ? this.streams.map((s) => ({ streams: [s] })) : [{ streams: this.streams }];
   }
@@ -103,7 +106,13 @@ export abstract class GroupConsumer {
       blocking.on('error', (err: Error) => this.log.warn({ err: err.message }, 'blocking connection error'));
       unit.blocking = blocking;
       await this.fetchBlockingId(unit);
-      blocking.on('ready', () => void this.fetchBlockingId(unit));
+      blocking.on('ready', () => {
+        // Reconnected (Redis restarted, or the network came back): entries this consumer
+        // read before and never acked are still its own pending ones; re-read them now
+        // (the read ioredis resends on reconnect returns first) rather than after the claim time.
+        for (const s of unit.streams) this.cursor.set(s, '0');
+        void this.fetchBlockingId(unit);
+      });
     }
     const interval = this.base.trimIntervalMs ?? 5000;
     if (interval > 0) {
@@ -138,10 +147,19 @@ export abstract class GroupConsumer {
         }
         if (unit.blockingId === undefined) await this.fetchBlockingId(unit);
         await this.processUnit(unit, true);
+        this.outage.succeeded();
       } catch (err) {
         if (this.stopping) break;
         unit.blockingId = undefined; // the connection may have been replaced (failover, reconnect)
-        this.log.error({ err }, 'read loop failed; retrying in 1 s');
+        if (isRedisTrouble(err)) {
+          // Redis went away or cannot write: once it is back, re-read this consumer's own
+          // pending entries at once (a restarted Redis keeps them pending) instead of
+          // leaving them to the claim timer.
+          for (const s of unit.streams) this.cursor.set(s, '0');
+          this.outage.failed(err);
+        } else {
+          this.log.error({ err }, 'read loop failed; retrying in 1 s');
+        }
         if (isRedisError(err, 'NOGROUP')) {
           // Redis lost the groups (restarted without persistence): create them again.
           await this.init().catch((e: Error) => this.log.warn({ err: e.message }, 'cannot recreate consumer groups'));
@@ -258,10 +276,11 @@ export abstract class GroupConsumer {
     const reply = (await conn.call('XREADGROUP', ...args)) as ReadReply;
     const byStream = new Map<string, StreamEntry[]>(reply ?? []);
     let read = 0;
-    for (const stream of unit.streams) {
+    for (const [i, stream] of unit.streams.entries()) {
       const entries = byStream.get(stream) ?? [];
-      const cursor = this.cursor.get(stream)!;
-      if (cursor !== '>') {
+      // Moved only from the id this read used: a reconnect meanwhile may have set it back
+      // to '0' (re-read own pending entries), which this reply must not undo.
+      if (ids[i] !== '>' && this.cursor.get(stream) === ids[i]) {
         // Pending history exhausted: switch this stream to new entries.
         if (entries.length === 0) this.cursor.set(stream, '>');
         else this.cursor.set(stream, entries[entries.length - 1][0]);
@@ -289,20 +308,42 @@ export abstract class GroupConsumer {
       }
       const parsed = validateEvent(fromStreamFields(fields), 0, { now: Date.now(), maxFutureSkewMs: Infinity, stored: true });
       if (!parsed.ok) {
-        await this.deadLetter(stream, id, fields, describeErrors(parsed.errors));
+        await this.inPlace(() => this.deadLetter(stream, id, fields, describeErrors(parsed.errors)));
         toAck.push(id);
         continue;
       }
       decoded.push({ id, event: parsed.event });
     }
-    if (decoded.length > 0) toAck.push(...(await this.handle(stream, decoded)));
+    if (decoded.length > 0) toAck.push(...(await this.inPlace(() => this.handle(stream, decoded))));
     if (toAck.length > 0) {
-      await this.base.redis.xack(stream, this.group, ...toAck);
+      await this.inPlace(() => this.base.redis.xack(stream, this.group, ...toAck));
       this.processed += toAck.length;
       this.base.metrics?.processed.inc({ group: this.group }, toAck.length);
-      await trimBelowSafeId(this.base.redis, stream);
+      await trimBelowSafeId(this.base.redis, stream).catch((err: Error) => this.log.debug({ err }, 'trim failed; the next one catches up'));
     }
     timer?.();
+  }
+
+  /**
+   * Runs one step of processing (handle, an ack, a dead letter) until Redis takes it: on
+   * Redis trouble (out of memory, unreachable, loading: isRedisTrouble) it waits (0.25 s,
+   * doubling to 5 s) and runs the same step again on the same entries, which stay this
+   * consumer's and are not delivered again, so an outage never counts toward
+   * maxDeliveries. Any other failure, or a stop, throws: the entries stay pending.
+   */
+  private async inPlace<T>(step: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const result = await step();
+        this.outage.succeeded();
+        return result;
+      } catch (err) {
+        if (!isRedisTrouble(err) || this.stopping) throw err;
+        this.outage.failed(err);
+        const until = Date.now() + Math.min(250 * 2 ** attempt, 5000);
+        while (Date.now() < until && !this.stopping) await new Promise((r) => setTimeout(r, 50));
+      }
+    }
   }
 
   /** Trims every partition below what all groups have finished. */
@@ -365,12 +406,13 @@ export abstract class GroupConsumer {
 
   /** Copies an unprocessable entry to the dead-letter stream; the caller acks it afterwards. */
   protected async deadLetter(stream: string, id: string, fields: string[], error: string, deliveries = 1): Promise<void> {
-    this.log.warn({ stream, id, error }, 'entry dead-lettered');
-    this.base.metrics?.deadLettered.inc({ group: this.group });
     await this.base.redis.xadd(
       this.base.keys.deadLetters(), '*',
       'stream', stream, 'id', id, 'group', this.group, 'consumer', this.base.consumerName,
       'deliveries', String(deliveries), 'error', error, 'fields', JSON.stringify(fields),
     );
+    // Said (and counted) only once the letter is written.
+    this.log.warn({ stream, id, error }, 'entry dead-lettered');
+    this.base.metrics?.deadLettered.inc({ group: this.group });
   }
 }

@@ -1,8 +1,8 @@
-import type { RedisClient } from '../redis/client';
+import { RedisClient, nodeFor } from '../redis/client';
 import { Scripts, runScript } from '../lua/scripts';
 import { Keys } from '../core/keys';
 import { groupConsumers } from '../redis/streamStatus';
-import { isRedisError } from '../core/errors';
+import { isRedisError, isRedisTrouble } from '../core/errors';
 
 /** Consumer group names. */
 export const GROUPS = { realtime: 'realtime', archive: 'archive' } as const;
@@ -23,11 +23,20 @@ export async function ensureGroups(redis: RedisClient, streams: string[], groups
         try {
           await redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
         } catch (err) {
-          if (!isRedisError(err, 'BUSYGROUP')) throw err;
+          if (isRedisError(err, 'BUSYGROUP')) return;
+          // A Redis out of memory refuses XGROUP CREATE even for a group that exists: a
+          // process may still start when every group is there.
+          if (isRedisTrouble(err) && (await groupExists(redis, stream, group).catch(() => false))) return;
+          throw err;
         }
       }),
     ),
   );
+}
+
+async function groupExists(redis: RedisClient, stream: string, group: string): Promise<boolean> {
+  const groups = (await nodeFor(redis, stream).xinfo('GROUPS', stream)) as unknown[][];
+  return groups.some((g) => g[1] === group);
 }
 
 /**

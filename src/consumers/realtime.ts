@@ -8,6 +8,7 @@ import { createHash } from 'crypto';
 import { UserWindowUpdate, WindowWriter, windowsReply } from './windowWriter';
 import { GROUPS } from './groups';
 import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
+import { isRedisTrouble } from '../core/errors';
 
 export interface RealtimeConsumerOptions extends GroupConsumerOptions {
   tags: readonly WindowTag[];
@@ -99,9 +100,11 @@ export class RealtimeConsumer extends GroupConsumer {
           for (const [userId, out] of windowsReply(reply as UpdateWindowsReply).outboxes) outboxes.set(userId, out);
         }
       };
+      throwRedisTrouble(results);
       calls.forEach((call, i) => settle(call, results[i]));
       if (retry.length > 0) {
         const single = await pipelineByNode(redis, retry, (u) => k.realtime(u.update.userId), (pipeline, u) => queueScript(pipeline, this.writer.update([u.update], now)));
+        throwRedisTrouble(single);
         retry.forEach((u, i) => settle([u], single[i]));
       }
       // Firings reach their streams before anything is acked: a failure here throws, the
@@ -179,4 +182,14 @@ export class RealtimeConsumer extends GroupConsumer {
     const trimFailed = trimmed.find(([err]) => err);
     if (trimFailed) throw trimFailed[0];
   }
+}
+
+/**
+ * Throws the first Redis trouble (out of memory, gone) among pipeline results: it is not
+ * the users' fault, so the whole batch is retried in place (GroupConsumer.inPlace), not
+ * user by user.
+ */
+function throwRedisTrouble(results: readonly [Error | null, unknown][]): void {
+  const trouble = results.find(([err]) => isRedisTrouble(err));
+  if (trouble) throw trouble[0];
 }

@@ -95,6 +95,33 @@ export function isRedisError(err: unknown, ...codes: RedisErrorCode[]): boolean 
   });
 }
 
+/**
+ * Redis trouble that says nothing about the request or the event: out of memory (OOM under
+ * noeviction), unreachable or gone, loading its data, busy with a script, read-only (a
+ * replica after a failover), its cluster down, or out of client slots (maxclients). The
+ * API answers 503 with Retry-After; a consumer retries the same batch in place, so the
+ * trouble never counts as a failed delivery of the events.
+ */
+export function isRedisTrouble(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const previous = (err as { previousErrors?: unknown[] }).previousErrors; // EXECABORT of a MULTI whose commands failed
+  if (Array.isArray(previous) && previous.some(isRedisTrouble)) return true;
+  if (err.name === 'MaxRetriesPerRequestError') return true;
+  return REDIS_TROUBLE.test(err.message);
+}
+
+const REDIS_TROUBLE = new RegExp([
+  '\\bOOM command not allowed', '^(LOADING|BUSY|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\\b', 'max number of clients reached',
+  '^Connection is closed', "^Stream isn't writeable", '\\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND)\\b',
+  'Failed to refresh slots cache', 'None of startup nodes is available',
+].join('|'));
+
+/** Why Redis could not do it, in a few words for a 503 body: out of memory, or unavailable. */
+export function redisTroubleText(err: unknown): string {
+  const errors = [err, ...((err as { previousErrors?: unknown[] } | null)?.previousErrors ?? [])];
+  return errors.some((e) => e instanceof Error && /\bOOM\b/.test(e.message)) ? 'Redis is out of memory (maxmemory reached)' : 'Redis unavailable';
+}
+
 /** A stream command's reply for a stream that does not exist ("ERR no such key"). */
 export function isNoSuchKey(err: unknown): boolean {
   return err instanceof Error && /no such key/i.test(err.message);

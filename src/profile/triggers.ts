@@ -20,6 +20,12 @@ export interface Firing {
 }
 
 const ENTRY_ID = /^\d+-\d+$/;
+const MAX_U64 = 2n ** 64n - 1n;
+
+/** A stream entry id Redis accepts: two unsigned 64-bit integers (ms-seq). */
+function validEntryId(id: string): boolean {
+  return ENTRY_ID.test(id) && id.split('-').every((part) => BigInt(part) <= MAX_U64);
+}
 
 /**
  * Reads the trigger streams of every partition from a cursor (one stream id per
@@ -42,7 +48,7 @@ export class FiringReader {
   /** A cursor's stream ids, or null when it is not one id per partition. */
   static parseCursor(text: string, partitions: number): string[] | null {
     const ids = text.split(',');
-    return ids.length === partitions && ids.every((id) => ENTRY_ID.test(id)) ? ids : null;
+    return ids.length === partitions && ids.every(validEntryId) ? ids : null;
   }
 
   /** A reader after `cursor` (parseCursor's ids), or after the newest firing of every partition. */

@@ -14,6 +14,8 @@ export interface RedisServerSettings {
   maxmemoryPolicy: string | null;
   /** maxmemory in bytes (0: no limit), or null when unknown. */
   maxmemory: number | null;
+  /** used_memory in bytes, or null when unknown. */
+  usedMemory: number | null;
   /** Whether the append-only file is on, or null when unknown. */
   aof: boolean | null;
 }
@@ -33,11 +35,15 @@ export async function readServerSettings(client: RedisClient): Promise<RedisServ
       const [memory, persistence] = await Promise.all([node.info('memory'), node.info('persistence')]);
       const policy = infoField(memory, 'maxmemory_policy');
       const max = infoField(memory, 'maxmemory');
+      const used = infoField(memory, 'used_memory');
       const aof = infoField(persistence, 'aof_enabled');
-      return { node: name, maxmemoryPolicy: policy ?? null, maxmemory: max === undefined ? null : Number(max), aof: aof === undefined ? null : aof === '1' };
+      return {
+        node: name, maxmemoryPolicy: policy ?? null, maxmemory: max === undefined ? null : Number(max),
+        usedMemory: used === undefined ? null : Number(used), aof: aof === undefined ? null : aof === '1',
+      };
     } catch (err) {
       if (!isRedisError(err, 'NOPERM')) throw err;
-      return { node: name, maxmemoryPolicy: null, maxmemory: null, aof: null };
+      return { node: name, maxmemoryPolicy: null, maxmemory: null, usedMemory: null, aof: null };
     }
   }));
 }

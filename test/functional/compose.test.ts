@@ -4,7 +4,8 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { parse } from 'yaml';
-import { CLI } from '../helpers/cli';
+import { CLI, killAllCli, runCli } from '../helpers/cli';
+import { testRedisUrl, uniquePrefix } from '../helpers/context';
 import { freePort } from '../../src/redis/embeddedServer';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
@@ -123,5 +124,25 @@ describe('docker-compose.yml and Dockerfile agree with the CLI', () => {
     expect(stages[1]).to.match(/npm ci --omit=dev/);
     expect(stages[1]).to.match(/^USER node$/m);
     expect(stages[1]).to.match(/COPY --from=build \/app\/dist/);
+  });
+
+  it("the api's healthcheck passes on a ready API with or without API keys (it sends a read or admin key when keys are set)", async function () {
+    this.timeout(30_000);
+    const test = compose.services.api.healthcheck?.test ?? [];
+    expect(test.slice(0, 3)).to.deep.equal(['CMD', 'node', '-e']);
+    const READ = 'r'.repeat(20);
+    const INGEST = 'i'.repeat(20);
+    const check = (port: string, keys: string) =>
+      spawnSync(process.execPath, ['-e', test[3].replace('127.0.0.1:8080', `127.0.0.1:${port}`)], { env: { ...process.env, PROFILE_API_KEYS: keys }, timeout: 5000 }).status;
+    for (const keys of ['', `${INGEST}:ingest,${READ}:read`]) {
+      const serve = runCli(['serve', '--port', '0'], { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix(), PROFILE_API_KEYS: keys, LOG_LEVEL: 'info' });
+      try {
+        const [, port] = await serve.waitFor(/"port":(\d+),"msg":"API listening"/);
+        expect(check(port, keys), `keys: ${keys || 'none'}`).to.equal(0);
+        if (keys) expect(check(port, `${INGEST}:ingest`), 'an ingest key cannot read /ready').to.equal(1);
+      } finally {
+        await killAllCli();
+      }
+    }
   });
 });

@@ -101,7 +101,7 @@ describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
       for (const s of keys.streams(2)) for (const g of ['realtime', 'archive']) await redis.xgroup('CREATE', s, g, '0', 'MKSTREAM');
       await redis.script('FLUSH');
       r = await ready();
-      expect(r).to.deep.equal({ status: 200, body: { ready: true, checks: { redis: { ok: true }, scripts: { ok: true }, groups: { ok: true } } } });
+      expect(r).to.deep.equal({ status: 200, body: { ready: true, checks: { redis: { ok: true }, memory: { ok: true }, scripts: { ok: true }, groups: { ok: true } } } });
       expect(((await redis.script('EXISTS', ...(await import('../../src/lua/scripts')).scriptDigests().map((d) => d.sha))) as number[])).to.not.include(0);
 
       await own.stopRedis();

@@ -357,6 +357,8 @@ describe('profile training-set (point-in-time features from the ODS)', function 
         [['--out', 'x.parquet'], /needs --spine <file> or --spine-from impressions/],
         [['--spine', spineOf('{"user":"u-a","ts":1}\n'), '--out', 'x.parquet'], /has no user_id column/],
         [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n{"user_id":"u-b","ts":"yesterday"}\n'), '--out', 'x.parquet'], /spine row 2: ts "yesterday" is neither epoch ms nor an ISO-8601 time/],
+        [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n{"user_id":"u-b","ts":1e300}\n'), '--out', 'x.parquet'], /^profile: spine row 2: ts "1e\+300" is neither epoch ms nor an ISO-8601 time up to year 9999$/m],
+        [['--spine', spineOf('{"user_id":"u-a","ts":1000000000000000000}\n'), '--out', 'x.parquet'], /^profile: spine row 1: ts "1000000000000000000" is neither epoch ms nor an ISO-8601 time up to year 9999$/m],
         [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000,"views_5m":3}\n'), '--out', 'x.parquet'], /column views_5m has the name of a feature/],
         [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n{"user_id":"u-a","ts":1795743206}\n'), '--out', 'x.parquet'], /spine row 2: ts 1795743206 is 1970-01-21T\S+ as epoch ms: epoch seconds\?/],
         [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n'), '--tags', 'views_5m,nope', '--out', 'x.parquet'], /--tags: nope is not a tag of the config/],

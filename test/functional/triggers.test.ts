@@ -267,8 +267,14 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
       const again = await resumed.events(4);
       expect(again.map((e) => e.data.user_id)).to.have.members([...first.slice(1).map((e) => e.data.user_id), 's4', 's5']);
       resumed.close();
-      for (const [query, headers] of [['?name=Bad!', {}], ['', { 'last-event-id': '1-0' }]] as const) {
-        expect((await fetch(`${base}/triggers/stream${query}`, { headers })).status).to.equal(400);
+      // Refused at once, not a 200 that ends (an EventSource would reconnect forever) or a
+      // stream that can never send anything: a bad name, an unknown trigger, a cursor with
+      // the wrong number of ids or an id past 2^64.
+      const big = `${'9'.repeat(21)}-0`;
+      const cases = [['?name=Bad!', {}], ['?name=no_such_trigger', {}], ['', { 'last-event-id': '1-0' }], ['', { 'last-event-id': Array(p.config.partitions).fill(big).join(',') }]] as const;
+      for (const [query, headers] of cases) {
+        const r = await fetch(`${base}/triggers/stream${query}`, { headers });
+        expect([query, headers, r.status], await r.text()).to.deep.equal([query, headers, 400]);
       }
     });
   });

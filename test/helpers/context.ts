@@ -118,7 +118,7 @@ export function extraRealtimeConsumer(
 export async function serveApp(
   p: Pipeline, options: Pick<AppOptions, 'maxEventsPerRequest' | 'maxProfilesPerRequest' | 'maxBodyBytes'> & Partial<AppOptions>,
 ): Promise<{ http: HttpServerHandle; base: string }> {
-  const app = createApp({ redis: p.redis, producer: p.producer, reader: p.reader, keys: p.keys, partitions: p.config.partitions, ...options });
+  const app = createApp({ redis: p.redis, producer: p.producer, reader: p.reader, keys: p.keys, partitions: p.config.partitions, triggers: p.config.tags.triggers, ...options });
   const http = await listen(app, '127.0.0.1', 0);
   return { http, base: `http://127.0.0.1:${http.port}` };
 }

@@ -6,7 +6,7 @@ import { flatProfile } from '../../profile/flat';
 import type { ApiContext } from '../context';
 import { profileTimeline } from '../dashboard';
 import { userFirings } from '../../profile/triggers';
-import { BAD_USER_ID, failureResponse, jsonBody, userIdParam } from '../http';
+import { BAD_USER_ID, failureResponse, jsonBody, logFailure, userIdParam } from '../http';
 import { RouteKey, pathMatcher, requestPath, route } from '../routeTable';
 
 /** The bidder's hot path, served by {@link withFastProfileRoute} and by no express route. */
@@ -56,9 +56,9 @@ export function profilesRouter(api: ApiContext): Router {
 }
 
 /** A JSON answer with the headers the fast path always sent (no ETag); no body for HEAD. */
-function send(res: ServerResponse, status: number, value: unknown, head: boolean): void {
+function send(res: ServerResponse, status: number, value: unknown, head: boolean, headers: Record<string, string> = {}): void {
   const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
   res.end(head ? undefined : body);
 }
 
@@ -98,7 +98,7 @@ function decodeParam(raw: string): string | null {
  * malformed, is a 400 naming the rule. `?view=flat` answers the original system's shape
  * instead (see flatProfile); any other `view` is a 400.
  */
-export function withFastProfileRoute(app: RequestListener, api: Pick<ApiContext, 'reader' | 'redis' | 'log' | 'metrics'>): RequestListener {
+export function withFastProfileRoute(app: RequestListener, api: Pick<ApiContext, 'reader' | 'redis' | 'log' | 'metrics' | 'redisOutage'>): RequestListener {
   const profilePath = pathMatcher(FAST_PROFILE_ROUTE);
   return (req: IncomingMessage, res: ServerResponse) => {
     const head = req.method === 'HEAD';
@@ -118,9 +118,9 @@ export function withFastProfileRoute(app: RequestListener, api: Pick<ApiContext,
         else send(res, 404, { error: 'unknown user', user_id: userId }, head);
       },
       (err: Error) => {
-        api.log.error({ err, url: req.url }, 'profile read failed');
-        const { status, body } = failureResponse(api.redis);
-        send(res, status, body, head);
+        logFailure(api.log, api.redisOutage, api.redis, err, { method: 'GET', path: '/profile/:userId' });
+        const { status, body, headers } = failureResponse(api.redis, err);
+        send(res, status, body, head, headers);
       },
     );
   };

@@ -21,10 +21,16 @@ export function triggersRouter(api: ApiContext): Router {
       res.status(400).json({ error: 'name must be a trigger name ([a-z][a-z0-9_]*)' });
       return;
     }
+    if (name !== undefined && !(api.triggers ?? []).some((t) => t.name === name)) {
+      // A stream that could never send an event would only hang there.
+      const known = (api.triggers ?? []).map((t) => t.name);
+      res.status(400).json({ error: `no trigger named ${name} in the tag config (${known.length ? `triggers: ${known.join(', ')}` : 'it has no triggers'})` });
+      return;
+    }
     const last = req.get('last-event-id') ?? (typeof req.query.last_event_id === 'string' ? req.query.last_event_id : undefined);
     const cursor = last === undefined ? undefined : FiringReader.parseCursor(last, api.partitions);
     if (cursor === null) {
-      res.status(400).json({ error: `Last-Event-ID must be a cursor this stream sent: ${api.partitions} stream ids, comma-separated` });
+      res.status(400).json({ error: `Last-Event-ID must be a cursor this stream sent: ${api.partitions} stream ids (ms-seq, each part below 2^64), comma-separated` });
       return;
     }
     // Listen for the client leaving before anything is awaited: one that leaves while the
