@@ -8,6 +8,7 @@ import { Metrics } from '../ops/metrics';
 import type { ApiKey } from '../core/apiKeys';
 import type { Trigger, WindowTag } from '../core/tags';
 import { ActivityTracker } from './dashboard';
+import { FiringHub } from './firingHub';
 
 export interface AppOptions {
   redis: RedisClient;
@@ -39,6 +40,10 @@ export interface AppOptions {
   triggers?: readonly Trigger[];
   /** ODS directory, for the dashboard's archive size (when this process can see it). */
   odsDir?: string;
+  /** Most GET /triggers/stream clients at once; past it 503. @defaultValue 256 */
+  maxEventStreams?: number;
+  /** Bytes a GET /triggers/stream client may leave unread before the stream is closed (it resumes with Last-Event-ID). @defaultValue 1 MiB */
+  eventStreamBufferBytes?: number;
 }
 
 /** What every router gets: the options, plus the logger, metrics and activity the routes share. */
@@ -49,6 +54,8 @@ export interface ApiContext extends AppOptions {
   activity: ActivityTracker;
   /** Requests that failed on Redis trouble (503s): logged once per outage, not per request. */
   redisOutage: OutageLog;
+  /** The one shared trigger reader behind every GET /triggers/stream. */
+  firings: FiringHub;
 }
 
 /** The routers' shared context for one app. */
@@ -58,6 +65,7 @@ export function apiContext(opts: AppOptions): ApiContext {
     ...opts,
     log,
     redisOutage: new OutageLog(log, 'Redis cannot serve requests', 'answering 503 with Retry-After'),
+    firings: new FiringHub(opts.redis, opts.keys, opts.partitions, opts.maxEventStreams ?? 256, log),
     metrics: opts.metrics ?? new Metrics({ redis: opts.redis, keys: opts.keys, partitions: opts.partitions, processMetrics: false }),
     activity: new ActivityTracker(),
   };

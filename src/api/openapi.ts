@@ -232,15 +232,15 @@ const document = {
       get: {
         operationId: 'streamTriggerFirings',
         summary: 'Trigger firings as Server-Sent Events (resume with Last-Event-ID)',
-        description: 'One event per firing: `event:` the trigger name, `data:` the firing as JSON ({entryId, partition, trigger, user_id, at, event_id, values}), `id:` the cursor after it (one stream id per partition, comma-separated). Reconnecting with that id in the Last-Event-ID header resumes without loss; without it the stream starts after the newest firing. A comment line every 15 s keeps the connection alive.',
+        description: 'One event per firing: `event:` the trigger name, `data:` the firing as JSON ({entryId, partition, trigger, user_id, at, event_id, values}), `id:` the cursor after it (one stream id per partition, comma-separated). Reconnecting with that id in the Last-Event-ID header resumes without loss; without it the stream starts after the newest firing. A comment line every 15 s keeps the connection alive. A client that leaves more than 1 MiB unread is disconnected (it resumes with Last-Event-ID); at most --max-event-streams streams are open at once.',
         parameters: [
           { name: 'name', in: 'query', required: false, description: 'Only firings of this trigger', schema: { type: 'string', pattern: NAME.source } },
           { name: 'Last-Event-ID', in: 'header', required: false, description: 'The id of the last event received', schema: { type: 'string' } },
         ],
         responses: {
           200: { description: 'An endless text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
-          400: error('A bad trigger name or Last-Event-ID'),
-          503: unavailable(),
+          400: error('A bad or unknown trigger name, or a Last-Event-ID this stream could not have sent'),
+          503: unavailable('Redis unavailable, or every event stream slot taken (--max-event-streams); retry after Retry-After seconds'),
         },
       },
     },

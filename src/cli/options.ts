@@ -81,6 +81,7 @@ export function withServerOptions(cmd: Command): Command {
     .addOption(new Option('--max-future-skew <ms>', 'how far in the future ts may be, ms (default 300000)').env('PROFILE_MAX_FUTURE_SKEW_MS').argParser(int('max-future-skew')))
     .addOption(new Option('--rate-limit <n>', 'requests per second per API key (or client address); 0 = no limit (default 0)').env('PROFILE_RATE_LIMIT').argParser(int('rate-limit')))
     .addOption(new Option('--ingest-redis <url>', 'Redis URL the producer writes events with, e.g. as the ACL user "ingest" (default: --redis)').env('REDIS_INGEST_URL')))
+    .addOption(new Option('--max-event-streams <n>', 'most GET /triggers/stream clients at once; past it 503 (default 256)').env('PROFILE_MAX_EVENT_STREAMS').argParser(int('max-event-streams')))
     .addOption(new Option('--max-backlog <n>', 'unfinished entries per partition before POST /events answers 503 (default 1000000)').env('PROFILE_MAX_BACKLOG').argParser(int('max-backlog')));
 }
 
@@ -127,6 +128,7 @@ export function configFrom(o: Record<string, unknown>, env: NodeJS.ProcessEnv = 
     maxDeliveries: o.maxDeliveries as number | undefined,
     triggerRetentionMs: o.triggerRetention as number | undefined,
     maxBacklog: o.maxBacklog as number | undefined,
+    maxEventStreams: o.maxEventStreams as number | undefined,
     faultAckDelayMs: o.faultAckDelay as number | undefined,
     metricsPort: o.metricsPort as number | undefined,
     rateLimitPerS: o.rateLimit as number | undefined,

@@ -54,6 +54,8 @@ export interface AppConfig {
   port: number;
   /** Most events accepted in one POST /events. @defaultValue 10000 */
   maxEventsPerRequest: number;
+  /** Most GET /triggers/stream clients of one API process at once (one shared Redis reader serves them); past it 503. @defaultValue 256 */
+  maxEventStreams: number;
   /** Most user ids in one POST /profiles. @defaultValue 100 */
   maxProfilesPerRequest: number;
   /** Largest request body. @defaultValue 16 MiB */
@@ -126,6 +128,7 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
     port: 8080,
     maxEventsPerRequest: 10_000,
     maxProfilesPerRequest: 100,
+    maxEventStreams: 256,
     maxBodyBytes: 16 * 1024 * 1024,
     maxFutureSkewMs: 5 * 60_000,
     consumerName: `${os.hostname()}-${process.pid}`,
@@ -163,6 +166,7 @@ function validate(config: AppConfig): void {
   int('port', 0, 65535);
   int('maxEventsPerRequest', 1, 1_000_000);
   int('maxProfilesPerRequest', 1, 10_000);
+  int('maxEventStreams', 1, 100_000);
   int('maxBodyBytes', 1024, 1024 ** 3);
   int('maxFutureSkewMs', 0, 7 * 86_400_000);
   int('readCount', 1, 100_000);

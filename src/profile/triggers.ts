@@ -116,6 +116,25 @@ function toFiring(entryId: string, partition: number, fields: string[], cursor: 
   return f;
 }
 
+/** Orders two stream entry ids (ms-seq) as Redis does: negative, 0 or positive. */
+export function compareEntryIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(BigInt);
+  const [bm, bs] = b.split('-').map(BigInt);
+  return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1;
+}
+
+/** The firings of one partition after entry `after` up to `upTo` (inclusive), oldest first. */
+export async function firingsAfter(redis: RedisClient, keys: Keys, partition: number, after: string, upTo: string): Promise<Firing[]> {
+  const out: Firing[] = [];
+  let from = `(${after}`;
+  for (;;) {
+    const entries = await redis.xrange(keys.triggerStream(partition), from, upTo, 'COUNT', 1000);
+    for (const [entryId, fields] of entries) out.push(toFiring(entryId, partition, fields, ''));
+    if (entries.length < 1000) return out;
+    from = `(${entries[entries.length - 1][0]}`;
+  }
+}
+
 /** A firing as the dashboard shows it. */
 export type FiringSummary = Omit<Firing, 'cursor' | 'entryId' | 'partition'>;
 

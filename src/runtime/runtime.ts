@@ -123,6 +123,7 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
     partitions: config.partitions,
     maxEventsPerRequest: config.maxEventsPerRequest,
     maxProfilesPerRequest: config.maxProfilesPerRequest,
+    maxEventStreams: config.maxEventStreams,
     maxBodyBytes: config.maxBodyBytes,
   });
   const http = await listen(app, config.host, config.port);

@@ -250,6 +250,67 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
       expect(left).to.equal(0);
     });
 
+    it('serves every client from one shared reader: 50 streams hold at most one Redis connection, and each gets every firing', async () => {
+      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+      const readers = async () => ((await p.redis.client('LIST')) as string).split('\n').filter((l) => / cmd=xread /.test(l)).length;
+      for (let i = 0; i < 100 && (await readers()) > 0; i++) await sleep(20);
+      const clientsBefore = ((await p.redis.client('LIST')) as string).trim().split('\n').length;
+      const streams = await Promise.all(Array.from({ length: 50 }, () => open()));
+      await feed(p, click('hub1', 3, 'h'));
+      for (const s of streams) expect((await s.events(1)).map((e) => [e.event, e.data.user_id])).to.deep.equal([['hot_clicker', 'hub1']]);
+      expect(((await p.redis.client('LIST')) as string).trim().split('\n').length - clientsBefore).to.be.at.most(1);
+      expect(await readers()).to.be.at.most(1);
+      for (const s of streams) s.close();
+      let left = -1;
+      for (let i = 0; i < 100 && left !== 0; i++) {
+        await sleep(30);
+        left = await readers();
+      }
+      expect(left, 'the shared reader closes with the last stream').to.equal(0);
+    });
+
+    it('answers 503 with Retry-After past --max-event-streams, and closes a client that does not read past its buffer bound', async () => {
+      const small = await serveApp(p, { maxEventsPerRequest: 100, maxProfilesPerRequest: 10, maxBodyBytes: 1 << 20, maxEventStreams: 2, eventStreamBufferBytes: 64 * 1024 });
+      try {
+        const ctrl = new AbortController();
+        const a = await fetch(`${small.base}/triggers/stream`, { signal: ctrl.signal });
+        const b = await fetch(`${small.base}/triggers/stream`, { signal: ctrl.signal });
+        expect([a.status, b.status]).to.deep.equal([200, 200]);
+        const full = await fetch(`${small.base}/triggers/stream`);
+        expect(full.status).to.equal(503);
+        expect(full.headers.get('retry-after')).to.equal('5');
+        expect(await full.json()).to.deep.equal({ error: 'too many event streams (2 open): retry later' });
+        ctrl.abort();
+        await new Promise((r) => setTimeout(r, 200));
+
+        // A client that never reads: paused socket; ~20 MB of firings are appended.
+        const net = await import('net');
+        const socket = net.connect(small.http.port, '127.0.0.1');
+        await new Promise((r) => socket.once('connect', r));
+        socket.write('GET /triggers/stream HTTP/1.1\r\nHost: x\r\n\r\n');
+        await new Promise((r) => setTimeout(r, 200));
+        socket.pause();
+        const wide = 'v'.repeat(2000);
+        for (let batch = 0; batch < 10; batch++) {
+          const pipe = p.redis.pipeline();
+          for (let i = 0; i < 1000; i++) pipe.xadd(p.keys.triggerStream(0), '*', 'trigger', 'hot_clicker', 'user_id', `slow-${i}`, 'at', '1', 'event_id', 'e', wide, '1');
+          await pipe.exec();
+        }
+        await new Promise((r) => setTimeout(r, 1500));
+        // Read now: the server has given up on it (closed), having sent far less than 20 MB.
+        let received = 0;
+        socket.on('data', (d: Buffer) => (received += d.length));
+        socket.resume();
+        await new Promise<void>((resolve, reject) => {
+          socket.once('close', () => resolve());
+          setTimeout(() => reject(new Error(`still open after ${received} bytes`)), 10_000);
+        });
+        expect(received).to.be.below(10_000_000);
+      } finally {
+        await small.http.close();
+      }
+    });
+
     it('sends one event per firing, resumes after Last-Event-ID without loss, and filters by ?name=', async () => {
       const all = await open();
       const spenders = await open('?name=big_spender_today');

@@ -1,11 +1,18 @@
 import express, { Request, Response, Router } from 'express';
 import { NAME } from '../../core/tags';
 import { FiringReader } from '../../profile/triggers';
+import type { FiringSubscription } from '../firingHub';
 import type { ApiContext } from '../context';
 import { route } from '../routeTable';
 
-/** How long one blocking read waits before the stream sends a keep-alive comment (ms). */
+/** How long a stream waits for firings before it sends a keep-alive comment (ms). */
 const BLOCK_MS = 15_000;
+
+/** Bytes a client may leave unread before its stream is closed (AppOptions.eventStreamBufferBytes). */
+const DEFAULT_BUFFER_BYTES = 1 << 20;
+
+/** Retry-After (s) of the 503 when every event stream slot is taken. */
+const FULL_RETRY_AFTER_S = 5;
 
 /**
  * GET /triggers/stream: trigger firings as Server-Sent Events, one event per firing (event
@@ -33,27 +40,33 @@ export function triggersRouter(api: ApiContext): Router {
       res.status(400).json({ error: `Last-Event-ID must be a cursor this stream sent: ${api.partitions} stream ids (ms-seq, each part below 2^64), comma-separated` });
       return;
     }
-    // Listen for the client leaving before anything is awaited: one that leaves while the
-    // reader opens must still free the reader's connections.
+    // Listen for the client leaving before anything is awaited: one that leaves while its
+    // subscription opens must still leave the hub.
     let open = true;
-    let reader: FiringReader | undefined;
+    let sub: FiringSubscription | null | undefined;
     res.on('close', () => {
       open = false;
-      reader?.close();
+      sub?.close();
     });
-    reader = await FiringReader.open(api.redis, api.keys, api.partitions, cursor);
-    if (!open) {
-      reader.close();
+    sub = await api.firings.subscribe(cursor);
+    if (sub === null) {
+      res.set('Retry-After', String(FULL_RETRY_AFTER_S));
+      res.status(503).json({ error: `too many event streams (${api.firings.maxStreams} open): retry later` });
       return;
     }
+    if (!open) {
+      sub.close();
+      return;
+    }
+    const maxUnsent = api.eventStreamBufferBytes ?? DEFAULT_BUFFER_BYTES;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    res.write(`retry: 1000\n: cursor ${reader.cursor()}\n\n`);
+    res.write(`retry: 1000\n: cursor ${sub.cursor()}\n\n`);
     while (open) {
       let firings;
       try {
-        firings = await reader.next(BLOCK_MS);
+        firings = await sub.next(BLOCK_MS);
       } catch (err) {
-        if (open) api.log.warn({ err }, 'trigger stream read failed; closing the event stream');
+        if (open) api.log.info({ err: (err as Error).message }, 'event stream closed; the client resumes with Last-Event-ID');
         break;
       }
       if (firings.length === 0) res.write(': keep-alive\n\n');
@@ -62,8 +75,15 @@ export function triggersRouter(api: ApiContext): Router {
         const { cursor: id, ...firing } = f;
         res.write(`id: ${id}\nevent: ${f.trigger}\ndata: ${JSON.stringify(firing)}\n\n`);
       }
+      if (res.writableLength > maxUnsent) {
+        // A client that does not read: close rather than buffer without limit. Nothing is
+        // lost: it reconnects with the last id it did read and gets the rest.
+        api.log.info({ unsentBytes: res.writableLength }, 'event stream closed: the client reads too slowly; it resumes with Last-Event-ID');
+        res.destroy();
+        break;
+      }
     }
-    reader.close();
+    sub.close();
     res.end();
   });
   return router;
