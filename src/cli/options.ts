@@ -55,6 +55,10 @@ export function withRedisOptions(cmd: Command): Command {
     .addOption(new Option('--log-format <format>', 'log lines as json or pretty; auto: pretty on a terminal, JSON when piped').choices(['auto', 'json', 'pretty']).env('LOG_FORMAT'))
     .addOption(new Option('--pretty', 'same as --log-format pretty').env('LOG_PRETTY'))
     .addOption(new Option('--ods <dir>', 'ODS directory (default ./data/ods)').env('ODS_DIR'))
+    .addOption(new Option('--redis-tls-ca <file>', 'PEM file of the CA that signed the Redis server\'s certificate (TLS; a rediss:// URL alone trusts the system CAs)').env('REDIS_TLS_CA'))
+    .addOption(new Option('--redis-tls-cert <file>', 'PEM client certificate, when Redis asks for one (with --redis-tls-key)').env('REDIS_TLS_CERT'))
+    .addOption(new Option('--redis-tls-key <file>', 'PEM key of --redis-tls-cert').env('REDIS_TLS_KEY'))
+    .addOption(new Option('--redis-tls-servername <name>', 'the name the server\'s certificate must hold, when not the host connected to').env('REDIS_TLS_SERVERNAME'))
     .addOption(new Option('--allow-eviction', 'start even if Redis may evict keys (maxmemory-policy other than noeviction): events and window state can be lost').env('PROFILE_ALLOW_EVICTION'));
 }
 
@@ -138,6 +142,9 @@ export function configFrom(o: Record<string, unknown>, env: NodeJS.ProcessEnv = 
     apiKeys: env.PROFILE_API_KEYS ? parseApiKeys(env.PROFILE_API_KEYS) : undefined,
     logFormat: (o.logFormat as ConfigInput['logFormat']) ?? (o.pretty === undefined ? undefined : flag(o.pretty) ? 'pretty' : 'json'),
     allowEviction: o.allowEviction === undefined ? undefined : flag(o.allowEviction),
+    redisTls: o.redisTlsCa || o.redisTlsCert || o.redisTlsKey || o.redisTlsServername
+      ? { ca: o.redisTlsCa as string | undefined, cert: o.redisTlsCert as string | undefined, key: o.redisTlsKey as string | undefined, servername: o.redisTlsServername as string | undefined }
+      : undefined,
     dataDir: env.PROFILE_DATA_DIR,
     embeddedRedisPort: env.PROFILE_EMBEDDED_REDIS_PORT === undefined ? undefined : Number(env.PROFILE_EMBEDDED_REDIS_PORT),
     embeddedAppendfsync: env.PROFILE_REDIS_APPENDFSYNC as ConfigInput['embeddedAppendfsync'],

@@ -7,6 +7,20 @@ import { ID_PATTERN, ID_RULE } from './event';
 import { ApiKey } from './apiKeys';
 
 
+/**
+ * TLS to Redis (a managed Redis usually requires it), as PEM files: the CA that signed the
+ * server's certificate (when it is not one of the system's), this client's certificate and
+ * key (when the server asks for one: `tls-auth-clients`), and the name the server's
+ * certificate must hold when it is not the host connected to. Given any of them, every
+ * connection of the target uses TLS; a `rediss://` URL alone uses TLS with the system's CAs.
+ */
+export interface RedisTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  servername?: string;
+}
+
 /** Everything a profile-stream process is configured with; built once by the CLI. */
 export interface AppConfig {
   /** Redis to use. Undefined: 127.0.0.1:`embeddedRedisPort`, and `profile up` starts an embedded one if nothing answers there. */
@@ -16,6 +30,12 @@ export interface AppConfig {
    * client (and `redisUrl` must be unset). @defaultValue none
    */
   clusterNodes?: string[];
+  /**
+   * TLS to Redis for every connection of the process (main, ingest, batch, cluster nodes,
+   * the batch child): PEM file paths of the CA, client certificate and key, and the
+   * server name to check. @defaultValue none (TLS only with a rediss:// URL, system CAs)
+   */
+  redisTls?: RedisTls;
   /**
    * Redis URL the API's producer writes events with (with ACLs: the `ingest` user); the
    * main connection when unset.

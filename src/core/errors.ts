@@ -22,9 +22,22 @@ export class RedisUnavailableError extends ProfileStreamError {
     super(
       /\b(WRONGPASS|NOAUTH|NOPERM)\b/.test(cause)
         ? `Redis at ${where} refused the credentials (${cause.replace(/\.$/, '')}): check the user and password in --redis / REDIS_URL (redis://user:password@host:port)`
-        : `cannot connect to Redis at ${where} (${cause}): is it running? Check --redis / REDIS_URL (or --cluster)`,
+        : TLS_FAILURE.test(cause)
+          ? `TLS to Redis at ${where} failed (${tlsReason(cause)}): give the CA that signed the server's certificate with --redis-tls-ca (REDIS_TLS_CA), ` +
+            'a client certificate with --redis-tls-cert and --redis-tls-key if the server asks for one, --redis-tls-servername if the certificate names another host, and a rediss:// URL'
+          : `cannot connect to Redis at ${where} (${cause}): is it running? Check --redis / REDIS_URL (or --cluster)` +
+            (/ECONNRESET/.test(cause) ? '; a server that wants TLS resets plain connections: then use a rediss:// URL' : ''),
     );
   }
+}
+
+/** Node's TLS handshake failures (an unknown CA, a name mismatch, TLS to a plain port, a missing client certificate). */
+const TLS_FAILURE = /certificate|self[- ]signed|altnames|\bSSL\b|\bTLS\b|wrong version number|alert|handshake|unable to verify|ERR_TLS/i;
+
+/** An OpenSSL error ("…:SSL routines:fn:tlsv13 alert certificate required:file:line:…") as its reason alone, on one line. */
+function tlsReason(cause: string): string {
+  const reason = /SSL routines:[^:]*:([^:]+):/.exec(cause)?.[1];
+  return (reason ?? cause.split('\n')[0]).trim().replace(/\.$/, '');
 }
 
 /** A process could not start: a port in use or not allowed; exit code 1. */

@@ -1,7 +1,12 @@
+import fs from 'fs';
+import type { ConnectionOptions } from 'tls';
 import Redis, { ChainableCommander, Cluster, ClusterOptions, RedisOptions } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import { loadScripts } from '../lua/scripts';
 import { ConfigError, RedisUnavailableError, isRedisError } from '../core/errors';
+import type { RedisTls } from '../core/config';
+
+export type { RedisTls };
 
 export { loadScripts };
 
@@ -14,10 +19,29 @@ export type { Redis, Cluster };
  */
 export type RedisClient = Redis | Cluster;
 
-/** Where Redis is: one server by URL, or a cluster by seed nodes (`host:port`). */
+/** Where Redis is: one server by URL, or a cluster by seed nodes (`host:port`); with `tls`, over TLS. */
 export interface RedisTarget {
   redisUrl?: string;
   clusterNodes?: string[];
+  tls?: RedisTls;
+}
+
+/** Node's TLS options for `tls` (the files read now: a missing one is a ConfigError naming its option), or undefined. */
+export function tlsOptions(tls: RedisTls | undefined): ConnectionOptions | undefined {
+  if (!tls || Object.values(tls).every((v) => v === undefined)) return undefined;
+  const read = (file: string | undefined, option: string) => {
+    if (file === undefined) return undefined;
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`${option} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  if ((tls.cert === undefined) !== (tls.key === undefined)) throw new ConfigError('--redis-tls-cert and --redis-tls-key go together: give both or neither');
+  return {
+    ca: read(tls.ca, '--redis-tls-ca'), cert: read(tls.cert, '--redis-tls-cert'), key: read(tls.key, '--redis-tls-key'),
+    ...(tls.servername ? { servername: tls.servername } : {}),
+  };
 }
 
 /** True for a cluster client. */
@@ -66,10 +90,13 @@ export async function connectCluster(nodes: string[], options: ClusterOptions = 
 }
 
 /** Connects to what `target` names: a cluster when it lists nodes, else the URL. */
-export function connectTarget(target: RedisTarget): Promise<RedisClient> {
-  if (target.clusterNodes && target.clusterNodes.length > 0) return connectCluster(target.clusterNodes);
+export async function connectTarget(target: RedisTarget): Promise<RedisClient> {
+  const tls = tlsOptions(target.tls);
+  if (target.clusterNodes && target.clusterNodes.length > 0) {
+    return connectCluster(target.clusterNodes, tls ? { redisOptions: { maxRetriesPerRequest: 2, tls } } : {});
+  }
   if (!target.redisUrl) throw new ConfigError('no Redis configured: give a URL or cluster nodes');
-  return connectRedis(target.redisUrl);
+  return connectRedis(target.redisUrl, tls ? { tls } : {});
 }
 
 /** `host:port` → [host, port]; throws on anything else. */

@@ -54,7 +54,7 @@ export async function openRuntime(config: AppConfig, logger: Logger, allowEmbedd
 
 async function connectRuntime(config: AppConfig, logger: Logger, allowEmbedded: boolean): Promise<Runtime> {
   if (config.clusterNodes) {
-    const target = { clusterNodes: config.clusterNodes };
+    const target = { clusterNodes: config.clusterNodes, tls: config.redisTls };
     const redis = await connectTarget(target);
     redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis cluster error'));
     logger.info({ nodes: config.clusterNodes }, 'connected to Redis Cluster');
@@ -69,7 +69,7 @@ async function connectRuntime(config: AppConfig, logger: Logger, allowEmbedded: 
     url = embedded.url;
     logger.info({ url, dir, appendfsync: config.embeddedAppendfsync }, 'started embedded redis-server (AOF on); it stops when this process exits');
   }
-  const target = { redisUrl: url };
+  const target = { redisUrl: url, tls: config.redisTls };
   const redis = await connectTarget(target);
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   const keys = new Keys(config.prefix);
@@ -102,7 +102,7 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   }
   const extra = async (url: string | undefined, role: string) => {
     if (!url) return redis;
-    const client = await connectTarget({ redisUrl: url });
+    const client = await connectTarget({ redisUrl: url, tls: config.redisTls });
     client.on('error', (err: Error) => logger.warn({ err: err.message, role }, 'redis connection error'));
     (rt.extra ??= []).push(client);
     return client;
@@ -113,7 +113,7 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   const reader = new ProfileReader(redis, keys, config.tags.realtime);
   const child = {
     // The batch writes as the batch role when one is configured (with ACLs: the `batch` user).
-    target: rt.target.clusterNodes ? { clusterNodes: rt.target.clusterNodes } : { redisUrl: config.batchRedisUrl ?? rt.target.redisUrl },
+    target: rt.target.clusterNodes ? { clusterNodes: rt.target.clusterNodes, tls: config.redisTls } : { redisUrl: config.batchRedisUrl ?? rt.target.redisUrl, tls: config.redisTls },
     prefix: config.prefix, tagsFile: config.tags.source, odsDir: config.odsDir, logLevel: config.logLevel,
   };
   const batch = new BatchLauncher({ redis: batchRedis, keys, child, logger, metrics: rt.metrics });
