@@ -1,7 +1,7 @@
 import fs from 'fs';
 import readline from 'readline';
 import type { RedisClient } from '../redis/client';
-import { ID_PATTERN } from '../core/event';
+import { ID_PATTERN, parseIsoTime } from '../core/event';
 import { Keys } from '../core/keys';
 import { Logger, silentLogger } from '../core/logger';
 import { SEGMENT_TAG, TagConfig } from '../core/tags';
@@ -36,10 +36,33 @@ export interface LoadSummary {
   bad_rows: number;
   /** The first bad rows (at most 100): row number (1-based) and why. */
   bad_row_samples: { row: number; reason: string }[];
+  /** Rows of a user an earlier row of the file already had (the last row wins; users_written counts the user once). */
+  duplicate_rows: number;
+  /** The first users with more than one row (at most 100). */
+  duplicate_users: string[];
   seconds: number;
 }
 
 const WRITE_CHUNK = 1000;
+
+/** A decimal number as text (what DECIMAL, BIGINT and HUGEINT columns are read as, to stay exact). */
+const NUMBER_TEXT = /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/;
+
+/** One offline tag value as written to Redis: a number, or exact decimal text; else why not. */
+function offlineValue(key: string, value: unknown, time: boolean): number | string | { error: string } {
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return { error: `${key} must be a finite number` };
+    // JSON.parse has already rounded such an integer: refuse it rather than store a wrong value.
+    if (Number.isInteger(value) && !Number.isSafeInteger(value)) return { error: `${key} ${value} is an integer above 2^53 that a JSON number cannot carry exactly: write it as a string ("${BigInt(value)}" is what was read)` };
+    return value;
+  }
+  if (typeof value === 'string') {
+    if (NUMBER_TEXT.test(value) && value.length <= 64) return value;
+    if (time && Number.isFinite(parseIsoTime(value))) return parseIsoTime(value);
+  }
+  return { error: `${key} must be a number${time ? ' (epoch ms) or an ISO-8601 time' : ''}` };
+}
 
 /** Checks one row against the tag config; the user's values, or the reason it is refused. */
 export function offlineRow(row: unknown, tags: TagConfig): [userId: string, values: OfflineValues] | string {
@@ -52,18 +75,36 @@ export function offlineRow(row: unknown, tags: TagConfig): [userId: string, valu
     if (key === SEGMENT_TAG) {
       if (!tags.segments.some((s) => s.id === value)) return `segment_id "${String(value).slice(0, 64)}" is not a configured segment`;
       values[key] = value as string;
-    } else if (tags.offline.some((t) => t.name === key)) {
-      const n = typeof value === 'bigint' ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isFinite(n)) return `${key} must be a number`;
-      values[key] = n;
-    } else {
-      return `unknown column "${key.slice(0, 64)}"`;
+      continue;
     }
+    const tag = tags.offline.find((t) => t.name === key);
+    if (!tag) return `unknown column "${key.slice(0, 64)}"`;
+    const v = offlineValue(key, value, tag.aggregation === 'first_seen' || tag.aggregation === 'last_seen');
+    if (typeof v === 'object') return v.error;
+    values[key] = v;
   }
   return [r.user_id, values];
 }
 
-/** The rows of the file, one at a time: NDJSON read line by line, Parquet through DuckDB. */
+/**
+ * A Parquet column as the loader reads it: ids and segments as text; DECIMAL and 64/128-bit
+ * integers as exact decimal text; timestamps and dates as epoch ms; other numbers as they
+ * are. Any other type is refused by name before anything is written.
+ */
+function parquetColumnSql(name: string, type: string): string {
+  const col = `"${name.replace(/"/g, '""')}"`;
+  const t = type.toUpperCase();
+  if (name === 'user_id' || name === SEGMENT_TAG) return `CAST(${col} AS VARCHAR) AS ${col}`;
+  if (/^(DECIMAL|NUMERIC|BIGINT|HUGEINT|UBIGINT|UHUGEINT)/.test(t)) return `CAST(${col} AS VARCHAR) AS ${col}`;
+  if (/^(TIMESTAMP|DATE)/.test(t)) return `epoch_ms(CAST(${col} AS TIMESTAMPTZ)) AS ${col}`;
+  if (/^(TINYINT|SMALLINT|INTEGER|UTINYINT|USMALLINT|UINTEGER|FLOAT|DOUBLE|REAL)$/.test(t)) return col;
+  throw new ConfigError(`column ${name} is of type ${type}: an offline tag column must be a number (integer, DECIMAL, FLOAT, DOUBLE) or a TIMESTAMP/DATE, user_id and segment_id text`);
+}
+
+/**
+ * The rows of the file, one at a time: NDJSON read line by line, Parquet streamed through
+ * DuckDB a chunk (at most 2,048 rows) at a time, so memory is bounded by a chunk, not the file.
+ */
 async function* tableRows(file: string): AsyncGenerator<unknown> {
   if (file.endsWith('.parquet')) {
     // Parquet needs a columnar reader: DuckDB, loaded only for such files.
@@ -71,8 +112,16 @@ async function* tableRows(file: string): AsyncGenerator<unknown> {
     const db = await DuckDBInstance.create(':memory:');
     const conn = await db.connect();
     try {
-      const result = await conn.runAndReadAll(`SELECT * FROM read_parquet(${sqlString(file)})`);
-      for (const row of result.getRowObjects()) yield row;
+      const source = `read_parquet(${sqlString(file)})`;
+      const described = (await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${source}`)).getRowObjects();
+      const select = described.map((c) => parquetColumnSql(String(c.column_name), String(c.column_type))).join(', ');
+      const result = await conn.stream(`SELECT ${select} FROM ${source}`);
+      const names = result.columnNames();
+      for (;;) {
+        const chunk = await result.fetchChunk();
+        if (!chunk || chunk.rowCount === 0) break;
+        for (const row of chunk.getRowObjects(names)) yield row;
+      }
     } finally {
       conn.closeSync();
     }
@@ -118,17 +167,21 @@ export async function loadOfflineTable(opts: LoadOptions): Promise<LoadSummary> 
   const { redis, keys } = opts;
   const runId = opts.runId ?? newRunId(started);
   return runUnderBatchLock(redis, keys, runId, { source: opts.file }, async () => {
-    const summary: LoadSummary = { run_id: runId, file: opts.file, rows: 0, users_written: 0, bad_rows: 0, bad_row_samples: [], seconds: 0 };
+    const summary: LoadSummary = { run_id: runId, file: opts.file, rows: 0, users_written: 0, bad_rows: 0, bad_row_samples: [], duplicate_rows: 0, duplicate_users: [], seconds: 0 };
     const writer = new OfflineProfileWriter(redis, keys, offlineProfileSchema(keys, opts.tags.offline), runId, Date.now());
     try {
-      await writeChunks(validChunks(opts.file, opts.tags, summary, log), (chunk) => writer.write(chunk), (n) => {
-        summary.users_written += n;
+      await writeChunks(validChunks(opts.file, opts.tags, summary, log), (chunk) => writer.write(chunk), (n, again) => {
+        // A user this run had written already (an earlier row): the last row wins, counted once.
+        summary.users_written += n - again.length;
+        summary.duplicate_rows += again.length;
+        for (const userId of again) if (summary.duplicate_users.length < 100 && !summary.duplicate_users.includes(userId)) summary.duplicate_users.push(userId);
         opts.progress?.(summary.rows);
       });
     } finally {
       writer.close();
     }
-    log.info({ ...summary, bad_row_samples: undefined }, 'offline table loaded');
+    if (summary.duplicate_rows > 0) log.warn({ duplicate_rows: summary.duplicate_rows, users: summary.duplicate_users.slice(0, 10) }, 'users with more than one row: the last row of each was kept');
+    log.info({ ...summary, bad_row_samples: undefined, duplicate_users: undefined }, 'offline table loaded');
     return summary;
   });
 }

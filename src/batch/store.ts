@@ -50,8 +50,13 @@ export class OfflineProfileWriter {
     this.known = new Set(schema.fields.map((f) => f.name));
   }
 
-  /** Replaces these users' offline hashes; resolves when Redis has applied every one. */
-  async write(profiles: readonly Profile[]): Promise<void> {
+  /**
+   * Replaces these users' offline hashes; resolves when Redis has applied every one, with
+   * the users this run had written already (a user twice in a loaded table: the last row
+   * wins, and the caller reports it). Each user is one MULTI: HGET of the hash's run id,
+   * UNLINK, HSET, EXEC.
+   */
+  async write(profiles: readonly Profile[]): Promise<string[]> {
     const groups = new Map<Redis, Profile[]>();
     for (const p of profiles) {
       const node = nodeFor(this.redis, this.keys.offline(p[0]));
@@ -60,18 +65,24 @@ export class OfflineProfileWriter {
       else groups.set(node, [p]);
     }
     const redirected: Profile[] = [];
+    const again: string[] = [];
     await Promise.all([...groups].map(async ([node, list]) => {
       const conn = await this.connection(node);
-      const replies = await conn.send(list.map((p) => this.encode(p)).join(''), 4 * list.length);
+      const replies = await conn.send(list.map((p) => this.encode(p)).join(''), PER_USER * list.length);
       list.forEach((profile, j) => {
-        const exec = replies[4 * j + 3];
-        const err = [...replies.slice(4 * j, 4 * j + 3), ...(Array.isArray(exec) ? exec : [exec])].find((r) => r instanceof Error || r === null);
-        if (err === undefined) return;
+        const exec = replies[PER_USER * j + PER_USER - 1];
+        const err = [...replies.slice(PER_USER * j, PER_USER * j + PER_USER - 1), ...(Array.isArray(exec) ? exec.slice(1) : [exec])]
+          .find((r) => r instanceof Error || r === null);
+        if (err === undefined) {
+          if ((exec as unknown[])[0] === this.runId) again.push(profile[0]);
+          return;
+        }
         if (err instanceof Error && isRedisError(err, ...REDIRECTED)) redirected.push(profile);
         else throw err ?? new Error(`the offline write of ${profile[0]} was aborted`);
       });
     }));
-    if (redirected.length > 0) await this.writeThroughClient(redirected);
+    if (redirected.length > 0) again.push(...(await this.writeThroughClient(redirected)));
+    return again;
   }
 
   close(): void {
@@ -98,19 +109,24 @@ export class OfflineProfileWriter {
 
   private encode(profile: Profile): string {
     const key = this.keys.offline(profile[0]);
-    return encodeCommand(['MULTI']) + encodeCommand(['UNLINK', key]) + encodeCommand(['HSET', key, ...this.fields(profile)]) + encodeCommand(['EXEC']);
+    return encodeCommand(['MULTI']) + encodeCommand(['HGET', key, RUN_ID_FIELD]) + encodeCommand(['UNLINK', key]) +
+      encodeCommand(['HSET', key, ...this.fields(profile)]) + encodeCommand(['EXEC']);
   }
 
   /** The same writes over ioredis (which follows MOVED and ASK). */
-  private async writeThroughClient(profiles: Profile[]): Promise<void> {
+  private async writeThroughClient(profiles: Profile[]): Promise<string[]> {
     const replies = await pipelineByNode(this.redis, profiles, ([userId]) => this.keys.offline(userId), (pipeline, profile) => {
       const key = this.keys.offline(profile[0]);
-      pipeline.call('MULTI').unlink(key).hset(key, ...this.fields(profile)).call('EXEC');
-    }, 4);
+      pipeline.call('MULTI').hget(key, RUN_ID_FIELD).unlink(key).hset(key, ...this.fields(profile)).call('EXEC');
+    }, PER_USER);
     const failed = replies.find(([err]) => err);
     if (failed) throw failed[0];
+    return profiles.filter((_, i) => (replies[i][1] as unknown[] | null)?.[0] === this.runId).map(([userId]) => userId);
   }
 }
+
+/** Commands per user of OfflineProfileWriter: MULTI, HGET, UNLINK, HSET, EXEC. */
+const PER_USER = 5;
 
 /** Chunks in flight at once: Redis applies one while the next is encoded and sent. */
 const CHUNKS_IN_FLIGHT = 4;
@@ -121,14 +137,14 @@ export function* chunksOf<T>(items: readonly T[], size = 1000): Generator<T[]> {
 }
 
 /** Hands each chunk to `write`, a few in flight, and reports each chunk done, in order. */
-export async function writeChunks<T>(chunks: Iterable<T[]> | AsyncIterable<T[]>, write: (chunk: readonly T[]) => Promise<void>, done: (n: number) => void): Promise<void> {
-  const inFlight: Promise<number>[] = [];
+export async function writeChunks<T, R>(chunks: Iterable<T[]> | AsyncIterable<T[]>, write: (chunk: readonly T[]) => Promise<R>, done: (n: number, result: R) => void): Promise<void> {
+  const inFlight: Promise<[number, R]>[] = [];
   try {
     for await (const chunk of chunks) {
-      inFlight.push(write(chunk).then(() => chunk.length));
-      if (inFlight.length >= CHUNKS_IN_FLIGHT) done(await inFlight.shift()!);
+      inFlight.push(write(chunk).then((r) => [chunk.length, r]));
+      if (inFlight.length >= CHUNKS_IN_FLIGHT) done(...(await inFlight.shift()!));
     }
-    while (inFlight.length > 0) done(await inFlight.shift()!);
+    while (inFlight.length > 0) done(...(await inFlight.shift()!));
   } catch (err) {
     await Promise.allSettled(inFlight); // no write left running (or its failure unhandled)
     throw err;

@@ -125,5 +125,8 @@ export function formatLoadSummary(summary: LoadSummary): string {
     `rows       ${summary.rows} in ${summary.seconds.toFixed(1)} s`,
     `bad rows   ${summary.bad_rows}${summary.bad_row_samples.slice(0, 10).map((b) => `\n  row ${b.row}: ${b.reason}`).join('')}`,
     `users      ${summary.users_written} offline profiles written`,
+    ...(summary.duplicate_rows > 0
+      ? [`duplicates ${summary.duplicate_rows} rows of users an earlier row had (the last row of each kept): ${summary.duplicate_users.slice(0, 10).join(', ')}${summary.duplicate_users.length > 10 ? ', ...' : ''}`]
+      : []),
   ].join('\n');
 }

@@ -9,7 +9,7 @@ import { loadOfflineTable } from '../../src/batch/load';
 import { eraseUser, allErasures } from '../../src/profile/erasure';
 import { prng } from '../../src/dev/simulate';
 import { Pipeline, T0, makePipeline, testRedisUrl } from '../helpers/context';
-import { runCliToEnd } from '../helpers/cli';
+import { CLI, runCliToEnd } from '../helpers/cli';
 import { replayOds } from '../helpers/replay';
 import { EVERY_KIND_TAGS } from '../helpers/windowReference';
 import { WindowValue, sameWindowValue } from '../../src/batch/windows';
@@ -210,6 +210,62 @@ describe('profile batch on DuckDB and --print-sql, against the reference replay 
         expect(await p.redis.exists(p.keys.batchLock())).to.equal(0);
       });
     }
+
+    it('reads what Spark and Trino write (DECIMAL, TIMESTAMP, BIGINT past 2^53) exactly, reports duplicate users, refuses other column types by name', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'load-types-'));
+      const file = path.join(dir, 'spark.parquet');
+      await duckdb(`COPY (SELECT * FROM (VALUES
+        ('t1', CAST(1234567.89 AS DECIMAL(18,2)), CAST(9007199254740993 AS BIGINT), TIMESTAMP '2026-11-01 10:00:00', 'regular'),
+        ('t2', CAST(0.10 AS DECIMAL(18,2)), CAST(3 AS BIGINT), TIMESTAMP '2026-12-01 00:00:00.250', NULL),
+        ('t1', CAST(5.00 AS DECIMAL(18,2)), CAST(1 AS BIGINT), NULL, 'regular')
+      ) AS t(user_id, ltv_total, purchases_total, first_seen, segment_id)) TO '${file}' (FORMAT PARQUET)`);
+      const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: p.keys.prefix, LOG_LEVEL: 'silent' };
+      const { code, out } = await runCliToEnd(['batch', 'load', file], env);
+      expect(code, out).to.equal(0);
+      expect(out).to.include('rows       3').and.include('bad rows   0').and.include('users      2 offline profiles written')
+        .and.include('duplicates 1 rows of users an earlier row had (the last row of each kept): t1');
+      const t1 = await p.redis.hgetall(p.keys.offline('t1'));
+      expect(t1).to.deep.include({ ltv_total: '5.00', purchases_total: '1', segment_id: 'regular' }); // the last row of t1
+      expect(t1).to.not.have.property('first_seen');
+      expect(await p.redis.hgetall(p.keys.offline('t2'))).to.deep.include({ ltv_total: '0.10', purchases_total: '3', first_seen: String(Date.parse('2026-12-01T00:00:00.250Z')) });
+      // One row per user: the BIGINT past 2^53 and the TIMESTAMP arrive exact.
+      await duckdb(`COPY (SELECT 't3' AS user_id, CAST(9007199254740993 AS BIGINT) AS purchases_total, TIMESTAMP '2026-11-01 10:00:00' AS first_seen) TO '${file}' (FORMAT PARQUET)`);
+      expect((await runCliToEnd(['batch', 'load', file], env)).code).to.equal(0);
+      expect(await p.redis.hgetall(p.keys.offline('t3'))).to.deep.include({ purchases_total: '9007199254740993', first_seen: String(Date.parse('2026-11-01T10:00:00Z')) });
+      // A column of another type: refused by name before anything is written.
+      await duckdb(`COPY (SELECT 't4' AS user_id, [1, 2] AS ltv_total) TO '${file}' (FORMAT PARQUET)`);
+      const refused = await runCliToEnd(['batch', 'load', file], env);
+      expect([refused.code, refused.out.trim()]).to.deep.equal([2, 'profile: column ltv_total is of type INTEGER[]: an offline tag column must be a number (integer, DECIMAL, FLOAT, DOUBLE) or a TIMESTAMP/DATE, user_id and segment_id text']);
+      expect(await p.redis.exists(p.keys.offline('t4'))).to.equal(0);
+      // NDJSON: an integer past 2^53 is refused (JSON.parse has rounded it); as a string it is exact; ISO times for first_seen/last_seen.
+      const ndjson = path.join(dir, 'big.ndjson');
+      fs.writeFileSync(ndjson, '{"user_id":"t5","purchases_total":9007199254740993}\n{"user_id":"t6","purchases_total":"9007199254740993","last_seen":"2026-12-01T08:00:00Z"}\n');
+      const big = await runCliToEnd(['batch', 'load', ndjson], env);
+      expect(big.out).to.include('row 1: purchases_total 9007199254740992 is an integer above 2^53 that a JSON number cannot carry exactly: write it as a string');
+      expect(await p.redis.hgetall(p.keys.offline('t6'))).to.deep.include({ purchases_total: '9007199254740993', last_seen: String(Date.parse('2026-12-01T08:00:00Z')) });
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('streams a large Parquet file in bounded memory', async function () {
+      this.timeout(120_000);
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'load-big-'));
+      const file = path.join(dir, 'big.parquet');
+      const users = 300_000;
+      await duckdb(`COPY (SELECT 'big-' || i AS user_id, CAST(i AS DECIMAL(18,2)) AS ltv_total, i AS purchases_total FROM range(${users}) t(i)) TO '${file}' (FORMAT PARQUET)`);
+      // The CLI with a hook that prints its peak RSS at exit.
+      const hook = path.join(dir, 'rss.js');
+      fs.writeFileSync(hook, "process.on('exit', () => process.stderr.write(`maxrss_kb=${process.resourceUsage().maxRSS}\\n`));\n");
+      const { code, out } = await runCliToEnd(['-r', hook, CLI, 'batch', 'load', file], { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: p.keys.prefix, LOG_LEVEL: 'silent' }, false, process.execPath);
+      expect(code, out).to.equal(0);
+      expect(out).to.include(`users      ${users} offline profiles written`);
+      const rssMb = Number(/maxrss_kb=(\d+)/.exec(out)![1]) / 1024;
+      expect(rssMb, `peak RSS ${rssMb.toFixed(0)} MB`).to.be.below(400);
+      expect(await p.redis.hget(p.keys.offline(`big-${users - 1}`), 'ltv_total')).to.equal(`${users - 1}.00`);
+      const keys: string[] = [];
+      for (let i = 0; i < users; i++) keys.push(p.keys.offline(`big-${i}`));
+      for (let i = 0; i < keys.length; i += 10_000) await p.redis.unlink(...keys.slice(i, i + 10_000));
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
 
     it('skips and reports bad rows, replaces each user whole, and runs from the CLI', async () => {
       const file = path.join(os.tmpdir(), `load-${process.pid}.ndjson`);
