@@ -20,7 +20,8 @@ import { makeTrainingSetCommand } from './src/cli/commands/trainingSet';
 const program = new Command('profile')
   .description('profile-stream: Redis-native user profiles for ad platforms')
   .version(PACKAGE_VERSION)
-  .showHelpAfterError()
+  // A usage error is its one line, then where the help is (not the whole help: it buried the error).
+  .showHelpAfterError('(see `profile --help`)')
   // Usage errors (unknown option or command, bad argument) exit 2 like configuration
   // errors, not commander's default 1, which means a runtime failure here.
   .exitOverride()
@@ -40,8 +41,11 @@ for (const make of [makeUpCommand, makeServeCommand, makeConsumeCommand, makeArc
 }
 // addCommand does not pass settings down (command() would): every command, nested ones too,
 // gets the program's exit override and help-after-error.
-const inherit = (parent: Command) => parent.commands.forEach((c) => inherit(c.copyInheritedSettings(parent)));
-inherit(program);
+const inherit = (parent: Command, path: string) => parent.commands.forEach((c) => {
+  const name = `${path} ${c.name()}`;
+  inherit(c.copyInheritedSettings(parent).showHelpAfterError(`(see \`${name} --help\`)`), name);
+});
+inherit(program, 'profile');
 
 // `profile … | head`: a reader that hangs up ends the command quietly.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));

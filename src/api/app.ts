@@ -31,7 +31,8 @@ export function expressApp(api: ApiContext): Express {
   app.disable('x-powered-by');
   app.set('json spaces', 0);
   // GET /profile never gets here (it is served before express); POST /events is the other hot route.
-  app.use(requestLog(api.log, ['POST /events']));
+  // The bidder's ingest and the dashboard's polls (every second or two) log at debug.
+  app.use(requestLog(api.log, ['POST /events', 'GET /dashboard/stats', 'GET /profile/:userId/timeline', 'GET /batch/:runId']));
   app.use(eventsRouter(api), profilesRouter(api), batchRouter(api), opsRouter(api), dashboardRouter(api), triggersRouter(api));
   app.use(notFound);
   app.use(errorHandler(api.redis, api.log, api.redisOutage));

@@ -100,6 +100,7 @@ export function formatVerify(result: VerifyResult): string {
 
 /** `profile dead list` as a table. */
 export function formatDeadLetters(letters: DeadLetter[]): string {
+  if (letters.length === 0) return 'no dead letters';
   const rows = letters.map((l) => [l.dead_id, l.stream, l.id, l.group, String(l.deliveries), l.error]);
   return table(['dead id', 'stream', 'entry id', 'group', 'deliveries', 'error'], rows, [0, 1, 2, 3, 5]);
 }

@@ -1,3 +1,4 @@
+import { ConfigError } from '../core/errors';
 import type { RedisClient } from '../redis/client';
 import { Keys } from '../core/keys';
 
@@ -44,9 +45,13 @@ export async function listDeadLetters(redis: RedisClient, keys: Keys, count = 10
  * every effect is idempotent by event id, so a group that had processed one is unaffected.
  * Letters naming a stream that is not one of the partitions are left in place.
  */
-export async function replayDeadLetters(redis: RedisClient, keys: Keys, partitions: number, ids?: string[]): Promise<{ replayed: number; skipped: string[] }> {
+export async function replayDeadLetters(redis: RedisClient, keys: Keys, partitions: number, ids?: string[]): Promise<{ replayed: number; skipped: string[]; missing: string[] }> {
   const streams = new Set(keys.streams(partitions));
-  const letters = ids ? (await Promise.all(ids.map((id) => redis.xrange(keys.deadLetters(), id, id)))).flat() : await redis.xrange(keys.deadLetters(), '-', '+');
+  const bad = ids?.find((id) => !/^\d+(-\d+)?$/.test(id));
+  if (bad !== undefined) throw new ConfigError(`--id ${bad}: a dead id is a stream id such as 1795687489291-0 (profile dead list shows them)`);
+  const found = ids ? await Promise.all(ids.map((id) => redis.xrange(keys.deadLetters(), id, id))) : [await redis.xrange(keys.deadLetters(), '-', '+')];
+  const missing = ids ? ids.filter((_, i) => found[i].length === 0) : [];
+  const letters = found.flat();
   let replayed = 0;
   const skipped: string[] = [];
   for (const [deadId, flat] of letters) {
@@ -59,7 +64,7 @@ export async function replayDeadLetters(redis: RedisClient, keys: Keys, partitio
     await redis.xdel(keys.deadLetters(), deadId);
     replayed++;
   }
-  return { replayed, skipped };
+  return { replayed, skipped, missing };
 }
 
 /** Deletes every dead letter; returns how many there were. */

@@ -37,6 +37,12 @@ const ID_FIELDS = ['event_id', 'user_id', 'ad_id', 'campaign_id'] as const;
 const KNOWN_FIELDS = new Set(['event_id', 'user_id', 'type', 'ts', 'ad_id', 'campaign_id', 'amount', 'currency']);
 /** Latest accepted event time: the year 9999, well inside a double's exact integers. */
 const MAX_TS = 253_402_300_799_999;
+/**
+ * Ingestion refuses times before 2000-01-01 (946,684,800,000 ms): such a time is nearly always
+ * epoch seconds sent as milliseconds (every time in seconds until 2286 is below it), and an
+ * ad event from before 2000 has no window to land in. Stored entries are not held to it.
+ */
+export const EARLIEST_INGEST_MS = 946_684_800_000;
 
 export interface ValidateOptions {
   /** Current time in ms; the default event time and the reference for `maxFutureSkewMs`. */
@@ -83,9 +89,13 @@ export function validateEvent(raw: unknown, index: number, opts: ValidateOptions
     if (opts.stored) fail('ts', 'is required');
   } else if (typeof obj.ts === 'number') {
     if (!Number.isInteger(obj.ts) || obj.ts < 0 || obj.ts > MAX_TS) fail('ts', 'must be a non-negative integer of epoch milliseconds');
-    else ts = obj.ts;
+    else if (!opts.stored && obj.ts < EARLIEST_INGEST_MS) {
+      // 1796526000 is Dec 2026 in epoch seconds but Jan 1970 in ms: archived under dt=1970-01-21, in no window.
+      fail('ts', `${obj.ts} is ${new Date(obj.ts).toISOString().slice(0, 10)} as epoch milliseconds, before 2000-01-01: epoch seconds? ts must be epoch milliseconds (or ISO-8601)`);
+    } else ts = obj.ts;
   } else if (typeof obj.ts === 'string' && Number.isFinite(parseIsoTime(obj.ts))) {
     ts = parseIsoTime(obj.ts);
+    if (!opts.stored && ts < EARLIEST_INGEST_MS) fail('ts', 'is before 2000-01-01: events that old are refused');
   } else {
     fail('ts', 'must be epoch milliseconds or an ISO-8601 date-time with a time zone');
   }

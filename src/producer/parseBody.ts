@@ -14,6 +14,7 @@ export function bodyToItems(body: unknown, isNdjson: boolean, maxEvents: number)
   let items: unknown[];
   if (isNdjson) {
     if (typeof body !== 'string') return invalid(0, 'body must be NDJSON text');
+    if (body.trim() === '') return invalid(0, 'empty body: send one event object, a JSON array of events, or NDJSON lines');
     items = [];
     const errors: FieldError[] = [];
     const lines = body.split('\n');

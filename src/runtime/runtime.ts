@@ -233,6 +233,12 @@ export async function runRoles(rt: Runtime, roles: Roles, stop: Promise<unknown>
     }
     if (roles.realtime) consumers.push(await startRealtime(rt));
     if (roles.archive) consumers.push(await startArchive(rt));
+    // Once started (a failed start stays one line): what this process serves.
+    const tags = rt.config.tags;
+    rt.logger.info({
+      file: tags.source, realtime: tags.realtime.map((t) => t.name), offline: tags.offline.map((t) => t.name),
+      segments: tags.segments.map((s) => s.id), triggers: tags.triggers.map((t) => t.name),
+    }, 'tag config loaded');
     await stop;
   } finally {
     await http?.close();

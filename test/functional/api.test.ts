@@ -63,6 +63,14 @@ describe('HTTP API (real Redis, real HTTP)', () => {
     const many = Array.from({ length: 10_001 }, () => ({ user_id: 'u', type: 'click' }));
     const tooMany = await post('/events', JSON.stringify(many));
     expect(tooMany.status).to.equal(413);
+    // An empty body is named as such, whatever its type says (it was 415 for JSON, and "user_id is required" for -d '').
+    const empty = { errors: [{ index: 0, field: '', message: 'empty body: send one event object, a JSON array of events, or NDJSON lines' }] };
+    for (const type of ['application/json', 'application/x-ndjson', 'application/x-www-form-urlencoded']) {
+      const r = await post('/events', '', type);
+      expect([type, r.status, await r.json()]).to.deep.equal([type, 400, empty]);
+    }
+    const blank = await post('/events', '\n \n', 'application/x-ndjson');
+    expect([blank.status, await blank.json()]).to.deep.equal([400, empty]);
     expect(await streamLengths()).to.equal(0);
   });
 

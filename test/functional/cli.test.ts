@@ -29,6 +29,10 @@ describe('profile CLI (real processes)', function () {
     const up = runCli(['up', '--port', '0'], env);
     const [, port] = await up.waitFor(/"port":(\d+),"msg":"API listening"/);
     await up.waitFor(/realtime consumer started/);
+    // It says what it serves: the tag config's file, tags, segments and triggers.
+    const [loaded] = await up.waitFor(/\{[^\n]*"msg":"tag config loaded"\}/);
+    expect(JSON.parse(loaded)).to.deep.include({ realtime: ['views_5m', 'views_1h', 'clicks_5m', 'clicks_24h', 'purchases_24h', 'spend_24h', 'distinct_ads_1h', 'campaign_views_1h'], triggers: [] });
+    expect(JSON.parse(loaded).file).to.match(/config\/tags\.json$/);
     const base = `http://127.0.0.1:${port}`;
     const now = Date.now();
     const ndjson = [
@@ -61,10 +65,14 @@ describe('profile CLI (real processes)', function () {
     const missing = await runCliToEnd(['get', 'nobody'], env);
     expect(missing.code).to.equal(1);
     expect(missing.out).to.equal('profile: unknown user nobody\n');
+    // The dashboard's polls log at debug; other routes at info.
+    for (const route of ['/dashboard/stats', '/profile/cli-user/timeline', '/dashboard/stats', '/status']) expect((await fetch(`${base}${route}`)).status).to.equal(200);
+    await up.waitFor(/"path":"\/status","status":200/);
 
     up.child.kill('SIGTERM');
     expect(await up.exited).to.equal(0);
     expect(up.output()).to.match(/"msg":"stopped"/);
+    expect(up.output()).to.not.match(/"path":"\/(dashboard\/stats|profile\/cli-user\/timeline)"/);
   });
 
   it('`serve` and `consume` run as separate processes and together make the full path', async () => {
@@ -155,6 +163,12 @@ describe('profile CLI (real processes)', function () {
       await redis.xadd(`${prefix}ev:dead`, '*', 'stream', 'x', 'fields', '[]');
       expect((await runCliToEnd(['dead', 'purge'], env)).out).to.equal('purged 1\n');
       expect(await redis.exists(`${prefix}ev:dead`)).to.equal(0);
+      // Nothing there: a sentence, not a bare header; an id that is no stream id: one line, exit 2; one not there: said, exit 1.
+      expect((await runCliToEnd(['dead', 'list'], env)).out).to.equal('no dead letters\n');
+      const nope = await runCliToEnd(['dead', 'replay', '--id', 'nope'], env);
+      expect([nope.code, nope.out]).to.deep.equal([2, 'profile: --id nope: a dead id is a stream id such as 1795687489291-0 (profile dead list shows them)\n']);
+      const gone = await runCliToEnd(['dead', 'replay', '--id', '1-0'], env);
+      expect([gone.code, gone.out]).to.deep.equal([1, 'replayed 0; no dead letter 1-0\n']);
     } finally {
       redis.disconnect();
     }
@@ -272,6 +286,22 @@ describe('profile CLI (real processes)', function () {
       expect(bad.out).to.match(/--log-format <format>' argument 'yaml' is invalid. Allowed choices are auto, json, pretty/);
     } finally {
       fs.rmSync(ods, { recursive: true, force: true });
+    }
+  });
+
+  it('a usage error is its line and where the help is, not the whole help; exit 2', async () => {
+    for (const [args, first, hint] of [
+      [['batch', '--durration', '5'], "error: unknown option '--durration'", '(see `profile batch --help`)'],
+      [['training-set', '--spine-from', 'impressions', '--label', 'clicked=30m', '--out', 'x.parquet'], /^error: option '--label <label>' argument 'clicked=30m' is invalid/, '(see `profile training-set --help`)'],
+      [['nope'], "error: unknown command 'nope'", '(see `profile --help`)'],
+    ] as const) {
+      const r = await runCliToEnd([...args]);
+      expect(r.code, r.out).to.equal(2);
+      const lines = r.out.trim().split('\n');
+      expect(lines.length, r.out).to.be.at.most(3);
+      if (typeof first === 'string') expect(lines[0]).to.equal(first);
+      else expect(lines[0]).to.match(first);
+      expect(lines[lines.length - 1]).to.equal(hint);
     }
   });
 

@@ -204,17 +204,20 @@ describe('security: API keys, limits, headers, hostile parsing, erasure (real Re
     }
   });
 
-  it('`profile erase --purge-ods` refuses while an archiver is active', async () => {
+  it('`profile erase --purge-ods` refuses while an archiver is active, before erasing anything', async () => {
     await start();
     const ods = fs.mkdtempSync(path.join(os.tmpdir(), 'erase-ods-'));
     const archiver = new ArchiveConsumer({ redis: p.redis, keys: p.keys, partitions: 2, consumerName: 'arch-live', odsDir: ods, trimIntervalMs: 0, blockMs: 200 });
     await archiver.start();
     try {
       const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: p.keys.prefix, PROFILE_PARTITIONS: '2', ODS_DIR: ods };
+      await p.redis.hset(p.keys.offline('someone'), 'ltv_total', '5');
       const r = await runCliToEnd(['erase', 'someone', '--purge-ods'], env);
       expect(r.code).to.equal(1);
-      expect(r.out).to.include('erased someone: 0 keys deleted');
-      expect(r.out).to.include('archivers are active (arch-live)');
+      expect(r.out).to.not.include('erased someone');
+      expect(r.out).to.include('archivers are active (arch-live)').and.include('nothing was erased');
+      expect(await p.redis.exists(p.keys.offline('someone'))).to.equal(1);
+      expect(await p.redis.zscore(p.keys.erasures(), 'someone')).to.equal(null);
     } finally {
       await archiver.stop();
       fs.rmSync(ods, { recursive: true, force: true });

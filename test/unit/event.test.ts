@@ -51,6 +51,15 @@ describe('event schema', () => {
     ]);
   });
 
+  it('refuses a time before 2000 at ingest, naming the likely mistake (epoch seconds); stored entries are not held to it', () => {
+    const r = validateEvent({ user_id: 'u', type: 'click', ts: 1796526000 }, 0, opts);
+    expect(r.ok ? null : r.errors).to.deep.equal([{ index: 0, field: 'ts', message: '1796526000 is 1970-01-21 as epoch milliseconds, before 2000-01-01: epoch seconds? ts must be epoch milliseconds (or ISO-8601)' }]);
+    const iso = validateEvent({ user_id: 'u', type: 'click', ts: '1999-12-31T23:59:59Z' }, 0, opts);
+    expect(iso.ok ? null : iso.errors).to.deep.equal([{ index: 0, field: 'ts', message: 'is before 2000-01-01: events that old are refused' }]);
+    expect(validateEvent({ user_id: 'u', type: 'click', ts: 946_684_800_000 }, 0, opts).ok).to.equal(true);
+    expect(validateEvent({ event_id: 'e', user_id: 'u', type: 'click', ts: 1796526000 }, 0, { ...opts, stored: true }).ok).to.equal(true);
+  });
+
   it('rejects ts beyond the future skew, accepts it at the limit', () => {
     expect(validateEvent({ user_id: 'u', type: 'click', ts: NOW + 300_000 }, 0, opts).ok).to.equal(true);
     const r = validateEvent({ user_id: 'u', type: 'click', ts: NOW + 300_001 }, 0, opts);

@@ -6,6 +6,7 @@ import { isClientError, jsonBody } from '../http';
 import { route } from '../routeTable';
 
 const NDJSON = 'application/x-ndjson';
+const EMPTY_BODY = 'empty body: send one event object, a JSON array of events, or NDJSON lines';
 
 /** POST /events: ingestion, one object, a JSON array or NDJSON lines; every request's outcome is counted. */
 export function eventsRouter(api: ApiContext): Router {
@@ -55,6 +56,13 @@ function eventBody(api: ApiContext, outcome: (o: IngestOutcome) => void): Reques
   const json = jsonBody(api.maxBodyBytes);
   const ndjson = express.text({ type: NDJSON, limit: api.maxBodyBytes });
   return (req: Request, res: Response, next: NextFunction) => {
+    // Without a body req.is() knows no type (and body-parser would read `{}`): say what is wrong.
+    const length = req.headers['content-length'];
+    if (req.headers['transfer-encoding'] === undefined && (length === undefined || Number(length) === 0)) {
+      outcome('bad_body');
+      res.status(400).json({ errors: [{ index: 0, field: '', message: EMPTY_BODY }] });
+      return;
+    }
     const parser = req.is(NDJSON) ? ndjson : req.is('application/json') ? json : null;
     if (!parser) {
       outcome('unsupported_type');

@@ -26,7 +26,9 @@ export function makeDeadCommand(): Command {
     .action(async (o) => {
       await withRuntime(o, async (rt) => {
         const r = await replayDeadLetters(rt.redis, rt.keys, rt.config.partitions, o.id);
-        process.stdout.write(`replayed ${r.replayed}${r.skipped.length ? `, skipped ${r.skipped.length} (not from a partition): ${r.skipped.join(' ')}` : ''}\n`);
+        process.stdout.write(`replayed ${r.replayed}${r.skipped.length ? `, skipped ${r.skipped.length} (not from a partition): ${r.skipped.join(' ')}` : ''}` +
+          `${r.missing.length ? `; no dead letter ${r.missing.join(' ')}` : ''}\n`);
+        if (r.missing.length > 0) process.exitCode = 1;
       });
     }));
   dead.addCommand(withRedisOptions(new Command('purge'))

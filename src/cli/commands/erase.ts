@@ -19,17 +19,20 @@ export function makeEraseCommand(): Command {
       if (bad !== undefined) throw new ConfigError(`user id must be ${ID_RULE}`);
       if (userIds.length === 0 && !o.purgeOds) throw new ConfigError('name at least one user id, or give --purge-ods');
       await withRuntime(asBatchRole(o), async (rt) => {
+        // Checked before anything is erased: a refused --purge-ods changes nothing.
+        if (o.purgeOds && !o.force) {
+          const active = await activeArchivers(rt.redis, rt.keys, rt.config.partitions, rt.config.claimIdleMs);
+          if (active.length > 0) {
+            process.stderr.write(`profile: archivers are active (${active.join(', ')}): stop them before --purge-ods (or --force); nothing was erased\n`);
+            process.exitCode = 1;
+            return;
+          }
+        }
         for (const userId of userIds) {
           const n = await eraseUser(rt.redis, rt.keys, userId);
           process.stdout.write(`erased ${userId}: ${n} keys deleted\n`);
         }
         if (!o.purgeOds) return;
-        const active = await activeArchivers(rt.redis, rt.keys, rt.config.partitions, rt.config.claimIdleMs);
-        if (active.length > 0 && !o.force) {
-          process.stderr.write(`profile: archivers are active (${active.join(', ')}): stop them before --purge-ods (or --force)\n`);
-          process.exitCode = 1;
-          return;
-        }
         const r = await purgeOds(rt.config.odsDir, await allErasures(rt.redis, rt.keys));
         process.stdout.write(`ODS ${rt.config.odsDir}: ${r.lines_removed} lines removed from ${r.files_rewritten} files\n`);
       });
