@@ -147,7 +147,8 @@ async function* validChunks(file: string, tags: TagConfig, summary: LoadSummary,
     if (typeof parsed === 'string') {
       summary.bad_rows++;
       if (summary.bad_row_samples.length < 100) summary.bad_row_samples.push({ row: summary.rows, reason: parsed });
-      if (summary.bad_rows <= 20) log.warn({ row: summary.rows, reason: parsed }, 'bad row skipped');
+      // The summary lists them (CLI, API): a log line each would say it twice.
+      if (summary.bad_rows <= 20) log.debug({ row: summary.rows, reason: parsed }, 'bad row skipped');
       continue;
     }
     chunk.push(parsed);

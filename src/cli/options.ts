@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { AppConfig, ConfigInput, resolveConfig } from '../core/config';
+import { ConfigError } from '../core/errors';
 import { parseApiKeys } from '../core/apiKeys';
 import { parseIsoTime } from '../core/event';
 import { parseDuration } from '../core/duration';
@@ -27,8 +28,16 @@ export const timeArg = (name: string) => (value: string) => {
 /** Parses an ODS date, YYYY-MM-DD. */
 export const dateArg = (name: string) => (value: string) => {
   if (!ODS_DATE.test(value)) throw new InvalidArgumentError(`${name} must be a date YYYY-MM-DD`);
+  // 2026-13-01 and 2026-02-30 have the form but are no dates.
+  const parsed = new Date(`${value}T00:00:00Z`);
+  if (Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 10) !== value) throw new InvalidArgumentError(`${name} ${value} is not a date of the calendar (YYYY-MM-DD)`);
   return value;
 };
+
+/** Refuses a --from after --to (a range that can hold nothing). */
+export function checkDateRange(from: string | undefined, to: string | undefined): void {
+  if (from !== undefined && to !== undefined && from > to) throw new ConfigError(`--from ${from} is after --to ${to}: the range holds no date`);
+}
 
 /** A positive duration such as 30s, 5m, 24h, 7d (or plain ms) in ms; undefined when the text is none. */
 export function positiveDuration(value: string): number | undefined {

@@ -3,7 +3,8 @@
  * terminal a bar rewritten in place; piped (logs, CI), a plain line every 5 seconds.
  */
 export class Progress {
-  private lastLine = 0;
+  /** Piped, the first line comes after `everyMs` too: a short run prints none (not a stale "0 of N"). */
+  private lastLine = Date.now();
 
   constructor(
     private readonly out: NodeJS.WriteStream = process.stderr,

@@ -105,6 +105,17 @@ export async function fsyncPath(p: string): Promise<void> {
  * event arrives. Writes and removes a probe file: the only check that holds for every
  * user, root included, and for read-only mounts.
  */
+/** The ODS folder a reader (batch, training set) is pointed at must exist: a typo is a usage error, not "0 files read". */
+export function assertOdsDir(dir: string): void {
+  let isDir = false;
+  try {
+    isDir = fs.statSync(dir).isDirectory();
+  } catch {
+    // missing: said below
+  }
+  if (!isDir) throw new ConfigError(`the ODS folder ${dir} does not exist: point --ods / ODS_DIR at the folder the archiver writes (default ./data/ods)`);
+}
+
 export function assertWritableDir(dir: string): void {
   const probe = path.join(dir, `.write-check-${process.pid}`);
   try {

@@ -280,9 +280,13 @@ describe('profile batch on DuckDB and --print-sql, against the reference replay 
         JSON.stringify({ user_id: 'l6', first_seen: null, purchases_total: 0, segment_id: 'window_shopper' }),
       ].join('\n') + '\n');
       const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: p.keys.prefix, LOG_LEVEL: 'silent' };
-      const { code, out } = await runCliToEnd(['batch', 'load', file], env);
+      const { code, out } = await runCliToEnd(['batch', 'load', file], { ...env, LOG_LEVEL: 'warn' });
+      // Any bad row is exit 1 (the good rows are loaded), said once; --allow-bad-rows makes it 0.
+      expect(code, out).to.equal(1);
+      expect(out).to.include('profile: 5 of 7 rows were bad and skipped (the others are loaded): exit 1; --allow-bad-rows accepts that');
+      expect(out.match(/ltv_total must be a number/g)).to.have.length(1);
+      expect((await runCliToEnd(['batch', 'load', '--allow-bad-rows', file], env)).code).to.equal(0);
       fs.rmSync(file);
-      expect(code, out).to.equal(0);
       expect(out).to.include('rows       7').and.include('bad rows   5').and.include('users      2 offline profiles written');
       for (const reason of ['row 2: ltv_total must be a number', 'row 3: unknown column "colour"', 'row 4: segment_id "vip" is not a configured segment',
         'row 5: user_id is missing or not a valid id', 'row 6: not JSON']) expect(out).to.include(reason);

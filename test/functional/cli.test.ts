@@ -131,6 +131,8 @@ describe('profile CLI (real processes)', function () {
     expect(batch.code).to.equal(0);
     expect(batch.out).to.match(/^events {5}20 counted, 0 duplicates skipped, 0 after --as-of ignored$/m);
     expect(batch.out).to.match(/^users {6}2 offline profiles written, 2 window results$/m);
+    // Piped, a run shorter than the progress period prints no progress line (it printed a stale "0.0 of N MiB").
+    expect(batch.out).to.not.match(/^(read|aggregate|write)[^\n]*: .* of /m);
     const verify = await runCliToEnd(['verify'], env);
     expect(verify.out).to.match(/: 2 users checked, 0 mismatches\n$/);
     expect(verify.code).to.equal(0);
@@ -284,6 +286,32 @@ describe('profile CLI (real processes)', function () {
       const bad = await runCliToEnd(['batch', '--log-format', 'yaml'], env);
       expect(bad.code).to.equal(2);
       expect(bad.out).to.match(/--log-format <format>' argument 'yaml' is invalid. Allowed choices are auto, json, pretty/);
+    } finally {
+      fs.rmSync(ods, { recursive: true, force: true });
+    }
+  });
+
+  it('bad dates, an empty range and a missing ODS are usage errors; a run that read no file says why', async () => {
+    const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix() };
+    const ods = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-dates-'));
+    try {
+      const cases: [string[], RegExp][] = [
+        [['batch', '--from', '2026-13-01'], /^error: option '--from <date>' argument '2026-13-01' is invalid\. --from 2026-13-01 is not a date of the calendar/],
+        [['batch', '--from', '2026-12-07', '--to', '2026-12-01'], /^profile: --from 2026-12-07 is after --to 2026-12-01: the range holds no date$/],
+        [['batch', '--ods', path.join(ods, 'does-not-exist')], /^profile: the ODS folder .*does-not-exist does not exist: point --ods \/ ODS_DIR at the folder/],
+        [['training-set', '--spine-from', 'impressions', '--from', '2026-13-45', '--out', path.join(ods, 'x.parquet')], /^error: option '--from <date>' argument '2026-13-45' is invalid/],
+      ];
+      for (const [args, message] of cases) {
+        const r = await runCliToEnd(args, { ...env, ODS_DIR: ods });
+        expect(r.code, `${args.join(' ')}: ${r.out}`).to.equal(2);
+        expect(r.out.trim().split('\n')[0], args.join(' ')).to.match(message);
+        expect(r.out).to.not.match(/\n\s+at |Binder Error|NaN/);
+      }
+      fs.mkdirSync(path.join(ods, 'dt=2026-11-01'));
+      fs.writeFileSync(path.join(ods, 'dt=2026-11-01', 'p0.ndjson'), '');
+      const none = await runCliToEnd(['batch', '--from', '2026-12-01'], { ...env, ODS_DIR: ods, LOG_LEVEL: 'silent' });
+      expect(none.code, none.out).to.equal(0);
+      expect(none.out).to.include('profile: no ODS file between --from 2026-12-01 and --to (any); the ODS holds 1 files from 2026-11-01 to 2026-11-01');
     } finally {
       fs.rmSync(ods, { recursive: true, force: true });
     }

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { buildTrainingSet, printedTrainingSql, TrainingFormat, TrainingSetInterrupted } from '../../batch/trainingSet';
 import { allErasures } from '../../profile/erasure';
-import { asBatchRole, dateArg, positiveDuration, withBatchRedisOption, withRedisOptions } from '../options';
+import { asBatchRole, checkDateRange, dateArg, positiveDuration, withBatchRedisOption, withRedisOptions } from '../options';
 import { withRuntime } from '../process';
 import { ConfigError } from '../../core/errors';
 
@@ -35,6 +35,7 @@ Examples:
   $ profile training-set --spine-from impressions --label clicked_within=30m --from 2026-11-01 --to 2026-11-07 --out ctr.parquet
   $ profile training-set --spine spine.ndjson --tags views_5m,clicks_24h,segment_id --format ndjson --out train.ndjson`)
     .action(async (o) => {
+      checkDateRange(o.from, o.to);
       if (!o.spine && !o.spineFrom) throw new ConfigError('training-set needs --spine <file> or --spine-from impressions');
       if (!o.spineFrom && (o.label || o.from || o.to)) throw new ConfigError('--label, --from and --to go with --spine-from impressions');
       if (!o.out && !o.printSql) throw new ConfigError('training-set needs --out <file>');
