@@ -40,6 +40,12 @@ function tlsReason(cause: string): string {
   return (reason ?? cause.split('\n')[0]).trim().replace(/\.$/, '');
 }
 
+/** The HTTP API a client command talks to (simulate) cannot be reached, or stopped answering; exit code 1. */
+export class ApiUnreachableError extends ProfileStreamError {
+  override name = 'ApiUnreachableError';
+  readonly exitCode = 1;
+}
+
 /** A process could not start: a port in use or not allowed; exit code 1. */
 export class StartupError extends ProfileStreamError {
   override name = 'StartupError';

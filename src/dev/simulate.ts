@@ -1,5 +1,21 @@
 import { randomBytes } from 'crypto';
 import { groupCaughtUp, PartitionStatus } from '../redis/streamStatus';
+import { ApiUnreachableError } from '../core/errors';
+
+/** How long the API may stay unreachable during a run before the run stops and says so (ms). */
+const UNREACHABLE_MS = 5_000;
+
+/** Why a request could not reach the API: the cause of fetch's "fetch failed" (ECONNREFUSED …). */
+function reachCause(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (err as Error).message;
+}
+
+/** Connection trouble of a run: since when the API has not answered, and why. */
+interface Reach {
+  downSince?: number;
+  cause?: string;
+}
 
 /** Options of `profile simulate`. */
 export interface SimulateOptions {
@@ -44,12 +60,16 @@ export interface SimulateSummary {
  * Sends one NDJSON request, resending on connection errors (the same event ids make a
  * resend safe) and after 503 (waiting Retry-After); counts the outcome in `s`.
  */
-async function postEvents(base: string, auth: Record<string, string>, lines: string, count: number, s: SimulateSummary): Promise<void> {
+async function postEvents(base: string, auth: Record<string, string>, lines: string, count: number, s: SimulateSummary, reach: Reach): Promise<void> {
   for (let attempt = 0; attempt < 20; attempt++) {
     let res: Response;
     try {
       res = await fetch(`${base}/events`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', ...auth }, body: lines });
-    } catch {
+      reach.downSince = undefined;
+    } catch (err) {
+      reach.downSince ??= Date.now();
+      reach.cause = reachCause(err);
+      if (Date.now() - reach.downSince > UNREACHABLE_MS) break; // the run stops (see simulate)
       await new Promise((r) => setTimeout(r, 500)); // connection refused/reset: the same ids make a resend safe
       continue;
     }
@@ -70,6 +90,15 @@ async function postEvents(base: string, auth: Record<string, string>, lines: str
     }
   }
   s.failed_requests++;
+}
+
+/** Fails at once, with the cause, when nothing answers at the API's URL (GET /health). */
+async function probe(base: string, auth: Record<string, string>): Promise<void> {
+  try {
+    await fetch(`${base}/health`, { headers: auth, signal: AbortSignal.timeout(5000) });
+  } catch (err) {
+    throw new ApiUnreachableError(`cannot reach the API at ${base} (${reachCause(err)}): is \`profile up\` or \`profile serve\` running there? Check --url`);
+  }
 }
 
 /** Polls GET /status until the realtime group has processed everything (or `waitS` passes); records when in `s`. */
@@ -181,7 +210,11 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateSummary> 
   const end = start + opts.durationS * 1000;
   let lastProgress = start;
 
-  const post = (lines: string, count: number) => postEvents(base, auth, lines, count, s);
+  const reach: Reach = {};
+  const post = (lines: string, count: number) => postEvents(base, auth, lines, count, s, reach);
+  const unreachable = () => new ApiUnreachableError(
+    `the API at ${base} stopped answering (${reach.cause}) for ${UNREACHABLE_MS / 1000} s: ${s.accepted} of ${s.sent} events were accepted before; is it still running?`);
+  await probe(base, auth);
 
   const inflight = new Set<Promise<void>>();
   while (Date.now() < end) {
@@ -191,6 +224,10 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateSummary> 
       continue;
     }
     while (inflight.size >= concurrency) await Promise.race(inflight);
+    if (reach.downSince !== undefined && Date.now() - reach.downSince > UNREACHABLE_MS) {
+      await Promise.all(inflight);
+      throw unreachable();
+    }
     const n = Math.min(batchSize, Math.max(due, 1));
     const now = Date.now();
     const lines: string[] = [];
@@ -209,6 +246,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateSummary> 
     }
   }
   await Promise.all(inflight);
+  if (reach.downSince !== undefined && Date.now() - reach.downSince > UNREACHABLE_MS) throw unreachable();
   s.send_seconds = (Date.now() - start) / 1000;
   s.accepted_per_s = Math.round(s.accepted / s.send_seconds);
   s.top_users = [...perUser.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([u]) => u);

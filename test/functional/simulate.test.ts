@@ -41,6 +41,27 @@ describe('traffic simulator', () => {
     expect({ ...other, event_id: '' }).to.deep.equal({ ...first, event_id: '' });
   });
 
+  it('says at once, with the cause, when nothing answers at --url, and stops when the API dies mid-run', async function () {
+    this.timeout(30_000);
+    const { freePort } = await import('../../src/redis/embeddedServer');
+    const nobody = `http://127.0.0.1:${await freePort()}`;
+    const t0 = Date.now();
+    const err = await simulate({ url: nobody, users: 10, rate: 100, durationS: 20 }).then(() => null, (e: Error) => e);
+    expect(err?.message).to.equal(`cannot reach the API at ${nobody} (ECONNREFUSED): is \`profile up\` or \`profile serve\` running there? Check --url`);
+    expect(Date.now() - t0).to.be.below(2000);
+    // An API that goes away after 1 s of a 20 s run: the run ends ~5 s later with the cause.
+    const p = await makePipeline({ partitions: 1, now: Date.now() });
+    const app = createApp({ redis: p.redis, producer: p.producer, reader: p.reader, keys: p.keys, partitions: 1, maxEventsPerRequest: 1000, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20 });
+    const http = await listen(app, '127.0.0.1', 0);
+    const url = `http://127.0.0.1:${http.port}`;
+    setTimeout(() => void http.close(), 1000);
+    const t1 = Date.now();
+    const died = await simulate({ url, users: 10, rate: 200, durationS: 20, waitDrainS: 1 }).then(() => null, (e: Error) => e);
+    expect(died?.message).to.match(new RegExp(`^the API at ${url} stopped answering \\(ECONNREFUSED\\) for 5 s: \\d+ of \\d+ events were accepted before; is it still running\\?$`));
+    expect(Date.now() - t1).to.be.below(12_000);
+    await p.close();
+  });
+
   it('honours 503 with Retry-After: resends the same events once the backlog clears, nothing lost or doubled', async function () {
     this.timeout(20_000);
     const p = await makePipeline({ partitions: 1, now: Date.now() });
