@@ -1,5 +1,5 @@
 import { Keys } from '../core/keys';
-import { Logger, OutageLog, silentLogger } from '../core/logger';
+import { Logger, OutageLog, errorText, silentLogger } from '../core/logger';
 import { RedisClient, duplicateRedis, isCluster, nodeFor } from '../redis/client';
 import type { Metrics } from '../ops/metrics';
 import { ProfileEvent, describeErrors, fromStreamFields, validateEvent } from '../core/event';
@@ -314,7 +314,14 @@ export abstract class GroupConsumer {
       }
       decoded.push({ id, event: parsed.event });
     }
-    if (decoded.length > 0) toAck.push(...(await this.inPlace(() => this.handle(stream, decoded))));
+    if (decoded.length > 0) {
+      try {
+        toAck.push(...(await this.inPlace(() => this.handle(stream, decoded))));
+      } catch (err) {
+        if (!isRedisTrouble(err)) await this.recordFailure(stream, decoded.map((d) => d.id), err);
+        throw err;
+      }
+    }
     if (toAck.length > 0) {
       await this.inPlace(() => this.base.redis.xack(stream, this.group, ...toAck));
       this.processed += toAck.length;
@@ -322,6 +329,22 @@ export abstract class GroupConsumer {
       await trimBelowSafeId(this.base.redis, stream).catch((err: Error) => this.log.debug({ err }, 'trim failed; the next one catches up'));
     }
     timer?.();
+  }
+
+  /**
+   * Keeps the error an entry's processing met (keys.entryErrors), so the entry's dead letter
+   * says why rather than only how many times it was delivered. Best effort: a failure here
+   * is logged, not thrown.
+   */
+  protected async recordFailure(stream: string, ids: readonly string[], err: unknown): Promise<void> {
+    if (ids.length === 0) return;
+    const key = this.base.keys.entryErrors(stream);
+    const text = `${this.group}: ${errorText(err).slice(0, 300)}`;
+    try {
+      await this.base.redis.multi().hset(key, ...ids.flatMap((id) => [id, text])).pexpire(key, 86_400_000).exec();
+    } catch (e) {
+      this.log.debug({ err: errorText(e) }, 'could not record the error of failing entries');
+    }
   }
 
   /**
@@ -376,9 +399,11 @@ export abstract class GroupConsumer {
       for (const [id, consumer, , deliveries] of stale) {
         if (deliveries < maxDeliveries) continue;
         const entry = await redis.xrange(stream, id, id);
-        const error = `not acked after ${deliveries} deliveries (last consumer ${consumer})`;
+        const last = await redis.hget(this.base.keys.entryErrors(stream), id);
+        const error = `not acked after ${deliveries} deliveries (last consumer ${consumer})${last ? `; last error: ${last}` : ''}`;
         if (entry.length > 0) await this.deadLetter(stream, id, entry[0][1], error, deliveries);
         await redis.xack(stream, this.group, id);
+        if (last) await redis.hdel(this.base.keys.entryErrors(stream), id);
         recovered++;
       }
       let cursor = '0-0';

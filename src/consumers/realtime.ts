@@ -90,11 +90,13 @@ export class RealtimeConsumer extends GroupConsumer {
       // poison user's entries stay pending, not its neighbours'.
       const outboxes = new Map<string, string[]>();
       const retry: (typeof calls)[number] = [];
+      const failed: [string[], Error][] = [];
       const settle = (call: (typeof calls)[number], [err, reply]: [Error | null, unknown]) => {
         if (err && call.length > 1) {
           retry.push(...call);
         } else if (err) {
-          this.log.error({ err, stream, ids: call[0].ids }, 'window update failed; entries left pending for retry');
+          this.log.error({ err, stream, entry: call[0].ids[0], entries: call[0].ids.length }, 'window update failed; entries left pending for retry');
+          failed.push([call[0].ids, err]);
         } else {
           for (const u of call) toAck.push(...u.ids);
           for (const [userId, out] of windowsReply(reply as UpdateWindowsReply).outboxes) outboxes.set(userId, out);
@@ -107,6 +109,7 @@ export class RealtimeConsumer extends GroupConsumer {
         throwRedisTrouble(single);
         retry.forEach((u, i) => settle([u], single[i]));
       }
+      for (const [ids, err] of failed) await this.recordFailure(stream, ids, err);
       // Firings reach their streams before anything is acked: a failure here throws, the
       // batch stays pending, and its redelivery appends what the outboxes still hold.
       await this.publishFirings([...outboxes].filter(([, out]) => out.length > 0), now);

@@ -21,6 +21,15 @@ export class Keys {
     return Array.from({ length: partitions }, (_, i) => this.stream(i));
   }
 
+  /**
+   * Hash of a partition's failing entries: entry id → the last error a group's processing
+   * of it met (`<group>: <message>`), so its dead letter says why. Same slot as the stream;
+   * fields are dropped when the entry is dead-lettered, the hash expires a day after its last failure.
+   */
+  entryErrors(stream: string): string {
+    return `${stream}:errors`;
+  }
+
   /** Dead-letter stream: entries no consumer could process, with the error. */
   deadLetters(): string {
     return `${this.prefix}ev:dead`;
