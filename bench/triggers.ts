@@ -60,6 +60,7 @@ async function firingLatencies(redis: Redis, tags: TagConfig, probes: number, ra
   await consumer.start();
   const http = await listen(createApp({
     redis, producer, reader: new ProfileReader(redis, keys, tags.realtime), keys, partitions, maxEventsPerRequest: 10_000, maxProfilesPerRequest: 100, maxBodyBytes: 8 << 20,
+    triggers: tags.triggers,
   }), '127.0.0.1', 0);
   const base = `http://127.0.0.1:${http.port}`;
   const ctrl = new AbortController();
@@ -68,6 +69,7 @@ async function firingLatencies(redis: Redis, tags: TagConfig, probes: number, ra
   let resolveAll!: () => void;
   const allSeen = new Promise<void>((r) => (resolveAll = r));
   const res = await fetch(`${base}/triggers/stream?name=hot_clicker`, { signal: ctrl.signal });
+  if (res.status !== 200) throw new Error(`GET /triggers/stream answered ${res.status}: ${await res.text()}`);
   const reading = (async () => {
     const reader = res.body!.getReader();
     let buffer = '';
@@ -107,7 +109,7 @@ async function firingLatencies(redis: Redis, tags: TagConfig, probes: number, ra
     sent.set(user, at);
     await new Promise((r) => setTimeout(r, 20));
   }
-  await Promise.race([allSeen, new Promise((r) => setTimeout(r, 30_000))]);
+  await Promise.race([allSeen, new Promise((r) => setTimeout(r, 30_000).unref())]);
   running = false;
   await background;
   ctrl.abort();
