@@ -48,6 +48,10 @@ interface ReadUnit {
   blockingId?: number;
 }
 
+/** How often a running consumer renews its live mark, and how long one mark lasts (ms). */
+const LIVE_EVERY_MS = 5_000;
+const LIVE_FOR_MS = 15_000;
+
 /** XPENDING's extended form: id, consumer, idle ms, deliveries. */
 type PendingEntry = [id: string, consumer: string, idleMs: number, deliveries: number];
 
@@ -68,6 +72,7 @@ export abstract class GroupConsumer {
   private turn: Promise<unknown> = Promise.resolve();
   private running?: Promise<unknown>;
   private trimTimer?: NodeJS.Timeout;
+  private liveTimer?: NodeJS.Timeout;
   private stopping = false;
   private nextClaimAt = 0;
   /** Redis trouble (OOM, gone) met by reads and by processing: logged once per outage. */
@@ -114,6 +119,8 @@ export abstract class GroupConsumer {
         void this.fetchBlockingId(unit);
       });
     }
+    await this.vouch();
+    this.liveTimer = setInterval(() => void this.vouch(), LIVE_EVERY_MS);
     const interval = this.base.trimIntervalMs ?? 5000;
     if (interval > 0) {
       this.trimTimer = setInterval(() => void this.trimAll().catch((err) => this.log.warn({ err }, 'trim failed')), interval);
@@ -176,6 +183,7 @@ export abstract class GroupConsumer {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.trimTimer) clearInterval(this.trimTimer);
+    if (this.liveTimer) clearInterval(this.liveTimer);
     if (this.running) {
       // Wake each blocked XREADGROUP now instead of waiting out its block time; it then
       // returns as on a timeout, so no entry is read and left unprocessed. A read sent just
@@ -218,7 +226,18 @@ export abstract class GroupConsumer {
    * re-read on restart or claimed by others). Tools can then tell a stopped consumer from
    * a live one at once, instead of after the claim time.
    */
+  /** Says this consumer is alive until LIVE_FOR_MS from now (keys.liveConsumers); best effort. */
+  private async vouch(): Promise<void> {
+    const key = this.base.keys.liveConsumers(this.group);
+    try {
+      await this.base.redis.multi().hset(key, this.base.consumerName, String(Date.now() + LIVE_FOR_MS)).pexpire(key, LIVE_FOR_MS * 4).exec();
+    } catch (err) {
+      this.log.debug({ err: errorText(err) }, 'could not renew the live-consumer mark');
+    }
+  }
+
   private async leaveGroup(): Promise<void> {
+    await this.base.redis.hdel(this.base.keys.liveConsumers(this.group), this.base.consumerName).catch(() => undefined);
     for (const stream of this.streams) {
       try {
         const pending = (await this.base.redis.xpending(stream, this.group, '-', '+', 1, this.base.consumerName)) as unknown[];
@@ -419,8 +438,11 @@ export abstract class GroupConsumer {
         }
         cursor = next;
       } while (cursor !== '0-0' && !this.stopping);
-      for (const c of await groupConsumers(redis, stream, this.group)) {
-        if (c.name !== this.base.consumerName && c.pending === 0 && c.idle > idle) {
+      const idlePeers = (await groupConsumers(redis, stream, this.group)).filter((c) => c.name !== this.base.consumerName && c.pending === 0 && c.idle > idle);
+      // Idle on a quiet partition is not gone: a consumer whose process vouches for it stays.
+      const until = idlePeers.length ? await redis.hmget(this.base.keys.liveConsumers(this.group), ...idlePeers.map((c) => c.name)) : [];
+      for (const [i, c] of idlePeers.entries()) {
+        if (Number(until[i] ?? 0) <= Date.now()) {
           await redis.xgroup('DELCONSUMER', stream, this.group, c.name);
           this.log.info({ stream, consumer: c.name }, 'removed idle consumer with nothing pending');
         }

@@ -30,6 +30,15 @@ export class Keys {
     return `${stream}:errors`;
   }
 
+  /**
+   * Hash of a group's live consumers: name → until when (epoch ms) its process vouches for
+   * it (renewed every few seconds, dropped on a clean stop). A consumer listed here is never
+   * removed from the group by a peer, however long it has been idle on a quiet partition.
+   */
+  liveConsumers(group: string): string {
+    return `${this.prefix}ev:live:${group}`;
+  }
+
   /** Dead-letter stream: entries no consumer could process, with the error. */
   deadLetters(): string {
     return `${this.prefix}ev:dead`;

@@ -36,6 +36,25 @@ describe('recovery, dead letters, backpressure (real Redis)', () => {
     expect(await consumersOf(stream)).to.deep.equal(['live-1']);
   });
 
+  it('never removes a live peer idle on a quiet partition; removes it once its process no longer vouches for it', async () => {
+    const running = consumer('up-1', { blockMs: 50 });
+    await running.start();
+    const other = consumer('archive-start');
+    try {
+      await sleep(300); // up-1 read nothing for longer than the claim time (50 ms) on both partitions
+      await other.recoverStale();
+      for (const s of p.keys.streams(2)) expect(await consumersOf(s), s).to.include('up-1');
+      // Its process gone without a clean stop: the mark lapses (here: dropped), and the peer removes it.
+      await running.stop();
+      for (const s of p.keys.streams(2)) await p.redis.xreadgroup('GROUP', 'realtime', 'up-1', 'COUNT', 1, 'STREAMS', s, '>');
+      await sleep(100);
+      await other.recoverStale();
+      for (const s of p.keys.streams(2)) expect(await consumersOf(s), s).to.not.include('up-1');
+    } finally {
+      await running.stop();
+    }
+  });
+
   it('dead-letters a poison entry after the delivery limit while the rest flows; replay brings it back', async () => {
     // The poison: the user's click window key holds a string, so the script fails (WRONGTYPE).
     await p.redis.set(p.keys.panes('poison', 'click'), 'not a sorted set');
