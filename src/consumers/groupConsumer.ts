@@ -108,7 +108,8 @@ export abstract class GroupConsumer {
     await this.init();
     for (const unit of this.units) {
       const blocking = await duplicateRedis(this.base.redis);
-      blocking.on('error', (err: Error) => this.log.warn({ err: err.message }, 'blocking connection error'));
+      // The process's main connection reports an outage once; this one's retries are debug.
+      blocking.on('error', (err: Error) => this.log.debug({ err: err.message }, 'blocking connection error'));
       unit.blocking = blocking;
       await this.fetchBlockingId(unit);
       blocking.on('ready', () => {

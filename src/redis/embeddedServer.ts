@@ -29,6 +29,12 @@ export interface RedisServerOptions {
   binary?: string;
   /** More redis-server arguments, e.g. cluster mode. */
   extraArgs?: string[];
+  /**
+   * Start it in a process group of its own, so a terminal's Ctrl-C (sent to the foreground
+   * group) does not stop it before the process that owns it has stopped its roles.
+   * @defaultValue false
+   */
+  ownProcessGroup?: boolean;
 }
 
 
@@ -58,7 +64,9 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
     '--appendfsync', opts.appendfsync ?? 'everysec', '--daemonize', 'no',
     ...(opts.extraArgs ?? []),
   ];
-  const child = spawn(opts.binary ?? 'redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // In a process group of its own: Ctrl-C in a terminal signals the foreground group, and the
+  // server must outlive the roles that use it (the owner stops it last, in closeRuntime).
+  const child = spawn(opts.binary ?? 'redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: opts.ownProcessGroup === true });
   let output = '';
   const collect = (chunk: Buffer) => {
     if (output.length < 10_000) output += chunk.toString();

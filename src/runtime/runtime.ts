@@ -1,7 +1,7 @@
 import path from 'path';
 import { AppConfig } from '../core/config';
 import { Keys } from '../core/keys';
-import { Logger } from '../core/logger';
+import { Logger, OutageLog } from '../core/logger';
 import { RedisClient, RedisTarget, connectTarget, redisAnswers } from '../redis/client';
 import { RedisServerHandle, startRedisServer } from '../redis/embeddedServer';
 import { createApp } from '../api/app';
@@ -56,7 +56,7 @@ async function connectRuntime(config: AppConfig, logger: Logger, allowEmbedded: 
   if (config.clusterNodes) {
     const target = { clusterNodes: config.clusterNodes, tls: config.redisTls };
     const redis = await connectTarget(target);
-    redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis cluster error'));
+    watchConnection(redis, logger, 'cluster');
     logger.info({ nodes: config.clusterNodes }, 'connected to Redis Cluster');
     const keys = new Keys(config.prefix);
     return { config, logger, redis, target, keys, metrics: processMetrics(config, redis, keys) };
@@ -65,15 +65,25 @@ async function connectRuntime(config: AppConfig, logger: Logger, allowEmbedded: 
   let embedded: RedisServerHandle | undefined;
   if (config.redisUrl === undefined && allowEmbedded && !(await redisAnswers(url))) {
     const dir = path.join(config.dataDir, 'redis');
-    embedded = await startRedisServer({ port: config.embeddedRedisPort, dir, appendonly: true, appendfsync: config.embeddedAppendfsync });
+    embedded = await startRedisServer({ port: config.embeddedRedisPort, dir, appendonly: true, appendfsync: config.embeddedAppendfsync, ownProcessGroup: true });
     url = embedded.url;
     logger.info({ url, dir, appendfsync: config.embeddedAppendfsync }, 'started embedded redis-server (AOF on); it stops when this process exits');
+  } else if (config.redisUrl === undefined && allowEmbedded) {
+    // Another process's Redis (perhaps another `profile up`'s embedded one): say whose it is.
+    logger.info({ url }, 'using the Redis already answering there, not started by this process: it keeps running when this process stops, and this process cannot serve while it is gone');
   }
   const target = { redisUrl: url, tls: config.redisTls };
   const redis = await connectTarget(target);
-  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
+  watchConnection(redis, logger, 'main');
   const keys = new Keys(config.prefix);
   return { config, logger, redis, target, keys, embedded, metrics: processMetrics(config, redis, keys) };
+}
+
+/** Logs a connection's outage once when it starts (then every 30 s) and once when it is back, not at every retry. */
+function watchConnection(client: RedisClient, logger: Logger, role: string): void {
+  const outage = new OutageLog(logger, `Redis connection lost (${role})`, 'reconnecting; requests answer 503 meanwhile');
+  client.on('error', (err: Error) => outage.failed(err));
+  client.on('ready', () => outage.succeeded());
 }
 
 function processMetrics(config: AppConfig, redis: RedisClient, keys: Keys): Metrics {
@@ -103,7 +113,7 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   const extra = async (url: string | undefined, role: string) => {
     if (!url) return redis;
     const client = await connectTarget({ redisUrl: url, tls: config.redisTls });
-    client.on('error', (err: Error) => logger.warn({ err: err.message, role }, 'redis connection error'));
+    watchConnection(client, logger, role);
     (rt.extra ??= []).push(client);
     return client;
   };
@@ -197,15 +207,21 @@ export interface Roles {
  * before starting anything, so a signal during start-up still shuts down in order (and
  * stops an embedded Redis) instead of killing the process with the default handler.
  */
+/** Signals this close to the first are copies of it (ms). */
+const REPEAT_SIGNAL_MS = 1000;
+
 export function shutdownSignal(logger: Logger): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
-    let signalled = false;
+    let signalledAt: number | undefined;
     const onSignal = (signal: NodeJS.Signals) => {
-      if (signalled) {
+      if (signalledAt !== undefined) {
+        // Ctrl-C under `npm start` arrives twice at once (the terminal's, and npm's forwarded copy):
+        // only a second signal a moment later means "stop now".
+        if (Date.now() - signalledAt < REPEAT_SIGNAL_MS) return;
         logger.warn({ signal }, 'second signal: exiting now');
         process.exit(1);
       }
-      signalled = true;
+      signalledAt = Date.now();
       logger.info({ signal }, 'shutting down');
       resolve(signal);
     };

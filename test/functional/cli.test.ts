@@ -3,6 +3,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import http from 'http';
+import { spawn } from 'child_process';
 import Redis from 'ioredis';
 import { freePort } from '../../src/redis/embeddedServer';
 import { redisAnswers } from '../../src/redis/client';
@@ -184,6 +185,46 @@ describe('profile CLI (real processes)', function () {
     expect(code).to.equal(2);
     expect(out).to.equal(`profile: ${file}: realtime[0] (clicks_5m): "window" must be a duration such as "30s", "5m", "24h", "7d" or a number of ms\n`);
     fs.rmSync(dir, { recursive: true });
+  });
+
+  it('Ctrl-C on `npm start` (SIGINT to the whole process group, npm included) stops cleanly: a few lines, exit 0, the embedded Redis last', async function () {
+    this.timeout(60_000);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-ctrlc-'));
+    const redisPort = await freePort();
+    const root = path.join(__dirname, '..', '..', '..');
+    // A process group of its own, as a terminal's foreground job: the group gets the SIGINT.
+    const npm = spawn('npm', ['start'], {
+      cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, REDIS_URL: '', PROFILE_EMBEDDED_REDIS_PORT: String(redisPort), PROFILE_DATA_DIR: dir, PORT: '0', LOG_LEVEL: 'info', LOG_FORMAT: 'json' },
+    });
+    let out = '';
+    npm.stdout!.on('data', (d) => (out += d));
+    npm.stderr!.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => npm.once('exit', (code) => resolve(code)));
+    try {
+      for (let i = 0; i < 400 && !/archive consumer started/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(out).to.match(/archive consumer started/);
+      const [, port] = /"port":(\d+),"msg":"API listening"/.exec(out)!;
+      const sse = new AbortController();
+      void fetch(`http://127.0.0.1:${port}/triggers/stream`, { signal: sse.signal }).catch(() => undefined); // a client connected
+      await new Promise((r) => setTimeout(r, 300));
+      const before = out.length;
+      process.kill(-npm.pid!, 'SIGINT');
+      expect(await exited, out).to.equal(0);
+      sse.abort();
+      const shutdown = out.slice(before).trim().split('\n');
+      expect(shutdown.length, out.slice(before)).to.be.at.most(4);
+      expect(out).to.match(/"msg":"stopped"/);
+      expect(out).to.not.match(/ECONNREFUSED|MaxRetriesPerRequest|read loop failed|second signal/);
+      expect(await redisAnswers(`redis://127.0.0.1:${redisPort}`)).to.equal(false);
+    } finally {
+      try {
+        process.kill(-npm.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('`up` without a Redis starts an embedded redis-server with AOF and stops it on exit', async () => {
