@@ -124,7 +124,10 @@ export abstract class GroupConsumer {
     this.liveTimer = setInterval(() => void this.vouch(), LIVE_EVERY_MS);
     const interval = this.base.trimIntervalMs ?? 5000;
     if (interval > 0) {
-      this.trimTimer = setInterval(() => void this.trimAll().catch((err) => this.log.warn({ err }, 'trim failed')), interval);
+      this.trimTimer = setInterval(() => void this.trimAll().catch((err) => {
+        if (isRedisTrouble(err)) this.outage.failed(err); // said once per outage
+        else this.log.warn({ err }, 'trim failed');
+      }), interval);
     }
     this.running = Promise.all(this.units.map((unit) => this.loop(unit)));
   }

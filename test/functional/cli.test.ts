@@ -227,6 +227,31 @@ describe('profile CLI (real processes)', function () {
     }
   });
 
+  it("a second `up` says the Redis it found is not its own, and when that Redis goes says so once, not at every retry", async function () {
+    this.timeout(40_000);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-second-'));
+    const redisPort = await freePort();
+    const env = { REDIS_URL: '', PROFILE_EMBEDDED_REDIS_PORT: String(redisPort), PROFILE_DATA_DIR: dir, LOG_LEVEL: 'info', LOG_FORMAT: 'json' };
+    const first = runCli(['up', '--port', '0'], env);
+    await first.waitFor(/archive consumer started/);
+    const second = runCli(['up', '--port', '0', '--consumer-name', 'second'], { ...env, PROFILE_DATA_DIR: path.join(dir, 'b') });
+    const [, port] = await second.waitFor(/"port":(\d+),"msg":"API listening"/);
+    await second.waitFor(/archive consumer started/);
+    expect(second.output()).to.match(/"msg":"using the Redis already answering there, not started by this process: it keeps running when this process stops/);
+    expect(second.output()).to.not.match(/started embedded redis-server/);
+    const before = second.output().length;
+    first.child.kill('SIGTERM');
+    expect(await first.exited).to.equal(0);
+    await new Promise((r) => setTimeout(r, 4000));
+    expect((await fetch(`http://127.0.0.1:${port}/profile/someone`)).status).to.equal(503);
+    const during = second.output().slice(before);
+    expect(during.match(/"msg":"Redis connection lost \(main\): reconnecting; requests answer 503 meanwhile"/g), during).to.have.length(1);
+    expect(during.trim().split('\n').length, during).to.be.at.most(8);
+    expect(during).to.not.match(/\n\s+at /);
+    second.child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('`up` without a Redis starts an embedded redis-server with AOF and stops it on exit', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-embedded-'));
     const redisPort = await freePort();
