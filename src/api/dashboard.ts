@@ -108,8 +108,11 @@ export interface TagTimeline {
  */
 export async function profileTimeline(
   redis: RedisClient, keys: Keys, tags: readonly WindowTag[], userId: string, now: number, buckets = 30,
-): Promise<{ user_id: string; as_of: number; tags: Record<string, TagTimeline> }> {
+): Promise<{ user_id: string; as_of: number; tags: Record<string, TagTimeline> } | null> {
   const pipeline = nodeFor(redis, keys.realtime(userId)).pipeline();
+  // Unknown to the product (no key of the user, as GET /profile/:userId decides): null, a 404.
+  const types = [...new Set(tags.map((t) => t.event))];
+  pipeline.exists(keys.realtime(userId), keys.offline(userId), ...types.flatMap((t) => [keys.panes(userId, t), keys.paneIndex(userId, t)]));
   const plan = tags.map((t) => {
     const levels = typePanePlan(tags, t.event).numericLevels;
     const level = [...levels].reverse().find((l) => l * buckets <= t.windowMs) ?? levels[0];
@@ -121,7 +124,9 @@ export async function profileTimeline(
     pipeline.hmget(keys.panes(userId, t.event), ...names);
     return { tag: t, bucketMs };
   });
-  const results = (await pipeline.exec()) ?? [];
+  const [[existsErr, exists], ...results] = (await pipeline.exec()) ?? [];
+  if (existsErr) throw existsErr;
+  if (exists === 0) return null;
   const out: Record<string, TagTimeline> = {};
   plan.forEach(({ tag, bucketMs }, k) => {
     const [err, panes] = results[k];

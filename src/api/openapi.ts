@@ -265,6 +265,10 @@ const document = {
             },
           }),
           400: error('Malformed user id'),
+          404: response('No key of this user exists (as GET /profile/{userId} decides)', {
+            type: 'object', required: ['error', 'user_id'], additionalProperties: false,
+            properties: { error: { type: 'string' }, user_id: { type: 'string' } },
+          }),
           503: unavailable(),
         },
       },

@@ -76,6 +76,10 @@ describe('dashboard in headless Chromium (real profile up, API keys on)', functi
     const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
     const errors: string[] = [];
     page.on('pageerror', (err) => errors.push(err.message));
+    const missing: string[] = [];
+    page.on('response', (r) => {
+      if (r.status() === 404) missing.push(r.url());
+    });
     await page.goto(`${base}/`);
     await page.waitForSelector('#key-panel', { state: 'visible' }); // /dashboard/stats answered 401
     await page.fill('#key-input', KEYS.admin);
@@ -95,6 +99,9 @@ describe('dashboard in headless Chromium (real profile up, API keys on)', functi
     expect(Number((await page.textContent('#total-in'))!.replace(/,/g, ''))).to.equal(before + sent);
     await page.waitForFunction(() => document.querySelectorAll('#chart-in polyline').length === 1);
     expect(await page.locator('#top-users button').count()).to.be.greaterThan(0);
+    expect(await page.isHidden('#top-users-none')).to.equal(true);
+    // The page has its icon inline: the browser asks for no /favicon.ico (it was a 404).
+    expect(missing.filter((u) => /favicon/.test(u))).to.deep.equal([]);
 
     // Profile explorer: click the user in the list of active users.
     await page.fill('#user-input', 'dash-1');

@@ -103,6 +103,8 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
     const timeline = await call('GET', '/profile/{userId}/timeline', '/profile/oa/timeline');
     expect((timeline.body as { tags: Record<string, { counts: number[] }> }).tags.purchases_24h.counts.reduce((a, b) => a + b, 0)).to.equal(1);
     expect((await call('GET', '/profile/{userId}/timeline', '/profile/a%7Bb%7D/timeline')).status).to.equal(400);
+    // An unknown user: 404, as GET /profile/{userId} answers (it was 200 with zeros).
+    expect((await call('GET', '/profile/{userId}/timeline', '/profile/nobody-here/timeline')).status).to.equal(404);
     expect((await call('DELETE', '/profile/{userId}', '/profile/ob')).status).to.equal(200);
     expect((await call('DELETE', '/profile/{userId}', '/profile/a%7Bb%7D')).status).to.equal(400);
   });

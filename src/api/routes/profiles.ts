@@ -50,6 +50,10 @@ export function profilesRouter(api: ApiContext): Router {
       profileTimeline(api.redis, api.keys, api.windowTags ?? [], userId, Date.now()),
       (api.triggers ?? []).length > 0 ? userFirings(api.redis, api.keys, api.partitions, userId) : Promise.resolve([]),
     ]);
+    if (timeline === null) {
+      res.status(404).json({ error: 'unknown user', user_id: userId });
+      return;
+    }
     res.json({ ...timeline, firings });
   });
   return router;
