@@ -1,6 +1,9 @@
 import type { Redis } from 'ioredis';
 import { RedisClient, duplicateRedis, nodeFor } from '../redis/client';
 import { Keys, partitionFor } from '../core/keys';
+import { compareEntryIds } from '../core/streamIds';
+
+export { compareEntryIds };
 
 /** One trigger firing as read from its partition's stream. */
 export interface Firing {
@@ -114,13 +117,6 @@ function toFiring(entryId: string, partition: number, fields: string[], cursor: 
     else f.values[name] = value === '' ? null : Number(value);
   }
   return f;
-}
-
-/** Orders two stream entry ids (ms-seq) as Redis does: negative, 0 or positive. */
-export function compareEntryIds(a: string, b: string): number {
-  const [am, as] = a.split('-').map(BigInt);
-  const [bm, bs] = b.split('-').map(BigInt);
-  return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1;
 }
 
 /** The firings of one partition after entry `after` up to `upTo` (inclusive), oldest first. */

@@ -1,6 +1,7 @@
 import { RedisClient, isCluster, nodeFor, pipelineByNode } from './client';
 import { Keys } from '../core/keys';
 import { isNoSuchKey } from '../core/errors';
+import { compareEntryIds } from '../core/streamIds';
 
 /** One consumer group's progress on one stream partition. */
 export interface GroupStatus {
@@ -30,8 +31,49 @@ export interface PartitionStatus {
   groups: GroupStatus[];
 }
 
-/** Length and per-group progress of every stream partition (XINFO STREAM + GROUPS, one pipeline per node). */
+/** Past this many entries a group's lag is not counted entry by entry (see exactLag). */
+const COUNT_LAG_UP_TO = 10_000;
+
+/**
+ * Length and per-group progress of every stream partition (XINFO STREAM + GROUPS, one
+ * pipeline per node), with each group's lag made exact (exactLag).
+ */
 export async function streamStatus(redis: RedisClient, keys: Keys, partitions: number): Promise<PartitionStatus[]> {
+  const status = await rawStreamStatus(redis, keys, partitions);
+  await exactLag(redis, status);
+  return status;
+}
+
+/**
+ * XINFO's lag is entries-added minus the group's entries-read, and Redis 7.0 does not restore
+ * entries-read from the AOF: after a restart it stayed thousands too high, on empty streams
+ * too. The entries a group has not read are exactly those after its last-delivered id, and
+ * they are all still in the stream (nothing a group has not finished is trimmed): the lag
+ * is 0 when that id is the stream's newest, the stream's length when its oldest entry is
+ * newer, and otherwise counted by XRANGE (up to COUNT_LAG_UP_TO; past it, the smaller of
+ * Redis's figure and the length).
+ */
+async function exactLag(redis: RedisClient, status: PartitionStatus[]): Promise<void> {
+  const toCount: [PartitionStatus, GroupStatus][] = [];
+  for (const p of status) {
+    for (const g of p.groups) {
+      if (compareEntryIds(g.last_delivered_id, p.last_id) >= 0) g.lag = 0;
+      else if (p.first_id === null) g.lag = 0;
+      else if (compareEntryIds(p.first_id, g.last_delivered_id) > 0) g.lag = p.length;
+      else toCount.push([p, g]);
+    }
+  }
+  if (toCount.length === 0) return;
+  const counted = await pipelineByNode(redis, toCount, ([p]) => p.stream,
+    (pipe, [p, g]) => pipe.xrange(p.stream, `(${g.last_delivered_id}`, '+', 'COUNT', COUNT_LAG_UP_TO + 1));
+  toCount.forEach(([p, g], i) => {
+    const [err, entries] = counted[i];
+    const n = err ? null : (entries as unknown[]).length;
+    g.lag = n !== null && n <= COUNT_LAG_UP_TO ? n : Math.min(g.lag ?? p.length, p.length);
+  });
+}
+
+async function rawStreamStatus(redis: RedisClient, keys: Keys, partitions: number): Promise<PartitionStatus[]> {
   const streams = keys.streams(partitions);
   const queries = streams.flatMap((s) => [['STREAM', s], ['GROUPS', s]] as const);
   const results = await pipelineByNode(redis, queries, ([, s]) => s, (p, [what, s]) => p.xinfo(what as 'STREAM', s), 1, { direct: true });

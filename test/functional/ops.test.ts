@@ -6,6 +6,7 @@ import { Metrics } from '../../src/ops/metrics';
 import { Pipeline, T0, makePipeline, serveApp } from '../helpers/context';
 import { sample } from '../helpers/metrics';
 import { apiOnOwnRedis } from '../helpers/ownRedis';
+import { streamStatus } from '../../src/redis/streamStatus';
 
 describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
   describe('metrics after a known workload', () => {
@@ -84,6 +85,25 @@ describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
       expect(text).to.not.match(/^profile_nodejs_active_\w+_total/m);
       expect(text).to.match(/^profile_nodejs_active_handles\{type="\w+"\} \d+$/m);
     });
+  });
+
+  it('reports exact group lag when Redis lost entries-read (as Redis 7.0 does over an AOF restart)', async () => {
+    const p = await makePipeline({ partitions: 1 });
+    try {
+      const stream = p.keys.stream(0);
+      await p.producer.ingest(Array.from({ length: 10 }, (_, i) => ({ event_id: `lag-${i}`, user_id: 'lag-u', type: 'click', ts: T0 })));
+      const ids = (await p.redis.xrange(stream, '-', '+')).map(([id]) => id);
+      await p.consumer.drain(); // realtime read and acked all 10; archive read none
+      // What Redis 7.0 restores from the AOF: the right last-delivered id, entries-read far behind.
+      await p.redis.call('XGROUP', 'SETID', stream, 'realtime', ids[9], 'ENTRIESREAD', 2);
+      await p.redis.call('XGROUP', 'SETID', stream, 'archive', ids[3], 'ENTRIESREAD', 1);
+      const raw = (await p.redis.xinfo('GROUPS', stream)) as unknown[][];
+      expect(raw.map((g) => g[g.indexOf('lag') + 1])).to.deep.equal([9, 8]); // Redis's figures: wrong
+      const [status] = await streamStatus(p.redis, p.keys, 1);
+      expect(Object.fromEntries(status.groups.map((g) => [g.name, g.lag]))).to.deep.equal({ realtime: 0, archive: 6 });
+    } finally {
+      await p.close();
+    }
   });
 
   it('/ready follows Redis, scripts and groups: 200, 503 while Redis is down, 200 again when it returns', async function () {
