@@ -26,6 +26,11 @@ export interface BatchOptions {
   to?: string;
   /** Also compute the realtime window tags as of `asOf` (for `profile verify`). */
   windows?: boolean;
+  /**
+   * Write the offline hashes the API serves. False for a `--windows` check as of a past
+   * time: a check must not replace what is served with older values. @defaultValue true
+   */
+  publishOffline?: boolean;
   /** Run id; a new one when absent. A caller that took the lock for this id (POST /batch) passes it. */
   runId?: string;
   /** Where DuckDB spills and checked copies of files with bad lines go. @defaultValue the OS temp dir */
@@ -104,14 +109,16 @@ async function computeAndPublish(
   summary.duplicates = computed.duplicates;
   summary.events_after_as_of = computed.events_after_as_of;
   summary.erased_events = computed.erased_events;
-  const writer = new OfflineProfileWriter(opts.redis, opts.keys, offlineProfileSchema(opts.keys, opts.tags.offline), run.runId, Date.now());
-  try {
-    await writeChunks(chunksOf(computed.users), (chunk) => writer.write(chunk), (n) => {
-      summary.users_written += n;
-      opts.progress?.('write', summary.users_written, computed.users.length);
-    });
-  } finally {
-    writer.close();
+  if (opts.publishOffline !== false) {
+    const writer = new OfflineProfileWriter(opts.redis, opts.keys, offlineProfileSchema(opts.keys, opts.tags.offline), run.runId, Date.now());
+    try {
+      await writeChunks(chunksOf(computed.users), (chunk) => writer.write(chunk), (n) => {
+        summary.users_written += n;
+        opts.progress?.('write', summary.users_written, computed.users.length);
+      });
+    } finally {
+      writer.close();
+    }
   }
   if (opts.windows) {
     await writeChunks(chunksOf(computed.windowUsers), (chunk) => saveWindowResults(opts.redis, opts.keys, chunk, run.runId, opts.asOf), (n) => {

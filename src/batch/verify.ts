@@ -19,8 +19,15 @@ export interface VerifyResult {
   run_id: string;
   as_of: number;
   users_checked: number;
+  /** Users with an event after the as-of time: their live windows have moved on, so they cannot be compared at it. */
+  users_skipped_later_events: number;
+  /** Users the batch counted whose live state has expired since (their newest event left every window): nothing to compare. */
+  users_skipped_expired: number;
   mismatches: Mismatch[];
 }
+
+/** How long after its newest event a user's live state surely still exists (its keys expire a window plus a minute after it). */
+const LIVE_STATE_SURELY_KEPT_MS = 60_000;
 
 /** An empty window's value: 0, {} or null (min/max/last/avg), or no value at all. */
 const isZero = (v: WindowValue | undefined) => v === undefined || v === null || v === 0 || (typeof v === 'object' && Object.keys(v).length === 0);
@@ -65,17 +72,33 @@ export async function verifyWindows(redis: RedisClient, keys: Keys, tags: readon
     runAsOf = Number(run);
   }
   if (asOf !== undefined && asOf !== runAsOf) {
-    throw new NothingToVerifyError(`the newest --windows run ${runId} is as of ${runAsOf}, not ${asOf}: run profile batch --windows --as-of ${asOf}`);
+    const iso = (t: number) => new Date(t).toISOString();
+    throw new NothingToVerifyError(`the newest --windows run ${runId} is as of ${iso(runAsOf)}, not ${iso(asOf)}: run profile batch --windows --as-of ${iso(asOf)}`);
   }
   const liveOnly = (await scanKeys(redis, keys.userKeyPattern('rt'))).map(userOf).filter((u) => !batch.has(u));
   const users = [...batch.keys(), ...liveOnly];
   const reader = new ProfileReader(redis, keys, tags, () => runAsOf!);
   const mismatches: Mismatch[] = [];
+  let laterEvents = 0;
+  let expired = 0;
+  const stateMayBeGone = Date.now() > runAsOf + LIVE_STATE_SURELY_KEPT_MS;
   for (let i = 0; i < users.length; i += 100) {
     const chunk = users.slice(i, i + 100);
     const live = await reader.readMany(chunk);
     chunk.forEach((userId, j) => {
       const expected = batch.get(userId);
+      // Live windows answer the as-of time exactly only for a user with no event after it
+      // (a later event moves panes, distinct values' latest times and prunes); and a user
+      // whose state has expired since has nothing left to compare.
+      const lastEvent = live[j]?.meta.last_event_at;
+      if (lastEvent !== undefined && lastEvent !== null && lastEvent > runAsOf!) {
+        laterEvents++;
+        return;
+      }
+      if (!live[j] && stateMayBeGone && expected && Object.values(expected).some((v) => !isZero(v))) {
+        expired++;
+        return;
+      }
       for (const t of tags) {
         const want = expected?.[t.name];
         const got = live[j]?.tags[t.name] as WindowValue | undefined;
@@ -84,5 +107,5 @@ export async function verifyWindows(redis: RedisClient, keys: Keys, tags: readon
       }
     });
   }
-  return { run_id: runId, as_of: runAsOf, users_checked: users.length, mismatches };
+  return { run_id: runId, as_of: runAsOf, users_checked: users.length - laterEvents - expired, users_skipped_later_events: laterEvents, users_skipped_expired: expired, mismatches };
 }

@@ -94,7 +94,12 @@ export function batchProgress(phase: string, done: number, total: number): [shar
 /** `profile verify`'s report: the first 50 mismatches, then the totals. */
 export function formatVerify(result: VerifyResult): string {
   const lines = result.mismatches.slice(0, 50).map((m) => `mismatch ${m.user_id} ${m.tag}: batch ${JSON.stringify(m.batch)} live ${JSON.stringify(m.live)}`);
-  lines.push(`run ${result.run_id} as of ${new Date(result.as_of).toISOString()}: ${result.users_checked} users checked, ${result.mismatches.length} mismatches`);
+  if (result.mismatches.length > 50) lines.push(`… and ${result.mismatches.length - 50} more mismatches (--json lists every one)`);
+  const skipped = [
+    result.users_skipped_later_events ? `${result.users_skipped_later_events} skipped (events after the as-of time)` : '',
+    result.users_skipped_expired ? `${result.users_skipped_expired} skipped (live state expired since)` : '',
+  ].filter(Boolean);
+  lines.push(`run ${result.run_id} as of ${new Date(result.as_of).toISOString()}: ${result.users_checked} users checked, ${result.mismatches.length} mismatches${skipped.length ? `; ${skipped.join(', ')}` : ''}`);
   return lines.join('\n');
 }
 

@@ -76,7 +76,41 @@ describe('online/offline consistency (real pipeline, batch --windows, verify)', 
     await runBatch({ redis: p.redis, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: T0, windows: true });
     let err: Error | undefined;
     await verifyWindows(p.redis, p.keys, p.config.tags.realtime, T0 + 1).catch((e: Error) => (err = e));
-    expect(err?.message).to.match(/is as of 1767225600000, not 1767225600001/);
+    expect(err?.message).to.match(/is as of 2026-01-01T00:00:00\.000Z, not 2026-01-01T00:00:00\.001Z: run profile batch --windows --as-of 2026-01-01T00:00:00\.001Z/);
     expect((await verifyWindows(p.redis, p.keys, p.config.tags.realtime, T0)).mismatches).to.deep.equal([]);
+  });
+
+  it('verify as of a past time on a live pipeline: no mismatch, users with later events skipped and counted, served offline tags left as they were', async () => {
+    // Events before and after T, every minute for 20 minutes; T in the middle.
+    const gen = new TrafficGenerator(40, 5);
+    const T = T0 + 10 * 60_000 + 30_000;
+    for (let minute = 0; minute < 20; minute++) {
+      p.clock.now = T0 + minute * 60_000;
+      expect((await p.producer.ingest(Array.from({ length: 30 }, (_, i) => gen.next(p.clock.now - ((i * 7919) % 60_000))))).ok).to.equal(true);
+      await p.consumer.drain();
+      await archive.drain();
+    }
+    // Users seen only before T keep their state as at T.
+    p.clock.now = T0 + 20 * 60_000;
+    for (const u of ['quiet-1', 'quiet-2']) {
+      expect((await p.producer.ingest([{ event_id: `${u}-e`, user_id: u, type: 'click', ts: T - 60_000 }])).ok).to.equal(true);
+    }
+    await p.consumer.drain();
+    await archive.drain();
+    await p.redis.hset(p.keys.offline('quiet-1'), { ltv_total: '123', _run_id: 'served' });
+
+    // The README's check, from the command line: the offline tags the API serves stay as they were.
+    const { runCliToEnd } = await import('../helpers/cli');
+    const { testRedisUrl } = await import('../helpers/context');
+    const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: p.keys.prefix, PROFILE_PARTITIONS: '3', ODS_DIR: ods, LOG_LEVEL: 'silent' };
+    const batch = await runCliToEnd(['batch', '--windows', '--as-of', new Date(T).toISOString()], env);
+    expect(batch.code, batch.out).to.equal(0);
+    expect(batch.out).to.include('offline tags not published: a --windows run as of a past time is a check for profile verify');
+    expect(await p.redis.hgetall(p.keys.offline('quiet-1'))).to.deep.equal({ ltv_total: '123', _run_id: 'served' });
+
+    const result = await verifyWindows(p.redis, p.keys, p.config.tags.realtime, T);
+    expect(result.mismatches).to.deep.equal([]);
+    expect(result.users_skipped_later_events).to.be.greaterThan(10);
+    expect(result.users_checked).to.be.at.least(2); // the quiet users at least
   });
 });

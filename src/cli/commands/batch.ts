@@ -32,13 +32,17 @@ export function makeBatchCommand(): Command {
       await withRuntime(asBatchRole(o), async (rt) => {
         assertOdsDir(rt.config.odsDir);
         const progress = new Progress();
+        // A --windows run as of a past time is a check for profile verify: it must not
+        // replace the offline tags the API serves with older ones.
+        const check = Boolean(o.windows) && o.asOf !== undefined && o.asOf < Date.now() - 60_000;
         const summary = await runBatch({
-          redis: rt.redis, keys: rt.keys, tags: rt.config.tags, odsDir: rt.config.odsDir,
+          redis: rt.redis, keys: rt.keys, tags: rt.config.tags, odsDir: rt.config.odsDir, publishOffline: !check,
           asOf: o.asOf ?? Date.now(), from: o.from, to: o.to, windows: Boolean(o.windows), logger: rt.logger,
           progress: (phase, done, total) => progress.update(...batchProgress(phase, done, total)),
         });
         progress.done();
         process.stdout.write(formatBatchSummary(summary, Boolean(o.windows)) + '\n');
+        if (check) process.stdout.write('offline tags not published: a --windows run as of a past time is a check for profile verify and leaves what the API serves as it was (without --windows, --as-of publishes older values)\n');
         if (summary.files === 0) {
           const all = listOdsFiles(rt.config.odsDir);
           const dates = all.map((f) => f.date).sort();
