@@ -81,6 +81,8 @@ describe('dashboard in headless Chromium (real profile up, API keys on)', functi
       if (r.status() === 404) missing.push(r.url());
     });
     await page.goto(`${base}/`);
+    // First paint, before any data: placeholders that say so, not dashes and empty boxes.
+    expect(await page.textContent('#scale-in')).to.equal('collecting…');
     await page.waitForSelector('#key-panel', { state: 'visible' }); // /dashboard/stats answered 401
     await page.fill('#key-input', KEYS.admin);
     await page.click('#key-save');
@@ -98,6 +100,8 @@ describe('dashboard in headless Chromium (real profile up, API keys on)', functi
     await page.waitForFunction((n) => Number(document.getElementById('total-in')!.textContent!.replace(/,/g, '')) >= n, before + sent);
     expect(Number((await page.textContent('#total-in'))!.replace(/,/g, ''))).to.equal(before + sent);
     await page.waitForFunction(() => document.querySelectorAll('#chart-in polyline').length === 1);
+    // Each chart says its scale: the peak it shows and over how long.
+    expect(await page.textContent('#scale-in')).to.match(/^peak [\d,]+\/slast \d+(\.\d)? s$/);
     expect(await page.locator('#top-users button').count()).to.be.greaterThan(0);
     expect(await page.isHidden('#top-users-none')).to.equal(true);
     // The page has its icon inline: the browser asks for no /favicon.ico (it was a 404).
