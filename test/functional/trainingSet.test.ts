@@ -330,6 +330,13 @@ describe('profile training-set (point-in-time features from the ODS)', function 
       expect(fs.readFileSync(path.join(dir, 'train.parquet')).subarray(0, 4).toString()).to.equal('PAR1');
     });
 
+    it('says why an impressions spine has no row (a range without impressions)', async () => {
+      const { code, out } = await runCliToEnd(['training-set', '--spine-from', 'impressions', '--from', '2001-01-01', '--to', '2001-01-02', '--out', path.join(dir, 'none.parquet')], env());
+      expect(code, out).to.equal(0);
+      expect(out).to.match(/^training set: 0 rows × \d+ features/m);
+      expect(out).to.match(/^no impression in the ODS between --from 2001-01-01 and --to 2001-01-02: the ODS holds \d+ files \(profile status shows their dates\)$/m);
+    });
+
     it('stops on Ctrl-C: exit 130, nothing written, no partial file left', async () => {
       const db = await DuckDBInstance.create(':memory:');
       const conn = await db.connect();

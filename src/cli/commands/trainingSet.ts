@@ -71,9 +71,13 @@ Examples:
         const unknown = summary.label_unknown
           ? `\n${summary.label_unknown} impressions left out: their label window reaches past the newest event in the ODS (${new Date(summary.newest_event!).toISOString()}), so their label is not known yet`
           : '';
+        // No row from the ODS's impressions: say where to look (a range with no impression is the usual cause).
+        const why = summary.rows === 0 && o.spineFrom
+          ? `\nno impression in the ODS ${o.from || o.to ? `between --from ${o.from ?? '(any)'} and --to ${o.to ?? '(any)'}` : 'yet'}: the ODS holds ${summary.ods_files} files (profile status shows their dates)`
+          : '';
         process.stdout.write(
           `training set: ${summary.rows} rows × ${summary.features.length} features → ${summary.out} (${summary.format}) in ${seconds} s` +
-            ` · ODS ${summary.ods_files} files, ${summary.ods_lines} lines${summary.bad_lines ? `, ${summary.bad_lines} bad lines skipped` : ''}${unknown}\n`,
+            ` · ODS ${summary.ods_files} files, ${summary.ods_lines} lines${summary.bad_lines ? `, ${summary.bad_lines} bad lines skipped` : ''}${unknown}${why}\n`,
         );
       });
     });
