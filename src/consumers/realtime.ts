@@ -48,9 +48,11 @@ export class RealtimeConsumer extends GroupConsumer {
    * (one per node on a cluster). An entry is acked only once its call returned; a failed
    * call's entries stay pending.
    */
-  protected async handle(stream: string, entries: DecodedEntry[]): Promise<string[]> {
-    const now = this.clock();
-    const toAck: string[] = [];
+  /**
+   * The entries' window updates by user; entries no window takes (no tag uses the type, older
+   * than its longest window, or of a user erased after it) go straight to `toAck`.
+   */
+  private async byUser(entries: DecodedEntry[], now: number, toAck: string[]): Promise<Map<string, { update: UserWindowUpdate; minTs: number; ids: string[] }>> {
     const byUser = new Map<string, { update: UserWindowUpdate; minTs: number; ids: string[] }>();
     const users = [...new Set(entries.map((e) => e.event.user_id))];
     const erased = await erasedAt(this.opts.redis, this.opts.keys, users);
@@ -67,6 +69,13 @@ export class RealtimeConsumer extends GroupConsumer {
       user.minTs = Math.min(user.minTs, e.ts);
       user.ids.push(id);
     }
+    return byUser;
+  }
+
+  protected async handle(stream: string, entries: DecodedEntry[]): Promise<string[]> {
+    const now = this.clock();
+    const toAck: string[] = [];
+    const byUser = await this.byUser(entries, now, toAck);
     if (byUser.size > 0) {
       const k = this.opts.keys;
       const redis = this.opts.redis;
