@@ -8,7 +8,7 @@ import { SEGMENT_TAG, TagConfig } from '../core/tags';
 import { ConfigError } from '../core/errors';
 import { OfflineProfileWriter, OfflineValues, offlineProfileSchema, writeChunks } from './store';
 import { newRunId, runUnderBatchLock } from './registry';
-import { sqlString } from './sql';
+import { sqlString } from '../ods/sql';
 
 /**
  * `profile batch load <file>`: publishes an offline table computed anywhere (by

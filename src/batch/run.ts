@@ -6,11 +6,11 @@ import { Keys } from '../core/keys';
 import { Logger, silentLogger } from '../core/logger';
 import { OdsFile, listOdsFiles } from '../ods/files';
 import { TagConfig } from '../core/tags';
-import { BadLine } from './reader';
+import { BadLine } from '../ods/readOds';
 import { OfflineProfileWriter, offlineProfileSchema, saveWindowResults, chunksOf, writeChunks } from './store';
 import { allErasures } from '../profile/erasure';
 import { computeOffline } from './engine';
-import { CheckedFiles } from './checkedFiles';
+import { CheckedFiles } from '../ods/checkedFiles';
 import { newRunId, runUnderBatchLock } from './registry';
 
 export interface BatchOptions {

@@ -1,41 +1,19 @@
-import path from 'path';
 import { OfflineTag, SegmentCondition, TagConfig, WindowTag, longestWindow } from '../core/tags';
 import { windowRange } from '../core/panes';
+import { DAY_MS, OdsSqlOptions, odsCtes, sqlString } from '../ods/sql';
+
+/** What the batch's queries read: the ODS's options (ods/sql.ts). */
+export type OfflineSqlOptions = OdsSqlOptions;
 
 /**
  * The batch's offline tags and segments as one SQL query over the ODS, generated from the
  * tag config (`profile batch --print-sql`). Only the first CTE, which reads the NDJSON
  * files, is DuckDB's (`read_ndjson` over the `dt=` folders); the rest is plain SQL
  * (window functions, FILTER, CASE) that Spark SQL or Trino run as it is over a table of
- * the same files. Its semantics are the JS replay's (src/batch/run.ts, offline.ts): events
+ * the same files. Its semantics are the JS replay's (test/helpers/replay.ts): events
  * of erased users stamped at or before their erasure are dropped, then the first copy of
  * each (user, type, event id) by stream id counts, if it is not after the as-of time.
  */
-
-export interface OfflineSqlOptions {
-  /** Root of the ODS (`<odsDir>/dt=YYYY-MM-DD/*.ndjson`). */
-  odsDir: string;
-  /** Read exactly these NDJSON files instead of the ODS's `dt=` folders (from/to are then not applied). */
-  files?: string[];
-  /** Time (ms) the tags are computed as of (Infinity: every event counts). */
-  asOf: number;
-  /** First and last ODS date to read (`YYYY-MM-DD`); all when absent. */
-  from?: string;
-  to?: string;
-  /** Erased users and their erasure times (ms). */
-  erasures: Map<string, number>;
-}
-
-export const DAY_MS = 86_400_000;
-
-/** The ODS columns and their SQL types (an ODS line: the event as accepted, its stream id and ingest time). */
-export const ODS_COLUMNS: Record<string, string> = {
-  event_id: 'VARCHAR', user_id: 'VARCHAR', type: 'VARCHAR', ts: 'BIGINT', ad_id: 'VARCHAR', campaign_id: 'VARCHAR',
-  amount: 'DOUBLE', currency: 'VARCHAR', stream_id: 'VARCHAR', ingested_at: 'BIGINT',
-};
-
-/** A SQL string literal (quotes doubled). */
-export const sqlString = (text: string) => `'${text.replace(/'/g, "''")}'`;
 
 /** The SQL expression of one offline tag over the `events` CTE. */
 function tagExpression(t: OfflineTag, asOf: number, rows?: string): string {
@@ -66,47 +44,6 @@ function conditionSql(c: SegmentCondition, asOf: number | string): string {
   return `${c.tag} ${op} ${c.value}`;
 }
 
-/** The erasures as an inline table (an empty one when nobody was erased). */
-function erasuresSql(erasures: Map<string, number>): string {
-  if (erasures.size === 0) return 'SELECT CAST(NULL AS VARCHAR) AS user_id, CAST(NULL AS BIGINT) AS erased_at WHERE 1 = 0';
-  const rows = [...erasures].map(([user, at]) => `(${sqlString(user)}, ${at})`);
-  return `SELECT * FROM (VALUES ${rows.join(', ')}) AS erased(user_id, erased_at)`;
-}
-
-/**
- * The CTEs every batch query shares: ods_events (the lines), erasures, kept (lines of
- * events not erased), numbered (kept lines with their copy number per (user, type, event
- * id), by stream id: `<ms>-<seq>` compared as numbers) and events (first copies at or
- * before the as-of time).
- */
-export function batchCtes(opts: OfflineSqlOptions): string {
-  const columns = Object.entries(ODS_COLUMNS).map(([name, type]) => `${name}: '${type}'`).join(', ');
-  const source = opts.files
-    ? `[${opts.files.map(sqlString).join(', ')}], columns = {${columns}}, ignore_errors = true`
-    : `${sqlString(path.join(opts.odsDir, 'dt=*', '*.ndjson'))}, columns = {${columns}},\n    hive_partitioning = true, ignore_errors = true`;
-  const dates = opts.files ? [] : [opts.from ? `CAST(dt AS VARCHAR) >= ${sqlString(opts.from)}` : '', opts.to ? `CAST(dt AS VARCHAR) <= ${sqlString(opts.to)}` : ''].filter(Boolean);
-  return `WITH ods_events AS (
-  SELECT * FROM read_ndjson(${source})${dates.length ? `\n  WHERE ${dates.join(' AND ')}` : ''}
-),
-erasures AS (
-  ${erasuresSql(opts.erasures)}
-),
-kept AS (
-  SELECT e.* FROM ods_events e
-  WHERE NOT EXISTS (SELECT 1 FROM erasures x WHERE x.user_id = e.user_id AND e.ts <= x.erased_at)
-),
-numbered AS (
-  SELECT kept.*, ROW_NUMBER() OVER (
-    PARTITION BY user_id, type, event_id
-    ORDER BY CAST(split_part(stream_id, '-', 1) AS BIGINT), CAST(split_part(stream_id, '-', 2) AS BIGINT)
-  ) AS copy
-  FROM kept
-),
-events AS (
-  SELECT user_id, type, ts, amount, ad_id, campaign_id, currency, event_id FROM numbered WHERE copy = 1${opts.asOf === Infinity ? '' : ` AND ts <= ${opts.asOf}`}
-)`;
-}
-
 /** The segment CASE over the tag columns: the first rule whose conditions all hold (one without conditions holds for everyone). */
 export function segmentCase(tags: TagConfig, asOf: number | string): string {
   const rules = tags.segments.map((rule) =>
@@ -122,7 +59,7 @@ export function segmentCase(tags: TagConfig, asOf: number | string): string {
  */
 export function offlineTagsWithCountsSql(tags: TagConfig, opts: OfflineSqlOptions): string {
   const counted = `copy = 1 AND ts <= ${opts.asOf}`;
-  return `${batchCtes(opts)},
+  return `${odsCtes(opts)},
 per_user AS (
   SELECT user_id,
     count(*) FILTER (WHERE ${counted}) AS _events,
@@ -141,7 +78,7 @@ FROM per_user
 export function offlineTagsSql(tags: TagConfig, opts: OfflineSqlOptions): string {
   return `-- profile-stream batch: offline tags and segments as of ${new Date(opts.asOf).toISOString()} (${opts.asOf} ms)
 -- ods_events is the only DuckDB-specific part: on Spark SQL or Trino, make it a table over the same files.
-${batchCtes(opts)},
+${odsCtes(opts)},
 tags AS (
   SELECT user_id,
 ${tags.offline.map((t) => `    ${tagExpression(t, opts.asOf)} AS ${t.name}`).join(',\n')}
@@ -208,7 +145,7 @@ export function windowTagsSql(tags: TagConfig, opts: OfflineSqlOptions): string 
   const recent = `ts >= ${opts.asOf - longestWindow(tags.realtime)}`;
   const columns = [`COUNT(*) AS _events`, ...plain.map((t) => `${windowExpression(t, opts.asOf)} AS ${t.name}`)];
   return `-- profile-stream batch --windows: realtime window tags as of ${new Date(opts.asOf).toISOString()} (${opts.asOf} ms)
-${batchCtes(opts)},
+${odsCtes(opts)},
 ${[...countBy.map((t) => countByCte(t, opts.asOf)), `windowed AS (
   SELECT user_id,
 ${columns.map((c) => `    ${c}`).join(',\n')}

@@ -8,7 +8,7 @@ import { ProfileEvent } from '../../src/core/event';
 import { DEFAULT_TAGS_FILE, TagConfig, parseTagConfig } from '../../src/core/tags';
 import { odsLine } from '../../src/ods/files';
 import { WindowValue, sameWindowValue } from '../../src/batch/windows';
-import { buildTrainingSet, printedTrainingSql, TrainingSetOptions } from '../../src/batch/trainingSet';
+import { buildTrainingSet, printedTrainingSql, TrainingSetOptions } from '../../src/training/trainingSet';
 import { isErased } from '../../src/profile/erasure';
 import { computeWindowTags, EVERY_KIND_TAGS } from '../helpers/windowReference';
 import { OfflineAggregator } from '../helpers/offlineReference';

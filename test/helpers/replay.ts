@@ -1,7 +1,7 @@
 import { ProfileEvent } from '../../src/core/event';
 import { TagConfig, longestWindow } from '../../src/core/tags';
 import { listOdsFiles } from '../../src/ods/files';
-import { BadLine, readOds } from '../../src/batch/reader';
+import { BadLine, readOds } from '../../src/ods/readOds';
 import { OfflineValues } from '../../src/batch/store';
 import { WindowValue } from '../../src/batch/windows';
 import { isErased } from '../../src/profile/erasure';

@@ -22,6 +22,7 @@ const LAYERS: Record<string, number> = {
   producer: 4,
   consumers: 4,
   batch: 4,
+  training: 5,
   api: 5,
   dev: 5,
   runtime: 6,

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { buildTrainingSet, printedTrainingSql, TrainingFormat, TrainingSetInterrupted } from '../../batch/trainingSet';
+import { buildTrainingSet, printedTrainingSql, TrainingFormat, TrainingSetInterrupted } from '../../training/trainingSet';
 import { allErasures } from '../../profile/erasure';
 import { asBatchRole, checkDateRange, dateArg, positiveDuration, withBatchRedisOption, withRedisOptions } from '../options';
 import { withRuntime } from '../process';

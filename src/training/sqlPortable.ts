@@ -1,10 +1,10 @@
 import { EventType } from '../core/event';
 import { OfflineTag, WindowTag } from '../core/tags';
-import { DAY_MS, sqlString } from './sql';
+import { DAY_MS, sqlString } from '../ods/sql';
 
 /**
  * The portable form of the training-set query (`profile training-set --print-sql portable`;
- * assembled by trainingSetSql in trainingSql.ts): realtime tags as range joins of each spine
+ * assembled by trainingSetSql in training/sql.ts): realtime tags as range joins of each spine
  * row with its user's events in the tag's window, offline tags as window aggregates with
  * constant frames over the user's timeline with the spine rows as markers, active_days with a
  * window of a day or more over per-user days. Plain SQL (CTEs, joins, GROUP BY, CASE, window

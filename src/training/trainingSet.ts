@@ -5,16 +5,16 @@ import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { ConfigError } from '../core/errors';
 import { SEGMENT_TAG, TagConfig } from '../core/tags';
 import { listOdsFiles } from '../ods/files';
-import { BadLine } from './reader';
-import { CheckedFiles } from './checkedFiles';
-import { queryCheckedOds } from './engine';
-import { sqlString } from './sql';
-import { RESERVED_SPINE_COLUMNS, SpineSource, featureNames, spineColumns, spineTimeSql, trainingSetSql, unknownLabelsSql } from './trainingSql';
+import { BadLine } from '../ods/readOds';
+import { CheckedFiles } from '../ods/checkedFiles';
+import { queryCheckedOds } from '../ods/checkedQuery';
+import { sqlString } from '../ods/sql';
+import { RESERVED_SPINE_COLUMNS, SpineSource, featureNames, spineColumns, spineTimeSql, trainingSetSql, unknownLabelsSql } from './sql';
 
 /**
  * `profile training-set`: reads the spine, checks the ODS as the batch does (bad lines
  * reported, never read), and writes the spine with its point-in-time features
- * (trainingSql.ts) to Parquet or NDJSON with DuckDB's COPY, into a temporary file renamed
+ * (training/sql.ts) to Parquet or NDJSON with DuckDB's COPY, into a temporary file renamed
  * over `out` when complete.
  */
 

@@ -1,7 +1,8 @@
 import { EventType } from '../core/event';
 import { OfflineTag, SEGMENT_TAG, TagConfig, WindowTag } from '../core/tags';
-import { DAY_MS, OfflineSqlOptions, batchCtes, segmentCase, sqlString } from './sql';
-import { joinedActiveDays, joinedRealtimeCte, offlineCte } from './trainingSqlPortable';
+import { OfflineSqlOptions, segmentCase } from '../batch/sql';
+import { DAY_MS, odsCtes, sqlString } from '../ods/sql';
+import { joinedActiveDays, joinedRealtimeCte, offlineCte } from './sqlPortable';
 
 /**
  * `profile training-set`: point-in-time features for each row of a spine (user_id, ts,
@@ -22,7 +23,7 @@ import { joinedActiveDays, joinedRealtimeCte, offlineCte } from './trainingSqlPo
  * event type's events; every tag of that type is a window aggregate over the timeline
  * ordered by ts, framed RANGE BETWEEN <start> PRECEDING AND CURRENT ROW, read on the marker
  * rows. Offline tags: running totals over the user's events read with ASOF joins
- * (offlineAsofCte; the portable form, trainingSqlPortable.ts, frames them with constant offsets). A realtime tag's frame start depends on T
+ * (offlineAsofCte; the portable form, training/sqlPortable.ts, frames them with constant offsets). A realtime tag's frame start depends on T
  * (T mod r): a per-row frame offset, which DuckDB (and Oracle) accept but Spark SQL does
  * not; it is the query's one DuckDB-specific part besides read_ndjson/read_parquet, the
  * HISTOGRAM of count_by and its MAP helpers. The portable form (dialect 'portable',
@@ -96,7 +97,7 @@ function impressionDates(spine: SpineSource & { kind: 'impressions' }): string[]
  */
 export function unknownLabelsSql(opts: OfflineSqlOptions & { spine: SpineSource & { kind: 'impressions' } }): string {
   const longest = Math.max(0, ...opts.spine.labels.map((l) => l.withinMs));
-  return `${batchCtes(opts)}
+  return `${odsCtes(opts)}
 SELECT COUNT(*) FILTER (WHERE i.type = 'impression'${impressionDates(opts.spine).map((d) => ` AND ${d}`).join('')} AND i.ts + ${longest} > (SELECT MAX(ts) FROM events)) AS unknown,
   MAX(i.ts) AS newest
 FROM events i`;
@@ -295,7 +296,7 @@ export function trainingSetSql(tags: TagConfig, opts: TrainingSqlOptions): strin
   const portable = opts.dialect === 'portable';
   const joinedDays = portable ? joinedActiveDays(offline) : [];
   const ctes = [
-    batchCtes(opts),
+    odsCtes(opts),
     spineCte(opts.spine),
     ...types.map((type) => (portable ? joinedRealtimeCte : realtimeCte)(type, realtime.filter((t) => t.event === type))),
     ...(withOffline ? [portable ? offlineCte(offline, joinedDays) : offlineAsofCte(offline)] : []),
@@ -320,7 +321,7 @@ export function trainingSetSql(tags: TagConfig, opts: TrainingSqlOptions): strin
   const header = portable
     ? `-- Portable form: plain SQL past ods_events and spine_rows (make them tables on Spark SQL or Trino); json_group_object of count_by is DuckDB's (see t_<tag>).`
     : `-- DuckDB-specific: read_ndjson/read_parquet, the per-row frame offsets of the realtime tags, HISTOGRAM and the MAP helpers of count_by.`;
-  return `-- profile-stream training-set: point-in-time features for each spine row (src/batch/trainingSql.ts)
+  return `-- profile-stream training-set: point-in-time features for each spine row (src/training/sql.ts)
 ${header}
 ${ctes.join(',\n')}
 SELECT ${columns.join(',\n  ')}
