@@ -45,9 +45,10 @@ export class Keys {
   }
 
   /**
-   * Hash of a user's window panes for one event type (window state v2): numeric panes
+   * Hash of a user's window panes for one event type (window state v3): numeric panes
    * `s<second>`/`m<minute>`/`h<hour>`, value panes `<field><level><index>`, dedup buckets
-   * `d<second>` (see src/lua/includes/panes.lua).
+   * `d<first byte of the event id's fingerprint>`, waiting distinct values `F<field>`, the
+   * running totals and meta `T`, count_by totals `C<spec>` (see src/lua/includes/panes.lua).
    */
   panes(userId: string, type: EventType): string {
     return `${this.prefix}u:{${userId}}:p:${type}`;

@@ -3,9 +3,11 @@
 --   s<second>, m<minute>, h<hour>         numeric pane: "c,n,s,mn,mx,lt,lv" or, for types
 --                                         with no numeric tag, the count alone
 --   <f>s<i>, <f>m<i>, <f>h<i>              value pane of field index f: "v\31n\31v\31n..."
---   d<byte>                                dedup bucket: 10-byte entries (see dedup.lua)
+--   d<byte>                                dedup bucket of the event ids whose 6-byte fingerprint
+--                                         starts with that byte: 10-byte entries (see dedup.lua)
 --   F<f>                                   distinct values seen only ahead of `now`
 --   T                                      the running totals and the type's meta (totals.lua)
+--   C<spec>                                a count_by running total's value (totals.lua)
 local PREFIX = { [1000] = 's', [60000] = 'm', [3600000] = 'h' }
 -- Distinct-value members of a time index score field * DISTINCT_BASE + time.
 local DISTINCT_BASE = 1e13
