@@ -10,7 +10,7 @@ import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
 import { killAllCli } from '../helpers/cli';
 import { testClusterNodes } from '../helpers/context';
-import { PARTITIONS, Stack, knownEvents } from '../faults/stack';
+import { PARTITIONS, Stack, knownEvents } from '../helpers/stack';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

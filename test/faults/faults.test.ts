@@ -5,7 +5,7 @@ import path from 'path';
 import { shippedTagsWithTriggers } from '../helpers/context';
 import { killAllCli } from '../helpers/cli';
 import { partitionFor } from '../../src/core/keys';
-import { PARTITIONS, Stack, knownEvents } from './stack';
+import { PARTITIONS, Stack, knownEvents } from '../helpers/stack';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

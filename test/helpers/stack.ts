@@ -8,7 +8,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { randomBytes } from 'crypto';
-import { CliProcess, runCli, runCliToEnd } from '../helpers/cli';
+import { CliProcess, runCli, runCliToEnd } from './cli';
 import { RedisClient, connectCluster, connectRedis } from '../../src/redis/client';
 import { RedisServerHandle, startRedisServer } from '../../src/redis/embeddedServer';
 import { Keys } from '../../src/core/keys';
