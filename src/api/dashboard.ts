@@ -2,11 +2,10 @@ import fs from 'fs';
 import path from 'path';
 import { Keys } from '../core/keys';
 import { listOdsFiles } from '../ods/files';
-import { RedisClient, nodeFor } from '../redis/client';
+import { RedisClient } from '../redis/client';
 import { streamStatus } from '../redis/streamStatus';
-import { Trigger, WindowTag } from '../core/tags';
+import { Trigger } from '../core/tags';
 import { FiringSummary, recentFirings } from '../profile/triggers';
-import { LEVEL_PREFIX, typePanePlan } from '../core/panes';
 import { lastRunId, readRun } from '../batch/registry';
 
 /** The dashboard page: one self-contained HTML file (no CDN, no build step), read once. */
@@ -90,51 +89,4 @@ export async function dashboardStats(
     top_users: activity.top(10),
     triggers: triggers.map((t) => ({ name: t.name, recent: firings.filter((f) => f.trigger === t.name).slice(0, 5) })),
   };
-}
-
-export interface TagTimeline {
-  event: string;
-  window_ms: number;
-  bucket_ms: number;
-  /** Events of the tag's type in each bucket, oldest first; the last bucket ends at `as_of`. */
-  counts: number[];
-}
-
-/**
- * For each window tag, the user's events of its type over (about) its window, counted in
- * `buckets` equal slices read from the type's panes: the coarsest pane level that still
- * gives each slice at least one pane (one pipeline of HMGETs: one slot). Slices end with
- * the pane holding `now`.
- */
-export async function profileTimeline(
-  redis: RedisClient, keys: Keys, tags: readonly WindowTag[], userId: string, now: number, buckets = 30,
-): Promise<{ user_id: string; as_of: number; tags: Record<string, TagTimeline> } | null> {
-  const pipeline = nodeFor(redis, keys.realtime(userId)).pipeline();
-  // Unknown to the product (no key of the user, as GET /profile/:userId decides): null, a 404.
-  const types = [...new Set(tags.map((t) => t.event))];
-  pipeline.exists(keys.realtime(userId), keys.offline(userId), ...types.flatMap((t) => [keys.panes(userId, t), keys.paneIndex(userId, t)]));
-  const plan = tags.map((t) => {
-    const levels = typePanePlan(tags, t.event).numericLevels;
-    const level = [...levels].reverse().find((l) => l * buckets <= t.windowMs) ?? levels[0];
-    const bucketMs = Math.ceil(t.windowMs / buckets / level) * level;
-    const to = (Math.floor(now / level) + 1) * level;
-    const from = to - bucketMs * buckets;
-    const names: string[] = [];
-    for (let at = from; at < to; at += level) names.push(`${LEVEL_PREFIX[level]}${at / level}`);
-    pipeline.hmget(keys.panes(userId, t.event), ...names);
-    return { tag: t, bucketMs };
-  });
-  const [[existsErr, exists], ...results] = (await pipeline.exec()) ?? [];
-  if (existsErr) throw existsErr;
-  if (exists === 0) return null;
-  const out: Record<string, TagTimeline> = {};
-  plan.forEach(({ tag, bucketMs }, k) => {
-    const [err, panes] = results[k];
-    if (err) throw err;
-    const perPane = (panes as (string | null)[]).map((p) => (p === null ? 0 : parseInt(p, 10)));
-    const panesPerBucket = perPane.length / buckets;
-    const counts = Array.from({ length: buckets }, (_, i) => perPane.slice(i * panesPerBucket, (i + 1) * panesPerBucket).reduce((a, b) => a + b, 0));
-    out[tag.name] = { event: tag.event, window_ms: tag.windowMs, bucket_ms: bucketMs, counts };
-  });
-  return { user_id: userId, as_of: now, tags: out };
 }

@@ -1,5 +1,5 @@
 import { EVENT_TYPES, ID_PATTERN } from '../core/event';
-import { RUN_ID } from './routes/batch';
+import { RUN_ID } from '../batch/registry';
 
 /** A user id (and any other id of an event): ID_PATTERN, the rule the code applies. */
 export const ID = { type: 'string', pattern: ID_PATTERN.source } as const;

@@ -17,6 +17,9 @@ const RUN_TTL_S = 7 * 86_400;
 /** How many runs the `batch:runs` index keeps. */
 const RUNS_KEPT = 100;
 
+/** A batch run's id, as newRunId makes them: start time (UTC) and 6 hex digits. */
+export const RUN_ID = /^\d{8}T\d{6}Z-[0-9a-f]{6}$/;
+
 /** A new run id: UTC time plus randomness, never request data. */
 export function newRunId(now = Date.now()): string {
   return `${new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;

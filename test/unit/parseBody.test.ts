@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { bodyToItems } from '../../src/producer/parseBody';
+import { bodyToItems } from '../../src/api/parseBody';
 
 describe('request body parsing', () => {
   it('takes one object, an array, or NDJSON lines (blank lines skipped)', () => {

@@ -1,13 +1,11 @@
 import express, { NextFunction, Request, Response, Router } from 'express';
+import { RUN_ID } from '../../batch/registry';
 import { displayName, parseIsoTime } from '../../core/event';
 import { ODS_DATE } from '../../ods/files';
 import type { BatchRequest } from '../../batch/launcher';
 import type { ApiContext } from '../context';
 import { jsonBody } from '../http';
 import { route } from '../routeTable';
-
-/** A batch run's id, as the launcher makes them: start time (UTC) and 6 hex digits. */
-export const RUN_ID = /^\d{8}T\d{6}Z-[0-9a-f]{6}$/;
 
 /** Validates a POST /batch body; returns the request or an error message. */
 function batchRequest(body: unknown, now: number): BatchRequest | string {

@@ -1,5 +1,5 @@
 import express, { NextFunction, Request, RequestHandler, Response, Router } from 'express';
-import { bodyToItems } from '../../producer/parseBody';
+import { bodyToItems } from '../parseBody';
 import type { IngestOutcome } from '../../ops/metrics';
 import type { ApiContext } from '../context';
 import { isClientError, jsonBody } from '../http';

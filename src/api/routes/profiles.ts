@@ -4,7 +4,7 @@ import { ID_PATTERN, ID_RULE } from '../../core/event';
 import { eraseUser } from '../../profile/erasure';
 import { flatProfile } from '../../profile/flat';
 import type { ApiContext } from '../context';
-import { profileTimeline } from '../dashboard';
+import { profileTimeline } from '../../profile/timeline';
 import { userFirings } from '../../profile/triggers';
 import { BAD_USER_ID, failureResponse, jsonBody, logFailure, userIdParam } from '../http';
 import { RouteKey, pathMatcher, requestPath, route } from '../routeTable';
