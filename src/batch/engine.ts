@@ -1,4 +1,3 @@
-import fs from 'fs';
 import path from 'path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { TagConfig } from '../core/tags';

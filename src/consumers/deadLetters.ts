@@ -1,6 +1,7 @@
 import { ConfigError } from '../core/errors';
 import type { RedisClient } from '../redis/client';
 import { Keys } from '../core/keys';
+import { errorText } from '../core/logger';
 
 /** One dead letter: an entry some group could not process, with why. */
 export interface DeadLetter {
@@ -71,4 +72,40 @@ export async function replayDeadLetters(redis: RedisClient, keys: Keys, partitio
 export async function purgeDeadLetters(redis: RedisClient, keys: Keys): Promise<number> {
   const [[, n]] = (await redis.multi().xlen(keys.deadLetters()).del(keys.deadLetters()).exec()) as [[null, number], [null, number]];
   return n;
+}
+
+/**
+ * Copies an unprocessable entry to the dead-letter stream (the caller acks it afterwards):
+ * its partition and id, the group and consumer that gave up, the deliveries, why, and its fields.
+ */
+export async function writeDeadLetter(
+  redis: RedisClient, keys: Keys, letter: Omit<DeadLetter, 'dead_id'>,
+): Promise<void> {
+  await redis.xadd(
+    keys.deadLetters(), '*',
+    'stream', letter.stream, 'id', letter.id, 'group', letter.group, 'consumer', letter.consumer,
+    'deliveries', String(letter.deliveries), 'error', letter.error, 'fields', JSON.stringify(letter.fields),
+  );
+}
+
+/**
+ * Keeps the error an entry's processing met (keys.entryErrors), so the entry's dead letter
+ * says why rather than only how many times it was delivered; the hash expires a day after
+ * its last failure.
+ */
+export async function recordEntryFailure(redis: RedisClient, keys: Keys, stream: string, group: string, ids: readonly string[], err: unknown): Promise<void> {
+  if (ids.length === 0) return;
+  const key = keys.entryErrors(stream);
+  const text = `${group}: ${errorText(err).slice(0, 300)}`;
+  await redis.multi().hset(key, ...ids.flatMap((id) => [id, text])).pexpire(key, 86_400_000).exec();
+}
+
+/** The last error recorded for an entry (recordEntryFailure), or null. */
+export function lastEntryError(redis: RedisClient, keys: Keys, stream: string, id: string): Promise<string | null> {
+  return redis.hget(keys.entryErrors(stream), id);
+}
+
+/** Forgets an entry's recorded error (once it is dead-lettered). */
+export async function forgetEntryError(redis: RedisClient, keys: Keys, stream: string, id: string): Promise<void> {
+  await redis.hdel(keys.entryErrors(stream), id);
 }

@@ -4,7 +4,8 @@ import { RedisClient, duplicateRedis, isCluster, nodeFor } from '../redis/client
 import type { Metrics } from '../ops/metrics';
 import { ProfileEvent, describeErrors, fromStreamFields, validateEvent } from '../core/event';
 import { GroupName, ReadReply, StreamEntry, ensureGroups, trimBelowSafeId } from './groups';
-import { groupConsumers } from '../redis/streamStatus';
+import { LIVE_EVERY_MS, leaveGroup, removeGonePeers, vouch } from './membership';
+import { forgetEntryError, lastEntryError, recordEntryFailure, writeDeadLetter } from './deadLetters';
 import { isRedisError, isRedisTrouble } from '../core/errors';
 
 export interface GroupConsumerOptions {
@@ -47,10 +48,6 @@ interface ReadUnit {
   /** CLIENT ID of the blocking connection on the node serving `streams` (see stop()). */
   blockingId?: number;
 }
-
-/** How often a running consumer renews its live mark, and how long one mark lasts (ms). */
-const LIVE_EVERY_MS = 5_000;
-const LIVE_FOR_MS = 15_000;
 
 /** XPENDING's extended form: id, consumer, idle ms, deliveries. */
 type PendingEntry = [id: string, consumer: string, idleMs: number, deliveries: number];
@@ -120,8 +117,9 @@ export abstract class GroupConsumer {
         void this.fetchBlockingId(unit);
       });
     }
-    await this.vouch();
-    this.liveTimer = setInterval(() => void this.vouch(), LIVE_EVERY_MS);
+    const vouchNow = () => vouch(this.base.redis, this.base.keys, this.group, this.base.consumerName, this.log);
+    await vouchNow();
+    this.liveTimer = setInterval(() => void vouchNow(), LIVE_EVERY_MS);
     const interval = this.base.trimIntervalMs ?? 5000;
     if (interval > 0) {
       this.trimTimer = setInterval(() => void this.trimAll().catch((err) => {
@@ -203,7 +201,7 @@ export abstract class GroupConsumer {
     await this.running;
     this.running = undefined;
     await this.closeResources();
-    await this.leaveGroup();
+    await leaveGroup(this.base.redis, this.base.keys, this.streams, this.group, this.base.consumerName, this.log);
     for (const unit of this.units) {
       unit.blocking?.disconnect();
       unit.blocking = undefined;
@@ -222,34 +220,6 @@ export abstract class GroupConsumer {
         }
       }),
     );
-  }
-
-  /**
-   * After a clean stop, removes this consumer from the group on every partition where it
-   * holds nothing pending (DELCONSUMER would drop pending entries, so those stay and are
-   * re-read on restart or claimed by others). Tools can then tell a stopped consumer from
-   * a live one at once, instead of after the claim time.
-   */
-  /** Says this consumer is alive until LIVE_FOR_MS from now (keys.liveConsumers); best effort. */
-  private async vouch(): Promise<void> {
-    const key = this.base.keys.liveConsumers(this.group);
-    try {
-      await this.base.redis.multi().hset(key, this.base.consumerName, String(Date.now() + LIVE_FOR_MS)).pexpire(key, LIVE_FOR_MS * 4).exec();
-    } catch (err) {
-      this.log.debug({ err: errorText(err) }, 'could not renew the live-consumer mark');
-    }
-  }
-
-  private async leaveGroup(): Promise<void> {
-    await this.base.redis.hdel(this.base.keys.liveConsumers(this.group), this.base.consumerName).catch(() => undefined);
-    for (const stream of this.streams) {
-      try {
-        const pending = (await this.base.redis.xpending(stream, this.group, '-', '+', 1, this.base.consumerName)) as unknown[];
-        if (pending.length === 0) await this.base.redis.xgroup('DELCONSUMER', stream, this.group, this.base.consumerName);
-      } catch (err) {
-        this.log.debug({ err, stream }, 'could not leave the group; others remove this consumer after the claim time');
-      }
-    }
   }
 
   /** Releases what a subclass holds open (files); called once the loop has ended. */
@@ -354,20 +324,10 @@ export abstract class GroupConsumer {
     timer?.();
   }
 
-  /**
-   * Keeps the error an entry's processing met (keys.entryErrors), so the entry's dead letter
-   * says why rather than only how many times it was delivered. Best effort: a failure here
-   * is logged, not thrown.
-   */
+  /** Keeps the error an entry's processing met, for its dead letter (best effort: a failure here is logged). */
   protected async recordFailure(stream: string, ids: readonly string[], err: unknown): Promise<void> {
-    if (ids.length === 0) return;
-    const key = this.base.keys.entryErrors(stream);
-    const text = `${this.group}: ${errorText(err).slice(0, 300)}`;
-    try {
-      await this.base.redis.multi().hset(key, ...ids.flatMap((id) => [id, text])).pexpire(key, 86_400_000).exec();
-    } catch (e) {
-      this.log.debug({ err: errorText(e) }, 'could not record the error of failing entries');
-    }
+    await recordEntryFailure(this.base.redis, this.base.keys, stream, this.group, ids, err)
+      .catch((e: unknown) => this.log.debug({ err: errorText(e) }, 'could not record the error of failing entries'));
   }
 
   /**
@@ -422,11 +382,11 @@ export abstract class GroupConsumer {
       for (const [id, consumer, , deliveries] of stale) {
         if (deliveries < maxDeliveries) continue;
         const entry = await redis.xrange(stream, id, id);
-        const last = await redis.hget(this.base.keys.entryErrors(stream), id);
+        const last = await lastEntryError(redis, this.base.keys, stream, id);
         const error = `not acked after ${deliveries} deliveries (last consumer ${consumer})${last ? `; last error: ${last}` : ''}`;
         if (entry.length > 0) await this.deadLetter(stream, id, entry[0][1], error, deliveries);
         await redis.xack(stream, this.group, id);
-        if (last) await redis.hdel(this.base.keys.entryErrors(stream), id);
+        if (last) await forgetEntryError(redis, this.base.keys, stream, id);
         recovered++;
       }
       let cursor = '0-0';
@@ -442,26 +402,14 @@ export abstract class GroupConsumer {
         }
         cursor = next;
       } while (cursor !== '0-0' && !this.stopping);
-      const idlePeers = (await groupConsumers(redis, stream, this.group)).filter((c) => c.name !== this.base.consumerName && c.pending === 0 && c.idle > idle);
-      // Idle on a quiet partition is not gone: a consumer whose process vouches for it stays.
-      const until = idlePeers.length ? await redis.hmget(this.base.keys.liveConsumers(this.group), ...idlePeers.map((c) => c.name)) : [];
-      for (const [i, c] of idlePeers.entries()) {
-        if (Number(until[i] ?? 0) <= Date.now()) {
-          await redis.xgroup('DELCONSUMER', stream, this.group, c.name);
-          this.log.info({ stream, consumer: c.name }, 'removed idle consumer with nothing pending');
-        }
-      }
+      await removeGonePeers(redis, this.base.keys, stream, this.group, this.base.consumerName, idle, this.log);
     }
     return recovered;
   }
 
   /** Copies an unprocessable entry to the dead-letter stream; the caller acks it afterwards. */
   protected async deadLetter(stream: string, id: string, fields: string[], error: string, deliveries = 1): Promise<void> {
-    await this.base.redis.xadd(
-      this.base.keys.deadLetters(), '*',
-      'stream', stream, 'id', id, 'group', this.group, 'consumer', this.base.consumerName,
-      'deliveries', String(deliveries), 'error', error, 'fields', JSON.stringify(fields),
-    );
+    await writeDeadLetter(this.base.redis, this.base.keys, { stream, id, group: this.group, consumer: this.base.consumerName, deliveries, error, fields });
     // Said (and counted) only once the letter is written.
     this.log.warn({ stream, id, error }, 'entry dead-lettered');
     this.base.metrics?.deadLettered.inc({ group: this.group });
