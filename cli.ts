@@ -2,20 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { ProfileStreamError } from './src/core/errors';
 import { PACKAGE_VERSION } from './src/core/version';
-import { makeUpCommand } from './src/cli/commands/up';
-import { makeServeCommand } from './src/cli/commands/serve';
-import { makeConsumeCommand } from './src/cli/commands/consume';
-import { makeArchiveCommand } from './src/cli/commands/archive';
-import { makeBatchCommand } from './src/cli/commands/batch';
-import { makeVerifyCommand } from './src/cli/commands/verify';
-import { makeStatusCommand } from './src/cli/commands/status';
-import { makeDeadCommand } from './src/cli/commands/dead';
-import { makeEraseCommand } from './src/cli/commands/erase';
-import { makeGetCommand } from './src/cli/commands/get';
-import { makeSimulateCommand } from './src/cli/commands/simulate';
-import { makeMigrateCommand } from './src/cli/commands/migrate';
-import { makeTriggersCommand } from './src/cli/commands/triggers';
-import { makeTrainingSetCommand } from './src/cli/commands/trainingSet';
+import { COMMANDS } from './src/cli/commands';
 
 const program = new Command('profile')
   .description('profile-stream: Redis-native user profiles for ad platforms')
@@ -25,7 +12,9 @@ const program = new Command('profile')
   // Usage errors (unknown option or command, bad argument) exit 2 like configuration
   // errors, not commander's default 1, which means a runtime failure here.
   .exitOverride()
-  .addHelpText('after', `
+  .addHelpText(
+    'after',
+    `
 Every option that talks to Redis also reads an environment variable (shown as "env:" in each
 command's --help). Exit codes: 0 ok, 1 runtime failure (no Redis, a batch already running,
 verify mismatches, unknown user for get), 2 usage or configuration error.
@@ -33,18 +22,17 @@ verify mismatches, unknown user for get), 2 usage or configuration error.
 Examples:
   $ profile up                                  # everything in one process
   $ profile simulate --duration 10 && curl localhost:8080/profile/user-1
-  $ profile consume --cluster 10.0.0.1:6379,10.0.0.2:6379 --consumer-name rt-1 --metrics-port 9464`);
+  $ profile consume --cluster 10.0.0.1:6379,10.0.0.2:6379 --consumer-name rt-1 --metrics-port 9464`,
+  );
 
-for (const make of [makeUpCommand, makeServeCommand, makeConsumeCommand, makeArchiveCommand, makeBatchCommand, makeVerifyCommand,
-  makeStatusCommand, makeDeadCommand, makeEraseCommand, makeGetCommand, makeSimulateCommand, makeMigrateCommand, makeTriggersCommand, makeTrainingSetCommand]) {
-  program.addCommand(make());
-}
+for (const make of COMMANDS) program.addCommand(make());
 // addCommand does not pass settings down (command() would): every command, nested ones too,
 // gets the program's exit override and help-after-error.
-const inherit = (parent: Command, path: string) => parent.commands.forEach((c) => {
-  const name = `${path} ${c.name()}`;
-  inherit(c.copyInheritedSettings(parent).showHelpAfterError(`(see \`${name} --help\`)`), name);
-});
+const inherit = (parent: Command, path: string) =>
+  parent.commands.forEach((c) => {
+    const name = `${path} ${c.name()}`;
+    inherit(c.copyInheritedSettings(parent).showHelpAfterError(`(see \`${name} --help\`)`), name);
+  });
 inherit(program, 'profile');
 
 // `profile … | head`: a reader that hangs up ends the command quietly.
@@ -54,6 +42,6 @@ program.parseAsync(process.argv).catch((err: Error) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
   // The product's own errors say what to do and carry their exit code; anything else is a bug.
   const known = err instanceof ProfileStreamError;
-  process.stderr.write(`profile: ${known ? err.message : err.stack ?? err.message}\n`);
+  process.stderr.write(`profile: ${known ? err.message : (err.stack ?? err.message)}\n`);
   process.exit(known ? err.exitCode : 1);
 });

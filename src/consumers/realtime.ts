@@ -52,7 +52,11 @@ export class RealtimeConsumer extends GroupConsumer {
    * The entries' window updates by user; entries no window takes (no tag uses the type, older
    * than its longest window, or of a user erased after it) go straight to `toAck`.
    */
-  private async byUser(entries: DecodedEntry[], now: number, toAck: string[]): Promise<Map<string, { update: UserWindowUpdate; minTs: number; ids: string[] }>> {
+  private async byUser(
+    entries: DecodedEntry[],
+    now: number,
+    toAck: string[],
+  ): Promise<Map<string, { update: UserWindowUpdate; minTs: number; ids: string[] }>> {
     const byUser = new Map<string, { update: UserWindowUpdate; minTs: number; ids: string[] }>();
     const users = [...new Set(entries.map((e) => e.event.user_id))];
     const erased = await erasedAt(this.opts.redis, this.opts.keys, users);
@@ -87,13 +91,24 @@ export class RealtimeConsumer extends GroupConsumer {
       const inline = !isCluster(redis);
       type Item = (typeof calls)[number] | 'erasures';
       const items: Item[] = inline ? [...calls, 'erasures'] : calls;
-      const results = await pipelineByNode(redis, items, (item) => (item === 'erasures' ? k.erasures() : k.realtime(item[0].update.userId)), (pipeline, item) => {
-        if (item === 'erasures') {
-          pipeline.call('ZMSCORE', k.erasures(), ...written);
-          return;
-        }
-        queueScript(pipeline, this.writer.update(item.map((u) => u.update), now));
-      });
+      const results = await pipelineByNode(
+        redis,
+        items,
+        (item) => (item === 'erasures' ? k.erasures() : k.realtime(item[0].update.userId)),
+        (pipeline, item) => {
+          if (item === 'erasures') {
+            pipeline.call('ZMSCORE', k.erasures(), ...written);
+            return;
+          }
+          queueScript(
+            pipeline,
+            this.writer.update(
+              item.map((u) => u.update),
+              now,
+            ),
+          );
+        },
+      );
       // Each user's outbox as its call saw it. A call that failed is sent again one user per
       // call (what it wrote before failing counts once: every effect is idempotent), so one
       // poison user's entries stay pending, not its neighbours'.
@@ -114,29 +129,46 @@ export class RealtimeConsumer extends GroupConsumer {
       throwRedisTrouble(results);
       calls.forEach((call, i) => settle(call, results[i]));
       if (retry.length > 0) {
-        const single = await pipelineByNode(redis, retry, (u) => k.realtime(u.update.userId), (pipeline, u) => queueScript(pipeline, this.writer.update([u.update], now)));
+        const single = await pipelineByNode(
+          redis,
+          retry,
+          (u) => k.realtime(u.update.userId),
+          (pipeline, u) => queueScript(pipeline, this.writer.update([u.update], now)),
+        );
         throwRedisTrouble(single);
         retry.forEach((u, i) => settle([u], single[i]));
       }
       for (const [ids, err] of failed) await this.recordFailure(stream, ids, err);
       // Firings reach their streams before anything is acked: a failure here throws, the
       // batch stays pending, and its redelivery appends what the outboxes still hold.
-      await this.publishFirings([...outboxes].filter(([, out]) => out.length > 0), now);
-      // A user erased while this batch was being written: delete what the batch recreated
-      // (after single-user retries, checked again: they ran after the pipeline's check).
-      let late: Map<string, number>;
-      if (inline && retry.length === 0) {
-        const [err, scores] = results[calls.length];
-        if (err) throw err;
-        late = erasureTimes(written, scores as (string | null)[]);
-      } else {
-        late = await erasedAt(redis, k, written);
-      }
-      for (const [userId, at] of late) {
-        if (byUser.get(userId)!.minTs <= at) await redis.unlink(...k.userKeys(userId));
-      }
+      await this.publishFirings(
+        [...outboxes].filter(([, out]) => out.length > 0),
+        now,
+      );
+      // After single-user retries the erasures are checked again: they ran after the pipeline's check.
+      await this.undoErased(byUser, inline && retry.length === 0 ? results[calls.length] : undefined);
     }
     return toAck;
+  }
+
+  /**
+   * A user erased while this batch was being written: deletes what the batch recreated.
+   * `checked`: the erasure check that rode at the end of the write pipeline, if it still holds.
+   */
+  private async undoErased(byUser: Map<string, { minTs: number }>, checked: [Error | null, unknown] | undefined): Promise<void> {
+    const { redis, keys: k } = this.opts;
+    const written = [...byUser.keys()];
+    let late: Map<string, number>;
+    if (checked) {
+      const [err, scores] = checked;
+      if (err) throw err;
+      late = erasureTimes(written, scores as (string | null)[]);
+    } else {
+      late = await erasedAt(redis, k, written);
+    }
+    for (const [userId, at] of late) {
+      if (byUser.get(userId)!.minTs <= at) await redis.unlink(...k.userKeys(userId));
+    }
   }
 
   /**
@@ -183,14 +215,24 @@ export class RealtimeConsumer extends GroupConsumer {
     }
     const retention = this.opts.triggerRetentionMs ?? 86_400_000;
     const partitions = [...byPartition];
-    const appended = await pipelineByNode(this.opts.redis, partitions, ([p]) => k.triggerStream(p), (pipeline, [p, firings]) => {
-      queueScript(pipeline, Scripts.appendTriggers(k.triggerStream(p), k.triggerSeen(p), now, retention, firings));
-    });
+    const appended = await pipelineByNode(
+      this.opts.redis,
+      partitions,
+      ([p]) => k.triggerStream(p),
+      (pipeline, [p, firings]) => {
+        queueScript(pipeline, Scripts.appendTriggers(k.triggerStream(p), k.triggerSeen(p), now, retention, firings));
+      },
+    );
     const failed = appended.find(([err]) => err);
     if (failed) throw failed[0];
-    const trimmed = await pipelineByNode(this.opts.redis, outboxes, ([userId]) => k.triggerOutbox(userId), (pipeline, [userId, records]) => {
-      pipeline.ltrim(k.triggerOutbox(userId), records.length, -1);
-    });
+    const trimmed = await pipelineByNode(
+      this.opts.redis,
+      outboxes,
+      ([userId]) => k.triggerOutbox(userId),
+      (pipeline, [userId, records]) => {
+        pipeline.ltrim(k.triggerOutbox(userId), records.length, -1);
+      },
+    );
     const trimFailed = trimmed.find(([err]) => err);
     if (trimFailed) throw trimFailed[0];
   }

@@ -81,14 +81,19 @@ export function spineTimeSql(type: string): string {
 
 /** The label columns of an impressions spine: 1 when the user clicked the same ad within the label's time after the impression. */
 function labelColumns(labels: { name: string; withinMs: number }[]): string[] {
-  return labels.map((l) => `    CASE WHEN EXISTS (
+  return labels.map(
+    (l) => `    CASE WHEN EXISTS (
       SELECT 1 FROM events c WHERE c.type = 'click' AND c.user_id = i.user_id AND c.ad_id = i.ad_id AND c.ts >= i.ts AND c.ts <= i.ts + ${l.withinMs}
-    ) THEN 1 ELSE 0 END AS ${l.name}`);
+    ) THEN 1 ELSE 0 END AS ${l.name}`,
+  );
 }
 
 /** An impressions spine's date range as conditions on `i.ts`. */
 function impressionDates(spine: SpineSource & { kind: 'impressions' }): string[] {
-  return [spine.from ? `i.ts >= ${Date.parse(`${spine.from}T00:00:00Z`)}` : '', spine.to ? `i.ts < ${Date.parse(`${spine.to}T00:00:00Z`) + DAY_MS}` : ''].filter(Boolean);
+  return [
+    spine.from ? `i.ts >= ${Date.parse(`${spine.from}T00:00:00Z`)}` : '',
+    spine.to ? `i.ts < ${Date.parse(`${spine.to}T00:00:00Z`) + DAY_MS}` : '',
+  ].filter(Boolean);
 }
 
 /**
@@ -98,7 +103,9 @@ function impressionDates(spine: SpineSource & { kind: 'impressions' }): string[]
 export function unknownLabelsSql(opts: OfflineSqlOptions & { spine: SpineSource & { kind: 'impressions' } }): string {
   const longest = Math.max(0, ...opts.spine.labels.map((l) => l.withinMs));
   return `${odsCtes(opts)}
-SELECT COUNT(*) FILTER (WHERE i.type = 'impression'${impressionDates(opts.spine).map((d) => ` AND ${d}`).join('')} AND i.ts + ${longest} > (SELECT MAX(ts) FROM events)) AS unknown,
+SELECT COUNT(*) FILTER (WHERE i.type = 'impression'${impressionDates(opts.spine)
+    .map((d) => ` AND ${d}`)
+    .join('')} AND i.ts + ${longest} > (SELECT MAX(ts) FROM events)) AS unknown,
   MAX(i.ts) AS newest
 FROM events i`;
 }
@@ -122,7 +129,7 @@ function spineCte(spine: SpineSource): string {
   SELECT i.user_id, i.ts - 1 AS ts, i.ts AS impression_ts, i.event_id, i.ad_id, i.campaign_id,
 ${[...labelColumns(spine.labels), '    i.user_id AS _user, i.ts - 1 AS _asof, ROW_NUMBER() OVER (ORDER BY i.ts, i.user_id, i.event_id) AS _row'].join(',\n')}
   FROM events i
-  WHERE ${['i.type = \'impression\'', ...dates, ...known].join(' AND ')}
+  WHERE ${["i.type = 'impression'", ...dates, ...known].join(' AND ')}
 )`;
 }
 
@@ -175,7 +182,12 @@ function countByColumn(t: WindowTag, column: string): string {
   return `map_from_entries(list_transform(list_slice(${ranked}, 1, ${t.top}), lambda e: {'key': e.k, 'value': -e.n}))`;
 }
 
-const SQL_NULL: Record<string, string> = { amount: 'CAST(NULL AS DOUBLE)', ad_id: 'CAST(NULL AS VARCHAR)', campaign_id: 'CAST(NULL AS VARCHAR)', currency: 'CAST(NULL AS VARCHAR)' };
+const SQL_NULL: Record<string, string> = {
+  amount: 'CAST(NULL AS DOUBLE)',
+  ad_id: 'CAST(NULL AS VARCHAR)',
+  campaign_id: 'CAST(NULL AS VARCHAR)',
+  currency: 'CAST(NULL AS VARCHAR)',
+};
 
 /** The CTE of one event type's realtime tags: the spine rows with each tag's value. */
 function realtimeCte(type: EventType, tags: WindowTag[]): string {
@@ -196,6 +208,55 @@ ${tags.map((t) => `      ${realtimeExpression(t)} AS ${t.name}`).join(',\n')}
 )`;
 }
 
+/** A cumulative frame over the user's rows up to this one. */
+const UP_TO = 'OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)';
+
+/** An event time's UTC day number, in SQL. */
+const dayOf = (x: string) => `CAST(FLOOR(${x} / ${DAY_MS}.0) AS BIGINT)`;
+
+/** The running columns offline tag i needs in the `run` CTE (see offlineAsofCte). */
+function runningColumns(t: OfflineTag, i: number): string {
+  const windowed = t.windowMs !== undefined;
+  const next = `MIN(CASE WHEN m${i} > 0 THEN ts END) OVER (w ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS x${i}`;
+  const last = `MAX(CASE WHEN m${i} > 0 THEN ts END) ${UP_TO} AS l${i}`;
+  switch (t.aggregation) {
+    case 'count':
+      return `SUM(m${i}) ${UP_TO} AS c${i}`;
+    case 'sum':
+      return `SUM(a${i}) ${UP_TO} AS s${i}`;
+    case 'last_seen':
+      return last;
+    case 'first_seen':
+      return [`MIN(CASE WHEN m${i} > 0 THEN ts END) ${UP_TO} AS f${i}`, ...(windowed ? [next] : [])].join(', ');
+    case 'active_days':
+      return [
+        `SUM(CASE WHEN m${i} > 0 AND (p${i} IS NULL OR ${dayOf('p' + i)} <> ${dayOf('ts')}) THEN 1 ELSE 0 END) ${UP_TO} AS d${i}`,
+        ...(windowed ? [next, last] : []),
+      ].join(', ');
+  }
+}
+
+/** Offline tag i's value at the spine row's time: `hi` is the run row at T, `lo` the one before its window (windowed tags). */
+function asofValue(t: OfflineTag, i: number, lo: string): string {
+  const windowed = t.windowMs !== undefined;
+  const before = (col: string) => (windowed ? ` - COALESCE(${lo}.${col}${i}, 0)` : '');
+  switch (t.aggregation) {
+    case 'count':
+      return `COALESCE(hi.c${i}, 0)${before('c')}`;
+    case 'sum':
+      return `ROUND(COALESCE(hi.s${i}, 0)${before('s')}, 6)`; // as the batch rounds sums of money
+    case 'last_seen':
+      return windowed ? `CASE WHEN hi.l${i} >= s._asof - ${t.windowMs} THEN hi.l${i} END` : `hi.l${i}`;
+    case 'first_seen':
+      // In a window: the first matching event after the one before the window, if it is not after T.
+      return windowed ? `CASE WHEN ${lo}.ts IS NULL THEN hi.f${i} WHEN ${lo}.x${i} <= s._asof THEN ${lo}.x${i} END` : `hi.f${i}`;
+    case 'active_days':
+      return windowed
+        ? `COALESCE(hi.d${i}, 0)${before('d')} + CASE WHEN ${lo}.x${i} <= s._asof AND ${dayOf(`${lo}.x${i}`)} = ${dayOf(`${lo}.l${i}`)} THEN 1 ELSE 0 END`
+        : `COALESCE(hi.d${i}, 0)`;
+  }
+}
+
 /**
  * The DuckDB form of the offline tags: running totals instead of window aggregates over the
  * spine. Each user's events are grouped by time (per_ts: one row per (user, ts), with each
@@ -208,51 +269,22 @@ ${tags.map((t) => `      ${realtimeExpression(t)} AS ${t.name}`).join(',\n')}
  * window aggregates (offlineCte, kept for the portable form: ASOF JOIN is DuckDB's).
  */
 function offlineAsofCte(tags: OfflineTag[]): string {
-  const day = (x: string) => `CAST(FLOOR(${x} / ${DAY_MS}.0) AS BIGINT)`;
   const match = (t: OfflineTag) => (t.event !== undefined ? `type = ${sqlString(t.event)}` : 'TRUE');
-  const perTs = ['COUNT(*) AS n', ...tags.map((t, i) => `COUNT(CASE WHEN ${match(t)} THEN 1 END) AS m${i}${t.aggregation === 'sum' ? `, SUM(CASE WHEN ${match(t)} THEN amount END) AS a${i}` : ''}`)];
+  const perTs = [
+    'COUNT(*) AS n',
+    ...tags.map(
+      (t, i) => `COUNT(CASE WHEN ${match(t)} THEN 1 END) AS m${i}${t.aggregation === 'sum' ? `, SUM(CASE WHEN ${match(t)} THEN amount END) AS a${i}` : ''}`,
+    ),
+  ];
   // Step 1: each tag's previous matching time (for its new days).
-  const previous = tags.map((t, i) => (t.aggregation === 'active_days' ? `, MAX(CASE WHEN m${i} > 0 THEN ts END) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS p${i}` : ''));
+  const previous = tags.map((t, i) =>
+    t.aggregation === 'active_days' ? `, MAX(CASE WHEN m${i} > 0 THEN ts END) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS p${i}` : '',
+  );
   // Only what each tag reads (every running aggregate costs a pass): cumulative frames over rows (one a time).
-  const upTo = 'OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)';
-  const running = tags.map((t, i) => {
-    const windowed = t.windowMs !== undefined;
-    const next = `MIN(CASE WHEN m${i} > 0 THEN ts END) OVER (w ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS x${i}`;
-    const last = `MAX(CASE WHEN m${i} > 0 THEN ts END) ${upTo} AS l${i}`;
-    switch (t.aggregation) {
-      case 'count':
-        return `SUM(m${i}) ${upTo} AS c${i}`;
-      case 'sum':
-        return `SUM(a${i}) ${upTo} AS s${i}`;
-      case 'last_seen':
-        return last;
-      case 'first_seen':
-        return [`MIN(CASE WHEN m${i} > 0 THEN ts END) ${upTo} AS f${i}`, ...(windowed ? [next] : [])].join(', ');
-      case 'active_days':
-        return [`SUM(CASE WHEN m${i} > 0 AND (p${i} IS NULL OR ${day('p' + i)} <> ${day('ts')}) THEN 1 ELSE 0 END) ${upTo} AS d${i}`, ...(windowed ? [next, last] : [])].join(', ');
-    }
-  });
+  const running = tags.map((t, i) => runningColumns(t, i));
   const windows = [...new Set(tags.filter((t) => t.windowMs !== undefined).map((t) => t.windowMs!))];
   const lo = (t: OfflineTag) => `w${windows.indexOf(t.windowMs!)}`;
-  const value = (t: OfflineTag, i: number): string => {
-    const windowed = t.windowMs !== undefined;
-    const before = (col: string) => (windowed ? ` - COALESCE(${lo(t)}.${col}${i}, 0)` : '');
-    switch (t.aggregation) {
-      case 'count':
-        return `COALESCE(hi.c${i}, 0)${before('c')}`;
-      case 'sum':
-        return `ROUND(COALESCE(hi.s${i}, 0)${before('s')}, 6)`; // as the batch rounds sums of money
-      case 'last_seen':
-        return windowed ? `CASE WHEN hi.l${i} >= s._asof - ${t.windowMs} THEN hi.l${i} END` : `hi.l${i}`;
-      case 'first_seen':
-        // In a window: the first matching event after the one before the window, if it is not after T.
-        return windowed ? `CASE WHEN ${lo(t)}.ts IS NULL THEN hi.f${i} WHEN ${lo(t)}.x${i} <= s._asof THEN ${lo(t)}.x${i} END` : `hi.f${i}`;
-      case 'active_days':
-        return windowed
-          ? `COALESCE(hi.d${i}, 0)${before('d')} + CASE WHEN ${lo(t)}.x${i} <= s._asof AND ${day(`${lo(t)}.x${i}`)} = ${day(`${lo(t)}.l${i}`)} THEN 1 ELSE 0 END`
-          : `COALESCE(hi.d${i}, 0)`;
-    }
-  };
+  const value = (t: OfflineTag, i: number) => asofValue(t, i, lo(t));
   return `per_ts AS (
   SELECT user_id, ts, ${perTs.join(', ')}
   FROM events WHERE user_id IN (SELECT _user FROM spine_rows)
@@ -262,16 +294,28 @@ per_ts_previous AS (
   SELECT *${previous.join('')} FROM per_ts WINDOW w AS (PARTITION BY user_id ORDER BY ts)
 ),
 run AS (
-  SELECT user_id, ts, SUM(n) ${upTo} AS n${running.map((c) => `,
-    ${c}`).join('')}
+  SELECT user_id, ts, SUM(n) ${UP_TO} AS n${running
+    .map(
+      (c) => `,
+    ${c}`,
+    )
+    .join('')}
   FROM per_ts_previous WINDOW w AS (PARTITION BY user_id ORDER BY ts)
 ),
 offline AS (
-  SELECT s._row, s._asof, COALESCE(hi.n, 0) AS _events${tags.map((t, i) => `,
-    ${value(t, i)} AS ${t.name}`).join('')}
+  SELECT s._row, s._asof, COALESCE(hi.n, 0) AS _events${tags
+    .map(
+      (t, i) => `,
+    ${value(t, i)} AS ${t.name}`,
+    )
+    .join('')}
   FROM spine_rows s
-  ASOF LEFT JOIN run hi ON hi.user_id = s._user AND s._asof >= hi.ts${windows.map((w, k) => `
-  ASOF LEFT JOIN run w${k} ON w${k}.user_id = s._user AND s._asof - ${w + 1} >= w${k}.ts`).join('')}
+  ASOF LEFT JOIN run hi ON hi.user_id = s._user AND s._asof >= hi.ts${windows
+    .map(
+      (w, k) => `
+  ASOF LEFT JOIN run w${k} ON w${k}.user_id = s._user AND s._asof - ${w + 1} >= w${k}.ts`,
+    )
+    .join('')}
 )`;
 }
 
@@ -298,7 +342,12 @@ export function trainingSetSql(tags: TagConfig, opts: TrainingSqlOptions): strin
   const ctes = [
     odsCtes(opts),
     spineCte(opts.spine),
-    ...types.map((type) => (portable ? joinedRealtimeCte : realtimeCte)(type, realtime.filter((t) => t.event === type))),
+    ...types.map((type) =>
+      (portable ? joinedRealtimeCte : realtimeCte)(
+        type,
+        realtime.filter((t) => t.event === type),
+      ),
+    ),
     ...(withOffline ? [portable ? offlineCte(offline, joinedDays) : offlineAsofCte(offline)] : []),
   ];
   const columns = spineColumns(opts.spine).map((c) => `s.${quoteIdent(c)}`);
