@@ -8,7 +8,16 @@ import type { AddressInfo } from 'net';
 
 const body = JSON.stringify({
   user_id: 'user-1',
-  tags: { views_5m: 3, views_1h: 12, clicks_5m: 0, clicks_24h: 1, purchases_24h: 0, spend_24h: 0, distinct_ads_1h: 4, campaign_views_1h: { 'c-1': 7, 'c-2': 5 } },
+  tags: {
+    views_5m: 3,
+    views_1h: 12,
+    clicks_5m: 0,
+    clicks_24h: 1,
+    purchases_24h: 0,
+    spend_24h: 0,
+    distinct_ads_1h: 4,
+    campaign_views_1h: { 'c-1': 7, 'c-2': 5 },
+  },
   meta: { as_of: 1795687801377, last_event_at: 1795687801302 },
 });
 const server = http.createServer((_req, res) => {

@@ -82,9 +82,34 @@ FROM tags`;
 
 /** redis-benchmark HSET of an offline-profile-sized hash field set, 64 per pipeline, as a ceiling for the load step. */
 function hsetBenchmark(port: number, n: number): number {
-  return redisBenchmark(port, ['-n', String(Math.max(n, 10_000)), '-P', '64', '-r', '100000',
-    'HSET', 'bench:u:__rand_int__', 'ltv_total', '470.5', 'purchases_total', '3', 'first_seen', '1795687801377', 'last_seen', '1795687801377',
-    'active_days_30d', '12', 'impressions_30d', '80', 'segment_id', 'high_value_user', '_run_id', '20261126T000000Z-abcdef', '_batch_at', '1795687801377']);
+  return redisBenchmark(port, [
+    '-n',
+    String(Math.max(n, 10_000)),
+    '-P',
+    '64',
+    '-r',
+    '100000',
+    'HSET',
+    'bench:u:__rand_int__',
+    'ltv_total',
+    '470.5',
+    'purchases_total',
+    '3',
+    'first_seen',
+    '1795687801377',
+    'last_seen',
+    '1795687801377',
+    'active_days_30d',
+    '12',
+    'impressions_30d',
+    '80',
+    'segment_id',
+    'high_value_user',
+    '_run_id',
+    '20261126T000000Z-abcdef',
+    '_batch_at',
+    '1795687801377',
+  ]);
 }
 
 /** Batch vs DuckDB on one generated ODS; every figure from the same run. */
@@ -132,13 +157,24 @@ export async function measureBatch(events: number, users: number, days: number):
       if (off[0] !== row.segment_id || Number(off[1]) !== Number(row.purchases_total)) mismatches++;
     }
     return {
-      batch_events: summary.events, batch_lines: summary.lines, batch_duplicates: summary.duplicates,
-      batch_users: summary.users_written, ods_bytes: summary.bytes, generate_s: generateS,
-      batch_s: Number(batchS.toFixed(2)), batch_events_per_s: Math.round(summary.lines / batchS),
-      duckdb_s: Number(duckdbS.toFixed(2)), duckdb_events_per_s: Math.round(summary.lines / duckdbS), duckdb_users: rows.length,
+      batch_events: summary.events,
+      batch_lines: summary.lines,
+      batch_duplicates: summary.duplicates,
+      batch_users: summary.users_written,
+      ods_bytes: summary.bytes,
+      generate_s: generateS,
+      batch_s: Number(batchS.toFixed(2)),
+      batch_events_per_s: Math.round(summary.lines / batchS),
+      duckdb_s: Number(duckdbS.toFixed(2)),
+      duckdb_events_per_s: Math.round(summary.lines / duckdbS),
+      duckdb_users: rows.length,
       batch_over_duckdb: Number((batchS / duckdbS).toFixed(2)),
-      batch_rerun_s: Number(rerunS.toFixed(2)), batch_rerun_over_duckdb: Number((rerunS / duckdbS).toFixed(2)), batch_checked_users: Math.min(rows.length, 2000), batch_mismatches: mismatches,
-      load_users_per_s: Math.round(loaded.users_written / loadS), redis_hset_pipelined_per_s: hsetPerS,
+      batch_rerun_s: Number(rerunS.toFixed(2)),
+      batch_rerun_over_duckdb: Number((rerunS / duckdbS).toFixed(2)),
+      batch_checked_users: Math.min(rows.length, 2000),
+      batch_mismatches: mismatches,
+      load_users_per_s: Math.round(loaded.users_written / loadS),
+      redis_hset_pipelined_per_s: hsetPerS,
       load_over_hset: Number((loaded.users_written / loadS / hsetPerS).toFixed(3)),
     };
   } finally {

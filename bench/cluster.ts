@@ -30,9 +30,7 @@ async function measure(redis: RedisClient): Promise<Record<string, number>> {
   const now = Date.now();
   const producer = new Producer({ redis, keys, partitions, maxFutureSkewMs: 0, clock: () => now });
   const gen = new TrafficGenerator(users, 1);
-  const batches = Array.from({ length: Math.ceil(events / 1000) }, (_, b) =>
-    Array.from({ length: Math.min(1000, events - b * 1000) }, () => gen.next(now)),
-  );
+  const batches = Array.from({ length: Math.ceil(events / 1000) }, (_, b) => Array.from({ length: Math.min(1000, events - b * 1000) }, () => gen.next(now)));
   let t = process.hrtime.bigint();
   let next = 0;
   await Promise.all(
@@ -92,7 +90,10 @@ async function main() {
   }
   const summary: Record<string, unknown> = {
     machine: { cores: os.cpus().length, node: process.version },
-    events, users, partitions, rounds,
+    events,
+    users,
+    partitions,
+    rounds,
   };
   for (const metric of Object.keys(runs.single[0])) {
     const single = median(runs.single.map((r) => r[metric]));

@@ -25,13 +25,21 @@ async function main() {
       if (!r.ok) throw new Error(JSON.stringify(r));
     }
     const consumer = new RealtimeConsumer({
-      redis, keys, partitions: config.partitions, tags: config.tags.realtime, consumerName: 'bench', clock: () => now,
+      redis,
+      keys,
+      partitions: config.partitions,
+      tags: config.tags.realtime,
+      consumerName: 'bench',
+      clock: () => now,
     });
     await consumer.init();
     const t0 = process.hrtime.bigint();
     const n = await consumer.drain();
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    const stats = (await redis.info('commandstats')).split('\n').filter((l) => /evalsha|xreadgroup|xack/.test(l)).map((l) => l.trim());
+    const stats = (await redis.info('commandstats'))
+      .split('\n')
+      .filter((l) => /evalsha|xreadgroup|xack/.test(l))
+      .map((l) => l.trim());
     console.log(JSON.stringify({ events: n, users, seconds, realtime_per_s: Math.round(n / seconds), stats }));
   });
 }

@@ -42,10 +42,19 @@ async function main() {
   const elapsed = (Date.now() - t0) / 1000;
   latencies.sort((a, b) => a - b);
   const q = (p: number) => Number(latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))].toFixed(3));
-  console.log(JSON.stringify({
-    clients, seconds: elapsed, requests: latencies.length, read_per_s: Math.round(latencies.length / elapsed),
-    read_p50_ms: q(0.5), read_p90_ms: q(0.9), read_p99_ms: q(0.99), read_max_ms: q(1), statuses,
-  }));
+  console.log(
+    JSON.stringify({
+      clients,
+      seconds: elapsed,
+      requests: latencies.length,
+      read_per_s: Math.round(latencies.length / elapsed),
+      read_p50_ms: q(0.5),
+      read_p90_ms: q(0.9),
+      read_p99_ms: q(0.99),
+      read_max_ms: q(1),
+      statuses,
+    }),
+  );
   agent.destroy();
 }
 

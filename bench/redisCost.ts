@@ -38,11 +38,15 @@ export function scriptCommands(): Set<string> {
   return out;
 }
 
-interface Stat { calls: number; usec: number }
+interface Stat {
+  calls: number;
+  usec: number;
+}
 
 async function commandStats(redis: Redis): Promise<Map<string, Stat>> {
   const out = new Map<string, Stat>();
-  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) out.set(m[1], { calls: Number(m[2]), usec: Number(m[3]) });
+  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm))
+    out.set(m[1], { calls: Number(m[2]), usec: Number(m[3]) });
   return out;
 }
 
@@ -84,7 +88,16 @@ export async function measureRedisCost(quick: boolean): Promise<Record<string, n
   return withScratchRedis('redis-cost', async (redis) => {
     const out: Record<string, number> = {};
     // Floors: an HGETALL of an 8-field hash; per event HINCRBY + HSET + ZADD, pipelined.
-    await redis.hset('floor:h', { views_5m: 3, views_1h: 12, clicks_5m: 0, clicks_24h: 1, purchases_24h: 0, spend_24h: 0, distinct_ads_1h: 4, campaign_views_1h: '{"c-1":7}' });
+    await redis.hset('floor:h', {
+      views_5m: 3,
+      views_1h: 12,
+      clicks_5m: 0,
+      clicks_24h: 1,
+      purchases_24h: 0,
+      spend_24h: 0,
+      distinct_ads_1h: 4,
+      campaign_views_1h: '{"c-1":7}',
+    });
     await redis.config('RESETSTAT');
     for (let i = 0; i < 20; i++) {
       const p = redis.pipeline();
@@ -98,7 +111,9 @@ export async function measureRedisCost(quick: boolean): Promise<Record<string, n
       const p = redis.pipeline();
       for (let j = 0; j < 500; j++) {
         const u = `floor:u${(i * 500 + j) % 3000}`;
-        p.hincrby(`${u}:p`, `s${j}`, 1).hset(`${u}:p`, `d${j % 256}`, 'abcdefghij').zadd(`${u}:t`, j, `m${j}`);
+        p.hincrby(`${u}:p`, `s${j}`, 1)
+          .hset(`${u}:p`, `d${j % 256}`, 'abcdefghij')
+          .zadd(`${u}:t`, j, `m${j}`);
       }
       await p.exec();
     }
@@ -152,11 +167,14 @@ export async function measureRedisCost(quick: boolean): Promise<Record<string, n
     // Reads at the hour's end: users drawn in proportion to their events; unknown; one-event users.
     const reader = new ProfileReader(redis, keys, tags, () => now);
     let seed = 7;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const typical = Array.from({ length: reads }, () => eventUsers[Math.floor(rand() * eventUsers.length)]);
     const drawn = typical.map((u) => perUser.get(u)!).sort((a, b) => a - b);
     out.typical_user_median_events = drawn[Math.floor(drawn.length / 2)];
-    const cold = [...perUser].filter(([, n]) => n === 1).map(([u]) => u).slice(0, reads);
+    const cold = [...perUser]
+      .filter(([, n]) => n === 1)
+      .map(([u]) => u)
+      .slice(0, reads);
     const unknown = Array.from({ length: reads }, (_, i) => `nobody-${i}`);
     const r = {
       typical: await readCost(redis, reader, typical),
@@ -181,8 +199,12 @@ export async function measureRedisCost(quick: boolean): Promise<Record<string, n
     await hotConsumer.init();
     const HOT = 100_000;
     const hotEvent = (i: number) => ({
-      event_id: `hot-${i}`, user_id: 'hot-user', type: 'impression' as const, ts: hotNow - 55 * MIN + Math.floor((i / HOT) * 55 * MIN),
-      ad_id: `ad-${i % 500}`, campaign_id: `c-${i % 20}`,
+      event_id: `hot-${i}`,
+      user_id: 'hot-user',
+      type: 'impression' as const,
+      ts: hotNow - 55 * MIN + Math.floor((i / HOT) * 55 * MIN),
+      ad_id: `ad-${i % 500}`,
+      campaign_id: `c-${i % 20}`,
     });
     const perEvent: number[] = [];
     for (let i = 0; i < HOT; i += 2500) {
@@ -205,13 +227,15 @@ if (require.main === module) {
   runMain(async () => {
     const r = await measureRedisCost(process.argv.includes('--quick'));
     const ratio = (a: number, b: number) => Number((a / b).toFixed(2));
-    console.log(JSON.stringify({
-      ...r,
-      ratios: {
-        read_typical_over_floor: ratio(r.read_typical_us, r.floor_read_us),
-        write_over_floor: ratio(r.write_us_per_event, r.floor_event_us),
-        hot_write_full_over_empty: ratio(r.hot_write_full_us_per_event, r.hot_write_empty_us_per_event),
-      },
-    }));
+    console.log(
+      JSON.stringify({
+        ...r,
+        ratios: {
+          read_typical_over_floor: ratio(r.read_typical_us, r.floor_read_us),
+          write_over_floor: ratio(r.write_us_per_event, r.floor_event_us),
+          hot_write_full_over_empty: ratio(r.hot_write_full_us_per_event, r.hot_write_empty_us_per_event),
+        },
+      }),
+    );
   });
 }

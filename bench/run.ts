@@ -27,8 +27,30 @@ import { measureRedisCost, scriptCommands, topLevelUsec } from './redisCost';
 
 const quick = process.argv.includes('--quick');
 const M = quick
-  ? { drainEvents: 50_000, users: 20_000, ingestS: 3, e2eS: 5, e2eRate: 20_000, freshRate: 2_000, freshProbes: 30, readS: 3, batchEvents: 100_000, batchUsers: 20_000 }
-  : { drainEvents: 300_000, users: 200_000, ingestS: 10, e2eS: 20, e2eRate: 60_000, freshRate: 10_000, freshProbes: 200, readS: 10, batchEvents: 2_000_000, batchUsers: 200_000 };
+  ? {
+      drainEvents: 50_000,
+      users: 20_000,
+      ingestS: 3,
+      e2eS: 5,
+      e2eRate: 20_000,
+      freshRate: 2_000,
+      freshProbes: 30,
+      readS: 3,
+      batchEvents: 100_000,
+      batchUsers: 20_000,
+    }
+  : {
+      drainEvents: 300_000,
+      users: 200_000,
+      ingestS: 10,
+      e2eS: 20,
+      e2eRate: 60_000,
+      freshRate: 10_000,
+      freshProbes: 200,
+      readS: 10,
+      batchEvents: 2_000_000,
+      batchUsers: 200_000,
+    };
 const CLI = path.join(__dirname, '..', 'cli.js');
 const children: ChildProcess[] = [];
 
@@ -65,15 +87,19 @@ async function measureHotUser(redis: Awaited<ReturnType<typeof connectRedis>>, k
   const now = Date.now();
   const producer = new Producer({ redis, keys, partitions, maxFutureSkewMs: 0 });
   const event = (user: string, i: number, n: number) => ({
-    event_id: `${user}-${i}`, user_id: user, type: 'impression' as const, ts: now - Math.floor((i / n) * 55 * 60_000),
-    ad_id: `ad-${i % 500}`, campaign_id: `c-${i % 20}`,
+    event_id: `${user}-${i}`,
+    user_id: user,
+    type: 'impression' as const,
+    ts: now - Math.floor((i / n) * 55 * 60_000),
+    ad_id: `ad-${i % 500}`,
+    campaign_id: `c-${i % 20}`,
   });
   for (let i = 0; i < HOT; i += 5000) {
     const r = await producer.ingest(Array.from({ length: 5000 }, (_, j) => event('hot-user', i + j, HOT)));
     if (!r.ok) throw new Error(JSON.stringify(r));
   }
   await producer.ingest(Array.from({ length: 20 }, (_, j) => event('cold-user', j, 20)));
-  for (const started = Date.now(); ; ) {
+  for (const started = Date.now(); ;) {
     if ((await streamStatus(redis, keys, partitions)).every((p) => groupCaughtUp(p, 'realtime'))) break;
     if (Date.now() - started > 300_000) throw new Error('hot user: the realtime group did not catch up within 300 s');
     await new Promise((r) => setTimeout(r, 100));
@@ -87,8 +113,10 @@ async function measureHotUser(redis: Awaited<ReturnType<typeof connectRedis>>, k
   for (const key of keys.userKeys('hot-user')) bytes += Number((await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')) ?? 0);
   return {
     hot_user_events: HOT,
-    hot_read_p50_ms: hot.read_p50_ms, hot_read_p99_ms: hot.read_p99_ms,
-    cold_read_p50_ms: cold.read_p50_ms, cold_read_p99_ms: cold.read_p99_ms,
+    hot_read_p50_ms: hot.read_p50_ms,
+    hot_read_p99_ms: hot.read_p99_ms,
+    cold_read_p50_ms: cold.read_p50_ms,
+    cold_read_p99_ms: cold.read_p99_ms,
     hot_user_bytes_per_event: Number((bytes / HOT).toFixed(1)),
   };
 }
@@ -101,18 +129,48 @@ async function main() {
     server = await startRedisServer({ dir: path.join(work, 'redis'), appendonly: true, appendfsync: 'everysec' });
     const redis = await connectRedis(server.url);
     result.machine = {
-      cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version,
+      cores: os.cpus().length,
+      cpu: os.cpus()[0]?.model,
+      node: process.version,
       redis: (await redis.info('server')).match(/redis_version:(\S+)/)?.[1],
     };
 
     // Raw Redis baselines.
     // XADD of an event-sized entry, 64 per pipeline (redis-benchmark 7.0 has no built-in xadd test).
     result.redis_xadd_pipelined_per_s = redisBenchmark(server.port, [
-      '-n', String(quick ? 200_000 : 1_000_000), '-P', '64', '-r', '100000',
-      'XADD', 'bench:s', '*', 'event_id', 'e-__rand_int__', 'user_id', 'user-__rand_int__', 'type', 'impression', 'ts', '1795687801377', 'ad_id', 'ad-1-2', 'campaign_id', 'c-1',
+      '-n',
+      String(quick ? 200_000 : 1_000_000),
+      '-P',
+      '64',
+      '-r',
+      '100000',
+      'XADD',
+      'bench:s',
+      '*',
+      'event_id',
+      'e-__rand_int__',
+      'user_id',
+      'user-__rand_int__',
+      'type',
+      'impression',
+      'ts',
+      '1795687801377',
+      'ad_id',
+      'ad-1-2',
+      'campaign_id',
+      'c-1',
     ]);
     await redis.del('bench:s');
-    await redis.hset('bench:h', { views_5m: 3, views_1h: 12, clicks_5m: 0, clicks_24h: 1, purchases_24h: 0, spend_24h: 0, distinct_ads_1h: 4, campaign_views_1h: '{"c-1":7}' });
+    await redis.hset('bench:h', {
+      views_5m: 3,
+      views_1h: 12,
+      clicks_5m: 0,
+      clicks_24h: 1,
+      purchases_24h: 0,
+      spend_24h: 0,
+      distinct_ads_1h: 4,
+      campaign_views_1h: '{"c-1":7}',
+    });
     result.redis_hgetall_per_s = redisBenchmark(server.port, ['-n', String(quick ? 50_000 : 200_000), '-c', '4', 'HGETALL', 'bench:h']);
     await redis.del('bench:h');
 
@@ -127,7 +185,15 @@ async function main() {
       if (!r.ok) throw new Error(JSON.stringify(r));
     }
     const memBefore = Number((await redis.info('memory')).match(/used_memory:(\d+)/)![1]);
-    const rt = new RealtimeConsumer({ redis, keys, partitions: config.partitions, tags: config.tags.realtime, consumerName: 'bench-rt', clock: () => now, trimIntervalMs: 0 });
+    const rt = new RealtimeConsumer({
+      redis,
+      keys,
+      partitions: config.partitions,
+      tags: config.tags.realtime,
+      consumerName: 'bench-rt',
+      clock: () => now,
+      trimIntervalMs: 0,
+    });
     await rt.init();
     await redis.config('RESETSTAT');
     let t = process.hrtime.bigint();
@@ -177,12 +243,25 @@ async function main() {
     result.e2e_per_s = Math.round(e2e.accepted / e2eSeconds);
 
     // Freshness: 202 to visible in GET /profile, under background load.
-    const load = simulate({ url: url2, users: M.users, rate: M.freshRate, durationS: Math.ceil(M.freshProbes / 20) + 2, batchSize: 200, concurrency: 2, seed: 4, waitDrainS: 0 });
+    const load = simulate({
+      url: url2,
+      users: M.users,
+      rate: M.freshRate,
+      durationS: Math.ceil(M.freshProbes / 20) + 2,
+      batchSize: 200,
+      concurrency: 2,
+      seed: 4,
+      waitDrainS: 0,
+    });
     await new Promise((r) => setTimeout(r, 500));
     const fresh: number[] = [];
     for (let i = 0; i < M.freshProbes; i++) {
       const user = `fresh-${i}`;
-      const res = await fetch(`${url2}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user_id: user, type: 'click' }) });
+      const res = await fetch(`${url2}/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ user_id: user, type: 'click' }),
+      });
       const t0 = process.hrtime.bigint();
       if (res.status !== 202) throw new Error(`freshness probe got ${res.status}`);
       for (;;) {
@@ -205,8 +284,12 @@ async function main() {
     const bare = await start(path.join(__dirname, 'bare.js'), [], {}, /^(\d+)$/m);
     const bareRead = runJson(readJs, [`http://127.0.0.1:${bare.match[1]}`, '4', String(M.readS), String(M.users)]);
     Object.assign(result, {
-      read_per_s: read.read_per_s, read_p50_ms: read.read_p50_ms, read_p99_ms: read.read_p99_ms,
-      bare_http_per_s: bareRead.read_per_s, bare_http_p50_ms: bareRead.read_p50_ms, bare_http_p99_ms: bareRead.read_p99_ms,
+      read_per_s: read.read_per_s,
+      read_p50_ms: read.read_p50_ms,
+      read_p99_ms: read.read_p99_ms,
+      bare_http_per_s: bareRead.read_per_s,
+      bare_http_p50_ms: bareRead.read_p50_ms,
+      bare_http_p99_ms: bareRead.read_p99_ms,
     });
     Object.assign(result, await measureHotUser(redis, keys, config.partitions, url2));
     await redis.quit();

@@ -33,6 +33,10 @@ export function runMain(main: () => Promise<void>): void {
 /** Requests per second redis-benchmark reports (`-q --csv`) for `args` against the server on `port`. */
 export function redisBenchmark(port: number, args: string[]): number {
   const out = execFileSync('redis-benchmark', ['-p', String(port), '-q', '--csv', ...args], { encoding: 'utf8' });
-  const line = out.trim().split('\n').filter((l) => /^"/.test(l) && !/^"test"/.test(l)).pop()!;
+  const line = out
+    .trim()
+    .split('\n')
+    .filter((l) => /^"/.test(l) && !/^"test"/.test(l))
+    .pop()!;
   return Math.round(Number(line.split(',')[1].replace(/"/g, '')));
 }

@@ -49,7 +49,14 @@ export async function measureTrainingSet(events: number, users: number, spineRow
     return await withScratchRedis('training', async (_redis, url) => {
       const env = { REDIS_URL: url, ODS_DIR: ods, LOG_LEVEL: 'warn' };
       const sqlFile = path.join(work, 'training.sql');
-      fs.writeFileSync(sqlFile, execFileSync(process.execPath, [CLI, 'training-set', '--spine', spine, '--print-sql'], { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 1 << 26 }));
+      fs.writeFileSync(
+        sqlFile,
+        execFileSync(process.execPath, [CLI, 'training-set', '--spine', spine, '--print-sql'], {
+          env: { ...process.env, ...env },
+          encoding: 'utf8',
+          maxBuffer: 1 << 26,
+        }),
+      );
       const command = () => timed([CLI, 'training-set', '--spine', spine, '--out', path.join(work, 'train.parquet')], env);
       const duckdb = () => timed([__filename, '--run-sql', sqlFile, path.join(work, 'direct.parquet')]);
       // A B A B: the command's first run checks every ODS file; its second finds them in the check cache.
@@ -59,10 +66,13 @@ export async function measureTrainingSet(events: number, users: number, spineRow
       direct.push(duckdb());
       const duckdbS = median(direct);
       return {
-        training_spine_rows: rows, training_ods_events: events,
-        training_s: Number(first.toFixed(2)), training_rows_per_s: Math.round(rows / first),
+        training_spine_rows: rows,
+        training_ods_events: events,
+        training_s: Number(first.toFixed(2)),
+        training_rows_per_s: Math.round(rows / first),
         training_rerun_s: Number(rerun.toFixed(2)),
-        training_duckdb_s: Number(duckdbS.toFixed(2)), training_duckdb_rows_per_s: Math.round(rows / duckdbS),
+        training_duckdb_s: Number(duckdbS.toFixed(2)),
+        training_duckdb_rows_per_s: Math.round(rows / duckdbS),
         training_over_duckdb: Number((first / duckdbS).toFixed(2)),
         training_rerun_over_duckdb: Number((rerun / duckdbS).toFixed(2)),
       };

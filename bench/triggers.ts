@@ -43,7 +43,17 @@ async function drainRate(redis: Redis, tags: TagConfig, events: number, users: n
     const r = await producer.ingest(Array.from({ length: Math.min(5000, events - sent) }, () => gen.next(now)));
     if (!r.ok) throw new Error(JSON.stringify(r));
   }
-  const consumer = new RealtimeConsumer({ redis, keys, partitions, tags: tags.realtime, triggers: tags.triggers, offlineTags: tags.offline, consumerName: 'bench', clock: () => now, trimIntervalMs: 0 });
+  const consumer = new RealtimeConsumer({
+    redis,
+    keys,
+    partitions,
+    tags: tags.realtime,
+    triggers: tags.triggers,
+    offlineTags: tags.offline,
+    consumerName: 'bench',
+    clock: () => now,
+    trimIntervalMs: 0,
+  });
   await consumer.init();
   const t0 = process.hrtime.bigint();
   const n = await consumer.drain();
@@ -56,12 +66,32 @@ async function firingLatencies(redis: Redis, tags: TagConfig, probes: number, ra
   const keys = new Keys('');
   const partitions = resolveConfig({}).partitions;
   const producer = new Producer({ redis, keys, partitions, maxFutureSkewMs: 300_000 });
-  const consumer = new RealtimeConsumer({ redis, keys, partitions, tags: tags.realtime, triggers: tags.triggers, offlineTags: tags.offline, consumerName: 'bench-live', blockMs: 100 });
-  await consumer.start();
-  const http = await listen(createApp({
-    redis, producer, reader: new ProfileReader(redis, keys, tags.realtime), keys, partitions, maxEventsPerRequest: 10_000, maxProfilesPerRequest: 100, maxBodyBytes: 8 << 20,
+  const consumer = new RealtimeConsumer({
+    redis,
+    keys,
+    partitions,
+    tags: tags.realtime,
     triggers: tags.triggers,
-  }), '127.0.0.1', 0);
+    offlineTags: tags.offline,
+    consumerName: 'bench-live',
+    blockMs: 100,
+  });
+  await consumer.start();
+  const http = await listen(
+    createApp({
+      redis,
+      producer,
+      reader: new ProfileReader(redis, keys, tags.realtime),
+      keys,
+      partitions,
+      maxEventsPerRequest: 10_000,
+      maxProfilesPerRequest: 100,
+      maxBodyBytes: 8 << 20,
+      triggers: tags.triggers,
+    }),
+    '127.0.0.1',
+    0,
+  );
   const base = `http://127.0.0.1:${http.port}`;
   const ctrl = new AbortController();
   const sent = new Map<string, bigint>();
@@ -78,7 +108,10 @@ async function firingLatencies(redis: Redis, tags: TagConfig, probes: number, ra
       if (done) return;
       buffer += new TextDecoder().decode(value);
       for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-        const data = buffer.slice(0, end).split('\n').find((l) => l.startsWith('data: '));
+        const data = buffer
+          .slice(0, end)
+          .split('\n')
+          .find((l) => l.startsWith('data: '));
         buffer = buffer.slice(end + 2);
         const user = data && (JSON.parse(data.slice(6)) as { user_id: string }).user_id;
         const at = user ? sent.get(user) : undefined;
@@ -135,10 +168,13 @@ export async function measureTriggers(events: number, users: number, probes: num
     const best = (r: number[]) => Math.max(...r);
     const latencies = await firingLatencies(redis, two, probes, rate, users);
     return {
-      realtime_per_s_no_triggers: best(rates.none), realtime_per_s_two_triggers: best(rates.two),
+      realtime_per_s_no_triggers: best(rates.none),
+      realtime_per_s_two_triggers: best(rates.two),
       triggers_throughput_ratio: Number((best(rates.two) / best(rates.none)).toFixed(3)),
-      firing_latency_p50_ms: Number(pct(latencies, 0.5).toFixed(2)), firing_latency_p99_ms: Number(pct(latencies, 0.99).toFixed(2)),
-      firing_probes: probes, firing_background_per_s: rate,
+      firing_latency_p50_ms: Number(pct(latencies, 0.5).toFixed(2)),
+      firing_latency_p99_ms: Number(pct(latencies, 0.99).toFixed(2)),
+      firing_probes: probes,
+      firing_background_per_s: rate,
     };
   });
 }

@@ -45,11 +45,16 @@ async function main() {
       reads += 4;
     }
     const ro = /cmdstat_evalsha_ro:calls=(\d+),usec=(\d+)/.exec(await redis.info('commandstats'))!;
-    console.log(JSON.stringify({
-      build: root, events, redis_us_per_event: Number((usec / events).toFixed(2)),
-      read_script_us: Number((Number(ro[2]) / Number(ro[1])).toFixed(1)), reads_per_s: Math.round(reads / 3),
-      window_bytes_per_event: Math.round((memAfter - memBefore) / events),
-    }));
+    console.log(
+      JSON.stringify({
+        build: root,
+        events,
+        redis_us_per_event: Number((usec / events).toFixed(2)),
+        read_script_us: Number((Number(ro[2]) / Number(ro[1])).toFixed(1)),
+        reads_per_s: Math.round(reads / 3),
+        window_bytes_per_event: Math.round((memAfter - memBefore) / events),
+      }),
+    );
   });
 }
 

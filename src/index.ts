@@ -18,7 +18,13 @@ export { Keys, partitionFor } from './core/keys';
 export { EVENT_TYPES, validateEvent } from './core/event';
 export type { EventType, ProfileEvent, FieldError } from './core/event';
 export {
-  ProfileStreamError, ConfigError, RedisUnavailableError, RedisServerMissingError, BatchBusyError, NothingToVerifyError, isRedisError,
+  ProfileStreamError,
+  ConfigError,
+  RedisUnavailableError,
+  RedisServerMissingError,
+  BatchBusyError,
+  NothingToVerifyError,
+  isRedisError,
 } from './core/errors';
 export { connectTarget, connectRedis, connectCluster } from './redis/client';
 export type { RedisClient, RedisTarget } from './redis/client';

@@ -21,7 +21,9 @@ export type { AppOptions } from './context';
 export function createApp(opts: AppOptions): RequestListener {
   const api = apiContext(opts);
   return withSecurity(withFastProfileRoute(expressApp(api), api), {
-    keys: opts.apiKeys ?? [], rateLimitPerS: opts.rateLimitPerS ?? 0, maxBodyBytes: opts.maxBodyBytes,
+    keys: opts.apiKeys ?? [],
+    rateLimitPerS: opts.rateLimitPerS ?? 0,
+    maxBodyBytes: opts.maxBodyBytes,
   });
 }
 

@@ -49,7 +49,10 @@ export class ActivityTracker {
       if (m <= now - 5) continue;
       for (const [u, c] of counts) total.set(u, (total.get(u) ?? 0) + c);
     }
-    return [...total].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, n).map(([user_id, events]) => ({ user_id, events }));
+    return [...total]
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .slice(0, n)
+      .map(([user_id, events]) => ({ user_id, events }));
   }
 }
 
@@ -67,10 +70,17 @@ export interface DashboardStats {
 
 /** Everything the pipeline view shows, in one call; rates are derived by the page from successive calls. */
 export async function dashboardStats(
-  redis: RedisClient, keys: Keys, partitions: number, activity: ActivityTracker, odsDir?: string, triggers: readonly Trigger[] = [],
+  redis: RedisClient,
+  keys: Keys,
+  partitions: number,
+  activity: ActivityTracker,
+  odsDir?: string,
+  triggers: readonly Trigger[] = [],
 ): Promise<DashboardStats> {
   const [parts, dead, runId, firings] = await Promise.all([
-    streamStatus(redis, keys, partitions), redis.xlen(keys.deadLetters()), lastRunId(redis, keys),
+    streamStatus(redis, keys, partitions),
+    redis.xlen(keys.deadLetters()),
+    lastRunId(redis, keys),
     triggers.length > 0 ? recentFirings(redis, keys, partitions) : Promise.resolve([]),
   ]);
   const lastBatch = runId ? await readRun(redis, keys, runId) : null;

@@ -21,7 +21,10 @@ export class FiringSubscription {
   /** The hub's firings while this subscriber catches up (handed out after its catch-up reads). */
   private held?: Firing[][] = [];
 
-  constructor(private readonly ids: string[], private readonly onClose: (s: FiringSubscription) => void) {}
+  constructor(
+    private readonly ids: string[],
+    private readonly onClose: (s: FiringSubscription) => void,
+  ) {}
 
   /** The position after every firing handed out so far (what the client resumes from). */
   cursor(): string {
@@ -97,8 +100,13 @@ export class FiringHub {
   private reader?: Promise<FiringReader>;
   private pending = 0;
 
-  constructor(private readonly redis: RedisClient, private readonly keys: Keys, private readonly partitions: number,
-    readonly maxStreams: number, private readonly log: Logger) {}
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: Keys,
+    private readonly partitions: number,
+    readonly maxStreams: number,
+    private readonly log: Logger,
+  ) {}
 
   /** Streams open now (and opening). */
   get size(): number {
@@ -137,19 +145,24 @@ export class FiringHub {
 
   /** The newest firing's id of every partition ('0-0' for an empty one). */
   private newest(): Promise<string[]> {
-    return Promise.all(Array.from({ length: this.partitions }, async (_, p) => {
-      const [last] = await this.redis.xrevrange(this.keys.triggerStream(p), '+', '-', 'COUNT', 1);
-      return last ? last[0] : '0-0';
-    }));
+    return Promise.all(
+      Array.from({ length: this.partitions }, async (_, p) => {
+        const [last] = await this.redis.xrevrange(this.keys.triggerStream(p), '+', '-', 'COUNT', 1);
+        return last ? last[0] : '0-0';
+      }),
+    );
   }
 
   private sharedReader(): Promise<FiringReader> {
     if (!this.reader) {
       const opening = FiringReader.open(this.redis, this.keys, this.partitions);
       this.reader = opening;
-      opening.then((r) => void this.run(r, opening), () => {
-        if (this.reader === opening) this.reader = undefined;
-      });
+      opening.then(
+        (r) => void this.run(r, opening),
+        () => {
+          if (this.reader === opening) this.reader = undefined;
+        },
+      );
     }
     return this.reader;
   }
@@ -178,7 +191,10 @@ export class FiringHub {
       // The last one left: stop the shared read now (its blocked XREAD ends with the connection).
       const reader = this.reader;
       this.reader = undefined;
-      void reader.then((r) => r.close(), () => undefined);
+      void reader.then(
+        (r) => r.close(),
+        () => undefined,
+      );
     }
   }
 }

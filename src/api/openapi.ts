@@ -6,7 +6,9 @@ import { ROUTES, RouteKey } from './routeTable';
 
 const json = (schema: unknown) => ({ 'application/json': { schema } });
 const response = (description: string, schema: unknown, headers?: Record<string, unknown>) => ({
-  description, content: json(schema), ...(headers ? { headers } : {}),
+  description,
+  content: json(schema),
+  ...(headers ? { headers } : {}),
 });
 const error = (description: string) => response(description, ref('Error'));
 /** 503 on Redis trouble (unreachable, out of memory, loading): always with Retry-After. */
@@ -20,9 +22,15 @@ const startBatchRun = {
   requestBody: {
     required: false,
     content: json({
-      type: 'object', additionalProperties: false,
+      type: 'object',
+      additionalProperties: false,
       properties: {
-        as_of: { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string', format: 'date-time' }] },
+        as_of: {
+          oneOf: [
+            { type: 'integer', minimum: 0 },
+            { type: 'string', format: 'date-time' },
+          ],
+        },
         from: { type: 'string', pattern: ODS_DATE.source },
         to: { type: 'string', pattern: ODS_DATE.source },
         windows: { type: 'boolean' },
@@ -33,7 +41,9 @@ const startBatchRun = {
     202: response('Started', { type: 'object', required: ['run_id'], additionalProperties: false, properties: { run_id: ref('RunId') } }),
     400: error('Invalid body'),
     409: response('Another run holds the lock', {
-      type: 'object', required: ['error'], additionalProperties: false,
+      type: 'object',
+      required: ['error'],
+      additionalProperties: false,
       properties: { error: { type: 'string' }, run_id: { type: ['string', 'null'] } },
     }),
     415: error('Content-Type is not application/json'),
@@ -61,7 +71,8 @@ const document = {
       post: {
         operationId: 'ingestEvents',
         summary: 'Ingest events: one object, a JSON array, or NDJSON lines',
-        description: 'Every item is validated; if any is invalid nothing is written and every error is returned. Accepted events are in Redis when the 202 is sent.',
+        description:
+          'Every item is validated; if any is invalid nothing is written and every error is returned. Accepted events are in Redis when the 202 is sent.',
         requestBody: {
           required: true,
           content: {
@@ -71,15 +82,23 @@ const document = {
         },
         responses: {
           202: response('Written to the streams', {
-            type: 'object', required: ['accepted', 'event_ids'], additionalProperties: false,
+            type: 'object',
+            required: ['accepted', 'event_ids'],
+            additionalProperties: false,
             properties: { accepted: { type: 'integer', minimum: 1 }, event_ids: { type: 'array', items: ID } },
           }),
           400: response('Invalid body or events; nothing was written', ref('FieldErrors')),
           415: error('Content-Type is not application/json or application/x-ndjson'),
-          503: response('Backlog over the bound, or Redis unavailable or out of memory; resend the same events after Retry-After seconds', {
-            type: 'object', required: ['error'], additionalProperties: false,
-            properties: { error: { type: 'string' }, partitions: { type: 'array', items: { type: 'integer' } } },
-          }, RETRY_AFTER),
+          503: response(
+            'Backlog over the bound, or Redis unavailable or out of memory; resend the same events after Retry-After seconds',
+            {
+              type: 'object',
+              required: ['error'],
+              additionalProperties: false,
+              properties: { error: { type: 'string' }, partitions: { type: 'array', items: { type: 'integer' } } },
+            },
+            RETRY_AFTER,
+          ),
         },
       },
     },
@@ -87,11 +106,15 @@ const document = {
       get: {
         operationId: 'getProfile',
         summary: "A user's fused profile: window tags computed now, offline tags and segment",
-        description: 'Without `view`, the fused profile (Profile). With `view=flat`, the shape of the system this one replaces (FlatProfile): one flat object of strings, every realtime and offline tag, null tags left out, no user_id or meta.',
+        description:
+          'Without `view`, the fused profile (Profile). With `view=flat`, the shape of the system this one replaces (FlatProfile): one flat object of strings, every realtime and offline tag, null tags left out, no user_id or meta.',
         parameters: [
           { name: 'userId', in: 'path', required: true, schema: ID },
           {
-            name: 'view', in: 'query', required: false, schema: { type: 'string', enum: ['flat'] },
+            name: 'view',
+            in: 'query',
+            required: false,
+            schema: { type: 'string', enum: ['flat'] },
             description: 'flat: every tag as a string in one flat object (FlatProfile); absent: the fused profile (Profile). Any other value is a 400.',
           },
         ],
@@ -99,7 +122,9 @@ const document = {
           200: response('The profile: fused (Profile), or flat (FlatProfile) with view=flat', { oneOf: [ref('Profile'), ref('FlatProfile')] }),
           400: error('Malformed user id, or a view other than flat'),
           404: response('No key of this user exists', {
-            type: 'object', required: ['error', 'user_id'], additionalProperties: false,
+            type: 'object',
+            required: ['error', 'user_id'],
+            additionalProperties: false,
             properties: { error: { type: 'string' }, user_id: { type: 'string' } },
           }),
           503: unavailable(),
@@ -111,7 +136,9 @@ const document = {
         parameters: [{ name: 'userId', in: 'path', required: true, schema: ID }],
         responses: {
           200: response('Erased (also when the user had no keys)', {
-            type: 'object', required: ['user_id', 'erased_at', 'keys_deleted'], additionalProperties: false,
+            type: 'object',
+            required: ['user_id', 'erased_at', 'keys_deleted'],
+            additionalProperties: false,
             properties: { user_id: { type: 'string' }, erased_at: { type: 'integer' }, keys_deleted: { type: 'integer', minimum: 0 } },
           }),
           400: error('Malformed user id'),
@@ -129,14 +156,21 @@ const document = {
         },
         responses: {
           200: response('One entry per requested id, in order', {
-            type: 'object', required: ['profiles'], additionalProperties: false,
+            type: 'object',
+            required: ['profiles'],
+            additionalProperties: false,
             properties: {
               profiles: {
                 type: 'array',
                 items: {
                   oneOf: [
                     ref('Profile'),
-                    { type: 'object', required: ['user_id', 'error'], additionalProperties: false, properties: { user_id: { type: 'string' }, error: { const: 'unknown user' } } },
+                    {
+                      type: 'object',
+                      required: ['user_id', 'error'],
+                      additionalProperties: false,
+                      properties: { user_id: { type: 'string' }, error: { const: 'unknown user' } },
+                    },
                   ],
                 },
               },
@@ -149,7 +183,11 @@ const document = {
     },
     '/batch': { post: startBatchRun },
     '/collect/batch': {
-      post: { ...startBatchRun, operationId: 'collectBatch', summary: 'Alias of POST /batch (the batch trigger of the system this one replaces): the same run, body and answers' },
+      post: {
+        ...startBatchRun,
+        operationId: 'collectBatch',
+        summary: 'Alias of POST /batch (the batch trigger of the system this one replaces): the same run, body and answers',
+      },
     },
     '/batch/{runId}': {
       get: {
@@ -160,7 +198,9 @@ const document = {
           200: response('The run', ref('BatchRun')),
           400: error('Malformed run id'),
           404: response('Unknown run', {
-            type: 'object', required: ['error', 'run_id'], additionalProperties: false,
+            type: 'object',
+            required: ['error', 'run_id'],
+            additionalProperties: false,
             properties: { error: { type: 'string' }, run_id: { type: 'string' } },
           }),
         },
@@ -172,7 +212,9 @@ const document = {
         summary: 'Every stream partition: length, oldest and newest ids, consumer groups',
         responses: {
           200: response('Partitions', {
-            type: 'object', required: ['partitions'], additionalProperties: false,
+            type: 'object',
+            required: ['partitions'],
+            additionalProperties: false,
             properties: { partitions: { type: 'array', items: ref('PartitionStatus') } },
           }),
           503: unavailable(),
@@ -213,15 +255,32 @@ const document = {
         summary: "What the dashboard's pipeline view shows, in one call",
         responses: {
           200: response('Pipeline state', {
-            type: 'object', required: ['at', 'partitions', 'dead_letters', 'ods', 'last_batch', 'top_users', 'triggers'], additionalProperties: false,
+            type: 'object',
+            required: ['at', 'partitions', 'dead_letters', 'ods', 'last_batch', 'top_users', 'triggers'],
+            additionalProperties: false,
             properties: {
               at: { type: 'integer' },
               partitions: { type: 'array', items: ref('PartitionStatus') },
               dead_letters: { type: 'integer' },
-              ods: { oneOf: [{ type: 'null' }, { type: 'object', required: ['files', 'bytes'], properties: { files: { type: 'integer' }, bytes: { type: 'integer' } } }] },
+              ods: {
+                oneOf: [
+                  { type: 'null' },
+                  { type: 'object', required: ['files', 'bytes'], properties: { files: { type: 'integer' }, bytes: { type: 'integer' } } },
+                ],
+              },
               last_batch: { oneOf: [{ type: 'null' }, ref('BatchRun')] },
-              top_users: { type: 'array', items: { type: 'object', required: ['user_id', 'events'], properties: { user_id: { type: 'string' }, events: { type: 'integer' } } } },
-              triggers: { type: 'array', items: { type: 'object', required: ['name', 'recent'], properties: { name: { type: 'string' }, recent: { type: 'array', items: ref('Firing') } } } },
+              top_users: {
+                type: 'array',
+                items: { type: 'object', required: ['user_id', 'events'], properties: { user_id: { type: 'string' }, events: { type: 'integer' } } },
+              },
+              triggers: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['name', 'recent'],
+                  properties: { name: { type: 'string' }, recent: { type: 'array', items: ref('Firing') } },
+                },
+              },
             },
           }),
           503: unavailable(),
@@ -232,7 +291,8 @@ const document = {
       get: {
         operationId: 'streamTriggerFirings',
         summary: 'Trigger firings as Server-Sent Events (resume with Last-Event-ID)',
-        description: 'One event per firing: `event:` the trigger name, `data:` the firing as JSON ({entryId, partition, trigger, user_id, at, event_id, values}), `id:` the cursor after it (one stream id per partition, comma-separated). Reconnecting with that id in the Last-Event-ID header resumes without loss; without it the stream starts after the newest firing. A comment line every 15 s keeps the connection alive. A client that leaves more than 1 MiB unread is disconnected (it resumes with Last-Event-ID); at most --max-event-streams streams are open at once.',
+        description:
+          'One event per firing: `event:` the trigger name, `data:` the firing as JSON ({entryId, partition, trigger, user_id, at, event_id, values}), `id:` the cursor after it (one stream id per partition, comma-separated). Reconnecting with that id in the Last-Event-ID header resumes without loss; without it the stream starts after the newest firing. A comment line every 15 s keeps the connection alive. A client that leaves more than 1 MiB unread is disconnected (it resumes with Last-Event-ID); at most --max-event-streams streams are open at once.',
         parameters: [
           { name: 'name', in: 'query', required: false, description: 'Only firings of this trigger', schema: { type: 'string', pattern: NAME.source } },
           { name: 'Last-Event-ID', in: 'header', required: false, description: 'The id of the last event received', schema: { type: 'string' } },
@@ -251,22 +311,34 @@ const document = {
         parameters: [{ name: 'userId', in: 'path', required: true, schema: ID }],
         responses: {
           200: response('Per window tag: event type, window, bucket size, counts oldest first', {
-            type: 'object', required: ['user_id', 'as_of', 'tags', 'firings'], additionalProperties: false,
+            type: 'object',
+            required: ['user_id', 'as_of', 'tags', 'firings'],
+            additionalProperties: false,
             properties: {
-              user_id: { type: 'string' }, as_of: { type: 'integer' },
+              user_id: { type: 'string' },
+              as_of: { type: 'integer' },
               firings: { type: 'array', description: "The user's trigger firings among the newest 1,000 of its partition, newest first", items: ref('Firing') },
               tags: {
                 type: 'object',
                 additionalProperties: {
-                  type: 'object', required: ['event', 'window_ms', 'bucket_ms', 'counts'], additionalProperties: false,
-                  properties: { event: { type: 'string' }, window_ms: { type: 'integer' }, bucket_ms: { type: 'integer' }, counts: { type: 'array', items: { type: 'integer', minimum: 0 } } },
+                  type: 'object',
+                  required: ['event', 'window_ms', 'bucket_ms', 'counts'],
+                  additionalProperties: false,
+                  properties: {
+                    event: { type: 'string' },
+                    window_ms: { type: 'integer' },
+                    bucket_ms: { type: 'integer' },
+                    counts: { type: 'array', items: { type: 'integer', minimum: 0 } },
+                  },
                 },
               },
             },
           }),
           400: error('Malformed user id'),
           404: response('No key of this user exists (as GET /profile/{userId} decides)', {
-            type: 'object', required: ['error', 'user_id'], additionalProperties: false,
+            type: 'object',
+            required: ['error', 'user_id'],
+            additionalProperties: false,
             properties: { error: { type: 'string' }, user_id: { type: 'string' } },
           }),
           503: unavailable(),
@@ -279,8 +351,13 @@ const document = {
         summary: 'This document',
         responses: {
           200: response('OpenAPI 3.1 document', {
-            type: 'object', required: ['openapi', 'info', 'paths'],
-            properties: { openapi: { type: 'string' }, info: { type: 'object', additionalProperties: true }, paths: { type: 'object', additionalProperties: true } },
+            type: 'object',
+            required: ['openapi', 'info', 'paths'],
+            properties: {
+              openapi: { type: 'string' },
+              info: { type: 'object', additionalProperties: true },
+              paths: { type: 'object', additionalProperties: true },
+            },
           }),
         },
       },
@@ -323,4 +400,6 @@ function withGuards<T extends { paths: Record<string, Record<string, { responses
   return doc;
 }
 
-export const openApiDocument = withGuards(JSON.parse(JSON.stringify(document)) as typeof document & { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> });
+export const openApiDocument = withGuards(
+  JSON.parse(JSON.stringify(document)) as typeof document & { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> },
+);

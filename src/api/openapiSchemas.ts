@@ -10,11 +10,19 @@ export const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 /** The OpenAPI document's shared schemas (components.schemas), JSON Schema 2020-12. */
 export const SCHEMAS = {
   Event: {
-    type: 'object', required: ['user_id', 'type'], additionalProperties: false,
+    type: 'object',
+    required: ['user_id', 'type'],
+    additionalProperties: false,
     properties: {
       user_id: ID,
       type: { type: 'string', enum: [...EVENT_TYPES] },
-      ts: { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string', format: 'date-time' }], description: 'event time, epoch ms or ISO-8601; default now' },
+      ts: {
+        oneOf: [
+          { type: 'integer', minimum: 0 },
+          { type: 'string', format: 'date-time' },
+        ],
+        description: 'event time, epoch ms or ISO-8601; default now',
+      },
       event_id: { ...ID, description: 'idempotency key; assigned at ingest when absent' },
       ad_id: ID,
       campaign_id: ID,
@@ -23,12 +31,17 @@ export const SCHEMAS = {
     },
   },
   FieldErrors: {
-    type: 'object', required: ['errors'], additionalProperties: false,
+    type: 'object',
+    required: ['errors'],
+    additionalProperties: false,
     properties: {
       errors: {
-        type: 'array', minItems: 1,
+        type: 'array',
+        minItems: 1,
         items: {
-          type: 'object', required: ['index', 'field', 'message'], additionalProperties: false,
+          type: 'object',
+          required: ['index', 'field', 'message'],
+          additionalProperties: false,
           properties: { index: { type: 'integer', minimum: 0 }, field: { type: 'string' }, message: { type: 'string' } },
         },
       },
@@ -36,7 +49,9 @@ export const SCHEMAS = {
   },
   Error: { type: 'object', required: ['error'], additionalProperties: false, properties: { error: { type: 'string' } } },
   Profile: {
-    type: 'object', required: ['user_id', 'tags', 'meta'], additionalProperties: false,
+    type: 'object',
+    required: ['user_id', 'tags', 'meta'],
+    additionalProperties: false,
     properties: {
       user_id: { type: 'string' },
       tags: {
@@ -51,7 +66,9 @@ export const SCHEMAS = {
         },
       },
       meta: {
-        type: 'object', required: ['as_of', 'last_event_at'], additionalProperties: false,
+        type: 'object',
+        required: ['as_of', 'last_event_at'],
+        additionalProperties: false,
         properties: {
           as_of: { type: 'integer', description: 'time (ms) the window tags were evaluated at' },
           last_event_at: { type: ['integer', 'null'] },
@@ -63,20 +80,28 @@ export const SCHEMAS = {
   },
   FlatProfile: {
     type: 'object',
-    description: 'GET /profile/{userId}?view=flat: every realtime and offline tag as a string (numbers as decimal text, count_by as its JSON text, segment_id as is); null tags (avg, min, max or last of a window without values) left out; no user_id, no meta',
+    description:
+      'GET /profile/{userId}?view=flat: every realtime and offline tag as a string (numbers as decimal text, count_by as its JSON text, segment_id as is); null tags (avg, min, max or last of a window without values) left out; no user_id, no meta',
     additionalProperties: { type: 'string' },
   },
   Firing: {
-    type: 'object', required: ['trigger', 'user_id', 'at', 'event_id', 'values'], additionalProperties: false,
-    description: 'A trigger firing: when (ms) and by which event its conditions became true, with their tags\' values then (null: no value)',
+    type: 'object',
+    required: ['trigger', 'user_id', 'at', 'event_id', 'values'],
+    additionalProperties: false,
+    description: "A trigger firing: when (ms) and by which event its conditions became true, with their tags' values then (null: no value)",
     properties: {
-      trigger: { type: 'string' }, user_id: { type: 'string' }, at: { type: 'integer' }, event_id: { type: 'string' },
+      trigger: { type: 'string' },
+      user_id: { type: 'string' },
+      at: { type: 'integer' },
+      event_id: { type: 'string' },
       values: { type: 'object', additionalProperties: { type: ['number', 'null'] } },
     },
   },
   RunId: { type: 'string', pattern: RUN_ID.source },
   BatchRun: {
-    type: 'object', required: ['run_id', 'state'], additionalProperties: false,
+    type: 'object',
+    required: ['run_id', 'state'],
+    additionalProperties: false,
     properties: {
       run_id: { type: 'string' },
       state: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed'] },
@@ -88,7 +113,9 @@ export const SCHEMAS = {
     },
   },
   PartitionStatus: {
-    type: 'object', required: ['partition', 'stream', 'length', 'entries_added', 'last_id', 'first_id', 'groups'], additionalProperties: false,
+    type: 'object',
+    required: ['partition', 'stream', 'length', 'entries_added', 'last_id', 'first_id', 'groups'],
+    additionalProperties: false,
     properties: {
       partition: { type: 'integer' },
       stream: { type: 'string' },
@@ -100,21 +127,31 @@ export const SCHEMAS = {
       groups: {
         type: 'array',
         items: {
-          type: 'object', required: ['name', 'consumers', 'pending', 'lag', 'entries_read', 'last_delivered_id'], additionalProperties: false,
+          type: 'object',
+          required: ['name', 'consumers', 'pending', 'lag', 'entries_read', 'last_delivered_id'],
+          additionalProperties: false,
           properties: {
-            name: { type: 'string' }, consumers: { type: 'integer' }, pending: { type: 'integer' },
-            lag: { type: ['integer', 'null'] }, entries_read: { type: ['integer', 'null'] }, last_delivered_id: { type: 'string' },
+            name: { type: 'string' },
+            consumers: { type: 'integer' },
+            pending: { type: 'integer' },
+            lag: { type: ['integer', 'null'] },
+            entries_read: { type: ['integer', 'null'] },
+            last_delivered_id: { type: 'string' },
           },
         },
       },
     },
   },
   Readiness: {
-    type: 'object', required: ['ready', 'checks'], additionalProperties: false,
+    type: 'object',
+    required: ['ready', 'checks'],
+    additionalProperties: false,
     properties: {
       ready: { type: 'boolean' },
       checks: {
-        type: 'object', required: ['redis', 'memory', 'scripts', 'groups'], additionalProperties: false,
+        type: 'object',
+        required: ['redis', 'memory', 'scripts', 'groups'],
+        additionalProperties: false,
         properties: {
           redis: ref('Check'),
           memory: ref('Check'),
@@ -125,7 +162,8 @@ export const SCHEMAS = {
     },
   },
   Check: {
-    type: 'object', required: ['ok'],
+    type: 'object',
+    required: ['ok'],
     properties: { ok: { type: 'boolean' }, error: { type: 'string' }, missing: { type: 'array', items: { type: 'string' } } },
   },
 } as const;

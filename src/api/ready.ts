@@ -51,8 +51,13 @@ export async function checkReady(redis: RedisClient, keys: Keys, partitions: num
   }
   try {
     const full = (await readServerSettings(redis)).filter((s) => s.maxmemory && s.usedMemory !== null && s.usedMemory >= s.maxmemory);
-    checks.memory = full.length === 0 ? { ok: true }
-      : { ok: false, error: `out of memory: ${full.map((s) => `${s.node} uses ${s.usedMemory} of maxmemory ${s.maxmemory} bytes`).join('; ')}; writes fail (OOM)` };
+    checks.memory =
+      full.length === 0
+        ? { ok: true }
+        : {
+            ok: false,
+            error: `out of memory: ${full.map((s) => `${s.node} uses ${s.usedMemory} of maxmemory ${s.maxmemory} bytes`).join('; ')}; writes fail (OOM)`,
+          };
   } catch (err) {
     checks.memory = { ok: false, error: message(err) };
   }

@@ -51,7 +51,10 @@ const passOptionsOn: RequestHandler = (_req, _res, next) => next();
 /** Registers the handlers of one route of the table on `router`: the only way routes are added. */
 export function route(router: Router, key: RouteKey, ...handlers: RequestHandler[]): void {
   const { method, path } = splitRouteKey(key);
-  router.route(path)[LOWER[method]](...handlers).options(passOptionsOn);
+  router
+    .route(path)
+    [LOWER[method]](...handlers)
+    .options(passOptionsOn);
 }
 
 /**

@@ -57,7 +57,10 @@ export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private lastSweep = 0;
 
-  constructor(readonly perSecond: number, private readonly clock: () => number = Date.now) {}
+  constructor(
+    readonly perSecond: number,
+    private readonly clock: () => number = Date.now,
+  ) {}
 
   /** 0 when the request may go; otherwise the seconds to wait (for Retry-After). */
   take(client: string): number {

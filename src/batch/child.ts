@@ -38,9 +38,16 @@ export async function runBatchChild(settings: BatchChildSettings): Promise<void>
   const redis = await connectTarget(settings.target);
   try {
     await runBatch({
-      redis, keys: new Keys(settings.prefix), tags: loadTagConfig(settings.tagsFile),
-      odsDir: settings.odsDir, asOf: settings.asOf, from: settings.from, to: settings.to, windows: settings.windows,
-      runId: settings.runId, logger,
+      redis,
+      keys: new Keys(settings.prefix),
+      tags: loadTagConfig(settings.tagsFile),
+      odsDir: settings.odsDir,
+      asOf: settings.asOf,
+      from: settings.from,
+      to: settings.to,
+      windows: settings.windows,
+      runId: settings.runId,
+      logger,
     });
   } finally {
     await redis.quit().catch(() => redis.disconnect());

@@ -56,7 +56,11 @@ async function windowTags(conn: DuckDBConnection, tags: TagConfig, sqlOpts: Offl
 }
 
 /** The tags query over the checked sources (see queryCheckedOds). */
-async function tagRows(conn: DuckDBConnection, opts: ComputeOptions, result: ComputeResult): Promise<{ rows: Record<string, unknown>[]; sqlOpts: OfflineSqlOptions }> {
+async function tagRows(
+  conn: DuckDBConnection,
+  opts: ComputeOptions,
+  result: ComputeResult,
+): Promise<{ rows: Record<string, unknown>[]; sqlOpts: OfflineSqlOptions }> {
   const sqlOpts = (files: string[]): OfflineSqlOptions => ({ odsDir: '', files, asOf: opts.asOf, erasures: opts.erasures });
   const { value, sources } = await queryCheckedOds(conn, opts, result, (files) => rows(conn, offlineTagsWithCountsSql(opts.tags, sqlOpts(files))));
   return { rows: value ?? [], sqlOpts: sqlOpts(sources) };

@@ -54,7 +54,10 @@ function offlineValue(key: string, value: unknown, time: boolean): number | stri
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) return { error: `${key} must be a finite number` };
     // JSON.parse has already rounded such an integer: refuse it rather than store a wrong value.
-    if (Number.isInteger(value) && !Number.isSafeInteger(value)) return { error: `${key} ${value} is an integer above 2^53 that a JSON number cannot carry exactly: write it as a string ("${BigInt(value)}" is what was read)` };
+    if (Number.isInteger(value) && !Number.isSafeInteger(value))
+      return {
+        error: `${key} ${value} is an integer above 2^53 that a JSON number cannot carry exactly: write it as a string ("${BigInt(value)}" is what was read)`,
+      };
     return value;
   }
   if (typeof value === 'string') {
@@ -98,7 +101,9 @@ function parquetColumnSql(name: string, type: string): string {
   if (/^(DECIMAL|NUMERIC|BIGINT|HUGEINT|UBIGINT|UHUGEINT)/.test(t)) return `CAST(${col} AS VARCHAR) AS ${col}`;
   if (/^(TIMESTAMP|DATE)/.test(t)) return `epoch_ms(CAST(${col} AS TIMESTAMPTZ)) AS ${col}`;
   if (/^(TINYINT|SMALLINT|INTEGER|UTINYINT|USMALLINT|UINTEGER|FLOAT|DOUBLE|REAL)$/.test(t)) return col;
-  throw new ConfigError(`column ${name} is of type ${type}: an offline tag column must be a number (integer, DECIMAL, FLOAT, DOUBLE) or a TIMESTAMP/DATE, user_id and segment_id text`);
+  throw new ConfigError(
+    `column ${name} is of type ${type}: an offline tag column must be a number (integer, DECIMAL, FLOAT, DOUBLE) or a TIMESTAMP/DATE, user_id and segment_id text`,
+  );
 }
 
 /**
@@ -168,20 +173,39 @@ export async function loadOfflineTable(opts: LoadOptions): Promise<LoadSummary> 
   const { redis, keys } = opts;
   const runId = opts.runId ?? newRunId(started);
   return runUnderBatchLock(redis, keys, runId, { source: opts.file }, async () => {
-    const summary: LoadSummary = { run_id: runId, file: opts.file, rows: 0, users_written: 0, bad_rows: 0, bad_row_samples: [], duplicate_rows: 0, duplicate_users: [], seconds: 0 };
+    const summary: LoadSummary = {
+      run_id: runId,
+      file: opts.file,
+      rows: 0,
+      users_written: 0,
+      bad_rows: 0,
+      bad_row_samples: [],
+      duplicate_rows: 0,
+      duplicate_users: [],
+      seconds: 0,
+    };
     const writer = new OfflineProfileWriter(redis, keys, offlineProfileSchema(keys, opts.tags.offline), runId, Date.now());
     try {
-      await writeChunks(validChunks(opts.file, opts.tags, summary, log), (chunk) => writer.write(chunk), (n, again) => {
-        // A user this run had written already (an earlier row): the last row wins, counted once.
-        summary.users_written += n - again.length;
-        summary.duplicate_rows += again.length;
-        for (const userId of again) if (summary.duplicate_users.length < 100 && !summary.duplicate_users.includes(userId)) summary.duplicate_users.push(userId);
-        opts.progress?.(summary.rows);
-      });
+      await writeChunks(
+        validChunks(opts.file, opts.tags, summary, log),
+        (chunk) => writer.write(chunk),
+        (n, again) => {
+          // A user this run had written already (an earlier row): the last row wins, counted once.
+          summary.users_written += n - again.length;
+          summary.duplicate_rows += again.length;
+          for (const userId of again)
+            if (summary.duplicate_users.length < 100 && !summary.duplicate_users.includes(userId)) summary.duplicate_users.push(userId);
+          opts.progress?.(summary.rows);
+        },
+      );
     } finally {
       writer.close();
     }
-    if (summary.duplicate_rows > 0) log.warn({ duplicate_rows: summary.duplicate_rows, users: summary.duplicate_users.slice(0, 10) }, 'users with more than one row: the last row of each was kept');
+    if (summary.duplicate_rows > 0)
+      log.warn(
+        { duplicate_rows: summary.duplicate_rows, users: summary.duplicate_users.slice(0, 10) },
+        'users with more than one row: the last row of each was kept',
+      );
     log.info({ ...summary, bad_row_samples: undefined, duplicate_users: undefined }, 'offline table loaded');
     return summary;
   });

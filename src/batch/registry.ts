@@ -22,7 +22,10 @@ export const RUN_ID = /^\d{8}T\d{6}Z-[0-9a-f]{6}$/;
 
 /** A new run id: UTC time plus randomness, never request data. */
 export function newRunId(now = Date.now()): string {
-  return `${new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+  return `${new Date(now)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
 }
 
 /**
@@ -92,7 +95,11 @@ export async function lastRunId(redis: RedisClient, keys: Keys): Promise<string 
  * releases the lock whatever happens.
  */
 export async function runUnderBatchLock<S extends { seconds: number }>(
-  redis: RedisClient, keys: Keys, runId: string, fields: Record<string, string | number>, work: () => Promise<S>,
+  redis: RedisClient,
+  keys: Keys,
+  runId: string,
+  fields: Record<string, string | number>,
+  work: () => Promise<S>,
 ): Promise<S> {
   const started = Date.now();
   if (!(await acquireBatchLock(redis, keys, runId))) throw new BatchBusyError((await batchLockHolder(redis, keys)) ?? 'unknown');

@@ -99,7 +99,14 @@ async function computeAndPublish(
   opts.progress?.('aggregate', 0, summary.bytes);
   const checked = CheckedFiles.load(opts.odsDir);
   const computed = await computeOffline({
-    files: run.files, tags: opts.tags, asOf: opts.asOf, erasures: run.erasures, tmpDir: run.tmpDir, onBadLine: run.onBadLine, windows: opts.windows, checked,
+    files: run.files,
+    tags: opts.tags,
+    asOf: opts.asOf,
+    erasures: run.erasures,
+    tmpDir: run.tmpDir,
+    onBadLine: run.onBadLine,
+    windows: opts.windows,
+    checked,
   });
   // A run over part of the ODS (--from/--to) keeps what it did not look at.
   checked.save(opts.from || opts.to ? undefined : run.files.map((f) => f.path));
@@ -112,26 +119,45 @@ async function computeAndPublish(
   if (opts.publishOffline !== false) {
     const writer = new OfflineProfileWriter(opts.redis, opts.keys, offlineProfileSchema(opts.keys, opts.tags.offline), run.runId, Date.now());
     try {
-      await writeChunks(chunksOf(computed.users), (chunk) => writer.write(chunk), (n) => {
-        summary.users_written += n;
-        opts.progress?.('write', summary.users_written, computed.users.length);
-      });
+      await writeChunks(
+        chunksOf(computed.users),
+        (chunk) => writer.write(chunk),
+        (n) => {
+          summary.users_written += n;
+          opts.progress?.('write', summary.users_written, computed.users.length);
+        },
+      );
     } finally {
       writer.close();
     }
   }
   if (opts.windows) {
-    await writeChunks(chunksOf(computed.windowUsers), (chunk) => saveWindowResults(opts.redis, opts.keys, chunk, run.runId, opts.asOf), (n) => {
-      summary.window_users_written += n;
-    });
+    await writeChunks(
+      chunksOf(computed.windowUsers),
+      (chunk) => saveWindowResults(opts.redis, opts.keys, chunk, run.runId, opts.asOf),
+      (n) => {
+        summary.window_users_written += n;
+      },
+    );
     await opts.redis.set(opts.keys.batchWindowsRun(), run.runId);
   }
 }
 
 function newSummary(runId: string, asOf: number, files: OdsFile[]): BatchSummary {
   return {
-    run_id: runId, as_of: asOf, files: files.length, bytes: files.reduce((n, f) => n + f.bytes, 0), lines: 0, events: 0,
-    duplicates: 0, bad_lines: 0, bad_line_samples: [], events_after_as_of: 0, erased_events: 0, users_written: 0,
-    window_users_written: 0, seconds: 0,
+    run_id: runId,
+    as_of: asOf,
+    files: files.length,
+    bytes: files.reduce((n, f) => n + f.bytes, 0),
+    lines: 0,
+    events: 0,
+    duplicates: 0,
+    bad_lines: 0,
+    bad_line_samples: [],
+    events_after_as_of: 0,
+    erased_events: 0,
+    users_written: 0,
+    window_users_written: 0,
+    seconds: 0,
   };
 }

@@ -46,8 +46,8 @@ function conditionSql(c: SegmentCondition, asOf: number | string): string {
 
 /** The segment CASE over the tag columns: the first rule whose conditions all hold (one without conditions holds for everyone). */
 export function segmentCase(tags: TagConfig, asOf: number | string): string {
-  const rules = tags.segments.map((rule) =>
-    `    WHEN ${rule.when.length ? rule.when.map((c) => conditionSql(c, asOf)).join(' AND ') : '1 = 1'} THEN ${sqlString(rule.id)}`,
+  const rules = tags.segments.map(
+    (rule) => `    WHEN ${rule.when.length ? rule.when.map((c) => conditionSql(c, asOf)).join(' AND ') : '1 = 1'} THEN ${sqlString(rule.id)}`,
   );
   return tags.segments.length ? `,\n  CASE\n${rules.join('\n')}\n  END AS segment_id` : '';
 }
@@ -146,13 +146,16 @@ export function windowTagsSql(tags: TagConfig, opts: OfflineSqlOptions): string 
   const columns = [`COUNT(*) AS _events`, ...plain.map((t) => `${windowExpression(t, opts.asOf)} AS ${t.name}`)];
   return `-- profile-stream batch --windows: realtime window tags as of ${new Date(opts.asOf).toISOString()} (${opts.asOf} ms)
 ${odsCtes(opts)},
-${[...countBy.map((t) => countByCte(t, opts.asOf)), `windowed AS (
+${[
+  ...countBy.map((t) => countByCte(t, opts.asOf)),
+  `windowed AS (
   SELECT user_id,
 ${columns.map((c) => `    ${c}`).join(',\n')}
   FROM events
   WHERE ${recent}
   GROUP BY user_id
-)`].join(',\n')}
+)`,
+].join(',\n')}
 SELECT w.user_id, ${[...plain.map((t) => `w.${t.name}`), ...countBy.map((t) => `COALESCE(cb_${t.name}.${t.name}, '{}') AS ${t.name}`)].join(', ')}
 FROM windowed w
 ${countBy.map((t) => `LEFT JOIN cb_${t.name} ON cb_${t.name}.user_id = w.user_id`).join('\n')}

@@ -46,7 +46,13 @@ export class OfflineProfileWriter {
   private readonly known: Set<string>;
   private readonly connections = new Map<string, Promise<RawConnection>>();
 
-  constructor(private readonly redis: RedisClient, private readonly keys: Keys, schema: Schema, private readonly runId: string, private readonly batchAt: number) {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: Keys,
+    schema: Schema,
+    private readonly runId: string,
+    private readonly batchAt: number,
+  ) {
     this.known = new Set(schema.fields.map((f) => f.name));
   }
 
@@ -66,27 +72,34 @@ export class OfflineProfileWriter {
     }
     const redirected: Profile[] = [];
     const again: string[] = [];
-    await Promise.all([...groups].map(async ([node, list]) => {
-      const conn = await this.connection(node);
-      const replies = await conn.send(list.map((p) => this.encode(p)).join(''), PER_USER * list.length);
-      list.forEach((profile, j) => {
-        const exec = replies[PER_USER * j + PER_USER - 1];
-        const err = [...replies.slice(PER_USER * j, PER_USER * j + PER_USER - 1), ...(Array.isArray(exec) ? exec.slice(1) : [exec])]
-          .find((r) => r instanceof Error || r === null);
-        if (err === undefined) {
-          if ((exec as unknown[])[0] === this.runId) again.push(profile[0]);
-          return;
-        }
-        if (err instanceof Error && isRedisError(err, ...REDIRECTED)) redirected.push(profile);
-        else throw err ?? new Error(`the offline write of ${profile[0]} was aborted`);
-      });
-    }));
+    await Promise.all(
+      [...groups].map(async ([node, list]) => {
+        const conn = await this.connection(node);
+        const replies = await conn.send(list.map((p) => this.encode(p)).join(''), PER_USER * list.length);
+        list.forEach((profile, j) => {
+          const exec = replies[PER_USER * j + PER_USER - 1];
+          const err = [...replies.slice(PER_USER * j, PER_USER * j + PER_USER - 1), ...(Array.isArray(exec) ? exec.slice(1) : [exec])].find(
+            (r) => r instanceof Error || r === null,
+          );
+          if (err === undefined) {
+            if ((exec as unknown[])[0] === this.runId) again.push(profile[0]);
+            return;
+          }
+          if (err instanceof Error && isRedisError(err, ...REDIRECTED)) redirected.push(profile);
+          else throw err ?? new Error(`the offline write of ${profile[0]} was aborted`);
+        });
+      }),
+    );
     if (redirected.length > 0) again.push(...(await this.writeThroughClient(redirected)));
     return again;
   }
 
   close(): void {
-    for (const conn of this.connections.values()) void conn.then((c) => c.close(), () => undefined);
+    for (const conn of this.connections.values())
+      void conn.then(
+        (c) => c.close(),
+        () => undefined,
+      );
     this.connections.clear();
   }
 
@@ -109,16 +122,32 @@ export class OfflineProfileWriter {
 
   private encode(profile: Profile): string {
     const key = this.keys.offline(profile[0]);
-    return encodeCommand(['MULTI']) + encodeCommand(['HGET', key, RUN_ID_FIELD]) + encodeCommand(['UNLINK', key]) +
-      encodeCommand(['HSET', key, ...this.fields(profile)]) + encodeCommand(['EXEC']);
+    return (
+      encodeCommand(['MULTI']) +
+      encodeCommand(['HGET', key, RUN_ID_FIELD]) +
+      encodeCommand(['UNLINK', key]) +
+      encodeCommand(['HSET', key, ...this.fields(profile)]) +
+      encodeCommand(['EXEC'])
+    );
   }
 
   /** The same writes over ioredis (which follows MOVED and ASK). */
   private async writeThroughClient(profiles: Profile[]): Promise<string[]> {
-    const replies = await pipelineByNode(this.redis, profiles, ([userId]) => this.keys.offline(userId), (pipeline, profile) => {
-      const key = this.keys.offline(profile[0]);
-      pipeline.call('MULTI').hget(key, RUN_ID_FIELD).unlink(key).hset(key, ...this.fields(profile)).call('EXEC');
-    }, PER_USER);
+    const replies = await pipelineByNode(
+      this.redis,
+      profiles,
+      ([userId]) => this.keys.offline(userId),
+      (pipeline, profile) => {
+        const key = this.keys.offline(profile[0]);
+        pipeline
+          .call('MULTI')
+          .hget(key, RUN_ID_FIELD)
+          .unlink(key)
+          .hset(key, ...this.fields(profile))
+          .call('EXEC');
+      },
+      PER_USER,
+    );
     const failed = replies.find(([err]) => err);
     if (failed) throw failed[0];
     return profiles.filter((_, i) => (replies[i][1] as unknown[] | null)?.[0] === this.runId).map(([userId]) => userId);
@@ -137,7 +166,11 @@ export function* chunksOf<T>(items: readonly T[], size = 1000): Generator<T[]> {
 }
 
 /** Hands each chunk to `write`, a few in flight, and reports each chunk done, in order. */
-export async function writeChunks<T, R>(chunks: Iterable<T[]> | AsyncIterable<T[]>, write: (chunk: readonly T[]) => Promise<R>, done: (n: number, result: R) => void): Promise<void> {
+export async function writeChunks<T, R>(
+  chunks: Iterable<T[]> | AsyncIterable<T[]>,
+  write: (chunk: readonly T[]) => Promise<R>,
+  done: (n: number, result: R) => void,
+): Promise<void> {
   const inFlight: Promise<[number, R]>[] = [];
   try {
     for await (const chunk of chunks) {
@@ -157,14 +190,27 @@ export async function writeChunks<T, R>(chunks: Iterable<T[]> | AsyncIterable<T[
  * compares them with the live windows. They expire after a day.
  */
 export async function saveWindowResults(
-  redis: RedisClient, keys: Keys, results: readonly [userId: string, values: Record<string, WindowValue>][], runId: string, asOf: number,
+  redis: RedisClient,
+  keys: Keys,
+  results: readonly [userId: string, values: Record<string, WindowValue>][],
+  runId: string,
+  asOf: number,
 ): Promise<void> {
-  const replies = await pipelineByNode(redis, results, ([userId]) => keys.batchWindows(userId), (pipeline, [userId, values]) => {
-    const key = keys.batchWindows(userId);
-    const fields: string[] = [RUN_ID_FIELD, runId, '_as_of', String(asOf)];
-    for (const [name, value] of Object.entries(values)) fields.push(name, JSON.stringify(value));
-    pipeline.unlink(key).hset(key, ...fields).pexpire(key, 86_400_000);
-  }, 3);
+  const replies = await pipelineByNode(
+    redis,
+    results,
+    ([userId]) => keys.batchWindows(userId),
+    (pipeline, [userId, values]) => {
+      const key = keys.batchWindows(userId);
+      const fields: string[] = [RUN_ID_FIELD, runId, '_as_of', String(asOf)];
+      for (const [name, value] of Object.entries(values)) fields.push(name, JSON.stringify(value));
+      pipeline
+        .unlink(key)
+        .hset(key, ...fields)
+        .pexpire(key, 86_400_000);
+    },
+    3,
+  );
   const failed = replies.find(([err]) => err);
   if (failed) throw failed[0];
 }

@@ -73,7 +73,9 @@ export async function verifyWindows(redis: RedisClient, keys: Keys, tags: readon
   }
   if (asOf !== undefined && asOf !== runAsOf) {
     const iso = (t: number) => new Date(t).toISOString();
-    throw new NothingToVerifyError(`the newest --windows run ${runId} is as of ${iso(runAsOf)}, not ${iso(asOf)}: run profile batch --windows --as-of ${iso(asOf)}`);
+    throw new NothingToVerifyError(
+      `the newest --windows run ${runId} is as of ${iso(runAsOf)}, not ${iso(asOf)}: run profile batch --windows --as-of ${iso(asOf)}`,
+    );
   }
   const liveOnly = (await scanKeys(redis, keys.userKeyPattern('rt'))).map(userOf).filter((u) => !batch.has(u));
   const users = [...batch.keys(), ...liveOnly];
@@ -107,5 +109,12 @@ export async function verifyWindows(redis: RedisClient, keys: Keys, tags: readon
       }
     });
   }
-  return { run_id: runId, as_of: runAsOf, users_checked: users.length - laterEvents - expired, users_skipped_later_events: laterEvents, users_skipped_expired: expired, mismatches };
+  return {
+    run_id: runId,
+    as_of: runAsOf,
+    users_checked: users.length - laterEvents - expired,
+    users_skipped_later_events: laterEvents,
+    users_skipped_expired: expired,
+    mismatches,
+  };
 }

@@ -1,4 +1,3 @@
-
 /** A realtime tag value as the API returns it (null: min/max/last/avg of an empty window). */
 export type WindowValue = number | Record<string, number> | null;
 

@@ -30,7 +30,8 @@ export const dateArg = (name: string) => (value: string) => {
   if (!ODS_DATE.test(value)) throw new InvalidArgumentError(`${name} must be a date YYYY-MM-DD`);
   // 2026-13-01 and 2026-02-30 have the form but are no dates.
   const parsed = new Date(`${value}T00:00:00Z`);
-  if (Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 10) !== value) throw new InvalidArgumentError(`${name} ${value} is not a date of the calendar (YYYY-MM-DD)`);
+  if (Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 10) !== value)
+    throw new InvalidArgumentError(`${name} ${value} is not a date of the calendar (YYYY-MM-DD)`);
   return value;
 };
 
@@ -61,14 +62,29 @@ export function withRedisOptions(cmd: Command): Command {
     .addOption(new Option('--partitions <n>', 'number of stream partitions').env('PROFILE_PARTITIONS').argParser(int('partitions')))
     .addOption(new Option('--config <file>', 'tag config JSON (default: config/tags.json)').env('PROFILE_CONFIG'))
     .addOption(new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').env('LOG_LEVEL'))
-    .addOption(new Option('--log-format <format>', 'log lines as json or pretty; auto: pretty on a terminal, JSON when piped').choices(['auto', 'json', 'pretty']).env('LOG_FORMAT'))
+    .addOption(
+      new Option('--log-format <format>', 'log lines as json or pretty; auto: pretty on a terminal, JSON when piped')
+        .choices(['auto', 'json', 'pretty'])
+        .env('LOG_FORMAT'),
+    )
     .addOption(new Option('--pretty', 'same as --log-format pretty').env('LOG_PRETTY'))
     .addOption(new Option('--ods <dir>', 'ODS directory (default ./data/ods)').env('ODS_DIR'))
-    .addOption(new Option('--redis-tls-ca <file>', 'PEM file of the CA that signed the Redis server\'s certificate (TLS; a rediss:// URL alone trusts the system CAs)').env('REDIS_TLS_CA'))
+    .addOption(
+      new Option(
+        '--redis-tls-ca <file>',
+        "PEM file of the CA that signed the Redis server's certificate (TLS; a rediss:// URL alone trusts the system CAs)",
+      ).env('REDIS_TLS_CA'),
+    )
     .addOption(new Option('--redis-tls-cert <file>', 'PEM client certificate, when Redis asks for one (with --redis-tls-key)').env('REDIS_TLS_CERT'))
     .addOption(new Option('--redis-tls-key <file>', 'PEM key of --redis-tls-cert').env('REDIS_TLS_KEY'))
-    .addOption(new Option('--redis-tls-servername <name>', 'the name the server\'s certificate must hold, when not the host connected to').env('REDIS_TLS_SERVERNAME'))
-    .addOption(new Option('--allow-eviction', 'start even if Redis may evict keys (maxmemory-policy other than noeviction): events and window state can be lost').env('PROFILE_ALLOW_EVICTION'));
+    .addOption(
+      new Option('--redis-tls-servername <name>', "the name the server's certificate must hold, when not the host connected to").env('REDIS_TLS_SERVERNAME'),
+    )
+    .addOption(
+      new Option('--allow-eviction', 'start even if Redis may evict keys (maxmemory-policy other than noeviction): events and window state can be lost').env(
+        'PROFILE_ALLOW_EVICTION',
+      ),
+    );
 }
 
 /**
@@ -77,8 +93,9 @@ export function withRedisOptions(cmd: Command): Command {
  */
 export function withBatchRedisOption(cmd: Command): Command {
   return cmd.addOption(
-    new Option('--batch-redis <url>', 'Redis URL for the batch role (erasure, the batch lock and runs), e.g. as the ACL user "batch" (default: --redis)')
-      .env('REDIS_BATCH_URL'),
+    new Option('--batch-redis <url>', 'Redis URL for the batch role (erasure, the batch lock and runs), e.g. as the ACL user "batch" (default: --redis)').env(
+      'REDIS_BATCH_URL',
+    ),
   );
 }
 
@@ -87,15 +104,37 @@ export const asBatchRole = (o: Record<string, unknown>) => ({ ...o, redis: o.bat
 
 /** Options of the HTTP API (`up`, `serve`). */
 export function withServerOptions(cmd: Command): Command {
-  return withBatchRedisOption(cmd
-    .addOption(new Option('--port <port>', 'HTTP port (default 8080)').env('PORT').argParser(int('port')))
-    .addOption(new Option('--host <host>', 'interface to bind (default 127.0.0.1)').env('HOST'))
-    .addOption(new Option('--max-events <n>', 'most events per POST /events (default 10000)').env('PROFILE_MAX_EVENTS').argParser(int('max-events')))
-    .addOption(new Option('--max-future-skew <ms>', 'how far in the future ts may be, ms (default 300000)').env('PROFILE_MAX_FUTURE_SKEW_MS').argParser(int('max-future-skew')))
-    .addOption(new Option('--rate-limit <n>', 'requests per second per API key (or client address); 0 = no limit (default 0)').env('PROFILE_RATE_LIMIT').argParser(int('rate-limit')))
-    .addOption(new Option('--ingest-redis <url>', 'Redis URL the producer writes events with, e.g. as the ACL user "ingest" (default: --redis)').env('REDIS_INGEST_URL')))
-    .addOption(new Option('--max-event-streams <n>', 'most GET /triggers/stream clients at once; past it 503 (default 256)').env('PROFILE_MAX_EVENT_STREAMS').argParser(int('max-event-streams')))
-    .addOption(new Option('--max-backlog <n>', 'unfinished entries per partition before POST /events answers 503 (default 1000000)').env('PROFILE_MAX_BACKLOG').argParser(int('max-backlog')));
+  return withBatchRedisOption(
+    cmd
+      .addOption(new Option('--port <port>', 'HTTP port (default 8080)').env('PORT').argParser(int('port')))
+      .addOption(new Option('--host <host>', 'interface to bind (default 127.0.0.1)').env('HOST'))
+      .addOption(new Option('--max-events <n>', 'most events per POST /events (default 10000)').env('PROFILE_MAX_EVENTS').argParser(int('max-events')))
+      .addOption(
+        new Option('--max-future-skew <ms>', 'how far in the future ts may be, ms (default 300000)')
+          .env('PROFILE_MAX_FUTURE_SKEW_MS')
+          .argParser(int('max-future-skew')),
+      )
+      .addOption(
+        new Option('--rate-limit <n>', 'requests per second per API key (or client address); 0 = no limit (default 0)')
+          .env('PROFILE_RATE_LIMIT')
+          .argParser(int('rate-limit')),
+      )
+      .addOption(
+        new Option('--ingest-redis <url>', 'Redis URL the producer writes events with, e.g. as the ACL user "ingest" (default: --redis)').env(
+          'REDIS_INGEST_URL',
+        ),
+      ),
+  )
+    .addOption(
+      new Option('--max-event-streams <n>', 'most GET /triggers/stream clients at once; past it 503 (default 256)')
+        .env('PROFILE_MAX_EVENT_STREAMS')
+        .argParser(int('max-event-streams')),
+    )
+    .addOption(
+      new Option('--max-backlog <n>', 'unfinished entries per partition before POST /events answers 503 (default 1000000)')
+        .env('PROFILE_MAX_BACKLOG')
+        .argParser(int('max-backlog')),
+    );
 }
 
 /** Options of the consumers (`up`, `consume`, `archive`). */
@@ -107,15 +146,35 @@ export function withConsumerOptions(cmd: Command): Command {
     .addOption(new Option('--consumer-name <name>', 'consumer name in its groups (default <host>-<pid>)').env('PROFILE_CONSUMER_NAME'))
     .addOption(new Option('--only-partitions <list>', 'read only these partitions, e.g. 0,3 (default all)').env('PROFILE_ONLY_PARTITIONS'))
     .addOption(new Option('--read-count <n>', 'entries per XREADGROUP (default 500)').env('PROFILE_READ_COUNT').argParser(int('read-count')))
-    .addOption(new Option('--claim-idle <ms>', 'claim entries pending this long from dead consumers (default 30000)').env('PROFILE_CLAIM_IDLE_MS').argParser(int('claim-idle')))
-    .addOption(new Option('--max-deliveries <n>', 'dead-letter an entry after this many deliveries (default 5)').env('PROFILE_MAX_DELIVERIES').argParser(int('max-deliveries')))
-    .addOption(new Option('--trigger-retention <duration>', 'how long trigger firings stay in trig:{pN}, e.g. 24h (default 24h)').env('PROFILE_TRIGGER_RETENTION').argParser(durationArg('--trigger-retention')))
-    .addOption(new Option('--metrics-port <port>', 'serve GET /metrics on this port (processes without the API)').env('PROFILE_METRICS_PORT').argParser(int('metrics-port')))
-    .addOption(new Option('--fault-ack-delay <ms>', 'fault suite only: archiver sleeps between fsync and ack').env('PROFILE_FAULT_ACK_DELAY_MS').argParser(int('fault-ack-delay')).hideHelp());
+    .addOption(
+      new Option('--claim-idle <ms>', 'claim entries pending this long from dead consumers (default 30000)')
+        .env('PROFILE_CLAIM_IDLE_MS')
+        .argParser(int('claim-idle')),
+    )
+    .addOption(
+      new Option('--max-deliveries <n>', 'dead-letter an entry after this many deliveries (default 5)')
+        .env('PROFILE_MAX_DELIVERIES')
+        .argParser(int('max-deliveries')),
+    )
+    .addOption(
+      new Option('--trigger-retention <duration>', 'how long trigger firings stay in trig:{pN}, e.g. 24h (default 24h)')
+        .env('PROFILE_TRIGGER_RETENTION')
+        .argParser(durationArg('--trigger-retention')),
+    )
+    .addOption(
+      new Option('--metrics-port <port>', 'serve GET /metrics on this port (processes without the API)')
+        .env('PROFILE_METRICS_PORT')
+        .argParser(int('metrics-port')),
+    )
+    .addOption(
+      new Option('--fault-ack-delay <ms>', 'fault suite only: archiver sleeps between fsync and ack')
+        .env('PROFILE_FAULT_ACK_DELAY_MS')
+        .argParser(int('fault-ack-delay'))
+        .hideHelp(),
+    );
 }
 
-const list = (value: unknown): string[] | undefined =>
-  typeof value === 'string' && value.trim() !== '' ? value.split(',').map((n) => n.trim()) : undefined;
+const list = (value: unknown): string[] | undefined => (typeof value === 'string' && value.trim() !== '' ? value.split(',').map((n) => n.trim()) : undefined);
 
 /** A boolean flag given on the command line (true) or by its env var (anything but 0, false, no or empty). */
 const flag = (value: unknown): boolean => value === true || !/^(0|false|no|)$/i.test(String(value));
@@ -151,9 +210,15 @@ export function configFrom(o: Record<string, unknown>, env: NodeJS.ProcessEnv = 
     apiKeys: env.PROFILE_API_KEYS ? parseApiKeys(env.PROFILE_API_KEYS) : undefined,
     logFormat: (o.logFormat as ConfigInput['logFormat']) ?? (o.pretty === undefined ? undefined : flag(o.pretty) ? 'pretty' : 'json'),
     allowEviction: o.allowEviction === undefined ? undefined : flag(o.allowEviction),
-    redisTls: o.redisTlsCa || o.redisTlsCert || o.redisTlsKey || o.redisTlsServername
-      ? { ca: o.redisTlsCa as string | undefined, cert: o.redisTlsCert as string | undefined, key: o.redisTlsKey as string | undefined, servername: o.redisTlsServername as string | undefined }
-      : undefined,
+    redisTls:
+      o.redisTlsCa || o.redisTlsCert || o.redisTlsKey || o.redisTlsServername
+        ? {
+            ca: o.redisTlsCa as string | undefined,
+            cert: o.redisTlsCert as string | undefined,
+            key: o.redisTlsKey as string | undefined,
+            servername: o.redisTlsServername as string | undefined,
+          }
+        : undefined,
     dataDir: env.PROFILE_DATA_DIR,
     embeddedRedisPort: env.PROFILE_EMBEDDED_REDIS_PORT === undefined ? undefined : Number(env.PROFILE_EMBEDDED_REDIS_PORT),
     embeddedAppendfsync: env.PROFILE_REDIS_APPENDFSYNC as ConfigInput['embeddedAppendfsync'],

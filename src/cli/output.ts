@@ -15,7 +15,10 @@ const mib = (n: number) => (n / 1048576).toFixed(1);
 export function table(header: string[], rows: string[][], leftAligned: number[] = [0]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) =>
-    cells.map((c, i) => (leftAligned.includes(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
+    cells
+      .map((c, i) => (leftAligned.includes(i) ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
@@ -46,8 +49,14 @@ export function formatStatus(partitions: PartitionStatus[], ods: OdsFile[], odsD
     const groups = p.groups.length ? p.groups : [undefined];
     for (const g of groups) {
       rows.push([
-        p.stream, ...(nodes ? [p.node ?? '?'] : []), String(p.length), oldest, g?.name ?? '(no group)',
-        g ? (g.lag === null ? '?' : String(g.lag)) : '-', g ? String(g.pending) : '-', g ? String(g.consumers) : '-',
+        p.stream,
+        ...(nodes ? [p.node ?? '?'] : []),
+        String(p.length),
+        oldest,
+        g?.name ?? '(no group)',
+        g ? (g.lag === null ? '?' : String(g.lag)) : '-',
+        g ? String(g.pending) : '-',
+        g ? String(g.consumers) : '-',
       ]);
     }
   }
@@ -65,9 +74,12 @@ export function formatStatus(partitions: PartitionStatus[], ods: OdsFile[], odsD
 
 /** One server's settings: its eviction policy (flagged unless noeviction), maxmemory and AOF. */
 function redisLine(s: RedisServerSettings): string {
-  const policy = s.maxmemoryPolicy === null ? 'maxmemory-policy unknown (this user may not run INFO)'
-    : s.maxmemoryPolicy === REQUIRED_POLICY ? 'maxmemory-policy noeviction'
-      : `maxmemory-policy ${s.maxmemoryPolicy} -- MAY EVICT KEYS: acknowledged events and window state can be lost (set noeviction)`;
+  const policy =
+    s.maxmemoryPolicy === null
+      ? 'maxmemory-policy unknown (this user may not run INFO)'
+      : s.maxmemoryPolicy === REQUIRED_POLICY
+        ? 'maxmemory-policy noeviction'
+        : `maxmemory-policy ${s.maxmemoryPolicy} -- MAY EVICT KEYS: acknowledged events and window state can be lost (set noeviction)`;
   const max = s.maxmemory === null ? '' : `, maxmemory ${s.maxmemory === 0 ? 'none' : `${mib(s.maxmemory)} MiB`}`;
   const aof = s.aof === null ? '' : `, AOF ${s.aof ? 'on' : 'off'}`;
   return `Redis ${s.node}: ${policy}${max}${aof}`;
@@ -79,7 +91,10 @@ export function formatBatchSummary(summary: BatchSummary, windows: boolean): str
     `run        ${summary.run_id} (as of ${new Date(summary.as_of).toISOString()})`,
     `read       ${summary.files} files, ${mib(summary.bytes)} MiB, ${summary.lines} lines in ${summary.seconds.toFixed(1)} s (${Math.round(summary.lines / Math.max(summary.seconds, 0.001))} lines/s)`,
     `events     ${summary.events} counted, ${summary.duplicates} duplicates skipped, ${summary.events_after_as_of} after --as-of ignored`,
-    `bad lines  ${summary.bad_lines}${summary.bad_line_samples.slice(0, 10).map((b) => `\n  ${b.file}:${b.line}: ${b.reason}`).join('')}`,
+    `bad lines  ${summary.bad_lines}${summary.bad_line_samples
+      .slice(0, 10)
+      .map((b) => `\n  ${b.file}:${b.line}: ${b.reason}`)
+      .join('')}`,
     `users      ${summary.users_written} offline profiles written${windows ? `, ${summary.window_users_written} window results` : ''}`,
   ].join('\n');
 }
@@ -99,7 +114,9 @@ export function formatVerify(result: VerifyResult): string {
     result.users_skipped_later_events ? `${result.users_skipped_later_events} skipped (events after the as-of time)` : '',
     result.users_skipped_expired ? `${result.users_skipped_expired} skipped (live state expired since)` : '',
   ].filter(Boolean);
-  lines.push(`run ${result.run_id} as of ${new Date(result.as_of).toISOString()}: ${result.users_checked} users checked, ${result.mismatches.length} mismatches${skipped.length ? `; ${skipped.join(', ')}` : ''}`);
+  lines.push(
+    `run ${result.run_id} as of ${new Date(result.as_of).toISOString()}: ${result.users_checked} users checked, ${result.mismatches.length} mismatches${skipped.length ? `; ${skipped.join(', ')}` : ''}`,
+  );
   return lines.join('\n');
 }
 
@@ -112,9 +129,10 @@ export function formatDeadLetters(letters: DeadLetter[]): string {
 
 /** `profile simulate`'s summary, with a curl line for its busiest user. */
 export function formatSimulateSummary(summary: SimulateSummary, url: string): string {
-  const processed = summary.processed_per_s === null
-    ? 'not all processed within 60 s (is a realtime consumer running?)'
-    : `${summary.processed_per_s} events/s (all processed ${summary.processed_seconds!.toFixed(1)} s after start)`;
+  const processed =
+    summary.processed_per_s === null
+      ? 'not all processed within 60 s (is a realtime consumer running?)'
+      : `${summary.processed_per_s} events/s (all processed ${summary.processed_seconds!.toFixed(1)} s after start)`;
   return [
     `sent       ${summary.sent} events in ${summary.send_seconds.toFixed(1)} s (${JSON.stringify(summary.by_type)})`,
     `accepted   ${summary.accepted} (${summary.accepted_per_s} events/s), rejected ${summary.rejected}, failed requests ${summary.failed_requests}`,
@@ -129,10 +147,15 @@ export function formatLoadSummary(summary: LoadSummary): string {
   return [
     `run        ${summary.run_id} (loaded ${summary.file})`,
     `rows       ${summary.rows} in ${summary.seconds.toFixed(1)} s`,
-    `bad rows   ${summary.bad_rows}${summary.bad_row_samples.slice(0, 10).map((b) => `\n  row ${b.row}: ${b.reason}`).join('')}`,
+    `bad rows   ${summary.bad_rows}${summary.bad_row_samples
+      .slice(0, 10)
+      .map((b) => `\n  row ${b.row}: ${b.reason}`)
+      .join('')}`,
     `users      ${summary.users_written} offline profiles written`,
     ...(summary.duplicate_rows > 0
-      ? [`duplicates ${summary.duplicate_rows} rows of users an earlier row had (the last row of each kept): ${summary.duplicate_users.slice(0, 10).join(', ')}${summary.duplicate_users.length > 10 ? ', ...' : ''}`]
+      ? [
+          `duplicates ${summary.duplicate_rows} rows of users an earlier row had (the last row of each kept): ${summary.duplicate_users.slice(0, 10).join(', ')}${summary.duplicate_users.length > 10 ? ', ...' : ''}`,
+        ]
       : []),
   ].join('\n');
 }

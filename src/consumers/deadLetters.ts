@@ -29,8 +29,14 @@ function parse(id: string, flat: string[]): DeadLetter {
     // left empty: such a letter cannot be replayed
   }
   return {
-    dead_id: id, stream: f.stream ?? '', id: f.id ?? '', group: f.group ?? '', consumer: f.consumer ?? '',
-    deliveries: Number(f.deliveries ?? 1), error: f.error ?? '', fields,
+    dead_id: id,
+    stream: f.stream ?? '',
+    id: f.id ?? '',
+    group: f.group ?? '',
+    consumer: f.consumer ?? '',
+    deliveries: Number(f.deliveries ?? 1),
+    error: f.error ?? '',
+    fields,
   };
 }
 
@@ -46,7 +52,12 @@ export async function listDeadLetters(redis: RedisClient, keys: Keys, count = 10
  * every effect is idempotent by event id, so a group that had processed one is unaffected.
  * Letters naming a stream that is not one of the partitions are left in place.
  */
-export async function replayDeadLetters(redis: RedisClient, keys: Keys, partitions: number, ids?: string[]): Promise<{ replayed: number; skipped: string[]; missing: string[] }> {
+export async function replayDeadLetters(
+  redis: RedisClient,
+  keys: Keys,
+  partitions: number,
+  ids?: string[],
+): Promise<{ replayed: number; skipped: string[]; missing: string[] }> {
   const streams = new Set(keys.streams(partitions));
   const bad = ids?.find((id) => !/^\d+(-\d+)?$/.test(id));
   if (bad !== undefined) throw new ConfigError(`--id ${bad}: a dead id is a stream id such as 1795687489291-0 (profile dead list shows them)`);
@@ -78,13 +89,24 @@ export async function purgeDeadLetters(redis: RedisClient, keys: Keys): Promise<
  * Copies an unprocessable entry to the dead-letter stream (the caller acks it afterwards):
  * its partition and id, the group and consumer that gave up, the deliveries, why, and its fields.
  */
-export async function writeDeadLetter(
-  redis: RedisClient, keys: Keys, letter: Omit<DeadLetter, 'dead_id'>,
-): Promise<void> {
+export async function writeDeadLetter(redis: RedisClient, keys: Keys, letter: Omit<DeadLetter, 'dead_id'>): Promise<void> {
   await redis.xadd(
-    keys.deadLetters(), '*',
-    'stream', letter.stream, 'id', letter.id, 'group', letter.group, 'consumer', letter.consumer,
-    'deliveries', String(letter.deliveries), 'error', letter.error, 'fields', JSON.stringify(letter.fields),
+    keys.deadLetters(),
+    '*',
+    'stream',
+    letter.stream,
+    'id',
+    letter.id,
+    'group',
+    letter.group,
+    'consumer',
+    letter.consumer,
+    'deliveries',
+    String(letter.deliveries),
+    'error',
+    letter.error,
+    'fields',
+    JSON.stringify(letter.fields),
   );
 }
 
@@ -97,7 +119,11 @@ export async function recordEntryFailure(redis: RedisClient, keys: Keys, stream:
   if (ids.length === 0) return;
   const key = keys.entryErrors(stream);
   const text = `${group}: ${errorText(err).slice(0, 300)}`;
-  await redis.multi().hset(key, ...ids.flatMap((id) => [id, text])).pexpire(key, 86_400_000).exec();
+  await redis
+    .multi()
+    .hset(key, ...ids.flatMap((id) => [id, text]))
+    .pexpire(key, 86_400_000)
+    .exec();
 }
 
 /** The last error recorded for an entry (recordEntryFailure), or null. */

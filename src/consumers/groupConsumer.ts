@@ -122,10 +122,15 @@ export abstract class GroupConsumer {
     this.liveTimer = setInterval(() => void vouchNow(), LIVE_EVERY_MS);
     const interval = this.base.trimIntervalMs ?? 5000;
     if (interval > 0) {
-      this.trimTimer = setInterval(() => void this.trimAll().catch((err) => {
-        if (isRedisTrouble(err)) this.outage.failed(err); // said once per outage
-        else this.log.warn({ err }, 'trim failed');
-      }), interval);
+      this.trimTimer = setInterval(
+        () =>
+          void this.trimAll().catch((err) => {
+            if (isRedisTrouble(err))
+              this.outage.failed(err); // said once per outage
+            else this.log.warn({ err }, 'trim failed');
+          }),
+        interval,
+      );
     }
     this.running = Promise.all(this.units.map((unit) => this.loop(unit)));
   }
@@ -192,7 +197,10 @@ export abstract class GroupConsumer {
       // before `stopping` was seen can reach Redis after the UNBLOCK (another connection):
       // repeat it until every loop has ended.
       let ended = false;
-      const loops = this.running.then(() => (ended = true), () => (ended = true));
+      const loops = this.running.then(
+        () => (ended = true),
+        () => (ended = true),
+      );
       while (!ended) {
         await this.unblockReads();
         await Promise.race([loops, new Promise((r) => setTimeout(r, 100))]);
@@ -311,7 +319,12 @@ export abstract class GroupConsumer {
       try {
         toAck.push(...(await this.inPlace(() => this.handle(stream, decoded))));
       } catch (err) {
-        if (!isRedisTrouble(err)) await this.recordFailure(stream, decoded.map((d) => d.id), err);
+        if (!isRedisTrouble(err))
+          await this.recordFailure(
+            stream,
+            decoded.map((d) => d.id),
+            err,
+          );
         throw err;
       }
     }
@@ -326,8 +339,9 @@ export abstract class GroupConsumer {
 
   /** Keeps the error an entry's processing met, for its dead letter (best effort: a failure here is logged). */
   protected async recordFailure(stream: string, ids: readonly string[], err: unknown): Promise<void> {
-    await recordEntryFailure(this.base.redis, this.base.keys, stream, this.group, ids, err)
-      .catch((e: unknown) => this.log.debug({ err: errorText(e) }, 'could not record the error of failing entries'));
+    await recordEntryFailure(this.base.redis, this.base.keys, stream, this.group, ids, err).catch((e: unknown) =>
+      this.log.debug({ err: errorText(e) }, 'could not record the error of failing entries'),
+    );
   }
 
   /**
@@ -392,7 +406,14 @@ export abstract class GroupConsumer {
       let cursor = '0-0';
       do {
         const [next, entries, deleted] = (await redis.call(
-          'XAUTOCLAIM', stream, this.group, this.base.consumerName, idle, cursor, 'COUNT', this.base.readCount ?? 500,
+          'XAUTOCLAIM',
+          stream,
+          this.group,
+          this.base.consumerName,
+          idle,
+          cursor,
+          'COUNT',
+          this.base.readCount ?? 500,
         )) as [string, StreamEntry[], string[]];
         if (deleted.length > 0) this.log.warn({ stream, ids: deleted }, 'claimed entries were deleted from the stream');
         if (entries.length > 0) {

@@ -18,7 +18,11 @@ const LIVE_FOR_MS = 15_000;
 export async function vouch(redis: RedisClient, keys: Keys, group: string, consumer: string, log: Logger): Promise<void> {
   const key = keys.liveConsumers(group);
   try {
-    await redis.multi().hset(key, consumer, String(Date.now() + LIVE_FOR_MS)).pexpire(key, LIVE_FOR_MS * 4).exec();
+    await redis
+      .multi()
+      .hset(key, consumer, String(Date.now() + LIVE_FOR_MS))
+      .pexpire(key, LIVE_FOR_MS * 4)
+      .exec();
   } catch (err) {
     log.debug({ err: errorText(err) }, 'could not renew the live-consumer mark');
   }

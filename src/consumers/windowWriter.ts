@@ -37,7 +37,12 @@ export class WindowWriter {
   /** With triggers: the plan types whose tags the conditions read, the types whose events evaluate them, and the plan's JSON. */
   private readonly triggerPlan?: { types: EventType[]; evaluatedOn: Set<EventType>; json: string };
 
-  constructor(private readonly keys: Keys, tags: readonly WindowTag[], triggers: readonly Trigger[] = [], offline: readonly OfflineTag[] = []) {
+  constructor(
+    private readonly keys: Keys,
+    tags: readonly WindowTag[],
+    triggers: readonly Trigger[] = [],
+    offline: readonly OfflineTag[] = [],
+  ) {
     this.plan = windowPlan(tags);
     for (const type of this.plan.types) this.longestByType.set(type, longestWindowFor(tags, type));
     if (triggers.length > 0) this.triggerPlan = this.planTriggers(tags, triggers, offline);

@@ -17,7 +17,10 @@ const KEY_PATTERN = /^[A-Za-z0-9._~+/=-]{16,256}$/;
  */
 export function parseApiKeys(spec: string): ApiKey[] {
   const keys: ApiKey[] = [];
-  for (const entry of spec.split(',').map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of spec
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const at = entry.lastIndexOf(':');
     const key = entry.slice(0, at);
     const role = entry.slice(at + 1) as Role;

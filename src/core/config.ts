@@ -6,7 +6,6 @@ import { ConfigError } from './errors';
 import { ID_PATTERN, ID_RULE } from './event';
 import { ApiKey } from './apiKeys';
 
-
 /**
  * TLS to Redis (a managed Redis usually requires it), as PEM files: the CA that signed the
  * server's certificate (when it is not one of the system's), this client's certificate and
@@ -227,7 +226,11 @@ function validate(config: AppConfig): void {
       }
     }
   }
-  for (const [name, url] of [['redis URL', config.redisUrl], ['ingest redis URL', config.ingestRedisUrl], ['batch redis URL', config.batchRedisUrl]] as const) {
+  for (const [name, url] of [
+    ['redis URL', config.redisUrl],
+    ['ingest redis URL', config.ingestRedisUrl],
+    ['batch redis URL', config.batchRedisUrl],
+  ] as const) {
     // The URL may hold a password: never echo it.
     if (url !== undefined && !/^rediss?:\/\//.test(url)) throw new ConfigError(`${name} must start with redis:// or rediss://`);
   }

@@ -58,9 +58,11 @@ export class StartupError extends ProfileStreamError {
  */
 export function listenError(err: NodeJS.ErrnoException, host: string, port: number, option: string): Error {
   const where = `${host}:${port}`;
-  if (err.code === 'EADDRINUSE') return new StartupError(`port ${port} on ${host} is already in use (another profile up or serve?): stop that process or choose another ${option}`);
+  if (err.code === 'EADDRINUSE')
+    return new StartupError(`port ${port} on ${host} is already in use (another profile up or serve?): stop that process or choose another ${option}`);
   if (err.code === 'EACCES') return new StartupError(`no permission to listen on ${where}: ports below 1024 need privileges; choose another ${option}`);
-  if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') return new ConfigError(`cannot listen on ${where}: ${host} is not an address of this machine; check --host / HOST`);
+  if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND')
+    return new ConfigError(`cannot listen on ${where}: ${host} is not an address of this machine; check --host / HOST`);
   return err;
 }
 
@@ -129,11 +131,18 @@ export function isRedisTrouble(err: unknown): boolean {
   return REDIS_TROUBLE.test(err.message);
 }
 
-const REDIS_TROUBLE = new RegExp([
-  '\\bOOM command not allowed', '^(LOADING|BUSY|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\\b', 'max number of clients reached',
-  '^Connection is closed', "^Stream isn't writeable", '\\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND)\\b',
-  'Failed to refresh slots cache', 'None of startup nodes is available',
-].join('|'));
+const REDIS_TROUBLE = new RegExp(
+  [
+    '\\bOOM command not allowed',
+    '^(LOADING|BUSY|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\\b',
+    'max number of clients reached',
+    '^Connection is closed',
+    "^Stream isn't writeable",
+    '\\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND)\\b',
+    'Failed to refresh slots cache',
+    'None of startup nodes is available',
+  ].join('|'),
+);
 
 /** Why Redis could not do it, in a few words for a 503 body: out of memory, or unavailable. */
 export function redisTroubleText(err: unknown): string {

@@ -91,7 +91,10 @@ export function validateEvent(raw: unknown, index: number, opts: ValidateOptions
     if (!Number.isInteger(obj.ts) || obj.ts < 0 || obj.ts > MAX_TS) fail('ts', 'must be a non-negative integer of epoch milliseconds');
     else if (!opts.stored && obj.ts < EARLIEST_INGEST_MS) {
       // 1796526000 is Dec 2026 in epoch seconds but Jan 1970 in ms: archived under dt=1970-01-21, in no window.
-      fail('ts', `${obj.ts} is ${new Date(obj.ts).toISOString().slice(0, 10)} as epoch milliseconds, before 2000-01-01: epoch seconds? ts must be epoch milliseconds (or ISO-8601)`);
+      fail(
+        'ts',
+        `${obj.ts} is ${new Date(obj.ts).toISOString().slice(0, 10)} as epoch milliseconds, before 2000-01-01: epoch seconds? ts must be epoch milliseconds (or ISO-8601)`,
+      );
     } else ts = obj.ts;
   } else if (typeof obj.ts === 'string' && Number.isFinite(parseIsoTime(obj.ts))) {
     ts = parseIsoTime(obj.ts);
@@ -143,7 +146,9 @@ export function parseIsoTime(s: string): number {
  */
 export function displayName(key: string): string {
   if (/^[\x20-\x7e]{0,64}$/.test(key)) return key;
-  const escaped = JSON.stringify(key).slice(1, -1).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const escaped = JSON.stringify(key)
+    .slice(1, -1)
+    .replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return escaped.length > 64 ? `${escaped.slice(0, 61)}...` : escaped;
 }
 

@@ -66,7 +66,13 @@ export class OutageLog {
   private failures = 0;
 
   /** `what` fails (logged with `action`, what is done meanwhile, the first time). */
-  constructor(private readonly log: Logger, private readonly what: string, private readonly action = '', private readonly everyMs = 30_000, private readonly clock: () => number = Date.now) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly what: string,
+    private readonly action = '',
+    private readonly everyMs = 30_000,
+    private readonly clock: () => number = Date.now,
+  ) {}
 
   /** True while a failure has been seen and no success since. */
   get ongoing(): boolean {

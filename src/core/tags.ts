@@ -80,8 +80,7 @@ export const AGE_TESTS = ['within', 'older_than'] as const;
  * more than 30 days).
  */
 export type SegmentCondition =
-  | { tag: string; op: (typeof COMPARISONS)[number]; value: number }
-  | { tag: string; op: (typeof AGE_TESTS)[number]; valueMs: number };
+  { tag: string; op: (typeof COMPARISONS)[number]; value: number } | { tag: string; op: (typeof AGE_TESTS)[number]; valueMs: number };
 
 /** A segment: the first rule whose conditions all hold gives the user's `segment_id`. */
 export interface SegmentRule {

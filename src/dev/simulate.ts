@@ -163,7 +163,11 @@ export class TrafficGenerator {
   private readonly runId: string;
   private n = 0;
 
-  constructor(readonly users: number, seed: number, campaigns = 20) {
+  constructor(
+    readonly users: number,
+    seed: number,
+    campaigns = 20,
+  ) {
     this.random = prng(seed);
     this.pickUser = zipf(users, 1.1, this.random);
     this.pickCampaign = zipf(campaigns, 0.8, this.random);
@@ -202,8 +206,17 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateSummary> 
   const concurrency = opts.concurrency ?? 4;
   const gen = new TrafficGenerator(opts.users, opts.seed ?? Math.floor(Math.random() * 2 ** 31));
   const s: SimulateSummary = {
-    sent: 0, accepted: 0, rejected: 0, failed_requests: 0, retries_after_503: 0, by_type: {},
-    send_seconds: 0, accepted_per_s: 0, processed_seconds: null, processed_per_s: null, top_users: [],
+    sent: 0,
+    accepted: 0,
+    rejected: 0,
+    failed_requests: 0,
+    retries_after_503: 0,
+    by_type: {},
+    send_seconds: 0,
+    accepted_per_s: 0,
+    processed_seconds: null,
+    processed_per_s: null,
+    top_users: [],
   };
   const perUser = new Map<string, number>();
   const start = Date.now();
@@ -212,8 +225,10 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateSummary> 
 
   const reach: Reach = {};
   const post = (lines: string, count: number) => postEvents(base, auth, lines, count, s, reach);
-  const unreachable = () => new ApiUnreachableError(
-    `the API at ${base} stopped answering (${reach.cause}) for ${UNREACHABLE_MS / 1000} s: ${s.accepted} of ${s.sent} events were accepted before; is it still running?`);
+  const unreachable = () =>
+    new ApiUnreachableError(
+      `the API at ${base} stopped answering (${reach.cause}) for ${UNREACHABLE_MS / 1000} s: ${s.accepted} of ${s.sent} events were accepted before; is it still running?`,
+    );
   await probe(base, auth);
 
   const inflight = new Set<Promise<void>>();
@@ -249,7 +264,10 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateSummary> 
   if (reach.downSince !== undefined && Date.now() - reach.downSince > UNREACHABLE_MS) throw unreachable();
   s.send_seconds = (Date.now() - start) / 1000;
   s.accepted_per_s = Math.round(s.accepted / s.send_seconds);
-  s.top_users = [...perUser.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([u]) => u);
+  s.top_users = [...perUser.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5)
+    .map(([u]) => u);
 
   await waitForDrain(base, auth, s, start, opts.waitDrainS ?? 60);
   return s;

@@ -13,9 +13,7 @@ const INCLUDE = /^--@include (\w+)\s*$/gm;
  */
 export function loadLua(name: string): string {
   const text = fs.readFileSync(path.join(__dirname, `${name}.lua`), 'utf8');
-  return text.replace(INCLUDE, (_, helper: string) =>
-    fs.readFileSync(path.join(__dirname, 'includes', `${helper}.lua`), 'utf8'),
-  );
+  return text.replace(INCLUDE, (_, helper: string) => fs.readFileSync(path.join(__dirname, 'includes', `${helper}.lua`), 'utf8'));
 }
 
 /** How a script is called: its number of keys (`'counted'`: passed per call), and whether it only reads. */

@@ -55,15 +55,28 @@ export function windowPlan(tags: readonly WindowTag[]): WindowPlan {
   const plans: TypePlan[] = types.map((type) => {
     const p = typePanePlan(tags, type);
     return {
-      name: type, longest: p.longestMs, numeric: p.numeric, numericField: p.numericField, numericLevels: p.numericLevels,
-      values: p.valueFields.map((f) => ({ field: f.index, levels: f.levels })), distinct: p.distinctFields,
-      tags: tags.filter((t) => t.event === type).map((t) => {
-        const field = t.field ? WINDOW_FIELDS.indexOf(t.field) + 1 : 0;
-        return {
-          name: t.name, agg: t.aggregation, field, window: t.windowMs, res: t.resolutionMs, levels: tagLevels(t),
-          top: t.top ?? 0, total: totalSpec(t, field),
-        };
-      }),
+      name: type,
+      longest: p.longestMs,
+      numeric: p.numeric,
+      numericField: p.numericField,
+      numericLevels: p.numericLevels,
+      values: p.valueFields.map((f) => ({ field: f.index, levels: f.levels })),
+      distinct: p.distinctFields,
+      tags: tags
+        .filter((t) => t.event === type)
+        .map((t) => {
+          const field = t.field ? WINDOW_FIELDS.indexOf(t.field) + 1 : 0;
+          return {
+            name: t.name,
+            agg: t.aggregation,
+            field,
+            window: t.windowMs,
+            res: t.resolutionMs,
+            levels: tagLevels(t),
+            top: t.top ?? 0,
+            total: totalSpec(t, field),
+          };
+        }),
     };
   });
   return { types, bin: encodePlan(plans, longestWindow(tags)) };

@@ -19,7 +19,10 @@ interface Entry {
 const FILE = '.batch-checked.json';
 
 export class CheckedFiles {
-  private constructor(private readonly odsDir: string, private readonly entries: Record<string, Entry>) {}
+  private constructor(
+    private readonly odsDir: string,
+    private readonly entries: Record<string, Entry>,
+  ) {}
 
   static load(odsDir: string): CheckedFiles {
     try {

@@ -103,7 +103,10 @@ export async function queryCheckedOds<T>(
   query: (files: string[]) => Promise<T>,
 ): Promise<{ value: T | undefined; sources: string[] }> {
   const asTheyAre = opts.files.filter((f) => f.bytes > 0).map((f) => f.path);
-  const early = query(asTheyAre).then((value) => ({ value }), (err: unknown) => ({ err }));
+  const early = query(asTheyAre).then(
+    (value) => ({ value }),
+    (err: unknown) => ({ err }),
+  );
   const sources = await checkedSources(opts, counts);
   if (sources.length === asTheyAre.length && sources.every((s, i) => s === asTheyAre[i])) {
     const done = await early;

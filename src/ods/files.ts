@@ -124,6 +124,8 @@ export function assertWritableDir(dir: string): void {
     fs.rmSync(probe);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    throw new ConfigError(`the ODS folder ${dir} is not writable by this process (${code}): fix its permissions or point --ods / ODS_DIR at a folder it can write`);
+    throw new ConfigError(
+      `the ODS folder ${dir} is not writable by this process (${code}): fix its permissions or point --ods / ODS_DIR at a folder it can write`,
+    );
   }
 }

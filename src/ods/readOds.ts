@@ -42,7 +42,9 @@ export async function readOds(files: OdsFile[], cb: ReadCallbacks): Promise<numb
       }
       const { stream_id: _s, ingested_at: _i, ...event } = (raw ?? {}) as Record<string, unknown>;
       const r = validateEvent(typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? event : raw, 0, {
-        now: 0, maxFutureSkewMs: Infinity, stored: true,
+        now: 0,
+        maxFutureSkewMs: Infinity,
+        stored: true,
       });
       if (r.ok) cb.onEvent(r.event, text);
       else cb.onBadLine({ file: file.path, line: lineNo, reason: describeErrors(r.errors) });

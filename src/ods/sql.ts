@@ -26,8 +26,16 @@ export const DAY_MS = 86_400_000;
 
 /** The ODS columns and their SQL types (an ODS line: the event as accepted, its stream id and ingest time). */
 export const ODS_COLUMNS: Record<string, string> = {
-  event_id: 'VARCHAR', user_id: 'VARCHAR', type: 'VARCHAR', ts: 'BIGINT', ad_id: 'VARCHAR', campaign_id: 'VARCHAR',
-  amount: 'DOUBLE', currency: 'VARCHAR', stream_id: 'VARCHAR', ingested_at: 'BIGINT',
+  event_id: 'VARCHAR',
+  user_id: 'VARCHAR',
+  type: 'VARCHAR',
+  ts: 'BIGINT',
+  ad_id: 'VARCHAR',
+  campaign_id: 'VARCHAR',
+  amount: 'DOUBLE',
+  currency: 'VARCHAR',
+  stream_id: 'VARCHAR',
+  ingested_at: 'BIGINT',
 };
 
 /** A SQL string literal (quotes doubled). */
@@ -47,11 +55,15 @@ function erasuresSql(erasures: Map<string, number>): string {
  * before the as-of time).
  */
 export function odsCtes(opts: OdsSqlOptions): string {
-  const columns = Object.entries(ODS_COLUMNS).map(([name, type]) => `${name}: '${type}'`).join(', ');
+  const columns = Object.entries(ODS_COLUMNS)
+    .map(([name, type]) => `${name}: '${type}'`)
+    .join(', ');
   const source = opts.files
     ? `[${opts.files.map(sqlString).join(', ')}], columns = {${columns}}, ignore_errors = true`
     : `${sqlString(path.join(opts.odsDir, 'dt=*', '*.ndjson'))}, columns = {${columns}},\n    hive_partitioning = true, ignore_errors = true`;
-  const dates = opts.files ? [] : [opts.from ? `CAST(dt AS VARCHAR) >= ${sqlString(opts.from)}` : '', opts.to ? `CAST(dt AS VARCHAR) <= ${sqlString(opts.to)}` : ''].filter(Boolean);
+  const dates = opts.files
+    ? []
+    : [opts.from ? `CAST(dt AS VARCHAR) >= ${sqlString(opts.from)}` : '', opts.to ? `CAST(dt AS VARCHAR) <= ${sqlString(opts.to)}` : ''].filter(Boolean);
   return `WITH ods_events AS (
   SELECT * FROM read_ndjson(${source})${dates.length ? `\n  WHERE ${dates.join(' AND ')}` : ''}
 ),

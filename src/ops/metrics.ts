@@ -53,23 +53,68 @@ export class Metrics {
     this.ingestRequests = new Counter({ name: 'profile_ingest_requests_total', help: 'POST /events requests by outcome', labelNames: ['outcome'], registers });
     this.eventsAccepted = new Counter({ name: 'profile_events_accepted_total', help: 'Events written to the streams (202)', registers });
     this.eventsRejected = new Counter({
-      name: 'profile_events_rejected_total', help: 'Events refused at ingest, by reason (events of requests whose body could not be read are not counted: see profile_ingest_requests_total)',
-      labelNames: ['reason'], registers,
+      name: 'profile_events_rejected_total',
+      help: 'Events refused at ingest, by reason (events of requests whose body could not be read are not counted: see profile_ingest_requests_total)',
+      labelNames: ['reason'],
+      registers,
     });
-    this.processed = new Counter({ name: 'profile_events_processed_total', help: 'Stream entries acked by this process, per consumer group', labelNames: ['group'], registers });
-    this.deadLettered = new Counter({ name: 'profile_events_dead_lettered_total', help: 'Stream entries this process moved to the dead-letter stream, per group', labelNames: ['group'], registers });
+    this.processed = new Counter({
+      name: 'profile_events_processed_total',
+      help: 'Stream entries acked by this process, per consumer group',
+      labelNames: ['group'],
+      registers,
+    });
+    this.deadLettered = new Counter({
+      name: 'profile_events_dead_lettered_total',
+      help: 'Stream entries this process moved to the dead-letter stream, per group',
+      labelNames: ['group'],
+      registers,
+    });
     this.consumerBatchSeconds = new Histogram({
-      name: 'profile_consumer_batch_seconds', help: 'Time to process and ack one read of one partition', labelNames: ['group'], buckets: LATENCY_BUCKETS, registers,
+      name: 'profile_consumer_batch_seconds',
+      help: 'Time to process and ack one read of one partition',
+      labelNames: ['group'],
+      buckets: LATENCY_BUCKETS,
+      registers,
     });
     this.profileReadSeconds = new Histogram({
-      name: 'profile_read_seconds', help: 'Profile read latency in the API: kind single (GET /profile) or batch (POST /profiles)', labelNames: ['kind'], buckets: LATENCY_BUCKETS, registers,
+      name: 'profile_read_seconds',
+      help: 'Profile read latency in the API: kind single (GET /profile) or batch (POST /profiles)',
+      labelNames: ['kind'],
+      buckets: LATENCY_BUCKETS,
+      registers,
     });
-    this.batchRuns = new Counter({ name: 'profile_batch_runs_total', help: 'Batch runs started by this API that ended, by final state', labelNames: ['state'], registers });
-    this.batchRunSeconds = new Histogram({ name: 'profile_batch_run_seconds', help: 'Duration of batch runs started by this API', buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600], registers });
+    this.batchRuns = new Counter({
+      name: 'profile_batch_runs_total',
+      help: 'Batch runs started by this API that ended, by final state',
+      labelNames: ['state'],
+      registers,
+    });
+    this.batchRunSeconds = new Histogram({
+      name: 'profile_batch_run_seconds',
+      help: 'Duration of batch runs started by this API',
+      buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600],
+      registers,
+    });
     this.streamLength = new Gauge({ name: 'profile_stream_length', help: 'Entries in each stream partition (XLEN)', labelNames: ['stream'], registers });
-    this.groupLag = new Gauge({ name: 'profile_group_lag', help: 'Entries not yet delivered to the group, per partition (-1: unknown)', labelNames: ['stream', 'group'], registers });
-    this.groupPending = new Gauge({ name: 'profile_group_pending', help: 'Entries delivered but not acked, per partition and group', labelNames: ['stream', 'group'], registers });
-    this.groupConsumers = new Gauge({ name: 'profile_group_consumers', help: 'Consumers in the group, per partition', labelNames: ['stream', 'group'], registers });
+    this.groupLag = new Gauge({
+      name: 'profile_group_lag',
+      help: 'Entries not yet delivered to the group, per partition (-1: unknown)',
+      labelNames: ['stream', 'group'],
+      registers,
+    });
+    this.groupPending = new Gauge({
+      name: 'profile_group_pending',
+      help: 'Entries delivered but not acked, per partition and group',
+      labelNames: ['stream', 'group'],
+      registers,
+    });
+    this.groupConsumers = new Gauge({
+      name: 'profile_group_consumers',
+      help: 'Consumers in the group, per partition',
+      labelNames: ['stream', 'group'],
+      registers,
+    });
     this.deadLetters = new Gauge({ name: 'profile_dead_letters', help: 'Entries in the dead-letter stream', registers });
     this.redisConnected = new Gauge({ name: 'profile_redis_connected', help: '1 when this process has a ready Redis connection, else 0', registers });
     this.scrapeErrors = new Counter({ name: 'profile_metrics_redis_errors_total', help: 'Scrapes whose Redis gauges could not be read', registers });

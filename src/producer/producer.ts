@@ -16,9 +16,7 @@ export interface ProducerOptions {
 }
 
 export type IngestResult =
-  | { ok: true; accepted: number; event_ids: string[] }
-  | { ok: false; errors: FieldError[] }
-  | { ok: false; backlogged: number[]; retryAfterS: number };
+  { ok: true; accepted: number; event_ids: string[] } | { ok: false; errors: FieldError[] } | { ok: false; backlogged: number[]; retryAfterS: number };
 
 /** How long a backlog reading is reused: one XLEN pipeline per this period, not per request. */
 const BACKLOG_TTL_MS = 250;
@@ -83,7 +81,12 @@ export class Producer {
   private async backlogLengths(): Promise<number[]> {
     const now = Date.now();
     if (this.backlog && now - this.backlog.at < BACKLOG_TTL_MS) return this.backlog.lengths;
-    const results = await pipelineByNode(this.opts.redis, this.opts.keys.streams(this.opts.partitions), (s) => s, (p, s) => p.xlen(s));
+    const results = await pipelineByNode(
+      this.opts.redis,
+      this.opts.keys.streams(this.opts.partitions),
+      (s) => s,
+      (p, s) => p.xlen(s),
+    );
     const lengths = results.map(([err, n]) => {
       if (err) throw err;
       return n as number;

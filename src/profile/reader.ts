@@ -118,7 +118,12 @@ export class ProfileReader {
    */
   async readMany(userIds: string[]): Promise<(Profile | null)[]> {
     const now = this.clock();
-    const results = await pipelineByNode(this.redis, userIds, (id) => this.keys.realtime(id), (p, id) => queueScript(p, this.script(id, now)));
+    const results = await pipelineByNode(
+      this.redis,
+      userIds,
+      (id) => this.keys.realtime(id),
+      (p, id) => queueScript(p, this.script(id, now)),
+    );
     return results.map(([err, reply], i) => {
       if (err) throw err;
       return this.toProfile(userIds[i], now, reply as ReadProfileReply);

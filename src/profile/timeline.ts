@@ -18,7 +18,12 @@ export interface TagTimeline {
  * the pane holding `now`.
  */
 export async function profileTimeline(
-  redis: RedisClient, keys: Keys, tags: readonly WindowTag[], userId: string, now: number, buckets = 30,
+  redis: RedisClient,
+  keys: Keys,
+  tags: readonly WindowTag[],
+  userId: string,
+  now: number,
+  buckets = 30,
 ): Promise<{ user_id: string; as_of: number; tags: Record<string, TagTimeline> } | null> {
   const pipeline = nodeFor(redis, keys.realtime(userId)).pipeline();
   // Unknown to the product (no key of the user, as GET /profile/:userId decides): null, a 404.

@@ -42,7 +42,11 @@ export class FiringReader {
   private readonly inflight = new Map<Redis, Promise<[Redis, [string, [string, string[]][]][] | null]>>();
   private readonly partitionOf = new Map<string, number>();
 
-  private constructor(private readonly keys: Keys, ids: string[], nodes: Map<Redis, { conn: Redis; partitions: number[] }>) {
+  private constructor(
+    private readonly keys: Keys,
+    ids: string[],
+    nodes: Map<Redis, { conn: Redis; partitions: number[] }>,
+  ) {
     this.ids = ids;
     this.nodes = nodes;
     ids.forEach((_, p) => this.partitionOf.set(keys.triggerStream(p), p));
@@ -56,10 +60,14 @@ export class FiringReader {
 
   /** A reader after `cursor` (parseCursor's ids), or after the newest firing of every partition. */
   static async open(redis: RedisClient, keys: Keys, partitions: number, cursor?: string[]): Promise<FiringReader> {
-    const ids = cursor ?? (await Promise.all(Array.from({ length: partitions }, async (_, p) => {
-      const [last] = await redis.xrevrange(keys.triggerStream(p), '+', '-', 'COUNT', 1);
-      return last ? last[0] : '0-0';
-    })));
+    const ids =
+      cursor ??
+      (await Promise.all(
+        Array.from({ length: partitions }, async (_, p) => {
+          const [last] = await redis.xrevrange(keys.triggerStream(p), '+', '-', 'COUNT', 1);
+          return last ? last[0] : '0-0';
+        }),
+      ));
     // Each node's partitions, read on a ready connection of its own.
     const nodes = new Map<Redis, { conn: Redis; partitions: number[] }>();
     for (let p = 0; p < partitions; p++) {
@@ -88,7 +96,10 @@ export class FiringReader {
       if (this.inflight.has(node)) continue;
       const streams = group.partitions.map((p) => this.keys.triggerStream(p));
       const read = group.conn.xread('COUNT', 500, 'BLOCK', blockMs, 'STREAMS', ...streams, ...group.partitions.map((p) => this.ids[p]));
-      this.inflight.set(node, read.then((reply) => [node, reply as [string, [string, string[]][]][] | null]));
+      this.inflight.set(
+        node,
+        read.then((reply) => [node, reply as [string, [string, string[]][]][] | null]),
+      );
     }
     const [node, reply] = await Promise.race(this.inflight.values());
     this.inflight.delete(node);
@@ -141,8 +152,11 @@ const summary = (entryId: string, p: number, fields: string[]): FiringSummary =>
 
 /** The newest firings of every partition (`perPartition` each), newest first. */
 export async function recentFirings(redis: RedisClient, keys: Keys, partitions: number, perPartition = 20): Promise<FiringSummary[]> {
-  const lists = await Promise.all(Array.from({ length: partitions }, async (_, p) =>
-    (await redis.xrevrange(keys.triggerStream(p), '+', '-', 'COUNT', perPartition)).map(([id, fields]) => summary(id, p, fields))));
+  const lists = await Promise.all(
+    Array.from({ length: partitions }, async (_, p) =>
+      (await redis.xrevrange(keys.triggerStream(p), '+', '-', 'COUNT', perPartition)).map(([id, fields]) => summary(id, p, fields)),
+    ),
+  );
   return lists.flat().sort((a, b) => b.at - a.at);
 }
 

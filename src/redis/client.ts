@@ -39,7 +39,9 @@ export function tlsOptions(tls: RedisTls | undefined): ConnectionOptions | undef
   };
   if ((tls.cert === undefined) !== (tls.key === undefined)) throw new ConfigError('--redis-tls-cert and --redis-tls-key go together: give both or neither');
   return {
-    ca: read(tls.ca, '--redis-tls-ca'), cert: read(tls.cert, '--redis-tls-cert'), key: read(tls.key, '--redis-tls-key'),
+    ca: read(tls.ca, '--redis-tls-ca'),
+    cert: read(tls.cert, '--redis-tls-cert'),
+    key: read(tls.key, '--redis-tls-key'),
     ...(tls.servername ? { servername: tls.servername } : {}),
   };
 }
@@ -171,8 +173,12 @@ export function masters(client: RedisClient): Redis[] {
  * cluster client would send to a random node.
  */
 export async function pipelineByNode<T>(
-  client: RedisClient, items: readonly T[], keyOf: (item: T) => string, add: (pipeline: ChainableCommander, item: T) => void,
-  commandsPerItem = 1, opts: { direct?: boolean; retried?: boolean } = {},
+  client: RedisClient,
+  items: readonly T[],
+  keyOf: (item: T) => string,
+  add: (pipeline: ChainableCommander, item: T) => void,
+  commandsPerItem = 1,
+  opts: { direct?: boolean; retried?: boolean } = {},
 ): Promise<[Error | null, unknown][]> {
   if (items.length === 0) return [];
   const groups = new Map<string, number[]>();
@@ -185,7 +191,10 @@ export async function pipelineByNode<T>(
       list.push(i);
     });
   } else {
-    groups.set('', items.map((_, i) => i));
+    groups.set(
+      '',
+      items.map((_, i) => i),
+    );
   }
   const out = new Array<[Error | null, unknown]>(items.length);
   await Promise.all(
@@ -207,7 +216,14 @@ export async function pipelineByNode<T>(
   const noscript = out.map((r, i) => (r[0] && isRedisError(r[0], 'NOSCRIPT') ? i : -1)).filter((i) => i >= 0);
   if (noscript.length > 0 && !opts.retried) {
     await loadScripts(client);
-    const again = await pipelineByNode(client, noscript.map((i) => items[i]), keyOf, add, commandsPerItem, { ...opts, retried: true });
+    const again = await pipelineByNode(
+      client,
+      noscript.map((i) => items[i]),
+      keyOf,
+      add,
+      commandsPerItem,
+      { ...opts, retried: true },
+    );
     noscript.forEach((itemIndex, j) => (out[itemIndex] = again[j]));
   }
   return out;

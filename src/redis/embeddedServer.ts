@@ -37,7 +37,6 @@ export interface RedisServerOptions {
   ownProcessGroup?: boolean;
 }
 
-
 /** Finds a TCP port on 127.0.0.1 that nothing listens on right now. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -59,9 +58,20 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisS
   const port = opts.port ?? (await freePort());
   fs.mkdirSync(opts.dir, { recursive: true });
   const args = [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', opts.dir, '--save', '',
-    '--appendonly', opts.appendonly === false ? 'no' : 'yes',
-    '--appendfsync', opts.appendfsync ?? 'everysec', '--daemonize', 'no',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    opts.dir,
+    '--save',
+    '',
+    '--appendonly',
+    opts.appendonly === false ? 'no' : 'yes',
+    '--appendfsync',
+    opts.appendfsync ?? 'everysec',
+    '--daemonize',
+    'no',
     ...(opts.extraArgs ?? []),
   ];
   // In a process group of its own: Ctrl-C in a terminal signals the foreground group, and the

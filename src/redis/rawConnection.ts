@@ -78,7 +78,13 @@ export class RawConnection {
     const done = new Promise<unknown[]>((resolve, reject) => this.pending.push({ replies: [], expected: replies, resolve, reject }));
     if (!this.socket.write(payload)) {
       // Wait for the socket to take more, or for the connection to fail (then `done` rejects).
-      await Promise.race([new Promise<void>((resolve) => this.socket.once('drain', () => resolve())), done.then(() => undefined, () => undefined)]);
+      await Promise.race([
+        new Promise<void>((resolve) => this.socket.once('drain', () => resolve())),
+        done.then(
+          () => undefined,
+          () => undefined,
+        ),
+      ]);
     }
     return done;
   }

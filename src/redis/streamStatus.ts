@@ -64,8 +64,12 @@ async function exactLag(redis: RedisClient, status: PartitionStatus[]): Promise<
     }
   }
   if (toCount.length === 0) return;
-  const counted = await pipelineByNode(redis, toCount, ([p]) => p.stream,
-    (pipe, [p, g]) => pipe.xrange(p.stream, `(${g.last_delivered_id}`, '+', 'COUNT', COUNT_LAG_UP_TO + 1));
+  const counted = await pipelineByNode(
+    redis,
+    toCount,
+    ([p]) => p.stream,
+    (pipe, [p, g]) => pipe.xrange(p.stream, `(${g.last_delivered_id}`, '+', 'COUNT', COUNT_LAG_UP_TO + 1),
+  );
   toCount.forEach(([p, g], i) => {
     const [err, entries] = counted[i];
     const n = err ? null : (entries as unknown[]).length;
@@ -75,8 +79,21 @@ async function exactLag(redis: RedisClient, status: PartitionStatus[]): Promise<
 
 async function rawStreamStatus(redis: RedisClient, keys: Keys, partitions: number): Promise<PartitionStatus[]> {
   const streams = keys.streams(partitions);
-  const queries = streams.flatMap((s) => [['STREAM', s], ['GROUPS', s]] as const);
-  const results = await pipelineByNode(redis, queries, ([, s]) => s, (p, [what, s]) => p.xinfo(what as 'STREAM', s), 1, { direct: true });
+  const queries = streams.flatMap(
+    (s) =>
+      [
+        ['STREAM', s],
+        ['GROUPS', s],
+      ] as const,
+  );
+  const results = await pipelineByNode(
+    redis,
+    queries,
+    ([, s]) => s,
+    (p, [what, s]) => p.xinfo(what as 'STREAM', s),
+    1,
+    { direct: true },
+  );
   return streams.map((stream, partition) => {
     const [streamErr, streamInfo] = results[partition * 2];
     const [groupsErr, groups] = results[partition * 2 + 1];

@@ -65,12 +65,21 @@ async function connectRuntime(config: AppConfig, logger: Logger, allowEmbedded: 
   let embedded: RedisServerHandle | undefined;
   if (config.redisUrl === undefined && allowEmbedded && !(await redisAnswers(url))) {
     const dir = path.join(config.dataDir, 'redis');
-    embedded = await startRedisServer({ port: config.embeddedRedisPort, dir, appendonly: true, appendfsync: config.embeddedAppendfsync, ownProcessGroup: true });
+    embedded = await startRedisServer({
+      port: config.embeddedRedisPort,
+      dir,
+      appendonly: true,
+      appendfsync: config.embeddedAppendfsync,
+      ownProcessGroup: true,
+    });
     url = embedded.url;
     logger.info({ url, dir, appendfsync: config.embeddedAppendfsync }, 'started embedded redis-server (AOF on); it stops when this process exits');
   } else if (config.redisUrl === undefined && allowEmbedded) {
     // Another process's Redis (perhaps another `profile up`'s embedded one): say whose it is.
-    logger.info({ url }, 'using the Redis already answering there, not started by this process: it keeps running when this process stops, and this process cannot serve while it is gone');
+    logger.info(
+      { url },
+      'using the Redis already answering there, not started by this process: it keeps running when this process stops, and this process cannot serve while it is gone',
+    );
   }
   const target = { redisUrl: url, tls: config.redisTls };
   const redis = await connectTarget(target);
@@ -119,17 +128,39 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   };
   const ingestRedis = await extra(config.ingestRedisUrl, 'ingest');
   const batchRedis = await extra(config.batchRedisUrl, 'batch');
-  const producer = new Producer({ redis: ingestRedis, keys, partitions: config.partitions, maxFutureSkewMs: config.maxFutureSkewMs, maxBacklog: config.maxBacklog });
+  const producer = new Producer({
+    redis: ingestRedis,
+    keys,
+    partitions: config.partitions,
+    maxFutureSkewMs: config.maxFutureSkewMs,
+    maxBacklog: config.maxBacklog,
+  });
   const reader = new ProfileReader(redis, keys, config.tags.realtime);
   const child = {
     // The batch writes as the batch role when one is configured (with ACLs: the `batch` user).
-    target: rt.target.clusterNodes ? { clusterNodes: rt.target.clusterNodes, tls: config.redisTls } : { redisUrl: config.batchRedisUrl ?? rt.target.redisUrl, tls: config.redisTls },
-    prefix: config.prefix, tagsFile: config.tags.source, odsDir: config.odsDir, logLevel: config.logLevel,
+    target: rt.target.clusterNodes
+      ? { clusterNodes: rt.target.clusterNodes, tls: config.redisTls }
+      : { redisUrl: config.batchRedisUrl ?? rt.target.redisUrl, tls: config.redisTls },
+    prefix: config.prefix,
+    tagsFile: config.tags.source,
+    odsDir: config.odsDir,
+    logLevel: config.logLevel,
   };
   const batch = new BatchLauncher({ redis: batchRedis, keys, child, logger, metrics: rt.metrics });
   const app = createApp({
-    redis, producer, reader, keys, logger, batch, metrics: rt.metrics, adminRedis: batchRedis,
-    apiKeys: config.apiKeys, rateLimitPerS: config.rateLimitPerS, windowTags: config.tags.realtime, triggers: config.tags.triggers, odsDir: config.odsDir,
+    redis,
+    producer,
+    reader,
+    keys,
+    logger,
+    batch,
+    metrics: rt.metrics,
+    adminRedis: batchRedis,
+    apiKeys: config.apiKeys,
+    rateLimitPerS: config.rateLimitPerS,
+    windowTags: config.tags.realtime,
+    triggers: config.tags.triggers,
+    odsDir: config.odsDir,
     partitions: config.partitions,
     maxEventsPerRequest: config.maxEventsPerRequest,
     maxProfilesPerRequest: config.maxProfilesPerRequest,
@@ -154,7 +185,10 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
 function consumerOptions(rt: Runtime): GroupConsumerOptions {
   const { config, redis, keys, logger, metrics } = rt;
   return {
-    redis, keys, logger, metrics,
+    redis,
+    keys,
+    logger,
+    metrics,
     partitions: config.partitions,
     onlyPartitions: config.onlyPartitions,
     consumerName: config.consumerName,
@@ -169,7 +203,11 @@ function consumerOptions(rt: Runtime): GroupConsumerOptions {
 /** Starts the realtime consumer on the runtime's Redis. */
 export async function startRealtime(rt: Runtime): Promise<RealtimeConsumer> {
   const { config, logger } = rt;
-  const consumer = new RealtimeConsumer({ ...consumerOptions(rt), tags: config.tags.realtime, triggers: config.tags.triggers, offlineTags: config.tags.offline,
+  const consumer = new RealtimeConsumer({
+    ...consumerOptions(rt),
+    tags: config.tags.realtime,
+    triggers: config.tags.triggers,
+    offlineTags: config.tags.offline,
     triggerRetentionMs: config.triggerRetentionMs,
   });
   await consumer.start();
@@ -183,12 +221,13 @@ export async function startArchive(rt: Runtime): Promise<ArchiveConsumer> {
   const consumer = new ArchiveConsumer({
     ...consumerOptions(rt),
     odsDir: config.odsDir,
-    afterSync: config.faultAckDelayMs > 0
-      ? async () => {
-          logger.warn({ delayMs: config.faultAckDelayMs }, 'fault injection: synced, ack delayed');
-          await new Promise((r) => setTimeout(r, config.faultAckDelayMs));
-        }
-      : undefined,
+    afterSync:
+      config.faultAckDelayMs > 0
+        ? async () => {
+            logger.warn({ delayMs: config.faultAckDelayMs }, 'fault injection: synced, ack delayed');
+            await new Promise((r) => setTimeout(r, config.faultAckDelayMs));
+          }
+        : undefined,
   });
   await consumer.start();
   logger.info({ consumer: config.consumerName, odsDir: config.odsDir }, 'archive consumer started');
@@ -251,10 +290,16 @@ export async function runRoles(rt: Runtime, roles: Roles, stop: Promise<unknown>
     if (roles.archive) consumers.push(await startArchive(rt));
     // Once started (a failed start stays one line): what this process serves.
     const tags = rt.config.tags;
-    rt.logger.info({
-      file: tags.source, realtime: tags.realtime.map((t) => t.name), offline: tags.offline.map((t) => t.name),
-      segments: tags.segments.map((s) => s.id), triggers: tags.triggers.map((t) => t.name),
-    }, 'tag config loaded');
+    rt.logger.info(
+      {
+        file: tags.source,
+        realtime: tags.realtime.map((t) => t.name),
+        offline: tags.offline.map((t) => t.name),
+        segments: tags.segments.map((s) => s.id),
+        triggers: tags.triggers.map((t) => t.name),
+      },
+      'tag config loaded',
+    );
     await stop;
   } finally {
     await http?.close();

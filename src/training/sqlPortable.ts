@@ -50,12 +50,21 @@ export function joinedRealtimeCte(type: EventType, tags: WindowTag[]): string {
   FROM spine_rows s JOIN events e ON e.user_id = s._user AND e.type = ${sqlString(type)} AND e.ts <= s._asof AND e.ts > s._asof - ${longest}
 ),
 rt_${type} AS (
-  SELECT s._row${plain.map((t) => `,
-    ${joinedExpression(t)} AS ${t.name}`).join('')}
+  SELECT s._row${plain
+    .map(
+      (t) => `,
+    ${joinedExpression(t)} AS ${t.name}`,
+    )
+    .join('')}
   FROM spine_rows s LEFT JOIN j_${type} j ON j._row = s._row
   GROUP BY s._row
-)${tags.filter((t) => t.aggregation === 'last' || t.aggregation === 'count_by').map((t) => `,
-${joinedTagCte(t)}`).join('')}`;
+)${tags
+    .filter((t) => t.aggregation === 'last' || t.aggregation === 'count_by')
+    .map(
+      (t) => `,
+${joinedTagCte(t)}`,
+    )
+    .join('')}`;
 }
 
 /** Portable: a `last` tag (the newest value; equal times: the larger) or a count_by tag (JSON object of counts, `top`) from the range join. */

@@ -20,9 +20,7 @@ import { RESERVED_SPINE_COLUMNS, SpineSource, featureNames, spineColumns, spineT
 
 export type TrainingFormat = 'parquet' | 'ndjson';
 
-export type SpineInput =
-  | { file: string }
-  | { impressions: { from?: string; to?: string; labels: { name: string; withinMs: number }[] } };
+export type SpineInput = { file: string } | { impressions: { from?: string; to?: string; labels: { name: string; withinMs: number }[] } };
 
 export interface TrainingSetOptions {
   tags: TagConfig;
@@ -116,7 +114,8 @@ async function checkSpineRows(conn: DuckDBConnection, spine: SpineSource & { kin
     FROM (SELECT CAST(user_id AS VARCHAR) AS _user, ${spineTimeSql(tsType)} AS _asof, ts, ROW_NUMBER() OVER () AS _row FROM ${spine.reader})`)
   ).getRowObjects();
   if (r.no_user !== null) throw new ConfigError(`spine row ${r.no_user}: no user_id`);
-  if (r.bad_ts !== null) throw new ConfigError(`spine row ${r.bad_ts}: ts ${JSON.stringify(r.bad_value)} is neither epoch ms nor an ISO-8601 time up to year 9999`);
+  if (r.bad_ts !== null)
+    throw new ConfigError(`spine row ${r.bad_ts}: ts ${JSON.stringify(r.bad_value)} is neither epoch ms nor an ISO-8601 time up to year 9999`);
   if (r.seconds_row !== null) {
     const at = new Date(Number(r.seconds_value)).toISOString();
     throw new ConfigError(`spine row ${r.seconds_row}: ts ${r.seconds_value} is ${at} as epoch ms: epoch seconds? ts must be epoch milliseconds (or ISO-8601)`);
@@ -162,7 +161,8 @@ function checkOut(opts: TrainingSetOptions): void {
   } catch {
     throw new ConfigError(`--out ${opts.out}: the folder ${folder} does not exist or is not writable`);
   }
-  if ('file' in opts.spine && path.resolve(opts.spine.file) === path.resolve(opts.out)) throw new ConfigError('--out is the spine itself: write the training set to another file');
+  if ('file' in opts.spine && path.resolve(opts.spine.file) === path.resolve(opts.out))
+    throw new ConfigError('--out is the spine itself: write the training set to another file');
 }
 
 /** Builds the training set (see the file's comment). */
@@ -194,7 +194,15 @@ export async function buildTrainingSet(opts: TrainingSetOptions): Promise<Traini
     };
     const { value: rows, sources } = await queryCheckedOds(
       conn,
-      { files, tmpDir, checked, onBadLine: (bad) => { badLines++; opts.onBadLine?.(bad); } },
+      {
+        files,
+        tmpDir,
+        checked,
+        onBadLine: (bad) => {
+          badLines++;
+          opts.onBadLine?.(bad);
+        },
+      },
       counts,
       copy,
     );
@@ -202,13 +210,20 @@ export async function buildTrainingSet(opts: TrainingSetOptions): Promise<Traini
     checked.save(files.map((f) => f.path));
     if (rows === undefined) throw new ConfigError(`the ODS at ${opts.odsDir} holds no valid event: nothing to compute features from`);
     fs.renameSync(partial, opts.out);
-    const unknown = spine.kind === 'impressions' && spine.labels.length > 0
-      ? (await conn.runAndReadAll(unknownLabelsSql({ odsDir: '', files: sources, asOf: Infinity, erasures: opts.erasures, spine }))).getRowObjects()[0]
-      : undefined;
+    const unknown =
+      spine.kind === 'impressions' && spine.labels.length > 0
+        ? (await conn.runAndReadAll(unknownLabelsSql({ odsDir: '', files: sources, asOf: Infinity, erasures: opts.erasures, spine }))).getRowObjects()[0]
+        : undefined;
     return {
-      out: opts.out, format: opts.format, rows, features,
+      out: opts.out,
+      format: opts.format,
+      rows,
+      features,
       ...(unknown ? { label_unknown: Number(unknown.unknown), newest_event: Number(unknown.newest) } : {}),
-      ods_files: files.length, ods_lines: counts.lines, bad_lines: badLines, seconds: (Date.now() - started) / 1000,
+      ods_files: files.length,
+      ods_lines: counts.lines,
+      bad_lines: badLines,
+      seconds: (Date.now() - started) / 1000,
     };
   } catch (err) {
     throw opts.signal?.aborted ? new TrainingSetInterrupted('interrupted') : err;

@@ -39,7 +39,11 @@ describe('dashboard in headless Chromium (real profile up, API keys on)', functi
     const tags = path.join(ods, '..', `${path.basename(ods)}-tags.json`);
     fs.writeFileSync(tags, JSON.stringify(shippedTagsWithTriggers([{ name: 'hot_clicker', when: [{ tag: 'clicks_5m', op: '>=', value: 3 }] }])));
     up = runCli(['up', '--port', '0'], {
-      REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix(), ODS_DIR: ods, LOG_LEVEL: 'info', PROFILE_CONFIG: tags,
+      REDIS_URL: testRedisUrl(),
+      PROFILE_PREFIX: uniquePrefix(),
+      ODS_DIR: ods,
+      LOG_LEVEL: 'info',
+      PROFILE_CONFIG: tags,
       PROFILE_API_KEYS: `${KEYS.ingest}:ingest,${KEYS.read}:read,${KEYS.admin}:admin`,
     });
     const [, port] = await up.waitFor(/"port":(\d+),"msg":"API listening"/);
@@ -47,7 +51,15 @@ describe('dashboard in headless Chromium (real profile up, API keys on)', functi
     base = `http://127.0.0.1:${port}`;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
   after(async () => {
@@ -61,7 +73,9 @@ describe('dashboard in headless Chromium (real profile up, API keys on)', functi
 
   const send = async (events: Record<string, unknown>[]) => {
     const res = await fetch(`${base}/events`, {
-      method: 'POST', headers: { authorization: `Bearer ${KEYS.ingest}`, 'content-type': 'application/json' }, body: JSON.stringify(events),
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEYS.ingest}`, 'content-type': 'application/json' },
+      body: JSON.stringify(events),
     });
     expect(res.status).to.equal(202);
   };

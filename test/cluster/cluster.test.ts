@@ -88,7 +88,13 @@ describe('Redis Cluster: 3 masters on loopback', function () {
     expect(many[60]).to.equal(null);
     for (let i = 0; i < 60; i++) {
       const one = await p.reader.read(users[i]);
-      expect(one!.tags).to.include({ clicks_24h: (i % 5) + 1, clicks_5m: Math.min((i % 5) + 1, 5), views_1h: (i % 7) + 2, purchases_24h: 1, spend_24h: i + 0.5 });
+      expect(one!.tags).to.include({
+        clicks_24h: (i % 5) + 1,
+        clicks_5m: Math.min((i % 5) + 1, 5),
+        views_1h: (i % 7) + 2,
+        purchases_24h: 1,
+        spend_24h: i + 0.5,
+      });
       expect(one!.tags.distinct_ads_1h).to.equal(Math.min((i % 7) + 2, 3));
       expect(many[i]).to.deep.equal(one);
     }
@@ -181,5 +187,4 @@ describe('Redis Cluster: 3 masters on loopback', function () {
     expect(total('archive')).to.equal(events.length);
     expect(status.reduce((n, s) => n + s.length, 0)).to.equal(events.length);
   });
-
 });

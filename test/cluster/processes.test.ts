@@ -49,7 +49,9 @@ describe('Redis Cluster: real processes', function () {
     expect(batch.code, batch.out).to.equal(0);
     const users = Array.from({ length: 30 }, (_, u) => `fu-${u}`);
     const res = await fetch(`http://127.0.0.1:${stack.port}/profiles`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user_ids: users }),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user_ids: users }),
     });
     expect(res.status).to.equal(200);
     const body = (await res.json()) as { profiles: { user_id: string; tags: Record<string, number | string> }[] };
@@ -72,7 +74,10 @@ describe('Redis Cluster: real processes', function () {
         return n;
       }),
     );
-    expect(perMaster.every((n) => n > 0), String(perMaster)).to.equal(true);
+    expect(
+      perMaster.every((n) => n > 0),
+      String(perMaster),
+    ).to.equal(true);
     const { stdout } = await promisify(execFile)('redis-cli', ['--cluster', 'check', testClusterNodes()[0]]);
     const masters = stdout.split('\n').filter((l) => / -> \d+ keys \| \d+ slots/.test(l));
     expect(masters).to.have.length(3);

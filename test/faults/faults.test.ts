@@ -65,7 +65,10 @@ describe('fault suite: real processes, real redis-server, kill -9', function () 
       await stack.assertExact(events, accepted);
       const clicks = new Map<string, number>();
       for (const e of events) if (accepted.has(e.event_id) && e.type === 'click') clicks.set(e.user_id, (clicks.get(e.user_id) ?? 0) + 1);
-      const expected = [...clicks].filter(([, n]) => n >= 5).map(([u]) => u).sort();
+      const expected = [...clicks]
+        .filter(([, n]) => n >= 5)
+        .map(([u]) => u)
+        .sort();
       const fired: string[] = [];
       for (let p = 0; p < PARTITIONS; p++) {
         for (const [, f] of await stack.redis.xrange(stack.keys.triggerStream(p), '-', '+')) {
@@ -143,7 +146,8 @@ describe('fault suite: real processes, real redis-server, kill -9', function () 
     await sleep(300); // the API rereads stream lengths at most every 250 ms
     const stream = stack.keys.stream(full);
     const res = await fetch(`http://127.0.0.1:${stack.port}/events`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ event_id: 'probe', user_id: events.find((e) => partitionFor(e.user_id, PARTITIONS) === full)!.user_id, type: 'click' }),
     });
     expect(res.status).to.equal(503);
@@ -153,7 +157,9 @@ describe('fault suite: real processes, real redis-server, kill -9', function () 
     for (;;) {
       const pending = ((await stack.redis.xpending(stream, 'realtime')) as [number])[0];
       const info = (await stack.redis.xinfo('GROUPS', stream)) as unknown[][];
-      const rt = info.map((g) => Object.fromEntries(Array.from({ length: g.length / 2 }, (_, i) => [g[2 * i], g[2 * i + 1]]))).find((g) => g.name === 'realtime')!;
+      const rt = info
+        .map((g) => Object.fromEntries(Array.from({ length: g.length / 2 }, (_, i) => [g[2 * i], g[2 * i + 1]])))
+        .find((g) => g.name === 'realtime')!;
       if ((pending === 0 && Number(rt.lag) === 0) || Date.now() > waitUntil) break;
       await sleep(100);
     }

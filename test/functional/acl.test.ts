@@ -35,7 +35,11 @@ const TEMPLATE = path.join(__dirname, '..', '..', '..', 'config', 'redis', 'user
  * files allow none), each @ROLE_PASSWORD@ replaced.
  */
 export function renderAcl(passwords: Record<RoleName, string>): string {
-  let text = fs.readFileSync(TEMPLATE, 'utf8').split('\n').filter((l) => !l.startsWith('#')).join('\n');
+  let text = fs
+    .readFileSync(TEMPLATE, 'utf8')
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .join('\n');
   for (const role of ROLES) text = text.split(`@${role.toUpperCase()}_PASSWORD@`).join(passwords[role]);
   return text;
 }
@@ -82,7 +86,10 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
     const anonymous = new IORedis(server.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, enableReadyCheck: false });
     anonymous.on('error', () => undefined);
     await anonymous.connect();
-    await anonymous.get('x').then(() => expect.fail('default user must be off'), (err: Error) => expect(err.message).to.match(/NOAUTH|NOPERM/));
+    await anonymous.get('x').then(
+      () => expect.fail('default user must be off'),
+      (err: Error) => expect(err.message).to.match(/NOAUTH|NOPERM/),
+    );
     anonymous.disconnect();
   });
 
@@ -129,15 +136,24 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
 
   it('serves the API with one connection per role: events as ingest, reads as api, erasure as batch', async () => {
     const app = createApp({
-      redis: conns.api, adminRedis: conns.batch, keys, partitions: 2,
+      redis: conns.api,
+      adminRedis: conns.batch,
+      keys,
+      partitions: 2,
       producer: new Producer({ redis: conns.ingest, keys, partitions: 2, maxFutureSkewMs: 60_000 }),
       reader: new ProfileReader(conns.api, keys, tags.realtime),
-      maxEventsPerRequest: 10, maxProfilesPerRequest: 10, maxBodyBytes: 1 << 20,
+      maxEventsPerRequest: 10,
+      maxProfilesPerRequest: 10,
+      maxBodyBytes: 1 << 20,
     });
     const http = await listen(app, '127.0.0.1', 0);
     const base = `http://127.0.0.1:${http.port}`;
     try {
-      const post = await fetch(`${base}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user_id: 'acl-w', type: 'click' }) });
+      const post = await fetch(`${base}/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ user_id: 'acl-w', type: 'click' }),
+      });
       expect(post.status).to.equal(202);
       expect((await fetch(`${base}/profile/acl-u`)).status).to.equal(200);
       expect((await fetch(`${base}/status`)).status).to.equal(200);
@@ -151,9 +167,25 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
 
   it('refuses every role FLUSHALL, CONFIG, KEYS, EVAL, and other admin or dangerous commands', async () => {
     const denied: (string | number)[][] = [
-      ['FLUSHALL'], ['FLUSHDB'], ['CONFIG', 'GET', '*'], ['CONFIG', 'SET', 'dir', '/tmp'], ['KEYS', '*'], ['EVAL', 'return 1', 0],
-      ['EVAL', "return redis.call('GET', 'x')", 0], ['SCRIPT', 'FLUSH'], ['ACL', 'LIST'], ['MONITOR'], ['DEBUG', 'SLEEP', 0], ['CLIENT', 'KILL', 'ID', 1],
-      ['CLIENT', 'LIST'], ['SAVE'], ['REPLICAOF', 'NO', 'ONE'], ['MODULE', 'LIST'], ['FUNCTION', 'FLUSH'], ['SET', 'elsewhere', '1'], ['GET', 'elsewhere'],
+      ['FLUSHALL'],
+      ['FLUSHDB'],
+      ['CONFIG', 'GET', '*'],
+      ['CONFIG', 'SET', 'dir', '/tmp'],
+      ['KEYS', '*'],
+      ['EVAL', 'return 1', 0],
+      ['EVAL', "return redis.call('GET', 'x')", 0],
+      ['SCRIPT', 'FLUSH'],
+      ['ACL', 'LIST'],
+      ['MONITOR'],
+      ['DEBUG', 'SLEEP', 0],
+      ['CLIENT', 'KILL', 'ID', 1],
+      ['CLIENT', 'LIST'],
+      ['SAVE'],
+      ['REPLICAOF', 'NO', 'ONE'],
+      ['MODULE', 'LIST'],
+      ['FUNCTION', 'FLUSH'],
+      ['SET', 'elsewhere', '1'],
+      ['GET', 'elsewhere'],
     ];
     for (const role of ROLES) {
       for (const args of denied) expect([role, ...args, await refused(role, args)]).to.deep.equal([role, ...args, 'NOPERM']);

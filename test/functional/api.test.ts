@@ -20,8 +20,7 @@ describe('HTTP API (real Redis, real HTTP)', () => {
     await p.close();
   });
 
-  const post = (path: string, body: string, type = 'application/json') =>
-    fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
+  const post = (path: string, body: string, type = 'application/json') => fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
   const streamLengths = async () => {
     let total = 0;
     for (const s of p.keys.streams(4)) total += await p.redis.xlen(s);
@@ -38,11 +37,14 @@ describe('HTTP API (real Redis, real HTTP)', () => {
   });
 
   it('answers 400 naming item and field, and writes nothing of the request', async () => {
-    const res = await post('/events', JSON.stringify([
-      { user_id: 'u1', type: 'click', ts: T0 },
-      { user_id: 'u1', type: 'purchase', ts: T0 },
-      { user_id: 'u{1}', type: 'click', ts: T0, colour: 'red' },
-    ]));
+    const res = await post(
+      '/events',
+      JSON.stringify([
+        { user_id: 'u1', type: 'click', ts: T0 },
+        { user_id: 'u1', type: 'purchase', ts: T0 },
+        { user_id: 'u{1}', type: 'click', ts: T0, colour: 'red' },
+      ]),
+    );
     expect(res.status).to.equal(400);
     expect(await res.json()).to.deep.equal({
       errors: [
@@ -84,7 +86,7 @@ describe('HTTP API (real Redis, real HTTP)', () => {
     expect(((await res.json()) as { accepted: number }).accepted).to.equal(10_000);
     expect(await streamLengths()).to.equal(10_000);
     expect(await p.consumer.drain()).to.equal(10_000);
-    const profile = await (await fetch(`${base}/profile/user-42`)).json() as { tags: Record<string, unknown> };
+    const profile = (await (await fetch(`${base}/profile/user-42`)).json()) as { tags: Record<string, unknown> };
     // user-42 gets i = 42 + 100k (k = 0..99): i % 3 = k % 3 (34 zeros), i % 7 takes all 7 values.
     expect(profile.tags.views_5m).to.equal(100);
     expect(profile.tags.distinct_ads_1h).to.equal(7);
@@ -117,8 +119,12 @@ describe('HTTP API (real Redis, real HTTP)', () => {
       for (const id of ['head-1', 'nobody', 'a%7Bb%7D', '%E0%A4%A']) {
         const get = await fetch(`${own.base}/profile/${id}`);
         const head = await fetch(`${own.base}/profile/${id}`, { method: 'HEAD' });
-        expect([id, head.status, head.headers.get('content-type'), head.headers.get('content-length')])
-          .to.deep.equal([id, get.status, get.headers.get('content-type'), get.headers.get('content-length')]);
+        expect([id, head.status, head.headers.get('content-type'), head.headers.get('content-length')]).to.deep.equal([
+          id,
+          get.status,
+          get.headers.get('content-type'),
+          get.headers.get('content-length'),
+        ]);
         expect(await head.text()).to.equal('');
       }
       expect(sample(await metrics.text(), 'profile_read_seconds_count{kind="single"}')).to.equal(4); // head-1 and nobody, GET and HEAD
@@ -150,8 +156,14 @@ describe('HTTP API (real Redis, real HTTP)', () => {
     expect(await res.json()).to.deep.equal({
       user_id: 'full',
       tags: {
-        views_5m: 2, views_1h: 2, clicks_5m: 1, clicks_24h: 1, purchases_24h: 1, spend_24h: 42.5,
-        distinct_ads_1h: 2, campaign_views_1h: { 'c-7': 2 },
+        views_5m: 2,
+        views_1h: 2,
+        clicks_5m: 1,
+        clicks_24h: 1,
+        purchases_24h: 1,
+        spend_24h: 42.5,
+        distinct_ads_1h: 2,
+        campaign_views_1h: { 'c-7': 2 },
       },
       meta: { as_of: T0, last_event_at: T0 },
     });
@@ -176,13 +188,21 @@ describe('HTTP API (real Redis, real HTTP)', () => {
   });
 
   it('returns many profiles with POST /profiles, in request order', async () => {
-    await post('/events', JSON.stringify([{ user_id: 'x', type: 'click', ts: T0 }, { user_id: 'y', type: 'click', ts: T0 }]));
+    await post(
+      '/events',
+      JSON.stringify([
+        { user_id: 'x', type: 'click', ts: T0 },
+        { user_id: 'y', type: 'click', ts: T0 },
+      ]),
+    );
     await p.consumer.drain();
     const res = await post('/profiles', JSON.stringify({ user_ids: ['y', 'ghost', 'x'] }));
     expect(res.status).to.equal(200);
     const body = (await res.json()) as { profiles: { user_id: string; error?: string; tags?: Record<string, number> }[] };
     expect(body.profiles.map((pr) => [pr.user_id, pr.error ?? pr.tags!.clicks_5m])).to.deep.equal([
-      ['y', 1], ['ghost', 'unknown user'], ['x', 1],
+      ['y', 1],
+      ['ghost', 'unknown user'],
+      ['x', 1],
     ]);
     const tooMany = await post('/profiles', JSON.stringify({ user_ids: Array.from({ length: 101 }, (_, i) => `u${i}`) }));
     expect(tooMany.status).to.equal(400);

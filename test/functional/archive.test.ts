@@ -25,7 +25,12 @@ describe('archive consumer and trimming (real Redis, temp dirs)', () => {
   const archiver = (name = 'arch-1', extra: Partial<ConstructorParameters<typeof ArchiveConsumer>[0]> = {}) =>
     new ArchiveConsumer({ redis: p.redis, keys: p.keys, partitions: 2, consumerName: name, odsDir: ods, trimIntervalMs: 0, ...extra });
   const xlen = async () => (await p.redis.xlen(p.keys.stream(0))) + (await p.redis.xlen(p.keys.stream(1)));
-  const lines = (file: string) => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const lines = (file: string) =>
+    fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
   const batch = (extra = {}) => runBatch({ redis: p.redis, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: T0 + DAY, ...extra });
 
   it('writes one NDJSON line per event under dt=<event date>/, with stream id and ingest time', async () => {
@@ -56,7 +61,11 @@ describe('archive consumer and trimming (real Redis, temp dirs)', () => {
     await p.producer.ingest(events);
     const stream = p.keys.stream(partitionFor('u1', 2));
     // The process "dies" right after fsync, before XACK.
-    const crashing = archiver('arch-1', { afterSync: () => { throw new Error('killed between write and ack'); } });
+    const crashing = archiver('arch-1', {
+      afterSync: () => {
+        throw new Error('killed between write and ack');
+      },
+    });
     let thrown: Error | undefined;
     await crashing.drain().catch((err: Error) => (thrown = err));
     expect(thrown?.message).to.equal('killed between write and ack');

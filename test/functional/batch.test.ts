@@ -16,7 +16,13 @@ const AS_OF = T0 + 100 * DAY; // 2026-04-11
 type Line = Record<string, unknown>;
 let seq = 0;
 const ev = (user: string, type: string, daysAgo: number, extra: Line = {}): Line => ({
-  event_id: `h${++seq}`, user_id: user, type, ts: AS_OF - Math.round(daysAgo * DAY), stream_id: `${seq}-0`, ingested_at: seq, ...extra,
+  event_id: `h${++seq}`,
+  user_id: user,
+  type,
+  ts: AS_OF - Math.round(daysAgo * DAY),
+  stream_id: `${seq}-0`,
+  ingested_at: seq,
+  ...extra,
 });
 
 /** Writes NDJSON files into dt= folders by event date. */
@@ -70,15 +76,31 @@ describe('profile batch (real Redis, temp ODS)', () => {
     expect(summary).to.deep.include({ files: dates.size, events: 113, duplicates: 0, bad_lines: 0, users_written: 6, events_after_as_of: 0 });
     const base = { _run_id: summary.run_id };
     expect(await off('hv')).to.deep.include({
-      ...base, ltv_total: '400', purchases_total: '2', first_seen: String(AS_OF - 3 * DAY), last_seen: String(AS_OF - DAY),
-      active_days_30d: '3', impressions_30d: '1', segment_id: 'high_value_user',
+      ...base,
+      ltv_total: '400',
+      purchases_total: '2',
+      first_seen: String(AS_OF - 3 * DAY),
+      last_seen: String(AS_OF - DAY),
+      active_days_30d: '3',
+      impressions_30d: '1',
+      segment_id: 'high_value_user',
     });
     expect(await off('newbie')).to.deep.include({
-      ltv_total: '399.99', purchases_total: '1', first_seen: String(AS_OF - 7 * DAY), last_seen: String(AS_OF - DAY / 2),
-      active_days_30d: '2', impressions_30d: '1', segment_id: 'new_user',
+      ltv_total: '399.99',
+      purchases_total: '1',
+      first_seen: String(AS_OF - 7 * DAY),
+      last_seen: String(AS_OF - DAY / 2),
+      active_days_30d: '2',
+      impressions_30d: '1',
+      segment_id: 'new_user',
     });
     expect(await off('churner')).to.deep.include({
-      ltv_total: '0', purchases_total: '0', last_seen: String(AS_OF - 30 * DAY - 60_000), active_days_30d: '0', impressions_30d: '0', segment_id: 'churn_risk',
+      ltv_total: '0',
+      purchases_total: '0',
+      last_seen: String(AS_OF - 30 * DAY - 60_000),
+      active_days_30d: '0',
+      impressions_30d: '0',
+      segment_id: 'churn_risk',
     });
     expect(await off('shopper')).to.deep.include({ impressions_30d: '50', purchases_total: '0', active_days_30d: '11', segment_id: 'window_shopper' });
     expect(await off('looker')).to.deep.include({ impressions_30d: '49', active_days_30d: '10', segment_id: 'regular' });
@@ -92,14 +114,17 @@ describe('profile batch (real Redis, temp ODS)', () => {
     writeOds(ods, events, 'part-b.ndjson'); // the same two events written again (redelivery)
     const dir = path.join(ods, `dt=${new Date(AS_OF - DAY).toISOString().slice(0, 10)}`);
     const bad = path.join(dir, 'part-c.ndjson');
-    fs.writeFileSync(bad, [
-      JSON.stringify(ev('d', 'click', 1)),
-      'not json at all',
-      JSON.stringify({ ...ev('d', 'click', 1), type: 'view' }),
-      '',
-      JSON.stringify({ ...ev('d', 'click', 1), colour: 'red' }),
-      JSON.stringify(ev('d', 'click', 1)),
-    ].join('\n') + '\n{"event_id":"x","user');
+    fs.writeFileSync(
+      bad,
+      [
+        JSON.stringify(ev('d', 'click', 1)),
+        'not json at all',
+        JSON.stringify({ ...ev('d', 'click', 1), type: 'view' }),
+        '',
+        JSON.stringify({ ...ev('d', 'click', 1), colour: 'red' }),
+        JSON.stringify(ev('d', 'click', 1)),
+      ].join('\n') + '\n{"event_id":"x","user',
+    );
     const summary = await run();
     expect(summary.bad_line_samples).to.deep.equal([
       { file: bad, line: 2, reason: 'not valid JSON' },
@@ -116,7 +141,12 @@ describe('profile batch (real Redis, temp ODS)', () => {
     await p.redis.hset(p.keys.offline('s'), 'old_tag', '7', 'segment_id', 'stale');
     const withExtra = parseTagConfig({
       realtime: loadTagConfig().realtime.map((t) => ({ name: t.name, event: t.event, aggregation: t.aggregation, field: t.field, window: t.windowMs })),
-      offline: { tags: [{ name: 'ltv_total', aggregation: 'sum', event: 'purchase', field: 'amount' }, { name: 'extra_total', aggregation: 'count' }] },
+      offline: {
+        tags: [
+          { name: 'ltv_total', aggregation: 'sum', event: 'purchase', field: 'amount' },
+          { name: 'extra_total', aggregation: 'count' },
+        ],
+      },
     });
     await run({ tags: withExtra });
     expect(await off('s')).to.have.keys('ltv_total', 'extra_total', '_run_id', '_batch_at');

@@ -17,7 +17,8 @@ describe('batch over HTTP: POST /batch, GET /batch/:id (real child process)', fu
     p = await makePipeline({ partitions: 2 });
     ods = fs.mkdtempSync(path.join(os.tmpdir(), 'batch-api-'));
     const batch = new BatchLauncher({
-      redis: p.redis, keys: p.keys,
+      redis: p.redis,
+      keys: p.keys,
       child: { target: { redisUrl: testRedisUrl() }, prefix: p.keys.prefix, tagsFile: p.config.tags.source, odsDir: ods, logLevel: 'silent' },
     });
     ({ http, base } = await serveApp(p, { batch, maxEventsPerRequest: 100, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20 }));
@@ -28,15 +29,23 @@ describe('batch over HTTP: POST /batch, GET /batch/:id (real child process)', fu
     fs.rmSync(ods, { recursive: true, force: true });
   });
   const postBatch = (body?: unknown) =>
-    fetch(`${base}/batch`, body === undefined ? { method: 'POST' } : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    fetch(
+      `${base}/batch`,
+      body === undefined ? { method: 'POST' } : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
+    );
 
   it('runs a batch in a child process and reports its summary; the profile then carries the offline tags', async () => {
     const dt = path.join(ods, 'dt=2026-01-01');
     fs.mkdirSync(dt, { recursive: true });
-    fs.writeFileSync(path.join(dt, 'part-x.ndjson'), [
-      { event_id: 'p1', user_id: 'buyer', type: 'purchase', ts: T0, amount: 250, stream_id: '1-0', ingested_at: 1 },
-      { event_id: 'p2', user_id: 'buyer', type: 'purchase', ts: T0 + 1000, amount: 250, stream_id: '1-1', ingested_at: 1 },
-    ].map((e) => JSON.stringify(e)).join('\n') + '\n');
+    fs.writeFileSync(
+      path.join(dt, 'part-x.ndjson'),
+      [
+        { event_id: 'p1', user_id: 'buyer', type: 'purchase', ts: T0, amount: 250, stream_id: '1-0', ingested_at: 1 },
+        { event_id: 'p2', user_id: 'buyer', type: 'purchase', ts: T0 + 1000, amount: 250, stream_id: '1-1', ingested_at: 1 },
+      ]
+        .map((e) => JSON.stringify(e))
+        .join('\n') + '\n',
+    );
     const res = await postBatch({ as_of: T0 + 60_000 });
     expect(res.status).to.equal(202);
     const { run_id } = (await res.json()) as { run_id: string };

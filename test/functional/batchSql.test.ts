@@ -26,7 +26,9 @@ async function duckdb(sql: string): Promise<Record<string, unknown>[]> {
   const conn = await db.connect();
   try {
     const rows = (await conn.runAndReadAll(sql)).getRowObjects();
-    return rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v === null || typeof v === 'string' ? v : Number(v)])));
+    return rows.map((r) =>
+      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v === null || typeof v === 'string' ? v : Number(v)])),
+    );
   } finally {
     conn.closeSync();
   }
@@ -68,7 +70,10 @@ describe('profile batch on DuckDB and --print-sql, against the reference replay 
     fs.rmSync(ods, { recursive: true, force: true });
   });
 
-  for (const [label, range] of [['all of the ODS', {}], ['a date range', { from: new Date(AS_OF - 30 * DAY).toISOString().slice(0, 10), to: new Date(AS_OF - 5 * DAY).toISOString().slice(0, 10) }]] as const) {
+  for (const [label, range] of [
+    ['all of the ODS', {}],
+    ['a date range', { from: new Date(AS_OF - 30 * DAY).toISOString().slice(0, 10), to: new Date(AS_OF - 5 * DAY).toISOString().slice(0, 10) }],
+  ] as const) {
     it(`gives every user's offline tags and segment exactly as the replay does, over ${label}`, async () => {
       const erasures = await allErasures(p.redis, p.keys);
       const replay = await replayOds(ods, p.config.tags, AS_OF, erasures, range);
@@ -76,7 +81,11 @@ describe('profile batch on DuckDB and --print-sql, against the reference replay 
       expect(rows.length).to.equal(replay.users.size).and.to.be.greaterThan(40);
       for (const row of rows) {
         const replayed = Object.fromEntries(Object.entries(replay.users.get(String(row.user_id))!).map(([k, v]) => [k, String(v)]));
-        const fromSql = Object.fromEntries(Object.entries(row).filter(([k, v]) => k !== 'user_id' && v !== null).map(([k, v]) => [k, String(v)]));
+        const fromSql = Object.fromEntries(
+          Object.entries(row)
+            .filter(([k, v]) => k !== 'user_id' && v !== null)
+            .map(([k, v]) => [k, String(v)]),
+        );
         expect(fromSql, String(row.user_id)).to.deep.equal(replayed);
       }
       // The erased user's events up to the erasure are gone in both.
@@ -90,15 +99,18 @@ describe('profile batch on DuckDB and --print-sql, against the reference replay 
     const bad = path.join(ods, `dt=${new Date(AS_OF - DAY).toISOString().slice(0, 10)}`, 'part-bad.ndjson');
     fs.mkdirSync(path.dirname(bad), { recursive: true });
     const good = { event_id: 'g1', user_id: 'u1', type: 'purchase', ts: AS_OF - DAY, amount: 3, stream_id: '9000-0', ingested_at: 1 };
-    fs.writeFileSync(bad, [
-      JSON.stringify(good),
-      JSON.stringify({ ...good, event_id: 'b1', type: 'view' }),
-      JSON.stringify({ ...good, event_id: 'b2', amount: -1 }),
-      JSON.stringify({ ...good, event_id: 'b3', colour: 'red' }),
-      JSON.stringify({ ...good, event_id: 'b4', ad_id: null }),
-      JSON.stringify({ ...good, event_id: 'b5', ts: new Date(AS_OF - DAY).toISOString() }), // valid: ISO time
-      'not json at all',
-    ].join('\n') + '\n');
+    fs.writeFileSync(
+      bad,
+      [
+        JSON.stringify(good),
+        JSON.stringify({ ...good, event_id: 'b1', type: 'view' }),
+        JSON.stringify({ ...good, event_id: 'b2', amount: -1 }),
+        JSON.stringify({ ...good, event_id: 'b3', colour: 'red' }),
+        JSON.stringify({ ...good, event_id: 'b4', ad_id: null }),
+        JSON.stringify({ ...good, event_id: 'b5', ts: new Date(AS_OF - DAY).toISOString() }), // valid: ISO time
+        'not json at all',
+      ].join('\n') + '\n',
+    );
     try {
       const replay = await replayOds(ods, p.config.tags, AS_OF, await allErasures(p.redis, p.keys));
       const engine = await runBatch({ redis: p.redis, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: AS_OF });
@@ -108,10 +120,32 @@ describe('profile batch on DuckDB and --print-sql, against the reference replay 
         expect(runId).to.equal(engine.run_id);
         expect(hash, user).to.deep.equal(Object.fromEntries(Object.entries(values).map(([k, v]) => [k, String(v)])));
       }
-      const counts = { lines: engine.lines, events: engine.events, duplicates: engine.duplicates, bad_lines: engine.bad_lines, after: engine.events_after_as_of, erased: engine.erased_events, users: engine.users_written };
-      expect(counts).to.deep.equal({ lines: replay.lines, events: replay.events, duplicates: replay.duplicates, bad_lines: replay.badLines.length, after: replay.events_after_as_of, erased: replay.erased_events, users: replay.users.size });
+      const counts = {
+        lines: engine.lines,
+        events: engine.events,
+        duplicates: engine.duplicates,
+        bad_lines: engine.bad_lines,
+        after: engine.events_after_as_of,
+        erased: engine.erased_events,
+        users: engine.users_written,
+      };
+      expect(counts).to.deep.equal({
+        lines: replay.lines,
+        events: replay.events,
+        duplicates: replay.duplicates,
+        bad_lines: replay.badLines.length,
+        after: replay.events_after_as_of,
+        erased: replay.erased_events,
+        users: replay.users.size,
+      });
       const where = (b: { file: string; line: number }) => `${path.basename(b.file)}:${b.line}`;
-      expect(engine.bad_line_samples.map(where)).to.include.members(['part-bad.ndjson:2', 'part-bad.ndjson:3', 'part-bad.ndjson:4', 'part-bad.ndjson:5', 'part-bad.ndjson:7']);
+      expect(engine.bad_line_samples.map(where)).to.include.members([
+        'part-bad.ndjson:2',
+        'part-bad.ndjson:3',
+        'part-bad.ndjson:4',
+        'part-bad.ndjson:5',
+        'part-bad.ndjson:7',
+      ]);
       expect(engine.bad_line_samples.map(where).sort()).to.deep.equal(replay.badLines.map(where).sort());
     } finally {
       fs.rmSync(bad);
@@ -133,8 +167,11 @@ describe('profile batch on DuckDB and --print-sql, against the reference replay 
     expect(windows.out).to.equal(windowTagsSql(p.config.tags, { odsDir: ods, asOf: Number(recent), erasures: await allErasures(p.redis, p.keys) }));
     const rows = await duckdb(windows.out);
     expect(rows.length).to.be.greaterThan(0);
-    expect(Object.keys(rows[0])).to.deep.equal(['user_id', ...p.config.tags.realtime.filter((t) => t.aggregation !== 'count_by').map((t) => t.name),
-      ...p.config.tags.realtime.filter((t) => t.aggregation === 'count_by').map((t) => t.name)]);
+    expect(Object.keys(rows[0])).to.deep.equal([
+      'user_id',
+      ...p.config.tags.realtime.filter((t) => t.aggregation !== 'count_by').map((t) => t.name),
+      ...p.config.tags.realtime.filter((t) => t.aggregation === 'count_by').map((t) => t.name),
+    ]);
   });
 
   it('profile batch --windows gives every window tag of every kind as the reference does, from checked and suspect files alike', async () => {
@@ -147,7 +184,8 @@ describe('profile batch on DuckDB and --print-sql, against the reference replay 
         const user = `w${Math.floor(random() ** 2 * 25)}`;
         const type = random() < 0.5 ? 'purchase' : 'impression';
         // The last 7 h (older than every window too), some events after the as-of time, some exactly on pane edges.
-        const ts = random() < 0.05 ? AS_OF - Math.floor(random() * 40) * 60_000 : AS_OF - Math.floor(random() ** 2 * 7 * 3_600_000) + (random() < 0.03 ? 90_000 : 0);
+        const ts =
+          random() < 0.05 ? AS_OF - Math.floor(random() * 40) * 60_000 : AS_OF - Math.floor(random() ** 2 * 7 * 3_600_000) + (random() < 0.03 ? 90_000 : 0);
         const e: ProfileEvent = { event_id: `x${i % 3900}`, user_id: user, type, ts };
         if (type === 'purchase') e.amount = Math.round(random() * 100000) / 100;
         else {
@@ -160,7 +198,13 @@ describe('profile batch on DuckDB and --print-sql, against the reference replay 
       fs.mkdirSync(day, { recursive: true });
       fs.writeFileSync(path.join(day, 'part-a.ndjson'), lines.slice(0, 3000).join(''));
       // Not as the archiver writes (a space after each comma): the validator's path, same events.
-      fs.writeFileSync(path.join(day, 'part-b.ndjson'), lines.slice(3000).map((l) => l.replace(/,"/g, ', "')).join(''));
+      fs.writeFileSync(
+        path.join(day, 'part-b.ndjson'),
+        lines
+          .slice(3000)
+          .map((l) => l.replace(/,"/g, ', "'))
+          .join(''),
+      );
       const summary = await runBatch({ redis: p.redis, keys: p.keys, tags, odsDir: dir, asOf: AS_OF, windows: true });
       const replay = await replayOds(dir, tags, AS_OF, new Map());
       expect(summary.window_users_written).to.equal(replay.windows.size).and.to.be.greaterThan(15);
@@ -222,27 +266,50 @@ describe('profile batch on DuckDB and --print-sql, against the reference replay 
       const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: p.keys.prefix, LOG_LEVEL: 'silent' };
       const { code, out } = await runCliToEnd(['batch', 'load', file], env);
       expect(code, out).to.equal(0);
-      expect(out).to.include('rows       3').and.include('bad rows   0').and.include('users      2 offline profiles written')
+      expect(out)
+        .to.include('rows       3')
+        .and.include('bad rows   0')
+        .and.include('users      2 offline profiles written')
         .and.include('duplicates 1 rows of users an earlier row had (the last row of each kept): t1');
       const t1 = await p.redis.hgetall(p.keys.offline('t1'));
       expect(t1).to.deep.include({ ltv_total: '5.00', purchases_total: '1', segment_id: 'regular' }); // the last row of t1
       expect(t1).to.not.have.property('first_seen');
-      expect(await p.redis.hgetall(p.keys.offline('t2'))).to.deep.include({ ltv_total: '0.10', purchases_total: '3', first_seen: String(Date.parse('2026-12-01T00:00:00.250Z')) });
+      expect(await p.redis.hgetall(p.keys.offline('t2'))).to.deep.include({
+        ltv_total: '0.10',
+        purchases_total: '3',
+        first_seen: String(Date.parse('2026-12-01T00:00:00.250Z')),
+      });
       // One row per user: the BIGINT past 2^53 and the TIMESTAMP arrive exact.
-      await duckdb(`COPY (SELECT 't3' AS user_id, CAST(9007199254740993 AS BIGINT) AS purchases_total, TIMESTAMP '2026-11-01 10:00:00' AS first_seen) TO '${file}' (FORMAT PARQUET)`);
+      await duckdb(
+        `COPY (SELECT 't3' AS user_id, CAST(9007199254740993 AS BIGINT) AS purchases_total, TIMESTAMP '2026-11-01 10:00:00' AS first_seen) TO '${file}' (FORMAT PARQUET)`,
+      );
       expect((await runCliToEnd(['batch', 'load', file], env)).code).to.equal(0);
-      expect(await p.redis.hgetall(p.keys.offline('t3'))).to.deep.include({ purchases_total: '9007199254740993', first_seen: String(Date.parse('2026-11-01T10:00:00Z')) });
+      expect(await p.redis.hgetall(p.keys.offline('t3'))).to.deep.include({
+        purchases_total: '9007199254740993',
+        first_seen: String(Date.parse('2026-11-01T10:00:00Z')),
+      });
       // A column of another type: refused by name before anything is written.
       await duckdb(`COPY (SELECT 't4' AS user_id, [1, 2] AS ltv_total) TO '${file}' (FORMAT PARQUET)`);
       const refused = await runCliToEnd(['batch', 'load', file], env);
-      expect([refused.code, refused.out.trim()]).to.deep.equal([2, 'profile: column ltv_total is of type INTEGER[]: an offline tag column must be a number (integer, DECIMAL, FLOAT, DOUBLE) or a TIMESTAMP/DATE, user_id and segment_id text']);
+      expect([refused.code, refused.out.trim()]).to.deep.equal([
+        2,
+        'profile: column ltv_total is of type INTEGER[]: an offline tag column must be a number (integer, DECIMAL, FLOAT, DOUBLE) or a TIMESTAMP/DATE, user_id and segment_id text',
+      ]);
       expect(await p.redis.exists(p.keys.offline('t4'))).to.equal(0);
       // NDJSON: an integer past 2^53 is refused (JSON.parse has rounded it); as a string it is exact; ISO times for first_seen/last_seen.
       const ndjson = path.join(dir, 'big.ndjson');
-      fs.writeFileSync(ndjson, '{"user_id":"t5","purchases_total":9007199254740993}\n{"user_id":"t6","purchases_total":"9007199254740993","last_seen":"2026-12-01T08:00:00Z"}\n');
+      fs.writeFileSync(
+        ndjson,
+        '{"user_id":"t5","purchases_total":9007199254740993}\n{"user_id":"t6","purchases_total":"9007199254740993","last_seen":"2026-12-01T08:00:00Z"}\n',
+      );
       const big = await runCliToEnd(['batch', 'load', ndjson], env);
-      expect(big.out).to.include('row 1: purchases_total 9007199254740992 is an integer above 2^53 that a JSON number cannot carry exactly: write it as a string');
-      expect(await p.redis.hgetall(p.keys.offline('t6'))).to.deep.include({ purchases_total: '9007199254740993', last_seen: String(Date.parse('2026-12-01T08:00:00Z')) });
+      expect(big.out).to.include(
+        'row 1: purchases_total 9007199254740992 is an integer above 2^53 that a JSON number cannot carry exactly: write it as a string',
+      );
+      expect(await p.redis.hgetall(p.keys.offline('t6'))).to.deep.include({
+        purchases_total: '9007199254740993',
+        last_seen: String(Date.parse('2026-12-01T08:00:00Z')),
+      });
       fs.rmSync(dir, { recursive: true, force: true });
     });
 
@@ -251,11 +318,18 @@ describe('profile batch on DuckDB and --print-sql, against the reference replay 
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'load-big-'));
       const file = path.join(dir, 'big.parquet');
       const users = 300_000;
-      await duckdb(`COPY (SELECT 'big-' || i AS user_id, CAST(i AS DECIMAL(18,2)) AS ltv_total, i AS purchases_total FROM range(${users}) t(i)) TO '${file}' (FORMAT PARQUET)`);
+      await duckdb(
+        `COPY (SELECT 'big-' || i AS user_id, CAST(i AS DECIMAL(18,2)) AS ltv_total, i AS purchases_total FROM range(${users}) t(i)) TO '${file}' (FORMAT PARQUET)`,
+      );
       // The CLI with a hook that prints its peak RSS at exit.
       const hook = path.join(dir, 'rss.js');
       fs.writeFileSync(hook, "process.on('exit', () => process.stderr.write(`maxrss_kb=${process.resourceUsage().maxRSS}\\n`));\n");
-      const { code, out } = await runCliToEnd(['-r', hook, CLI, 'batch', 'load', file], { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: p.keys.prefix, LOG_LEVEL: 'silent' }, false, process.execPath);
+      const { code, out } = await runCliToEnd(
+        ['-r', hook, CLI, 'batch', 'load', file],
+        { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: p.keys.prefix, LOG_LEVEL: 'silent' },
+        false,
+        process.execPath,
+      );
       expect(code, out).to.equal(0);
       expect(out).to.include(`users      ${users} offline profiles written`);
       const rssMb = Number(/maxrss_kb=(\d+)/.exec(out)![1]) / 1024;
@@ -270,15 +344,18 @@ describe('profile batch on DuckDB and --print-sql, against the reference replay 
     it('skips and reports bad rows, replaces each user whole, and runs from the CLI', async () => {
       const file = path.join(os.tmpdir(), `load-${process.pid}.ndjson`);
       await p.redis.hset(p.keys.offline('l1'), { ltv_total: '1', stale_field: 'x' });
-      fs.writeFileSync(file, [
-        JSON.stringify({ user_id: 'l1', ltv_total: 12.5, purchases_total: 2, segment_id: 'regular' }),
-        JSON.stringify({ user_id: 'l2', ltv_total: 'a lot' }),
-        JSON.stringify({ user_id: 'l3', colour: 'red' }),
-        JSON.stringify({ user_id: 'l4', segment_id: 'vip' }),
-        JSON.stringify({ user_id: 'bad id!' }),
-        '{"user_id": "l5", "ltv',
-        JSON.stringify({ user_id: 'l6', first_seen: null, purchases_total: 0, segment_id: 'window_shopper' }),
-      ].join('\n') + '\n');
+      fs.writeFileSync(
+        file,
+        [
+          JSON.stringify({ user_id: 'l1', ltv_total: 12.5, purchases_total: 2, segment_id: 'regular' }),
+          JSON.stringify({ user_id: 'l2', ltv_total: 'a lot' }),
+          JSON.stringify({ user_id: 'l3', colour: 'red' }),
+          JSON.stringify({ user_id: 'l4', segment_id: 'vip' }),
+          JSON.stringify({ user_id: 'bad id!' }),
+          '{"user_id": "l5", "ltv',
+          JSON.stringify({ user_id: 'l6', first_seen: null, purchases_total: 0, segment_id: 'window_shopper' }),
+        ].join('\n') + '\n',
+      );
       const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: p.keys.prefix, LOG_LEVEL: 'silent' };
       const { code, out } = await runCliToEnd(['batch', 'load', file], { ...env, LOG_LEVEL: 'warn' });
       // Any bad row is exit 1 (the good rows are loaded), said once; --allow-bad-rows makes it 0.
@@ -288,8 +365,14 @@ describe('profile batch on DuckDB and --print-sql, against the reference replay 
       expect((await runCliToEnd(['batch', 'load', '--allow-bad-rows', file], env)).code).to.equal(0);
       fs.rmSync(file);
       expect(out).to.include('rows       7').and.include('bad rows   5').and.include('users      2 offline profiles written');
-      for (const reason of ['row 2: ltv_total must be a number', 'row 3: unknown column "colour"', 'row 4: segment_id "vip" is not a configured segment',
-        'row 5: user_id is missing or not a valid id', 'row 6: not JSON']) expect(out).to.include(reason);
+      for (const reason of [
+        'row 2: ltv_total must be a number',
+        'row 3: unknown column "colour"',
+        'row 4: segment_id "vip" is not a configured segment',
+        'row 5: user_id is missing or not a valid id',
+        'row 6: not JSON',
+      ])
+        expect(out).to.include(reason);
       const { _run_id: _r, _batch_at: _b, ...l1 } = await p.redis.hgetall(p.keys.offline('l1'));
       expect(l1).to.deep.equal({ ltv_total: '12.5', purchases_total: '2', segment_id: 'regular' }); // the stale field is gone
       expect(await p.redis.hget(p.keys.offline('l6'), 'segment_id')).to.equal('window_shopper');
@@ -297,4 +380,3 @@ describe('profile batch on DuckDB and --print-sql, against the reference replay 
     });
   });
 });
-

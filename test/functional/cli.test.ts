@@ -20,7 +20,9 @@ describe('profile CLI (real processes)', function () {
     for (const cmd of ['up', 'serve', 'consume', 'get', 'simulate', 'triggers']) expect(out).to.match(new RegExp(`^\\s+${cmd}\\b`, 'm'));
     // --version is package.json's.
     const version = await runCliToEnd(['--version']);
-    expect(version.out.trim()).to.equal((JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version);
+    expect(version.out.trim()).to.equal(
+      (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string }).version,
+    );
   });
 
   it('`up` ingests over HTTP, serves the profile, `get` reads it, and SIGTERM exits 0 after draining', async () => {
@@ -32,7 +34,10 @@ describe('profile CLI (real processes)', function () {
     await up.waitFor(/realtime consumer started/);
     // It says what it serves: the tag config's file, tags, segments and triggers.
     const [loaded] = await up.waitFor(/\{[^\n]*"msg":"tag config loaded"\}/);
-    expect(JSON.parse(loaded)).to.deep.include({ realtime: ['views_5m', 'views_1h', 'clicks_5m', 'clicks_24h', 'purchases_24h', 'spend_24h', 'distinct_ads_1h', 'campaign_views_1h'], triggers: [] });
+    expect(JSON.parse(loaded)).to.deep.include({
+      realtime: ['views_5m', 'views_1h', 'clicks_5m', 'clicks_24h', 'purchases_24h', 'spend_24h', 'distinct_ads_1h', 'campaign_views_1h'],
+      triggers: [],
+    });
     expect(JSON.parse(loaded).file).to.match(/config\/tags\.json$/);
     const base = `http://127.0.0.1:${port}`;
     const now = Date.now();
@@ -41,7 +46,9 @@ describe('profile CLI (real processes)', function () {
       { user_id: 'cli-user', type: 'impression', ts: now - 900, ad_id: 'a2', campaign_id: 'c-1' },
       { user_id: 'cli-user', type: 'click', ts: now - 800, ad_id: 'a2', campaign_id: 'c-1' },
       { user_id: 'cli-user', type: 'purchase', ts: now - 700, amount: 12.25 },
-    ].map((e) => JSON.stringify(e)).join('\n');
+    ]
+      .map((e) => JSON.stringify(e))
+      .join('\n');
     const res = await fetch(`${base}/events`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: ndjson });
     expect(res.status).to.equal(202);
 
@@ -56,8 +63,14 @@ describe('profile CLI (real processes)', function () {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     expect(profile!.tags).to.deep.equal({
-      views_5m: 2, views_1h: 2, clicks_5m: 1, clicks_24h: 1, purchases_24h: 1, spend_24h: 12.25,
-      distinct_ads_1h: 2, campaign_views_1h: { 'c-1': 2 },
+      views_5m: 2,
+      views_1h: 2,
+      clicks_5m: 1,
+      clicks_24h: 1,
+      purchases_24h: 1,
+      spend_24h: 12.25,
+      distinct_ads_1h: 2,
+      campaign_views_1h: { 'c-1': 2 },
     });
 
     const got = await runCliToEnd(['get', 'cli-user'], env);
@@ -67,7 +80,8 @@ describe('profile CLI (real processes)', function () {
     expect(missing.code).to.equal(1);
     expect(missing.out).to.equal('profile: unknown user nobody\n');
     // The dashboard's polls log at debug; other routes at info.
-    for (const route of ['/dashboard/stats', '/profile/cli-user/timeline', '/dashboard/stats', '/status']) expect((await fetch(`${base}${route}`)).status).to.equal(200);
+    for (const route of ['/dashboard/stats', '/profile/cli-user/timeline', '/dashboard/stats', '/status'])
+      expect((await fetch(`${base}${route}`)).status).to.equal(200);
     await up.waitFor(/"path":"\/status","status":200/);
 
     up.child.kill('SIGTERM');
@@ -84,7 +98,9 @@ describe('profile CLI (real processes)', function () {
     await consume.waitFor(/realtime consumer started/);
     const base = `http://127.0.0.1:${port}`;
     const events = Array.from({ length: 30 }, (_, i) => ({ user_id: `sep-${i % 3}`, type: 'click', ts: Date.now() - 100 }));
-    expect((await fetch(`${base}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })).status).to.equal(202);
+    expect((await fetch(`${base}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })).status).to.equal(
+      202,
+    );
     let clicks: unknown;
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline && clicks !== 10) {
@@ -151,12 +167,35 @@ describe('profile CLI (real processes)', function () {
     const redis = new Redis(testRedisUrl());
     try {
       const fields = ['event_id', 'd1', 'user_id', 'u1', 'type', 'click', 'ts', '5'];
-      const deadId = await redis.xadd(`${prefix}ev:dead`, '*', 'stream', `${prefix}ev:{p1}`, 'id', '1-0', 'group', 'realtime',
-        'consumer', 'rt-9', 'deliveries', '5', 'error', 'boom', 'fields', JSON.stringify(fields));
+      const deadId = await redis.xadd(
+        `${prefix}ev:dead`,
+        '*',
+        'stream',
+        `${prefix}ev:{p1}`,
+        'id',
+        '1-0',
+        'group',
+        'realtime',
+        'consumer',
+        'rt-9',
+        'deliveries',
+        '5',
+        'error',
+        'boom',
+        'fields',
+        JSON.stringify(fields),
+      );
       const list = await runCliToEnd(['dead', 'list', '--json'], env);
       expect(list.code).to.equal(0);
       expect(JSON.parse(list.out)).to.deep.equal({
-        dead_id: deadId, stream: `${prefix}ev:{p1}`, id: '1-0', group: 'realtime', consumer: 'rt-9', deliveries: 5, error: 'boom', fields,
+        dead_id: deadId,
+        stream: `${prefix}ev:{p1}`,
+        id: '1-0',
+        group: 'realtime',
+        consumer: 'rt-9',
+        deliveries: 5,
+        error: 'boom',
+        fields,
       });
       const table = await runCliToEnd(['dead', 'list'], env);
       expect(table.out).to.match(/^dead id\s+stream\s+entry id\s+group\s+deliveries\s+error$/m);
@@ -194,8 +233,18 @@ describe('profile CLI (real processes)', function () {
     const root = path.join(__dirname, '..', '..', '..');
     // A process group of its own, as a terminal's foreground job: the group gets the SIGINT.
     const npm = spawn('npm', ['start'], {
-      cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, REDIS_URL: '', PROFILE_EMBEDDED_REDIS_PORT: String(redisPort), PROFILE_DATA_DIR: dir, PORT: '0', LOG_LEVEL: 'info', LOG_FORMAT: 'json' },
+      cwd: root,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        REDIS_URL: '',
+        PROFILE_EMBEDDED_REDIS_PORT: String(redisPort),
+        PROFILE_DATA_DIR: dir,
+        PORT: '0',
+        LOG_LEVEL: 'info',
+        LOG_FORMAT: 'json',
+      },
     });
     let out = '';
     npm.stdout!.on('data', (d) => (out += d));
@@ -227,7 +276,7 @@ describe('profile CLI (real processes)', function () {
     }
   });
 
-  it("a second `up` says the Redis it found is not its own, and when that Redis goes says so once, not at every retry", async function () {
+  it('a second `up` says the Redis it found is not its own, and when that Redis goes says so once, not at every retry', async function () {
     this.timeout(40_000);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-second-'));
     const redisPort = await freePort();
@@ -256,7 +305,10 @@ describe('profile CLI (real processes)', function () {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-embedded-'));
     const redisPort = await freePort();
     const up = runCli(['up', '--port', '0'], {
-      REDIS_URL: '', PROFILE_EMBEDDED_REDIS_PORT: String(redisPort), PROFILE_DATA_DIR: dir, LOG_LEVEL: 'info',
+      REDIS_URL: '',
+      PROFILE_EMBEDDED_REDIS_PORT: String(redisPort),
+      PROFILE_DATA_DIR: dir,
+      LOG_LEVEL: 'info',
     });
     await up.waitFor(/API listening/);
     expect(up.output()).to.include('started embedded redis-server');
@@ -270,10 +322,16 @@ describe('profile CLI (real processes)', function () {
 
   it('says in one line how to get Redis when none answers and redis-server is not on PATH', async () => {
     const redisPort = await freePort();
-    const { code, out } = await runCliToEnd(['up', '--port', '0'], {
-      PATH: '/nonexistent', PROFILE_EMBEDDED_REDIS_PORT: String(redisPort), LOG_LEVEL: 'silent',
-      PROFILE_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'cli-no-redis-')), // (not ./data, a user's)
-    }, true);
+    const { code, out } = await runCliToEnd(
+      ['up', '--port', '0'],
+      {
+        PATH: '/nonexistent',
+        PROFILE_EMBEDDED_REDIS_PORT: String(redisPort),
+        LOG_LEVEL: 'silent',
+        PROFILE_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'cli-no-redis-')), // (not ./data, a user's)
+      },
+      true,
+    );
     expect(code).to.equal(1);
     expect(out).to.equal(
       'profile: no Redis answers on 127.0.0.1 and no redis-server is on PATH: install one (Debian/Ubuntu: sudo apt-get install redis-server; ' +
@@ -331,7 +389,10 @@ describe('profile CLI (real processes)', function () {
     const ods = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-tty-'));
     const day = path.join(ods, `dt=${new Date().toISOString().slice(0, 10)}`);
     fs.mkdirSync(day);
-    fs.writeFileSync(path.join(day, 'part-x.ndjson'), `${JSON.stringify({ event_id: 'e1', user_id: 'tty-1', type: 'click', ts: Date.now() - 1000, stream_id: '1-0', ingested_at: 1 })}\nnot json\n`);
+    fs.writeFileSync(
+      path.join(day, 'part-x.ndjson'),
+      `${JSON.stringify({ event_id: 'e1', user_id: 'tty-1', type: 'click', ts: Date.now() - 1000, stream_id: '1-0', ingested_at: 1 })}\nnot json\n`,
+    );
     const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix(), ODS_DIR: ods };
     const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
     /** The command under a pseudo-terminal (util-linux script): stdout and stderr are a TTY. */
@@ -362,10 +423,19 @@ describe('profile CLI (real processes)', function () {
     const ods = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-dates-'));
     try {
       const cases: [string[], RegExp][] = [
-        [['batch', '--from', '2026-13-01'], /^error: option '--from <date>' argument '2026-13-01' is invalid\. --from 2026-13-01 is not a date of the calendar/],
+        [
+          ['batch', '--from', '2026-13-01'],
+          /^error: option '--from <date>' argument '2026-13-01' is invalid\. --from 2026-13-01 is not a date of the calendar/,
+        ],
         [['batch', '--from', '2026-12-07', '--to', '2026-12-01'], /^profile: --from 2026-12-07 is after --to 2026-12-01: the range holds no date$/],
-        [['batch', '--ods', path.join(ods, 'does-not-exist')], /^profile: the ODS folder .*does-not-exist does not exist: point --ods \/ ODS_DIR at the folder/],
-        [['training-set', '--spine-from', 'impressions', '--from', '2026-13-45', '--out', path.join(ods, 'x.parquet')], /^error: option '--from <date>' argument '2026-13-45' is invalid/],
+        [
+          ['batch', '--ods', path.join(ods, 'does-not-exist')],
+          /^profile: the ODS folder .*does-not-exist does not exist: point --ods \/ ODS_DIR at the folder/,
+        ],
+        [
+          ['training-set', '--spine-from', 'impressions', '--from', '2026-13-45', '--out', path.join(ods, 'x.parquet')],
+          /^error: option '--from <date>' argument '2026-13-45' is invalid/,
+        ],
       ];
       for (const [args, message] of cases) {
         const r = await runCliToEnd(args, { ...env, ODS_DIR: ods });
@@ -386,7 +456,11 @@ describe('profile CLI (real processes)', function () {
   it('a usage error is its line and where the help is, not the whole help; exit 2', async () => {
     for (const [args, first, hint] of [
       [['batch', '--durration', '5'], "error: unknown option '--durration'", '(see `profile batch --help`)'],
-      [['training-set', '--spine-from', 'impressions', '--label', 'clicked=30m', '--out', 'x.parquet'], /^error: option '--label <label>' argument 'clicked=30m' is invalid/, '(see `profile training-set --help`)'],
+      [
+        ['training-set', '--spine-from', 'impressions', '--label', 'clicked=30m', '--out', 'x.parquet'],
+        /^error: option '--label <label>' argument 'clicked=30m' is invalid/,
+        '(see `profile training-set --help`)',
+      ],
       [['nope'], "error: unknown command 'nope'", '(see `profile --help`)'],
     ] as const) {
       const r = await runCliToEnd([...args]);
@@ -410,18 +484,51 @@ describe('profile CLI (real processes)', function () {
     const file = path.join(os.tmpdir(), `not-a-folder-${process.pid}`);
     fs.writeFileSync(file, '');
     const badTriggers = path.join(os.tmpdir(), `bad-triggers-${process.pid}.json`);
-    fs.writeFileSync(badTriggers, JSON.stringify({ realtime: [{ name: 'clicks_5m', event: 'click', aggregation: 'count', window: '5m' }], triggers: [{ name: 'hot', when: [{ tag: 'clicks_1m', op: '>=', value: 3 }] }] }));
+    fs.writeFileSync(
+      badTriggers,
+      JSON.stringify({
+        realtime: [{ name: 'clicks_5m', event: 'click', aggregation: 'count', window: '5m' }],
+        triggers: [{ name: 'hot', when: [{ tag: 'clicks_1m', op: '>=', value: 3 }] }],
+      }),
+    );
     const url = new URL(testRedisUrl());
     try {
       const cases: [string[], Record<string, string>, number, RegExp][] = [
-        [['serve', '--port', busyPort], env, 1, new RegExp(`^profile: port ${busyPort} on 127\\.0\\.0\\.1 is already in use \\(another profile up or serve\\?\\): stop that process or choose another --port / PORT$`)],
+        [
+          ['serve', '--port', busyPort],
+          env,
+          1,
+          new RegExp(
+            `^profile: port ${busyPort} on 127\\.0\\.0\\.1 is already in use \\(another profile up or serve\\?\\): stop that process or choose another --port / PORT$`,
+          ),
+        ],
         [['consume', '--metrics-port', busyPort], env, 1, /^profile: port \d+ on 127\.0\.0\.1 is already in use .*--metrics-port/],
-        [['archive', '--ods', path.join(file, 'ods')], env, 2, /^profile: the ODS folder .* is not writable by this process \(ENOTDIR\): fix its permissions or point --ods \/ ODS_DIR at a folder it can write$/],
-        [['serve', '--port', '0'], { ...env, REDIS_URL: `redis://${user}:wrong@${url.host}` }, 1, /^profile: Redis at .* refused the credentials \(WRONGPASS .*\): check the user and password in --redis \/ REDIS_URL/],
-        [['serve', '--port', '0'], { ...env, REDIS_URL: `redis://127.0.0.1:${await freePort()}` }, 1, /^profile: cannot connect to Redis at 127\.0\.0\.1:\d+ \(connect ECONNREFUSED .*\): is it running\? Check --redis/],
+        [
+          ['archive', '--ods', path.join(file, 'ods')],
+          env,
+          2,
+          /^profile: the ODS folder .* is not writable by this process \(ENOTDIR\): fix its permissions or point --ods \/ ODS_DIR at a folder it can write$/,
+        ],
+        [
+          ['serve', '--port', '0'],
+          { ...env, REDIS_URL: `redis://${user}:wrong@${url.host}` },
+          1,
+          /^profile: Redis at .* refused the credentials \(WRONGPASS .*\): check the user and password in --redis \/ REDIS_URL/,
+        ],
+        [
+          ['serve', '--port', '0'],
+          { ...env, REDIS_URL: `redis://127.0.0.1:${await freePort()}` },
+          1,
+          /^profile: cannot connect to Redis at 127\.0\.0\.1:\d+ \(connect ECONNREFUSED .*\): is it running\? Check --redis/,
+        ],
         [['serve', '--port', '0', '--host', '10.255.255.1'], env, 2, /^profile: cannot listen on 10\.255\.255\.1:0: .* check --host \/ HOST$/],
         [['serve', '--port', '0', '--config', file], env, 2, /^profile: \/.*not-a-folder-\d+: not valid JSON \(/],
-        [['consume', '--config', badTriggers], env, 2, /^profile: .*: triggers\[0\] \(hot\): when\[0\]: "tag" must name a realtime tag other than count_by, or an offline tag \(/],
+        [
+          ['consume', '--config', badTriggers],
+          env,
+          2,
+          /^profile: .*: triggers\[0\] \(hot\): when\[0\]: "tag" must name a realtime tag other than count_by, or an offline tag \(/,
+        ],
       ];
       for (const [args, e, code, message] of cases) {
         const r = await runCliToEnd(args, e);

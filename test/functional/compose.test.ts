@@ -26,7 +26,10 @@ interface Service {
 }
 
 describe('docker-compose.yml and Dockerfile agree with the CLI', () => {
-  const compose = parse(fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+  const compose = parse(fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+    services: Record<string, Service>;
+    volumes: Record<string, unknown>;
+  };
   const help = new Map<string, string>();
   const helpOf = (cmd: string) => {
     if (!help.has(cmd)) help.set(cmd, execFileSync(process.execPath, [CLI, cmd, '--help'], { encoding: 'utf8' }));
@@ -41,7 +44,10 @@ describe('docker-compose.yml and Dockerfile agree with the CLI', () => {
     expect(redis.volumes).to.include('./config/redis/users.acl.template:/etc/profile-stream/users.acl.template:ro');
     expect(redis.healthcheck?.test.join(' ')).to.match(/--user api .* ping/);
     // Every app service talks to Redis as its role's ACL user.
-    const users = (s: Service) => Object.values(s.environment ?? {}).map((v) => /^redis:\/\/(\w+):/.exec(String(v))?.[1]).filter(Boolean);
+    const users = (s: Service) =>
+      Object.values(s.environment ?? {})
+        .map((v) => /^redis:\/\/(\w+):/.exec(String(v))?.[1])
+        .filter(Boolean);
     expect(users(compose.services.api).sort()).to.deep.equal(['api', 'batch', 'ingest']);
     expect(users(compose.services.realtime)).to.deep.equal(['worker']);
     expect(users(compose.services.archiver)).to.deep.equal(['worker']);
@@ -58,7 +64,7 @@ describe('docker-compose.yml and Dockerfile agree with the CLI', () => {
     }
   });
 
-  it("uses only commands, flags and environment variables the CLI has", () => {
+  it('uses only commands, flags and environment variables the CLI has', () => {
     for (const [name, s] of Object.entries(compose.services)) {
       if (name === 'redis') continue;
       const [bin, cmd, ...args] = s.command ?? [];
@@ -93,9 +99,12 @@ describe('docker-compose.yml and Dockerfile agree with the CLI', () => {
     const env = Object.fromEntries(Object.entries(redis.environment ?? {}).map(([k, v]) => [k, String(v).replace(/^\$\{[A-Z_]+:-(.*)\}$/, '$1')]));
     // The service's shell command, run here: compose's $$ is a plain $; the image's
     // entrypoint becomes the local redis-server on a free port.
-    const script = (redis.command ?? []).join(' ').replace(/\$\$/g, '$')
+    const script = (redis.command ?? [])
+      .join(' ')
+      .replace(/\$\$/g, '$')
       .replace('/etc/profile-stream/users.acl.template', path.join(ROOT, 'config', 'redis', 'users.acl.template'))
-      .replace('/tmp/users.acl', path.join(work, 'users.acl')).replace('/tmp/users.acl', path.join(work, 'users.acl'))
+      .replace('/tmp/users.acl', path.join(work, 'users.acl'))
+      .replace('/tmp/users.acl', path.join(work, 'users.acl'))
       .replace('exec docker-entrypoint.sh redis-server', `exec redis-server --port ${port} --bind 127.0.0.1 --dir ${work}`);
     const child = spawn('sh', ['-c', script], { env: { ...process.env, ...env }, stdio: 'ignore' });
     try {
@@ -108,7 +117,11 @@ describe('docker-compose.yml and Dockerfile agree with the CLI', () => {
       expect(ok, 'healthcheck never passed').to.equal(true);
       const anonymous = spawnSync('redis-cli', ['-p', String(port), 'GET', 'x'], { encoding: 'utf8' });
       expect(anonymous.stdout).to.match(/NOAUTH|NOPERM/);
-      const worker = spawnSync('redis-cli', ['-p', String(port), '--no-auth-warning', '--user', 'worker', '--pass', env.PROFILE_REDIS_WORKER_PASSWORD, 'XLEN', 'ev:{p0}'], { encoding: 'utf8' });
+      const worker = spawnSync(
+        'redis-cli',
+        ['-p', String(port), '--no-auth-warning', '--user', 'worker', '--pass', env.PROFILE_REDIS_WORKER_PASSWORD, 'XLEN', 'ev:{p0}'],
+        { encoding: 'utf8' },
+      );
       expect(worker.stdout.trim()).to.equal('0');
     } finally {
       child.kill('SIGTERM');
@@ -133,7 +146,10 @@ describe('docker-compose.yml and Dockerfile agree with the CLI', () => {
     const READ = 'r'.repeat(20);
     const INGEST = 'i'.repeat(20);
     const check = (port: string, keys: string) =>
-      spawnSync(process.execPath, ['-e', test[3].replace('127.0.0.1:8080', `127.0.0.1:${port}`)], { env: { ...process.env, PROFILE_API_KEYS: keys }, timeout: 5000 }).status;
+      spawnSync(process.execPath, ['-e', test[3].replace('127.0.0.1:8080', `127.0.0.1:${port}`)], {
+        env: { ...process.env, PROFILE_API_KEYS: keys },
+        timeout: 5000,
+      }).status;
     for (const keys of ['', `${INGEST}:ingest,${READ}:read`]) {
       const serve = runCli(['serve', '--port', '0'], { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix(), PROFILE_API_KEYS: keys, LOG_LEVEL: 'info' });
       try {

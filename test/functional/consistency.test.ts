@@ -58,11 +58,15 @@ describe('online/offline consistency (real pipeline, batch --windows, verify)', 
     }
     const totals = (await p.redis.hget(panes, 'T'))!;
     const newest = Number(totals.split(',')[0]) / 1000;
-    await p.redis.hset(panes, 'T', totals.replace(/\x1e(s|m|h)(\d+)=(-?\d+):(\d+)/g, (all, level: string, steps: string, d: string, n: string) => {
-      const res = { s: 1, m: 60, h: 3600 }[level]!;
-      const pane = Math.floor(newest / res) - Number(d);
-      return second < pane * res ? `\x1e${level}${steps}=${d}:${Number(n) - 1}` : all;
-    }));
+    await p.redis.hset(
+      panes,
+      'T',
+      totals.replace(/\x1e(s|m|h)(\d+)=(-?\d+):(\d+)/g, (all, level: string, steps: string, d: string, n: string) => {
+        const res = { s: 1, m: 60, h: 3600 }[level]!;
+        const pane = Math.floor(newest / res) - Number(d);
+        return second < pane * res ? `\x1e${level}${steps}=${d}:${Number(n) - 1}` : all;
+      }),
+    );
     const tampered = await verifyWindows(p.redis, p.keys, p.config.tags.realtime);
     expect(tampered.mismatches.map((m) => `${m.user_id}:${m.tag}`)).to.include.members([`${user}:views_5m`, `${user}:views_1h`]);
     const views = tampered.mismatches.find((m) => m.tag === 'views_1h')!;
@@ -76,7 +80,9 @@ describe('online/offline consistency (real pipeline, batch --windows, verify)', 
     await runBatch({ redis: p.redis, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf: T0, windows: true });
     let err: Error | undefined;
     await verifyWindows(p.redis, p.keys, p.config.tags.realtime, T0 + 1).catch((e: Error) => (err = e));
-    expect(err?.message).to.match(/is as of 2026-01-01T00:00:00\.000Z, not 2026-01-01T00:00:00\.001Z: run profile batch --windows --as-of 2026-01-01T00:00:00\.001Z/);
+    expect(err?.message).to.match(
+      /is as of 2026-01-01T00:00:00\.000Z, not 2026-01-01T00:00:00\.001Z: run profile batch --windows --as-of 2026-01-01T00:00:00\.001Z/,
+    );
     expect((await verifyWindows(p.redis, p.keys, p.config.tags.realtime, T0)).mismatches).to.deep.equal([]);
   });
 

@@ -29,16 +29,29 @@ describe("the library entry: import { ProfileReader } from 'profile-stream' (rea
         this.timeout(30_000);
         p = await makePipeline({ partitions: 2, now: Date.now(), cluster });
         const now = Date.now();
-        const events = users.flatMap((u, i) => Array.from({ length: 3 + i }, (_, j) => ({
-          user_id: u, type: j % 2 ? 'impression' : 'purchase', ts: now - 120_000 + j, amount: j + 0.5, ad_id: `ad-${j}`, campaign_id: `c-${j % 2}`,
-        })));
+        const events = users.flatMap((u, i) =>
+          Array.from({ length: 3 + i }, (_, j) => ({
+            user_id: u,
+            type: j % 2 ? 'impression' : 'purchase',
+            ts: now - 120_000 + j,
+            amount: j + 0.5,
+            ad_id: `ad-${j}`,
+            campaign_id: `c-${j % 2}`,
+          })),
+        );
         await feed(p, events);
         await p.redis.hset(p.keys.offline('lib-1'), { ltv_total: '470.5', segment_id: 'high_value_user', _run_id: 'r1', _batch_at: String(now) });
         const app = createApp({
-          redis: p.redis, reader: new InternalReader(p.redis, p.keys, p.config.tags.realtime), keys: p.keys, partitions: 2,
+          redis: p.redis,
+          reader: new InternalReader(p.redis, p.keys, p.config.tags.realtime),
+          keys: p.keys,
+          partitions: 2,
           producer: new Producer({ redis: p.redis, keys: p.keys, partitions: 2, maxFutureSkewMs: 300_000 }),
-          metrics: new Metrics({ processMetrics: false }), windowTags: p.config.tags.realtime,
-          maxEventsPerRequest: 100, maxProfilesPerRequest: 10, maxBodyBytes: 1 << 20,
+          metrics: new Metrics({ processMetrics: false }),
+          windowTags: p.config.tags.realtime,
+          maxEventsPerRequest: 100,
+          maxProfilesPerRequest: 10,
+          maxBodyBytes: 1 << 20,
         });
         http = await listen(app, '127.0.0.1', 0);
         base = `http://127.0.0.1:${http.port}`;
@@ -50,7 +63,9 @@ describe("the library entry: import { ProfileReader } from 'profile-stream' (rea
 
       it('answers read and readMany exactly as GET /profile and POST /profiles do', async () => {
         const reader = await lib.ProfileReader.connect({
-          ...(cluster ? { clusterNodes: testClusterNodes() } : { redisUrl: testRedisUrl() }), tags: p.config.tags, prefix: p.keys.prefix,
+          ...(cluster ? { clusterNodes: testClusterNodes() } : { redisUrl: testRedisUrl() }),
+          tags: p.config.tags,
+          prefix: p.keys.prefix,
         });
         try {
           for (const u of [...users, 'nobody']) {
@@ -59,9 +74,13 @@ describe("the library entry: import { ProfileReader } from 'profile-stream' (rea
             expect(timeless(await reader.read(u)), u).to.deep.equal(timeless(viaHttp));
           }
           expect(((await reader.read('lib-1'))!.tags as Record<string, unknown>).ltv_total).to.equal(470.5);
-          const batch = (await (await fetch(`${base}/profiles`, {
-            method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user_ids: users }),
-          })).json()) as { profiles: unknown[] };
+          const batch = (await (
+            await fetch(`${base}/profiles`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ user_ids: users }),
+            })
+          ).json()) as { profiles: unknown[] };
           expect((await reader.readMany(users)).map(timeless)).to.deep.equal(batch.profiles.map(timeless));
         } finally {
           await reader.close();

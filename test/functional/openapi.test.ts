@@ -38,11 +38,18 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
     metrics = new Metrics({ processMetrics: false });
     const child = { target: { redisUrl: testRedisUrl() }, prefix: p.keys.prefix, tagsFile: p.config.tags.source, odsDir: ods, logLevel: 'silent' };
     const app = createApp({
-      redis: p.redis, reader: p.reader, keys: p.keys, partitions: 2,
+      redis: p.redis,
+      reader: p.reader,
+      keys: p.keys,
+      partitions: 2,
       producer: new Producer({ redis: p.redis, keys: p.keys, partitions: 2, maxFutureSkewMs: 300_000 }),
       batch: new BatchLauncher({ redis: p.redis, keys: p.keys, child, metrics }),
-      metrics, windowTags: p.config.tags.realtime, odsDir: ods,
-      maxEventsPerRequest: 5, maxProfilesPerRequest: 3, maxBodyBytes: 4096,
+      metrics,
+      windowTags: p.config.tags.realtime,
+      odsDir: ods,
+      maxEventsPerRequest: 5,
+      maxProfilesPerRequest: 3,
+      maxBodyBytes: 4096,
     });
     http = await listen(app, '127.0.0.1', 0);
     base = `http://127.0.0.1:${http.port}`;
@@ -75,8 +82,27 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
 
   it('POST /events: 202, 400, 413, 415', async () => {
     const now = Date.now();
-    expect((await call('POST', '/events', '/events', json([{ user_id: 'oa', type: 'purchase', ts: now, amount: 3.5, ad_id: 'a', campaign_id: 'c' }, { user_id: 'oa', type: 'impression', ts: now, ad_id: 'a', campaign_id: 'c' }]))).status).to.equal(202);
-    expect((await call('POST', '/events', '/events', { headers: { 'content-type': 'application/x-ndjson' }, body: JSON.stringify({ user_id: 'ob', type: 'click' }) })).status).to.equal(202);
+    expect(
+      (
+        await call(
+          'POST',
+          '/events',
+          '/events',
+          json([
+            { user_id: 'oa', type: 'purchase', ts: now, amount: 3.5, ad_id: 'a', campaign_id: 'c' },
+            { user_id: 'oa', type: 'impression', ts: now, ad_id: 'a', campaign_id: 'c' },
+          ]),
+        )
+      ).status,
+    ).to.equal(202);
+    expect(
+      (
+        await call('POST', '/events', '/events', {
+          headers: { 'content-type': 'application/x-ndjson' },
+          body: JSON.stringify({ user_id: 'ob', type: 'click' }),
+        })
+      ).status,
+    ).to.equal(202);
     expect((await call('POST', '/events', '/events', json([{ user_id: 'a{b}', type: 'x' }]))).status).to.equal(400);
     expect((await call('POST', '/events', '/events', { headers: { 'content-type': 'application/json' }, body: '{"user_id":' })).status).to.equal(400);
     expect((await call('POST', '/events', '/events', json(Array.from({ length: 6 }, () => ({ user_id: 'x', type: 'click' }))))).status).to.equal(413);
@@ -148,7 +174,7 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
     expect((await call('GET', '/dashboard/stats', '/dashboard/stats')).status).to.equal(200);
     expect((await call('GET', '/triggers/stream', '/triggers/stream?name=Not-A-Name')).status).to.equal(400);
     expect((await call('GET', '/triggers/stream', '/triggers/stream', { headers: { 'last-event-id': 'nope' } })).status).to.equal(400);
-    expect(((await call('GET', '/', '/')).body as string)).to.include('<title>profile-stream</title>');
+    expect((await call('GET', '/', '/')).body as string).to.include('<title>profile-stream</title>');
     const self = await call('GET', '/openapi.json', '/openapi.json');
     expect(self.body).to.deep.equal(JSON.parse(JSON.stringify(openApiDocument)));
   });

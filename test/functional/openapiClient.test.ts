@@ -37,7 +37,9 @@ describe('OpenAPI document: a generated TypeScript client (openapi-typescript + 
   before(async () => {
     p = await makePipeline({ now: Date.now() });
     ({ http, base } = await serveApp(p, {
-      maxEventsPerRequest: 10, maxProfilesPerRequest: 10, maxBodyBytes: 65536,
+      maxEventsPerRequest: 10,
+      maxProfilesPerRequest: 10,
+      maxBodyBytes: 65536,
       apiKeys: parseApiKeys(`${KEYS.ingest}:ingest,${KEYS.read}:read`),
     }));
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'openapi-client-'));
@@ -61,18 +63,32 @@ describe('OpenAPI document: a generated TypeScript client (openapi-typescript + 
     for (const op of ['ingestEvents', 'getProfile', 'getProfiles']) expect(schema).to.include(`operations["${op}"]`);
 
     fs.copyFileSync(path.join(ROOT, 'test', 'openapiClient', 'client.ts'), path.join(dir, 'client.ts'));
-    fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: {
-        target: 'ES2022', module: 'node16', moduleResolution: 'node16', lib: ['ES2022'], types: ['node'],
-        strict: true, noUnusedLocals: true, noUnusedParameters: true, noEmitOnError: true, skipLibCheck: false, outDir: 'out',
-      },
-      files: ['client.ts', 'schema.d.ts'],
-    }));
+    fs.writeFileSync(
+      path.join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'node16',
+          moduleResolution: 'node16',
+          lib: ['ES2022'],
+          types: ['node'],
+          strict: true,
+          noUnusedLocals: true,
+          noUnusedParameters: true,
+          noEmitOnError: true,
+          skipLibCheck: false,
+          outDir: 'out',
+        },
+        files: ['client.ts', 'schema.d.ts'],
+      }),
+    );
     // One compilation: a single type error (an unused @ts-expect-error included) emits nothing and exits non-zero.
     const tsc = await runNode([nodeModule('typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: dir });
     expect(tsc.code, tsc.stdout + tsc.stderr).to.equal(0);
 
-    const client = require(path.join(dir, 'out', 'client.js')) as { run: (baseUrl: string, keys: typeof KEYS, drain: () => Promise<void>) => Promise<ClientRun> };
+    const client = require(path.join(dir, 'out', 'client.js')) as {
+      run: (baseUrl: string, keys: typeof KEYS, drain: () => Promise<void>) => Promise<ClientRun>;
+    };
     const result = await client.run(base, KEYS, async () => {
       p.clock.now = Date.now() + 1000;
       await p.consumer.drain();

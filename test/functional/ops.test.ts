@@ -20,7 +20,13 @@ describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
       p = await makePipeline({ partitions: 2 });
       metrics = new Metrics({ redis: p.redis, keys: p.keys, partitions: 2 });
       consumer = new RealtimeConsumer({
-        redis: p.redis, keys: p.keys, partitions: 2, tags: p.config.tags.realtime, consumerName: 'm-1', clock: p.clock.fn, metrics,
+        redis: p.redis,
+        keys: p.keys,
+        partitions: 2,
+        tags: p.config.tags.realtime,
+        consumerName: 'm-1',
+        clock: p.clock.fn,
+        metrics,
       });
       ({ http, base } = await serveApp(p, { metrics, maxEventsPerRequest: 20, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20 }));
     });
@@ -38,7 +44,17 @@ describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
       expect((await post('/events', JSON.stringify(ten))).status).to.equal(202);
       const nd = Array.from({ length: 5 }, (_, i) => JSON.stringify({ event_id: `n${i}`, user_id: 'mu9', type: 'impression', ts: T0 })).join('\n');
       expect((await post('/events', nd, 'application/x-ndjson')).status).to.equal(202);
-      expect((await post('/events', JSON.stringify([{ user_id: 'x', type: 'click', ts: T0 }, { user_id: 'x', type: 'nope' }]))).status).to.equal(400);
+      expect(
+        (
+          await post(
+            '/events',
+            JSON.stringify([
+              { user_id: 'x', type: 'click', ts: T0 },
+              { user_id: 'x', type: 'nope' },
+            ]),
+          )
+        ).status,
+      ).to.equal(400);
       expect((await post('/events', '{not json')).status).to.equal(400);
       expect((await post('/events', 'x', 'text/plain')).status).to.equal(415);
       expect((await post('/events', JSON.stringify(Array.from({ length: 21 }, () => ({ user_id: 'x', type: 'click' }))))).status).to.equal(413);
@@ -112,17 +128,26 @@ describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
     const { redis, keys } = own;
     const ready = async () => {
       const res = await fetch(`${own.base}/ready`);
-      return { status: res.status, body: (await res.json()) as { ready: boolean; checks: Record<string, { ok: boolean; error?: string; missing?: string[] }> } };
+      return {
+        status: res.status,
+        body: (await res.json()) as { ready: boolean; checks: Record<string, { ok: boolean; error?: string; missing?: string[] }> },
+      };
     };
     try {
       let r = await ready();
       expect(r.status).to.equal(503); // no consumer group yet
-      expect(r.body.checks.groups).to.deep.include({ ok: false, missing: ['rd:ev:{p0}/realtime', 'rd:ev:{p0}/archive', 'rd:ev:{p1}/realtime', 'rd:ev:{p1}/archive'] });
+      expect(r.body.checks.groups).to.deep.include({
+        ok: false,
+        missing: ['rd:ev:{p0}/realtime', 'rd:ev:{p0}/archive', 'rd:ev:{p1}/realtime', 'rd:ev:{p1}/archive'],
+      });
       for (const s of keys.streams(2)) for (const g of ['realtime', 'archive']) await redis.xgroup('CREATE', s, g, '0', 'MKSTREAM');
       await redis.script('FLUSH');
       r = await ready();
-      expect(r).to.deep.equal({ status: 200, body: { ready: true, checks: { redis: { ok: true }, memory: { ok: true }, scripts: { ok: true }, groups: { ok: true } } } });
-      expect(((await redis.script('EXISTS', ...(await import('../../src/lua/scripts')).scriptDigests().map((d) => d.sha))) as number[])).to.not.include(0);
+      expect(r).to.deep.equal({
+        status: 200,
+        body: { ready: true, checks: { redis: { ok: true }, memory: { ok: true }, scripts: { ok: true }, groups: { ok: true } } },
+      });
+      expect((await redis.script('EXISTS', ...(await import('../../src/lua/scripts')).scriptDigests().map((d) => d.sha))) as number[]).to.not.include(0);
 
       await own.stopRedis();
       r = await ready();

@@ -97,7 +97,10 @@ describe('window panes', () => {
             const expected = computeWindowTags(all.get(user)!, tags, p.clock.now);
             for (const t of tags) {
               const got = profiles[i]?.tags[t.name];
-              expect(sameWindowValue(expected[t.name], got as never), `${user} ${t.name} at ${p.clock.now - T0}: ${JSON.stringify(got)} vs ${JSON.stringify(expected[t.name])}`).to.equal(true);
+              expect(
+                sameWindowValue(expected[t.name], got as never),
+                `${user} ${t.name} at ${p.clock.now - T0}: ${JSON.stringify(got)} vs ${JSON.stringify(expected[t.name])}`,
+              ).to.equal(true);
             }
           });
         }
@@ -140,7 +143,10 @@ describe('window panes', () => {
         const got = (await p.reader.read('v2'))!;
         const expected = computeWindowTags(events, p.config.tags.realtime, p.clock.now);
         for (const t of p.config.tags.realtime) {
-          expect(sameWindowValue(expected[t.name], got.tags[t.name] as never), `${when} ${t.name}: ${JSON.stringify(got.tags[t.name])} vs ${JSON.stringify(expected[t.name])}`).to.equal(true);
+          expect(
+            sameWindowValue(expected[t.name], got.tags[t.name] as never),
+            `${when} ${t.name}: ${JSON.stringify(got.tags[t.name])} vs ${JSON.stringify(expected[t.name])}`,
+          ).to.equal(true);
         }
       };
       await check('before any write');
@@ -182,7 +188,9 @@ describe('window panes', () => {
       await writeV1('m2', 'click', [{ id: 'v1-c', ts: T0 - 30 * SEC }]);
       const { migrateLegacyWindows } = await import('../../src/consumers/migrate');
       expect(await migrateLegacyWindows(p.redis, p.keys, p.config.tags.realtime, T0)).to.deep.equal({ windows: 2, events_folded: 3 });
-      expect(await p.redis.exists(p.keys.legacyWindow('m1', 'impression'), p.keys.legacyWindowValues('m1', 'impression'), p.keys.legacyWindow('m2', 'click'))).to.equal(0);
+      expect(
+        await p.redis.exists(p.keys.legacyWindow('m1', 'impression'), p.keys.legacyWindowValues('m1', 'impression'), p.keys.legacyWindow('m2', 'click')),
+      ).to.equal(0);
       expect((await p.reader.read('m1'))!.tags).to.deep.include({ views_5m: 1, views_1h: 2, distinct_ads_1h: 2, campaign_views_1h: { 'c-1': 2 } });
       expect((await p.reader.read('m2'))!.tags).to.include({ clicks_5m: 1, clicks_24h: 1 });
       expect(await migrateLegacyWindows(p.redis, p.keys, p.config.tags.realtime, T0)).to.deep.equal({ windows: 0, events_folded: 0 });
@@ -190,12 +198,17 @@ describe('window panes', () => {
 
     it('rolling restart: a v1 window and the same events redelivered to a v2 consumer count once', async () => {
       // An old consumer applied e1 and e2, then died before acking e2: it is redelivered to a new one.
-      await writeV1('r', 'click', [{ id: 'e1', ts: T0 - 3 * SEC }, { id: 'e2', ts: T0 - 2 * SEC }]);
-      await feed(p, [{ event_id: 'e2', user_id: 'r', type: 'click', ts: T0 - 2 * SEC }, { event_id: 'e3', user_id: 'r', type: 'click', ts: T0 - SEC }]);
+      await writeV1('r', 'click', [
+        { id: 'e1', ts: T0 - 3 * SEC },
+        { id: 'e2', ts: T0 - 2 * SEC },
+      ]);
+      await feed(p, [
+        { event_id: 'e2', user_id: 'r', type: 'click', ts: T0 - 2 * SEC },
+        { event_id: 'e3', user_id: 'r', type: 'click', ts: T0 - SEC },
+      ]);
       // The new consumer's first write for the user folded the v1 window: e1, e2, e3 once each.
       expect(await p.redis.exists(p.keys.legacyWindow('r', 'click'))).to.equal(0);
       expect((await p.reader.read('r'))!.tags).to.include({ clicks_5m: 3, clicks_24h: 3 });
     });
   });
 });
-

@@ -20,7 +20,11 @@ describe('under pressure (real processes, private redis-servers)', function () {
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pressure-'));
-    server = await startRedisServer({ dir: path.join(dir, 'redis'), appendonly: false, extraArgs: ['--maxmemory-policy', 'allkeys-lru', '--maxmemory', '64mb'] });
+    server = await startRedisServer({
+      dir: path.join(dir, 'redis'),
+      appendonly: false,
+      extraArgs: ['--maxmemory-policy', 'allkeys-lru', '--maxmemory', '64mb'],
+    });
     admin = new Redis(server.url);
   });
   after(async () => {
@@ -38,18 +42,30 @@ describe('under pressure (real processes, private redis-servers)', function () {
       expect(r.code, `${args[0]}: ${r.out}`).to.equal(2);
       const lines = r.out.trim().split('\n');
       expect(lines, `${args[0]}: one line`).to.have.length(1);
-      expect(lines[0]).to.match(/^profile: Redis at 127\.0\.0\.1:\d+ has maxmemory-policy allkeys-lru: under memory pressure it deletes keys, .* or pass --allow-eviction \(PROFILE_ALLOW_EVICTION=1\) to run anyway$/);
+      expect(lines[0]).to.match(
+        /^profile: Redis at 127\.0\.0\.1:\d+ has maxmemory-policy allkeys-lru: under memory pressure it deletes keys, .* or pass --allow-eviction \(PROFILE_ALLOW_EVICTION=1\) to run anyway$/,
+      );
     }
     // Nothing was written: the refusal comes before the groups or any key.
     expect(await admin.dbsize()).to.equal(0);
 
     const status = await runCliToEnd(['status'], env);
     expect(status.code, status.out).to.equal(0);
-    expect(status.out).to.match(/^Redis 127\.0\.0\.1:\d+: maxmemory-policy allkeys-lru -- MAY EVICT KEYS: acknowledged events and window state can be lost \(set noeviction\), maxmemory 64\.0 MiB, AOF off$/m);
+    expect(status.out).to.match(
+      /^Redis 127\.0\.0\.1:\d+: maxmemory-policy allkeys-lru -- MAY EVICT KEYS: acknowledged events and window state can be lost \(set noeviction\), maxmemory 64\.0 MiB, AOF off$/m,
+    );
     const json = await runCliToEnd(['status', '--json'], env);
-    expect(JSON.parse(json.out).redis).to.have.length(1).and.to.deep.include.members([{
-      node: `127.0.0.1:${server.port}`, maxmemoryPolicy: 'allkeys-lru', maxmemory: 64 * 1024 * 1024, aof: false, usedMemory: JSON.parse(json.out).redis[0].usedMemory,
-    }]);
+    expect(JSON.parse(json.out).redis)
+      .to.have.length(1)
+      .and.to.deep.include.members([
+        {
+          node: `127.0.0.1:${server.port}`,
+          maxmemoryPolicy: 'allkeys-lru',
+          maxmemory: 64 * 1024 * 1024,
+          aof: false,
+          usedMemory: JSON.parse(json.out).redis[0].usedMemory,
+        },
+      ]);
     expect(JSON.parse(json.out).redis[0].usedMemory).to.be.a('number').above(0);
 
     // The override starts, and says what it risks.
@@ -80,7 +96,13 @@ describe('under pressure (real processes, private redis-servers)', function () {
     const [, port] = await serve.waitFor(/"port":(\d+),"msg":"API listening"/);
     const base = `http://127.0.0.1:${port}`;
     const now = Date.now();
-    const events = Array.from({ length: 2000 }, (_, i) => ({ user_id: `oom-u${i % 200}`, type: 'impression', ts: now - 1000 + (i % 500), ad_id: `ad-${i}`, campaign_id: `c-${i % 5}` }));
+    const events = Array.from({ length: 2000 }, (_, i) => ({
+      user_id: `oom-u${i % 200}`,
+      type: 'impression',
+      ts: now - 1000 + (i % 500),
+      ad_id: `ad-${i}`,
+      campaign_id: `c-${i % 5}`,
+    }));
     const post = (body: unknown) => fetch(`${base}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     expect((await post(events)).status).to.equal(202);
 
@@ -92,7 +114,10 @@ describe('under pressure (real processes, private redis-servers)', function () {
     expect(await refused.json()).to.deep.equal({ error: 'Redis is out of memory (maxmemory reached), retry later' });
     const ready = await fetch(`${base}/ready`);
     expect(ready.status).to.equal(503);
-    expect(((await ready.json()) as { checks: { memory: { ok: boolean; error: string } } }).checks.memory).to.deep.include({ ok: false }).and.to.have.property('error').that.matches(/^out of memory: .* writes fail \(OOM\)$/);
+    expect(((await ready.json()) as { checks: { memory: { ok: boolean; error: string } } }).checks.memory)
+      .to.deep.include({ ok: false })
+      .and.to.have.property('error')
+      .that.matches(/^out of memory: .* writes fail \(OOM\)$/);
 
     // A consumer started now reads the entries and cannot write their windows. Claims every
     // 150 ms and 2 deliveries allowed: an outage counted as deliveries would dead-letter them.
@@ -123,10 +148,19 @@ describe('under pressure (real processes, private redis-servers)', function () {
     consume.child.kill('SIGTERM');
     expect([await serve.exited, await consume.exited]).to.deep.equal([0, 0]);
     // Logs: one line when each outage began (and one when it ended), short, without payloads.
-    for (const [name, p] of [['serve', serve], ['consume', consume]] as const) {
+    for (const [name, p] of [
+      ['serve', serve],
+      ['consume', consume],
+    ] as const) {
       const lines = p.output().trim().split('\n');
-      expect(lines.filter((l) => /cannot (serve requests|take the batch)/.test(l) && !/recovered/.test(l)), name).to.have.length(1);
-      expect(lines.filter((l) => l.length > 1000), name).to.deep.equal([]);
+      expect(
+        lines.filter((l) => /cannot (serve requests|take the batch)/.test(l) && !/recovered/.test(l)),
+        name,
+      ).to.have.length(1);
+      expect(
+        lines.filter((l) => l.length > 1000),
+        name,
+      ).to.deep.equal([]);
       expect(p.output(), name).to.not.match(/oom-u\d|ad-\d|at parseError/);
     }
   });
@@ -146,7 +180,22 @@ describe('under pressure (real processes, private redis-servers)', function () {
       // In one transaction, so rt-1's own blocking read cannot take them first.
       const tx = ownAdmin.multi();
       for (let i = 0; i < 50; i++) {
-        tx.xadd('ev:{p0}', '*', 'event_id', `pend-${i}`, 'user_id', 'restart-u', 'type', 'impression', 'ts', String(now - 1000 + i), 'ad_id', 'a', 'campaign_id', 'c');
+        tx.xadd(
+          'ev:{p0}',
+          '*',
+          'event_id',
+          `pend-${i}`,
+          'user_id',
+          'restart-u',
+          'type',
+          'impression',
+          'ts',
+          String(now - 1000 + i),
+          'ad_id',
+          'a',
+          'campaign_id',
+          'c',
+        );
       }
       tx.xreadgroup('GROUP', 'realtime', 'rt-1', 'COUNT', 100, 'STREAMS', 'ev:{p0}', '>');
       await tx.exec();
@@ -155,7 +204,8 @@ describe('under pressure (real processes, private redis-servers)', function () {
       await own.stop();
       restarted = await startRedisServer({ dir: path.join(dir, 'restart'), appendonly: true, appendfsync: 'always', port: own.port });
       const deadline = Date.now() + 8000;
-      while (Date.now() < deadline && ((await ownAdmin.xpending('ev:{p0}', 'realtime').catch(() => [1])) as [number])[0] > 0) await new Promise((r) => setTimeout(r, 100));
+      while (Date.now() < deadline && ((await ownAdmin.xpending('ev:{p0}', 'realtime').catch(() => [1])) as [number])[0] > 0)
+        await new Promise((r) => setTimeout(r, 100));
       expect(((await ownAdmin.xpending('ev:{p0}', 'realtime')) as [number])[0], consume.output()).to.equal(0);
       expect(await ownAdmin.hget('u:{restart-u}:rt', 'impression')).to.equal(String(now - 1000 + 49));
       expect(consume.output()).to.not.match(/claimed idle entries/);

@@ -38,7 +38,19 @@ describe('GET /profile/:userId?view=flat: the original flat map of strings (real
       { user_id: 'flat-2', type: 'purchase', ts: T0, amount: 3 },
     ]);
     // Offline tags as a batch run writes them; _run_id and _batch_at are meta, not tags.
-    await p.redis.hset(p.keys.offline('flat-1'), 'ltv_total', '470.5', 'purchases_total', '3', 'segment_id', 'high_value_user', '_run_id', '20260101T000000Z-abcdef', '_batch_at', String(T0));
+    await p.redis.hset(
+      p.keys.offline('flat-1'),
+      'ltv_total',
+      '470.5',
+      'purchases_total',
+      '3',
+      'segment_id',
+      'high_value_user',
+      '_run_id',
+      '20260101T000000Z-abcdef',
+      '_batch_at',
+      String(T0),
+    );
   });
   after(async () => {
     await http.close();
@@ -67,13 +79,23 @@ describe('GET /profile/:userId?view=flat: the original flat map of strings (real
     expect(fused.tags).to.include({ avg_spend_1h: null, max_spend_1h: null, last_spend_1h: null }); // what the flat view leaves out
     expect(fused.meta.batch_run_id).to.equal('20260101T000000Z-abcdef');
     expect(JSON.parse((await get('/profile/flat-1?view=flat')).text)).to.deep.equal({
-      views_5m: '3', clicks_24h: '1', purchases_24h: '0', spend_24h: '0', distinct_ads_1h: '2',
+      views_5m: '3',
+      clicks_24h: '1',
+      purchases_24h: '0',
+      spend_24h: '0',
+      distinct_ads_1h: '2',
       campaign_views_1h: JSON.stringify(fused.tags.campaign_views_1h),
-      ltv_total: '470.5', purchases_total: '3', segment_id: 'high_value_user',
+      ltv_total: '470.5',
+      purchases_total: '3',
+      segment_id: 'high_value_user',
     });
     expect(JSON.parse(JSON.stringify(fused.tags.campaign_views_1h))).to.deep.equal({ 'c-7': 2, 'c-9': 1 });
     expect(JSON.parse((await get('/profile/flat-2?view=flat')).text)).to.include({
-      purchases_24h: '2', spend_24h: '15.25', avg_spend_1h: '7.625', max_spend_1h: '12.25', last_spend_1h: '3',
+      purchases_24h: '2',
+      spend_24h: '15.25',
+      avg_spend_1h: '7.625',
+      max_spend_1h: '12.25',
+      last_spend_1h: '3',
     });
   });
 

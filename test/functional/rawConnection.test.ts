@@ -20,7 +20,10 @@ describe('RawConnection: pre-encoded bulk writes on a connection of their own (r
     try {
       const first = conn.send(encodeCommand(['SET', `${p}a`, 'ü']) + encodeCommand(['GET', `${p}a`]), 2);
       const second = conn.send(
-        encodeCommand(['MULTI']) + encodeCommand(['HSET', `${p}h`, 'f', '1']) + encodeCommand(['INCR', `${p}h`]) + encodeCommand(['EXEC']) +
+        encodeCommand(['MULTI']) +
+          encodeCommand(['HSET', `${p}h`, 'f', '1']) +
+          encodeCommand(['INCR', `${p}h`]) +
+          encodeCommand(['EXEC']) +
           encodeCommand(['NOSUCHCOMMAND']),
         5,
       );
@@ -28,8 +31,14 @@ describe('RawConnection: pre-encoded bulk writes on a connection of their own (r
       const [multi, queued1, queued2, exec, unknown] = await second;
       expect([multi, queued1, queued2]).to.deep.equal(['OK', 'QUEUED', 'QUEUED']);
       expect((exec as unknown[])[0]).to.equal(1);
-      expect((exec as unknown[])[1]).to.be.instanceOf(Error).with.property('message').match(/^WRONGTYPE/);
-      expect(unknown).to.be.instanceOf(Error).with.property('message').match(/unknown command/);
+      expect((exec as unknown[])[1])
+        .to.be.instanceOf(Error)
+        .with.property('message')
+        .match(/^WRONGTYPE/);
+      expect(unknown)
+        .to.be.instanceOf(Error)
+        .with.property('message')
+        .match(/unknown command/);
       expect(await redis.hget(`${p}h`, 'f')).to.equal('1');
     } finally {
       conn.close();
@@ -56,10 +65,16 @@ describe('RawConnection: pre-encoded bulk writes on a connection of their own (r
       } catch (e) {
         err = e;
       }
-      expect(err).to.be.instanceOf(Error).with.property('message').match(/^bulk-write connection to Redis lost/);
+      expect(err)
+        .to.be.instanceOf(Error)
+        .with.property('message')
+        .match(/^bulk-write connection to Redis lost/);
       let authErr: unknown;
       await RawConnection.open(wrong).catch((e: unknown) => (authErr = e));
-      expect(authErr).to.be.instanceOf(Error).with.property('message').match(/WRONGPASS/);
+      expect(authErr)
+        .to.be.instanceOf(Error)
+        .with.property('message')
+        .match(/WRONGPASS/);
     } finally {
       await redis.call('ACL', 'DELUSER', user);
       authed.disconnect();

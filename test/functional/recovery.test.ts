@@ -16,8 +16,7 @@ describe('recovery, dead letters, backpressure (real Redis)', () => {
 
   const consumer = (name: string, extra: Parameters<typeof extraRealtimeConsumer>[2] = {}) =>
     extraRealtimeConsumer(p, name, { claimIdleMs: 50, trimIntervalMs: 0, ...extra });
-  const consumersOf = async (stream: string) =>
-    ((await p.redis.xinfo('CONSUMERS', stream, 'realtime')) as unknown[][]).map((c) => c[1]);
+  const consumersOf = async (stream: string) => ((await p.redis.xinfo('CONSUMERS', stream, 'realtime')) as unknown[][]).map((c) => c[1]);
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   it("claims a dead consumer's idle entries (XAUTOCLAIM), counts them once, and removes the dead consumer", async () => {
@@ -72,10 +71,15 @@ describe('recovery, dead letters, backpressure (real Redis)', () => {
     const letters = await listDeadLetters(p.redis, p.keys);
     expect(letters).to.have.length(1);
     expect(letters[0]).to.deep.include({
-      stream: p.keys.stream(partitionFor('poison', 2)), group: 'realtime', consumer: 'rt-1', deliveries: 3,
+      stream: p.keys.stream(partitionFor('poison', 2)),
+      group: 'realtime',
+      consumer: 'rt-1',
+      deliveries: 3,
     });
     // The dead letter keeps why: the last error a try met (it said only how often it was tried).
-    expect(letters[0].error).to.match(/^not acked after 3 deliveries \(last consumer rt-1\); last error: realtime: .*WRONGTYPE Operation against a key holding the wrong kind of value/);
+    expect(letters[0].error).to.match(
+      /^not acked after 3 deliveries \(last consumer rt-1\); last error: realtime: .*WRONGTYPE Operation against a key holding the wrong kind of value/,
+    );
     expect(await p.redis.hlen(p.keys.entryErrors(letters[0].stream))).to.equal(0);
     expect(letters[0].fields.slice(0, 4)).to.deep.equal(['event_id', 'bad-1', 'user_id', 'poison']);
     for (const s of p.keys.streams(2)) expect(((await p.redis.xpending(s, 'realtime')) as [number])[0]).to.equal(0);
@@ -94,14 +98,22 @@ describe('recovery, dead letters, backpressure (real Redis)', () => {
   it('answers 503 with Retry-After past the backlog bound, drops nothing, and accepts again once consumers catch up', async () => {
     const producer = new Producer({ redis: p.redis, keys: p.keys, partitions: 2, maxFutureSkewMs: 300_000, clock: p.clock.fn, maxBacklog: 10 });
     const app = createApp({
-      redis: p.redis, producer, reader: p.reader, keys: p.keys, partitions: 2,
-      maxEventsPerRequest: 100, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20,
+      redis: p.redis,
+      producer,
+      reader: p.reader,
+      keys: p.keys,
+      partitions: 2,
+      maxEventsPerRequest: 100,
+      maxProfilesPerRequest: 100,
+      maxBodyBytes: 1 << 20,
     });
     const http = await listen(app, '127.0.0.1', 0);
-    const send = (n: number, from: number) => fetch(`http://127.0.0.1:${http.port}/events`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(Array.from({ length: n }, (_, i) => ({ event_id: `b${from + i}`, user_id: 'same', type: 'click', ts: T0 }))),
-    });
+    const send = (n: number, from: number) =>
+      fetch(`http://127.0.0.1:${http.port}/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(Array.from({ length: n }, (_, i) => ({ event_id: `b${from + i}`, user_id: 'same', type: 'click', ts: T0 }))),
+      });
     try {
       expect((await send(10, 0)).status).to.equal(202);
       await sleep(300); // the producer reads stream lengths at most every 250 ms

@@ -24,8 +24,11 @@ describe('security: API keys, limits, headers, hostile parsing, erasure (real Re
 
   async function start(extra: Partial<AppOptions> = {}) {
     ({ http, base } = await serveApp(p, {
-      maxEventsPerRequest: 100, maxProfilesPerRequest: 10, maxBodyBytes: 256 * 1024,
-      apiKeys: parseApiKeys(`${KEYS.ingest}:ingest,${KEYS.read}:read,${KEYS.admin}:admin`), ...extra,
+      maxEventsPerRequest: 100,
+      maxProfilesPerRequest: 10,
+      maxBodyBytes: 256 * 1024,
+      apiKeys: parseApiKeys(`${KEYS.ingest}:ingest,${KEYS.read}:read,${KEYS.admin}:admin`),
+      ...extra,
     }));
   }
   beforeEach(async () => {
@@ -38,13 +41,17 @@ describe('security: API keys, limits, headers, hostile parsing, erasure (real Re
 
   const req = (method: string, route: string, key?: keyof typeof KEYS, body?: string, type = 'application/json') =>
     fetch(`${base}${route}`, {
-      method, body,
+      method,
+      body,
       headers: { ...(key ? { authorization: `Bearer ${KEYS[key]}` } : {}), ...(body !== undefined ? { 'content-type': type } : {}) },
     });
   const event = (extra = {}) => JSON.stringify({ user_id: 'sec-1', type: 'click', ts: T0, ...extra });
 
   it('parses key specs and refuses bad ones', () => {
-    expect(parseApiKeys('aaaaaaaaaaaaaaaa:read, bbbbbbbbbbbbbbbb:admin')).to.deep.equal([{ key: 'aaaaaaaaaaaaaaaa', role: 'read' }, { key: 'bbbbbbbbbbbbbbbb', role: 'admin' }]);
+    expect(parseApiKeys('aaaaaaaaaaaaaaaa:read, bbbbbbbbbbbbbbbb:admin')).to.deep.equal([
+      { key: 'aaaaaaaaaaaaaaaa', role: 'read' },
+      { key: 'bbbbbbbbbbbbbbbb', role: 'admin' },
+    ]);
     for (const bad of ['short:read', 'aaaaaaaaaaaaaaaa:root', 'aaaaaaaaaaaaaaaa', 'aaaaaaaaaaaaaaaa:read,aaaaaaaaaaaaaaaa:admin', 'a a a a a a a a a a:read']) {
       expect(() => parseApiKeys(bad), bad).to.throw(ConfigError);
     }
@@ -53,7 +60,16 @@ describe('security: API keys, limits, headers, hostile parsing, erasure (real Re
   it('requires a key with the right role on every route but /health: 401 without or with an unknown key, 403 for the wrong role', async () => {
     await start();
     expect((await req('GET', '/health')).status).to.equal(200);
-    for (const [method, route, body] of [['GET', '/profile/sec-1'], ['POST', '/events', event()], ['GET', '/status'], ['GET', '/metrics'], ['GET', '/ready'], ['GET', '/openapi.json'], ['DELETE', '/profile/sec-1'], ['GET', '/nowhere']] as const) {
+    for (const [method, route, body] of [
+      ['GET', '/profile/sec-1'],
+      ['POST', '/events', event()],
+      ['GET', '/status'],
+      ['GET', '/metrics'],
+      ['GET', '/ready'],
+      ['GET', '/openapi.json'],
+      ['DELETE', '/profile/sec-1'],
+      ['GET', '/nowhere'],
+    ] as const) {
       const res = await req(method, route, undefined, body);
       expect([method, route, res.status]).to.deep.equal([method, route, 401]);
       expect(res.headers.get('www-authenticate')).to.equal('Bearer');
@@ -73,21 +89,27 @@ describe('security: API keys, limits, headers, hostile parsing, erasure (real Re
     expect(forbidden.status).to.equal(403);
     expect(((await forbidden.json()) as { error: string }).error).to.equal("this key's role (read) may not DELETE /profile/sec-1: it needs admin");
     expect((await req('POST', '/batch', 'ingest', '{}')).status).to.equal(403);
-    for (const [method, route, body] of [['POST', '/events', event({ event_id: 'adm' })], ['GET', '/profile/sec-1'], ['GET', '/status'], ['DELETE', '/profile/sec-1']] as const) {
+    for (const [method, route, body] of [
+      ['POST', '/events', event({ event_id: 'adm' })],
+      ['GET', '/profile/sec-1'],
+      ['GET', '/status'],
+      ['DELETE', '/profile/sec-1'],
+    ] as const) {
       expect([method, route, (await req(method, route, 'admin', body)).status]).to.deep.equal([method, route, 200 + (method === 'POST' ? 2 : 0)]);
     }
   });
 
-  it("checks the role of the route express serves, however the request spells its path (case, trailing slash, absolute-form)", async () => {
+  it('checks the role of the route express serves, however the request spells its path (case, trailing slash, absolute-form)', async () => {
     await start();
-    const raw = (method: string, target: string, key: keyof typeof KEYS) => new Promise<number>((resolve, reject) => {
-      const r = httpRequest({ host: '127.0.0.1', port: http.port, method, path: target, headers: { authorization: `Bearer ${KEYS[key]}` } }, (res) => {
-        res.resume();
-        resolve(res.statusCode!);
+    const raw = (method: string, target: string, key: keyof typeof KEYS) =>
+      new Promise<number>((resolve, reject) => {
+        const r = httpRequest({ host: '127.0.0.1', port: http.port, method, path: target, headers: { authorization: `Bearer ${KEYS[key]}` } }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        r.on('error', reject);
+        r.end();
       });
-      r.on('error', reject);
-      r.end();
-    });
     for (const target of ['/PROFILE/sec-1', '/Profile/sec-1', '/profile/sec-1/', `http://127.0.0.1:${http.port}/profile/sec-1`, '/profile/sec-1#x']) {
       expect([target, await raw('DELETE', target, 'read')]).to.deep.equal([target, 403]);
     }
@@ -119,7 +141,9 @@ describe('security: API keys, limits, headers, hostile parsing, erasure (real Re
     socket.on('data', (d) => (reply += d));
     const closed = new Promise((r) => socket.once('close', r));
     const started = Date.now();
-    socket.write(`POST /events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.ingest}\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{"user_id":`);
+    socket.write(
+      `POST /events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEYS.ingest}\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{"user_id":`,
+    );
     await closed;
     expect(Date.now() - started).to.be.lessThan(2000);
     expect(reply).to.match(/^HTTP\/1\.1 413 /);
@@ -144,7 +168,10 @@ describe('security: API keys, limits, headers, hostile parsing, erasure (real Re
     const res = await req('POST', '/events', 'ingest', polluting);
     expect(res.status).to.equal(400);
     const fields = ((await res.json()) as { errors: { field: string; message: string }[] }).errors.map((e) => [e.field, e.message]);
-    expect(fields).to.deep.include.members([['__proto__', 'unknown field'], ['constructor', 'unknown field']]);
+    expect(fields).to.deep.include.members([
+      ['__proto__', 'unknown field'],
+      ['constructor', 'unknown field'],
+    ]);
     expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
     const line = JSON.stringify({ user_id: 'u', type: 'click', ad_id: 'a'.repeat(70_000) });
     const long = await req('POST', '/events', 'ingest', line, 'application/x-ndjson');
@@ -198,7 +225,7 @@ describe('security: API keys, limits, headers, hostile parsing, erasure (real Re
       await p.producer.ingest([{ event_id: 'back-1', user_id: 'gone', type: 'click', ts: body.erased_at + 1 }]);
       p.clock.now = body.erased_at + 10;
       await p.consumer.drain();
-      expect((((await (await req('GET', '/profile/gone', 'read')).json()) as { tags: Record<string, number> }).tags).clicks_24h).to.equal(1);
+      expect(((await (await req('GET', '/profile/gone', 'read')).json()) as { tags: Record<string, number> }).tags.clicks_24h).to.equal(1);
     } finally {
       fs.rmSync(ods, { recursive: true, force: true });
     }
@@ -207,7 +234,15 @@ describe('security: API keys, limits, headers, hostile parsing, erasure (real Re
   it('`profile erase --purge-ods` refuses while an archiver is active, before erasing anything', async () => {
     await start();
     const ods = fs.mkdtempSync(path.join(os.tmpdir(), 'erase-ods-'));
-    const archiver = new ArchiveConsumer({ redis: p.redis, keys: p.keys, partitions: 2, consumerName: 'arch-live', odsDir: ods, trimIntervalMs: 0, blockMs: 200 });
+    const archiver = new ArchiveConsumer({
+      redis: p.redis,
+      keys: p.keys,
+      partitions: 2,
+      consumerName: 'arch-live',
+      odsDir: ods,
+      trimIntervalMs: 0,
+      blockMs: 200,
+    });
     await archiver.start();
     try {
       const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: p.keys.prefix, PROFILE_PARTITIONS: '2', ODS_DIR: ods };

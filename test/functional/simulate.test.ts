@@ -46,18 +46,35 @@ describe('traffic simulator', () => {
     const { freePort } = await import('../../src/redis/embeddedServer');
     const nobody = `http://127.0.0.1:${await freePort()}`;
     const t0 = Date.now();
-    const err = await simulate({ url: nobody, users: 10, rate: 100, durationS: 20 }).then(() => null, (e: Error) => e);
+    const err = await simulate({ url: nobody, users: 10, rate: 100, durationS: 20 }).then(
+      () => null,
+      (e: Error) => e,
+    );
     expect(err?.message).to.equal(`cannot reach the API at ${nobody} (ECONNREFUSED): is \`profile up\` or \`profile serve\` running there? Check --url`);
     expect(Date.now() - t0).to.be.below(2000);
     // An API that goes away after 1 s of a 20 s run: the run ends ~5 s later with the cause.
     const p = await makePipeline({ partitions: 1, now: Date.now() });
-    const app = createApp({ redis: p.redis, producer: p.producer, reader: p.reader, keys: p.keys, partitions: 1, maxEventsPerRequest: 1000, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20 });
+    const app = createApp({
+      redis: p.redis,
+      producer: p.producer,
+      reader: p.reader,
+      keys: p.keys,
+      partitions: 1,
+      maxEventsPerRequest: 1000,
+      maxProfilesPerRequest: 100,
+      maxBodyBytes: 1 << 20,
+    });
     const http = await listen(app, '127.0.0.1', 0);
     const url = `http://127.0.0.1:${http.port}`;
     setTimeout(() => void http.close(), 1000);
     const t1 = Date.now();
-    const died = await simulate({ url, users: 10, rate: 200, durationS: 20, waitDrainS: 1 }).then(() => null, (e: Error) => e);
-    expect(died?.message).to.match(new RegExp(`^the API at ${url} stopped answering \\(ECONNREFUSED\\) for 5 s: \\d+ of \\d+ events were accepted before; is it still running\\?$`));
+    const died = await simulate({ url, users: 10, rate: 200, durationS: 20, waitDrainS: 1 }).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(died?.message).to.match(
+      new RegExp(`^the API at ${url} stopped answering \\(ECONNREFUSED\\) for 5 s: \\d+ of \\d+ events were accepted before; is it still running\\?$`),
+    );
     expect(Date.now() - t1).to.be.below(12_000);
     await p.close();
   });
@@ -67,21 +84,40 @@ describe('traffic simulator', () => {
     const p = await makePipeline({ partitions: 1, now: Date.now() });
     const producer = new Producer({ redis: p.redis, keys: p.keys, partitions: 1, maxFutureSkewMs: 300_000, maxBacklog: 20 });
     const app = createApp({
-      redis: p.redis, producer, reader: p.reader, keys: p.keys, partitions: 1,
-      maxEventsPerRequest: 100, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20,
+      redis: p.redis,
+      producer,
+      reader: p.reader,
+      keys: p.keys,
+      partitions: 1,
+      maxEventsPerRequest: 100,
+      maxProfilesPerRequest: 100,
+      maxBodyBytes: 1 << 20,
     });
     const http = await listen(app, '127.0.0.1', 0);
     const stream = p.keys.stream(0);
     // Frees the backlog every 700 ms: realtime drains, a stand-in archiver acks, the stream is trimmed.
-    const clear = setInterval(() => void (async () => {
-      await p.consumer.drain();
-      const entries = await p.redis.xreadgroup('GROUP', 'archive', 'a', 'COUNT', 1000, 'STREAMS', stream, '>') as [string, [string, string[]][]][] | null;
-      const ids = entries?.[0]?.[1].map(([id]) => id) ?? [];
-      if (ids.length) await p.redis.xack(stream, 'archive', ...ids);
-      await p.consumer.trimAll();
-    })().catch(() => undefined), 700);
+    const clear = setInterval(
+      () =>
+        void (async () => {
+          await p.consumer.drain();
+          const entries = (await p.redis.xreadgroup('GROUP', 'archive', 'a', 'COUNT', 1000, 'STREAMS', stream, '>')) as [string, [string, string[]][]][] | null;
+          const ids = entries?.[0]?.[1].map(([id]) => id) ?? [];
+          if (ids.length) await p.redis.xack(stream, 'archive', ...ids);
+          await p.consumer.trimAll();
+        })().catch(() => undefined),
+      700,
+    );
     try {
-      const summary = await simulate({ url: `http://127.0.0.1:${http.port}`, users: 5, rate: 100, durationS: 1, batchSize: 10, concurrency: 1, seed: 3, waitDrainS: 10 });
+      const summary = await simulate({
+        url: `http://127.0.0.1:${http.port}`,
+        users: 5,
+        rate: 100,
+        durationS: 1,
+        batchSize: 10,
+        concurrency: 1,
+        seed: 3,
+        waitDrainS: 10,
+      });
       expect(summary.retries_after_503).to.be.greaterThan(0);
       expect(summary.failed_requests).to.equal(0);
       expect(summary.accepted).to.equal(summary.sent);
@@ -108,8 +144,14 @@ describe('traffic simulator', () => {
     beforeEach(async () => {
       p = await makePipeline({ partitions: 2, now: Date.now() });
       const app = createApp({
-        redis: p.redis, producer: p.producer, reader: p.reader, keys: p.keys, partitions: 2,
-        maxEventsPerRequest: 10_000, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 24,
+        redis: p.redis,
+        producer: p.producer,
+        reader: p.reader,
+        keys: p.keys,
+        partitions: 2,
+        maxEventsPerRequest: 10_000,
+        maxProfilesPerRequest: 100,
+        maxBodyBytes: 1 << 24,
       });
       http = await listen(app, '127.0.0.1', 0);
       live = new RealtimeConsumer({ redis: p.redis, keys: p.keys, partitions: 2, tags: p.config.tags.realtime, consumerName: 'sim-rt' });

@@ -18,9 +18,34 @@ function makeCertificates(dir: string): void {
   ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=profile-stream test CA');
   fs.writeFileSync(path.join(dir, 'server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
   for (const name of ['server', 'client']) {
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name === 'server' ? 'localhost' : 'profile-client'}`);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2',
-      ...(name === 'server' ? ['-extfile', 'server.ext'] : []));
+    ssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.csr`,
+      '-subj',
+      `/CN=${name === 'server' ? 'localhost' : 'profile-client'}`,
+    );
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.pem`,
+      '-days',
+      '2',
+      ...(name === 'server' ? ['-extfile', 'server.ext'] : []),
+    );
   }
 }
 
@@ -34,17 +59,44 @@ interface TlsServer {
 async function startTlsRedis(dir: string, work: string, clients: 'yes' | 'no'): Promise<TlsServer> {
   const port = await freePort();
   fs.mkdirSync(work, { recursive: true });
-  const child: ChildProcess = spawn('redis-server', [
-    '--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', work,
-    '--tls-cert-file', path.join(dir, 'server.pem'), '--tls-key-file', path.join(dir, 'server.key'),
-    '--tls-ca-cert-file', path.join(dir, 'ca.pem'), '--tls-auth-clients', clients,
-  ], { stdio: 'ignore' });
+  const child: ChildProcess = spawn(
+    'redis-server',
+    [
+      '--port',
+      '0',
+      '--tls-port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      work,
+      '--tls-cert-file',
+      path.join(dir, 'server.pem'),
+      '--tls-key-file',
+      path.join(dir, 'server.key'),
+      '--tls-ca-cert-file',
+      path.join(dir, 'ca.pem'),
+      '--tls-auth-clients',
+      clients,
+    ],
+    { stdio: 'ignore' },
+  );
   const ca = fs.readFileSync(path.join(dir, 'ca.pem'));
   const tls = { ca, ...(clients === 'yes' ? { cert: fs.readFileSync(path.join(dir, 'client.pem')), key: fs.readFileSync(path.join(dir, 'client.key')) } : {}) };
   for (let i = 0; ; i++) {
     const probe = new Redis({ port, host: '127.0.0.1', tls, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     probe.on('error', () => undefined);
-    const up = await probe.connect().then(() => probe.ping(), () => null).catch(() => null);
+    const up = await probe
+      .connect()
+      .then(
+        () => probe.ping(),
+        () => null,
+      )
+      .catch(() => null);
     probe.disconnect();
     if (up === 'PONG') break;
     if (i > 100) {
@@ -54,12 +106,14 @@ async function startTlsRedis(dir: string, work: string, clients: 'yes' | 'no'): 
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
-    port, url: `rediss://127.0.0.1:${port}`,
-    stop: () => new Promise<void>((resolve) => {
-      if (child.exitCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    }),
+    port,
+    url: `rediss://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
   };
 }
 
@@ -90,7 +144,11 @@ describe('TLS to Redis (a TLS-only redis-server, certificates from openssl)', fu
     await up.waitFor(/archive consumer started/);
     const now = Date.now();
     const events = [1, 2, 3].map((i) => ({ event_id: `tls-${i}`, user_id: 'tls-user', type: 'click', ts: now - i * 1000, ad_id: 'a', campaign_id: 'c' }));
-    const res = await fetch(`http://127.0.0.1:${port}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) });
+    const res = await fetch(`http://127.0.0.1:${port}/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(events),
+    });
     expect(res.status).to.equal(202);
     let clicks = 0;
     for (let i = 0; i < 100 && clicks !== 3; i++) {
@@ -130,12 +188,26 @@ describe('TLS to Redis (a TLS-only redis-server, certificates from openssl)', fu
       expect(r.code, `${args.join(' ')}: ${r.out}`).to.equal(1);
       const lines = r.out.trim().split('\n');
       expect(lines, args.join(' ')).to.have.length(1);
-      expect(lines[0]).to.match(new RegExp(`^profile: TLS to Redis at (127\\.0\\.0\\.1|localhost):${port} failed \\(.+\\): give the CA that signed the server's certificate with --redis-tls-ca`));
+      expect(lines[0]).to.match(
+        new RegExp(
+          `^profile: TLS to Redis at (127\\.0\\.0\\.1|localhost):${port} failed \\(.+\\): give the CA that signed the server's certificate with --redis-tls-ca`,
+        ),
+      );
     }
     const missing = await runCliToEnd(['status', '--redis', server.url, '--redis-tls-ca', path.join(dir, 'nope.pem')]);
     expect([missing.code, missing.out.trim()]).to.deep.equal([2, `profile: --redis-tls-ca ${path.join(dir, 'nope.pem')}: cannot read it (ENOENT)`]);
     // With the client certificate, the strict server lets it in.
-    const ok = await runCliToEnd(['status', '--redis', strict.url, '--redis-tls-ca', ca, '--redis-tls-cert', path.join(dir, 'client.pem'), '--redis-tls-key', path.join(dir, 'client.key')]);
+    const ok = await runCliToEnd([
+      'status',
+      '--redis',
+      strict.url,
+      '--redis-tls-ca',
+      ca,
+      '--redis-tls-cert',
+      path.join(dir, 'client.pem'),
+      '--redis-tls-key',
+      path.join(dir, 'client.key'),
+    ]);
     expect(ok.code, ok.out).to.equal(0);
     expect(ok.out).to.match(/maxmemory-policy noeviction/);
   });

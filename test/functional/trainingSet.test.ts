@@ -64,7 +64,14 @@ function makeEvents(seed: number, users: string[]): Stored[] {
       const centre = pick(bursts);
       const ts = centre + Math.floor((rnd() - 0.3) * (rnd() < 0.5 ? 10 * MIN : 30 * HOUR));
       const type = pick(['impression', 'impression', 'impression', 'click', 'purchase'] as const);
-      const event: ProfileEvent = { event_id: `e${++seq}`, user_id: user, type, ts, ad_id: pick(['a1', 'a2', 'a3', 'a4', 'a5']), campaign_id: pick(['c1', 'c2', 'c3', 'c4']) };
+      const event: ProfileEvent = {
+        event_id: `e${++seq}`,
+        user_id: user,
+        type,
+        ts,
+        ad_id: pick(['a1', 'a2', 'a3', 'a4', 'a5']),
+        campaign_id: pick(['c1', 'c2', 'c3', 'c4']),
+      };
       if (type === 'purchase' || rnd() < 0.1) event.amount = Math.round(rnd() * 20000) / 100;
       out.push({ event, streamId: `${START + seq}-0` });
       if (rnd() < 0.05) {
@@ -132,7 +139,12 @@ async function copyToNdjson(sql: string, out: string): Promise<void> {
   }
 }
 
-const readNdjson = (file: string): Row[] => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row);
+const readNdjson = (file: string): Row[] =>
+  fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Row);
 
 describe('profile training-set (point-in-time features from the ODS)', function () {
   this.timeout(120_000);
@@ -198,7 +210,7 @@ describe('profile training-set (point-in-time features from the ODS)', function 
     expect([before.views_1h, before.ltv_total, before.segment_id, before.campaign_views_1h]).to.deep.equal([0, null, null, {}]);
   });
 
-  it('lets no event after a row\'s time change it: planted later events leave every row as it was', async () => {
+  it("lets no event after a row's time change it: planted later events leave every row as it was", async () => {
     const points = spinePoints(12, 200);
     const spine = writeSpine(points);
     await build({ spine: { file: spine }, out: path.join(dir, 'before.ndjson') });
@@ -210,7 +222,10 @@ describe('profile training-set (point-in-time features from the ODS)', function 
     for (const [user, t] of last) {
       for (const later of [1, 999, 1000, MIN, HOUR, 2 * DAY]) {
         for (const type of ['impression', 'click', 'purchase'] as const) {
-          planted.push({ event: { event_id: `future-${++n}`, user_id: user, type, ts: t + later, ad_id: 'a9', campaign_id: 'c9', amount: 5000 }, streamId: `${START + 100_000 + n}-0` });
+          planted.push({
+            event: { event_id: `future-${++n}`, user_id: user, type, ts: t + later, ad_id: 'a9', campaign_id: 'c9', amount: 5000 },
+            streamId: `${START + 100_000 + n}-0`,
+          });
         }
       }
     }
@@ -226,7 +241,12 @@ describe('profile training-set (point-in-time features from the ODS)', function 
     try {
       const values = points.map((p, i) => `('${p.user_id}', '${new Date(p.ts).toISOString()}', ${i})`).join(', ');
       await conn.run(`COPY (SELECT * FROM (VALUES ${values}) v(user_id, ts, n)) TO '${path.join(dir, 'spine.parquet')}' (FORMAT parquet)`);
-      const summary = await build({ spine: { file: path.join(dir, 'spine.parquet') }, out: path.join(dir, 'out.parquet'), format: 'parquet', select: ['segment_id', 'views_5m', 'camp_top2_1h'] });
+      const summary = await build({
+        spine: { file: path.join(dir, 'spine.parquet') },
+        out: path.join(dir, 'out.parquet'),
+        format: 'parquet',
+        select: ['segment_id', 'views_5m', 'camp_top2_1h'],
+      });
       expect(summary.features).to.deep.equal(['views_5m', 'camp_top2_1h', 'segment_id']);
       const rows = (await conn.runAndReadAll(`SELECT * FROM read_parquet('${path.join(dir, 'out.parquet')}')`)).getRowObjectsJson();
       expect(Object.keys(rows[0])).to.deep.equal(['user_id', 'ts', 'n', 'views_5m', 'camp_top2_1h', 'segment_id']);
@@ -250,14 +270,19 @@ describe('profile training-set (point-in-time features from the ODS)', function 
     const newest = Math.max(...events.map((e) => e.ts));
     // The impressions left out are those whose label is not known yet, and the summary says how many.
     expect(summary.newest_event).to.equal(newest);
-    expect(summary.label_unknown).to.equal(events.filter((e) => e.type === 'impression' && e.ts + 30 * MIN > newest).length).and.to.be.greaterThan(0);
-    const impressions = events.filter((e) => e.type === 'impression' && e.ts + 30 * MIN <= newest)
+    expect(summary.label_unknown)
+      .to.equal(events.filter((e) => e.type === 'impression' && e.ts + 30 * MIN > newest).length)
+      .and.to.be.greaterThan(0);
+    const impressions = events
+      .filter((e) => e.type === 'impression' && e.ts + 30 * MIN <= newest)
       .sort((a, b) => a.ts - b.ts || (a.user_id < b.user_id ? -1 : a.user_id > b.user_id ? 1 : 0) || (a.event_id < b.event_id ? -1 : 1));
     expect(rows.map((r) => r.event_id)).to.deep.equal(impressions.map((e) => e.event_id));
     let clicked = 0;
     rows.forEach((row, i) => {
       const imp = impressions[i];
-      const label = events.some((c) => c.type === 'click' && c.user_id === imp.user_id && c.ad_id === imp.ad_id && c.ts >= imp.ts && c.ts <= imp.ts + 30 * MIN) ? 1 : 0;
+      const label = events.some((c) => c.type === 'click' && c.user_id === imp.user_id && c.ad_id === imp.ad_id && c.ts >= imp.ts && c.ts <= imp.ts + 30 * MIN)
+        ? 1
+        : 0;
       clicked += label;
       expect([row.user_id, row.ts, row.impression_ts, row.ad_id, row.clicked_within_30m]).to.deep.equal([imp.user_id, imp.ts - 1, imp.ts, imp.ad_id, label]);
       if (i % 10 === 0) expectRow(row, expectedFeatures(events, imp.user_id, imp.ts - 1), `impression ${imp.event_id}`);
@@ -331,10 +356,15 @@ describe('profile training-set (point-in-time features from the ODS)', function 
     });
 
     it('says why an impressions spine has no row (a range without impressions)', async () => {
-      const { code, out } = await runCliToEnd(['training-set', '--spine-from', 'impressions', '--from', '2001-01-01', '--to', '2001-01-02', '--out', path.join(dir, 'none.parquet')], env());
+      const { code, out } = await runCliToEnd(
+        ['training-set', '--spine-from', 'impressions', '--from', '2001-01-01', '--to', '2001-01-02', '--out', path.join(dir, 'none.parquet')],
+        env(),
+      );
       expect(code, out).to.equal(0);
       expect(out).to.match(/^training set: 0 rows × \d+ features/m);
-      expect(out).to.match(/^no impression in the ODS between --from 2001-01-01 and --to 2001-01-02: the ODS holds \d+ files \(profile status shows their dates\)$/m);
+      expect(out).to.match(
+        /^no impression in the ODS between --from 2001-01-01 and --to 2001-01-02: the ODS holds \d+ files \(profile status shows their dates\)$/m,
+      );
     });
 
     it('stops on Ctrl-C: exit 130, nothing written, no partial file left', async () => {
@@ -343,7 +373,9 @@ describe('profile training-set (point-in-time features from the ODS)', function 
       const spine = path.join(dir, 'big.parquet');
       try {
         // Two million rows: several seconds of work, so the signal comes mid-query.
-        await conn.run(`COPY (SELECT 'u-' || chr(97 + CAST(i % 4 AS INTEGER)) AS user_id, ${START} + i * 1000 AS ts FROM range(2000000) r(i)) TO '${spine}' (FORMAT parquet)`);
+        await conn.run(
+          `COPY (SELECT 'u-' || chr(97 + CAST(i % 4 AS INTEGER)) AS user_id, ${START} + i * 1000 AS ts FROM range(2000000) r(i)) TO '${spine}' (FORMAT parquet)`,
+        );
       } finally {
         conn.closeSync();
       }
@@ -363,16 +395,37 @@ describe('profile training-set (point-in-time features from the ODS)', function 
       const cases: [string[], RegExp][] = [
         [['--out', 'x.parquet'], /needs --spine <file> or --spine-from impressions/],
         [['--spine', spineOf('{"user":"u-a","ts":1}\n'), '--out', 'x.parquet'], /has no user_id column/],
-        [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n{"user_id":"u-b","ts":"yesterday"}\n'), '--out', 'x.parquet'], /spine row 2: ts "yesterday" is neither epoch ms nor an ISO-8601 time/],
-        [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n{"user_id":"u-b","ts":1e300}\n'), '--out', 'x.parquet'], /^profile: spine row 2: ts "1e\+300" is neither epoch ms nor an ISO-8601 time up to year 9999$/m],
-        [['--spine', spineOf('{"user_id":"u-a","ts":1000000000000000000}\n'), '--out', 'x.parquet'], /^profile: spine row 1: ts "1000000000000000000" is neither epoch ms nor an ISO-8601 time up to year 9999$/m],
+        [
+          ['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n{"user_id":"u-b","ts":"yesterday"}\n'), '--out', 'x.parquet'],
+          /spine row 2: ts "yesterday" is neither epoch ms nor an ISO-8601 time/,
+        ],
+        [
+          ['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n{"user_id":"u-b","ts":1e300}\n'), '--out', 'x.parquet'],
+          /^profile: spine row 2: ts "1e\+300" is neither epoch ms nor an ISO-8601 time up to year 9999$/m,
+        ],
+        [
+          ['--spine', spineOf('{"user_id":"u-a","ts":1000000000000000000}\n'), '--out', 'x.parquet'],
+          /^profile: spine row 1: ts "1000000000000000000" is neither epoch ms nor an ISO-8601 time up to year 9999$/m,
+        ],
         [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000,"views_5m":3}\n'), '--out', 'x.parquet'], /column views_5m has the name of a feature/],
-        [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n{"user_id":"u-a","ts":1795743206}\n'), '--out', 'x.parquet'], /spine row 2: ts 1795743206 is 1970-01-21T\S+ as epoch ms: epoch seconds\?/],
-        [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n'), '--tags', 'views_5m,nope', '--out', 'x.parquet'], /--tags: nope is not a tag of the config/],
+        [
+          ['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n{"user_id":"u-a","ts":1795743206}\n'), '--out', 'x.parquet'],
+          /spine row 2: ts 1795743206 is 1970-01-21T\S+ as epoch ms: epoch seconds\?/,
+        ],
+        [
+          ['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n'), '--tags', 'views_5m,nope', '--out', 'x.parquet'],
+          /--tags: nope is not a tag of the config/,
+        ],
         [['--spine', path.join(dir, 'missing.ndjson'), '--out', 'x.parquet'], /the spine .*missing\.ndjson does not exist/],
-        [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n'), '--label', 'clicked_within=30m', '--out', 'x.parquet'], /--label, --from and --to go with --spine-from impressions/],
+        [
+          ['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n'), '--label', 'clicked_within=30m', '--out', 'x.parquet'],
+          /--label, --from and --to go with --spine-from impressions/,
+        ],
         [['--spine-from', 'impressions', '--label', 'clicked_within=soon', '--out', 'x.parquet'], /--label must be clicked_within=<duration>/],
-        [['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n'), '--out', path.join(dir, 'no', 'such', 'x.parquet')], /--out .*: the folder .* does not exist or is not writable/],
+        [
+          ['--spine', spineOf('{"user_id":"u-a","ts":1795743206000}\n'), '--out', path.join(dir, 'no', 'such', 'x.parquet')],
+          /--out .*: the folder .* does not exist or is not writable/,
+        ],
       ];
       for (const [args, message] of cases) {
         const { code, out } = await runCliToEnd(['training-set', ...args.map((a) => (a === 'x.parquet' ? path.join(dir, a) : a))], env());

@@ -52,7 +52,9 @@ describe('training set equals what GET /profile answered (profile up on a moved 
     let now = Date.UTC(2026, 9, 1, 8, 0, 0, 0);
     writeClock(clock, now);
     const up = runCli(['up', '--port', '0'], {
-      ...env, LOG_LEVEL: 'info', TEST_CLOCK_FILE: clock,
+      ...env,
+      LOG_LEVEL: 'info',
+      TEST_CLOCK_FILE: clock,
       NODE_OPTIONS: `--require ${path.join(__dirname, '..', 'helpers', 'clockFile.js')}`,
     });
     const [, port] = await up.waitFor(/"port":(\d+),"msg":"API listening"/);
@@ -88,7 +90,14 @@ describe('training set equals what GET /profile answered (profile up on a moved 
         const spread = pick([10 * SECOND, 5 * MIN, 2 * HOUR, 26 * HOUR]);
         const ts = Math.max(lastAsOf + 1, newest - Math.floor(rnd() * spread));
         const type = pick(['impression', 'impression', 'impression', 'click', 'purchase'] as const);
-        const e: Record<string, unknown> = { event_id: `ev-${++seq}`, user_id: pick(active), type, ts, ad_id: pick(['a1', 'a2', 'a3', 'a4']), campaign_id: pick(['c1', 'c2', 'c3']) };
+        const e: Record<string, unknown> = {
+          event_id: `ev-${++seq}`,
+          user_id: pick(active),
+          type,
+          ts,
+          ad_id: pick(['a1', 'a2', 'a3', 'a4']),
+          campaign_id: pick(['c1', 'c2', 'c3']),
+        };
         if (type === 'purchase' || rnd() < 0.1) e.amount = Math.round(rnd() * 20000) / 100;
         events.push(e);
         if (rnd() < 0.05) resend.push(e); // sent again in a later step: a redelivery counts once
@@ -120,8 +129,22 @@ describe('training set equals what GET /profile answered (profile up on a moved 
       lastAsOf = Math.max(lastAsOf, now + 10); // answers of 404 carry no time: keep events after the clock
     };
 
-    const steps: [number, number][] = [[0, 300], [20 * SECOND, 80], [90 * SECOND, 150], [7 * MIN, 200], [30 * MIN, 250], [2 * HOUR, 300],
-      [5 * HOUR, 150], [20 * HOUR, 300], [26 * HOUR, 200], [3 * DAY, 250], [9 * DAY, 150], [2 * HOUR, 100], [33 * DAY, 200], [1 * HOUR, 120]];
+    const steps: [number, number][] = [
+      [0, 300],
+      [20 * SECOND, 80],
+      [90 * SECOND, 150],
+      [7 * MIN, 200],
+      [30 * MIN, 250],
+      [2 * HOUR, 300],
+      [5 * HOUR, 150],
+      [20 * HOUR, 300],
+      [26 * HOUR, 200],
+      [3 * DAY, 250],
+      [9 * DAY, 150],
+      [2 * HOUR, 100],
+      [33 * DAY, 200],
+      [1 * HOUR, 120],
+    ];
     const batchTimes: number[] = [];
     let erasedAt = Infinity;
     for (const [i, [advance, n]] of steps.entries()) {
@@ -147,7 +170,11 @@ describe('training set equals what GET /profile answered (profile up on a moved 
     fs.writeFileSync(path.join(dir, 'spine.ndjson'), spine.map((r) => JSON.stringify(r)).join('\n') + '\n');
     const built = await runCliToEnd(['training-set', '--spine', path.join(dir, 'spine.ndjson'), '--out', path.join(dir, 'train.ndjson')], env);
     expect(built.code, built.out).to.equal(0);
-    const rows = fs.readFileSync(path.join(dir, 'train.ndjson'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const rows = fs
+      .readFileSync(path.join(dir, 'train.ndjson'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(rows).to.have.length(spine.length);
 
     let compared = 0;
@@ -160,13 +187,19 @@ describe('training set equals what GET /profile answered (profile up on a moved 
         const erased = a.user_id === 'live-d' && a.as_of <= erasedAt;
         const want = a.tags && !erased ? a.tags[name] : empty(aggregation);
         const same = sameWindowValue(row[name] as WindowValue, want as WindowValue);
-        expect(same, `${a.user_id} at ${new Date(a.as_of).toISOString()}: ${name} is ${JSON.stringify(row[name])} in the training set, GET /profile said ${JSON.stringify(want)}`).to.equal(true);
+        expect(
+          same,
+          `${a.user_id} at ${new Date(a.as_of).toISOString()}: ${name} is ${JSON.stringify(row[name])} in the training set, GET /profile said ${JSON.stringify(want)}`,
+        ).to.equal(true);
         compared++;
         if (typeof want === 'number' && want !== 0) nonZero++;
       }
     });
     expect(answers.filter((a) => a.tags === null).length, 'some answers were 404s (live-never)').to.be.greaterThan(0);
-    expect(answers.filter((a) => a.user_id === 'live-d' && a.as_of > erasedAt && a.tags !== null).length, 'live-d has answers after its erasure').to.be.greaterThan(0);
+    expect(
+      answers.filter((a) => a.user_id === 'live-d' && a.as_of > erasedAt && a.tags !== null).length,
+      'live-d has answers after its erasure',
+    ).to.be.greaterThan(0);
     expect(nonZero, `most compared values are not empty windows (${nonZero} of ${compared})`).to.be.greaterThan(compared / 4);
 
     // Offline tags: what GET /profile serves after `profile batch --as-of T` equals the training set's row at T.

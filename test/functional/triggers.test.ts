@@ -17,7 +17,13 @@ const MIN = 60_000;
 const TRIGGERS = [
   { name: 'hot_clicker', when: [{ tag: 'clicks_5m', op: '>=', value: 3 }] },
   { name: 'big_spender_today', when: [{ tag: 'spend_24h', op: '>=', value: 500 }] },
-  { name: 'valuable_clicker', when: [{ tag: 'clicks_5m', op: '>=', value: 1 }, { tag: 'ltv_total', op: '>', value: 100 }] },
+  {
+    name: 'valuable_clicker',
+    when: [
+      { tag: 'clicks_5m', op: '>=', value: 1 },
+      { tag: 'ltv_total', op: '>', value: 100 },
+    ],
+  },
 ];
 
 /** Every firing in the pipeline's trigger streams, oldest first per partition, as objects. */
@@ -84,7 +90,9 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
         const writer = new WindowWriter(p.keys, p.config.tags.realtime, p.config.tags.triggers, p.config.tags.offline);
         const events = click('crash-1', 3);
         const args = events.flatMap((e) => WindowWriter.eventArgs({ ...e, type: 'click' }));
-        const reply = windowsReply(await runScript(p.redis, writer.update([{ userId: 'crash-1', events: { click: args }, lastEventId: events[2].event_id }], p.clock.now)));
+        const reply = windowsReply(
+          await runScript(p.redis, writer.update([{ userId: 'crash-1', events: { click: args }, lastEventId: events[2].event_id }], p.clock.now)),
+        );
         expect(reply.outboxes.get('crash-1')).to.have.length(1);
         expect(await firings(p)).to.deep.equal([]);
         // The same entries, redelivered: the windows count nothing twice and the outbox is appended once.
@@ -103,7 +111,10 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
         await p.redis.hset(p.keys.offline('rich'), 'ltv_total', '250.5');
         await feed(p, [...click('rich', 1), ...click('poor', 1)]);
         await feed(p, [{ event_id: 'buy-1', user_id: 'rich', type: 'purchase', ts: p.clock.now, amount: 600 }]);
-        const got = (await firings(p)).map((f) => { const { at: _a, event_id: _e, ...rest } = f; return rest; });
+        const got = (await firings(p)).map((f) => {
+          const { at: _a, event_id: _e, ...rest } = f;
+          return rest;
+        });
         expect(got).to.have.deep.members([
           { trigger: 'valuable_clicker', user_id: 'rich', clicks_5m: '1', ltv_total: '250.5' },
           { trigger: 'big_spender_today', user_id: 'rich', spend_24h: '600' },
@@ -131,13 +142,27 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
   });
 
   it('refuses a config naming an unknown tag, a count_by tag, or an unknown operator (exit 2)', () => {
-    const base = { realtime: [{ name: 'clicks_5m', event: 'click', aggregation: 'count', window: '5m' }, { name: 'camps', event: 'click', aggregation: 'count_by', field: 'campaign_id', window: '1h' }] };
+    const base = {
+      realtime: [
+        { name: 'clicks_5m', event: 'click', aggregation: 'count', window: '5m' },
+        { name: 'camps', event: 'click', aggregation: 'count_by', field: 'campaign_id', window: '1h' },
+      ],
+    };
     const bad: [unknown, RegExp][] = [
-      [[{ name: 't', when: [{ tag: 'nope', op: '>=', value: 1 }] }], /triggers\[0\] \(t\): when\[0\]: "tag" must name a realtime tag other than count_by, or an offline tag \(clicks_5m\)/],
+      [
+        [{ name: 't', when: [{ tag: 'nope', op: '>=', value: 1 }] }],
+        /triggers\[0\] \(t\): when\[0\]: "tag" must name a realtime tag other than count_by, or an offline tag \(clicks_5m\)/,
+      ],
       [[{ name: 't', when: [{ tag: 'camps', op: '>=', value: 1 }] }], /"tag" must name a realtime tag other than count_by/],
       [[{ name: 't', when: [{ tag: 'clicks_5m', op: '!=', value: 1 }] }], /"op" must be one of >=, >, <=, <, ==/],
       [[{ name: 't', when: [] }], /"when" must be a non-empty array/],
-      [[{ name: 't', when: [{ tag: 'clicks_5m', op: '>', value: 1 }] }, { name: 't', when: [{ tag: 'clicks_5m', op: '>', value: 2 }] }], /duplicate trigger name/],
+      [
+        [
+          { name: 't', when: [{ tag: 'clicks_5m', op: '>', value: 1 }] },
+          { name: 't', when: [{ tag: 'clicks_5m', op: '>', value: 2 }] },
+        ],
+        /duplicate trigger name/,
+      ],
       [{ name: 't' }, /"triggers" must be an array/],
     ];
     for (const [triggers, message] of bad) {
@@ -153,7 +178,10 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
       const tail = runCli(['triggers', 'tail', '--json', '--from-start', '--name', 'hot_clicker'], env);
       const table = runCli(['triggers', 'tail', '--from-start'], env);
       await feed(p, [{ event_id: 'big', user_id: 't9', type: 'purchase', ts: p.clock.now, amount: 700 }]);
-      await feed(p, Array.from({ length: 3 }, (_, i) => ({ event_id: `t${i}`, user_id: 't9', type: 'click', ts: p.clock.now - i })));
+      await feed(
+        p,
+        Array.from({ length: 3 }, (_, i) => ({ event_id: `t${i}`, user_id: 't9', type: 'click', ts: p.clock.now - i })),
+      );
       const [line] = await tail.waitFor(/^\{.*"trigger":"hot_clicker".*\}$/m);
       expect(JSON.parse(line)).to.deep.include({ trigger: 'hot_clicker', user_id: 't9', values: { clicks_5m: 3 } });
       await table.waitFor(/Z {2}hot_clicker +t9 +clicks_5m=3$/m);
@@ -219,7 +247,12 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
           while ((end = buffer.indexOf('\n\n')) >= 0) {
             const block = buffer.slice(0, end);
             buffer = buffer.slice(end + 2);
-            const f = Object.fromEntries(block.split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
+            const f = Object.fromEntries(
+              block
+                .split('\n')
+                .filter((l) => !l.startsWith(':'))
+                .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]),
+            );
             if (f.data) parsed.push({ id: f.id, event: f.event, data: JSON.parse(f.data) });
           }
         }
@@ -234,14 +267,20 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
       const readers = async () => ((await p.redis.client('LIST')) as string).split('\n').filter((l) => / cmd=xread /.test(l)).length;
       for (let i = 0; i < 100 && (await readers()) > 0; i++) await sleep(20);
       expect(await readers()).to.equal(0);
-      await Promise.all(Array.from({ length: 60 }, (_, i) => new Promise<void>((resolve) => {
-        const req = httpGet(`${base}/triggers/stream`, (res) => res.resume());
-        req.on('error', () => resolve());
-        setTimeout(() => {
-          req.destroy();
-          resolve();
-        }, i % 12);
-      })));
+      await Promise.all(
+        Array.from(
+          { length: 60 },
+          (_, i) =>
+            new Promise<void>((resolve) => {
+              const req = httpGet(`${base}/triggers/stream`, (res) => res.resume());
+              req.on('error', () => resolve());
+              setTimeout(() => {
+                req.destroy();
+                resolve();
+              }, i % 12);
+            }),
+        ),
+      );
       let left = -1;
       for (let i = 0; i < 100 && left !== 0; i++) {
         await sleep(30);
@@ -270,7 +309,13 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
     });
 
     it('answers 503 with Retry-After past --max-event-streams, and closes a client that does not read past its buffer bound', async () => {
-      const small = await serveApp(p, { maxEventsPerRequest: 100, maxProfilesPerRequest: 10, maxBodyBytes: 1 << 20, maxEventStreams: 2, eventStreamBufferBytes: 64 * 1024 });
+      const small = await serveApp(p, {
+        maxEventsPerRequest: 100,
+        maxProfilesPerRequest: 10,
+        maxBodyBytes: 1 << 20,
+        maxEventStreams: 2,
+        eventStreamBufferBytes: 64 * 1024,
+      });
       try {
         const ctrl = new AbortController();
         const a = await fetch(`${small.base}/triggers/stream`, { signal: ctrl.signal });
@@ -293,7 +338,8 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
         const wide = 'v'.repeat(2000);
         for (let batch = 0; batch < 10; batch++) {
           const pipe = p.redis.pipeline();
-          for (let i = 0; i < 1000; i++) pipe.xadd(p.keys.triggerStream(0), '*', 'trigger', 'hot_clicker', 'user_id', `slow-${i}`, 'at', '1', 'event_id', 'e', wide, '1');
+          for (let i = 0; i < 1000; i++)
+            pipe.xadd(p.keys.triggerStream(0), '*', 'trigger', 'hot_clicker', 'user_id', `slow-${i}`, 'at', '1', 'event_id', 'e', wide, '1');
           await pipe.exec();
         }
         await new Promise((r) => setTimeout(r, 1500));
@@ -317,7 +363,11 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
       await feed(p, [...click('s1', 3, 'a'), ...click('s2', 3, 'b')]);
       await feed(p, [{ event_id: 'buy', user_id: 's3', type: 'purchase', ts: p.clock.now, amount: 999 }]);
       const first = await all.events(3);
-      expect(first.map((e) => [e.event, e.data.user_id])).to.have.deep.members([['hot_clicker', 's1'], ['hot_clicker', 's2'], ['big_spender_today', 's3']]);
+      expect(first.map((e) => [e.event, e.data.user_id])).to.have.deep.members([
+        ['hot_clicker', 's1'],
+        ['hot_clicker', 's2'],
+        ['big_spender_today', 's3'],
+      ]);
       expect(first[0].data).to.include.keys('entryId', 'partition', 'at', 'event_id', 'values');
       expect((await spenders.events(1))[0]).to.deep.include({ event: 'big_spender_today' });
       spenders.close();
@@ -332,7 +382,12 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
       // stream that can never send anything: a bad name, an unknown trigger, a cursor with
       // the wrong number of ids or an id past 2^64.
       const big = `${'9'.repeat(21)}-0`;
-      const cases = [['?name=Bad!', {}], ['?name=no_such_trigger', {}], ['', { 'last-event-id': '1-0' }], ['', { 'last-event-id': Array(p.config.partitions).fill(big).join(',') }]] as const;
+      const cases = [
+        ['?name=Bad!', {}],
+        ['?name=no_such_trigger', {}],
+        ['', { 'last-event-id': '1-0' }],
+        ['', { 'last-event-id': Array(p.config.partitions).fill(big).join(',') }],
+      ] as const;
       for (const [query, headers] of cases) {
         const r = await fetch(`${base}/triggers/stream${query}`, { headers });
         expect([query, headers, r.status], await r.text()).to.deep.equal([query, headers, 400]);

@@ -42,9 +42,12 @@ describe('sliding windows (real Redis, injected clock)', () => {
     });
   });
 
-  it('left edge: an event counts while its pane is one of the window\'s W/r panes, and leaves with its whole pane', async () => {
+  it("left edge: an event counts while its pane is one of the window's W/r panes, and leaves with its whole pane", async () => {
     // Two clicks in the same 1 s pane (its first and last ms); clicks_5m has resolution 1 s, clicks_24h 1 min.
-    await feed(p, [{ user_id: 'u1', type: 'click', ts: T0 }, { user_id: 'u1', type: 'click', ts: T0 + 999 }]);
+    await feed(p, [
+      { user_id: 'u1', type: 'click', ts: T0 },
+      { user_id: 'u1', type: 'click', ts: T0 + 999 },
+    ]);
     clock.now = T0 + 5 * MIN - 1; // the pane of T0 is the oldest of the 300 panes ending with now's
     expect((await p.reader.read('u1'))!.tags.clicks_5m).to.equal(2);
     clock.now = T0 + 5 * MIN; // a new pane begins: the pane of T0 leaves, T0 + 999 (4 min 59.001 s old) with it
@@ -57,8 +60,11 @@ describe('sliding windows (real Redis, injected clock)', () => {
     expect((await p.reader.read('u1'))!.tags.clicks_24h).to.equal(0);
   });
 
-  it('right edge: an event stamped ahead of now counts when it falls in now\'s pane, the next pane only once it begins', async () => {
-    await feed(p, [{ user_id: 'u1', type: 'click', ts: T0 + 999 }, { user_id: 'u1', type: 'click', ts: T0 + 1000 }]);
+  it("right edge: an event stamped ahead of now counts when it falls in now's pane, the next pane only once it begins", async () => {
+    await feed(p, [
+      { user_id: 'u1', type: 'click', ts: T0 + 999 },
+      { user_id: 'u1', type: 'click', ts: T0 + 1000 },
+    ]);
     expect((await p.reader.read('u1'))!.tags.clicks_5m).to.equal(1); // now = T0: pane T0 holds T0 + 999
     clock.now = T0 + 1000;
     expect((await p.reader.read('u1'))!.tags.clicks_5m).to.equal(2);
@@ -128,8 +134,14 @@ describe('sliding windows (real Redis, injected clock)', () => {
     const m1 = clock.now / MIN;
     // Distinct values: the latest time of each, scored 1e13 * field index + time (a1 is gone with its minute).
     expect(await p.redis.zrange(p.keys.paneIndex('u1', 'impression'), 0, -1, 'WITHSCORES')).to.deep.equal([
-      `h${T0 / HOUR}`, String(T0 + HOUR - MIN), `m${m1}`, String(clock.now), `h${T0 / HOUR + 1}`, String(T0 + 2 * HOUR - MIN),
-      'v1:a2', String(1e13 + clock.now),
+      `h${T0 / HOUR}`,
+      String(T0 + HOUR - MIN),
+      `m${m1}`,
+      String(clock.now),
+      `h${T0 / HOUR + 1}`,
+      String(T0 + 2 * HOUR - MIN),
+      'v1:a2',
+      String(1e13 + clock.now),
     ]);
     // (d<byte>: dedup buckets; T: the running totals and the type's meta; C<spec>: a count_by total.)
     const fields = (await p.redis.hkeys(p.keys.panes('u1', 'impression'))).filter((f) => !f.startsWith('d') && f !== 'T' && !f.startsWith('C')).sort();
@@ -161,7 +173,13 @@ describe('sliding windows (real Redis, injected clock)', () => {
   });
 
   it('keeps a count_by total in a field of its own: the meta every write reads stays small with 2,000 campaigns', async () => {
-    const events = Array.from({ length: 2000 }, (_, i) => ({ user_id: 'wide', type: 'impression', ts: T0 - (i % 600) * 1000, event_id: `w${i}`, campaign_id: `camp-${i}` }));
+    const events = Array.from({ length: 2000 }, (_, i) => ({
+      user_id: 'wide',
+      type: 'impression',
+      ts: T0 - (i % 600) * 1000,
+      event_id: `w${i}`,
+      campaign_id: `camp-${i}`,
+    }));
     await feed(p, events);
     clock.advance(2 * MIN);
     await feed(p, [{ user_id: 'wide', type: 'impression', ts: clock.now, event_id: 'w-last', campaign_id: 'camp-0' }]);

@@ -16,10 +16,13 @@ const live = new Set<ChildProcess>();
 
 /** Kills every CLI process a test started and has not seen exit (call in afterEach). */
 export async function killAllCli(): Promise<void> {
-  const waits = [...live].map((child) => new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  }));
+  const waits = [...live].map(
+    (child) =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      }),
+  );
   await Promise.all(waits);
 }
 
@@ -63,7 +66,12 @@ export function runCli(args: string[], env: Record<string, string> = {}, replace
 }
 
 /** Runs the CLI to completion; resolves with exit code and output. */
-export async function runCliToEnd(args: string[], env: Record<string, string> = {}, replaceEnv = false, program?: string): Promise<{ code: number | null; out: string }> {
+export async function runCliToEnd(
+  args: string[],
+  env: Record<string, string> = {},
+  replaceEnv = false,
+  program?: string,
+): Promise<{ code: number | null; out: string }> {
   const p = runCli(args, env, replaceEnv, program);
   const code = await p.exited;
   return { code, out: p.output() };

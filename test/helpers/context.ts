@@ -69,11 +69,15 @@ export function shippedTagsWithTriggers(triggers: unknown[]): Record<string, unk
  * fake clock. `tags` replaces the shipped tag config when given; `cluster` runs it all on
  * the test cluster instead of the single server.
  */
-export async function makePipeline(opts: { tags?: unknown[]; triggers?: unknown[]; partitions?: number; now?: number; cluster?: boolean } = {}): Promise<Pipeline> {
+export async function makePipeline(
+  opts: { tags?: unknown[]; triggers?: unknown[]; partitions?: number; now?: number; cluster?: boolean } = {},
+): Promise<Pipeline> {
   // `triggers`: the shipped tags (or `tags`) and offline config, with these triggers.
   const tagConfig = opts.triggers
     ? parseTagConfig({ ...shippedTagsWithTriggers(opts.triggers), ...(opts.tags ? { realtime: opts.tags } : {}) })
-    : opts.tags ? parseTagConfig({ realtime: opts.tags }) : undefined;
+    : opts.tags
+      ? parseTagConfig({ realtime: opts.tags })
+      : undefined;
   const target = testTarget(opts.cluster);
   const config = resolveConfig({
     ...target,
@@ -87,13 +91,26 @@ export async function makePipeline(opts: { tags?: unknown[]; triggers?: unknown[
   const clock = new FakeClock(opts.now ?? T0);
   const producer = new Producer({ redis, keys, partitions: config.partitions, maxFutureSkewMs: config.maxFutureSkewMs, clock: clock.fn });
   const consumer = new RealtimeConsumer({
-    redis, keys, partitions: config.partitions, tags: config.tags.realtime, consumerName: 'test-consumer', clock: clock.fn,
-    triggers: config.tags.triggers, offlineTags: config.tags.offline,
+    redis,
+    keys,
+    partitions: config.partitions,
+    tags: config.tags.realtime,
+    consumerName: 'test-consumer',
+    clock: clock.fn,
+    triggers: config.tags.triggers,
+    offlineTags: config.tags.offline,
   });
   await consumer.init();
   const reader = new ProfileReader(redis, keys, config.tags.realtime, clock.fn);
   return {
-    redis, target, keys, config, clock, producer, consumer, reader,
+    redis,
+    target,
+    keys,
+    config,
+    clock,
+    producer,
+    consumer,
+    reader,
     async close() {
       await consumer.stop();
       await redis.quit();
@@ -102,12 +119,17 @@ export async function makePipeline(opts: { tags?: unknown[]; triggers?: unknown[
 }
 
 /** Another realtime consumer on the pipeline's Redis, keys, tags and clock. */
-export function extraRealtimeConsumer(
-  p: Pipeline, name: string, extra: Partial<ConstructorParameters<typeof RealtimeConsumer>[0]> = {},
-): RealtimeConsumer {
+export function extraRealtimeConsumer(p: Pipeline, name: string, extra: Partial<ConstructorParameters<typeof RealtimeConsumer>[0]> = {}): RealtimeConsumer {
   return new RealtimeConsumer({
-    redis: p.redis, keys: p.keys, partitions: p.config.partitions, tags: p.config.tags.realtime, consumerName: name, clock: p.clock.fn,
-    triggers: p.config.tags.triggers, offlineTags: p.config.tags.offline, ...extra,
+    redis: p.redis,
+    keys: p.keys,
+    partitions: p.config.partitions,
+    tags: p.config.tags.realtime,
+    consumerName: name,
+    clock: p.clock.fn,
+    triggers: p.config.tags.triggers,
+    offlineTags: p.config.tags.offline,
+    ...extra,
   });
 }
 
@@ -116,9 +138,18 @@ export function extraRealtimeConsumer(
  * `options` sets the limits and anything else a test needs.
  */
 export async function serveApp(
-  p: Pipeline, options: Pick<AppOptions, 'maxEventsPerRequest' | 'maxProfilesPerRequest' | 'maxBodyBytes'> & Partial<AppOptions>,
+  p: Pipeline,
+  options: Pick<AppOptions, 'maxEventsPerRequest' | 'maxProfilesPerRequest' | 'maxBodyBytes'> & Partial<AppOptions>,
 ): Promise<{ http: HttpServerHandle; base: string }> {
-  const app = createApp({ redis: p.redis, producer: p.producer, reader: p.reader, keys: p.keys, partitions: p.config.partitions, triggers: p.config.tags.triggers, ...options });
+  const app = createApp({
+    redis: p.redis,
+    producer: p.producer,
+    reader: p.reader,
+    keys: p.keys,
+    partitions: p.config.partitions,
+    triggers: p.config.tags.triggers,
+    ...options,
+  });
   const http = await listen(app, '127.0.0.1', 0);
   return { http, base: `http://127.0.0.1:${http.port}` };
 }

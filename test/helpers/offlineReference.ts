@@ -21,7 +21,9 @@ export class OfflineAggregator {
   /** A fresh per-user state. */
   newState(): Accumulator[] {
     return this.tags.map((t) =>
-      t.aggregation === 'active_days' ? { days: new Set<number>() } : { n: t.aggregation === 'first_seen' ? Infinity : t.aggregation === 'last_seen' ? -Infinity : 0 },
+      t.aggregation === 'active_days'
+        ? { days: new Set<number>() }
+        : { n: t.aggregation === 'first_seen' ? Infinity : t.aggregation === 'last_seen' ? -Infinity : 0 },
     );
   }
 
@@ -62,20 +64,30 @@ export class OfflineAggregator {
       const value = 'days' in acc ? acc.days.size : t.aggregation === 'sum' ? roundMoney(acc.n) : acc.n;
       if (Number.isFinite(value)) out[t.name] = value;
     });
-    const segment = this.segments.find((rule) => rule.when.every((c) => {
-      const v = out[c.tag];
-      if (typeof v !== 'number') return false;
-      switch (c.op) {
-        case 'within': return this.asOf - v <= c.valueMs;
-        case 'older_than': return this.asOf - v > c.valueMs;
-        case '>=': return v >= c.value;
-        case '>': return v > c.value;
-        case '<=': return v <= c.value;
-        case '<': return v < c.value;
-        case '==': return v === c.value;
-        case '!=': return v !== c.value;
-      }
-    }));
+    const segment = this.segments.find((rule) =>
+      rule.when.every((c) => {
+        const v = out[c.tag];
+        if (typeof v !== 'number') return false;
+        switch (c.op) {
+          case 'within':
+            return this.asOf - v <= c.valueMs;
+          case 'older_than':
+            return this.asOf - v > c.valueMs;
+          case '>=':
+            return v >= c.value;
+          case '>':
+            return v > c.value;
+          case '<=':
+            return v <= c.value;
+          case '<':
+            return v < c.value;
+          case '==':
+            return v === c.value;
+          case '!=':
+            return v !== c.value;
+        }
+      }),
+    );
     if (segment) out.segment_id = segment.id;
     return out;
   }

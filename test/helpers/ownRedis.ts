@@ -29,13 +29,21 @@ export async function apiOnOwnRedis(opts: { prefix: string; partitions: number; 
   const keys = new Keys(opts.prefix);
   const { partitions } = opts;
   const app = createApp({
-    redis, keys, partitions, reader: new ProfileReader(redis, keys, loadTagConfig().realtime),
+    redis,
+    keys,
+    partitions,
+    reader: new ProfileReader(redis, keys, loadTagConfig().realtime),
     producer: new Producer({ redis, keys, partitions, maxFutureSkewMs: 300_000 }),
-    maxEventsPerRequest: 100, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20,
+    maxEventsPerRequest: 100,
+    maxProfilesPerRequest: 100,
+    maxBodyBytes: 1 << 20,
   });
   const http = await listen(app, '127.0.0.1', 0);
   return {
-    redis, keys, http, base: `http://127.0.0.1:${http.port}`,
+    redis,
+    keys,
+    http,
+    base: `http://127.0.0.1:${http.port}`,
     stopRedis: () => server.stop(),
     async startRedis() {
       server = await startRedisServer({ dir, appendonly: opts.appendonly, port: server.port });

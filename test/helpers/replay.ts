@@ -28,7 +28,11 @@ export interface Replayed {
  * the first copy of each (user, type, event id) counts; later events ignored.
  */
 export async function replayOds(
-  odsDir: string, tags: TagConfig, asOf: number, erasures: Map<string, number>, range: { from?: string; to?: string } = {},
+  odsDir: string,
+  tags: TagConfig,
+  asOf: number,
+  erasures: Map<string, number>,
+  range: { from?: string; to?: string } = {},
 ): Promise<Replayed> {
   const out: Replayed = { users: new Map(), windows: new Map(), lines: 0, events: 0, duplicates: 0, events_after_as_of: 0, erased_events: 0, badLines: [] };
   const aggregator = new OfflineAggregator(tags.offline, tags.segments, asOf);

@@ -54,8 +54,11 @@ export class Stack {
   constructor(private readonly extraEnv: Record<string, string> = {}) {}
 
   private readonly baseEnv = () => ({
-    ODS_DIR: this.ods, PROFILE_PARTITIONS: String(PARTITIONS), LOG_LEVEL: 'info',
-    PROFILE_CLAIM_IDLE_MS: '1500', PROFILE_READ_COUNT: '50',
+    ODS_DIR: this.ods,
+    PROFILE_PARTITIONS: String(PARTITIONS),
+    LOG_LEVEL: 'info',
+    PROFILE_CLAIM_IDLE_MS: '1500',
+    PROFILE_READ_COUNT: '50',
   });
 
   async startRedis(appendfsync: 'always' | 'everysec' = 'everysec', port?: number): Promise<void> {

@@ -61,12 +61,13 @@ function aggregate(t: WindowTag, events: ProfileEvent[]): WindowValue {
 
 /** The `k` largest counts (equal counts: the smaller key first). */
 function topCounts(counts: Record<string, number>, k: number): Record<string, number> {
-  const kept = Object.entries(counts).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, k);
+  const kept = Object.entries(counts)
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .slice(0, k);
   const out: Record<string, number> = Object.create(null);
   for (const [key, n] of kept.sort((a, b) => (a[0] < b[0] ? -1 : 1))) out[key] = n;
   return out;
 }
-
 
 /** Window tags of every aggregation kind, resolution and `top`, for tests against the reference. */
 export const EVERY_KIND_TAGS = [

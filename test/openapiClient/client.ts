@@ -68,7 +68,8 @@ export async function run(baseUrl: string, keys: { ingest: string; read: string 
   if (bad.response.status !== 400 || !bad.error || !('error' in bad.error)) fail('GET /profile/a{b}', bad.response, bad.error ?? bad.data);
 
   const missing = await reader.GET('/profile/{userId}', { params: { path: { userId: 'nobody' } } });
-  if (missing.response.status !== 404 || !missing.error || !('user_id' in missing.error)) fail('GET /profile/nobody', missing.response, missing.error ?? missing.data);
+  if (missing.response.status !== 404 || !missing.error || !('user_id' in missing.error))
+    fail('GET /profile/nobody', missing.response, missing.error ?? missing.data);
 
   return {
     eventIds: ingested.data.event_ids,

@@ -6,8 +6,16 @@ describe('app config', () => {
   it('applies documented defaults', () => {
     const c = resolveConfig();
     expect(c).to.deep.include({
-      prefix: '', partitions: 4, host: '127.0.0.1', port: 8080, maxEventsPerRequest: 10_000,
-      maxProfilesPerRequest: 100, maxFutureSkewMs: 300_000, readCount: 500, blockMs: 2000, logLevel: 'info',
+      prefix: '',
+      partitions: 4,
+      host: '127.0.0.1',
+      port: 8080,
+      maxEventsPerRequest: 10_000,
+      maxProfilesPerRequest: 100,
+      maxFutureSkewMs: 300_000,
+      readCount: 500,
+      blockMs: 2000,
+      logLevel: 'info',
     });
     expect(c.redisUrl).to.equal(undefined);
     expect(c.tags.realtime).to.have.length(8);

@@ -8,7 +8,8 @@ describe('event schema', () => {
   it('normalises a valid event: ISO ts to epoch ms, optional fields kept', () => {
     const r = validateEvent(
       { user_id: 'u-1', type: 'purchase', ts: '2026-01-01T00:00:00.250Z', event_id: 'e1', amount: 12.5, currency: 'EUR', ad_id: 'a', campaign_id: 'c' },
-      0, opts,
+      0,
+      opts,
     );
     expect(r).to.deep.equal({
       ok: true,
@@ -45,15 +46,18 @@ describe('event schema', () => {
 
   it('requires user_id, type, and amount for a purchase', () => {
     const r = validateEvent({ type: 'purchase' }, 0, opts);
-    expect(r.ok ? [] : r.errors.map((e) => `${e.field}: ${e.message}`)).to.deep.equal([
-      'user_id: is required',
-      'amount: is required for a purchase',
-    ]);
+    expect(r.ok ? [] : r.errors.map((e) => `${e.field}: ${e.message}`)).to.deep.equal(['user_id: is required', 'amount: is required for a purchase']);
   });
 
   it('refuses a time before 2000 at ingest, naming the likely mistake (epoch seconds); stored entries are not held to it', () => {
     const r = validateEvent({ user_id: 'u', type: 'click', ts: 1796526000 }, 0, opts);
-    expect(r.ok ? null : r.errors).to.deep.equal([{ index: 0, field: 'ts', message: '1796526000 is 1970-01-21 as epoch milliseconds, before 2000-01-01: epoch seconds? ts must be epoch milliseconds (or ISO-8601)' }]);
+    expect(r.ok ? null : r.errors).to.deep.equal([
+      {
+        index: 0,
+        field: 'ts',
+        message: '1796526000 is 1970-01-21 as epoch milliseconds, before 2000-01-01: epoch seconds? ts must be epoch milliseconds (or ISO-8601)',
+      },
+    ]);
     const iso = validateEvent({ user_id: 'u', type: 'click', ts: '1999-12-31T23:59:59Z' }, 0, opts);
     expect(iso.ok ? null : iso.errors).to.deep.equal([{ index: 0, field: 'ts', message: 'is before 2000-01-01: events that old are refused' }]);
     expect(validateEvent({ user_id: 'u', type: 'click', ts: 946_684_800_000 }, 0, opts).ok).to.equal(true);

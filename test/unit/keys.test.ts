@@ -20,7 +20,11 @@ describe('keys and partitioning', () => {
   it("puts all of a user's keys under the same hash tag: the first {...} is the user id", () => {
     const k = new Keys('p:');
     const id = 'a.b_c:d@e-f';
-    const all = [k.realtime(id), k.offline(id), ...EVENT_TYPES.flatMap((t) => [k.panes(id, t), k.paneIndex(id, t), k.legacyWindow(id, t), k.legacyWindowValues(id, t)])];
+    const all = [
+      k.realtime(id),
+      k.offline(id),
+      ...EVENT_TYPES.flatMap((t) => [k.panes(id, t), k.paneIndex(id, t), k.legacyWindow(id, t), k.legacyWindowValues(id, t)]),
+    ];
     for (const key of all) expect(/\{([^}]*)\}/.exec(key)![1]).to.equal(id);
   });
 
@@ -28,7 +32,9 @@ describe('keys and partitioning', () => {
     expect(partitionFor('user-1', 4)).to.equal(partitionFor('user-1', 4));
     expect(partitionFor('', 7)).to.equal(0x811c9dc5 % 7);
     expect([partitionFor('a', 1000), partitionFor('user-1', 1000), partitionFor('user-2', 1000)]).to.deep.equal([
-      0xe40c292c % 1000, fnv('user-1') % 1000, fnv('user-2') % 1000,
+      0xe40c292c % 1000,
+      fnv('user-1') % 1000,
+      fnv('user-2') % 1000,
     ]);
   });
 

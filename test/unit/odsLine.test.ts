@@ -42,7 +42,8 @@ describe('canonical ODS lines (the batch reads these with DuckDB unchecked)', ()
   });
 
   it('does not match a line the validator refuses, or one a reader could read otherwise', () => {
-    const base = '{"event_id":"e1","user_id":"u1","type":"purchase","ts":1767225600000,"amount":12.5,"currency":"EUR","stream_id":"1767225600000-0","ingested_at":1767225600000}';
+    const base =
+      '{"event_id":"e1","user_id":"u1","type":"purchase","ts":1767225600000,"amount":12.5,"currency":"EUR","stream_id":"1767225600000-0","ingested_at":1767225600000}';
     expect(CANONICAL_ODS_LINE.test(base)).to.equal(true);
     const variants = [
       base.replace('"amount":12.5,', ''), // a purchase without an amount
@@ -71,7 +72,8 @@ describe('canonical ODS lines (the batch reads these with DuckDB unchecked)', ()
   it('every mutation of a canonical line that still matches is an event the validator accepts as it stands', () => {
     const next = random(42);
     const alphabet = '{}[]":,.-+eE0123456789 abcdefghijklmnopqrstuvwxyzAZ_@\\';
-    const base = '{"event_id":"e-1","user_id":"u.1","type":"click","ts":1767225600000,"ad_id":"a:1","campaign_id":"c@1","amount":0.25,"currency":"USD","stream_id":"1767225600000-3","ingested_at":1767225600000}';
+    const base =
+      '{"event_id":"e-1","user_id":"u.1","type":"click","ts":1767225600000,"ad_id":"a:1","campaign_id":"c@1","amount":0.25,"currency":"USD","stream_id":"1767225600000-3","ingested_at":1767225600000}';
     let matched = 0;
     for (let i = 0; i < 20_000; i++) {
       let line = base;
@@ -79,7 +81,8 @@ describe('canonical ODS lines (the batch reads these with DuckDB unchecked)', ()
         const at = Math.floor(next() * line.length);
         const op = next();
         const ch = alphabet[Math.floor(next() * alphabet.length)];
-        line = op < 0.4 ? line.slice(0, at) + ch + line.slice(at + 1) : op < 0.7 ? line.slice(0, at) + line.slice(at + 1) : line.slice(0, at) + ch + line.slice(at);
+        line =
+          op < 0.4 ? line.slice(0, at) + ch + line.slice(at + 1) : op < 0.7 ? line.slice(0, at) + line.slice(at + 1) : line.slice(0, at) + ch + line.slice(at);
       }
       if (!CANONICAL_ODS_LINE.test(line)) continue;
       matched++;

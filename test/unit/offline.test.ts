@@ -9,7 +9,11 @@ import { ConfigError } from '../../src/core/errors';
 const DAY = 86_400_000;
 const AS_OF = Date.UTC(2026, 5, 1);
 const e = (type: ProfileEvent['type'], daysAgo: number, extra: Partial<ProfileEvent> = {}): ProfileEvent => ({
-  event_id: `e${Math.random()}`, user_id: 'u', type, ts: AS_OF - daysAgo * DAY, ...extra,
+  event_id: `e${Math.random()}`,
+  user_id: 'u',
+  type,
+  ts: AS_OF - daysAgo * DAY,
+  ...extra,
 });
 
 describe('offline tags and segments (no Redis)', () => {
@@ -28,7 +32,13 @@ describe('offline tags and segments (no Redis)', () => {
     }
     expect(agg.add(state, e('purchase', -1, { amount: 1000 }))).to.equal(false);
     expect(agg.values(state)).to.deep.equal({
-      ltv_total: 0.3, purchases_total: 2, first_seen: AS_OF - 40 * DAY, last_seen: AS_OF, active_days_30d: 3, impressions_30d: 1, segment_id: 'regular',
+      ltv_total: 0.3,
+      purchases_total: 2,
+      first_seen: AS_OF - 40 * DAY,
+      last_seen: AS_OF,
+      active_days_30d: 3,
+      impressions_30d: 1,
+      segment_id: 'regular',
     });
   });
 
@@ -54,15 +64,36 @@ describe('offline tags and segments (no Redis)', () => {
   it('rejects bad offline config naming the entry', () => {
     const realtime = [{ name: 'v', event: 'click', aggregation: 'count', window: '5m' }];
     const bad = (offline: unknown, msg: string) => expect(() => parseTagConfig({ realtime, offline }, 'cfg')).to.throw(ConfigError, msg);
-    bad({ tags: [{ name: 'x', aggregation: 'median' }] }, 'cfg: offline.tags[0] (x): "aggregation" must be one of count, sum, first_seen, last_seen, active_days');
+    bad(
+      { tags: [{ name: 'x', aggregation: 'median' }] },
+      'cfg: offline.tags[0] (x): "aggregation" must be one of count, sum, first_seen, last_seen, active_days',
+    );
     bad({ tags: [{ name: 'v', aggregation: 'count' }] }, 'cfg: offline.tags[0] (v): name already used by another tag');
     bad({ tags: [{ name: 's', aggregation: 'sum' }] }, 'cfg: offline.tags[0] (s): sum needs "field": "amount"');
-    bad({ tags: [{ name: 'n', aggregation: 'count' }], segments: [{ id: 'a', when: [{ tag: 'nope', op: '>', value: 1 }] }, { id: 'b', when: [] }] },
-      'cfg: offline.segments[0] (a): when[0]: "tag" must name an offline tag (n)');
-    bad({ tags: [{ name: 'n', aggregation: 'count' }], segments: [{ id: 'a', when: [{ tag: 'n', op: 'within', value: '7d' }] }, { id: 'b', when: [] }] },
-      'cfg: offline.segments[0] (a): when[0]: within needs a first_seen or last_seen tag');
-    bad({ tags: [{ name: 'n', aggregation: 'count' }], segments: [{ id: 'a', when: [{ tag: 'n', op: '>', value: 1 }] }] },
-      'cfg: offline.segments: the last rule must have "when": [] so every user gets a segment');
+    bad(
+      {
+        tags: [{ name: 'n', aggregation: 'count' }],
+        segments: [
+          { id: 'a', when: [{ tag: 'nope', op: '>', value: 1 }] },
+          { id: 'b', when: [] },
+        ],
+      },
+      'cfg: offline.segments[0] (a): when[0]: "tag" must name an offline tag (n)',
+    );
+    bad(
+      {
+        tags: [{ name: 'n', aggregation: 'count' }],
+        segments: [
+          { id: 'a', when: [{ tag: 'n', op: 'within', value: '7d' }] },
+          { id: 'b', when: [] },
+        ],
+      },
+      'cfg: offline.segments[0] (a): when[0]: within needs a first_seen or last_seen tag',
+    );
+    bad(
+      { tags: [{ name: 'n', aggregation: 'count' }], segments: [{ id: 'a', when: [{ tag: 'n', op: '>', value: 1 }] }] },
+      'cfg: offline.segments: the last rule must have "when": [] so every user gets a segment',
+    );
   });
 
   it('computes window tags like the Lua script, pane edges included', () => {
@@ -76,8 +107,14 @@ describe('offline tags and segments (no Redis)', () => {
     // At AS_OF (a whole second): views_5m counts the 300 one-second panes ending with AS_OF's, so
     // ts >= AS_OF - 299 s: the events 5 min old are out, the one 1 ms ahead (same pane as AS_OF) is in.
     expect(computeWindowTags(events, cfg.realtime, AS_OF)).to.deep.equal({
-      views_5m: 1, views_1h: 3, clicks_5m: 0, clicks_24h: 0, purchases_24h: 2, spend_24h: 0.30000000000000004,
-      distinct_ads_1h: 3, campaign_views_1h: { c1: 1, c2: 1 },
+      views_5m: 1,
+      views_1h: 3,
+      clicks_5m: 0,
+      clicks_24h: 0,
+      purchases_24h: 2,
+      spend_24h: 0.30000000000000004,
+      distinct_ads_1h: 3,
+      campaign_views_1h: { c1: 1, c2: 1 },
     });
     // 999 ms later, the same panes: the same values.
     expect(computeWindowTags(events, cfg.realtime, AS_OF + 999).views_5m).to.equal(1);

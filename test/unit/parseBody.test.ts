@@ -24,7 +24,9 @@ describe('request body parsing', () => {
     expect(bodyToItems('\n', true, 10)).to.deep.include({ ok: false, status: 400 });
     expect(bodyToItems(42, false, 10)).to.deep.include({ ok: false, status: 400 });
     expect(bodyToItems([1, 2, 3], false, 2)).to.deep.equal({
-      ok: false, status: 413, errors: [{ index: 2, field: '', message: 'at most 2 events per request' }],
+      ok: false,
+      status: 413,
+      errors: [{ index: 2, field: '', message: 'at most 2 events per request' }],
     });
     expect(bodyToItems('{}\n{}\n{}\n', true, 2)).to.deep.include({ ok: false, status: 413 });
   });

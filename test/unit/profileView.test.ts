@@ -33,7 +33,11 @@ describe('GET /profile/:userId views', () => {
       meta: { as_of: 1, last_event_at: null, batch_run_id: 'r', batch_at: 2 },
     });
     expect(JSON.parse(JSON.stringify(flat))).to.deep.equal({
-      views_5m: '3', spend_24h: '470.5', tiny: '0.30000000000000004', campaigns: '{"c-1":2,"__proto__":1}', segment_id: 'high_value_user',
+      views_5m: '3',
+      spend_24h: '470.5',
+      tiny: '0.30000000000000004',
+      campaigns: '{"c-1":2,"__proto__":1}',
+      segment_id: 'high_value_user',
     });
   });
 });

@@ -24,10 +24,18 @@ function routeLayers(stack: Layer[]): Layer[] {
 }
 
 // Nothing touches Redis while the routers are built.
-const app = expressApp(apiContext({
-  redis: {} as RedisClient, producer: {} as Producer, reader: {} as ProfileReader, keys: new Keys('t:'), partitions: 2,
-  maxEventsPerRequest: 10, maxProfilesPerRequest: 10, maxBodyBytes: 1024,
-}));
+const app = expressApp(
+  apiContext({
+    redis: {} as RedisClient,
+    producer: {} as Producer,
+    reader: {} as ProfileReader,
+    keys: new Keys('t:'),
+    partitions: 2,
+    maxEventsPerRequest: 10,
+    maxProfilesPerRequest: 10,
+    maxBodyBytes: 1024,
+  }),
+);
 const layers = routeLayers((app.router as unknown as { stack: Layer[] }).stack);
 // The fast path answers before express: express's own reading of its path comes first.
 const fastPath = express.Router();
@@ -56,7 +64,9 @@ describe('route table: one list of routes and roles for express, the guard and t
   });
 
   it('lists exactly the operations the OpenAPI document describes', () => {
-    const documented = Object.entries(openApiDocument.paths as Record<string, object>).flatMap(([path, ops]) => Object.keys(ops).map((m) => routeKeyOf(m, path)));
+    const documented = Object.entries(openApiDocument.paths as Record<string, object>).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => routeKeyOf(m, path)),
+    );
     expect(documented.sort()).to.deep.equal(table);
   });
 
@@ -66,12 +76,20 @@ describe('route table: one list of routes and roles for express, the guard and t
       const { method, path } = splitRouteKey(key);
       const op = paths[path.replace(/:(\w+)/g, '{$1}')][method.toLowerCase()];
       const guarded = ROUTES[key] !== null;
-      expect([key, op.security, 401 in op.responses, 403 in op.responses, 429 in op.responses]).to.deep.equal([key, guarded ? [{ bearer: [] }] : [], guarded, guarded, guarded]);
+      expect([key, op.security, 401 in op.responses, 403 in op.responses, 429 in op.responses]).to.deep.equal([
+        key,
+        guarded ? [{ bearer: [] }] : [],
+        guarded,
+        guarded,
+        guarded,
+      ]);
     }
   });
 
   it('names every operation of the OpenAPI document with a unique camelCase operationId', () => {
-    const ids = Object.values(openApiDocument.paths as Record<string, Record<string, { operationId?: string }>>).flatMap((ops) => Object.values(ops).map((op) => op.operationId));
+    const ids = Object.values(openApiDocument.paths as Record<string, Record<string, { operationId?: string }>>).flatMap((ops) =>
+      Object.values(ops).map((op) => op.operationId),
+    );
     expect(ids.filter((id) => !/^[a-z][A-Za-z]*$/.test(id ?? ''))).to.deep.equal([]);
     expect(new Set(ids).size).to.equal(table.length);
   });

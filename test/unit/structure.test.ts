@@ -43,7 +43,10 @@ const parsed = new Map(files.map((f) => [f, ts.createSourceFile(f, fs.readFileSy
 function importsOf(file: string): string[] {
   const out: string[] = [];
   for (const stmt of parsed.get(file)!.statements) {
-    const spec = (ts.isImportDeclaration(stmt) || ts.isExportDeclaration(stmt)) && stmt.moduleSpecifier && ts.isStringLiteral(stmt.moduleSpecifier) ? stmt.moduleSpecifier.text : null;
+    const spec =
+      (ts.isImportDeclaration(stmt) || ts.isExportDeclaration(stmt)) && stmt.moduleSpecifier && ts.isStringLiteral(stmt.moduleSpecifier)
+        ? stmt.moduleSpecifier.text
+        : null;
     if (!spec || !spec.startsWith('.')) continue;
     const base = path.resolve(path.dirname(file), spec);
     const target = [`${base}.ts`, path.join(base, 'index.ts')].find((f) => parsed.has(f));
@@ -63,9 +66,15 @@ describe('code structure', () => {
   it('src/ is folders by role: at most two loose files, every folder placed in a layer', () => {
     const loose = fs.readdirSync(SRC).filter((f) => f.endsWith('.ts'));
     expect(loose.length, loose.join(', ')).to.be.at.most(2);
-    const folders = fs.readdirSync(SRC, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    const folders = fs
+      .readdirSync(SRC, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
     for (const f of ['producer', 'consumers', 'lua', 'batch', 'api']) expect(folders).to.include(f);
-    expect(folders.filter((f) => !(f in LAYERS)), 'folders without a layer').to.deep.equal([]);
+    expect(
+      folders.filter((f) => !(f in LAYERS)),
+      'folders without a layer',
+    ).to.deep.equal([]);
   });
 
   it('lower layers never import higher ones, nor another folder of their own layer', () => {
@@ -117,20 +126,44 @@ describe('code structure', () => {
   });
 
   it("package.json's main, types and exports are the built public entry (src/index.ts)", () => {
-    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { main: string; types: string; exports: Record<string, { types: string; default: string }> };
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      main: string;
+      types: string;
+      exports: Record<string, { types: string; default: string }>;
+    };
     expect(pkg.exports['.']).to.deep.equal({ types: `./${pkg.types}`, default: `./${pkg.main}` });
     expect(fs.existsSync(path.join(ROOT, pkg.types)), pkg.types).to.equal(true);
     const entry = require(path.join(ROOT, pkg.main)) as Record<string, unknown>;
     expect(Object.keys(entry).sort()).to.deep.equal([
-      'BatchBusyError', 'ConfigError', 'DEFAULT_TAGS_FILE', 'EVENT_TYPES', 'Keys', 'NothingToVerifyError', 'Producer', 'ProfileReader',
-      'ProfileStreamError', 'RedisServerMissingError', 'RedisUnavailableError', 'closeRuntime', 'connectCluster', 'connectRedis',
-      'connectTarget', 'isRedisError', 'loadTagConfig', 'openRuntime', 'parseTagConfig', 'partitionFor', 'resolveConfig', 'runBatch',
-      'runRoles', 'validateEvent',
+      'BatchBusyError',
+      'ConfigError',
+      'DEFAULT_TAGS_FILE',
+      'EVENT_TYPES',
+      'Keys',
+      'NothingToVerifyError',
+      'Producer',
+      'ProfileReader',
+      'ProfileStreamError',
+      'RedisServerMissingError',
+      'RedisUnavailableError',
+      'closeRuntime',
+      'connectCluster',
+      'connectRedis',
+      'connectTarget',
+      'isRedisError',
+      'loadTagConfig',
+      'openRuntime',
+      'parseTagConfig',
+      'partitionFor',
+      'resolveConfig',
+      'runBatch',
+      'runRoles',
+      'validateEvent',
     ]);
     expect(entry.ProfileReader).to.be.a('function');
   });
 
-  it('runs on the Node it says: the Docker image is the current LTS, which engines allows and CI tests next to the machine\'s Node', () => {
+  it("runs on the Node it says: the Docker image is the current LTS, which engines allows and CI tests next to the machine's Node", () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };
     const images = [...fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8').matchAll(/^FROM node:(\d+)-/gm)].map((m) => Number(m[1]));
     expect(images).to.deep.equal([24, 24]);

@@ -38,27 +38,53 @@ describe('tag config', () => {
     ['not an object', [], 'cfg: must be a JSON object with a "realtime" array'],
     ['empty realtime', { realtime: [] }, 'cfg: "realtime" must be a non-empty array of tag definitions'],
     ['unknown top key', { realtime: [], extra: 1 }, 'cfg: unknown top-level key "extra"'],
-    ['bad window', { realtime: [{ name: 'x_1', event: 'click', aggregation: 'count', window: '5 minutes' }] },
-      'cfg: realtime[0] (x_1): "window" must be a duration such as "30s", "5m", "24h", "7d" or a number of ms'],
-    ['bad aggregation', { realtime: [{ name: 'x', event: 'click', aggregation: 'median', window: '5m' }] },
-      'cfg: realtime[0] (x): "aggregation" must be one of count, sum, avg, min, max, last, distinct, count_by'],
-    ['bad event', { realtime: [{ name: 'x', event: 'view', aggregation: 'count', window: '5m' }] },
-      'cfg: realtime[0] (x): "event" must be one of impression, click, purchase'],
-    ['sum of an id', { realtime: [{ name: 'x', event: 'purchase', aggregation: 'sum', field: 'ad_id', window: '5m' }] },
-      'cfg: realtime[0] (x): sum needs a numeric field (amount)'],
-    ['distinct of amount', { realtime: [{ name: 'x', event: 'purchase', aggregation: 'distinct', field: 'amount', window: '5m' }] },
-      'cfg: realtime[0] (x): distinct needs an id field, not "amount"'],
-    ['field on count', { realtime: [{ name: 'x', event: 'click', aggregation: 'count', field: 'ad_id', window: '5m' }] },
-      'cfg: realtime[0] (x): "field" is not used by count'],
-    ['bad name', { realtime: [{ name: 'Views!', event: 'click', aggregation: 'count', window: '5m' }] },
-      'cfg: realtime[0] (Views!): "name" must match [a-z][a-z0-9_]* (at most 64 characters)'],
-    ['duplicate', { realtime: [
-      { name: 'x', event: 'click', aggregation: 'count', window: '5m' },
-      { name: 'x', event: 'click', aggregation: 'count', window: '1h' }] }, 'cfg: realtime[1] (x): duplicate tag name'],
-    ['unknown key', { realtime: [{ name: 'x', event: 'click', aggregation: 'count', window: '5m', windw: 1 }] },
-      'cfg: realtime[0] (x): unknown key "windw"'],
-    ['too long', { realtime: [{ name: 'x', event: 'click', aggregation: 'count', window: '400d' }] },
-      'cfg: realtime[0] (x): "window" may be at most 366d'],
+    [
+      'bad window',
+      { realtime: [{ name: 'x_1', event: 'click', aggregation: 'count', window: '5 minutes' }] },
+      'cfg: realtime[0] (x_1): "window" must be a duration such as "30s", "5m", "24h", "7d" or a number of ms',
+    ],
+    [
+      'bad aggregation',
+      { realtime: [{ name: 'x', event: 'click', aggregation: 'median', window: '5m' }] },
+      'cfg: realtime[0] (x): "aggregation" must be one of count, sum, avg, min, max, last, distinct, count_by',
+    ],
+    [
+      'bad event',
+      { realtime: [{ name: 'x', event: 'view', aggregation: 'count', window: '5m' }] },
+      'cfg: realtime[0] (x): "event" must be one of impression, click, purchase',
+    ],
+    [
+      'sum of an id',
+      { realtime: [{ name: 'x', event: 'purchase', aggregation: 'sum', field: 'ad_id', window: '5m' }] },
+      'cfg: realtime[0] (x): sum needs a numeric field (amount)',
+    ],
+    [
+      'distinct of amount',
+      { realtime: [{ name: 'x', event: 'purchase', aggregation: 'distinct', field: 'amount', window: '5m' }] },
+      'cfg: realtime[0] (x): distinct needs an id field, not "amount"',
+    ],
+    [
+      'field on count',
+      { realtime: [{ name: 'x', event: 'click', aggregation: 'count', field: 'ad_id', window: '5m' }] },
+      'cfg: realtime[0] (x): "field" is not used by count',
+    ],
+    [
+      'bad name',
+      { realtime: [{ name: 'Views!', event: 'click', aggregation: 'count', window: '5m' }] },
+      'cfg: realtime[0] (Views!): "name" must match [a-z][a-z0-9_]* (at most 64 characters)',
+    ],
+    [
+      'duplicate',
+      {
+        realtime: [
+          { name: 'x', event: 'click', aggregation: 'count', window: '5m' },
+          { name: 'x', event: 'click', aggregation: 'count', window: '1h' },
+        ],
+      },
+      'cfg: realtime[1] (x): duplicate tag name',
+    ],
+    ['unknown key', { realtime: [{ name: 'x', event: 'click', aggregation: 'count', window: '5m', windw: 1 }] }, 'cfg: realtime[0] (x): unknown key "windw"'],
+    ['too long', { realtime: [{ name: 'x', event: 'click', aggregation: 'count', window: '400d' }] }, 'cfg: realtime[0] (x): "window" may be at most 366d'],
   ];
   for (const [label, json, message] of cases) {
     it(`rejects a config with ${label}, naming the entry`, () => {

@@ -4,7 +4,8 @@ import { dashboardPage, dashboardStats } from '../dashboard';
 import { route } from '../routeTable';
 
 // The page is one inline file: its own scripts and styles, and calls back to this origin only.
-const PAGE_CSP = "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+const PAGE_CSP =
+  "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
 
 /** The dashboard: GET / (the page; public, it holds no data) and GET /dashboard/stats (what it polls). */
 export function dashboardRouter(api: ApiContext): Router {

@@ -37,7 +37,9 @@ export function triggersRouter(api: ApiContext): Router {
     const last = req.get('last-event-id') ?? (typeof req.query.last_event_id === 'string' ? req.query.last_event_id : undefined);
     const cursor = last === undefined ? undefined : FiringReader.parseCursor(last, api.partitions);
     if (cursor === null) {
-      res.status(400).json({ error: `Last-Event-ID must be a cursor this stream sent: ${api.partitions} stream ids (ms-seq, each part below 2^64), comma-separated` });
+      res
+        .status(400)
+        .json({ error: `Last-Event-ID must be a cursor this stream sent: ${api.partitions} stream ids (ms-seq, each part below 2^64), comma-separated` });
       return;
     }
     // Listen for the client leaving before anything is awaited: one that leaves while its
@@ -59,7 +61,12 @@ export function triggersRouter(api: ApiContext): Router {
       return;
     }
     const maxUnsent = api.eventStreamBufferBytes ?? DEFAULT_BUFFER_BYTES;
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
     res.write(`retry: 1000\n: cursor ${sub.cursor()}\n\n`);
     while (open) {
       let firings;

@@ -9,7 +9,9 @@ import { withRuntime } from '../process';
 /** `profile erase`: erasure of users, and of their events in the ODS. */
 export function makeEraseCommand(): Command {
   return withBatchRedisOption(withRedisOptions(new Command('erase')))
-    .description("erase users: delete all their keys, record them so every later batch skips their events, and with --purge-ods remove their events from the ODS")
+    .description(
+      'erase users: delete all their keys, record them so every later batch skips their events, and with --purge-ods remove their events from the ODS',
+    )
     .argument('[userIds...]', 'users to erase (none with --purge-ods: purge the events of every user erased so far)')
     .option('--purge-ods', 'rewrite the ODS files without the events of erased users (refused while an archiver is active)')
     .option('--force', 'purge even though an archiver looks active')

@@ -26,8 +26,14 @@ export function makeSimulateCommand(): Command {
       const progress = new Progress();
       const started = Date.now();
       const summary = await simulate({
-        url: o.url, users: o.users, rate: o.rate, durationS: o.duration, batchSize: o.batch,
-        concurrency: o.concurrency, seed: o.seed, apiKey: o.apiKey,
+        url: o.url,
+        users: o.users,
+        rate: o.rate,
+        durationS: o.duration,
+        batchSize: o.batch,
+        concurrency: o.concurrency,
+        seed: o.seed,
+        apiKey: o.apiKey,
         // The bar shows the elapsed share of --duration.
         progress: (line) => progress.update((Date.now() - started) / 1000 / o.duration, '', line, line),
       });
