@@ -3,7 +3,7 @@ import { connectTarget } from '../redis/client';
 import { Keys } from '../core/keys';
 import { createLogger } from '../core/logger';
 import { loadTagConfig } from '../core/tags';
-import { runBatch } from './run';
+import { BatchRequest, runBatch } from './run';
 
 /**
  * The batch process that `POST /batch` starts (see BatchLauncher): a run never blocks the
@@ -13,7 +13,7 @@ import { runBatch } from './run';
  */
 
 /** Everything a launched run needs: where Redis and the ODS are, the tags, and the request. */
-export interface BatchChildSettings {
+export interface BatchChildSettings extends BatchRequest {
   /** The Redis the batch writes (with ACLs: as the `batch` user). */
   target: RedisTarget;
   prefix: string;
@@ -23,10 +23,6 @@ export interface BatchChildSettings {
   logLevel: string;
   /** The run id whose lock the launcher already holds. */
   runId: string;
-  asOf: number;
-  from?: string;
-  to?: string;
-  windows?: boolean;
 }
 
 /** The environment variable that carries the settings (JSON). */

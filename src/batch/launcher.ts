@@ -5,13 +5,9 @@ import { Logger, silentLogger } from '../core/logger';
 import { acquireBatchLock, newRunId, readRun, recordRun, releaseBatchLock } from './registry';
 import { BATCH_CHILD_SETTINGS_ENV, BatchChildSettings } from './child';
 import type { Metrics } from '../ops/metrics';
+import type { BatchRequest } from './run';
 
-export interface BatchRequest {
-  asOf: number;
-  from?: string;
-  to?: string;
-  windows?: boolean;
-}
+export type { BatchRequest };
 
 export interface LauncherOptions {
   redis: RedisClient;

@@ -13,12 +13,8 @@ import { computeOffline } from './engine';
 import { CheckedFiles } from '../ods/checkedFiles';
 import { newRunId, runUnderBatchLock } from './registry';
 
-export interface BatchOptions {
-  /** ioredis connection (locks, run registry, offline hashes, window results). */
-  redis: RedisClient;
-  keys: Keys;
-  tags: TagConfig;
-  odsDir: string;
+/** What a batch run is asked to compute: the one shape the CLI, POST /batch, the launcher and its child pass on. */
+export interface BatchRequest {
   /** Time (ms) the tags are computed as of; later events are ignored. */
   asOf: number;
   /** First and last ODS date (`YYYY-MM-DD`) to read; all when absent. */
@@ -26,6 +22,14 @@ export interface BatchOptions {
   to?: string;
   /** Also compute the realtime window tags as of `asOf` (for `profile verify`). */
   windows?: boolean;
+}
+
+export interface BatchOptions extends BatchRequest {
+  /** ioredis connection (locks, run registry, offline hashes, window results). */
+  redis: RedisClient;
+  keys: Keys;
+  tags: TagConfig;
+  odsDir: string;
   /**
    * Write the offline hashes the API serves. False for a `--windows` check as of a past
    * time: a check must not replace what is served with older values. @defaultValue true
