@@ -1,5 +1,10 @@
-/** A realtime tag value as the API returns it (null: min/max/last/avg of an empty window). */
-export type WindowValue = number | Record<string, number> | null;
+import type { TagValue } from '../profile/reader';
+
+/**
+ * A realtime tag value as the API returns it (null: min/max/last/avg of an empty window):
+ * the profile's TagValue without text (only segment_id, an offline tag, is text).
+ */
+export type WindowValue = Exclude<TagValue, string>;
 
 /** True when two tag values agree (numbers within float noise, count_by key by key, null only with null). */
 export function sameWindowValue(a: WindowValue | undefined, b: WindowValue | undefined): boolean {
