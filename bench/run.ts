@@ -18,7 +18,7 @@ import { Producer } from '../src/producer/producer';
 import { RealtimeConsumer } from '../src/consumers/realtime';
 import { ArchiveConsumer } from '../src/consumers/archive';
 import { TrafficGenerator, simulate } from '../src/dev/simulate';
-import { groupCaughtUp, streamStatus } from '../src/redis/streamStatus';
+import { groupCaughtUp, streamStatus } from '../src/redis/streamGroups';
 import { measureBatch } from './batch';
 import { measureTriggers } from './triggers';
 import { measureTrainingSet } from './trainingSet';

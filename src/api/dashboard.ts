@@ -3,7 +3,7 @@ import path from 'path';
 import { Keys } from '../core/keys';
 import { listOdsFiles } from '../ods/files';
 import { RedisClient } from '../redis/client';
-import { streamStatus } from '../redis/streamStatus';
+import { streamStatus } from '../redis/streamGroups';
 import { Trigger } from '../core/tags';
 import { FiringSummary, recentFirings } from '../profile/triggers';
 import { lastRunId, readRun } from '../batch/registry';

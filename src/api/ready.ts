@@ -1,8 +1,7 @@
-import { REQUIRED_GROUPS } from '../consumers/groups';
+import { REQUIRED_GROUPS, streamStatus } from '../redis/streamGroups';
 import { Keys } from '../core/keys';
 import { ensureScriptsOn } from '../lua/scripts';
 import { RedisClient, masters } from '../redis/client';
-import { streamStatus } from '../redis/streamStatus';
 import { readServerSettings } from '../redis/settings';
 
 export interface ReadyCheck {

@@ -1,5 +1,5 @@
 import { OdsFile } from '../ods/files';
-import { PartitionStatus } from '../redis/streamStatus';
+import { PartitionStatus } from '../redis/streamGroups';
 import { REQUIRED_POLICY, RedisServerSettings } from '../redis/settings';
 import type { BatchSummary } from '../batch/run';
 import type { LoadSummary } from '../batch/load';

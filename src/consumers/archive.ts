@@ -1,7 +1,7 @@
 import fs from 'fs';
 import path from 'path';
 import { fsyncPath, odsFilePath, odsLine } from '../ods/files';
-import { GROUPS } from './groups';
+import { GROUPS } from '../redis/streamGroups';
 import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
 
 export interface ArchiveConsumerOptions extends GroupConsumerOptions {

@@ -3,7 +3,7 @@ import { Logger, OutageLog, errorText, silentLogger } from '../core/logger';
 import { RedisClient, duplicateRedis, isCluster, nodeFor } from '../redis/client';
 import type { Metrics } from '../ops/metrics';
 import { ProfileEvent, describeErrors, fromStreamFields, validateEvent } from '../core/event';
-import { GroupName, ReadReply, StreamEntry, ensureGroups, trimBelowSafeId } from './groups';
+import { GroupName, ReadReply, StreamEntry, ensureGroups, trimBelowSafeId } from '../redis/streamGroups';
 import { LIVE_EVERY_MS, leaveGroup, removeGonePeers, vouch } from './membership';
 import { forgetEntryError, lastEntryError, recordEntryFailure, writeDeadLetter } from './deadLetters';
 import { isRedisError, isRedisTrouble } from '../core/errors';

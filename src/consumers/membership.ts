@@ -1,7 +1,7 @@
 import type { RedisClient } from '../redis/client';
 import { Keys } from '../core/keys';
 import { Logger, errorText } from '../core/logger';
-import { groupConsumers } from '../redis/streamStatus';
+import { groupConsumers } from '../redis/streamGroups';
 
 /**
  * Who is in a consumer group (KafkaJS keeps this apart from its read loop too): a running

@@ -6,7 +6,7 @@ import { OfflineTag, Trigger, WindowTag } from '../core/tags';
 import { partitionFor } from '../core/keys';
 import { createHash } from 'crypto';
 import { UserWindowUpdate, WindowWriter, windowsReply } from './windowWriter';
-import { GROUPS } from './groups';
+import { GROUPS } from '../redis/streamGroups';
 import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
 import { isRedisTrouble } from '../core/errors';
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'crypto';
-import { groupCaughtUp, PartitionStatus } from '../redis/streamStatus';
+import { groupCaughtUp, PartitionStatus } from '../redis/streamGroups';
 import { ApiUnreachableError } from '../core/errors';
 
 /** How long the API may stay unreachable during a run before the run stops and says so (ms). */

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { Keys } from '../core/keys';
 import type { RedisClient } from '../redis/client';
-import { streamStatus } from '../redis/streamStatus';
+import { streamStatus } from '../redis/streamGroups';
 
 /** Why events were refused at ingest (counted per event). */
 export type RejectReason = 'invalid' | 'backlog' | 'redis_unavailable';

@@ -9,7 +9,7 @@ import { HttpServerHandle, listen } from '../api/server';
 import { Producer } from '../producer/producer';
 import { ProfileReader } from '../profile/reader';
 import { RealtimeConsumer } from '../consumers/realtime';
-import { ensureGroups } from '../consumers/groups';
+import { ensureGroups } from '../redis/streamGroups';
 import { ArchiveConsumer } from '../consumers/archive';
 import { assertWritableDir } from '../ods/files';
 import { GroupConsumer, GroupConsumerOptions } from '../consumers/groupConsumer';

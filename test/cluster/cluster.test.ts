@@ -15,7 +15,7 @@ import { ArchiveConsumer } from '../../src/consumers/archive';
 import { runBatch } from '../../src/batch/run';
 import { verifyWindows } from '../../src/batch/verify';
 import { listDeadLetters, replayDeadLetters } from '../../src/consumers/deadLetters';
-import { streamStatus } from '../../src/redis/streamStatus';
+import { streamStatus } from '../../src/redis/streamGroups';
 import { formatStatus } from '../../src/cli/output';
 import { Pipeline, T0, extraRealtimeConsumer, makePipeline } from '../helpers/context';
 

@@ -21,7 +21,7 @@ import { ProfileReader } from '../../src/profile/reader';
 import IORedis from 'ioredis';
 import { Redis, connectRedis } from '../../src/redis/client';
 import { RedisServerHandle, startRedisServer } from '../../src/redis/embeddedServer';
-import { streamStatus } from '../../src/redis/streamStatus';
+import { streamStatus } from '../../src/redis/streamGroups';
 import { loadTagConfig, parseTagConfig } from '../../src/core/tags';
 import { shippedTagsWithTriggers } from '../helpers/context';
 import { FiringReader } from '../../src/profile/triggers';

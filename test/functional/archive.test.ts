@@ -3,7 +3,7 @@ import fs from 'fs';
 import os from 'os';
 import path from 'path';
 import { ArchiveConsumer } from '../../src/consumers/archive';
-import { ensureGroups, trimBelowSafeId } from '../../src/consumers/groups';
+import { ensureGroups, trimBelowSafeId } from '../../src/redis/streamGroups';
 import { partitionFor } from '../../src/core/keys';
 import { runBatch } from '../../src/batch/run';
 import { Pipeline, T0, makePipeline } from '../helpers/context';

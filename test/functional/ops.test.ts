@@ -6,7 +6,7 @@ import { Metrics } from '../../src/ops/metrics';
 import { Pipeline, T0, makePipeline, serveApp } from '../helpers/context';
 import { sample } from '../helpers/metrics';
 import { apiOnOwnRedis } from '../helpers/ownRedis';
-import { streamStatus } from '../../src/redis/streamStatus';
+import { streamStatus } from '../../src/redis/streamGroups';
 
 describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
   describe('metrics after a known workload', () => {

@@ -12,7 +12,7 @@ import { CliProcess, runCli, runCliToEnd } from './cli';
 import { RedisClient, connectCluster, connectRedis } from '../../src/redis/client';
 import { RedisServerHandle, startRedisServer } from '../../src/redis/embeddedServer';
 import { Keys } from '../../src/core/keys';
-import { groupCaughtUp, streamStatus } from '../../src/redis/streamStatus';
+import { groupCaughtUp, streamStatus } from '../../src/redis/streamGroups';
 import { listOdsFiles } from '../../src/ods/files';
 import { listDeadLetters } from '../../src/consumers/deadLetters';
 

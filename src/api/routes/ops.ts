@@ -1,5 +1,5 @@
 import express, { Request, Response, Router } from 'express';
-import { streamStatus } from '../../redis/streamStatus';
+import { streamStatus } from '../../redis/streamGroups';
 import type { ApiContext } from '../context';
 import { openApiDocument } from '../openapi';
 import { checkReady } from '../ready';

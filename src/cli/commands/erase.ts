@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { ConfigError } from '../../core/errors';
 import { ID_PATTERN, ID_RULE } from '../../core/event';
-import { activeArchivers } from '../../consumers/groups';
+import { activeArchivers } from '../../redis/streamGroups';
 import { allErasures, eraseUser, purgeOds } from '../../profile/erasure';
 import { asBatchRole, withBatchRedisOption, withRedisOptions } from '../options';
 import { withRuntime } from '../process';

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { ConfigError } from '../../core/errors';
 import { listOdsFiles } from '../../ods/files';
-import { streamStatus } from '../../redis/streamStatus';
+import { streamStatus } from '../../redis/streamGroups';
 import { readServerSettings } from '../../redis/settings';
 import { int, withRedisOptions } from '../options';
 import { withRuntime } from '../process';
