@@ -10,7 +10,7 @@
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { loadTagConfig } from '../src/core/tags';
+import { loadTagConfig } from '../src/core/tagConfig';
 import { Keys } from '../src/core/keys';
 import { RedisClient, connectCluster, connectRedis } from '../src/redis/client';
 import { startRedisCluster, startRedisServer } from '../src/redis/embeddedServer';

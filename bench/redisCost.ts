@@ -15,7 +15,7 @@
 import fs from 'fs';
 import path from 'path';
 import { Keys } from '../src/core/keys';
-import { loadTagConfig } from '../src/core/tags';
+import { loadTagConfig } from '../src/core/tagConfig';
 import { Producer } from '../src/producer/producer';
 import { RealtimeConsumer } from '../src/consumers/realtime';
 import { ProfileReader } from '../src/profile/reader';

@@ -11,7 +11,8 @@
 import { resolveConfig } from '../src/core/config';
 import { Keys } from '../src/core/keys';
 import fs from 'fs';
-import { DEFAULT_TAGS_FILE, TagConfig, parseTagConfig } from '../src/core/tags';
+import { TagConfig } from '../src/core/tags';
+import { DEFAULT_TAGS_FILE, parseTagConfig } from '../src/core/tagConfig';
 import { Producer } from '../src/producer/producer';
 import { RealtimeConsumer } from '../src/consumers/realtime';
 import { ProfileReader } from '../src/profile/reader';

@@ -12,7 +12,7 @@
  */
 export { resolveConfig } from './core/config';
 export type { AppConfig, ConfigInput } from './core/config';
-export { loadTagConfig, parseTagConfig, DEFAULT_TAGS_FILE } from './core/tags';
+export { loadTagConfig, parseTagConfig, DEFAULT_TAGS_FILE } from './core/tagConfig';
 export type { TagConfig, WindowTag, OfflineTag, SegmentRule } from './core/tags';
 export { Keys, partitionFor } from './core/keys';
 export { EVENT_TYPES, validateEvent } from './core/event';

@@ -2,7 +2,7 @@ import type { RedisTarget } from '../redis/client';
 import { connectTarget } from '../redis/client';
 import { Keys } from '../core/keys';
 import { createLogger } from '../core/logger';
-import { loadTagConfig } from '../core/tags';
+import { loadTagConfig } from '../core/tagConfig';
 import { BatchRequest, runBatch } from './run';
 
 /**

@@ -1,7 +1,8 @@
 import type { LogFormat } from './logger';
 import os from 'os';
 import path from 'path';
-import { TagConfig, loadTagConfig } from './tags';
+import { TagConfig } from './tags';
+import { loadTagConfig } from './tagConfig';
 import { ConfigError } from './errors';
 import { ID_PATTERN, ID_RULE } from './event';
 import { ApiKey } from './apiKeys';

@@ -3,7 +3,8 @@ import { EventType } from '../core/event';
 import { Keys } from '../core/keys';
 import { ReadProfileReply, Scripts, queueScript, runScript } from '../lua/scripts';
 import { windowPlan } from '../lua/windowPlan';
-import { TagConfig, WindowTag, loadTagConfig } from '../core/tags';
+import { TagConfig, WindowTag } from '../core/tags';
+import { loadTagConfig } from '../core/tagConfig';
 
 /** A tag value: a number, a per-key count object (count_by), or text (offline segment ids). */
 export type TagValue = number | string | Record<string, number> | null;

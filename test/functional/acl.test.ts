@@ -22,7 +22,7 @@ import IORedis from 'ioredis';
 import { Redis, connectRedis } from '../../src/redis/client';
 import { RedisServerHandle, startRedisServer } from '../../src/redis/embeddedServer';
 import { streamStatus } from '../../src/redis/streamGroups';
-import { loadTagConfig, parseTagConfig } from '../../src/core/tags';
+import { loadTagConfig, parseTagConfig } from '../../src/core/tagConfig';
 import { shippedTagsWithTriggers } from '../helpers/context';
 import { FiringReader } from '../../src/profile/triggers';
 

@@ -5,7 +5,7 @@ import path from 'path';
 import { runBatch } from '../../src/batch/run';
 import { acquireBatchLock } from '../../src/batch/registry';
 import { BatchBusyError } from '../../src/core/errors';
-import { parseTagConfig, loadTagConfig } from '../../src/core/tags';
+import { parseTagConfig, loadTagConfig } from '../../src/core/tagConfig';
 import { Pipeline, T0, makePipeline } from '../helpers/context';
 import { ProfileEvent } from '../../src/core/event';
 import { odsLine } from '../../src/ods/files';

@@ -14,7 +14,7 @@ import { replayOds } from '../helpers/replay';
 import { EVERY_KIND_TAGS } from '../helpers/windowReference';
 import { WindowValue, sameWindowValue } from '../../src/batch/windows';
 import { ProfileEvent } from '../../src/core/event';
-import { parseTagConfig } from '../../src/core/tags';
+import { parseTagConfig } from '../../src/core/tagConfig';
 import { odsLine } from '../../src/ods/files';
 
 const DAY = 86_400_000;

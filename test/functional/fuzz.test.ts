@@ -20,7 +20,7 @@ import { Producer } from '../../src/producer/producer';
 import { ProfileReader } from '../../src/profile/reader';
 import { Redis, connectRedis } from '../../src/redis/client';
 import { RedisServerHandle, startRedisServer } from '../../src/redis/embeddedServer';
-import { DEFAULT_TAGS_FILE, loadTagConfig } from '../../src/core/tags';
+import { DEFAULT_TAGS_FILE, loadTagConfig } from '../../src/core/tagConfig';
 import { parseApiKeys } from '../../src/core/apiKeys';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);

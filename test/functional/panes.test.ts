@@ -4,7 +4,7 @@ import { sameWindowValue } from '../../src/batch/windows';
 import { EVERY_KIND_TAGS as TAGS, computeWindowTags } from '../helpers/windowReference';
 import { ProfileEvent } from '../../src/core/event';
 import { coverPanes, tagLevels, windowRange } from '../../src/core/panes';
-import { parseTagConfig } from '../../src/core/tags';
+import { parseTagConfig } from '../../src/core/tagConfig';
 import { prng } from '../../src/dev/simulate';
 
 const SEC = 1000;

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { DEFAULT_TAGS_FILE } from '../../src/core/tags';
+import { DEFAULT_TAGS_FILE } from '../../src/core/tagConfig';
 import { listOdsFiles } from '../../src/ods/files';
 import { prng } from '../../src/dev/simulate';
 import { WindowValue, sameWindowValue } from '../../src/batch/windows';

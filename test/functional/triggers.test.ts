@@ -5,7 +5,7 @@ import path from 'path';
 import { get as httpGet } from 'http';
 import { ConfigError } from '../../src/core/errors';
 import { partitionFor } from '../../src/core/keys';
-import { parseTagConfig } from '../../src/core/tags';
+import { parseTagConfig } from '../../src/core/tagConfig';
 import { Scripts, runScript } from '../../src/lua/scripts';
 import { WindowWriter, windowsReply } from '../../src/consumers/windowWriter';
 import { masters, nodeFor } from '../../src/redis/client';

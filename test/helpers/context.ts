@@ -8,7 +8,8 @@ import { HttpServerHandle, listen } from '../../src/api/server';
 import { Producer } from '../../src/producer/producer';
 import { ProfileReader } from '../../src/profile/reader';
 import { RealtimeConsumer } from '../../src/consumers/realtime';
-import { DEFAULT_TAGS_FILE, WindowTag, parseTagConfig } from '../../src/core/tags';
+import { WindowTag } from '../../src/core/tags';
+import { DEFAULT_TAGS_FILE, parseTagConfig } from '../../src/core/tagConfig';
 
 /** URL of the run's private redis-server (see fixture.ts). */
 export function testRedisUrl(): string {

@@ -8,7 +8,7 @@ import { Producer } from '../../src/producer/producer';
 import { ProfileReader } from '../../src/profile/reader';
 import { Redis, connectRedis } from '../../src/redis/client';
 import { RedisServerHandle, startRedisServer } from '../../src/redis/embeddedServer';
-import { loadTagConfig } from '../../src/core/tags';
+import { loadTagConfig } from '../../src/core/tagConfig';
 
 /** An API on a redis-server of its own, which a test may stop and start again on the same port. */
 export interface ApiOnOwnRedis {

@@ -3,7 +3,7 @@ import { OfflineAggregator } from '../helpers/offlineReference';
 import { sameWindowValue } from '../../src/batch/windows';
 import { computeWindowTags } from '../helpers/windowReference';
 import { ProfileEvent } from '../../src/core/event';
-import { loadTagConfig, parseTagConfig } from '../../src/core/tags';
+import { loadTagConfig, parseTagConfig } from '../../src/core/tagConfig';
 import { ConfigError } from '../../src/core/errors';
 
 const DAY = 86_400_000;

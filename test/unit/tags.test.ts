@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import fs from 'fs';
 import os from 'os';
 import path from 'path';
-import { loadTagConfig, longestWindow, longestWindowFor, parseTagConfig } from '../../src/core/tags';
+import { longestWindow, longestWindowFor } from '../../src/core/tags';
+import { loadTagConfig, parseTagConfig } from '../../src/core/tagConfig';
 import { ConfigError } from '../../src/core/errors';
 import { parseDuration } from '../../src/core/duration';
 
