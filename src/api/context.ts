@@ -4,7 +4,7 @@ import { Logger, OutageLog, silentLogger } from '../core/logger';
 import type { ProfileReader } from '../profile/reader';
 import type { Producer } from '../producer/producer';
 import type { BatchLauncher } from '../batch/launcher';
-import { Metrics } from '../ops/metrics';
+import { Metrics } from '../metrics/metrics';
 import type { ApiKey } from '../core/apiKeys';
 import type { Trigger, WindowTag } from '../core/tags';
 import { ActivityTracker } from './dashboard';

@@ -4,7 +4,7 @@ import { Keys } from '../core/keys';
 import { Logger, silentLogger } from '../core/logger';
 import { acquireBatchLock, newRunId, readRun, recordRun, releaseBatchLock } from './registry';
 import { BATCH_CHILD_SETTINGS_ENV, BatchChildSettings } from './child';
-import type { Metrics } from '../ops/metrics';
+import type { Metrics } from '../metrics/metrics';
 import type { BatchRequest } from './run';
 
 export type { BatchRequest };

@@ -1,7 +1,7 @@
 import { Keys } from '../core/keys';
 import { Logger, OutageLog, errorText, silentLogger } from '../core/logger';
 import { RedisClient, duplicateRedis, isCluster, nodeFor } from '../redis/client';
-import type { Metrics } from '../ops/metrics';
+import type { Metrics } from '../metrics/metrics';
 import { ProfileEvent, describeErrors, fromStreamFields, validateEvent } from '../core/event';
 import { GroupName, ReadReply, StreamEntry, ensureGroups, trimBelowSafeId } from '../redis/streamGroups';
 import { LIVE_EVERY_MS, leaveGroup, removeGonePeers, vouch } from './membership';

@@ -14,7 +14,7 @@ import { ArchiveConsumer } from '../consumers/archive';
 import { assertWritableDir } from '../ods/files';
 import { GroupConsumer, GroupConsumerOptions } from '../consumers/groupConsumer';
 import { BatchLauncher } from '../batch/launcher';
-import { Metrics, serveMetrics } from '../ops/metrics';
+import { Metrics, serveMetrics } from '../metrics/metrics';
 import { isRedisError } from '../core/errors';
 import { checkEvictionPolicy } from '../redis/settings';
 

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import { HttpServerHandle } from '../../src/api/server';
 import { ID_RULE } from '../../src/core/event';
-import { Metrics } from '../../src/ops/metrics';
+import { Metrics } from '../../src/metrics/metrics';
 import { sample } from '../helpers/metrics';
 import { Pipeline, T0, makePipeline, serveApp } from '../helpers/context';
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createApp } from '../../src/api/app';
 import { HttpServerHandle, listen } from '../../src/api/server';
-import { Metrics } from '../../src/ops/metrics';
+import { Metrics } from '../../src/metrics/metrics';
 import { Producer } from '../../src/producer/producer';
 import { ProfileReader as InternalReader } from '../../src/profile/reader';
 import { Pipeline, feed, makePipeline, testClusterNodes, testRedisUrl } from '../helpers/context';

@@ -9,7 +9,7 @@ import { HttpServerHandle, listen } from '../../src/api/server';
 import { BatchLauncher } from '../../src/batch/launcher';
 import { acquireBatchLock } from '../../src/batch/registry';
 import { Producer } from '../../src/producer/producer';
-import { Metrics } from '../../src/ops/metrics';
+import { Metrics } from '../../src/metrics/metrics';
 import { sample } from '../helpers/metrics';
 import { Pipeline, T0, makePipeline, testRedisUrl } from '../helpers/context';
 

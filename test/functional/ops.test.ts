@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawnSync } from 'child_process';
 import { HttpServerHandle } from '../../src/api/server';
 import { RealtimeConsumer } from '../../src/consumers/realtime';
-import { Metrics } from '../../src/ops/metrics';
+import { Metrics } from '../../src/metrics/metrics';
 import { Pipeline, T0, makePipeline, serveApp } from '../helpers/context';
 import { sample } from '../helpers/metrics';
 import { apiOnOwnRedis } from '../helpers/ownRedis';

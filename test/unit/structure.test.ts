@@ -18,7 +18,7 @@ const LAYERS: Record<string, number> = {
   ods: 1,
   redis: 2,
   profile: 3,
-  ops: 3,
+  metrics: 3,
   producer: 4,
   consumers: 4,
   batch: 4,

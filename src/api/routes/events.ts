@@ -1,6 +1,6 @@
 import express, { NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import { bodyToItems } from '../parseBody';
-import type { IngestOutcome } from '../../ops/metrics';
+import type { IngestOutcome } from '../../metrics/metrics';
 import type { ApiContext } from '../context';
 import { isClientError, jsonBody } from '../http';
 import { route } from '../routeTable';
