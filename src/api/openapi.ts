@@ -53,7 +53,7 @@ const startBatchRun = {
 
 /**
  * The OpenAPI 3.1 description of every route, served at GET /openapi.json. Schemas are
- * JSON Schema 2020-12; test/functional/openapi.test.ts validates real responses against
+ * JSON Schema 2020-12; test/functional/api/openapi.test.ts validates real responses against
  * them, so this document cannot drift from the code unnoticed.
  */
 const document = {

@@ -1,7 +1,7 @@
 /**
  * A client of the API written only against the types openapi-typescript generates from
  * GET /openapi.json, calling through openapi-fetch. Not part of the build (tsconfig.json
- * excludes this folder: `./schema` exists only at test time): test/functional/openapiClient.test.ts
+ * excludes this folder: `./schema` exists only at test time): test/functional/api/openapiClient.test.ts
  * generates schema.d.ts next to a copy of this file, compiles both with tsc (strict; any type
  * error fails the test) and runs {@link run} against a real server.
  */
