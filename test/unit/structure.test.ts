@@ -125,6 +125,17 @@ describe('code structure', () => {
     expect(fs.readFileSync(path.join(ROOT, 'cli.ts'), 'utf8').trimEnd().split('\n').length).to.be.at.most(60);
   });
 
+  it('keeps every Lua script body (its own lines, includes not counted) at 150 lines or fewer', () => {
+    const lua = path.join(SRC, 'lua');
+    const long = fs
+      .readdirSync(lua)
+      .filter((f) => f.endsWith('.lua'))
+      .map((f) => [f, fs.readFileSync(path.join(lua, f), 'utf8').trimEnd().split('\n').length] as const)
+      .filter(([, n]) => n > 150)
+      .map(([f, n]) => `src/lua/${f} ${n} lines`);
+    expect(long).to.deep.equal([]);
+  });
+
   it("package.json's main, types and exports are the built public entry (src/index.ts)", () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
       main: string;
