@@ -1,24 +1,19 @@
 import { execFileSync } from 'child_process';
-import fs from 'fs';
-import os from 'os';
-import path from 'path';
 import { Redis, connectRedis } from '../src/redis/client';
-import { startRedisServer } from '../src/redis/embeddedServer';
+import { startPrivateRedis } from '../src/redis/embeddedServer';
 
 /**
  * Runs `fn` against a private redis-server (no AOF, data in a temp folder) and a
  * connection to it; both are stopped and the folder removed whether `fn` succeeds or not.
  */
 export async function withScratchRedis<T>(name: string, fn: (redis: Redis, url: string) => Promise<T>): Promise<T> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `bench-${name}-`));
-  const server = await startRedisServer({ dir, appendonly: false });
-  const redis = await connectRedis(server.url);
+  const scratch = await startPrivateRedis(`bench-${name}`);
+  const redis = await connectRedis(scratch.server.url);
   try {
-    return await fn(redis, server.url);
+    return await fn(redis, scratch.server.url);
   } finally {
     await redis.quit();
-    await server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await scratch.remove();
   }
 }
 

@@ -1,5 +1,6 @@
 import { ChildProcess, execFile, spawn } from 'child_process';
 import fs from 'fs';
+import os from 'os';
 import net from 'net';
 import path from 'path';
 import { promisify } from 'util';
@@ -177,4 +178,29 @@ export async function startRedisCluster(opts: RedisClusterOptions): Promise<Redi
     throw err;
   }
   return { nodes, servers, stop };
+}
+
+/** A private redis-server in a temporary folder of its own, and what removes both. */
+export interface PrivateRedis {
+  server: RedisServerHandle;
+  dir: string;
+  /** Stops the server and removes its folder. */
+  remove(): Promise<void>;
+}
+
+/**
+ * Starts a private redis-server on a free port, working in a new temporary folder named
+ * after `name` (for tests and benchmarks: never a server someone else runs).
+ */
+export async function startPrivateRedis(name: string, opts: Omit<RedisServerOptions, 'dir'> = {}): Promise<PrivateRedis> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${name}-`));
+  const server = await startRedisServer({ appendonly: false, ...opts, dir });
+  return {
+    server,
+    dir,
+    async remove() {
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

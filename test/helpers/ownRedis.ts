@@ -1,13 +1,11 @@
 import fs from 'fs';
-import os from 'os';
-import path from 'path';
 import { createApp } from '../../src/api/app';
 import { HttpServerHandle, listen } from '../../src/api/server';
 import { Keys } from '../../src/core/keys';
 import { Producer } from '../../src/producer/producer';
 import { ProfileReader } from '../../src/profile/reader';
 import { Redis, connectRedis } from '../../src/redis/client';
-import { RedisServerHandle, startRedisServer } from '../../src/redis/embeddedServer';
+import { RedisServerHandle, startPrivateRedis, startRedisServer } from '../../src/redis/embeddedServer';
 import { loadTagConfig } from '../../src/core/tagConfig';
 
 /** An API on a redis-server of its own, which a test may stop and start again on the same port. */
@@ -22,8 +20,9 @@ export interface ApiOnOwnRedis {
 }
 
 export async function apiOnOwnRedis(opts: { prefix: string; partitions: number; appendonly: boolean }): Promise<ApiOnOwnRedis> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'own-redis-'));
-  let server: RedisServerHandle = await startRedisServer({ dir, appendonly: opts.appendonly });
+  const own = await startPrivateRedis('own-redis', { appendonly: opts.appendonly });
+  const dir = own.dir;
+  let server: RedisServerHandle = own.server;
   const redis = await connectRedis(server.url);
   redis.on('error', () => undefined);
   const keys = new Keys(opts.prefix);
