@@ -21,7 +21,7 @@ import { RealtimeConsumer } from '../src/consumers/realtime';
 import { ProfileReader } from '../src/profile/reader';
 import { TrafficGenerator } from '../src/dev/simulate';
 import { Redis } from '../src/redis/client';
-import { runMain, withScratchRedis } from './scratchRedis';
+import { FLOOR_PROFILE_HASH, runMain, withScratchRedis } from './scratchRedis';
 
 const MIN = 60_000;
 /** How far the consumer's clock moves between drains while the hour of traffic is folded. */
@@ -88,16 +88,7 @@ export async function measureRedisCost(quick: boolean): Promise<Record<string, n
   return withScratchRedis('redis-cost', async (redis) => {
     const out: Record<string, number> = {};
     // Floors: an HGETALL of an 8-field hash; per event HINCRBY + HSET + ZADD, pipelined.
-    await redis.hset('floor:h', {
-      views_5m: 3,
-      views_1h: 12,
-      clicks_5m: 0,
-      clicks_24h: 1,
-      purchases_24h: 0,
-      spend_24h: 0,
-      distinct_ads_1h: 4,
-      campaign_views_1h: '{"c-1":7}',
-    });
+    await redis.hset('floor:h', FLOOR_PROFILE_HASH);
     await redis.config('RESETSTAT');
     for (let i = 0; i < 20; i++) {
       const p = redis.pipeline();

@@ -22,7 +22,7 @@ import { groupCaughtUp, streamStatus } from '../src/redis/streamGroups';
 import { measureBatch } from './batch';
 import { measureTriggers } from './triggers';
 import { measureTrainingSet } from './trainingSet';
-import { redisBenchmark } from './scratchRedis';
+import { FLOOR_PROFILE_HASH, redisBenchmark } from './scratchRedis';
 import { measureRedisCost, scriptCommands, topLevelUsec } from './redisCost';
 
 const quick = process.argv.includes('--quick');
@@ -161,16 +161,7 @@ async function main() {
       'c-1',
     ]);
     await redis.del('bench:s');
-    await redis.hset('bench:h', {
-      views_5m: 3,
-      views_1h: 12,
-      clicks_5m: 0,
-      clicks_24h: 1,
-      purchases_24h: 0,
-      spend_24h: 0,
-      distinct_ads_1h: 4,
-      campaign_views_1h: '{"c-1":7}',
-    });
+    await redis.hset('bench:h', FLOOR_PROFILE_HASH);
     result.redis_hgetall_per_s = redisBenchmark(server.port, ['-n', String(quick ? 50_000 : 200_000), '-c', '4', 'HGETALL', 'bench:h']);
     await redis.del('bench:h');
 

@@ -35,3 +35,15 @@ export function redisBenchmark(port: number, args: string[]): number {
     .pop()!;
   return Math.round(Number(line.split(',')[1].replace(/"/g, '')));
 }
+
+/** The 8-field offline-and-window hash the floor measurements read (an HGETALL of it is a read's floor). */
+export const FLOOR_PROFILE_HASH = {
+  views_5m: 3,
+  views_1h: 12,
+  clicks_5m: 0,
+  clicks_24h: 1,
+  purchases_24h: 0,
+  spend_24h: 0,
+  distinct_ads_1h: 4,
+  campaign_views_1h: '{"c-1":7}',
+};

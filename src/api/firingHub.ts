@@ -1,7 +1,8 @@
 import type { Keys } from '../core/keys';
 import type { Logger } from '../core/logger';
 import type { RedisClient } from '../redis/client';
-import { Firing, FiringReader, compareEntryIds, firingsAfter } from '../profile/triggers';
+import { Firing, FiringReader, firingsAfter, newestFiringIds } from '../profile/triggers';
+import { compareEntryIds } from '../core/streamIds';
 
 /** How long the shared reader's XREAD blocks before it looks again (ms). */
 const HUB_BLOCK_MS = 5_000;
@@ -121,7 +122,7 @@ export class FiringHub {
     if (this.size >= this.maxStreams) return null;
     this.pending++;
     try {
-      const start = cursor ?? (await this.newest());
+      const start = cursor ?? (await newestFiringIds(this.redis, this.keys, this.partitions));
       const reader = await this.sharedReader();
       // Registered before any await: every firing past the reader's position reaches it.
       const sub = new FiringSubscription([...start], (s) => this.leave(s));
@@ -141,16 +142,6 @@ export class FiringHub {
     } finally {
       this.pending--;
     }
-  }
-
-  /** The newest firing's id of every partition ('0-0' for an empty one). */
-  private newest(): Promise<string[]> {
-    return Promise.all(
-      Array.from({ length: this.partitions }, async (_, p) => {
-        const [last] = await this.redis.xrevrange(this.keys.triggerStream(p), '+', '-', 'COUNT', 1);
-        return last ? last[0] : '0-0';
-      }),
-    );
   }
 
   private sharedReader(): Promise<FiringReader> {

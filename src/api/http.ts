@@ -21,6 +21,11 @@ export function jsonBody(maxBodyBytes: number): RequestHandler {
   return express.json({ limit: maxBodyBytes, strict: false });
 }
 
+/** A request failed because of Redis, not of itself or a bug: the connection is not ready, or the error is Redis trouble. */
+function redisAtFault(redis: RedisClient, err: unknown): boolean {
+  return redis.status !== 'ready' || isRedisTrouble(err);
+}
+
 /** Seconds a client should wait before resending after a 503 on Redis trouble. */
 export const REDIS_RETRY_AFTER_S = 1;
 
@@ -30,7 +35,7 @@ export const REDIS_RETRY_AFTER_S = 1;
  * see isRedisTrouble; retry later), 500 otherwise; never a stack trace.
  */
 export function failureResponse(redis: RedisClient, err?: unknown): { status: number; body: { error: string }; headers: Record<string, string> } {
-  if (redis.status !== 'ready' || isRedisTrouble(err)) {
+  if (redisAtFault(redis, err)) {
     return { status: 503, body: { error: `${redisTroubleText(err)}, retry later` }, headers: { 'Retry-After': String(REDIS_RETRY_AFTER_S) } };
   }
   return { status: 500, body: { error: 'internal error' }, headers: {} };
@@ -41,7 +46,7 @@ export function failureResponse(redis: RedisClient, err?: unknown): { status: nu
  * with its stack but never the failed command's arguments (the logger's serializer drops them).
  */
 export function logFailure(log: Logger, outage: OutageLog, redis: RedisClient, err: unknown, detail: Record<string, unknown>): void {
-  if (redis.status !== 'ready' || isRedisTrouble(err)) outage.failed(err, detail);
+  if (redisAtFault(redis, err)) outage.failed(err, detail);
   else log.error({ ...detail, err }, 'request failed');
 }
 

@@ -125,8 +125,7 @@ export function isRedisError(err: unknown, ...codes: RedisErrorCode[]): boolean 
  */
 export function isRedisTrouble(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  const previous = (err as { previousErrors?: unknown[] }).previousErrors; // EXECABORT of a MULTI whose commands failed
-  if (Array.isArray(previous) && previous.some(isRedisTrouble)) return true;
+  if (previousErrors(err).some(isRedisTrouble)) return true;
   if (err.name === 'MaxRetriesPerRequestError') return true;
   return REDIS_TROUBLE.test(err.message);
 }
@@ -144,9 +143,15 @@ const REDIS_TROUBLE = new RegExp(
   ].join('|'),
 );
 
+/** The errors of the commands of a MULTI that EXECABORT discarded (ioredis's previousErrors); [] for any other error. */
+export function previousErrors(err: unknown): unknown[] {
+  const previous = (err as { previousErrors?: unknown } | null)?.previousErrors;
+  return Array.isArray(previous) ? previous : [];
+}
+
 /** Why Redis could not do it, in a few words for a 503 body: out of memory, or unavailable. */
 export function redisTroubleText(err: unknown): string {
-  const errors = [err, ...((err as { previousErrors?: unknown[] } | null)?.previousErrors ?? [])];
+  const errors = [err, ...previousErrors(err)];
   return errors.some((e) => e instanceof Error && /\bOOM\b/.test(e.message)) ? 'Redis is out of memory (maxmemory reached)' : 'Redis unavailable';
 }
 

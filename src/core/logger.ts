@@ -1,6 +1,7 @@
 import { Writable } from 'stream';
 import pino, { Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { previousErrors } from './errors';
 
 export type { Logger };
 
@@ -49,7 +50,7 @@ export function safeError(err: unknown): unknown {
 /** An error's message alone, cut short: for warnings that need no stack. */
 export function errorText(err: unknown): string {
   // A transaction's EXECABORT says only that it was discarded: the first error says why.
-  const first = (err as { previousErrors?: unknown[] } | null)?.previousErrors?.[0];
+  const first = previousErrors(err)[0];
   const cause = first instanceof Error ? first : err;
   const text = cause instanceof Error ? cause.message : String(cause);
   return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}…` : text;

@@ -1,9 +1,6 @@
 import type { Redis } from 'ioredis';
 import { RedisClient, duplicateRedis, nodeFor } from '../redis/client';
 import { Keys, partitionFor } from '../core/keys';
-import { compareEntryIds } from '../core/streamIds';
-
-export { compareEntryIds };
 
 /** One trigger firing as read from its partition's stream. */
 export interface Firing {
@@ -60,14 +57,7 @@ export class FiringReader {
 
   /** A reader after `cursor` (parseCursor's ids), or after the newest firing of every partition. */
   static async open(redis: RedisClient, keys: Keys, partitions: number, cursor?: string[]): Promise<FiringReader> {
-    const ids =
-      cursor ??
-      (await Promise.all(
-        Array.from({ length: partitions }, async (_, p) => {
-          const [last] = await redis.xrevrange(keys.triggerStream(p), '+', '-', 'COUNT', 1);
-          return last ? last[0] : '0-0';
-        }),
-      ));
+    const ids = cursor ?? (await newestFiringIds(redis, keys, partitions));
     // Each node's partitions, read on a ready connection of its own.
     const nodes = new Map<Redis, { conn: Redis; partitions: number[] }>();
     for (let p = 0; p < partitions; p++) {
@@ -140,6 +130,16 @@ export async function firingsAfter(redis: RedisClient, keys: Keys, partition: nu
     if (entries.length < 1000) return out;
     from = `(${entries[entries.length - 1][0]}`;
   }
+}
+
+/** The newest firing's id of every partition ('0-0' for an empty one). */
+export function newestFiringIds(redis: RedisClient, keys: Keys, partitions: number): Promise<string[]> {
+  return Promise.all(
+    Array.from({ length: partitions }, async (_, p) => {
+      const [last] = await redis.xrevrange(keys.triggerStream(p), '+', '-', 'COUNT', 1);
+      return last ? last[0] : '0-0';
+    }),
+  );
 }
 
 /** A firing as the dashboard shows it. */

@@ -140,7 +140,7 @@ function describe(client: RedisClient): string {
 }
 
 /** `host:port` of a node connection, as the cluster client's slot map names nodes. */
-function nodeKey(node: Redis): string {
+export function nodeKey(node: Redis): string {
   return `${node.options.host}:${node.options.port}`;
 }
 

@@ -1,5 +1,5 @@
 import { ConfigError, isRedisError } from '../core/errors';
-import { RedisClient, masters } from './client';
+import { RedisClient, masters, nodeKey } from './client';
 
 /**
  * The Redis settings the product depends on, as each server's INFO reports them. Only
@@ -31,7 +31,7 @@ function infoField(info: string, name: string): string | undefined {
 export async function readServerSettings(client: RedisClient): Promise<RedisServerSettings[]> {
   return Promise.all(
     masters(client).map(async (node) => {
-      const name = `${node.options.host ?? '127.0.0.1'}:${node.options.port ?? 6379}`;
+      const name = nodeKey(node);
       try {
         const [memory, persistence] = await Promise.all([node.info('memory'), node.info('persistence')]);
         const policy = infoField(memory, 'maxmemory_policy');

@@ -41,7 +41,7 @@ export async function ensureGroups(redis: RedisClient, streams: string[], groups
 
 async function groupExists(redis: RedisClient, stream: string, group: string): Promise<boolean> {
   const groups = (await nodeFor(redis, stream).xinfo('GROUPS', stream)) as unknown[][];
-  return groups.some((g) => g[1] === group);
+  return groups.map(parseGroup).some((g) => g.name === group);
 }
 
 /**
