@@ -38,7 +38,7 @@ async function main() {
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const stats = (await redis.info('commandstats'))
       .split('\n')
-      .filter((l) => /evalsha|xreadgroup|xack/.test(l))
+      .filter((l) => /fcall|xreadgroup|xack/.test(l))
       .map((l) => l.trim());
     console.log(JSON.stringify({ events: n, users, seconds, realtime_per_s: Math.round(n / seconds), stats }));
   });

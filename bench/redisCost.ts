@@ -8,7 +8,7 @@
  * hour and folded by one RealtimeConsumer whose clock follows the traffic in steps of 5 s,
  * as in production. Redis time comes from INFO commandstats counting top-level
  * commands once: a command that only scripts issue (HGET inside a script, say) is already
- * inside its script's EVALSHA time, so it is left out. Reads draw users as bid requests do
+ * inside its script's FCALL time, so it is left out. Reads draw users as bid requests do
  * (in proportion to their events); unknown ids, one-event users and a 100,000-event user
  * are reported apart.
  */
@@ -27,7 +27,7 @@ const MIN = 60_000;
 /** How far the consumer's clock moves between drains while the hour of traffic is folded. */
 const STEP_MS = 5000;
 
-/** Names of the commands the Lua scripts issue (their time is inside EVALSHA's). */
+/** Names of the commands the Lua scripts issue (their time is inside FCALL's). */
 export function scriptCommands(): Set<string> {
   const dir = path.join(__dirname, '..', 'src', 'lua');
   const files = [...fs.readdirSync(dir).map((f) => path.join(dir, f)), ...fs.readdirSync(path.join(dir, 'includes')).map((f) => path.join(dir, 'includes', f))];
@@ -50,7 +50,7 @@ async function commandStats(redis: Redis): Promise<Map<string, Stat>> {
   return out;
 }
 
-/** µs of top-level commands since the last RESETSTAT: commands only scripts issue are left out (their time is inside EVALSHA's). */
+/** µs of top-level commands since the last RESETSTAT: commands only scripts issue are left out (their time is inside FCALL's). */
 export async function topLevelUsec(redis: Redis, scripted: Set<string>): Promise<number> {
   let usec = 0;
   for (const [name, s] of await commandStats(redis)) if (!scripted.has(name)) usec += s.usec;
@@ -64,7 +64,7 @@ async function mainThreadCpuUs(redis: Redis): Promise<number> {
   return (user + sys) * 1e6;
 }
 
-/** Mean µs of the read script per call over `ids` read with 4 in flight (EVALSHA_RO's own commandstats). */
+/** Mean µs of the read script per call over `ids` read with 4 in flight (FCALL_RO's own commandstats). */
 async function readCost(redis: Redis, reader: ProfileReader, ids: string[]): Promise<{ us: number; found: number }> {
   await redis.config('RESETSTAT');
   let found = 0;
@@ -73,7 +73,7 @@ async function readCost(redis: Redis, reader: ProfileReader, ids: string[]): Pro
     found += got.filter((p) => p !== null).length;
   }
   const stats = await commandStats(redis);
-  const s = stats.get('evalsha_ro') ?? stats.get('evalsha')!;
+  const s = stats.get('fcall_ro') ?? stats.get('fcall')!;
   return { us: Number((s.usec / s.calls).toFixed(2)), found };
 }
 

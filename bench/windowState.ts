@@ -44,7 +44,7 @@ async function main() {
       await Promise.all(Array.from({ length: 4 }, () => reader.read(`user-${1 + Math.floor(Math.random() * 20_000)}`)));
       reads += 4;
     }
-    const ro = /cmdstat_evalsha_ro:calls=(\d+),usec=(\d+)/.exec(await redis.info('commandstats'))!;
+    const ro = /cmdstat_fcall_ro:calls=(\d+),usec=(\d+)/.exec(await redis.info('commandstats'))!;
     console.log(
       JSON.stringify({
         build: root,

@@ -1,5 +1,6 @@
 import { REQUIRED_GROUPS, streamStatus } from '../redis/streamGroups';
 import { Keys } from '../core/keys';
+import { isRedisError } from '../core/errors';
 import { ensureScriptsOn } from '../lua/scripts';
 import { RedisClient, masters } from '../redis/client';
 import { readServerSettings } from '../redis/settings';
@@ -61,11 +62,17 @@ export async function checkReady(redis: RedisClient, keys: Keys, partitions: num
     checks.memory = { ok: false, error: message(err) };
   }
   try {
-    // Unlike loadScripts, a refusal (NOPERM) counts here: this user could not run them.
+    // Unlike loadScripts, a refusal (NOPERM) counts here: the functions are missing and
+    // this user could not load them.
     for (const node of masters(redis)) await ensureScriptsOn(node);
     checks.scripts = { ok: true };
   } catch (err) {
-    checks.scripts = { ok: false, error: message(err) };
+    checks.scripts = {
+      ok: false,
+      error: isRedisError(err, 'NOPERM')
+        ? `the product's Redis functions are not loaded and this user may not load them (a realtime consumer loads them): ${message(err)}`
+        : message(err),
+    };
   }
   try {
     const missing: string[] = [];

@@ -1,5 +1,5 @@
 import calculateSlot from 'cluster-key-slot';
-import { Scripts, UpdateWindowsReply, queueScript } from '../lua/scripts';
+import { Scripts, UpdateWindowsReply, queueScript, sendLoadingScripts } from '../lua/scripts';
 import { isCluster, pipelineByNode } from '../redis/client';
 import { erasedAt, erasureTimes, isErased } from '../profile/erasure';
 import { OfflineTag, Trigger, WindowTag } from '../core/tags';
@@ -91,23 +91,25 @@ export class RealtimeConsumer extends GroupConsumer {
       const inline = !isCluster(redis);
       type Item = (typeof calls)[number] | 'erasures';
       const items: Item[] = inline ? [...calls, 'erasures'] : calls;
-      const results = await pipelineByNode(
-        redis,
-        items,
-        (item) => (item === 'erasures' ? k.erasures() : k.realtime(item[0].update.userId)),
-        (pipeline, item) => {
-          if (item === 'erasures') {
-            pipeline.call('ZMSCORE', k.erasures(), ...written);
-            return;
-          }
-          queueScript(
-            pipeline,
-            this.writer.update(
-              item.map((u) => u.update),
-              now,
-            ),
-          );
-        },
+      const results = await sendLoadingScripts(redis, items, (list) =>
+        pipelineByNode(
+          redis,
+          list,
+          (item) => (item === 'erasures' ? k.erasures() : k.realtime(item[0].update.userId)),
+          (pipeline, item) => {
+            if (item === 'erasures') {
+              pipeline.call('ZMSCORE', k.erasures(), ...written);
+              return;
+            }
+            queueScript(
+              pipeline,
+              this.writer.update(
+                item.map((u) => u.update),
+                now,
+              ),
+            );
+          },
+        ),
       );
       // Each user's outbox as its call saw it. A call that failed is sent again one user per
       // call (what it wrote before failing counts once: every effect is idempotent), so one
@@ -129,11 +131,13 @@ export class RealtimeConsumer extends GroupConsumer {
       throwRedisTrouble(results);
       calls.forEach((call, i) => settle(call, results[i]));
       if (retry.length > 0) {
-        const single = await pipelineByNode(
-          redis,
-          retry,
-          (u) => k.realtime(u.update.userId),
-          (pipeline, u) => queueScript(pipeline, this.writer.update([u.update], now)),
+        const single = await sendLoadingScripts(redis, retry, (list) =>
+          pipelineByNode(
+            redis,
+            list,
+            (u) => k.realtime(u.update.userId),
+            (pipeline, u) => queueScript(pipeline, this.writer.update([u.update], now)),
+          ),
         );
         throwRedisTrouble(single);
         retry.forEach((u, i) => settle([u], single[i]));
@@ -215,13 +219,15 @@ export class RealtimeConsumer extends GroupConsumer {
     }
     const retention = this.opts.triggerRetentionMs ?? 86_400_000;
     const partitions = [...byPartition];
-    const appended = await pipelineByNode(
-      this.opts.redis,
-      partitions,
-      ([p]) => k.triggerStream(p),
-      (pipeline, [p, firings]) => {
-        queueScript(pipeline, Scripts.appendTriggers(k.triggerStream(p), k.triggerSeen(p), now, retention, firings));
-      },
+    const appended = await sendLoadingScripts(this.opts.redis, partitions, (list) =>
+      pipelineByNode(
+        this.opts.redis,
+        list,
+        ([p]) => k.triggerStream(p),
+        (pipeline, [p, firings]) => {
+          queueScript(pipeline, Scripts.appendTriggers(k.triggerStream(p), k.triggerSeen(p), now, retention, firings));
+        },
+      ),
     );
     const failed = appended.find(([err]) => err);
     if (failed) throw failed[0];

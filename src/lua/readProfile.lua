@@ -1,4 +1,3 @@
-#!lua flags=no-writes
 --[[
   Reads a user's fused profile in one round trip: every window tag at `now` (count and
   count_by from the write's running totals corrected by the panes between the two windows;
@@ -45,7 +44,7 @@ if #rt == 0 and rcall('EXISTS', unpack(KEYS)) == 0 then return { 0 } end
 --@include readFast
 
 local now = tonumber(ARGV[1])
-local plan = decodePlan(ARGV[2])
+local plan = cachedPlan(ARGV[2])
 local has, lastEvent, legacy = {}, nil, #rt == 0
 for i = 1, #rt, 2 do
   if rt[i] == 'last_event_at' or rt[i] == 'updated_at' then legacy = true else has[rt[i]] = true end

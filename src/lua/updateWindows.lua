@@ -58,7 +58,7 @@ local rcall = redis.call
 --@include legacy
 
 local now = tonumber(ARGV[1])
-local plan = decodePlan(ARGV[2])
+local plan = cachedPlan(ARGV[2])
 local trig = ARGV[3] ~= '' and cjson.decode(ARGV[3]) or nil
 local reply = { 0 }
 local a = 4

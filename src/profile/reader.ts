@@ -1,7 +1,7 @@
 import { RedisClient, RedisTarget, connectTarget, pipelineByNode } from '../redis/client';
 import { EventType } from '../core/event';
 import { Keys } from '../core/keys';
-import { ReadProfileReply, Scripts, queueScript, runScript } from '../lua/scripts';
+import { ReadProfileReply, Scripts, queueScript, runScript, sendLoadingScripts } from '../lua/scripts';
 import { windowPlan } from '../lua/windowPlan';
 import { TagConfig, WindowTag } from '../core/tags';
 import { loadTagConfig } from '../core/tagConfig';
@@ -119,11 +119,13 @@ export class ProfileReader {
    */
   async readMany(userIds: string[]): Promise<(Profile | null)[]> {
     const now = this.clock();
-    const results = await pipelineByNode(
-      this.redis,
-      userIds,
-      (id) => this.keys.realtime(id),
-      (p, id) => queueScript(p, this.script(id, now)),
+    const results = await sendLoadingScripts(this.redis, userIds, (ids) =>
+      pipelineByNode(
+        this.redis,
+        ids,
+        (id) => this.keys.realtime(id),
+        (p, id) => queueScript(p, this.script(id, now)),
+      ),
     );
     return results.map(([err, reply], i) => {
       if (err) throw err;

@@ -64,8 +64,8 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
   const named = /^rediss?:\/\/[^:@/]+(:[^@/]*)?@/.test(url) && !/^rediss?:\/\/(default)?(:[^@/]*)?@/.test(url);
   const client = new Redis(url, { ...NODE_OPTIONS, ...(named ? { enableReadyCheck: false } : {}), ...options });
   await waitReady(client);
-  await loadScripts(client);
-  // After a reconnect (a restarted Redis has an empty script cache) load them again.
+  await loadScripts(client, { connecting: true });
+  // After a reconnect (a restarted Redis without persistence has no functions) load them again.
   client.on('ready', () => void loadScripts(client).catch(() => undefined));
   return client;
 }
@@ -87,7 +87,7 @@ export async function connectCluster(nodes: string[], options: ClusterOptions = 
     ...options,
   });
   await waitReady(client, `cluster ${nodes.join(',')}`);
-  await loadScripts(client);
+  await loadScripts(client, { connecting: true });
   return client;
 }
 
@@ -178,7 +178,7 @@ export async function pipelineByNode<T>(
   keyOf: (item: T) => string,
   add: (pipeline: ChainableCommander, item: T) => void,
   commandsPerItem = 1,
-  opts: { direct?: boolean; retried?: boolean } = {},
+  opts: { direct?: boolean } = {},
 ): Promise<[Error | null, unknown][]> {
   if (items.length === 0) return [];
   const groups = new Map<string, number[]>();
@@ -211,21 +211,6 @@ export async function pipelineByNode<T>(
       });
     }),
   );
-  // Scripts run by SHA only: a node that lost its script cache (a restart) answers
-  // NOSCRIPT. Load them and send those items once more (scripts are idempotent here).
-  const noscript = out.map((r, i) => (r[0] && isRedisError(r[0], 'NOSCRIPT') ? i : -1)).filter((i) => i >= 0);
-  if (noscript.length > 0 && !opts.retried) {
-    await loadScripts(client);
-    const again = await pipelineByNode(
-      client,
-      noscript.map((i) => items[i]),
-      keyOf,
-      add,
-      commandsPerItem,
-      { ...opts, retried: true },
-    );
-    noscript.forEach((itemIndex, j) => (out[itemIndex] = again[j]));
-  }
   return out;
 }
 

@@ -72,3 +72,20 @@ local function planType(plan, i)
   end
   return tp
 end
+
+-- The decoded plan of `bin`, kept between calls (the library lives as long as it is
+-- loaded): a process sends the same plan on every call, so each type is decoded once per
+-- library load, not per call. A few plans at most (one per tag config in use); past
+-- PLAN_CACHE_MAX the cache starts again.
+local PLAN_CACHE_MAX = 8
+local planCache, planCacheSize = {}, 0
+local function cachedPlan(bin)
+  local plan = planCache[bin]
+  if not plan then
+    if planCacheSize >= PLAN_CACHE_MAX then planCache, planCacheSize = {}, 0 end
+    plan = decodePlan(bin)
+    planCache[bin] = plan
+    planCacheSize = planCacheSize + 1
+  end
+  return plan
+end

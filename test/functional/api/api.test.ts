@@ -169,10 +169,10 @@ describe('HTTP API (real Redis, real HTTP)', () => {
     });
   });
 
-  it('reads a profile in exactly one Redis command (one EVALSHA_RO round trip)', async () => {
+  it('reads a profile in exactly one Redis command (one FCALL_RO round trip)', async () => {
     await post('/events', JSON.stringify([{ user_id: 'one', type: 'purchase', ts: T0, amount: 1, campaign_id: 'c' }]));
     await p.consumer.drain();
-    await fetch(`${base}/profile/one`); // the first call may load the script (NOSCRIPT, then EVAL)
+    await fetch(`${base}/profile/one`); // the first call may load the functions
     // MONITOR shows every command with its source: the client's, and the script's ("lua").
     const monitor = await (p.redis as Redis).monitor();
     const seen: string[] = [];
@@ -184,7 +184,7 @@ describe('HTTP API (real Redis, real HTTP)', () => {
     expect(res.status).to.equal(200);
     await new Promise((resolve) => setTimeout(resolve, 50));
     monitor.disconnect();
-    expect(seen).to.deep.equal([`evalsha_ro ${p.keys.panes('one', 'impression')}`]);
+    expect(seen).to.deep.equal([`fcall_ro ${p.keys.panes('one', 'impression')}`]);
   });
 
   it('returns many profiles with POST /profiles, in request order', async () => {

@@ -3,7 +3,7 @@
  * JSON, huge numbers, deep nesting, ids with braces, colons, unicode, NUL, CRLF, Lua-looking
  * and path-traversal text, hostile headers — each must get a 4xx with a clear message;
  * afterwards the server is up, Redis holds no key outside the product's prefix, no file
- * appeared outside the ODS directory, and the script cache did not grow.
+ * appeared outside the ODS directory, and neither the script cache nor the function libraries grew.
  * FUZZ_RUNS (default 10000) and FUZZ_SEED (default 20261126) control the run.
  */
 import { expect } from 'chai';
@@ -230,8 +230,9 @@ describe(`fuzzing the API with ${RUNS} hostile requests (fast-check, seed ${SEED
 
   it('answers every one with a 4xx and a clear message; the server stays up; no key, file or script appears', async () => {
     const base = `http://127.0.0.1:${http.port}`;
-    await fetch(`${base}/profile/warm-up`, { headers: auth }); // loads the read script once
+    await fetch(`${base}/profile/warm-up`, { headers: auth }); // loads the functions once
     const scriptsBefore = Number(/number_of_cached_scripts:(\d+)/.exec(await redis.info('memory'))![1]);
+    const librariesBefore = ((await redis.call('FUNCTION', 'LIST')) as unknown[]).length;
     const repoBefore = fs.readdirSync(process.cwd()).sort();
     const tmpEntries = () => fs.readdirSync(dir).sort();
     const statuses = new Map<number, number>();
@@ -264,6 +265,7 @@ describe(`fuzzing the API with ${RUNS} hostile requests (fast-check, seed ${SEED
     expect(keys.filter((k) => !k.startsWith(PREFIX))).to.deep.equal([]);
     expect(keys.filter((k) => !/^fz:(ev:\{p\d+\}|ev:dead|erasures|batch:.*)$/.test(k))).to.deep.equal([]); // no user key: nothing was accepted
     expect(Number(/number_of_cached_scripts:(\d+)/.exec(await redis.info('memory'))![1])).to.equal(scriptsBefore);
+    expect(((await redis.call('FUNCTION', 'LIST')) as unknown[]).length).to.equal(librariesBefore);
     expect(fs.readdirSync(process.cwd()).sort()).to.deep.equal(repoBefore);
     expect(tmpEntries()).to.deep.equal(['ods', 'redis']);
     expect(fs.readdirSync(ods)).to.deep.equal([]);

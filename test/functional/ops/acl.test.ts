@@ -124,7 +124,7 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
     expect((await firings.next(1000)).map((f) => [f.trigger, f.user_id, f.values])).to.deep.equal([['spender', 'acl-u', { spend_24h: 5 }]]);
     firings.close();
     expect((await streamStatus(conns.api, keys, 2)).map((p) => p.length)).to.deep.equal([0, 0]); // trimmed by the worker
-    await conns.worker.call('SCRIPT', 'FLUSH').catch(() => undefined); // (refused: nobody may flush)
+    await conns.worker.call('FUNCTION', 'FLUSH').catch(() => undefined); // (refused: nobody may flush)
     expect((await checkReady(conns.api, keys, 2)).ready).to.equal(true);
 
     const summary = await runBatch({ redis: conns.batch, keys, tags, odsDir: ods, asOf: now });
@@ -202,6 +202,10 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
       ['ingest', ['HGETALL', 'u:{acl-u}:off']],
       ['ingest', ['XADD', 'ev:dead', '*', 'a', 'b']],
       ['ingest', ['EVALSHA', '0'.repeat(40), 0]],
+      ['ingest', ['FCALL', 'anything', 0]],
+      ['api', ['FUNCTION', 'LOAD', "#!lua name=mine\nredis.register_function('mine', function() return 1 end)"]],
+      ['api', ['FUNCTION', 'DELETE', 'anything']],
+      ['batch', ['FUNCTION', 'LOAD', "#!lua name=mine\nredis.register_function('mine', function() return 1 end)"]],
       ['api', ['HSET', 'u:{acl-u}:off', 'ltv_total', '1e9']],
       ['api', ['XADD', 'ev:{p0}', '*', 'a', 'b']],
       ['api', ['DEL', 'u:{acl-u}:rt']],
@@ -213,11 +217,17 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
       ['batch', ['XREADGROUP', 'GROUP', 'realtime', 'x', 'STREAMS', 'ev:{p0}', '>']],
     ];
     for (const [role, args] of cases) expect([role, ...args, await refused(role, args)]).to.deep.equal([role, ...args, 'NOPERM']);
-    // The api user may load scripts (to recover after a Redis restart), but what a script
-    // calls is checked against the api user's own permissions: read-only stays read-only.
-    const sha = (await conns.api.call('SCRIPT', 'LOAD', "return redis.call('HSET', KEYS[1], 'ltv_total', '1e9')")) as string;
-    expect(await refused('api', ['EVALSHA', sha, 1, 'u:{acl-w}:off'])).to.equal('NOPERM');
-    expect(await refused('api', ['EVALSHA', sha, 1, 'u:{acl-w}:off'])).to.equal('NOPERM');
+    // Only the worker loads functions; what a function calls is checked against its
+    // caller's own permissions: a writing function run by the api user writes nothing.
+    await conns.worker.call(
+      'FUNCTION',
+      'LOAD',
+      "#!lua name=acltest\nredis.register_function{function_name='acltest_w', flags={'no-writes'}, callback=function(k) return redis.call('HSET', k[1], 'ltv_total', '1e9') end}",
+    );
+    expect(await refused('api', ['FCALL', 'acltest_w', 1, 'u:{acl-w}:off'])).to.equal('NOPERM');
+    expect(await conns.api.call('FCALL_RO', 'acltest_w', 1, 'u:{acl-w}:off').catch((err: Error) => err.message)).to.match(
+      /user executing the script can't run this command/,
+    );
     expect(await conns.batch.exists('u:{acl-w}:off')).to.equal(0);
   });
 });
