@@ -56,7 +56,8 @@ for i = 1, plan.count do
   -- Only the types the user has: the caller gives every tag of the others its empty value.
   local p, t = KEYS[2 * i - 1], KEYS[2 * i]
   if has[planTypeName(plan, i)] or (legacy and rcall('EXISTS', p) == 1) then
-    local newest = readFast(plan.bin, plan.at[i], p, t, now, flat) or typeTagValues(p, t, planType(plan, i), now, nil, flat, false)
+    local tp = planType(plan, i)
+    local newest = (tp.fast and readFast(tp, p, t, now, flat)) or typeTagValues(p, t, tp, now, nil, flat, false)
     if newest and (not lastEvent or newest > lastEvent) then lastEvent = newest end
   end
 end

@@ -1,55 +1,46 @@
--- readFast(bin, pos, paneKey, indexKey, now, out): the common read of one event type,
--- straight from the binary plan (type block at `pos`, see plan.lua) without decoding it
--- into tables: every tag is a count or count_by whose running total's window overlaps
--- now's, or a distinct with no value waiting ahead of now, or any tag whose window holds
--- none of the type's events. Appends name, value of each tag to the flat list `out` and
--- returns the type's newest event time; returns nil, having appended nothing, when a tag
--- needs the general path (typeTagValues).
-local function readFast(bin, pos, paneKey, indexKey, now, out)
-  local _, nValues, nDistinct, nTags
-  _, _, _, _, _, nValues, pos = struct.unpack('>Bc0I4BBBB', bin, pos)
-  nDistinct, pos = struct.unpack('>B', bin, pos + 2 * nValues)
+-- readFast(tp, paneKey, indexKey, now, out): the common read of one event type (tp: its
+-- decoded plan entry, kept between calls by cachedPlan; only a type whose tags are all
+-- count, count_by or distinct, tp.fast): every tag is a count or count_by
+-- whose running total's window overlaps now's, or a distinct with no value waiting ahead
+-- of now, or any tag whose window holds none of the type's events. Appends name, value of
+-- each tag to the flat list `out` and returns the type's newest event time; returns nil,
+-- having appended nothing, when a tag needs the general path (typeTagValues).
+local function readFast(tp, paneKey, indexKey, now, out)
   local text
-  if nDistinct == 0 then
+  if #tp.distinct == 0 then
     text = redis.call('HGET', paneKey, 'T')
   else
-    local names = { 'T' }
-    for i = 0, nDistinct - 1 do names[#names + 1] = 'F' .. string.byte(bin, pos + i) end
-    local got = redis.call('HMGET', paneKey, unpack(names))
+    local got = redis.call('HMGET', paneKey, 'T', unpack(tp.distinctFieldNames))
     for i = 2, #got do if got[i] then return nil end end
     text = got[1]
   end
   local meta = parseMeta(text)
   if not meta then return nil end
   local newest, oldest = meta.newest, meta.oldest
-  nTags, pos = struct.unpack('>B', bin, pos + nDistinct)
   local start = #out
-  local function giveUp()
-    for i = #out, start + 1, -1 do out[i] = nil end
-    return nil
-  end
-  for _ = 1, nTags do
-    local name, agg, field, window, res, mask, top, total
-    name, agg, field, window, res, mask, top, total, pos = struct.unpack('>Bc0BBI4BBI4Bc0', bin, pos)
-    window, res = window * 1000, RESOLUTIONS[res]
-    local from, to = windowRange(window, res, now)
+  for _, tag in ipairs(tp.tags) do
+    local agg = tag.agg
+    local from, to = windowRange(tag.window, tag.res, now)
     local value
     if newest < from then -- every event is older than the window
-      value = emptyValue(AGGREGATIONS[agg])
-    elseif agg == 7 then -- distinct
-      local base = field * DISTINCT_BASE
+      value = emptyValue(agg)
+    elseif agg == 'distinct' then
+      local base = tag.field * DISTINCT_BASE
       value = redis.call('ZCOUNT', indexKey, base + from, '(' .. (base + to))
-    elseif agg == 1 or agg == 8 then -- count, count_by
-      local tag = { window = window, res = res, levels = levelList(mask), prefix = agg == 8 and tostring(field) or '', total = total }
-      if agg == 8 then loadOwnField(paneKey, meta, total) end
+    elseif agg == 'count' or agg == 'count_by' then
+      if agg == 'count_by' then loadOwnField(paneKey, meta, tag.total) end
       local plan = totalPlan(meta, tag, from, to, oldest, newest, true)
-      if not plan then return giveUp() end
+      if not plan then
+        for i = #out, start + 1, -1 do out[i] = nil end
+        return nil
+      end
       local addNames, subNames = jobNames(indexKey, tag, plan, from, to, newest)
-      value = totalValue(AGGREGATIONS[agg], plan.base, fetchFields(paneKey, addNames), fetchFields(paneKey, subNames))
+      value = totalValue(agg, plan.base, fetchFields(paneKey, addNames), fetchFields(paneKey, subNames))
     else
-      return giveUp()
+      for i = #out, start + 1, -1 do out[i] = nil end
+      return nil
     end
-    out[#out + 1] = name
+    out[#out + 1] = tag.name
     out[#out + 1] = value
   end
   return newest
