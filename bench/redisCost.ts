@@ -154,6 +154,9 @@ export async function measureRedisCost(quick: boolean): Promise<Record<string, n
     out.zipf_users = perUser.size;
     out.write_us_per_event = Number((usec / folded).toFixed(2));
     out.write_cpu_us_per_event = Number((cpu / folded).toFixed(2));
+    // Users (per batch) the consumer folded itself, against those it left to updateWindows.lua.
+    const fc = consumer.foldCounts;
+    out.write_folded_in_consumer_share = Number((fc.folded / Math.max(1, fc.folded + fc.leftToScript)).toFixed(3));
 
     // Reads at the hour's end: users drawn in proportion to their events; unknown; one-event users.
     const reader = new ProfileReader(redis, keys, tags, () => now);

@@ -1,11 +1,11 @@
-import calculateSlot from 'cluster-key-slot';
 import { Scripts, UpdateWindowsReply, queueScript, sendLoadingScripts } from '../lua/scripts';
-import { isCluster, pipelineByNode } from '../redis/client';
+import { chunkBySlot, isCluster, pipelineByNode } from '../redis/client';
 import { erasedAt, erasureTimes, isErased } from '../profile/erasure';
 import { OfflineTag, Trigger, WindowTag } from '../core/tags';
 import { partitionFor } from '../core/keys';
 import { createHash } from 'crypto';
 import { UserWindowUpdate, WindowWriter, windowsReply } from './windowWriter';
+import { NodeFold } from './nodeFold';
 import { GROUPS } from '../redis/streamGroups';
 import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
 import { isRedisTrouble } from '../core/errors';
@@ -19,6 +19,12 @@ export interface RealtimeConsumerOptions extends GroupConsumerOptions {
   triggerRetentionMs?: number;
   /** Current time in ms, passed to the window script as "now". @defaultValue Date.now */
   clock?: () => number;
+  /**
+   * Fold in the consumer (nodeFold.ts) the users whose triggers are not evaluated, with
+   * updateWindows.lua for the rest; false: every user through updateWindows.lua.
+   * @defaultValue true
+   */
+  foldInConsumer?: boolean;
 }
 
 /**
@@ -40,6 +46,31 @@ export class RealtimeConsumer extends GroupConsumer {
     super(GROUPS.realtime, opts);
     this.clock = opts.clock ?? Date.now;
     this.writer = new WindowWriter(opts.keys, opts.tags, opts.triggers, opts.offlineTags);
+    if (opts.foldInConsumer !== false) this.nodeFold = new NodeFold(opts.redis, opts.keys, this.writer.windowPlan, USERS_PER_CALL);
+  }
+
+  private readonly nodeFold?: NodeFold;
+
+  /** Users folded in the consumer, and users it left to updateWindows.lua (with triggers evaluated: not counted). */
+  get foldCounts(): { folded: number; leftToScript: number } {
+    return { ...(this.nodeFold?.counts ?? { folded: 0, leftToScript: 0 }) };
+  }
+
+  /**
+   * Folds in the consumer the users it can (not those whose triggers are evaluated): their
+   * entries go to `toAck`; returns the users left for updateWindows.lua.
+   */
+  private async foldInConsumer<U extends { update: UserWindowUpdate; ids: string[] }>(users: U[], now: number, toAck: string[]): Promise<U[]> {
+    const done = this.nodeFold
+      ? await this.nodeFold.fold(
+          users.filter((u) => !this.writer.evaluates(u.update)).map((u) => u.update),
+          now,
+        )
+      : new Set<string>();
+    for (const u of users) if (done.has(u.update.userId)) toAck.push(...u.ids);
+    this.opts.metrics?.windowFolds.inc({ by: 'consumer' }, done.size);
+    this.opts.metrics?.windowFolds.inc({ by: 'script' }, users.length - done.size);
+    return users.filter((u) => !done.has(u.update.userId));
   }
 
   /**
@@ -83,7 +114,7 @@ export class RealtimeConsumer extends GroupConsumer {
     if (byUser.size > 0) {
       const k = this.opts.keys;
       const redis = this.opts.redis;
-      const calls = this.chunkCalls([...byUser.values()]);
+      const calls = this.chunkCalls(await this.foldInConsumer([...byUser.values()], now, toAck));
       const written = [...byUser.keys()];
       // On one server the erasure re-check rides at the end of the same pipeline (Redis runs
       // it after every write of the batch); on a cluster the writes go to several nodes at
@@ -181,22 +212,7 @@ export class RealtimeConsumer extends GroupConsumer {
    * grouped by the slot of their hash tag first.
    */
   private chunkCalls<U extends { update: UserWindowUpdate }>(users: U[]): U[][] {
-    const groups = new Map<number, U[]>();
-    if (isCluster(this.opts.redis)) {
-      for (const u of users) {
-        const slot = calculateSlot(this.opts.keys.realtime(u.update.userId));
-        const list = groups.get(slot) ?? [];
-        list.push(u);
-        groups.set(slot, list);
-      }
-    } else {
-      groups.set(0, users);
-    }
-    const calls: U[][] = [];
-    for (const list of groups.values()) {
-      for (let i = 0; i < list.length; i += USERS_PER_CALL) calls.push(list.slice(i, i + USERS_PER_CALL));
-    }
-    return calls;
+    return chunkBySlot(this.opts.redis, users, (u) => this.opts.keys.realtime(u.update.userId), USERS_PER_CALL);
   }
 
   /**

@@ -75,6 +75,17 @@ export class WindowWriter {
     return [e.ts, eventFingerprint(e.event_id), WINDOW_FIELDS.map((f) => (e[f] === undefined ? '' : String(e[f]))).join('\x1f')];
   }
 
+  /** Whether the user's triggers are evaluated with this update (it has an event of a type their conditions read). */
+  evaluates(u: UserWindowUpdate): boolean {
+    const t = this.triggerPlan;
+    return t !== undefined && (Object.keys(u.events) as EventType[]).some((type) => t.evaluatedOn.has(type) && u.events[type]!.length > 0);
+  }
+
+  /** The window plan the writer sends (its decoded form too). */
+  get windowPlan(): ReturnType<typeof windowPlan> {
+    return this.plan;
+  }
+
   /**
    * The call that folds the events of `users` into their windows at `now` (and folds v1
    * data of the types listed, even with no events); with triggers, also evaluates those of
@@ -90,11 +101,11 @@ export class WindowWriter {
       const own = Object.keys(u.events) as EventType[];
       const unused = own.find((type) => !this.longestByType.has(type));
       if (unused) throw new Error(`no window tag uses event type ${unused}`);
-      const evaluate = t !== undefined && own.some((type) => t.evaluatedOn.has(type) && u.events[type]!.length > 0);
+      const evaluate = this.evaluates(u);
       records.push(keys.length + 1, evaluate ? 1 : 0, u.lastEventId ?? '', u.userId);
       keys.push(k.realtime(u.userId));
       if (evaluate) keys.push(k.triggerState(u.userId), k.triggerOutbox(u.userId), k.offline(u.userId));
-      const types = evaluate ? [...new Set([...own, ...t.types])] : own;
+      const types = evaluate && t ? [...new Set([...own, ...t.types])] : own;
       records.push(types.length);
       for (const type of types) {
         const events = u.events[type] ?? [];

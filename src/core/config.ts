@@ -64,6 +64,11 @@ export interface AppConfig {
    * delete acknowledged events and window state under memory pressure). @defaultValue false
    */
   allowEviction: boolean;
+  /**
+   * The realtime consumer folds events in its own process and has Redis only read and
+   * write (false: every user through updateWindows.lua). @defaultValue true
+   */
+  foldInConsumer: boolean;
   /** Prefix of every key. @defaultValue `""` */
   prefix: string;
   /** Number of stream partitions `ev:{p0}`…; must not change while streams hold entries. @defaultValue 4 */
@@ -142,6 +147,7 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
     embeddedRedisPort: 6379,
     embeddedAppendfsync: 'everysec',
     allowEviction: false,
+    foldInConsumer: true,
     prefix: '',
     partitions: 4,
     host: '127.0.0.1',

@@ -36,6 +36,7 @@ interface ScriptSpec {
 /** Every script of the product, declared once: `src/lua/<name>.lua`. */
 const SCRIPTS = {
   updateWindows: { keys: 'counted', readOnly: false },
+  applyFolds: { keys: 'counted', readOnly: false },
   appendTriggers: { keys: 2, readOnly: false },
   readProfile: { keys: 'counted', readOnly: true },
   trimStream: { keys: 1, readOnly: false },
@@ -64,6 +65,28 @@ export type ReadProfileReply = [exists: 0] | [exists: 1, lastEventAt: string | n
 /** updateWindows.lua's reply: events added, then user id and outbox firings of each user whose triggers were evaluated. */
 export type UpdateWindowsReply = [added: number, ...userOutboxes: (string | string[])[]];
 
+/** One user's window state as the consumer folded it (applyFolds.lua's record, with its keys). */
+export interface FoldedUser {
+  realtimeKey: string;
+  /** The newest event time of the user's changed types before the call; null when one had none. */
+  newestBefore: number | null;
+  types: {
+    panesKey: string;
+    indexKey: string;
+    legacyKey: string;
+    /** The write counter V as read ('' for a new type). */
+    version: string;
+    name: string;
+    /** The type's newest event time after the call, or null when the realtime hash need not change for it. */
+    newest: number | null;
+    writes: readonly ScriptArg[];
+    drops: readonly string[];
+    members: readonly ScriptArg[];
+    ttl?: 'GT' | 'SET';
+    expireInMs: number;
+  }[];
+}
+
 /** A script argument: text, a number, or bytes (fingerprints). */
 export type ScriptArg = string | number | Buffer;
 
@@ -84,6 +107,25 @@ export const Scripts = {
    */
   updateWindows(keys: string[], now: number, plan: Buffer, triggerPlanJson: string, records: readonly ScriptArg[]): ScriptCall<UpdateWindowsReply> {
     return call('updateWindows', keys, [now, plan, triggerPlanJson, ...records]);
+  },
+  /**
+   * Writes users' window state folded by the consumer, each only if its types' write
+   * counters are still what it read; the reply lists the 1-based positions of the users
+   * not written. Lays out KEYS and ARGV as applyFolds.lua's header lists.
+   */
+  applyFolds(users: readonly FoldedUser[], now: number, longestMs: number): ScriptCall<number[]> {
+    const keys: string[] = [];
+    const args: ScriptArg[] = [now, longestMs];
+    for (const u of users) {
+      keys.push(u.realtimeKey);
+      args.push(keys.length, u.newestBefore ?? '', u.types.length);
+      for (const t of u.types) {
+        keys.push(t.panesKey, t.indexKey, t.legacyKey);
+        args.push(keys.length - 2, t.version, t.name, t.newest ?? '');
+        args.push(t.writes.length, ...t.writes, t.drops.length, ...t.drops, t.members.length, ...t.members, t.ttl ?? '', t.expireInMs);
+      }
+    }
+    return call('applyFolds', keys, args);
   },
   /** Appends firings (id, then field/value pairs) to a partition's trigger stream once each; trims by age. */
   appendTriggers(stream: string, seen: string, now: number, retentionMs: number, firings: readonly { id: string; fields: string[] }[]): ScriptCall<number> {

@@ -3,7 +3,7 @@ import { WINDOW_FIELDS, WindowTag, longestWindow } from '../core/tags';
 import { LEVEL_PREFIX, tagLevels, typePanePlan } from '../core/panes';
 
 /** One window tag as the window scripts read it (see includes/tagValues.lua). */
-interface TagPlan {
+export interface TagPlan {
   name: string;
   agg: WindowTag['aggregation'];
   /** 1-based index of its field in WINDOW_FIELDS; 0 for count. */
@@ -19,7 +19,7 @@ interface TagPlan {
 }
 
 /** One event type's part of the plan: what its panes keep, and its tags. */
-interface TypePlan {
+export interface TypePlan {
   name: EventType;
   longest: number;
   numeric: boolean;
@@ -36,6 +36,10 @@ export interface WindowPlan {
   types: EventType[];
   /** The plan in the binary form the scripts decode (includes/plan.lua). */
   bin: Buffer;
+  /** The same plan decoded, one entry per type in `types` order (for the fold in the consumer). */
+  plans: TypePlan[];
+  /** The longest window of any type (ms): the realtime hash's lifetime. */
+  longest: number;
 }
 
 /**
@@ -79,7 +83,7 @@ export function windowPlan(tags: readonly WindowTag[]): WindowPlan {
         }),
     };
   });
-  return { types, bin: encodePlan(plans, longestWindow(tags)) };
+  return { types, bin: encodePlan(plans, longestWindow(tags)), plans, longest: longestWindow(tags) };
 }
 
 const AGGREGATION_CODES: Record<WindowTag['aggregation'], number> = { count: 1, sum: 2, avg: 3, min: 4, max: 5, last: 6, distinct: 7, count_by: 8 };

@@ -36,6 +36,7 @@ export class Metrics {
   readonly eventsRejected: Counter<'reason'>;
   readonly processed: Counter<'group'>;
   readonly deadLettered: Counter<'group'>;
+  readonly windowFolds: Counter<'by'>;
   readonly consumerBatchSeconds: Histogram<'group'>;
   readonly profileReadSeconds: Histogram<'kind'>;
   readonly batchRuns: Counter<'state'>;
@@ -58,18 +59,7 @@ export class Metrics {
       labelNames: ['reason'],
       registers,
     });
-    this.processed = new Counter({
-      name: 'profile_events_processed_total',
-      help: 'Stream entries acked by this process, per consumer group',
-      labelNames: ['group'],
-      registers,
-    });
-    this.deadLettered = new Counter({
-      name: 'profile_events_dead_lettered_total',
-      help: 'Stream entries this process moved to the dead-letter stream, per group',
-      labelNames: ['group'],
-      registers,
-    });
+    ({ processed: this.processed, deadLettered: this.deadLettered, windowFolds: this.windowFolds } = consumerCounters(registers));
     this.consumerBatchSeconds = new Histogram({
       name: 'profile_consumer_batch_seconds',
       help: 'Time to process and ack one read of one partition',
@@ -179,4 +169,27 @@ export async function serveMetrics(metrics: Metrics, host: string, port: number)
     port: (server.address() as AddressInfo).port,
     close: () => new Promise<void>((done) => server.close(() => done())),
   };
+}
+
+/** The consumers' counters: entries acked and dead-lettered per group, and where window folds ran. */
+function consumerCounters(registers: Registry[]) {
+  const processed = new Counter({
+    name: 'profile_events_processed_total',
+    help: 'Stream entries acked by this process, per consumer group',
+    labelNames: ['group'],
+    registers,
+  });
+  const deadLettered = new Counter({
+    name: 'profile_events_dead_lettered_total',
+    help: 'Stream entries this process moved to the dead-letter stream, per group',
+    labelNames: ['group'],
+    registers,
+  });
+  const windowFolds = new Counter({
+    name: 'profile_window_folds_total',
+    help: "Users' batches of events folded into their windows, by where the fold ran: consumer (Redis only reads and writes) or script (updateWindows.lua)",
+    labelNames: ['by'],
+    registers,
+  });
+  return { processed, deadLettered, windowFolds };
 }

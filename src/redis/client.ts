@@ -163,6 +163,23 @@ export function masters(client: RedisClient): Redis[] {
 }
 
 /**
+ * Items in chunks of at most `size` for script calls of many items each: on a cluster a
+ * call's keys must share a slot, so items are grouped by the slot of their key first.
+ */
+export function chunkBySlot<T>(client: RedisClient, items: readonly T[], keyOf: (item: T) => string, size: number): T[][] {
+  const groups = new Map<number, T[]>();
+  for (const item of items) {
+    const slot = isCluster(client) ? calculateSlot(keyOf(item)) : 0;
+    const list = groups.get(slot) ?? [];
+    list.push(item);
+    groups.set(slot, list);
+  }
+  const chunks: T[][] = [];
+  for (const list of groups.values()) for (let i = 0; i < list.length; i += size) chunks.push(list.slice(i, i + size));
+  return chunks;
+}
+
+/**
  * Queues commands for many items, each with the key that routes it, on one pipeline per
  * node (one pipeline on a single server), sends the pipelines in parallel, and returns each
  * item's [error, reply] in item order (with several commands per item: the first error, or

@@ -209,6 +209,7 @@ export async function startRealtime(rt: Runtime): Promise<RealtimeConsumer> {
     triggers: config.tags.triggers,
     offlineTags: config.tags.offline,
     triggerRetentionMs: config.triggerRetentionMs,
+    foldInConsumer: config.foldInConsumer,
   });
   await consumer.start();
   logger.info({ consumer: config.consumerName, partitions: config.onlyPartitions ?? config.partitions }, 'realtime consumer started');

@@ -71,7 +71,7 @@ export function shippedTagsWithTriggers(triggers: unknown[]): Record<string, unk
  * the test cluster instead of the single server.
  */
 export async function makePipeline(
-  opts: { tags?: unknown[]; triggers?: unknown[]; partitions?: number; now?: number; cluster?: boolean } = {},
+  opts: { tags?: unknown[]; triggers?: unknown[]; partitions?: number; now?: number; cluster?: boolean; foldInConsumer?: boolean } = {},
 ): Promise<Pipeline> {
   // `triggers`: the shipped tags (or `tags`) and offline config, with these triggers.
   const tagConfig = opts.triggers
@@ -100,6 +100,7 @@ export async function makePipeline(
     clock: clock.fn,
     triggers: config.tags.triggers,
     offlineTags: config.tags.offline,
+    foldInConsumer: opts.foldInConsumer,
   });
   await consumer.init();
   const reader = new ProfileReader(redis, keys, config.tags.realtime, clock.fn);

@@ -7,6 +7,8 @@
 --                                         starts with that byte: 10-byte entries (see dedup.lua)
 --   F<f>                                   distinct values seen only ahead of `now`
 --   T                                      the running totals and the type's meta (totals.lua)
+--   V                                      the write counter: every write that adds events
+--                                          moves it (applyFolds.lua writes only if it did not move)
 --   C<spec>                                a count_by running total's value (totals.lua)
 local PREFIX = { [1000] = 's', [60000] = 'm', [3600000] = 'h' }
 -- Distinct-value members of a time index score field * DISTINCT_BASE + time.

@@ -92,6 +92,7 @@ local function writeType(paneKey, indexKey, tp, now, events)
     end
     return slot[name]
   end
+  local versionSlot = want('V') -- the write counter (see applyFolds.lua)
   for _, f in ipairs(tp.distinct) do want('F' .. f) end
   for _, e in ipairs(events) do if e.ts >= cutoff then want('d' .. string.byte(e.fp, 1)) end end
   local got = fetchFields(paneKey, fields)
@@ -212,6 +213,7 @@ local function writeType(paneKey, indexKey, tp, now, events)
   for _, job in ipairs(jobs) do
     if not job.keep and ownField(job.tag.total) then put('C' .. job.tag.total, totals[job.tag.total][2]) end
   end
+  put('V', string.format('%d', (tonumber(got[versionSlot]) or 0) + 1))
   for first = 1, #writes, 1000 do redis.call('HSET', paneKey, unpack(writes, first, math.min(first + 999, #writes))) end
   if #drop > 0 then redis.call('HDEL', paneKey, unpack(drop)) end
   indexMembers(indexKey, d.members)

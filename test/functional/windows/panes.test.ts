@@ -47,67 +47,74 @@ describe('window panes', () => {
     expect(defaults).to.deep.equal([SEC, MIN, MIN, SEC]);
   });
 
-  describe('against a brute-force reference (real Redis)', () => {
-    let p: Pipeline;
-    before(async () => {
-      p = await makePipeline({ tags: TAGS, now: T0 });
-    });
-    after(() => p.close());
+  for (const foldInConsumer of [true, false]) {
+    describe(`against a brute-force reference (real Redis), folded ${foldInConsumer ? 'in the consumer where it can' : 'by updateWindows.lua only'}`, () => {
+      let p: Pipeline;
+      before(async () => {
+        p = await makePipeline({ tags: TAGS, now: T0, foldInConsumer });
+      });
+      after(() => p.close());
 
-    it('every aggregation kind equals computeWindowTags over random events, duplicates and read times', async function () {
-      this.timeout(60_000);
-      const random = prng(20261126);
-      const tags = p.config.tags.realtime;
-      const users = ['r1', 'r2', 'r3', 'r4'];
-      const all = new Map<string, ProfileEvent[]>(users.map((u) => [u, []]));
-      const applied = new Set<string>();
-      // Events over the last 3.5 h (some older than every window), some a little ahead of now, some resent.
-      for (let round = 0; round < 6; round++) {
-        const batch: Record<string, unknown>[] = [];
-        for (let i = 0; i < 150; i++) {
-          const user = users[Math.floor(random() * users.length)];
-          const type = random() < 0.5 ? 'purchase' : 'impression';
-          const ts = p.clock.now - Math.floor(random() ** 2 * 3.5 * HOUR) + (random() < 0.05 ? Math.floor(random() * 4 * MIN) : 0);
-          // A resend of a recent event (its dedup entry lives as long as it can be in a window): same id, another time.
-          const recent = all.get(user)!.filter((old) => old.ts >= p.clock.now - 30 * MIN);
-          const resend = random() < 0.1 && recent.length > 0;
-          const e: Record<string, unknown> = resend
-            ? { ...recent[Math.floor(random() * recent.length)], ts }
-            : { event_id: `e${round}-${i}`, user_id: user, type, ts };
-          if (!resend && type === 'purchase') e.amount = Math.round(random() * 100000) / 100;
-          if (!resend && type === 'impression') {
-            if (random() < 0.9) e.ad_id = `ad-${Math.floor(random() * 12)}`;
-            e.campaign_id = `c-${Math.floor(random() * 5)}`;
-          }
-          batch.push(e);
-          const key = `${e.user_id}\0${e.type}\0${e.event_id}`;
-          // The reference: the first applied copy of an id counts; a copy older than its type's longest window is not applied.
-          const longest = Math.max(...tags.filter((t) => t.event === e.type).map((t) => t.windowMs));
-          if (!applied.has(key) && (e.ts as number) >= p.clock.now - longest) {
-            all.get(e.user_id as string)!.push(e as unknown as ProfileEvent);
-            applied.add(key);
-          }
-        }
-        await feed(p, batch);
-        // Read at several times, on and around pane edges, each against the reference.
-        for (const offset of [0, 1, 999, 1000, 59_999, 60_000, 61_234]) {
-          p.clock.now += offset;
-          const profiles = await p.reader.readMany(users);
-          users.forEach((user, i) => {
-            const expected = computeWindowTags(all.get(user)!, tags, p.clock.now);
-            for (const t of tags) {
-              const got = profiles[i]?.tags[t.name];
-              expect(
-                sameWindowValue(expected[t.name], got as never),
-                `${user} ${t.name} at ${p.clock.now - T0}: ${JSON.stringify(got)} vs ${JSON.stringify(expected[t.name])}`,
-              ).to.equal(true);
+      it('every aggregation kind equals computeWindowTags over random events, duplicates and read times', async function () {
+        this.timeout(60_000);
+        const random = prng(20261126);
+        const tags = p.config.tags.realtime;
+        const users = ['r1', 'r2', 'r3', 'r4'];
+        const all = new Map<string, ProfileEvent[]>(users.map((u) => [u, []]));
+        const applied = new Set<string>();
+        // Events over the last 3.5 h (some older than every window), some a little ahead of now, some resent.
+        for (let round = 0; round < 6; round++) {
+          const batch: Record<string, unknown>[] = [];
+          for (let i = 0; i < 150; i++) {
+            const user = users[Math.floor(random() * users.length)];
+            const type = random() < 0.5 ? 'purchase' : 'impression';
+            const ts = p.clock.now - Math.floor(random() ** 2 * 3.5 * HOUR) + (random() < 0.05 ? Math.floor(random() * 4 * MIN) : 0);
+            // A resend of a recent event (its dedup entry lives as long as it can be in a window): same id, another time.
+            const recent = all.get(user)!.filter((old) => old.ts >= p.clock.now - 30 * MIN);
+            const resend = random() < 0.1 && recent.length > 0;
+            const e: Record<string, unknown> = resend
+              ? { ...recent[Math.floor(random() * recent.length)], ts }
+              : { event_id: `e${round}-${i}`, user_id: user, type, ts };
+            if (!resend && type === 'purchase') e.amount = Math.round(random() * 100000) / 100;
+            if (!resend && type === 'impression') {
+              if (random() < 0.9) e.ad_id = `ad-${Math.floor(random() * 12)}`;
+              e.campaign_id = `c-${Math.floor(random() * 5)}`;
             }
-          });
+            batch.push(e);
+            const key = `${e.user_id}\0${e.type}\0${e.event_id}`;
+            // The reference: the first applied copy of an id counts; a copy older than its type's longest window is not applied.
+            const longest = Math.max(...tags.filter((t) => t.event === e.type).map((t) => t.windowMs));
+            if (!applied.has(key) && (e.ts as number) >= p.clock.now - longest) {
+              all.get(e.user_id as string)!.push(e as unknown as ProfileEvent);
+              applied.add(key);
+            }
+          }
+          await feed(p, batch);
+          // Read at several times, on and around pane edges, each against the reference.
+          for (const offset of [0, 1, 999, 1000, 59_999, 60_000, 61_234]) {
+            p.clock.now += offset;
+            const profiles = await p.reader.readMany(users);
+            users.forEach((user, i) => {
+              const expected = computeWindowTags(all.get(user)!, tags, p.clock.now);
+              for (const t of tags) {
+                const got = profiles[i]?.tags[t.name];
+                expect(
+                  sameWindowValue(expected[t.name], got as never),
+                  `${user} ${t.name} at ${p.clock.now - T0}: ${JSON.stringify(got)} vs ${JSON.stringify(expected[t.name])}`,
+                ).to.equal(true);
+              }
+            });
+          }
+          p.clock.now += 7 * MIN + 13 * SEC;
         }
-        p.clock.now += 7 * MIN + 13 * SEC;
-      }
+        // Both folds ran: the consumer's, and the script's for what it does not take.
+        const counts = p.consumer.foldCounts;
+        if (foldInConsumer) expect(counts.folded).to.be.greaterThan(0);
+        else expect(counts).to.deep.equal({ folded: 0, leftToScript: 0 });
+        expect(counts.leftToScript).to.satisfy((n: number) => !foldInConsumer || n > 0);
+      });
     });
-  });
+  }
 
   describe('state written before running totals (no T field, the old realtime hash)', () => {
     let p: Pipeline;

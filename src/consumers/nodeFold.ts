@@ -1,0 +1,163 @@
+import type { EventType } from '../core/event';
+import type { Keys } from '../core/keys';
+import { isRedisTrouble } from '../core/errors';
+import { FoldedUser, Scripts, queueScript, sendLoadingScripts } from '../lua/scripts';
+import type { TypePlan, WindowPlan } from '../lua/windowPlan';
+import { RedisClient, chunkBySlot, pipelineByNode } from '../redis/client';
+import { FoldEvent, PlannedVisit, firstFields, planVisit, visitWrites } from './typeFold';
+import type { UserWindowUpdate } from './windowWriter';
+
+/** One user's events of one type, on their way through the fold. */
+interface Visit {
+  userId: string;
+  type: EventType;
+  tp: TypePlan;
+  events: FoldEvent[];
+  fields: string[];
+  planned?: PlannedVisit;
+}
+
+/** Throws the first error that says Redis is in trouble (the batch then stays pending and is retried whole). */
+function throwTrouble(results: [Error | null, unknown][]): void {
+  const trouble = results.find(([err]) => err && isRedisTrouble(err));
+  if (trouble) throw trouble[0];
+}
+
+/**
+ * Folds users' events into their window state in the consumer: two pipelined HMGETs per
+ * user and type (the state the fold needs, then the panes it touches), the fold itself in
+ * Node (typeFold.ts), and one applyFolds.lua call per chunk of users that writes the
+ * result only where nothing changed meanwhile. Redis does the reads and the writes; the
+ * per-event work that made updateWindows.lua cost ~50 µs a user runs here instead.
+ * Users it does not take (see typeFold.ts), and users another writer got to first, are
+ * returned for updateWindows.lua.
+ */
+export class NodeFold {
+  /** Users written by this fold, and users it left to updateWindows.lua (since the start). */
+  readonly counts = { folded: 0, leftToScript: 0 };
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: Keys,
+    private readonly plan: WindowPlan,
+    private readonly usersPerCall: number,
+  ) {}
+
+  /** Folds what it can of `users` at `now`; returns the ids of the users it wrote (or had nothing to write for). */
+  async fold(users: readonly UserWindowUpdate[], now: number): Promise<Set<string>> {
+    const visits = this.visitsOf(users, now);
+    const lua = new Set<string>();
+    await this.firstRead(visits, now, lua);
+    const writing = visits.filter((v) => !lua.has(v.userId) && v.planned!.added > 0);
+    const got = await this.secondRead(writing, lua);
+    const records = new Map<string, FoldedUser>();
+    for (const [i, v] of writing.entries()) {
+      if (lua.has(v.userId)) continue;
+      const w = visitWrites(v.planned!, v.tp, now, got[i]);
+      if (typeof w === 'string') lua.add(v.userId);
+      else this.record(records, v, w);
+    }
+    for (const id of lua) records.delete(id);
+    await this.apply([...records], now, lua);
+    const done = new Set(users.map((u) => u.userId).filter((id) => !lua.has(id)));
+    this.counts.folded += done.size;
+    this.counts.leftToScript += users.length - done.size;
+    return done;
+  }
+
+  private visitsOf(users: readonly UserWindowUpdate[], now: number): Visit[] {
+    const visits: Visit[] = [];
+    for (const u of users) {
+      for (const [type, args] of Object.entries(u.events) as [EventType, (string | number | Buffer)[]][]) {
+        const tp = this.plan.plans[this.plan.types.indexOf(type)];
+        const events: FoldEvent[] = [];
+        for (let i = 0; i < args.length; i += 3) events.push({ ts: Number(args[i]), fp: args[i + 1] as Buffer, packed: String(args[i + 2]) });
+        visits.push({ userId: u.userId, type, tp, events, fields: firstFields(tp, events, now) });
+      }
+    }
+    return visits;
+  }
+
+  private async firstRead(visits: Visit[], now: number, lua: Set<string>): Promise<void> {
+    const k = this.keys;
+    const results = await pipelineByNode(
+      this.redis,
+      visits,
+      (v) => k.panes(v.userId, v.type),
+      (p, v) => p.hmgetBuffer(k.panes(v.userId, v.type), ...v.fields),
+    );
+    throwTrouble(results);
+    visits.forEach((v, i) => {
+      const [err, got] = results[i];
+      v.planned = err ? undefined : planVisit(v.tp, v.events, now, v.fields, got as (Buffer | null)[]);
+      if (!v.planned || v.planned.lua) lua.add(v.userId);
+    });
+  }
+
+  private async secondRead(writing: Visit[], lua: Set<string>): Promise<Map<string, string | null>[]> {
+    const k = this.keys;
+    const results = await pipelineByNode(
+      this.redis,
+      writing,
+      (v) => k.panes(v.userId, v.type),
+      (p, v) => (v.planned!.fetch.length > 0 ? p.hmget(k.panes(v.userId, v.type), ...v.planned!.fetch) : p.ping()),
+    );
+    throwTrouble(results);
+    return writing.map((v, i) => {
+      const [err, got] = results[i];
+      if (err) lua.add(v.userId);
+      const values = Array.isArray(got) ? (got as (string | null)[]) : [];
+      return new Map(v.planned!.fetch.map((name, j) => [name, values[j] ?? null]));
+    });
+  }
+
+  private record(records: Map<string, FoldedUser>, v: Visit, w: Exclude<ReturnType<typeof visitWrites>, string>): void {
+    const k = this.keys;
+    let user = records.get(v.userId);
+    if (!user) records.set(v.userId, (user = { realtimeKey: k.realtime(v.userId), newestBefore: 0, types: [] }));
+    const before = v.planned!.oldNewest;
+    // The realtime hash moves for a type whose newest event time moved (updateWindows.lua's `seen`).
+    const moved = before === undefined || w.newest > before;
+    if (moved) user.newestBefore = before === undefined || user.newestBefore === null ? null : Math.max(user.newestBefore, before);
+    user.types.push({
+      panesKey: k.panes(v.userId, v.type),
+      indexKey: k.paneIndex(v.userId, v.type),
+      legacyKey: k.legacyWindow(v.userId, v.type),
+      version: v.planned!.version,
+      name: v.type,
+      newest: moved ? w.newest : null,
+      writes: w.writes,
+      drops: w.drops,
+      members: w.members,
+      ttl: w.ttl,
+      expireInMs: w.expireInMs,
+    });
+  }
+
+  private async apply(records: [userId: string, user: FoldedUser][], now: number, lua: Set<string>): Promise<void> {
+    if (records.length === 0) return;
+    const calls = chunkBySlot(this.redis, records, ([, u]) => u.realtimeKey, this.usersPerCall);
+    const results = await sendLoadingScripts(this.redis, calls, (list) =>
+      pipelineByNode(
+        this.redis,
+        list,
+        (c) => c[0][1].realtimeKey,
+        (p, c) =>
+          queueScript(
+            p,
+            Scripts.applyFolds(
+              c.map(([, u]) => u),
+              now,
+              this.plan.longest,
+            ),
+          ),
+      ),
+    );
+    throwTrouble(results);
+    calls.forEach((call, i) => {
+      const [err, refused] = results[i];
+      if (err) for (const [id] of call) lua.add(id);
+      else for (const position of refused as number[]) lua.add(call[position - 1][0]);
+    });
+  }
+}

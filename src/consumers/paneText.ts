@@ -1,0 +1,167 @@
+/**
+ * The texts of a user's pane hash (window state v3) as the consumer's fold reads and
+ * writes them: the same formats as src/lua/includes/panes.lua, totals.lua and dedup.lua
+ * (each function here names its Lua twin). Numbers are written in JavaScript's shortest
+ * form that reads back as the same double, where the Lua writes %.17g: both parse to the
+ * same value.
+ */
+
+export const PANE_PREFIX: Record<number, string> = { 1000: 's', 60_000: 'm', 3_600_000: 'h' };
+/** Distinct-value members of a time index score field * DISTINCT_BASE + time. */
+export const DISTINCT_BASE = 1e13;
+const MINUTE = 60_000;
+
+/** A numeric pane: count, then (when the type has a numeric field) n, sum, min, max, last time, last value. */
+export interface NumericPane {
+  c: number;
+  n?: number;
+  s?: number;
+  mn?: number;
+  mx?: number;
+  lt?: number;
+  lv?: number;
+}
+
+/** The field at 1-based position idx of a "\x1f"-packed value list ('' when absent): packedField. */
+export function packedField(packed: string, idx: number): string {
+  return packed.split('\x1f')[idx - 1] ?? '';
+}
+
+/** parseNumeric: "c" or "c,n,s,mn,mx,lt,lv". */
+export function parseNumeric(text: string): NumericPane {
+  if (!text.includes(',')) return { c: Number(text) };
+  const [c, n, s, mn, mx, lt, lv] = text.split(',').map(Number);
+  return { c, n, s, mn, mx, lt, lv };
+}
+
+/** paneCount: the count of a numeric pane's text. */
+export function paneCount(text: string): number {
+  const comma = text.indexOf(',');
+  return Number(comma < 0 ? text : text.slice(0, comma));
+}
+
+/** mergeNumeric: folds b into a (a is changed and returned). */
+export function mergeNumeric(a: NumericPane, b: NumericPane): NumericPane {
+  a.c += b.c;
+  if (b.n && b.n > 0) {
+    if (!a.n) {
+      Object.assign(a, { n: b.n, s: b.s, mn: b.mn, mx: b.mx, lt: b.lt, lv: b.lv });
+    } else {
+      a.n += b.n;
+      a.s! += b.s!;
+      if (b.mn! < a.mn!) a.mn = b.mn;
+      if (b.mx! > a.mx!) a.mx = b.mx;
+      if (b.lt! > a.lt! || (b.lt === a.lt && b.lv! > a.lv!)) [a.lt, a.lv] = [b.lt, b.lv];
+    }
+  }
+  return a;
+}
+
+/** formatNumeric */
+export function formatNumeric(p: NumericPane): string {
+  if (!p.n) return `${p.c},0,0,0,0,0,0`;
+  return `${p.c},${p.n},${p.s},${p.mn},${p.mx},${p.lt},${p.lv}`;
+}
+
+/** addValues: a value pane's text ("v\x1fn\x1f...") folded into `into` with `sign`. */
+export function addValues(into: Map<string, number>, text: string | null | undefined, sign = 1): Map<string, number> {
+  if (!text) return into;
+  const parts = text.split('\x1f').filter((x) => x !== '');
+  for (let i = 0; i + 1 < parts.length; i += 2) into.set(parts[i], (into.get(parts[i]) ?? 0) + sign * Number(parts[i + 1]));
+  return into;
+}
+
+/** formatValues: values whose count is not positive are left out. */
+export function formatValues(counts: Map<string, number>): string {
+  const parts: string[] = [];
+  for (const [k, n] of counts) if (n > 0) parts.push(k, String(n));
+  return parts.join('\x1f');
+}
+
+/** The pane hash's meta (field T): the type's newest event time, its oldest pane minute, and each running total's pane offset and value. */
+export interface PaneMeta {
+  newest: number;
+  oldest: number;
+  d: Map<string, number>;
+  v: Map<string, string>;
+}
+
+/** parseMeta */
+export function parseMeta(text: string | null): PaneMeta | null {
+  if (!text) return null;
+  const m = /^(\d+),(-?\d+)([\s\S]*)$/.exec(text);
+  if (!m) return null;
+  const newest = Number(m[1]);
+  const meta: PaneMeta = { newest, oldest: (Math.floor(newest / MINUTE) - Number(m[2])) * MINUTE, d: new Map(), v: new Map() };
+  for (const x of m[3].matchAll(/\x1e([^=\x1e]+)=(-?\d+):([^\x1e]*)/g)) {
+    meta.d.set(x[1], Number(x[2]));
+    meta.v.set(x[1], x[3]);
+  }
+  return meta;
+}
+
+/** ownField: a count_by total (spec starting with its field's digit) keeps its value in field C<spec>. */
+export function ownField(spec: string): boolean {
+  const b = spec.charCodeAt(0);
+  return b >= 48 && b <= 57;
+}
+
+/** formatMeta: T's text for newest, oldest and totals {spec: [p, value, res]}. */
+export function formatMeta(newest: number, oldest: number, totals: Map<string, [p: number, value: string, res: number]>): string {
+  const parts = [`${newest},${Math.floor(newest / MINUTE) - Math.floor(oldest / MINUTE)}`];
+  for (const [spec, [p, value, res]] of totals) parts.push(`${spec}=${Math.floor(newest / res) - p}:${ownField(spec) ? '' : value}`);
+  return parts.join('\x1e');
+}
+
+/** seenIn: whether fingerprint fp (6 bytes) starts one of the 10-byte entries of a dedup bucket. */
+export function seenIn(bucket: Buffer, fp: Buffer): boolean {
+  for (let i = bucket.indexOf(fp); i >= 0; i = bucket.indexOf(fp, i + 1)) if (i % 10 === 0) return true;
+  return false;
+}
+
+/** dropLeading: the bucket without its leading entries older than cutoffMinute. */
+export function dropLeading(bucket: Buffer, cutoffMinute: number): Buffer {
+  let i = 0;
+  while (i < bucket.length && bucket.readUInt32BE(i + 6) < cutoffMinute) i += 10;
+  return i === 0 ? bucket : bucket.subarray(i);
+}
+
+/** A dedup entry: the fingerprint and the event's minute (4 bytes, big-endian). */
+export function bucketEntry(fp: Buffer, ts: number): Buffer {
+  const entry = Buffer.alloc(10);
+  fp.copy(entry, 0, 0, 6);
+  entry.writeUInt32BE(Math.floor(ts / MINUTE), 6);
+  return entry;
+}
+
+/** windowRange: [from, to) of a window w at resolution r at `now` (the pane rule). */
+export function paneWindow(w: number, r: number, now: number): [number, number] {
+  const pane = Math.floor(now / r);
+  return [(pane - w / r + 1) * r, (pane + 1) * r];
+}
+
+/**
+ * coverByLevels (without a time index): the field names of the panes covering [from, to)
+ * with fine panes at the edges and coarse ones in the middle.
+ */
+export function coverNames(from: number, to: number, levels: readonly number[], prefix: string): string[] {
+  const names: string[] = [];
+  const add = (level: number, lo: number, hi: number) => {
+    for (let t = lo; t <= hi - level; t += level) names.push(`${prefix}${PANE_PREFIX[level]}${t / level}`);
+  };
+  let [lo, hi] = [from, to];
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i];
+    const next = levels[i + 1];
+    const loUp = next ? Math.ceil(lo / next) * next : hi;
+    const hiDown = next ? Math.floor(hi / next) * next : hi;
+    if (!next || loUp >= hiDown) {
+      add(level, lo, hi);
+      return names;
+    }
+    add(level, lo, loUp);
+    add(level, hiDown, hi);
+    [lo, hi] = [loUp, hiDown];
+  }
+  return names;
+}

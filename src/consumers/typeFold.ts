@@ -1,0 +1,295 @@
+/**
+ * The fold of one user's events of one type into its window state, computed in the
+ * consumer rather than in Redis: the same result as src/lua/includes/writeType.lua for the
+ * common case, from what two HMGETs of the pane hash returned. Redis then only checks that
+ * nothing changed in between (the field V, a write counter every writer moves) and writes
+ * the new fields (applyFolds.lua). A visit this fold does not take — state written before
+ * V existed, legacy state, distinct values ahead of now, a prune due — says so (`lua`),
+ * and the user goes through updateWindows.lua, which handles every case.
+ */
+import type { TagPlan, TypePlan } from '../lua/windowPlan';
+import {
+  DISTINCT_BASE,
+  NumericPane,
+  PANE_PREFIX,
+  PaneMeta,
+  addValues,
+  bucketEntry,
+  coverNames,
+  dropLeading,
+  formatMeta,
+  formatNumeric,
+  formatValues,
+  mergeNumeric,
+  ownField,
+  packedField,
+  paneCount,
+  paneWindow,
+  parseMeta,
+  parseNumeric,
+  seenIn,
+} from './paneText';
+
+const MINUTE = 60_000;
+
+/** One event as the fold takes it: time, 6-byte id fingerprint, packed window fields. */
+export interface FoldEvent {
+  ts: number;
+  fp: Buffer;
+  packed: string;
+}
+
+/** A total's move: the range it counts now, and the panes to add and subtract to get there from its old value. */
+interface TotalJob {
+  tag: TagPlan;
+  from: number;
+  done: number;
+  p: number;
+  keep?: string;
+  base?: string;
+  /** The total's value is in field C<spec> and the move starts from it (fetched with the panes). */
+  baseInOwnField?: boolean;
+  adds: string[];
+  subs: string[];
+}
+
+/** The call's new events of the type, folded (foldEvent in writeType.lua). */
+interface Deltas {
+  added: number;
+  newest?: number;
+  members: Map<string, number>;
+  events: FoldEvent[];
+  numeric: Map<string, NumericPane | number>;
+  values: Map<string, Map<string, number>>;
+  future: boolean;
+}
+
+/** A visit after its first read: what to fetch next, or why the Lua fold must take it. */
+export interface PlannedVisit {
+  lua?: string;
+  added: number;
+  /** V as read ('' for a new type). */
+  version: string;
+  oldNewest?: number;
+  meta: PaneMeta | null;
+  deltas: Deltas;
+  buckets: Map<string, Buffer>;
+  jobs: TotalJob[];
+  /** Fields of the second HMGET: panes to update, panes the totals move over, count_by totals' values. */
+  fetch: string[];
+}
+
+/** What the fold writes for one visit; `ttl`: 'GT' or 'SET' (or none) with the keys' expiry (ms from now). */
+export interface VisitWrites {
+  writes: (string | Buffer)[];
+  drops: string[];
+  members: (string | number)[];
+  ttl?: 'GT' | 'SET';
+  expireInMs: number;
+  newest: number;
+}
+
+/** The fields of the first HMGET: the write counter, the meta, waiting distinct values and the events' dedup buckets. */
+export function firstFields(tp: TypePlan, events: readonly FoldEvent[], now: number): string[] {
+  const cutoff = now - tp.longest;
+  const fields = new Set(['V', 'T', ...tp.distinct.map((f) => `F${f}`)]);
+  for (const e of events) if (e.ts >= cutoff) fields.add(`d${e.fp[0]}`);
+  return [...fields];
+}
+
+const skip = (lua: string) => ({ lua }) as PlannedVisit;
+
+/** Dedups and folds the events against the first read (fields as firstFields named them), and plans the second. */
+export function planVisit(tp: TypePlan, events: readonly FoldEvent[], now: number, fields: string[], got: (Buffer | null)[]): PlannedVisit {
+  const text = new Map<string, Buffer>();
+  fields.forEach((f, i) => got[i] !== null && text.set(f, got[i]!));
+  const version = text.get('V')?.toString() ?? '';
+  const meta = parseMeta(text.get('T')?.toString() ?? null);
+  if (!version && text.size > 0) return skip('state written before the write counter');
+  if (version && !meta) return skip('no meta');
+  if (tp.distinct.some((f) => text.has(`F${f}`))) return skip('distinct values waiting');
+  const cutoff = now - tp.longest;
+  if (meta && meta.oldest <= cutoff - MINUTE) return skip('prune due');
+  const d: Deltas = { added: 0, members: new Map(), events: [], numeric: new Map(), values: new Map(), future: false };
+  const buckets = new Map<string, Buffer>();
+  for (const e of events) {
+    if (e.ts < cutoff) continue;
+    const name = `d${e.fp[0]}`;
+    const b = buckets.get(name) ?? text.get(name) ?? Buffer.alloc(0);
+    if (seenIn(b, e.fp)) continue;
+    buckets.set(name, Buffer.concat([b, bucketEntry(e.fp, e.ts)]));
+    foldEvent(d, tp, e, now);
+  }
+  if (d.future) return skip('distinct value ahead of now');
+  const visit: PlannedVisit = { added: d.added, version, oldNewest: meta?.newest, meta, deltas: d, buckets, jobs: [], fetch: [] };
+  if (d.added > 0) planTotals(visit, tp, now);
+  return visit;
+}
+
+/** foldEvent: counts one new event into the deltas. */
+function foldEvent(d: Deltas, tp: TypePlan, e: FoldEvent, now: number): void {
+  d.added++;
+  if (d.newest === undefined || e.ts > d.newest) d.newest = e.ts;
+  const minute = Math.floor(e.ts / MINUTE);
+  const hour = Math.floor(e.ts / 3_600_000);
+  d.members.set(`m${minute}`, minute * MINUTE);
+  d.members.set(`h${hour}`, (hour + 1) * 3_600_000 - MINUTE);
+  d.events.push(e);
+  const raw = tp.numeric ? packedField(e.packed, tp.numericField) : '';
+  const v = raw === '' || !Number.isFinite(Number(raw)) ? undefined : Number(raw);
+  for (const level of tp.numericLevels) {
+    const name = `${PANE_PREFIX[level]}${Math.floor(e.ts / level)}`;
+    if (tp.numeric) {
+      const p = (d.numeric.get(name) as NumericPane | undefined) ?? { c: 0 };
+      d.numeric.set(name, p);
+      p.c++;
+      if (v !== undefined) mergeNumeric(p, { c: 0, n: 1, s: v, mn: v, mx: v, lt: e.ts, lv: v });
+    } else {
+      d.numeric.set(name, ((d.numeric.get(name) as number | undefined) ?? 0) + 1);
+    }
+  }
+  for (const f of tp.distinct) {
+    const value = packedField(e.packed, f);
+    if (value === '') continue;
+    if (e.ts > now) {
+      d.future = true;
+      continue;
+    }
+    const member = `v${f}:${value}`;
+    const score = f * DISTINCT_BASE + e.ts;
+    if ((d.members.get(member) ?? -Infinity) < score) d.members.set(member, score);
+  }
+  for (const spec of tp.values) {
+    const value = packedField(e.packed, spec.field);
+    if (value === '') continue;
+    for (const level of spec.levels) {
+      const name = `${spec.field}${PANE_PREFIX[level]}${Math.floor(e.ts / level)}`;
+      const counts = d.values.get(name) ?? new Map<string, number>();
+      d.values.set(name, counts);
+      counts.set(value, (counts.get(value) ?? 0) + 1);
+    }
+  }
+}
+
+/** Step 3 of writeType.lua: the panes to update, and each running total's move (names to fetch). */
+function planTotals(visit: PlannedVisit, tp: TypePlan, now: number): void {
+  const { meta, deltas: d } = visit;
+  const fetch = new Set<string>([...d.numeric.keys(), ...d.values.keys()]);
+  const seen = new Set<string>();
+  for (const tag of tp.tags) {
+    if (tag.total === '' || seen.has(tag.total)) continue;
+    seen.add(tag.total);
+    const [from, to] = paneWindow(tag.window, tag.res, now);
+    const job: TotalJob = { tag, from, done: to - tag.res, p: Math.floor(now / tag.res), adds: [], subs: [] };
+    const late = d.events.some((e) => e.ts >= from && e.ts < job.done);
+    const kept = meta?.v.get(tag.total);
+    if (kept !== undefined && !late && Math.floor(meta!.newest / tag.res) - meta!.d.get(tag.total)! === job.p) job.keep = kept;
+    if (job.keep === undefined) {
+      const own = meta?.d.has(tag.total) === true && ownField(tag.total);
+      const moved = totalMove(meta, tag, from, to, visit.oldNewest);
+      const prefix = tag.agg === 'count_by' ? String(tag.field) : '';
+      if (moved) {
+        job.base = own ? undefined : moved.base;
+        job.baseInOwnField = own;
+        if (own) fetch.add(`C${tag.total}`);
+        job.adds = moved.adds.flatMap(([a, b]) => coverNames(a, b, tag.levels, prefix));
+        job.subs = moved.subs.flatMap(([a, b]) => coverNames(a, b, tag.levels, prefix));
+      } else if (meta && (visit.oldNewest ?? Infinity) >= from) {
+        job.adds = coverNames(from, job.done, tag.levels, prefix);
+      }
+      for (const n of [...job.adds, ...job.subs]) fetch.add(n);
+    }
+    visit.jobs.push(job);
+  }
+  visit.fetch = [...fetch];
+}
+
+/** totalPlan (with rangeDiff) of totals.lua, for a write: the ranges to add and subtract, or null without a usable total. */
+function totalMove(meta: PaneMeta | null, tag: TagPlan, from: number, to: number, newest: number | undefined) {
+  const base = meta && tag.total !== '' ? meta.v.get(tag.total) : undefined;
+  if (base === undefined) return null;
+  const p = Math.floor(meta!.newest / tag.res) - meta!.d.get(tag.total)!;
+  const [oldFrom, oldEnd] = paneWindow(tag.window, tag.res, p * tag.res);
+  const oldTo = oldEnd - tag.res;
+  const done = to - tag.res;
+  if (oldFrom < oldTo && from < done && (oldFrom >= done || from >= oldTo)) return null;
+  const low = Math.floor(meta!.oldest / tag.res) * tag.res;
+  const high = newest !== undefined ? (Math.floor(newest / tag.res) + 1) * tag.res : Infinity;
+  const adds: [number, number][] = [];
+  const subs: [number, number][] = [];
+  const keep = (list: [number, number][], a: number, b: number) => {
+    [a, b] = [Math.max(a, low), Math.min(b, high)];
+    if (a < b) list.push([a, b]);
+  };
+  if (from < oldFrom) keep(adds, from, oldFrom);
+  else if (from > oldFrom) keep(subs, oldFrom, from);
+  if (done > oldTo) keep(adds, oldTo, done);
+  else if (done < oldTo) keep(subs, done, oldTo);
+  return { base, adds, subs };
+}
+
+/** Steps 4–6 of writeType.lua: the new panes, totals, buckets, index members and expiry, from the second read. */
+export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got: Map<string, string | null>): VisitWrites | string {
+  const { meta, deltas: d } = visit;
+  const newest = Math.max(visit.oldNewest ?? d.newest!, d.newest!);
+  const out: VisitWrites = { writes: [], drops: [], members: [], expireInMs: 0, newest };
+  const put = (name: string, value: string | Buffer) => out.writes.push(name, value);
+  const totals = new Map<string, [number, string, number]>();
+  for (const job of visit.jobs) {
+    if (job.baseInOwnField) {
+      const own = got.get(`C${job.tag.total}`);
+      if (own === null || own === undefined) return 'count_by total missing';
+      job.base = own;
+    }
+    totals.set(job.tag.total, [job.p, job.keep ?? movedTotal(job, got, d), job.tag.res]);
+  }
+  for (const [name, delta] of d.numeric) {
+    const old = got.get(name) ?? null;
+    if (tp.numeric) put(name, formatNumeric(old !== null ? mergeNumeric(parseNumeric(old), delta as NumericPane) : (delta as NumericPane)));
+    else put(name, String((old !== null ? Number(old) : 0) + (delta as number)));
+  }
+  for (const [name, counts] of d.values) put(name, formatValues(addValues(counts, got.get(name), 1)));
+  const cutoffMinute = Math.floor((now - tp.longest) / MINUTE);
+  for (const [name, b] of visit.buckets) {
+    const kept = dropLeading(b, cutoffMinute);
+    if (kept.length === 0) out.drops.push(name);
+    else put(name, kept);
+  }
+  const expiryOf = (t: number) => Math.ceil((t + tp.longest + MINUTE) / MINUTE) * MINUTE;
+  const expiry = expiryOf(newest);
+  out.expireInMs = expiry - now;
+  if (!meta) out.ttl = 'SET';
+  else if (expiryOf(meta.newest) < expiry) out.ttl = 'GT';
+  let oldest = meta?.oldest;
+  // The members of the minute and hour of the newest event already written are in the
+  // index (that write added them; a prune that could remove them sends the visit to the
+  // script): ZADD only what may be new.
+  const known = meta ? [`m${Math.floor(meta.newest / MINUTE)}`, `h${Math.floor(meta.newest / 3_600_000)}`] : [];
+  for (const [member, score] of d.members) {
+    if (!known.includes(member)) out.members.push(score, member);
+    if (score < DISTINCT_BASE && (oldest === undefined || score < oldest)) oldest = score;
+  }
+  put('T', formatMeta(newest, oldest!, totals));
+  for (const job of visit.jobs) if (job.keep === undefined && ownField(job.tag.total)) put(`C${job.tag.total}`, totals.get(job.tag.total)![1]);
+  put('V', String(Number(visit.version || 0) + 1));
+  return out;
+}
+
+/** movedTotal: the old total plus the panes that entered, minus those that left, plus this call's events in its range. */
+function movedTotal(job: TotalJob, got: Map<string, string | null>, d: Deltas): string {
+  if (job.tag.agg === 'count') {
+    let n = Number(job.base ?? 0);
+    for (const s of job.adds) n += got.get(s) ? paneCount(got.get(s)!) : 0;
+    for (const s of job.subs) n -= got.get(s) ? paneCount(got.get(s)!) : 0;
+    for (const e of d.events) if (e.ts >= job.from && e.ts < job.done) n++;
+    return String(n);
+  }
+  const counts = addValues(new Map(), job.base, 1);
+  for (const s of job.adds) addValues(counts, got.get(s), 1);
+  for (const s of job.subs) addValues(counts, got.get(s), -1);
+  for (const e of d.events) {
+    const value = e.ts >= job.from && e.ts < job.done ? packedField(e.packed, job.tag.field) : '';
+    if (value !== '') counts.set(value, (counts.get(value) ?? 0) + 1);
+  }
+  return formatValues(counts);
+}

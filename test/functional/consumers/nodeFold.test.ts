@@ -1,0 +1,128 @@
+import { expect } from 'chai';
+import type { ProfileEvent } from '../../../src/core/event';
+import { Scripts, runScript } from '../../../src/lua/scripts';
+import { RealtimeConsumer } from '../../../src/consumers/realtime';
+import type { DecodedEntry } from '../../../src/consumers/groupConsumer';
+import { Pipeline, T0, extraRealtimeConsumer, feed, makePipeline } from '../../helpers/context';
+
+const MIN = 60_000;
+
+/** Runs a consumer's batch handling directly, as if it had read `events` (ids made up). */
+function handle(c: RealtimeConsumer, stream: string, events: ProfileEvent[]): Promise<string[]> {
+  const entries: DecodedEntry[] = events.map((event, i) => ({ id: `${T0}-${i}`, event }));
+  return (c as unknown as { handle(s: string, e: DecodedEntry[]): Promise<string[]> }).handle(stream, entries);
+}
+
+describe('the fold in the consumer (real Redis)', () => {
+  let p: Pipeline;
+  beforeEach(async () => {
+    p = await makePipeline({ partitions: 1 });
+  });
+  afterEach(() => p.close());
+
+  const impression = (id: string, user: string, ts: number) => ({ event_id: id, user_id: user, type: 'impression', ts, ad_id: `ad-${id}`, campaign_id: 'c-1' });
+
+  it('folds users in the consumer and writes the same state the script writes', async () => {
+    const script = await makePipeline({ partitions: 1, foldInConsumer: false });
+    try {
+      const events = [
+        { event_id: 'a', user_id: 'u1', type: 'impression', ts: T0 - 5000, ad_id: 'ad-1', campaign_id: 'c-1' },
+        { event_id: 'b', user_id: 'u1', type: 'click', ts: T0 - 4000, ad_id: 'ad-1', campaign_id: 'c-1' },
+        { event_id: 'c', user_id: 'u1', type: 'purchase', ts: T0 - 3000, amount: 12.5, currency: 'EUR' },
+      ];
+      await feed(p, events);
+      await feed(script, events);
+      // A second batch moves the totals (a later second) and adds to existing panes.
+      p.clock.now = script.clock.now = T0 + 65_000;
+      const later = [
+        { event_id: 'd', user_id: 'u1', type: 'impression', ts: T0 + 64_000, ad_id: 'ad-2', campaign_id: 'c-2' },
+        { event_id: 'e', user_id: 'u1', type: 'purchase', ts: T0 + 64_500, amount: 0.1, currency: 'EUR' },
+        { event_id: 'a', user_id: 'u1', type: 'impression', ts: T0 - 5000, ad_id: 'ad-1', campaign_id: 'c-1' }, // resent
+      ];
+      await feed(p, later);
+      await feed(script, later);
+      expect(p.consumer.foldCounts.folded).to.equal(2);
+      for (const type of ['impression', 'click', 'purchase'] as const) {
+        const mine = await p.redis.hgetall(p.keys.panes('u1', type));
+        const theirs = await script.redis.hgetall(script.keys.panes('u1', type));
+        // Numbers may be written in another form (JavaScript's shortest, Lua's %.17g) and
+        // totals and values in another order: compare each field's parts by value.
+        const norm = (h: Record<string, string>) =>
+          Object.fromEntries(
+            Object.entries(h).map(([k, v]) => [
+              k,
+              v
+                .split(/[\x1e\x1f,]/)
+                .map((x) => (x !== '' && !Number.isNaN(Number(x)) ? String(Number(x)) : x))
+                .sort(),
+            ]),
+          );
+        expect(norm(mine), type).to.deep.equal(norm(theirs));
+        expect(await p.redis.zrange(p.keys.paneIndex('u1', type), 0, -1, 'WITHSCORES')).to.deep.equal(
+          await script.redis.zrange(script.keys.paneIndex('u1', type), 0, -1, 'WITHSCORES'),
+        );
+      }
+      expect(await p.redis.hgetall(p.keys.realtime('u1'))).to.deep.equal(await script.redis.hgetall(script.keys.realtime('u1')));
+      expect((await p.reader.read('u1'))!.tags).to.deep.equal((await script.reader.read('u1'))!.tags);
+    } finally {
+      await script.close();
+    }
+  });
+
+  it('two consumers folding the same events at once count each event once: the second write finds V moved and goes to the script', async () => {
+    await feed(p, [impression('first', 'u1', T0 - 1000)]);
+    const a = extraRealtimeConsumer(p, 'rt-a');
+    const b = extraRealtimeConsumer(p, 'rt-b');
+    const stream = p.keys.stream(0);
+    const batch = Array.from({ length: 5 }, (_, i) => impression(`e${i}`, 'u1', T0 - 900 + i) as ProfileEvent);
+    await Promise.all([handle(a, stream, batch), handle(b, stream, batch)]);
+    const counts = [a.foldCounts, b.foldCounts];
+    expect(counts.map((c) => c.folded + c.leftToScript)).to.deep.equal([1, 1]);
+    expect(counts.reduce((n, c) => n + c.leftToScript, 0)).to.equal(1);
+    expect((await p.reader.read('u1'))!.tags.views_5m).to.equal(6);
+  });
+
+  it('applyFolds writes nothing for a user whose V moved, or whose new type already has keys', async () => {
+    await feed(p, [impression('x', 'u1', T0 - 1000)]);
+    const panes = p.keys.panes('u1', 'impression');
+    const before = await p.redis.hgetall(panes);
+    const user = (version: string) => ({
+      realtimeKey: p.keys.realtime('u1'),
+      newestBefore: null,
+      types: [
+        {
+          panesKey: panes,
+          indexKey: p.keys.paneIndex('u1', 'impression'),
+          legacyKey: p.keys.legacyWindow('u1', 'impression'),
+          version,
+          name: 'impression',
+          newest: T0,
+          writes: ['T', 'garbage', 'V', '99'],
+          drops: [],
+          members: [],
+          expireInMs: MIN,
+        },
+      ],
+    });
+    expect(await runScript(p.redis, Scripts.applyFolds([user('0'), user('')], T0, 24 * 3_600_000))).to.deep.equal([1, 2]);
+    expect(await p.redis.hgetall(panes)).to.deep.equal(before);
+    expect(await runScript(p.redis, Scripts.applyFolds([user(before.V)], T0, 24 * 3_600_000))).to.deep.equal([]);
+    expect(await p.redis.hget(panes, 'V')).to.equal('99');
+  });
+
+  it('leaves to the script what it does not take: a prune due, a distinct value ahead of now, state from before V', async () => {
+    await feed(p, [impression('old', 'u1', T0 - 59 * MIN)]);
+    p.clock.now = T0 + 5 * MIN; // the 'old' minute is past the type's longest window (1 h) plus a minute
+    await feed(p, [impression('new', 'u1', T0 + 4 * MIN)]);
+    expect(p.consumer.foldCounts.leftToScript).to.equal(1);
+    await feed(p, [impression('ahead', 'u2', p.clock.now + 2000)]);
+    expect(p.consumer.foldCounts.leftToScript).to.equal(2);
+    await feed(p, [impression('u3a', 'u3', p.clock.now)]);
+    await p.redis.hdel(p.keys.panes('u3', 'impression'), 'V'); // as a version before V wrote it
+    await feed(p, [impression('u3b', 'u3', p.clock.now)]);
+    expect(p.consumer.foldCounts).to.deep.equal({ folded: 2, leftToScript: 3 });
+    expect(await p.redis.hget(p.keys.panes('u3', 'impression'), 'V')).to.equal('1'); // the script gives it V
+    expect((await p.reader.read('u3'))!.tags.views_5m).to.equal(2);
+    expect((await p.reader.read('u1'))!.tags.views_1h).to.equal(1);
+  });
+});
