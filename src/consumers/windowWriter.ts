@@ -2,7 +2,7 @@ import { createHash } from 'crypto';
 import { EventType, ProfileEvent } from '../core/event';
 import { Keys } from '../core/keys';
 import { OfflineTag, Trigger, WINDOW_FIELDS, WindowTag, longestWindowFor } from '../core/tags';
-import { ScriptArg, ScriptCall, Scripts, UpdateWindowsReply } from '../lua/scripts';
+import { ScriptArg, ScriptCall, Scripts, UpdateWindowsReply, WindowUpdateUser } from '../lua/scripts';
 import { windowPlan } from '../lua/windowPlan';
 
 /** The 6-byte event-id fingerprint the window script dedups by (the first bytes of SHA-1, as its v1 fold computes them). */
@@ -28,8 +28,8 @@ export function windowsReply(reply: UpdateWindowsReply): { added: number; outbox
 /**
  * Builds updateWindows.lua calls for the configured tags: the window plan (each event
  * type's pane layout and tags, binary) and the trigger plan (JSON) are derived once from
- * the tag config and sent as two fixed arguments; each call carries many users' events,
- * and this class lays out every KEYS position the script reads.
+ * the tag config and sent as two fixed arguments; each call carries many users' events
+ * (Scripts.updateWindows lays out its KEYS and ARGV).
  */
 export class WindowWriter {
   private readonly plan: ReturnType<typeof windowPlan>;
@@ -94,25 +94,28 @@ export class WindowWriter {
    */
   update(users: readonly UserWindowUpdate[], now: number): ScriptCall<UpdateWindowsReply> {
     const k = this.keys;
-    const keys: string[] = [];
-    const records: ScriptArg[] = [];
     const t = this.triggerPlan;
-    for (const u of users) {
+    const records: WindowUpdateUser[] = users.map((u) => {
       const own = Object.keys(u.events) as EventType[];
       const unused = own.find((type) => !this.longestByType.has(type));
       if (unused) throw new Error(`no window tag uses event type ${unused}`);
-      const evaluate = this.evaluates(u);
-      records.push(keys.length + 1, evaluate ? 1 : 0, u.lastEventId ?? '', u.userId);
-      keys.push(k.realtime(u.userId));
-      if (evaluate) keys.push(k.triggerState(u.userId), k.triggerOutbox(u.userId), k.offline(u.userId));
-      const types = evaluate && t ? [...new Set([...own, ...t.types])] : own;
-      records.push(types.length);
-      for (const type of types) {
-        const events = u.events[type] ?? [];
-        records.push(this.plan.types.indexOf(type) + 1, keys.length + 1, events.length / 3, ...events);
-        keys.push(k.panes(u.userId, type), k.paneIndex(u.userId, type), k.legacyWindow(u.userId, type), k.legacyWindowValues(u.userId, type));
-      }
-    }
-    return Scripts.updateWindows(keys, now, this.plan.bin, t?.json ?? '', records);
+      const evaluate = this.evaluates(u) && t !== undefined;
+      const types = evaluate ? [...new Set([...own, ...t.types])] : own;
+      return {
+        userId: u.userId,
+        realtimeKey: k.realtime(u.userId),
+        lastEventId: u.lastEventId ?? '',
+        triggers: evaluate ? { stateKey: k.triggerState(u.userId), outboxKey: k.triggerOutbox(u.userId), offlineKey: k.offline(u.userId) } : undefined,
+        types: types.map((type) => ({
+          planIndex: this.plan.types.indexOf(type) + 1,
+          panesKey: k.panes(u.userId, type),
+          indexKey: k.paneIndex(u.userId, type),
+          legacyKey: k.legacyWindow(u.userId, type),
+          legacyValuesKey: k.legacyWindowValues(u.userId, type),
+          events: u.events[type] ?? [],
+        })),
+      };
+    });
+    return Scripts.updateWindows(records, now, this.plan.bin, t?.json ?? '');
   }
 }

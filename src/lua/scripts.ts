@@ -65,6 +65,24 @@ export type ReadProfileReply = [exists: 0] | [exists: 1, lastEventAt: string | n
 /** updateWindows.lua's reply: events added, then user id and outbox firings of each user whose triggers were evaluated. */
 export type UpdateWindowsReply = [added: number, ...userOutboxes: (string | string[])[]];
 
+/** One user's part of an updateWindows.lua call: its keys, and per plan type its events (3 values each: time, fingerprint, packed fields). */
+export interface WindowUpdateUser {
+  userId: string;
+  realtimeKey: string;
+  /** The event a trigger firing names. */
+  lastEventId: string;
+  /** With the user's triggers evaluated: the keys they need. */
+  triggers?: { stateKey: string; outboxKey: string; offlineKey: string };
+  types: { planIndex: number; panesKey: string; indexKey: string; legacyKey: string; legacyValuesKey: string; events: readonly ScriptArg[] }[];
+}
+
+/** The keys a profile read touches. */
+export interface ProfileKeys {
+  types: { panesKey: string; indexKey: string }[];
+  realtimeKey: string;
+  offlineKey: string;
+}
+
 /** One user's window state as the consumer folded it (applyFolds.lua's record, with its keys). */
 export interface FoldedUser {
   realtimeKey: string;
@@ -102,10 +120,21 @@ const call = <Reply>(script: ScriptName, keys: string[], args: ScriptArg[]): Scr
  */
 export const Scripts = {
   /**
-   * Folds a consumer batch of many users into their windows (KEYS and ARGV as
-   * WindowWriter.update lays them out, the order updateWindows.lua's header lists).
+   * Folds a consumer batch of many users into their windows; lays out KEYS and ARGV as
+   * updateWindows.lua's header lists (each user's record names the KEYS index of its keys).
    */
-  updateWindows(keys: string[], now: number, plan: Buffer, triggerPlanJson: string, records: readonly ScriptArg[]): ScriptCall<UpdateWindowsReply> {
+  updateWindows(users: readonly WindowUpdateUser[], now: number, plan: Buffer, triggerPlanJson: string): ScriptCall<UpdateWindowsReply> {
+    const keys: string[] = [];
+    const records: ScriptArg[] = [];
+    for (const u of users) {
+      records.push(keys.length + 1, u.triggers ? 1 : 0, u.lastEventId, u.userId, u.types.length);
+      keys.push(u.realtimeKey);
+      if (u.triggers) keys.push(u.triggers.stateKey, u.triggers.outboxKey, u.triggers.offlineKey);
+      for (const t of u.types) {
+        records.push(t.planIndex, keys.length + 1, t.events.length / 3, ...t.events);
+        keys.push(t.panesKey, t.indexKey, t.legacyKey, t.legacyValuesKey);
+      }
+    }
     return call('updateWindows', keys, [now, plan, triggerPlanJson, ...records]);
   },
   /**
@@ -131,8 +160,10 @@ export const Scripts = {
   appendTriggers(stream: string, seen: string, now: number, retentionMs: number, firings: readonly { id: string; fields: string[] }[]): ScriptCall<number> {
     return call('appendTriggers', [stream, seen], [now, retentionMs, ...firings.flatMap((f) => [f.id, f.fields.length, ...f.fields])]);
   },
-  /** A user's fused profile: `keys` are the pane hash and time index of each plan type, then the realtime and offline hashes. */
-  readProfile(keys: string[], now: number, plan: Buffer): ScriptCall<ReadProfileReply> {
+  /** A user's fused profile: the pane hash and time index of each plan type (in plan order), then its realtime and offline hashes. */
+  readProfile(user: ProfileKeys, now: number, plan: Buffer): ScriptCall<ReadProfileReply> {
+    const keys = user.types.flatMap((t) => [t.panesKey, t.indexKey]);
+    keys.push(user.realtimeKey, user.offlineKey);
     return call('readProfile', keys, [now, plan]);
   },
   /** Trims a partition below what every group in `groups` finished; -1 while one is missing. */

@@ -135,10 +135,8 @@ export class ProfileReader {
 
   private script(userId: string, now: number) {
     const k = this.keys;
-    const keys: string[] = [];
-    for (const type of this.types) keys.push(k.panes(userId, type), k.paneIndex(userId, type));
-    keys.push(k.realtime(userId), k.offline(userId));
-    return Scripts.readProfile(keys, now, this.plan);
+    const types = this.types.map((type) => ({ panesKey: k.panes(userId, type), indexKey: k.paneIndex(userId, type) }));
+    return Scripts.readProfile({ types, realtimeKey: k.realtime(userId), offlineKey: k.offline(userId) }, now, this.plan);
   }
 
   private toProfile(userId: string, now: number, reply: ReadProfileReply): Profile | null {
