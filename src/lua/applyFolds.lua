@@ -23,6 +23,9 @@
   Output: {user position, ...}: the 1-based positions of the records not written.
 ]]
 local rcall = redis.call
+
+--@include realtimeHash
+
 local now, longest = tonumber(ARGV[1]), tonumber(ARGV[2])
 
 -- One record's types, parsed from ARGV at position a; returns them and the next position.
@@ -73,27 +76,6 @@ local function apply(t)
   end
 end
 
--- The realtime hash (as updateWindows.lua keeps it): each type's newest event time; it
--- lives as long as any of the user's pane keys can, its expiry moved only when its minute
--- moves and never back.
-local function touchRealtime(rtKey, types, newestBefore)
-  local seen, newest = {}, 0
-  for _, t in ipairs(types) do
-    seen[#seen + 1] = t.name
-    seen[#seen + 1] = t.newest
-    newest = math.max(newest, tonumber(t.newest))
-  end
-  local function expiryOf(x) return math.ceil((x + longest + 60000) / 60000) * 60000 end
-  local expiry = expiryOf(newest)
-  if rcall('HSET', rtKey, unpack(seen)) > 0 then
-    local pttl = rcall('PTTL', rtKey)
-    if pttl > 0 and now + pttl > expiry then expiry = now + pttl end
-    rcall('PEXPIRE', rtKey, expiry - now)
-  elseif newestBefore == '' or expiryOf(tonumber(newestBefore)) < expiry then
-    rcall('PEXPIRE', rtKey, expiry - now, 'GT')
-  end
-end
-
 local refused = {}
 local a, position = 3, 0
 while a <= #ARGV do
@@ -103,9 +85,15 @@ while a <= #ARGV do
   types, a = parseTypes(a + 3, n)
   if unchanged(types) then
     for _, t in ipairs(types) do apply(t) end
-    local moved = {}
-    for _, t in ipairs(types) do if t.newest ~= '' then moved[#moved + 1] = t end end
-    if #moved > 0 then touchRealtime(rtKey, moved, newestBefore) end
+    local seen, newest = {}, 0
+    for _, t in ipairs(types) do
+      if t.newest ~= '' then
+        seen[#seen + 1] = t.name
+        seen[#seen + 1] = t.newest
+        newest = math.max(newest, tonumber(t.newest))
+      end
+    end
+    if #seen > 0 then touchRealtime(rtKey, seen, newest, tonumber(newestBefore) or math.huge, now, longest) end
   else
     refused[#refused + 1] = position
   end

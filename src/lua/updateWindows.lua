@@ -56,6 +56,7 @@ local rcall = redis.call
 --@include writeType
 --@include triggers
 --@include legacy
+--@include realtimeHash
 
 local now = tonumber(ARGV[1])
 local plan = cachedPlan(ARGV[2])
@@ -98,21 +99,7 @@ while a <= #ARGV do
     end
   end
   reply[1] = reply[1] + added
-  if #seen > 0 then
-    -- The realtime hash lives as long as any of the user's pane keys can (the longest window
-    -- plus a minute, rounded up to the minute and moved only when that minute moves): a read
-    -- takes the types to read from it. Its expiry never moves back (GT); a new field (maybe
-    -- a new hash) sets it outright.
-    local function expiryOf(t) return math.ceil((t + plan.longest + 60000) / 60000) * 60000 end
-    local expiry = expiryOf(newest)
-    if rcall('HSET', rtKey, unpack(seen)) > 0 then
-      local pttl = rcall('PTTL', rtKey)
-      if pttl > 0 and now + pttl > expiry then expiry = now + pttl end
-      rcall('PEXPIRE', rtKey, expiry - now)
-    elseif newestBefore == math.huge or expiryOf(newestBefore) < expiry then
-      rcall('PEXPIRE', rtKey, expiry - now, 'GT')
-    end
-  end
+  if #seen > 0 then touchRealtime(rtKey, seen, newest, newestBefore, now, plan.longest) end
   if evaluate then
     local state, outbox = KEYS[rtIndex + 1], KEYS[rtIndex + 2]
     if added > 0 then
