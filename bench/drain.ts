@@ -1,7 +1,7 @@
 /**
  * Realtime consumer drain rate: pre-fills the streams with generated traffic, then times
  * how fast one consumer folds it into the windows. Prints JSON.
- *   node dist/bench/drain.js [events=200000] [users=100000] [zipf: uniform|zipf]
+ *   node dist/bench/drain.js [events=200000] [users=100000] [--no-fold-in-consumer]
  */
 import { resolveConfig } from '../src/core/config';
 import { Keys } from '../src/core/keys';
@@ -31,16 +31,22 @@ async function main() {
       tags: config.tags.realtime,
       consumerName: 'bench',
       clock: () => now,
+      foldInConsumer: !process.argv.includes('--no-fold-in-consumer'),
     });
     await consumer.init();
     const t0 = process.hrtime.bigint();
+    const cpu0 = process.cpuUsage();
     const n = await consumer.drain();
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpu = process.cpuUsage(cpu0);
     const stats = (await redis.info('commandstats'))
       .split('\n')
       .filter((l) => /fcall|xreadgroup|xack/.test(l))
       .map((l) => l.trim());
-    console.log(JSON.stringify({ events: n, users, seconds, realtime_per_s: Math.round(n / seconds), stats }));
+    const consumerCpuUsPerEvent = Number(((cpu.user + cpu.system) / n).toFixed(2));
+    console.log(
+      JSON.stringify({ events: n, users, seconds, realtime_per_s: Math.round(n / seconds), consumer_cpu_us_per_event: consumerCpuUsPerEvent, stats }),
+    );
   });
 }
 
