@@ -18,7 +18,7 @@ import { Keys } from '../src/core/keys';
 import { loadTagConfig } from '../src/core/tagConfig';
 import { Producer } from '../src/producer/producer';
 import { RealtimeConsumer } from '../src/consumers/realtime';
-import { ProfileReader } from '../src/profile/reader';
+import { ProfileReader, ReadOptions } from '../src/profile/reader';
 import { TrafficGenerator } from '../src/dev/simulate';
 import { Redis } from '../src/redis/client';
 import { FLOOR_PROFILE_HASH, runMain, withScratchRedis } from './scratchRedis';
@@ -65,11 +65,11 @@ async function mainThreadCpuUs(redis: Redis): Promise<number> {
 }
 
 /** Mean µs of the read script per call over `ids` read with 4 in flight (FCALL_RO's own commandstats). */
-async function readCost(redis: Redis, reader: ProfileReader, ids: string[]): Promise<{ us: number; found: number }> {
+async function readCost(redis: Redis, reader: ProfileReader, ids: string[], opts: ReadOptions = {}): Promise<{ us: number; found: number }> {
   await redis.config('RESETSTAT');
   let found = 0;
   for (let i = 0; i < ids.length; i += 4) {
-    const got = await Promise.all(ids.slice(i, i + 4).map((id) => reader.read(id)));
+    const got = await Promise.all(ids.slice(i, i + 4).map((id) => reader.read(id, opts)));
     found += got.filter((p) => p !== null).length;
   }
   const stats = await commandStats(redis);
@@ -177,6 +177,8 @@ export async function measureRedisCost(quick: boolean): Promise<Record<string, n
     };
     if (r.unknown.found !== 0 || r.cold.found !== cold.length || r.typical.found !== typical.length) throw new Error(`reads found ${JSON.stringify(r)}`);
     out.read_typical_us = r.typical.us;
+    // The same users read for two tags only (?tags=views_5m,campaign_views_1h: a frequency cap's read).
+    out.read_typical_two_tags_us = (await readCost(redis, reader, typical, { tags: ['views_5m', 'campaign_views_1h'] })).us;
     out.read_cold_us = r.cold.us;
     out.read_unknown_us = r.unknown.us;
     const busiest = [...perUser].sort((a, b) => b[1] - a[1])[0];

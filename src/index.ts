@@ -24,12 +24,13 @@ export {
   RedisServerMissingError,
   BatchBusyError,
   NothingToVerifyError,
+  UnknownTagError,
   isRedisError,
 } from './core/errors';
 export { connectTarget, connectRedis, connectCluster } from './redis/client';
 export type { RedisClient, RedisTarget } from './redis/client';
 export { ProfileReader } from './profile/reader';
-export type { Profile, TagValue, ReaderOptions } from './profile/reader';
+export type { Profile, TagValue, ReaderOptions, ReadOptions } from './profile/reader';
 export type { RedisTls } from './redis/client';
 export { Producer } from './producer/producer';
 export type { ProducerOptions, IngestResult } from './producer/producer';

@@ -117,10 +117,18 @@ const document = {
             schema: { type: 'string', enum: ['flat'] },
             description: 'flat: every tag as a string in one flat object (FlatProfile); absent: the fused profile (Profile). Any other value is a 400.',
           },
+          {
+            name: 'tags',
+            in: 'query',
+            required: false,
+            schema: { type: 'string', pattern: '^[^,]+(,[^,]+)*$', example: 'views_5m,clicks_24h' },
+            description:
+              'Only these tags (window and offline), separated by commas: only they are evaluated in Redis, and only they are answered (meta as always). Absent: every tag. A name the tag config does not have is a 400 naming it.',
+          },
         ],
         responses: {
           200: response('The profile: fused (Profile), or flat (FlatProfile) with view=flat', { oneOf: [ref('Profile'), ref('FlatProfile')] }),
-          400: error('Malformed user id, or a view other than flat'),
+          400: error('Malformed user id, a view other than flat, or tags that are empty or name an unknown tag'),
           404: response('No key of this user exists', {
             type: 'object',
             required: ['error', 'user_id'],
@@ -152,7 +160,19 @@ const document = {
         summary: 'Profiles of many users (one pipeline per Redis node)',
         requestBody: {
           required: true,
-          content: json({ type: 'object', required: ['user_ids'], properties: { user_ids: { type: 'array', items: ID, minItems: 1 } } }),
+          content: json({
+            type: 'object',
+            required: ['user_ids'],
+            properties: {
+              user_ids: { type: 'array', items: ID, minItems: 1 },
+              tags: {
+                type: 'array',
+                items: { type: 'string', minLength: 1 },
+                minItems: 1,
+                description: 'Only these tags (window and offline) in every profile, as with GET /profile/{userId}?tags=. Absent: every tag.',
+              },
+            },
+          }),
         },
         responses: {
           200: response('One entry per requested id, in order', {
@@ -176,7 +196,7 @@ const document = {
               },
             },
           }),
-          400: error('Body is not { "user_ids": [...] } with valid ids, or too many ids'),
+          400: error('Body is not { "user_ids": [...] } with valid ids, or too many ids, or its tags are empty or name an unknown tag'),
           503: unavailable(),
         },
       },

@@ -8,6 +8,15 @@ export abstract class ProfileStreamError extends Error {
   abstract readonly exitCode: 1 | 2;
 }
 
+/** A read asked for tags the tag config does not have (`tags` names them). */
+export class UnknownTagError extends ProfileStreamError {
+  override name = 'UnknownTagError';
+  readonly exitCode = 2;
+  constructor(readonly tags: readonly string[]) {
+    super(`unknown tag${tags.length > 1 ? 's' : ''}: ${tags.join(', ')}`);
+  }
+}
+
 /** A configuration or usage error (a bad option, tag file, id or cluster node); exit code 2. */
 export class ConfigError extends ProfileStreamError {
   override name = 'ConfigError';

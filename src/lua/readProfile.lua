@@ -18,6 +18,10 @@
     ARGV[2] the window plan (binary, see includes/plan.lua): per event type what its panes
             keep and its tags (name, aggregation, field index, window, resolution, levels,
             top, running-total spec)
+    ARGV[3] the window tags to evaluate: '*' for all, else their names, ','-separated
+            (none: '')
+    ARGV[4] the offline hash fields to read: '*' for all (HGETALL), else their names,
+            '\31'-separated (HMGET)
 
   Output: a 4-element array
     [1] 1 when any of the user's keys exists, else 0 (unknown user; nothing else follows)
@@ -28,7 +32,7 @@
         has no value); for count_by {'+', text, '-', text, ...}: value-pane texts
         ("value\31n\31...") to add or subtract, which the caller merges, cuts to `top` and
         sorts (its CPU, not Redis's)
-    [4] the offline hash, flat as HGETALL returns it
+    [4] the offline hash (the fields asked for), flat as HGETALL returns it
 ]]
 local rcall = redis.call
 -- The realtime hash names the event types the user has state for (field: type, value: its
@@ -42,9 +46,11 @@ if #rt == 0 and rcall('EXISTS', unpack(KEYS)) == 0 then return { 0 } end
 --@include totals
 --@include tagValues
 --@include readFast
+--@include selection
 
 local now = tonumber(ARGV[1])
 local plan = cachedPlan(ARGV[2])
+local only = tagSelection(ARGV[3])
 local has, lastEvent, legacy = {}, nil, #rt == 0
 for i = 1, #rt, 2 do
   if rt[i] == 'last_event_at' or rt[i] == 'updated_at' then legacy = true else has[rt[i]] = true end
@@ -57,8 +63,10 @@ for i = 1, plan.count do
   local p, t = KEYS[2 * i - 1], KEYS[2 * i]
   if has[planTypeName(plan, i)] or (legacy and rcall('EXISTS', p) == 1) then
     local tp = planType(plan, i)
-    local newest = (tp.fast and readFast(tp, p, t, now, flat)) or typeTagValues(p, t, tp, now, nil, flat, false)
-    if newest and (not lastEvent or newest > lastEvent) then lastEvent = newest end
+    if typeSelected(tp, only) then
+      local newest = (tp.fast and readFast(tp, p, t, now, flat, only)) or typeTagValues(p, t, tp, now, only, flat, false)
+      if newest and (not lastEvent or newest > lastEvent) then lastEvent = newest end
+    end
   end
 end
-return { 1, lastEvent and string.format('%d', lastEvent) or false, flat, rcall('HGETALL', KEYS[#KEYS]) }
+return { 1, lastEvent and string.format('%d', lastEvent) or false, flat, offlineFields(KEYS[#KEYS], ARGV[4]) }

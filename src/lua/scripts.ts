@@ -76,6 +76,12 @@ export interface WindowUpdateUser {
   types: { planIndex: number; panesKey: string; indexKey: string; legacyKey: string; legacyValuesKey: string; events: readonly ScriptArg[] }[];
 }
 
+/** The tags a read evaluates (all when not given): window tag names, and offline hash fields. */
+export interface TagSelection {
+  window: readonly string[];
+  offline: readonly string[];
+}
+
 /** The keys a profile read touches. */
 export interface ProfileKeys {
   types: { panesKey: string; indexKey: string }[];
@@ -161,10 +167,10 @@ export const Scripts = {
     return call('appendTriggers', [stream, seen], [now, retentionMs, ...firings.flatMap((f) => [f.id, f.fields.length, ...f.fields])]);
   },
   /** A user's fused profile: the pane hash and time index of each plan type (in plan order), then its realtime and offline hashes. */
-  readProfile(user: ProfileKeys, now: number, plan: Buffer): ScriptCall<ReadProfileReply> {
+  readProfile(user: ProfileKeys, now: number, plan: Buffer, select?: TagSelection): ScriptCall<ReadProfileReply> {
     const keys = user.types.flatMap((t) => [t.panesKey, t.indexKey]);
     keys.push(user.realtimeKey, user.offlineKey);
-    return call('readProfile', keys, [now, plan]);
+    return call('readProfile', keys, [now, plan, select ? select.window.join(',') : '*', select ? select.offline.join('\x1f') : '*']);
   },
   /** Trims a partition below what every group in `groups` finished; -1 while one is missing. */
   trimStream(stream: string, groups: readonly string[]): ScriptCall<number> {

@@ -1,9 +1,10 @@
 import { RedisClient, RedisTarget, connectTarget, pipelineByNode } from '../redis/client';
 import { EventType } from '../core/event';
 import { Keys } from '../core/keys';
-import { ReadProfileReply, Scripts, queueScript, runScript, sendLoadingScripts } from '../lua/scripts';
+import { ReadProfileReply, Scripts, TagSelection, queueScript, runScript, sendLoadingScripts } from '../lua/scripts';
 import { windowPlan } from '../lua/windowPlan';
-import { TagConfig, WindowTag } from '../core/tags';
+import { SEGMENT_TAG, TagConfig, WindowTag } from '../core/tags';
+import { UnknownTagError } from '../core/errors';
 import { loadTagConfig } from '../core/tagConfig';
 
 /** A tag value: a number, a per-key count object (count_by), or text (offline segment ids). */
@@ -29,6 +30,16 @@ const OFFLINE_META: Record<string, 'batch_run_id' | 'batch_at'> = { _run_id: 'ba
 const NUMBER = /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i;
 /** A window tag's value over a window without events, in the script's reply form. */
 const EMPTY_VALUE: Record<WindowTag['aggregation'], unknown> = { count: 0, distinct: 0, sum: '0', count_by: [], avg: null, min: null, max: null, last: null };
+
+/** What one read returns: every tag (the default), or only those named in `tags` (window and offline tags). */
+export interface ReadOptions {
+  tags?: readonly string[];
+}
+
+/** The names of a tag config's offline tags: the offline hash fields a read may ask for. */
+export function offlineTagNames(config: Pick<TagConfig, 'offline'>): string[] {
+  return [...config.offline.map((t) => t.name), SEGMENT_TAG];
+}
 
 /** Where and what {@link ProfileReader.connect} reads: a Redis URL or cluster seed nodes, the tags, the key prefix. */
 export interface ReaderOptions extends RedisTarget {
@@ -84,7 +95,7 @@ export class ProfileReader {
    */
   static async connect(opts: ReaderOptions): Promise<ProfileReader> {
     const tags = typeof opts.tags === 'object' ? opts.tags : loadTagConfig(opts.tags);
-    const reader = new ProfileReader(await connectTarget(opts), new Keys(opts.prefix ?? ''), tags.realtime);
+    const reader = new ProfileReader(await connectTarget(opts), new Keys(opts.prefix ?? ''), tags.realtime, undefined, offlineTagNames(tags));
     reader.owned = true;
     return reader;
   }
@@ -94,52 +105,83 @@ export class ProfileReader {
     if (this.owned) await this.redis.quit();
   }
 
+  /**
+   * `offlineNames`: the offline tags a read may ask for by name (offlineTagNames of the
+   * config); without them any name that is not a window tag is read as an offline field.
+   */
   constructor(
     private readonly redis: RedisClient,
     private readonly keys: Keys,
     tags: readonly WindowTag[],
     clock?: () => number,
+    offlineNames?: readonly string[],
   ) {
     this.clock = clock ?? Date.now;
     const plan = windowPlan(tags);
     this.types = plan.types;
     this.plan = plan.bin;
     this.tagOrder = [...tags];
+    this.windowNames = new Set(tags.map((t) => t.name));
+    this.offlineNames = offlineNames ? new Set(offlineNames) : undefined;
   }
 
-  /** The profile of `userId` at the reader's clock, or null when no key of the user exists. */
-  async read(userId: string): Promise<Profile | null> {
+  private readonly windowNames: Set<string>;
+  private readonly offlineNames?: Set<string>;
+
+  /** The names in `tags` that are no tag this reader knows (none: every one may be read). */
+  unknownTags(tags: readonly string[]): string[] {
+    return tags.filter((t) => !this.windowNames.has(t) && this.offlineNames !== undefined && !this.offlineNames.has(t));
+  }
+
+  /**
+   * The profile of `userId` at the reader's clock, or null when no key of the user exists.
+   * With `tags`, only those tags are evaluated (in Redis) and returned; an unknown name
+   * throws UnknownTagError.
+   */
+  async read(userId: string, opts: ReadOptions = {}): Promise<Profile | null> {
     const now = this.clock();
-    return this.toProfile(userId, now, await runScript(this.redis, this.script(userId, now)));
+    const select = this.selection(opts.tags);
+    return this.toProfile(userId, now, await runScript(this.redis, this.script(userId, now, select)), select);
+  }
+
+  /** What a read with `tags` asks Redis for; undefined: everything. */
+  private selection(tags: readonly string[] | undefined): TagSelection | undefined {
+    if (tags === undefined) return undefined;
+    const unknown = this.unknownTags(tags);
+    if (unknown.length > 0) throw new UnknownTagError(unknown);
+    const asked = new Set(tags);
+    const offline = [...asked].filter((t) => !this.windowNames.has(t));
+    return { window: this.tagOrder.filter((t) => asked.has(t.name)).map((t) => t.name), offline: [...offline, ...Object.keys(OFFLINE_META)] };
   }
 
   /**
    * Profiles of many users, one pipeline per node sent in parallel (one round trip on a
    * single server); null for unknown users.
    */
-  async readMany(userIds: string[]): Promise<(Profile | null)[]> {
+  async readMany(userIds: string[], opts: ReadOptions = {}): Promise<(Profile | null)[]> {
     const now = this.clock();
+    const select = this.selection(opts.tags);
     const results = await sendLoadingScripts(this.redis, userIds, (ids) =>
       pipelineByNode(
         this.redis,
         ids,
         (id) => this.keys.realtime(id),
-        (p, id) => queueScript(p, this.script(id, now)),
+        (p, id) => queueScript(p, this.script(id, now, select)),
       ),
     );
     return results.map(([err, reply], i) => {
       if (err) throw err;
-      return this.toProfile(userIds[i], now, reply as ReadProfileReply);
+      return this.toProfile(userIds[i], now, reply as ReadProfileReply, select);
     });
   }
 
-  private script(userId: string, now: number) {
+  private script(userId: string, now: number, select?: TagSelection) {
     const k = this.keys;
     const types = this.types.map((type) => ({ panesKey: k.panes(userId, type), indexKey: k.paneIndex(userId, type) }));
-    return Scripts.readProfile({ types, realtimeKey: k.realtime(userId), offlineKey: k.offline(userId) }, now, this.plan);
+    return Scripts.readProfile({ types, realtimeKey: k.realtime(userId), offlineKey: k.offline(userId) }, now, this.plan, select);
   }
 
-  private toProfile(userId: string, now: number, reply: ReadProfileReply): Profile | null {
+  private toProfile(userId: string, now: number, reply: ReadProfileReply, select?: TagSelection): Profile | null {
     if (reply[0] === 0) return null;
     const [, lastEventAt, flatTags, offline] = reply;
     const profile: Profile = {
@@ -149,7 +191,9 @@ export class ProfileReader {
     };
     const byName = new Map<string, unknown>();
     for (let i = 0; i < flatTags.length; i += 2) byName.set(flatTags[i] as string, flatTags[i + 1]);
+    const wanted = select ? new Set(select.window) : undefined;
     for (const { name, aggregation, top } of this.tagOrder) {
+      if (wanted && !wanted.has(name)) continue;
       // A tag of an event type the user has no state for: its empty value (as the script gives it).
       const value = byName.has(name) ? byName.get(name) : EMPTY_VALUE[aggregation];
       if (Array.isArray(value)) {

@@ -7,7 +7,7 @@ import { RedisServerHandle, startRedisServer } from '../redis/embeddedServer';
 import { createApp } from '../api/app';
 import { HttpServerHandle, listen } from '../api/server';
 import { Producer } from '../producer/producer';
-import { ProfileReader } from '../profile/reader';
+import { ProfileReader, offlineTagNames } from '../profile/reader';
 import { RealtimeConsumer } from '../consumers/realtime';
 import { ensureGroups } from '../redis/streamGroups';
 import { ArchiveConsumer } from '../consumers/archive';
@@ -135,7 +135,7 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
     maxFutureSkewMs: config.maxFutureSkewMs,
     maxBacklog: config.maxBacklog,
   });
-  const reader = new ProfileReader(redis, keys, config.tags.realtime);
+  const reader = new ProfileReader(redis, keys, config.tags.realtime, undefined, offlineTagNames(config.tags));
   const child = {
     // The batch writes as the batch role when one is configured (with ACLs: the `batch` user).
     target: rt.target.clusterNodes

@@ -6,7 +6,7 @@ import { RedisClient, RedisTarget, connectTarget } from '../../src/redis/client'
 import { AppOptions, createApp } from '../../src/api/app';
 import { HttpServerHandle, listen } from '../../src/api/server';
 import { Producer } from '../../src/producer/producer';
-import { ProfileReader } from '../../src/profile/reader';
+import { ProfileReader, offlineTagNames } from '../../src/profile/reader';
 import { RealtimeConsumer } from '../../src/consumers/realtime';
 import { WindowTag } from '../../src/core/tags';
 import { DEFAULT_TAGS_FILE, parseTagConfig } from '../../src/core/tagConfig';
@@ -103,7 +103,7 @@ export async function makePipeline(
     foldInConsumer: opts.foldInConsumer,
   });
   await consumer.init();
-  const reader = new ProfileReader(redis, keys, config.tags.realtime, clock.fn);
+  const reader = new ProfileReader(redis, keys, config.tags.realtime, clock.fn, offlineTagNames(config.tags));
   return {
     redis,
     target,

@@ -19,6 +19,8 @@ export interface ClientRun {
   eventIds: string[];
   profile: Profile;
   flat: FlatProfile;
+  /** GET /profile/gen-1?tags=spend_24h,views_5m and POST /profiles with the same tags. */
+  tagged: { one: Profile; many: paths['/profiles']['post']['responses'][200]['content']['application/json']['profiles'] };
   profiles: paths['/profiles']['post']['responses'][200]['content']['application/json']['profiles'];
   invalidEvent: { status: number; field: string; message: string };
   badUserId: { status: number; error: string };
@@ -63,6 +65,11 @@ export async function run(baseUrl: string, keys: { ingest: string; read: string 
   const many = await reader.POST('/profiles', { body: { user_ids: ['gen-1', 'gen-2', 'nobody'] } });
   if (!many.data) fail('POST /profiles', many.response, many.error);
 
+  const taggedOne = await reader.GET('/profile/{userId}', { params: { path: { userId: 'gen-1' }, query: { tags: 'spend_24h,views_5m' } } });
+  if (!taggedOne.data || !isFused(taggedOne.data)) fail('GET /profile/gen-1?tags=', taggedOne.response, taggedOne.error ?? taggedOne.data);
+  const taggedMany = await reader.POST('/profiles', { body: { user_ids: ['gen-1'], tags: ['spend_24h', 'views_5m'] } });
+  if (!taggedMany.data) fail('POST /profiles (tags)', taggedMany.response, taggedMany.error);
+
   // openapi-fetch percent-encodes the path parameter: the server sees a{b} and names the id rule.
   const bad = await reader.GET('/profile/{userId}', { params: { path: { userId: 'a{b}' } } });
   if (bad.response.status !== 400 || !bad.error || !('error' in bad.error)) fail('GET /profile/a{b}', bad.response, bad.error ?? bad.data);
@@ -75,6 +82,7 @@ export async function run(baseUrl: string, keys: { ingest: string; read: string 
     eventIds: ingested.data.event_ids,
     profile: one.data,
     flat: flat.data,
+    tagged: { one: taggedOne.data, many: taggedMany.data.profiles },
     profiles: many.data.profiles,
     invalidEvent: { status: invalid.response.status, field: fieldError.field, message: fieldError.message },
     badUserId: { status: bad.response.status, error: bad.error.error },
@@ -96,6 +104,8 @@ export function refusedCalls(client: Client<paths>): void {
   void client.POST('/profiles', { body: { ids: ['u'] } });
   // @ts-expect-error: the only view is 'flat'
   void client.GET('/profile/{userId}', { params: { path: { userId: 'u' }, query: { view: 'full' } } });
+  // @ts-expect-error: tags in POST /profiles is a list of names
+  void client.POST('/profiles', { body: { user_ids: ['u'], tags: 'views_5m' } });
   // @ts-expect-error: no such route
   void client.GET('/profile');
 }

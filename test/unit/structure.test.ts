@@ -157,6 +157,7 @@ describe('code structure', () => {
       'ProfileStreamError',
       'RedisServerMissingError',
       'RedisUnavailableError',
+      'UnknownTagError',
       'closeRuntime',
       'connectCluster',
       'connectRedis',

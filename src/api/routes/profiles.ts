@@ -28,8 +28,14 @@ export function profilesRouter(api: ApiContext): Router {
       res.status(400).json({ error: `user_ids[${bad}] must be ${ID_RULE}` });
       return;
     }
+    const asked = (req.body as { tags?: unknown }).tags;
+    const { tags, error } = asked === undefined ? {} : checkTags(asked, api.reader);
+    if (error) {
+      res.status(400).json({ error });
+      return;
+    }
     const timer = api.metrics.profileReadSeconds.startTimer({ kind: 'batch' });
-    const profiles = await api.reader.readMany(ids as string[]);
+    const profiles = await api.reader.readMany(ids as string[], { tags });
     timer();
     res.json({ profiles: profiles.map((p, i) => p ?? { user_id: ids[i], error: 'unknown user' }) });
   });
@@ -75,13 +81,38 @@ export const BAD_VIEW = { error: 'view must be "flat" (one flat object of string
  * the target has one (express's reading: after the first `?`, up to a `#`).
  */
 export function profileView(url: string): 'fused' | 'flat' | null {
-  const query = url.indexOf('?');
-  if (query < 0) return 'fused';
-  const hash = url.indexOf('#');
-  if (hash >= 0 && hash < query) return 'fused';
-  const views = new URLSearchParams(url.slice(query + 1, hash < 0 ? undefined : hash)).getAll('view');
+  const views = queryOf(url)?.getAll('view') ?? [];
   if (views.length === 0) return 'fused';
   return views.length === 1 && views[0] === 'flat' ? 'flat' : null;
+}
+
+/** The query string of a request target (express's reading: after the first `?`, up to a `#`), or null. */
+function queryOf(url: string): URLSearchParams | null {
+  const query = url.indexOf('?');
+  if (query < 0) return null;
+  const hash = url.indexOf('#');
+  if (hash >= 0 && hash < query) return null;
+  return new URLSearchParams(url.slice(query + 1, hash < 0 ? undefined : hash));
+}
+
+/**
+ * The tags a GET /profile/:userId asks for with `tags=a,b` (once; names separated by
+ * commas): undefined without `tags` (every tag), or the 400 body for an empty list, a
+ * repeated parameter or a name the tag config does not have.
+ */
+export function profileTags(url: string, reader: { unknownTags(tags: readonly string[]): string[] }): { tags?: string[]; error?: string } {
+  const given = queryOf(url)?.getAll('tags') ?? [];
+  if (given.length === 0) return {};
+  return checkTags(given.length === 1 ? given[0].split(',').map((t) => t.trim()) : null, reader);
+}
+
+/** The tags of a read (a list of names), or the 400 body that says what is wrong with them. */
+export function checkTags(tags: unknown, reader: { unknownTags(tags: readonly string[]): string[] }): { tags?: string[]; error?: string } {
+  const rule = 'tags must list one or more tag names, separated by commas (?tags=views_5m,clicks_24h) or as a JSON array of strings (POST /profiles)';
+  if (!Array.isArray(tags) || tags.length === 0 || tags.some((t) => typeof t !== 'string' || t === '')) return { error: rule };
+  const unknown = reader.unknownTags(tags as string[]);
+  if (unknown.length > 0) return { error: `unknown tag${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}` };
+  return { tags: tags as string[] };
 }
 
 /** A raw path parameter decoded as express decodes it; null when its percent-encoding is malformed. */
@@ -100,7 +131,8 @@ function decodeParam(raw: string): string | null {
  * express's routing and response machinery. The path is matched as express would match it
  * (case, trailing slash); an id that breaks the rule, or whose percent-encoding is
  * malformed, is a 400 naming the rule. `?view=flat` answers the original system's shape
- * instead (see flatProfile); any other `view` is a 400.
+ * instead (see flatProfile); any other `view` is a 400. `?tags=a,b` evaluates and answers
+ * only those tags (an unknown name: a 400 naming it).
  */
 export function withFastProfileRoute(app: RequestListener, api: Pick<ApiContext, 'reader' | 'redis' | 'log' | 'metrics' | 'redisOutage'>): RequestListener {
   const profilePath = pathMatcher(FAST_PROFILE_ROUTE);
@@ -114,8 +146,10 @@ export function withFastProfileRoute(app: RequestListener, api: Pick<ApiContext,
     if (userId === null || !ID_PATTERN.test(userId)) return send(res, 400, BAD_USER_ID, head);
     const view = profileView(url);
     if (view === null) return send(res, 400, BAD_VIEW, head);
+    const { tags, error } = profileTags(url, api.reader);
+    if (error) return send(res, 400, { error }, head);
     const timer = api.metrics.profileReadSeconds.startTimer({ kind: 'single' });
-    api.reader.read(userId).then(
+    api.reader.read(userId, { tags }).then(
       (profile) => {
         timer();
         if (profile) send(res, 200, view === 'flat' ? flatProfile(profile) : profile, head);

@@ -1,11 +1,12 @@
--- readFast(tp, paneKey, indexKey, now, out): the common read of one event type (tp: its
+-- readFast(tp, paneKey, indexKey, now, out, only): the common read of one event type (tp: its
 -- decoded plan entry, kept between calls by cachedPlan; only a type whose tags are all
 -- count, count_by or distinct, tp.fast): every tag is a count or count_by
 -- whose running total's window overlaps now's, or a distinct with no value waiting ahead
 -- of now, or any tag whose window holds none of the type's events. Appends name, value of
--- each tag to the flat list `out` and returns the type's newest event time; returns nil,
+-- each tag (of those whose names are keys of `only`; nil: all) to the flat list `out` and
+-- returns the type's newest event time; returns nil,
 -- having appended nothing, when a tag needs the general path (typeTagValues).
-local function readFast(tp, paneKey, indexKey, now, out)
+local function readFast(tp, paneKey, indexKey, now, out, only)
   local text
   if #tp.distinct == 0 then
     text = redis.call('HGET', paneKey, 'T')
@@ -19,29 +20,31 @@ local function readFast(tp, paneKey, indexKey, now, out)
   local newest, oldest = meta.newest, meta.oldest
   local start = #out
   for _, tag in ipairs(tp.tags) do
-    local agg = tag.agg
-    local from, to = windowRange(tag.window, tag.res, now)
-    local value
-    if newest < from then -- every event is older than the window
-      value = emptyValue(agg)
-    elseif agg == 'distinct' then
-      local base = tag.field * DISTINCT_BASE
-      value = redis.call('ZCOUNT', indexKey, base + from, '(' .. (base + to))
-    elseif agg == 'count' or agg == 'count_by' then
-      if agg == 'count_by' then loadOwnField(paneKey, meta, tag.total) end
-      local plan = totalPlan(meta, tag, from, to, oldest, newest, true)
-      if not plan then
+    if not only or only[tag.name] then
+      local agg = tag.agg
+      local from, to = windowRange(tag.window, tag.res, now)
+      local value
+      if newest < from then -- every event is older than the window
+        value = emptyValue(agg)
+      elseif agg == 'distinct' then
+        local base = tag.field * DISTINCT_BASE
+        value = redis.call('ZCOUNT', indexKey, base + from, '(' .. (base + to))
+      elseif agg == 'count' or agg == 'count_by' then
+        if agg == 'count_by' then loadOwnField(paneKey, meta, tag.total) end
+        local plan = totalPlan(meta, tag, from, to, oldest, newest, true)
+        if not plan then
+          for i = #out, start + 1, -1 do out[i] = nil end
+          return nil
+        end
+        local addNames, subNames = jobNames(indexKey, tag, plan, from, to, newest)
+        value = totalValue(agg, plan.base, fetchFields(paneKey, addNames), fetchFields(paneKey, subNames))
+      else
         for i = #out, start + 1, -1 do out[i] = nil end
         return nil
       end
-      local addNames, subNames = jobNames(indexKey, tag, plan, from, to, newest)
-      value = totalValue(agg, plan.base, fetchFields(paneKey, addNames), fetchFields(paneKey, subNames))
-    else
-      for i = #out, start + 1, -1 do out[i] = nil end
-      return nil
+      out[#out + 1] = tag.name
+      out[#out + 1] = value
     end
-    out[#out + 1] = tag.name
-    out[#out + 1] = value
   end
   return newest
 end

@@ -211,6 +211,52 @@ describe('HTTP API (real Redis, real HTTP)', () => {
     expect(await badId.json()).to.deep.equal({ error: 'user_ids[1] must be 1-128 characters of A-Z a-z 0-9 . _ : @ -' });
   });
 
+  it('answers only the tags asked for (?tags=, POST /profiles tags), evaluating only those in Redis; 400 naming an unknown tag', async () => {
+    await post(
+      '/events',
+      JSON.stringify([
+        { user_id: 'sel', type: 'impression', ts: T0, ad_id: 'a1', campaign_id: 'c1' },
+        { user_id: 'sel', type: 'purchase', ts: T0, amount: 4 },
+      ]),
+    );
+    await p.consumer.drain();
+    await p.redis.hset(p.keys.offline('sel'), { ltv_total: '40', segment_id: 'regular' });
+    const res = await fetch(`${base}/profile/sel?tags=campaign_views_1h,ltv_total`);
+    expect(res.status).to.equal(200);
+    expect(((await res.json()) as { tags: unknown }).tags).to.deep.equal({ campaign_views_1h: { c1: 1 }, ltv_total: 40 });
+    expect(await (await fetch(`${base}/profile/sel?tags=spend_24h&view=flat`)).json()).to.deep.equal({ spend_24h: '4' });
+    // Only the impression type's state is read: the purchase type's keys are never touched.
+    const monitor = await (p.redis as Redis).monitor();
+    const seen: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source === 'lua') seen.push(`${args[0].toLowerCase()} ${args[1]}`);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await fetch(`${base}/profile/sel?tags=views_5m`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    monitor.disconnect();
+    expect(seen.some((c) => c.includes(p.keys.panes('sel', 'impression')))).to.equal(true);
+    expect(seen.filter((c) => c.includes(p.keys.panes('sel', 'purchase')))).to.deep.equal([]);
+    for (const [query, error] of [
+      ['tags=views_5m,nope,also_not', 'unknown tags: nope, also_not'],
+      ['tags=', 'tags must list'],
+      ['tags=a&tags=b', 'tags must list'],
+    ]) {
+      const bad = await fetch(`${base}/profile/sel?${query}`);
+      expect([query, bad.status]).to.deep.equal([query, 400]);
+      expect(((await bad.json()) as { error: string }).error).to.include(error);
+    }
+    const many = await post('/profiles', JSON.stringify({ user_ids: ['sel', 'ghost'], tags: ['views_5m', 'segment_id'] }));
+    expect(await many.json()).to.deep.equal({
+      profiles: [
+        { user_id: 'sel', tags: { views_5m: 1, segment_id: 'regular' }, meta: { as_of: T0, last_event_at: T0 } },
+        { user_id: 'ghost', error: 'unknown user' },
+      ],
+    });
+    const unknown = await post('/profiles', JSON.stringify({ user_ids: ['sel'], tags: ['views_6m'] }));
+    expect([unknown.status, await unknown.json()]).to.deep.equal([400, { error: 'unknown tag: views_6m' }]);
+  });
+
   it('answers /health and /status with per-partition group progress', async () => {
     expect(await (await fetch(`${base}/health`)).json()).to.deep.equal({ status: 'ok' });
     await post('/events', JSON.stringify([{ user_id: 'u1', type: 'click', ts: T0 }]));

@@ -16,6 +16,7 @@ interface ClientRun {
   eventIds: string[];
   profile: { user_id: string; tags: Record<string, unknown> };
   flat: Record<string, string>;
+  tagged: { one: { user_id: string; tags: Record<string, unknown> }; many: unknown[] };
   profiles: ({ user_id: string } | { user_id: string; error: string })[];
   invalidEvent: { status: number; field: string; message: string };
   badUserId: { status: number; error: string };
@@ -100,6 +101,8 @@ describe('OpenAPI document: a generated TypeScript client (openapi-typescript + 
     expect(result.flat).to.deep.equal({ ...flatProfile(result.profile as Profile) });
     expect(result.flat).to.include({ purchases_24h: '1', spend_24h: '470.5', campaign_views_1h: '{"c-1":1}' });
     expect(result.profiles.map((x) => ('error' in x ? x.error : x.user_id))).to.deep.equal(['gen-1', 'gen-2', 'unknown user']);
+    expect(result.tagged.one.tags).to.deep.equal({ views_5m: 1, spend_24h: 470.5 });
+    expect(result.tagged.many).to.deep.equal([result.tagged.one]);
     expect(result.invalidEvent).to.include({ status: 400, field: 'amount' });
     expect(result.badUserId.status).to.equal(400);
     expect(result.badUserId.error).to.match(/^user id must be/);

@@ -82,6 +82,20 @@ describe("the library entry: import { ProfileReader } from 'profile-stream' (rea
             })
           ).json()) as { profiles: unknown[] };
           expect((await reader.readMany(users)).map(timeless)).to.deep.equal(batch.profiles.map(timeless));
+          // Only the tags asked for, as GET /profile/:id?tags= answers them; an unknown name throws, naming it.
+          const tagged = await (await fetch(`${base}/profile/lib-1?tags=ltv_total,views_5m`)).json();
+          expect(timeless(await reader.read('lib-1', { tags: ['ltv_total', 'views_5m'] }))).to.deep.equal(timeless(tagged));
+          const taggedBatch = (await (
+            await fetch(`${base}/profiles`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ user_ids: users, tags: ['segment_id', 'clicks_24h'] }),
+            })
+          ).json()) as { profiles: unknown[] };
+          expect((await reader.readMany(users, { tags: ['segment_id', 'clicks_24h'] })).map(timeless)).to.deep.equal(taggedBatch.profiles.map(timeless));
+          const refused = await reader.read('lib-1', { tags: ['views_5m', 'nope'] }).catch((err: Error) => err);
+          expect(refused).to.be.instanceOf(lib.UnknownTagError);
+          expect((refused as Error).message).to.equal('unknown tag: nope');
         } finally {
           await reader.close();
         }
