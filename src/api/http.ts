@@ -2,7 +2,7 @@ import express, { ErrorRequestHandler, NextFunction, Request, RequestHandler, Re
 import type { RedisClient } from '../redis/client';
 import { ID_PATTERN, ID_RULE } from '../core/event';
 import type { Logger, OutageLog } from '../core/logger';
-import { isRedisTrouble, redisTroubleText } from '../core/errors';
+import { ScriptsNotLoadedError, isRedisTrouble, redisTroubleText } from '../core/errors';
 import { RouteKey, matchRoute } from './routeTable';
 
 /** The 400 body for a user id that breaks ID_PATTERN, on every route that takes one. */
@@ -21,9 +21,12 @@ export function jsonBody(maxBodyBytes: number): RequestHandler {
   return express.json({ limit: maxBodyBytes, strict: false });
 }
 
-/** A request failed because of Redis, not of itself or a bug: the connection is not ready, or the error is Redis trouble. */
+/**
+ * A request failed because of Redis, not of itself or a bug: the connection is not ready,
+ * the error is Redis trouble, or the product's functions are not loaded yet.
+ */
 function redisAtFault(redis: RedisClient, err: unknown): boolean {
-  return redis.status !== 'ready' || isRedisTrouble(err);
+  return redis.status !== 'ready' || isRedisTrouble(err) || err instanceof ScriptsNotLoadedError;
 }
 
 /** Seconds a client should wait before resending after a 503 on Redis trouble. */
@@ -36,7 +39,9 @@ export const REDIS_RETRY_AFTER_S = 1;
  */
 export function failureResponse(redis: RedisClient, err?: unknown): { status: number; body: { error: string }; headers: Record<string, string> } {
   if (redisAtFault(redis, err)) {
-    return { status: 503, body: { error: `${redisTroubleText(err)}, retry later` }, headers: { 'Retry-After': String(REDIS_RETRY_AFTER_S) } };
+    const text =
+      err instanceof ScriptsNotLoadedError ? "the product's Redis functions are not loaded yet (a realtime consumer loads them)" : redisTroubleText(err);
+    return { status: 503, body: { error: `${text}, retry later` }, headers: { 'Retry-After': String(REDIS_RETRY_AFTER_S) } };
   }
   return { status: 500, body: { error: 'internal error' }, headers: {} };
 }

@@ -8,6 +8,16 @@ export abstract class ProfileStreamError extends Error {
   abstract readonly exitCode: 1 | 2;
 }
 
+/**
+ * The product's Redis functions are missing on a server and this Redis user may not load
+ * them (only the ACL user `worker`, a realtime consumer's, may): transient while the
+ * consumers start, so the API answers 503 with Retry-After.
+ */
+export class ScriptsNotLoadedError extends ProfileStreamError {
+  override name = 'ScriptsNotLoadedError';
+  readonly exitCode = 1;
+}
+
 /** A read asked for tags the tag config does not have (`tags` names them). */
 export class UnknownTagError extends ProfileStreamError {
   override name = 'UnknownTagError';

@@ -2,7 +2,7 @@ import { createHash } from 'crypto';
 import fs from 'fs';
 import path from 'path';
 import type { Redis, Cluster, ChainableCommander } from 'ioredis';
-import { isRedisError } from '../core/errors';
+import { ScriptsNotLoadedError, isRedisError } from '../core/errors';
 
 const INCLUDE = /^--@include (\w+)\s*$/gm;
 const SHEBANG = /^#!lua[^\n]*\n/;
@@ -354,7 +354,7 @@ async function dropOlderLibraries(node: Redis): Promise<void> {
  */
 function stillMissing(err: unknown): unknown {
   if (!isScriptMissing(err)) return err;
-  return new Error(
+  return new ScriptsNotLoadedError(
     `the product's Redis functions (library ${scriptLibrary().name}) are not loaded, and this Redis user may not load them: start a realtime consumer (the worker user loads them) or load them as an administrator (${(err as Error).message})`,
   );
 }

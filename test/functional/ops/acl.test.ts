@@ -19,7 +19,8 @@ import { Keys } from '../../../src/core/keys';
 import { Producer } from '../../../src/producer/producer';
 import { ProfileReader } from '../../../src/profile/reader';
 import IORedis from 'ioredis';
-import { Redis, connectRedis } from '../../../src/redis/client';
+import { Redis, connectRedis, loadScripts } from '../../../src/redis/client';
+import { scriptLibrary } from '../../../src/lua/scripts';
 import { RedisServerHandle, startRedisServer } from '../../../src/redis/embeddedServer';
 import { streamStatus } from '../../../src/redis/streamGroups';
 import { loadTagConfig, parseTagConfig } from '../../../src/core/tagConfig';
@@ -160,6 +161,15 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
       expect((await fetch(`${base}/ready`)).status).to.equal(200);
       expect((await fetch(`${base}/profile/acl-u`, { method: 'DELETE' })).status).to.equal(200);
       expect((await fetch(`${base}/profile/acl-u`)).status).to.equal(404);
+      // The functions gone (a Redis without persistence restarted, before any worker is back):
+      // the api user may not load them, so reads answer 503 until a worker does.
+      await conns.worker.call('FUNCTION', 'DELETE', scriptLibrary().name);
+      const waiting = await fetch(`${base}/profile/acl-w`);
+      expect([waiting.status, waiting.headers.get('retry-after')]).to.deep.equal([503, '1']);
+      expect(((await waiting.json()) as { error: string }).error).to.match(/functions are not loaded yet .*retry later/);
+      expect((await fetch(`${base}/ready`)).status).to.equal(503);
+      await loadScripts(conns.worker);
+      expect((await fetch(`${base}/profile/acl-w`)).status).to.equal(200);
     } finally {
       await http.close();
     }
