@@ -2,7 +2,7 @@ import { createHash } from 'crypto';
 import fs from 'fs';
 import path from 'path';
 import type { Redis, Cluster, ChainableCommander } from 'ioredis';
-import { ScriptsNotLoadedError, isRedisError } from '../core/errors';
+import { ConfigError, ScriptsNotLoadedError, isRedisError } from '../core/errors';
 
 const INCLUDE = /^--@include (\w+)\s*$/gm;
 const SHEBANG = /^#!lua[^\n]*\n/;
@@ -320,7 +320,7 @@ export async function ensureScriptsOn(node: Redis, opts: { verify?: boolean } = 
   const listed = (await node.call('FUNCTION', 'LIST', 'LIBRARYNAME', lib.name, ...(opts.verify ? ['WITHCODE'] : []))) as LibraryEntry[];
   if (listed.length > 0) {
     if (opts.verify && field(listed[0], 'library_code') !== lib.source) {
-      throw new Error(
+      throw new ConfigError(
         `Redis at ${nodeName(node)} holds a function library named ${lib.name} that is not this version's code: delete it (FUNCTION DELETE ${lib.name}) and start again`,
       );
     }

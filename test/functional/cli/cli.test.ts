@@ -5,7 +5,8 @@ import path from 'path';
 import http from 'http';
 import { spawn } from 'child_process';
 import Redis from 'ioredis';
-import { freePort } from '../../../src/redis/embeddedServer';
+import { freePort, startPrivateRedis } from '../../../src/redis/embeddedServer';
+import { scriptLibrary } from '../../../src/lua/scripts';
 import { redisAnswers } from '../../../src/redis/client';
 import { CLI, killAllCli, runCli, runCliToEnd } from '../../helpers/cli';
 import { testRedisUrl, uniquePrefix } from '../../helpers/context';
@@ -470,6 +471,23 @@ describe('profile CLI (real processes)', function () {
       if (typeof first === 'string') expect(lines[0]).to.equal(first);
       else expect(lines[0]).to.match(first);
       expect(lines[lines.length - 1]).to.equal(hint);
+    }
+  });
+
+  it("refuses, in one line with exit 2, a Redis whose library of the product's name holds other code", async () => {
+    const own = await startPrivateRedis('foreign-library');
+    try {
+      const name = scriptLibrary().name;
+      const admin = new Redis(own.server.url);
+      await admin.call('FUNCTION', 'LOAD', `#!lua name=${name}\nredis.register_function('not_ours_${name}', function() return 1 end)`);
+      admin.disconnect();
+      const r = await runCliToEnd(['status'], { REDIS_URL: own.server.url });
+      expect(r.code, r.out).to.equal(2);
+      expect(r.out.trim().split('\n')).to.deep.equal([
+        `profile: Redis at 127.0.0.1:${own.server.port} holds a function library named ${name} that is not this version's code: delete it (FUNCTION DELETE ${name}) and start again`,
+      ]);
+    } finally {
+      await own.remove();
     }
   });
 
