@@ -1,9 +1,8 @@
 import type { EventType } from '../core/event';
 import type { Keys } from '../core/keys';
-import { isRedisTrouble } from '../core/errors';
 import { FoldedUser, Scripts, queueScript, sendLoadingScripts } from '../lua/scripts';
 import type { TypePlan, WindowPlan } from '../lua/windowPlan';
-import { RedisClient, chunkBySlot, pipelineByNode } from '../redis/client';
+import { RedisClient, chunkBySlot, pipelineByNode, throwRedisTrouble } from '../redis/client';
 import { FoldEvent, PlannedVisit, firstFields, planVisit, visitWrites } from './typeFold';
 import type { UserWindowUpdate } from './windowWriter';
 
@@ -15,12 +14,6 @@ interface Visit {
   events: FoldEvent[];
   fields: string[];
   planned?: PlannedVisit;
-}
-
-/** Throws the first error that says Redis is in trouble (the batch then stays pending and is retried whole). */
-function throwTrouble(results: [Error | null, unknown][]): void {
-  const trouble = results.find(([err]) => err && isRedisTrouble(err));
-  if (trouble) throw trouble[0];
 }
 
 /**
@@ -86,7 +79,7 @@ export class NodeFold {
       (v) => k.panes(v.userId, v.type),
       (p, v) => p.hmgetBuffer(k.panes(v.userId, v.type), ...v.fields),
     );
-    throwTrouble(results);
+    throwRedisTrouble(results);
     visits.forEach((v, i) => {
       const [err, got] = results[i];
       v.planned = err ? undefined : planVisit(v.tp, v.events, now, v.fields, got as (Buffer | null)[]);
@@ -102,7 +95,7 @@ export class NodeFold {
       (v) => k.panes(v.userId, v.type),
       (p, v) => (v.planned!.fetch.length > 0 ? p.hmget(k.panes(v.userId, v.type), ...v.planned!.fetch) : p.ping()),
     );
-    throwTrouble(results);
+    throwRedisTrouble(results);
     return writing.map((v, i) => {
       const [err, got] = results[i];
       if (err) lua.add(v.userId);
@@ -153,7 +146,7 @@ export class NodeFold {
           ),
       ),
     );
-    throwTrouble(results);
+    throwRedisTrouble(results);
     calls.forEach((call, i) => {
       const [err, refused] = results[i];
       if (err) for (const [id] of call) lua.add(id);

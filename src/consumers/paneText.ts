@@ -5,8 +5,8 @@
  * form that reads back as the same double, where the Lua writes %.17g: both parse to the
  * same value.
  */
+import { LEVEL_PREFIX, coverPanes } from '../core/panes';
 
-export const PANE_PREFIX: Record<number, string> = { 1000: 's', 60_000: 'm', 3_600_000: 'h' };
 /** Distinct-value members of a time index score field * DISTINCT_BASE + time. */
 export const DISTINCT_BASE = 1e13;
 const MINUTE = 60_000;
@@ -134,34 +134,10 @@ export function bucketEntry(fp: Buffer, ts: number): Buffer {
   return entry;
 }
 
-/** windowRange: [from, to) of a window w at resolution r at `now` (the pane rule). */
-export function paneWindow(w: number, r: number, now: number): [number, number] {
-  const pane = Math.floor(now / r);
-  return [(pane - w / r + 1) * r, (pane + 1) * r];
-}
-
 /**
  * coverByLevels (without a time index): the field names of the panes covering [from, to)
- * with fine panes at the edges and coarse ones in the middle.
+ * (core/panes.ts's coverPanes), with the field's prefix ('' for numeric panes).
  */
 export function coverNames(from: number, to: number, levels: readonly number[], prefix: string): string[] {
-  const names: string[] = [];
-  const add = (level: number, lo: number, hi: number) => {
-    for (let t = lo; t <= hi - level; t += level) names.push(`${prefix}${PANE_PREFIX[level]}${t / level}`);
-  };
-  let [lo, hi] = [from, to];
-  for (let i = 0; i < levels.length; i++) {
-    const level = levels[i];
-    const next = levels[i + 1];
-    const loUp = next ? Math.ceil(lo / next) * next : hi;
-    const hiDown = next ? Math.floor(hi / next) * next : hi;
-    if (!next || loUp >= hiDown) {
-      add(level, lo, hi);
-      return names;
-    }
-    add(level, lo, loUp);
-    add(level, hiDown, hi);
-    [lo, hi] = [loUp, hiDown];
-  }
-  return names;
+  return coverPanes(from, to, levels).map(([level, index]) => `${prefix}${LEVEL_PREFIX[level]}${index}`);
 }

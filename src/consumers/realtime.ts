@@ -1,5 +1,5 @@
 import { Scripts, UpdateWindowsReply, queueScript, sendLoadingScripts } from '../lua/scripts';
-import { chunkBySlot, isCluster, pipelineByNode } from '../redis/client';
+import { chunkBySlot, isCluster, pipelineByNode, throwRedisTrouble } from '../redis/client';
 import { erasedAt, erasureTimes, isErased } from '../profile/erasure';
 import { OfflineTag, Trigger, WindowTag } from '../core/tags';
 import { partitionFor } from '../core/keys';
@@ -8,7 +8,6 @@ import { UserWindowUpdate, WindowWriter, windowsReply } from './windowWriter';
 import { NodeFold } from './nodeFold';
 import { GROUPS } from '../redis/streamGroups';
 import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
-import { isRedisTrouble } from '../core/errors';
 
 export interface RealtimeConsumerOptions extends GroupConsumerOptions {
   tags: readonly WindowTag[];
@@ -258,14 +257,4 @@ export class RealtimeConsumer extends GroupConsumer {
     const trimFailed = trimmed.find(([err]) => err);
     if (trimFailed) throw trimFailed[0];
   }
-}
-
-/**
- * Throws the first Redis trouble (out of memory, gone) among pipeline results: it is not
- * the users' fault, so the whole batch is retried in place (GroupConsumer.inPlace), not
- * user by user.
- */
-function throwRedisTrouble(results: readonly [Error | null, unknown][]): void {
-  const trouble = results.find(([err]) => isRedisTrouble(err));
-  if (trouble) throw trouble[0];
 }

@@ -8,10 +8,10 @@
  * and the user goes through updateWindows.lua, which handles every case.
  */
 import type { TagPlan, TypePlan } from '../lua/windowPlan';
+import { LEVEL_PREFIX, windowRange } from '../core/panes';
 import {
   DISTINCT_BASE,
   NumericPane,
-  PANE_PREFIX,
   PaneMeta,
   addValues,
   bucketEntry,
@@ -24,7 +24,6 @@ import {
   ownField,
   packedField,
   paneCount,
-  paneWindow,
   parseMeta,
   parseNumeric,
   seenIn,
@@ -138,7 +137,7 @@ function foldEvent(d: Deltas, tp: TypePlan, e: FoldEvent, now: number): void {
   const raw = tp.numeric ? packedField(e.packed, tp.numericField) : '';
   const v = raw === '' || !Number.isFinite(Number(raw)) ? undefined : Number(raw);
   for (const level of tp.numericLevels) {
-    const name = `${PANE_PREFIX[level]}${Math.floor(e.ts / level)}`;
+    const name = `${LEVEL_PREFIX[level]}${Math.floor(e.ts / level)}`;
     if (tp.numeric) {
       const p = (d.numeric.get(name) as NumericPane | undefined) ?? { c: 0 };
       d.numeric.set(name, p);
@@ -163,7 +162,7 @@ function foldEvent(d: Deltas, tp: TypePlan, e: FoldEvent, now: number): void {
     const value = packedField(e.packed, spec.field);
     if (value === '') continue;
     for (const level of spec.levels) {
-      const name = `${spec.field}${PANE_PREFIX[level]}${Math.floor(e.ts / level)}`;
+      const name = `${spec.field}${LEVEL_PREFIX[level]}${Math.floor(e.ts / level)}`;
       const counts = d.values.get(name) ?? new Map<string, number>();
       d.values.set(name, counts);
       counts.set(value, (counts.get(value) ?? 0) + 1);
@@ -179,7 +178,7 @@ function planTotals(visit: PlannedVisit, tp: TypePlan, now: number): void {
   for (const tag of tp.tags) {
     if (tag.total === '' || seen.has(tag.total)) continue;
     seen.add(tag.total);
-    const [from, to] = paneWindow(tag.window, tag.res, now);
+    const [from, to] = windowRange({ windowMs: tag.window, resolutionMs: tag.res }, now);
     const job: TotalJob = { tag, from, done: to - tag.res, p: Math.floor(now / tag.res), adds: [], subs: [] };
     const late = d.events.some((e) => e.ts >= from && e.ts < job.done);
     const kept = meta?.v.get(tag.total);
@@ -209,7 +208,7 @@ function totalMove(meta: PaneMeta | null, tag: TagPlan, from: number, to: number
   const base = meta && tag.total !== '' ? meta.v.get(tag.total) : undefined;
   if (base === undefined) return null;
   const p = Math.floor(meta!.newest / tag.res) - meta!.d.get(tag.total)!;
-  const [oldFrom, oldEnd] = paneWindow(tag.window, tag.res, p * tag.res);
+  const [oldFrom, oldEnd] = windowRange({ windowMs: tag.window, resolutionMs: tag.res }, p * tag.res);
   const oldTo = oldEnd - tag.res;
   const done = to - tag.res;
   if (oldFrom < oldTo && from < done && (oldFrom >= done || from >= oldTo)) return null;

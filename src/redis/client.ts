@@ -3,7 +3,7 @@ import type { ConnectionOptions } from 'tls';
 import Redis, { ChainableCommander, Cluster, ClusterOptions, RedisOptions } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import { loadScripts } from '../lua/scripts';
-import { ConfigError, RedisUnavailableError, isRedisError } from '../core/errors';
+import { ConfigError, RedisUnavailableError, isRedisError, isRedisTrouble } from '../core/errors';
 import type { RedisTls } from '../core/config';
 
 export type { RedisTls };
@@ -160,6 +160,16 @@ export function nodeFor(client: RedisClient, key: string): Redis {
 /** Every master (the client itself on a single server): for SCAN and other per-node commands. */
 export function masters(client: RedisClient): Redis[] {
   return isCluster(client) ? client.nodes('master') : [client];
+}
+
+/**
+ * Throws the first Redis trouble (out of memory, gone) among pipeline results: it is not
+ * the users' fault, so the whole batch is retried in place (GroupConsumer.inPlace), not
+ * user by user.
+ */
+export function throwRedisTrouble(results: readonly [Error | null, unknown][]): void {
+  const trouble = results.find(([err]) => isRedisTrouble(err));
+  if (trouble) throw trouble[0];
 }
 
 /**
