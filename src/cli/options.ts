@@ -145,7 +145,7 @@ export function withConsumerOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--consumer-name <name>', 'consumer name in its groups (default <host>-<pid>)').env('PROFILE_CONSUMER_NAME'))
     .addOption(new Option('--only-partitions <list>', 'read only these partitions, e.g. 0,3 (default all)').env('PROFILE_ONLY_PARTITIONS'))
-    .addOption(new Option('--read-count <n>', 'entries per XREADGROUP (default 500)').env('PROFILE_READ_COUNT').argParser(int('read-count')))
+    .addOption(new Option('--read-count <n>', 'entries per stream per XREADGROUP (default 2000)').env('PROFILE_READ_COUNT').argParser(int('read-count')))
     .addOption(
       new Option('--claim-idle <ms>', 'claim entries pending this long from dead consumers (default 30000)')
         .env('PROFILE_CLAIM_IDLE_MS')

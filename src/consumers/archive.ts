@@ -2,7 +2,7 @@ import fs from 'fs';
 import path from 'path';
 import { fsyncPath, odsFilePath, odsLine } from '../ods/files';
 import { GROUPS } from '../redis/streamGroups';
-import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
+import { GroupConsumer, GroupConsumerOptions, StreamBatch } from './groupConsumer';
 
 export interface ArchiveConsumerOptions extends GroupConsumerOptions {
   /** Root of the ODS (`dt=YYYY-MM-DD/` folders are created below it). */
@@ -32,9 +32,9 @@ export class ArchiveConsumer extends GroupConsumer {
     super(GROUPS.archive, opts);
   }
 
-  protected async handle(_stream: string, entries: DecodedEntry[]): Promise<string[]> {
+  protected async handle(batches: StreamBatch[]): Promise<Map<string, string[]>> {
     const byFile = new Map<string, string[]>();
-    for (const { id, event } of entries) {
+    for (const { id, event } of batches.flatMap((b) => b.entries)) {
       const file = odsFilePath(this.opts.odsDir, event.ts, this.opts.consumerName);
       let lines = byFile.get(file);
       if (!lines) byFile.set(file, (lines = []));
@@ -50,7 +50,7 @@ export class ArchiveConsumer extends GroupConsumer {
     }
     await Promise.all(handles.map((fh) => fh.datasync()));
     if (this.opts.afterSync) await this.opts.afterSync();
-    return entries.map((e) => e.id);
+    return new Map(batches.map((b) => [b.stream, b.entries.map((e) => e.id)]));
   }
 
   /**

@@ -1,4 +1,5 @@
 import { Keys } from '../core/keys';
+import { DEFAULT_READ_COUNT } from '../core/config';
 import { Logger, OutageLog, errorText, silentLogger } from '../core/logger';
 import { RedisClient, duplicateRedis, isCluster, nodeFor } from '../redis/client';
 import type { Metrics } from '../metrics/metrics';
@@ -16,7 +17,7 @@ export interface GroupConsumerOptions {
   /** Partitions to read (and recover); all `partitions` when absent. */
   onlyPartitions?: number[];
   consumerName: string;
-  /** Entries per read. @defaultValue 500 */
+  /** Entries per stream per read. @defaultValue DEFAULT_READ_COUNT */
   readCount?: number;
   /** Block time of a read (ms). @defaultValue 2000 */
   blockMs?: number;
@@ -35,6 +36,12 @@ export interface GroupConsumerOptions {
 export interface DecodedEntry {
   id: string;
   event: ProfileEvent;
+}
+
+/** One stream's valid events of a read. */
+export interface StreamBatch {
+  stream: string;
+  entries: DecodedEntry[];
 }
 
 /**
@@ -89,11 +96,12 @@ export abstract class GroupConsumer {
   }
 
   /**
-   * Processes the valid events of one read of one stream and resolves with the ids that may
-   * be acked (an entry whose effect is not durable yet must not be among them). Deleted and
-   * invalid entries never reach it: processEntries acks the first and dead-letters the second.
+   * Processes the valid events of one read (every stream it returned entries of, as one
+   * unit: one fold, one fsync) and resolves with the ids that may be acked, by stream (an
+   * entry whose effect is not durable yet must not be among them). Deleted and invalid
+   * entries never reach it: processRead acks the first and dead-letters the second.
    */
-  protected abstract handle(stream: string, entries: DecodedEntry[]): Promise<string[]>;
+  protected abstract handle(batches: StreamBatch[]): Promise<Map<string, string[]>>;
 
   /** Creates every consumer group where missing. */
   async init(): Promise<void> {
@@ -271,12 +279,12 @@ export abstract class GroupConsumer {
     const ids = unit.streams.map((s) => this.cursor.get(s)!);
     const recovering = ids.some((id) => id !== '>');
     const conn = block ? (unit.blocking ?? this.base.redis) : this.base.redis;
-    const args: (string | number)[] = ['GROUP', this.group, this.base.consumerName, 'COUNT', this.base.readCount ?? 500];
+    const args: (string | number)[] = ['GROUP', this.group, this.base.consumerName, 'COUNT', this.base.readCount ?? DEFAULT_READ_COUNT];
     if (block && !recovering) args.push('BLOCK', this.base.blockMs ?? 2000);
     args.push('STREAMS', ...unit.streams, ...ids);
     const reply = (await conn.call('XREADGROUP', ...args)) as ReadReply;
     const byStream = new Map<string, StreamEntry[]>(reply ?? []);
-    let read = 0;
+    const batches: { stream: string; entries: StreamEntry[] }[] = [];
     for (const [i, stream] of unit.streams.entries()) {
       const entries = byStream.get(stream) ?? [];
       // Moved only from the id this read used: a reconnect meanwhile may have set it back
@@ -286,54 +294,67 @@ export abstract class GroupConsumer {
         if (entries.length === 0) this.cursor.set(stream, '>');
         else this.cursor.set(stream, entries[entries.length - 1][0]);
       }
-      if (entries.length === 0) continue;
-      read += entries.length;
-      await this.exclusive(() => this.processEntries(stream, entries));
+      if (entries.length > 0) batches.push({ stream, entries });
     }
-    return read;
+    // Every stream of the read in one processing step: its round trips (and an archiver's
+    // fsync) are paid once per read, not once per partition.
+    if (batches.length > 0) await this.exclusive(() => this.processRead(batches));
+    return batches.reduce((n, b) => n + b.entries.length, 0);
   }
 
   /**
    * Decodes and checks each entry (the stream is writable by anyone with Redis access, so
    * consumers do not trust it), hands the valid events to handle(), then XACKs what may be
-   * acked and trims the stream.
+   * acked and trims the streams.
    */
-  private async processEntries(stream: string, entries: StreamEntry[]): Promise<void> {
+  private async processRead(batches: { stream: string; entries: StreamEntry[] }[]): Promise<void> {
     const timer = this.base.metrics?.consumerBatchSeconds.startTimer({ group: this.group });
-    const toAck: string[] = [];
-    const decoded: DecodedEntry[] = [];
-    for (const [id, fields] of entries) {
-      if (fields === null) {
-        toAck.push(id); // deleted from the stream while pending: nothing left to process
-        continue;
+    const toAck = new Map<string, string[]>();
+    const valid: StreamBatch[] = [];
+    for (const { stream, entries } of batches) {
+      const acks: string[] = [];
+      const decoded: DecodedEntry[] = [];
+      for (const [id, fields] of entries) {
+        if (fields === null) {
+          acks.push(id); // deleted from the stream while pending: nothing left to process
+          continue;
+        }
+        const parsed = validateEvent(fromStreamFields(fields), 0, { now: Date.now(), maxFutureSkewMs: Infinity, stored: true });
+        if (!parsed.ok) {
+          await this.inPlace(() => this.deadLetter(stream, id, fields, describeErrors(parsed.errors)));
+          acks.push(id);
+          continue;
+        }
+        decoded.push({ id, event: parsed.event });
       }
-      const parsed = validateEvent(fromStreamFields(fields), 0, { now: Date.now(), maxFutureSkewMs: Infinity, stored: true });
-      if (!parsed.ok) {
-        await this.inPlace(() => this.deadLetter(stream, id, fields, describeErrors(parsed.errors)));
-        toAck.push(id);
-        continue;
-      }
-      decoded.push({ id, event: parsed.event });
+      toAck.set(stream, acks);
+      if (decoded.length > 0) valid.push({ stream, entries: decoded });
     }
-    if (decoded.length > 0) {
+    if (valid.length > 0) {
       try {
-        toAck.push(...(await this.inPlace(() => this.handle(stream, decoded))));
+        for (const [stream, ids] of await this.inPlace(() => this.handle(valid))) toAck.get(stream)!.push(...ids);
       } catch (err) {
         if (!isRedisTrouble(err))
-          await this.recordFailure(
-            stream,
-            decoded.map((d) => d.id),
-            err,
-          );
+          for (const b of valid)
+            await this.recordFailure(
+              b.stream,
+              b.entries.map((d) => d.id),
+              err,
+            );
         throw err;
       }
     }
-    if (toAck.length > 0) {
-      await this.inPlace(() => this.base.redis.xack(stream, this.group, ...toAck));
-      this.processed += toAck.length;
-      this.base.metrics?.processed.inc({ group: this.group }, toAck.length);
-      await trimBelowSafeId(this.base.redis, stream).catch((err: Error) => this.log.debug({ err }, 'trim failed; the next one catches up'));
-    }
+    // The streams' acks (and trims) at once: one round trip on one server.
+    await Promise.all(
+      [...toAck]
+        .filter(([, ids]) => ids.length > 0)
+        .map(async ([stream, ids]) => {
+          await this.inPlace(() => this.base.redis.xack(stream, this.group, ...ids));
+          this.processed += ids.length;
+          this.base.metrics?.processed.inc({ group: this.group }, ids.length);
+          await trimBelowSafeId(this.base.redis, stream).catch((err: Error) => this.log.debug({ err }, 'trim failed; the next one catches up'));
+        }),
+    );
     timer?.();
   }
 
@@ -413,13 +434,13 @@ export abstract class GroupConsumer {
           idle,
           cursor,
           'COUNT',
-          this.base.readCount ?? 500,
+          this.base.readCount ?? DEFAULT_READ_COUNT,
         )) as [string, StreamEntry[], string[]];
         if (deleted.length > 0) this.log.warn({ stream, ids: deleted }, 'claimed entries were deleted from the stream');
         if (entries.length > 0) {
           this.log.info({ stream, count: entries.length }, 'claimed idle entries from another consumer');
           recovered += entries.length;
-          await this.processEntries(stream, entries);
+          await this.processRead([{ stream, entries }]);
         }
         cursor = next;
       } while (cursor !== '0-0' && !this.stopping);

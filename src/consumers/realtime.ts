@@ -7,7 +7,7 @@ import { createHash } from 'crypto';
 import { UserWindowUpdate, WindowWriter, windowsReply } from './windowWriter';
 import { NodeFold } from './nodeFold';
 import { GROUPS } from '../redis/streamGroups';
-import { DecodedEntry, GroupConsumer, GroupConsumerOptions } from './groupConsumer';
+import { GroupConsumer, GroupConsumerOptions, StreamBatch } from './groupConsumer';
 
 export interface RealtimeConsumerOptions extends GroupConsumerOptions {
   tags: readonly WindowTag[];
@@ -31,6 +31,25 @@ export interface RealtimeConsumerOptions extends GroupConsumerOptions {
  * 100 users of a few events each runs well under a millisecond) and its argument count.
  */
 const USERS_PER_CALL = 100;
+
+/** A stream entry (its stream and id): what an ack names. */
+type EntryRef = [stream: string, id: string];
+
+/** Per stream, the ids of `refs`, added to `acks`. */
+function addAcks(acks: Map<string, string[]>, refs: readonly EntryRef[]): void {
+  for (const [stream, id] of refs) {
+    const list = acks.get(stream);
+    if (list) list.push(id);
+    else acks.set(stream, [id]);
+  }
+}
+
+/** The ids of `refs` by stream. */
+function idsByStream(refs: readonly EntryRef[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  addAcks(out, refs);
+  return out;
+}
 
 /**
  * The realtime consumer: a member of group `realtime` that folds each batch into the
@@ -59,57 +78,61 @@ export class RealtimeConsumer extends GroupConsumer {
    * Folds in the consumer the users it can (not those whose triggers are evaluated): their
    * entries go to `toAck`; returns the users left for updateWindows.lua.
    */
-  private async foldInConsumer<U extends { update: UserWindowUpdate; ids: string[] }>(users: U[], now: number, toAck: string[]): Promise<U[]> {
+  private async foldInConsumer<U extends { update: UserWindowUpdate; ids: EntryRef[] }>(users: U[], now: number, toAck: Map<string, string[]>): Promise<U[]> {
     const done = this.nodeFold
       ? await this.nodeFold.fold(
           users.filter((u) => !this.writer.evaluates(u.update)).map((u) => u.update),
           now,
         )
       : new Set<string>();
-    for (const u of users) if (done.has(u.update.userId)) toAck.push(...u.ids);
+    for (const u of users) if (done.has(u.update.userId)) addAcks(toAck, u.ids);
     this.opts.metrics?.windowFolds.inc({ by: 'consumer' }, done.size);
     this.opts.metrics?.windowFolds.inc({ by: 'script' }, users.length - done.size);
     return users.filter((u) => !done.has(u.update.userId));
   }
 
   /**
-   * Groups the events by user and type (in stream order) and folds them with one EVALSHA
-   * of updateWindows.lua per chunk of users (on a cluster: per slot), all in one pipeline
-   * (one per node on a cluster). An entry is acked only once its call returned; a failed
-   * call's entries stay pending.
-   */
-  /**
-   * The entries' window updates by user; entries no window takes (no tag uses the type, older
-   * than its longest window, or of a user erased after it) go straight to `toAck`.
+   * The entries' window updates by user (in stream order); entries no window takes (no tag
+   * uses the type, older than its longest window, or of a user erased after it) go
+   * straight to `toAck`.
    */
   private async byUser(
-    entries: DecodedEntry[],
+    batches: StreamBatch[],
     now: number,
-    toAck: string[],
-  ): Promise<Map<string, { update: UserWindowUpdate; minTs: number; ids: string[] }>> {
-    const byUser = new Map<string, { update: UserWindowUpdate; minTs: number; ids: string[] }>();
-    const users = [...new Set(entries.map((e) => e.event.user_id))];
+    toAck: Map<string, string[]>,
+  ): Promise<Map<string, { update: UserWindowUpdate; minTs: number; ids: EntryRef[] }>> {
+    const byUser = new Map<string, { update: UserWindowUpdate; minTs: number; ids: EntryRef[] }>();
+    const users = [...new Set(batches.flatMap((b) => b.entries.map((e) => e.event.user_id)))];
     const erased = await erasedAt(this.opts.redis, this.opts.keys, users);
-    for (const { id, event: e } of entries) {
-      const longest = this.writer.longest(e.type);
-      if (longest === undefined || e.ts < now - longest || isErased(erased, e.user_id, e.ts)) {
-        toAck.push(id); // no tag uses this type, or older than its longest window
-        continue;
+    for (const { stream, entries } of batches) {
+      for (const { id, event: e } of entries) {
+        const longest = this.writer.longest(e.type);
+        if (longest === undefined || e.ts < now - longest || isErased(erased, e.user_id, e.ts)) {
+          addAcks(toAck, [[stream, id]]); // no tag uses this type, or older than its longest window
+          continue;
+        }
+        let user = byUser.get(e.user_id);
+        if (!user) byUser.set(e.user_id, (user = { update: { userId: e.user_id, events: {} }, minTs: e.ts, ids: [] }));
+        (user.update.events[e.type] ??= []).push(...WindowWriter.eventArgs(e));
+        user.update.lastEventId = e.event_id;
+        user.minTs = Math.min(user.minTs, e.ts);
+        user.ids.push([stream, id]);
       }
-      let user = byUser.get(e.user_id);
-      if (!user) byUser.set(e.user_id, (user = { update: { userId: e.user_id, events: {} }, minTs: e.ts, ids: [] }));
-      (user.update.events[e.type] ??= []).push(...WindowWriter.eventArgs(e));
-      user.update.lastEventId = e.event_id;
-      user.minTs = Math.min(user.minTs, e.ts);
-      user.ids.push(id);
     }
     return byUser;
   }
 
-  protected async handle(stream: string, entries: DecodedEntry[]): Promise<string[]> {
+  /**
+   * Groups a read's events (every stream of it) by user and type, in stream order, and
+   * folds them: in the consumer where it can (nodeFold.ts), else with one call of
+   * updateWindows.lua per chunk of users (on a cluster: per slot), all in one pipeline (one
+   * per node on a cluster). An entry is acked only once its user's write returned; a failed
+   * call's entries stay pending.
+   */
+  protected async handle(batches: StreamBatch[]): Promise<Map<string, string[]>> {
     const now = this.clock();
-    const toAck: string[] = [];
-    const byUser = await this.byUser(entries, now, toAck);
+    const toAck = new Map<string, string[]>();
+    const byUser = await this.byUser(batches, now, toAck);
     if (byUser.size > 0) {
       const k = this.opts.keys;
       const redis = this.opts.redis;
@@ -146,15 +169,16 @@ export class RealtimeConsumer extends GroupConsumer {
       // poison user's entries stay pending, not its neighbours'.
       const outboxes = new Map<string, string[]>();
       const retry: (typeof calls)[number] = [];
-      const failed: [string[], Error][] = [];
+      const failed: [EntryRef[], Error][] = [];
       const settle = (call: (typeof calls)[number], [err, reply]: [Error | null, unknown]) => {
         if (err && call.length > 1) {
           retry.push(...call);
         } else if (err) {
-          this.log.error({ err, stream, entry: call[0].ids[0], entries: call[0].ids.length }, 'window update failed; entries left pending for retry');
+          const [stream, entry] = call[0].ids[0];
+          this.log.error({ err, stream, entry, entries: call[0].ids.length }, 'window update failed; entries left pending for retry');
           failed.push([call[0].ids, err]);
         } else {
-          for (const u of call) toAck.push(...u.ids);
+          for (const u of call) addAcks(toAck, u.ids);
           for (const [userId, out] of windowsReply(reply as UpdateWindowsReply).outboxes) outboxes.set(userId, out);
         }
       };
@@ -172,7 +196,7 @@ export class RealtimeConsumer extends GroupConsumer {
         throwRedisTrouble(single);
         retry.forEach((u, i) => settle([u], single[i]));
       }
-      for (const [ids, err] of failed) await this.recordFailure(stream, ids, err);
+      for (const [refs, err] of failed) for (const [stream, ids] of idsByStream(refs)) await this.recordFailure(stream, ids, err);
       // Firings reach their streams before anything is acked: a failure here throws, the
       // batch stays pending, and its redelivery appends what the outboxes still hold.
       await this.publishFirings(

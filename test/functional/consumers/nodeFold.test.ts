@@ -2,15 +2,16 @@ import { expect } from 'chai';
 import type { ProfileEvent } from '../../../src/core/event';
 import { Scripts, runScript } from '../../../src/lua/scripts';
 import { RealtimeConsumer } from '../../../src/consumers/realtime';
-import type { DecodedEntry } from '../../../src/consumers/groupConsumer';
+import type { DecodedEntry, StreamBatch } from '../../../src/consumers/groupConsumer';
 import { Pipeline, T0, extraRealtimeConsumer, feed, makePipeline } from '../../helpers/context';
 
 const MIN = 60_000;
 
 /** Runs a consumer's batch handling directly, as if it had read `events` (ids made up). */
-function handle(c: RealtimeConsumer, stream: string, events: ProfileEvent[]): Promise<string[]> {
+async function handle(c: RealtimeConsumer, stream: string, events: ProfileEvent[]): Promise<string[]> {
   const entries: DecodedEntry[] = events.map((event, i) => ({ id: `${T0}-${i}`, event }));
-  return (c as unknown as { handle(s: string, e: DecodedEntry[]): Promise<string[]> }).handle(stream, entries);
+  const acks = await (c as unknown as { handle(b: StreamBatch[]): Promise<Map<string, string[]>> }).handle([{ stream, entries }]);
+  return acks.get(stream) ?? [];
 }
 
 describe('the fold in the consumer (real Redis)', () => {
