@@ -121,6 +121,71 @@ async function measureHotUser(redis: Awaited<ReturnType<typeof connectRedis>>, k
   };
 }
 
+/** p-th percentile (0..1) of sorted `xs`. */
+const pct = (xs: number[], p: number) => Number(xs[Math.min(xs.length - 1, Math.floor(xs.length * p))].toFixed(2));
+
+/** Posts `body` to /events with `query`, 4 clients at once for `seconds`: events accepted per second. */
+async function ingestRate(url: string, query: string, body: string, perRequest: number, seconds: number): Promise<number> {
+  const end = Date.now() + seconds * 1000;
+  let accepted = 0;
+  const client = async () => {
+    while (Date.now() < end) {
+      const res = await fetch(`${url}/events${query}`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
+      if (res.status !== 202) throw new Error(`ingest got ${res.status}`);
+      await res.arrayBuffer();
+      accepted += perRequest;
+    }
+  };
+  const t0 = Date.now();
+  await Promise.all([client(), client(), client(), client()]);
+  return Math.round(accepted / ((Date.now() - t0) / 1000));
+}
+
+/**
+ * POST /events?wait=applied (one click of a fresh user) timed from send to answer, one at a
+ * time, under 1,000 events/s of background traffic; then what waiting costs the ingest rate
+ * (4 clients of 200-event requests with and without wait=applied, alternating).
+ */
+async function measureWaitApplied(url: string, probes: number): Promise<Record<string, number>> {
+  const stop = new AbortController();
+  const load = simulate({ url, users: 20_000, rate: 1000, durationS: 600, batchSize: 50, concurrency: 2, seed: 5, waitDrainS: 0, signal: stop.signal });
+  await new Promise((r) => setTimeout(r, 1000));
+  const times: number[] = [];
+  let applied = 0;
+  for (let i = 0; i < probes; i++) {
+    const t0 = process.hrtime.bigint();
+    const res = await fetch(`${url}/events?wait=applied&timeout_ms=5000`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user_id: `wait-${i}`, type: 'click' }),
+    });
+    if (((await res.json()) as { applied?: boolean }).applied) applied++;
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  stop.abort();
+  await load;
+  times.sort((a, b) => a - b);
+  const lines = Array.from({ length: 200 }, (_, i) => JSON.stringify({ user_id: `wr-${i % 50}`, type: 'impression', ad_id: 'ad-1', campaign_id: 'c-1' })).join(
+    '\n',
+  );
+  const plain: number[] = [];
+  const waiting: number[] = [];
+  for (let round = 0; round < 2; round++) {
+    plain.push(await ingestRate(url, '', lines, 200, 3));
+    waiting.push(await ingestRate(url, '?wait=applied&timeout_ms=5000', lines, 200, 3));
+  }
+  const best = (xs: number[]) => Math.max(...xs);
+  return {
+    wait_applied_p50_ms: pct(times, 0.5),
+    wait_applied_p99_ms: pct(times, 0.99),
+    wait_applied_share_applied: Number((applied / probes).toFixed(3)),
+    ingest_plain_per_s: best(plain),
+    ingest_wait_applied_per_s: best(waiting),
+    ingest_wait_applied_ratio: Number((best(waiting) / best(plain)).toFixed(2)),
+  };
+}
+
 async function main() {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'profile-bench-'));
   let server: RedisServerHandle | undefined;
@@ -275,6 +340,7 @@ async function main() {
     result.freshness_load_per_s = M.freshRate;
     result.freshness_p50_ms = Number(fresh[Math.floor(fresh.length / 2)].toFixed(2));
     result.freshness_p99_ms = Number(fresh[Math.min(fresh.length - 1, Math.floor(fresh.length * 0.99))].toFixed(2));
+    Object.assign(result, await measureWaitApplied(url2, quick ? 40 : 300));
 
     // Reads: 4 closed-loop keep-alive clients in their own process, against the API and a bare node:http server.
     const readJs = path.join(__dirname, 'read.js');

@@ -25,11 +25,13 @@ export {
   BatchBusyError,
   NothingToVerifyError,
   UnknownTagError,
+  StaleProfileError,
   isRedisError,
 } from './core/errors';
 export { connectTarget, connectRedis, connectCluster } from './redis/client';
 export type { RedisClient, RedisTarget } from './redis/client';
 export { ProfileReader } from './profile/reader';
+export { RealtimeLag } from './profile/lag';
 export type { Profile, TagValue, ReaderOptions, ReadOptions } from './profile/reader';
 export type { RedisTls } from './redis/client';
 export { Producer } from './producer/producer';

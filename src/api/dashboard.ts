@@ -60,6 +60,8 @@ export interface DashboardStats {
   at: number;
   /** Per partition: entries ever added, length, and per group entries read, lag, pending, consumers. */
   partitions: Awaited<ReturnType<typeof streamStatus>>;
+  /** Per partition: the realtime lag (ms; null: not known), as reads answer it in meta.lag_ms. */
+  realtime_lag_ms: (number | null)[];
   dead_letters: number;
   ods: { files: number; bytes: number } | null;
   last_batch: Record<string, unknown> | null;
@@ -76,6 +78,7 @@ export async function dashboardStats(
   activity: ActivityTracker,
   odsDir?: string,
   triggers: readonly Trigger[] = [],
+  lags: (number | null)[] = [],
 ): Promise<DashboardStats> {
   const [parts, dead, runId, firings] = await Promise.all([
     streamStatus(redis, keys, partitions),
@@ -93,6 +96,7 @@ export async function dashboardStats(
   return {
     at: Date.now(),
     partitions: parts,
+    realtime_lag_ms: parts.map((p) => lags[p.partition] ?? null),
     dead_letters: dead,
     ods: files ? { files: files.length, bytes: files.reduce((n, f) => n + f.bytes, 0) } : null,
     last_batch: lastBatch,

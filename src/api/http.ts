@@ -2,7 +2,7 @@ import express, { ErrorRequestHandler, NextFunction, Request, RequestHandler, Re
 import type { RedisClient } from '../redis/client';
 import { ID_PATTERN, ID_RULE } from '../core/event';
 import type { Logger, OutageLog } from '../core/logger';
-import { ScriptsNotLoadedError, isRedisTrouble, redisTroubleText } from '../core/errors';
+import { ScriptsNotLoadedError, StaleProfileError, isRedisTrouble, redisTroubleText } from '../core/errors';
 import { RouteKey, matchRoute } from './routeTable';
 
 /** The 400 body for a user id that breaks ID_PATTERN, on every route that takes one. */
@@ -37,13 +37,27 @@ export const REDIS_RETRY_AFTER_S = 1;
  * Retry-After on Redis trouble (out of memory, unreachable, loading, out of client slots:
  * see isRedisTrouble; retry later), 500 otherwise; never a stack trace.
  */
-export function failureResponse(redis: RedisClient, err?: unknown): { status: number; body: { error: string }; headers: Record<string, string> } {
+export function failureResponse(redis: RedisClient, err?: unknown): { status: number; body: Record<string, unknown>; headers: Record<string, string> } {
+  if (err instanceof StaleProfileError) return staleResponse(err);
   if (redisAtFault(redis, err)) {
     const text =
       err instanceof ScriptsNotLoadedError ? "the product's Redis functions are not loaded yet (a realtime consumer loads them)" : redisTroubleText(err);
     return { status: 503, body: { error: `${text}, retry later` }, headers: { 'Retry-After': String(REDIS_RETRY_AFTER_S) } };
   }
   return { status: 500, body: { error: 'internal error' }, headers: {} };
+}
+
+/**
+ * The 503 of a read refused by its staleness bound (`max_lag_ms`): the lag, the bound, and
+ * Retry-After the seconds the backlog is over it (at least 1).
+ */
+export function staleResponse(err: StaleProfileError): { status: number; body: Record<string, unknown>; headers: Record<string, string> } {
+  const over = err.lagMs === null ? 1000 : err.lagMs - err.maxLagMs;
+  return {
+    status: 503,
+    body: { error: `stale: ${err.message}`, user_id: err.userId, lag_ms: err.lagMs, max_lag_ms: err.maxLagMs },
+    headers: { 'Retry-After': String(Math.max(1, Math.ceil(over / 1000))) },
+  };
 }
 
 /**

@@ -3,6 +3,7 @@ import { NAME } from '../core/tags';
 import { ODS_DATE } from '../ods/files';
 import { ID, SCHEMAS, ref } from './openapiSchemas';
 import { ROUTES, RouteKey } from './routeTable';
+import { WAIT_APPLIED_DEFAULT_MS, WAIT_APPLIED_MAX_MS } from '../producer/producer';
 
 const json = (schema: unknown) => ({ 'application/json': { schema } });
 const response = (description: string, schema: unknown, headers?: Record<string, unknown>) => ({
@@ -72,7 +73,24 @@ const document = {
         operationId: 'ingestEvents',
         summary: 'Ingest events: one object, a JSON array, or NDJSON lines',
         description:
-          'Every item is validated; if any is invalid nothing is written and every error is returned. Accepted events are in Redis when the 202 is sent.',
+          'Every item is validated; if any is invalid nothing is written and every error is returned. Accepted events are in Redis when the 202 is sent. With wait=applied, the 202 waits until the realtime path applied them (then any read sees them) or timeout_ms passed (applied: false; they are still applied, once).',
+        parameters: [
+          {
+            name: 'wait',
+            in: 'query',
+            required: false,
+            schema: { type: 'string', enum: ['applied'] },
+            description:
+              'applied: answer once the realtime consumers have applied every event of the request to the windows, or at timeout_ms with applied: false',
+          },
+          {
+            name: 'timeout_ms',
+            in: 'query',
+            required: false,
+            schema: { type: 'integer', minimum: 0, maximum: WAIT_APPLIED_MAX_MS, default: WAIT_APPLIED_DEFAULT_MS },
+            description: 'With wait=applied: how long to wait (ms)',
+          },
+        ],
         requestBody: {
           required: true,
           content: {
@@ -85,9 +103,13 @@ const document = {
             type: 'object',
             required: ['accepted', 'event_ids'],
             additionalProperties: false,
-            properties: { accepted: { type: 'integer', minimum: 1 }, event_ids: { type: 'array', items: ID } },
+            properties: {
+              accepted: { type: 'integer', minimum: 1 },
+              event_ids: { type: 'array', items: ID },
+              applied: { type: 'boolean', description: 'With wait=applied only: true when every event was applied to the windows before timeout_ms' },
+            },
           }),
-          400: response('Invalid body or events; nothing was written', ref('FieldErrors')),
+          400: response('Invalid body or events, or a bad wait or timeout_ms; nothing was written', ref('FieldErrors')),
           415: error('Content-Type is not application/json or application/x-ndjson'),
           503: response(
             'Backlog over the bound, or Redis unavailable or out of memory; resend the same events after Retry-After seconds',
@@ -125,17 +147,29 @@ const document = {
             description:
               'Only these tags (window and offline), separated by commas: only they are evaluated in Redis, and only they are answered (meta as always). Absent: every tag. A name the tag config does not have is a 400 naming it.',
           },
+          {
+            name: 'max_lag_ms',
+            in: 'query',
+            required: false,
+            schema: { type: 'integer', minimum: 0 },
+            description:
+              "Refuse (503 Stale, with Retry-After) rather than answer when the realtime path is more than this many ms behind for the user's partition (meta.lag_ms), or its lag is not known: a bidder skips the user instead of bidding on a stale profile.",
+          },
         ],
         responses: {
           200: response('The profile: fused (Profile), or flat (FlatProfile) with view=flat', { oneOf: [ref('Profile'), ref('FlatProfile')] }),
-          400: error('Malformed user id, a view other than flat, or tags that are empty or name an unknown tag'),
+          400: error('Malformed user id, a view other than flat, tags that are empty or name an unknown tag, or a max_lag_ms that is not a whole number ≥ 0'),
           404: response('No key of this user exists', {
             type: 'object',
             required: ['error', 'user_id'],
             additionalProperties: false,
             properties: { error: { type: 'string' }, user_id: { type: 'string' } },
           }),
-          503: unavailable(),
+          503: response(
+            'Redis unavailable or out of memory (Error), or the realtime path further behind than max_lag_ms (Stale); retry after Retry-After seconds',
+            { anyOf: [ref('Error'), ref('Stale')] },
+            RETRY_AFTER,
+          ),
         },
       },
       delete: {
@@ -171,6 +205,12 @@ const document = {
                 minItems: 1,
                 description: 'Only these tags (window and offline) in every profile, as with GET /profile/{userId}?tags=. Absent: every tag.',
               },
+              max_lag_ms: {
+                type: 'integer',
+                minimum: 0,
+                description:
+                  "As GET /profile/{userId}?max_lag_ms=, per user: a user whose partition is further behind is answered { user_id, error: 'stale', lag_ms }, unread.",
+              },
             },
           }),
         },
@@ -191,12 +231,20 @@ const document = {
                       additionalProperties: false,
                       properties: { user_id: { type: 'string' }, error: { const: 'unknown user' } },
                     },
+                    {
+                      type: 'object',
+                      required: ['user_id', 'error', 'lag_ms'],
+                      additionalProperties: false,
+                      properties: { user_id: { type: 'string' }, error: { const: 'stale' }, lag_ms: { type: ['integer', 'null'], minimum: 0 } },
+                    },
                   ],
                 },
               },
             },
           }),
-          400: error('Body is not { "user_ids": [...] } with valid ids, or too many ids, or its tags are empty or name an unknown tag'),
+          400: error(
+            'Body is not { "user_ids": [...] } with valid ids, or too many ids, or its tags are empty or name an unknown tag, or its max_lag_ms is not a whole number ≥ 0',
+          ),
           503: unavailable(),
         },
       },
@@ -276,11 +324,17 @@ const document = {
         responses: {
           200: response('Pipeline state', {
             type: 'object',
-            required: ['at', 'partitions', 'dead_letters', 'ods', 'last_batch', 'top_users', 'triggers'],
+            required: ['at', 'partitions', 'realtime_lag_ms', 'dead_letters', 'ods', 'last_batch', 'top_users', 'triggers'],
             additionalProperties: false,
             properties: {
               at: { type: 'integer' },
               partitions: { type: 'array', items: ref('PartitionStatus') },
+              realtime_lag_ms: {
+                type: 'array',
+                items: { type: ['integer', 'null'], minimum: 0 },
+                description:
+                  'Per partition, in order: the age (ms) of the oldest event accepted and not yet applied to the windows, 0 when caught up; null when not known (meta.lag_ms of its users)',
+              },
               dead_letters: { type: 'integer' },
               ods: {
                 oneOf: [

@@ -48,6 +48,18 @@ export const SCHEMAS = {
     },
   },
   Error: { type: 'object', required: ['error'], additionalProperties: false, properties: { error: { type: 'string' } } },
+  Stale: {
+    type: 'object',
+    description: "A read refused by its max_lag_ms: the realtime path is further behind for this user's partition (lag_ms; null: not known)",
+    required: ['error', 'user_id', 'lag_ms', 'max_lag_ms'],
+    additionalProperties: false,
+    properties: {
+      error: { type: 'string' },
+      user_id: { type: 'string' },
+      lag_ms: { type: ['integer', 'null'], minimum: 0 },
+      max_lag_ms: { type: 'integer', minimum: 0 },
+    },
+  },
   Profile: {
     type: 'object',
     required: ['user_id', 'tags', 'meta'],
@@ -72,6 +84,12 @@ export const SCHEMAS = {
         properties: {
           as_of: { type: 'integer', description: 'time (ms) the window tags were evaluated at' },
           last_event_at: { type: ['integer', 'null'] },
+          lag_ms: {
+            type: ['integer', 'null'],
+            minimum: 0,
+            description:
+              "how far behind the realtime path is for the user's partition (ms): the age of the oldest event accepted there and not yet applied to the windows, 0 when caught up (sampled every 100 ms); null when not known",
+          },
           batch_run_id: { type: 'string' },
           batch_at: { type: 'integer' },
         },

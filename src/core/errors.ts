@@ -27,6 +27,22 @@ export class UnknownTagError extends ProfileStreamError {
   }
 }
 
+/**
+ * A read with a staleness bound (maxLagMs, `?max_lag_ms=`) of a user whose partition's
+ * realtime path is further behind than that (lagMs; null: the lag is not known).
+ */
+export class StaleProfileError extends ProfileStreamError {
+  override name = 'StaleProfileError';
+  readonly exitCode = 1;
+  constructor(
+    readonly userId: string,
+    readonly lagMs: number | null,
+    readonly maxLagMs: number,
+  ) {
+    super(lagMs === null ? 'the realtime lag is not known' : `the realtime path is ${lagMs} ms behind for this user (more than ${maxLagMs} ms)`);
+  }
+}
+
 /** A configuration or usage error (a bad option, tag file, id or cluster node); exit code 2. */
 export class ConfigError extends ProfileStreamError {
   override name = 'ConfigError';

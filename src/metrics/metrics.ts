@@ -47,6 +47,8 @@ export class Metrics {
   private readonly groupConsumers: Gauge<'stream' | 'group'>;
   private readonly deadLetters: Gauge;
   private readonly redisConnected: Gauge;
+  private readonly realtimeLag: Gauge<'stream'>;
+  private lagSource?: { streams: string[]; lags: () => (number | null)[] };
   private readonly scrapeErrors: Counter;
 
   constructor(private readonly opts: MetricsOptions = {}) {
@@ -107,6 +109,12 @@ export class Metrics {
     });
     this.deadLetters = new Gauge({ name: 'profile_dead_letters', help: 'Entries in the dead-letter stream', registers });
     this.redisConnected = new Gauge({ name: 'profile_redis_connected', help: '1 when this process has a ready Redis connection, else 0', registers });
+    this.realtimeLag = new Gauge({
+      name: 'profile_realtime_lag_seconds',
+      help: 'Age of the oldest event accepted and not yet applied to the windows, per partition (0: caught up; -1: unknown); API processes only',
+      labelNames: ['stream'],
+      registers,
+    });
     this.scrapeErrors = new Counter({ name: 'profile_metrics_redis_errors_total', help: 'Scrapes whose Redis gauges could not be read', registers });
     if (opts.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry, prefix: 'profile_' });
@@ -114,6 +122,11 @@ export class Metrics {
       // profile_nodejs_active_{handles,requests,resources}, by type, carry the same counts.
       for (const kind of ['handles', 'requests', 'resources']) this.registry.removeSingleMetric(`profile_nodejs_active_${kind}_total`);
     }
+  }
+
+  /** Serves profile_realtime_lag_seconds from `lags` (ms per partition, in the order of `streams`), read at each scrape. */
+  trackRealtimeLag(streams: string[], lags: () => (number | null)[]): void {
+    this.lagSource = { streams, lags };
   }
 
   /** The exposition text; reads the Redis gauges first (they keep their last values if Redis cannot be read). */
@@ -130,6 +143,10 @@ export class Metrics {
     const { redis, keys, partitions } = this.opts;
     if (!redis) return;
     this.redisConnected.set(redis.status === 'ready' ? 1 : 0);
+    if (this.lagSource) {
+      const lags = this.lagSource.lags();
+      this.lagSource.streams.forEach((stream, i) => this.realtimeLag.set({ stream }, lags[i] === null ? -1 : lags[i]! / 1000));
+    }
     if (!keys || !partitions || redis.status !== 'ready') return;
     try {
       const [parts, dead] = await Promise.all([streamStatus(redis, keys, partitions), redis.xlen(keys.deadLetters())]);

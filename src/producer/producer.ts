@@ -2,6 +2,7 @@ import type { RedisClient } from '../redis/client';
 import { FieldError, ProfileEvent, toStreamFields, validateEvent } from '../core/event';
 import { Keys, partitionFor } from '../core/keys';
 import { isCluster, pipelineByNode } from '../redis/client';
+import { AppendedRange, AppliedWatch } from './appliedWatch';
 
 export interface ProducerOptions {
   redis: RedisClient;
@@ -13,10 +14,40 @@ export interface ProducerOptions {
   clock?: () => number;
   /** Entries a partition may hold before ingestion is refused (backpressure). @defaultValue unlimited */
   maxBacklog?: number;
+  /**
+   * The connection `waitApplied` reads the realtime group's progress with (XINFO, XPENDING):
+   * the API's reading user when the producer writes as an ingest-only user. @defaultValue redis
+   */
+  watchRedis?: RedisClient;
 }
 
 export type IngestResult =
-  { ok: true; accepted: number; event_ids: string[] } | { ok: false; errors: FieldError[] } | { ok: false; backlogged: number[]; retryAfterS: number };
+  | {
+      ok: true;
+      accepted: number;
+      event_ids: string[];
+      /** Per stream partition written: the first and last entry id appended. */
+      appended: AppendedRange[];
+      /** With `waitApplied`: whether the realtime group applied every event before the timeout. */
+      applied?: boolean;
+    }
+  | { ok: false; errors: FieldError[] }
+  | { ok: false; backlogged: number[]; retryAfterS: number };
+
+export interface IngestOptions {
+  /**
+   * Resolve only once the realtime consumers have applied every event to the windows (a read
+   * after it sees them), or at `timeoutMs` with `applied: false` (the events are accepted
+   * and will be applied). @defaultValue false
+   */
+  waitApplied?: boolean;
+  /** How long waitApplied waits (ms). @defaultValue WAIT_APPLIED_DEFAULT_MS (1000) */
+  timeoutMs?: number;
+}
+
+/** How long a wait for the realtime path waits by default (ms), and at most. */
+export const WAIT_APPLIED_DEFAULT_MS = 1000;
+export const WAIT_APPLIED_MAX_MS = 30_000;
 
 /** How long a backlog reading is reused: one XLEN pipeline per this period, not per request. */
 const BACKLOG_TTL_MS = 250;
@@ -25,9 +56,11 @@ const BACKLOG_TTL_MS = 250;
 export class Producer {
   private readonly clock: () => number;
   private backlog: { at: number; lengths: number[] } | undefined;
+  private readonly watch: AppliedWatch;
 
   constructor(private readonly opts: ProducerOptions) {
     this.clock = opts.clock ?? Date.now;
+    this.watch = new AppliedWatch(opts.watchRedis ?? opts.redis);
   }
 
   /**
@@ -38,8 +71,18 @@ export class Producer {
    * transaction cannot span slots: each partition's events are one MULTI/EXEC, the
    * partitions are written in parallel, and a failure of any of them fails the request
    * (the client retries it; every effect downstream is idempotent by event id).
+   * With `waitApplied`, it then waits for the realtime path (see IngestOptions).
    */
-  async ingest(items: unknown[]): Promise<IngestResult> {
+  async ingest(items: unknown[], opts: IngestOptions = {}): Promise<IngestResult> {
+    const result = await this.append(items);
+    if (result.ok && opts.waitApplied) {
+      const timeout = Math.min(opts.timeoutMs ?? WAIT_APPLIED_DEFAULT_MS, WAIT_APPLIED_MAX_MS);
+      result.applied = await this.watch.wait(result.appended, timeout);
+    }
+    return result;
+  }
+
+  private async append(items: unknown[]): Promise<IngestResult> {
     const now = this.clock();
     const events: ProfileEvent[] = [];
     const errors: FieldError[] = [];
@@ -65,16 +108,24 @@ export class Producer {
       if (!list) byTransaction.set(t, (list = []));
       list.push(e);
     });
+    const appended = new Map<string, AppendedRange>();
     await Promise.all(
       [...byTransaction.values()].map(async (list) => {
         const tx = redis.multi();
-        for (const e of list) tx.xadd(keys.stream(partitionFor(e.user_id, this.opts.partitions)), '*', ...toStreamFields(e));
+        const streams = list.map((e) => keys.stream(partitionFor(e.user_id, this.opts.partitions)));
+        list.forEach((e, i) => tx.xadd(streams[i], '*', ...toStreamFields(e)));
         const results = await tx.exec();
         const failed = results?.find(([err]) => err);
         if (!results || failed) throw new Error(`stream append failed: ${failed?.[0]?.message ?? 'transaction aborted'}`);
+        // A transaction appends in order: a stream's first id is its first reply, its last the last.
+        results.forEach(([, id], i) => {
+          const range = appended.get(streams[i]);
+          if (range) range.last = id as string;
+          else appended.set(streams[i], { stream: streams[i], first: id as string, last: id as string });
+        });
       }),
     );
-    return { ok: true, accepted: events.length, event_ids: events.map((e) => e.event_id) };
+    return { ok: true, accepted: events.length, event_ids: events.map((e) => e.event_id), appended: [...appended.values()] };
   }
 
   /** Stream lengths of every partition, read at most once per BACKLOG_TTL_MS. */

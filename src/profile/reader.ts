@@ -4,7 +4,8 @@ import { Keys } from '../core/keys';
 import { ReadProfileReply, Scripts, TagSelection, queueScript, runScript, sendLoadingScripts } from '../lua/scripts';
 import { windowPlan } from '../lua/windowPlan';
 import { SEGMENT_TAG, TagConfig, WindowTag } from '../core/tags';
-import { UnknownTagError } from '../core/errors';
+import { StaleProfileError, UnknownTagError } from '../core/errors';
+import { RealtimeLag } from './lag';
 import { loadTagConfig } from '../core/tagConfig';
 
 /** A tag value: a number, a per-key count object (count_by), or text (offline segment ids). */
@@ -19,6 +20,12 @@ export interface Profile {
     as_of: number;
     /** Time (ms) of the user's newest event in any window, or null. */
     last_event_at: number | null;
+    /**
+     * How far behind the realtime path is for the user's partition (ms): the age of the
+     * oldest event accepted there and not yet applied, 0 when caught up; null when not
+     * known. Present when the reader tracks the lag (trackLag; connect() does).
+     */
+    lag_ms?: number | null;
     /** Id and time of the batch run that wrote the offline tags, when there are any. */
     batch_run_id?: string;
     batch_at?: number;
@@ -34,6 +41,11 @@ const EMPTY_VALUE: Record<WindowTag['aggregation'], unknown> = { count: 0, disti
 /** What one read returns: every tag (the default), or only those named in `tags` (window and offline tags). */
 export interface ReadOptions {
   tags?: readonly string[];
+  /**
+   * read() only: refuse (StaleProfileError, before any Redis call) when the user's partition
+   * is more than this many ms behind, or its lag is not known (see lagMs).
+   */
+  maxLagMs?: number;
 }
 
 /** The names of a tag config's offline tags: the offline hash fields a read may ask for. */
@@ -47,6 +59,10 @@ export interface ReaderOptions extends RedisTarget {
   tags?: TagConfig | string;
   /** The key prefix the pipeline writes with (PROFILE_PREFIX). @defaultValue '' */
   prefix?: string;
+  /** Stream partitions of the pipeline (PROFILE_PARTITIONS), for the realtime lag. @defaultValue 4 */
+  partitions?: number;
+  /** Track the realtime lag (meta.lag_ms, maxLagMs), sampled in the background. @defaultValue true */
+  lag?: boolean;
 }
 
 /**
@@ -95,14 +111,45 @@ export class ProfileReader {
    */
   static async connect(opts: ReaderOptions): Promise<ProfileReader> {
     const tags = typeof opts.tags === 'object' ? opts.tags : loadTagConfig(opts.tags);
-    const reader = new ProfileReader(await connectTarget(opts), new Keys(opts.prefix ?? ''), tags.realtime, undefined, offlineTagNames(tags));
+    const redis = await connectTarget(opts);
+    const keys = new Keys(opts.prefix ?? '');
+    const reader = new ProfileReader(redis, keys, tags.realtime, undefined, offlineTagNames(tags));
     reader.owned = true;
+    if (opts.lag !== false) {
+      const lag = new RealtimeLag(redis, keys, opts.partitions ?? 4);
+      await lag.start();
+      reader.trackLag(lag);
+    }
     return reader;
   }
 
-  /** Closes the connection connect() opened (a reader on a caller's connection leaves it open). */
+  /** Closes the connection connect() opened (a reader on a caller's connection leaves it open), and its lag sampling. */
   async close(): Promise<void> {
-    if (this.owned) await this.redis.quit();
+    if (this.owned) {
+      await this.lag?.stop();
+      await this.redis.quit();
+    }
+  }
+
+  private lag?: RealtimeLag;
+
+  /** Answers meta.lag_ms (and honours maxLagMs) from `lag`, a started RealtimeLag of this pipeline. */
+  trackLag(lag: RealtimeLag): this {
+    this.lag = lag;
+    return this;
+  }
+
+  /**
+   * The realtime lag (ms) of `userId`'s partition, from the last sample: null when not
+   * known (no lag tracked, or its sampling fails).
+   */
+  lagMs(userId: string): number | null {
+    return this.lag?.lagMs(userId) ?? null;
+  }
+
+  /** Every partition's realtime lag (ms; null: not known); empty when no lag is tracked. */
+  partitionLags(): (number | null)[] {
+    return this.lag?.all() ?? [];
   }
 
   /**
@@ -141,6 +188,10 @@ export class ProfileReader {
   async read(userId: string, opts: ReadOptions = {}): Promise<Profile | null> {
     const now = this.clock();
     const select = this.selection(opts.tags);
+    if (opts.maxLagMs !== undefined) {
+      const lag = this.lagMs(userId);
+      if (lag === null || lag > opts.maxLagMs) throw new StaleProfileError(userId, lag, opts.maxLagMs);
+    }
     return this.toProfile(userId, now, await runScript(this.redis, this.script(userId, now, select)), select);
   }
 
@@ -189,6 +240,7 @@ export class ProfileReader {
       tags: {},
       meta: { as_of: now, last_event_at: lastEventAt === null ? null : Number(lastEventAt) },
     };
+    if (this.lag) profile.meta.lag_ms = this.lag.lagMs(userId);
     const byName = new Map<string, unknown>();
     for (let i = 0; i < flatTags.length; i += 2) byName.set(flatTags[i] as string, flatTags[i + 1]);
     const wanted = select ? new Set(select.window) : undefined;

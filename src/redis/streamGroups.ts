@@ -203,7 +203,8 @@ export async function groupConsumers(redis: RedisClient, stream: string, group: 
   });
 }
 
-function pairs(flat: unknown[]): Record<string, unknown> {
+/** A flat [name, value, ...] reply (XINFO) as an object. */
+export function pairs(flat: unknown[]): Record<string, unknown> {
   const info: Record<string, unknown> = {};
   for (let i = 0; i < flat.length; i += 2) info[flat[i] as string] = flat[i + 1];
   return info;

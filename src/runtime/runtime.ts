@@ -8,6 +8,7 @@ import { createApp } from '../api/app';
 import { HttpServerHandle, listen } from '../api/server';
 import { Producer } from '../producer/producer';
 import { ProfileReader, offlineTagNames } from '../profile/reader';
+import { RealtimeLag } from '../profile/lag';
 import { RealtimeConsumer } from '../consumers/realtime';
 import { ensureGroups } from '../redis/streamGroups';
 import { ArchiveConsumer } from '../consumers/archive';
@@ -106,6 +107,16 @@ export async function closeRuntime(rt: Runtime): Promise<void> {
   await rt.embedded?.stop();
 }
 
+/** meta.lag_ms and ?max_lag_ms: every partition's realtime lag, sampled in the background for `reader` and /metrics. */
+async function startLag(rt: Runtime, reader: ProfileReader): Promise<RealtimeLag> {
+  const { config, redis, keys, logger } = rt;
+  const lag = new RealtimeLag(redis, keys, config.partitions, logger);
+  await lag.start();
+  reader.trackLag(lag);
+  rt.metrics.trackRealtimeLag(keys.streams(config.partitions), () => lag.all());
+  return lag;
+}
+
 /** Starts the HTTP API on the runtime's Redis. */
 export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   const { config, redis, keys, logger } = rt;
@@ -134,8 +145,11 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
     partitions: config.partitions,
     maxFutureSkewMs: config.maxFutureSkewMs,
     maxBacklog: config.maxBacklog,
+    // wait=applied reads the realtime group's progress as the API's own (reading) user.
+    watchRedis: redis,
   });
   const reader = new ProfileReader(redis, keys, config.tags.realtime, undefined, offlineTagNames(config.tags));
+  const lag = await startLag(rt, reader);
   const child = {
     // The batch writes as the batch role when one is configured (with ACLs: the `batch` user).
     target: rt.target.clusterNodes
@@ -167,7 +181,8 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
     maxEventStreams: config.maxEventStreams,
     maxBodyBytes: config.maxBodyBytes,
   });
-  const http = await listen(app, config.host, config.port);
+  const listening = await listen(app, config.host, config.port);
+  const http = { ...listening, close: () => listening.close().finally(() => lag.stop()) };
   logger.info({ host: config.host, port: http.port }, 'API listening');
   if (config.apiKeys.length === 0) {
     logger.warn(

@@ -85,6 +85,38 @@ describe('Redis Cluster: real processes', function () {
     expect(stdout).to.include('[OK] All 16384 slots covered');
   });
 
+  it('wait=applied and meta.lag_ms across masters: a request spanning partitions on several masters answers applied once a read sees all of it', async () => {
+    stack = new Stack();
+    await stack.useCluster(testClusterNodes());
+    await stack.startApi();
+    await stack.startRealtime('rt-1');
+    const users = Array.from({ length: 12 }, (_, i) => `cw-${i}`); // spread over every partition
+    const res = await fetch(`http://127.0.0.1:${stack.port}/events?wait=applied&timeout_ms=10000`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(users.map((u) => ({ event_id: `cw-${u}`, user_id: u, type: 'click' }))),
+    });
+    expect(((await res.json()) as { applied: boolean }).applied).to.equal(true);
+    for (const u of users) {
+      const p = (await (await fetch(`http://127.0.0.1:${stack.port}/profile/${u}?max_lag_ms=5000`)).json()) as {
+        tags: { clicks_5m: number };
+        meta: { lag_ms: number };
+      };
+      expect([u, p.tags.clicks_5m]).to.deep.equal([u, 1]);
+      expect(p.meta.lag_ms).to.be.a('number');
+    }
+    await stack.kill('rt-1', 'SIGINT');
+    const late = await fetch(`http://127.0.0.1:${stack.port}/events?wait=applied&timeout_ms=200`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user_id: users[0], type: 'click' }),
+    });
+    expect(((await late.json()) as { applied: boolean }).applied).to.equal(false);
+    await sleep(300);
+    const stale = await fetch(`http://127.0.0.1:${stack.port}/profile/${users[0]}?max_lag_ms=100`);
+    expect(stale.status).to.equal(503);
+  });
+
   it('refuses a bad cluster configuration with exit code 2 and a clear message', async () => {
     stack = new Stack();
     const both = await stack.cli(['status', '--cluster', testClusterNodes()[0], '--redis', 'redis://127.0.0.1:1']);

@@ -21,11 +21,20 @@ describe('producer (ioredis-mock)', () => {
       { user_id: 'user-1', type: 'click', event_id: 'e1', ts: NOW - 5, ad_id: 'a' },
       { user_id: 'user-2', type: 'purchase', event_id: 'e2', amount: 3.25 },
     ]);
-    expect(r).to.deep.equal({ ok: true, accepted: 2, event_ids: ['e1', 'e2'] });
     const p1 = keys.stream(partitionFor('user-1', 4));
     const p2 = keys.stream(partitionFor('user-2', 4));
     const e1 = (await redis.xrange(p1, '-', '+')).find(([, f]) => f[1] === 'e1')!;
     const e2 = (await redis.xrange(p2, '-', '+')).find(([, f]) => f[1] === 'e2')!;
+    // Each partition written, with the ids its entries got (what wait=applied waits for).
+    expect(r).to.deep.equal({
+      ok: true,
+      accepted: 2,
+      event_ids: ['e1', 'e2'],
+      appended: [
+        { stream: p1, first: e1[0], last: e1[0] },
+        { stream: p2, first: e2[0], last: e2[0] },
+      ],
+    });
     expect(e1[1]).to.deep.equal(['event_id', 'e1', 'user_id', 'user-1', 'type', 'click', 'ts', String(NOW - 5), 'ad_id', 'a']);
     expect(e2[1]).to.deep.equal(['event_id', 'e2', 'user_id', 'user-2', 'type', 'purchase', 'ts', String(NOW), 'amount', '3.25']);
   });

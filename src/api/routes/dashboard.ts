@@ -17,7 +17,7 @@ export function dashboardRouter(api: ApiContext): Router {
   });
 
   route(router, 'GET /dashboard/stats', async (_req: Request, res: Response) => {
-    res.json(await dashboardStats(api.redis, api.keys, api.partitions, api.activity, api.odsDir, api.triggers));
+    res.json(await dashboardStats(api.redis, api.keys, api.partitions, api.activity, api.odsDir, api.triggers, api.reader.partitionLags()));
   });
   return router;
 }

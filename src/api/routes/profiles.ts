@@ -6,7 +6,8 @@ import { flatProfile } from '../../profile/flat';
 import type { ApiContext } from '../context';
 import { profileTimeline } from '../../profile/timeline';
 import { userFirings } from '../../profile/triggers';
-import { BAD_USER_ID, failureResponse, jsonBody, logFailure, userIdParam } from '../http';
+import { BAD_USER_ID, failureResponse, jsonBody, logFailure, staleResponse, userIdParam } from '../http';
+import { StaleProfileError } from '../../core/errors';
 import { RouteKey, pathMatcher, requestPath, route } from '../routeTable';
 
 /** The bidder's hot path, served by {@link withFastProfileRoute} and by no express route. */
@@ -34,10 +35,24 @@ export function profilesRouter(api: ApiContext): Router {
       res.status(400).json({ error });
       return;
     }
+    const bound = (req.body as { max_lag_ms?: unknown }).max_lag_ms;
+    const { maxLagMs, error: lagError } = bound === undefined ? {} : checkMaxLag(bound);
+    if (lagError) {
+      res.status(400).json({ error: lagError });
+      return;
+    }
+    // With max_lag_ms, users whose partition is further behind are answered as stale, unread.
+    const lags = (ids as string[]).map((id) => api.reader.lagMs(id));
+    const stale = (i: number) => maxLagMs !== undefined && (lags[i] === null || lags[i]! > maxLagMs);
+    const fresh = (ids as string[]).filter((_, i) => !stale(i));
     const timer = api.metrics.profileReadSeconds.startTimer({ kind: 'batch' });
-    const profiles = await api.reader.readMany(ids as string[], { tags });
+    const read = fresh.length > 0 ? await api.reader.readMany(fresh, { tags }) : [];
     timer();
-    res.json({ profiles: profiles.map((p, i) => p ?? { user_id: ids[i], error: 'unknown user' }) });
+    let next = 0;
+    const profiles = (ids as string[]).map((id, i) =>
+      stale(i) ? { user_id: id, error: 'stale', lag_ms: lags[i] } : (read[next++] ?? { user_id: id, error: 'unknown user' }),
+    );
+    res.json({ profiles });
   });
 
   route(router, 'DELETE /profile/:userId', async (req: Request, res: Response) => {
@@ -106,6 +121,22 @@ export function profileTags(url: string, reader: { unknownTags(tags: readonly st
   return checkTags(given.length === 1 ? given[0].split(',').map((t) => t.trim()) : null, reader);
 }
 
+const MAX_LAG_RULE = 'max_lag_ms must be a whole number of milliseconds, 0 or more';
+
+/** A `max_lag_ms` given once as a whole number ≥ 0 (query text or JSON), or the 400 body. */
+export function checkMaxLag(value: unknown): { maxLagMs?: number; error?: string } {
+  const n = typeof value === 'string' && /^\d{1,12}$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) return { error: MAX_LAG_RULE };
+  return { maxLagMs: n };
+}
+
+/** The staleness bound of a GET /profile/:userId (`max_lag_ms=N`, once): undefined without it, or the 400 body. */
+export function profileMaxLag(url: string): { maxLagMs?: number; error?: string } {
+  const given = queryOf(url)?.getAll('max_lag_ms') ?? [];
+  if (given.length === 0) return {};
+  return given.length === 1 ? checkMaxLag(given[0]) : { error: MAX_LAG_RULE };
+}
+
 /** The tags of a read (a list of names), or the 400 body that says what is wrong with them. */
 export function checkTags(tags: unknown, reader: { unknownTags(tags: readonly string[]): string[] }): { tags?: string[]; error?: string } {
   const rule = 'tags must list one or more tag names, separated by commas (?tags=views_5m,clicks_24h) or as a JSON array of strings (POST /profiles)';
@@ -148,14 +179,20 @@ export function withFastProfileRoute(app: RequestListener, api: Pick<ApiContext,
     if (view === null) return send(res, 400, BAD_VIEW, head);
     const { tags, error } = profileTags(url, api.reader);
     if (error) return send(res, 400, { error }, head);
+    const { maxLagMs, error: lagError } = profileMaxLag(url);
+    if (lagError) return send(res, 400, { error: lagError }, head);
     const timer = api.metrics.profileReadSeconds.startTimer({ kind: 'single' });
-    api.reader.read(userId, { tags }).then(
+    api.reader.read(userId, { tags, maxLagMs }).then(
       (profile) => {
         timer();
         if (profile) send(res, 200, view === 'flat' ? flatProfile(profile) : profile, head);
         else send(res, 404, { error: 'unknown user', user_id: userId }, head);
       },
       (err: Error) => {
+        if (err instanceof StaleProfileError) {
+          const stale = staleResponse(err);
+          return send(res, stale.status, stale.body, head, stale.headers);
+        }
         logFailure(api.log, api.redisOutage, api.redis, err, { method: 'GET', path: '/profile/:userId' });
         const { status, body, headers } = failureResponse(api.redis, err);
         send(res, status, body, head, headers);

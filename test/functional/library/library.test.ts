@@ -4,6 +4,7 @@ import { HttpServerHandle, listen } from '../../../src/api/server';
 import { Metrics } from '../../../src/metrics/metrics';
 import { Producer } from '../../../src/producer/producer';
 import { ProfileReader as InternalReader } from '../../../src/profile/reader';
+import { RealtimeLag } from '../../../src/profile/lag';
 import { Pipeline, feed, makePipeline, testClusterNodes, testRedisUrl } from '../../helpers/context';
 
 // The package's public entry, loaded by its name as a bidder would (package.json `exports`).
@@ -23,6 +24,7 @@ describe("the library entry: import { ProfileReader } from 'profile-stream' (rea
     describe(cluster ? 'on a cluster' : 'on one server', () => {
       let p: Pipeline;
       let http: HttpServerHandle;
+      let lag: RealtimeLag;
       let base: string;
       const users = ['lib-1', 'lib-2', 'lib-3'];
       before(async function () {
@@ -41,9 +43,12 @@ describe("the library entry: import { ProfileReader } from 'profile-stream' (rea
         );
         await feed(p, events);
         await p.redis.hset(p.keys.offline('lib-1'), { ltv_total: '470.5', segment_id: 'high_value_user', _run_id: 'r1', _batch_at: String(now) });
+        // As the product's API: the reader answers meta.lag_ms from a sampled RealtimeLag.
+        lag = new RealtimeLag(p.redis, p.keys, 2);
+        await lag.start();
         const app = createApp({
           redis: p.redis,
-          reader: new InternalReader(p.redis, p.keys, p.config.tags.realtime),
+          reader: new InternalReader(p.redis, p.keys, p.config.tags.realtime).trackLag(lag),
           keys: p.keys,
           partitions: 2,
           producer: new Producer({ redis: p.redis, keys: p.keys, partitions: 2, maxFutureSkewMs: 300_000 }),
@@ -57,6 +62,7 @@ describe("the library entry: import { ProfileReader } from 'profile-stream' (rea
         base = `http://127.0.0.1:${http.port}`;
       });
       after(async () => {
+        await lag.stop();
         await http.close();
         await p.close();
       });
@@ -66,6 +72,7 @@ describe("the library entry: import { ProfileReader } from 'profile-stream' (rea
           ...(cluster ? { clusterNodes: testClusterNodes() } : { redisUrl: testRedisUrl() }),
           tags: p.config.tags,
           prefix: p.keys.prefix,
+          partitions: 2,
         });
         try {
           for (const u of [...users, 'nobody']) {
