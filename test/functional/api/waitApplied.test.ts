@@ -48,14 +48,19 @@ describe('POST /events?wait=applied (real processes)', function () {
     expect(plain.body).to.not.have.property('applied');
   });
 
-  it('answers applied: false at the timeout while no consumer runs; the events are applied once a consumer starts, once', async () => {
+  it('answers applied: false at the timeout while no consumer runs, applied: true for a wait a consumer start ends; the events are applied once', async () => {
     const t0 = Date.now();
     const { status, body } = await post('?wait=applied&timeout_ms=300', [{ event_id: 'late-1', user_id: 'wa-late', type: 'click' }]);
     expect(status).to.equal(202);
     expect(body).to.include({ accepted: 1, applied: false });
     expect(Date.now() - t0).to.be.within(280, 3000);
     expect(await clicks('wa-late')).to.equal(undefined); // unknown user: not applied yet
+    // A wait that spans the start of a consumer answers applied: true once it has caught up.
+    const spanning = post('?wait=applied&timeout_ms=15000', [{ event_id: 'late-2', user_id: 'wa-late2', type: 'click' }]);
+    await new Promise((r) => setTimeout(r, 200));
     await stack.startRealtime('rt-1');
+    expect((await spanning).body.applied).to.equal(true);
+    expect(await clicks('wa-late2')).to.equal(1);
     // Resent with the same id (a client retrying after applied: false) and waited for: counted once.
     const again = await post('?wait=applied&timeout_ms=10000', [{ event_id: 'late-1', user_id: 'wa-late', type: 'click' }]);
     expect(again.body.applied).to.equal(true);
