@@ -25,6 +25,10 @@ export interface ClientRun {
   invalidEvent: { status: number; field: string; message: string };
   badUserId: { status: number; error: string };
   unknownUser: { status: number; error: string; userId: string };
+  /** POST /events?wait=applied&timeout_ms=0 (no consumer runs meanwhile): its applied flag. */
+  waited: boolean | undefined;
+  /** GET /profile/gen-1?max_lag_ms=1000 on a server that does not track the lag: the 503's bound. */
+  stale: { status: number; maxLagMs: number | undefined };
 }
 
 function fail(what: string, response: Response, body: unknown): never {
@@ -78,7 +82,14 @@ export async function run(baseUrl: string, keys: { ingest: string; read: string 
   if (missing.response.status !== 404 || !missing.error || !('user_id' in missing.error))
     fail('GET /profile/nobody', missing.response, missing.error ?? missing.data);
 
+  const waited = await writer.POST('/events', { params: { query: { wait: 'applied', timeout_ms: 0 } }, body: { user_id: 'gen-4', type: 'click' } });
+  if (!waited.data) fail('POST /events?wait=applied', waited.response, waited.error);
+  const stale = await reader.GET('/profile/{userId}', { params: { path: { userId: 'gen-1' }, query: { max_lag_ms: 1000 } } });
+  if (stale.response.status !== 503 || !stale.error) fail('GET /profile/gen-1?max_lag_ms=1000', stale.response, stale.error ?? stale.data);
+
   return {
+    waited: waited.data.applied,
+    stale: { status: stale.response.status, maxLagMs: 'max_lag_ms' in stale.error ? stale.error.max_lag_ms : undefined },
     eventIds: ingested.data.event_ids,
     profile: one.data,
     flat: flat.data,
@@ -106,6 +117,10 @@ export function refusedCalls(client: Client<paths>): void {
   void client.GET('/profile/{userId}', { params: { path: { userId: 'u' }, query: { view: 'full' } } });
   // @ts-expect-error: tags in POST /profiles is a list of names
   void client.POST('/profiles', { body: { user_ids: ['u'], tags: 'views_5m' } });
+  // @ts-expect-error: the only wait is 'applied'
+  void client.POST('/events', { params: { query: { wait: 'acked' } }, body: { user_id: 'u', type: 'click' } });
+  // @ts-expect-error: max_lag_ms is a number of milliseconds
+  void client.GET('/profile/{userId}', { params: { path: { userId: 'u' }, query: { max_lag_ms: 'soon' } } });
   // @ts-expect-error: no such route
   void client.GET('/profile');
 }

@@ -21,6 +21,8 @@ interface ClientRun {
   invalidEvent: { status: number; field: string; message: string };
   badUserId: { status: number; error: string };
   unknownUser: { status: number; error: string; userId: string };
+  waited: boolean | undefined;
+  stale: { status: number; maxLagMs: number | undefined };
 }
 
 /**
@@ -107,5 +109,8 @@ describe('OpenAPI document: a generated TypeScript client (openapi-typescript + 
     expect(result.badUserId.status).to.equal(400);
     expect(result.badUserId.error).to.match(/^user id must be/);
     expect(result.unknownUser).to.deep.equal({ status: 404, error: 'unknown user', userId: 'nobody' });
+    // No consumer runs between the test's drains, and this server's reader tracks no lag.
+    expect(result.waited).to.equal(false);
+    expect(result.stale).to.deep.equal({ status: 503, maxLagMs: 1000 });
   });
 });

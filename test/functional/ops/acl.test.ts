@@ -18,6 +18,7 @@ import { eraseUser } from '../../../src/profile/erasure';
 import { Keys } from '../../../src/core/keys';
 import { Producer } from '../../../src/producer/producer';
 import { ProfileReader } from '../../../src/profile/reader';
+import { RealtimeLag } from '../../../src/profile/lag';
 import IORedis from 'ioredis';
 import { Redis, connectRedis, loadScripts } from '../../../src/redis/client';
 import { scriptLibrary } from '../../../src/lua/scripts';
@@ -136,13 +137,16 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
   });
 
   it('serves the API with one connection per role: events as ingest, reads as api, erasure as batch', async () => {
+    // The lag sampling and wait=applied read the groups' progress as api.
+    const lag = new RealtimeLag(conns.api, keys, 2);
+    await lag.start();
     const app = createApp({
       redis: conns.api,
       adminRedis: conns.batch,
       keys,
       partitions: 2,
-      producer: new Producer({ redis: conns.ingest, keys, partitions: 2, maxFutureSkewMs: 60_000 }),
-      reader: new ProfileReader(conns.api, keys, tags.realtime),
+      producer: new Producer({ redis: conns.ingest, keys, partitions: 2, maxFutureSkewMs: 60_000, watchRedis: conns.api }),
+      reader: new ProfileReader(conns.api, keys, tags.realtime).trackLag(lag),
       maxEventsPerRequest: 10,
       maxProfilesPerRequest: 10,
       maxBodyBytes: 1 << 20,
@@ -156,7 +160,16 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
         body: JSON.stringify({ user_id: 'acl-w', type: 'click' }),
       });
       expect(post.status).to.equal(202);
-      expect((await fetch(`${base}/profile/acl-u`)).status).to.equal(200);
+      const read = await fetch(`${base}/profile/acl-u`);
+      expect(read.status).to.equal(200);
+      expect(((await read.json()) as { meta: { lag_ms: unknown } }).meta.lag_ms).to.be.a('number');
+      const waited = await fetch(`${base}/events?wait=applied&timeout_ms=50`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ user_id: 'acl-w', type: 'click' }),
+      });
+      expect(waited.status).to.equal(202);
+      expect(((await waited.json()) as { applied: unknown }).applied).to.be.a('boolean');
       expect((await fetch(`${base}/status`)).status).to.equal(200);
       expect((await fetch(`${base}/ready`)).status).to.equal(200);
       expect((await fetch(`${base}/profile/acl-u`, { method: 'DELETE' })).status).to.equal(200);
@@ -171,6 +184,7 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
       await loadScripts(conns.worker);
       expect((await fetch(`${base}/profile/acl-w`)).status).to.equal(200);
     } finally {
+      await lag.stop();
       await http.close();
     }
   });
