@@ -2,9 +2,20 @@ import type { EventType } from '../core/event';
 import type { Keys } from '../core/keys';
 import { FoldedUser, Scripts, queueScript, sendLoadingScripts } from '../lua/scripts';
 import type { TypePlan, WindowPlan } from '../lua/windowPlan';
+import type { ChainableCommander } from 'ioredis';
 import { RedisClient, chunkBySlot, pipelineByNode, throwRedisTrouble } from '../redis/client';
 import { FoldEvent, PlannedVisit, firstFields, planVisit, visitWrites } from './typeFold';
 import type { UserWindowUpdate } from './windowWriter';
+
+/**
+ * A command to run after the fold's writes, in the same pipeline (one server only: there
+ * Redis runs it after them): `result` receives its reply when the writes were sent.
+ */
+export interface AfterWrites {
+  key: string;
+  add: (pipeline: ChainableCommander) => void;
+  result?: [Error | null, unknown];
+}
 
 /** One user's events of one type, on their way through the fold. */
 interface Visit {
@@ -37,7 +48,7 @@ export class NodeFold {
   ) {}
 
   /** Folds what it can of `users` at `now`; returns the ids of the users it wrote (or had nothing to write for). */
-  async fold(users: readonly UserWindowUpdate[], now: number): Promise<Set<string>> {
+  async fold(users: readonly UserWindowUpdate[], now: number, after?: AfterWrites): Promise<Set<string>> {
     const visits = this.visitsOf(users, now);
     const lua = new Set<string>();
     await this.firstRead(visits, now, lua);
@@ -51,7 +62,7 @@ export class NodeFold {
       else this.record(records, v, w);
     }
     for (const id of lua) records.delete(id);
-    await this.apply([...records], now, lua);
+    await this.apply([...records], now, lua, after);
     const done = new Set(users.map((u) => u.userId).filter((id) => !lua.has(id)));
     this.counts.folded += done.size;
     this.counts.leftToScript += users.length - done.size;
@@ -127,26 +138,36 @@ export class NodeFold {
     });
   }
 
-  private async apply(records: [userId: string, user: FoldedUser][], now: number, lua: Set<string>): Promise<void> {
+  private async apply(records: [userId: string, user: FoldedUser][], now: number, lua: Set<string>, after?: AfterWrites): Promise<void> {
     if (records.length === 0) return;
+    type Item = [userId: string, user: FoldedUser][] | 'after';
     const calls = chunkBySlot(this.redis, records, ([, u]) => u.realtimeKey, this.usersPerCall);
-    const results = await sendLoadingScripts(this.redis, calls, (list) =>
-      pipelineByNode(
+    const items: Item[] = after ? [...calls, 'after'] : calls;
+    let sends = 0;
+    const results = await sendLoadingScripts(this.redis, items, (list) => {
+      sends++;
+      return pipelineByNode(
         this.redis,
         list,
-        (c) => c[0][1].realtimeKey,
-        (p, c) =>
-          queueScript(
-            p,
-            Scripts.applyFolds(
-              c.map(([, u]) => u),
-              now,
-              this.plan.longest,
-            ),
-          ),
-      ),
-    );
+        (c) => (c === 'after' ? after!.key : c[0][1].realtimeKey),
+        (p, c) => {
+          if (c === 'after') after!.add(p);
+          else
+            queueScript(
+              p,
+              Scripts.applyFolds(
+                c.map(([, u]) => u),
+                now,
+                this.plan.longest,
+              ),
+            );
+        },
+      );
+    });
     throwRedisTrouble(results);
+    // Only when the pipeline was sent once: after a reload of missing functions, calls sent
+    // again ran after the command.
+    if (after && sends === 1) after.result = results[calls.length];
     calls.forEach((call, i) => {
       const [err, refused] = results[i];
       if (err) for (const [id] of call) lua.add(id);

@@ -5,7 +5,7 @@ import { OfflineTag, Trigger, WindowTag } from '../core/tags';
 import { partitionFor } from '../core/keys';
 import { createHash } from 'crypto';
 import { UserWindowUpdate, WindowWriter, windowsReply } from './windowWriter';
-import { NodeFold } from './nodeFold';
+import { AfterWrites, NodeFold } from './nodeFold';
 import { GROUPS } from '../redis/streamGroups';
 import { GroupConsumer, GroupConsumerOptions, StreamBatch } from './groupConsumer';
 
@@ -78,11 +78,17 @@ export class RealtimeConsumer extends GroupConsumer {
    * Folds in the consumer the users it can (not those whose triggers are evaluated): their
    * entries go to `toAck`; returns the users left for updateWindows.lua.
    */
-  private async foldInConsumer<U extends { update: UserWindowUpdate; ids: EntryRef[] }>(users: U[], now: number, toAck: Map<string, string[]>): Promise<U[]> {
+  private async foldInConsumer<U extends { update: UserWindowUpdate; ids: EntryRef[] }>(
+    users: U[],
+    now: number,
+    toAck: Map<string, string[]>,
+    after?: AfterWrites,
+  ): Promise<U[]> {
     const done = this.nodeFold
       ? await this.nodeFold.fold(
           users.filter((u) => !this.writer.evaluates(u.update)).map((u) => u.update),
           now,
+          after,
         )
       : new Set<string>();
     for (const u of users) if (done.has(u.update.userId)) addAcks(toAck, u.ids);
@@ -136,14 +142,17 @@ export class RealtimeConsumer extends GroupConsumer {
     if (byUser.size > 0) {
       const k = this.opts.keys;
       const redis = this.opts.redis;
-      const calls = this.chunkCalls(await this.foldInConsumer([...byUser.values()], now, toAck));
       const written = [...byUser.keys()];
-      // On one server the erasure re-check rides at the end of the same pipeline (Redis runs
-      // it after every write of the batch); on a cluster the writes go to several nodes at
-      // once, so it is a round trip of its own after them.
+      // On one server the erasure re-check rides at the end of the last write pipeline (Redis
+      // runs it after every write of the batch): the fold's, unless users are left to the
+      // script; on a cluster the writes go to several nodes at once, so it is a round trip of
+      // its own after them.
       const inline = !isCluster(redis);
+      const afterFold: AfterWrites | undefined = inline ? { key: k.erasures(), add: (p) => p.call('ZMSCORE', k.erasures(), ...written) } : undefined;
+      const calls = this.chunkCalls(await this.foldInConsumer([...byUser.values()], now, toAck, afterFold));
+      const checkedByFold = calls.length === 0 ? afterFold?.result : undefined;
       type Item = (typeof calls)[number] | 'erasures';
-      const items: Item[] = inline ? [...calls, 'erasures'] : calls;
+      const items: Item[] = inline && !checkedByFold ? [...calls, 'erasures'] : calls;
       const results = await sendLoadingScripts(redis, items, (list) =>
         pipelineByNode(
           redis,
@@ -204,7 +213,7 @@ export class RealtimeConsumer extends GroupConsumer {
         now,
       );
       // After single-user retries the erasures are checked again: they ran after the pipeline's check.
-      await this.undoErased(byUser, inline && retry.length === 0 ? results[calls.length] : undefined);
+      await this.undoErased(byUser, !inline || retry.length > 0 ? undefined : (checkedByFold ?? results[calls.length]));
     }
     return toAck;
   }

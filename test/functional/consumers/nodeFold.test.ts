@@ -83,6 +83,24 @@ describe('the fold in the consumer (real Redis)', () => {
     expect((await p.reader.read('u1'))!.tags.views_5m).to.equal(6);
   });
 
+  it('a user erased while the fold writes: the re-check that rides after its writes deletes what the batch recreated', async () => {
+    await feed(p, [impression('e0', 'u9', T0 - 2000), impression('k0', 'u8', T0 - 2000)]);
+    const c = extraRealtimeConsumer(p, 'rt-e');
+    const fold = (c as unknown as { nodeFold: { secondRead: (...a: unknown[]) => Promise<unknown> } }).nodeFold;
+    const secondRead = fold.secondRead.bind(fold);
+    // An erasure recorded after the batch's own erasure check and before the fold writes
+    // (its keys not deleted yet: the fold's write check passes, so only the re-check catches it).
+    fold.secondRead = async (...a: unknown[]) => {
+      await p.redis.zadd(p.keys.erasures(), T0, 'u9');
+      return secondRead(...a);
+    };
+    const acked = await handle(c, p.keys.stream(0), [impression('e1', 'u9', T0 - 1000), impression('k1', 'u8', T0 - 1000)] as ProfileEvent[]);
+    expect(acked).to.have.length(2);
+    expect(c.foldCounts).to.deep.equal({ folded: 2, leftToScript: 0 });
+    expect(await p.redis.exists(...p.keys.userKeys('u9'))).to.equal(0);
+    expect((await p.reader.read('u8'))!.tags.views_5m).to.equal(2);
+  });
+
   it('applyFolds writes nothing for a user whose V moved, or whose new type already has keys', async () => {
     await feed(p, [impression('x', 'u1', T0 - 1000)]);
     const panes = p.keys.panes('u1', 'impression');
