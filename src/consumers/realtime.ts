@@ -151,28 +151,7 @@ export class RealtimeConsumer extends GroupConsumer {
       const afterFold: AfterWrites | undefined = inline ? { key: k.erasures(), add: (p) => p.call('ZMSCORE', k.erasures(), ...written) } : undefined;
       const calls = this.chunkCalls(await this.foldInConsumer([...byUser.values()], now, toAck, afterFold));
       const checkedByFold = calls.length === 0 ? afterFold?.result : undefined;
-      type Item = (typeof calls)[number] | 'erasures';
-      const items: Item[] = inline && !checkedByFold ? [...calls, 'erasures'] : calls;
-      const results = await sendLoadingScripts(redis, items, (list) =>
-        pipelineByNode(
-          redis,
-          list,
-          (item) => (item === 'erasures' ? k.erasures() : k.realtime(item[0].update.userId)),
-          (pipeline, item) => {
-            if (item === 'erasures') {
-              pipeline.call('ZMSCORE', k.erasures(), ...written);
-              return;
-            }
-            queueScript(
-              pipeline,
-              this.writer.update(
-                item.map((u) => u.update),
-                now,
-              ),
-            );
-          },
-        ),
-      );
+      const results = await this.sendScriptCalls(calls, inline && !checkedByFold ? written : undefined, now);
       // Each user's outbox as its call saw it. A call that failed is sent again one user per
       // call (what it wrote before failing counts once: every effect is idempotent), so one
       // poison user's entries stay pending, not its neighbours'.
@@ -216,6 +195,34 @@ export class RealtimeConsumer extends GroupConsumer {
       await this.undoErased(byUser, !inline || retry.length > 0 ? undefined : (checkedByFold ?? results[calls.length]));
     }
     return toAck;
+  }
+
+  /**
+   * The updateWindows.lua calls in one pipeline (one per node on a cluster), then, with
+   * `recheck` (one server only), the erasure check of those users, which Redis runs after them.
+   */
+  private sendScriptCalls(calls: { update: UserWindowUpdate }[][], recheck: string[] | undefined, now: number): Promise<[Error | null, unknown][]> {
+    const { redis, keys: k } = this.opts;
+    type Item = (typeof calls)[number] | 'erasures';
+    const items: Item[] = recheck ? [...calls, 'erasures'] : calls;
+    return sendLoadingScripts(redis, items, (list) =>
+      pipelineByNode(
+        redis,
+        list,
+        (item) => (item === 'erasures' ? k.erasures() : k.realtime(item[0].update.userId)),
+        (pipeline, item) => {
+          if (item === 'erasures') pipeline.call('ZMSCORE', k.erasures(), ...recheck!);
+          else
+            queueScript(
+              pipeline,
+              this.writer.update(
+                item.map((u) => u.update),
+                now,
+              ),
+            );
+        },
+      ),
+    );
   }
 
   /**
