@@ -338,8 +338,8 @@ async function main() {
     result.freshness_load_accepted_per_s = (await load).accepted_per_s;
     fresh.sort((a, b) => a - b);
     result.freshness_load_per_s = M.freshRate;
-    result.freshness_p50_ms = Number(fresh[Math.floor(fresh.length / 2)].toFixed(2));
-    result.freshness_p99_ms = Number(fresh[Math.min(fresh.length - 1, Math.floor(fresh.length * 0.99))].toFixed(2));
+    result.freshness_p50_ms = pct(fresh, 0.5);
+    result.freshness_p99_ms = pct(fresh, 0.99);
     Object.assign(result, await measureWaitApplied(url2, quick ? 40 : 300));
 
     // Reads: 4 closed-loop keep-alive clients in their own process, against the API and a bare node:http server.

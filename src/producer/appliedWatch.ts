@@ -1,6 +1,6 @@
 import { compareEntryIds } from '../core/streamIds';
 import { RedisClient, nodeFor } from '../redis/client';
-import { GROUPS, pairs } from '../redis/streamGroups';
+import { GROUPS, groupProgress } from '../redis/streamGroups';
 
 /** The entries one request appended to one stream partition: the first and last id. */
 export interface AppendedRange {
@@ -47,7 +47,7 @@ export class AppliedWatch {
     this.looping = true;
     try {
       while (this.waiters.size > 0) {
-        await this.check().catch(() => undefined); // Redis trouble: the deadline answers for it
+        await this.check();
         const now = Date.now();
         for (const w of this.waiters) {
           if (w.ranges.length === 0) this.settle(w, true);
@@ -69,18 +69,15 @@ export class AppliedWatch {
   private async check(): Promise<void> {
     const streams = new Set<string>();
     for (const w of this.waiters) for (const r of w.ranges) streams.add(r.stream);
-    await Promise.all([...streams].map((s) => this.checkStream(s)));
+    // Each stream on its own: one that cannot be read (the deadline answers for it) does not cut the others short.
+    await Promise.allSettled([...streams].map((s) => this.checkStream(s)));
   }
 
   private async checkStream(stream: string): Promise<void> {
-    const node = nodeFor(this.redis, stream);
-    const replies = (await node.pipeline().xinfo('GROUPS', stream).xpending(stream, GROUPS.realtime).exec()) ?? [];
-    const [[groupsErr, groups], [pendingErr, pending]] = replies as [Error | null, unknown][];
-    if (groupsErr || pendingErr) return;
-    const group = (groups as unknown[][]).map(pairs).find((g) => g.name === GROUPS.realtime);
+    const { group } = await groupProgress(this.redis, stream, GROUPS.realtime);
     if (!group) return;
-    const delivered = String(group['last-delivered-id']);
-    const oldestPending = (pending as [number, string | null])[1];
+    const { lastDelivered: delivered, oldestPending } = group;
+    const node = nodeFor(this.redis, stream);
     for (const w of this.waiters) {
       for (const r of w.ranges.filter((x) => x.stream === stream)) {
         if (compareEntryIds(r.last, delivered) > 0) continue; // not all read yet

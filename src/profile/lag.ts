@@ -2,7 +2,7 @@ import type { Keys } from '../core/keys';
 import { partitionFor } from '../core/keys';
 import { Logger, errorText, silentLogger } from '../core/logger';
 import { RedisClient, nodeFor } from '../redis/client';
-import { GROUPS, pairs } from '../redis/streamGroups';
+import { GROUPS, groupProgress } from '../redis/streamGroups';
 
 /** How often the lag of every partition is sampled (ms). */
 export const LAG_SAMPLE_MS = 100;
@@ -95,28 +95,15 @@ export class RealtimeLag {
 
   private async samplePartition(partition: number): Promise<Sample> {
     const stream = this.keys.stream(partition);
-    const node = nodeFor(this.redis, stream);
     const at = performance.now();
-    const replies = (await node.pipeline().time().xinfo('GROUPS', stream).xpending(stream, GROUPS.realtime).exec()) ?? [];
-    const [[timeErr, time], [groupsErr, groups], [pendingErr, pending]] = replies as [Error | null, unknown][];
-    if (timeErr) throw timeErr;
-    const redisNow = Number((time as [string, string])[0]) * 1000 + Math.floor(Number((time as [string, string])[1]) / 1000);
-    if (groupsErr) {
-      // No stream yet: nothing was accepted there.
-      if (/no such key/i.test(groupsErr.message)) return { ageMs: 0, at };
-      throw groupsErr;
-    }
-    const group = (groups as unknown[][]).map(pairs).find((g) => g.name === GROUPS.realtime);
-    let oldest: number | undefined;
-    if (!pendingErr && pending) {
-      const smallest = (pending as [number, string | null])[1];
-      if (smallest) oldest = idMs(smallest);
-    }
+    const { nowMs, streamExists, group } = await groupProgress(this.redis, stream, GROUPS.realtime, true);
+    if (!streamExists) return { ageMs: 0, at }; // nothing was accepted there yet
+    let oldest = group?.oldestPending ? idMs(group.oldestPending) : undefined;
     // The first entry no realtime consumer was given yet (the whole stream without a group).
     // Asked every time: XINFO's own lag can be wrong after an AOF restart (see streamStatus).
-    const undelivered = group === undefined ? '-' : `(${String(group['last-delivered-id'])}`;
-    const first = (await node.xrange(stream, undelivered, '+', 'COUNT', 1)) as [string, string[]][];
+    const undelivered = group === undefined ? '-' : `(${group.lastDelivered}`;
+    const first = (await nodeFor(this.redis, stream).xrange(stream, undelivered, '+', 'COUNT', 1)) as [string, string[]][];
     if (first.length > 0) oldest = Math.min(oldest ?? Infinity, idMs(first[0][0]));
-    return { ageMs: oldest === undefined ? 0 : Math.max(1, redisNow - oldest), at };
+    return { ageMs: oldest === undefined ? 0 : Math.max(1, nowMs! - oldest), at };
   }
 }

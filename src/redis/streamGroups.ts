@@ -203,8 +203,45 @@ export async function groupConsumers(redis: RedisClient, stream: string, group: 
   });
 }
 
+/** What `group` has done on one partition: see groupProgress. */
+export interface GroupProgress {
+  /** Redis's clock (ms) when read; only when asked for (`withTime`). */
+  nowMs?: number;
+  /** False when the stream does not exist (nothing was ever added to it). */
+  streamExists: boolean;
+  /** The group's last-delivered id and the oldest id it has pending (null: none); undefined when the group does not exist. */
+  group?: { lastDelivered: string; oldestPending: string | null };
+}
+
+/**
+ * How far `group` has got on `stream`, read on the node that serves it in one round trip:
+ * XINFO GROUPS and the XPENDING summary pipelined (TIME first with `withTime`). Any other
+ * error (a Redis user without XPENDING, Redis gone) throws.
+ */
+export async function groupProgress(redis: RedisClient, stream: string, group: GroupName, withTime = false): Promise<GroupProgress> {
+  const pipeline = nodeFor(redis, stream).pipeline();
+  if (withTime) pipeline.time();
+  const replies = ((await pipeline.xinfo('GROUPS', stream).xpending(stream, group).exec()) ?? []) as [Error | null, unknown][];
+  const out: GroupProgress = { streamExists: true };
+  if (withTime) {
+    const [err, time] = replies.shift()!;
+    if (err) throw err;
+    const [s, us] = time as [string, string];
+    out.nowMs = Number(s) * 1000 + Math.floor(Number(us) / 1000);
+  }
+  const [[groupsErr, groups], [pendingErr, pending]] = replies;
+  if (groupsErr) {
+    if (!isNoSuchKey(groupsErr)) throw groupsErr;
+    return { ...out, streamExists: false };
+  }
+  const info = (groups as unknown[][]).map(pairs).find((g) => g.name === group);
+  if (!info) return out;
+  if (pendingErr) throw pendingErr;
+  return { ...out, group: { lastDelivered: String(info['last-delivered-id']), oldestPending: (pending as [number, string | null])[1] } };
+}
+
 /** A flat [name, value, ...] reply (XINFO) as an object. */
-export function pairs(flat: unknown[]): Record<string, unknown> {
+function pairs(flat: unknown[]): Record<string, unknown> {
   const info: Record<string, unknown> = {};
   for (let i = 0; i < flat.length; i += 2) info[flat[i] as string] = flat[i + 1];
   return info;

@@ -42,7 +42,7 @@ export function profilesRouter(api: ApiContext): Router {
       return;
     }
     // With max_lag_ms, users whose partition is further behind are answered as stale, unread.
-    const lags = (ids as string[]).map((id) => api.reader.lagMs(id));
+    const lags = maxLagMs === undefined ? [] : (ids as string[]).map((id) => api.reader.lagMs(id));
     const stale = (i: number) => maxLagMs !== undefined && (lags[i] === null || lags[i]! > maxLagMs);
     const fresh = (ids as string[]).filter((_, i) => !stale(i));
     const timer = api.metrics.profileReadSeconds.startTimer({ kind: 'batch' });
