@@ -1,3 +1,4 @@
+import { TagConfigStatus, tagConfigStatus } from '../redis/tagConfigs';
 import fs from 'fs';
 import path from 'path';
 import { Keys } from '../core/keys';
@@ -68,6 +69,8 @@ export interface DashboardStats {
   top_users: { user_id: string; events: number }[];
   /** Per configured trigger: its newest firings (up to 5, among the newest 20 of each partition). */
   triggers: { name: string; recent: FiringSummary[] }[];
+  /** The active tag config version and the running processes with the version each runs. */
+  tag_config: TagConfigStatus;
 }
 
 /** Everything the pipeline view shows, in one call; rates are derived by the page from successive calls. */
@@ -80,11 +83,12 @@ export async function dashboardStats(
   triggers: readonly Trigger[] = [],
   lags: (number | null)[] = [],
 ): Promise<DashboardStats> {
-  const [parts, dead, runId, firings] = await Promise.all([
+  const [parts, dead, runId, firings, tagConfig] = await Promise.all([
     streamStatus(redis, keys, partitions),
     redis.xlen(keys.deadLetters()),
     lastRunId(redis, keys),
     triggers.length > 0 ? recentFirings(redis, keys, partitions) : Promise.resolve([]),
+    tagConfigStatus(redis, keys),
   ]);
   const lastBatch = runId ? await readRun(redis, keys, runId) : null;
   if (lastBatch?.summary) {
@@ -102,5 +106,6 @@ export async function dashboardStats(
     last_batch: lastBatch,
     top_users: activity.top(10),
     triggers: triggers.map((t) => ({ name: t.name, recent: firings.filter((f) => f.trigger === t.name).slice(0, 5) })),
+    tag_config: tagConfig,
   };
 }

@@ -324,7 +324,7 @@ const document = {
         responses: {
           200: response('Pipeline state', {
             type: 'object',
-            required: ['at', 'partitions', 'realtime_lag_ms', 'dead_letters', 'ods', 'last_batch', 'top_users', 'triggers'],
+            required: ['at', 'partitions', 'realtime_lag_ms', 'dead_letters', 'ods', 'last_batch', 'top_users', 'triggers', 'tag_config'],
             additionalProperties: false,
             properties: {
               at: { type: 'integer' },
@@ -353,6 +353,38 @@ const document = {
                   type: 'object',
                   required: ['name', 'recent'],
                   properties: { name: { type: 'string' }, recent: { type: 'array', items: ref('Firing') } },
+                },
+              },
+              tag_config: {
+                type: 'object',
+                required: ['active', 'processes'],
+                description: 'The active tag config version (null: none recorded yet) and the running processes with the version each runs',
+                properties: {
+                  active: {
+                    oneOf: [
+                      { type: 'null' },
+                      {
+                        type: 'object',
+                        required: ['version', 'since'],
+                        properties: { version: { type: 'string' }, since: { type: 'integer', description: 'epoch ms' } },
+                      },
+                    ],
+                  },
+                  processes: {
+                    type: 'array',
+                    items: {
+                      type: 'object',
+                      required: ['id', 'roles', 'version', 'file', 'started_at', 'until'],
+                      properties: {
+                        id: { type: 'string', description: 'host:pid' },
+                        roles: { type: 'array', items: { type: 'string', enum: ['api', 'realtime', 'archive'] } },
+                        version: { type: 'string' },
+                        file: { type: 'string', description: 'The tag file the process was started with' },
+                        started_at: { type: 'integer' },
+                        until: { type: 'integer', description: 'Until when (epoch ms) the process vouches for this record; it renews it every 5 s' },
+                      },
+                    },
+                  },
                 },
               },
             },

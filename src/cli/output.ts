@@ -1,3 +1,5 @@
+import type { TagConfigStatus } from '../redis/tagConfigs';
+import type { TagChangePlan } from '../batch/tagChange';
 import { OdsFile } from '../ods/files';
 import { PartitionStatus } from '../redis/streamGroups';
 import { REQUIRED_POLICY, RedisServerSettings } from '../redis/settings';
@@ -41,7 +43,14 @@ function bytes(n: number): string {
  * consumers, age of the oldest entry still in the stream; on a cluster also the master
  * serving it), then the ODS size.
  */
-export function formatStatus(partitions: PartitionStatus[], ods: OdsFile[], odsDir: string, now: number, redis: RedisServerSettings[] = []): string {
+export function formatStatus(
+  partitions: PartitionStatus[],
+  ods: OdsFile[],
+  odsDir: string,
+  now: number,
+  redis: RedisServerSettings[] = [],
+  tags?: TagConfigStatus,
+): string {
   const rows: string[][] = [];
   const nodes = partitions.some((p) => p.node);
   for (const p of partitions) {
@@ -69,7 +78,23 @@ export function formatStatus(partitions: PartitionStatus[], ods: OdsFile[], odsD
       : table(['stream', 'length', 'oldest', 'group', 'lag', 'pending', 'consumers'], rows, [0, 3]),
     '',
     `ODS ${odsDir}: ${ods.length} files in ${dates.size} date partitions, ${bytes(ods.reduce((n, f) => n + f.bytes, 0))}`,
+    ...(tags ? ['', ...tagConfigLines(tags, now)] : []),
   ].join('\n');
+}
+
+/** The active tag config and the running processes with the version each runs. */
+function tagConfigLines(s: TagConfigStatus, now: number): string[] {
+  if (!s.active) return ['tag config: none recorded yet (the first process to start records its own)'];
+  const active = s.active.version;
+  const head = `tag config: active ${active} since ${new Date(s.active.since).toISOString()} (${age(Math.max(0, now - s.active.since))} ago)`;
+  if (s.processes.length === 0) return [head, 'no running process has announced itself'];
+  const rows = s.processes.map((p) => [
+    p.id,
+    p.roles.join(',') || '-',
+    p.version === active ? p.version : `${p.version} (NOT ACTIVE)`,
+    age(Math.max(0, now - p.started_at)),
+  ]);
+  return [head, table(['process', 'roles', 'tag config', 'up'], rows, [0, 1, 2])];
 }
 
 /** One server's settings: its eviction policy (flagged unless noeviction), maxmemory and AOF. */
@@ -158,4 +183,40 @@ export function formatLoadSummary(summary: LoadSummary): string {
         ]
       : []),
   ].join('\n');
+}
+
+/** `profile tags plan`: each change and what it needs, then the backfill's ODS and the batch. */
+export function formatTagPlan(p: TagChangePlan): string {
+  const since = p.from.since ? ` since ${new Date(p.from.since).toISOString()}` : '';
+  const from = p.from.active
+    ? `active tag config ${p.from.version}${since}`
+    : `${p.from.version} (${p.from.source}; no tag config is recorded in this Redis yet)`;
+  const lines = [`from ${from}`, `to   ${p.to.version} (${p.to.source})`, ''];
+  if (p.changes.length === 0) {
+    lines.push(p.from.version === p.to.version ? 'No change: it is the same config.' : 'No change to what is served (only formatting or order differs).');
+    return lines.join('\n');
+  }
+  lines.push(
+    table(
+      ['', 'name', 'change', 'needs', 'what it means'],
+      p.changes.map((c) => [c.what, c.name, c.change, c.effect, c.detail]),
+      [0, 1, 2, 3, 4],
+    ),
+  );
+  const b = p.backfill;
+  if (b) {
+    const time =
+      b.seconds_estimate === null
+        ? 'time unknown until a `profile batch` run has measured the rate'
+        : `about ${b.seconds_estimate} s at the newest batch run's rate (${bytes(b.rate_bytes_per_s!)}/s)`;
+    lines.push(
+      '',
+      `Backfill: ${b.days_needed} days of ODS (${b.from_date} .. ${b.to_date}); the ODS holds ${b.days_in_ods} of them, ${b.files} files, ${bytes(b.bytes)}; ${time}.`,
+    );
+    if (b.days_in_ods < b.days_needed)
+      lines.push(`  The ODS lacks ${b.days_needed - b.days_in_ods} of those days: a backfilled tag counts only the events it holds.`);
+  }
+  if (p.batch_needed) lines.push('', 'Offline tags or segments change: run `profile batch` after the switch.');
+  lines.push('', 'Nothing was changed.');
+  return lines.join('\n');
 }

@@ -143,6 +143,20 @@ export class Keys {
   batchWindowsRun(): string {
     return `${this.prefix}batch:windows_run`;
   }
+
+  /**
+   * Hash of the tag configs: `active` (the version every process runs), `active_since`
+   * (epoch ms), and `doc:<version>` (each recorded config's canonical JSON). See
+   * src/redis/tagConfigs.ts.
+   */
+  tagConfigs(): string {
+    return `${this.prefix}cfg:{tags}`;
+  }
+
+  /** Hash of the running processes: id (host:pid) → JSON of their roles, config version and until when they vouch for it. */
+  tagConfigProcesses(): string {
+    return `${this.prefix}cfg:{tags}:procs`;
+  }
 }
 
 /**

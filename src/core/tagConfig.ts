@@ -1,3 +1,4 @@
+import { createHash } from 'crypto';
 import fs from 'fs';
 import path from 'path';
 import { EVENT_TYPES, EventType } from './event';
@@ -78,7 +79,31 @@ export function parseTagConfig(json: unknown, source = 'tag config'): TagConfig 
   });
   const { offline, segments } = parseOffline(top.offline, source, seen);
   const triggers = parseTriggers(top.triggers, source, realtime, offline);
-  return { source, realtime, offline, segments, triggers };
+  // A copy: a caller changing its object afterwards does not change this config's version.
+  return { source, realtime, offline, segments, triggers, document: JSON.parse(JSON.stringify(json)) as unknown };
+}
+
+/** JSON with every object's keys sorted: the same config written differently is the same text. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const o = value as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .filter((k) => o[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * A tag config's version: the first 12 hex digits of the SHA-256 of its canonical JSON
+ * (keys sorted, no spaces), so it changes with the content, not with formatting or the
+ * file's name.
+ */
+export function tagConfigVersion(config: Pick<TagConfig, 'document'>): string {
+  return createHash('sha256').update(canonicalJson(config.document)).digest('hex').slice(0, 12);
 }
 
 /** Triggers over realtime tags with a single number (not count_by) and offline tags. */

@@ -111,6 +111,11 @@ export interface TagConfig {
   segments: SegmentRule[];
   /** Pushed when a user crosses a threshold (none when absent). */
   triggers: Trigger[];
+  /**
+   * The config as written (the parsed JSON): what its version is computed from and what
+   * Redis keeps, so every process can run the active config (see tagConfigVersion).
+   */
+  document: unknown;
 }
 
 /** The offline tag that holds the user's segment. */

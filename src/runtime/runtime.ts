@@ -18,6 +18,7 @@ import { BatchLauncher } from '../batch/launcher';
 import { Metrics, serveMetrics } from '../metrics/metrics';
 import { isRedisError } from '../core/errors';
 import { checkEvictionPolicy } from '../redis/settings';
+import { adoptActiveTagConfig, announceProcess } from '../redis/tagConfigs';
 
 /** A connected process: its Redis, key names, and what it must close on exit. */
 export interface Runtime {
@@ -294,8 +295,15 @@ export async function runRoles(rt: Runtime, roles: Roles, stop: Promise<unknown>
   let http: HttpServerHandle | undefined;
   let metricsServer: { close(): Promise<void> } | undefined;
   const consumers: GroupConsumer[] = [];
+  let announced: { stop(): Promise<void> } | undefined;
   try {
     if (roles.archive) assertWritableDir(rt.config.odsDir); // before anything starts: fail with an instruction, not at the first event
+    // Every role runs the active tag config (this process's own, unless another is active).
+    const file = rt.config.tags.source;
+    const active = await adoptActiveTagConfig(rt.redis, rt.keys, rt.config.tags, rt.logger);
+    rt.config = { ...rt.config, tags: active.config };
+    const roleNames = (['api', 'realtime', 'archive'] as const).filter((r) => roles[r]);
+    announced = announceProcess(rt.redis, rt.keys, [...roleNames], active.version, file, rt.logger);
     if (roles.api) http = await startApi(rt);
     else if (rt.config.metricsPort !== undefined) {
       const served = await serveMetrics(rt.metrics, rt.config.host, rt.config.metricsPort);
@@ -309,6 +317,7 @@ export async function runRoles(rt: Runtime, roles: Roles, stop: Promise<unknown>
     rt.logger.info(
       {
         file: tags.source,
+        version: active.version,
         realtime: tags.realtime.map((t) => t.name),
         offline: tags.offline.map((t) => t.name),
         segments: tags.segments.map((s) => s.id),
@@ -321,6 +330,7 @@ export async function runRoles(rt: Runtime, roles: Roles, stop: Promise<unknown>
     await http?.close();
     await metricsServer?.close();
     await Promise.all(consumers.map((c) => c.stop()));
+    await announced?.stop();
     await closeRuntime(rt);
   }
   rt.logger.info('stopped');

@@ -13,6 +13,7 @@ import { makeSimulateCommand } from './simulate';
 import { makeMigrateCommand } from './migrate';
 import { makeTriggersCommand } from './triggers';
 import { makeTrainingSetCommand } from './trainingSet';
+import { makeTagsCommand } from './tags';
 
 /** Every command of the `profile` CLI, in the order --help lists them. */
 export const COMMANDS: (() => Command)[] = [
@@ -30,4 +31,5 @@ export const COMMANDS: (() => Command)[] = [
   makeMigrateCommand,
   makeTriggersCommand,
   makeTrainingSetCommand,
+  makeTagsCommand,
 ];

@@ -1,0 +1,149 @@
+import os from 'os';
+import type { RedisClient } from './client';
+import { Keys } from '../core/keys';
+import { TagConfig } from '../core/tags';
+import { ConfigError, isRedisError } from '../core/errors';
+import { canonicalJson, parseTagConfig, tagConfigVersion } from '../core/tagConfig';
+import { Logger, errorText } from '../core/logger';
+
+/**
+ * Which tag config the system runs, kept in Redis (keys.tagConfigs()): every recorded
+ * config's canonical JSON under its version, and the active version. The first process to
+ * start records its config as the active one; a process started later with another config
+ * runs the active one instead (it says so in one line), so no process writes window state
+ * that the active config would read differently. `profile tags plan` compares a file with
+ * the active config. Running processes announce themselves (keys.tagConfigProcesses()) with
+ * the version they run, so `profile status` and the dashboard show who runs what.
+ */
+
+/** The config every process runs, and since when (epoch ms). */
+export interface ActiveTagConfig {
+  version: string;
+  since: number;
+  config: TagConfig;
+}
+
+/** A running process as it announces itself. */
+export interface ProcessRecord {
+  /** host:pid */
+  id: string;
+  roles: string[];
+  /** The tag config version it runs. */
+  version: string;
+  /** The tag file it was started with. */
+  file: string;
+  started_at: number;
+  /** Until when (epoch ms) it vouches for this record; renewed every ANNOUNCE_EVERY_MS. */
+  until: number;
+}
+
+/** How often a process renews its record, and how long one record lasts (ms). */
+export const ANNOUNCE_EVERY_MS = 5_000;
+const ANNOUNCE_FOR_MS = 15_000;
+
+/** The config recorded in Redis under `version` (ConfigError when there is none). */
+export async function recordedTagConfig(redis: RedisClient, keys: Keys, version: string): Promise<TagConfig> {
+  const text = await redis.hget(keys.tagConfigs(), `doc:${version}`);
+  if (text === null) throw new ConfigError(`tag config ${version} is not recorded in Redis (${keys.tagConfigs()})`);
+  return parseTagConfig(JSON.parse(text), `tag config ${version} (recorded in Redis)`);
+}
+
+/** The active tag config, or null when no process has recorded one yet. */
+export async function activeTagConfig(redis: RedisClient, keys: Keys): Promise<ActiveTagConfig | null> {
+  const [version, since] = await redis.hmget(keys.tagConfigs(), 'active', 'active_since');
+  if (version === null) return null;
+  return { version, since: Number(since ?? 0), config: await recordedTagConfig(redis, keys, version) };
+}
+
+/**
+ * Records `config` (its canonical JSON under its version) and makes it the active one when
+ * none is; answers the active config. A user that may not write the config hash (the
+ * read-only `api` ACL user) only reads it: with none recorded yet, its own config is the
+ * answer, and the first worker records it.
+ */
+export async function recordTagConfig(redis: RedisClient, keys: Keys, config: TagConfig): Promise<ActiveTagConfig> {
+  const version = tagConfigVersion(config);
+  const key = keys.tagConfigs();
+  try {
+    // The document before the version that names it, so `active` never names a missing one.
+    await redis.hsetnx(key, `doc:${version}`, canonicalJson(config.document));
+    if ((await redis.hsetnx(key, 'active', version)) === 1) await redis.hset(key, 'active_since', String(Date.now()));
+  } catch (err) {
+    if (!isRedisError(err, 'NOPERM')) throw err;
+  }
+  const [active, since] = await redis.hmget(key, 'active', 'active_since');
+  if (active === null || active === version) return { version, since: Number(since ?? Date.now()), config };
+  return { version: active, since: Number(since ?? 0), config: await recordedTagConfig(redis, keys, active) };
+}
+
+/**
+ * A process's start: records its config, and when another config is active, says so in one
+ * line and answers the active one (which the process then runs).
+ */
+export async function adoptActiveTagConfig(redis: RedisClient, keys: Keys, config: TagConfig, log: Logger): Promise<ActiveTagConfig> {
+  const active = await recordTagConfig(redis, keys, config);
+  const mine = tagConfigVersion(config);
+  if (active.version !== mine) {
+    log.warn(
+      { file: config.source, version: mine, active: active.version, active_since: new Date(active.since).toISOString() },
+      `tag config ${mine} (${config.source}) is not the active one: running the active config ${active.version}; to change it, \`profile tags plan\` then \`profile tags apply\` the file`,
+    );
+  }
+  return active;
+}
+
+/** The running processes (records not renewed in time are left out), by id. */
+export async function runningProcesses(redis: RedisClient, keys: Keys): Promise<ProcessRecord[]> {
+  const all = await redis.hgetall(keys.tagConfigProcesses());
+  const now = Date.now();
+  const out: ProcessRecord[] = [];
+  for (const text of Object.values(all)) {
+    try {
+      const r = JSON.parse(text) as ProcessRecord;
+      if (r.until > now) out.push(r);
+    } catch {
+      // not one of ours: skipped
+    }
+  }
+  return out.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/**
+ * Announces this process (its roles and the tag config version it runs) until the returned
+ * stop() is called, renewing the record every ANNOUNCE_EVERY_MS; best effort (a failed
+ * renewal is logged at debug and tried again).
+ */
+export function announceProcess(redis: RedisClient, keys: Keys, roles: string[], version: string, file: string, log: Logger): { stop(): Promise<void> } {
+  const id = `${os.hostname()}:${process.pid}`;
+  const key = keys.tagConfigProcesses();
+  const startedAt = Date.now();
+  const renew = async () => {
+    const record: ProcessRecord = { id, roles, version, file, started_at: startedAt, until: Date.now() + ANNOUNCE_FOR_MS };
+    try {
+      await redis.hset(key, id, JSON.stringify(record));
+      await redis.pexpire(key, ANNOUNCE_FOR_MS * 4);
+    } catch (err) {
+      log.debug({ err: errorText(err) }, 'could not renew the process record');
+    }
+  };
+  void renew();
+  const timer = setInterval(() => void renew(), ANNOUNCE_EVERY_MS);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await redis.hdel(key, id).catch(() => undefined);
+    },
+  };
+}
+
+/** What `profile status` and the dashboard show: the active version and who runs which. */
+export interface TagConfigStatus {
+  active: { version: string; since: number } | null;
+  processes: ProcessRecord[];
+}
+
+export async function tagConfigStatus(redis: RedisClient, keys: Keys): Promise<TagConfigStatus> {
+  const [[version, since], processes] = await Promise.all([redis.hmget(keys.tagConfigs(), 'active', 'active_since'), runningProcesses(redis, keys)]);
+  return { active: version === null ? null : { version, since: Number(since ?? 0) }, processes };
+}
