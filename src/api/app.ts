@@ -19,12 +19,21 @@ export type { AppOptions } from './context';
  * express.
  */
 export function createApp(opts: AppOptions): RequestListener {
+  return createApi(opts).listener;
+}
+
+/**
+ * The API's request listener and the context its routes read: a switch of the active tag
+ * config sets the context's windowTags and triggers (and the reader's tags).
+ */
+export function createApi(opts: AppOptions): { listener: RequestListener; context: ApiContext } {
   const api = apiContext(opts);
-  return withSecurity(withFastProfileRoute(expressApp(api), api), {
+  const listener = withSecurity(withFastProfileRoute(expressApp(api), api), {
     keys: opts.apiKeys ?? [],
     rateLimitPerS: opts.rateLimitPerS ?? 0,
     maxBodyBytes: opts.maxBodyBytes,
   });
+  return { listener, context: api };
 }
 
 /** The express part of the API: one router per resource, then the 404 and error answers. */

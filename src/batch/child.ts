@@ -2,7 +2,7 @@ import type { RedisTarget } from '../redis/client';
 import { connectTarget } from '../redis/client';
 import { Keys } from '../core/keys';
 import { createLogger } from '../core/logger';
-import { loadTagConfig } from '../core/tagConfig';
+import { parseTagConfig } from '../core/tagConfig';
 import { BatchRequest, runBatch } from './run';
 
 /**
@@ -17,8 +17,9 @@ export interface BatchChildSettings extends BatchRequest {
   /** The Redis the batch writes (with ACLs: as the `batch` user). */
   target: RedisTarget;
   prefix: string;
-  /** The tag config file (the API's own `config.tags.source`). */
-  tagsFile: string;
+  /** The tag config the API runs (its `document`: the active config, which may be no file of this host), and where it came from. */
+  tags: unknown;
+  tagsSource: string;
   odsDir: string;
   logLevel: string;
   /** The run id whose lock the launcher already holds. */
@@ -36,7 +37,7 @@ export async function runBatchChild(settings: BatchChildSettings): Promise<void>
     await runBatch({
       redis,
       keys: new Keys(settings.prefix),
-      tags: loadTagConfig(settings.tagsFile),
+      tags: parseTagConfig(settings.tags, settings.tagsSource),
       odsDir: settings.odsDir,
       asOf: settings.asOf,
       from: settings.from,

@@ -1,5 +1,5 @@
 import type { TagConfigStatus } from '../redis/tagConfigs';
-import type { TagChangePlan } from '../batch/tagChange';
+import type { TagChangeApplied, TagChangePlan } from '../batch/tagChange';
 import { OdsFile } from '../ods/files';
 import { PartitionStatus } from '../redis/streamGroups';
 import { REQUIRED_POLICY, RedisServerSettings } from '../redis/settings';
@@ -186,7 +186,7 @@ export function formatLoadSummary(summary: LoadSummary): string {
 }
 
 /** `profile tags plan`: each change and what it needs, then the backfill's ODS and the batch. */
-export function formatTagPlan(p: TagChangePlan): string {
+export function formatTagPlan(p: TagChangePlan, footer = true): string {
   const since = p.from.since ? ` since ${new Date(p.from.since).toISOString()}` : '';
   const from = p.from.active
     ? `active tag config ${p.from.version}${since}`
@@ -217,6 +217,31 @@ export function formatTagPlan(p: TagChangePlan): string {
       lines.push(`  The ODS lacks ${b.days_needed - b.days_in_ods} of those days: a backfilled tag counts only the events it holds.`);
   }
   if (p.batch_needed) lines.push('', 'Offline tags or segments change: run `profile batch` after the switch.');
-  lines.push('', 'Nothing was changed.');
+  if (footer) lines.push('', 'Nothing was changed.');
+  return lines.join('\n');
+}
+
+/** `profile tags apply`: the plan, then what was done. */
+export function formatTagApplied(a: TagChangeApplied, waitS: number): string {
+  if (a.outcome === 'same') return `${a.plan.to.version} (${a.plan.to.source}) is already the active tag config: nothing to do.`;
+  const lines = [formatTagPlan(a.plan, false), ''];
+  if (a.outcome === 'refused') {
+    lines.push(
+      `Not applied: ${a.partial.join(', ')} need${a.partial.length === 1 ? 's' : ''} a backfill from the ODS, which \`profile tags apply\` does not do yet. Nothing was changed.`,
+      'With --accept-partial it switches anyway: those tags then count only the events whose window state was kept, until a full window has passed.',
+    );
+    return lines.join('\n');
+  }
+  lines.push(`Switched the active tag config ${a.plan.from.active ? a.plan.from.version : '(none)'} → ${a.plan.to.version}.`);
+  if (a.partial.length) lines.push(`Undercounting until a full window has passed (--accept-partial): ${a.partial.join(', ')}.`);
+  const now = a.processes.length - a.lagging.length;
+  lines.push(
+    a.processes.length === 0
+      ? 'No running process has announced itself: each runs the new config when it starts.'
+      : `${now} of ${a.processes.length} running processes run it now.`,
+  );
+  if (a.lagging.length) lines.push(`Not switched within ${waitS} s: ${a.lagging.map((p) => `${p.id} (${p.roles.join(',')}, ${p.version})`).join(', ')}.`);
+  if (a.plan.from.active)
+    lines.push(`To roll back: profile tags apply <the file of ${a.plan.from.version}> (\`profile tags show --of ${a.plan.from.version}\` prints it).`);
   return lines.join('\n');
 }

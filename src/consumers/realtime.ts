@@ -1,7 +1,7 @@
 import { Scripts, UpdateWindowsReply, queueScript, sendLoadingScripts } from '../lua/scripts';
 import { chunkBySlot, isCluster, pipelineByNode, throwRedisTrouble } from '../redis/client';
 import { erasedAt, erasureTimes, isErased } from '../profile/erasure';
-import { OfflineTag, Trigger, WindowTag } from '../core/tags';
+import { OfflineTag, TagConfig, Trigger, WindowTag } from '../core/tags';
 import { partitionFor } from '../core/keys';
 import { createHash } from 'crypto';
 import { UserWindowUpdate, WindowWriter, windowsReply } from './windowWriter';
@@ -57,8 +57,10 @@ function idsByStream(refs: readonly EntryRef[]): Map<string, string[]> {
  * acks an entry only after its script returned.
  */
 export class RealtimeConsumer extends GroupConsumer {
-  private readonly writer: WindowWriter;
+  private writer: WindowWriter;
   private readonly clock: () => number;
+  /** A tag config to run from the next batch on (switchTags). */
+  private nextTags?: Pick<TagConfig, 'realtime' | 'triggers' | 'offline'>;
 
   constructor(private readonly opts: RealtimeConsumerOptions) {
     super(GROUPS.realtime, opts);
@@ -67,7 +69,28 @@ export class RealtimeConsumer extends GroupConsumer {
     if (opts.foldInConsumer !== false) this.nodeFold = new NodeFold(opts.redis, opts.keys, this.writer.windowPlan, USERS_PER_CALL);
   }
 
-  private readonly nodeFold?: NodeFold;
+  private nodeFold?: NodeFold;
+
+  /**
+   * Runs with another tag config from the next batch on (a switch of the active config,
+   * see redis/tagConfigs.ts): the batch in progress is written whole with the config it
+   * started with.
+   */
+  switchTags(tags: Pick<TagConfig, 'realtime' | 'triggers' | 'offline'>): void {
+    this.nextTags = tags;
+  }
+
+  private takeSwitch(): void {
+    const t = this.nextTags;
+    if (!t) return;
+    this.nextTags = undefined;
+    this.writer = new WindowWriter(this.opts.keys, t.realtime, t.triggers, t.offline);
+    if (this.nodeFold) {
+      const counts = this.nodeFold.counts;
+      this.nodeFold = new NodeFold(this.opts.redis, this.opts.keys, this.writer.windowPlan, USERS_PER_CALL);
+      Object.assign(this.nodeFold.counts, counts);
+    }
+  }
 
   /** Users folded in the consumer, and users it left to updateWindows.lua (with triggers evaluated: not counted). */
   get foldCounts(): { folded: number; leftToScript: number } {
@@ -136,6 +159,7 @@ export class RealtimeConsumer extends GroupConsumer {
    * call's entries stay pending.
    */
   protected async handle(batches: StreamBatch[]): Promise<Map<string, string[]>> {
+    this.takeSwitch();
     const now = this.clock();
     const toAck = new Map<string, string[]>();
     const byUser = await this.byUser(batches, now, toAck);

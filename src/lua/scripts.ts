@@ -41,6 +41,7 @@ const SCRIPTS = {
   readProfile: { keys: 'counted', readOnly: true },
   trimStream: { keys: 1, readOnly: false },
   casLock: { keys: 1, readOnly: false },
+  switchTagConfig: { keys: 1, readOnly: false },
 } as const satisfies Record<string, ScriptSpec>;
 
 /** A script's name: a key of the table, so a misspelt one does not compile. */
@@ -179,6 +180,10 @@ export const Scripts = {
   /** Renews (ttlMs > 0) or releases (0) a lock only for its owner; 1 when `owner` held it. */
   casLock(lockKey: string, owner: string, ttlMs: number): ScriptCall<0 | 1> {
     return call('casLock', [lockKey], [owner, ttlMs]);
+  },
+  /** Makes `version` the active tag config if `expected` ('' for none) still is; 1 switched, 0 not the expected, -1 document missing. */
+  switchTagConfig(configKey: string, expected: string, version: string, now: number): ScriptCall<1 | 0 | -1> {
+    return call('switchTagConfig', [configKey], [expected, version, now]);
   },
 };
 

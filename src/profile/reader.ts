@@ -89,12 +89,31 @@ export function mergeCounts(signed: readonly string[], top: number): Record<stri
   return out;
 }
 
+/** What a reader reads with: one tag config's window plan and names (replaced whole by setTags). */
+interface ReaderView {
+  types: EventType[];
+  plan: Buffer;
+  /** Window tags in config order (the script answers them grouped by event type, and only of the types the user has). */
+  tagOrder: WindowTag[];
+  windowNames: Set<string>;
+  offlineNames?: Set<string>;
+}
+
+function readerView(tags: readonly WindowTag[], offlineNames?: readonly string[]): ReaderView {
+  const plan = windowPlan(tags);
+  return {
+    types: plan.types,
+    plan: plan.bin,
+    tagOrder: [...tags],
+    windowNames: new Set(tags.map((t) => t.name)),
+    offlineNames: offlineNames ? new Set(offlineNames) : undefined,
+  };
+}
+
 /** Reads fused profiles with readProfile.lua: one script call (one round trip) per user. */
 export class ProfileReader {
-  private readonly types: EventType[];
-  private readonly plan: Buffer;
-  /** Window tags in config order (the script answers them grouped by event type, and only of the types the user has). */
-  private readonly tagOrder: WindowTag[];
+  /** Each read takes this once, so a read started before setTags is answered whole by the old config. */
+  private view: ReaderView;
   private readonly clock: () => number;
   /** The connection this reader opened itself (connect): closed by close(). */
   private owned = false;
@@ -164,20 +183,20 @@ export class ProfileReader {
     offlineNames?: readonly string[],
   ) {
     this.clock = clock ?? Date.now;
-    const plan = windowPlan(tags);
-    this.types = plan.types;
-    this.plan = plan.bin;
-    this.tagOrder = [...tags];
-    this.windowNames = new Set(tags.map((t) => t.name));
-    this.offlineNames = offlineNames ? new Set(offlineNames) : undefined;
+    this.view = readerView(tags, offlineNames);
   }
 
-  private readonly windowNames: Set<string>;
-  private readonly offlineNames?: Set<string>;
+  /**
+   * Reads with another tag config from now on (a switch of the active config, see
+   * redis/tagConfigs.ts); reads already started finish with the one they started with.
+   */
+  setTags(tags: readonly WindowTag[], offlineNames?: readonly string[]): void {
+    this.view = readerView(tags, offlineNames);
+  }
 
   /** The names in `tags` that are no tag this reader knows (none: every one may be read). */
-  unknownTags(tags: readonly string[]): string[] {
-    return tags.filter((t) => !this.windowNames.has(t) && this.offlineNames !== undefined && !this.offlineNames.has(t));
+  unknownTags(tags: readonly string[], view = this.view): string[] {
+    return tags.filter((t) => !view.windowNames.has(t) && view.offlineNames !== undefined && !view.offlineNames.has(t));
   }
 
   /**
@@ -187,22 +206,23 @@ export class ProfileReader {
    */
   async read(userId: string, opts: ReadOptions = {}): Promise<Profile | null> {
     const now = this.clock();
-    const select = this.selection(opts.tags);
+    const view = this.view;
+    const select = this.selection(view, opts.tags);
     if (opts.maxLagMs !== undefined) {
       const lag = this.lagMs(userId);
       if (lag === null || lag > opts.maxLagMs) throw new StaleProfileError(userId, lag, opts.maxLagMs);
     }
-    return this.toProfile(userId, now, await runScript(this.redis, this.script(userId, now, select)), select);
+    return this.toProfile(view, userId, now, await runScript(this.redis, this.script(view, userId, now, select)), select);
   }
 
   /** What a read with `tags` asks Redis for; undefined: everything. */
-  private selection(tags: readonly string[] | undefined): TagSelection | undefined {
+  private selection(view: ReaderView, tags: readonly string[] | undefined): TagSelection | undefined {
     if (tags === undefined) return undefined;
-    const unknown = this.unknownTags(tags);
+    const unknown = this.unknownTags(tags, view);
     if (unknown.length > 0) throw new UnknownTagError(unknown);
     const asked = new Set(tags);
-    const offline = [...asked].filter((t) => !this.windowNames.has(t));
-    return { window: this.tagOrder.filter((t) => asked.has(t.name)).map((t) => t.name), offline: [...offline, ...Object.keys(OFFLINE_META)] };
+    const offline = [...asked].filter((t) => !view.windowNames.has(t));
+    return { window: view.tagOrder.filter((t) => asked.has(t.name)).map((t) => t.name), offline: [...offline, ...Object.keys(OFFLINE_META)] };
   }
 
   /**
@@ -211,28 +231,29 @@ export class ProfileReader {
    */
   async readMany(userIds: string[], opts: ReadOptions = {}): Promise<(Profile | null)[]> {
     const now = this.clock();
-    const select = this.selection(opts.tags);
+    const view = this.view;
+    const select = this.selection(view, opts.tags);
     const results = await sendLoadingScripts(this.redis, userIds, (ids) =>
       pipelineByNode(
         this.redis,
         ids,
         (id) => this.keys.realtime(id),
-        (p, id) => queueScript(p, this.script(id, now, select)),
+        (p, id) => queueScript(p, this.script(view, id, now, select)),
       ),
     );
     return results.map(([err, reply], i) => {
       if (err) throw err;
-      return this.toProfile(userIds[i], now, reply as ReadProfileReply, select);
+      return this.toProfile(view, userIds[i], now, reply as ReadProfileReply, select);
     });
   }
 
-  private script(userId: string, now: number, select?: TagSelection) {
+  private script(view: ReaderView, userId: string, now: number, select?: TagSelection) {
     const k = this.keys;
-    const types = this.types.map((type) => ({ panesKey: k.panes(userId, type), indexKey: k.paneIndex(userId, type) }));
-    return Scripts.readProfile({ types, realtimeKey: k.realtime(userId), offlineKey: k.offline(userId) }, now, this.plan, select);
+    const types = view.types.map((type) => ({ panesKey: k.panes(userId, type), indexKey: k.paneIndex(userId, type) }));
+    return Scripts.readProfile({ types, realtimeKey: k.realtime(userId), offlineKey: k.offline(userId) }, now, view.plan, select);
   }
 
-  private toProfile(userId: string, now: number, reply: ReadProfileReply, select?: TagSelection): Profile | null {
+  private toProfile(view: ReaderView, userId: string, now: number, reply: ReadProfileReply, select?: TagSelection): Profile | null {
     if (reply[0] === 0) return null;
     const [, lastEventAt, flatTags, offline] = reply;
     const profile: Profile = {
@@ -244,7 +265,7 @@ export class ProfileReader {
     const byName = new Map<string, unknown>();
     for (let i = 0; i < flatTags.length; i += 2) byName.set(flatTags[i] as string, flatTags[i + 1]);
     const wanted = select ? new Set(select.window) : undefined;
-    for (const { name, aggregation, top } of this.tagOrder) {
+    for (const { name, aggregation, top } of view.tagOrder) {
       if (wanted && !wanted.has(name)) continue;
       // A tag of an event type the user has no state for: its empty value (as the script gives it).
       const value = byName.has(name) ? byName.get(name) : EMPTY_VALUE[aggregation];

@@ -92,6 +92,27 @@ export async function adoptActiveTagConfig(redis: RedisClient, keys: Keys, confi
   return active;
 }
 
+/**
+ * A one-shot command's config: the active one when one is recorded (saying so in one line
+ * when it is not `config`), else `config`. Records nothing; a user that may not read the
+ * config hash runs `config`.
+ */
+export async function followActiveTagConfig(redis: RedisClient, keys: Keys, config: TagConfig, log: Logger): Promise<TagConfig> {
+  let active: ActiveTagConfig | null;
+  try {
+    active = await activeTagConfig(redis, keys);
+  } catch (err) {
+    if (!isRedisError(err, 'NOPERM')) throw err;
+    return config;
+  }
+  if (!active || active.version === tagConfigVersion(config)) return config;
+  log.warn(
+    { file: config.source, version: tagConfigVersion(config), active: active.version },
+    `tag config ${tagConfigVersion(config)} (${config.source}) is not the active one: using the active config ${active.version}`,
+  );
+  return active.config;
+}
+
 /** The running processes (records not renewed in time are left out), by id. */
 export async function runningProcesses(redis: RedisClient, keys: Keys): Promise<ProcessRecord[]> {
   const all = await redis.hgetall(keys.tagConfigProcesses());
@@ -113,7 +134,14 @@ export async function runningProcesses(redis: RedisClient, keys: Keys): Promise<
  * stop() is called, renewing the record every ANNOUNCE_EVERY_MS; best effort (a failed
  * renewal is logged at debug and tried again).
  */
-export function announceProcess(redis: RedisClient, keys: Keys, roles: string[], version: string, file: string, log: Logger): { stop(): Promise<void> } {
+export function announceProcess(
+  redis: RedisClient,
+  keys: Keys,
+  roles: string[],
+  version: string,
+  file: string,
+  log: Logger,
+): { setVersion(version: string): Promise<void>; stop(): Promise<void> } {
   const id = `${os.hostname()}:${process.pid}`;
   const key = keys.tagConfigProcesses();
   const startedAt = Date.now();
@@ -130,9 +158,62 @@ export function announceProcess(redis: RedisClient, keys: Keys, roles: string[],
   const timer = setInterval(() => void renew(), ANNOUNCE_EVERY_MS);
   timer.unref();
   return {
+    async setVersion(v: string) {
+      version = v;
+      await renew();
+    },
     async stop() {
       clearInterval(timer);
       await redis.hdel(key, id).catch(() => undefined);
+    },
+  };
+}
+
+/** How often a running process checks which tag config is active (ms). */
+export const TAG_CONFIG_POLL_MS = 1000;
+
+/**
+ * Follows the active tag config: every `everyMs` reads the active version and, when it is
+ * not `current`, loads that config and awaits `onSwitch` with it (once per change; a load
+ * or switch that fails is logged and tried again at the next check). stop() waits for a
+ * switch in progress.
+ */
+export function watchActiveTagConfig(
+  redis: RedisClient,
+  keys: Keys,
+  current: string,
+  onSwitch: (active: ActiveTagConfig) => Promise<void> | void,
+  log: Logger,
+  everyMs = TAG_CONFIG_POLL_MS,
+): { stop(): Promise<void> } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const check = async () => {
+    try {
+      const [version, since] = await redis.hmget(keys.tagConfigs(), 'active', 'active_since');
+      if (stopped || version === null || version === current) return;
+      const config = await recordedTagConfig(redis, keys, version);
+      if (stopped) return;
+      await onSwitch({ version, since: Number(since ?? 0), config });
+      log.info({ from: current, to: version, file: config.source }, `switched to tag config ${version}`);
+      current = version;
+    } catch (err) {
+      log.warn({ err: errorText(err) }, 'could not follow the active tag config; trying again');
+    }
+  };
+  const loop = () => {
+    if (stopped) return;
+    running = check().finally(() => {
+      if (!stopped) timer = setTimeout(loop, everyMs).unref();
+    });
+  };
+  timer = setTimeout(loop, everyMs).unref();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
     },
   };
 }

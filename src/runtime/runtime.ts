@@ -4,7 +4,7 @@ import { Keys } from '../core/keys';
 import { Logger, OutageLog } from '../core/logger';
 import { RedisClient, RedisTarget, connectTarget, redisAnswers } from '../redis/client';
 import { RedisServerHandle, startRedisServer } from '../redis/embeddedServer';
-import { createApp } from '../api/app';
+import { createApi } from '../api/app';
 import { HttpServerHandle, listen } from '../api/server';
 import { Producer } from '../producer/producer';
 import { ProfileReader, offlineTagNames } from '../profile/reader';
@@ -18,7 +18,8 @@ import { BatchLauncher } from '../batch/launcher';
 import { Metrics, serveMetrics } from '../metrics/metrics';
 import { isRedisError } from '../core/errors';
 import { checkEvictionPolicy } from '../redis/settings';
-import { adoptActiveTagConfig, announceProcess } from '../redis/tagConfigs';
+import { adoptActiveTagConfig, announceProcess, watchActiveTagConfig } from '../redis/tagConfigs';
+import { TagConfig } from '../core/tags';
 
 /** A connected process: its Redis, key names, and what it must close on exit. */
 export interface Runtime {
@@ -119,7 +120,7 @@ async function startLag(rt: Runtime, reader: ProfileReader): Promise<RealtimeLag
 }
 
 /** Starts the HTTP API on the runtime's Redis. */
-export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
+export async function startApi(rt: Runtime): Promise<HttpServerHandle & { switchTags(tags: TagConfig): void }> {
   const { config, redis, keys, logger } = rt;
   // Groups exist before the first event is accepted, so no trim can ever skip a group.
   try {
@@ -157,12 +158,13 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
       ? { clusterNodes: rt.target.clusterNodes, tls: config.redisTls }
       : { redisUrl: config.batchRedisUrl ?? rt.target.redisUrl, tls: config.redisTls },
     prefix: config.prefix,
-    tagsFile: config.tags.source,
+    tags: config.tags.document,
+    tagsSource: config.tags.source,
     odsDir: config.odsDir,
     logLevel: config.logLevel,
   };
   const batch = new BatchLauncher({ redis: batchRedis, keys, child, logger, metrics: rt.metrics });
-  const app = createApp({
+  const { listener: app, context } = createApi({
     redis,
     producer,
     reader,
@@ -183,8 +185,22 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
     maxBodyBytes: config.maxBodyBytes,
   });
   const listening = await listen(app, config.host, config.port);
-  const http = { ...listening, close: () => listening.close().finally(() => lag.stop()) };
+  // A switch of the active tag config: reads, routes and batch runs use the new one from now on.
+  const switchTags = (tags: TagConfig) => {
+    reader.setTags(tags.realtime, offlineTagNames(tags));
+    context.windowTags = tags.realtime;
+    context.triggers = tags.triggers;
+    child.tags = tags.document;
+    child.tagsSource = tags.source;
+  };
+  const http = { ...listening, close: () => listening.close().finally(() => lag.stop()), switchTags };
   logger.info({ host: config.host, port: http.port }, 'API listening');
+  logApiKeys(config, logger);
+  return http;
+}
+
+/** Says which API keys are required, or loudly that none is. */
+function logApiKeys(config: AppConfig, logger: Logger): void {
   if (config.apiKeys.length === 0) {
     logger.warn(
       { host: config.host },
@@ -194,7 +210,6 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle> {
   } else {
     logger.info({ keys: config.apiKeys.map((k) => k.role) }, 'API keys required on every route but /health');
   }
-  return http;
 }
 
 /** What every consumer of this process is configured with. */
@@ -295,7 +310,9 @@ export async function runRoles(rt: Runtime, roles: Roles, stop: Promise<unknown>
   let http: HttpServerHandle | undefined;
   let metricsServer: { close(): Promise<void> } | undefined;
   const consumers: GroupConsumer[] = [];
-  let announced: { stop(): Promise<void> } | undefined;
+  let announced: ReturnType<typeof announceProcess> | undefined;
+  let watch: { stop(): Promise<void> } | undefined;
+  const switchers: ((tags: TagConfig) => void)[] = [];
   try {
     if (roles.archive) assertWritableDir(rt.config.odsDir); // before anything starts: fail with an instruction, not at the first event
     // Every role runs the active tag config (this process's own, unless another is active).
@@ -304,13 +321,17 @@ export async function runRoles(rt: Runtime, roles: Roles, stop: Promise<unknown>
     rt.config = { ...rt.config, tags: active.config };
     const roleNames = (['api', 'realtime', 'archive'] as const).filter((r) => roles[r]);
     announced = announceProcess(rt.redis, rt.keys, [...roleNames], active.version, file, rt.logger);
-    if (roles.api) http = await startApi(rt);
+    if (roles.api) switchers.push((http = await startApi(rt)).switchTags);
     else if (rt.config.metricsPort !== undefined) {
       const served = await serveMetrics(rt.metrics, rt.config.host, rt.config.metricsPort);
       metricsServer = served;
       rt.logger.info({ host: rt.config.host, port: served.port }, 'metrics listening on /metrics');
     }
-    if (roles.realtime) consumers.push(await startRealtime(rt));
+    if (roles.realtime) {
+      const realtime = await startRealtime(rt);
+      consumers.push(realtime);
+      switchers.push((tags) => realtime.switchTags(tags));
+    }
     if (roles.archive) consumers.push(await startArchive(rt));
     // Once started (a failed start stays one line): what this process serves.
     const tags = rt.config.tags;
@@ -325,8 +346,21 @@ export async function runRoles(rt: Runtime, roles: Roles, stop: Promise<unknown>
       },
       'tag config loaded',
     );
+    // `profile tags apply` switches the active config: every role follows it.
+    watch = watchActiveTagConfig(
+      rt.redis,
+      rt.keys,
+      active.version,
+      async (next) => {
+        rt.config = { ...rt.config, tags: next.config };
+        for (const s of switchers) s(next.config);
+        await announced?.setVersion(next.version);
+      },
+      rt.logger,
+    );
     await stop;
   } finally {
+    await watch?.stop();
     await http?.close();
     await metricsServer?.close();
     await Promise.all(consumers.map((c) => c.stop()));

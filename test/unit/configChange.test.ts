@@ -3,14 +3,27 @@ import fs from 'fs';
 import { DEFAULT_TAGS_FILE, parseTagConfig, tagConfigVersion } from '../../src/core/tagConfig';
 import { planTagChange } from '../../src/core/configChange';
 
-const shipped = () => JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as { realtime: Record<string, unknown>[]; offline: { tags: unknown[]; segments: { id: string; when: { value: unknown }[] }[] }; triggers?: unknown[] };
+const shipped = () =>
+  JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as {
+    realtime: Record<string, unknown>[];
+    offline: { tags: unknown[]; segments: { id: string; when: { value: unknown }[] }[] };
+    triggers?: unknown[];
+  };
 
 describe('tag config versions and change plans', () => {
   it('a version follows the content, not its formatting or key order', () => {
     const doc = shipped();
     const a = parseTagConfig(doc);
     const reverse = (v: unknown): unknown =>
-      Array.isArray(v) ? v.map(reverse) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).reverse().map(([k, x]) => [k, reverse(x)])) : v;
+      Array.isArray(v)
+        ? v.map(reverse)
+        : v && typeof v === 'object'
+          ? Object.fromEntries(
+              Object.entries(v)
+                .reverse()
+                .map(([k, x]) => [k, reverse(x)]),
+            )
+          : v;
     const reordered = reverse(doc);
     expect(JSON.stringify(reordered)).to.not.equal(JSON.stringify(doc));
     expect(tagConfigVersion(parseTagConfig(reordered))).to.equal(tagConfigVersion(a));
@@ -50,7 +63,20 @@ describe('tag config versions and change plans', () => {
     expect(by('hot')).to.deep.include({ what: 'trigger', change: 'added', effect: 'trigger' });
     // Nothing else: the unchanged tags are not listed.
     expect(changes.map((c) => c.name).sort()).to.deep.equal(
-      ['ads_clicked_24h', 'campaign_views_1h', 'click_spend_1h', 'clicks_1h', 'clicks_7d', 'high_value_user', 'hot', 'spend_max_24h', 'views_1h', 'views_5m', 'distinct_ads_1h', 'impression'].sort(),
+      [
+        'ads_clicked_24h',
+        'campaign_views_1h',
+        'click_spend_1h',
+        'clicks_1h',
+        'clicks_7d',
+        'high_value_user',
+        'hot',
+        'spend_max_24h',
+        'views_1h',
+        'views_5m',
+        'distinct_ads_1h',
+        'impression',
+      ].sort(),
     );
     // views_5m at 1 min and views_1h gone: no impression tag reads 1 s panes any more.
     expect(changes.find((c) => c.what === 'event type' && c.name === 'impression')).to.deep.include({ change: 'keeps less', effect: 'free' });
@@ -75,7 +101,9 @@ describe('tag config versions and change plans', () => {
     const less = planTagChange(from, parseTagConfig(shorter)).find((c) => c.what === 'event type' && c.name === 'click')!;
     expect(less).to.deep.include({ change: 'keeps less', effect: 'free' });
     expect(less.detail).to.contain('panes older than 1d (kept 30d until now) are pruned');
-    expect(changes.find((c) => c.what === 'segment' && c.change === 'changed')!.detail).to.contain('order high_value_user > new_user > churn_risk > window_shopper > regular → new_user > high_value_user > churn_risk');
+    expect(changes.find((c) => c.what === 'segment' && c.change === 'changed')!.detail).to.contain(
+      'order high_value_user > new_user > churn_risk > window_shopper > regular → new_user > high_value_user > churn_risk',
+    );
     expect(planTagChange(from, from)).to.deep.equal([]);
     // Purchase tags are 24 h at 1 min: a 10-minute count at 1 s needs 1 s panes nobody kept.
     const finer = shipped();

@@ -212,7 +212,14 @@ describe(`fuzzing the API with ${RUNS} hostile requests (fast-check, seed ${SEED
       batch: new BatchLauncher({
         redis,
         keys,
-        child: { target: { redisUrl: server.url }, prefix: PREFIX, tagsFile: DEFAULT_TAGS_FILE, odsDir: ods, logLevel: 'info' },
+        child: {
+          target: { redisUrl: server.url },
+          prefix: PREFIX,
+          tags: loadTagConfig().document,
+          tagsSource: DEFAULT_TAGS_FILE,
+          odsDir: ods,
+          logLevel: 'info',
+        },
       }),
       maxEventsPerRequest: 100,
       maxProfilesPerRequest: 10,

@@ -36,7 +36,14 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
     p = await makePipeline({ partitions: 2, now: Date.now() });
     ods = fs.mkdtempSync(path.join(os.tmpdir(), 'openapi-ods-'));
     metrics = new Metrics({ processMetrics: false });
-    const child = { target: { redisUrl: testRedisUrl() }, prefix: p.keys.prefix, tagsFile: p.config.tags.source, odsDir: ods, logLevel: 'silent' };
+    const child = {
+      target: { redisUrl: testRedisUrl() },
+      prefix: p.keys.prefix,
+      tags: p.config.tags.document,
+      tagsSource: p.config.tags.source,
+      odsDir: ods,
+      logLevel: 'silent',
+    };
     const app = createApp({
       redis: p.redis,
       reader: p.reader,

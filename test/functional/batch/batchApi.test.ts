@@ -19,7 +19,14 @@ describe('batch over HTTP: POST /batch, GET /batch/:id (real child process)', fu
     const batch = new BatchLauncher({
       redis: p.redis,
       keys: p.keys,
-      child: { target: { redisUrl: testRedisUrl() }, prefix: p.keys.prefix, tagsFile: p.config.tags.source, odsDir: ods, logLevel: 'silent' },
+      child: {
+        target: { redisUrl: testRedisUrl() },
+        prefix: p.keys.prefix,
+        tags: p.config.tags.document,
+        tagsSource: p.config.tags.source,
+        odsDir: ods,
+        logLevel: 'silent',
+      },
     });
     ({ http, base } = await serveApp(p, { batch, maxEventsPerRequest: 100, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20 }));
   });

@@ -24,7 +24,9 @@ import { Redis, connectRedis, loadScripts } from '../../../src/redis/client';
 import { scriptLibrary } from '../../../src/lua/scripts';
 import { RedisServerHandle, startRedisServer } from '../../../src/redis/embeddedServer';
 import { streamStatus } from '../../../src/redis/streamGroups';
-import { loadTagConfig, parseTagConfig } from '../../../src/core/tagConfig';
+import { loadTagConfig, parseTagConfig, tagConfigVersion } from '../../../src/core/tagConfig';
+import { announceProcess, recordTagConfig, runningProcesses } from '../../../src/redis/tagConfigs';
+import { silentLogger } from '../../../src/core/logger';
 import { shippedTagsWithTriggers } from '../../helpers/context';
 import { FiringReader } from '../../../src/profile/triggers';
 
@@ -122,6 +124,18 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
     const reader = new ProfileReader(conns.api, keys, tags.realtime);
     expect((await reader.read('acl-w'))!.tags).to.include({ clicks_5m: 1 });
     expect((await reader.read('acl-u'))!.tags).to.include({ purchases_24h: 1, spend_24h: 5, views_1h: 1 });
+    // The worker records the tag config; the api runs the active one (it may not record
+    // another) and announces itself.
+    expect((await recordTagConfig(conns.worker, keys, tags)).version).to.equal(tagConfigVersion(tags));
+    const other = parseTagConfig(shippedTagsWithTriggers([{ name: 'x', when: [{ tag: 'spend_24h', op: '>=', value: 1 }] }]));
+    const apiActive = await recordTagConfig(conns.api, keys, other);
+    expect(apiActive.version).to.equal(tagConfigVersion(tags));
+    expect(await conns.api.hget(keys.tagConfigs(), `doc:${tagConfigVersion(other)}`)).to.equal(null);
+    const announced = announceProcess(conns.api, keys, ['api'], apiActive.version, 'tags.json', silentLogger);
+    for (let i = 0; i < 50 && (await runningProcesses(conns.api, keys)).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect((await runningProcesses(conns.api, keys)).map((p) => p.roles)).to.deep.equal([['api']]);
+    await announced.stop();
+    expect(await runningProcesses(conns.api, keys)).to.deep.equal([]);
     const firings = await FiringReader.open(conns.api, keys, 2, ['0-0', '0-0']);
     expect((await firings.next(1000)).map((f) => [f.trigger, f.user_id, f.values])).to.deep.equal([['spender', 'acl-u', { spend_24h: 5 }]]);
     firings.close();
@@ -234,6 +248,9 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
       ['api', ['XADD', 'ev:{p0}', '*', 'a', 'b']],
       ['api', ['DEL', 'u:{acl-u}:rt']],
       ['api', ['SET', 'batch:lock', 'x']],
+      // The api user announces itself (cfg:{tags}:procs) but may not change the active tag config.
+      ['api', ['HSET', 'cfg:{tags}', 'active', 'x']],
+      ['api', ['HSET', 'u:{acl-u}:off', 'ltv_total', '1']],
       ['worker', ['SET', 'batch:lock', 'x']],
       ['worker', ['ZADD', 'erasures', 1, 'someone']],
       ['worker', ['CLIENT', 'UNBLOCK', 1]],
@@ -250,7 +267,7 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
     );
     expect(await refused('api', ['FCALL', 'acltest_w', 1, 'u:{acl-w}:off'])).to.equal('NOPERM');
     expect(await conns.api.call('FCALL_RO', 'acltest_w', 1, 'u:{acl-w}:off').catch((err: Error) => err.message)).to.match(
-      /user executing the script can't run this command/,
+      /user executing the script can't (run this command|access at least one of the keys)/,
     );
     expect(await conns.batch.exists('u:{acl-w}:off')).to.equal(0);
   });

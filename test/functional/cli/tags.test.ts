@@ -1,0 +1,98 @@
+import { expect } from 'chai';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import Redis from 'ioredis';
+import { DEFAULT_TAGS_FILE, loadTagConfig, tagConfigVersion } from '../../../src/core/tagConfig';
+import { Keys } from '../../../src/core/keys';
+import { killAllCli, runCli, runCliToEnd } from '../../helpers/cli';
+import { testRedisUrl, uniquePrefix } from '../../helpers/context';
+
+/** The shipped config plus a 7-day click count (needs a backfill) and a 1-hour one (served at once), without clicks_5m. */
+function nextConfig(dir: string): string {
+  const doc = JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as { realtime: Record<string, unknown>[] };
+  doc.realtime = doc.realtime.filter((t) => t.name !== 'clicks_5m');
+  doc.realtime.push(
+    { name: 'clicks_7d', event: 'click', aggregation: 'count', window: '7d' },
+    { name: 'clicks_1h', event: 'click', aggregation: 'count', window: '1h' },
+  );
+  const file = path.join(dir, 'next.json');
+  fs.writeFileSync(file, JSON.stringify(doc, null, 2));
+  return file;
+}
+
+describe('tag config versions (real processes)', function () {
+  this.timeout(40_000);
+  afterEach(killAllCli);
+
+  it('the first process records the active config; one started with another runs the active one and says so; status, plan and show report it', async () => {
+    const prefix = uniquePrefix();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tags-'));
+    const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: prefix, LOG_LEVEL: 'info', LOG_FORMAT: 'json', ODS_DIR: path.join(dir, 'ods') };
+    const shipped = tagConfigVersion(loadTagConfig());
+    const next = nextConfig(dir);
+    const nextVersion = tagConfigVersion(loadTagConfig(next));
+
+    // Before any process: nothing recorded; plan compares with the config it was given.
+    const none = await runCliToEnd(['tags', 'show'], env);
+    expect(none.code).to.equal(1);
+    expect(none.out).to.contain('no tag config is recorded in this Redis yet');
+
+    const first = runCli(['consume', '--consumer-name', 'c1'], env);
+    const [loaded] = await first.waitFor(/\{[^\n]*"msg":"tag config loaded"\}/);
+    expect(JSON.parse(loaded)).to.deep.include({ version: shipped });
+
+    // Started with another config: one line saying so, then it runs the active config.
+    const second = runCli(['consume', '--consumer-name', 'c2', '--config', next], env);
+    const [warn] = await second.waitFor(/\{[^\n]*is not the active one[^\n]*\}/);
+    expect(JSON.parse(warn)).to.deep.include({ version: nextVersion, active: shipped, file: next });
+    const [loaded2] = await second.waitFor(/\{[^\n]*"msg":"tag config loaded"\}/);
+    expect(JSON.parse(loaded2)).to.deep.include({ version: shipped });
+    expect(JSON.parse(loaded2).realtime).to.include('clicks_5m').and.not.include('clicks_7d');
+    expect(second.output().match(/is not the active one/g)).to.have.length(1);
+
+    const status = await runCliToEnd(['status', '--json'], env);
+    expect(status.code).to.equal(0);
+    const tagConfig = JSON.parse(status.out).tag_config as {
+      active: { version: string };
+      processes: { id: string; roles: string[]; version: string; file: string }[];
+    };
+    expect(tagConfig.active.version).to.equal(shipped);
+    expect(tagConfig.processes.map((p) => [p.roles, p.version])).to.deep.equal([
+      [['realtime'], shipped],
+      [['realtime'], shipped],
+    ]);
+    expect(tagConfig.processes.map((p) => p.file).sort()).to.deep.equal([DEFAULT_TAGS_FILE, next].sort());
+    const table = await runCliToEnd(['status'], env);
+    expect(table.out).to.match(new RegExp(`tag config: active ${shipped} since`));
+
+    const plan = await runCliToEnd(['tags', 'plan', next], env);
+    expect(plan.code).to.equal(0);
+    expect(plan.out).to.contain(`from active tag config ${shipped}`);
+    expect(plan.out).to.match(/clicks_7d\s+added\s+backfill\s+needs a backfill of 7d of events \(click panes are kept for 1d, the window is 7d\)/);
+    expect(plan.out).to.match(/clicks_1h\s+added\s+instant/);
+    expect(plan.out).to.match(/clicks_5m\s+removed\s+free/);
+    expect(plan.out).to.contain('Backfill: 8 days of ODS');
+    expect(plan.out).to.contain('Nothing was changed.');
+    const json = JSON.parse((await runCliToEnd(['tags', 'plan', next, '--json'], env)).out);
+    expect(json.to.version).to.equal(nextVersion);
+    expect(json.backfill).to.deep.include({ span_ms: 7 * 86_400_000, days_needed: 8, days_in_ods: 0 });
+
+    const show = await runCliToEnd(['tags', 'show'], env);
+    expect(show.code).to.equal(0);
+    expect(tagConfigVersion({ document: JSON.parse(show.out.slice(show.out.indexOf('{'))) })).to.equal(shipped);
+
+    // Nothing changed: still the shipped config, and a clean stop drops each process's record.
+    const redis = new Redis(testRedisUrl());
+    try {
+      expect(await redis.hget(new Keys(prefix).tagConfigs(), 'active')).to.equal(shipped);
+      first.child.kill('SIGTERM');
+      second.child.kill('SIGTERM');
+      expect(await first.exited).to.equal(0);
+      expect(await second.exited).to.equal(0);
+      expect(await redis.hlen(new Keys(prefix).tagConfigProcesses())).to.equal(0);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
