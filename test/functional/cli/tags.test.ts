@@ -6,6 +6,7 @@ import Redis from 'ioredis';
 import { DEFAULT_TAGS_FILE, loadTagConfig, tagConfigVersion } from '../../../src/core/tagConfig';
 import { Keys } from '../../../src/core/keys';
 import { killAllCli, runCli, runCliToEnd } from '../../helpers/cli';
+import { Scripts, runScript } from '../../../src/lua/scripts';
 import { testRedisUrl, uniquePrefix } from '../../helpers/context';
 
 /** The shipped config plus a 7-day click count (needs a backfill) and a 1-hour one (served at once), without clicks_5m. */
@@ -94,5 +95,97 @@ describe('tag config versions (real processes)', function () {
     } finally {
       redis.disconnect();
     }
+  });
+
+  it('tags apply switches every running process at once; refuses a change that needs a backfill; a stale process runs the active config; rollback', async () => {
+    const prefix = uniquePrefix();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tags-apply-'));
+    const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: prefix, LOG_LEVEL: 'info', LOG_FORMAT: 'json', ODS_DIR: path.join(dir, 'ods') };
+    const doc = JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as { realtime: Record<string, unknown>[] };
+    doc.realtime.push({ name: 'clicks_1h', event: 'click', aggregation: 'count', window: '1h' });
+    const instant = path.join(dir, 'instant.json');
+    fs.writeFileSync(instant, JSON.stringify(doc));
+    const [shipped, instantVersion] = [tagConfigVersion(loadTagConfig()), tagConfigVersion(loadTagConfig(instant))];
+
+    const serve = runCli(['serve', '--port', '0'], env);
+    const [, port] = await serve.waitFor(/"port":(\d+),"msg":"API listening"/);
+    const consume = runCli(['consume'], env);
+    await consume.waitFor(/"msg":"tag config loaded"/);
+    const base = `http://127.0.0.1:${port}`;
+    const send = async (n: number, type = 'click') => {
+      const now = Date.now();
+      const events = Array.from({ length: n }, (_, i) => ({ user_id: 'u1', type, ts: now - 100 + i, ad_id: `ad-${i % 2}`, campaign_id: 'c1' }));
+      const r = await fetch(`${base}/events?wait=applied&timeout_ms=5000`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(events),
+      });
+      expect(((await r.json()) as { applied: boolean }).applied).to.equal(true);
+    };
+    const profile = async () => ((await (await fetch(`${base}/profile/u1`)).json()) as { tags: Record<string, unknown> }).tags;
+    await send(3);
+    expect(await profile())
+      .to.include({ clicks_24h: 3 })
+      .and.not.have.property('clicks_1h');
+
+    // An instant change: one switch, both processes follow, the new tag is right at once.
+    const applied = await runCliToEnd(['tags', 'apply', instant], env);
+    expect(applied.code, applied.out).to.equal(0);
+    expect(applied.out).to.contain(`Switched the active tag config ${shipped} → ${instantVersion}.`);
+    expect(applied.out).to.contain('2 of 2 running processes run it now.');
+    expect(await profile()).to.include({ clicks_24h: 3, clicks_1h: 3 });
+    await serve.waitFor(new RegExp(`switched to tag config ${instantVersion}`));
+    await consume.waitFor(new RegExp(`switched to tag config ${instantVersion}`));
+    // An event after the switch counts once, in the old tags and the new.
+    await send(1);
+    expect(await profile()).to.include({ clicks_24h: 4, clicks_1h: 4 });
+    expect((await runCliToEnd(['tags', 'apply', instant], env)).out).to.contain('is already the active tag config');
+
+    // A change that needs a backfill is refused; nothing changes.
+    const next = nextConfig(dir);
+    const refused = await runCliToEnd(['tags', 'apply', next], env);
+    expect(refused.code).to.equal(1);
+    expect(refused.out).to.match(/Not applied: clicks_7d need[s]? a backfill from the ODS/);
+    const show = await runCliToEnd(['tags', 'show'], env);
+    expect(show.out).to.contain(`active tag config ${instantVersion}`);
+
+    // A process started after the switch with the old file runs the active config.
+    const stale = runCli(['consume', '--consumer-name', 'stale'], env);
+    const [warn] = await stale.waitFor(/\{[^\n]*is not the active one[^\n]*\}/);
+    expect(JSON.parse(warn)).to.deep.include({ version: shipped, active: instantVersion });
+    const [loaded] = await stale.waitFor(/\{[^\n]*"msg":"tag config loaded"\}/);
+    expect(JSON.parse(loaded).realtime).to.include('clicks_1h');
+    stale.child.kill('SIGTERM');
+    expect(await stale.exited).to.equal(0);
+
+    // Rollback: the shipped file again (removing a tag is instant).
+    const back = await runCliToEnd(['tags', 'apply', DEFAULT_TAGS_FILE], env);
+    expect(back.code, back.out).to.equal(0);
+    expect(back.out).to.match(/clicks_1h\s+removed\s+free/);
+    expect(await profile())
+      .to.include({ clicks_24h: 4 })
+      .and.not.have.property('clicks_1h');
+
+    // --accept-partial switches anyway: clicks_7d counts the clicks whose panes were kept (here
+    // all of them: they are minutes old; an older click would be missing until 7 days passed).
+    const partial = await runCliToEnd(['tags', 'apply', next, '--accept-partial'], env);
+    expect(partial.code, partial.out).to.equal(0);
+    expect(partial.out).to.contain('Undercounting until a full window has passed (--accept-partial): clicks_7d.');
+    await send(2);
+    expect(await profile()).to.deep.include({ clicks_7d: 6 });
+
+    // A switch planned against a version that is no longer active changes nothing.
+    const redis = new Redis(testRedisUrl());
+    try {
+      const k = new Keys(prefix);
+      expect(await runScript(redis, Scripts.switchTagConfig(k.tagConfigs(), shipped, instantVersion, Date.now()))).to.equal(0);
+      expect(await redis.hget(k.tagConfigs(), 'active')).to.equal(tagConfigVersion(loadTagConfig(next)));
+      expect(await redis.hget(k.tagConfigs(), 'previous')).to.equal(shipped);
+    } finally {
+      redis.disconnect();
+    }
+    serve.child.kill('SIGTERM');
+    consume.child.kill('SIGTERM');
+    expect([await serve.exited, await consume.exited]).to.deep.equal([0, 0]);
   });
 });
