@@ -2,9 +2,9 @@ import os from 'os';
 import type { RedisClient } from './client';
 import { Keys } from '../core/keys';
 import { TagConfig } from '../core/tags';
-import { ConfigError, isRedisError } from '../core/errors';
+import { ConfigError, isRedisError, isRedisTrouble } from '../core/errors';
 import { canonicalJson, parseTagConfig, tagConfigVersion } from '../core/tagConfig';
-import { Logger, errorText } from '../core/logger';
+import { Logger, OutageLog, errorText } from '../core/logger';
 
 /**
  * Which tag config the system runs, kept in Redis (keys.tagConfigs()): every recorded
@@ -69,7 +69,9 @@ export async function recordTagConfig(redis: RedisClient, keys: Keys, config: Ta
     await redis.hsetnx(key, `doc:${version}`, canonicalJson(config.document));
     if ((await redis.hsetnx(key, 'active', version)) === 1) await redis.hset(key, 'active_since', String(Date.now()));
   } catch (err) {
-    if (!isRedisError(err, 'NOPERM')) throw err;
+    // A user that may not write it, or a Redis out of memory (a process still starts, and
+    // serves what it can): the active config is read, not recorded.
+    if (!isRedisError(err, 'NOPERM') && !isRedisTrouble(err)) throw err;
   }
   const [active, since] = await redis.hmget(key, 'active', 'active_since');
   if (active === null || active === version) return { version, since: Number(since ?? Date.now()), config };
@@ -189,17 +191,23 @@ export function watchActiveTagConfig(
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
+  // Once per outage (a lost connection is the connection's own line, not this one's).
+  const outage = new OutageLog(log, 'cannot follow the active tag config', 'trying again every second');
+  const follow = async () => {
+    const [version, since] = await redis.hmget(keys.tagConfigs(), 'active', 'active_since');
+    if (stopped || version === null || version === current) return;
+    const config = await recordedTagConfig(redis, keys, version);
+    if (stopped) return;
+    await onSwitch({ version, since: Number(since ?? 0), config });
+    log.info({ from: current, to: version, file: config.source }, `switched to tag config ${version}`);
+    current = version;
+  };
   const check = async () => {
     try {
-      const [version, since] = await redis.hmget(keys.tagConfigs(), 'active', 'active_since');
-      if (stopped || version === null || version === current) return;
-      const config = await recordedTagConfig(redis, keys, version);
-      if (stopped) return;
-      await onSwitch({ version, since: Number(since ?? 0), config });
-      log.info({ from: current, to: version, file: config.source }, `switched to tag config ${version}`);
-      current = version;
+      await follow();
+      outage.succeeded();
     } catch (err) {
-      log.warn({ err: errorText(err) }, 'could not follow the active tag config; trying again');
+      if (!isRedisTrouble(err)) outage.failed(err);
     }
   };
   const loop = () => {
