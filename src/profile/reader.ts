@@ -6,7 +6,9 @@ import { windowPlan } from '../lua/windowPlan';
 import { SEGMENT_TAG, TagConfig, WindowTag } from '../core/tags';
 import { StaleProfileError, UnknownTagError } from '../core/errors';
 import { RealtimeLag } from './lag';
-import { loadTagConfig } from '../core/tagConfig';
+import { loadTagConfig, tagConfigVersion } from '../core/tagConfig';
+import { followActiveTagConfig, watchActiveTagConfig } from '../redis/tagConfigs';
+import { silentLogger } from '../core/logger';
 
 /** A tag value: a number, a per-key count object (count_by), or text (offline segment ids). */
 export type TagValue = number | string | Record<string, number> | null;
@@ -63,6 +65,12 @@ export interface ReaderOptions extends RedisTarget {
   partitions?: number;
   /** Track the realtime lag (meta.lag_ms, maxLagMs), sampled in the background. @defaultValue true */
   lag?: boolean;
+  /**
+   * Read with the pipeline's active tag config (recorded in Redis, see `profile tags`) and
+   * follow its switches, as the API does; `tags` is then used only while none is recorded.
+   * False: always `tags`. @defaultValue true
+   */
+  followActiveConfig?: boolean;
 }
 
 /**
@@ -132,8 +140,14 @@ export class ProfileReader {
     const tags = typeof opts.tags === 'object' ? opts.tags : loadTagConfig(opts.tags);
     const redis = await connectTarget(opts);
     const keys = new Keys(opts.prefix ?? '');
-    const reader = new ProfileReader(redis, keys, tags.realtime, undefined, offlineTagNames(tags));
+    const follow = opts.followActiveConfig !== false;
+    const config = follow ? await followActiveTagConfig(redis, keys, tags, silentLogger) : tags;
+    const reader = new ProfileReader(redis, keys, config.realtime, undefined, offlineTagNames(config));
     reader.owned = true;
+    if (follow) {
+      const switched = (next: TagConfig) => reader.setTags(next.realtime, offlineTagNames(next));
+      reader.watch = watchActiveTagConfig(redis, keys, tagConfigVersion(config), (a) => switched(a.config), silentLogger);
+    }
     if (opts.lag !== false) {
       const lag = new RealtimeLag(redis, keys, opts.partitions ?? 4);
       await lag.start();
@@ -145,12 +159,15 @@ export class ProfileReader {
   /** Closes the connection connect() opened (a reader on a caller's connection leaves it open), and its lag sampling. */
   async close(): Promise<void> {
     if (this.owned) {
+      await this.watch?.stop();
       await this.lag?.stop();
       await this.redis.quit();
     }
   }
 
   private lag?: RealtimeLag;
+  /** connect()'s following of the active tag config. */
+  private watch?: { stop(): Promise<void> };
 
   /** Answers meta.lag_ms (and honours maxLagMs) from `lag`, a started RealtimeLag of this pipeline. */
   trackLag(lag: RealtimeLag): this {

@@ -7,6 +7,7 @@ import { DEFAULT_TAGS_FILE, loadTagConfig, tagConfigVersion } from '../../../src
 import { Keys } from '../../../src/core/keys';
 import { killAllCli, runCli, runCliToEnd } from '../../helpers/cli';
 import { Scripts, runScript } from '../../../src/lua/scripts';
+import { ProfileReader } from '../../../src/profile/reader';
 import { testRedisUrl, uniquePrefix } from '../../helpers/context';
 
 /** The shipped config plus a 7-day click count (needs a backfill) and a 1-hour one (served at once), without clicks_5m. */
@@ -127,6 +128,9 @@ describe('tag config versions (real processes)', function () {
     expect(await profile())
       .to.include({ clicks_24h: 3 })
       .and.not.have.property('clicks_1h');
+    // A bidder's library reader follows the active config too.
+    const reader = await ProfileReader.connect({ redisUrl: testRedisUrl(), prefix, lag: false });
+    expect((await reader.read('u1'))!.tags).to.not.have.property('clicks_1h');
 
     // An instant change: one switch, both processes follow, the new tag is right at once.
     const applied = await runCliToEnd(['tags', 'apply', instant], env);
@@ -136,6 +140,8 @@ describe('tag config versions (real processes)', function () {
     expect(await profile()).to.include({ clicks_24h: 3, clicks_1h: 3 });
     await serve.waitFor(new RegExp(`switched to tag config ${instantVersion}`));
     await consume.waitFor(new RegExp(`switched to tag config ${instantVersion}`));
+    for (let i = 0; i < 40 && !('clicks_1h' in (await reader.read('u1'))!.tags); i++) await new Promise((r) => setTimeout(r, 100));
+    expect((await reader.read('u1'))!.tags).to.include({ clicks_1h: 3 });
     // An event after the switch counts once, in the old tags and the new.
     await send(1);
     expect(await profile()).to.include({ clicks_24h: 4, clicks_1h: 4 });
@@ -184,6 +190,7 @@ describe('tag config versions (real processes)', function () {
     } finally {
       redis.disconnect();
     }
+    await reader.close();
     serve.child.kill('SIGTERM');
     consume.child.kill('SIGTERM');
     expect([await serve.exited, await consume.exited]).to.deep.equal([0, 0]);
