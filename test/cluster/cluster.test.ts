@@ -18,6 +18,11 @@ import { listDeadLetters, replayDeadLetters } from '../../src/consumers/deadLett
 import { streamStatus } from '../../src/redis/streamGroups';
 import { formatStatus } from '../../src/cli/output';
 import { Pipeline, T0, extraRealtimeConsumer, makePipeline } from '../helpers/context';
+import { parseTagConfig, tagConfigVersion } from '../../src/core/tagConfig';
+import { recordTagConfig, watchActiveTagConfig } from '../../src/redis/tagConfigs';
+import { applyTagConfigChange } from '../../src/batch/tagChange';
+import { Scripts, runScript } from '../../src/lua/scripts';
+import { silentLogger } from '../../src/core/logger';
 
 const PARTITIONS = 8;
 const MINUTE = 60_000;
@@ -186,5 +191,46 @@ describe('Redis Cluster: 3 masters on loopback', function () {
     expect(total('realtime')).to.equal(0);
     expect(total('archive')).to.equal(events.length);
     expect(status.reduce((n, s) => n + s.length, 0)).to.equal(events.length);
+  });
+
+  it('tag configs: record, apply an instant change with one switch, a follower and the reader switch; the same on every master', async () => {
+    const shipped = p.config.tags;
+    const doc = JSON.parse(JSON.stringify(shipped.document)) as { realtime: Record<string, unknown>[] };
+    doc.realtime.push({ name: 'clicks_1h', event: 'click', aggregation: 'count', window: '1h' });
+    const next = parseTagConfig(doc, 'next');
+    expect((await recordTagConfig(cluster, p.keys, shipped)).version).to.equal(tagConfigVersion(shipped));
+    expect((await p.producer.ingest(userEvents(30, T0))).ok).to.equal(true);
+    await p.consumer.drain();
+    const seen: string[] = [];
+    const watch = watchActiveTagConfig(
+      cluster,
+      p.keys,
+      tagConfigVersion(shipped),
+      (a) => {
+        seen.push(a.version);
+        p.reader.setTags(a.config.realtime);
+        p.consumer.switchTags(a.config);
+      },
+      silentLogger,
+      50,
+    );
+    try {
+      const applied = await applyTagConfigChange(cluster, p.keys, next, shipped, p.config.odsDir, { waitMs: 0 });
+      expect(applied.outcome).to.equal('switched');
+      for (let i = 0; i < 100 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(seen).to.deep.equal([tagConfigVersion(next)]);
+      // Users on every master: each click is at most 4 minutes old, so clicks_1h equals clicks_24h at once.
+      const users = Array.from({ length: 30 }, (_, i) => `cu-${i}`);
+      const profiles = await p.reader.readMany(users);
+      profiles.forEach((pr, i) => expect(pr!.tags, users[i]).to.include({ clicks_1h: (i % 5) + 1, clicks_24h: (i % 5) + 1 }));
+      // An event after the switch is written by the consumer under the new config.
+      expect((await p.producer.ingest([{ event_id: 'after-switch', user_id: 'cu-1', type: 'click', ts: T0 }])).ok).to.equal(true);
+      await p.consumer.drain();
+      expect((await p.reader.read('cu-1'))!.tags).to.include({ clicks_1h: 3, clicks_24h: 3 });
+      // A second apply planned against the old version changes nothing.
+      expect(await runScript(cluster, Scripts.switchTagConfig(p.keys.tagConfigs(), tagConfigVersion(shipped), 'x', T0))).to.equal(0);
+    } finally {
+      await watch.stop();
+    }
   });
 });
