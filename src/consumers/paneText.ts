@@ -63,6 +63,20 @@ export function formatNumeric(p: NumericPane): string {
   return `${p.c},${p.n},${p.s},${p.mn},${p.mx},${p.lt},${p.lv}`;
 }
 
+/** sumTotal: a sum/avg running total's text "n,s" -> [n, s] ([0, 0] for none). */
+export function sumTotal(text: string | null | undefined): [n: number, s: number] {
+  if (!text) return [0, 0];
+  const comma = text.indexOf(',');
+  const n = Number(text.slice(0, comma));
+  const s = Number(text.slice(comma + 1));
+  return [Number.isFinite(n) ? n : 0, Number.isFinite(s) ? s : 0];
+}
+
+/** formatSumTotal: no values left is 0 exactly, whatever rounding left in s. */
+export function formatSumTotal(n: number, s: number): string {
+  return n <= 0 ? '0,0' : `${n},${s}`;
+}
+
 /** addValues: a value pane's text ("v\x1fn\x1f...") folded into `into` with `sign`. */
 export function addValues(into: Map<string, number>, text: string | null | undefined, sign = 1): Map<string, number> {
   if (!text) return into;

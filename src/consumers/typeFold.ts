@@ -19,6 +19,7 @@ import {
   dropLeading,
   formatMeta,
   formatNumeric,
+  formatSumTotal,
   formatValues,
   mergeNumeric,
   ownField,
@@ -27,6 +28,7 @@ import {
   parseMeta,
   parseNumeric,
   seenIn,
+  sumTotal,
 } from './paneText';
 
 const MINUTE = 60_000;
@@ -276,6 +278,23 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
 
 /** movedTotal: the old total plus the panes that entered, minus those that left, plus this call's events in its range. */
 function movedTotal(job: TotalJob, got: Map<string, string | null>, d: Deltas): string {
+  if (job.tag.agg === 'sum' || job.tag.agg === 'avg') {
+    let [n, s] = sumTotal(job.base);
+    const move = (names: string[], sign: number) => {
+      for (const name of names) {
+        const text = got.get(name);
+        const p = text ? parseNumeric(text) : undefined;
+        if (p?.n && p.n > 0) [n, s] = [n + sign * p.n, s + sign * p.s!];
+      }
+    };
+    move(job.adds, 1);
+    move(job.subs, -1);
+    for (const e of d.events) {
+      const raw = e.ts >= job.from && e.ts < job.done ? packedField(e.packed, job.tag.field) : '';
+      if (raw !== '' && Number.isFinite(Number(raw))) [n, s] = [n + 1, s + Number(raw)];
+    }
+    return formatSumTotal(n, s);
+  }
   if (job.tag.agg === 'count') {
     let n = Number(job.base ?? 0);
     for (const s of job.adds) n += got.get(s) ? paneCount(got.get(s)!) : 0;

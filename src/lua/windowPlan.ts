@@ -44,12 +44,16 @@ export interface WindowPlan {
 
 /**
  * Running totals are kept for count and count_by (integers: moved by adding and
- * subtracting panes without rounding); the other kinds merge panes at read time.
+ * subtracting panes without rounding), and for sum and avg (one total for both: the number
+ * of values and their sum, "n,s"; a sum moved by adding and subtracting pane sums differs
+ * from the panes' merge in the last bits only, and is 0 exactly when n is); min, max and
+ * last merge panes at read time.
  */
 function totalSpec(t: WindowTag, field: number): string {
   const steps = `${LEVEL_PREFIX[t.resolutionMs]}${t.windowMs / t.resolutionMs}`;
   if (t.aggregation === 'count') return steps;
   if (t.aggregation === 'count_by') return `${field}${steps}`;
+  if (t.aggregation === 'sum' || t.aggregation === 'avg') return `S${steps}`;
   return '';
 }
 

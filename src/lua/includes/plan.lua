@@ -45,7 +45,7 @@ local function decodeType(bin, pos)
   -- Whether readFast can take the type: only kinds read from running totals or one ZCOUNT.
   tp.fast = true
   for _, tag in ipairs(tp.tags) do
-    if tag.agg ~= 'count' and tag.agg ~= 'count_by' and tag.agg ~= 'distinct' then tp.fast = false end
+    if tag.agg ~= 'distinct' and tag.total == '' then tp.fast = false end
   end
   return tp
 end

@@ -1,7 +1,7 @@
 -- readFast(tp, paneKey, indexKey, now, out, only): the common read of one event type (tp: its
 -- decoded plan entry, kept between calls by cachedPlan; only a type whose tags are all
--- count, count_by or distinct, tp.fast): every tag is a count or count_by
--- whose running total's window overlaps now's, or a distinct with no value waiting ahead
+-- count, count_by, sum, avg or distinct, tp.fast): every tag is one with a running total
+-- whose window overlaps now's, or a distinct with no value waiting ahead
 -- of now, or any tag whose window holds none of the type's events. Appends name, value of
 -- each tag (of those whose names are keys of `only`; nil: all) to the flat list `out` and
 -- returns the type's newest event time; returns nil,
@@ -29,7 +29,7 @@ local function readFast(tp, paneKey, indexKey, now, out, only)
       elseif agg == 'distinct' then
         local base = tag.field * DISTINCT_BASE
         value = redis.call('ZCOUNT', indexKey, base + from, '(' .. (base + to))
-      elseif agg == 'count' or agg == 'count_by' then
+      elseif tag.total ~= '' then -- count, count_by, sum, avg
         if agg == 'count_by' then loadOwnField(paneKey, meta, tag.total) end
         local plan = totalPlan(meta, tag, from, to, oldest, newest, true)
         if not plan then
@@ -37,7 +37,8 @@ local function readFast(tp, paneKey, indexKey, now, out, only)
           return nil
         end
         local addNames, subNames = jobNames(indexKey, tag, plan, from, to, newest)
-        value = totalValue(agg, plan.base, fetchFields(paneKey, addNames), fetchFields(paneKey, subNames))
+        local adds, subs = fetchFields(paneKey, addNames), fetchFields(paneKey, subNames)
+        if agg == 'sum' or agg == 'avg' then value = sumValue(agg, plan.base, adds, subs) else value = totalValue(agg, plan.base, adds, subs) end
       else
         for i = #out, start + 1, -1 do out[i] = nil end
         return nil

@@ -56,6 +56,22 @@ local function totalValue(agg, base, adds, subs)
   return n
 end
 
+-- A sum or avg tag's value from its running total `base` ("n,s") plus the numeric panes
+-- `adds` minus `subs` (false for a missing pane): as numericValue gives it.
+local function sumValue(agg, base, adds, subs)
+  local n, s = sumTotal(base)
+  for _, text in ipairs(adds) do
+    local p = text and parseNumeric(text)
+    if p and p.n and p.n > 0 then n, s = n + p.n, s + p.s end
+  end
+  for _, text in ipairs(subs) do
+    local p = text and parseNumeric(text)
+    if p and p.n and p.n > 0 then n, s = n - p.n, s - p.s end
+  end
+  if n <= 0 then return agg == 'sum' and '0' or false end
+  return string.format('%.14g', agg == 'avg' and s / n or s)
+end
+
 -- distinct: values whose latest time (kept in the time index) is in [from, to), plus values
 -- waiting in F<f> (`waiting`: seen only ahead of the write's now) whose time has come and
 -- whose indexed latest time is before the window.
@@ -92,6 +108,8 @@ local function jobValues(paneKey, indexKey, jobs, newest, waiting, out)
       local adds, subs = fetchFields(paneKey, addNames), fetchFields(paneKey, subNames)
       if tag.agg == 'count' or tag.agg == 'count_by' then
         value = totalValue(tag.agg, plan and plan.base or nil, adds, subs)
+      elseif plan and (tag.agg == 'sum' or tag.agg == 'avg') then
+        value = sumValue(tag.agg, plan.base, adds, subs)
       else
         local list = {}
         for _, p in ipairs(adds) do if p then list[#list + 1] = p end end

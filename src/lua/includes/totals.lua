@@ -13,6 +13,19 @@
 -- read only when used and written only when it moves. The keys' expiry follows from
 -- newest (see writeType).
 
+-- A sum/avg total's text "n,s" (the number of values and their sum) -> n, s (0, 0 for none).
+local function sumTotal(text)
+  if not text or text == '' then return 0, 0 end
+  local n, s = string.match(text, '^([^,]*),(.*)$')
+  return tonumber(n) or 0, tonumber(s) or 0
+end
+
+-- n, s -> a sum/avg total's text; no values left is 0 exactly, whatever rounding left in s.
+local function formatSumTotal(n, s)
+  if n <= 0 then return '0,0' end
+  return string.format('%d,%.17g', n, s)
+end
+
 -- True for the spec of a count_by total (its value lives in field C<spec>).
 local function ownField(spec)
   local b = string.byte(spec, 1)

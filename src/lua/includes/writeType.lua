@@ -63,6 +63,22 @@ end
 -- before this call), plus this call's events in that range; "<pane>:<value>".
 local function movedTotal(job, panes, d)
   local tag = job.tag
+  if tag.agg == 'sum' or tag.agg == 'avg' then
+    local n, s = sumTotal(job.base)
+    local function move(names, sign)
+      for _, name in ipairs(names) do
+        local p = panes[name] and parseNumeric(panes[name])
+        if p and p.n and p.n > 0 then n, s = n + sign * p.n, s + sign * p.s end
+      end
+    end
+    move(job.adds, 1)
+    move(job.subs, -1)
+    for _, e in ipairs(d.events) do
+      local v = e.ts >= job.from and e.ts < job.done and tonumber(packedField(e.packed, tag.field)) or nil
+      if v then n, s = n + 1, s + v end
+    end
+    return formatSumTotal(n, s)
+  end
   if tag.agg == 'count' then
     local n = tonumber(job.base or 0)
     for _, s in ipairs(job.adds) do if panes[s] then n = n + paneCount(panes[s]) end end
