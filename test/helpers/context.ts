@@ -1,3 +1,5 @@
+import type { BatchChildSettings } from '../../src/batch/child';
+import type { BatchRequest } from '../../src/batch/run';
 import fs from 'fs';
 import { randomBytes } from 'crypto';
 import { AppConfig, resolveConfig } from '../../src/core/config';
@@ -157,6 +159,18 @@ export async function serveApp(
 }
 
 /** Ingests events (throwing on validation errors) and lets the consumer process them. */
+/** What a BatchLauncher's child needs to run against pipeline `p` with the ODS in `odsDir` (batch runs of POST /batch). */
+export function batchChild(p: Pipeline, odsDir: string): Omit<BatchChildSettings, 'runId' | keyof BatchRequest> {
+  return {
+    target: { redisUrl: testRedisUrl() },
+    prefix: p.keys.prefix,
+    tags: p.config.tags.document,
+    tagsSource: p.config.tags.source,
+    odsDir,
+    logLevel: 'silent',
+  };
+}
+
 export async function feed(p: Pipeline, events: Record<string, unknown>[]): Promise<string[]> {
   const r = await p.producer.ingest(events);
   if (!r.ok) throw new Error(`ingest rejected: ${JSON.stringify(r)}`);

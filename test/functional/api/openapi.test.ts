@@ -11,7 +11,7 @@ import { acquireBatchLock } from '../../../src/batch/registry';
 import { Producer } from '../../../src/producer/producer';
 import { Metrics } from '../../../src/metrics/metrics';
 import { sample } from '../../helpers/metrics';
-import { Pipeline, T0, makePipeline, testRedisUrl } from '../../helpers/context';
+import { Pipeline, T0, batchChild, makePipeline } from '../../helpers/context';
 
 type Doc = { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>> };
 const doc = openApiDocument as unknown as Doc;
@@ -36,14 +36,7 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
     p = await makePipeline({ partitions: 2, now: Date.now() });
     ods = fs.mkdtempSync(path.join(os.tmpdir(), 'openapi-ods-'));
     metrics = new Metrics({ processMetrics: false });
-    const child = {
-      target: { redisUrl: testRedisUrl() },
-      prefix: p.keys.prefix,
-      tags: p.config.tags.document,
-      tagsSource: p.config.tags.source,
-      odsDir: ods,
-      logLevel: 'silent',
-    };
+    const child = batchChild(p, ods);
     const app = createApp({
       redis: p.redis,
       reader: p.reader,

@@ -5,7 +5,7 @@ import path from 'path';
 import { HttpServerHandle } from '../../../src/api/server';
 import { BatchLauncher } from '../../../src/batch/launcher';
 import { acquireBatchLock } from '../../../src/batch/registry';
-import { Pipeline, T0, makePipeline, serveApp, testRedisUrl } from '../../helpers/context';
+import { Pipeline, T0, batchChild, makePipeline, serveApp } from '../../helpers/context';
 
 describe('batch over HTTP: POST /batch, GET /batch/:id (real child process)', function () {
   this.timeout(30_000);
@@ -19,14 +19,7 @@ describe('batch over HTTP: POST /batch, GET /batch/:id (real child process)', fu
     const batch = new BatchLauncher({
       redis: p.redis,
       keys: p.keys,
-      child: {
-        target: { redisUrl: testRedisUrl() },
-        prefix: p.keys.prefix,
-        tags: p.config.tags.document,
-        tagsSource: p.config.tags.source,
-        odsDir: ods,
-        logLevel: 'silent',
-      },
+      child: batchChild(p, ods),
     });
     ({ http, base } = await serveApp(p, { batch, maxEventsPerRequest: 100, maxProfilesPerRequest: 100, maxBodyBytes: 1 << 20 }));
   });
