@@ -10,6 +10,7 @@ import path from 'path';
 import { chromium, Browser } from 'playwright-core';
 import { CliProcess, killAllCli, runCli } from '../helpers/cli';
 import { shippedTagsWithTriggers, testRedisUrl, uniquePrefix } from '../helpers/context';
+import { loadTagConfig, tagConfigVersion } from '../../src/core/tagConfig';
 
 /** The page's DOM, as the functions evaluated in the browser see it (the project compiles without the DOM lib). */
 declare const document: {
@@ -27,6 +28,7 @@ describe('dashboard in headless Chromium (real profile up, API keys on)', functi
   let browser: Browser | undefined;
   let base = '';
   let ods = '';
+  let tagsFile = '';
 
   before(async function () {
     if (!fs.existsSync(CHROMIUM)) {
@@ -36,7 +38,7 @@ describe('dashboard in headless Chromium (real profile up, API keys on)', functi
     }
     ods = fs.mkdtempSync(path.join(os.tmpdir(), 'dash-ods-'));
     // The shipped tags with one trigger, so the page has firings to show.
-    const tags = path.join(ods, '..', `${path.basename(ods)}-tags.json`);
+    const tags = (tagsFile = path.join(ods, '..', `${path.basename(ods)}-tags.json`));
     fs.writeFileSync(tags, JSON.stringify(shippedTagsWithTriggers([{ name: 'hot_clicker', when: [{ tag: 'clicks_5m', op: '>=', value: 3 }] }])));
     up = runCli(['up', '--port', '0'], {
       REDIS_URL: testRedisUrl(),
@@ -116,6 +118,10 @@ describe('dashboard in headless Chromium (real profile up, API keys on)', functi
     await page.waitForFunction(() => document.querySelectorAll('#chart-in polyline').length === 1);
     // Each chart says its scale: the peak it shows and over how long.
     expect(await page.textContent('#scale-in')).to.match(/^peak [\d,]+\/slast \d+(\.\d)? s$/);
+    // The active tag config, and the process (`up`: every role) that runs it.
+    const version = tagConfigVersion(loadTagConfig(tagsFile));
+    expect(await page.textContent('#tag-config')).to.match(new RegExp(`^tag config: active ${version} since `));
+    expect(await page.textContent('#processes tbody')).to.match(new RegExp(`:\\d+api, realtime, archive${version}$`));
     expect(await page.locator('#top-users button').count()).to.be.greaterThan(0);
     expect(await page.isHidden('#top-users-none')).to.equal(true);
     // The page has its icon inline: the browser asks for no /favicon.ico (it was a 404).
