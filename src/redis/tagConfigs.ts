@@ -104,8 +104,14 @@ export async function followActiveTagConfig(redis: RedisClient, keys: Keys, conf
   try {
     active = await activeTagConfig(redis, keys);
   } catch (err) {
-    if (!isRedisError(err, 'NOPERM')) throw err;
-    return config;
+    if (isRedisError(err, 'NOPERM')) return config;
+    // The active version's document missing or unreadable (changed by hand): say so, and go
+    // on with `config` rather than refuse to run (`profile status` must still answer).
+    if (err instanceof ConfigError || err instanceof SyntaxError) {
+      log.warn({ err: errorText(err) }, `cannot read the active tag config: using ${config.source}`);
+      return config;
+    }
+    throw err;
   }
   if (!active || active.version === tagConfigVersion(config)) return config;
   log.warn(
