@@ -37,8 +37,7 @@ local function readFast(tp, paneKey, indexKey, now, out, only)
           return nil
         end
         local addNames, subNames = jobNames(indexKey, tag, plan, from, to, newest)
-        local adds, subs = fetchFields(paneKey, addNames), fetchFields(paneKey, subNames)
-        if agg == 'sum' or agg == 'avg' then value = sumValue(agg, plan.base, adds, subs) else value = totalValue(agg, plan.base, adds, subs) end
+        value = totalValue(agg, plan.base, fetchFields(paneKey, addNames), fetchFields(paneKey, subNames))
       else
         for i = #out, start + 1, -1 do out[i] = nil end
         return nil

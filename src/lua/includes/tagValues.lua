@@ -46,30 +46,25 @@ local function signedTexts(base, adds, subs)
   return out
 end
 
--- A count or count_by tag's value: its running total `base` (nil: none) plus the pane texts
--- `adds` minus `subs` (false for a missing pane).
-local function totalValue(agg, base, adds, subs)
-  if agg == 'count_by' then return signedTexts(base, adds, subs) end
-  local n = tonumber(base or 0)
-  for _, p in ipairs(adds) do if p then n = n + paneCount(p) end end
-  for _, p in ipairs(subs) do if p then n = n - paneCount(p) end end
-  return n
-end
-
 -- A sum or avg tag's value from its running total `base` ("n,s") plus the numeric panes
 -- `adds` minus `subs` (false for a missing pane): as numericValue gives it.
 local function sumValue(agg, base, adds, subs)
   local n, s = sumTotal(base)
-  for _, text in ipairs(adds) do
-    local p = text and parseNumeric(text)
-    if p and p.n and p.n > 0 then n, s = n + p.n, s + p.s end
-  end
-  for _, text in ipairs(subs) do
-    local p = text and parseNumeric(text)
-    if p and p.n and p.n > 0 then n, s = n - p.n, s - p.s end
-  end
+  for _, text in ipairs(adds) do n, s = moveSum(n, s, text, 1) end
+  for _, text in ipairs(subs) do n, s = moveSum(n, s, text, -1) end
   if n <= 0 then return agg == 'sum' and '0' or false end
   return string.format('%.14g', agg == 'avg' and s / n or s)
+end
+
+-- A tag's value from its running total `base` (nil: none; count, count_by, sum, avg) plus
+-- the pane texts `adds` minus `subs` (false for a missing pane).
+local function totalValue(agg, base, adds, subs)
+  if agg == 'count_by' then return signedTexts(base, adds, subs) end
+  if agg == 'sum' or agg == 'avg' then return sumValue(agg, base, adds, subs) end
+  local n = tonumber(base or 0)
+  for _, p in ipairs(adds) do if p then n = n + paneCount(p) end end
+  for _, p in ipairs(subs) do if p then n = n - paneCount(p) end end
+  return n
 end
 
 -- distinct: values whose latest time (kept in the time index) is in [from, to), plus values
@@ -106,10 +101,8 @@ local function jobValues(paneKey, indexKey, jobs, newest, waiting, out)
       local plan = job.plan
       local addNames, subNames = jobNames(indexKey, tag, plan, job.from, job.to, newest)
       local adds, subs = fetchFields(paneKey, addNames), fetchFields(paneKey, subNames)
-      if tag.agg == 'count' or tag.agg == 'count_by' then
+      if tag.agg == 'count' or tag.agg == 'count_by' or (plan and tag.total ~= '') then
         value = totalValue(tag.agg, plan and plan.base or nil, adds, subs)
-      elseif plan and (tag.agg == 'sum' or tag.agg == 'avg') then
-        value = sumValue(tag.agg, plan.base, adds, subs)
       else
         local list = {}
         for _, p in ipairs(adds) do if p then list[#list + 1] = p end end

@@ -20,6 +20,13 @@ local function sumTotal(text)
   return tonumber(n) or 0, tonumber(s) or 0
 end
 
+-- n, s moved by a numeric pane's text (nil or false: no pane) with `sign` (1 or -1).
+local function moveSum(n, s, text, sign)
+  local p = text and parseNumeric(text)
+  if p and p.n and p.n > 0 then return n + sign * p.n, s + sign * p.s end
+  return n, s
+end
+
 -- n, s -> a sum/avg total's text; no values left is 0 exactly, whatever rounding left in s.
 local function formatSumTotal(n, s)
   if n <= 0 then return '0,0' end

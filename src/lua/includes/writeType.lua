@@ -65,14 +65,8 @@ local function movedTotal(job, panes, d)
   local tag = job.tag
   if tag.agg == 'sum' or tag.agg == 'avg' then
     local n, s = sumTotal(job.base)
-    local function move(names, sign)
-      for _, name in ipairs(names) do
-        local p = panes[name] and parseNumeric(panes[name])
-        if p and p.n and p.n > 0 then n, s = n + sign * p.n, s + sign * p.s end
-      end
-    end
-    move(job.adds, 1)
-    move(job.subs, -1)
+    for _, name in ipairs(job.adds) do n, s = moveSum(n, s, panes[name], 1) end
+    for _, name in ipairs(job.subs) do n, s = moveSum(n, s, panes[name], -1) end
     for _, e in ipairs(d.events) do
       local v = e.ts >= job.from and e.ts < job.done and tonumber(packedField(e.packed, tag.field)) or nil
       if v then n, s = n + 1, s + v end
