@@ -2,6 +2,7 @@ import { EVENT_TYPES, EventType } from './event';
 import { TypePanePlan, tagLevels, typePanePlan } from './panes';
 import { NUMERIC_AGGREGATIONS, TagConfig, WINDOW_FIELDS, WindowTag } from './tags';
 import { canonicalJson } from './tagConfig';
+import { formatDuration } from './duration';
 
 /**
  * What a change of tag config means on a live system (`profile tags plan`): for each tag,
@@ -39,27 +40,15 @@ function planOf(tags: readonly WindowTag[], type: EventType): TypePanePlan | nul
   return tags.some((t) => t.event === type) ? typePanePlan(tags, type) : null;
 }
 
-export function durationText(ms: number): string {
-  for (const [unit, size] of [
-    ['d', 86_400_000],
-    ['h', 3_600_000],
-    ['m', 60_000],
-    ['s', 1000],
-  ] as const) {
-    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
-  }
-  return `${ms}ms`;
-}
-
 /** What `tag` needs that the panes of `kept` (the active config's plan of its type) lack; empty when nothing. */
-export function missingState(tag: WindowTag, kept: TypePanePlan | null): string[] {
+function missingState(tag: WindowTag, kept: TypePanePlan | null): string[] {
   if (!kept) return [`no ${tag.event} panes are kept (no active tag reads ${tag.event} events)`];
   const missing: string[] = [];
   if (kept.longestMs < tag.windowMs)
-    missing.push(`${tag.event} panes are kept for ${durationText(kept.longestMs)}, the window is ${durationText(tag.windowMs)}`);
+    missing.push(`${tag.event} panes are kept for ${formatDuration(kept.longestMs)}, the window is ${formatDuration(tag.windowMs)}`);
   const levels = tagLevels(tag);
   const fieldIndex = tag.field ? WINDOW_FIELDS.indexOf(tag.field) + 1 : 0;
-  const lacking = (have: readonly number[]) => levels.filter((l) => !have.includes(l)).map((l) => durationText(l));
+  const lacking = (have: readonly number[]) => levels.filter((l) => !have.includes(l)).map((l) => formatDuration(l));
   if (tag.aggregation === 'distinct') {
     if (!kept.distinctFields.includes(fieldIndex)) missing.push(`the latest time of each ${tag.field} is not kept`);
   } else if (tag.aggregation === 'count_by') {
@@ -87,8 +76,8 @@ function differences(a: WindowTag, b: WindowTag): string {
     ['event', a.event, b.event],
     ['aggregation', a.aggregation, b.aggregation],
     ['field', a.field ?? '-', b.field ?? '-'],
-    ['window', durationText(a.windowMs), durationText(b.windowMs)],
-    ['resolution', durationText(a.resolutionMs), durationText(b.resolutionMs)],
+    ['window', formatDuration(a.windowMs), formatDuration(b.windowMs)],
+    ['resolution', formatDuration(a.resolutionMs), formatDuration(b.resolutionMs)],
     ['top', a.top ?? 'all', b.top ?? 'all'],
   ];
   for (const [k, x, y] of pairs) if (x !== y) out.push(`${k} ${String(x)} → ${String(y)}`);
@@ -120,7 +109,7 @@ function realtimeChanges(from: TagConfig, to: TagConfig): ConfigChange[] {
         change,
         effect: 'backfill',
         backfillMs: t.windowMs,
-        detail: `${what}needs a backfill of ${durationText(t.windowMs)} of events (${missing.join('; ')})`,
+        detail: `${what}needs a backfill of ${formatDuration(t.windowMs)} of events (${missing.join('; ')})`,
       });
     }
   }
@@ -150,9 +139,9 @@ function freedState(from: TagConfig, to: TagConfig): ConfigChange[] {
     }
     const less: string[] = [];
     if (b.longestMs < a.longestMs)
-      less.push(`panes older than ${durationText(b.longestMs)} (kept ${durationText(a.longestMs)} until now) are pruned at each user's next ${type} event`);
+      less.push(`panes older than ${formatDuration(b.longestMs)} (kept ${formatDuration(a.longestMs)} until now) are pruned at each user's next ${type} event`);
     const droppedLevels = a.numericLevels.filter((l) => !b.numericLevels.includes(l));
-    if (droppedLevels.length) less.push(`${droppedLevels.map(durationText).join(', ')} count panes are no longer written`);
+    if (droppedLevels.length) less.push(`${droppedLevels.map(formatDuration).join(', ')} count panes are no longer written`);
     for (const v of a.valueFields) if (!b.valueFields.some((w) => w.field === v.field)) less.push(`counts per ${v.field} are no longer written`);
     if (less.length) out.push({ what: 'event type', name: type, change: 'keeps less', effect: 'free', detail: less.join('; ') });
   }

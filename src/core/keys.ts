@@ -146,8 +146,8 @@ export class Keys {
 
   /**
    * Hash of the tag configs: `active` (the version every process runs), `active_since`
-   * (epoch ms), and `doc:<version>` (each recorded config's canonical JSON). See
-   * src/redis/tagConfigs.ts.
+   * (epoch ms), `previous` and `previous_since` (the one before the last switch), and
+   * `doc:<version>` (each recorded config's canonical JSON). See src/redis/tagConfigs.ts.
    */
   tagConfigs(): string {
     return `${this.prefix}cfg:{tags}`;

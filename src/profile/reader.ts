@@ -145,8 +145,8 @@ export class ProfileReader {
     const reader = new ProfileReader(redis, keys, config.realtime, undefined, offlineTagNames(config));
     reader.owned = true;
     if (follow) {
-      const switched = (next: TagConfig) => reader.setTags(next.realtime, offlineTagNames(next));
-      reader.watch = watchActiveTagConfig(redis, keys, tagConfigVersion(config), (a) => switched(a.config), silentLogger);
+      const follower = (a: { config: TagConfig }) => reader.setTags(a.config.realtime, offlineTagNames(a.config));
+      reader.watch = watchActiveTagConfig(redis, keys, tagConfigVersion(config), follower, silentLogger);
     }
     if (opts.lag !== false) {
       const lag = new RealtimeLag(redis, keys, opts.partitions ?? 4);

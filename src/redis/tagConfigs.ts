@@ -48,11 +48,16 @@ export async function recordedTagConfig(redis: RedisClient, keys: Keys, version:
   return parseTagConfig(JSON.parse(text), `tag config ${version} (recorded in Redis)`);
 }
 
+/** The active version and since when (0: not recorded), or null when none is; reads no document. */
+async function activeVersion(redis: RedisClient, keys: Keys): Promise<{ version: string; since: number } | null> {
+  const [version, since] = await redis.hmget(keys.tagConfigs(), 'active', 'active_since');
+  return version === null ? null : { version, since: Number(since ?? 0) };
+}
+
 /** The active tag config, or null when no process has recorded one yet. */
 export async function activeTagConfig(redis: RedisClient, keys: Keys): Promise<ActiveTagConfig | null> {
-  const [version, since] = await redis.hmget(keys.tagConfigs(), 'active', 'active_since');
-  if (version === null) return null;
-  return { version, since: Number(since ?? 0), config: await recordedTagConfig(redis, keys, version) };
+  const active = await activeVersion(redis, keys);
+  return active && { ...active, config: await recordedTagConfig(redis, keys, active.version) };
 }
 
 /**
@@ -73,9 +78,9 @@ export async function recordTagConfig(redis: RedisClient, keys: Keys, config: Ta
     // serves what it can): the active config is read, not recorded.
     if (!isRedisError(err, 'NOPERM') && !isRedisTrouble(err)) throw err;
   }
-  const [active, since] = await redis.hmget(key, 'active', 'active_since');
-  if (active === null || active === version) return { version, since: Number(since ?? Date.now()), config };
-  return { version: active, since: Number(since ?? 0), config: await recordedTagConfig(redis, keys, active) };
+  const active = await activeVersion(redis, keys);
+  if (!active || active.version === version) return { version, since: active?.since || Date.now(), config };
+  return { ...active, config: await recordedTagConfig(redis, keys, active.version) };
 }
 
 /**
@@ -113,10 +118,11 @@ export async function followActiveTagConfig(redis: RedisClient, keys: Keys, conf
     }
     throw err;
   }
-  if (!active || active.version === tagConfigVersion(config)) return config;
+  const mine = tagConfigVersion(config);
+  if (!active || active.version === mine) return config;
   log.warn(
-    { file: config.source, version: tagConfigVersion(config), active: active.version },
-    `tag config ${tagConfigVersion(config)} (${config.source}) is not the active one: using the active config ${active.version}`,
+    { file: config.source, version: mine, active: active.version },
+    `tag config ${mine} (${config.source}) is not the active one: using the active config ${active.version}`,
   );
   return active.config;
 }
@@ -200,11 +206,12 @@ export function watchActiveTagConfig(
   // Once per outage (a lost connection is the connection's own line, not this one's).
   const outage = new OutageLog(log, 'cannot follow the active tag config', 'trying again every second');
   const follow = async () => {
-    const [version, since] = await redis.hmget(keys.tagConfigs(), 'active', 'active_since');
-    if (stopped || version === null || version === current) return;
+    const active = await activeVersion(redis, keys);
+    if (stopped || !active || active.version === current) return;
+    const { version } = active;
     const config = await recordedTagConfig(redis, keys, version);
     if (stopped) return;
-    await onSwitch({ version, since: Number(since ?? 0), config });
+    await onSwitch({ ...active, config });
     log.info({ from: current, to: version, file: config.source }, `switched to tag config ${version}`);
     current = version;
   };
@@ -239,6 +246,6 @@ export interface TagConfigStatus {
 }
 
 export async function tagConfigStatus(redis: RedisClient, keys: Keys): Promise<TagConfigStatus> {
-  const [[version, since], processes] = await Promise.all([redis.hmget(keys.tagConfigs(), 'active', 'active_since'), runningProcesses(redis, keys)]);
-  return { active: version === null ? null : { version, since: Number(since ?? 0) }, processes };
+  const [active, processes] = await Promise.all([activeVersion(redis, keys), runningProcesses(redis, keys)]);
+  return { active, processes };
 }
