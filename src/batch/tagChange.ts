@@ -1,10 +1,9 @@
 import type { RedisClient } from '../redis/client';
 import { Keys } from '../core/keys';
 import { TagConfig } from '../core/tags';
-import { canonicalJson, tagConfigVersion } from '../core/tagConfig';
+import { tagConfigVersion } from '../core/tagConfig';
 import { ConfigChange, planTagChange } from '../core/configChange';
-import { ProcessRecord, activeTagConfig, runningProcesses } from '../redis/tagConfigs';
-import { Scripts, runScript } from '../lua/scripts';
+import { activeTagConfig } from '../redis/tagConfigs';
 import { listOdsFiles } from '../ods/files';
 import { lastRunId, readRun } from './registry';
 
@@ -87,60 +86,4 @@ export async function planTagConfigChange(
     backfill,
     batch_needed: changes.some((c) => c.effect === 'batch'),
   };
-}
-
-/** What `profile tags apply` did. */
-export interface TagChangeApplied {
-  plan: TagChangePlan;
-  /** switched: the new config is active; same: it already was; refused: a change needs a backfill (nothing changed). */
-  outcome: 'switched' | 'same' | 'refused';
-  /** The realtime tags that need a backfill (refused, or switched with acceptPartial: they undercount until a window has passed). */
-  partial: string[];
-  /** After a switch: the running processes, and those that did not report the new version within the wait. */
-  processes: ProcessRecord[];
-  lagging: ProcessRecord[];
-}
-
-/**
- * Makes `next` the active tag config, as planned by planTagConfigChange: one compare-and-set
- * of the active version (so two applies at once cannot both switch, and a plan made against
- * another config is never applied), after which every running process switches at its next
- * check (within TAG_CONFIG_POLL_MS; a consumer between two batches, a read whole with one
- * config or the other). Refuses, changing nothing, when a realtime tag needs a backfill,
- * unless `acceptPartial` (those tags then count only the events whose state was kept, until
- * a full window has passed). Waits up to `waitMs` for the running processes to report the
- * new version.
- */
-export async function applyTagConfigChange(
-  redis: RedisClient,
-  keys: Keys,
-  next: TagConfig,
-  current: TagConfig,
-  odsDir: string,
-  opts: { acceptPartial?: boolean; waitMs?: number } = {},
-): Promise<TagChangeApplied> {
-  const plan = await planTagConfigChange(redis, keys, next, current, odsDir);
-  const partial = plan.changes.filter((c) => c.effect === 'backfill').map((c) => c.name);
-  const none = { processes: [], lagging: [] };
-  if (plan.from.active && plan.from.version === plan.to.version) return { plan, outcome: 'same', partial: [], ...none };
-  if (partial.length > 0 && !opts.acceptPartial) return { plan, outcome: 'refused', partial, ...none };
-  await redis.hsetnx(keys.tagConfigs(), `doc:${plan.to.version}`, canonicalJson(next.document));
-  const switched = await runScript(redis, Scripts.switchTagConfig(keys.tagConfigs(), plan.from.active ? plan.from.version : '', plan.to.version, Date.now()));
-  if (switched !== 1) throw new TagConfigChangedError(plan.from.active ? plan.from.version : null);
-  // Every running process follows within a check or two.
-  const deadline = Date.now() + (opts.waitMs ?? 10_000);
-  let processes = await runningProcesses(redis, keys);
-  while (processes.some((p) => p.version !== plan.to.version) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200));
-    processes = await runningProcesses(redis, keys);
-  }
-  return { plan, outcome: 'switched', partial, processes, lagging: processes.filter((p) => p.version !== plan.to.version) };
-}
-
-/** The active tag config changed between the plan and the switch (another apply ran): nothing was changed. */
-export class TagConfigChangedError extends Error {
-  constructor(planned: string | null) {
-    super(`the active tag config is no longer ${planned ?? '(none)'}: another \`profile tags apply\` switched it meanwhile; nothing was changed (plan again)`);
-    this.name = 'TagConfigChangedError';
-  }
 }

@@ -1,5 +1,6 @@
 import type { TagConfigStatus } from '../redis/tagConfigs';
-import type { TagChangeApplied, TagChangePlan } from '../batch/tagChange';
+import type { TagChangePlan } from '../batch/tagChange';
+import type { TagChangeApplied } from '../consumers/tagApply';
 import { OdsFile } from '../ods/files';
 import { PartitionStatus } from '../redis/streamGroups';
 import { REQUIRED_POLICY, RedisServerSettings } from '../redis/settings';
@@ -222,17 +223,22 @@ export function formatTagPlan(p: TagChangePlan, footer = true): string {
 }
 
 /** `profile tags apply`: the plan, then what was done. */
-export function formatTagApplied(a: TagChangeApplied, waitS: number): string {
+export function formatTagApplied(a: TagChangeApplied<TagChangePlan>, waitS: number): string {
   if (a.outcome === 'same') return `${a.plan.to.version} (${a.plan.to.source}) is already the active tag config: nothing to do.`;
   const lines = [formatTagPlan(a.plan, false), ''];
   if (a.outcome === 'refused') {
     lines.push(
-      `Not applied: ${a.partial.join(', ')} need${a.partial.length === 1 ? 's' : ''} a backfill from the ODS, which \`profile tags apply\` does not do yet. Nothing was changed.`,
-      'With --accept-partial it switches anyway: those tags then count only the events whose window state was kept, until a full window has passed.',
+      `Not applied (--no-backfill): ${a.partial.join(', ')} need${a.partial.length === 1 ? 's' : ''} a backfill from the streams and the ODS. Nothing was changed.`,
+      'Without --no-backfill, apply builds it first; with --accept-partial it switches anyway: those tags then count only the events whose window state was kept, until a full window has passed.',
     );
     return lines.join('\n');
   }
   lines.push(`Switched the active tag config ${a.plan.from.active ? a.plan.from.version : '(none)'} → ${a.plan.to.version}.`);
+  if (a.backfill)
+    lines.push(
+      `Backfilled first, into window state generation ${a.backfill.generation}: ${a.backfill.stream_events} events from the streams and ${a.backfill.ods_events} from the ODS in ${a.backfill.seconds} s.`,
+    );
+  if (a.how === 'rollback') lines.push("Back to the previous config's window state, which was still written: at once.");
   if (a.partial.length) lines.push(`Undercounting until a full window has passed (--accept-partial): ${a.partial.join(', ')}.`);
   const now = a.processes.length - a.lagging.length;
   lines.push(

@@ -24,7 +24,11 @@ export async function withRuntime<T>(o: Record<string, unknown>, fn: (rt: Runtim
   try {
     // Every command works with the tag config the system runs (the active one in Redis),
     // but those that handle it themselves (`profile tags`).
-    if (followActive) rt.config = { ...rt.config, tags: await followActiveTagConfig(rt.redis, rt.keys, rt.config.tags, rt.logger) };
+    if (followActive) {
+      const active = await followActiveTagConfig(rt.redis, rt.keys, rt.config.tags, rt.logger);
+      rt.config = { ...rt.config, tags: active.config };
+      rt.keys = rt.keys.withGeneration(active.generation);
+    }
     return await fn(rt);
   } finally {
     await closeRuntime(rt);

@@ -1,13 +1,21 @@
 import { Scripts, UpdateWindowsReply, queueScript, sendLoadingScripts } from '../lua/scripts';
 import { chunkBySlot, isCluster, pipelineByNode, throwRedisTrouble } from '../redis/client';
-import { erasedAt, erasureTimes, isErased } from '../profile/erasure';
+import { erasedAt, erasureTimes, everyUserKey, isErased } from '../profile/erasure';
 import { OfflineTag, TagConfig, Trigger, WindowTag } from '../core/tags';
-import { partitionFor } from '../core/keys';
+import { Keys, partitionFor } from '../core/keys';
+import type { EventType } from '../core/event';
 import { createHash } from 'crypto';
 import { UserWindowUpdate, WindowWriter, windowsReply } from './windowWriter';
 import { AfterWrites, NodeFold } from './nodeFold';
+import { WindowTarget, keptBy } from './windowTarget';
 import { GROUPS } from '../redis/streamGroups';
 import { GroupConsumer, GroupConsumerOptions, StreamBatch } from './groupConsumer';
+
+/** A config whose window state a consumer also writes: its tags, in pane keys of `generation`. */
+export interface AlsoWrite {
+  generation: number;
+  realtime: readonly WindowTag[];
+}
 
 export interface RealtimeConsumerOptions extends GroupConsumerOptions {
   tags: readonly WindowTag[];
@@ -60,36 +68,58 @@ export class RealtimeConsumer extends GroupConsumer {
   private writer: WindowWriter;
   private readonly clock: () => number;
   /** A tag config to run from the next batch on (switchTags). */
-  private nextTags?: Pick<TagConfig, 'realtime' | 'triggers' | 'offline'>;
+  private nextTags?: { tags: Pick<TagConfig, 'realtime' | 'triggers' | 'offline'>; generation: number; alsoWrite: AlsoWrite[] };
+  /** The other configs whose window state every batch is also folded into (see WindowTarget). */
+  private targets: WindowTarget[] = [];
 
   constructor(private readonly opts: RealtimeConsumerOptions) {
     super(GROUPS.realtime, opts);
     this.clock = opts.clock ?? Date.now;
     this.writer = new WindowWriter(opts.keys, opts.tags, opts.triggers, opts.offlineTags);
+    this.keys = opts.keys;
     if (opts.foldInConsumer !== false) this.nodeFold = new NodeFold(opts.redis, opts.keys, this.writer.windowPlan, USERS_PER_CALL);
   }
 
   private nodeFold?: NodeFold;
+  /** The keys of the active config's window state generation. */
+  private keys: Keys;
 
   /**
    * Runs with another tag config from the next batch on (a switch of the active config,
-   * see redis/tagConfigs.ts): the batch in progress is written whole with the config it
-   * started with.
+   * see redis/tagConfigs.ts), its window state in pane keys of `generation`, and folds
+   * every batch into the `alsoWrite` configs' state too: the batch in progress is written
+   * whole with the configs it started with.
    */
-  switchTags(tags: Pick<TagConfig, 'realtime' | 'triggers' | 'offline'>): void {
-    this.nextTags = tags;
+  switchTags(tags: Pick<TagConfig, 'realtime' | 'triggers' | 'offline'>, generation = 0, alsoWrite: AlsoWrite[] = []): void {
+    this.nextTags = { tags, generation, alsoWrite };
   }
 
   private takeSwitch(): void {
-    const t = this.nextTags;
-    if (!t) return;
+    const next = this.nextTags;
+    if (!next) return;
     this.nextTags = undefined;
-    this.writer = new WindowWriter(this.opts.keys, t.realtime, t.triggers, t.offline);
+    const t = next.tags;
+    const { redis, keys } = this.opts;
+    this.keys = keys.withGeneration(next.generation);
+    this.writer = new WindowWriter(this.keys, t.realtime, t.triggers, t.offline);
     if (this.nodeFold) {
       const counts = this.nodeFold.counts;
-      this.nodeFold = new NodeFold(this.opts.redis, this.opts.keys, this.writer.windowPlan, USERS_PER_CALL);
+      this.nodeFold = new NodeFold(redis, this.keys, this.writer.windowPlan, USERS_PER_CALL);
       Object.assign(this.nodeFold.counts, counts);
     }
+    this.targets = next.alsoWrite.map(
+      (w) => new WindowTarget(redis, keys.withGeneration(w.generation), w.realtime, USERS_PER_CALL, this.opts.foldInConsumer !== false),
+    );
+  }
+
+  /** The longest window any written config keeps events of `type` for (ms), or undefined when none uses it. */
+  private longest(type: EventType): number | undefined {
+    let out = this.writer.longest(type);
+    for (const t of this.targets) {
+      const l = t.writer.longest(type);
+      if (l !== undefined && (out === undefined || l > out)) out = l;
+    }
+    return out;
   }
 
   /** Users folded in the consumer, and users it left to updateWindows.lua (with triggers evaluated: not counted). */
@@ -135,7 +165,7 @@ export class RealtimeConsumer extends GroupConsumer {
     const erased = await erasedAt(this.opts.redis, this.opts.keys, users);
     for (const { stream, entries } of batches) {
       for (const { id, event: e } of entries) {
-        const longest = this.writer.longest(e.type);
+        const longest = this.longest(e.type);
         if (longest === undefined || e.ts < now - longest || isErased(erased, e.user_id, e.ts)) {
           addAcks(toAck, [[stream, id]]); // no tag uses this type, or older than its longest window
           continue;
@@ -163,17 +193,20 @@ export class RealtimeConsumer extends GroupConsumer {
     const now = this.clock();
     const toAck = new Map<string, string[]>();
     const byUser = await this.byUser(batches, now, toAck);
-    if (byUser.size > 0) {
+    // The other configs' state first (each dedups in its own keys: a batch sent again after
+    // a failure counts once), then the active one's with what it keeps of each user.
+    const mainUsers = await this.foldTargets(byUser, now, toAck);
+    if (mainUsers.size > 0) {
       const k = this.opts.keys;
       const redis = this.opts.redis;
-      const written = [...byUser.keys()];
+      const written = [...mainUsers.keys()];
       // On one server the erasure re-check rides at the end of the last write pipeline (Redis
       // runs it after every write of the batch): the fold's, unless users are left to the
       // script; on a cluster the writes go to several nodes at once, so it is a round trip of
       // its own after them.
       const inline = !isCluster(redis);
       const afterFold: AfterWrites | undefined = inline ? { key: k.erasures(), add: (p) => p.call('ZMSCORE', k.erasures(), ...written) } : undefined;
-      const calls = this.chunkCalls(await this.foldInConsumer([...byUser.values()], now, toAck, afterFold));
+      const calls = this.chunkCalls(await this.foldInConsumer([...mainUsers.values()], now, toAck, afterFold));
       const checkedByFold = calls.length === 0 ? afterFold?.result : undefined;
       const results = await this.sendScriptCalls(calls, inline && !checkedByFold ? written : undefined, now);
       // Each user's outbox as its call saw it. A call that failed is sent again one user per
@@ -216,9 +249,33 @@ export class RealtimeConsumer extends GroupConsumer {
         now,
       );
       // After single-user retries the erasures are checked again: they ran after the pipeline's check.
-      await this.undoErased(byUser, !inline || retry.length > 0 ? undefined : (checkedByFold ?? results[calls.length]));
+      await this.undoErased(byUser, mainUsers.size < byUser.size || !inline || retry.length > 0 ? undefined : (checkedByFold ?? results[calls.length]));
+    } else if (byUser.size > 0) {
+      await this.undoErased(byUser, undefined);
     }
     return toAck;
+  }
+
+  /**
+   * Folds every user's events into the other configs' state (this.targets), then answers
+   * what the active config keeps of each (users it keeps nothing of are acked here).
+   * Throws when a target's write failed: nothing of the batch is acked, and it comes back.
+   */
+  private async foldTargets<U extends { update: UserWindowUpdate; ids: EntryRef[] }>(
+    byUser: Map<string, U>,
+    now: number,
+    toAck: Map<string, string[]>,
+  ): Promise<Map<string, U>> {
+    if (this.targets.length === 0) return byUser;
+    const updates = [...byUser.values()].map((u) => u.update);
+    for (const target of this.targets) await target.fold(updates, now);
+    const main = new Map<string, U>();
+    for (const [userId, u] of byUser) {
+      const kept = keptBy(this.writer, u.update, now);
+      if (kept) main.set(userId, { ...u, update: kept });
+      else addAcks(toAck, u.ids);
+    }
+    return main;
   }
 
   /**
@@ -265,7 +322,7 @@ export class RealtimeConsumer extends GroupConsumer {
       late = await erasedAt(redis, k, written);
     }
     for (const [userId, at] of late) {
-      if (byUser.get(userId)!.minTs <= at) await redis.unlink(...k.userKeys(userId));
+      if (byUser.get(userId)!.minTs <= at) await redis.unlink(...(await everyUserKey(redis, k, userId)));
     }
   }
 

@@ -8,8 +8,26 @@ import { EVENT_TYPES, EventType } from './event';
  * its own hash tag so partitions spread over slots.
  */
 export class Keys {
-  /** @param prefix prepended to every key (default none), e.g. `"ps:"` to share a Redis. */
-  constructor(readonly prefix = '') {}
+  /**
+   * @param prefix prepended to every key (default none), e.g. `"ps:"` to share a Redis.
+   * @param generation the window state generation the pane keys name (0: the first; a
+   *   change of tags that needs a backfill builds its state in a new one, see
+   *   src/batch/tagChange.ts).
+   */
+  constructor(
+    readonly prefix = '',
+    readonly generation = 0,
+  ) {}
+
+  /** The same keys with the pane keys of window state generation `generation`. */
+  withGeneration(generation: number): Keys {
+    return generation === this.generation ? this : new Keys(this.prefix, generation);
+  }
+
+  /** `p` / `t` for generation 0, `p<g>` / `t<g>` for generation g. */
+  private gen(kind: 'p' | 't'): string {
+    return this.generation === 0 ? kind : `${kind}${this.generation}`;
+  }
 
   /** Stream partition `n`. */
   stream(partition: number): string {
@@ -49,14 +67,15 @@ export class Keys {
    * `s<second>`/`m<minute>`/`h<hour>`, value panes `<field><level><index>`, dedup buckets
    * `d<first byte of the event id's fingerprint>`, waiting distinct values `F<field>`, the
    * running totals and meta `T`, count_by totals `C<spec>` (see src/lua/includes/panes.lua).
+   * Generation g > 0: `u:{<user>}:p<g>:<type>`.
    */
   panes(userId: string, type: EventType): string {
-    return `${this.prefix}u:{${userId}}:p:${type}`;
+    return `${this.prefix}u:{${userId}}:${this.gen('p')}:${type}`;
   }
 
   /** Sorted set indexing `panes(userId, type)` by time: members `m<minute>` and `h<hour>` that hold state. */
   paneIndex(userId: string, type: EventType): string {
-    return `${this.prefix}u:{${userId}}:t:${type}`;
+    return `${this.prefix}u:{${userId}}:${this.gen('t')}:${type}`;
   }
 
   /** v1 layout (before panes): sorted set of in-window events, member event_id, score event time. Folded into the panes on the next write, or by `profile migrate`. */
@@ -84,12 +103,18 @@ export class Keys {
     return `${this.prefix}u:{${userId}}:wb`;
   }
 
-  /** Every key a user can have (panes and their index of every event type, v1 windows, rt, off, wb): one slot. */
+  /**
+   * Every key a user can have (panes and their index of every event type in every window
+   * state generation up to two past this one — the ones a change of tags may still write
+   * or read —, v1 windows, rt, off, wb): one slot.
+   */
   userKeys(userId: string): string[] {
     const out: string[] = [];
-    for (const type of EVENT_TYPES) {
-      out.push(this.panes(userId, type), this.paneIndex(userId, type), this.legacyWindow(userId, type), this.legacyWindowValues(userId, type));
+    for (let g = 0; g <= this.generation + 2; g++) {
+      const k = this.withGeneration(g);
+      for (const type of EVENT_TYPES) out.push(k.panes(userId, type), k.paneIndex(userId, type));
     }
+    for (const type of EVENT_TYPES) out.push(this.legacyWindow(userId, type), this.legacyWindowValues(userId, type));
     out.push(this.realtime(userId), this.offline(userId), this.batchWindows(userId), this.triggerState(userId), this.triggerOutbox(userId));
     return out;
   }
@@ -156,6 +181,11 @@ export class Keys {
   /** Hash of the running processes: id (host:pid) → JSON of their roles, config version and until when they vouch for it. */
   tagConfigProcesses(): string {
     return `${this.prefix}cfg:{tags}:procs`;
+  }
+
+  /** Lock of the `profile tags apply` that is backfilling (value: its owner id; expires unless renewed). */
+  tagApplyLock(): string {
+    return `${this.prefix}cfg:{tags}:apply`;
   }
 }
 

@@ -42,6 +42,7 @@ const SCRIPTS = {
   trimStream: { keys: 1, readOnly: false },
   casLock: { keys: 1, readOnly: false },
   switchTagConfig: { keys: 1, readOnly: false },
+  startTagBackfill: { keys: 1, readOnly: false },
 } as const satisfies Record<string, ScriptSpec>;
 
 /** A script's name: a key of the table, so a misspelt one does not compile. */
@@ -181,9 +182,24 @@ export const Scripts = {
   casLock(lockKey: string, owner: string, ttlMs: number): ScriptCall<0 | 1> {
     return call('casLock', [lockKey], [owner, ttlMs]);
   },
-  /** Makes `version` the active tag config if `expected` ('' for none) still is; 1 switched, 0 not the expected, -1 document missing. */
-  switchTagConfig(configKey: string, expected: string, version: string, now: number): ScriptCall<1 | 0 | -1> {
-    return call('switchTagConfig', [configKey], [expected, version, now]);
+  /**
+   * Makes `version` the active tag config if `expected` ('' for none) still is (and, with
+   * `pending`, that version is still the one pending); its state in pane keys of
+   * `generation` (undefined: the active one's); the old config's state written for
+   * `graceMs` more. 1 switched, 0 not the expected, -1 document missing.
+   */
+  switchTagConfig(
+    configKey: string,
+    expected: string,
+    version: string,
+    now: number,
+    opts: { graceMs?: number; pending?: string; generation?: number } = {},
+  ): ScriptCall<1 | 0 | -1> {
+    return call('switchTagConfig', [configKey], [expected, version, now, opts.graceMs ?? 0, opts.pending ?? '', opts.generation ?? '']);
+  },
+  /** Makes `version` the pending config (being backfilled) if `expected` is still active: its generation (≥ 1), 0 not the expected, -1 document missing. */
+  startTagBackfill(configKey: string, expected: string, version: string, now: number): ScriptCall<number> {
+    return call('startTagBackfill', [configKey], [expected, version, now]);
   },
 };
 

@@ -19,7 +19,16 @@ export async function eraseUser(redis: RedisClient, keys: Keys, userId: string, 
   // Recorded first: if the process dies between the two, the user is still skipped and a
   // second call deletes the keys.
   await redis.zadd(keys.erasures(), now, userId);
-  return redis.unlink(...keys.userKeys(userId));
+  return redis.unlink(...(await everyUserKey(redis, keys, userId)));
+}
+
+/**
+ * Every key the user can have, in every window state generation a change of tags has made
+ * so far (the counter `generations` of the tag config hash, see src/batch/tagChange.ts).
+ */
+export async function everyUserKey(redis: RedisClient, keys: Keys, userId: string): Promise<string[]> {
+  const made = Number((await redis.hget(keys.tagConfigs(), 'generations').catch(() => null)) ?? 0);
+  return keys.withGeneration(Math.max(keys.generation, made)).userKeys(userId);
 }
 
 /** Erasure times (ms) of those of `userIds` that were erased. */

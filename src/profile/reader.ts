@@ -105,11 +105,14 @@ interface ReaderView {
   tagOrder: WindowTag[];
   windowNames: Set<string>;
   offlineNames?: Set<string>;
+  /** The keys of the config's window state generation. */
+  keys: Keys;
 }
 
-function readerView(tags: readonly WindowTag[], offlineNames?: readonly string[]): ReaderView {
+function readerView(keys: Keys, tags: readonly WindowTag[], offlineNames?: readonly string[]): ReaderView {
   const plan = windowPlan(tags);
   return {
+    keys,
     types: plan.types,
     plan: plan.bin,
     tagOrder: [...tags],
@@ -141,12 +144,14 @@ export class ProfileReader {
     const redis = await connectTarget(opts);
     const keys = new Keys(opts.prefix ?? '');
     const follow = opts.followActiveConfig !== false;
-    const config = follow ? await followActiveTagConfig(redis, keys, tags, silentLogger) : tags;
+    const active = follow ? await followActiveTagConfig(redis, keys, tags, silentLogger) : { config: tags, generation: 0, written: '' };
+    const config = active.config;
     const reader = new ProfileReader(redis, keys, config.realtime, undefined, offlineTagNames(config));
+    reader.setTags(config.realtime, offlineTagNames(config), active.generation);
     reader.owned = true;
     if (follow) {
-      const follower = (a: { config: TagConfig }) => reader.setTags(a.config.realtime, offlineTagNames(a.config));
-      reader.watch = watchActiveTagConfig(redis, keys, tagConfigVersion(config), follower, silentLogger);
+      const follower = (a: { config: TagConfig; generation: number }) => reader.setTags(a.config.realtime, offlineTagNames(a.config), a.generation);
+      reader.watch = watchActiveTagConfig(redis, keys, active.written, follower, silentLogger);
     }
     if (opts.lag !== false) {
       const lag = new RealtimeLag(redis, keys, opts.partitions ?? 4);
@@ -200,15 +205,16 @@ export class ProfileReader {
     offlineNames?: readonly string[],
   ) {
     this.clock = clock ?? Date.now;
-    this.view = readerView(tags, offlineNames);
+    this.view = readerView(keys, tags, offlineNames);
   }
 
   /**
    * Reads with another tag config from now on (a switch of the active config, see
-   * redis/tagConfigs.ts); reads already started finish with the one they started with.
+   * redis/tagConfigs.ts), whose window state is in pane keys of `generation`; reads already
+   * started finish with the one they started with.
    */
-  setTags(tags: readonly WindowTag[], offlineNames?: readonly string[]): void {
-    this.view = readerView(tags, offlineNames);
+  setTags(tags: readonly WindowTag[], offlineNames?: readonly string[], generation = 0): void {
+    this.view = readerView(this.keys.withGeneration(generation), tags, offlineNames);
   }
 
   /** The names in `tags` that are no tag this reader knows (none: every one may be read). */
@@ -265,7 +271,7 @@ export class ProfileReader {
   }
 
   private script(view: ReaderView, userId: string, now: number, select?: TagSelection) {
-    const k = this.keys;
+    const k = view.keys;
     const types = view.types.map((type) => ({ panesKey: k.panes(userId, type), indexKey: k.paneIndex(userId, type) }));
     return Scripts.readProfile({ types, realtimeKey: k.realtime(userId), offlineKey: k.offline(userId) }, now, view.plan, select);
   }

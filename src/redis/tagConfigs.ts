@@ -16,11 +16,35 @@ import { Logger, OutageLog, errorText } from '../core/logger';
  * the version they run, so `profile status` and the dashboard show who runs what.
  */
 
-/** The config every process runs, and since when (epoch ms). */
-export interface ActiveTagConfig {
+/** A tag config whose window state is written, and the generation of pane keys it lives in (Keys.withGeneration). */
+export interface WrittenTagConfig {
+  version: string;
+  generation: number;
+  config: TagConfig;
+}
+
+/**
+ * The config every process runs, and since when (epoch ms); `alsoWrite`: the configs whose
+ * window state the realtime consumers also keep up to date (one being backfilled by
+ * `profile tags apply`, and the previous one during its grace period), each in its own
+ * generation.
+ */
+export interface ActiveTagConfig extends WrittenTagConfig {
+  since: number;
+  alsoWrite: WrittenTagConfig[];
+}
+
+/** Which configs are written where, without their documents (what a follower compares). */
+interface TagConfigPointers {
   version: string;
   since: number;
-  config: TagConfig;
+  generation: number;
+  alsoWrite: { version: string; generation: number }[];
+}
+
+/** `version@generation` of every config a process with `a` writes (the active one first): what its record shows. */
+export function writtenVersions(a: Pick<TagConfigPointers, 'version' | 'generation' | 'alsoWrite'>): string[] {
+  return [a, ...a.alsoWrite].map((w) => `${w.version}@${w.generation}`);
 }
 
 /** A running process as it announces itself. */
@@ -32,6 +56,8 @@ export interface ProcessRecord {
   version: string;
   /** The tag file it was started with. */
   file: string;
+  /** `version@generation` of every config whose window state it writes, the active one first (writtenVersions). */
+  writes?: string[];
   started_at: number;
   /** Until when (epoch ms) it vouches for this record; renewed every ANNOUNCE_EVERY_MS. */
   until: number;
@@ -54,10 +80,36 @@ async function activeVersion(redis: RedisClient, keys: Keys): Promise<{ version:
   return version === null ? null : { version, since: Number(since ?? 0) };
 }
 
+/**
+ * The active version with its generation, and the configs also written: the one pending
+ * (being backfilled), and the previous one until `previous_until` (its grace period) when
+ * it lives in another generation. Null when none is recorded. Reads no document.
+ */
+async function activePointers(redis: RedisClient, keys: Keys, now = Date.now()): Promise<TagConfigPointers | null> {
+  const key = keys.tagConfigs();
+  const [version, since, pending, previous, previousUntil] = await redis.hmget(key, 'active', 'active_since', 'pending', 'previous', 'previous_until');
+  if (version === null) return null;
+  const [g, gPending, gPrevious] = (await redis.hmget(key, `gen:${version}`, `gen:${pending ?? ''}`, `gen:${previous ?? ''}`)).map((x) => Number(x ?? 0));
+  const alsoWrite: TagConfigPointers['alsoWrite'] = [];
+  if (pending && pending !== version && gPending !== g) alsoWrite.push({ version: pending, generation: gPending });
+  if (previous && previous !== version && gPrevious !== g && Number(previousUntil ?? 0) > now) alsoWrite.push({ version: previous, generation: gPrevious });
+  return { version, since: Number(since ?? 0), generation: g, alsoWrite };
+}
+
+/** The pointers with their configs. */
+async function loadPointers(redis: RedisClient, keys: Keys, p: TagConfigPointers): Promise<ActiveTagConfig> {
+  const load = (version: string) => recordedTagConfig(redis, keys, version);
+  return {
+    ...p,
+    config: await load(p.version),
+    alsoWrite: await Promise.all(p.alsoWrite.map(async (w) => ({ ...w, config: await load(w.version) }))),
+  };
+}
+
 /** The active tag config, or null when no process has recorded one yet. */
 export async function activeTagConfig(redis: RedisClient, keys: Keys): Promise<ActiveTagConfig | null> {
-  const active = await activeVersion(redis, keys);
-  return active && { ...active, config: await recordedTagConfig(redis, keys, active.version) };
+  const p = await activePointers(redis, keys);
+  return p && loadPointers(redis, keys, p);
 }
 
 /**
@@ -78,9 +130,10 @@ export async function recordTagConfig(redis: RedisClient, keys: Keys, config: Ta
     // serves what it can): the active config is read, not recorded.
     if (!isRedisError(err, 'NOPERM') && !isRedisTrouble(err)) throw err;
   }
-  const active = await activeVersion(redis, keys);
-  if (!active || active.version === version) return { version, since: active?.since || Date.now(), config };
-  return { ...active, config: await recordedTagConfig(redis, keys, active.version) };
+  const active = await activePointers(redis, keys);
+  if (!active) return { version, since: Date.now(), config, generation: 0, alsoWrite: [] };
+  const loaded = await loadPointers(redis, keys, active);
+  return active.version === version ? { ...loaded, config } : loaded;
 }
 
 /**
@@ -101,30 +154,38 @@ export async function adoptActiveTagConfig(redis: RedisClient, keys: Keys, confi
 
 /**
  * A one-shot command's config: the active one when one is recorded (saying so in one line
- * when it is not `config`), else `config`. Records nothing; a user that may not read the
- * config hash runs `config`.
+ * when it is not `config`), else `config`; with the generation of pane keys its window
+ * state lives in. Records nothing; a user that may not read the config hash runs `config`.
  */
-export async function followActiveTagConfig(redis: RedisClient, keys: Keys, config: TagConfig, log: Logger): Promise<TagConfig> {
+export async function followActiveTagConfig(
+  redis: RedisClient,
+  keys: Keys,
+  config: TagConfig,
+  log: Logger,
+): Promise<{ config: TagConfig; generation: number; written: string }> {
+  const mine = { config, generation: 0, written: `${tagConfigVersion(config)}@0` };
   let active: ActiveTagConfig | null;
   try {
     active = await activeTagConfig(redis, keys);
   } catch (err) {
-    if (isRedisError(err, 'NOPERM')) return config;
+    if (isRedisError(err, 'NOPERM')) return mine;
     // The active version's document missing or unreadable (changed by hand): say so, and go
     // on with `config` rather than refuse to run (`profile status` must still answer).
     if (err instanceof ConfigError || err instanceof SyntaxError) {
       log.warn({ err: errorText(err) }, `cannot read the active tag config: using ${config.source}`);
-      return config;
+      return mine;
     }
     throw err;
   }
-  const mine = tagConfigVersion(config);
-  if (!active || active.version === mine) return config;
-  log.warn(
-    { file: config.source, version: mine, active: active.version },
-    `tag config ${mine} (${config.source}) is not the active one: using the active config ${active.version}`,
-  );
-  return active.config;
+  if (!active) return mine;
+  const version = tagConfigVersion(config);
+  if (active.version !== version) {
+    log.warn(
+      { file: config.source, version, active: active.version },
+      `tag config ${version} (${config.source}) is not the active one: using the active config ${active.version}`,
+    );
+  }
+  return { config: active.version === version ? config : active.config, generation: active.generation, written: writtenVersions(active).join(' ') };
 }
 
 /** The running processes (records not renewed in time are left out), by id. */
@@ -155,12 +216,13 @@ export function announceProcess(
   version: string,
   file: string,
   log: Logger,
-): { setVersion(version: string): Promise<void>; stop(): Promise<void> } {
+  writes: string[] = [`${version}@0`],
+): { setVersion(version: string, writes?: string[]): Promise<void>; stop(): Promise<void> } {
   const id = `${os.hostname()}:${process.pid}`;
   const key = keys.tagConfigProcesses();
   const startedAt = Date.now();
   const renew = async () => {
-    const record: ProcessRecord = { id, roles, version, file, started_at: startedAt, until: Date.now() + ANNOUNCE_FOR_MS };
+    const record: ProcessRecord = { id, roles, version, file, writes, started_at: startedAt, until: Date.now() + ANNOUNCE_FOR_MS };
     try {
       await redis.hset(key, id, JSON.stringify(record));
       await redis.pexpire(key, ANNOUNCE_FOR_MS * 4);
@@ -172,8 +234,9 @@ export function announceProcess(
   const timer = setInterval(() => void renew(), ANNOUNCE_EVERY_MS);
   timer.unref();
   return {
-    async setVersion(v: string) {
+    async setVersion(v: string, w?: string[]) {
       version = v;
+      writes = w ?? [`${v}@0`];
       await renew();
     },
     async stop() {
@@ -187,10 +250,12 @@ export function announceProcess(
 export const TAG_CONFIG_POLL_MS = 1000;
 
 /**
- * Follows the active tag config: every `everyMs` reads the active version and, when it is
- * not `current`, loads that config and awaits `onSwitch` with it (once per change; a load
- * or switch that fails is logged and tried again at the next check). stop() waits for a
- * switch in progress.
+ * Follows the active tag config: every `everyMs` reads which configs are written where
+ * (the active one and its generation, and those also written: see activePointers) and,
+ * when that is not `current` (writtenVersions(...).join(' '); a bare version means that
+ * version in generation 0 alone), loads the configs and awaits `onSwitch` with them (once
+ * per change; a load or switch that fails is logged and tried again at the next check).
+ * stop() waits for a switch in progress.
  */
 export function watchActiveTagConfig(
   redis: RedisClient,
@@ -203,17 +268,25 @@ export function watchActiveTagConfig(
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
+  if (!current.includes('@')) current = `${current}@0`;
   // Once per outage (a lost connection is the connection's own line, not this one's).
   const outage = new OutageLog(log, 'cannot follow the active tag config', 'trying again every second');
   const follow = async () => {
-    const active = await activeVersion(redis, keys);
-    if (stopped || !active || active.version === current) return;
-    const { version } = active;
-    const config = await recordedTagConfig(redis, keys, version);
+    const pointers = await activePointers(redis, keys);
+    if (stopped || !pointers) return;
+    const seen = writtenVersions(pointers).join(' ');
+    if (seen === current) return;
+    const active = await loadPointers(redis, keys, pointers);
     if (stopped) return;
-    await onSwitch({ ...active, config });
-    log.info({ from: current, to: version, file: config.source }, `switched to tag config ${version}`);
-    current = version;
+    await onSwitch(active);
+    const from = current.split(' ')[0].split('@')[0];
+    if (from !== active.version) log.info({ from, to: active.version, file: active.config.source }, `switched to tag config ${active.version}`);
+    else
+      log.info(
+        { version: active.version, also_writing: writtenVersions(active).slice(1) },
+        `tag config ${active.version}: now also writing ${writtenVersions(active).slice(1).join(', ') || 'nothing else'}`,
+      );
+    current = seen;
   };
   const check = async () => {
     try {

@@ -18,7 +18,7 @@ import { BatchLauncher } from '../batch/launcher';
 import { Metrics, serveMetrics } from '../metrics/metrics';
 import { isRedisError } from '../core/errors';
 import { checkEvictionPolicy } from '../redis/settings';
-import { adoptActiveTagConfig, announceProcess, watchActiveTagConfig } from '../redis/tagConfigs';
+import { ActiveTagConfig, adoptActiveTagConfig, announceProcess, watchActiveTagConfig, writtenVersions } from '../redis/tagConfigs';
 import { TagConfig } from '../core/tags';
 
 /** A connected process: its Redis, key names, and what it must close on exit. */
@@ -120,7 +120,7 @@ async function startLag(rt: Runtime, reader: ProfileReader): Promise<RealtimeLag
 }
 
 /** Starts the HTTP API on the runtime's Redis. */
-export async function startApi(rt: Runtime): Promise<HttpServerHandle & { switchTags(tags: TagConfig): void }> {
+export async function startApi(rt: Runtime): Promise<HttpServerHandle & { switchTags(tags: TagConfig, generation?: number): void }> {
   const { config, redis, keys, logger } = rt;
   // Groups exist before the first event is accepted, so no trim can ever skip a group.
   try {
@@ -186,8 +186,9 @@ export async function startApi(rt: Runtime): Promise<HttpServerHandle & { switch
   });
   const listening = await listen(app, config.host, config.port);
   // A switch of the active tag config: reads, routes and batch runs use the new one from now on.
-  const switchTags = (tags: TagConfig) => {
-    reader.setTags(tags.realtime, offlineTagNames(tags));
+  const switchTags = (tags: TagConfig, generation = 0) => {
+    reader.setTags(tags.realtime, offlineTagNames(tags), generation);
+    context.keys = rt.keys.withGeneration(generation);
     context.windowTags = tags.realtime;
     context.triggers = tags.triggers;
     child.tags = tags.document;
@@ -312,7 +313,7 @@ export async function runRoles(rt: Runtime, roles: Roles, stop: Promise<unknown>
   const consumers: GroupConsumer[] = [];
   let announced: ReturnType<typeof announceProcess> | undefined;
   let watch: { stop(): Promise<void> } | undefined;
-  const switchers: ((tags: TagConfig) => void)[] = [];
+  const switchers: ((active: ActiveTagConfig) => void)[] = [];
   try {
     if (roles.archive) assertWritableDir(rt.config.odsDir); // before anything starts: fail with an instruction, not at the first event
     // Every role runs the active tag config (this process's own, unless another is active).
@@ -320,9 +321,11 @@ export async function runRoles(rt: Runtime, roles: Roles, stop: Promise<unknown>
     const active = await adoptActiveTagConfig(rt.redis, rt.keys, rt.config.tags, rt.logger);
     rt.config = { ...rt.config, tags: active.config };
     const roleNames = (['api', 'realtime', 'archive'] as const).filter((r) => roles[r]);
-    announced = announceProcess(rt.redis, rt.keys, [...roleNames], active.version, file, rt.logger);
-    if (roles.api) switchers.push((http = await startApi(rt)).switchTags);
-    else if (rt.config.metricsPort !== undefined) {
+    announced = announceProcess(rt.redis, rt.keys, [...roleNames], active.version, file, rt.logger, writtenVersions(active));
+    if (roles.api) {
+      const api = (http = await startApi(rt));
+      switchers.push((a) => api.switchTags(a.config, a.generation));
+    } else if (rt.config.metricsPort !== undefined) {
       const served = await serveMetrics(rt.metrics, rt.config.host, rt.config.metricsPort);
       metricsServer = served;
       rt.logger.info({ host: rt.config.host, port: served.port }, 'metrics listening on /metrics');
@@ -330,8 +333,16 @@ export async function runRoles(rt: Runtime, roles: Roles, stop: Promise<unknown>
     if (roles.realtime) {
       const realtime = await startRealtime(rt);
       consumers.push(realtime);
-      switchers.push((tags) => realtime.switchTags(tags));
+      switchers.push((a) =>
+        realtime.switchTags(
+          a.config,
+          a.generation,
+          a.alsoWrite.map((w) => ({ generation: w.generation, realtime: w.config.realtime })),
+        ),
+      );
     }
+    // The active config's window state generation, and the configs also written (a backfill in progress).
+    for (const s of switchers) s(active);
     if (roles.archive) consumers.push(await startArchive(rt));
     // Once started (a failed start stays one line): what this process serves.
     const tags = rt.config.tags;
@@ -350,11 +361,11 @@ export async function runRoles(rt: Runtime, roles: Roles, stop: Promise<unknown>
     watch = watchActiveTagConfig(
       rt.redis,
       rt.keys,
-      active.version,
+      writtenVersions(active).join(' '),
       async (next) => {
         rt.config = { ...rt.config, tags: next.config };
-        for (const s of switchers) s(next.config);
-        await announced?.setVersion(next.version);
+        for (const s of switchers) s(next);
+        await announced?.setVersion(next.version, writtenVersions(next));
       },
       rt.logger,
     );

@@ -20,7 +20,8 @@ import { formatStatus } from '../../src/cli/output';
 import { Pipeline, T0, extraRealtimeConsumer, makePipeline } from '../helpers/context';
 import { parseTagConfig, tagConfigVersion } from '../../src/core/tagConfig';
 import { recordTagConfig, watchActiveTagConfig } from '../../src/redis/tagConfigs';
-import { applyTagConfigChange } from '../../src/batch/tagChange';
+import { planTagConfigChange } from '../../src/batch/tagChange';
+import { applyTagConfigChange } from '../../src/consumers/tagApply';
 import { Scripts, runScript } from '../../src/lua/scripts';
 import { silentLogger } from '../../src/core/logger';
 
@@ -215,7 +216,8 @@ describe('Redis Cluster: 3 masters on loopback', function () {
       50,
     );
     try {
-      const applied = await applyTagConfigChange(cluster, p.keys, next, shipped, p.config.odsDir, { waitMs: 0 });
+      const plan = await planTagConfigChange(cluster, p.keys, next, shipped, p.config.odsDir);
+      const applied = await applyTagConfigChange(cluster, p.keys, next, plan, p.config.odsDir, { waitMs: 0, partitions: p.config.partitions });
       expect(applied.outcome).to.equal('switched');
       for (let i = 0; i < 100 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
       expect(seen).to.deep.equal([tagConfigVersion(next)]);

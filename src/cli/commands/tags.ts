@@ -1,8 +1,9 @@
 import { Command, Option } from 'commander';
 import { canonicalJson, loadTagConfig } from '../../core/tagConfig';
-import { applyTagConfigChange, planTagConfigChange } from '../../batch/tagChange';
+import { planTagConfigChange } from '../../batch/tagChange';
+import { applyTagConfigChange } from '../../consumers/tagApply';
 import { activeTagConfig, recordedTagConfig } from '../../redis/tagConfigs';
-import { asBatchRole, int, withBatchRedisOption, withRedisOptions } from '../options';
+import { asBatchRole, durationArg, int, withBatchRedisOption, withRedisOptions } from '../options';
 import { withRuntime } from '../process';
 import type { Runtime } from '../../runtime/runtime';
 import { formatTagApplied, formatTagPlan } from '../output';
@@ -39,10 +40,22 @@ function planCommand(): Command {
 function applyCommand(): Command {
   return withBatchRedisOption(withRedisOptions(new Command('apply')))
     .description(
-      'make <file> the active tag config: one atomic switch that every running process follows within a second, when no realtime tag needs a backfill (see `tags plan`)',
+      'make <file> the active tag config: one atomic switch that every running process follows within a second; when a realtime tag needs a backfill, its window state is first built from the streams and the ODS while the old config is served (see `tags plan`)',
     )
     .argument('<file>', 'the new tag config JSON')
-    .option('--accept-partial', 'switch even when tags need a backfill: they count only the events whose window state was kept until a full window has passed')
+    .option(
+      '--accept-partial',
+      'switch without the backfill: the tags needing one count only the events whose window state was kept until a full window has passed',
+    )
+    .option('--no-backfill', 'refuse (change nothing) when a tag needs a backfill')
+    .addOption(
+      new Option(
+        '--grace <duration>',
+        "how long the old config's window state is still written after a backfill's switch, so applying the old file switches back at once",
+      )
+        .default(3_600_000, '1h')
+        .argParser(durationArg('--grace')),
+    )
     .addOption(new Option('--wait <seconds>', 'how long to wait for the running processes to switch (default 10)').argParser(int('wait')))
     .option('--json', 'print the outcome as JSON')
     .addHelpText('after', '\nExample:\n  $ profile tags plan config/tags.next.json && profile tags apply config/tags.next.json')
@@ -50,8 +63,16 @@ function applyCommand(): Command {
       const next = loadTagConfig(file);
       const waitS: number = o.wait ?? 10;
       const run = async (rt: Runtime) => {
-        const opts = { acceptPartial: o.acceptPartial === true, waitMs: waitS * 1000 };
-        const applied = await applyTagConfigChange(rt.redis, rt.keys, next, rt.config.tags, rt.config.odsDir, opts);
+        const plan = await planTagConfigChange(rt.redis, rt.keys, next, rt.config.tags, rt.config.odsDir);
+        const opts = {
+          acceptPartial: o.acceptPartial === true,
+          noBackfill: o.backfill === false,
+          waitMs: waitS * 1000,
+          graceMs: o.grace as number,
+          partitions: rt.config.partitions,
+          onProgress: (line: string) => process.stderr.write(`${line}\n`),
+        };
+        const applied = await applyTagConfigChange(rt.redis, rt.keys, next, plan, rt.config.odsDir, opts);
         process.stdout.write((o.json ? JSON.stringify(applied) : formatTagApplied(applied, waitS)) + '\n');
         if (applied.outcome === 'refused' || applied.lagging.length > 0) process.exitCode = 1;
       };

@@ -98,7 +98,7 @@ describe('tag config versions (real processes)', function () {
     }
   });
 
-  it('tags apply switches every running process at once; refuses a change that needs a backfill; a stale process runs the active config; rollback', async () => {
+  it('tags apply switches every running process at once; --no-backfill refuses a change that needs a backfill; a stale process runs the active config; rollback', async () => {
     const prefix = uniquePrefix();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tags-apply-'));
     const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: prefix, LOG_LEVEL: 'info', LOG_FORMAT: 'json', ODS_DIR: path.join(dir, 'ods') };
@@ -147,11 +147,11 @@ describe('tag config versions (real processes)', function () {
     expect(await profile()).to.include({ clicks_24h: 4, clicks_1h: 4 });
     expect((await runCliToEnd(['tags', 'apply', instant], env)).out).to.contain('is already the active tag config');
 
-    // A change that needs a backfill is refused; nothing changes.
+    // With --no-backfill, a change that needs a backfill is refused; nothing changes.
     const next = nextConfig(dir);
-    const refused = await runCliToEnd(['tags', 'apply', next], env);
+    const refused = await runCliToEnd(['tags', 'apply', next, '--no-backfill'], env);
     expect(refused.code).to.equal(1);
-    expect(refused.out).to.match(/Not applied: clicks_7d need[s]? a backfill from the ODS/);
+    expect(refused.out).to.match(/Not applied \(--no-backfill\): clicks_7d need[s]? a backfill from the streams and the ODS/);
     const show = await runCliToEnd(['tags', 'show'], env);
     expect(show.out).to.contain(`active tag config ${instantVersion}`);
 

@@ -1,0 +1,198 @@
+import { expect } from 'chai';
+import fs from 'fs';
+import os from 'os';
+import path from 'path';
+import Redis from 'ioredis';
+import { DEFAULT_TAGS_FILE, loadTagConfig, tagConfigVersion } from '../../../src/core/tagConfig';
+import { Keys } from '../../../src/core/keys';
+import { ProfileEvent } from '../../../src/core/event';
+import { TagConfig } from '../../../src/core/tags';
+import { followActiveTagConfig } from '../../../src/redis/tagConfigs';
+import { planTagConfigChange } from '../../../src/batch/tagChange';
+import { applyTagConfigChange } from '../../../src/consumers/tagApply';
+import { ProfileReader } from '../../../src/profile/reader';
+import { silentLogger } from '../../../src/core/logger';
+import { killAllCli, runCli, runCliToEnd } from '../../helpers/cli';
+import { computeWindowTags } from '../../helpers/windowReference';
+import { testRedisUrl, uniquePrefix } from '../../helpers/context';
+
+const DAY = 86_400_000;
+
+/**
+ * The shipped config plus a 7-day click count, a count_by over a field no tag counted by
+ * for clicks (ad_id), and purchases_24h at a finer resolution (1 s): all three need a
+ * backfill (click panes are kept for 1 day, without values by ad; purchase panes at 1 min and 1 h).
+ */
+function backfillConfig(dir: string): string {
+  const doc = JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as {
+    realtime: Record<string, unknown>[];
+    offline: { segments: Record<string, unknown>[] };
+  };
+  doc.realtime = doc.realtime.map((t) => (t.name === 'purchases_24h' ? { ...t, resolution: '1s' } : t));
+  doc.realtime.push(
+    { name: 'clicks_7d', event: 'click', aggregation: 'count', window: '7d' },
+    { name: 'clicks_by_ad_7d', event: 'click', aggregation: 'count_by', field: 'ad_id', window: '7d' },
+  );
+  // A changed segment (a batch run computes it; the switch does not wait for it).
+  doc.offline.segments = [{ id: 'clicker', when: [{ tag: 'impressions_30d', op: '>=', value: 1 }] }, ...doc.offline.segments];
+  const file = path.join(dir, 'backfill.json');
+  fs.writeFileSync(file, JSON.stringify(doc, null, 2));
+  return file;
+}
+
+/** Reads every user at one time `at` with the active config (and its generation), as the API does. */
+async function readAll(redis: Redis, prefix: string, users: string[], at: number): Promise<Record<string, Record<string, unknown>>> {
+  const keys = new Keys(prefix);
+  const active = await followActiveTagConfig(redis, keys, loadTagConfig(), silentLogger);
+  const reader = new ProfileReader(redis, keys, active.config.realtime, () => at);
+  reader.setTags(active.config.realtime, undefined, active.generation);
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const u of users) out[u] = (await reader.read(u))?.tags ?? {};
+  return out;
+}
+
+/** The window model's values of `tags` for each user at `at` over `events`. */
+function reference(events: ProfileEvent[], config: TagConfig, users: string[], at: number): Record<string, Record<string, unknown>> {
+  return Object.fromEntries(
+    users.map((u) => [
+      u,
+      computeWindowTags(
+        events.filter((e) => e.user_id === u),
+        config.realtime,
+        at,
+      ),
+    ]),
+  );
+}
+
+describe('tags apply with a backfill (real processes, 9 days of ODS, live traffic)', function () {
+  this.timeout(120_000);
+  afterEach(killAllCli);
+
+  it('builds the new state from the streams and the ODS while the old config is served, counts live events once, survives kill -9, refuses a second run, rolls back at once', async () => {
+    const prefix = uniquePrefix();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tags-backfill-'));
+    const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: prefix, LOG_LEVEL: 'info', LOG_FORMAT: 'json', ODS_DIR: path.join(dir, 'ods') };
+    const next = backfillConfig(dir);
+    const [shipped, nextVersion] = [loadTagConfig(), loadTagConfig(next)];
+    const serve = runCli(['serve', '--port', '0'], env);
+    const [, port] = await serve.waitFor(/"port":(\d+),"msg":"API listening"/);
+    const consume = runCli(['consume'], env);
+    const archive = runCli(['archive'], env);
+    await consume.waitFor(/"msg":"tag config loaded"/);
+    await archive.waitFor(/"msg":"tag config loaded"/);
+    const base = `http://127.0.0.1:${port}`;
+    const users = ['u1', 'u2', 'u3', 'u4'];
+    const all: ProfileEvent[] = [];
+    let seq = 0;
+    let seed = 11;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    /** Clicks (and a few impressions) of every user, spread over the last `spanMs`, through POST /events. */
+    const send = async (perUser: number, spanMs: number) => {
+      const now = Date.now();
+      const events: ProfileEvent[] = [];
+      for (const u of users)
+        for (let i = 0; i < perUser; i++) {
+          const type = i % 5 === 4 ? 'impression' : i % 7 === 3 ? 'purchase' : 'click';
+          const ts = now - Math.floor(rand() * spanMs);
+          const e = { event_id: `e${seq++}`, user_id: u, type, ts, ad_id: `ad-${Math.floor(rand() * 3)}`, campaign_id: 'c1' } as ProfileEvent;
+          if (type === 'purchase') e.amount = 5 + (i % 4);
+          events.push(e);
+        }
+      const r = await fetch(`${base}/events?wait=applied&timeout_ms=10000`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(events),
+      });
+      expect(r.status).to.equal(202);
+      expect(((await r.json()) as { applied: boolean }).applied).to.equal(true);
+      all.push(...events);
+    };
+    const redis = new Redis(testRedisUrl());
+    try {
+      // Nine days of traffic: the consumer keeps a day of clicks, the archive writes all to the ODS.
+      await send(60, 9 * DAY);
+      await send(10, 3_600_000);
+      const odsLines = () => {
+        const files = fs.existsSync(env.ODS_DIR)
+          ? fs
+              .readdirSync(env.ODS_DIR, { recursive: true })
+              .map(String)
+              .filter((f) => f.endsWith('.ndjson'))
+          : [];
+        return files.reduce((n, f) => n + fs.readFileSync(path.join(env.ODS_DIR, f), 'utf8').split('\n').filter(Boolean).length, 0);
+      };
+      for (let i = 0; i < 100 && odsLines() < all.length; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(odsLines()).to.equal(all.length);
+
+      // A backfill killed with -9 after it started replaying: nothing is switched, and a
+      // second apply is refused while the first one's lock lasts.
+      const killed = runCli(['tags', 'apply', next], env);
+      await killed.waitFor(/events still in the streams; now the ODS/, 30_000);
+      killed.child.kill('SIGKILL');
+      await killed.exited;
+      expect(await redis.hget(new Keys(prefix).tagConfigs(), 'active')).to.equal(tagConfigVersion(shipped));
+      expect(await redis.hget(new Keys(prefix).tagConfigs(), 'pending')).to.equal(tagConfigVersion(nextVersion));
+      const twice = await runCliToEnd(['tags', 'apply', next], env);
+      expect(twice.code).to.equal(1);
+      expect(twice.out).to.contain('another `profile tags apply` is running');
+      await redis.del(new Keys(prefix).tagApplyLock()); // as if its 15 s had passed
+
+      // Run again (in this process, to act between its steps): it resumes the same generation.
+      const keys = new Keys(prefix);
+      const plan = await planTagConfigChange(redis, keys, nextVersion, shipped, env.ODS_DIR);
+      expect(
+        plan.changes
+          .filter((c) => c.effect === 'backfill')
+          .map((c) => c.name)
+          .sort(),
+      ).to.deep.equal(['clicks_7d', 'clicks_by_ad_7d', 'purchases_24h']);
+      let during: Record<string, Record<string, unknown>> = {};
+      let duringAt = 0;
+      const applied = await applyTagConfigChange(redis, keys, nextVersion, plan, env.ODS_DIR, {
+        partitions: 4,
+        waitMs: 10_000,
+        onStep: async (step) => {
+          if (step !== 'writers') return;
+          // Live traffic during the backfill, and reads: exactly the old config's values.
+          await send(5, 60_000);
+          duringAt = Date.now();
+          during = await readAll(redis, prefix, users, duringAt);
+        },
+      });
+      expect(applied.outcome).to.equal('switched');
+      expect(applied.how).to.equal('backfill');
+      expect(applied.backfill!.generation).to.equal(1);
+      expect(applied.backfill!.ods_events).to.be.greaterThan(0);
+      expect(during).to.deep.equal(reference(all, shipped, users, duringAt));
+      expect(Object.keys(during.u1)).to.not.include('clicks_7d');
+
+      // Right after the switch: the new tags equal the window model over every event, each once.
+      const at = Date.now();
+      const after = await readAll(redis, prefix, users, at);
+      expect(after).to.deep.equal(reference(all, nextVersion, users, at));
+      expect(after.u1.clicks_7d).to.be.greaterThan(after.u1.clicks_24h as number);
+      // The API and the consumer switched: an event now counts once under the new config.
+      await serve.waitFor(new RegExp(`switched to tag config ${tagConfigVersion(nextVersion)}`));
+      await consume.waitFor(new RegExp(`switched to tag config ${tagConfigVersion(nextVersion)}`));
+      await send(2, 1000);
+      const at2 = Date.now();
+      expect(await readAll(redis, prefix, users, at2)).to.deep.equal(reference(all, nextVersion, users, at2));
+      const api = (await (await fetch(`${base}/profile/u2`)).json()) as { tags: Record<string, unknown> };
+      expect(api.tags).to.have.property('clicks_by_ad_7d');
+
+      // Rollback within the grace period: at once, and the old state counted the new events too.
+      const back = await runCliToEnd(['tags', 'apply', DEFAULT_TAGS_FILE], env);
+      expect(back.code, back.out).to.equal(0);
+      expect(back.out).to.contain("Back to the previous config's window state");
+      const at3 = Date.now();
+      expect(await readAll(redis, prefix, users, at3)).to.deep.equal(reference(all, shipped, users, at3));
+      await serve.waitFor(new RegExp(`switched to tag config ${tagConfigVersion(shipped)}`));
+      expect(((await (await fetch(`${base}/profile/u2`)).json()) as { tags: Record<string, unknown> }).tags).to.not.have.property('clicks_7d');
+    } finally {
+      redis.disconnect();
+    }
+    for (const p of [serve, consume, archive]) p.child.kill('SIGTERM');
+    expect([await serve.exited, await consume.exited, await archive.exited]).to.deep.equal([0, 0, 0]);
+  });
+});
