@@ -11,6 +11,8 @@ import { createApp } from '../../../src/api/app';
 import { listen } from '../../../src/api/server';
 import { checkReady } from '../../../src/api/ready';
 import { runBatch } from '../../../src/batch/run';
+import { planTagConfigChange } from '../../../src/batch/tagChange';
+import { applyTagConfigChange } from '../../../src/consumers/tagApply';
 import { ArchiveConsumer } from '../../../src/consumers/archive';
 import { RealtimeConsumer } from '../../../src/consumers/realtime';
 import { migrateLegacyWindows } from '../../../src/consumers/migrate';
@@ -148,6 +150,18 @@ describe('Redis ACL users (config/redis/users.acl.template on a real redis-serve
     expect((await reader.read('acl-u'))!.tags).to.include({ ltv_total: 5, purchases_total: 1 });
     expect(await eraseUser(conns.batch, keys, 'acl-v')).to.be.greaterThan(0);
     expect(await reader.read('acl-v')).to.equal(null);
+
+    // `profile tags apply` runs as batch: a change that needs a backfill (a 7-day click
+    // count) replays the ODS into a new generation, then switches.
+    const doc = JSON.parse(JSON.stringify(tags.document)) as { realtime: Record<string, unknown>[] };
+    doc.realtime.push({ name: 'clicks_7d', event: 'click', aggregation: 'count', window: '7d' });
+    const next = parseTagConfig(doc);
+    const plan = await planTagConfigChange(conns.batch, keys, next, tags, ods);
+    const applied = await applyTagConfigChange(conns.batch, keys, next, plan, ods, { partitions: 2, waitMs: 0 });
+    expect([applied.how, applied.backfill!.generation]).to.deep.equal(['backfill', 1]);
+    reader.setTags(next.realtime, undefined, 1);
+    expect((await reader.read('acl-u'))!.tags).to.include({ purchases_24h: 1, spend_24h: 5, views_1h: 1, clicks_7d: 0 });
+    expect(await reader.read('acl-v')).to.equal(null); // erased: not replayed
   });
 
   it('serves the API with one connection per role: events as ingest, reads as api, erasure as batch', async () => {
