@@ -20,6 +20,7 @@ import { ArchiveConsumer } from '../src/consumers/archive';
 import { TrafficGenerator, simulate } from '../src/dev/simulate';
 import { groupCaughtUp, streamStatus } from '../src/redis/streamGroups';
 import { measureBatch } from './batch';
+import { measureTagBackfill } from './tagBackfill';
 import { measureTriggers } from './triggers';
 import { measureTrainingSet } from './trainingSet';
 import { FLOOR_PROFILE_HASH, redisBenchmark } from './scratchRedis';
@@ -365,6 +366,9 @@ async function main() {
     // Batch against DuckDB on the same generated ODS.
     Object.assign(result, await measureBatch(M.batchEvents, M.batchUsers, 30));
 
+    // profile tags apply's backfill (a 7-day click count added) against profile batch on one ODS ending now.
+    Object.assign(result, await measureTagBackfill(M.batchEvents, M.batchUsers, 30));
+
     // Training sets: profile training-set against DuckDB running its printed SQL, a spine of (user, time) points sampled from the batch's ODS.
     Object.assign(result, await measureTrainingSet(M.batchEvents, M.batchUsers, quick ? 100_000 : 1_000_000));
 
@@ -381,6 +385,7 @@ async function main() {
       read_p99_over_bare_p99: Number(((result.read_p99_ms as number) / (result.bare_http_p99_ms as number)).toFixed(2)),
       batch_over_duckdb: result.batch_over_duckdb,
       batch_rerun_over_duckdb: result.batch_rerun_over_duckdb,
+      backfill_over_batch: result.backfill_over_batch,
       load_over_hset: result.load_over_hset,
       training_over_duckdb: result.training_over_duckdb,
       training_rerun_over_duckdb: result.training_rerun_over_duckdb,

@@ -380,6 +380,12 @@ const document = {
                         roles: { type: 'array', items: { type: 'string', enum: ['api', 'realtime', 'archive'] } },
                         version: { type: 'string' },
                         file: { type: 'string', description: 'The tag file the process was started with' },
+                        writes: {
+                          type: 'array',
+                          items: { type: 'string' },
+                          description:
+                            '`version@generation` of every tag config whose window state it writes, the active one first (a realtime consumer also writes a config being backfilled, and the previous one during its grace period)',
+                        },
                         started_at: { type: 'integer' },
                         until: { type: 'integer', description: 'Until when (epoch ms) the process vouches for this record; it renews it every 5 s' },
                       },
