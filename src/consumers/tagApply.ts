@@ -236,7 +236,8 @@ async function replayInto(
   await flush();
   say(`replayed ${streamEvents} events still in the streams; now the ODS`);
   let odsEvents = 0;
-  for (const file of listOdsFiles(odsDir, isoDate(Date.now() - longest), isoDate(Date.now() + 86_400_000))) {
+  const files = listOdsFiles(odsDir, isoDate(Date.now() - longest), isoDate(Date.now() + 86_400_000));
+  for (const [i, file] of files.entries()) {
     const lines = readline.createInterface({ input: fs.createReadStream(file.path), crlfDelay: Infinity });
     for await (const line of lines) {
       if (line.trim() === '') continue;
@@ -254,6 +255,7 @@ async function replayInto(
       }
     }
     await flush();
+    say(`replayed ODS file ${i + 1} of ${files.length} (${file.date})`);
   }
   return { stream_events: streamEvents, ods_events: odsEvents, seconds: Number(((Date.now() - started) / 1000).toFixed(2)) };
 }

@@ -66,7 +66,7 @@ function reference(events: ProfileEvent[], config: TagConfig, users: string[], a
 }
 
 describe('tags apply with a backfill (real processes, 9 days of ODS, live traffic)', function () {
-  this.timeout(120_000);
+  this.timeout(180_000);
   afterEach(killAllCli);
 
   it('builds the new state from the streams and the ODS while the old config is served, counts live events once, survives kill -9, refuses a second run, rolls back at once', async () => {
@@ -88,7 +88,7 @@ describe('tags apply with a backfill (real processes, 9 days of ODS, live traffi
     let seed = 11;
     const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     /** Clicks (and a few impressions) of every user, spread over the last `spanMs`, through POST /events. */
-    const send = async (perUser: number, spanMs: number) => {
+    const send = async (perUser: number, spanMs: number, wait = true) => {
       const now = Date.now();
       const events: ProfileEvent[] = [];
       for (const u of users)
@@ -99,20 +99,22 @@ describe('tags apply with a backfill (real processes, 9 days of ODS, live traffi
           if (type === 'purchase') e.amount = 5 + (i % 4);
           events.push(e);
         }
-      const r = await fetch(`${base}/events?wait=applied&timeout_ms=10000`, {
+      const r = await fetch(`${base}/events${wait ? '?wait=applied&timeout_ms=10000' : ''}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(events),
       });
       expect(r.status).to.equal(202);
-      expect(((await r.json()) as { applied: boolean }).applied).to.equal(true);
+      if (wait) expect(((await r.json()) as { applied: boolean }).applied).to.equal(true);
       all.push(...events);
     };
     const redis = new Redis(testRedisUrl());
+    const cfg = new Keys(prefix).tagConfigs();
+    let consumer = consume;
+    const extra: ReturnType<typeof runCli>[] = [];
     try {
       // Nine days of traffic: the consumer keeps a day of clicks, the archive writes all to the ODS.
       await send(60, 9 * DAY);
-      await send(10, 3_600_000);
       const odsLines = () => {
         const files = fs.existsSync(env.ODS_DIR)
           ? fs
@@ -124,19 +126,25 @@ describe('tags apply with a backfill (real processes, 9 days of ODS, live traffi
       };
       for (let i = 0; i < 100 && odsLines() < all.length; i++) await new Promise((r) => setTimeout(r, 100));
       expect(odsLines()).to.equal(all.length);
+      // The archive stops: the last hour's traffic is only in the streams (and the old state).
+      archive.child.kill('SIGTERM');
+      expect(await archive.exited).to.equal(0);
+      await send(10, 3_600_000);
 
-      // A backfill killed with -9 after it started replaying: nothing is switched, and a
-      // second apply is refused while the first one's lock lasts.
-      const killed = runCli(['tags', 'apply', next], env);
-      await killed.waitFor(/events still in the streams; now the ODS/, 30_000);
-      killed.child.kill('SIGKILL');
-      await killed.exited;
-      expect(await redis.hget(new Keys(prefix).tagConfigs(), 'active')).to.equal(tagConfigVersion(shipped));
-      expect(await redis.hget(new Keys(prefix).tagConfigs(), 'pending')).to.equal(tagConfigVersion(nextVersion));
-      const twice = await runCliToEnd(['tags', 'apply', next], env);
-      expect(twice.code).to.equal(1);
-      expect(twice.out).to.contain('another `profile tags apply` is running');
-      await redis.del(new Keys(prefix).tagApplyLock()); // as if its 15 s had passed
+      // Backfills killed with -9 at three points: once the config is pending, after the
+      // streams' replay, in the middle of the ODS's. Nothing is switched; while the lock
+      // lasts a second apply is refused.
+      for (const point of [/waiting for the realtime consumers/, /events still in the streams; now the ODS/, /replayed ODS file 3 of/]) {
+        const killed = runCli(['tags', 'apply', next], env);
+        await killed.waitFor(point, 30_000);
+        killed.child.kill('SIGKILL');
+        await killed.exited;
+        expect(await redis.hmget(cfg, 'active', 'pending')).to.deep.equal([tagConfigVersion(shipped), tagConfigVersion(nextVersion)]);
+        const twice = await runCliToEnd(['tags', 'apply', next], env);
+        expect(twice.code).to.equal(1);
+        expect(twice.out).to.contain('another `profile tags apply` is running');
+        await redis.del(new Keys(prefix).tagApplyLock()); // as if its 15 s had passed
+      }
 
       // Run again (in this process, to act between its steps): it resumes the same generation.
       const keys = new Keys(prefix);
@@ -148,23 +156,37 @@ describe('tags apply with a backfill (real processes, 9 days of ODS, live traffi
           .sort(),
       ).to.deep.equal(['clicks_7d', 'clicks_by_ad_7d', 'purchases_24h']);
       let during: Record<string, Record<string, unknown>> = {};
-      let duringAt = 0;
+      let duringReference: Record<string, Record<string, unknown>> = {};
       const applied = await applyTagConfigChange(redis, keys, nextVersion, plan, env.ODS_DIR, {
         partitions: 4,
         waitMs: 10_000,
         onStep: async (step) => {
           if (step !== 'writers') return;
-          // Live traffic during the backfill, and reads: exactly the old config's values.
+          // Live traffic during the backfill, and a consumer killed with -9 meanwhile: its
+          // batch comes back to the one started in its place, which writes both configs.
           await send(5, 60_000);
-          duringAt = Date.now();
-          during = await readAll(redis, prefix, users, duringAt);
+          consumer.child.kill('SIGKILL');
+          await consumer.exited;
+          await send(3, 60_000, false);
+          consumer = runCli(['consume'], env);
+          extra.push(consumer);
+          await consumer.waitFor(/"msg":"tag config loaded"/);
+          // Reads meanwhile: exactly the old config's values.
+          for (let i = 0; i < 100; i++) {
+            const at = Date.now();
+            during = await readAll(redis, prefix, users, at);
+            duringReference = reference(all, shipped, users, at);
+            if (JSON.stringify(during) === JSON.stringify(duringReference)) break;
+            await new Promise((r) => setTimeout(r, 100));
+          }
         },
       });
       expect(applied.outcome).to.equal('switched');
       expect(applied.how).to.equal('backfill');
       expect(applied.backfill!.generation).to.equal(1);
       expect(applied.backfill!.ods_events).to.be.greaterThan(0);
-      expect(during).to.deep.equal(reference(all, shipped, users, duringAt));
+      expect(applied.backfill!.stream_events).to.be.greaterThan(0);
+      expect(during).to.deep.equal(duringReference);
       expect(Object.keys(during.u1)).to.not.include('clicks_7d');
 
       // Right after the switch: the new tags equal the window model over every event, each once.
@@ -174,7 +196,12 @@ describe('tags apply with a backfill (real processes, 9 days of ODS, live traffi
       expect(after.u1.clicks_7d).to.be.greaterThan(after.u1.clicks_24h as number);
       // The API and the consumer switched: an event now counts once under the new config.
       await serve.waitFor(new RegExp(`switched to tag config ${tagConfigVersion(nextVersion)}`));
-      await consume.waitFor(new RegExp(`switched to tag config ${tagConfigVersion(nextVersion)}`));
+      await consumer.waitFor(new RegExp(`switched to tag config ${tagConfigVersion(nextVersion)}`));
+      // A consumer started now with the old file runs the new config, in its generation.
+      const stale = runCli(['consume', '--consumer-name', 'stale'], env);
+      extra.push(stale);
+      await stale.waitFor(/is not the active one/);
+      await stale.waitFor(/"msg":"tag config loaded"/);
       await send(2, 1000);
       const at2 = Date.now();
       expect(await readAll(redis, prefix, users, at2)).to.deep.equal(reference(all, nextVersion, users, at2));
@@ -192,7 +219,7 @@ describe('tags apply with a backfill (real processes, 9 days of ODS, live traffi
     } finally {
       redis.disconnect();
     }
-    for (const p of [serve, consume, archive]) p.child.kill('SIGTERM');
-    expect([await serve.exited, await consume.exited, await archive.exited]).to.deep.equal([0, 0, 0]);
+    for (const p of [serve, ...extra]) p.child.kill('SIGTERM');
+    expect(await Promise.all([serve, ...extra].map((p) => p.exited))).to.deep.equal([serve, ...extra].map(() => 0));
   });
 });
