@@ -76,6 +76,8 @@ export interface ApplyOptions {
   graceMs?: number;
   /** Progress lines (to stderr in the CLI). */
   onProgress?: (line: string) => void;
+  /** Current time in ms: what the replay folds at, as the consumers' clock. @defaultValue Date.now */
+  clock?: () => number;
   /** Called between the backfill's steps (tests stop the process there). */
   onStep?: (step: 'pending' | 'writers' | 'replayed') => Promise<void> | void;
 }
@@ -138,7 +140,7 @@ export async function applyTagConfigChange<P extends AppliedPlan>(
     }
     await opts.onStep?.('writers');
     const cut = await streamCut(redis, keys, opts.partitions);
-    const result = await replayInto(redis, keys, next, generation, cut, odsDir, say);
+    const result = await replayInto(redis, keys, next, generation, cut, odsDir, say, opts.clock ?? Date.now);
     await opts.onStep?.('replayed');
     say(`replayed ${result.stream_events} stream and ${result.ods_events} ODS events in ${result.seconds} s: switching`);
     return await switchTo('backfill', { pending: to, generation }, { ...result, generation });
@@ -195,23 +197,25 @@ async function replayInto(
   cut: Map<string, string>,
   odsDir: string,
   say: (line: string) => void,
+  clock: () => number,
 ): Promise<BackfillResult> {
   const started = Date.now();
+  const now = clock();
   const target = new WindowTarget(redis, keys.withGeneration(generation), config.realtime, 100);
   const longest = Math.max(0, ...config.realtime.map((t) => t.windowMs));
   const pending = new Map<string, UserWindowUpdate>();
   let queued = 0;
   const flush = async () => {
     if (pending.size === 0) return;
-    const now = Date.now();
+    const at = clock();
     const erased = await erasedAt(redis, keys, [...pending.keys()]);
     const users = [...pending.values()].filter((u) => !erased.has(u.userId) || keepAfterErasure(u, erased.get(u.userId)!));
     pending.clear();
     queued = 0;
-    await target.fold(users, now);
+    await target.fold(users, at);
   };
   const add = async (e: ProfileEvent) => {
-    if (e.ts < Date.now() - longest) return;
+    if (e.ts < now - longest) return;
     const u = pending.get(e.user_id) ?? { userId: e.user_id, events: {} };
     pending.set(e.user_id, u);
     (u.events[e.type] ??= []).push(...WindowWriter.eventArgs(e));
@@ -223,7 +227,7 @@ async function replayInto(
     for (;;) {
       const entries = (await redis.xrange(stream, start, upTo, 'COUNT', 1000)) as [string, string[]][];
       for (const [, fields] of entries) {
-        const parsed = validateEvent(fromStreamFields(fields), 0, { now: Date.now(), maxFutureSkewMs: Infinity, stored: true });
+        const parsed = validateEvent(fromStreamFields(fields), 0, { now, maxFutureSkewMs: Infinity, stored: true });
         if (parsed.ok) {
           streamEvents++;
           await add(parsed.event);
@@ -236,7 +240,7 @@ async function replayInto(
   await flush();
   say(`replayed ${streamEvents} events still in the streams; now the ODS`);
   let odsEvents = 0;
-  const files = listOdsFiles(odsDir, isoDate(Date.now() - longest), isoDate(Date.now() + 86_400_000));
+  const files = listOdsFiles(odsDir, isoDate(now - longest), isoDate(now + 86_400_000));
   for (const [i, file] of files.entries()) {
     const lines = readline.createInterface({ input: fs.createReadStream(file.path), crlfDelay: Infinity });
     for await (const line of lines) {

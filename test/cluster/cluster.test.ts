@@ -209,8 +209,12 @@ describe('Redis Cluster: 3 masters on loopback', function () {
       tagConfigVersion(shipped),
       (a) => {
         seen.push(a.version);
-        p.reader.setTags(a.config.realtime);
-        p.consumer.switchTags(a.config);
+        p.reader.setTags(a.config.realtime, undefined, a.generation);
+        p.consumer.switchTags(
+          a.config,
+          a.generation,
+          a.alsoWrite.map((w) => ({ generation: w.generation, realtime: w.config.realtime })),
+        );
       },
       silentLogger,
       50,
@@ -231,6 +235,27 @@ describe('Redis Cluster: 3 masters on loopback', function () {
       expect((await p.reader.read('cu-1'))!.tags).to.include({ clicks_1h: 3, clicks_24h: 3 });
       // A second apply planned against the old version changes nothing.
       expect(await runScript(cluster, Scripts.switchTagConfig(p.keys.tagConfigs(), tagConfigVersion(shipped), 'x', T0))).to.equal(0);
+
+      // A change that needs a backfill (a 7-day click count): the streams replayed into a new
+      // generation on every master (each user's keys in its own slot), then the switch.
+      const doc7 = JSON.parse(JSON.stringify(next.document)) as { realtime: Record<string, unknown>[] };
+      doc7.realtime.push({ name: 'clicks_7d', event: 'click', aggregation: 'count', window: '7d' });
+      const next7 = parseTagConfig(doc7, 'next7');
+      const plan7 = await planTagConfigChange(cluster, p.keys, next7, shipped, p.config.odsDir);
+      const applied7 = await applyTagConfigChange(cluster, p.keys, next7, plan7, p.config.odsDir, {
+        waitMs: 0,
+        partitions: p.config.partitions,
+        clock: p.clock.fn,
+      });
+      expect([applied7.how, applied7.backfill!.generation]).to.deep.equal(['backfill', 1]);
+      expect(applied7.backfill!.stream_events).to.be.greaterThan(30);
+      // (the follower may also have seen the pending config's state being written, with `next` still active)
+      for (let i = 0; i < 100 && seen[seen.length - 1] !== tagConfigVersion(next7); i++) await new Promise((r) => setTimeout(r, 20));
+      expect([seen[0], seen[seen.length - 1]]).to.deep.equal([tagConfigVersion(next), tagConfigVersion(next7)]);
+      (await p.reader.readMany(users)).forEach((pr, i) =>
+        expect(pr!.tags, users[i]).to.include({ clicks_7d: (i % 5) + 1 + (i === 1 ? 1 : 0), clicks_24h: (i % 5) + 1 + (i === 1 ? 1 : 0) }),
+      );
+      expect(await cluster.exists(p.keys.withGeneration(1).panes('cu-1', 'click'))).to.equal(1);
     } finally {
       await watch.stop();
     }
