@@ -370,6 +370,21 @@ const document = {
                       },
                     ],
                   },
+                  pending: {
+                    description: 'A tag config being backfilled by `profile tags apply` (null: none)',
+                    oneOf: [
+                      { type: 'null' },
+                      {
+                        type: 'object',
+                        required: ['version', 'since', 'generation'],
+                        properties: {
+                          version: { type: 'string' },
+                          since: { type: 'integer', description: 'epoch ms' },
+                          generation: { type: 'integer', description: 'the generation of pane keys its window state is built in' },
+                        },
+                      },
+                    ],
+                  },
                   processes: {
                     type: 'array',
                     items: {

@@ -87,7 +87,9 @@ export function formatStatus(
 function tagConfigLines(s: TagConfigStatus, now: number): string[] {
   if (!s.active) return ['tag config: none recorded yet (the first process to start records its own)'];
   const active = s.active.version;
-  const head = `tag config: active ${active} since ${new Date(s.active.since).toISOString()} (${age(Math.max(0, now - s.active.since))} ago)`;
+  let head = `tag config: active ${active} since ${new Date(s.active.since).toISOString()} (${age(Math.max(0, now - s.active.since))} ago)`;
+  if (s.pending)
+    head += `; backfilling ${s.pending.version} (generation ${s.pending.generation}) since ${age(Math.max(0, now - s.pending.since))} ago: \`profile tags apply\` of its file resumes it, \`profile tags cancel\` stops it`;
   if (s.processes.length === 0) return [head, 'no running process has announced itself'];
   const rows = s.processes.map((p) => [
     p.id,

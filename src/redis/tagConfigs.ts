@@ -315,10 +315,27 @@ export function watchActiveTagConfig(
 /** What `profile status` and the dashboard show: the active version and who runs which. */
 export interface TagConfigStatus {
   active: { version: string; since: number } | null;
+  /** A config being backfilled by `profile tags apply` (or left so by one that was stopped: run it again to resume). */
+  pending?: { version: string; since: number; generation: number } | null;
   processes: ProcessRecord[];
 }
 
 export async function tagConfigStatus(redis: RedisClient, keys: Keys): Promise<TagConfigStatus> {
-  const [active, processes] = await Promise.all([activeVersion(redis, keys), runningProcesses(redis, keys)]);
-  return { active, processes };
+  const [active, processes, [pending, since]] = await Promise.all([
+    activeVersion(redis, keys),
+    runningProcesses(redis, keys),
+    redis.hmget(keys.tagConfigs(), 'pending', 'pending_since'),
+  ]);
+  const generation = pending ? Number((await redis.hget(keys.tagConfigs(), `gen:${pending}`)) ?? 0) : 0;
+  return { active, pending: pending ? { version: pending, since: Number(since ?? 0), generation } : null, processes };
+}
+
+/**
+ * Stops a pending backfill (`profile tags cancel`): the consumers stop writing its state at
+ * their next check, and its keys expire. Answers the version it cancelled, or null.
+ */
+export async function cancelPendingTagConfig(redis: RedisClient, keys: Keys): Promise<string | null> {
+  const pending = await redis.hget(keys.tagConfigs(), 'pending');
+  if (pending) await redis.hdel(keys.tagConfigs(), 'pending', 'pending_since');
+  return pending;
 }

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { canonicalJson, loadTagConfig } from '../../core/tagConfig';
 import { planTagConfigChange } from '../../batch/tagChange';
 import { applyTagConfigChange } from '../../consumers/tagApply';
-import { activeTagConfig, recordedTagConfig } from '../../redis/tagConfigs';
+import { activeTagConfig, cancelPendingTagConfig, recordedTagConfig } from '../../redis/tagConfigs';
 import { asBatchRole, durationArg, int, withBatchRedisOption, withRedisOptions } from '../options';
 import { withRuntime } from '../process';
 import type { Runtime } from '../../runtime/runtime';
@@ -14,6 +14,7 @@ export function makeTagsCommand(): Command {
     .description('the tag config every process runs (recorded in Redis), and changing it on a live system')
     .addCommand(planCommand())
     .addCommand(applyCommand())
+    .addCommand(cancelCommand())
     .addCommand(showCommand());
 }
 
@@ -75,6 +76,25 @@ function applyCommand(): Command {
         const applied = await applyTagConfigChange(rt.redis, rt.keys, next, plan, rt.config.odsDir, opts);
         process.stdout.write((o.json ? JSON.stringify(applied) : formatTagApplied(applied, waitS)) + '\n');
         if (applied.outcome === 'refused' || applied.lagging.length > 0) process.exitCode = 1;
+      };
+      await withRuntime(asBatchRole(o), run, true, false);
+    });
+}
+
+function cancelCommand(): Command {
+  return withBatchRedisOption(withRedisOptions(new Command('cancel')))
+    .description(
+      'stop a pending backfill left by a `tags apply` that was stopped: the consumers stop writing its state, which then expires (the active config is not changed)',
+    )
+    .action(async (o) => {
+      const run = async (rt: Runtime) => {
+        if ((await rt.redis.exists(rt.keys.tagApplyLock())) === 1) {
+          process.stderr.write('a `profile tags apply` is running: stop it first (its lock lasts 15 s after it stops)\n');
+          process.exitCode = 1;
+          return;
+        }
+        const cancelled = await cancelPendingTagConfig(rt.redis, rt.keys);
+        process.stdout.write(cancelled ? `cancelled the backfill of ${cancelled}\n` : 'no backfill is pending\n');
       };
       await withRuntime(asBatchRole(o), run, true, false);
     });

@@ -145,8 +145,15 @@ describe('tags apply with a backfill (real processes, 9 days of ODS, live traffi
         expect(twice.out).to.contain('another `profile tags apply` is running');
         await redis.del(new Keys(prefix).tagApplyLock()); // as if its 15 s had passed
       }
+      const status = JSON.parse((await runCliToEnd(['status', '--json'], env)).out).tag_config;
+      expect(status.pending).to.deep.include({ version: tagConfigVersion(nextVersion), generation: 1 });
+      expect((await runCliToEnd(['status'], env)).out).to.contain(`backfilling ${tagConfigVersion(nextVersion)} (generation 1)`);
+      // Cancelled: the consumers stop writing generation 1; the next apply starts a fresh one.
+      const cancel = await runCliToEnd(['tags', 'cancel'], env);
+      expect(cancel.out).to.contain(`cancelled the backfill of ${tagConfigVersion(nextVersion)}`);
+      expect(await redis.hget(cfg, 'pending')).to.equal(null);
 
-      // Run again (in this process, to act between its steps): it resumes the same generation.
+      // Run again (in this process, to act between its steps).
       const keys = new Keys(prefix);
       const plan = await planTagConfigChange(redis, keys, nextVersion, shipped, env.ODS_DIR);
       expect(
@@ -183,7 +190,7 @@ describe('tags apply with a backfill (real processes, 9 days of ODS, live traffi
       });
       expect(applied.outcome).to.equal('switched');
       expect(applied.how).to.equal('backfill');
-      expect(applied.backfill!.generation).to.equal(1);
+      expect(applied.backfill!.generation).to.equal(2);
       expect(applied.backfill!.ods_events).to.be.greaterThan(0);
       expect(applied.backfill!.stream_events).to.be.greaterThan(0);
       expect(during).to.deep.equal(duringReference);
