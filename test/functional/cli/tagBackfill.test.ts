@@ -65,7 +65,7 @@ function reference(events: ProfileEvent[], config: TagConfig, users: string[], a
   );
 }
 
-describe('tags apply with a backfill (real processes, 9 days of ODS, live traffic)', function () {
+describe('tags apply with a backfill (real processes, 30 days of ODS, live traffic)', function () {
   this.timeout(180_000);
   afterEach(killAllCli);
 
@@ -113,8 +113,8 @@ describe('tags apply with a backfill (real processes, 9 days of ODS, live traffi
     let consumer = consume;
     const extra: ReturnType<typeof runCli>[] = [];
     try {
-      // Nine days of traffic: the consumer keeps a day of clicks, the archive writes all to the ODS.
-      await send(60, 9 * DAY);
+      // Thirty days of traffic: the consumer keeps a day of clicks, the archive writes all to the ODS.
+      await send(60, 30 * DAY);
       const odsLines = () => {
         const files = fs.existsSync(env.ODS_DIR)
           ? fs
