@@ -24,12 +24,10 @@
 local rcall = redis.call
 local key = KEYS[1]
 
-if (rcall('HGET', key, 'active') or '') ~= ARGV[1] then
-  return 0
-end
-if rcall('HEXISTS', key, 'doc:' .. ARGV[2]) == 0 then
-  return -1
-end
+--@include tagConfigCas
+
+local refusal = tagConfigRefusal(key, ARGV[1], ARGV[2])
+if refusal then return refusal end
 if ARGV[5] ~= '' and rcall('HGET', key, 'pending') ~= ARGV[5] then
   return 0
 end
