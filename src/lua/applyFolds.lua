@@ -28,74 +28,86 @@ local rcall = redis.call
 
 local now, longest = tonumber(ARGV[1]), tonumber(ARGV[2])
 
--- One record's types, parsed from ARGV at position a; returns them and the next position.
-local function parseTypes(a, n)
-  local types = {}
-  for _ = 1, n do
-    local t = { key = tonumber(ARGV[a]), version = ARGV[a + 1], name = ARGV[a + 2], newest = ARGV[a + 3] }
-    a = a + 4
-    local lists = {}
-    for l = 1, 3 do
-      local m = tonumber(ARGV[a])
-      lists[l] = { a + 1, a + m }
-      a = a + m + 1
-    end
-    t.writes, t.drops, t.members = lists[1], lists[2], lists[3]
-    t.ttl, t.expireIn = ARGV[a], tonumber(ARGV[a + 1])
-    types[#types + 1] = t
-    a = a + 2
+-- `cmd key [extra] ARGV[from..to]`, in calls of at most 1000 arguments.
+local function callRange(cmd, key, extra, from, to)
+  for first = from, to, 1000 do
+    local last = math.min(first + 999, to)
+    if extra then rcall(cmd, key, extra, unpack(ARGV, first, last)) else rcall(cmd, key, unpack(ARGV, first, last)) end
   end
-  return types, a
 end
 
--- True when no other writer changed any of the types since the consumer read them.
-local function unchanged(types)
-  for _, t in ipairs(types) do
-    local p = KEYS[t.key]
-    if t.version == '' then
-      if rcall('EXISTS', p, KEYS[t.key + 1], KEYS[t.key + 2]) > 0 then return false end
-    elseif rcall('HGET', p, 'V') ~= t.version then
+-- The position after a type record that starts at ARGV[b] (its three counted lists, then
+-- the expiry mode and time).
+local function skipType(b)
+  b = b + 4
+  for _ = 1, 3 do b = b + tonumber(ARGV[b]) + 1 end
+  return b + 2
+end
+
+-- True when no other writer changed any of the n types (records from ARGV[b]) since the
+-- consumer read them: V as read, or for a new type none of its keys.
+local function unchanged(b, n)
+  for _ = 1, n do
+    local k, version = tonumber(ARGV[b]), ARGV[b + 1]
+    if version == '' then
+      if rcall('EXISTS', KEYS[k], KEYS[k + 1], KEYS[k + 2]) > 0 then return false end
+    elseif rcall('HGET', KEYS[k], 'V') ~= version then
       return false
     end
+    b = skipType(b)
   end
   return true
 end
 
-local function apply(t)
-  local p, index = KEYS[t.key], KEYS[t.key + 1]
-  local w, d, m = t.writes, t.drops, t.members
-  for first = w[1], w[2], 1000 do rcall('HSET', p, unpack(ARGV, first, math.min(first + 999, w[2]))) end
-  for first = d[1], d[2], 1000 do rcall('HDEL', p, unpack(ARGV, first, math.min(first + 999, d[2]))) end
-  for first = m[1], m[2], 1000 do rcall('ZADD', index, 'GT', unpack(ARGV, first, math.min(first + 999, m[2]))) end
-  if t.ttl == 'GT' then
-    rcall('PEXPIRE', p, t.expireIn, 'GT')
-    rcall('PEXPIRE', index, t.expireIn, 'GT')
-  elseif t.ttl == 'SET' then
-    rcall('PEXPIRE', p, t.expireIn)
-    rcall('PEXPIRE', index, t.expireIn)
+-- Writes the type record at ARGV[b]; returns the position after it, its name and newest time.
+local function apply(b)
+  local k = tonumber(ARGV[b])
+  local p, index, name, newest = KEYS[k], KEYS[k + 1], ARGV[b + 2], ARGV[b + 3]
+  b = b + 4
+  local m = tonumber(ARGV[b])
+  if m > 0 then callRange('HSET', p, nil, b + 1, b + m) end
+  b = b + m + 1
+  m = tonumber(ARGV[b])
+  if m > 0 then callRange('HDEL', p, nil, b + 1, b + m) end
+  b = b + m + 1
+  m = tonumber(ARGV[b])
+  if m > 0 then callRange('ZADD', index, 'GT', b + 1, b + m) end
+  b = b + m + 1
+  local ttl, expireIn = ARGV[b], ARGV[b + 1]
+  if ttl == 'GT' then
+    rcall('PEXPIRE', p, expireIn, 'GT')
+    rcall('PEXPIRE', index, expireIn, 'GT')
+  elseif ttl == 'SET' then
+    rcall('PEXPIRE', p, expireIn)
+    rcall('PEXPIRE', index, expireIn)
   end
+  return b + 2, name, newest
 end
 
 local refused = {}
-local a, position = 3, 0
-while a <= #ARGV do
+local a, position, nargs = 3, 0, #ARGV
+while a <= nargs do
   position = position + 1
   local rtKey, newestBefore, n = KEYS[tonumber(ARGV[a])], ARGV[a + 1], tonumber(ARGV[a + 2])
-  local types
-  types, a = parseTypes(a + 3, n)
-  if unchanged(types) then
-    for _, t in ipairs(types) do apply(t) end
-    local seen, newest = {}, 0
-    for _, t in ipairs(types) do
-      if t.newest ~= '' then
-        seen[#seen + 1] = t.name
-        seen[#seen + 1] = t.newest
-        newest = math.max(newest, tonumber(t.newest))
+  local b = a + 3
+  if unchanged(b, n) then
+    local seen, newest = nil, 0
+    for _ = 1, n do
+      local name, t
+      b, name, t = apply(b)
+      if t ~= '' then
+        seen = seen or {}
+        seen[#seen + 1] = name
+        seen[#seen + 1] = t
+        t = tonumber(t)
+        if t > newest then newest = t end
       end
     end
-    if #seen > 0 then touchRealtime(rtKey, seen, newest, tonumber(newestBefore) or math.huge, now, longest) end
+    if seen then touchRealtime(rtKey, seen, newest, tonumber(newestBefore) or math.huge, now, longest) end
   else
     refused[#refused + 1] = position
+    for _ = 1, n do b = skipType(b) end
   end
+  a = b
 end
 return refused
