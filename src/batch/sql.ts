@@ -105,6 +105,10 @@ function windowExpression(t: WindowTag, asOf: number): string {
     case 'min':
     case 'max':
       return `${t.aggregation.toUpperCase()}(${t.field}) FILTER (WHERE ${withField})`;
+    case 'variance':
+    case 'stddev':
+      // Population (as the window scripts compute it).
+      return `${t.aggregation === 'variance' ? 'VAR_POP' : 'STDDEV_POP'}(${t.field}) FILTER (WHERE ${withField})`;
     case 'last':
       // The newest event's value; equal times: the larger value.
       return `(MAX(STRUCT_PACK(t := ts, v := ${t.field})) FILTER (WHERE ${withField})).v`;

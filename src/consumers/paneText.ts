@@ -20,6 +20,8 @@ export interface NumericPane {
   mx?: number;
   lt?: number;
   lv?: number;
+  /** Sum of squared deviations from the pane's mean (types with a variance or stddev tag); undefined when not kept. */
+  m2?: number;
 }
 
 /** The field at 1-based position idx of a "\x1f"-packed value list ('' when absent): packedField. */
@@ -27,11 +29,11 @@ export function packedField(packed: string, idx: number): string {
   return packed.split('\x1f')[idx - 1] ?? '';
 }
 
-/** parseNumeric: "c" or "c,n,s,mn,mx,lt,lv". */
+/** parseNumeric: "c" or "c,n,s,mn,mx,lt,lv" (then ",m2" where the type keeps it). */
 export function parseNumeric(text: string): NumericPane {
   if (!text.includes(',')) return { c: Number(text) };
-  const [c, n, s, mn, mx, lt, lv] = text.split(',').map(Number);
-  return { c, n, s, mn, mx, lt, lv };
+  const [c, n, s, mn, mx, lt, lv, m2] = text.split(',').map(Number);
+  return m2 === undefined ? { c, n, s, mn, mx, lt, lv } : { c, n, s, mn, mx, lt, lv, m2 };
 }
 
 /** paneCount: the count of a numeric pane's text. */
@@ -45,8 +47,15 @@ export function mergeNumeric(a: NumericPane, b: NumericPane): NumericPane {
   a.c += b.c;
   if (b.n && b.n > 0) {
     if (!a.n) {
-      Object.assign(a, { n: b.n, s: b.s, mn: b.mn, mx: b.mx, lt: b.lt, lv: b.lv });
+      Object.assign(a, { n: b.n, s: b.s, mn: b.mn, mx: b.mx, lt: b.lt, lv: b.lv, m2: b.m2 });
     } else {
+      // m2 by Chan's rule, as mergeNumeric in panes.lua (same operations, same result).
+      if (a.m2 !== undefined && b.m2 !== undefined) {
+        const delta = b.s! / b.n - a.s! / a.n;
+        a.m2 = a.m2 + b.m2 + (delta * delta * a.n * b.n) / (a.n + b.n);
+      } else {
+        a.m2 = undefined;
+      }
       a.n += b.n;
       a.s! += b.s!;
       if (b.mn! < a.mn!) a.mn = b.mn;
@@ -60,7 +69,8 @@ export function mergeNumeric(a: NumericPane, b: NumericPane): NumericPane {
 /** formatNumeric */
 export function formatNumeric(p: NumericPane): string {
   if (!p.n) return `${p.c},0,0,0,0,0,0`;
-  return `${p.c},${p.n},${p.s},${p.mn},${p.mx},${p.lt},${p.lv}`;
+  const text = `${p.c},${p.n},${p.s},${p.mn},${p.mx},${p.lt},${p.lv}`;
+  return p.m2 === undefined ? text : `${text},${p.m2}`;
 }
 
 /** sumTotal: a sum/avg running total's text "n,s" -> [n, s] ([0, 0] for none). */

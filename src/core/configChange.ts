@@ -1,6 +1,6 @@
 import { EVENT_TYPES, EventType } from './event';
 import { TypePanePlan, tagLevels, typePanePlan } from './panes';
-import { NUMERIC_AGGREGATIONS, TagConfig, WINDOW_FIELDS, WindowTag } from './tags';
+import { NUMERIC_AGGREGATIONS, SPREAD_AGGREGATIONS, TagConfig, WINDOW_FIELDS, WindowTag } from './tags';
 import { canonicalJson } from './tagConfig';
 import { formatDuration } from './duration';
 
@@ -59,6 +59,8 @@ function missingState(tag: WindowTag, kept: TypePanePlan | null): string[] {
     if (lacking(kept.numericLevels).length) missing.push(`no ${lacking(kept.numericLevels).join(', ')} panes are kept`);
     if (NUMERIC_AGGREGATIONS.includes(tag.aggregation) && !(kept.numeric && kept.numericField === fieldIndex)) {
       missing.push(`sum, min, max and last of ${tag.field} are not kept`);
+    } else if (SPREAD_AGGREGATIONS.includes(tag.aggregation) && !kept.spread) {
+      missing.push(`the spread of ${tag.field} (sum of squared deviations) is not kept`);
     }
   }
   return missing;

@@ -1,5 +1,5 @@
 import { EventType } from './event';
-import { NUMERIC_AGGREGATIONS, PANE_LEVELS_MS, VALUE_AGGREGATIONS, WINDOW_FIELDS, WindowField, WindowTag } from './tags';
+import { NUMERIC_AGGREGATIONS, PANE_LEVELS_MS, SPREAD_AGGREGATIONS, VALUE_AGGREGATIONS, WINDOW_FIELDS, WindowField, WindowTag } from './tags';
 
 /**
  * Window state v2: panes. Each event type of a user keeps mergeable partial aggregates
@@ -67,6 +67,8 @@ export interface TypePanePlan {
   numericLevels: number[];
   /** The panes also keep sum, min, max and last of the numeric field (`amount`). */
   numeric: boolean;
+  /** The numeric panes also keep the sum of squared deviations from their mean (for variance and stddev tags). */
+  spread: boolean;
   /** 1-based index (in WINDOW_FIELDS) of the numeric field; 0 when none. */
   numericField: number;
   /** Value panes (a count per distinct value) per id field of count_by tags, with their levels. */
@@ -98,6 +100,7 @@ export function typePanePlan(tags: readonly WindowTag[], type: EventType): TypeP
     longestMs: own.reduce((m, t) => Math.max(m, t.windowMs), 0),
     numericLevels,
     numeric,
+    spread: own.some((t) => SPREAD_AGGREGATIONS.includes(t.aggregation)),
     numericField,
     valueFields: [...valueFields].map(([field, levels]) => ({ field, index: WINDOW_FIELDS.indexOf(field) + 1, levels: [...levels].sort((a, b) => a - b) })),
     distinctFields: [...new Set(own.filter((t) => t.aggregation === 'distinct').map((t) => WINDOW_FIELDS.indexOf(t.field!) + 1))].sort(),

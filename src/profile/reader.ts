@@ -38,7 +38,18 @@ export interface Profile {
 const OFFLINE_META: Record<string, 'batch_run_id' | 'batch_at'> = { _run_id: 'batch_run_id', _batch_at: 'batch_at' };
 const NUMBER = /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i;
 /** A window tag's value over a window without events, in the script's reply form. */
-const EMPTY_VALUE: Record<WindowTag['aggregation'], unknown> = { count: 0, distinct: 0, sum: '0', count_by: [], avg: null, min: null, max: null, last: null };
+const EMPTY_VALUE: Record<WindowTag['aggregation'], unknown> = {
+  count: 0,
+  distinct: 0,
+  sum: '0',
+  count_by: [],
+  avg: null,
+  min: null,
+  max: null,
+  last: null,
+  variance: null,
+  stddev: null,
+};
 
 /** What one read returns: every tag (the default), or only those named in `tags` (window and offline tags). */
 export interface ReadOptions {

@@ -161,6 +161,10 @@ function realtimeExpression(t: WindowTag): string {
       return `COALESCE(SUM(${t.field}) ${over}, 0)`;
     case 'avg':
       return `AVG(${t.field}) ${over}`;
+    case 'variance':
+      return `VAR_POP(${t.field}) ${over}`;
+    case 'stddev':
+      return `STDDEV_POP(${t.field}) ${over}`;
     case 'min':
     case 'max':
       return `${t.aggregation.toUpperCase()}(${t.field}) ${over}`;
@@ -356,7 +360,7 @@ export function trainingSetSql(tags: TagConfig, opts: TrainingSqlOptions): strin
     const column = ownCte(t) ? `t_${t.name}.${t.name}` : `rt_${t.event}.${t.name}`;
     if (portable) columns.push(t.aggregation === 'count_by' ? `COALESCE(${column}, '{}') AS ${t.name}` : ownCte(t) ? `${column} AS ${t.name}` : column);
     else if (t.aggregation === 'count_by') columns.push(`${countByColumn(t, column)} AS ${t.name}`);
-    else if (t.aggregation === 'sum' || t.aggregation === 'avg') columns.push(`${significant14(column)} AS ${t.name}`);
+    else if (['sum', 'avg', 'variance', 'stddev'].includes(t.aggregation)) columns.push(`${significant14(column)} AS ${t.name}`);
     else columns.push(column);
   }
   for (const t of offline.filter((o) => wanted.has(o.name))) columns.push(`CASE WHEN o._events > 0 THEN o.${t.name} END AS ${t.name}`);

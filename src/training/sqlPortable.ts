@@ -28,6 +28,10 @@ function joinedExpression(t: WindowTag): string {
     case 'min':
     case 'max':
       return `${t.aggregation.toUpperCase()}(${value(`j.${t.field}`)})`;
+    case 'variance':
+      return `VAR_POP(${value(`j.${t.field}`)})`;
+    case 'stddev':
+      return `STDDEV_POP(${value(`j.${t.field}`)})`;
     case 'distinct':
       return `COUNT(DISTINCT ${value(`j.${t.field}`)})`;
     case 'last':

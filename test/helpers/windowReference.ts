@@ -40,6 +40,14 @@ function aggregate(t: WindowTag, events: ProfileEvent[]): WindowValue {
       return numbers.length ? Math.min(...numbers) : null;
     case 'max':
       return numbers.length ? Math.max(...numbers) : null;
+    case 'variance':
+    case 'stddev': {
+      // Population, two passes.
+      if (!numbers.length) return null;
+      const mean = numbers.reduce((s, n) => s + n, 0) / numbers.length;
+      const variance = numbers.reduce((s, n) => s + (n - mean) ** 2, 0) / numbers.length;
+      return t.aggregation === 'variance' ? variance : Math.sqrt(variance);
+    }
     case 'last': {
       let best: [number, number] | null = null;
       for (const e of events) {
@@ -78,6 +86,9 @@ export const EVERY_KIND_TAGS = [
   { name: 'min_3h', event: 'purchase', aggregation: 'min', field: 'amount', window: '3h' },
   { name: 'max_5m', event: 'purchase', aggregation: 'max', field: 'amount', window: '5m' },
   { name: 'last_30m', event: 'purchase', aggregation: 'last', field: 'amount', window: '30m' },
+  { name: 'var_1h', event: 'purchase', aggregation: 'variance', field: 'amount', window: '1h' },
+  { name: 'sd_10m', event: 'purchase', aggregation: 'stddev', field: 'amount', window: '10m' },
+  { name: 'sd_6h_h', event: 'purchase', aggregation: 'stddev', field: 'amount', window: '6h', resolution: '1h' },
   { name: 'sum_6h_h', event: 'purchase', aggregation: 'sum', field: 'amount', window: '6h', resolution: '1h' },
   { name: 'ads_1h', event: 'impression', aggregation: 'distinct', field: 'ad_id', window: '1h' },
   { name: 'ads_2m_s', event: 'impression', aggregation: 'distinct', field: 'ad_id', window: '2m', resolution: '1s' },

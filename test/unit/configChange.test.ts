@@ -40,6 +40,7 @@ describe('tag config versions and change plans', () => {
     doc.realtime.push({ name: 'ads_clicked_24h', event: 'click', aggregation: 'count_by', field: 'ad_id', window: '24h' });
     doc.realtime.push({ name: 'spend_max_24h', event: 'purchase', aggregation: 'max', field: 'amount', window: '24h' });
     doc.realtime.push({ name: 'click_spend_1h', event: 'click', aggregation: 'sum', field: 'amount', window: '1h' });
+    doc.realtime.push({ name: 'spend_sd_24h', event: 'purchase', aggregation: 'stddev', field: 'amount', window: '24h' });
     doc.realtime = doc.realtime.filter((t) => t.name !== 'views_1h' && t.name !== 'distinct_ads_1h');
     doc.realtime.find((t) => t.name === 'views_5m')!.resolution = '1m';
     doc.realtime.find((t) => t.name === 'campaign_views_1h')!.top = 3;
@@ -54,6 +55,9 @@ describe('tag config versions and change plans', () => {
     expect(by('ads_clicked_24h').detail).to.contain('counts per ad_id are not kept');
     expect(by('spend_max_24h')).to.deep.include({ effect: 'instant' }); // purchase panes keep sum/min/max/last of amount for 24h
     expect(by('click_spend_1h').detail).to.contain('sum, min, max and last of amount are not kept');
+    // A spread tag needs the panes' sum of squared deviations, which purchase panes do not keep yet.
+    expect(by('spend_sd_24h')).to.deep.include({ change: 'added', effect: 'backfill' });
+    expect(by('spend_sd_24h').detail).to.contain('the spread of amount (sum of squared deviations) is not kept');
     expect(by('views_5m')).to.deep.include({ change: 'changed', effect: 'instant' });
     expect(by('views_5m').detail).to.contain('resolution 1s → 1m');
     expect(by('campaign_views_1h')).to.deep.include({ change: 'changed', effect: 'instant' });
@@ -72,6 +76,7 @@ describe('tag config versions and change plans', () => {
         'high_value_user',
         'hot',
         'spend_max_24h',
+        'spend_sd_24h',
         'views_1h',
         'views_5m',
         'distinct_ads_1h',

@@ -1,6 +1,8 @@
 -- Pane formats shared by the window scripts (window state v3, see src/core/panes.ts for
 -- the rule). Field names in a user's pane hash u:{<user>}:p:<type>:
---   s<second>, m<minute>, h<hour>         numeric pane: "c,n,s,mn,mx,lt,lv" or, for types
+--   s<second>, m<minute>, h<hour>         numeric pane: "c,n,s,mn,mx,lt,lv", then ",m2" (the
+--                                         sum of squared deviations from the pane's mean) for
+--                                         types with a variance or stddev tag; or, for types
 --                                         with no numeric tag, the count alone
 --   <f>s<i>, <f>m<i>, <f>h<i>              value pane of field index f: "v\31n\31v\31n..."
 --   d<byte>                                dedup bucket of the event ids whose 6-byte fingerprint
@@ -26,14 +28,15 @@ local function packedField(packed, idx)
   return string.sub(packed, start, sep and sep - 1 or -1)
 end
 
--- Numeric pane {c, n, s, mn, mx, lt, lv} from its stored text (count-only panes: "c").
+-- Numeric pane {c, n, s, mn, mx, lt, lv, m2} from its stored text (count-only panes: "c";
+-- m2 nil when the pane does not keep it).
 local function parseNumeric(text)
   if not text then return nil end
   if not string.find(text, ',', 1, true) then return { c = tonumber(text) } end
   local parts = {}
   for x in string.gmatch(text, '[^,]+') do parts[#parts + 1] = x end
   return { c = tonumber(parts[1]), n = tonumber(parts[2]), s = tonumber(parts[3]),
-    mn = tonumber(parts[4]), mx = tonumber(parts[5]), lt = tonumber(parts[6]), lv = tonumber(parts[7]) }
+    mn = tonumber(parts[4]), mx = tonumber(parts[5]), lt = tonumber(parts[6]), lv = tonumber(parts[7]), m2 = tonumber(parts[8]) }
 end
 
 -- The count of a numeric pane's text (its first number).
@@ -42,13 +45,21 @@ local function paneCount(text)
   return tonumber(comma and string.sub(text, 1, comma - 1) or text)
 end
 
--- Folds pane b into pane a (both numeric panes; a is changed and returned).
+-- Folds pane b into pane a (both numeric panes; a is changed and returned). m2 merges by
+-- Chan's rule (exact in exact arithmetic, stable in floating point); it stays nil (not
+-- known) once a pane with values but without it was merged.
 local function mergeNumeric(a, b)
   a.c = a.c + b.c
   if b.n and b.n > 0 then
     if not a.n or a.n == 0 then
-      a.n, a.s, a.mn, a.mx, a.lt, a.lv = b.n, b.s, b.mn, b.mx, b.lt, b.lv
+      a.n, a.s, a.mn, a.mx, a.lt, a.lv, a.m2 = b.n, b.s, b.mn, b.mx, b.lt, b.lv, b.m2
     else
+      if a.m2 and b.m2 then
+        local delta = b.s / b.n - a.s / a.n
+        a.m2 = a.m2 + b.m2 + delta * delta * a.n * b.n / (a.n + b.n)
+      else
+        a.m2 = nil
+      end
       a.n = a.n + b.n
       a.s = a.s + b.s
       if b.mn < a.mn then a.mn = b.mn end
@@ -61,7 +72,9 @@ end
 
 local function formatNumeric(p)
   if not p.n or p.n == 0 then return p.c .. ',0,0,0,0,0,0' end
-  return string.format('%d,%d,%.17g,%.17g,%.17g,%d,%.17g', p.c, p.n, p.s, p.mn, p.mx, p.lt, p.lv)
+  local text = string.format('%d,%d,%.17g,%.17g,%.17g,%d,%.17g', p.c, p.n, p.s, p.mn, p.mx, p.lt, p.lv)
+  if p.m2 then text = text .. string.format(',%.17g', p.m2) end
+  return text
 end
 
 -- Value pane text ("v\31n\31...") -> {value = count}, folded into `into` with `sign` (1 or -1).

@@ -24,7 +24,12 @@ local function numericValue(agg, panes)
   if agg == 'avg' then value = total.s / total.n
   elseif agg == 'min' then value = total.mn
   elseif agg == 'max' then value = total.mx
-  elseif agg == 'last' then value = total.lv end
+  elseif agg == 'last' then value = total.lv
+  elseif agg == 'variance' or agg == 'stddev' then
+    if not total.m2 then return false end -- panes without it (written before the tag existed)
+    value = math.max(0, total.m2 / total.n)
+    if agg == 'stddev' then value = math.sqrt(value) end
+  end
   -- 14 significant digits, as Lua's tostring: sums of money read 171.02, not 171.01999999999998.
   return string.format('%.14g', value)
 end
