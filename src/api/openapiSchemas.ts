@@ -73,7 +73,7 @@ export const SCHEMAS = {
             { type: 'number' },
             { type: 'string', description: 'text offline tags, e.g. segment_id' },
             { type: 'object', additionalProperties: { type: 'integer' }, description: 'count_by: key → count' },
-            { type: 'null', description: 'avg, min, max, last, variance or stddev of a window without values' },
+            { type: 'null', description: 'avg, min, max, last, first, variance or stddev of a window without values' },
           ],
         },
       },
@@ -99,7 +99,7 @@ export const SCHEMAS = {
   FlatProfile: {
     type: 'object',
     description:
-      'GET /profile/{userId}?view=flat: every realtime and offline tag as a string (numbers as decimal text, count_by as its JSON text, segment_id as is); null tags (avg, min, max, last, variance or stddev of a window without values) left out; no user_id, no meta',
+      'GET /profile/{userId}?view=flat: every realtime and offline tag as a string (numbers as decimal text, count_by as its JSON text, segment_id as is); null tags (avg, min, max, last, first, variance or stddev of a window without values) left out; no user_id, no meta',
     additionalProperties: { type: 'string' },
   },
   Firing: {

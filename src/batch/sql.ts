@@ -112,6 +112,9 @@ function windowExpression(t: WindowTag, asOf: number): string {
     case 'last':
       // The newest event's value; equal times: the larger value.
       return `(MAX(STRUCT_PACK(t := ts, v := ${t.field})) FILTER (WHERE ${withField})).v`;
+    case 'first':
+      // The oldest event's value; equal times: the larger value (as last breaks them).
+      return `-(MIN(STRUCT_PACK(t := ts, v := -${t.field})) FILTER (WHERE ${withField})).v`;
     case 'distinct':
       return `COUNT(DISTINCT ${t.field}) FILTER (WHERE ${withField})`;
     case 'count_by':

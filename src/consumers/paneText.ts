@@ -22,6 +22,9 @@ export interface NumericPane {
   lv?: number;
   /** Sum of squared deviations from the pane's mean (types with a variance or stddev tag); undefined when not kept. */
   m2?: number;
+  /** The oldest event's time and value (types with a first tag); undefined when not kept. */
+  ft?: number;
+  fv?: number;
 }
 
 /** The field at 1-based position idx of a "\x1f"-packed value list ('' when absent): packedField. */
@@ -29,11 +32,16 @@ export function packedField(packed: string, idx: number): string {
   return packed.split('\x1f')[idx - 1] ?? '';
 }
 
-/** parseNumeric: "c" or "c,n,s,mn,mx,lt,lv" (then ",m2" where the type keeps it). */
+/** parseNumeric: "c" or "c,n,s,mn,mx,lt,lv" (then ",m2" and ",ft,fv" where the type keeps them; m2 empty when only ft, fv are). */
 export function parseNumeric(text: string): NumericPane {
   if (!text.includes(',')) return { c: Number(text) };
-  const [c, n, s, mn, mx, lt, lv, m2] = text.split(',').map(Number);
-  return m2 === undefined ? { c, n, s, mn, mx, lt, lv } : { c, n, s, mn, mx, lt, lv, m2 };
+  const parts = text.split(',');
+  const [c, n, s, mn, mx, lt, lv] = parts.slice(0, 7).map(Number);
+  const p: NumericPane = { c, n, s, mn, mx, lt, lv };
+  const opt = (i: number) => (parts[i] === undefined || parts[i] === '' ? undefined : Number(parts[i]));
+  if (opt(7) !== undefined) p.m2 = opt(7);
+  if (opt(8) !== undefined) [p.ft, p.fv] = [opt(8), opt(9)];
+  return p;
 }
 
 /** paneCount: the count of a numeric pane's text. */
@@ -47,8 +55,13 @@ export function mergeNumeric(a: NumericPane, b: NumericPane): NumericPane {
   a.c += b.c;
   if (b.n && b.n > 0) {
     if (!a.n) {
-      Object.assign(a, { n: b.n, s: b.s, mn: b.mn, mx: b.mx, lt: b.lt, lv: b.lv, m2: b.m2 });
+      Object.assign(a, { n: b.n, s: b.s, mn: b.mn, mx: b.mx, lt: b.lt, lv: b.lv, m2: b.m2, ft: b.ft, fv: b.fv });
     } else {
+      if (a.ft !== undefined && b.ft !== undefined) {
+        if (b.ft < a.ft || (b.ft === a.ft && b.fv! > a.fv!)) [a.ft, a.fv] = [b.ft, b.fv];
+      } else {
+        [a.ft, a.fv] = [undefined, undefined];
+      }
       // m2 by Chan's rule, as mergeNumeric in panes.lua (same operations, same result).
       if (a.m2 !== undefined && b.m2 !== undefined) {
         const delta = b.s! / b.n - a.s! / a.n;
@@ -69,8 +82,10 @@ export function mergeNumeric(a: NumericPane, b: NumericPane): NumericPane {
 /** formatNumeric */
 export function formatNumeric(p: NumericPane): string {
   if (!p.n) return `${p.c},0,0,0,0,0,0`;
-  const text = `${p.c},${p.n},${p.s},${p.mn},${p.mx},${p.lt},${p.lv}`;
-  return p.m2 === undefined ? text : `${text},${p.m2}`;
+  let text = `${p.c},${p.n},${p.s},${p.mn},${p.mx},${p.lt},${p.lv}`;
+  if (p.m2 !== undefined || p.ft !== undefined) text += `,${p.m2 ?? ''}`;
+  if (p.ft !== undefined) text += `,${p.ft},${p.fv}`;
+  return text;
 }
 
 /** sumTotal: a sum/avg running total's text "n,s" -> [n, s] ([0, 0] for none). */

@@ -144,7 +144,19 @@ function foldEvent(d: Deltas, tp: TypePlan, e: FoldEvent, now: number): void {
       const p = (d.numeric.get(name) as NumericPane | undefined) ?? { c: 0 };
       d.numeric.set(name, p);
       p.c++;
-      if (v !== undefined) mergeNumeric(p, { c: 0, n: 1, s: v, mn: v, mx: v, lt: e.ts, lv: v, m2: tp.spread ? 0 : undefined });
+      if (v !== undefined)
+        mergeNumeric(p, {
+          c: 0,
+          n: 1,
+          s: v,
+          mn: v,
+          mx: v,
+          lt: e.ts,
+          lv: v,
+          m2: tp.spread ? 0 : undefined,
+          ft: tp.first ? e.ts : undefined,
+          fv: tp.first ? v : undefined,
+        });
     } else {
       d.numeric.set(name, ((d.numeric.get(name) as number | undefined) ?? 0) + 1);
     }

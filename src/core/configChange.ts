@@ -61,6 +61,8 @@ function missingState(tag: WindowTag, kept: TypePanePlan | null): string[] {
       missing.push(`sum, min, max and last of ${tag.field} are not kept`);
     } else if (SPREAD_AGGREGATIONS.includes(tag.aggregation) && !kept.spread) {
       missing.push(`the spread of ${tag.field} (sum of squared deviations) is not kept`);
+    } else if (tag.aggregation === 'first' && !kept.first) {
+      missing.push(`the first value of ${tag.field} is not kept`);
     }
   }
   return missing;

@@ -69,6 +69,8 @@ export interface TypePanePlan {
   numeric: boolean;
   /** The numeric panes also keep the sum of squared deviations from their mean (for variance and stddev tags). */
   spread: boolean;
+  /** The numeric panes also keep their oldest event's time and value (for first tags). */
+  first: boolean;
   /** 1-based index (in WINDOW_FIELDS) of the numeric field; 0 when none. */
   numericField: number;
   /** Value panes (a count per distinct value) per id field of count_by tags, with their levels. */
@@ -101,6 +103,7 @@ export function typePanePlan(tags: readonly WindowTag[], type: EventType): TypeP
     numericLevels,
     numeric,
     spread: own.some((t) => SPREAD_AGGREGATIONS.includes(t.aggregation)),
+    first: own.some((t) => t.aggregation === 'first'),
     numericField,
     valueFields: [...valueFields].map(([field, levels]) => ({ field, index: WINDOW_FIELDS.indexOf(field) + 1, levels: [...levels].sort((a, b) => a - b) })),
     distinctFields: [...new Set(own.filter((t) => t.aggregation === 'distinct').map((t) => WINDOW_FIELDS.indexOf(t.field!) + 1))].sort(),

@@ -4,13 +4,14 @@ import { EventType } from './event';
  * How a realtime tag folds the events of its window into a value: `count` of events; `sum`,
  * `avg`, `min`, `max` of a numeric field; `variance` and `stddev` of it (population: the
  * mean squared deviation from the window's mean, and its square root); `last`, the field's
- * value in the newest event (ties on time: the larger value); `distinct` values of an id
+ * value in the newest event (ties on time: the larger value); `first`, its value in the
+ * oldest event of the window (ties on time: the larger value, as `last` breaks them); `distinct` values of an id
  * field; `count_by`, events per value of an id field.
  */
-export const AGGREGATIONS = ['count', 'sum', 'avg', 'min', 'max', 'last', 'distinct', 'count_by', 'variance', 'stddev'] as const;
+export const AGGREGATIONS = ['count', 'sum', 'avg', 'min', 'max', 'last', 'distinct', 'count_by', 'variance', 'stddev', 'first'] as const;
 export type Aggregation = (typeof AGGREGATIONS)[number];
 /** Aggregations over a numeric field, kept in the numeric panes. */
-export const NUMERIC_AGGREGATIONS: readonly Aggregation[] = ['sum', 'avg', 'min', 'max', 'last', 'variance', 'stddev'];
+export const NUMERIC_AGGREGATIONS: readonly Aggregation[] = ['sum', 'avg', 'min', 'max', 'last', 'variance', 'stddev', 'first'];
 /** Aggregations that need the numeric panes' sum of squared deviations (a field they keep only then). */
 export const SPREAD_AGGREGATIONS: readonly Aggregation[] = ['variance', 'stddev'];
 /** Aggregations over an id field, kept in the value panes (one entry per distinct value). */

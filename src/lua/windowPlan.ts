@@ -25,6 +25,8 @@ export interface TypePlan {
   numeric: boolean;
   /** The numeric panes keep the sum of squared deviations (m2) too. */
   spread: boolean;
+  /** The numeric panes keep their oldest event's time and value (ft, fv) too. */
+  first: boolean;
   numericField: number;
   numericLevels: number[];
   values: { field: number; levels: number[] }[];
@@ -69,6 +71,7 @@ export function windowPlan(tags: readonly WindowTag[]): WindowPlan {
       longest: p.longestMs,
       numeric: p.numeric,
       spread: p.spread,
+      first: p.first,
       numericField: p.numericField,
       numericLevels: p.numericLevels,
       values: p.valueFields.map((f) => ({ field: f.index, levels: f.levels })),
@@ -104,6 +107,7 @@ const AGGREGATION_CODES: Record<WindowTag['aggregation'], number> = {
   count_by: 8,
   variance: 9,
   stddev: 10,
+  first: 11,
 };
 const RESOLUTION_CODES: Record<number, number> = { 1000: 1, 60_000: 2, 3_600_000: 3 };
 const levelMask = (levels: number[]) => levels.reduce((m, l) => m | (l === 1000 ? 1 : l === 60_000 ? 2 : 4), 0);
@@ -132,7 +136,7 @@ function encodePlan(types: TypePlan[], longest: number): Buffer {
     const before = parts.length;
     text(t.name);
     u32(t.longest / 1000);
-    u8((t.numeric ? 1 : 0) | (t.spread ? 2 : 0), t.numericField, levelMask(t.numericLevels), t.values.length);
+    u8((t.numeric ? 1 : 0) | (t.spread ? 2 : 0) | (t.first ? 4 : 0), t.numericField, levelMask(t.numericLevels), t.values.length);
     for (const v of t.values) u8(v.field, levelMask(v.levels));
     u8(t.distinct.length, ...t.distinct);
     u8(t.tags.length);

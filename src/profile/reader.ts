@@ -49,6 +49,7 @@ const EMPTY_VALUE: Record<WindowTag['aggregation'], unknown> = {
   last: null,
   variance: null,
   stddev: null,
+  first: null,
 };
 
 /** What one read returns: every tag (the default), or only those named in `tags` (window and offline tags). */

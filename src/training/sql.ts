@@ -171,6 +171,9 @@ function realtimeExpression(t: WindowTag): string {
     case 'last':
       // The newest event's value; equal times: the larger value (as the window scripts keep it).
       return `(MAX(CASE WHEN ${t.field} IS NOT NULL THEN STRUCT_PACK(t := ts, v := ${t.field}) END) ${over}).v`;
+    case 'first':
+      // The oldest event's value; equal times: the larger value (as last breaks them).
+      return `-(MIN(CASE WHEN ${t.field} IS NOT NULL THEN STRUCT_PACK(t := ts, v := -${t.field}) END) ${over}).v`;
     case 'distinct':
       return `COUNT(DISTINCT ${t.field}) ${over}`;
     case 'count_by':
@@ -355,7 +358,7 @@ export function trainingSetSql(tags: TagConfig, opts: TrainingSqlOptions): strin
     ...(withOffline ? [portable ? offlineCte(offline, joinedDays) : offlineAsofCte(offline)] : []),
   ];
   const columns = spineColumns(opts.spine).map((c) => `s.${quoteIdent(c)}`);
-  const ownCte = (t: WindowTag) => portable && (t.aggregation === 'last' || t.aggregation === 'count_by');
+  const ownCte = (t: WindowTag) => portable && (t.aggregation === 'last' || t.aggregation === 'first' || t.aggregation === 'count_by');
   for (const t of realtime) {
     const column = ownCte(t) ? `t_${t.name}.${t.name}` : `rt_${t.event}.${t.name}`;
     if (portable) columns.push(t.aggregation === 'count_by' ? `COALESCE(${column}, '{}') AS ${t.name}` : ownCte(t) ? `${column} AS ${t.name}` : column);

@@ -35,6 +35,7 @@ function joinedExpression(t: WindowTag): string {
     case 'distinct':
       return `COUNT(DISTINCT ${value(`j.${t.field}`)})`;
     case 'last':
+    case 'first':
     case 'count_by':
       throw new Error(`${t.aggregation} is computed by its own CTE`);
   }
@@ -48,7 +49,8 @@ function joinedExpression(t: WindowTag): string {
 export function joinedRealtimeCte(type: EventType, tags: WindowTag[]): string {
   const longest = Math.max(...tags.map((t) => t.windowMs));
   const fields = [...new Set(tags.filter((t) => t.field).map((t) => `e.${t.field}`))];
-  const plain = tags.filter((t) => t.aggregation !== 'last' && t.aggregation !== 'count_by');
+  const ownCte = (t: WindowTag) => t.aggregation === 'last' || t.aggregation === 'first' || t.aggregation === 'count_by';
+  const plain = tags.filter((t) => !ownCte(t));
   return `j_${type} AS (
   SELECT s._row, e.ts${fields.map((f) => `, ${f}`).join('')}
   FROM spine_rows s JOIN events e ON e.user_id = s._user AND e.type = ${sqlString(type)} AND e.ts <= s._asof AND e.ts > s._asof - ${longest}
@@ -63,7 +65,7 @@ rt_${type} AS (
   FROM spine_rows s LEFT JOIN j_${type} j ON j._row = s._row
   GROUP BY s._row
 )${tags
-    .filter((t) => t.aggregation === 'last' || t.aggregation === 'count_by')
+    .filter(ownCte)
     .map(
       (t) => `,
 ${joinedTagCte(t)}`,
@@ -71,13 +73,17 @@ ${joinedTagCte(t)}`,
     .join('')}`;
 }
 
-/** Portable: a `last` tag (the newest value; equal times: the larger) or a count_by tag (JSON object of counts, `top`) from the range join. */
+/**
+ * Portable: a `last` tag (the newest value; equal times: the larger), a `first` tag (the
+ * oldest value; equal times: the larger) or a count_by tag (JSON object of counts, `top`)
+ * from the range join.
+ */
 function joinedTagCte(t: WindowTag): string {
   const rows = `FROM j_${t.event} j JOIN spine_rows s ON s._row = j._row WHERE j.ts >= ${windowStart(t)} AND j.${t.field} IS NOT NULL`;
-  if (t.aggregation === 'last') {
+  if (t.aggregation === 'last' || t.aggregation === 'first') {
     return `t_${t.name} AS (
   SELECT _row, v AS ${t.name} FROM (
-    SELECT j._row, j.${t.field} AS v, ROW_NUMBER() OVER (PARTITION BY j._row ORDER BY j.ts DESC, j.${t.field} DESC) AS r
+    SELECT j._row, j.${t.field} AS v, ROW_NUMBER() OVER (PARTITION BY j._row ORDER BY j.ts ${t.aggregation === 'last' ? 'DESC' : 'ASC'}, j.${t.field} DESC) AS r
     ${rows}
   ) newest WHERE r = 1
 )`;

@@ -48,6 +48,15 @@ function aggregate(t: WindowTag, events: ProfileEvent[]): WindowValue {
       const variance = numbers.reduce((s, n) => s + (n - mean) ** 2, 0) / numbers.length;
       return t.aggregation === 'variance' ? variance : Math.sqrt(variance);
     }
+    case 'first': {
+      let best: [number, number] | null = null;
+      for (const e of events) {
+        const v = Number(e[t.field!]);
+        if (e[t.field!] === undefined || !Number.isFinite(v)) continue;
+        if (!best || e.ts < best[0] || (e.ts === best[0] && v > best[1])) best = [e.ts, v];
+      }
+      return best ? best[1] : null;
+    }
     case 'last': {
       let best: [number, number] | null = null;
       for (const e of events) {
@@ -86,6 +95,8 @@ export const EVERY_KIND_TAGS = [
   { name: 'min_3h', event: 'purchase', aggregation: 'min', field: 'amount', window: '3h' },
   { name: 'max_5m', event: 'purchase', aggregation: 'max', field: 'amount', window: '5m' },
   { name: 'last_30m', event: 'purchase', aggregation: 'last', field: 'amount', window: '30m' },
+  { name: 'first_20m', event: 'purchase', aggregation: 'first', field: 'amount', window: '20m' },
+  { name: 'first_2h_m', event: 'purchase', aggregation: 'first', field: 'amount', window: '2h', resolution: '1m' },
   { name: 'var_1h', event: 'purchase', aggregation: 'variance', field: 'amount', window: '1h' },
   { name: 'sd_10m', event: 'purchase', aggregation: 'stddev', field: 'amount', window: '10m' },
   { name: 'sd_6h_h', event: 'purchase', aggregation: 'stddev', field: 'amount', window: '6h', resolution: '1h' },

@@ -2,8 +2,10 @@
 -- the rule). Field names in a user's pane hash u:{<user>}:p:<type>:
 --   s<second>, m<minute>, h<hour>         numeric pane: "c,n,s,mn,mx,lt,lv", then ",m2" (the
 --                                         sum of squared deviations from the pane's mean) for
---                                         types with a variance or stddev tag; or, for types
---                                         with no numeric tag, the count alone
+--                                         types with a variance or stddev tag (empty when not),
+--                                         then ",ft,fv" (the oldest event's time and value) for
+--                                         types with a first tag; or, for types with no
+--                                         numeric tag, the count alone
 --   <f>s<i>, <f>m<i>, <f>h<i>              value pane of field index f: "v\31n\31v\31n..."
 --   d<byte>                                dedup bucket of the event ids whose 6-byte fingerprint
 --                                         starts with that byte: 10-byte entries (see dedup.lua)
@@ -28,15 +30,16 @@ local function packedField(packed, idx)
   return string.sub(packed, start, sep and sep - 1 or -1)
 end
 
--- Numeric pane {c, n, s, mn, mx, lt, lv, m2} from its stored text (count-only panes: "c";
--- m2 nil when the pane does not keep it).
+-- Numeric pane {c, n, s, mn, mx, lt, lv, m2, ft, fv} from its stored text (count-only
+-- panes: "c"; m2, ft and fv nil when the pane does not keep them).
 local function parseNumeric(text)
   if not text then return nil end
   if not string.find(text, ',', 1, true) then return { c = tonumber(text) } end
   local parts = {}
-  for x in string.gmatch(text, '[^,]+') do parts[#parts + 1] = x end
+  for x in string.gmatch(text .. ',', '([^,]*),') do parts[#parts + 1] = x end
   return { c = tonumber(parts[1]), n = tonumber(parts[2]), s = tonumber(parts[3]),
-    mn = tonumber(parts[4]), mx = tonumber(parts[5]), lt = tonumber(parts[6]), lv = tonumber(parts[7]), m2 = tonumber(parts[8]) }
+    mn = tonumber(parts[4]), mx = tonumber(parts[5]), lt = tonumber(parts[6]), lv = tonumber(parts[7]),
+    m2 = tonumber(parts[8] or ''), ft = tonumber(parts[9] or ''), fv = tonumber(parts[10] or '') }
 end
 
 -- The count of a numeric pane's text (its first number).
@@ -52,8 +55,13 @@ local function mergeNumeric(a, b)
   a.c = a.c + b.c
   if b.n and b.n > 0 then
     if not a.n or a.n == 0 then
-      a.n, a.s, a.mn, a.mx, a.lt, a.lv, a.m2 = b.n, b.s, b.mn, b.mx, b.lt, b.lv, b.m2
+      a.n, a.s, a.mn, a.mx, a.lt, a.lv, a.m2, a.ft, a.fv = b.n, b.s, b.mn, b.mx, b.lt, b.lv, b.m2, b.ft, b.fv
     else
+      if a.ft and b.ft then
+        if b.ft < a.ft or (b.ft == a.ft and b.fv > a.fv) then a.ft, a.fv = b.ft, b.fv end
+      else
+        a.ft, a.fv = nil, nil
+      end
       if a.m2 and b.m2 then
         local delta = b.s / b.n - a.s / a.n
         a.m2 = a.m2 + b.m2 + delta * delta * a.n * b.n / (a.n + b.n)
@@ -73,7 +81,8 @@ end
 local function formatNumeric(p)
   if not p.n or p.n == 0 then return p.c .. ',0,0,0,0,0,0' end
   local text = string.format('%d,%d,%.17g,%.17g,%.17g,%d,%.17g', p.c, p.n, p.s, p.mn, p.mx, p.lt, p.lv)
-  if p.m2 then text = text .. string.format(',%.17g', p.m2) end
+  if p.m2 or p.ft then text = text .. (p.m2 and string.format(',%.17g', p.m2) or ',') end
+  if p.ft then text = text .. string.format(',%d,%.17g', p.ft, p.fv) end
   return text
 end
 

@@ -1,13 +1,13 @@
 -- decodePlan(bin): the window plan (what each event type's panes keep, and its tags) from
 -- the binary form windowPlan in src/lua/windowPlan.ts writes, big-endian:
 --   B types, I4 longest window of any type (s); per type: I2 length of its block, then B name length + name, I4 longest
---   window (s), B numeric (bit 1: numeric panes; bit 2: they keep the spread m2), B numeric field, B numeric levels (mask: 1 = 1 s, 2 = 1 min,
+--   window (s), B numeric (bit 1: numeric panes; bit 2: they keep the spread m2; bit 3: the first time and value), B numeric field, B numeric levels (mask: 1 = 1 s, 2 = 1 min,
 --   4 = 1 h), B value fields + per field (B field, B levels), B distinct fields + per field B,
 --   B tags + per tag: B name length + name, B aggregation (AGGREGATIONS index), B field
 --   (0: none), I4 window (s), B resolution (RESOLUTIONS index), B levels, I4 top, B total
 --   spec length + spec ('' when the kind keeps no running total).
 -- Binary because the read decodes it on every call: cjson took ~18 µs for this plan, this ~3.
-local AGGREGATIONS = { 'count', 'sum', 'avg', 'min', 'max', 'last', 'distinct', 'count_by', 'variance', 'stddev' }
+local AGGREGATIONS = { 'count', 'sum', 'avg', 'min', 'max', 'last', 'distinct', 'count_by', 'variance', 'stddev', 'first' }
 local RESOLUTIONS = { 1000, 60000, 3600000 }
 
 local function levelList(mask)
@@ -22,7 +22,7 @@ end
 local function decodeType(bin, pos)
   local name, typeLongest, numeric, numericField, numericMask, nValues
   name, typeLongest, numeric, numericField, numericMask, nValues, pos = struct.unpack('>Bc0I4BBBB', bin, pos)
-  local tp = { name = name, longest = typeLongest * 1000, numeric = numeric % 2 == 1, spread = numeric >= 2, numericField = numericField,
+  local tp = { name = name, longest = typeLongest * 1000, numeric = numeric % 2 == 1, spread = math.floor(numeric / 2) % 2 == 1, first = numeric >= 4, numericField = numericField,
     numericLevels = levelList(numericMask), values = {}, distinct = {}, distinctFieldNames = {}, tags = {} }
   for i = 1, nValues do
     local field, mask

@@ -29,6 +29,9 @@ local function numericValue(agg, panes)
     if not total.m2 then return false end -- panes without it (written before the tag existed)
     value = math.max(0, total.m2 / total.n)
     if agg == 'stddev' then value = math.sqrt(value) end
+  elseif agg == 'first' then
+    if not total.ft then return false end -- panes without it (written before the tag existed)
+    value = total.fv
   end
   -- 14 significant digits, as Lua's tostring: sums of money read 171.02, not 171.01999999999998.
   return string.format('%.14g', value)

@@ -27,7 +27,7 @@ local function foldEvent(d, tp, e, now)
       local p = d.numeric[name] or { c = 0 }
       d.numeric[name] = p
       p.c = p.c + 1
-      if v then mergeNumeric(p, { c = 0, n = 1, s = v, mn = v, mx = v, lt = ts, lv = v, m2 = tp.spread and 0 or nil }) end
+      if v then mergeNumeric(p, { c = 0, n = 1, s = v, mn = v, mx = v, lt = ts, lv = v, m2 = tp.spread and 0 or nil, ft = tp.first and ts or nil, fv = tp.first and v or nil }) end
     else
       d.numeric[name] = (d.numeric[name] or 0) + 1
     end
