@@ -72,7 +72,7 @@ export const SCHEMAS = {
           oneOf: [
             { type: 'number' },
             { type: 'string', description: 'text offline tags, e.g. segment_id' },
-            { type: 'object', additionalProperties: { type: 'integer' }, description: 'count_by: key → count' },
+            { type: 'object', additionalProperties: { type: 'integer' }, description: 'count_by: value → count; histogram: bucket label → count' },
             { type: 'null', description: 'avg, min, max, last, first, variance or stddev of a window without values' },
           ],
         },

@@ -1,6 +1,6 @@
 import path from 'path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import { TagConfig } from '../core/tags';
+import { KEYED_AGGREGATIONS, TagConfig } from '../core/tags';
 import { CheckOptions, queryCheckedOds } from '../ods/checkedQuery';
 import { OfflineValues } from './store';
 import { OfflineSqlOptions, offlineTagsWithCountsSql, windowTagsSql } from './sql';
@@ -44,7 +44,7 @@ async function rows(conn: DuckDBConnection, sql: string): Promise<Record<string,
 /** CANONICAL_ODS_LINE with its newline, matched line after line where the last match ended. */
 /** The window tags of every recent user, as the API answers them (count_by: an object of counts). */
 async function windowTags(conn: DuckDBConnection, tags: TagConfig, sqlOpts: OfflineSqlOptions): Promise<[string, Record<string, WindowValue>][]> {
-  const countBy = new Set(tags.realtime.filter((t) => t.aggregation === 'count_by').map((t) => t.name));
+  const countBy = new Set(tags.realtime.filter((t) => KEYED_AGGREGATIONS.includes(t.aggregation)).map((t) => t.name));
   return (await rows(conn, windowTagsSql(tags, sqlOpts))).map((r) => {
     const values: Record<string, WindowValue> = {};
     for (const t of tags.realtime) {

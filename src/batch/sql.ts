@@ -1,4 +1,4 @@
-import { OfflineTag, SegmentCondition, TagConfig, WindowTag, longestWindow } from '../core/tags';
+import { KEYED_AGGREGATIONS, OfflineTag, SegmentCondition, TagConfig, WindowTag, bucketLabels, longestWindow } from '../core/tags';
 import { windowRange } from '../core/panes';
 import { DAY_MS, OdsSqlOptions, odsCtes, sqlString } from '../ods/sql';
 
@@ -118,8 +118,17 @@ function windowExpression(t: WindowTag, asOf: number): string {
     case 'distinct':
       return `COUNT(DISTINCT ${t.field}) FILTER (WHERE ${withField})`;
     case 'count_by':
-      throw new Error('count_by is computed by countByCte');
+    case 'histogram':
+      throw new Error(`${t.aggregation} is computed by countByCte`);
   }
+}
+
+/** The key a count_by (its field) or histogram (the bucket label of its field, as the window scripts name it) tag counts per, over column `column`. */
+export function keySql(t: WindowTag, column: string): string {
+  if (t.aggregation !== 'histogram') return column;
+  const labels = bucketLabels(t.buckets!);
+  const whens = t.buckets!.map((e, i) => `WHEN ${column} < ${e} THEN ${sqlString(labels[i])}`).join(' ');
+  return `CASE WHEN ${column} IS NULL THEN NULL ${whens} ELSE ${sqlString(labels[labels.length - 1])} END`;
 }
 
 /**
@@ -129,9 +138,10 @@ function windowExpression(t: WindowTag, asOf: number): string {
  */
 function countByCte(t: WindowTag, asOf: number): string {
   const [from, to] = windowRange(t, asOf);
-  const ranked = `SELECT user_id, ${t.field} AS v, COUNT(*) AS n, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY COUNT(*) DESC, ${t.field}) AS r
+  const key = keySql(t, t.field!);
+  const ranked = `SELECT user_id, ${key} AS v, COUNT(*) AS n, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY COUNT(*) DESC, ${key}) AS r
     FROM events WHERE type = ${sqlString(t.event)} AND ts >= ${from} AND ts < ${to} AND ${t.field} IS NOT NULL
-    GROUP BY user_id, ${t.field}`;
+    GROUP BY user_id, ${key}`;
   return `cb_${t.name} AS (
   SELECT user_id, CAST(json_group_object(v, n) AS VARCHAR) AS ${t.name}
   FROM (${ranked}) ranked${t.top !== undefined ? ` WHERE r <= ${t.top}` : ''}
@@ -147,8 +157,8 @@ function countByCte(t: WindowTag, asOf: number): string {
  * STRUCT_PACK of `last` (Spark SQL: named_struct) and json_group_object (see countByCte).
  */
 export function windowTagsSql(tags: TagConfig, opts: OfflineSqlOptions): string {
-  const plain = tags.realtime.filter((t) => t.aggregation !== 'count_by');
-  const countBy = tags.realtime.filter((t) => t.aggregation === 'count_by');
+  const plain = tags.realtime.filter((t) => !KEYED_AGGREGATIONS.includes(t.aggregation));
+  const countBy = tags.realtime.filter((t) => KEYED_AGGREGATIONS.includes(t.aggregation));
   const recent = `ts >= ${opts.asOf - longestWindow(tags.realtime)}`;
   const columns = [`COUNT(*) AS _events`, ...plain.map((t) => `${windowExpression(t, opts.asOf)} AS ${t.name}`)];
   return `-- profile-stream batch --windows: realtime window tags as of ${new Date(opts.asOf).toISOString()} (${opts.asOf} ms)

@@ -9,6 +9,7 @@
  */
 import type { TagPlan, TypePlan } from '../lua/windowPlan';
 import { LEVEL_PREFIX, windowRange } from '../core/panes';
+import { bucketLabel } from '../core/tags';
 import {
   DISTINCT_BASE,
   NumericPane,
@@ -38,6 +39,8 @@ export interface FoldEvent {
   ts: number;
   fp: Buffer;
   packed: string;
+  /** Its key per value field (a count_by field's value, a histogram's bucket), set by the fold. */
+  keys?: Map<number, string>;
 }
 
 /** A total's move: the range it counts now, and the panes to add and subtract to get there from its old value. */
@@ -173,8 +176,15 @@ function foldEvent(d: Deltas, tp: TypePlan, e: FoldEvent, now: number): void {
     if ((d.members.get(member) ?? -Infinity) < score) d.members.set(member, score);
   }
   for (const spec of tp.values) {
-    const value = packedField(e.packed, spec.field);
+    let value: string;
+    if (spec.edges) {
+      const raw = packedField(e.packed, spec.source!);
+      value = raw !== '' && Number.isFinite(Number(raw)) ? bucketLabel(spec.edges, spec.labels!, Number(raw)) : '';
+    } else {
+      value = packedField(e.packed, spec.field);
+    }
     if (value === '') continue;
+    (e.keys ??= new Map()).set(spec.field, value);
     for (const level of spec.levels) {
       const name = `${spec.field}${LEVEL_PREFIX[level]}${Math.floor(e.ts / level)}`;
       const counts = d.values.get(name) ?? new Map<string, number>();
@@ -200,7 +210,7 @@ function planTotals(visit: PlannedVisit, tp: TypePlan, now: number): void {
     if (job.keep === undefined) {
       const own = meta?.d.has(tag.total) === true && ownField(tag.total);
       const moved = totalMove(meta, tag, from, to, visit.oldNewest);
-      const prefix = tag.agg === 'count_by' ? String(tag.field) : '';
+      const prefix = tag.agg === 'count_by' || tag.agg === 'histogram' ? String(tag.field) : '';
       if (moved) {
         job.base = own ? undefined : moved.base;
         job.baseInOwnField = own;
@@ -318,7 +328,7 @@ function movedTotal(job: TotalJob, got: Map<string, string | null>, d: Deltas): 
   for (const s of job.adds) addValues(counts, got.get(s), 1);
   for (const s of job.subs) addValues(counts, got.get(s), -1);
   for (const e of d.events) {
-    const value = e.ts >= job.from && e.ts < job.done ? packedField(e.packed, job.tag.field) : '';
+    const value = e.ts >= job.from && e.ts < job.done ? (e.keys?.get(job.tag.field) ?? '') : '';
     if (value !== '') counts.set(value, (counts.get(value) ?? 0) + 1);
   }
   return formatValues(counts);

@@ -1,5 +1,5 @@
 import { EVENT_TYPES, EventType } from './event';
-import { TypePanePlan, tagLevels, typePanePlan } from './panes';
+import { TypePanePlan, tagLevels, typePanePlan, valueFieldKey } from './panes';
 import { NUMERIC_AGGREGATIONS, SPREAD_AGGREGATIONS, TagConfig, WINDOW_FIELDS, WindowTag } from './tags';
 import { canonicalJson } from './tagConfig';
 import { formatDuration } from './duration';
@@ -51,10 +51,12 @@ function missingState(tag: WindowTag, kept: TypePanePlan | null): string[] {
   const lacking = (have: readonly number[]) => levels.filter((l) => !have.includes(l)).map((l) => formatDuration(l));
   if (tag.aggregation === 'distinct') {
     if (!kept.distinctFields.includes(fieldIndex)) missing.push(`the latest time of each ${tag.field} is not kept`);
-  } else if (tag.aggregation === 'count_by') {
-    const values = kept.valueFields.find((v) => v.field === tag.field);
-    if (!values) missing.push(`counts per ${tag.field} are not kept`);
-    else if (lacking(values.levels).length) missing.push(`counts per ${tag.field} are not kept in ${lacking(values.levels).join(', ')} panes`);
+  } else if (tag.aggregation === 'count_by' || tag.aggregation === 'histogram') {
+    const key = valueFieldKey(tag);
+    const values = kept.valueFields.find((v) => (v.edges ? `${v.field}|${v.edges.join(',')}` : v.field) === key);
+    const what = tag.aggregation === 'histogram' ? `counts per bucket (${tag.buckets!.join(', ')}) of ${tag.field}` : `counts per ${tag.field}`;
+    if (!values) missing.push(`${what} are not kept`);
+    else if (lacking(values.levels).length) missing.push(`${what} are not kept in ${lacking(values.levels).join(', ')} panes`);
   } else {
     if (lacking(kept.numericLevels).length) missing.push(`no ${lacking(kept.numericLevels).join(', ')} panes are kept`);
     if (NUMERIC_AGGREGATIONS.includes(tag.aggregation) && !(kept.numeric && kept.numericField === fieldIndex)) {

@@ -1,6 +1,9 @@
 import { EventType } from './event';
 import { NUMERIC_AGGREGATIONS, PANE_LEVELS_MS, SPREAD_AGGREGATIONS, VALUE_AGGREGATIONS, WINDOW_FIELDS, WindowField, WindowTag } from './tags';
 
+/** Value field indexes of histograms start here (index: HISTOGRAM_FIELD_BASE + k for a type's k-th bucket layout); below it, WINDOW_FIELDS indexes. */
+export const HISTOGRAM_FIELD_BASE = 100;
+
 /**
  * Window state v2: panes. Each event type of a user keeps mergeable partial aggregates
  * per time pane (1 s, 1 min, 1 h) instead of one entry per event, so a write costs one
@@ -73,8 +76,12 @@ export interface TypePanePlan {
   first: boolean;
   /** 1-based index (in WINDOW_FIELDS) of the numeric field; 0 when none. */
   numericField: number;
-  /** Value panes (a count per distinct value) per id field of count_by tags, with their levels. */
-  valueFields: { field: WindowField; index: number; levels: number[] }[];
+  /**
+   * Value panes (a count per distinct value) per id field of count_by tags, and per bucket
+   * layout of histogram tags (index HISTOGRAM_FIELD_BASE + k; `source`: the numeric field's
+   * index, `edges`: the bucket edges), with their levels.
+   */
+  valueFields: { field: WindowField; index: number; levels: number[]; source?: number; edges?: number[] }[];
   /**
    * 1-based indexes of the id fields of distinct tags: each value's latest time is kept in
    * the pane time index (score 1e13 * index + time, as the window scripts write it), so a
@@ -91,12 +98,14 @@ export function typePanePlan(tags: readonly WindowTag[], type: EventType): TypeP
   const numericLevels = numericTags.length > 0 ? [...new Set(numericTags.flatMap(tagLevels))].sort((a, b) => a - b) : [60_000];
   const numeric = numericTags.some((t) => NUMERIC_AGGREGATIONS.includes(t.aggregation));
   const numericField = numeric ? WINDOW_FIELDS.indexOf(numericTags.find((t) => t.field)!.field!) + 1 : 0;
-  const valueFields = new Map<WindowField, Set<number>>();
-  for (const t of own.filter((t) => t.aggregation === 'count_by')) {
-    const levels = valueFields.get(t.field!) ?? new Set<number>();
+  const valueFields = new Map<string, Set<number>>();
+  for (const t of own.filter((t) => t.aggregation === 'count_by' || t.aggregation === 'histogram')) {
+    const key = valueFieldKey(t);
+    const levels = valueFields.get(key) ?? new Set<number>();
     for (const l of tagLevels(t)) levels.add(l);
-    valueFields.set(t.field!, levels);
+    valueFields.set(key, levels);
   }
+  let histograms = 0;
   return {
     type,
     longestMs: own.reduce((m, t) => Math.max(m, t.windowMs), 0),
@@ -105,7 +114,29 @@ export function typePanePlan(tags: readonly WindowTag[], type: EventType): TypeP
     spread: own.some((t) => SPREAD_AGGREGATIONS.includes(t.aggregation)),
     first: own.some((t) => t.aggregation === 'first'),
     numericField,
-    valueFields: [...valueFields].map(([field, levels]) => ({ field, index: WINDOW_FIELDS.indexOf(field) + 1, levels: [...levels].sort((a, b) => a - b) })),
+    valueFields: [...valueFields].map(([key, levels]) => {
+      const [field, edges] = key.split('|') as [WindowField, string | undefined];
+      const sorted = [...levels].sort((a, b) => a - b);
+      if (edges === undefined) return { field, index: WINDOW_FIELDS.indexOf(field) + 1, levels: sorted };
+      return {
+        field,
+        index: HISTOGRAM_FIELD_BASE + histograms++,
+        levels: sorted,
+        source: WINDOW_FIELDS.indexOf(field) + 1,
+        edges: edges.split(',').map(Number),
+      };
+    }),
     distinctFields: [...new Set(own.filter((t) => t.aggregation === 'distinct').map((t) => WINDOW_FIELDS.indexOf(t.field!) + 1))].sort(),
   };
+}
+
+/** What a count_by or histogram tag's value panes are kept under: its field, and a histogram's edges. */
+export function valueFieldKey(t: Pick<WindowTag, 'field' | 'aggregation' | 'buckets'>): string {
+  return t.aggregation === 'histogram' ? `${t.field}|${t.buckets!.join(',')}` : t.field!;
+}
+
+/** The value field index a count_by or histogram tag reads in `plan`'s type. */
+export function valueFieldIndex(plan: TypePanePlan, t: Pick<WindowTag, 'field' | 'aggregation' | 'buckets'>): number {
+  const key = valueFieldKey(t);
+  return plan.valueFields.find((v) => (v.edges ? `${v.field}|${v.edges.join(',')}` : v.field) === key)!.index;
 }

@@ -10,6 +10,7 @@ import {
   Aggregation,
   COMPARISONS,
   NAME,
+  KEYED_AGGREGATIONS,
   NUMERIC_AGGREGATIONS,
   NUMERIC_FIELDS,
   OFFLINE_AGGREGATIONS,
@@ -110,7 +111,7 @@ export function tagConfigVersion(config: Pick<TagConfig, 'document'>): string {
 function parseTriggers(json: unknown, source: string, realtime: WindowTag[], offline: OfflineTag[]): Trigger[] {
   if (json === undefined) return [];
   if (!Array.isArray(json)) throw new ConfigError(`${source}: "triggers" must be an array`);
-  const usable = [...realtime.filter((t) => t.aggregation !== 'count_by').map((t) => t.name), ...offline.map((t) => t.name)];
+  const usable = [...realtime.filter((t) => !KEYED_AGGREGATIONS.includes(t.aggregation)).map((t) => t.name), ...offline.map((t) => t.name)];
   const names = new Set<string>();
   return json.map((entry, i) => {
     const { e, bad } = configEntry(entry, `${source}: triggers[${i}]`, ['name', 'when']);
@@ -119,7 +120,8 @@ function parseTriggers(json: unknown, source: string, realtime: WindowTag[], off
     if (!Array.isArray(e.when) || e.when.length === 0) bad('"when" must be a non-empty array of conditions');
     const when = (e.when as unknown[]).map((c, j): TriggerCondition => {
       const [cond, cbad] = conditionEntry(c, j, bad);
-      if (!usable.includes(cond.tag as string)) cbad(`"tag" must name a realtime tag other than count_by, or an offline tag (${usable.join(', ')})`);
+      if (!usable.includes(cond.tag as string))
+        cbad(`"tag" must name a realtime tag other than count_by or histogram, or an offline tag (${usable.join(', ')})`);
       if (!(TRIGGER_COMPARISONS as readonly unknown[]).includes(cond.op)) cbad(`"op" must be one of ${TRIGGER_COMPARISONS.join(', ')}`);
       if (typeof cond.value !== 'number' || !Number.isFinite(cond.value)) cbad('"value" must be a finite number');
       return { tag: cond.tag as string, op: cond.op as TriggerCondition['op'], value: cond.value as number };
@@ -217,7 +219,7 @@ function configEntry(entry: unknown, where: string, allowed: string[], idKey = '
 }
 
 function parseWindowTag(entry: unknown, where: string): WindowTag {
-  const { e, bad } = configEntry(entry, where, ['name', 'event', 'aggregation', 'field', 'window', 'resolution', 'top']);
+  const { e, bad } = configEntry(entry, where, ['name', 'event', 'aggregation', 'field', 'window', 'resolution', 'top', 'buckets']);
   if (!(EVENT_TYPES as readonly unknown[]).includes(e.event)) bad(`"event" must be one of ${EVENT_TYPES.join(', ')}`);
   if (!(AGGREGATIONS as readonly unknown[]).includes(e.aggregation)) bad(`"aggregation" must be one of ${AGGREGATIONS.join(', ')}`);
   const windowMs = parseDuration(e.window);
@@ -231,7 +233,7 @@ function parseWindowTag(entry: unknown, where: string): WindowTag {
     if (!(WINDOW_FIELDS as readonly unknown[]).includes(e.field)) bad(`"field" must be one of ${WINDOW_FIELDS.join(', ')}`);
     field = e.field as WindowField;
     const numeric = NUMERIC_FIELDS.includes(field);
-    const wantsNumber = NUMERIC_AGGREGATIONS.includes(aggregation);
+    const wantsNumber = NUMERIC_AGGREGATIONS.includes(aggregation) || aggregation === 'histogram';
     if (wantsNumber && !numeric) bad(`${aggregation} needs a numeric field (${NUMERIC_FIELDS.join(', ')})`);
     if (!wantsNumber && numeric) bad(`${aggregation} needs an id field, not "${field}"`);
   }
@@ -243,6 +245,16 @@ function parseWindowTag(entry: unknown, where: string): WindowTag {
     if (!Number.isInteger(e.top) || (e.top as number) < 1 || (e.top as number) > 10_000) bad('"top" must be an integer from 1 to 10000');
     tag.top = e.top as number;
   }
+  if (aggregation === 'histogram') {
+    const b = e.buckets;
+    const ok =
+      Array.isArray(b) &&
+      b.length >= 1 &&
+      b.length <= 50 &&
+      b.every((x, i) => typeof x === 'number' && Number.isFinite(x) && (i === 0 || x > (b[i - 1] as number)));
+    if (!ok) bad('"buckets" must be 1 to 50 ascending numbers: the edges between the buckets');
+    tag.buckets = b as number[];
+  } else if (e.buckets !== undefined) bad('"buckets" is only for histogram');
   return tag;
 }
 

@@ -6,16 +6,34 @@ import { EventType } from './event';
  * mean squared deviation from the window's mean, and its square root); `last`, the field's
  * value in the newest event (ties on time: the larger value); `first`, its value in the
  * oldest event of the window (ties on time: the larger value, as `last` breaks them); `distinct` values of an id
- * field; `count_by`, events per value of an id field.
+ * field; `count_by`, events per value of an id field; `histogram`, events per bucket of a
+ * numeric field (fixed `buckets` edges).
  */
-export const AGGREGATIONS = ['count', 'sum', 'avg', 'min', 'max', 'last', 'distinct', 'count_by', 'variance', 'stddev', 'first'] as const;
+export const AGGREGATIONS = ['count', 'sum', 'avg', 'min', 'max', 'last', 'distinct', 'count_by', 'variance', 'stddev', 'first', 'histogram'] as const;
 export type Aggregation = (typeof AGGREGATIONS)[number];
 /** Aggregations over a numeric field, kept in the numeric panes. */
 export const NUMERIC_AGGREGATIONS: readonly Aggregation[] = ['sum', 'avg', 'min', 'max', 'last', 'variance', 'stddev', 'first'];
 /** Aggregations that need the numeric panes' sum of squared deviations (a field they keep only then). */
 export const SPREAD_AGGREGATIONS: readonly Aggregation[] = ['variance', 'stddev'];
 /** Aggregations over an id field, kept in the value panes (one entry per distinct value). */
-export const VALUE_AGGREGATIONS: readonly Aggregation[] = ['distinct', 'count_by'];
+export const VALUE_AGGREGATIONS: readonly Aggregation[] = ['distinct', 'count_by', 'histogram'];
+/** Aggregations whose value is a count per key (count_by: per value of an id field; histogram: per bucket of a numeric field). */
+export const KEYED_AGGREGATIONS: readonly Aggregation[] = ['count_by', 'histogram'];
+
+/**
+ * A histogram's bucket labels for its edges e1 < … < ek: `<e1`, `[e1,e2)`, …, `>=ek` (each
+ * edge as JavaScript prints the number; the window scripts build the same text from it).
+ */
+export function bucketLabels(edges: readonly number[]): string[] {
+  const e = edges.map(String);
+  return [`<${e[0]}`, ...e.slice(1).map((hi, i) => `[${e[i]},${hi})`), `>=${e[e.length - 1]}`];
+}
+
+/** The bucket label of value `v` (edges ascending). */
+export function bucketLabel(edges: readonly number[], labels: readonly string[], v: number): string {
+  for (let i = 0; i < edges.length; i++) if (v < edges[i]) return labels[i];
+  return labels[edges.length];
+}
 
 /**
  * The pane levels (ms): window state is kept in panes of 1 s, 1 min and 1 h. A tag's
@@ -49,6 +67,8 @@ export interface WindowTag {
   resolutionMs: number;
   /** count_by only: reply with the `top` largest counts (ties: smaller key first); all when absent. */
   top?: number;
+  /** histogram only: the bucket edges, ascending (k edges, k + 1 buckets; see bucketLabels). */
+  buckets?: number[];
 }
 
 /** How an offline tag folds a user's whole history (as of the batch's as-of time). */

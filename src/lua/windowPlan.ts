@@ -1,12 +1,13 @@
 import { EventType } from '../core/event';
 import { WINDOW_FIELDS, WindowTag, longestWindow } from '../core/tags';
-import { LEVEL_PREFIX, tagLevels, typePanePlan } from '../core/panes';
+import { LEVEL_PREFIX, tagLevels, typePanePlan, valueFieldIndex } from '../core/panes';
+import { bucketLabels } from '../core/tags';
 
 /** One window tag as the window scripts read it (see includes/tagValues.lua). */
 export interface TagPlan {
   name: string;
   agg: WindowTag['aggregation'];
-  /** 1-based index of its field in WINDOW_FIELDS; 0 for count. */
+  /** 1-based index of its field in WINDOW_FIELDS (a histogram: its value field, HISTOGRAM_FIELD_BASE + k); 0 for count. */
   field: number;
   window: number;
   res: number;
@@ -29,7 +30,8 @@ export interface TypePlan {
   first: boolean;
   numericField: number;
   numericLevels: number[];
-  values: { field: number; levels: number[] }[];
+  /** Value panes: per field (a histogram's: `source` the numeric field, `edges` and their `labels`), the levels kept. */
+  values: { field: number; levels: number[]; source?: number; edges?: number[]; labels?: string[] }[];
   distinct: number[];
   tags: TagPlan[];
 }
@@ -56,7 +58,7 @@ export interface WindowPlan {
 function totalSpec(t: WindowTag, field: number): string {
   const steps = `${LEVEL_PREFIX[t.resolutionMs]}${t.windowMs / t.resolutionMs}`;
   if (t.aggregation === 'count') return steps;
-  if (t.aggregation === 'count_by') return `${field}${steps}`;
+  if (t.aggregation === 'count_by' || t.aggregation === 'histogram') return `${field}${steps}`;
   if (t.aggregation === 'sum' || t.aggregation === 'avg') return `S${steps}`;
   return '';
 }
@@ -74,12 +76,15 @@ export function windowPlan(tags: readonly WindowTag[]): WindowPlan {
       first: p.first,
       numericField: p.numericField,
       numericLevels: p.numericLevels,
-      values: p.valueFields.map((f) => ({ field: f.index, levels: f.levels })),
+      values: p.valueFields.map((f) =>
+        f.edges ? { field: f.index, levels: f.levels, source: f.source, edges: f.edges, labels: bucketLabels(f.edges) } : { field: f.index, levels: f.levels },
+      ),
       distinct: p.distinctFields,
       tags: tags
         .filter((t) => t.event === type)
         .map((t) => {
-          const field = t.field ? WINDOW_FIELDS.indexOf(t.field) + 1 : 0;
+          const field =
+            t.aggregation === 'count_by' || t.aggregation === 'histogram' ? valueFieldIndex(p, t) : t.field ? WINDOW_FIELDS.indexOf(t.field) + 1 : 0;
           return {
             name: t.name,
             agg: t.aggregation,
@@ -108,6 +113,8 @@ const AGGREGATION_CODES: Record<WindowTag['aggregation'], number> = {
   variance: 9,
   stddev: 10,
   first: 11,
+  // Read and written as count_by (counts per key) over its value field.
+  histogram: 8,
 };
 const RESOLUTION_CODES: Record<number, number> = { 1000: 1, 60_000: 2, 3_600_000: 3 };
 const levelMask = (levels: number[]) => levels.reduce((m, l) => m | (l === 1000 ? 1 : l === 60_000 ? 2 : 4), 0);
@@ -137,7 +144,11 @@ function encodePlan(types: TypePlan[], longest: number): Buffer {
     text(t.name);
     u32(t.longest / 1000);
     u8((t.numeric ? 1 : 0) | (t.spread ? 2 : 0) | (t.first ? 4 : 0), t.numericField, levelMask(t.numericLevels), t.values.length);
-    for (const v of t.values) u8(v.field, levelMask(v.levels));
+    for (const v of t.values) {
+      u8(v.field, levelMask(v.levels));
+      text(v.edges ? v.edges.map(String).join(',') : '');
+      u8(v.source ?? 0);
+    }
     u8(t.distinct.length, ...t.distinct);
     u8(t.tags.length);
     for (const g of t.tags) {

@@ -50,6 +50,7 @@ const EMPTY_VALUE: Record<WindowTag['aggregation'], unknown> = {
   variance: null,
   stddev: null,
   first: null,
+  histogram: [],
 };
 
 /** What one read returns: every tag (the default), or only those named in `tags` (window and offline tags). */

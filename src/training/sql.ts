@@ -1,6 +1,6 @@
 import { EventType } from '../core/event';
-import { OfflineTag, SEGMENT_TAG, TagConfig, WindowTag } from '../core/tags';
-import { OfflineSqlOptions, segmentCase } from '../batch/sql';
+import { KEYED_AGGREGATIONS, OfflineTag, SEGMENT_TAG, TagConfig, WindowTag } from '../core/tags';
+import { OfflineSqlOptions, keySql, segmentCase } from '../batch/sql';
 import { DAY_MS, odsCtes, sqlString } from '../ods/sql';
 import { joinedActiveDays, joinedRealtimeCte, offlineCte } from './sqlPortable';
 
@@ -177,7 +177,8 @@ function realtimeExpression(t: WindowTag): string {
     case 'distinct':
       return `COUNT(DISTINCT ${t.field}) ${over}`;
     case 'count_by':
-      return `HISTOGRAM(${t.field}) ${over}`;
+    case 'histogram':
+      return `HISTOGRAM(${keySql(t, t.field!)}) ${over}`;
   }
 }
 
@@ -358,11 +359,12 @@ export function trainingSetSql(tags: TagConfig, opts: TrainingSqlOptions): strin
     ...(withOffline ? [portable ? offlineCte(offline, joinedDays) : offlineAsofCte(offline)] : []),
   ];
   const columns = spineColumns(opts.spine).map((c) => `s.${quoteIdent(c)}`);
-  const ownCte = (t: WindowTag) => portable && (t.aggregation === 'last' || t.aggregation === 'first' || t.aggregation === 'count_by');
+  const keyed = (t: WindowTag) => KEYED_AGGREGATIONS.includes(t.aggregation);
+  const ownCte = (t: WindowTag) => portable && (t.aggregation === 'last' || t.aggregation === 'first' || keyed(t));
   for (const t of realtime) {
     const column = ownCte(t) ? `t_${t.name}.${t.name}` : `rt_${t.event}.${t.name}`;
-    if (portable) columns.push(t.aggregation === 'count_by' ? `COALESCE(${column}, '{}') AS ${t.name}` : ownCte(t) ? `${column} AS ${t.name}` : column);
-    else if (t.aggregation === 'count_by') columns.push(`${countByColumn(t, column)} AS ${t.name}`);
+    if (portable) columns.push(keyed(t) ? `COALESCE(${column}, '{}') AS ${t.name}` : ownCte(t) ? `${column} AS ${t.name}` : column);
+    else if (keyed(t)) columns.push(`${countByColumn(t, column)} AS ${t.name}`);
     else if (['sum', 'avg', 'variance', 'stddev'].includes(t.aggregation)) columns.push(`${significant14(column)} AS ${t.name}`);
     else columns.push(column);
   }

@@ -1,5 +1,6 @@
 import { EventType } from '../core/event';
-import { OfflineTag, WindowTag } from '../core/tags';
+import { KEYED_AGGREGATIONS, OfflineTag, WindowTag } from '../core/tags';
+import { keySql } from '../batch/sql';
 import { DAY_MS, sqlString } from '../ods/sql';
 
 /**
@@ -37,6 +38,7 @@ function joinedExpression(t: WindowTag): string {
     case 'last':
     case 'first':
     case 'count_by':
+    case 'histogram':
       throw new Error(`${t.aggregation} is computed by its own CTE`);
   }
 }
@@ -49,7 +51,7 @@ function joinedExpression(t: WindowTag): string {
 export function joinedRealtimeCte(type: EventType, tags: WindowTag[]): string {
   const longest = Math.max(...tags.map((t) => t.windowMs));
   const fields = [...new Set(tags.filter((t) => t.field).map((t) => `e.${t.field}`))];
-  const ownCte = (t: WindowTag) => t.aggregation === 'last' || t.aggregation === 'first' || t.aggregation === 'count_by';
+  const ownCte = (t: WindowTag) => t.aggregation === 'last' || t.aggregation === 'first' || KEYED_AGGREGATIONS.includes(t.aggregation);
   const plain = tags.filter((t) => !ownCte(t));
   return `j_${type} AS (
   SELECT s._row, e.ts${fields.map((f) => `, ${f}`).join('')}
@@ -89,11 +91,12 @@ function joinedTagCte(t: WindowTag): string {
 )`;
   }
   // json_group_object is DuckDB's; Spark SQL: to_json(map_from_entries(collect_list(struct(v, n)))).
+  const key = keySql(t, `j.${t.field}`);
   return `t_${t.name} AS (
   SELECT _row, CAST(json_group_object(v, n) AS VARCHAR) AS ${t.name} FROM (
-    SELECT j._row, j.${t.field} AS v, COUNT(*) AS n, ROW_NUMBER() OVER (PARTITION BY j._row ORDER BY COUNT(*) DESC, j.${t.field}) AS r
+    SELECT j._row, ${key} AS v, COUNT(*) AS n, ROW_NUMBER() OVER (PARTITION BY j._row ORDER BY COUNT(*) DESC, ${key}) AS r
     ${rows}
-    GROUP BY j._row, j.${t.field}
+    GROUP BY j._row, ${key}
   ) counted${t.top !== undefined ? ` WHERE r <= ${t.top}` : ''}
   GROUP BY _row
 )`;

@@ -1,5 +1,5 @@
 import { EventType, ProfileEvent } from '../../src/core/event';
-import { WindowTag } from '../../src/core/tags';
+import { WindowTag, bucketLabel, bucketLabels } from '../../src/core/tags';
 import { windowRange } from '../../src/core/panes';
 import { WindowValue } from '../../src/batch/windows';
 
@@ -73,6 +73,15 @@ function aggregate(t: WindowTag, events: ProfileEvent[]): WindowValue {
       for (const v of values) counts[String(v)] = (counts[String(v)] ?? 0) + 1;
       return t.top === undefined ? counts : topCounts(counts, t.top);
     }
+    case 'histogram': {
+      const labels = bucketLabels(t.buckets!);
+      const counts: Record<string, number> = Object.create(null);
+      for (const n of numbers) {
+        const label = bucketLabel(t.buckets!, labels, n);
+        counts[label] = (counts[label] ?? 0) + 1;
+      }
+      return counts;
+    }
   }
 }
 
@@ -97,6 +106,8 @@ export const EVERY_KIND_TAGS = [
   { name: 'last_30m', event: 'purchase', aggregation: 'last', field: 'amount', window: '30m' },
   { name: 'first_20m', event: 'purchase', aggregation: 'first', field: 'amount', window: '20m' },
   { name: 'first_2h_m', event: 'purchase', aggregation: 'first', field: 'amount', window: '2h', resolution: '1m' },
+  { name: 'spend_hist_1h', event: 'purchase', aggregation: 'histogram', field: 'amount', buckets: [10, 50, 100], window: '1h' },
+  { name: 'spend_hist_30s', event: 'purchase', aggregation: 'histogram', field: 'amount', buckets: [-5, 0, 25.5], window: '30s', resolution: '1s' },
   { name: 'var_1h', event: 'purchase', aggregation: 'variance', field: 'amount', window: '1h' },
   { name: 'sd_10m', event: 'purchase', aggregation: 'stddev', field: 'amount', window: '10m' },
   { name: 'sd_6h_h', event: 'purchase', aggregation: 'stddev', field: 'amount', window: '6h', resolution: '1h' },

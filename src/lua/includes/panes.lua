@@ -42,6 +42,14 @@ local function parseNumeric(text)
     m2 = tonumber(parts[8] or ''), ft = tonumber(parts[9] or ''), fv = tonumber(parts[10] or '') }
 end
 
+-- A histogram value field's bucket label of number x (spec: its decoded plan entry).
+local function bucketOf(spec, x)
+  for j = 1, #spec.edges do
+    if x < spec.edges[j] then return spec.labels[j] end
+  end
+  return spec.labels[#spec.edges + 1]
+end
+
 -- The count of a numeric pane's text (its first number).
 local function paneCount(text)
   local comma = string.find(text, ',', 1, true)

@@ -2,7 +2,8 @@
 -- the binary form windowPlan in src/lua/windowPlan.ts writes, big-endian:
 --   B types, I4 longest window of any type (s); per type: I2 length of its block, then B name length + name, I4 longest
 --   window (s), B numeric (bit 1: numeric panes; bit 2: they keep the spread m2; bit 3: the first time and value), B numeric field, B numeric levels (mask: 1 = 1 s, 2 = 1 min,
---   4 = 1 h), B value fields + per field (B field, B levels), B distinct fields + per field B,
+--   4 = 1 h), B value fields + per field (B field, B levels, B length + a histogram's
+--   edges ('' for a count_by field), B a histogram's numeric field), B distinct fields + per field B,
 --   B tags + per tag: B name length + name, B aggregation (AGGREGATIONS index), B field
 --   (0: none), I4 window (s), B resolution (RESOLUTIONS index), B levels, I4 top, B total
 --   spec length + spec ('' when the kind keeps no running total).
@@ -25,9 +26,19 @@ local function decodeType(bin, pos)
   local tp = { name = name, longest = typeLongest * 1000, numeric = numeric % 2 == 1, spread = math.floor(numeric / 2) % 2 == 1, first = numeric >= 4, numericField = numericField,
     numericLevels = levelList(numericMask), values = {}, distinct = {}, distinctFieldNames = {}, tags = {} }
   for i = 1, nValues do
-    local field, mask
-    field, mask, pos = struct.unpack('>BB', bin, pos)
+    local field, mask, edges, source
+    field, mask, edges, source, pos = struct.unpack('>BBBc0B', bin, pos)
     tp.values[i] = { field = field, levels = levelList(mask) }
+    if edges ~= '' then
+      -- A histogram: the bucket of the numeric field `source` is the value (bucketOf).
+      local e, labels = {}, {}
+      for x in string.gmatch(edges, '[^,]+') do e[#e + 1] = x end
+      labels[1] = '<' .. e[1]
+      for j = 2, #e do labels[j] = '[' .. e[j - 1] .. ',' .. e[j] .. ')' end
+      labels[#e + 1] = '>=' .. e[#e]
+      for j = 1, #e do e[j] = tonumber(e[j]) end
+      tp.values[i].source, tp.values[i].edges, tp.values[i].labels = source, e, labels
+    end
   end
   local n
   n, pos = struct.unpack('>B', bin, pos)

@@ -44,8 +44,17 @@ local function foldEvent(d, tp, e, now)
     end
   end
   for _, spec in ipairs(tp.values) do
-    local value = packedField(packed, spec.field)
+    local value
+    if spec.edges then
+      local x = tonumber(packedField(packed, spec.source))
+      value = x and bucketOf(spec, x) or ''
+    else
+      value = packedField(packed, spec.field)
+    end
     if value ~= '' then
+      -- The event's key per value field, for the totals this call moves (movedTotal).
+      e.keys = e.keys or {}
+      e.keys[spec.field] = value
       for _, level in ipairs(spec.levels) do
         local name = spec.field .. PREFIX[level] .. math.floor(ts / level)
         local counts = d.values[name] or {}
@@ -84,7 +93,7 @@ local function movedTotal(job, panes, d)
   for _, s in ipairs(job.adds) do addValues(counts, panes[s] or nil, 1) end
   for _, s in ipairs(job.subs) do addValues(counts, panes[s] or nil, -1) end
   for _, e in ipairs(d.events) do
-    local value = e.ts >= job.from and e.ts < job.done and packedField(e.packed, tag.field) or ''
+    local value = e.ts >= job.from and e.ts < job.done and e.keys and e.keys[tag.field] or ''
     if value ~= '' then counts[value] = (counts[value] or 0) + 1 end
   end
   return formatValues(counts)

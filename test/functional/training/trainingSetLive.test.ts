@@ -48,7 +48,11 @@ describe('training set equals what GET /profile answered (profile up on a moved 
     const realtime = [...(shipped.realtime as { name: string; aggregation: string }[]), ...EVERY_KIND_TAGS];
     // What an empty window reads (a 404: the user had no state then).
     const empty = (aggregation: string) =>
-      aggregation === 'count_by' ? {} : ['avg', 'min', 'max', 'last', 'variance', 'stddev', 'first'].includes(aggregation) ? null : 0;
+      aggregation === 'count_by' || aggregation === 'histogram'
+        ? {}
+        : ['avg', 'min', 'max', 'last', 'variance', 'stddev', 'first'].includes(aggregation)
+          ? null
+          : 0;
     const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix(), ODS_DIR: ods, PROFILE_CONFIG: config, LOG_FORMAT: 'json' };
     let now = Date.UTC(2026, 9, 1, 8, 0, 0, 0);
     writeClock(clock, now);
