@@ -64,7 +64,7 @@ for i = 1, plan.count do
   if has[planTypeName(plan, i)] or (legacy and rcall('EXISTS', p) == 1) then
     local tp = planType(plan, i)
     if typeSelected(tp, only) then
-      local newest = (tp.fast and readFast(tp, p, t, now, flat, only)) or typeTagValues(p, t, tp, now, only, flat, false)
+      local newest = readFast(tp, p, t, now, flat, only) or typeTagValues(p, t, tp, now, only, flat, false)
       if newest and (not lastEvent or newest > lastEvent) then lastEvent = newest end
     end
   end

@@ -53,11 +53,6 @@ local function decodeType(bin, pos)
     tp.tags[i] = { name = tag, agg = AGGREGATIONS[agg], field = field, window = window * 1000, res = RESOLUTIONS[res],
       levels = levelList(mask), prefix = agg == 8 and tostring(field) or '', top = top, total = total }
   end
-  -- Whether readFast can take the type: only kinds read from running totals or one ZCOUNT.
-  tp.fast = true
-  for _, tag in ipairs(tp.tags) do
-    if tag.agg ~= 'distinct' and tag.total == '' then tp.fast = false end
-  end
   return tp
 end
 

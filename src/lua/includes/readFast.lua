@@ -1,8 +1,9 @@
 -- readFast(tp, paneKey, indexKey, now, out, only): the common read of one event type (tp: its
--- decoded plan entry, kept between calls by cachedPlan; only a type whose tags are all
--- count, count_by, sum, avg or distinct, tp.fast): every tag is one with a running total
--- whose window overlaps now's, or a distinct with no value waiting ahead
--- of now, or any tag whose window holds none of the type's events. Appends name, value of
+-- decoded plan entry, kept between calls by cachedPlan): every tag with a running total
+-- (count, count_by, histogram, sum, avg) reads it where its window overlaps now's, a
+-- distinct one ZCOUNT when no value waits ahead of now, any tag whose window holds none of
+-- the type's events is empty, and the kinds without a total (min, max, last, first,
+-- variance, stddev) merge the panes covering their window, as the general path does. Appends name, value of
 -- each tag (of those whose names are keys of `only`; nil: all) to the flat list `out` and
 -- returns the type's newest event time; returns nil,
 -- having appended nothing, when a tag needs the general path (typeTagValues).
@@ -38,9 +39,12 @@ local function readFast(tp, paneKey, indexKey, now, out, only)
         end
         local addNames, subNames = jobNames(indexKey, tag, plan, from, to, newest)
         value = totalValue(agg, plan.base, fetchFields(paneKey, addNames), fetchFields(paneKey, subNames))
-      else
-        for i = #out, start + 1, -1 do out[i] = nil end
-        return nil
+      else -- no running total: merge the panes covering the window
+        local list = {}
+        for _, p in ipairs(fetchFields(paneKey, jobNames(indexKey, tag, nil, from, to, newest))) do
+          if p then list[#list + 1] = p end
+        end
+        value = numericValue(agg, list)
       end
       out[#out + 1] = tag.name
       out[#out + 1] = value

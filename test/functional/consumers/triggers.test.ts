@@ -151,9 +151,9 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
     const bad: [unknown, RegExp][] = [
       [
         [{ name: 't', when: [{ tag: 'nope', op: '>=', value: 1 }] }],
-        /triggers\[0\] \(t\): when\[0\]: "tag" must name a realtime tag other than count_by, or an offline tag \(clicks_5m\)/,
+        /triggers\[0\] \(t\): when\[0\]: "tag" must name a realtime tag other than count_by or histogram, or an offline tag \(clicks_5m\)/,
       ],
-      [[{ name: 't', when: [{ tag: 'camps', op: '>=', value: 1 }] }], /"tag" must name a realtime tag other than count_by/],
+      [[{ name: 't', when: [{ tag: 'camps', op: '>=', value: 1 }] }], /"tag" must name a realtime tag other than count_by or histogram/],
       [[{ name: 't', when: [{ tag: 'clicks_5m', op: '!=', value: 1 }] }], /"op" must be one of >=, >, <=, <, ==/],
       [[{ name: 't', when: [] }], /"when" must be a non-empty array/],
       [
