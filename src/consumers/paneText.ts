@@ -97,6 +97,18 @@ export function sumTotal(text: string | null | undefined): [n: number, s: number
   return [Number.isFinite(n) ? n : 0, Number.isFinite(s) ? s : 0];
 }
 
+/** spreadTotal: a variance/stddev running total's text "n,s,q" -> [n, s, q] (0s for none). */
+export function spreadTotal(text: string | null | undefined): [n: number, s: number, q: number] {
+  if (!text) return [0, 0, 0];
+  const [n, s, q] = text.split(',').map(Number);
+  return [Number.isFinite(n) ? n : 0, Number.isFinite(s) ? s : 0, Number.isFinite(q) ? q : 0];
+}
+
+/** formatSpreadTotal: no values left is 0 exactly. */
+export function formatSpreadTotal(n: number, s: number, q: number): string {
+  return n <= 0 ? '0,0,0' : `${n},${s},${q}`;
+}
+
 /** formatSumTotal: no values left is 0 exactly, whatever rounding left in s. */
 export function formatSumTotal(n: number, s: number): string {
   return n <= 0 ? '0,0' : `${n},${s}`;

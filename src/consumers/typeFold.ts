@@ -20,6 +20,7 @@ import {
   dropLeading,
   formatMeta,
   formatNumeric,
+  formatSpreadTotal,
   formatSumTotal,
   formatValues,
   mergeNumeric,
@@ -29,6 +30,7 @@ import {
   parseMeta,
   parseNumeric,
   seenIn,
+  spreadTotal,
   sumTotal,
 } from './paneText';
 
@@ -316,6 +318,26 @@ function movedTotal(job: TotalJob, got: Map<string, string | null>, d: Deltas): 
       if (raw !== '' && Number.isFinite(Number(raw))) [n, s] = [n + 1, s + Number(raw)];
     }
     return formatSumTotal(n, s);
+  }
+  if (job.tag.agg === 'variance' || job.tag.agg === 'stddev') {
+    let [n, s, q] = spreadTotal(job.base);
+    const move = (names: string[], sign: number) => {
+      for (const name of names) {
+        const text = got.get(name);
+        const p = text ? parseNumeric(text) : undefined;
+        if (p?.n && p.n > 0) [n, s, q] = [n + sign * p.n, s + sign * p.s!, q + sign * ((p.m2 ?? 0) + (p.s! * p.s!) / p.n)];
+      }
+    };
+    move(job.adds, 1);
+    move(job.subs, -1);
+    for (const e of d.events) {
+      const raw = e.ts >= job.from && e.ts < job.done ? packedField(e.packed, job.tag.field) : '';
+      if (raw !== '' && Number.isFinite(Number(raw))) {
+        const v = Number(raw);
+        [n, s, q] = [n + 1, s + v, q + v * v];
+      }
+    }
+    return formatSpreadTotal(n, s, q);
   }
   if (job.tag.agg === 'count') {
     let n = Number(job.base ?? 0);

@@ -53,13 +53,16 @@ export interface WindowPlan {
  * subtracting panes without rounding), and for sum and avg (one total for both: the number
  * of values and their sum, "n,s"; a sum moved by adding and subtracting pane sums differs
  * from the panes' merge in the last bits only, and is 0 exactly when n is); min, max and
- * last merge panes at read time.
+ * last merge panes at read time;
+ * variance and stddev share one "n,s,q" total (a pane's q is m2 + s² / n).
  */
 function totalSpec(t: WindowTag, field: number): string {
   const steps = `${LEVEL_PREFIX[t.resolutionMs]}${t.windowMs / t.resolutionMs}`;
   if (t.aggregation === 'count') return steps;
   if (t.aggregation === 'count_by' || t.aggregation === 'histogram') return `${field}${steps}`;
   if (t.aggregation === 'sum' || t.aggregation === 'avg') return `S${steps}`;
+  // variance and stddev: "n,s,q" (q: the sum of squares; the value is q / n - (s / n)²).
+  if (t.aggregation === 'variance' || t.aggregation === 'stddev') return `Q${steps}`;
   return '';
 }
 

@@ -64,10 +64,23 @@ local function sumValue(agg, base, adds, subs)
   return string.format('%.14g', agg == 'avg' and s / n or s)
 end
 
--- A tag's value from its running total `base` (nil: none; count, count_by, sum, avg) plus
--- the pane texts `adds` minus `subs` (false for a missing pane).
+-- A variance or stddev tag's value from its running total `base` ("n,s,q") plus the
+-- numeric panes `adds` minus `subs`: q / n - (s / n)², never below 0.
+local function spreadValue(agg, base, adds, subs)
+  local n, s, q = spreadTotal(base)
+  for _, text in ipairs(adds) do n, s, q = moveSpread(n, s, q, text, 1) end
+  for _, text in ipairs(subs) do n, s, q = moveSpread(n, s, q, text, -1) end
+  if n <= 0 then return false end
+  local mean = s / n
+  local value = math.max(0, q / n - mean * mean)
+  return string.format('%.14g', agg == 'stddev' and math.sqrt(value) or value)
+end
+
+-- A tag's value from its running total `base` (nil: none; count, count_by, sum, avg,
+-- variance, stddev) plus the pane texts `adds` minus `subs` (false for a missing pane).
 local function totalValue(agg, base, adds, subs)
   if agg == 'count_by' then return signedTexts(base, adds, subs) end
+  if agg == 'variance' or agg == 'stddev' then return spreadValue(agg, base, adds, subs) end
   if agg == 'sum' or agg == 'avg' then return sumValue(agg, base, adds, subs) end
   local n = tonumber(base or 0)
   for _, p in ipairs(adds) do if p then n = n + paneCount(p) end end

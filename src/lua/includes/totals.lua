@@ -33,6 +33,27 @@ local function formatSumTotal(n, s)
   return string.format('%d,%.17g', n, s)
 end
 
+-- A variance/stddev total's text "n,s,q" (q: the sum of squares) -> n, s, q (0s for none).
+local function spreadTotal(text)
+  if not text or text == '' then return 0, 0, 0 end
+  local n, s, q = string.match(text, '^([^,]*),([^,]*),(.*)$')
+  return tonumber(n) or 0, tonumber(s) or 0, tonumber(q) or 0
+end
+
+-- n, s, q moved by a numeric pane's text (nil or false: no pane) with `sign` (1 or -1): the
+-- pane's sum of squares is its m2 plus s² / n.
+local function moveSpread(n, s, q, text, sign)
+  local p = text and parseNumeric(text)
+  if p and p.n and p.n > 0 then return n + sign * p.n, s + sign * p.s, q + sign * ((p.m2 or 0) + p.s * p.s / p.n) end
+  return n, s, q
+end
+
+-- n, s, q -> a variance/stddev total's text; no values left is 0 exactly.
+local function formatSpreadTotal(n, s, q)
+  if n <= 0 then return '0,0,0' end
+  return string.format('%d,%.17g,%.17g', n, s, q)
+end
+
 -- True for the spec of a count_by total (its value lives in field C<spec>).
 local function ownField(spec)
   local b = string.byte(spec, 1)

@@ -82,6 +82,16 @@ local function movedTotal(job, panes, d)
     end
     return formatSumTotal(n, s)
   end
+  if tag.agg == 'variance' or tag.agg == 'stddev' then
+    local n, s, q = spreadTotal(job.base)
+    for _, name in ipairs(job.adds) do n, s, q = moveSpread(n, s, q, panes[name], 1) end
+    for _, name in ipairs(job.subs) do n, s, q = moveSpread(n, s, q, panes[name], -1) end
+    for _, e in ipairs(d.events) do
+      local v = e.ts >= job.from and e.ts < job.done and tonumber(packedField(e.packed, tag.field)) or nil
+      if v then n, s, q = n + 1, s + v, q + v * v end
+    end
+    return formatSpreadTotal(n, s, q)
+  end
   if tag.agg == 'count' then
     local n = tonumber(job.base or 0)
     for _, s in ipairs(job.adds) do if panes[s] then n = n + paneCount(panes[s]) end end
