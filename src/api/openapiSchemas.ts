@@ -73,6 +73,11 @@ export const SCHEMAS = {
             { type: 'number' },
             { type: 'string', description: 'text offline tags, e.g. segment_id' },
             { type: 'object', additionalProperties: { type: 'integer' }, description: 'count_by: value → count; histogram: bucket label → count' },
+            {
+              type: 'array',
+              items: { type: ['number', 'string'] },
+              description: 'last_k / first_k: the values of the k newest / oldest events of the window (numbers for amount)',
+            },
             { type: 'null', description: 'avg, min, max, last, first, variance or stddev of a window without values' },
           ],
         },

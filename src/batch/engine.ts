@@ -1,6 +1,6 @@
 import path from 'path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import { KEYED_AGGREGATIONS, TagConfig } from '../core/tags';
+import { KEYED_AGGREGATIONS, LIST_AGGREGATIONS, TagConfig } from '../core/tags';
 import { CheckOptions, queryCheckedOds } from '../ods/checkedQuery';
 import { OfflineValues } from './store';
 import { OfflineSqlOptions, offlineTagsWithCountsSql, windowTagsSql } from './sql';
@@ -49,7 +49,8 @@ async function windowTags(conn: DuckDBConnection, tags: TagConfig, sqlOpts: Offl
     const values: Record<string, WindowValue> = {};
     for (const t of tags.realtime) {
       const v = r[t.name];
-      values[t.name] = countBy.has(t.name) ? (JSON.parse(String(v)) as Record<string, number>) : v === null ? null : num(v);
+      if (LIST_AGGREGATIONS.includes(t.aggregation)) values[t.name] = v === null ? [] : (JSON.parse(String(v)) as (number | string)[]);
+      else values[t.name] = countBy.has(t.name) ? (JSON.parse(String(v)) as Record<string, number>) : v === null ? null : num(v);
     }
     return [String(r.user_id), values];
   });

@@ -117,6 +117,10 @@ function windowExpression(t: WindowTag, asOf: number): string {
       return `-(MIN(STRUCT_PACK(t := ts, v := -${t.field})) FILTER (WHERE ${withField})).v`;
     case 'distinct':
       return `COUNT(DISTINCT ${t.field}) FILTER (WHERE ${withField})`;
+    case 'last_k':
+    case 'first_k':
+      // The values of the k newest / oldest events; equal times: the larger value first.
+      return `CAST(to_json((list(${t.field} ORDER BY ts ${t.aggregation === 'last_k' ? 'DESC' : 'ASC'}, ${t.field} DESC) FILTER (WHERE ${withField}))[1:${t.k}]) AS VARCHAR)`;
     case 'count_by':
     case 'histogram':
       throw new Error(`${t.aggregation} is computed by countByCte`);

@@ -10,6 +10,7 @@ export type WindowValue = Exclude<TagValue, string>;
 export function sameWindowValue(a: WindowValue | undefined, b: WindowValue | undefined, tolerance = 1e-9): boolean {
   if (a === null || b === null) return a === b;
   if (typeof a === 'number' && typeof b === 'number') return Math.abs(a - b) <= tolerance * Math.max(1, Math.abs(a));
+  if (Array.isArray(a) || Array.isArray(b)) return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => x === b[i]);
   if (typeof a === 'object' && typeof b === 'object') {
     const ka = Object.keys(a).sort();
     const kb = Object.keys(b).sort();

@@ -97,6 +97,30 @@ export function sumTotal(text: string | null | undefined): [n: number, s: number
   return [Number.isFinite(n) ? n : 0, Number.isFinite(s) ? s : 0];
 }
 
+/** parseList: a list pane's text "ts\x1fv\x1f..." -> entries [ts, v] appended to `into`. */
+export function parseList(text: string | null, into: [number, string][] = []): [number, string][] {
+  if (!text) return into;
+  const parts = text.split('\x1f');
+  for (let i = 0; i + 1 < parts.length; i += 2) into.push([Number(parts[i]), parts[i + 1]]);
+  return into;
+}
+
+/** orderList: entries in a list's order (newest: time descending, else ascending; equal times: the larger value first), cut to k. */
+export function orderList(entries: [number, string][], newest: boolean, numeric: boolean, k: number): [number, string][] {
+  entries.sort((a, b) => {
+    if (a[0] !== b[0]) return newest ? b[0] - a[0] : a[0] - b[0];
+    if (numeric) return Number(b[1]) - Number(a[1]);
+    return a[1] < b[1] ? 1 : a[1] > b[1] ? -1 : 0;
+  });
+  entries.length = Math.min(entries.length, k);
+  return entries;
+}
+
+/** formatList: entries -> a list pane's text. */
+export function formatList(entries: [number, string][]): string {
+  return entries.map(([ts, v]) => `${ts}\x1f${v}`).join('\x1f');
+}
+
 /** spreadTotal: a variance/stddev running total's text "n,s,q" -> [n, s, q] (0s for none). */
 export function spreadTotal(text: string | null | undefined): [n: number, s: number, q: number] {
   if (!text) return [0, 0, 0];

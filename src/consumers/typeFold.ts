@@ -19,14 +19,17 @@ import {
   coverNames,
   dropLeading,
   formatMeta,
+  formatList,
   formatNumeric,
   formatSpreadTotal,
   formatSumTotal,
   formatValues,
   mergeNumeric,
+  orderList,
   ownField,
   packedField,
   paneCount,
+  parseList,
   parseMeta,
   parseNumeric,
   seenIn,
@@ -67,6 +70,8 @@ interface Deltas {
   events: FoldEvent[];
   numeric: Map<string, NumericPane | number>;
   values: Map<string, Map<string, number>>;
+  /** last_k / first_k list panes: the call's entries [ts, value] per pane, with their list's spec. */
+  lists: Map<string, { spec: TypePlan['values'][number]; entries: [number, string][] }>;
   future: boolean;
 }
 
@@ -116,7 +121,7 @@ export function planVisit(tp: TypePlan, events: readonly FoldEvent[], now: numbe
   if (tp.distinct.some((f) => text.has(`F${f}`))) return skip('distinct values waiting');
   const cutoff = now - tp.longest;
   if (meta && meta.oldest <= cutoff - MINUTE) return skip('prune due');
-  const d: Deltas = { added: 0, members: new Map(), events: [], numeric: new Map(), values: new Map(), future: false };
+  const d: Deltas = { added: 0, members: new Map(), events: [], numeric: new Map(), values: new Map(), lists: new Map(), future: false };
   const buckets = new Map<string, Buffer>();
   for (const e of events) {
     if (e.ts < cutoff) continue;
@@ -179,7 +184,19 @@ function foldEvent(d: Deltas, tp: TypePlan, e: FoldEvent, now: number): void {
   }
   for (const spec of tp.values) {
     let value: string;
-    if (spec.edges) {
+    if (spec.list) {
+      // A last_k / first_k list: the event goes into its panes' lists, not counts.
+      const v = packedField(e.packed, spec.source!);
+      if (v !== '') {
+        for (const level of spec.levels) {
+          const name = `${spec.field}${LEVEL_PREFIX[level]}${Math.floor(e.ts / level)}`;
+          const l = d.lists.get(name) ?? { spec, entries: [] };
+          d.lists.set(name, l);
+          l.entries.push([e.ts, v]);
+        }
+      }
+      continue;
+    } else if (spec.edges) {
       const raw = packedField(e.packed, spec.source!);
       value = raw !== '' && Number.isFinite(Number(raw)) ? bucketLabel(spec.edges, spec.labels!, Number(raw)) : '';
     } else {
@@ -199,7 +216,7 @@ function foldEvent(d: Deltas, tp: TypePlan, e: FoldEvent, now: number): void {
 /** Step 3 of writeType.lua: the panes to update, and each running total's move (names to fetch). */
 function planTotals(visit: PlannedVisit, tp: TypePlan, now: number): void {
   const { meta, deltas: d } = visit;
-  const fetch = new Set<string>([...d.numeric.keys(), ...d.values.keys()]);
+  const fetch = new Set<string>([...d.numeric.keys(), ...d.values.keys(), ...d.lists.keys()]);
   const seen = new Set<string>();
   for (const tag of tp.tags) {
     if (tag.total === '' || seen.has(tag.total)) continue;
@@ -274,6 +291,10 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
     else put(name, String((old !== null ? Number(old) : 0) + (delta as number)));
   }
   for (const [name, counts] of d.values) put(name, formatValues(addValues(counts, got.get(name), 1)));
+  for (const [name, l] of d.lists) {
+    const entries = parseList(got.get(name) ?? null, l.entries);
+    put(name, formatList(orderList(entries, l.spec.list!.newest, l.spec.numericList === true, l.spec.list!.k)));
+  }
   const cutoffMinute = Math.floor((now - tp.longest) / MINUTE);
   for (const [name, b] of visit.buckets) {
     const kept = dropLeading(b, cutoffMinute);

@@ -1,5 +1,5 @@
 import { EVENT_TYPES, EventType } from './event';
-import { TypePanePlan, tagLevels, typePanePlan, valueFieldKey } from './panes';
+import { TypePanePlan, tagLevels, typePanePlan, valueFieldKey, valueFieldKeyOf } from './panes';
 import { NUMERIC_AGGREGATIONS, SPREAD_AGGREGATIONS, TagConfig, WINDOW_FIELDS, WindowTag } from './tags';
 import { canonicalJson } from './tagConfig';
 import { formatDuration } from './duration';
@@ -51,10 +51,15 @@ function missingState(tag: WindowTag, kept: TypePanePlan | null): string[] {
   const lacking = (have: readonly number[]) => levels.filter((l) => !have.includes(l)).map((l) => formatDuration(l));
   if (tag.aggregation === 'distinct') {
     if (!kept.distinctFields.includes(fieldIndex)) missing.push(`the latest time of each ${tag.field} is not kept`);
-  } else if (tag.aggregation === 'count_by' || tag.aggregation === 'histogram') {
+  } else if (tag.aggregation === 'count_by' || tag.aggregation === 'histogram' || tag.aggregation === 'last_k' || tag.aggregation === 'first_k') {
     const key = valueFieldKey(tag);
-    const values = kept.valueFields.find((v) => (v.edges ? `${v.field}|${v.edges.join(',')}` : v.field) === key);
-    const what = tag.aggregation === 'histogram' ? `counts per bucket (${tag.buckets!.join(', ')}) of ${tag.field}` : `counts per ${tag.field}`;
+    const values = kept.valueFields.find((v) => valueFieldKeyOf(v) === key && (!v.list || v.list.k >= (tag.k ?? 0)));
+    const what =
+      tag.aggregation === 'histogram'
+        ? `counts per bucket (${tag.buckets!.join(', ')}) of ${tag.field}`
+        : tag.k !== undefined
+          ? `the ${tag.k} ${tag.aggregation === 'last_k' ? 'newest' : 'oldest'} values of ${tag.field} per pane`
+          : `counts per ${tag.field}`;
     if (!values) missing.push(`${what} are not kept`);
     else if (lacking(values.levels).length) missing.push(`${what} are not kept in ${lacking(values.levels).join(', ')} panes`);
   } else {

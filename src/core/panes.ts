@@ -3,6 +3,8 @@ import { NUMERIC_AGGREGATIONS, PANE_LEVELS_MS, SPREAD_AGGREGATIONS, VALUE_AGGREG
 
 /** Value field indexes of histograms start here (index: HISTOGRAM_FIELD_BASE + k for a type's k-th bucket layout); below it, WINDOW_FIELDS indexes. */
 export const HISTOGRAM_FIELD_BASE = 100;
+/** Value field indexes of last_k / first_k lists start here (one per field and direction of a type). */
+export const LIST_FIELD_BASE = 150;
 
 /**
  * Window state v2: panes. Each event type of a user keeps mergeable partial aggregates
@@ -81,7 +83,7 @@ export interface TypePanePlan {
    * layout of histogram tags (index HISTOGRAM_FIELD_BASE + k; `source`: the numeric field's
    * index, `edges`: the bucket edges), with their levels.
    */
-  valueFields: { field: WindowField; index: number; levels: number[]; source?: number; edges?: number[] }[];
+  valueFields: { field: WindowField; index: number; levels: number[]; source?: number; edges?: number[]; list?: { newest: boolean; k: number } }[];
   /**
    * 1-based indexes of the id fields of distinct tags: each value's latest time is kept in
    * the pane time index (score 1e13 * index + time, as the window scripts write it), so a
@@ -99,13 +101,18 @@ export function typePanePlan(tags: readonly WindowTag[], type: EventType): TypeP
   const numeric = numericTags.some((t) => NUMERIC_AGGREGATIONS.includes(t.aggregation));
   const numericField = numeric ? WINDOW_FIELDS.indexOf(numericTags.find((t) => t.field)!.field!) + 1 : 0;
   const valueFields = new Map<string, Set<number>>();
-  for (const t of own.filter((t) => t.aggregation === 'count_by' || t.aggregation === 'histogram')) {
+  const listK = new Map<string, number>();
+  for (const t of own.filter(
+    (t) => t.aggregation === 'count_by' || t.aggregation === 'histogram' || t.aggregation === 'last_k' || t.aggregation === 'first_k',
+  )) {
     const key = valueFieldKey(t);
     const levels = valueFields.get(key) ?? new Set<number>();
     for (const l of tagLevels(t)) levels.add(l);
     valueFields.set(key, levels);
+    if (t.k !== undefined) listK.set(key, Math.max(listK.get(key) ?? 0, t.k));
   }
   let histograms = 0;
+  let lists = 0;
   return {
     type,
     longestMs: own.reduce((m, t) => Math.max(m, t.windowMs), 0),
@@ -118,6 +125,10 @@ export function typePanePlan(tags: readonly WindowTag[], type: EventType): TypeP
       const [field, edges] = key.split('|') as [WindowField, string | undefined];
       const sorted = [...levels].sort((a, b) => a - b);
       if (edges === undefined) return { field, index: WINDOW_FIELDS.indexOf(field) + 1, levels: sorted };
+      if (edges === 'newest' || edges === 'oldest') {
+        const list = { newest: edges === 'newest', k: listK.get(key)! };
+        return { field, index: LIST_FIELD_BASE + lists++, levels: sorted, source: WINDOW_FIELDS.indexOf(field) + 1, list };
+      }
       return {
         field,
         index: HISTOGRAM_FIELD_BASE + histograms++,
@@ -132,11 +143,18 @@ export function typePanePlan(tags: readonly WindowTag[], type: EventType): TypeP
 
 /** What a count_by or histogram tag's value panes are kept under: its field, and a histogram's edges. */
 export function valueFieldKey(t: Pick<WindowTag, 'field' | 'aggregation' | 'buckets'>): string {
+  if (t.aggregation === 'last_k' || t.aggregation === 'first_k') return `${t.field}|${t.aggregation === 'last_k' ? 'newest' : 'oldest'}`;
   return t.aggregation === 'histogram' ? `${t.field}|${t.buckets!.join(',')}` : t.field!;
 }
 
 /** The value field index a count_by or histogram tag reads in `plan`'s type. */
 export function valueFieldIndex(plan: TypePanePlan, t: Pick<WindowTag, 'field' | 'aggregation' | 'buckets'>): number {
   const key = valueFieldKey(t);
-  return plan.valueFields.find((v) => (v.edges ? `${v.field}|${v.edges.join(',')}` : v.field) === key)!.index;
+  return plan.valueFields.find((v) => valueFieldKeyOf(v) === key)!.index;
+}
+
+/** The key of a plan's value field (as valueFieldKey names it for its tags). */
+export function valueFieldKeyOf(v: TypePanePlan['valueFields'][number]): string {
+  if (v.list) return `${v.field}|${v.list.newest ? 'newest' : 'oldest'}`;
+  return v.edges ? `${v.field}|${v.edges.join(',')}` : v.field;
 }

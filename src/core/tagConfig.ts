@@ -219,7 +219,7 @@ function configEntry(entry: unknown, where: string, allowed: string[], idKey = '
 }
 
 function parseWindowTag(entry: unknown, where: string): WindowTag {
-  const { e, bad } = configEntry(entry, where, ['name', 'event', 'aggregation', 'field', 'window', 'resolution', 'top', 'buckets']);
+  const { e, bad } = configEntry(entry, where, ['name', 'event', 'aggregation', 'field', 'window', 'resolution', 'top', 'buckets', 'k']);
   if (!(EVENT_TYPES as readonly unknown[]).includes(e.event)) bad(`"event" must be one of ${EVENT_TYPES.join(', ')}`);
   if (!(AGGREGATIONS as readonly unknown[]).includes(e.aggregation)) bad(`"aggregation" must be one of ${AGGREGATIONS.join(', ')}`);
   const windowMs = parseDuration(e.window);
@@ -234,8 +234,9 @@ function parseWindowTag(entry: unknown, where: string): WindowTag {
     field = e.field as WindowField;
     const numeric = NUMERIC_FIELDS.includes(field);
     const wantsNumber = NUMERIC_AGGREGATIONS.includes(aggregation) || aggregation === 'histogram';
+    const anyField = aggregation === 'last_k' || aggregation === 'first_k';
     if (wantsNumber && !numeric) bad(`${aggregation} needs a numeric field (${NUMERIC_FIELDS.join(', ')})`);
-    if (!wantsNumber && numeric) bad(`${aggregation} needs an id field, not "${field}"`);
+    if (!wantsNumber && !anyField && numeric) bad(`${aggregation} needs an id field, not "${field}"`);
   }
   const resolutionMs = parseResolution(e.resolution, aggregation, windowMs!, bad);
   const tag: WindowTag = { name: e.name as string, event: e.event as EventType, aggregation, windowMs: windowMs!, resolutionMs };
@@ -255,6 +256,10 @@ function parseWindowTag(entry: unknown, where: string): WindowTag {
     if (!ok) bad('"buckets" must be 1 to 50 ascending numbers: the edges between the buckets');
     tag.buckets = b as number[];
   } else if (e.buckets !== undefined) bad('"buckets" is only for histogram');
+  if (aggregation === 'last_k' || aggregation === 'first_k') {
+    if (!Number.isInteger(e.k) || (e.k as number) < 1 || (e.k as number) > 100) bad('"k" must be an integer from 1 to 100');
+    tag.k = e.k as number;
+  } else if (e.k !== undefined) bad('"k" is only for last_k and first_k');
   return tag;
 }
 

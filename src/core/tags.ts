@@ -7,16 +7,35 @@ import { EventType } from './event';
  * value in the newest event (ties on time: the larger value); `first`, its value in the
  * oldest event of the window (ties on time: the larger value, as `last` breaks them); `distinct` values of an id
  * field; `count_by`, events per value of an id field; `histogram`, events per bucket of a
- * numeric field (fixed `buckets` edges).
+ * numeric field (fixed `buckets` edges); `last_k` / `first_k`, the field's values in
+ * the k newest / oldest events of the window (newest / oldest first; equal times: the larger
+ * value first).
  */
-export const AGGREGATIONS = ['count', 'sum', 'avg', 'min', 'max', 'last', 'distinct', 'count_by', 'variance', 'stddev', 'first', 'histogram'] as const;
+export const AGGREGATIONS = [
+  'count',
+  'sum',
+  'avg',
+  'min',
+  'max',
+  'last',
+  'distinct',
+  'count_by',
+  'variance',
+  'stddev',
+  'first',
+  'histogram',
+  'last_k',
+  'first_k',
+] as const;
 export type Aggregation = (typeof AGGREGATIONS)[number];
 /** Aggregations over a numeric field, kept in the numeric panes. */
 export const NUMERIC_AGGREGATIONS: readonly Aggregation[] = ['sum', 'avg', 'min', 'max', 'last', 'variance', 'stddev', 'first'];
 /** Aggregations that need the numeric panes' sum of squared deviations (a field they keep only then). */
 export const SPREAD_AGGREGATIONS: readonly Aggregation[] = ['variance', 'stddev'];
 /** Aggregations over an id field, kept in the value panes (one entry per distinct value). */
-export const VALUE_AGGREGATIONS: readonly Aggregation[] = ['distinct', 'count_by', 'histogram'];
+export const VALUE_AGGREGATIONS: readonly Aggregation[] = ['distinct', 'count_by', 'histogram', 'last_k', 'first_k'];
+/** Aggregations whose value is a list of the field's values (the k newest or oldest events'). */
+export const LIST_AGGREGATIONS: readonly Aggregation[] = ['last_k', 'first_k'];
 /** Aggregations whose value is a count per key (count_by: per value of an id field; histogram: per bucket of a numeric field). */
 export const KEYED_AGGREGATIONS: readonly Aggregation[] = ['count_by', 'histogram'];
 
@@ -69,6 +88,8 @@ export interface WindowTag {
   top?: number;
   /** histogram only: the bucket edges, ascending (k edges, k + 1 buckets; see bucketLabels). */
   buckets?: number[];
+  /** last_k and first_k only: how many values (1 to 100). */
+  k?: number;
 }
 
 /** How an offline tag folds a user's whole history (as of the batch's as-of time). */

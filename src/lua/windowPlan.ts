@@ -1,7 +1,7 @@
 import { EventType } from '../core/event';
 import { WINDOW_FIELDS, WindowTag, longestWindow } from '../core/tags';
 import { LEVEL_PREFIX, tagLevels, typePanePlan, valueFieldIndex } from '../core/panes';
-import { bucketLabels } from '../core/tags';
+import { NUMERIC_FIELDS, bucketLabels } from '../core/tags';
 
 /** One window tag as the window scripts read it (see includes/tagValues.lua). */
 export interface TagPlan {
@@ -31,7 +31,15 @@ export interface TypePlan {
   numericField: number;
   numericLevels: number[];
   /** Value panes: per field (a histogram's: `source` the numeric field, `edges` and their `labels`), the levels kept. */
-  values: { field: number; levels: number[]; source?: number; edges?: number[]; labels?: string[] }[];
+  values: {
+    field: number;
+    levels: number[];
+    source?: number;
+    edges?: number[];
+    labels?: string[];
+    list?: { newest: boolean; k: number };
+    numericList?: boolean;
+  }[];
   distinct: number[];
   tags: TagPlan[];
 }
@@ -80,14 +88,18 @@ export function windowPlan(tags: readonly WindowTag[]): WindowPlan {
       numericField: p.numericField,
       numericLevels: p.numericLevels,
       values: p.valueFields.map((f) =>
-        f.edges ? { field: f.index, levels: f.levels, source: f.source, edges: f.edges, labels: bucketLabels(f.edges) } : { field: f.index, levels: f.levels },
+        f.edges
+          ? { field: f.index, levels: f.levels, source: f.source, edges: f.edges, labels: bucketLabels(f.edges) }
+          : f.list
+            ? { field: f.index, levels: f.levels, source: f.source, list: f.list, numericList: NUMERIC_FIELDS.includes(f.field) }
+            : { field: f.index, levels: f.levels },
       ),
       distinct: p.distinctFields,
       tags: tags
         .filter((t) => t.event === type)
         .map((t) => {
-          const field =
-            t.aggregation === 'count_by' || t.aggregation === 'histogram' ? valueFieldIndex(p, t) : t.field ? WINDOW_FIELDS.indexOf(t.field) + 1 : 0;
+          const keyed = ['count_by', 'histogram', 'last_k', 'first_k'].includes(t.aggregation);
+          const field = keyed ? valueFieldIndex(p, t) : t.field ? WINDOW_FIELDS.indexOf(t.field) + 1 : 0;
           return {
             name: t.name,
             agg: t.aggregation,
@@ -95,7 +107,7 @@ export function windowPlan(tags: readonly WindowTag[]): WindowPlan {
             window: t.windowMs,
             res: t.resolutionMs,
             levels: tagLevels(t),
-            top: t.top ?? 0,
+            top: t.top ?? t.k ?? 0,
             total: totalSpec(t, field),
           };
         }),
@@ -118,6 +130,8 @@ const AGGREGATION_CODES: Record<WindowTag['aggregation'], number> = {
   first: 11,
   // Read and written as count_by (counts per key) over its value field.
   histogram: 8,
+  last_k: 12,
+  first_k: 13,
 };
 const RESOLUTION_CODES: Record<number, number> = { 1000: 1, 60_000: 2, 3_600_000: 3 };
 const levelMask = (levels: number[]) => levels.reduce((m, l) => m | (l === 1000 ? 1 : l === 60_000 ? 2 : 4), 0);
@@ -150,7 +164,9 @@ function encodePlan(types: TypePlan[], longest: number): Buffer {
     for (const v of t.values) {
       u8(v.field, levelMask(v.levels));
       text(v.edges ? v.edges.map(String).join(',') : '');
-      u8(v.source ?? 0);
+      // A list: 1 the newest values, 2 the oldest, + 4 when its field is numeric (compared as numbers); then k.
+      const numericSource = v.source !== undefined && NUMERIC_FIELDS.includes(WINDOW_FIELDS[v.source - 1]);
+      u8(v.source ?? 0, v.list ? (v.list.newest ? 1 : 2) + (numericSource ? 4 : 0) : 0, v.list?.k ?? 0);
     }
     u8(t.distinct.length, ...t.distinct);
     u8(t.tags.length);

@@ -3,7 +3,7 @@ import { EventType } from '../core/event';
 import { Keys } from '../core/keys';
 import { ReadProfileReply, Scripts, TagSelection, queueScript, runScript, sendLoadingScripts } from '../lua/scripts';
 import { windowPlan } from '../lua/windowPlan';
-import { SEGMENT_TAG, TagConfig, WindowTag } from '../core/tags';
+import { NUMERIC_FIELDS, SEGMENT_TAG, TagConfig, WindowTag } from '../core/tags';
 import { StaleProfileError, UnknownTagError } from '../core/errors';
 import { RealtimeLag } from './lag';
 import { loadTagConfig, tagConfigVersion } from '../core/tagConfig';
@@ -11,7 +11,7 @@ import { followActiveTagConfig, watchActiveTagConfig } from '../redis/tagConfigs
 import { silentLogger } from '../core/logger';
 
 /** A tag value: a number, a per-key count object (count_by), or text (offline segment ids). */
-export type TagValue = number | string | Record<string, number> | null;
+export type TagValue = number | string | Record<string, number> | (number | string)[] | null;
 
 /** The fused profile GET /profile/:userId returns. */
 export interface Profile {
@@ -51,6 +51,8 @@ const EMPTY_VALUE: Record<WindowTag['aggregation'], unknown> = {
   stddev: null,
   first: null,
   histogram: [],
+  last_k: '',
+  first_k: '',
 };
 
 /** What one read returns: every tag (the default), or only those named in `tags` (window and offline tags). */
@@ -301,11 +303,15 @@ export class ProfileReader {
     const byName = new Map<string, unknown>();
     for (let i = 0; i < flatTags.length; i += 2) byName.set(flatTags[i] as string, flatTags[i + 1]);
     const wanted = select ? new Set(select.window) : undefined;
-    for (const { name, aggregation, top } of view.tagOrder) {
+    for (const { name, aggregation, top, field } of view.tagOrder) {
       if (wanted && !wanted.has(name)) continue;
       // A tag of an event type the user has no state for: its empty value (as the script gives it).
       const value = byName.has(name) ? byName.get(name) : EMPTY_VALUE[aggregation];
-      if (Array.isArray(value)) {
+      if (aggregation === 'last_k' || aggregation === 'first_k') {
+        // "v\x1fv\x1f...": the values of the k newest / oldest events (numbers for a numeric field).
+        const values = value ? String(value).split('\x1f') : [];
+        profile.tags[name] = field && NUMERIC_FIELDS.includes(field) ? values.map(Number) : values;
+      } else if (Array.isArray(value)) {
         profile.tags[name] = mergeCounts(value as string[], top ?? 0);
       } else {
         // null: min/max/last/avg of a window without values.

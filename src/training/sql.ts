@@ -1,5 +1,5 @@
 import { EventType } from '../core/event';
-import { KEYED_AGGREGATIONS, OfflineTag, SEGMENT_TAG, TagConfig, WindowTag } from '../core/tags';
+import { KEYED_AGGREGATIONS, LIST_AGGREGATIONS, OfflineTag, SEGMENT_TAG, TagConfig, WindowTag } from '../core/tags';
 import { OfflineSqlOptions, keySql, segmentCase } from '../batch/sql';
 import { DAY_MS, odsCtes, sqlString } from '../ods/sql';
 import { joinedActiveDays, joinedRealtimeCte, offlineCte } from './sqlPortable';
@@ -179,6 +179,10 @@ function realtimeExpression(t: WindowTag): string {
     case 'count_by':
     case 'histogram':
       return `HISTOGRAM(${keySql(t, t.field!)}) ${over}`;
+    case 'last_k':
+    case 'first_k':
+      // The values of the k newest / oldest events of the frame; equal times: the larger value first.
+      return `COALESCE((LIST(${t.field} ORDER BY ts ${t.aggregation === 'last_k' ? 'DESC' : 'ASC'}, ${t.field} DESC) FILTER (WHERE ${t.field} IS NOT NULL) ${over})[1:${t.k}], [])`;
   }
 }
 
@@ -360,10 +364,19 @@ export function trainingSetSql(tags: TagConfig, opts: TrainingSqlOptions): strin
   ];
   const columns = spineColumns(opts.spine).map((c) => `s.${quoteIdent(c)}`);
   const keyed = (t: WindowTag) => KEYED_AGGREGATIONS.includes(t.aggregation);
-  const ownCte = (t: WindowTag) => portable && (t.aggregation === 'last' || t.aggregation === 'first' || keyed(t));
+  const ownCte = (t: WindowTag) => portable && (t.aggregation === 'last' || t.aggregation === 'first' || keyed(t) || LIST_AGGREGATIONS.includes(t.aggregation));
   for (const t of realtime) {
     const column = ownCte(t) ? `t_${t.name}.${t.name}` : `rt_${t.event}.${t.name}`;
-    if (portable) columns.push(keyed(t) ? `COALESCE(${column}, '{}') AS ${t.name}` : ownCte(t) ? `${column} AS ${t.name}` : column);
+    if (portable)
+      columns.push(
+        keyed(t)
+          ? `COALESCE(${column}, '{}') AS ${t.name}`
+          : LIST_AGGREGATIONS.includes(t.aggregation)
+            ? `COALESCE(${column}, '[]') AS ${t.name}`
+            : ownCte(t)
+              ? `${column} AS ${t.name}`
+              : column,
+      );
     else if (keyed(t)) columns.push(`${countByColumn(t, column)} AS ${t.name}`);
     else if (['sum', 'avg', 'variance', 'stddev'].includes(t.aggregation)) columns.push(`${significant14(column)} AS ${t.name}`);
     else columns.push(column);

@@ -1,5 +1,5 @@
 import { EventType } from '../core/event';
-import { KEYED_AGGREGATIONS, OfflineTag, WindowTag } from '../core/tags';
+import { KEYED_AGGREGATIONS, LIST_AGGREGATIONS, OfflineTag, WindowTag } from '../core/tags';
 import { keySql } from '../batch/sql';
 import { DAY_MS, sqlString } from '../ods/sql';
 
@@ -39,6 +39,8 @@ function joinedExpression(t: WindowTag): string {
     case 'first':
     case 'count_by':
     case 'histogram':
+    case 'last_k':
+    case 'first_k':
       throw new Error(`${t.aggregation} is computed by its own CTE`);
   }
 }
@@ -51,7 +53,8 @@ function joinedExpression(t: WindowTag): string {
 export function joinedRealtimeCte(type: EventType, tags: WindowTag[]): string {
   const longest = Math.max(...tags.map((t) => t.windowMs));
   const fields = [...new Set(tags.filter((t) => t.field).map((t) => `e.${t.field}`))];
-  const ownCte = (t: WindowTag) => t.aggregation === 'last' || t.aggregation === 'first' || KEYED_AGGREGATIONS.includes(t.aggregation);
+  const ownCte = (t: WindowTag) =>
+    t.aggregation === 'last' || t.aggregation === 'first' || KEYED_AGGREGATIONS.includes(t.aggregation) || LIST_AGGREGATIONS.includes(t.aggregation);
   const plain = tags.filter((t) => !ownCte(t));
   return `j_${type} AS (
   SELECT s._row, e.ts${fields.map((f) => `, ${f}`).join('')}
@@ -82,6 +85,16 @@ ${joinedTagCte(t)}`,
  */
 function joinedTagCte(t: WindowTag): string {
   const rows = `FROM j_${t.event} j JOIN spine_rows s ON s._row = j._row WHERE j.ts >= ${windowStart(t)} AND j.${t.field} IS NOT NULL`;
+  if (t.aggregation === 'last_k' || t.aggregation === 'first_k') {
+    // to_json(list(... ORDER BY ...)) is DuckDB's; Spark SQL: to_json(transform(array_sort(collect_list(struct(ts, v))), …)).
+    return `t_${t.name} AS (
+  SELECT _row, CAST(to_json(list(v ORDER BY r)) AS VARCHAR) AS ${t.name} FROM (
+    SELECT j._row, j.${t.field} AS v, ROW_NUMBER() OVER (PARTITION BY j._row ORDER BY j.ts ${t.aggregation === 'last_k' ? 'DESC' : 'ASC'}, j.${t.field} DESC) AS r
+    ${rows}
+  ) ranked WHERE r <= ${t.k}
+  GROUP BY _row
+)`;
+  }
   if (t.aggregation === 'last' || t.aggregation === 'first') {
     return `t_${t.name} AS (
   SELECT _row, v AS ${t.name} FROM (

@@ -73,6 +73,15 @@ function aggregate(t: WindowTag, events: ProfileEvent[]): WindowValue {
       for (const v of values) counts[String(v)] = (counts[String(v)] ?? 0) + 1;
       return t.top === undefined ? counts : topCounts(counts, t.top);
     }
+    case 'last_k':
+    case 'first_k': {
+      const numeric = t.field === 'amount';
+      const list = events
+        .filter((e) => e[t.field!] !== undefined && e[t.field!] !== '')
+        .map((e) => [e.ts, numeric ? Number(e[t.field!]) : String(e[t.field!])] as [number, number | string]);
+      list.sort((a, b) => (a[0] !== b[0] ? (t.aggregation === 'last_k' ? b[0] - a[0] : a[0] - b[0]) : a[1] < b[1] ? 1 : a[1] > b[1] ? -1 : 0));
+      return list.slice(0, t.k).map((x) => x[1]);
+    }
     case 'histogram': {
       const labels = bucketLabels(t.buckets!);
       const counts: Record<string, number> = Object.create(null);
@@ -108,6 +117,9 @@ export const EVERY_KIND_TAGS = [
   { name: 'first_2h_m', event: 'purchase', aggregation: 'first', field: 'amount', window: '2h', resolution: '1m' },
   { name: 'spend_hist_1h', event: 'purchase', aggregation: 'histogram', field: 'amount', buckets: [10, 50, 100], window: '1h' },
   { name: 'spend_hist_30s', event: 'purchase', aggregation: 'histogram', field: 'amount', buckets: [-5, 0, 25.5], window: '30s', resolution: '1s' },
+  { name: 'last3_ads_30m', event: 'impression', aggregation: 'last_k', field: 'ad_id', k: 3, window: '30m' },
+  { name: 'first2_amounts_2h', event: 'purchase', aggregation: 'first_k', field: 'amount', k: 2, window: '2h' },
+  { name: 'last5_amounts_90s', event: 'purchase', aggregation: 'last_k', field: 'amount', k: 5, window: '90s', resolution: '1s' },
   { name: 'var_1h', event: 'purchase', aggregation: 'variance', field: 'amount', window: '1h' },
   { name: 'sd_10m', event: 'purchase', aggregation: 'stddev', field: 'amount', window: '10m' },
   { name: 'sd_6h_h', event: 'purchase', aggregation: 'stddev', field: 'amount', window: '6h', resolution: '1h' },

@@ -42,6 +42,7 @@ describe('tag config versions and change plans', () => {
     doc.realtime.push({ name: 'click_spend_1h', event: 'click', aggregation: 'sum', field: 'amount', window: '1h' });
     doc.realtime.push({ name: 'spend_sd_24h', event: 'purchase', aggregation: 'stddev', field: 'amount', window: '24h' });
     doc.realtime.push({ name: 'first_spend_1h', event: 'purchase', aggregation: 'first', field: 'amount', window: '1h' });
+    doc.realtime.push({ name: 'last_ads_1h', event: 'click', aggregation: 'last_k', field: 'ad_id', k: 5, window: '1h' });
     doc.realtime = doc.realtime.filter((t) => t.name !== 'views_1h' && t.name !== 'distinct_ads_1h');
     doc.realtime.find((t) => t.name === 'views_5m')!.resolution = '1m';
     doc.realtime.find((t) => t.name === 'campaign_views_1h')!.top = 3;
@@ -60,6 +61,7 @@ describe('tag config versions and change plans', () => {
     expect(by('spend_sd_24h')).to.deep.include({ change: 'added', effect: 'backfill' });
     expect(by('spend_sd_24h').detail).to.contain('the spread of amount (sum of squared deviations) is not kept');
     expect(by('first_spend_1h').detail).to.contain('the first value of amount is not kept');
+    expect(by('last_ads_1h').detail).to.contain('the 5 newest values of ad_id per pane are not kept');
     expect(by('views_5m')).to.deep.include({ change: 'changed', effect: 'instant' });
     expect(by('views_5m').detail).to.contain('resolution 1s → 1m');
     expect(by('campaign_views_1h')).to.deep.include({ change: 'changed', effect: 'instant' });
@@ -77,6 +79,7 @@ describe('tag config versions and change plans', () => {
         'clicks_1h',
         'clicks_7d',
         'high_value_user',
+        'last_ads_1h',
         'hot',
         'spend_max_24h',
         'spend_sd_24h',

@@ -7,6 +7,8 @@
 --                                         types with a first tag; or, for types with no
 --                                         numeric tag, the count alone
 --   <f>s<i>, <f>m<i>, <f>h<i>              value pane of field index f: "v\31n\31v\31n..."
+--   <f>s<i>, <f>m<i>, <f>h<i> (f ≥ 150)    list pane of a last_k / first_k field: "ts\31v\31..."
+--                                         (the pane's k newest or oldest events, best first)
 --   d<byte>                                dedup bucket of the event ids whose 6-byte fingerprint
 --                                         starts with that byte: 10-byte entries (see dedup.lua)
 --   F<f>                                   distinct values seen only ahead of `now`
@@ -48,6 +50,47 @@ local function bucketOf(spec, x)
     if x < spec.edges[j] then return spec.labels[j] end
   end
   return spec.labels[#spec.edges + 1]
+end
+
+-- A list pane's text "ts\31v\31ts\31v..." -> entries {ts, v} appended to `into`.
+local function parseList(text, into)
+  into = into or {}
+  if not text or text == '' then return into end
+  local ts
+  for x in string.gmatch(text, '[^\31]+') do
+    if ts == nil then
+      ts = tonumber(x)
+    else
+      into[#into + 1] = { ts, x }
+      ts = nil
+    end
+  end
+  return into
+end
+
+-- Entries {ts, v} in a list's order (newest: time descending, else ascending; equal times:
+-- the larger value first, as numbers when `numeric`), cut to the first k.
+local function orderList(entries, newest, numeric, k)
+  table.sort(entries, function(a, b)
+    if a[1] ~= b[1] then
+      if newest then return a[1] > b[1] end
+      return a[1] < b[1]
+    end
+    if numeric then return tonumber(a[2]) > tonumber(b[2]) end
+    return a[2] > b[2]
+  end)
+  for i = #entries, k + 1, -1 do entries[i] = nil end
+  return entries
+end
+
+-- Entries -> a list pane's text.
+local function formatList(entries)
+  local parts = {}
+  for _, e in ipairs(entries) do
+    parts[#parts + 1] = string.format('%d', e[1])
+    parts[#parts + 1] = e[2]
+  end
+  return table.concat(parts, '\31')
 end
 
 -- The count of a numeric pane's text (its first number).

@@ -3,12 +3,13 @@
 --   B types, I4 longest window of any type (s); per type: I2 length of its block, then B name length + name, I4 longest
 --   window (s), B numeric (bit 1: numeric panes; bit 2: they keep the spread m2; bit 3: the first time and value), B numeric field, B numeric levels (mask: 1 = 1 s, 2 = 1 min,
 --   4 = 1 h), B value fields + per field (B field, B levels, B length + a histogram's
---   edges ('' for a count_by field), B a histogram's numeric field), B distinct fields + per field B,
+--   edges ('' for a count_by field), B a histogram's or list's source field, B list (0: none,
+--   1: the k newest values, 2: the k oldest; + 4: numeric values), B k), B distinct fields + per field B,
 --   B tags + per tag: B name length + name, B aggregation (AGGREGATIONS index), B field
 --   (0: none), I4 window (s), B resolution (RESOLUTIONS index), B levels, I4 top, B total
 --   spec length + spec ('' when the kind keeps no running total).
 -- Binary because the read decodes it on every call: cjson took ~18 µs for this plan, this ~3.
-local AGGREGATIONS = { 'count', 'sum', 'avg', 'min', 'max', 'last', 'distinct', 'count_by', 'variance', 'stddev', 'first' }
+local AGGREGATIONS = { 'count', 'sum', 'avg', 'min', 'max', 'last', 'distinct', 'count_by', 'variance', 'stddev', 'first', 'last_k', 'first_k' }
 local RESOLUTIONS = { 1000, 60000, 3600000 }
 
 local function levelList(mask)
@@ -26,9 +27,14 @@ local function decodeType(bin, pos)
   local tp = { name = name, longest = typeLongest * 1000, numeric = numeric % 2 == 1, spread = math.floor(numeric / 2) % 2 == 1, first = numeric >= 4, numericField = numericField,
     numericLevels = levelList(numericMask), values = {}, distinct = {}, distinctFieldNames = {}, tags = {} }
   for i = 1, nValues do
-    local field, mask, edges, source
-    field, mask, edges, source, pos = struct.unpack('>BBBc0B', bin, pos)
+    local field, mask, edges, source, list, k
+    field, mask, edges, source, list, k, pos = struct.unpack('>BBBc0BBB', bin, pos)
     tp.values[i] = { field = field, levels = levelList(mask) }
+    if list > 0 then
+      -- A last_k / first_k list: the k newest (1) or oldest (2) values of field `source`.
+      tp.values[i].source, tp.values[i].k = source, k
+      tp.values[i].newest, tp.values[i].numeric = list % 4 == 1, list >= 4
+    end
     if edges ~= '' then
       -- A histogram: the bucket of the numeric field `source` is the value (bucketOf).
       local e, labels = {}, {}
@@ -51,7 +57,15 @@ local function decodeType(bin, pos)
     local tag, agg, field, window, res, mask, top, total
     tag, agg, field, window, res, mask, top, total, pos = struct.unpack('>Bc0BBI4BBI4Bc0', bin, pos)
     tp.tags[i] = { name = tag, agg = AGGREGATIONS[agg], field = field, window = window * 1000, res = RESOLUTIONS[res],
-      levels = levelList(mask), prefix = agg == 8 and tostring(field) or '', top = top, total = total }
+      levels = levelList(mask), prefix = (agg == 8 or agg >= 12) and tostring(field) or '', top = top, total = total }
+  end
+  -- A last_k / first_k tag reads its list's order from its value field.
+  for _, tag in ipairs(tp.tags) do
+    if tag.agg == 'last_k' or tag.agg == 'first_k' then
+      for _, spec in ipairs(tp.values) do
+        if spec.field == tag.field then tag.newest, tag.numeric = spec.newest, spec.numeric end
+      end
+    end
   end
   return tp
 end
@@ -80,6 +94,14 @@ local function planType(plan, i)
   if not tp then
     tp = decodeType(plan.bin, plan.at[i])
     plan.types[i] = tp
+  end
+  -- A last_k / first_k tag reads its list's order from its value field.
+  for _, tag in ipairs(tp.tags) do
+    if tag.agg == 'last_k' or tag.agg == 'first_k' then
+      for _, spec in ipairs(tp.values) do
+        if spec.field == tag.field then tag.newest, tag.numeric = spec.newest, spec.numeric end
+      end
+    end
   end
   return tp
 end

@@ -44,7 +44,7 @@ local function readFast(tp, paneKey, indexKey, now, out, only)
         for _, p in ipairs(fetchFields(paneKey, jobNames(indexKey, tag, nil, from, to, newest))) do
           if p then list[#list + 1] = p end
         end
-        value = numericValue(agg, list)
+        if agg == 'last_k' or agg == 'first_k' then value = listValue(tag, list) else value = numericValue(agg, list) end
       end
       out[#out + 1] = tag.name
       out[#out + 1] = value

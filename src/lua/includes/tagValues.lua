@@ -10,6 +10,7 @@
 
 local function emptyValue(agg)
   if agg == 'count' or agg == 'distinct' then return 0 end
+  if agg == 'last_k' or agg == 'first_k' then return '' end
   if agg == 'sum' then return '0' end
   if agg == 'count_by' then return {} end
   return false
@@ -35,6 +36,16 @@ local function numericValue(agg, panes)
   end
   -- 14 significant digits, as Lua's tostring: sums of money read 171.02, not 171.01999999999998.
   return string.format('%.14g', value)
+end
+
+-- A last_k / first_k value from the list panes covering its window: the values of its k
+-- newest / oldest events, "v\31v\31..." ('' for none; the caller splits it).
+local function listValue(tag, panes)
+  local entries = {}
+  for _, text in ipairs(panes) do parseList(text, entries) end
+  local out = {}
+  for _, e in ipairs(orderList(entries, tag.newest, tag.numeric, tag.top)) do out[#out + 1] = e[2] end
+  return table.concat(out, '\31')
 end
 
 -- A count_by value as the reply carries it: {'+', text, '+', text, '-', text, ...}, value
@@ -127,7 +138,7 @@ local function jobValues(paneKey, indexKey, jobs, newest, waiting, out)
       else
         local list = {}
         for _, p in ipairs(adds) do if p then list[#list + 1] = p end end
-        value = numericValue(tag.agg, list)
+        if tag.agg == 'last_k' or tag.agg == 'first_k' then value = listValue(tag, list) else value = numericValue(tag.agg, list) end
       end
     end
     out[#out + 1] = tag.name

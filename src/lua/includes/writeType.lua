@@ -45,7 +45,19 @@ local function foldEvent(d, tp, e, now)
   end
   for _, spec in ipairs(tp.values) do
     local value
-    if spec.edges then
+    if spec.k then
+      -- A last_k / first_k list: the event goes into its panes' lists (d.lists), not counts.
+      local v = packedField(packed, spec.source)
+      if v ~= '' then
+        for _, level in ipairs(spec.levels) do
+          local name = spec.field .. PREFIX[level] .. math.floor(ts / level)
+          local l = d.lists[name] or { spec = spec, entries = {} }
+          d.lists[name] = l
+          l.entries[#l.entries + 1] = { ts, v }
+        end
+      end
+      value = ''
+    elseif spec.edges then
       local x = tonumber(packedField(packed, spec.source))
       value = x and bucketOf(spec, x) or ''
     else
@@ -127,7 +139,7 @@ local function writeType(paneKey, indexKey, tp, now, events)
   local got = fetchFields(paneKey, fields)
   local meta = parseMeta(got[1] or nil)
   -- 2. Dedup, and the call's deltas.
-  local d = { added = 0, members = {}, events = {}, numeric = {}, values = {}, future = {} }
+  local d = { added = 0, members = {}, events = {}, numeric = {}, values = {}, lists = {}, future = {} }
   local buckets, dirty = {}, {}
   for _, e in ipairs(events) do
     if e.ts >= cutoff then
@@ -155,6 +167,7 @@ local function writeType(paneKey, indexKey, tp, now, events)
   end
   for name in pairs(d.numeric) do want(name) end
   for name in pairs(d.values) do want(name) end
+  for name in pairs(d.lists) do want(name) end
   local jobs, specs = {}, {}
   for _, tag in ipairs(tp.tags) do
     if tag.total ~= '' and not specs[tag.total] then
@@ -201,6 +214,10 @@ local function writeType(paneKey, indexKey, tp, now, events)
     end
   end
   for name, counts in pairs(d.values) do put(name, formatValues(addValues(counts, panes[slot[name]] or nil, 1))) end
+  for name, l in pairs(d.lists) do
+    local entries = parseList(panes[slot[name]] or nil, l.entries)
+    put(name, formatList(orderList(entries, l.spec.newest, l.spec.numeric, l.spec.k)))
+  end
   -- 5. Prune only when the meta says a pane member is old enough (or does not know).
   local old = {}
   if legacy or (meta and meta.oldest <= cutoff - 60000) then -- (oldest: to the minute, never above)

@@ -50,9 +50,11 @@ describe('training set equals what GET /profile answered (profile up on a moved 
     const empty = (aggregation: string) =>
       aggregation === 'count_by' || aggregation === 'histogram'
         ? {}
-        : ['avg', 'min', 'max', 'last', 'variance', 'stddev', 'first'].includes(aggregation)
-          ? null
-          : 0;
+        : aggregation === 'last_k' || aggregation === 'first_k'
+          ? []
+          : ['avg', 'min', 'max', 'last', 'variance', 'stddev', 'first'].includes(aggregation)
+            ? null
+            : 0;
     const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix(), ODS_DIR: ods, PROFILE_CONFIG: config, LOG_FORMAT: 'json' };
     let now = Date.UTC(2026, 9, 1, 8, 0, 0, 0);
     writeClock(clock, now);
