@@ -95,14 +95,6 @@ local function planType(plan, i)
     tp = decodeType(plan.bin, plan.at[i])
     plan.types[i] = tp
   end
-  -- A last_k / first_k tag reads its list's order from its value field.
-  for _, tag in ipairs(tp.tags) do
-    if tag.agg == 'last_k' or tag.agg == 'first_k' then
-      for _, spec in ipairs(tp.values) do
-        if spec.field == tag.field then tag.newest, tag.numeric = spec.newest, spec.numeric end
-      end
-    end
-  end
   return tp
 end
 
