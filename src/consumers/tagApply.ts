@@ -76,6 +76,8 @@ export interface ApplyOptions {
   graceMs?: number;
   /** Progress lines (to stderr in the CLI). */
   onProgress?: (line: string) => void;
+  /** Replay at most this many events a second (default: as fast as Redis takes them), leaving Redis time to the live pipeline. */
+  pace?: number;
   /** Current time in ms: what the replay folds at, as the consumers' clock. @defaultValue Date.now */
   clock?: () => number;
   /** Called between the backfill's steps (tests stop the process there). */
@@ -140,7 +142,7 @@ export async function applyTagConfigChange<P extends AppliedPlan>(
     }
     await opts.onStep?.('writers');
     const cut = await streamCut(redis, keys, opts.partitions);
-    const result = await replayInto(redis, keys, next, generation, cut, odsDir, say, opts.clock ?? Date.now);
+    const result = await replayInto(redis, keys, next, generation, cut, odsDir, say, opts.clock ?? Date.now, opts.pace);
     await opts.onStep?.('replayed');
     say(`replayed ${result.stream_events} stream and ${result.ods_events} ODS events in ${result.seconds} s: switching`);
     return await switchTo('backfill', { pending: to, generation }, { ...result, generation });
@@ -198,8 +200,10 @@ async function replayInto(
   odsDir: string,
   say: (line: string) => void,
   clock: () => number,
+  pace?: number,
 ): Promise<BackfillResult> {
   const started = Date.now();
+  let replayed = 0;
   const now = clock();
   const target = new WindowTarget(redis, keys.withGeneration(generation), config.realtime, 100);
   const longest = Math.max(0, ...config.realtime.map((t) => t.windowMs));
@@ -210,9 +214,13 @@ async function replayInto(
     const at = clock();
     const erased = await erasedAt(redis, keys, [...pending.keys()]);
     const users = [...pending.values()].filter((u) => !erased.has(u.userId) || keepAfterErasure(u, erased.get(u.userId)!));
+    replayed += queued;
     pending.clear();
     queued = 0;
     await target.fold(users, at);
+    // At most `pace` events a second: Redis's time stays the live pipeline's.
+    const due = pace ? started + (replayed / pace) * 1000 : 0;
+    if (Date.now() < due) await new Promise((r) => setTimeout(r, due - Date.now()));
   };
   const add = async (e: ProfileEvent) => {
     if (e.ts < now - longest) return;

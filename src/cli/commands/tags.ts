@@ -58,6 +58,12 @@ function applyCommand(): Command {
         .argParser(durationArg('--grace')),
     )
     .addOption(new Option('--wait <seconds>', 'how long to wait for the running processes to switch (default 10)').argParser(int('wait')))
+    .addOption(
+      new Option(
+        '--pace <events/s>',
+        "replay at most this many events a second during a backfill, leaving Redis's time to the live pipeline (default: as fast as it goes)",
+      ).argParser(int('pace')),
+    )
     .option('--json', 'print the outcome as JSON')
     .addHelpText('after', '\nExample:\n  $ profile tags plan config/tags.next.json && profile tags apply config/tags.next.json')
     .action(async (file: string, o) => {
@@ -70,6 +76,7 @@ function applyCommand(): Command {
           noBackfill: o.backfill === false,
           waitMs: waitS * 1000,
           graceMs: o.grace as number,
+          pace: o.pace as number | undefined,
           partitions: rt.config.partitions,
           onProgress: (line: string) => process.stderr.write(`${line}\n`),
         };

@@ -135,7 +135,8 @@ describe('tags apply with a backfill (real processes, 30 days of ODS, live traff
       // streams' replay, in the middle of the ODS's. Nothing is switched; while the lock
       // lasts a second apply is refused.
       for (const point of [/waiting for the realtime consumers/, /events still in the streams; now the ODS/, /replayed ODS file 3 of/]) {
-        const killed = runCli(['tags', 'apply', next], env);
+        // (--pace: the replay takes a second or two, so each kill lands where it says)
+        const killed = runCli(['tags', 'apply', next, '--pace', '150'], env);
         await killed.waitFor(point, 30_000);
         killed.child.kill('SIGKILL');
         await killed.exited;
