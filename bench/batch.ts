@@ -184,8 +184,14 @@ export async function measureBatch(events: number, users: number, days: number):
   }
 }
 
-async function main() {
+/** `[events] [users] [days]` of an ODS bench's command line (default: the bench's 2M-event, 30-day ODS). */
+export function odsBenchArgs(): [events: number, users: number, days: number] {
   const [events, users, days] = [2_000_000, 100_000, 30].map((d, i) => Number(process.argv[2 + i] ?? d));
+  return [events, users, days];
+}
+
+async function main() {
+  const [events, users, days] = odsBenchArgs();
   console.log(JSON.stringify({ ...(await measureBatch(events, users, days)), cores: os.cpus().length, node: process.version }));
 }
 

@@ -18,7 +18,7 @@ import { recordTagConfig } from '../src/redis/tagConfigs';
 import { runBatch } from '../src/batch/run';
 import { planTagConfigChange } from '../src/batch/tagChange';
 import { applyTagConfigChange } from '../src/consumers/tagApply';
-import { generateOds } from './batch';
+import { generateOds, odsBenchArgs } from './batch';
 import { runMain } from './scratchRedis';
 
 export async function measureTagBackfill(events: number, users: number, days: number): Promise<Record<string, number>> {
@@ -60,7 +60,7 @@ export async function measureTagBackfill(events: number, users: number, days: nu
 }
 
 async function main() {
-  const [events, users, days] = [2_000_000, 100_000, 30].map((d, i) => Number(process.argv[2 + i] ?? d));
+  const [events, users, days] = odsBenchArgs();
   console.log(JSON.stringify({ ...(await measureTagBackfill(events, users, days)), cores: os.cpus().length, node: process.version }));
 }
 

@@ -4,7 +4,7 @@ import { TagConfig } from '../core/tags';
 import { tagConfigVersion } from '../core/tagConfig';
 import { ConfigChange, planTagChange } from '../core/configChange';
 import { activeTagConfig } from '../redis/tagConfigs';
-import { listOdsFiles } from '../ods/files';
+import { listOdsFiles, odsDate } from '../ods/files';
 import { lastRunId, readRun } from './registry';
 
 const DAY_MS = 86_400_000;
@@ -60,8 +60,8 @@ export async function planTagConfigChange(
   const span = Math.max(0, ...changes.map((c) => c.backfillMs ?? 0));
   let backfill: TagChangePlan['backfill'] = null;
   if (span > 0) {
-    const fromDate = new Date(now - span).toISOString().slice(0, 10);
-    const toDate = new Date(now).toISOString().slice(0, 10);
+    const fromDate = odsDate(now - span);
+    const toDate = odsDate(now);
     const files = listOdsFiles(odsDir, fromDate, toDate);
     const bytes = files.reduce((n, f) => n + f.bytes, 0);
     const rate = await batchRate(redis, keys);

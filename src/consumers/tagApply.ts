@@ -8,7 +8,8 @@ import { ProfileEvent, fromStreamFields, validateEvent } from '../core/event';
 import { canonicalJson } from '../core/tagConfig';
 import { ProcessRecord, runningProcesses } from '../redis/tagConfigs';
 import { Scripts, runScript } from '../lua/scripts';
-import { listOdsFiles } from '../ods/files';
+import { listOdsFiles, odsDate } from '../ods/files';
+import { parseOdsLine } from '../ods/readOds';
 import { erasedAt, isErased } from '../profile/erasure';
 import type { ConfigChange } from '../core/configChange';
 import { WindowTarget } from './windowTarget';
@@ -213,7 +214,7 @@ async function replayInto(
     if (pending.size === 0) return;
     const at = clock();
     const erased = await erasedAt(redis, keys, [...pending.keys()]);
-    const users = [...pending.values()].filter((u) => !erased.has(u.userId) || keepAfterErasure(u, erased.get(u.userId)!));
+    const users = [...pending.values()].filter((u) => !erased.has(u.userId) || keepAfterErasure(u, erased));
     replayed += queued;
     pending.clear();
     queued = 0;
@@ -248,20 +249,14 @@ async function replayInto(
   await flush();
   say(`replayed ${streamEvents} events still in the streams; now the ODS`);
   let odsEvents = 0;
-  const files = listOdsFiles(odsDir, isoDate(now - longest), isoDate(now + 86_400_000));
+  const files = listOdsFiles(odsDir, odsDate(now - longest), odsDate(now + 86_400_000));
   for (const [i, file] of files.entries()) {
     const lines = readline.createInterface({ input: fs.createReadStream(file.path), crlfDelay: Infinity });
     for await (const line of lines) {
       if (line.trim() === '') continue;
-      let raw: Record<string, unknown>;
-      try {
-        raw = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        continue; // `profile batch` reports bad lines; the replay skips them as it does
-      }
-      const { stream_id: _s, ingested_at: _i, ...event } = raw ?? {};
-      const parsed = validateEvent(event, 0, { now: 0, maxFutureSkewMs: Infinity, stored: true });
-      if (parsed.ok) {
+      // `profile batch` reports bad lines; the replay skips them as it does.
+      const parsed = parseOdsLine(line);
+      if (parsed?.ok) {
         odsEvents++;
         await add(parsed.event);
       }
@@ -273,12 +268,11 @@ async function replayInto(
 }
 
 /** Whether any event of `u` is after the user's erasure (those count as new data); the rest are dropped from `u`. */
-function keepAfterErasure(u: UserWindowUpdate, erasedAtMs: number): boolean {
+function keepAfterErasure(u: UserWindowUpdate, erased: Map<string, number>): boolean {
   let any = false;
   for (const [type, args] of Object.entries(u.events) as [string, NonNullable<UserWindowUpdate['events'][keyof UserWindowUpdate['events']]>][]) {
     const kept: typeof args = [];
-    for (let i = 0; i < args.length; i += 3)
-      if (!isErased(new Map([[u.userId, erasedAtMs]]), u.userId, Number(args[i]))) kept.push(args[i], args[i + 1], args[i + 2]);
+    for (let i = 0; i < args.length; i += 3) if (!isErased(erased, u.userId, Number(args[i]))) kept.push(args[i], args[i + 1], args[i + 2]);
     (u.events as Record<string, typeof args>)[type] = kept;
     if (kept.length > 0) any = true;
     else delete (u.events as Record<string, typeof args>)[type];
@@ -328,9 +322,4 @@ export class TagConfigChangedError extends Error {
     super(`the active tag config is no longer ${planned ?? '(none)'}: another \`profile tags apply\` switched it meanwhile; nothing was changed (plan again)`);
     this.name = 'TagConfigChangedError';
   }
-}
-
-/** `YYYY-MM-DD` (UTC) of a time: an ODS date partition. */
-function isoDate(ts: number): string {
-  return new Date(ts).toISOString().slice(0, 10);
 }

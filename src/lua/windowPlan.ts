@@ -165,8 +165,7 @@ function encodePlan(types: TypePlan[], longest: number): Buffer {
       u8(v.field, levelMask(v.levels));
       text(v.edges ? v.edges.map(String).join(',') : '');
       // A list: 1 the newest values, 2 the oldest, + 4 when its field is numeric (compared as numbers); then k.
-      const numericSource = v.source !== undefined && NUMERIC_FIELDS.includes(WINDOW_FIELDS[v.source - 1]);
-      u8(v.source ?? 0, v.list ? (v.list.newest ? 1 : 2) + (numericSource ? 4 : 0) : 0, v.list?.k ?? 0);
+      u8(v.source ?? 0, v.list ? (v.list.newest ? 1 : 2) + (v.numericList ? 4 : 0) : 0, v.list?.k ?? 0);
     }
     u8(t.distinct.length, ...t.distinct);
     u8(t.tags.length);

@@ -21,9 +21,14 @@ export interface OdsRecord extends ProfileEvent {
 export const ODS_DATE = /^\d{4}-\d{2}-\d{2}$/;
 const DT_DIR = new RegExp(`^dt=(${ODS_DATE.source.slice(1, -1)})$`);
 
+/** The ODS date `YYYY-MM-DD` (UTC) of a time. */
+export function odsDate(ts: number): string {
+  return new Date(ts).toISOString().slice(0, 10);
+}
+
 /** `dt=YYYY-MM-DD` of an event time (UTC). */
 export function dtOf(ts: number): string {
-  return `dt=${new Date(ts).toISOString().slice(0, 10)}`;
+  return `dt=${odsDate(ts)}`;
 }
 
 /** The file a consumer appends to for one date. */

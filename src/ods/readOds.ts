@@ -1,5 +1,5 @@
 import fs from 'fs';
-import { ProfileEvent, describeErrors, validateEvent } from '../core/event';
+import { ProfileEvent, ValidationResult, describeErrors, validateEvent } from '../core/event';
 import { OdsFile } from '../ods/files';
 
 /** A line the batch could not use, with where it is. */
@@ -18,6 +18,21 @@ export interface ReadCallbacks {
 }
 
 /**
+ * One ODS line as an event (its stream_id and ingested_at set aside), validated as a stored
+ * event; null when the line is not JSON.
+ */
+export function parseOdsLine(text: string): ValidationResult | null {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const { stream_id: _s, ingested_at: _i, ...event } = (raw ?? {}) as Record<string, unknown>;
+  return validateEvent(typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? event : raw, 0, { now: 0, maxFutureSkewMs: Infinity, stored: true });
+}
+
+/**
  * Streams ODS files line by line and hands every valid event to `onEvent`. A line that is
  * not JSON, fails the event schema, or is a torn last line (no newline at the end of the
  * file and not parseable) goes to `onBadLine` with its file and 1-based line number;
@@ -33,19 +48,11 @@ export async function readOds(files: OdsFile[], cb: ReadCallbacks): Promise<numb
       lineNo++;
       if (text.trim() === '') return;
       lines++;
-      let raw: unknown;
-      try {
-        raw = JSON.parse(text);
-      } catch {
+      const r = parseOdsLine(text);
+      if (r === null) {
         cb.onBadLine({ file: file.path, line: lineNo, reason: last ? 'torn last line (no newline, not JSON)' : 'not valid JSON' });
         return;
       }
-      const { stream_id: _s, ingested_at: _i, ...event } = (raw ?? {}) as Record<string, unknown>;
-      const r = validateEvent(typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? event : raw, 0, {
-        now: 0,
-        maxFutureSkewMs: Infinity,
-        stored: true,
-      });
       if (r.ok) cb.onEvent(r.event, text);
       else cb.onBadLine({ file: file.path, line: lineNo, reason: describeErrors(r.errors) });
     };
