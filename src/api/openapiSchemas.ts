@@ -72,13 +72,18 @@ export const SCHEMAS = {
           oneOf: [
             { type: 'number' },
             { type: 'string', description: 'text offline tags, e.g. segment_id' },
-            { type: 'object', additionalProperties: { type: 'integer' }, description: 'count_by: value → count; histogram: bucket label → count' },
+            {
+              type: 'object',
+              additionalProperties: { type: 'number' },
+              description:
+                'count_by: value → count; histogram: bucket label → count (integers); percentile: p<p> → the value within 1 %, e.g. {"p50": 12.5, "p99": 80.2}',
+            },
             {
               type: 'array',
               items: { type: ['number', 'string'] },
               description: 'last_k / first_k: the values of the k newest / oldest events of the window (numbers for amount)',
             },
-            { type: 'null', description: 'avg, min, max, last, first, variance or stddev of a window without values' },
+            { type: 'null', description: 'avg, min, max, last, first, variance, stddev or percentile of a window without values' },
           ],
         },
       },
@@ -104,7 +109,7 @@ export const SCHEMAS = {
   FlatProfile: {
     type: 'object',
     description:
-      'GET /profile/{userId}?view=flat: every realtime and offline tag as a string (numbers as decimal text, count_by as its JSON text, segment_id as is); null tags (avg, min, max, last, first, variance or stddev of a window without values) left out; no user_id, no meta',
+      'GET /profile/{userId}?view=flat: every realtime and offline tag as a string (numbers as decimal text, count_by as its JSON text, segment_id as is); null tags (avg, min, max, last, first, variance, stddev or percentile of a window without values) left out; no user_id, no meta',
     additionalProperties: { type: 'string' },
   },
   Firing: {

@@ -50,6 +50,7 @@ async function windowTags(conn: DuckDBConnection, tags: TagConfig, sqlOpts: Offl
     for (const t of tags.realtime) {
       const v = r[t.name];
       if (LIST_AGGREGATIONS.includes(t.aggregation)) values[t.name] = v === null ? [] : (JSON.parse(String(v)) as (number | string)[]);
+      else if (t.aggregation === 'percentile') values[t.name] = v === null ? null : (JSON.parse(String(v)) as Record<string, number>);
       else values[t.name] = countBy.has(t.name) ? (JSON.parse(String(v)) as Record<string, number>) : v === null ? null : num(v);
     }
     return [String(r.user_id), values];

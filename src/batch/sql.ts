@@ -1,6 +1,7 @@
 import { KEYED_AGGREGATIONS, OfflineTag, SegmentCondition, TagConfig, WindowTag, bucketLabels, longestWindow } from '../core/tags';
 import { windowRange } from '../core/panes';
 import { DAY_MS, OdsSqlOptions, odsCtes, sqlString } from '../ods/sql';
+import { approxDistinctListSql, percentileKeySql, percentileMapSql, sketchHashSql } from '../ods/sketchSql';
 
 /** What the batch's queries read: the ODS's options (ods/sql.ts). */
 export type OfflineSqlOptions = OdsSqlOptions;
@@ -121,6 +122,11 @@ function windowExpression(t: WindowTag, asOf: number): string {
     case 'first_k':
       // The values of the k newest / oldest events; equal times: the larger value first.
       return `CAST(to_json((list(${t.field} ORDER BY ts ${t.aggregation === 'last_k' ? 'DESC' : 'ASC'}, ${t.field} DESC) FILTER (WHERE ${withField}))[1:${t.k}]) AS VARCHAR)`;
+    case 'percentile':
+      // The nearest-rank percentiles read off the log buckets (ods/sketchSql.ts), as JSON text.
+      return `CAST(to_json(${percentileMapSql(`list_sort(LIST(${percentileKeySql(t.field!)}) FILTER (WHERE ${withField}))`, t.p!)}) AS VARCHAR)`;
+    case 'approx_distinct':
+      return approxDistinctListSql(`LIST(${sketchHashSql(t.field!)}) FILTER (WHERE ${withField})`, t.k!);
     case 'count_by':
     case 'histogram':
       throw new Error(`${t.aggregation} is computed by countByCte`);

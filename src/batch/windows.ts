@@ -6,7 +6,7 @@ import type { TagValue } from '../profile/reader';
  */
 export type WindowValue = Exclude<TagValue, string>;
 
-/** True when two tag values agree (numbers within float noise: `tolerance` relative, count_by key by key, null only with null). */
+/** True when two tag values agree (numbers within float noise: `tolerance` relative, objects key by key, null only with null). */
 export function sameWindowValue(a: WindowValue | undefined, b: WindowValue | undefined, tolerance = 1e-9): boolean {
   if (a === null || b === null) return a === b;
   if (typeof a === 'number' && typeof b === 'number') return Math.abs(a - b) <= tolerance * Math.max(1, Math.abs(a));
@@ -14,7 +14,7 @@ export function sameWindowValue(a: WindowValue | undefined, b: WindowValue | und
   if (typeof a === 'object' && typeof b === 'object') {
     const ka = Object.keys(a).sort();
     const kb = Object.keys(b).sort();
-    return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
+    return ka.length === kb.length && ka.every((k, i) => k === kb[i] && sameWindowValue(a[k], b[k], tolerance));
   }
   return false;
 }

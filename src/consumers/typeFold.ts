@@ -9,7 +9,8 @@
  */
 import type { TagPlan, TypePlan } from '../lua/windowPlan';
 import { LEVEL_PREFIX, windowRange } from '../core/panes';
-import { bucketLabel } from '../core/tags';
+import { COUNTED_AGGREGATIONS, bucketLabel } from '../core/tags';
+import { mergeSketch, percentileKey, sketchHash } from '../core/sketch';
 import {
   DISTINCT_BASE,
   NumericPane,
@@ -185,20 +186,25 @@ function foldEvent(d: Deltas, tp: TypePlan, e: FoldEvent, now: number): void {
   for (const spec of tp.values) {
     let value: string;
     if (spec.list) {
-      // A last_k / first_k list: the event goes into its panes' lists, not counts.
+      // A last_k / first_k list: the event goes into its panes' lists, not counts; an
+      // approx_distinct sketch: its value's hash does.
       const v = packedField(e.packed, spec.source!);
       if (v !== '') {
+        const entry: [number, string] = spec.list.sketch ? [0, sketchHash(v)] : [e.ts, v];
         for (const level of spec.levels) {
           const name = `${spec.field}${LEVEL_PREFIX[level]}${Math.floor(e.ts / level)}`;
           const l = d.lists.get(name) ?? { spec, entries: [] };
           d.lists.set(name, l);
-          l.entries.push([e.ts, v]);
+          l.entries.push(entry);
         }
       }
       continue;
     } else if (spec.edges) {
       const raw = packedField(e.packed, spec.source!);
       value = raw !== '' && Number.isFinite(Number(raw)) ? bucketLabel(spec.edges, spec.labels!, Number(raw)) : '';
+    } else if (spec.percentile) {
+      const raw = packedField(e.packed, spec.source!);
+      value = raw !== '' && Number.isFinite(Number(raw)) ? percentileKey(Number(raw)) : '';
     } else {
       value = packedField(e.packed, spec.field);
     }
@@ -229,7 +235,7 @@ function planTotals(visit: PlannedVisit, tp: TypePlan, now: number): void {
     if (job.keep === undefined) {
       const own = meta?.d.has(tag.total) === true && ownField(tag.total);
       const moved = totalMove(meta, tag, from, to, visit.oldNewest);
-      const prefix = tag.agg === 'count_by' || tag.agg === 'histogram' ? String(tag.field) : '';
+      const prefix = COUNTED_AGGREGATIONS.includes(tag.agg) ? String(tag.field) : '';
       if (moved) {
         job.base = own ? undefined : moved.base;
         job.baseInOwnField = own;
@@ -292,6 +298,17 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
   }
   for (const [name, counts] of d.values) put(name, formatValues(addValues(counts, got.get(name), 1)));
   for (const [name, l] of d.lists) {
+    if (l.spec.list!.sketch) {
+      put(
+        name,
+        mergeSketch(
+          got.get(name),
+          l.entries.map((e) => e[1]),
+          l.spec.list!.k,
+        ),
+      );
+      continue;
+    }
     const entries = parseList(got.get(name) ?? null, l.entries);
     put(name, formatList(orderList(entries, l.spec.list!.newest, l.spec.numericList === true, l.spec.list!.k)));
   }

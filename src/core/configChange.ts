@@ -1,6 +1,6 @@
 import { EVENT_TYPES, EventType } from './event';
 import { TypePanePlan, tagLevels, typePanePlan, valueFieldKey, valueFieldKeyOf } from './panes';
-import { NUMERIC_AGGREGATIONS, SPREAD_AGGREGATIONS, TagConfig, WINDOW_FIELDS, WindowTag } from './tags';
+import { NUMERIC_AGGREGATIONS, SPREAD_AGGREGATIONS, VALUE_AGGREGATIONS, TagConfig, WINDOW_FIELDS, WindowTag } from './tags';
 import { canonicalJson } from './tagConfig';
 import { formatDuration } from './duration';
 
@@ -51,15 +51,19 @@ function missingState(tag: WindowTag, kept: TypePanePlan | null): string[] {
   const lacking = (have: readonly number[]) => levels.filter((l) => !have.includes(l)).map((l) => formatDuration(l));
   if (tag.aggregation === 'distinct') {
     if (!kept.distinctFields.includes(fieldIndex)) missing.push(`the latest time of each ${tag.field} is not kept`);
-  } else if (tag.aggregation === 'count_by' || tag.aggregation === 'histogram' || tag.aggregation === 'last_k' || tag.aggregation === 'first_k') {
+  } else if (VALUE_AGGREGATIONS.includes(tag.aggregation)) {
     const key = valueFieldKey(tag);
     const values = kept.valueFields.find((v) => valueFieldKeyOf(v) === key && (!v.list || v.list.k >= (tag.k ?? 0)));
     const what =
       tag.aggregation === 'histogram'
         ? `counts per bucket (${tag.buckets!.join(', ')}) of ${tag.field}`
-        : tag.k !== undefined
-          ? `the ${tag.k} ${tag.aggregation === 'last_k' ? 'newest' : 'oldest'} values of ${tag.field} per pane`
-          : `counts per ${tag.field}`;
+        : tag.aggregation === 'percentile'
+          ? `counts per log bucket of ${tag.field}`
+          : tag.aggregation === 'approx_distinct'
+            ? `the ${tag.k} smallest hashes of ${tag.field} per pane`
+            : tag.k !== undefined
+              ? `the ${tag.k} ${tag.aggregation === 'last_k' ? 'newest' : 'oldest'} values of ${tag.field} per pane`
+              : `counts per ${tag.field}`;
     if (!values) missing.push(`${what} are not kept`);
     else if (lacking(values.levels).length) missing.push(`${what} are not kept in ${lacking(values.levels).join(', ')} panes`);
   } else {
@@ -77,7 +81,17 @@ function missingState(tag: WindowTag, kept: TypePanePlan | null): string[] {
 
 /** The definition of a realtime tag that its values depend on (not its name). */
 function definition(t: WindowTag): string {
-  return canonicalJson({ event: t.event, aggregation: t.aggregation, field: t.field, window: t.windowMs, resolution: t.resolutionMs, top: t.top });
+  return canonicalJson({
+    event: t.event,
+    aggregation: t.aggregation,
+    field: t.field,
+    window: t.windowMs,
+    resolution: t.resolutionMs,
+    top: t.top,
+    buckets: t.buckets,
+    k: t.k,
+    p: t.p,
+  });
 }
 
 /** What differs between two definitions of one realtime tag, e.g. "window 24h → 7d". */
@@ -90,6 +104,9 @@ function differences(a: WindowTag, b: WindowTag): string {
     ['window', formatDuration(a.windowMs), formatDuration(b.windowMs)],
     ['resolution', formatDuration(a.resolutionMs), formatDuration(b.resolutionMs)],
     ['top', a.top ?? 'all', b.top ?? 'all'],
+    ['buckets', a.buckets?.join(',') ?? '-', b.buckets?.join(',') ?? '-'],
+    ['k', a.k ?? '-', b.k ?? '-'],
+    ['p', a.p?.join(',') ?? '-', b.p?.join(',') ?? '-'],
   ];
   for (const [k, x, y] of pairs) if (x !== y) out.push(`${k} ${String(x)} → ${String(y)}`);
   return out.join(', ');

@@ -81,9 +81,20 @@ export interface TypePanePlan {
   /**
    * Value panes (a count per distinct value) per id field of count_by tags, and per bucket
    * layout of histogram tags (index HISTOGRAM_FIELD_BASE + k; `source`: the numeric field's
-   * index, `edges`: the bucket edges), with their levels.
+   * index, `edges`: the bucket edges), per numeric field of percentile tags (index
+   * HISTOGRAM_FIELD_BASE + k, `percentile`: counts per log bucket), and the lists of last_k,
+   * first_k (`list`) and approx_distinct (`list.sketch`: the k smallest hashes) tags, with
+   * their levels.
    */
-  valueFields: { field: WindowField; index: number; levels: number[]; source?: number; edges?: number[]; list?: { newest: boolean; k: number } }[];
+  valueFields: {
+    field: WindowField;
+    index: number;
+    levels: number[];
+    source?: number;
+    edges?: number[];
+    percentile?: boolean;
+    list?: { newest: boolean; k: number; sketch?: boolean };
+  }[];
   /**
    * 1-based indexes of the id fields of distinct tags: each value's latest time is kept in
    * the pane time index (score 1e13 * index + time, as the window scripts write it), so a
@@ -102,9 +113,7 @@ export function typePanePlan(tags: readonly WindowTag[], type: EventType): TypeP
   const numericField = numeric ? WINDOW_FIELDS.indexOf(numericTags.find((t) => t.field)!.field!) + 1 : 0;
   const valueFields = new Map<string, Set<number>>();
   const listK = new Map<string, number>();
-  for (const t of own.filter(
-    (t) => t.aggregation === 'count_by' || t.aggregation === 'histogram' || t.aggregation === 'last_k' || t.aggregation === 'first_k',
-  )) {
+  for (const t of own.filter((t) => VALUE_AGGREGATIONS.includes(t.aggregation) && t.aggregation !== 'distinct')) {
     const key = valueFieldKey(t);
     const levels = valueFields.get(key) ?? new Set<number>();
     for (const l of tagLevels(t)) levels.add(l);
@@ -125,9 +134,12 @@ export function typePanePlan(tags: readonly WindowTag[], type: EventType): TypeP
       const [field, edges] = key.split('|') as [WindowField, string | undefined];
       const sorted = [...levels].sort((a, b) => a - b);
       if (edges === undefined) return { field, index: WINDOW_FIELDS.indexOf(field) + 1, levels: sorted };
-      if (edges === 'newest' || edges === 'oldest') {
-        const list = { newest: edges === 'newest', k: listK.get(key)! };
+      if (edges === 'newest' || edges === 'oldest' || edges === 'sketch') {
+        const list = edges === 'sketch' ? { newest: false, k: listK.get(key)!, sketch: true } : { newest: edges === 'newest', k: listK.get(key)! };
         return { field, index: LIST_FIELD_BASE + lists++, levels: sorted, source: WINDOW_FIELDS.indexOf(field) + 1, list };
+      }
+      if (edges === 'percentile') {
+        return { field, index: HISTOGRAM_FIELD_BASE + histograms++, levels: sorted, source: WINDOW_FIELDS.indexOf(field) + 1, percentile: true };
       }
       return {
         field,
@@ -141,9 +153,11 @@ export function typePanePlan(tags: readonly WindowTag[], type: EventType): TypeP
   };
 }
 
-/** What a count_by or histogram tag's value panes are kept under: its field, and a histogram's edges. */
+/** What a value-pane tag's panes are kept under: its field, and a histogram's edges or the kind of list or sketch. */
 export function valueFieldKey(t: Pick<WindowTag, 'field' | 'aggregation' | 'buckets'>): string {
   if (t.aggregation === 'last_k' || t.aggregation === 'first_k') return `${t.field}|${t.aggregation === 'last_k' ? 'newest' : 'oldest'}`;
+  if (t.aggregation === 'approx_distinct') return `${t.field}|sketch`;
+  if (t.aggregation === 'percentile') return `${t.field}|percentile`;
   return t.aggregation === 'histogram' ? `${t.field}|${t.buckets!.join(',')}` : t.field!;
 }
 
@@ -155,6 +169,7 @@ export function valueFieldIndex(plan: TypePanePlan, t: Pick<WindowTag, 'field' |
 
 /** The key of a plan's value field (as valueFieldKey names it for its tags). */
 export function valueFieldKeyOf(v: TypePanePlan['valueFields'][number]): string {
-  if (v.list) return `${v.field}|${v.list.newest ? 'newest' : 'oldest'}`;
+  if (v.list) return `${v.field}|${v.list.sketch ? 'sketch' : v.list.newest ? 'newest' : 'oldest'}`;
+  if (v.percentile) return `${v.field}|percentile`;
   return v.edges ? `${v.field}|${v.edges.join(',')}` : v.field;
 }

@@ -10,7 +10,7 @@ import {
   Aggregation,
   COMPARISONS,
   NAME,
-  KEYED_AGGREGATIONS,
+  NOT_NUMERIC_AGGREGATIONS,
   NUMERIC_AGGREGATIONS,
   NUMERIC_FIELDS,
   OFFLINE_AGGREGATIONS,
@@ -29,6 +29,7 @@ import {
   WindowField,
   WindowTag,
 } from './tags';
+import { DEFAULT_SKETCH_K } from './sketch';
 
 /**
  * The tag config file: reading it and checking every entry (realtime tags, offline tags and
@@ -111,7 +112,7 @@ export function tagConfigVersion(config: Pick<TagConfig, 'document'>): string {
 function parseTriggers(json: unknown, source: string, realtime: WindowTag[], offline: OfflineTag[]): Trigger[] {
   if (json === undefined) return [];
   if (!Array.isArray(json)) throw new ConfigError(`${source}: "triggers" must be an array`);
-  const usable = [...realtime.filter((t) => !KEYED_AGGREGATIONS.includes(t.aggregation)).map((t) => t.name), ...offline.map((t) => t.name)];
+  const usable = [...realtime.filter((t) => !NOT_NUMERIC_AGGREGATIONS.includes(t.aggregation)).map((t) => t.name), ...offline.map((t) => t.name)];
   const names = new Set<string>();
   return json.map((entry, i) => {
     const { e, bad } = configEntry(entry, `${source}: triggers[${i}]`, ['name', 'when']);
@@ -121,7 +122,9 @@ function parseTriggers(json: unknown, source: string, realtime: WindowTag[], off
     const when = (e.when as unknown[]).map((c, j): TriggerCondition => {
       const [cond, cbad] = conditionEntry(c, j, bad);
       if (!usable.includes(cond.tag as string))
-        cbad(`"tag" must name a realtime tag other than count_by or histogram, or an offline tag (${usable.join(', ')})`);
+        cbad(
+          `"tag" must name a realtime tag whose value is a number (not count_by, histogram, last_k, first_k or percentile), or an offline tag (${usable.join(', ')})`,
+        );
       if (!(TRIGGER_COMPARISONS as readonly unknown[]).includes(cond.op)) cbad(`"op" must be one of ${TRIGGER_COMPARISONS.join(', ')}`);
       if (typeof cond.value !== 'number' || !Number.isFinite(cond.value)) cbad('"value" must be a finite number');
       return { tag: cond.tag as string, op: cond.op as TriggerCondition['op'], value: cond.value as number };
@@ -219,7 +222,7 @@ function configEntry(entry: unknown, where: string, allowed: string[], idKey = '
 }
 
 function parseWindowTag(entry: unknown, where: string): WindowTag {
-  const { e, bad } = configEntry(entry, where, ['name', 'event', 'aggregation', 'field', 'window', 'resolution', 'top', 'buckets', 'k']);
+  const { e, bad } = configEntry(entry, where, ['name', 'event', 'aggregation', 'field', 'window', 'resolution', 'top', 'buckets', 'k', 'p']);
   if (!(EVENT_TYPES as readonly unknown[]).includes(e.event)) bad(`"event" must be one of ${EVENT_TYPES.join(', ')}`);
   if (!(AGGREGATIONS as readonly unknown[]).includes(e.aggregation)) bad(`"aggregation" must be one of ${AGGREGATIONS.join(', ')}`);
   const windowMs = parseDuration(e.window);
@@ -233,7 +236,7 @@ function parseWindowTag(entry: unknown, where: string): WindowTag {
     if (!(WINDOW_FIELDS as readonly unknown[]).includes(e.field)) bad(`"field" must be one of ${WINDOW_FIELDS.join(', ')}`);
     field = e.field as WindowField;
     const numeric = NUMERIC_FIELDS.includes(field);
-    const wantsNumber = NUMERIC_AGGREGATIONS.includes(aggregation) || aggregation === 'histogram';
+    const wantsNumber = NUMERIC_AGGREGATIONS.includes(aggregation) || aggregation === 'histogram' || aggregation === 'percentile';
     const anyField = aggregation === 'last_k' || aggregation === 'first_k';
     if (wantsNumber && !numeric) bad(`${aggregation} needs a numeric field (${NUMERIC_FIELDS.join(', ')})`);
     if (!wantsNumber && !anyField && numeric) bad(`${aggregation} needs an id field, not "${field}"`);
@@ -256,11 +259,30 @@ function parseWindowTag(entry: unknown, where: string): WindowTag {
     if (!ok) bad('"buckets" must be 1 to 50 ascending numbers: the edges between the buckets');
     tag.buckets = b as number[];
   } else if (e.buckets !== undefined) bad('"buckets" is only for histogram');
+  parseSketchOptions(e, aggregation, tag, bad);
+  return tag;
+}
+
+/** `k` of last_k / first_k / approx_distinct and `p` of percentile, onto `tag`. */
+function parseSketchOptions(e: Record<string, unknown>, aggregation: Aggregation, tag: WindowTag, bad: (msg: string) => never): void {
   if (aggregation === 'last_k' || aggregation === 'first_k') {
     if (!Number.isInteger(e.k) || (e.k as number) < 1 || (e.k as number) > 100) bad('"k" must be an integer from 1 to 100');
     tag.k = e.k as number;
-  } else if (e.k !== undefined) bad('"k" is only for last_k and first_k');
-  return tag;
+  } else if (aggregation === 'approx_distinct') {
+    const k = e.k ?? DEFAULT_SKETCH_K;
+    if (!Number.isInteger(k) || (k as number) < 16 || (k as number) > 4096) bad('"k" must be an integer from 16 to 4096 (the sketch\'s size)');
+    tag.k = k as number;
+  } else if (e.k !== undefined) bad('"k" is only for last_k, first_k and approx_distinct');
+  if (aggregation === 'percentile') {
+    const p = e.p;
+    const ok =
+      Array.isArray(p) &&
+      p.length >= 1 &&
+      p.length <= 10 &&
+      p.every((x, i) => typeof x === 'number' && x > 0 && x <= 100 && Math.abs(x * 10 - Math.round(x * 10)) < 1e-9 && (i === 0 || x > (p[i - 1] as number)));
+    if (!ok) bad('"p" must be 1 to 10 ascending percentiles in (0, 100], each to a tenth at most (e.g. [50, 90, 99.9])');
+    tag.p = p as number[];
+  } else if (e.p !== undefined) bad('"p" is only for percentile');
 }
 
 /**

@@ -9,7 +9,9 @@ import { EventType } from './event';
  * field; `count_by`, events per value of an id field; `histogram`, events per bucket of a
  * numeric field (fixed `buckets` edges); `last_k` / `first_k`, the field's values in
  * the k newest / oldest events of the window (newest / oldest first; equal times: the larger
- * value first).
+ * value first); `percentile`, the `p` percentiles of a numeric field within 1 % (a log-bucket
+ * sketch, see core/sketch.ts); `approx_distinct`, the distinct values of an id field, exact
+ * below `k` and estimated above (a k-minimum-values sketch).
  */
 export const AGGREGATIONS = [
   'count',
@@ -26,6 +28,8 @@ export const AGGREGATIONS = [
   'histogram',
   'last_k',
   'first_k',
+  'percentile',
+  'approx_distinct',
 ] as const;
 export type Aggregation = (typeof AGGREGATIONS)[number];
 /** Aggregations over a numeric field, kept in the numeric panes. */
@@ -33,11 +37,17 @@ export const NUMERIC_AGGREGATIONS: readonly Aggregation[] = ['sum', 'avg', 'min'
 /** Aggregations that need the numeric panes' sum of squared deviations (a field they keep only then). */
 export const SPREAD_AGGREGATIONS: readonly Aggregation[] = ['variance', 'stddev'];
 /** Aggregations over an id field, kept in the value panes (one entry per distinct value). */
-export const VALUE_AGGREGATIONS: readonly Aggregation[] = ['distinct', 'count_by', 'histogram', 'last_k', 'first_k'];
+export const VALUE_AGGREGATIONS: readonly Aggregation[] = ['distinct', 'count_by', 'histogram', 'last_k', 'first_k', 'percentile', 'approx_distinct'];
 /** Aggregations whose value is a list of the field's values (the k newest or oldest events'). */
 export const LIST_AGGREGATIONS: readonly Aggregation[] = ['last_k', 'first_k'];
 /** Aggregations whose value is a count per key (count_by: per value of an id field; histogram: per bucket of a numeric field). */
 export const KEYED_AGGREGATIONS: readonly Aggregation[] = ['count_by', 'histogram'];
+/** Aggregations kept as counts per key in value panes with a running total (percentile: per log bucket of a numeric field). */
+export const COUNTED_AGGREGATIONS: readonly Aggregation[] = ['count_by', 'histogram', 'percentile'];
+/** Aggregations whose value panes are per-pane lists (last_k, first_k: the k newest / oldest; approx_distinct: the k smallest hashes). */
+export const PANE_LIST_AGGREGATIONS: readonly Aggregation[] = ['last_k', 'first_k', 'approx_distinct'];
+/** Aggregations a trigger condition cannot compare with a number (their values are objects or lists). */
+export const NOT_NUMERIC_AGGREGATIONS: readonly Aggregation[] = ['count_by', 'histogram', 'last_k', 'first_k', 'percentile'];
 
 /**
  * A histogram's bucket labels for its edges e1 < … < ek: `<e1`, `[e1,e2)`, …, `>=ek` (each
@@ -88,8 +98,10 @@ export interface WindowTag {
   top?: number;
   /** histogram only: the bucket edges, ascending (k edges, k + 1 buckets; see bucketLabels). */
   buckets?: number[];
-  /** last_k and first_k only: how many values (1 to 100). */
+  /** last_k and first_k: how many values (1 to 100); approx_distinct: the sketch's size (16 to 4096). */
   k?: number;
+  /** percentile only: the percentiles, each in (0, 100] to a tenth, ascending. */
+  p?: number[];
 }
 
 /** How an offline tag folds a user's whole history (as of the batch's as-of time). */

@@ -1,7 +1,7 @@
 import { EventType } from '../core/event';
 import { WINDOW_FIELDS, WindowTag, longestWindow } from '../core/tags';
 import { LEVEL_PREFIX, tagLevels, typePanePlan, valueFieldIndex } from '../core/panes';
-import { NUMERIC_FIELDS, bucketLabels } from '../core/tags';
+import { COUNTED_AGGREGATIONS, NUMERIC_FIELDS, VALUE_AGGREGATIONS, bucketLabels } from '../core/tags';
 
 /** One window tag as the window scripts read it (see includes/tagValues.lua). */
 export interface TagPlan {
@@ -37,7 +37,9 @@ export interface TypePlan {
     source?: number;
     edges?: number[];
     labels?: string[];
-    list?: { newest: boolean; k: number };
+    list?: { newest: boolean; k: number; sketch?: boolean };
+    /** A percentile's value field: counts per log bucket of `source` (core/sketch.ts). */
+    percentile?: boolean;
     numericList?: boolean;
   }[];
   distinct: number[];
@@ -67,7 +69,7 @@ export interface WindowPlan {
 function totalSpec(t: WindowTag, field: number): string {
   const steps = `${LEVEL_PREFIX[t.resolutionMs]}${t.windowMs / t.resolutionMs}`;
   if (t.aggregation === 'count') return steps;
-  if (t.aggregation === 'count_by' || t.aggregation === 'histogram') return `${field}${steps}`;
+  if (COUNTED_AGGREGATIONS.includes(t.aggregation)) return `${field}${steps}`;
   if (t.aggregation === 'sum' || t.aggregation === 'avg') return `S${steps}`;
   // variance and stddev: "n,s,q" (q: the sum of squares; the value is q / n - (s / n)²).
   if (t.aggregation === 'variance' || t.aggregation === 'stddev') return `Q${steps}`;
@@ -90,15 +92,17 @@ export function windowPlan(tags: readonly WindowTag[]): WindowPlan {
       values: p.valueFields.map((f) =>
         f.edges
           ? { field: f.index, levels: f.levels, source: f.source, edges: f.edges, labels: bucketLabels(f.edges) }
-          : f.list
-            ? { field: f.index, levels: f.levels, source: f.source, list: f.list, numericList: NUMERIC_FIELDS.includes(f.field) }
-            : { field: f.index, levels: f.levels },
+          : f.percentile
+            ? { field: f.index, levels: f.levels, source: f.source, percentile: true }
+            : f.list
+              ? { field: f.index, levels: f.levels, source: f.source, list: f.list, numericList: NUMERIC_FIELDS.includes(f.field) }
+              : { field: f.index, levels: f.levels },
       ),
       distinct: p.distinctFields,
       tags: tags
         .filter((t) => t.event === type)
         .map((t) => {
-          const keyed = ['count_by', 'histogram', 'last_k', 'first_k'].includes(t.aggregation);
+          const keyed = VALUE_AGGREGATIONS.includes(t.aggregation) && t.aggregation !== 'distinct';
           const field = keyed ? valueFieldIndex(p, t) : t.field ? WINDOW_FIELDS.indexOf(t.field) + 1 : 0;
           return {
             name: t.name,
@@ -132,6 +136,9 @@ const AGGREGATION_CODES: Record<WindowTag['aggregation'], number> = {
   histogram: 8,
   last_k: 12,
   first_k: 13,
+  // Read and written as count_by over the log buckets of its field (the reader turns the counts into percentiles).
+  percentile: 8,
+  approx_distinct: 14,
 };
 const RESOLUTION_CODES: Record<number, number> = { 1000: 1, 60_000: 2, 3_600_000: 3 };
 const levelMask = (levels: number[]) => levels.reduce((m, l) => m | (l === 1000 ? 1 : l === 60_000 ? 2 : 4), 0);
@@ -140,6 +147,11 @@ const levelMask = (levels: number[]) => levels.reduce((m, l) => m | (l === 1000 
 function encodePlan(types: TypePlan[], longest: number): Buffer {
   const parts: Buffer[] = [];
   const u8 = (...n: number[]) => parts.push(Buffer.from(n));
+  const u16 = (n: number) => {
+    const b = Buffer.alloc(2);
+    b.writeUInt16BE(n);
+    parts.push(b);
+  };
   const u32 = (n: number) => {
     const b = Buffer.alloc(4);
     b.writeUInt32BE(n);
@@ -163,9 +175,11 @@ function encodePlan(types: TypePlan[], longest: number): Buffer {
     u8((t.numeric ? 1 : 0) | (t.spread ? 2 : 0) | (t.first ? 4 : 0), t.numericField, levelMask(t.numericLevels), t.values.length);
     for (const v of t.values) {
       u8(v.field, levelMask(v.levels));
-      text(v.edges ? v.edges.map(String).join(',') : '');
-      // A list: 1 the newest values, 2 the oldest, + 4 when its field is numeric (compared as numbers); then k.
-      u8(v.source ?? 0, v.list ? (v.list.newest ? 1 : 2) + (v.numericList ? 4 : 0) : 0, v.list?.k ?? 0);
+      // A histogram's edges, or 'P' for a percentile's log buckets.
+      text(v.edges ? v.edges.map(String).join(',') : v.percentile ? 'P' : '');
+      // A list: 1 the newest values, 2 the oldest, 3 a sketch's smallest hashes, + 4 when its field is numeric (compared as numbers); then k.
+      u8(v.source ?? 0, v.list ? (v.list.sketch ? 3 : v.list.newest ? 1 : 2) + (v.numericList ? 4 : 0) : 0);
+      u16(v.list?.k ?? 0);
     }
     u8(t.distinct.length, ...t.distinct);
     u8(t.tags.length);

@@ -9,8 +9,9 @@ import { RealtimeLag } from './lag';
 import { loadTagConfig, tagConfigVersion } from '../core/tagConfig';
 import { followActiveTagConfig, watchActiveTagConfig } from '../redis/tagConfigs';
 import { silentLogger } from '../core/logger';
+import { estimateDistinct, percentiles, sketchHashes } from '../core/sketch';
 
-/** A tag value: a number, a per-key count object (count_by), or text (offline segment ids). */
+/** A tag value: a number, a per-key object (count_by, histogram: counts; percentile: p50 → value), a list (last_k, first_k), or text (offline segment ids). */
 export type TagValue = number | string | Record<string, number> | (number | string)[] | null;
 
 /** The fused profile GET /profile/:userId returns. */
@@ -53,6 +54,8 @@ const EMPTY_VALUE: Record<WindowTag['aggregation'], unknown> = {
   histogram: [],
   last_k: '',
   first_k: '',
+  percentile: [],
+  approx_distinct: '',
 };
 
 /** What one read returns: every tag (the default), or only those named in `tags` (window and offline tags). */
@@ -303,7 +306,7 @@ export class ProfileReader {
     const byName = new Map<string, unknown>();
     for (let i = 0; i < flatTags.length; i += 2) byName.set(flatTags[i] as string, flatTags[i + 1]);
     const wanted = select ? new Set(select.window) : undefined;
-    for (const { name, aggregation, top, field } of view.tagOrder) {
+    for (const { name, aggregation, top, field, k, p } of view.tagOrder) {
       if (wanted && !wanted.has(name)) continue;
       // A tag of an event type the user has no state for: its empty value (as the script gives it).
       const value = byName.has(name) ? byName.get(name) : EMPTY_VALUE[aggregation];
@@ -311,6 +314,12 @@ export class ProfileReader {
         // "v\x1fv\x1f...": the values of the k newest / oldest events (numbers for a numeric field).
         const values = value ? String(value).split('\x1f') : [];
         profile.tags[name] = field && NUMERIC_FIELDS.includes(field) ? values.map(Number) : values;
+      } else if (aggregation === 'approx_distinct') {
+        // The hashes of the panes covering the window, concatenated: the estimate is made here, off the Redis thread.
+        profile.tags[name] = estimateDistinct(sketchHashes(value as string), k!);
+      } else if (aggregation === 'percentile') {
+        // Counts per log bucket, as count_by's: the percentiles are read off them here.
+        profile.tags[name] = percentiles(mergeCounts(value as string[], 0), p!);
       } else if (Array.isArray(value)) {
         profile.tags[name] = mergeCounts(value as string[], top ?? 0);
       } else {

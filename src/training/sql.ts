@@ -2,7 +2,8 @@ import { EventType } from '../core/event';
 import { KEYED_AGGREGATIONS, LIST_AGGREGATIONS, OfflineTag, SEGMENT_TAG, TagConfig, WindowTag } from '../core/tags';
 import { OfflineSqlOptions, keySql, segmentCase } from '../batch/sql';
 import { DAY_MS, odsCtes, sqlString } from '../ods/sql';
-import { joinedActiveDays, joinedRealtimeCte, offlineCte } from './sqlPortable';
+import { joinedActiveDays, joinedRealtimeCte, offlineCte, portableOwnCte } from './sqlPortable';
+import { approxDistinctListSql, percentileKeySql, percentileMapSql, significant14, sketchHashSql } from '../ods/sketchSql';
 
 /**
  * `profile training-set`: point-in-time features for each row of a spine (user_id, ts,
@@ -148,9 +149,6 @@ export function quoteIdent(name: string): string {
 const paneFrame = (t: WindowTag) =>
   `PARTITION BY user_id ORDER BY ts RANGE BETWEEN ((ts % ${t.resolutionMs}) + ${t.windowMs - t.resolutionMs}) PRECEDING AND CURRENT ROW`;
 
-/** A computed number to 14 significant digits, as the API answers sums and averages (Lua's %.14g): 171.02, not 171.01999999999998. */
-const significant14 = (x: string) => `CASE WHEN ${x} = 0 THEN ${x} ELSE ROUND(${x}, CAST(13 - FLOOR(LOG10(ABS(${x}))) AS INTEGER)) END`;
-
 /** One realtime tag as a window aggregate over a type's timeline (the field is NULL on marker rows). */
 function realtimeExpression(t: WindowTag): string {
   const over = `OVER (${paneFrame(t)})`;
@@ -183,6 +181,12 @@ function realtimeExpression(t: WindowTag): string {
     case 'first_k':
       // The values of the k newest / oldest events of the frame; equal times: the larger value first.
       return `COALESCE((LIST(${t.field} ORDER BY ts ${t.aggregation === 'last_k' ? 'DESC' : 'ASC'}, ${t.field} DESC) FILTER (WHERE ${t.field} IS NOT NULL) ${over})[1:${t.k}], [])`;
+    case 'percentile':
+      // The frame's bucket keys, sorted (the final column reads the percentiles off them: percentileMapSql).
+      return `list_sort(LIST(${percentileKeySql(t.field!)}) FILTER (WHERE ${t.field} IS NOT NULL) ${over})`;
+    case 'approx_distinct':
+      // The frame's hashes (the final column estimates from them: approxDistinctListSql).
+      return `LIST(${sketchHashSql(t.field!)}) FILTER (WHERE ${t.field} IS NOT NULL) ${over}`;
   }
 }
 
@@ -364,7 +368,7 @@ export function trainingSetSql(tags: TagConfig, opts: TrainingSqlOptions): strin
   ];
   const columns = spineColumns(opts.spine).map((c) => `s.${quoteIdent(c)}`);
   const keyed = (t: WindowTag) => KEYED_AGGREGATIONS.includes(t.aggregation);
-  const ownCte = (t: WindowTag) => portable && (t.aggregation === 'last' || t.aggregation === 'first' || keyed(t) || LIST_AGGREGATIONS.includes(t.aggregation));
+  const ownCte = (t: WindowTag) => portable && portableOwnCte(t);
   for (const t of realtime) {
     const column = ownCte(t) ? `t_${t.name}.${t.name}` : `rt_${t.event}.${t.name}`;
     if (portable)
@@ -373,11 +377,15 @@ export function trainingSetSql(tags: TagConfig, opts: TrainingSqlOptions): strin
           ? `COALESCE(${column}, '{}') AS ${t.name}`
           : LIST_AGGREGATIONS.includes(t.aggregation)
             ? `COALESCE(${column}, '[]') AS ${t.name}`
-            : ownCte(t)
-              ? `${column} AS ${t.name}`
-              : column,
+            : t.aggregation === 'approx_distinct'
+              ? `COALESCE(${column}, 0) AS ${t.name}`
+              : ownCte(t)
+                ? `${column} AS ${t.name}`
+                : column,
       );
     else if (keyed(t)) columns.push(`${countByColumn(t, column)} AS ${t.name}`);
+    else if (t.aggregation === 'percentile') columns.push(`${percentileMapSql(column, t.p!)} AS ${t.name}`);
+    else if (t.aggregation === 'approx_distinct') columns.push(`${approxDistinctListSql(column, t.k!)} AS ${t.name}`);
     else if (['sum', 'avg', 'variance', 'stddev'].includes(t.aggregation)) columns.push(`${significant14(column)} AS ${t.name}`);
     else columns.push(column);
   }

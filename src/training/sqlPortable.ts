@@ -2,6 +2,8 @@ import { EventType } from '../core/event';
 import { KEYED_AGGREGATIONS, LIST_AGGREGATIONS, OfflineTag, WindowTag } from '../core/tags';
 import { keySql } from '../batch/sql';
 import { DAY_MS, sqlString } from '../ods/sql';
+import { approxDistinctSql, nearestRankSql, percentileKeySql, percentileValueSql, sketchHashSql } from '../ods/sketchSql';
+import { percentileLabel } from '../core/sketch';
 
 /**
  * The portable form of the training-set query (`profile training-set --print-sql portable`;
@@ -41,8 +43,22 @@ function joinedExpression(t: WindowTag): string {
     case 'histogram':
     case 'last_k':
     case 'first_k':
+    case 'percentile':
+    case 'approx_distinct':
       throw new Error(`${t.aggregation} is computed by its own CTE`);
   }
+}
+
+/** Portable: the tags computed by a CTE of their own (joinedTagCte) rather than in their type's GROUP BY. */
+export function portableOwnCte(t: WindowTag): boolean {
+  return (
+    t.aggregation === 'last' ||
+    t.aggregation === 'first' ||
+    t.aggregation === 'percentile' ||
+    t.aggregation === 'approx_distinct' ||
+    KEYED_AGGREGATIONS.includes(t.aggregation) ||
+    LIST_AGGREGATIONS.includes(t.aggregation)
+  );
 }
 
 /**
@@ -53,8 +69,7 @@ function joinedExpression(t: WindowTag): string {
 export function joinedRealtimeCte(type: EventType, tags: WindowTag[]): string {
   const longest = Math.max(...tags.map((t) => t.windowMs));
   const fields = [...new Set(tags.filter((t) => t.field).map((t) => `e.${t.field}`))];
-  const ownCte = (t: WindowTag) =>
-    t.aggregation === 'last' || t.aggregation === 'first' || KEYED_AGGREGATIONS.includes(t.aggregation) || LIST_AGGREGATIONS.includes(t.aggregation);
+  const ownCte = portableOwnCte;
   const plain = tags.filter((t) => !ownCte(t));
   return `j_${type} AS (
   SELECT s._row, e.ts${fields.map((f) => `, ${f}`).join('')}
@@ -85,6 +100,7 @@ ${joinedTagCte(t)}`,
  */
 function joinedTagCte(t: WindowTag): string {
   const rows = `FROM j_${t.event} j JOIN spine_rows s ON s._row = j._row WHERE j.ts >= ${windowStart(t)} AND j.${t.field} IS NOT NULL`;
+  if (t.aggregation === 'percentile' || t.aggregation === 'approx_distinct') return joinedSketchCte(t, rows);
   if (t.aggregation === 'last_k' || t.aggregation === 'first_k') {
     // to_json(list(... ORDER BY ...)) is DuckDB's; Spark SQL: to_json(transform(array_sort(collect_list(struct(ts, v))), …)).
     return `t_${t.name} AS (
@@ -111,6 +127,34 @@ function joinedTagCte(t: WindowTag): string {
     ${rows}
     GROUP BY j._row, ${key}
   ) counted${t.top !== undefined ? ` WHERE r <= ${t.top}` : ''}
+  GROUP BY _row
+)`;
+}
+
+/**
+ * Portable: a percentile tag (the nearest-rank values of the log buckets, as JSON text;
+ * json_object is DuckDB's, Spark SQL: to_json(named_struct(…))) or an approx_distinct tag
+ * (the distinct hashes ranked; sha1 and the hex cast are DuckDB's, Spark SQL:
+ * substr(sha1(v), 1, 12) and conv(h, 16, 10)).
+ */
+function joinedSketchCte(t: WindowTag, rows: string): string {
+  if (t.aggregation === 'percentile') {
+    const values = t.p!.map((p) => `${sqlString(percentileLabel(p))}, ${percentileValueSql(`MAX(CASE WHEN r = ${nearestRankSql('n', p)} THEN b END)`)}`);
+    return `t_${t.name} AS (
+  SELECT _row, CAST(json_object(${values.join(', ')}) AS VARCHAR) AS ${t.name} FROM (
+    SELECT j._row, ${percentileKeySql(`j.${t.field}`)} AS b, ROW_NUMBER() OVER (PARTITION BY j._row ORDER BY ${percentileKeySql(`j.${t.field}`)}) AS r, COUNT(*) OVER (PARTITION BY j._row) AS n
+    ${rows}
+  ) ranked
+  GROUP BY _row
+)`;
+  }
+  return `t_${t.name} AS (
+  SELECT _row, ${approxDistinctSql('COUNT(*)', `MAX(CASE WHEN r = ${t.k} THEN h END)`, t.k!)} AS ${t.name} FROM (
+    SELECT _row, h, ROW_NUMBER() OVER (PARTITION BY _row ORDER BY h) AS r FROM (
+      SELECT DISTINCT j._row, ${sketchHashSql(`j.${t.field}`)} AS h
+      ${rows}
+    ) hashes
+  ) ranked
   GROUP BY _row
 )`;
 }

@@ -1,6 +1,7 @@
 import { EventType, ProfileEvent } from '../../src/core/event';
 import { WindowTag, bucketLabel, bucketLabels } from '../../src/core/tags';
 import { windowRange } from '../../src/core/panes';
+import { estimateDistinct, nearestRank, percentileKey, percentiles, sketchHash } from '../../src/core/sketch';
 import { WindowValue } from '../../src/batch/windows';
 
 /**
@@ -91,7 +92,27 @@ function aggregate(t: WindowTag, events: ProfileEvent[]): WindowValue {
       }
       return counts;
     }
+    case 'percentile': {
+      // The sketch's definition (core/sketch.ts) over the window's values.
+      const counts = new Map<string, number>();
+      for (const n of numbers) counts.set(percentileKey(n), (counts.get(percentileKey(n)) ?? 0) + 1);
+      return percentiles(counts, t.p!);
+    }
+    case 'approx_distinct':
+      return estimateDistinct(
+        values.map((v) => sketchHash(String(v))),
+        t.k!,
+      );
   }
+}
+
+/**
+ * The exact nearest-rank percentile p of `numbers` (the value of rank ceil(n · p / 100)):
+ * what a percentile tag approximates within 1 %.
+ */
+export function exactPercentile(numbers: readonly number[], p: number): number {
+  const sorted = [...numbers].sort((a, b) => a - b);
+  return sorted[nearestRank(sorted.length, p) - 1];
 }
 
 /** The `k` largest counts (equal counts: the smaller key first). */
@@ -121,6 +142,12 @@ export const EVERY_KIND_TAGS = [
   { name: 'first2_amounts_2h', event: 'purchase', aggregation: 'first_k', field: 'amount', k: 2, window: '2h' },
   { name: 'last5_amounts_90s', event: 'purchase', aggregation: 'last_k', field: 'amount', k: 5, window: '90s', resolution: '1s' },
   { name: 'var_1h', event: 'purchase', aggregation: 'variance', field: 'amount', window: '1h' },
+  { name: 'spend_p_1h', event: 'purchase', aggregation: 'percentile', field: 'amount', p: [50, 90, 99.9], window: '1h' },
+  { name: 'spend_p_90s', event: 'purchase', aggregation: 'percentile', field: 'amount', p: [1, 50], window: '90s', resolution: '1s' },
+  { name: 'spend_p_6h_h', event: 'purchase', aggregation: 'percentile', field: 'amount', p: [75], window: '6h', resolution: '1h' },
+  { name: 'ads_approx_1h', event: 'impression', aggregation: 'approx_distinct', field: 'ad_id', window: '1h' },
+  { name: 'ads_approx_k16_2m', event: 'impression', aggregation: 'approx_distinct', field: 'ad_id', k: 16, window: '2m', resolution: '1s' },
+  { name: 'camp_approx_k16_6h', event: 'impression', aggregation: 'approx_distinct', field: 'campaign_id', k: 16, window: '6h', resolution: '1h' },
   { name: 'sd_10m', event: 'purchase', aggregation: 'stddev', field: 'amount', window: '10m' },
   { name: 'sd_6h_h', event: 'purchase', aggregation: 'stddev', field: 'amount', window: '6h', resolution: '1h' },
   { name: 'sum_6h_h', event: 'purchase', aggregation: 'sum', field: 'amount', window: '6h', resolution: '1h' },

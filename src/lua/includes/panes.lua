@@ -8,7 +8,9 @@
 --                                         numeric tag, the count alone
 --   <f>s<i>, <f>m<i>, <f>h<i>              value pane of field index f: "v\31n\31v\31n..."
 --   <f>s<i>, <f>m<i>, <f>h<i> (f ≥ 150)    list pane of a last_k / first_k field: "ts\31v\31..."
---                                         (the pane's k newest or oldest events, best first)
+--                                         (the pane's k newest or oldest events, best first);
+--                                         of an approx_distinct field: the k smallest 12-hex-digit
+--                                         hashes of its values, ascending, no separator
 --   d<byte>                                dedup bucket of the event ids whose 6-byte fingerprint
 --                                         starts with that byte: 10-byte entries (see dedup.lua)
 --   F<f>                                   distinct values seen only ahead of `now`
@@ -50,6 +52,48 @@ local function bucketOf(spec, x)
     if x < spec.edges[j] then return spec.labels[j] end
   end
   return spec.labels[#spec.edges + 1]
+end
+
+-- A percentile value field's key of number x: its log bucket (src/core/sketch.ts), as text.
+-- (the literal is read by strtod, as JavaScript and DuckDB read the same text: the same double)
+local PERCENTILE_LOG_GAMMA = 0.020000666706669435
+local function percentileKey(x)
+  if x == 0 then return '0' end
+  local i = 40000 + math.ceil(math.log(math.abs(x)) / PERCENTILE_LOG_GAMMA)
+  return string.format('%d', x > 0 and i or -i)
+end
+
+-- An approx_distinct pane's text (12-hex-digit hashes, ascending, no separator) with the
+-- hashes of `more` added, cut to the k smallest.
+local function mergeSketch(text, more, k)
+  local seen, all = {}, {}
+  local function add(h)
+    if not seen[h] then
+      seen[h] = true
+      all[#all + 1] = h
+    end
+  end
+  if text then for j = 1, #text - 11, 12 do add(string.sub(text, j, j + 11)) end end
+  for _, h in ipairs(more) do add(h) end
+  table.sort(all)
+  for j = #all, k + 1, -1 do all[j] = nil end
+  return table.concat(all)
+end
+
+-- approx_distinct's value from the hashes of the panes covering its window (concatenated):
+-- the count below k, else (k - 1) * 2^48 / (h_k + 1), h_k the k-th smallest (src/core/sketch.ts).
+local function sketchEstimate(text, k)
+  local seen, all = {}, {}
+  for j = 1, #text - 11, 12 do
+    local h = string.sub(text, j, j + 11)
+    if not seen[h] then
+      seen[h] = true
+      all[#all + 1] = h
+    end
+  end
+  if #all < k then return #all end
+  table.sort(all)
+  return math.floor((k - 1) * 281474976710656 / (tonumber(all[k], 16) + 1) + 0.5)
 end
 
 -- A list pane's text "ts\31v\31ts\31v..." -> entries {ts, v} appended to `into`.

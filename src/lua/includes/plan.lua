@@ -3,13 +3,14 @@
 --   B types, I4 longest window of any type (s); per type: I2 length of its block, then B name length + name, I4 longest
 --   window (s), B numeric (bit 1: numeric panes; bit 2: they keep the spread m2; bit 3: the first time and value), B numeric field, B numeric levels (mask: 1 = 1 s, 2 = 1 min,
 --   4 = 1 h), B value fields + per field (B field, B levels, B length + a histogram's
---   edges ('' for a count_by field), B a histogram's or list's source field, B list (0: none,
---   1: the k newest values, 2: the k oldest; + 4: numeric values), B k), B distinct fields + per field B,
+--   edges ('' for a count_by field, 'P' for a percentile's log buckets), B a histogram's, percentile's or
+--   list's source field, B list (0: none, 1: the k newest values, 2: the k oldest, 3: an approx_distinct
+--   sketch's k smallest hashes; + 4: numeric values), I2 k), B distinct fields + per field B,
 --   B tags + per tag: B name length + name, B aggregation (AGGREGATIONS index), B field
 --   (0: none), I4 window (s), B resolution (RESOLUTIONS index), B levels, I4 top, B total
 --   spec length + spec ('' when the kind keeps no running total).
 -- Binary because the read decodes it on every call: cjson took ~18 µs for this plan, this ~3.
-local AGGREGATIONS = { 'count', 'sum', 'avg', 'min', 'max', 'last', 'distinct', 'count_by', 'variance', 'stddev', 'first', 'last_k', 'first_k' }
+local AGGREGATIONS = { 'count', 'sum', 'avg', 'min', 'max', 'last', 'distinct', 'count_by', 'variance', 'stddev', 'first', 'last_k', 'first_k', 'approx_distinct' }
 local RESOLUTIONS = { 1000, 60000, 3600000 }
 
 local function levelList(mask)
@@ -28,14 +29,20 @@ local function decodeType(bin, pos)
     numericLevels = levelList(numericMask), values = {}, distinct = {}, distinctFieldNames = {}, tags = {} }
   for i = 1, nValues do
     local field, mask, edges, source, list, k
-    field, mask, edges, source, list, k, pos = struct.unpack('>BBBc0BBB', bin, pos)
+    field, mask, edges, source, list, k, pos = struct.unpack('>BBBc0BBI2', bin, pos)
     tp.values[i] = { field = field, levels = levelList(mask) }
-    if list > 0 then
+    if list % 4 == 3 then
+      -- An approx_distinct sketch: the k smallest hashes of field `source`'s values.
+      tp.values[i].source, tp.values[i].k, tp.values[i].sketch = source, k, true
+    elseif edges == 'P' then
+      -- A percentile: the log bucket of the numeric field `source` is the value (percentileKey).
+      tp.values[i].source, tp.values[i].percentile = source, true
+    elseif list > 0 then
       -- A last_k / first_k list: the k newest (1) or oldest (2) values of field `source`.
       tp.values[i].source, tp.values[i].k = source, k
       tp.values[i].newest, tp.values[i].numeric = list % 4 == 1, list >= 4
     end
-    if edges ~= '' then
+    if edges ~= '' and edges ~= 'P' then
       -- A histogram: the bucket of the numeric field `source` is the value (bucketOf).
       local e, labels = {}, {}
       for x in string.gmatch(edges, '[^,]+') do e[#e + 1] = x end

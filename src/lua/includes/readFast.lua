@@ -1,9 +1,9 @@
 -- readFast(tp, paneKey, indexKey, now, out, only): the common read of one event type (tp: its
 -- decoded plan entry, kept between calls by cachedPlan): every tag with a running total
--- (count, count_by, histogram, sum, avg) reads it where its window overlaps now's, a
+-- (count, count_by, histogram, percentile, sum, avg, variance, stddev) reads it where its window overlaps now's, a
 -- distinct one ZCOUNT when no value waits ahead of now, any tag whose window holds none of
 -- the type's events is empty, and the kinds without a total (min, max, last, first,
--- variance, stddev) merge the panes covering their window, as the general path does. Appends name, value of
+-- last_k, first_k, approx_distinct) merge the panes covering their window, as the general path does. Appends name, value of
 -- each tag (of those whose names are keys of `only`; nil: all) to the flat list `out` and
 -- returns the type's newest event time; returns nil,
 -- having appended nothing, when a tag needs the general path (typeTagValues).
@@ -44,7 +44,7 @@ local function readFast(tp, paneKey, indexKey, now, out, only)
         for _, p in ipairs(fetchFields(paneKey, jobNames(indexKey, tag, nil, from, to, newest))) do
           if p then list[#list + 1] = p end
         end
-        if agg == 'last_k' or agg == 'first_k' then value = listValue(tag, list) else value = numericValue(agg, list) end
+        value = mergedValue(tag, list)
       end
       out[#out + 1] = tag.name
       out[#out + 1] = value

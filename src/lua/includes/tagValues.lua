@@ -10,7 +10,7 @@
 
 local function emptyValue(agg)
   if agg == 'count' or agg == 'distinct' then return 0 end
-  if agg == 'last_k' or agg == 'first_k' then return '' end
+  if agg == 'last_k' or agg == 'first_k' or agg == 'approx_distinct' then return '' end
   if agg == 'sum' then return '0' end
   if agg == 'count_by' then return {} end
   return false
@@ -46,6 +46,15 @@ local function listValue(tag, panes)
   local out = {}
   for _, e in ipairs(orderList(entries, tag.newest, tag.numeric, tag.top)) do out[#out + 1] = e[2] end
   return table.concat(out, '\31')
+end
+
+-- The value of a tag without a running total from the panes covering its window: an
+-- approx_distinct tag's is their hashes, concatenated (the caller estimates from them, off
+-- the Redis thread; triggers: sketchEstimate).
+local function mergedValue(tag, panes)
+  if tag.agg == 'last_k' or tag.agg == 'first_k' then return listValue(tag, panes) end
+  if tag.agg == 'approx_distinct' then return table.concat(panes) end
+  return numericValue(tag.agg, panes)
 end
 
 -- A count_by value as the reply carries it: {'+', text, '+', text, '-', text, ...}, value
@@ -138,7 +147,7 @@ local function jobValues(paneKey, indexKey, jobs, newest, waiting, out)
       else
         local list = {}
         for _, p in ipairs(adds) do if p then list[#list + 1] = p end end
-        if tag.agg == 'last_k' or tag.agg == 'first_k' then value = listValue(tag, list) else value = numericValue(tag.agg, list) end
+        value = mergedValue(tag, list)
       end
     end
     out[#out + 1] = tag.name

@@ -14,10 +14,16 @@ local HOLDS = {
 -- of plan type i; a tag without a value holds nothing.
 local function triggerStates(typeKeys, plan, trig, offKey, now, eventId)
   local values, flat = {}, {}
+  local sketchK = {}
   for _, ti in ipairs(trig.types) do
-    typeTagValues(typeKeys[ti][1], typeKeys[ti][2], planType(plan, ti), now, trig.tags, flat, true)
+    local tp = planType(plan, ti)
+    typeTagValues(typeKeys[ti][1], typeKeys[ti][2], tp, now, trig.tags, flat, true)
+    for _, tag in ipairs(tp.tags) do if tag.agg == 'approx_distinct' then sketchK[tag.name] = tag.top end end
   end
-  for i = 1, #flat, 2 do values[flat[i]] = tonumber(flat[i + 1]) end
+  for i = 1, #flat, 2 do
+    local k = sketchK[flat[i]]
+    values[flat[i]] = k and sketchEstimate(flat[i + 1], k) or tonumber(flat[i + 1])
+  end
   if #trig.offline > 0 then
     local off = redis.call('HMGET', offKey, unpack(trig.offline))
     for i, name in ipairs(trig.offline) do values[name] = tonumber(off[i]) end

@@ -46,20 +46,25 @@ local function foldEvent(d, tp, e, now)
   for _, spec in ipairs(tp.values) do
     local value
     if spec.k then
-      -- A last_k / first_k list: the event goes into its panes' lists (d.lists), not counts.
+      -- A last_k / first_k list: the event goes into its panes' lists (d.lists), not counts;
+      -- an approx_distinct sketch: its value's hash does.
       local v = packedField(packed, spec.source)
       if v ~= '' then
+        local entry = spec.sketch and string.sub(redis.sha1hex(v), 1, 12) or { ts, v }
         for _, level in ipairs(spec.levels) do
           local name = spec.field .. PREFIX[level] .. math.floor(ts / level)
           local l = d.lists[name] or { spec = spec, entries = {} }
           d.lists[name] = l
-          l.entries[#l.entries + 1] = { ts, v }
+          l.entries[#l.entries + 1] = entry
         end
       end
       value = ''
     elseif spec.edges then
       local x = tonumber(packedField(packed, spec.source))
       value = x and bucketOf(spec, x) or ''
+    elseif spec.percentile then
+      local x = tonumber(packedField(packed, spec.source))
+      value = x and percentileKey(x) or ''
     else
       value = packedField(packed, spec.field)
     end
@@ -215,8 +220,12 @@ local function writeType(paneKey, indexKey, tp, now, events)
   end
   for name, counts in pairs(d.values) do put(name, formatValues(addValues(counts, panes[slot[name]] or nil, 1))) end
   for name, l in pairs(d.lists) do
-    local entries = parseList(panes[slot[name]] or nil, l.entries)
-    put(name, formatList(orderList(entries, l.spec.newest, l.spec.numeric, l.spec.k)))
+    if l.spec.sketch then
+      put(name, mergeSketch(panes[slot[name]] or nil, l.entries, l.spec.k))
+    else
+      local entries = parseList(panes[slot[name]] or nil, l.entries)
+      put(name, formatList(orderList(entries, l.spec.newest, l.spec.numeric, l.spec.k)))
+    end
   end
   -- 5. Prune only when the meta says a pane member is old enough (or does not know).
   local old = {}

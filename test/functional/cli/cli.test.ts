@@ -545,7 +545,7 @@ describe('profile CLI (real processes)', function () {
           ['consume', '--config', badTriggers],
           env,
           2,
-          /^profile: .*: triggers\[0\] \(hot\): when\[0\]: "tag" must name a realtime tag other than count_by or histogram, or an offline tag \(/,
+          /^profile: .*: triggers\[0\] \(hot\): when\[0\]: "tag" must name a realtime tag whose value is a number \(not count_by, histogram, last_k, first_k or percentile\), or an offline tag \(/,
         ],
       ];
       for (const [args, e, code, message] of cases) {

@@ -151,9 +151,9 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
     const bad: [unknown, RegExp][] = [
       [
         [{ name: 't', when: [{ tag: 'nope', op: '>=', value: 1 }] }],
-        /triggers\[0\] \(t\): when\[0\]: "tag" must name a realtime tag other than count_by or histogram, or an offline tag \(clicks_5m\)/,
+        /triggers\[0\] \(t\): when\[0\]: "tag" must name a realtime tag whose value is a number \(not count_by, histogram, last_k, first_k or percentile\), or an offline tag \(clicks_5m\)/,
       ],
-      [[{ name: 't', when: [{ tag: 'camps', op: '>=', value: 1 }] }], /"tag" must name a realtime tag other than count_by or histogram/],
+      [[{ name: 't', when: [{ tag: 'camps', op: '>=', value: 1 }] }], /"tag" must name a realtime tag whose value is a number/],
       [[{ name: 't', when: [{ tag: 'clicks_5m', op: '!=', value: 1 }] }], /"op" must be one of >=, >, <=, <, ==/],
       [[{ name: 't', when: [] }], /"when" must be a non-empty array/],
       [
@@ -393,5 +393,36 @@ describe('triggers: edge-triggered firings into trig:{pN} (real Redis)', () => {
         expect([query, headers, r.status], await r.text()).to.deep.equal([query, headers, 400]);
       }
     });
+  });
+});
+
+describe('a trigger on an approx_distinct tag (real Redis)', () => {
+  let p: Pipeline;
+  before(async () => {
+    p = await makePipeline({
+      tags: [{ name: 'ads_seen_1h', event: 'click', aggregation: 'approx_distinct', field: 'ad_id', k: 16, window: '1h' }],
+      triggers: [{ name: 'many_ads', when: [{ tag: 'ads_seen_1h', op: '>=', value: 40 }] }],
+    });
+  });
+  after(() => p.close());
+
+  it("fires on the sketch's estimate (past k), the value the API reads", async () => {
+    const user = 'sk-1';
+    const clicks = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => ({ event_id: `k${from + i}`, user_id: user, type: 'click', ts: p.clock.now - 1000 + i, ad_id: `ad-${from + i}` }));
+    let fired: Record<string, string>[] = [];
+    let at = 0;
+    // Ten distinct ads at a time until the estimate reaches 40.
+    while (fired.length === 0 && at < 200) {
+      await feed(p, clicks(at, 10));
+      at += 10;
+      fired = await firings(p);
+    }
+    expect(fired).to.have.length(1);
+    const profile = (await p.reader.read(user))!;
+    expect(Number(fired[0].ads_seen_1h)).to.equal(profile.tags.ads_seen_1h);
+    expect(profile.tags.ads_seen_1h).to.be.at.least(40);
+    // Fewer than k = 16 distinct values would be exact; past it the estimate stands for about `at`.
+    expect(Math.abs((profile.tags.ads_seen_1h as number) - at) / at).to.be.below(0.75);
   });
 });

@@ -317,9 +317,7 @@ describe('profile training-set (point-in-time features from the ODS)', function 
     const fast = readNdjson(path.join(dir, 'out.ndjson'));
     const portable = readNdjson(path.join(dir, 'portable.ndjson'));
     expect(portable).to.have.length(fast.length);
-    const countBy = TAGS.realtime
-      .filter((t) => t.aggregation === 'count_by' || t.aggregation === 'histogram' || t.aggregation === 'last_k' || t.aggregation === 'first_k')
-      .map((t) => t.name);
+    const countBy = TAGS.realtime.filter((t) => ['count_by', 'histogram', 'last_k', 'first_k', 'percentile'].includes(t.aggregation)).map((t) => t.name);
     portable.forEach((row, i) => {
       for (const name of countBy) row[name] = JSON.parse(row[name] as string);
       expect([row.user_id, row.ts]).to.deep.equal([fast[i].user_id, fast[i].ts]);

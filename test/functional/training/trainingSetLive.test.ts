@@ -52,7 +52,7 @@ describe('training set equals what GET /profile answered (profile up on a moved 
         ? {}
         : aggregation === 'last_k' || aggregation === 'first_k'
           ? []
-          : ['avg', 'min', 'max', 'last', 'variance', 'stddev', 'first'].includes(aggregation)
+          : ['avg', 'min', 'max', 'last', 'variance', 'stddev', 'first', 'percentile'].includes(aggregation)
             ? null
             : 0;
     const env = { REDIS_URL: testRedisUrl(), PROFILE_PREFIX: uniquePrefix(), ODS_DIR: ods, PROFILE_CONFIG: config, LOG_FORMAT: 'json' };

@@ -36,6 +36,16 @@ describe('window panes', () => {
     expect(bad({ aggregation: 'count', window: '1500ms' })).to.throw(/whole number of resolution steps/);
     expect(bad({ aggregation: 'count', window: '5m', top: 3 })).to.throw(/"top" is only for count_by/);
     expect(bad({ aggregation: 'avg', field: 'ad_id', window: '5m' })).to.throw(/avg needs a numeric field/);
+    expect(bad({ aggregation: 'percentile', field: 'ad_id', p: [50], window: '5m' })).to.throw(/percentile needs a numeric field/);
+    expect(bad({ aggregation: 'percentile', field: 'amount', window: '5m' })).to.throw(/"p" must be 1 to 10 ascending percentiles/);
+    expect(bad({ aggregation: 'percentile', field: 'amount', p: [90, 50], window: '5m' })).to.throw(/"p" must be 1 to 10 ascending/);
+    expect(bad({ aggregation: 'percentile', field: 'amount', p: [99.95], window: '5m' })).to.throw(/each to a tenth/);
+    expect(bad({ aggregation: 'count', window: '5m', p: [50] })).to.throw(/"p" is only for percentile/);
+    expect(bad({ aggregation: 'approx_distinct', field: 'amount', window: '5m' })).to.throw(/approx_distinct needs an id field/);
+    expect(bad({ aggregation: 'approx_distinct', field: 'ad_id', k: 8, window: '5m' })).to.throw(/"k" must be an integer from 16 to 4096/);
+    expect(parseTagConfig({ realtime: [{ name: 't', event: 'click', aggregation: 'approx_distinct', field: 'ad_id', window: '5m' }] }).realtime[0].k).to.equal(
+      1024,
+    );
     const defaults = parseTagConfig({
       realtime: [
         { name: 'a', event: 'click', aggregation: 'count', window: '1h' },
@@ -77,7 +87,7 @@ describe('window panes', () => {
               : { event_id: `e${round}-${i}`, user_id: user, type, ts };
             if (!resend && type === 'purchase') e.amount = Math.round(random() * 100000) / 100;
             if (!resend && type === 'impression') {
-              if (random() < 0.9) e.ad_id = `ad-${Math.floor(random() * 12)}`;
+              if (random() < 0.9) e.ad_id = `ad-${Math.floor(random() * 40)}`;
               e.campaign_id = `c-${Math.floor(random() * 5)}`;
             }
             batch.push(e);

@@ -1,0 +1,109 @@
+import { createHash } from 'crypto';
+
+/**
+ * The two sketches of the window tags, shared by the window scripts (includes/panes.lua),
+ * the fold in the consumer, the reader, the batch's SQL and the property tests' model. Each
+ * is defined by the events of the window alone, so the realtime path, `batch --windows` and
+ * the training set compute the same value from the same events.
+ *
+ * `percentile`: log buckets in the manner of DDSketch. A value x > 0 falls in bucket
+ * i = ceil(ln x / ln γ), γ = (1 + α) / (1 − α), α = 1 %; negative values mirror it, 0 has a
+ * bucket of its own. The p-th percentile is the nearest-rank one (the value of rank
+ * ceil(n · p / 100) of the n values, at least 1) read off the buckets: the representative
+ * 2γ^i / (γ + 1) of the rank's bucket, which is within α (1 %) of every value of the bucket.
+ *
+ * `approx_distinct`: a k-minimum-values sketch. Each value's hash is the first 12 hex digits
+ * (48 bits) of its SHA-1; a pane keeps the k smallest hashes of its values, so the union
+ * of the panes of a window holds the window's k smallest. Fewer than k hashes: the count is
+ * exact. Else (k − 1) · 2^48 / (h_k + 1), h_k the k-th smallest hash: an estimate with a
+ * relative standard error of at most 1 / √(k − 2) (3.1 % at the default k = 1024).
+ */
+
+/** α: the percentile sketch's relative error bound. */
+export const PERCENTILE_ALPHA = 0.01;
+/**
+ * ln γ, γ = 1.01 / 0.99, as decimal text: every place that buckets a value (Lua, Node,
+ * DuckDB) parses this same text, so all use the same double.
+ */
+export const PERCENTILE_LOG_GAMMA_TEXT = '0.020000666706669435';
+const LOG_GAMMA = Number(PERCENTILE_LOG_GAMMA_TEXT);
+const GAMMA = 1.01 / 0.99;
+/** Bucket keys: x > 0 → OFFSET + i, x < 0 → −(OFFSET + i of −x), 0 → 0; numeric order is value order. */
+export const PERCENTILE_OFFSET = 40_000;
+
+/** The percentile bucket key of x (a finite number), as text: what its value panes count. */
+export function percentileKey(x: number): string {
+  if (x === 0) return '0';
+  const i = PERCENTILE_OFFSET + Math.ceil(Math.log(Math.abs(x)) / LOG_GAMMA);
+  return String(x > 0 ? i : -i);
+}
+
+/** The value a bucket key stands for: 2γ^i / (γ + 1), to 14 significant digits (as the API prints numbers). */
+export function percentileValue(key: number): number {
+  if (key === 0) return 0;
+  const i = Math.abs(key) - PERCENTILE_OFFSET;
+  const v = Number(((2 * Math.pow(GAMMA, i)) / (GAMMA + 1)).toPrecision(14));
+  return key > 0 ? v : -v;
+}
+
+/** The 1-based nearest rank of percentile p among n values: ceil(n · p / 100), at least 1 (p in tenths, integer arithmetic). */
+export function nearestRank(n: number, p: number): number {
+  const tenths = Math.round(p * 10);
+  return Math.max(1, Math.floor((n * tenths + 999) / 1000));
+}
+
+/** The label of percentile p in a value: p50, p99.9. */
+export const percentileLabel = (p: number) => `p${p}`;
+
+/** A percentile tag's value from its counts per bucket key: { p50: …, p90: … }; null when there are none. */
+export function percentiles(counts: Record<string, number> | Map<string, number>, ps: readonly number[]): Record<string, number> | null {
+  const entries = (counts instanceof Map ? [...counts] : Object.entries(counts)).map(([k, n]) => [Number(k), n] as const).filter(([, n]) => n > 0);
+  const n = entries.reduce((s, [, c]) => s + c, 0);
+  if (n === 0) return null;
+  entries.sort((a, b) => a[0] - b[0]);
+  const out: Record<string, number> = {};
+  for (const p of ps) {
+    const rank = nearestRank(n, p);
+    let seen = 0;
+    for (const [key, c] of entries) {
+      seen += c;
+      if (seen >= rank) {
+        out[percentileLabel(p)] = percentileValue(key);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** Hex digits of an approx_distinct hash (48 bits). */
+export const SKETCH_HASH_HEX = 12;
+/** 2^48: the hashes' range. */
+const HASH_RANGE = 2 ** 48;
+/** approx_distinct's default k. */
+export const DEFAULT_SKETCH_K = 1024;
+
+/** A value's approx_distinct hash: the first 12 hex digits of the SHA-1 of its text. */
+export function sketchHash(value: string): string {
+  return createHash('sha1').update(value, 'utf8').digest('hex').slice(0, SKETCH_HASH_HEX);
+}
+
+/** The hashes of a pane text (12 hex digits each, no separator), in order. */
+export function sketchHashes(text: string | null | undefined): string[] {
+  const out: string[] = [];
+  if (text) for (let i = 0; i + SKETCH_HASH_HEX <= text.length; i += SKETCH_HASH_HEX) out.push(text.slice(i, i + SKETCH_HASH_HEX));
+  return out;
+}
+
+/** The k smallest of a pane's hashes and `more`, ascending, as a pane text (includes/panes.lua: mergeSketch). */
+export function mergeSketch(text: string | null | undefined, more: Iterable<string>, k: number): string {
+  const all = [...new Set([...sketchHashes(text), ...more])].sort();
+  return all.slice(0, k).join('');
+}
+
+/** The estimate of the distinct values behind a set of hashes (any order, repeats allowed): exact below k. */
+export function estimateDistinct(hashes: Iterable<string>, k: number): number {
+  const sorted = [...new Set(hashes)].sort();
+  if (sorted.length < k) return sorted.length;
+  return Math.floor(((k - 1) * HASH_RANGE) / (parseInt(sorted[k - 1], 16) + 1) + 0.5);
+}
