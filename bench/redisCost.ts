@@ -77,10 +77,28 @@ async function readCost(redis: Redis, reader: ProfileReader, ids: string[], opts
   return { us: Number((s.usec / s.calls).toFixed(2)), found };
 }
 
+/** p99 of the read as the caller sees it (µs: the round trip and the reader's own work), one read at a time. */
+async function readP99(reader: ProfileReader, ids: string[]): Promise<number> {
+  const took: number[] = [];
+  for (const id of ids) {
+    const t0 = process.hrtime.bigint();
+    await reader.read(id);
+    took.push(Number(process.hrtime.bigint() - t0) / 1000);
+  }
+  took.sort((a, b) => a - b);
+  return Number(took[Math.min(took.length - 1, Math.floor(took.length * 0.99))].toFixed(1));
+}
+
 /** The same figures for many reads of one id (its mean). */
 const repeat = (id: string, n: number) => Array.from({ length: n }, () => id);
 
-export async function measureRedisCost(quick: boolean): Promise<Record<string, number>> {
+/**
+ * The figures above with the tags of `tagsFile` (the shipped config/tags.json when absent).
+ * The hot user's events are impressions with an ad and a campaign; with a `tagsFile`, every
+ * tenth is a purchase with an amount instead, so the purchase tags of that config read a
+ * full window too.
+ */
+export async function measureRedisCost(quick: boolean, tagsFile?: string): Promise<Record<string, number>> {
   const events = quick ? 60_000 : 300_000;
   const users = quick ? 20_000 : 200_000;
   const reads = quick ? 4_000 : 20_000;
@@ -113,7 +131,7 @@ export async function measureRedisCost(quick: boolean): Promise<Record<string, n
 
     // An hour of Zipf traffic in time order; the consumer's clock follows it.
     const keys = new Keys('');
-    const tags = loadTagConfig().realtime;
+    const tags = loadTagConfig(tagsFile).realtime;
     const end = Math.floor(Date.now() / MIN) * MIN;
     const start = end - 60 * MIN;
     let now = start;
@@ -180,6 +198,8 @@ export async function measureRedisCost(quick: boolean): Promise<Record<string, n
     // The same users read for two tags only (?tags=views_5m,campaign_views_1h: a frequency cap's read).
     out.read_typical_two_tags_us = (await readCost(redis, reader, typical, { tags: ['views_5m', 'campaign_views_1h'] })).us;
     out.read_cold_us = r.cold.us;
+    // p99 as the caller sees it, one read at a time (the hot user's: below).
+    out.read_cold_p99_us = await readP99(reader, cold.slice(0, 500));
     out.read_unknown_us = r.unknown.us;
     const busiest = [...perUser].sort((a, b) => b[1] - a[1])[0];
     out.busiest_user_events = busiest[1];
@@ -197,10 +217,10 @@ export async function measureRedisCost(quick: boolean): Promise<Record<string, n
     const hotEvent = (i: number) => ({
       event_id: `hot-${i}`,
       user_id: 'hot-user',
-      type: 'impression' as const,
       ts: hotNow - 55 * MIN + Math.floor((i / HOT) * 55 * MIN),
-      ad_id: `ad-${i % 500}`,
-      campaign_id: `c-${i % 20}`,
+      ...(tagsFile && i % 10 === 9
+        ? { type: 'purchase' as const, amount: ((i * 7919) % 50_000) / 100 }
+        : { type: 'impression' as const, ad_id: `ad-${i % 500}`, campaign_id: `c-${i % 20}` }),
     });
     const perEvent: number[] = [];
     for (let i = 0; i < HOT; i += 2500) {
@@ -214,6 +234,7 @@ export async function measureRedisCost(quick: boolean): Promise<Record<string, n
     out.hot_write_full_us_per_event = Number(perEvent[perEvent.length - 1].toFixed(2));
     out.hot_user_events = HOT;
     out.read_hot_us = (await readCost(redis, reader, repeat('hot-user', 500))).us;
+    out.read_hot_p99_us = await readP99(reader, repeat('hot-user', 500));
     await hotConsumer.stop();
     return out;
   });

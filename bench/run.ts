@@ -54,6 +54,8 @@ const M = quick
     };
 const CLI = path.join(__dirname, '..', 'cli.js');
 const children: ChildProcess[] = [];
+/** The extended tag config: the shipped tags and one of each kind an ad platform would add (bench: its Redis cost against the shipped config's). */
+const EXTENDED_TAGS_FILE = path.join(__dirname, '..', '..', 'config', 'tags.extended.json');
 
 /** Spawns `node script args`, resolves with the process once its output matches `ready`. */
 function start(script: string, args: string[], env: Record<string, string>, ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
@@ -362,6 +364,8 @@ async function main() {
 
     // Redis time per read (users drawn as traffic draws them; unknown, one-event, busiest, 100k-event apart) and per event, beside their floors.
     result.redis_cost = await measureRedisCost(quick);
+    // The same with the extended config (config/tags.extended.json: the shipped tags and a percentile, a last_k, an approx_distinct and a stddev), same run.
+    result.redis_cost_extended = await measureRedisCost(quick, EXTENDED_TAGS_FILE);
 
     // Batch against DuckDB on the same generated ODS.
     Object.assign(result, await measureBatch(M.batchEvents, M.batchUsers, 30));
@@ -376,6 +380,8 @@ async function main() {
     Object.assign(result, await measureTriggers(quick ? 30_000 : 100_000, quick ? 20_000 : 50_000, quick ? 100 : 500, 1000));
 
     const cost = result.redis_cost as Record<string, number>;
+    const ext = result.redis_cost_extended as Record<string, number>;
+    const r2 = (a: number, b: number) => Number((a / b).toFixed(2));
     result.ratios = {
       read_typical_us_over_floor: Number((cost.read_typical_us / cost.floor_read_us).toFixed(1)),
       write_us_per_event_over_floor: Number((cost.write_us_per_event / cost.floor_event_us).toFixed(1)),
@@ -391,6 +397,10 @@ async function main() {
       training_rerun_over_duckdb: result.training_rerun_over_duckdb,
       triggers_throughput_ratio: result.triggers_throughput_ratio,
       hot_read_p99_over_cold_read_p99: Number(((result.hot_read_p99_ms as number) / (result.cold_read_p99_ms as number)).toFixed(2)),
+      extended_read_typical_over_shipped: r2(ext.read_typical_us, cost.read_typical_us),
+      extended_read_hot_over_shipped: r2(ext.read_hot_us, cost.read_hot_us),
+      extended_write_over_shipped: r2(ext.write_us_per_event, cost.write_us_per_event),
+      extended_hot_read_p99_over_cold_read_p99: r2(ext.read_hot_p99_us, ext.read_cold_p99_us),
     };
     console.log(JSON.stringify(result, null, 2));
   } finally {

@@ -48,6 +48,34 @@ local function listValue(tag, panes)
   return table.concat(out, '\31')
 end
 
+-- A last_k / first_k value read from the panes covering its window (`names`), best panes
+-- first, a few at a time: the panes cover disjoint times, so once those read hold k entries
+-- no pane left can add one. A busy user's read fetches a pane or two, not the window's
+-- every pane (it used to merge them all: ~900 µs for a hot user's 1 h last_10).
+local LEVEL_OF = { s = 1000, m = 60000, h = 3600000 }
+local function listRead(paneKey, tag, names)
+  local plen, starts = #tag.prefix, {}
+  for _, name in ipairs(names) do
+    starts[name] = tonumber(string.sub(name, plen + 2)) * LEVEL_OF[string.sub(name, plen + 1, plen + 1)]
+  end
+  table.sort(names, function(a, b)
+    if tag.newest then return starts[a] > starts[b] end
+    return starts[a] < starts[b]
+  end)
+  local entries, i = {}, 1
+  while i <= #names and #entries < tag.top do
+    local got = redis.call('HMGET', paneKey, unpack(names, i, math.min(i + 3, #names)))
+    for j = 1, #got do
+      if #entries >= tag.top then break end
+      if got[j] then parseList(got[j], entries) end
+    end
+    i = i + 4
+  end
+  local out = {}
+  for _, e in ipairs(orderList(entries, tag.newest, tag.numeric, tag.top)) do out[#out + 1] = e[2] end
+  return table.concat(out, '\31')
+end
+
 -- The value of a tag without a running total from the panes covering its window: an
 -- approx_distinct tag's is their hashes, concatenated (the caller estimates from them, off
 -- the Redis thread; triggers: sketchEstimate).
@@ -141,13 +169,17 @@ local function jobValues(paneKey, indexKey, jobs, newest, waiting, out)
     else
       local plan = job.plan
       local addNames, subNames = jobNames(indexKey, tag, plan, job.from, job.to, newest)
-      local adds, subs = fetchFields(paneKey, addNames), fetchFields(paneKey, subNames)
-      if tag.agg == 'count' or tag.agg == 'count_by' or (plan and tag.total ~= '') then
-        value = totalValue(tag.agg, plan and plan.base or nil, adds, subs)
+      if tag.agg == 'last_k' or tag.agg == 'first_k' then
+        value = listRead(paneKey, tag, addNames)
       else
-        local list = {}
-        for _, p in ipairs(adds) do if p then list[#list + 1] = p end end
-        value = mergedValue(tag, list)
+        local adds, subs = fetchFields(paneKey, addNames), fetchFields(paneKey, subNames)
+        if tag.agg == 'count' or tag.agg == 'count_by' or (plan and tag.total ~= '') then
+          value = totalValue(tag.agg, plan and plan.base or nil, adds, subs)
+        else
+          local list = {}
+          for _, p in ipairs(adds) do if p then list[#list + 1] = p end end
+          value = mergedValue(tag, list)
+        end
       end
     end
     out[#out + 1] = tag.name
