@@ -56,24 +56,50 @@ export function nearestRank(n: number, p: number): number {
 export const percentileLabel = (p: number) => `p${p}`;
 
 /** A percentile tag's value from its counts per bucket key: { p50: …, p90: … }; null when there are none. */
-export function percentiles(counts: Record<string, number> | Map<string, number>, ps: readonly number[]): Record<string, number> | null {
-  const entries = (counts instanceof Map ? [...counts] : Object.entries(counts)).map(([k, n]) => [Number(k), n] as const).filter(([, n]) => n > 0);
-  const n = entries.reduce((s, [, c]) => s + c, 0);
+export function percentiles(counts: Record<string, number> | Map<string | number, number>, ps: readonly number[]): Record<string, number> | null {
+  const keys: number[] = [];
+  const byKey = new Map<number, number>();
+  let n = 0;
+  for (const [k, c] of counts instanceof Map ? counts : Object.entries(counts)) {
+    if (c <= 0) continue;
+    const key = Number(k);
+    keys.push(key);
+    byKey.set(key, c);
+    n += c;
+  }
   if (n === 0) return null;
-  entries.sort((a, b) => a[0] - b[0]);
+  keys.sort((a, b) => a - b);
   const out: Record<string, number> = {};
+  // The ranks ascend with p: one walk over the buckets serves them all.
+  let i = 0;
+  let seen = byKey.get(keys[0])!;
   for (const p of ps) {
     const rank = nearestRank(n, p);
-    let seen = 0;
-    for (const [key, c] of entries) {
-      seen += c;
-      if (seen >= rank) {
-        out[percentileLabel(p)] = percentileValue(key);
-        break;
-      }
-    }
+    while (seen < rank) seen += byKey.get(keys[++i])!;
+    out[percentileLabel(p)] = percentileValue(keys[i]);
   }
   return out;
+}
+
+/**
+ * A percentile tag's value from the read script's signed count texts ("+", "k\x1fn\x1f…",
+ * "-", …, as a count_by's): the counts merged per bucket, then percentiles().
+ */
+export function percentilesFromSigned(signed: readonly string[], ps: readonly number[]): Record<string, number> | null {
+  const counts = new Map<number, number>();
+  for (let i = 0; i < signed.length; i += 2) {
+    const sign = signed[i] === '-' ? -1 : 1;
+    const text = signed[i + 1];
+    let at = 0;
+    while (at < text.length) {
+      const a = text.indexOf('\x1f', at);
+      const b = text.indexOf('\x1f', a + 1);
+      const key = Number(text.slice(at, a));
+      counts.set(key, (counts.get(key) ?? 0) + sign * Number(text.slice(a + 1, b < 0 ? text.length : b)));
+      at = b < 0 ? text.length : b + 1;
+    }
+  }
+  return percentiles(counts, ps);
 }
 
 /** Hex digits of an approx_distinct hash (48 bits). */
@@ -99,6 +125,32 @@ export function sketchHashes(text: string | null | undefined): string[] {
 export function mergeSketch(text: string | null | undefined, more: Iterable<string>, k: number): string {
   const all = [...new Set([...sketchHashes(text), ...more])].sort();
   return all.slice(0, k).join('');
+}
+
+/**
+ * estimateDistinct over a text of hashes (the read script's answer: the covering panes'
+ * texts, concatenated): the hashes as numbers (48 bits: exact doubles) in a typed array,
+ * sorted and walked once — about 2× faster than sorting the strings.
+ */
+export function estimateDistinctText(text: string, k: number): number {
+  const n = Math.floor(text.length / SKETCH_HASH_HEX);
+  const hashes = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let v = 0;
+    for (let j = i * SKETCH_HASH_HEX, end = j + SKETCH_HASH_HEX; j < end; j++) {
+      const c = text.charCodeAt(j);
+      v = v * 16 + (c < 58 ? c - 48 : c - 87); // '0'-'9', 'a'-'f'
+    }
+    hashes[i] = v;
+  }
+  hashes.sort();
+  let distinct = 0;
+  for (let i = 0; i < n; i++) {
+    if (i > 0 && hashes[i] === hashes[i - 1]) continue;
+    distinct++;
+    if (distinct === k) return Math.floor(((k - 1) * HASH_RANGE) / (hashes[i] + 1) + 0.5);
+  }
+  return distinct;
 }
 
 /** The estimate of the distinct values behind a set of hashes (any order, repeats allowed): exact below k. */

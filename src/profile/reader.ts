@@ -9,7 +9,7 @@ import { RealtimeLag } from './lag';
 import { loadTagConfig, tagConfigVersion } from '../core/tagConfig';
 import { followActiveTagConfig, watchActiveTagConfig } from '../redis/tagConfigs';
 import { silentLogger } from '../core/logger';
-import { estimateDistinct, percentiles, sketchHashes } from '../core/sketch';
+import { estimateDistinctText, percentilesFromSigned } from '../core/sketch';
 
 /** A tag value: a number, a per-key object (count_by, histogram: counts; percentile: p50 → value), a list (last_k, first_k), or text (offline segment ids). */
 export type TagValue = number | string | Record<string, number> | (number | string)[] | null;
@@ -316,10 +316,10 @@ export class ProfileReader {
         profile.tags[name] = field && NUMERIC_FIELDS.includes(field) ? values.map(Number) : values;
       } else if (aggregation === 'approx_distinct') {
         // The hashes of the panes covering the window, concatenated: the estimate is made here, off the Redis thread.
-        profile.tags[name] = estimateDistinct(sketchHashes(value as string), k!);
+        profile.tags[name] = estimateDistinctText(value as string, k!);
       } else if (aggregation === 'percentile') {
         // Counts per log bucket, as count_by's: the percentiles are read off them here.
-        profile.tags[name] = percentiles(mergeCounts(value as string[], 0), p!);
+        profile.tags[name] = percentilesFromSigned(value as string[], p!);
       } else if (Array.isArray(value)) {
         profile.tags[name] = mergeCounts(value as string[], top ?? 0);
       } else {

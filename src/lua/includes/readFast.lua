@@ -40,7 +40,7 @@ local function readFast(tp, paneKey, indexKey, now, out, only)
         local addNames, subNames = jobNames(indexKey, tag, plan, from, to, newest)
         value = totalValue(agg, plan.base, fetchFields(paneKey, addNames), fetchFields(paneKey, subNames))
       elseif agg == 'last_k' or agg == 'first_k' then -- the best panes first, until k
-        value = listRead(paneKey, tag, (jobNames(indexKey, tag, nil, from, to, newest)))
+        value = newestPaneList(paneKey, tag, newest, from, to) or listRead(paneKey, tag, (jobNames(indexKey, tag, nil, from, to, newest)))
       else -- no running total: merge the panes covering the window
         local list = {}
         for _, p in ipairs(fetchFields(paneKey, jobNames(indexKey, tag, nil, from, to, newest))) do

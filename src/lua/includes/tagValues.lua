@@ -76,6 +76,21 @@ local function listRead(paneKey, tag, names)
   return table.concat(out, '\31')
 end
 
+-- last_k's shortcut: when the pane of the type's newest event (at the tag's finest level)
+-- lies in the window and holds k values, they are the window's k newest (no event is
+-- newer), and a busy user's read is one HGET. Nil when it does not apply.
+local function newestPaneList(paneKey, tag, newest, from, to)
+  if tag.agg ~= 'last_k' then return nil end
+  local level = tag.levels[1]
+  local idx = math.floor(newest / level)
+  if idx * level < from or (idx + 1) * level > to then return nil end
+  local entries = parseList(redis.call('HGET', paneKey, tag.prefix .. PREFIX[level] .. idx) or nil)
+  if #entries < tag.top then return nil end
+  local out = {}
+  for _, e in ipairs(orderList(entries, true, tag.numeric, tag.top)) do out[#out + 1] = e[2] end
+  return table.concat(out, '\31')
+end
+
 -- The value of a tag without a running total from the panes covering its window: an
 -- approx_distinct tag's is their hashes, concatenated (the caller estimates from them, off
 -- the Redis thread; triggers: sketchEstimate).
@@ -167,6 +182,9 @@ local function jobValues(paneKey, indexKey, jobs, newest, waiting, out)
     elseif tag.agg == 'distinct' then
       value = distinctValue(indexKey, tag.field, job.from, job.to, waiting[tag.field])
     else
+      value = newestPaneList(paneKey, tag, newest, job.from, job.to)
+    end
+    if value == nil then
       local plan = job.plan
       local addNames, subNames = jobNames(indexKey, tag, plan, job.from, job.to, newest)
       if tag.agg == 'last_k' or tag.agg == 'first_k' then
