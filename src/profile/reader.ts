@@ -316,7 +316,7 @@ export class ProfileReader {
         profile.tags[name] = field && NUMERIC_FIELDS.includes(field) ? values.map(Number) : values;
       } else if (aggregation === 'approx_distinct') {
         // The hashes of the panes covering the window, concatenated: the estimate is made here, off the Redis thread.
-        profile.tags[name] = estimateDistinctText(value as string, k!);
+        profile.tags[name] = estimateDistinctText(Array.isArray(value) ? value.join('') : (value as string), k!);
       } else if (aggregation === 'percentile') {
         // Counts per log bucket, as count_by's: the percentiles are read off them here.
         profile.tags[name] = percentilesFromSigned(value as string[], p!);

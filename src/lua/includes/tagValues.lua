@@ -92,11 +92,12 @@ local function newestPaneList(paneKey, tag, newest, from, to)
 end
 
 -- The value of a tag without a running total from the panes covering its window: an
--- approx_distinct tag's is their hashes, concatenated (the caller estimates from them, off
+-- approx_distinct tag's is their texts of hashes, as a list (not concatenated: a hot user's
+-- are kilobytes, and a copy costs the Lua heap; the caller estimates from them, off
 -- the Redis thread; triggers: sketchEstimate).
 local function mergedValue(tag, panes)
   if tag.agg == 'last_k' or tag.agg == 'first_k' then return listValue(tag, panes) end
-  if tag.agg == 'approx_distinct' then return table.concat(panes) end
+  if tag.agg == 'approx_distinct' then return panes end
   return numericValue(tag.agg, panes)
 end
 

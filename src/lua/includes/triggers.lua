@@ -22,7 +22,8 @@ local function triggerStates(typeKeys, plan, trig, offKey, now, eventId)
   end
   for i = 1, #flat, 2 do
     local k = sketchK[flat[i]]
-    values[flat[i]] = k and sketchEstimate(flat[i + 1], k) or tonumber(flat[i + 1])
+    local v = flat[i + 1]
+    if k then values[flat[i]] = sketchEstimate(type(v) == 'table' and table.concat(v) or v, k) else values[flat[i]] = tonumber(v) end
   end
   if #trig.offline > 0 then
     local off = redis.call('HMGET', offKey, unpack(trig.offline))
