@@ -38,13 +38,11 @@ local function numericValue(agg, panes)
   return string.format('%.14g', value)
 end
 
--- A last_k / first_k value from the list panes covering its window: the values of its k
--- newest / oldest events, "v\31v\31..." ('' for none; the caller splits it).
-local function listValue(tag, panes)
-  local entries = {}
-  for _, text in ipairs(panes) do parseList(text, entries) end
+-- A last_k / first_k value from list entries {ts, v} of its window: the values of its k
+-- newest / oldest, "v\31v\31..." ('' for none; the caller splits it).
+local function listText(tag, entries, newest)
   local out = {}
-  for _, e in ipairs(orderList(entries, tag.newest, tag.numeric, tag.top)) do out[#out + 1] = e[2] end
+  for _, e in ipairs(orderList(entries, newest, tag.numeric, tag.top)) do out[#out + 1] = e[2] end
   return table.concat(out, '\31')
 end
 
@@ -71,9 +69,7 @@ local function listRead(paneKey, tag, names)
     end
     i = i + 4
   end
-  local out = {}
-  for _, e in ipairs(orderList(entries, tag.newest, tag.numeric, tag.top)) do out[#out + 1] = e[2] end
-  return table.concat(out, '\31')
+  return listText(tag, entries, tag.newest)
 end
 
 -- last_k's shortcut: when the pane of the type's newest event (at the tag's finest level)
@@ -86,17 +82,15 @@ local function newestPaneList(paneKey, tag, newest, from, to)
   if idx * level < from or (idx + 1) * level > to then return nil end
   local entries = parseList(redis.call('HGET', paneKey, tag.prefix .. PREFIX[level] .. idx) or nil)
   if #entries < tag.top then return nil end
-  local out = {}
-  for _, e in ipairs(orderList(entries, true, tag.numeric, tag.top)) do out[#out + 1] = e[2] end
-  return table.concat(out, '\31')
+  return listText(tag, entries, true)
 end
 
--- The value of a tag without a running total from the panes covering its window: an
+-- The value of a tag without a running total (but last_k and first_k: listRead) from the
+-- panes covering its window: an
 -- approx_distinct tag's is their texts of hashes, as a list (not concatenated: a hot user's
 -- are kilobytes, and a copy costs the Lua heap; the caller estimates from them, off
 -- the Redis thread; triggers: sketchEstimate).
 local function mergedValue(tag, panes)
-  if tag.agg == 'last_k' or tag.agg == 'first_k' then return listValue(tag, panes) end
   if tag.agg == 'approx_distinct' then return panes end
   return numericValue(tag.agg, panes)
 end
