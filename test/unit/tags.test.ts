@@ -25,6 +25,35 @@ describe('tag config', () => {
     expect(longestWindow(cfg.realtime)).to.equal(86_400_000);
   });
 
+  it('ships an extended config: the defaults and a percentile, a stddev, a last_k and an approx_distinct', () => {
+    const shipped = loadTagConfig();
+    const cfg = loadTagConfig(path.join(__dirname, '..', '..', '..', 'config', 'tags.extended.json'));
+    expect(cfg.realtime.slice(0, shipped.realtime.length)).to.deep.equal(shipped.realtime);
+    expect(cfg.realtime.slice(shipped.realtime.length)).to.deep.equal([
+      {
+        name: 'purchase_amount_p90_30d',
+        event: 'purchase',
+        aggregation: 'percentile',
+        field: 'amount',
+        p: [50, 90],
+        windowMs: 30 * 86_400_000,
+        resolutionMs: 60_000,
+      },
+      { name: 'spend_stddev_7d', event: 'purchase', aggregation: 'stddev', field: 'amount', windowMs: 7 * 86_400_000, resolutionMs: 60_000 },
+      { name: 'last_10_ads_1h', event: 'impression', aggregation: 'last_k', field: 'ad_id', k: 10, windowMs: 3_600_000, resolutionMs: 60_000 },
+      {
+        name: 'approx_distinct_ads_24h',
+        event: 'impression',
+        aggregation: 'approx_distinct',
+        field: 'ad_id',
+        k: 1024,
+        windowMs: 86_400_000,
+        resolutionMs: 3_600_000,
+      },
+    ]);
+    expect(cfg.offline).to.deep.equal(shipped.offline);
+  });
+
   it('parses durations', () => {
     expect(parseDuration('250ms')).to.equal(250);
     expect(parseDuration('30s')).to.equal(30_000);
