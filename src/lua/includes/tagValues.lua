@@ -85,11 +85,10 @@ local function newestPaneList(paneKey, tag, newest, from, to)
   return listText(tag, entries, true)
 end
 
--- The value of a tag without a running total (but last_k and first_k: listRead) from the
--- panes covering its window: an
--- approx_distinct tag's is their texts of hashes, as a list (not concatenated: a hot user's
--- are kilobytes, and a copy costs the Lua heap; the caller estimates from them, off
--- the Redis thread; triggers: sketchEstimate).
+-- The value of a tag without a running total (last_k and first_k aside: listRead) from the
+-- panes covering its window. An approx_distinct tag's is their texts of hashes as a list,
+-- not concatenated (a hot user's are kilobytes): the caller estimates from them, off the
+-- Redis thread (triggers: sketchEstimate).
 local function mergedValue(tag, panes)
   if tag.agg == 'approx_distinct' then return panes end
   return numericValue(tag.agg, panes)
