@@ -19,8 +19,6 @@ import { createHash } from 'crypto';
  * relative standard error of at most 1 / √(k − 2) (3.1 % at the default k = 1024).
  */
 
-/** α: the percentile sketch's relative error bound. */
-export const PERCENTILE_ALPHA = 0.01;
 /**
  * ln γ, γ = 1.01 / 0.99, as decimal text: every place that buckets a value (Lua, Node,
  * DuckDB) parses this same text, so all use the same double.
@@ -82,11 +80,11 @@ export function percentiles(counts: Record<string, number> | Map<string | number
 }
 
 /**
- * A percentile tag's value from the read script's signed count texts ("+", "k\x1fn\x1f…",
- * "-", …, as a count_by's): the counts merged per bucket, then percentiles().
+ * The counts per key of the read script's signed value-pane texts ("+", "k\x1fn\x1f…", "-",
+ * …: a count_by's, histogram's or percentile's total and its corrections), merged.
  */
-export function percentilesFromSigned(signed: readonly string[], ps: readonly number[]): Record<string, number> | null {
-  const counts = new Map<number, number>();
+export function signedCounts(signed: readonly string[]): Map<string, number> {
+  const counts = new Map<string, number>();
   for (let i = 0; i < signed.length; i += 2) {
     const sign = signed[i] === '-' ? -1 : 1;
     const text = signed[i + 1];
@@ -94,12 +92,17 @@ export function percentilesFromSigned(signed: readonly string[], ps: readonly nu
     while (at < text.length) {
       const a = text.indexOf('\x1f', at);
       const b = text.indexOf('\x1f', a + 1);
-      const key = Number(text.slice(at, a));
+      const key = text.slice(at, a);
       counts.set(key, (counts.get(key) ?? 0) + sign * Number(text.slice(a + 1, b < 0 ? text.length : b)));
       at = b < 0 ? text.length : b + 1;
     }
   }
-  return percentiles(counts, ps);
+  return counts;
+}
+
+/** A percentile tag's value from the read script's signed count texts: signedCounts, then percentiles(). */
+export function percentilesFromSigned(signed: readonly string[], ps: readonly number[]): Record<string, number> | null {
+  return percentiles(signedCounts(signed), ps);
 }
 
 /** Hex digits of an approx_distinct hash (48 bits). */

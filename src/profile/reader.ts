@@ -9,7 +9,7 @@ import { RealtimeLag } from './lag';
 import { loadTagConfig, tagConfigVersion } from '../core/tagConfig';
 import { followActiveTagConfig, watchActiveTagConfig } from '../redis/tagConfigs';
 import { silentLogger } from '../core/logger';
-import { estimateDistinctText, percentilesFromSigned } from '../core/sketch';
+import { estimateDistinctText, percentilesFromSigned, signedCounts } from '../core/sketch';
 
 /** A tag value: a number, a per-key object (count_by, histogram: counts; percentile: p50 → value), a list (last_k, first_k), or text (offline segment ids). */
 export type TagValue = number | string | Record<string, number> | (number | string)[] | null;
@@ -97,12 +97,7 @@ export interface ReaderOptions extends RedisTarget {
  * value; 0: all), keys in sorted order. Merging here keeps that work off the Redis thread.
  */
 export function mergeCounts(signed: readonly string[], top: number): Record<string, number> {
-  const counts = new Map<string, number>();
-  for (let i = 0; i < signed.length; i += 2) {
-    const sign = signed[i] === '-' ? -1 : 1;
-    const parts = signed[i + 1].split('\x1f');
-    for (let j = 0; j + 1 < parts.length; j += 2) counts.set(parts[j], (counts.get(parts[j]) ?? 0) + sign * Number(parts[j + 1]));
-  }
+  const counts = signedCounts(signed);
   let keys = [...counts.keys()].filter((k) => counts.get(k)! > 0);
   if (top > 0 && keys.length > top) {
     keys.sort((a, b) => counts.get(b)! - counts.get(a)! || (a < b ? -1 : 1));
