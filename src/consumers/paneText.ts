@@ -188,27 +188,6 @@ export function formatMeta(newest: number, oldest: number, totals: Map<string, [
   return parts.join('\x1e');
 }
 
-/** seenIn: whether fingerprint fp (6 bytes) starts one of the 10-byte entries of a dedup bucket. */
-export function seenIn(bucket: Buffer, fp: Buffer): boolean {
-  for (let i = bucket.indexOf(fp); i >= 0; i = bucket.indexOf(fp, i + 1)) if (i % 10 === 0) return true;
-  return false;
-}
-
-/** dropLeading: the bucket without its leading entries older than cutoffMinute. */
-export function dropLeading(bucket: Buffer, cutoffMinute: number): Buffer {
-  let i = 0;
-  while (i < bucket.length && bucket.readUInt32BE(i + 6) < cutoffMinute) i += 10;
-  return i === 0 ? bucket : bucket.subarray(i);
-}
-
-/** A dedup entry: the fingerprint and the event's minute (4 bytes, big-endian). */
-export function bucketEntry(fp: Buffer, ts: number): Buffer {
-  const entry = Buffer.alloc(10);
-  fp.copy(entry, 0, 0, 6);
-  entry.writeUInt32BE(Math.floor(ts / MINUTE), 6);
-  return entry;
-}
-
 /**
  * coverByLevels (without a time index): the field names of the panes covering [from, to)
  * (core/panes.ts's coverPanes), with the field's prefix ('' for numeric panes).

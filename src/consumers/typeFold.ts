@@ -16,9 +16,7 @@ import {
   NumericPane,
   PaneMeta,
   addValues,
-  bucketEntry,
   coverNames,
-  dropLeading,
   formatMeta,
   formatList,
   formatNumeric,
@@ -33,10 +31,10 @@ import {
   parseList,
   parseMeta,
   parseNumeric,
-  seenIn,
   spreadTotal,
   sumTotal,
 } from './paneText';
+import { DedupBuckets, dropLeading, entrySize } from './dedupBuckets';
 
 const MINUTE = 60_000;
 
@@ -85,7 +83,8 @@ export interface PlannedVisit {
   oldNewest?: number;
   meta: PaneMeta | null;
   deltas: Deltas;
-  buckets: Map<string, Buffer>;
+  /** The dedup buckets the call appended to (and the split bitmap). */
+  dedup: DedupBuckets;
   jobs: TotalJob[];
   /** Fields of the second HMGET: panes to update, panes the totals move over, count_by totals' values. */
   fetch: string[];
@@ -104,8 +103,8 @@ export interface VisitWrites {
 /** The fields of the first HMGET: the write counter, the meta, waiting distinct values and the events' dedup buckets. */
 export function firstFields(tp: TypePlan, events: readonly FoldEvent[], now: number): string[] {
   const cutoff = now - tp.longest;
-  const fields = new Set(['V', 'T', ...tp.distinct.map((f) => `F${f}`)]);
-  for (const e of events) if (e.ts >= cutoff) fields.add(`d${e.fp[0]}`);
+  const fields = new Set(['V', 'T', 'D', ...tp.distinct.map((f) => `F${f}`)]);
+  for (const e of events) if (e.ts >= cutoff) for (const f of DedupBuckets.fields(e.fp)) fields.add(f);
   return [...fields];
 }
 
@@ -123,17 +122,10 @@ export function planVisit(tp: TypePlan, events: readonly FoldEvent[], now: numbe
   const cutoff = now - tp.longest;
   if (meta && meta.oldest <= cutoff - MINUTE) return skip('prune due');
   const d: Deltas = { added: 0, members: new Map(), events: [], numeric: new Map(), values: new Map(), lists: new Map(), future: false };
-  const buckets = new Map<string, Buffer>();
-  for (const e of events) {
-    if (e.ts < cutoff) continue;
-    const name = `d${e.fp[0]}`;
-    const b = buckets.get(name) ?? text.get(name) ?? Buffer.alloc(0);
-    if (seenIn(b, e.fp)) continue;
-    buckets.set(name, Buffer.concat([b, bucketEntry(e.fp, e.ts)]));
-    foldEvent(d, tp, e, now);
-  }
+  const dedup = new DedupBuckets(text.get('D') ?? null, (name) => text.get(name));
+  for (const e of events) if (e.ts >= cutoff && dedup.add(e.fp, e.ts)) foldEvent(d, tp, e, now);
   if (d.future) return skip('distinct value ahead of now');
-  const visit: PlannedVisit = { added: d.added, version, oldNewest: meta?.newest, meta, deltas: d, buckets, jobs: [], fetch: [] };
+  const visit: PlannedVisit = { added: d.added, version, oldNewest: meta?.newest, meta, deltas: d, dedup, jobs: [], fetch: [] };
   if (d.added > 0) planTotals(visit, tp, now);
   return visit;
 }
@@ -313,11 +305,13 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
     put(name, formatList(orderList(entries, l.spec.list!.newest, l.spec.numericList === true, l.spec.list!.k)));
   }
   const cutoffMinute = Math.floor((now - tp.longest) / MINUTE);
-  for (const [name, b] of visit.buckets) {
-    const kept = dropLeading(b, cutoffMinute);
+  out.drops.push(...visit.dedup.splitFull());
+  for (const [name, b] of visit.dedup.buckets) {
+    const kept = dropLeading(b, cutoffMinute, entrySize(name));
     if (kept.length === 0) out.drops.push(name);
     else put(name, kept);
   }
+  if (visit.dedup.moved) put('D', visit.dedup.D!);
   const expiryOf = (t: number) => Math.ceil((t + tp.longest + MINUTE) / MINUTE) * MINUTE;
   const expiry = expiryOf(newest);
   out.expireInMs = expiry - now;

@@ -1,35 +1,134 @@
--- Dedup buckets: field d<first byte of the fingerprint> of a pane hash holds 10-byte
--- entries, appended as events arrive: an event id's 6-byte fingerprint and the minute of
--- the event's time (4 bytes, big-endian). An entry is dropped only once that minute is
--- older than the type's longest window, so a redelivered or resent event id is never
--- counted twice while its first copy could still be in a window.
+-- Dedup buckets: field d<j> of a pane hash (j: the first byte of the event id's 6-byte
+-- fingerprint) holds 10-byte entries, appended as events arrive: the fingerprint and the
+-- minute of the event's time (4 bytes, big-endian). An entry is dropped only once that
+-- minute is older than the type's longest window, so a redelivered or resent event id is
+-- never counted twice while its first copy could still be in a window.
+--
+-- A bucket that would pass SPLIT_AT entries splits into SPLIT_WAYS sub-buckets d<j>.<k>
+-- (k from the fingerprint's second byte, see subBucketName), and bit j of field D (32
+-- bytes) says so from then on: a write moves a few hundred bytes of buckets per event
+-- however many events the window holds (a hot user's 100,000 events in 256 buckets were
+-- 3.9 KB each, all moved through Lua on every call). A sub-bucket's entries are 8 bytes:
+-- the fingerprint without its first byte (the bucket's j) and the minute modulo 2^24
+-- (3 bytes; compared modulo 2^24, right while entries are within 15 years of the cutoff).
+-- Same layout as src/consumers/paneText.ts.
+local SPLIT_AT = 128
+local SPLIT_WAYS = 8
+local MINUTE_WRAP = 16777216
 
--- True when fingerprint fp (6 bytes) starts one of the 10-byte entries of bucket text b.
-local function seenIn(b, fp)
+-- The bucket name of fingerprint fp, and its sub-bucket's.
+local function bucketName(fp) return 'd' .. string.byte(fp, 1) end
+local function subBucketName(fp)
+  return 'd' .. string.byte(fp, 1) .. '.' .. math.floor(string.byte(fp, 2) * SPLIT_WAYS / 256)
+end
+
+-- True when bit j of the split bitmap D (nil or false: none split) is set.
+local function isSplit(D, j)
+  if not D then return false end
+  local byte = string.byte(D, math.floor(j / 8) + 1) or 0
+  return bit.band(bit.rshift(byte, j % 8), 1) == 1
+end
+
+-- D with bit j set.
+local function withSplit(D, j)
+  D = D or string.rep('\0', 32)
+  local i = math.floor(j / 8) + 1
+  return string.sub(D, 1, i - 1) .. string.char(bit.bor(string.byte(D, i), bit.lshift(1, j % 8))) .. string.sub(D, i + 1)
+end
+
+-- True when `key` (fp for a bucket, its last 5 bytes for a sub-bucket) starts one of the
+-- `size`-byte entries of bucket text b.
+local function seenIn(b, key, size)
   local pos = 1
   while true do
-    local i = string.find(b, fp, pos, true)
+    local i = string.find(b, key, pos, true)
     if not i then return false end
-    if (i - 1) % 10 == 0 then return true end
+    if (i - 1) % size == 0 then return true end
     pos = i + 1
   end
+end
+
+-- True when a sub-bucket entry's minute m (modulo 2^24) is before cutoffMinute.
+local function olderWrapped(m, cutoffMinute)
+  local d = (cutoffMinute - m) % MINUTE_WRAP
+  return d > 0 and d < MINUTE_WRAP / 2
+end
+
+-- Whether the entry of bucket text b at byte i (size 10: a bucket, 8: a sub-bucket) is
+-- older than cutoffMinute.
+local function entryOlder(b, i, size, cutoffMinute)
+  if size == 10 then return struct.unpack('>I4', b, i + 6) < cutoffMinute end
+  return olderWrapped(struct.unpack('>I3', b, i + 5), cutoffMinute)
 end
 
 -- The bucket without its leading entries older than cutoffMinute. Entries arrive roughly
 -- in time order, so this costs the entries dropped, not the bucket (a late entry further
 -- in waits for the sweep, pruneBucket).
-local function dropLeading(b, cutoffMinute)
+local function dropLeading(b, cutoffMinute, size)
   local i = 1
-  while i < #b and struct.unpack('>I4', b, i + 6) < cutoffMinute do i = i + 10 end
+  while i < #b and entryOlder(b, i, size, cutoffMinute) do i = i + size end
   if i == 1 then return b end
   return string.sub(b, i)
 end
 
 -- The bucket without any entry older than cutoffMinute.
-local function pruneBucket(b, cutoffMinute)
+local function pruneBucket(b, cutoffMinute, size)
   local kept = {}
-  for i = 1, #b, 10 do
-    if struct.unpack('>I4', b, i + 6) >= cutoffMinute then kept[#kept + 1] = string.sub(b, i, i + 9) end
+  for i = 1, #b, size do
+    if not entryOlder(b, i, size, cutoffMinute) then kept[#kept + 1] = string.sub(b, i, i + size - 1) end
   end
   return table.concat(kept)
 end
+
+-- A bucket's 10-byte entries as sub-bucket texts {name = 8-byte entries}, in their order.
+local function splitBucket(b)
+  local parts = {}
+  for i = 1, #b, 10 do
+    local fp = string.sub(b, i, i + 5)
+    local name = subBucketName(fp)
+    local list = parts[name] or {}
+    parts[name] = list
+    list[#list + 1] = string.sub(fp, 2) .. struct.pack('>I3', struct.unpack('>I4', b, i + 6) % MINUTE_WRAP)
+  end
+  for name, list in pairs(parts) do parts[name] = table.concat(list) end
+  return parts
+end
+
+-- Dedups one event (fingerprint fp, time ts) against the call's buckets: dedup.buckets
+-- (name -> text, as this call left it), dedup.read(name) (the text as read; false: none),
+-- dedup.D the split bitmap. Returns false for an id already seen, else appends its entry and returns
+-- the bucket's name.
+local function dedupEvent(dedup, fp, ts)
+  local j = string.byte(fp, 1)
+  local name, key, entry
+  if isSplit(dedup.D, j) then
+    name, key = subBucketName(fp), string.sub(fp, 2)
+    entry = key .. struct.pack('>I3', math.floor(ts / 60000) % MINUTE_WRAP)
+  else
+    name, key = bucketName(fp), fp
+    entry = fp .. struct.pack('>I4', math.floor(ts / 60000))
+  end
+  local b = dedup.buckets[name] or dedup.read(name) or ''
+  if seenIn(b, key, #entry) then return false end
+  dedup.buckets[name] = b .. entry
+  return name
+end
+
+-- Splits every bucket of the call past SPLIT_AT entries: its sub-buckets join
+-- dedup.buckets, its own name goes to `drop`, and D gets its bit.
+local function splitFull(dedup, drop)
+  local full = {}
+  for name, b in pairs(dedup.buckets) do
+    if #b > SPLIT_AT * 10 and not string.find(name, '.', 1, true) then full[#full + 1] = name end
+  end
+  for _, name in ipairs(full) do
+    for sub, text in pairs(splitBucket(dedup.buckets[name])) do dedup.buckets[sub] = text end
+    dedup.buckets[name] = nil
+    drop[#drop + 1] = name
+    dedup.D = withSplit(dedup.D, tonumber(string.sub(name, 2)))
+    dedup.Dmoved = true
+  end
+end
+
+-- The entry size of a bucket name's entries.
+local function entrySize(name) return string.find(name, '.', 1, true) and 8 or 10 end

@@ -8,7 +8,9 @@
 -- (panes to update, panes between the totals' old and new ranges), HSET, ZADD; a narrow
 -- ZRANGEBYSCORE for a total that moves over a long gap, an HGET of a count_by total that
 -- moves (once a minute); PEXPIRE GT of both keys once a minute at most. Cost: O(events +
--- panes touched + bucket bytes), never O(events in the window).
+-- panes touched + bucket bytes): a bucket holds at most 128 entries before it splits (see
+-- dedup.lua), so a hot user's call moves N / 2,048 entries (N: the events in the window)
+-- per sub-bucket it touches, not N / 256.
 
 -- Counts one new event e ({ts, packed}) into the deltas `d` of the call: numeric panes are
 -- {c, n, s, ...} for a type with a numeric tag, else a count.
@@ -140,22 +142,21 @@ local function writeType(paneKey, indexKey, tp, now, events)
   end
   local versionSlot = want('V') -- the write counter (see applyFolds.lua)
   for _, f in ipairs(tp.distinct) do want('F' .. f) end
-  for _, e in ipairs(events) do if e.ts >= cutoff then want('d' .. string.byte(e.fp, 1)) end end
+  local splitSlot = want('D') -- which buckets are split (see dedup.lua)
+  for _, e in ipairs(events) do
+    if e.ts >= cutoff then
+      want(bucketName(e.fp))
+      want(subBucketName(e.fp))
+    end
+  end
   local got = fetchFields(paneKey, fields)
   local meta = parseMeta(got[1] or nil)
   -- 2. Dedup, and the call's deltas.
   local d = { added = 0, members = {}, events = {}, numeric = {}, values = {}, lists = {}, future = {} }
-  local buckets, dirty = {}, {}
+  local firstSlot = slot
+  local dedup = { buckets = {}, D = got[splitSlot] or nil, read = function(name) return got[firstSlot[name]] end }
   for _, e in ipairs(events) do
-    if e.ts >= cutoff then
-      local name = 'd' .. string.byte(e.fp, 1)
-      local b = buckets[name] or got[slot[name]] or ''
-      if not seenIn(b, e.fp) then
-        buckets[name] = b .. e.fp .. struct.pack('>I4', math.floor(e.ts / 60000))
-        dirty[name] = true
-        foldEvent(d, tp, e, now)
-      end
-    end
+    if e.ts >= cutoff and dedupEvent(dedup, e.fp, e.ts) then foldEvent(d, tp, e, now) end
   end
   -- State written before the meta has L in its index; a new type has nothing.
   local oldNewest = meta and meta.newest or tonumber(redis.call('ZSCORE', indexKey, 'L'))
@@ -236,18 +237,23 @@ local function writeType(paneKey, indexKey, tp, now, events)
   for f, text in pairs(placeDistinct(tp.distinct, waiting, d, now, cutoff, #old > 0)) do
     if text == '' then drop[#drop + 1] = 'F' .. f else put('F' .. f, text) end
   end
-  if #old > 0 then
-    local sweep = 'd' .. (math.floor(now / 1000) % 256)
-    local b = buckets[sweep] or redis.call('HGET', paneKey, sweep)
-    if b then
-      buckets[sweep] = pruneBucket(b, cutoffMinute)
-      dirty[sweep] = true
+  splitFull(dedup, drop)
+  if #old > 0 then -- sweep one bucket (or its sub-buckets) a second
+    local j = math.floor(now / 1000) % 256
+    local names = { 'd' .. j }
+    if isSplit(dedup.D, j) then
+      for k = 0, SPLIT_WAYS - 1 do names[k + 1] = 'd' .. j .. '.' .. k end
+    end
+    for i, b in ipairs(fetchFields(paneKey, names)) do
+      b = dedup.buckets[names[i]] or b
+      if b then dedup.buckets[names[i]] = pruneBucket(b, cutoffMinute, entrySize(names[i])) end
     end
   end
-  for name in pairs(dirty) do
-    local b = dropLeading(buckets[name], cutoffMinute)
+  for name, text in pairs(dedup.buckets) do
+    local b = dropLeading(text, cutoffMinute, entrySize(name))
     if b == '' then drop[#drop + 1] = name else put(name, b) end
   end
+  if dedup.Dmoved then put('D', dedup.D) end
   -- 6. Expiry: until the newest event leaves the type's longest window, plus the minute
   -- pruning rounds to, rounded up to the minute: it moves when that minute moves (GT: never
   -- back). A new type sets it outright; state written before the meta keeps a longer TTL.

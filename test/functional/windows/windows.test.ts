@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { FakeClock, Pipeline, T0, feed, makePipeline } from '../../helpers/context';
+import { SPLIT_WAYS } from '../../../src/consumers/dedupBuckets';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -199,11 +200,15 @@ describe('sliding windows (real Redis, injected clock)', () => {
     const events = Array.from({ length: 20_000 }, (_, i) => ({ user_id: 'bot', type: 'click', ts: T0 - (i % 240) * 1000, event_id: `b${i}` }));
     await feed(p, events);
     expect((await p.reader.read('bot'))!.tags).to.include({ clicks_5m: 20_000, clicks_24h: 20_000 });
-    // 240 one-second panes, 5 minute panes, 1 hour pane, and at most 256 dedup buckets: no per-event state but 10 bytes.
-    const fields = await p.redis.hkeys(p.keys.panes('bot', 'click'));
+    // 240 one-second panes, 5 minute panes, 1 hour pane, and dedup buckets: no per-event state but 8 to 10 bytes.
+    const key = p.keys.panes('bot', 'click');
+    const fields = await p.redis.hkeys(key);
     expect(fields.filter((f) => f.startsWith('s'))).to.have.length(240);
     expect(fields.filter((f) => f.startsWith('m'))).to.have.length(5);
-    expect(fields.filter((f) => f.startsWith('d')).length).to.be.at.most(256);
+    const buckets = fields.filter((f) => f.startsWith('d'));
+    expect(buckets.length).to.be.at.most(256 * SPLIT_WAYS);
+    const bytes = (await p.redis.hmgetBuffer(key, ...buckets)).reduce((n, b) => n + b!.length, 0);
+    expect(bytes).to.be.within(8 * 20_000, 10 * 20_000);
   });
 
   it('computes custom tags: sum of fractional amounts, distinct and count_by over any id field', async () => {

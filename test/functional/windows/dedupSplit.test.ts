@@ -1,0 +1,129 @@
+import { expect } from 'chai';
+import { Pipeline, T0, extraRealtimeConsumer, feed, makePipeline } from '../../helpers/context';
+import { eventFingerprint } from '../../../src/consumers/windowWriter';
+import { DedupBuckets, SPLIT_AT, SPLIT_WAYS, isSplit, olderWrapped, splitBucket } from '../../../src/consumers/dedupBuckets';
+import { RealtimeConsumer } from '../../../src/consumers/realtime';
+
+const MIN = 60_000;
+const BUCKET = 7;
+
+/** `n` event ids whose fingerprints start with byte `j`: all in one dedup bucket. */
+function sameBucket(n: number, j: number, tag: string): string[] {
+  const ids: string[] = [];
+  for (let i = 0; ids.length < n; i++) if (eventFingerprint(`${tag}-${i}`)[0] === j) ids.push(`${tag}-${i}`);
+  return ids;
+}
+
+const clicks = (ids: readonly string[], ts: number) => ids.map((event_id, i) => ({ event_id, user_id: 'hot', type: 'click', ts: ts - (i % 50) * 1000 }));
+
+/** The user's dedup fields: bucket name -> bytes, and the split bitmap. */
+async function bucketsOf(p: Pipeline): Promise<{ fields: Map<string, Buffer>; D: Buffer | null }> {
+  const key = p.keys.panes('hot', 'click');
+  const names = (await p.redis.hkeys(key)).filter((f) => /^d\d+(\.\d+)?$/.test(f));
+  const values = names.length ? await p.redis.hmgetBuffer(key, ...names) : [];
+  return { fields: new Map(names.map((n, i) => [n, values[i]!])), D: await p.redis.hgetBuffer(key, 'D') };
+}
+
+async function clicks24h(p: Pipeline): Promise<number> {
+  return (await p.reader.read('hot'))!.tags.clicks_24h as number;
+}
+
+describe('dedup buckets split as a window grows (a hot user moves a few hundred bytes of them per event)', function () {
+  this.timeout(60_000);
+
+  describe('the layout (pure)', () => {
+    it('compares wrapped minutes across 2^24 and splits a bucket into sub-buckets that keep every entry in order', () => {
+      const wrap = 2 ** 24;
+      expect(olderWrapped(3, wrap + 5)).to.equal(true);
+      expect(olderWrapped(10, wrap + 5)).to.equal(false);
+      expect(olderWrapped(wrap - 1, wrap + 5)).to.equal(true);
+      expect(olderWrapped(5, wrap + 5)).to.equal(false);
+      const ids = sameBucket(SPLIT_AT + 1, BUCKET, 'u');
+      const dedup = new DedupBuckets(null, () => undefined);
+      for (const [i, id] of ids.entries()) expect(dedup.add(eventFingerprint(id), T0 + i * MIN)).to.equal(true);
+      expect(dedup.add(eventFingerprint(ids[3]), T0)).to.equal(false);
+      expect(dedup.splitFull()).to.deep.equal([`d${BUCKET}`]);
+      expect(isSplit(dedup.D, BUCKET)).to.equal(true);
+      expect(isSplit(dedup.D, BUCKET + 1)).to.equal(false);
+      let entries = 0;
+      for (const [name, b] of dedup.buckets) {
+        expect(name).to.match(new RegExp(`^d${BUCKET}\\.[0-${SPLIT_WAYS - 1}]$`));
+        entries += b.length / 8;
+      }
+      expect(entries).to.equal(ids.length);
+      // After the split every id is still seen, and a new one is not.
+      for (const id of ids) expect(dedup.add(eventFingerprint(id), T0)).to.equal(false);
+      expect(dedup.add(eventFingerprint(sameBucket(SPLIT_AT + 2, BUCKET, 'u')[SPLIT_AT + 1]), T0)).to.equal(true);
+      const parts = splitBucket(Buffer.concat(ids.map((id, i) => Buffer.concat([eventFingerprint(id), Buffer.from([0, 0, 0, i])]))));
+      const minutes = [...parts.values()].flatMap((b) => Array.from({ length: b.length / 8 }, (_, i) => b.readUIntBE(i * 8 + 5, 3)));
+      expect(minutes.sort((a, b) => a - b)).to.deep.equal(ids.map((_, i) => i));
+    });
+  });
+
+  for (const foldInConsumer of [true, false]) {
+    describe(`folded ${foldInConsumer ? 'in the consumer' : 'by updateWindows.lua'} (real Redis)`, () => {
+      let p: Pipeline;
+      before(async () => {
+        p = await makePipeline({ now: T0, foldInConsumer });
+      });
+      after(async () => p.close());
+
+      it('splits one bucket past 128 entries; every resend counts once, before, across and after the split', async () => {
+        const ids = sameBucket(300, BUCKET, `f${foldInConsumer}`);
+        await feed(p, clicks(ids.slice(0, 100), T0));
+        let state = await bucketsOf(p);
+        expect(state.D).to.equal(null);
+        expect(state.fields.get(`d${BUCKET}`)!.length).to.equal(1000);
+        // 50 resends and 50 new ones, then 50 more: 150 distinct, past SPLIT_AT.
+        await feed(p, clicks([...ids.slice(50, 100), ...ids.slice(100, 150)], T0));
+        await feed(p, clicks([...ids.slice(0, 20), ...ids.slice(150, 200)], T0));
+        expect(await clicks24h(p)).to.equal(200);
+        state = await bucketsOf(p);
+        expect(isSplit(state.D, BUCKET)).to.equal(true);
+        expect(state.fields.has(`d${BUCKET}`)).to.equal(false);
+        expect([...state.fields.values()].reduce((n, b) => n + b.length, 0)).to.equal(200 * 8);
+        await feed(p, clicks(ids, T0));
+        await feed(p, clicks(ids, T0));
+        expect(await clicks24h(p)).to.equal(300);
+        expect((await p.reader.read('hot'))!.tags.clicks_5m).to.equal(300);
+      });
+    });
+  }
+
+  describe('both folds on one pipeline', () => {
+    let p: Pipeline;
+    let script: RealtimeConsumer;
+    before(async () => {
+      p = await makePipeline({ now: T0, foldInConsumer: true });
+      script = extraRealtimeConsumer(p, 'script-fold', { foldInConsumer: false });
+      await script.init();
+    });
+    after(async () => {
+      await script.stop();
+      await p.close();
+    });
+
+    it('a bucket split by one fold dedups in the other; the sweep empties split buckets once their events leave the window', async () => {
+      const ids = sameBucket(260, BUCKET, 'mix');
+      await feed(p, clicks(ids.slice(0, 200), T0)); // the consumer fold splits it
+      expect(isSplit((await bucketsOf(p)).D, BUCKET)).to.equal(true);
+      const ingest = async (events: Record<string, unknown>[]) => expect((await p.producer.ingest(events)).ok).to.equal(true);
+      await ingest(clicks(ids.slice(100, 260), T0)); // 100 resends, 60 new: the script fold
+      expect(await script.drain()).to.be.greaterThan(0);
+      expect(await clicks24h(p)).to.equal(260);
+      await feed(p, clicks(ids, T0)); // all resent: the consumer fold again
+      expect(await clicks24h(p)).to.equal(260);
+      // A day and a bit later, at a second whose sweep is this bucket: the write prunes
+      // (the script fold) and the old entries of every sub-bucket go.
+      let now = T0 + 25 * 60 * MIN;
+      while (Math.floor(now / 1000) % 256 !== BUCKET) now += 1000;
+      p.clock.now = now;
+      const late = sameBucket(261, BUCKET, 'mix')[260];
+      await feed(p, clicks([late], now));
+      expect(await clicks24h(p)).to.equal(1);
+      const state = await bucketsOf(p);
+      expect([...state.fields.values()].map((b) => b.length)).to.deep.equal([8]);
+      expect(isSplit(state.D, BUCKET)).to.equal(true);
+    });
+  });
+});
