@@ -4,13 +4,14 @@
  * first byte of the event id's 6-byte fingerprint) holds 10-byte entries, the fingerprint
  * and the event's minute (4 bytes, big-endian); a bucket that would pass SPLIT_AT entries
  * splits into SPLIT_WAYS sub-buckets d<j>.<k> of 8-byte entries (the fingerprint's last 5
- * bytes, the minute modulo 2^24 in 3 bytes), and bit j of field D (32 bytes) says so.
+ * bytes, the minute modulo 2^24 in 3 bytes), and d<j> keeps only the mark SPLIT_MARK.
  */
 const MINUTE = 60_000;
 export const SPLIT_AT = 128;
 export const SPLIT_WAYS = 8;
+export const SPLIT_MARK = '*';
 const MINUTE_WRAP = 16_777_216;
-const BITMAP_BYTES = 32;
+const MARK = Buffer.from(SPLIT_MARK);
 
 /** bucketName: the bucket of fingerprint fp. */
 export function bucketName(fp: Buffer): string {
@@ -22,9 +23,9 @@ export function subBucketName(fp: Buffer): string {
   return `d${fp[0]}.${Math.floor((fp[1] * SPLIT_WAYS) / 256)}`;
 }
 
-/** isSplit: whether bit j of split bitmap D (null: none split) is set. */
-export function isSplit(D: Buffer | null, j: number): boolean {
-  return D !== null && ((D[j >> 3] ?? 0) >> (j & 7)) % 2 === 1;
+/** Whether a bucket's text (as read) is the mark of a split bucket. */
+export function isMark(text: Buffer | null | undefined): boolean {
+  return text !== null && text !== undefined && text.equals(MARK);
 }
 
 /** The entry size of a bucket name's entries: 8 in a sub-bucket, else 10. */
@@ -70,25 +71,33 @@ export function splitBucket(b: Buffer): Map<string, Buffer> {
   return new Map([...parts].map(([name, list]) => [name, Buffer.concat(list)]));
 }
 
-/** The buckets one call reads and leaves: names to text, the split bitmap and whether the call moved it. */
+/** The buckets one call reads and leaves (name to text); `read` answers a bucket's text as read. */
 export class DedupBuckets {
   readonly buckets = new Map<string, Buffer>();
-  moved = false;
 
-  constructor(
-    public D: Buffer | null,
-    private readonly read: (name: string) => Buffer | undefined,
-  ) {}
+  constructor(private readonly read: (name: string) => Buffer | undefined) {}
 
-  /** The fields a call's first read fetches for an event of fingerprint fp (both: the bitmap says which is used). */
-  static fields(fp: Buffer): string[] {
-    return [bucketName(fp), subBucketName(fp)];
+  /**
+   * The sub-buckets the events need that `read` does not have yet: those of the events
+   * whose bucket is split (the fold reads them in a second HMGET; only a split bucket's
+   * events cost one).
+   */
+  static missing(
+    events: readonly { ts: number; fp: Buffer }[],
+    cutoff: number,
+    read: (name: string) => Buffer | undefined,
+    has: (name: string) => boolean,
+  ): string[] {
+    const out = new Set<string>();
+    for (const e of events) if (e.ts >= cutoff && isMark(read(bucketName(e.fp))) && !has(subBucketName(e.fp))) out.add(subBucketName(e.fp));
+    return [...out];
   }
 
   /** dedupEvent: false for an id already seen; else appends its entry and returns true. */
   add(fp: Buffer, ts: number): boolean {
-    const split = isSplit(this.D, fp[0]);
-    const name = split ? subBucketName(fp) : bucketName(fp);
+    const bucket = bucketName(fp);
+    const split = isMark(this.buckets.get(bucket) ?? this.read(bucket));
+    const name = split ? subBucketName(fp) : bucket;
     const key = split ? fp.subarray(1, 6) : fp.subarray(0, 6);
     const entry = Buffer.alloc(split ? 8 : 10);
     key.copy(entry);
@@ -101,19 +110,12 @@ export class DedupBuckets {
     return true;
   }
 
-  /** splitFull: splits every bucket of the call past SPLIT_AT entries; returns the names it replaced. */
-  splitFull(): string[] {
+  /** splitFull: splits every bucket of the call past SPLIT_AT entries (it keeps the mark). */
+  splitFull(): void {
     const full = [...this.buckets].filter(([name, b]) => b.length > SPLIT_AT * 10 && !name.includes('.'));
     for (const [name, b] of full) {
       for (const [sub, text] of splitBucket(b)) this.buckets.set(sub, text);
-      this.buckets.delete(name);
-      const j = Number(name.slice(1));
-      const D = Buffer.alloc(BITMAP_BYTES);
-      this.D?.copy(D);
-      D[j >> 3] |= 1 << (j & 7);
-      this.D = D;
-      this.moved = true;
+      this.buckets.set(name, MARK);
     }
-    return full.map(([name]) => name);
   }
 }

@@ -91,11 +91,33 @@ export class NodeFold {
       (p, v) => p.hmgetBuffer(k.panes(v.userId, v.type), ...v.fields),
     );
     throwRedisTrouble(results);
+    const got = new Map<Visit, (Buffer | null)[]>();
     visits.forEach((v, i) => {
-      const [err, got] = results[i];
-      v.planned = err ? undefined : planVisit(v.tp, v.events, now, v.fields, got as (Buffer | null)[]);
-      if (!v.planned || v.planned.lua) lua.add(v.userId);
+      const [err, values] = results[i];
+      if (!err) got.set(v, values as (Buffer | null)[]);
+      v.planned = err ? undefined : planVisit(v.tp, v.events, now, v.fields, got.get(v)!);
     });
+    // Users with split dedup buckets: their events' sub-buckets, then plan again.
+    const more = visits.filter((v) => v.planned?.more);
+    if (more.length > 0) {
+      const extra = await pipelineByNode(
+        this.redis,
+        more,
+        (v) => k.panes(v.userId, v.type),
+        (p, v) => p.hmgetBuffer(k.panes(v.userId, v.type), ...v.planned!.more!),
+      );
+      throwRedisTrouble(extra);
+      more.forEach((v, i) => {
+        const [err, values] = extra[i];
+        const names = v.planned!.more!;
+        v.planned = undefined;
+        if (err) return;
+        v.fields = [...v.fields, ...names];
+        v.planned = planVisit(v.tp, v.events, now, v.fields, [...got.get(v)!, ...(values as (Buffer | null)[])]);
+        if (v.planned.more) v.planned = { lua: 'sub-buckets changed' } as PlannedVisit;
+      });
+    }
+    for (const v of visits) if (!v.planned || v.planned.lua) lua.add(v.userId);
   }
 
   private async secondRead(writing: Visit[], lua: Set<string>): Promise<Map<string, string | null>[]> {

@@ -34,7 +34,7 @@ import {
   spreadTotal,
   sumTotal,
 } from './paneText';
-import { DedupBuckets, dropLeading, entrySize } from './dedupBuckets';
+import { DedupBuckets, bucketName, dropLeading, entrySize, isMark } from './dedupBuckets';
 
 const MINUTE = 60_000;
 
@@ -77,6 +77,8 @@ interface Deltas {
 /** A visit after its first read: what to fetch next, or why the Lua fold must take it. */
 export interface PlannedVisit {
   lua?: string;
+  /** Sub-buckets of split dedup buckets to read before the visit can be planned (planVisit again with them). */
+  more?: string[];
   added: number;
   /** V as read ('' for a new type). */
   version: string;
@@ -103,8 +105,8 @@ export interface VisitWrites {
 /** The fields of the first HMGET: the write counter, the meta, waiting distinct values and the events' dedup buckets. */
 export function firstFields(tp: TypePlan, events: readonly FoldEvent[], now: number): string[] {
   const cutoff = now - tp.longest;
-  const fields = new Set(['V', 'T', 'D', ...tp.distinct.map((f) => `F${f}`)]);
-  for (const e of events) if (e.ts >= cutoff) for (const f of DedupBuckets.fields(e.fp)) fields.add(f);
+  const fields = new Set(['V', 'T', ...tp.distinct.map((f) => `F${f}`)]);
+  for (const e of events) if (e.ts >= cutoff) fields.add(bucketName(e.fp));
   return [...fields];
 }
 
@@ -122,7 +124,10 @@ export function planVisit(tp: TypePlan, events: readonly FoldEvent[], now: numbe
   const cutoff = now - tp.longest;
   if (meta && meta.oldest <= cutoff - MINUTE) return skip('prune due');
   const d: Deltas = { added: 0, members: new Map(), events: [], numeric: new Map(), values: new Map(), lists: new Map(), future: false };
-  const dedup = new DedupBuckets(text.get('D') ?? null, (name) => text.get(name));
+  const read = (name: string) => text.get(name);
+  const more = DedupBuckets.missing(events, cutoff, read, (name) => fields.includes(name));
+  if (more.length > 0) return { more } as PlannedVisit;
+  const dedup = new DedupBuckets(read);
   for (const e of events) if (e.ts >= cutoff && dedup.add(e.fp, e.ts)) foldEvent(d, tp, e, now);
   if (d.future) return skip('distinct value ahead of now');
   const visit: PlannedVisit = { added: d.added, version, oldNewest: meta?.newest, meta, deltas: d, dedup, jobs: [], fetch: [] };
@@ -305,13 +310,12 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
     put(name, formatList(orderList(entries, l.spec.list!.newest, l.spec.numericList === true, l.spec.list!.k)));
   }
   const cutoffMinute = Math.floor((now - tp.longest) / MINUTE);
-  out.drops.push(...visit.dedup.splitFull());
+  visit.dedup.splitFull();
   for (const [name, b] of visit.dedup.buckets) {
-    const kept = dropLeading(b, cutoffMinute, entrySize(name));
+    const kept = isMark(b) ? b : dropLeading(b, cutoffMinute, entrySize(name));
     if (kept.length === 0) out.drops.push(name);
     else put(name, kept);
   }
-  if (visit.dedup.moved) put('D', visit.dedup.D!);
   const expiryOf = (t: number) => Math.ceil((t + tp.longest + MINUTE) / MINUTE) * MINUTE;
   const expiry = expiryOf(newest);
   out.expireInMs = expiry - now;

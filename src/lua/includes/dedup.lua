@@ -5,35 +5,22 @@
 -- never counted twice while its first copy could still be in a window.
 --
 -- A bucket that would pass SPLIT_AT entries splits into SPLIT_WAYS sub-buckets d<j>.<k>
--- (k from the fingerprint's second byte, see subBucketName), and bit j of field D (32
--- bytes) says so from then on: a write moves a few hundred bytes of buckets per event
--- however many events the window holds (a hot user's 100,000 events in 256 buckets were
--- 3.9 KB each, all moved through Lua on every call). A sub-bucket's entries are 8 bytes:
--- the fingerprint without its first byte (the bucket's j) and the minute modulo 2^24
--- (3 bytes; compared modulo 2^24, right while entries are within 15 years of the cutoff).
--- Same layout as src/consumers/paneText.ts.
+-- (k from the fingerprint's second byte, see subBucketName) and d<j> keeps only the mark
+-- '*' from then on: a write moves a few hundred bytes of buckets per event however many
+-- events the window holds (a hot user's 100,000 events in 256 buckets were 3.9 KB each,
+-- all moved through Lua on every call). A sub-bucket's entries are 8 bytes: the
+-- fingerprint without its first byte (the bucket's j) and the minute modulo 2^24 (3 bytes;
+-- compared modulo 2^24, right while entries are within 15 years of the cutoff). Only a
+-- split bucket's events cost a second HMGET. Same layout as src/consumers/dedupBuckets.ts.
 local SPLIT_AT = 128
 local SPLIT_WAYS = 8
+local SPLIT_MARK = '*'
 local MINUTE_WRAP = 16777216
 
 -- The bucket name of fingerprint fp, and its sub-bucket's.
 local function bucketName(fp) return 'd' .. string.byte(fp, 1) end
 local function subBucketName(fp)
   return 'd' .. string.byte(fp, 1) .. '.' .. math.floor(string.byte(fp, 2) * SPLIT_WAYS / 256)
-end
-
--- True when bit j of the split bitmap D (nil or false: none split) is set.
-local function isSplit(D, j)
-  if not D then return false end
-  local byte = string.byte(D, math.floor(j / 8) + 1) or 0
-  return bit.band(bit.rshift(byte, j % 8), 1) == 1
-end
-
--- D with bit j set.
-local function withSplit(D, j)
-  D = D or string.rep('\0', 32)
-  local i = math.floor(j / 8) + 1
-  return string.sub(D, 1, i - 1) .. string.char(bit.bor(string.byte(D, i), bit.lshift(1, j % 8))) .. string.sub(D, i + 1)
 end
 
 -- True when `key` (fp for a bucket, its last 5 bytes for a sub-bucket) starts one of the
@@ -94,39 +81,52 @@ local function splitBucket(b)
   return parts
 end
 
--- Dedups one event (fingerprint fp, time ts) against the call's buckets: dedup.buckets
--- (name -> text, as this call left it), dedup.read(name) (the text as read; false: none),
--- dedup.D the split bitmap. Returns false for an id already seen, else appends its entry and returns
--- the bucket's name.
+-- The dedup state of a call: `read(name)` answers a bucket's text as the call's first
+-- HMGET read it (false: none); the sub-buckets of the split buckets among the events' are
+-- read here, in one HMGET.
+local function newDedup(paneKey, read, events, cutoff)
+  local subNames, wanted = {}, {}
+  for _, e in ipairs(events) do
+    local sub = subBucketName(e.fp)
+    if e.ts >= cutoff and read(bucketName(e.fp)) == SPLIT_MARK and not wanted[sub] then
+      wanted[sub] = true
+      subNames[#subNames + 1] = sub
+    end
+  end
+  local subs = {}
+  for i, text in ipairs(fetchFields(paneKey, subNames)) do subs[subNames[i]] = text end
+  return { buckets = {}, read = function(name) if subs[name] ~= nil then return subs[name] end return read(name) end }
+end
+
+-- Dedups one event (fingerprint fp, time ts) against the call's buckets (dedup.buckets:
+-- name -> text as this call left it; else as read). Returns false for an id already
+-- seen, else appends its entry and returns true.
 local function dedupEvent(dedup, fp, ts)
-  local j = string.byte(fp, 1)
+  local bucket = bucketName(fp)
   local name, key, entry
-  if isSplit(dedup.D, j) then
+  if (dedup.buckets[bucket] or dedup.read(bucket)) == SPLIT_MARK then
     name, key = subBucketName(fp), string.sub(fp, 2)
     entry = key .. struct.pack('>I3', math.floor(ts / 60000) % MINUTE_WRAP)
   else
-    name, key = bucketName(fp), fp
+    name, key = bucket, fp
     entry = fp .. struct.pack('>I4', math.floor(ts / 60000))
   end
   local b = dedup.buckets[name] or dedup.read(name) or ''
   if seenIn(b, key, #entry) then return false end
   dedup.buckets[name] = b .. entry
-  return name
+  return true
 end
 
 -- Splits every bucket of the call past SPLIT_AT entries: its sub-buckets join
--- dedup.buckets, its own name goes to `drop`, and D gets its bit.
-local function splitFull(dedup, drop)
+-- dedup.buckets, and it keeps the mark.
+local function splitFull(dedup)
   local full = {}
   for name, b in pairs(dedup.buckets) do
     if #b > SPLIT_AT * 10 and not string.find(name, '.', 1, true) then full[#full + 1] = name end
   end
   for _, name in ipairs(full) do
     for sub, text in pairs(splitBucket(dedup.buckets[name])) do dedup.buckets[sub] = text end
-    dedup.buckets[name] = nil
-    drop[#drop + 1] = name
-    dedup.D = withSplit(dedup.D, tonumber(string.sub(name, 2)))
-    dedup.Dmoved = true
+    dedup.buckets[name] = SPLIT_MARK
   end
 end
 

@@ -142,19 +142,13 @@ local function writeType(paneKey, indexKey, tp, now, events)
   end
   local versionSlot = want('V') -- the write counter (see applyFolds.lua)
   for _, f in ipairs(tp.distinct) do want('F' .. f) end
-  local splitSlot = want('D') -- which buckets are split (see dedup.lua)
-  for _, e in ipairs(events) do
-    if e.ts >= cutoff then
-      want(bucketName(e.fp))
-      want(subBucketName(e.fp))
-    end
-  end
+  for _, e in ipairs(events) do if e.ts >= cutoff then want(bucketName(e.fp)) end end
   local got = fetchFields(paneKey, fields)
   local meta = parseMeta(got[1] or nil)
   -- 2. Dedup, and the call's deltas.
   local d = { added = 0, members = {}, events = {}, numeric = {}, values = {}, lists = {}, future = {} }
   local firstSlot = slot
-  local dedup = { buckets = {}, D = got[splitSlot] or nil, read = function(name) return got[firstSlot[name]] end }
+  local dedup = newDedup(paneKey, function(name) return got[firstSlot[name]] or false end, events, cutoff)
   for _, e in ipairs(events) do
     if e.ts >= cutoff and dedupEvent(dedup, e.fp, e.ts) then foldEvent(d, tp, e, now) end
   end
@@ -237,23 +231,22 @@ local function writeType(paneKey, indexKey, tp, now, events)
   for f, text in pairs(placeDistinct(tp.distinct, waiting, d, now, cutoff, #old > 0)) do
     if text == '' then drop[#drop + 1] = 'F' .. f else put('F' .. f, text) end
   end
-  splitFull(dedup, drop)
+  splitFull(dedup)
   if #old > 0 then -- sweep one bucket (or its sub-buckets) a second
-    local j = math.floor(now / 1000) % 256
-    local names = { 'd' .. j }
-    if isSplit(dedup.D, j) then
-      for k = 0, SPLIT_WAYS - 1 do names[k + 1] = 'd' .. j .. '.' .. k end
+    local bucket = 'd' .. (math.floor(now / 1000) % 256)
+    local names = { bucket }
+    if (dedup.buckets[bucket] or redis.call('HGET', paneKey, bucket)) == SPLIT_MARK then
+      for k = 0, SPLIT_WAYS - 1 do names[k + 1] = bucket .. '.' .. k end
     end
     for i, b in ipairs(fetchFields(paneKey, names)) do
       b = dedup.buckets[names[i]] or b
-      if b then dedup.buckets[names[i]] = pruneBucket(b, cutoffMinute, entrySize(names[i])) end
+      if b and b ~= SPLIT_MARK then dedup.buckets[names[i]] = pruneBucket(b, cutoffMinute, entrySize(names[i])) end
     end
   end
   for name, text in pairs(dedup.buckets) do
-    local b = dropLeading(text, cutoffMinute, entrySize(name))
+    local b = text == SPLIT_MARK and text or dropLeading(text, cutoffMinute, entrySize(name))
     if b == '' then drop[#drop + 1] = name else put(name, b) end
   end
-  if dedup.Dmoved then put('D', dedup.D) end
   -- 6. Expiry: until the newest event leaves the type's longest window, plus the minute
   -- pruning rounds to, rounded up to the minute: it moves when that minute moves (GT: never
   -- back). A new type sets it outright; state written before the meta keeps a longer TTL.
