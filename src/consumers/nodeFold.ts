@@ -6,6 +6,7 @@ import type { ChainableCommander } from 'ioredis';
 import { RedisClient, chunkBySlot, pipelineByNode, throwRedisTrouble } from '../redis/client';
 import { FoldEvent, PlannedVisit, firstFields, planVisit, visitWrites } from './typeFold';
 import type { UserWindowUpdate } from './windowWriter';
+import type { FoldConnection } from './foldConnection';
 
 /**
  * A command to run after the fold's writes, in the same pipeline (one server only: there
@@ -30,9 +31,12 @@ interface Visit {
 /**
  * Folds users' events into their window state in the consumer: two pipelined HMGETs per
  * user and type (the state the fold needs, then the panes it touches), the fold itself in
- * Node (typeFold.ts), and one applyFolds.lua call per chunk of users that writes the
- * result only where nothing changed meanwhile. Redis does the reads and the writes; the
- * per-event work that made updateWindows.lua cost ~50 µs a user runs here instead.
+ * Node (typeFold.ts), and a write of the result only where nothing changed meanwhile. Redis
+ * does the reads and the writes; the per-event work that made updateWindows.lua cost ~50 µs
+ * a user runs here instead. On one server (with a FoldConnection) the pane keys are
+ * WATCHed before the first read and the writes go in one MULTI/EXEC, plain commands, which
+ * Redis refuses whole when another writer touched one of them; on a cluster, one
+ * applyFolds.lua call per chunk of users checks each type's write counter V instead.
  * Users it does not take (see typeFold.ts), and users another writer got to first, are
  * returned for updateWindows.lua.
  */
@@ -45,13 +49,15 @@ export class NodeFold {
     private readonly keys: Keys,
     private readonly plan: WindowPlan,
     private readonly usersPerCall: number,
+    /** One server: the connection for WATCH … EXEC (see FoldConnection); none: applyFolds.lua. */
+    private readonly tx?: FoldConnection,
   ) {}
 
   /** Folds what it can of `users` at `now`; returns the ids of the users it wrote (or had nothing to write for). */
   async fold(users: readonly UserWindowUpdate[], now: number, after?: AfterWrites): Promise<Set<string>> {
     const visits = this.visitsOf(users, now);
     const lua = new Set<string>();
-    await this.firstRead(visits, now, lua);
+    const epoch = await this.firstRead(visits, now, lua);
     const writing = visits.filter((v) => !lua.has(v.userId) && v.planned!.added > 0);
     const got = await this.secondRead(writing, lua);
     const records = new Map<string, FoldedUser>();
@@ -62,7 +68,8 @@ export class NodeFold {
       else this.record(records, v, w);
     }
     for (const id of lua) records.delete(id);
-    await this.apply([...records], now, lua, after);
+    if (this.tx) await this.applyInTransaction([...records], now, lua, epoch, after);
+    else await this.apply([...records], now, lua, after);
     const done = new Set(users.map((u) => u.userId).filter((id) => !lua.has(id)));
     this.counts.folded += done.size;
     this.counts.leftToScript += users.length - done.size;
@@ -82,14 +89,30 @@ export class NodeFold {
     return visits;
   }
 
-  private async firstRead(visits: Visit[], now: number, lua: Set<string>): Promise<void> {
+  /** The first HMGET of every visit (after a WATCH of their pane keys, with a FoldConnection: returns its epoch). */
+  private async firstRead(visits: Visit[], now: number, lua: Set<string>): Promise<number> {
     const k = this.keys;
-    const results = await pipelineByNode(
-      this.redis,
-      visits,
-      (v) => k.panes(v.userId, v.type),
-      (p, v) => p.hmgetBuffer(k.panes(v.userId, v.type), ...v.fields),
-    );
+    let epoch = 0;
+    let results: [Error | null, unknown][];
+    if (this.tx && visits.length > 0) {
+      const p = (await this.tx.get())
+        .pipeline()
+        .unwatch()
+        .watch(...new Set(visits.map((v) => k.panes(v.userId, v.type))));
+      for (const v of visits) p.hmgetBuffer(k.panes(v.userId, v.type), ...v.fields);
+      const all = (await p.exec()) ?? [];
+      epoch = this.tx.epoch;
+      throwRedisTrouble(all);
+      if (all[1]?.[0]) throw all[1][0];
+      results = all.slice(2) as [Error | null, unknown][];
+    } else {
+      results = await pipelineByNode(
+        this.redis,
+        visits,
+        (v) => k.panes(v.userId, v.type),
+        (p, v) => p.hmgetBuffer(k.panes(v.userId, v.type), ...v.fields),
+      );
+    }
     throwRedisTrouble(results);
     const got = new Map<Visit, (Buffer | null)[]>();
     visits.forEach((v, i) => {
@@ -118,17 +141,33 @@ export class NodeFold {
       });
     }
     for (const v of visits) if (!v.planned || v.planned.lua) lua.add(v.userId);
+    return epoch;
   }
 
+  /**
+   * The second HMGET of every visit that writes; in a transaction, also whether any key of
+   * a new type exists (applyFolds.lua's EXISTS: state without a write counter, or a v1
+   * window, which only the script folds in).
+   */
   private async secondRead(writing: Visit[], lua: Set<string>): Promise<Map<string, string | null>[]> {
     const k = this.keys;
+    const legacy = this.tx ? writing.filter((v) => v.planned!.version === '') : [];
+    const items = [...writing.map((v) => ({ v, legacy: false })), ...legacy.map((v) => ({ v, legacy: true }))];
     const results = await pipelineByNode(
       this.redis,
-      writing,
-      (v) => k.panes(v.userId, v.type),
-      (p, v) => (v.planned!.fetch.length > 0 ? p.hmget(k.panes(v.userId, v.type), ...v.planned!.fetch) : p.ping()),
+      items,
+      ({ v }) => k.panes(v.userId, v.type),
+      (p, { v, legacy }) => {
+        if (legacy) p.exists(k.panes(v.userId, v.type), k.paneIndex(v.userId, v.type), k.legacyWindow(v.userId, v.type));
+        else if (v.planned!.fetch.length > 0) p.hmget(k.panes(v.userId, v.type), ...v.planned!.fetch);
+        else p.ping();
+      },
     );
     throwRedisTrouble(results);
+    legacy.forEach((v, i) => {
+      const [err, n] = results[writing.length + i];
+      if (err || n !== 0) lua.add(v.userId);
+    });
     return writing.map((v, i) => {
       const [err, got] = results[i];
       if (err) lua.add(v.userId);
@@ -158,6 +197,41 @@ export class NodeFold {
       ttl: w.ttl,
       expireInMs: w.expireInMs,
     });
+  }
+
+  /**
+   * Writes every user in one MULTI/EXEC on the connection that WATCHed their pane keys
+   * (epoch: its WATCH's). Redis refuses it when another writer touched one of them since;
+   * then, or when the connection is not the one that sent the WATCH, every user goes to
+   * updateWindows.lua. The commands are applyFolds.lua's, with the realtime hash's expiry
+   * as PEXPIRE NX (a new hash) and GT (never back).
+   */
+  private async applyInTransaction(
+    records: [userId: string, user: FoldedUser][],
+    now: number,
+    lua: Set<string>,
+    epoch: number,
+    after?: AfterWrites,
+  ): Promise<void> {
+    if (records.length === 0) return;
+    const tx = await this.tx!.get();
+    // Checked right before the send (no I/O between): the WATCH's connection, still up.
+    if (!this.tx!.holds(epoch)) {
+      for (const [id] of records) lua.add(id);
+      return;
+    }
+    const m = tx.multi();
+    for (const [, u] of records) queueFoldedUser(m, u, now, this.plan.longest);
+    if (after) after.add(m);
+    const results = await m.exec();
+    if (results === null) {
+      for (const [id] of records) lua.add(id);
+      return;
+    }
+    throwRedisTrouble(results);
+    const failed = results.find(([err]) => err);
+    if (failed) throw failed[0];
+    if (after) after.result = results[results.length - 1];
   }
 
   private async apply(records: [userId: string, user: FoldedUser][], now: number, lua: Set<string>, after?: AfterWrites): Promise<void> {
@@ -196,4 +270,33 @@ export class NodeFold {
       else for (const position of refused as number[]) lua.add(call[position - 1][0]);
     });
   }
+}
+
+/** applyFolds.lua's writes of one user, as plain commands (see NodeFold.applyInTransaction). */
+function queueFoldedUser(m: ChainableCommander, u: FoldedUser, now: number, longestMs: number): void {
+  const seen: (string | number)[] = [];
+  let newest = -Infinity;
+  for (const t of u.types) {
+    if (t.writes.length > 0) m.hset(t.panesKey, ...(t.writes as (string | Buffer | number)[]));
+    if (t.drops.length > 0) m.hdel(t.panesKey, ...t.drops);
+    if (t.members.length > 0) m.zadd(t.indexKey, 'GT', ...(t.members as (string | number)[]));
+    if (t.ttl === 'GT') {
+      m.pexpire(t.panesKey, t.expireInMs, 'GT');
+      m.pexpire(t.indexKey, t.expireInMs, 'GT');
+    } else if (t.ttl === 'SET') {
+      m.pexpire(t.panesKey, t.expireInMs);
+      m.pexpire(t.indexKey, t.expireInMs);
+    }
+    if (t.newest !== null) {
+      seen.push(t.name, t.newest);
+      newest = Math.max(newest, t.newest);
+    }
+  }
+  if (seen.length === 0) return;
+  // touchRealtime (realtimeHash.lua): the hash lives until the newest event leaves the
+  // longest window, plus a minute, rounded up to the minute; set on a new hash, never moved back.
+  const expireIn = Math.ceil((newest + longestMs + 60_000) / 60_000) * 60_000 - now;
+  m.hset(u.realtimeKey, ...seen);
+  m.pexpire(u.realtimeKey, expireIn, 'NX');
+  m.pexpire(u.realtimeKey, expireIn, 'GT');
 }

@@ -7,6 +7,7 @@ import type { EventType } from '../core/event';
 import { createHash } from 'crypto';
 import { UserWindowUpdate, WindowWriter, windowsReply } from './windowWriter';
 import { AfterWrites, NodeFold } from './nodeFold';
+import { FoldConnection } from './foldConnection';
 import { WindowTarget, keptBy } from './windowTarget';
 import { GROUPS } from '../redis/streamGroups';
 import { GroupConsumer, GroupConsumerOptions, StreamBatch } from './groupConsumer';
@@ -77,10 +78,20 @@ export class RealtimeConsumer extends GroupConsumer {
     this.clock = opts.clock ?? Date.now;
     this.writer = new WindowWriter(opts.keys, opts.tags, opts.triggers, opts.offlineTags);
     this.keys = opts.keys;
-    if (opts.foldInConsumer !== false) this.nodeFold = new NodeFold(opts.redis, opts.keys, this.writer.windowPlan, USERS_PER_CALL);
+    if (opts.foldInConsumer !== false) {
+      this.foldConnection = FoldConnection.for(opts.redis);
+      this.nodeFold = new NodeFold(opts.redis, opts.keys, this.writer.windowPlan, USERS_PER_CALL, this.foldConnection);
+    }
   }
 
   private nodeFold?: NodeFold;
+  /** The folds' connection for WATCH … EXEC (one server; shared: handle() is never re-entered). */
+  private foldConnection?: FoldConnection;
+
+  protected override async closeResources(): Promise<void> {
+    await super.closeResources();
+    await this.foldConnection?.close();
+  }
   /** The keys of the active config's window state generation. */
   private keys: Keys;
 
@@ -104,11 +115,11 @@ export class RealtimeConsumer extends GroupConsumer {
     this.writer = new WindowWriter(this.keys, t.realtime, t.triggers, t.offline);
     if (this.nodeFold) {
       const counts = this.nodeFold.counts;
-      this.nodeFold = new NodeFold(redis, this.keys, this.writer.windowPlan, USERS_PER_CALL);
+      this.nodeFold = new NodeFold(redis, this.keys, this.writer.windowPlan, USERS_PER_CALL, this.foldConnection);
       Object.assign(this.nodeFold.counts, counts);
     }
     this.targets = next.alsoWrite.map(
-      (w) => new WindowTarget(redis, keys.withGeneration(w.generation), w.realtime, USERS_PER_CALL, this.opts.foldInConsumer !== false),
+      (w) => new WindowTarget(redis, keys.withGeneration(w.generation), w.realtime, USERS_PER_CALL, this.opts.foldInConsumer !== false, this.foldConnection),
     );
   }
 

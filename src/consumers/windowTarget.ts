@@ -4,6 +4,7 @@ import type { WindowTag } from '../core/tags';
 import { queueScript, sendLoadingScripts } from '../lua/scripts';
 import { RedisClient, chunkBySlot, pipelineByNode, throwRedisTrouble } from '../redis/client';
 import { NodeFold } from './nodeFold';
+import type { FoldConnection } from './foldConnection';
 import { UserWindowUpdate, WindowWriter } from './windowWriter';
 
 /**
@@ -25,9 +26,11 @@ export class WindowTarget {
     tags: readonly WindowTag[],
     private readonly usersPerCall: number,
     foldInConsumer = true,
+    /** The consumer's connection for WATCH … EXEC (none: applyFolds.lua). */
+    tx?: FoldConnection,
   ) {
     this.writer = new WindowWriter(keys, tags);
-    if (foldInConsumer) this.nodeFold = new NodeFold(redis, keys, this.writer.windowPlan, usersPerCall);
+    if (foldInConsumer) this.nodeFold = new NodeFold(redis, keys, this.writer.windowPlan, usersPerCall, tx);
   }
 
   /** Folds the users' events (those it keeps) at `now`; throws when a write failed (every write is idempotent: send them again). */
