@@ -32,7 +32,7 @@ export class FoldConnection {
    * closed, the next call opens another, as after a failed opening.
    */
   get(): Promise<Redis> {
-    if (this.conn && this.conn.status === 'end') {
+    if (this.conn && !['ready', 'connect', 'connecting'].includes(this.conn.status)) {
       this.opening = undefined;
       this.conn = undefined;
     }

@@ -101,6 +101,36 @@ describe('the fold in the consumer (real Redis)', () => {
     expect((await p.reader.read('u8'))!.tags.views_5m).to.equal(2);
   });
 
+  it('writes nothing in its transaction when the connection that sent the WATCH dropped before it: the users go to the script', async () => {
+    await feed(p, [impression('w0', 'u3', T0 - 2000)]);
+    const c = extraRealtimeConsumer(p, 'rt-w');
+    type Conn = { disconnect(): void; once(event: 'end', fn: () => void): void };
+    const fold = (c as unknown as { nodeFold: { secondRead: (...a: unknown[]) => Promise<unknown>; tx: { get(): Promise<Conn> } } }).nodeFold;
+    const secondRead = fold.secondRead.bind(fold);
+    let dropped = false;
+    fold.secondRead = async (...a: unknown[]) => {
+      if (!dropped) {
+        // The connection that sent the WATCH goes (and its WATCHes with it); the write then
+        // has to open another one.
+        dropped = true;
+        const conn = await fold.tx.get();
+        const ended = new Promise<void>((r) => conn.once('end', r));
+        conn.disconnect();
+        await ended;
+      }
+      return secondRead(...a);
+    };
+    const acked = await handle(c, p.keys.stream(0), [impression('w1', 'u3', T0 - 1000), impression('w1', 'u3', T0 - 1000)] as ProfileEvent[]);
+    expect(acked).to.have.length(2);
+    expect(c.foldCounts).to.deep.equal({ folded: 0, leftToScript: 1 });
+    expect((await p.reader.read('u3'))!.tags.views_5m).to.equal(2);
+    // The next batch opens another connection and folds in the consumer again.
+    await handle(c, p.keys.stream(0), [impression('w2', 'u3', T0 - 500), impression('w1', 'u3', T0 - 1000)] as ProfileEvent[]);
+    expect(c.foldCounts).to.deep.equal({ folded: 1, leftToScript: 1 });
+    expect((await p.reader.read('u3'))!.tags.views_5m).to.equal(3);
+    await c.stop();
+  });
+
   it('applyFolds writes nothing for a user whose V moved, or whose new type already has keys', async () => {
     await feed(p, [impression('x', 'u1', T0 - 1000)]);
     const panes = p.keys.panes('u1', 'impression');
