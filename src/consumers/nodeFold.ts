@@ -294,9 +294,11 @@ function queueFoldedUser(m: ChainableCommander, u: FoldedUser, now: number, long
   }
   if (seen.length === 0) return;
   // touchRealtime (realtimeHash.lua): the hash lives until the newest event leaves the
-  // longest window, plus a minute, rounded up to the minute; set on a new hash, never moved back.
-  const expireIn = Math.ceil((newest + longestMs + 60_000) / 60_000) * 60_000 - now;
+  // longest window, plus a minute, rounded up to the minute; set on a new hash (NX), moved
+  // (never back) only when that minute moves.
+  const expiryOf = (t: number) => Math.ceil((t + longestMs + 60_000) / 60_000) * 60_000;
+  const expireIn = expiryOf(newest) - now;
   m.hset(u.realtimeKey, ...seen);
   m.pexpire(u.realtimeKey, expireIn, 'NX');
-  m.pexpire(u.realtimeKey, expireIn, 'GT');
+  if (u.newestBefore === null || expiryOf(u.newestBefore) < expiryOf(newest)) m.pexpire(u.realtimeKey, expireIn, 'GT');
 }
