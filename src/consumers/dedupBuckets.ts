@@ -56,17 +56,30 @@ export function dropLeading(bucket: Buffer, cutoffMinute: number, size: number):
   return i === 0 ? bucket : bucket.subarray(i);
 }
 
+/** A bucket entry: the 6-byte fingerprint and the minute (4 bytes). */
+function bucketEntry(fp: Buffer, minute: number): Buffer {
+  const entry = Buffer.alloc(10);
+  fp.copy(entry, 0, 0, 6);
+  entry.writeUInt32BE(minute, 6);
+  return entry;
+}
+
+/** subEntry: a sub-bucket entry, the fingerprint's last 5 bytes and the minute modulo 2^24 (3 bytes). */
+function subEntry(fp: Buffer, minute: number): Buffer {
+  const entry = Buffer.alloc(8);
+  fp.copy(entry, 0, 1, 6);
+  entry.writeUIntBE(minute % MINUTE_WRAP, 5, 3);
+  return entry;
+}
+
 /** splitBucket: a bucket's 10-byte entries as sub-bucket texts (8-byte entries), in their order. */
 export function splitBucket(b: Buffer): Map<string, Buffer> {
   const parts = new Map<string, Buffer[]>();
   for (let i = 0; i < b.length; i += 10) {
     const fp = b.subarray(i, i + 6);
     const name = subBucketName(fp);
-    const entry = Buffer.alloc(8);
-    fp.copy(entry, 0, 1, 6);
-    entry.writeUIntBE(b.readUInt32BE(i + 6) % MINUTE_WRAP, 5, 3);
     if (!parts.has(name)) parts.set(name, []);
-    parts.get(name)!.push(entry);
+    parts.get(name)!.push(subEntry(fp, b.readUInt32BE(i + 6)));
   }
   return new Map([...parts].map(([name, list]) => [name, Buffer.concat(list)]));
 }
@@ -99,11 +112,8 @@ export class DedupBuckets {
     const split = isMark(this.buckets.get(bucket) ?? this.read(bucket));
     const name = split ? subBucketName(fp) : bucket;
     const key = split ? fp.subarray(1, 6) : fp.subarray(0, 6);
-    const entry = Buffer.alloc(split ? 8 : 10);
-    key.copy(entry);
     const minute = Math.floor(ts / MINUTE);
-    if (split) entry.writeUIntBE(minute % MINUTE_WRAP, 5, 3);
-    else entry.writeUInt32BE(minute, 6);
+    const entry = split ? subEntry(fp, minute) : bucketEntry(fp, minute);
     const b = this.buckets.get(name) ?? this.read(name) ?? Buffer.alloc(0);
     if (seenIn(b, key, entry.length)) return false;
     this.buckets.set(name, Buffer.concat([b, entry]));

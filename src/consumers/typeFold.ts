@@ -85,7 +85,7 @@ export interface PlannedVisit {
   oldNewest?: number;
   meta: PaneMeta | null;
   deltas: Deltas;
-  /** The dedup buckets the call appended to (and the split bitmap). */
+  /** The dedup buckets the call appended to (split ones keep the mark). */
   dedup: DedupBuckets;
   jobs: TotalJob[];
   /** Fields of the second HMGET: panes to update, panes the totals move over, count_by totals' values. */

@@ -23,6 +23,9 @@ local function subBucketName(fp)
   return 'd' .. string.byte(fp, 1) .. '.' .. math.floor(string.byte(fp, 2) * SPLIT_WAYS / 256)
 end
 
+-- A sub-bucket entry: the fingerprint's last 5 bytes (`tail`) and the minute modulo 2^24.
+local function subEntry(tail, minute) return tail .. struct.pack('>I3', minute % MINUTE_WRAP) end
+
 -- True when `key` (fp for a bucket, its last 5 bytes for a sub-bucket) starts one of the
 -- `size`-byte entries of bucket text b.
 local function seenIn(b, key, size)
@@ -75,7 +78,7 @@ local function splitBucket(b)
     local name = subBucketName(fp)
     local list = parts[name] or {}
     parts[name] = list
-    list[#list + 1] = string.sub(fp, 2) .. struct.pack('>I3', struct.unpack('>I4', b, i + 6) % MINUTE_WRAP)
+    list[#list + 1] = subEntry(string.sub(fp, 2), struct.unpack('>I4', b, i + 6))
   end
   for name, list in pairs(parts) do parts[name] = table.concat(list) end
   return parts
@@ -106,7 +109,7 @@ local function dedupEvent(dedup, fp, ts)
   local name, key, entry
   if (dedup.buckets[bucket] or dedup.read(bucket)) == SPLIT_MARK then
     name, key = subBucketName(fp), string.sub(fp, 2)
-    entry = key .. struct.pack('>I3', math.floor(ts / 60000) % MINUTE_WRAP)
+    entry = subEntry(key, math.floor(ts / 60000))
   else
     name, key = bucket, fp
     entry = fp .. struct.pack('>I4', math.floor(ts / 60000))

@@ -234,13 +234,16 @@ local function writeType(paneKey, indexKey, tp, now, events)
   splitFull(dedup)
   if #old > 0 then -- sweep one bucket (or its sub-buckets) a second
     local bucket = 'd' .. (math.floor(now / 1000) % 256)
-    local names = { bucket }
-    if (dedup.buckets[bucket] or redis.call('HGET', paneKey, bucket)) == SPLIT_MARK then
+    local text = dedup.buckets[bucket] or redis.call('HGET', paneKey, bucket)
+    if text == SPLIT_MARK then
+      local names = {}
       for k = 0, SPLIT_WAYS - 1 do names[k + 1] = bucket .. '.' .. k end
-    end
-    for i, b in ipairs(fetchFields(paneKey, names)) do
-      b = dedup.buckets[names[i]] or b
-      if b and b ~= SPLIT_MARK then dedup.buckets[names[i]] = pruneBucket(b, cutoffMinute, entrySize(names[i])) end
+      for i, b in ipairs(fetchFields(paneKey, names)) do
+        b = dedup.buckets[names[i]] or b
+        if b then dedup.buckets[names[i]] = pruneBucket(b, cutoffMinute, 8) end
+      end
+    elseif text then
+      dedup.buckets[bucket] = pruneBucket(text, cutoffMinute, 10)
     end
   end
   for name, text in pairs(dedup.buckets) do
