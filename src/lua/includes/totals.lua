@@ -131,11 +131,13 @@ local function totalPlan(meta, tag, from, to, oldest, newest, current)
   return plan
 end
 
--- Past this many ms between a total's window and the one read, the panes between them are
--- found through the time index (a ZRANGEBYSCORE over just those ranges) rather than by
--- arithmetic: a user with few events has no pane in most of them. Below it, naming every
--- pane costs less than reading the index (measured: about 20 s of one-second panes).
-local SHORT_DIFF_MS = 20000
+-- Past this many of the tag's panes between a total's window and the one read, the panes
+-- between them are found through the time index (a ZRANGEBYSCORE over just those ranges)
+-- rather than by arithmetic: a user with few events has no pane in most of them. Below it,
+-- naming every pane costs less than reading the index (measured: about 20 one-second
+-- panes). Counted in panes, not ms: the one completed minute a 1-minute tag adds is one
+-- name, not a read of the index (it was 60 s > 20 s: a ZRANGEBYSCORE for most 24 h tags).
+local SHORT_DIFF_PANES = 20
 
 -- The pane names of ranges (totalPlan's adds or subs): by arithmetic, or with `indexKey`,
 -- only the panes of the minutes the time index says hold state.
@@ -154,7 +156,7 @@ end
 -- window by the time index. `newest`: the type's newest event time (math.huge: unknown).
 local function jobNames(indexKey, tag, plan, from, to, newest)
   if plan then
-    local byIndex = plan.span > SHORT_DIFF_MS and indexKey or nil
+    local byIndex = plan.span > SHORT_DIFF_PANES * tag.res and indexKey or nil
     local adds = rangeNames(plan.adds, tag, byIndex, newest)
     if plan.current then adds[#adds + 1] = tag.prefix .. PREFIX[tag.res] .. (plan.current[1] / tag.res) end
     return adds, rangeNames(plan.subs, tag, byIndex, newest)
