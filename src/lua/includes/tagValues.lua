@@ -94,39 +94,40 @@ local function mergedValue(tag, panes)
   return numericValue(tag.agg, panes)
 end
 
+-- The totals' corrections below come as one list of fetched pane texts `got` (false for a
+-- missing pane) and a range in it: got[a..m] to add, got[m+1..b] to subtract (the panes of
+-- a type's tags are fetched in one HMGET).
+
 -- A count_by value as the reply carries it: {'+', text, '+', text, '-', text, ...}, value
 -- pane texts ("v\31n\31...") to add or subtract, for the caller to merge, sort and cut
 -- to `top` (src/profile/reader.ts): that work is the caller's CPU, not Redis's.
-local function signedTexts(base, adds, subs)
+local function signedTexts(base, got, a, m, b)
   local out = {}
-  local function push(sign, text)
+  if base and base ~= '' then out[1], out[2] = '+', base end
+  for i = a, b do
+    local text = got[i]
     if text and text ~= '' then
-      out[#out + 1] = sign
+      out[#out + 1] = i <= m and '+' or '-'
       out[#out + 1] = text
     end
   end
-  push('+', base)
-  for _, p in ipairs(adds) do push('+', p) end
-  for _, p in ipairs(subs) do push('-', p) end
   return out
 end
 
 -- A sum or avg tag's value from its running total `base` ("n,s") plus the numeric panes
--- `adds` minus `subs` (false for a missing pane): as numericValue gives it.
-local function sumValue(agg, base, adds, subs)
+-- got[a..m] minus got[m+1..b]: as numericValue gives it.
+local function sumValue(agg, base, got, a, m, b)
   local n, s = sumTotal(base)
-  for _, text in ipairs(adds) do n, s = moveSum(n, s, text, 1) end
-  for _, text in ipairs(subs) do n, s = moveSum(n, s, text, -1) end
+  for i = a, b do n, s = moveSum(n, s, got[i], i <= m and 1 or -1) end
   if n <= 0 then return agg == 'sum' and '0' or false end
   return string.format('%.14g', agg == 'avg' and s / n or s)
 end
 
 -- A variance or stddev tag's value from its running total `base` ("n,s,q") plus the
--- numeric panes `adds` minus `subs`: q / n - (s / n)², never below 0.
-local function spreadValue(agg, base, adds, subs)
+-- numeric panes got[a..m] minus got[m+1..b]: q / n - (s / n)², never below 0.
+local function spreadValue(agg, base, got, a, m, b)
   local n, s, q = spreadTotal(base)
-  for _, text in ipairs(adds) do n, s, q = moveSpread(n, s, q, text, 1) end
-  for _, text in ipairs(subs) do n, s, q = moveSpread(n, s, q, text, -1) end
+  for i = a, b do n, s, q = moveSpread(n, s, q, got[i], i <= m and 1 or -1) end
   if n <= 0 then return false end
   local mean = s / n
   local value = math.max(0, q / n - mean * mean)
@@ -134,15 +135,30 @@ local function spreadValue(agg, base, adds, subs)
 end
 
 -- A tag's value from its running total `base` (nil: none; count, count_by, sum, avg,
--- variance, stddev) plus the pane texts `adds` minus `subs` (false for a missing pane).
-local function totalValue(agg, base, adds, subs)
-  if agg == 'count_by' then return signedTexts(base, adds, subs) end
-  if agg == 'variance' or agg == 'stddev' then return spreadValue(agg, base, adds, subs) end
-  if agg == 'sum' or agg == 'avg' then return sumValue(agg, base, adds, subs) end
+-- variance, stddev) plus the pane texts got[a..m] minus got[m+1..b].
+local function totalValue(agg, base, got, a, m, b)
+  if agg == 'count_by' then return signedTexts(base, got, a, m, b) end
+  if agg == 'variance' or agg == 'stddev' then return spreadValue(agg, base, got, a, m, b) end
+  if agg == 'sum' or agg == 'avg' then return sumValue(agg, base, got, a, m, b) end
   local n = tonumber(base or 0)
-  for _, p in ipairs(adds) do if p then n = n + paneCount(p) end end
-  for _, p in ipairs(subs) do if p then n = n - paneCount(p) end end
+  for i = a, b do
+    local p = got[i]
+    if p then
+      if i <= m then n = n + paneCount(p) else n = n - paneCount(p) end
+    end
+  end
   return n
+end
+
+-- The value of a tag with a running total over [from, to) the slow way (totalPlan's
+-- corrections: named through the time index when long): nil when it has no usable total.
+local function plannedTotal(paneKey, indexKey, tag, meta, from, to, newest)
+  local plan = totalPlan(meta, tag, from, to, meta.oldest, newest, true)
+  if not plan then return nil end
+  local names, subNames = jobNames(indexKey, tag, plan, from, to, newest)
+  local m = #names
+  for _, n in ipairs(subNames) do names[#names + 1] = n end
+  return totalValue(tag.agg, plan.base, fetchFields(paneKey, names), 1, m, #names)
 end
 
 -- distinct: values whose latest time (kept in the time index) is in [from, to), plus values
@@ -184,12 +200,14 @@ local function jobValues(paneKey, indexKey, jobs, newest, waiting, out)
       if tag.agg == 'last_k' or tag.agg == 'first_k' then
         value = listRead(paneKey, tag, addNames)
       else
-        local adds, subs = fetchFields(paneKey, addNames), fetchFields(paneKey, subNames)
+        local m = #addNames
+        for _, n in ipairs(subNames) do addNames[#addNames + 1] = n end
+        local got = fetchFields(paneKey, addNames)
         if tag.agg == 'count' or tag.agg == 'count_by' or (plan and tag.total ~= '') then
-          value = totalValue(tag.agg, plan and plan.base or nil, adds, subs)
+          value = totalValue(tag.agg, plan and plan.base or nil, got, 1, m, #addNames)
         else
           local list = {}
-          for _, p in ipairs(adds) do if p then list[#list + 1] = p end end
+          for i = 1, m do if got[i] then list[#list + 1] = got[i] end end
           value = mergedValue(tag, list)
         end
       end

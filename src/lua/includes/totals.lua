@@ -163,3 +163,69 @@ local function jobNames(indexKey, tag, plan, from, to, newest)
   end
   return coverNames(activePanes(indexKey, from, to), from, to, tag.levels, tag.prefix, newest), {}
 end
+
+-- The field-name prefixes of a tag's levels (its value field's digits, then s/m/h), kept
+-- on its plan entry (decoded once per library load).
+local function levelPrefixes(tag)
+  local pres = tag.pres
+  if not pres then
+    pres = {}
+    for i, level in ipairs(tag.levels) do pres[i] = tag.prefix .. PREFIX[level] end
+    tag.pres = pres
+  end
+  return pres
+end
+
+-- Appends to `names` the cover of [lo, hi) by arithmetic, in coverByLevels's order
+-- (without a list per range: the fast read names a handful of panes per tag).
+local function appendCover(names, lo, hi, tag)
+  local levels, pres = tag.levels, levelPrefixes(tag)
+  for i = 1, #levels do
+    local level, nextLevel = levels[i], levels[i + 1]
+    local loUp = nextLevel and math.ceil(lo / nextLevel) * nextLevel or hi
+    local hiDown = nextLevel and math.floor(hi / nextLevel) * nextLevel or hi
+    if not nextLevel or loUp >= hiDown then
+      for t = lo, hi - level, level do names[#names + 1] = pres[i] .. (t / level) end
+      return
+    end
+    for t = lo, loUp - level, level do names[#names + 1] = pres[i] .. (t / level) end
+    for t = hiDown, hi - level, level do names[#names + 1] = pres[i] .. (t / level) end
+    lo, hi = loUp, hiDown
+  end
+end
+
+-- totalPlan and jobNames in one, for the common read: appends to `names` the panes that
+-- correct a tag's total (meta.v[spec], whose count_by value the caller fetches) to its
+-- window [from, to), those to add (with now's pane) before those to subtract, and returns
+-- the positions of the first and of the last to add. False when the total's range does not
+-- overlap the window's (the general read then covers the window); nil when the corrections
+-- span more than SHORT_DIFF_PANES panes (read them through the time index: plannedTotal).
+-- The same names as totalPlan + jobNames, without their tables.
+local function fastNames(tag, meta, from, to, names)
+  local res, newest = tag.res, meta.newest
+  local p = math.floor(newest / res) - meta.d[tag.total]
+  local oldFrom, oldTo = (p - tag.window / res + 1) * res, p * res
+  local done = to - res
+  if oldFrom < oldTo and from < done and (oldFrom >= done or from >= oldTo) then return false end
+  -- rangeDiff's ranges, clipped to the panes that can hold state.
+  local low, high = math.floor(meta.oldest / res) * res, (math.floor(newest / res) + 1) * res
+  local a1, b1, a2, b2, s1, t1, s2, t2 = 0, 0, 0, 0, 0, 0, 0, 0
+  if from < oldFrom then a1, b1 = math.max(from, low), math.min(oldFrom, high)
+  elseif from > oldFrom then s1, t1 = math.max(oldFrom, low), math.min(from, high) end
+  if done > oldTo then a2, b2 = math.max(oldTo, low), math.min(done, high)
+  elseif done < oldTo then s2, t2 = math.max(done, low), math.min(oldTo, high) end
+  local span = 0
+  if a1 < b1 then span = span + b1 - a1 end
+  if a2 < b2 then span = span + b2 - a2 end
+  if s1 < t1 then span = span + t1 - s1 end
+  if s2 < t2 then span = span + t2 - s2 end
+  if span > SHORT_DIFF_PANES * res then return nil end
+  local first = #names + 1
+  if a1 < b1 then appendCover(names, a1, b1, tag) end
+  if a2 < b2 then appendCover(names, a2, b2, tag) end
+  if done <= newest then names[#names + 1] = levelPrefixes(tag)[1] .. (done / res) end
+  local mid = #names
+  if s1 < t1 then appendCover(names, s1, t1, tag) end
+  if s2 < t2 then appendCover(names, s2, t2, tag) end
+  return first, mid
+end
