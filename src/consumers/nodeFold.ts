@@ -2,20 +2,32 @@ import type { EventType } from '../core/event';
 import type { Keys } from '../core/keys';
 import { FoldedUser, Scripts, queueScript, sendLoadingScripts } from '../lua/scripts';
 import type { TypePlan, WindowPlan } from '../lua/windowPlan';
-import type { ChainableCommander } from 'ioredis';
 import { RedisClient, chunkBySlot, pipelineByNode, throwRedisTrouble } from '../redis/client';
+import { RespArg, RespWriter } from '../redis/rawConnection';
 import { FoldEvent, PlannedVisit, firstFields, planVisit, visitWrites } from './typeFold';
 import type { UserWindowUpdate } from './windowWriter';
 import type { FoldConnection } from './foldConnection';
 
 /**
- * A command to run after the fold's writes, in the same pipeline (one server only: there
- * Redis runs it after them): `result` receives its reply when the writes were sent.
+ * A command (`args`) to run after the fold's writes, in the same pipeline or transaction
+ * (one server only: there Redis runs it after them): `result` receives its reply when the
+ * writes were sent.
  */
 export interface AfterWrites {
   key: string;
-  add: (pipeline: ChainableCommander) => void;
+  args: [command: string, ...args: string[]];
   result?: [Error | null, unknown];
+}
+
+/** A reply with its Buffers as text (nested arrays too). */
+function asText(reply: unknown): unknown {
+  if (Buffer.isBuffer(reply)) return reply.toString();
+  return Array.isArray(reply) ? reply.map(asText) : reply;
+}
+
+/** Pipeline-shaped results ([error, reply] each) of raw replies, error replies as errors. */
+function asResults(replies: unknown[]): [Error | null, unknown][] {
+  return replies.map((r) => (r instanceof Error ? [r, null] : [null, r]));
 }
 
 /** One user's events of one type, on their way through the fold. */
@@ -95,16 +107,14 @@ export class NodeFold {
     let epoch = 0;
     let results: [Error | null, unknown][];
     if (this.tx && visits.length > 0) {
-      const p = (await this.tx.get())
-        .pipeline()
-        .unwatch()
-        .watch(...new Set(visits.map((v) => k.panes(v.userId, v.type))));
-      for (const v of visits) p.hmgetBuffer(k.panes(v.userId, v.type), ...v.fields);
-      const all = (await p.exec()) ?? [];
+      const conn = await this.tx.get();
       epoch = this.tx.epoch;
+      const w = new RespWriter().command(['UNWATCH']).command(['WATCH', ...new Set(visits.map((v) => k.panes(v.userId, v.type)))]);
+      for (const v of visits) w.command(['HMGET', k.panes(v.userId, v.type), ...v.fields]);
+      const all = asResults(await conn.send(w.toBuffer(), w.count));
       throwRedisTrouble(all);
-      if (all[1]?.[0]) throw all[1][0];
-      results = all.slice(2) as [Error | null, unknown][];
+      if (all[1][0]) throw all[1][0];
+      results = all.slice(2);
     } else {
       results = await pipelineByNode(
         this.redis,
@@ -220,18 +230,27 @@ export class NodeFold {
       for (const [id] of records) lua.add(id);
       return;
     }
-    const m = tx.multi();
-    for (const [, u] of records) queueFoldedUser(m, u, now, this.plan.longest);
-    if (after) after.add(m);
-    const results = await m.exec();
-    if (results === null) {
+    const w = new RespWriter().command(['MULTI']);
+    for (const [, u] of records) for (const c of foldedUserCommands(u, now, this.plan.longest)) w.command(c);
+    if (after) w.command(after.args);
+    w.command(['EXEC']);
+    const replies = await tx.send(w.toBuffer(), w.count);
+    const exec = replies[replies.length - 1];
+    if (exec instanceof Error) {
+      // EXECABORT: a queued command was refused (its error says why, e.g. OOM).
+      Object.assign(exec, { previousErrors: replies.filter((r) => r instanceof Error && r !== exec) });
+      throw exec;
+    }
+    if (exec === null) {
       for (const [id] of records) lua.add(id);
       return;
     }
+    const results = asResults(exec as unknown[]);
     throwRedisTrouble(results);
     const failed = results.find(([err]) => err);
     if (failed) throw failed[0];
-    if (after) after.result = results[results.length - 1];
+    // Its reply as ioredis gives it (text, not the Buffers this connection parses).
+    if (after) after.result = [null, asText(results[results.length - 1][1])];
   }
 
   private async apply(records: [userId: string, user: FoldedUser][], now: number, lua: Set<string>, after?: AfterWrites): Promise<void> {
@@ -247,7 +266,7 @@ export class NodeFold {
         list,
         (c) => (c === 'after' ? after!.key : c[0][1].realtimeKey),
         (p, c) => {
-          if (c === 'after') after!.add(p);
+          if (c === 'after') p.call(...after!.args);
           else
             queueScript(
               p,
@@ -273,32 +292,28 @@ export class NodeFold {
 }
 
 /** applyFolds.lua's writes of one user, as plain commands (see NodeFold.applyInTransaction). */
-function queueFoldedUser(m: ChainableCommander, u: FoldedUser, now: number, longestMs: number): void {
+function foldedUserCommands(u: FoldedUser, now: number, longestMs: number): RespArg[][] {
+  const out: RespArg[][] = [];
   const seen: (string | number)[] = [];
   let newest = -Infinity;
   for (const t of u.types) {
-    if (t.writes.length > 0) m.hset(t.panesKey, ...(t.writes as (string | Buffer | number)[]));
-    if (t.drops.length > 0) m.hdel(t.panesKey, ...t.drops);
-    if (t.members.length > 0) m.zadd(t.indexKey, 'GT', ...(t.members as (string | number)[]));
-    if (t.ttl === 'GT') {
-      m.pexpire(t.panesKey, t.expireInMs, 'GT');
-      m.pexpire(t.indexKey, t.expireInMs, 'GT');
-    } else if (t.ttl === 'SET') {
-      m.pexpire(t.panesKey, t.expireInMs);
-      m.pexpire(t.indexKey, t.expireInMs);
-    }
+    if (t.writes.length > 0) out.push(['HSET', t.panesKey, ...(t.writes as RespArg[])]);
+    if (t.drops.length > 0) out.push(['HDEL', t.panesKey, ...t.drops]);
+    if (t.members.length > 0) out.push(['ZADD', t.indexKey, 'GT', ...(t.members as RespArg[])]);
+    if (t.ttl === 'GT') out.push(['PEXPIRE', t.panesKey, t.expireInMs, 'GT'], ['PEXPIRE', t.indexKey, t.expireInMs, 'GT']);
+    else if (t.ttl === 'SET') out.push(['PEXPIRE', t.panesKey, t.expireInMs], ['PEXPIRE', t.indexKey, t.expireInMs]);
     if (t.newest !== null) {
       seen.push(t.name, t.newest);
       newest = Math.max(newest, t.newest);
     }
   }
-  if (seen.length === 0) return;
+  if (seen.length === 0) return out;
   // touchRealtime (realtimeHash.lua): the hash lives until the newest event leaves the
   // longest window, plus a minute, rounded up to the minute; set on a new hash (NX), moved
   // (never back) only when that minute moves.
   const expiryOf = (t: number) => Math.ceil((t + longestMs + 60_000) / 60_000) * 60_000;
   const expireIn = expiryOf(newest) - now;
-  m.hset(u.realtimeKey, ...seen);
-  m.pexpire(u.realtimeKey, expireIn, 'NX');
-  if (u.newestBefore === null || expiryOf(u.newestBefore) < expiryOf(newest)) m.pexpire(u.realtimeKey, expireIn, 'GT');
+  out.push(['HSET', u.realtimeKey, ...seen], ['PEXPIRE', u.realtimeKey, expireIn, 'NX']);
+  if (u.newestBefore === null || expiryOf(u.newestBefore) < expiryOf(newest)) out.push(['PEXPIRE', u.realtimeKey, expireIn, 'GT']);
+  return out;
 }

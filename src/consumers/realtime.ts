@@ -216,7 +216,7 @@ export class RealtimeConsumer extends GroupConsumer {
       // script; on a cluster the writes go to several nodes at once, so it is a round trip of
       // its own after them.
       const inline = !isCluster(redis);
-      const afterFold: AfterWrites | undefined = inline ? { key: k.erasures(), add: (p) => p.call('ZMSCORE', k.erasures(), ...written) } : undefined;
+      const afterFold: AfterWrites | undefined = inline ? { key: k.erasures(), args: ['ZMSCORE', k.erasures(), ...written] } : undefined;
       const calls = this.chunkCalls(await this.foldInConsumer([...mainUsers.values()], now, toAck, afterFold));
       const checkedByFold = calls.length === 0 ? afterFold?.result : undefined;
       const results = await this.sendScriptCalls(calls, inline && !checkedByFold ? written : undefined, now);

@@ -172,6 +172,7 @@ const REDIS_TROUBLE = new RegExp(
     'max number of clients reached',
     '^Connection is closed',
     "^Stream isn't writeable",
+    '\\bconnection to Redis lost\\b',
     '\\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND)\\b',
     'Failed to refresh slots cache',
     'None of startup nodes is available',

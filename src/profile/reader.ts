@@ -6,7 +6,7 @@ import { windowPlan } from '../lua/windowPlan';
 import { NUMERIC_FIELDS, SEGMENT_TAG, TagConfig, WindowTag } from '../core/tags';
 import { StaleProfileError, UnknownTagError } from '../core/errors';
 import { RealtimeLag } from './lag';
-import { loadTagConfig, tagConfigVersion } from '../core/tagConfig';
+import { loadTagConfig } from '../core/tagConfig';
 import { followActiveTagConfig, watchActiveTagConfig } from '../redis/tagConfigs';
 import { silentLogger } from '../core/logger';
 import { estimateDistinctText, percentilesFromSigned, signedCounts } from '../core/sketch';

@@ -116,14 +116,6 @@ export async function duplicateRedis(client: RedisClient): Promise<RedisClient> 
   return dup;
 }
 
-/** A second connection to the same server with `options` changed, once it is ready; `setUp` runs on it before it connects (listeners). */
-export async function duplicateServer(client: Redis, options: Partial<RedisOptions>, setUp: (dup: Redis) => void): Promise<Redis> {
-  const dup = client.duplicate(options);
-  setUp(dup);
-  await waitReady(dup);
-  return dup;
-}
-
 function waitReady(client: RedisClient, label = describe(client)): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {

@@ -104,7 +104,7 @@ describe('the fold in the consumer (real Redis)', () => {
   it('writes nothing in its transaction when the connection that sent the WATCH dropped before it: the users go to the script', async () => {
     await feed(p, [impression('w0', 'u3', T0 - 2000)]);
     const c = extraRealtimeConsumer(p, 'rt-w');
-    type Conn = { disconnect(): void; once(event: 'end', fn: () => void): void };
+    type Conn = { close(): void; closed: Promise<void> };
     const fold = (c as unknown as { nodeFold: { secondRead: (...a: unknown[]) => Promise<unknown>; tx: { get(): Promise<Conn> } } }).nodeFold;
     const secondRead = fold.secondRead.bind(fold);
     let dropped = false;
@@ -114,9 +114,8 @@ describe('the fold in the consumer (real Redis)', () => {
         // has to open another one.
         dropped = true;
         const conn = await fold.tx.get();
-        const ended = new Promise<void>((r) => conn.once('end', r));
-        conn.disconnect();
-        await ended;
+        conn.close();
+        await conn.closed;
       }
       return secondRead(...a);
     };
