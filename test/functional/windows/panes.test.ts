@@ -70,8 +70,21 @@ describe('window panes', () => {
         const random = prng(20261126);
         const tags = p.config.tags.realtime;
         const users = ['r1', 'r2', 'r3', 'r4'];
-        const all = new Map<string, ProfileEvent[]>(users.map((u) => [u, []]));
+        // User 'tie' gets only events that share their millisecond with others of different
+        // values (below), so first/last/first_k/last_k answer by the tie rule: the larger value.
+        const readUsers = [...users, 'tie'];
+        const all = new Map<string, ProfileEvent[]>(readUsers.map((u) => [u, []]));
         const applied = new Set<string>();
+        const record = (e: Record<string, unknown>) => {
+          const key = `${e.user_id}\0${e.type}\0${e.event_id}`;
+          // The reference: the first applied copy of an id counts; a copy older than its type's longest window is not applied.
+          const longest = Math.max(...tags.filter((t) => t.event === e.type).map((t) => t.windowMs));
+          if (!applied.has(key) && (e.ts as number) >= p.clock.now - longest) {
+            all.get(e.user_id as string)!.push(e as unknown as ProfileEvent);
+            applied.add(key);
+          }
+        };
+        let tieAt = 0;
         // Events over the last 3.5 h (some older than every window), some a little ahead of now, some resent.
         for (let round = 0; round < 6; round++) {
           const batch: Record<string, unknown>[] = [];
@@ -91,20 +104,41 @@ describe('window panes', () => {
               e.campaign_id = `c-${Math.floor(random() * 5)}`;
             }
             batch.push(e);
-            const key = `${e.user_id}\0${e.type}\0${e.event_id}`;
-            // The reference: the first applied copy of an id counts; a copy older than its type's longest window is not applied.
-            const longest = Math.max(...tags.filter((t) => t.event === e.type).map((t) => t.windowMs));
-            if (!applied.has(key) && (e.ts as number) >= p.clock.now - longest) {
-              all.get(e.user_id as string)!.push(e as unknown as ProfileEvent);
-              applied.add(key);
-            }
+            record(e);
           }
+          // Ties: three purchases in one ms (two in the batch, in either order, one in a later
+          // write), and two impressions in one ms with different ads; rounds 1 and 3 at the
+          // previous round's ms, so the tie spans writes minutes apart.
+          const at = round % 2 === 1 ? tieAt : p.clock.now - ((round * 7919) % (3 * MIN)) - 1;
+          tieAt = at;
+          const amounts = [
+            [12.5, 40, 25],
+            [40, 12.5, 25],
+            [25, 12.5, 40],
+            [12.5, 25, 0],
+            [40, 40, 12.5],
+            [0, 12.5, 25],
+          ][round];
+          const ties: Record<string, unknown>[] = amounts.map((amount, i) => ({
+            event_id: `tie${round}-${i}`,
+            user_id: 'tie',
+            type: 'purchase',
+            ts: at,
+            amount,
+          }));
+          ties.push(
+            { event_id: `tie${round}-a`, user_id: 'tie', type: 'impression', ts: at, ad_id: `ad-${round % 2 ? 'b' : 'y'}`, campaign_id: 'c-1' },
+            { event_id: `tie${round}-b`, user_id: 'tie', type: 'impression', ts: at, ad_id: `ad-${round % 2 ? 'x' : 'c'}`, campaign_id: 'c-2' },
+          );
+          batch.push(...ties.slice(0, 2), ...ties.slice(3));
+          ties.forEach(record);
           await feed(p, batch);
+          await feed(p, [ties[2]]);
           // Read at several times, on and around pane edges, each against the reference.
           for (const offset of [0, 1, 999, 1000, 59_999, 60_000, 61_234]) {
             p.clock.now += offset;
-            const profiles = await p.reader.readMany(users);
-            users.forEach((user, i) => {
+            const profiles = await p.reader.readMany(readUsers);
+            readUsers.forEach((user, i) => {
               const expected = computeWindowTags(all.get(user)!, tags, p.clock.now);
               for (const t of tags) {
                 const got = profiles[i]?.tags[t.name];
