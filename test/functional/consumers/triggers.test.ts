@@ -426,3 +426,52 @@ describe('a trigger on an approx_distinct tag (real Redis)', () => {
     expect(Math.abs((profile.tags.ads_seen_1h as number) - at) / at).to.be.below(0.75);
   });
 });
+
+describe('triggers on stddev, variance and first tags (real Redis)', () => {
+  let p: Pipeline;
+  before(async () => {
+    p = await makePipeline({
+      tags: [
+        { name: 'sd_10m', event: 'purchase', aggregation: 'stddev', field: 'amount', window: '10m' },
+        { name: 'var_10m', event: 'purchase', aggregation: 'variance', field: 'amount', window: '10m' },
+        { name: 'first_10m', event: 'purchase', aggregation: 'first', field: 'amount', window: '10m' },
+      ],
+      triggers: [
+        { name: 'spread_out', when: [{ tag: 'sd_10m', op: '>=', value: 50 }] },
+        { name: 'wide', when: [{ tag: 'var_10m', op: '>', value: 5000 }] },
+        { name: 'opened_big', when: [{ tag: 'first_10m', op: '>=', value: 100 }] },
+      ],
+    });
+  });
+  after(() => p.close());
+
+  it('fire on the event that makes the condition true, with the value the API reads', async () => {
+    const user = 'sd-1';
+    const t0 = p.clock.now;
+    let n = 0;
+    const buy = async (at: number, amount: number) => {
+      p.clock.now = Math.max(p.clock.now, at);
+      await feed(p, [{ event_id: `b${n++}`, user_id: user, type: 'purchase', ts: at, amount }]);
+      return (await firings(p)).map((f) => `${f.trigger}@${Number(f.at) - t0}:${f.sd_10m ?? f.var_10m ?? f.first_10m}`);
+    };
+    // 20, then 80: sd 0, then 30 (population); variance 900; first 20.
+    expect(await buy(t0, 20)).to.deep.equal([]);
+    expect(await buy(t0 + MIN, 80)).to.deep.equal([]);
+    // 20, 80, 200: mean 100, variance (6400 + 400 + 10000) / 3 = 5600, sd √5600.
+    expect(await buy(t0 + 2 * MIN, 200)).to.deep.equal([`spread_out@${2 * MIN}:74.833147735479`, `wide@${2 * MIN}:5600`]);
+    let profile = (await p.reader.read(user))!;
+    expect(profile.tags).to.deep.equal({ sd_10m: 74.833147735479, var_10m: 5600, first_10m: 20 });
+    // 10 minutes 30 s on, 20 has left the window: 80, 200 (variance 3600: false, so wide
+    // re-arms at this event), then with 10: variance 55400 / 9, sd ≈ 78.5 (true all along: no
+    // new firing), first 80.
+    const at = t0 + 10 * MIN + 30_000;
+    const fired = [`spread_out@${2 * MIN}:74.833147735479`, `wide@${2 * MIN}:5600`, `wide@${at - t0}:6155.5555555556`];
+    expect(await buy(at, 10)).to.deep.equal(fired);
+    expect((await p.reader.read(user))!.tags).to.deep.equal({ sd_10m: 78.457348639599, var_10m: 6155.5555555556, first_10m: 80 });
+    // An older purchase arriving late, 45 s after t0 (in the window): first becomes 150; the
+    // variance, 5150, and sd stay true.
+    expect(await buy(t0 + 45_000, 150)).to.deep.equal([...fired, `opened_big@${at - t0}:150`]);
+    profile = (await p.reader.read(user))!;
+    expect(profile.tags.first_10m).to.equal(150);
+  });
+});
