@@ -4,6 +4,9 @@ import { BAD_VIEW } from '../../../src/api/routes/profiles';
 import { ID_RULE } from '../../../src/core/event';
 import type { TagValue } from '../../../src/profile/reader';
 import { Pipeline, T0, feed, makePipeline, serveApp } from '../../helpers/context';
+import { computeWindowTags } from '../../helpers/windowReference';
+import { WindowValue, sameWindowValue } from '../../../src/batch/windows';
+import type { ProfileEvent } from '../../../src/core/event';
 
 /** The shipped realtime tags, and the kinds that read null over a window without values. */
 const TAGS = [
@@ -129,5 +132,99 @@ describe('GET /profile/:userId?view=flat: the original flat map of strings (real
       const head = await get(url, 'HEAD');
       expect([url, head.status, head.type, head.length, head.text]).to.deep.equal([url, got.status, got.type, got.length, '']);
     }
+  });
+});
+
+/** One tag of each kind the flat view writes as JSON text or whose value is a sketch's or a spread's. */
+const NEW_KINDS = [
+  { name: 'spend_p_1h', event: 'purchase', aggregation: 'percentile', field: 'amount', p: [50, 99], window: '1h' },
+  { name: 'last2_ads_1h', event: 'impression', aggregation: 'last_k', field: 'ad_id', k: 2, window: '1h' },
+  { name: 'first2_spend_1h', event: 'purchase', aggregation: 'first_k', field: 'amount', k: 2, window: '1h' },
+  { name: 'spend_hist_1h', event: 'purchase', aggregation: 'histogram', field: 'amount', buckets: [10, 100], window: '1h' },
+  { name: 'ads_approx_1h', event: 'impression', aggregation: 'approx_distinct', field: 'ad_id', window: '1h' },
+  { name: 'spend_sd_1h', event: 'purchase', aggregation: 'stddev', field: 'amount', window: '1h' },
+  { name: 'first_spend_1h', event: 'purchase', aggregation: 'first', field: 'amount', window: '1h' },
+];
+
+describe('percentile, last_k, first_k, histogram, approx_distinct, stddev and first in the fused profile, ProfileReader and ?view=flat (real Redis, real HTTP)', () => {
+  let p: Pipeline;
+  let http: HttpServerHandle;
+  let base: string;
+  const events = [
+    { user_id: 'kinds-1', type: 'purchase', ts: T0 - 2000, amount: 120 },
+    { user_id: 'kinds-1', type: 'purchase', ts: T0 - 100, amount: 12.25 },
+    { user_id: 'kinds-1', type: 'purchase', ts: T0 - 50, amount: 3 },
+    { user_id: 'kinds-1', type: 'impression', ts: T0 - 3000, ad_id: 'a1' },
+    { user_id: 'kinds-1', type: 'impression', ts: T0 - 2000, ad_id: 'a2' },
+    { user_id: 'kinds-1', type: 'impression', ts: T0 - 1000, ad_id: 'a3' },
+    { user_id: 'kinds-0', type: 'impression', ts: T0 - 1000, ad_id: 'a1' },
+  ];
+
+  before(async () => {
+    p = await makePipeline({ tags: NEW_KINDS, now: T0 });
+    ({ http, base } = await serveApp(p, { maxEventsPerRequest: 100, maxProfilesPerRequest: 10, maxBodyBytes: 65536 }));
+    await feed(p, events);
+  });
+  after(async () => {
+    await http.close();
+    await p.close();
+  });
+
+  const getJson = async (url: string) => (await fetch(`${base}${url}`)).json() as Promise<Record<string, unknown>>;
+
+  it('the reader and GET /profile answer each kind with its JSON type and the reference value', async () => {
+    const read = (await p.reader.read('kinds-1'))!;
+    const fused = (await getJson('/profile/kinds-1')) as { tags: Record<string, TagValue> };
+    expect(fused.tags).to.deep.equal(JSON.parse(JSON.stringify(read.tags)));
+    const t = fused.tags;
+    // The reference model gives the same values (the percentile: the sketch's bucket values, within 1 % of 12.25 and 120).
+    const mine = events.filter((e) => e.user_id === 'kinds-1') as ProfileEvent[];
+    const model = computeWindowTags(mine, p.config.tags.realtime, T0);
+    for (const tag of NEW_KINDS) expect(sameWindowValue(t[tag.name] as WindowValue, model[tag.name]), tag.name).to.equal(true);
+    expect(Object.keys(t.spend_p_1h as object)).to.deep.equal(['p50', 'p99']);
+    expect(Object.values(t.spend_p_1h as object).map((v) => typeof v)).to.deep.equal(['number', 'number']);
+    const { p50, p99 } = t.spend_p_1h as { p50: number; p99: number };
+    expect(Math.abs(p50 - 12.25) / 12.25).to.be.below(0.01);
+    expect(Math.abs(p99 - 120) / 120).to.be.below(0.01);
+    expect(t.last2_ads_1h).to.deep.equal(['a3', 'a2']);
+    expect(t.first2_spend_1h).to.deep.equal([120, 12.25]);
+    expect(t.spend_hist_1h).to.deep.equal({ '<10': 1, '[10,100)': 1, '>=100': 1 });
+    expect(t.ads_approx_1h).to.equal(3);
+    // Population: the square root of Σ(x - mean)² / 3, mean 45.0833….
+    expect(t.spend_sd_1h).to.be.a('number').and.to.be.closeTo(53.1085105128, 1e-9);
+    expect(t.first_spend_1h).to.equal(120);
+    // A user with no purchase: null percentile, stddev and first; an empty first_k list and histogram.
+    expect((await getJson('/profile/kinds-0')).tags).to.deep.equal({
+      spend_p_1h: null,
+      last2_ads_1h: ['a1'],
+      first2_spend_1h: [],
+      spend_hist_1h: {},
+      ads_approx_1h: 1,
+      spend_sd_1h: null,
+      first_spend_1h: null,
+    });
+  });
+
+  it('?view=flat writes percentile, last_k, first_k and histogram as JSON text, approx_distinct, stddev and first as decimal text, and leaves nulls out', async () => {
+    const fused = (await getJson('/profile/kinds-1')) as { tags: Record<string, TagValue> };
+    const flat = await getJson('/profile/kinds-1?view=flat');
+    expect(flat).to.deep.equal({
+      spend_p_1h: JSON.stringify(fused.tags.spend_p_1h),
+      last2_ads_1h: '["a3","a2"]',
+      first2_spend_1h: '[120,12.25]',
+      spend_hist_1h: JSON.stringify(fused.tags.spend_hist_1h),
+      ads_approx_1h: '3',
+      spend_sd_1h: String(fused.tags.spend_sd_1h),
+      first_spend_1h: '120',
+    });
+    expect(JSON.parse(flat.spend_p_1h as string)).to.deep.equal(fused.tags.spend_p_1h);
+    expect(JSON.parse(flat.spend_hist_1h as string)).to.deep.equal({ '<10': 1, '[10,100)': 1, '>=100': 1 });
+    expect(flat.spend_sd_1h).to.equal('53.108510512807');
+    expect(await getJson('/profile/kinds-0?view=flat')).to.deep.equal({
+      last2_ads_1h: '["a1"]',
+      first2_spend_1h: '[]',
+      spend_hist_1h: '{}',
+      ads_approx_1h: '1',
+    });
   });
 });
