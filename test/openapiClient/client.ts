@@ -11,6 +11,14 @@ import type { components, paths } from './schema';
 type Profile = components['schemas']['Profile'];
 type FlatProfile = components['schemas']['FlatProfile'];
 
+/**
+ * A tag value's generated type admits each kind's JSON shape — a number, text, an object of
+ * numbers (count_by, histogram, percentile), a list (last_k, first_k) and null — and no other.
+ */
+export const TAG_SHAPES: Profile['tags'][string][] = [3.5, 'high_value_user', { p50: 3.5, '[10,100)': 2 }, ['ad-1', 470.5], null];
+// @ts-expect-error: a tag value is never a boolean
+export const NOT_A_TAG_SHAPE: Profile['tags'][string] = true;
+
 /** GET /profile/{userId} answers either shape (the `view` parameter picks); the fused one has a meta object. */
 const isFused = (p: Profile | FlatProfile): p is Profile => typeof p.meta === 'object';
 

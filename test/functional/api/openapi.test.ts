@@ -11,7 +11,9 @@ import { acquireBatchLock } from '../../../src/batch/registry';
 import { Producer } from '../../../src/producer/producer';
 import { Metrics } from '../../../src/metrics/metrics';
 import { sample } from '../../helpers/metrics';
+import { DEFAULT_TAGS_FILE } from '../../../src/core/tagConfig';
 import { Pipeline, T0, batchChild, makePipeline } from '../../helpers/context';
+import { EVERY_KIND_TAGS } from '../../helpers/windowReference';
 
 type Doc = { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>> };
 const doc = openApiDocument as unknown as Doc;
@@ -33,7 +35,9 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
   let metrics: Metrics;
 
   before(async () => {
-    p = await makePipeline({ partitions: 2, now: Date.now() });
+    // The shipped tags (and offline config: `triggers` keeps it) and one of every kind, so the profiles checked hold each kind's JSON shape.
+    const shipped = JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as { realtime: unknown[] };
+    p = await makePipeline({ partitions: 2, now: Date.now(), tags: [...shipped.realtime, ...EVERY_KIND_TAGS], triggers: [] });
     ods = fs.mkdtempSync(path.join(os.tmpdir(), 'openapi-ods-'));
     metrics = new Metrics({ processMetrics: false });
     const child = batchChild(p, ods);
@@ -115,11 +119,41 @@ describe('OpenAPI document matches real responses (real Redis, real HTTP)', func
   it('GET /profile/{userId} (both views), POST /profiles: 200, 400, 404', async () => {
     const one = await call('GET', '/profile/{userId}', '/profile/oa');
     expect(one.status).to.equal(200);
-    expect((one.body as { tags: Record<string, unknown> }).tags).to.include({ purchases_24h: 1, spend_24h: 3.5 });
+    const tags = (one.body as { tags: Record<string, unknown> }).tags;
+    expect(tags).to.include({ purchases_24h: 1, spend_24h: 3.5 });
+    // Every kind in its documented JSON type (the schema's oneOf took each): one purchase of 3.5, one impression of ad a.
+    expect(tags).to.deep.include({
+      first_20m: 3.5,
+      sd_10m: 0,
+      var_1h: 0,
+      ads_approx_1h: 1,
+      spend_hist_1h: { '<10': 1 },
+      last3_ads_30m: ['a'],
+      first2_amounts_2h: [3.5],
+      last5_amounts_90s: [3.5],
+      camp_top2_1h: { c: 1 },
+    });
+    expect(Object.keys(tags.spend_p_1h as object)).to.deep.equal(['p50', 'p90', 'p99.9']);
+    for (const v of Object.values(tags.spend_p_1h as object)) expect(Math.abs(v - 3.5) / 3.5).to.be.below(0.01);
+    // The schema is not vacuous for them: a percentile value that is not a number, or a list of objects, is refused.
+    const profileSchema = ajv.getSchema('doc#/components/schemas/Profile')!;
+    expect(profileSchema(one.body)).to.equal(true);
+    expect(profileSchema({ ...(one.body as object), tags: { ...tags, spend_p_1h: { p50: '3.5' } } })).to.equal(false);
+    expect(profileSchema({ ...(one.body as object), tags: { ...tags, last3_ads_30m: [{ v: 'a' }] } })).to.equal(false);
     expect((await call('GET', '/profile/{userId}', '/profile/nobody')).status).to.equal(404);
     // view=flat: the 200 must match FlatProfile and not Profile (oneOf); its 400 and 404 are the documented ones.
     const flat = await call('GET', '/profile/{userId}', '/profile/oa?view=flat');
-    expect(flat.body).to.include({ purchases_24h: '1', spend_24h: '3.5' });
+    expect(flat.body).to.include({
+      purchases_24h: '1',
+      spend_24h: '3.5',
+      first_20m: '3.5',
+      sd_10m: '0',
+      ads_approx_1h: '1',
+      spend_hist_1h: '{"<10":1}',
+      last3_ads_30m: '["a"]',
+      first2_amounts_2h: '[3.5]',
+      spend_p_1h: JSON.stringify(tags.spend_p_1h),
+    });
     expect((await call('GET', '/profile/{userId}', '/profile/oa?view=nested')).status).to.equal(400);
     expect((await call('GET', '/profile/{userId}', '/profile/nobody?view=flat')).status).to.equal(404);
     expect((await call('GET', '/profile/{userId}', '/profile/a%7Bb%7D')).status).to.equal(400);

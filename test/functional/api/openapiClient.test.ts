@@ -6,7 +6,9 @@ import { parseApiKeys } from '../../../src/core/apiKeys';
 import { HttpServerHandle } from '../../../src/api/server';
 import { flatProfile } from '../../../src/profile/flat';
 import type { Profile } from '../../../src/profile/reader';
+import { DEFAULT_TAGS_FILE } from '../../../src/core/tagConfig';
 import { Pipeline, makePipeline, serveApp } from '../../helpers/context';
+import { EVERY_KIND_TAGS } from '../../helpers/windowReference';
 import { ROOT, nodeModule, runNode } from '../../helpers/nodeTools';
 
 const KEYS = { ingest: 'gen-ingest-key-0123456789', read: 'gen-read-key-0123456789ab' };
@@ -38,7 +40,9 @@ describe('OpenAPI document: a generated TypeScript client (openapi-typescript + 
   let dir: string;
 
   before(async () => {
-    p = await makePipeline({ now: Date.now() });
+    // The shipped tags (and offline config: `triggers` keeps it) and one of every kind.
+    const shipped = JSON.parse(fs.readFileSync(DEFAULT_TAGS_FILE, 'utf8')) as { realtime: unknown[] };
+    p = await makePipeline({ now: Date.now(), tags: [...shipped.realtime, ...EVERY_KIND_TAGS], triggers: [] });
     ({ http, base } = await serveApp(p, {
       maxEventsPerRequest: 10,
       maxProfilesPerRequest: 10,
@@ -102,6 +106,27 @@ describe('OpenAPI document: a generated TypeScript client (openapi-typescript + 
     expect(result.profile.tags).to.include({ purchases_24h: 1, spend_24h: 470.5 });
     expect(result.flat).to.deep.equal({ ...flatProfile(result.profile as Profile) });
     expect(result.flat).to.include({ purchases_24h: '1', spend_24h: '470.5', campaign_views_1h: '{"c-1":1}' });
+    // Each kind through the generated client, in its JSON type: one purchase of 470.5, one impression of ad-1.
+    expect(result.profile.tags).to.deep.include({
+      first_20m: 470.5,
+      sd_10m: 0,
+      ads_approx_1h: 1,
+      spend_hist_1h: { '>=100': 1 },
+      last3_ads_30m: ['ad-1'],
+      first2_amounts_2h: [470.5],
+    });
+    const percentiles = result.profile.tags.spend_p_1h as Record<string, number>;
+    expect(Object.keys(percentiles)).to.deep.equal(['p50', 'p90', 'p99.9']);
+    for (const v of Object.values(percentiles)) expect(Math.abs(v - 470.5) / 470.5).to.be.below(0.01);
+    expect(result.flat).to.include({
+      first_20m: '470.5',
+      sd_10m: '0',
+      ads_approx_1h: '1',
+      spend_hist_1h: '{">=100":1}',
+      last3_ads_30m: '["ad-1"]',
+      first2_amounts_2h: '[470.5]',
+      spend_p_1h: JSON.stringify(percentiles),
+    });
     expect(result.profiles.map((x) => ('error' in x ? x.error : x.user_id))).to.deep.equal(['gen-1', 'gen-2', 'unknown user']);
     expect(result.tagged.one.tags).to.deep.equal({ views_5m: 1, spend_24h: 470.5 });
     expect(result.tagged.many).to.deep.equal([result.tagged.one]);
