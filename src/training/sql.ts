@@ -397,9 +397,14 @@ export function trainingSetSql(tags: TagConfig, opts: TrainingSqlOptions): strin
     ...realtime.filter(ownCte).map((t) => `LEFT JOIN t_${t.name} ON t_${t.name}._row = s._row`),
     ...(withOffline ? [`JOIN ${segmented} o USING (_row)`] : []),
   ];
+  // The portable form's DuckDB-only pieces and their Spark SQL forms: as sqlPortable.ts's comments give them.
   const header = portable
-    ? `-- Portable form: plain SQL past ods_events and spine_rows (make them tables on Spark SQL or Trino); json_group_object of count_by is DuckDB's (see t_<tag>).`
-    : `-- DuckDB-specific: read_ndjson/read_parquet, the per-row frame offsets of the realtime tags, HISTOGRAM and the MAP helpers of count_by.`;
+    ? `-- Portable form: plain SQL past ods_events and spine_rows (make them tables on Spark SQL or Trino), except in the CTE (t_<tag>) of a tag of these kinds:
+--   count_by, histogram: json_group_object (Spark SQL: to_json(map_from_entries(collect_list(struct(v, n)))))
+--   last_k, first_k: to_json(list(v ORDER BY r)) (Spark SQL: to_json(transform(array_sort(collect_list(struct(ts, v))), ...)))
+--   percentile: json_object (Spark SQL: to_json(named_struct(...)))
+--   approx_distinct: sha1 and the hex cast CAST(('0x' || h) AS BIGINT) (Spark SQL: substr(sha1(v), 1, 12) and conv(h, 16, 10))`
+    : `-- DuckDB-specific: read_ndjson/read_parquet, the per-row frame offsets of the realtime tags, HISTOGRAM and MAPs (count_by, histogram, percentile), LIST window aggregates and list functions (last_k, first_k, percentile, approx_distinct), STRUCT_PACK (last, first), the '0x' hex cast (approx_distinct), ASOF JOIN (offline tags).`;
   return `-- profile-stream training-set: point-in-time features for each spine row (src/training/sql.ts)
 ${header}
 ${ctes.join(',\n')}

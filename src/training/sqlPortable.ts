@@ -11,8 +11,11 @@ import { percentileLabel } from '../core/sketch';
  * row with its user's events in the tag's window, offline tags as window aggregates with
  * constant frames over the user's timeline with the spine rows as markers, active_days with a
  * window of a day or more over per-user days. Plain SQL (CTEs, joins, GROUP BY, CASE, window
- * functions with constant frames) except count_by's json_group_object; slower than the
- * DuckDB form (per-row frame offsets, ASOF joins).
+ * functions with constant frames) except the JSON text of count_by/histogram
+ * (json_group_object), last_k/first_k (to_json(list …)) and percentile (json_object), and
+ * approx_distinct's sha1 and hex cast: each is DuckDB's, its Spark SQL form beside it below
+ * (and in the printed header, training/sql.ts); slower than the DuckDB form (per-row frame
+ * offsets, ASOF joins).
  */
 
 /** The first event time a realtime tag counts at the spine row's time (the pane rule): plain SQL. */

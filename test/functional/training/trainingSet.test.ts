@@ -313,6 +313,18 @@ describe('profile training-set (point-in-time features from the ODS)', function 
     await build({ spine: { file: spine } });
     const sql = await printedTrainingSql({ tags: TAGS, odsDir: ods, spine: { file: spine }, erasures, dialect: 'portable' });
     expect(sql).not.to.match(/HISTOGRAM|RANGE BETWEEN \(\(ts %|STRUCT_PACK|COUNT\(DISTINCT [^)]*\) OVER/); // no per-row frame, no DuckDB aggregate
+    // The DuckDB functions it does use, each named in its header with the kinds that use it.
+    const header = sql.slice(0, sql.indexOf('\nWITH '));
+    const body = sql.slice(header.length);
+    for (const [fn, kinds] of [
+      ['json_group_object', 'count_by, histogram'],
+      ['to_json(list(', 'last_k, first_k'],
+      ['json_object', 'percentile'],
+      ["('0x' ||", 'approx_distinct'],
+    ]) {
+      expect(body).to.include(fn);
+      expect(header).to.match(new RegExp(`--   ${kinds}: [^\n]*${fn.replace(/[()|]/g, '\\$&')}`));
+    }
     await copyToNdjson(sql, path.join(dir, 'portable.ndjson'));
     const fast = readNdjson(path.join(dir, 'out.ndjson'));
     const portable = readNdjson(path.join(dir, 'portable.ndjson'));
