@@ -109,7 +109,7 @@ export const SCHEMAS = {
   FlatProfile: {
     type: 'object',
     description:
-      'GET /profile/{userId}?view=flat: every realtime and offline tag as a string (numbers as decimal text, count_by as its JSON text, segment_id as is); null tags (avg, min, max, last, first, variance, stddev or percentile of a window without values) left out; no user_id, no meta',
+      'GET /profile/{userId}?view=flat: every realtime and offline tag as a string (numbers as decimal text, approx_distinct among them: its count, exact below k, estimated above; count_by, histogram, percentile, last_k and first_k as their JSON text; segment_id as is); null tags (avg, min, max, last, first, variance, stddev or percentile of a window without values) left out; no user_id, no meta',
     additionalProperties: { type: 'string' },
   },
   Firing: {
