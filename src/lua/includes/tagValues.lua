@@ -124,13 +124,18 @@ local function sumValue(agg, base, got, a, m, b)
 end
 
 -- A variance or stddev tag's value from its running total `base` ("n,s,q") plus the
--- numeric panes got[a..m] minus got[m+1..b]: q / n - (s / n)², never below 0.
+-- numeric panes got[a..m] minus got[m+1..b]: q / n - (s / n)², never below 0. The total
+-- moves by adding and subtracting panes, so q carries rounding of about 1e-16 of the
+-- squares it has seen: a window of equal values (one purchase, say) would read the square
+-- root of that rounding (~1e-5 for amounts of hundreds) where the exact answer is 0. One
+-- value, or a difference within 1e-12 of q / n (the total's precision), reads 0.
 local function spreadValue(agg, base, got, a, m, b)
   local n, s, q = spreadTotal(base)
   for i = a, b do n, s, q = moveSpread(n, s, q, got[i], i <= m and 1 or -1) end
   if n <= 0 then return false end
   local mean = s / n
-  local value = math.max(0, q / n - mean * mean)
+  local value = q / n - mean * mean
+  if n == 1 or value <= q / n * 1e-12 then value = 0 end
   return string.format('%.14g', agg == 'stddev' and math.sqrt(value) or value)
 end
 

@@ -135,13 +135,9 @@ describe('online/offline consistency (real pipeline, batch --windows, verify)', 
     expect(summary.window_users_written).to.equal(users.length);
     const result = await verifyWindows(p.redis, p.keys, p.config.tags.realtime, asOf);
     expect(result).to.deep.include({ users_checked: users.length, users_skipped_later_events: 0, users_skipped_expired: 0 });
-    // A known defect of the live read, not of verify: a stddev read through its running total
-    // (n, Σx, Σx² moved as panes enter and leave: q / n - mean²) of a window whose values are
-    // all equal, one purchase here, is the square root of that difference's rounding (4e-6 here,
-    // about 1e-5 for amounts of hundreds) where the batch has 0. When the read gives 0 there,
-    // nothing is left to filter.
-    const spreadNoise = (m: (typeof result.mismatches)[number]) => /^sd_/.test(m.tag) && m.batch === 0 && (m.live as number) > 0 && (m.live as number) < 1e-4;
-    expect(result.mismatches.filter((m) => !spreadNoise(m))).to.deep.equal([]);
+    // Every kind exactly as the batch has it: a stddev read through its running total of a
+    // window of equal values (one purchase) is 0, not the square root of the total's rounding.
+    expect(result.mismatches).to.deep.equal([]);
 
     // Not vacuous: every kind has a value that is not empty for some user, and a changed pane is found.
     const live = await p.reader.readMany(users);
