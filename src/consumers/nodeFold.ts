@@ -163,16 +163,19 @@ export class NodeFold {
     const k = this.keys;
     const legacy = this.tx ? writing.filter((v) => v.planned!.version === '') : [];
     const items = [...writing.map((v) => ({ v, legacy: false })), ...legacy.map((v) => ({ v, legacy: true }))];
-    const results = await pipelineByNode(
-      this.redis,
-      items,
-      ({ v }) => k.panes(v.userId, v.type),
-      (p, { v, legacy }) => {
-        if (legacy) p.exists(k.panes(v.userId, v.type), k.paneIndex(v.userId, v.type), k.legacyWindow(v.userId, v.type));
-        else if (v.planned!.fetch.length > 0) p.hmget(k.panes(v.userId, v.type), ...v.planned!.fetch);
-        else p.ping();
-      },
-    );
+    const command = ({ v, legacy }: (typeof items)[number]): [string, ...string[]] => {
+      if (legacy) return ['EXISTS', k.panes(v.userId, v.type), k.paneIndex(v.userId, v.type), k.legacyWindow(v.userId, v.type)];
+      return v.planned!.fetch.length > 0 ? ['HMGET', k.panes(v.userId, v.type), ...v.planned!.fetch] : ['PING'];
+    };
+    // With a FoldConnection, on it (pre-encoded; reads leave its WATCHes as they are).
+    const results = this.tx
+      ? await this.sendRaw(items.map(command))
+      : await pipelineByNode(
+          this.redis,
+          items,
+          ({ v }) => k.panes(v.userId, v.type),
+          (p, item) => p.call(...command(item)),
+        );
     throwRedisTrouble(results);
     legacy.forEach((v, i) => {
       const [err, n] = results[writing.length + i];
@@ -184,6 +187,15 @@ export class NodeFold {
       const values = Array.isArray(got) ? (got as (string | null)[]) : [];
       return new Map(v.planned!.fetch.map((name, j) => [name, values[j] ?? null]));
     });
+  }
+
+  /** `commands` on the FoldConnection, their replies as text, pipeline-shaped. */
+  private async sendRaw(commands: RespArg[][]): Promise<[Error | null, unknown][]> {
+    if (commands.length === 0) return [];
+    const w = new RespWriter();
+    for (const c of commands) w.command(c);
+    const replies = await (await this.tx!.get()).send(w.toBuffer(), w.count);
+    return asResults(replies.map(asText));
   }
 
   private record(records: Map<string, FoldedUser>, v: Visit, w: Exclude<ReturnType<typeof visitWrites>, string>): void {
