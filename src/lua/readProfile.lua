@@ -17,14 +17,17 @@
     ARGV[1] now (ms)
     ARGV[2] the window plan (binary, see includes/plan.lua): per event type what its panes
             keep and its tags (name, aggregation, field index, window, resolution, levels,
-            top, running-total spec)
+            top, running-total spec); '' to use the plan of id ARGV[5] this library load
+            keeps (a read sends the binary only when told it lacks it)
     ARGV[3] the window tags to evaluate: '*' for all, else their names, ','-separated
             (none: '')
     ARGV[4] the offline hash fields to read: '*' for all (HGETALL), else their names,
             '\31'-separated (HMGET)
+    ARGV[5] the plan's id (its binary's digest)
 
   Output: a 4-element array
-    [1] 1 when any of the user's keys exists, else 0 (unknown user; nothing else follows)
+    [1] 1 when any of the user's keys exists, else 0 (unknown user; nothing else follows),
+        or -1 when ARGV[2] is '' and the plan of id ARGV[5] is not kept (nothing follows)
     [2] the user's newest event time (ms) in any window, or nil
     [3] flat array {name1, value1, name2, value2, ...} of the tags of the event types the
         user has state for (the others are empty: 0, or nil for avg/min/max/last): integer
@@ -55,7 +58,8 @@ end
 --@include selection
 
 local now = tonumber(ARGV[1])
-local plan = cachedPlan(ARGV[2])
+local plan = cachedPlanById(ARGV[5], ARGV[2])
+if not plan then return { -1 } end
 local only = tagSelection(ARGV[3])
 local has, lastEvent, legacy = {}, nil, #rt == 0
 for i = 1, #rt, 2 do

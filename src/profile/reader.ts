@@ -1,4 +1,5 @@
 import { RedisClient, RedisTarget, connectTarget, pipelineByNode } from '../redis/client';
+import { createHash } from 'crypto';
 import { EventType } from '../core/event';
 import { Keys } from '../core/keys';
 import { ReadProfileReply, Scripts, TagSelection, queueScript, runScript, sendLoadingScripts } from '../lua/scripts';
@@ -114,6 +115,8 @@ export function mergeCounts(signed: readonly string[], top: number): Record<stri
 interface ReaderView {
   types: EventType[];
   plan: Buffer;
+  /** The plan's id (the first 16 bytes of its SHA-256, hex): what a read sends in its place. */
+  planId: string;
   /** Window tags in config order (the script answers them grouped by event type, and only of the types the user has). */
   tagOrder: WindowTag[];
   windowNames: Set<string>;
@@ -128,6 +131,7 @@ function readerView(keys: Keys, tags: readonly WindowTag[], offlineNames?: reado
     keys,
     types: plan.types,
     plan: plan.bin,
+    planId: createHash('sha256').update(plan.bin).digest('hex').slice(0, 32),
     tagOrder: [...tags],
     windowNames: new Set(tags.map((t) => t.name)),
     offlineNames: offlineNames ? new Set(offlineNames) : undefined,
@@ -248,7 +252,10 @@ export class ProfileReader {
       const lag = this.lagMs(userId);
       if (lag === null || lag > opts.maxLagMs) throw new StaleProfileError(userId, lag, opts.maxLagMs);
     }
-    return this.toProfile(view, userId, now, await runScript(this.redis, this.script(view, userId, now, select)), select);
+    let reply = await runScript(this.redis, this.script(view, userId, now, select));
+    // The server's library load has not seen this plan yet (a new server, a restart): once more with it.
+    if (reply[0] === -1) reply = await runScript(this.redis, this.script(view, userId, now, select, true));
+    return this.toProfile(view, userId, now, reply, select);
   }
 
   /** What a read with `tags` asks Redis for; undefined: everything. */
@@ -269,28 +276,41 @@ export class ProfileReader {
     const now = this.clock();
     const view = this.view;
     const select = this.selection(view, opts.tags);
-    const results = await sendLoadingScripts(this.redis, userIds, (ids) =>
-      pipelineByNode(
-        this.redis,
-        ids,
-        (id) => this.keys.realtime(id),
-        (p, id) => queueScript(p, this.script(view, id, now, select)),
-      ),
-    );
+    const send = (ids: readonly string[], withPlan: boolean) =>
+      sendLoadingScripts(this.redis, ids, (list) =>
+        pipelineByNode(
+          this.redis,
+          list,
+          (id) => this.keys.realtime(id),
+          (p, id) => queueScript(p, this.script(view, id, now, select, withPlan)),
+        ),
+      );
+    const results = await send(userIds, false);
+    // Users on a server whose library load has not seen this plan yet: once more with it.
+    const again = results.map(([, reply], i) => ((reply as ReadProfileReply | null)?.[0] === -1 ? i : -1)).filter((i) => i >= 0);
+    if (again.length > 0)
+      (
+        await send(
+          again.map((i) => userIds[i]),
+          true,
+        )
+      ).forEach((r, j) => (results[again[j]] = r));
     return results.map(([err, reply], i) => {
       if (err) throw err;
       return this.toProfile(view, userIds[i], now, reply as ReadProfileReply, select);
     });
   }
 
-  private script(view: ReaderView, userId: string, now: number, select?: TagSelection) {
+  private script(view: ReaderView, userId: string, now: number, select?: TagSelection, withPlan = false) {
     const k = view.keys;
     const types = view.types.map((type) => ({ panesKey: k.panes(userId, type), indexKey: k.paneIndex(userId, type) }));
-    return Scripts.readProfile({ types, realtimeKey: k.realtime(userId), offlineKey: k.offline(userId) }, now, view.plan, select);
+    const plan = { id: view.planId, bin: view.plan, withBinary: withPlan };
+    return Scripts.readProfile({ types, realtimeKey: k.realtime(userId), offlineKey: k.offline(userId) }, now, plan, select);
   }
 
   private toProfile(view: ReaderView, userId: string, now: number, reply: ReadProfileReply, select?: TagSelection): Profile | null {
     if (reply[0] === 0) return null;
+    if (reply[0] === -1) throw new Error(`Redis answered that it lacks the read's plan ${view.planId} after it was sent`);
     const [, lastEventAt, flatTags, offline] = reply;
     const profile: Profile = {
       user_id: userId,

@@ -121,3 +121,19 @@ local function cachedPlan(bin)
   end
   return plan
 end
+
+-- The decoded plan of id `id` (a read's: it sends the id alone, the binary `bin` only when
+-- told this library load lacks it): decoded from `bin` when given and kept under `id`, else
+-- the one kept; nil when neither (the read answers -1 and is sent again with the binary).
+-- Bounded like cachedPlan.
+local planById, planByIdSize = {}, 0
+local function cachedPlanById(id, bin)
+  local plan = planById[id]
+  if not plan and bin ~= '' then
+    if planByIdSize >= PLAN_CACHE_MAX then planById, planByIdSize = {}, 0 end
+    plan = decodePlan(bin)
+    planById[id] = plan
+    planByIdSize = planByIdSize + 1
+  end
+  return plan
+end

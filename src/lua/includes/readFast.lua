@@ -1,5 +1,5 @@
 -- readFast(tp, paneKey, indexKey, now, out, only): the common read of one event type (tp: its
--- decoded plan entry, kept between calls by cachedPlan): every tag with a running total
+-- decoded plan entry, kept between calls by cachedPlanById): every tag with a running total
 -- (count, count_by, histogram, percentile, sum, avg, variance, stddev) reads it where its
 -- window overlaps now's, the corrections of all of them (and the count_by totals' own
 -- fields) fetched in one HMGET; a distinct one ZCOUNT when no value waits ahead of now, any
