@@ -138,7 +138,7 @@ function readerView(keys: Keys, tags: readonly WindowTag[], offlineNames?: reado
   };
 }
 
-/** Reads fused profiles with readProfile.lua: one script call (one round trip) per user. */
+/** Reads fused profiles with readProfile.lua: one script call (one round trip) per user; two the first time a server sees the reader's tag plan (it is sent by id). */
 export class ProfileReader {
   /** Each read takes this once, so a read started before setTags is answered whole by the old config. */
   private view: ReaderView;
