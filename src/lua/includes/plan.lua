@@ -105,35 +105,34 @@ local function planType(plan, i)
   return tp
 end
 
--- The decoded plan of `bin`, kept between calls (the library lives as long as it is
--- loaded): a process sends the same plan on every call, so each type is decoded once per
--- library load, not per call. A few plans at most (one per tag config in use); past
--- PLAN_CACHE_MAX the cache starts again.
+-- Decoded plans kept between calls (the library lives as long as it is loaded): a process
+-- sends the same plan on every call, so each type is decoded once per library load, not
+-- per call. A few plans at most (one per tag config in use); past PLAN_CACHE_MAX a cache
+-- starts again.
 local PLAN_CACHE_MAX = 8
-local planCache, planCacheSize = {}, 0
-local function cachedPlan(bin)
-  local plan = planCache[bin]
-  if not plan then
-    if planCacheSize >= PLAN_CACHE_MAX then planCache, planCacheSize = {}, 0 end
-    plan = decodePlan(bin)
-    planCache[bin] = plan
-    planCacheSize = planCacheSize + 1
-  end
+local function newPlanCache() return { plans = {}, size = 0 } end
+
+-- Decodes `bin` and keeps it in `cache` under `key`.
+local function keepPlan(cache, key, bin)
+  if cache.size >= PLAN_CACHE_MAX then cache.plans, cache.size = {}, 0 end
+  local plan = decodePlan(bin)
+  cache.plans[key] = plan
+  cache.size = cache.size + 1
   return plan
+end
+
+-- The decoded plan of `bin` (the write scripts send it whole).
+local byBinary = newPlanCache()
+local function cachedPlan(bin)
+  return byBinary.plans[bin] or keepPlan(byBinary, bin, bin)
 end
 
 -- The decoded plan of id `id` (a read's: it sends the id alone, the binary `bin` only when
 -- told this library load lacks it): decoded from `bin` when given and kept under `id`, else
 -- the one kept; nil when neither (the read answers -1 and is sent again with the binary).
--- Bounded like cachedPlan.
-local planById, planByIdSize = {}, 0
+local byId = newPlanCache()
 local function cachedPlanById(id, bin)
-  local plan = planById[id]
-  if not plan and bin ~= '' then
-    if planByIdSize >= PLAN_CACHE_MAX then planById, planByIdSize = {}, 0 end
-    plan = decodePlan(bin)
-    planById[id] = plan
-    planByIdSize = planByIdSize + 1
-  end
+  local plan = byId.plans[id]
+  if not plan and bin ~= '' then plan = keepPlan(byId, id, bin) end
   return plan
 end
