@@ -25,32 +25,35 @@ local function activePanes(indexKey, from, to)
   return { list = list, minutes = minutes, hours = hours }
 end
 
--- The cover by arithmetic; with `act` (activePanes), only panes of minutes/hours that
--- hold state.
-local function coverByLevels(act, from, to, levels, fieldPrefix)
-  local names = {}
-  local function add(level, lo, hi)
-    local pre = fieldPrefix .. PREFIX[level]
-    for t = lo, hi - level, level do
-      local idx = t / level
-      local live = act == nil
-        or (level == 1000 and act.minutes[math.floor(idx / 60)])
-        or (level == 60000 and act.minutes[idx])
-        or (level == 3600000 and act.hours[idx])
-      if live then names[#names + 1] = pre .. idx end
-    end
+-- Appends to `names` the panes of `level` in [lo, hi) (fieldPrefix: the value field's
+-- digits); with `act`, only those of minutes/hours that hold state.
+local function addLevelPanes(names, act, fieldPrefix, level, lo, hi)
+  local pre = fieldPrefix .. PREFIX[level]
+  for t = lo, hi - level, level do
+    local idx = t / level
+    local live = act == nil
+      or (level == 1000 and act.minutes[math.floor(idx / 60)])
+      or (level == 60000 and act.minutes[idx])
+      or (level == 3600000 and act.hours[idx])
+    if live then names[#names + 1] = pre .. idx end
   end
+end
+
+-- The cover by arithmetic, appended to `names` (a new list when nil) and returned; with
+-- `act` (activePanes), only panes of minutes/hours that hold state.
+local function coverByLevels(act, from, to, levels, fieldPrefix, names)
+  names = names or {}
   local lo, hi = from, to
   for i, level in ipairs(levels) do
     local nextLevel = levels[i + 1]
     local loUp = nextLevel and math.ceil(lo / nextLevel) * nextLevel or hi
     local hiDown = nextLevel and math.floor(hi / nextLevel) * nextLevel or hi
     if not nextLevel or loUp >= hiDown then
-      add(level, lo, hi)
+      addLevelPanes(names, act, fieldPrefix, level, lo, hi)
       return names
     end
-    add(level, lo, loUp)
-    add(level, hiDown, hi)
+    addLevelPanes(names, act, fieldPrefix, level, lo, loUp)
+    addLevelPanes(names, act, fieldPrefix, level, hiDown, hi)
     lo, hi = loUp, hiDown
   end
   return names

@@ -164,36 +164,6 @@ local function jobNames(indexKey, tag, plan, from, to, newest)
   return coverNames(activePanes(indexKey, from, to), from, to, tag.levels, tag.prefix, newest), {}
 end
 
--- The field-name prefixes of a tag's levels (its value field's digits, then s/m/h), kept
--- on its plan entry (decoded once per library load).
-local function levelPrefixes(tag)
-  local pres = tag.pres
-  if not pres then
-    pres = {}
-    for i, level in ipairs(tag.levels) do pres[i] = tag.prefix .. PREFIX[level] end
-    tag.pres = pres
-  end
-  return pres
-end
-
--- Appends to `names` the cover of [lo, hi) by arithmetic, in coverByLevels's order
--- (without a list per range: the fast read names a handful of panes per tag).
-local function appendCover(names, lo, hi, tag)
-  local levels, pres = tag.levels, levelPrefixes(tag)
-  for i = 1, #levels do
-    local level, nextLevel = levels[i], levels[i + 1]
-    local loUp = nextLevel and math.ceil(lo / nextLevel) * nextLevel or hi
-    local hiDown = nextLevel and math.floor(hi / nextLevel) * nextLevel or hi
-    if not nextLevel or loUp >= hiDown then
-      for t = lo, hi - level, level do names[#names + 1] = pres[i] .. (t / level) end
-      return
-    end
-    for t = lo, loUp - level, level do names[#names + 1] = pres[i] .. (t / level) end
-    for t = hiDown, hi - level, level do names[#names + 1] = pres[i] .. (t / level) end
-    lo, hi = loUp, hiDown
-  end
-end
-
 -- totalPlan and jobNames in one, for the common read: appends to `names` the panes that
 -- correct a tag's total (meta.v[spec], whose count_by value the caller fetches) to its
 -- window [from, to), those to add (with now's pane) before those to subtract, and returns
@@ -221,11 +191,11 @@ local function fastNames(tag, meta, from, to, names)
   if s2 < t2 then span = span + t2 - s2 end
   if span > SHORT_DIFF_PANES * res then return nil end
   local first = #names + 1
-  if a1 < b1 then appendCover(names, a1, b1, tag) end
-  if a2 < b2 then appendCover(names, a2, b2, tag) end
-  if done <= newest then names[#names + 1] = levelPrefixes(tag)[1] .. (done / res) end
+  if a1 < b1 then coverByLevels(nil, a1, b1, tag.levels, tag.prefix, names) end
+  if a2 < b2 then coverByLevels(nil, a2, b2, tag.levels, tag.prefix, names) end
+  if done <= newest then names[#names + 1] = tag.prefix .. PREFIX[res] .. (done / res) end
   local mid = #names
-  if s1 < t1 then appendCover(names, s1, t1, tag) end
-  if s2 < t2 then appendCover(names, s2, t2, tag) end
+  if s1 < t1 then coverByLevels(nil, s1, t1, tag.levels, tag.prefix, names) end
+  if s2 < t2 then coverByLevels(nil, s2, t2, tag.levels, tag.prefix, names) end
   return first, mid
 end
