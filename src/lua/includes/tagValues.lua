@@ -155,15 +155,21 @@ local function totalValue(agg, base, got, a, m, b)
   return n
 end
 
+-- The panes `addNames` then `subNames` in one HMGET: their texts (as totalValue takes them),
+-- the position of the last to add and of the last. (addNames is extended.)
+local function fetchCorrections(paneKey, addNames, subNames)
+  local m = #addNames
+  for _, n in ipairs(subNames) do addNames[#addNames + 1] = n end
+  return fetchFields(paneKey, addNames), m, #addNames
+end
+
 -- The value of a tag with a running total over [from, to) the slow way (totalPlan's
 -- corrections: named through the time index when long): nil when it has no usable total.
 local function plannedTotal(paneKey, indexKey, tag, meta, from, to, newest)
   local plan = totalPlan(meta, tag, from, to, meta.oldest, newest, true)
   if not plan then return nil end
-  local names, subNames = jobNames(indexKey, tag, plan, from, to, newest)
-  local m = #names
-  for _, n in ipairs(subNames) do names[#names + 1] = n end
-  return totalValue(tag.agg, plan.base, fetchFields(paneKey, names), 1, m, #names)
+  local got, m, last = fetchCorrections(paneKey, jobNames(indexKey, tag, plan, from, to, newest))
+  return totalValue(tag.agg, plan.base, got, 1, m, last)
 end
 
 -- distinct: values whose latest time (kept in the time index) is in [from, to), plus values
@@ -205,11 +211,9 @@ local function jobValues(paneKey, indexKey, jobs, newest, waiting, out)
       if tag.agg == 'last_k' or tag.agg == 'first_k' then
         value = listRead(paneKey, tag, addNames)
       else
-        local m = #addNames
-        for _, n in ipairs(subNames) do addNames[#addNames + 1] = n end
-        local got = fetchFields(paneKey, addNames)
+        local got, m, last = fetchCorrections(paneKey, addNames, subNames)
         if tag.agg == 'count' or tag.agg == 'count_by' or (plan and tag.total ~= '') then
-          value = totalValue(tag.agg, plan and plan.base or nil, got, 1, m, #addNames)
+          value = totalValue(tag.agg, plan and plan.base or nil, got, 1, m, last)
         else
           local list = {}
           for i = 1, m do if got[i] then list[#list + 1] = got[i] end end
