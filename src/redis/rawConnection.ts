@@ -15,10 +15,15 @@ import Parser from 'redis-parser';
  * and is run again; the fold opens another one.
  */
 
+/** RESP encoding of one text argument (a bulk string). */
+function bulkString(text: string): string {
+  return `$${Buffer.byteLength(text)}\r\n${text}\r\n`;
+}
+
 /** RESP encoding of one command. */
 export function encodeCommand(args: readonly string[]): string {
   let out = `*${args.length}\r\n`;
-  for (const arg of args) out += `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`;
+  for (const arg of args) out += bulkString(arg);
   return out;
 }
 
@@ -45,8 +50,7 @@ export class RespWriter {
         this.chunks.push(arg);
         this.text += '\r\n';
       } else {
-        const text = typeof arg === 'number' ? String(arg) : arg;
-        this.text += `$${Buffer.byteLength(text)}\r\n${text}\r\n`;
+        this.text += bulkString(typeof arg === 'number' ? String(arg) : arg);
       }
     }
     return this;
