@@ -134,8 +134,11 @@ export function prng(seed: number): () => number {
   };
 }
 
+/** The Zipf exponent of the users' activity: user-(k+1) sends events in proportion to 1/(k+1)^USER_SKEW. */
+export const USER_SKEW = 1.1;
+
 /** Samples 0..n-1 with P(k) ∝ 1/(k+1)^s. */
-function zipf(n: number, s: number, random: () => number): () => number {
+export function zipf(n: number, s: number, random: () => number): () => number {
   const cdf = new Float64Array(n);
   let total = 0;
   for (let k = 0; k < n; k++) cdf[k] = total += 1 / Math.pow(k + 1, s);
@@ -171,7 +174,7 @@ export class TrafficGenerator {
     campaigns = 20,
   ) {
     this.random = prng(seed);
-    this.pickUser = zipf(users, 1.1, this.random);
+    this.pickUser = zipf(users, USER_SKEW, this.random);
     this.pickCampaign = zipf(campaigns, 0.8, this.random);
     this.runId = `${seed.toString(36)}-${randomBytes(3).toString('hex')}`;
   }

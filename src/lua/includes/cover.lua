@@ -35,7 +35,7 @@ local function addLevelPanes(names, act, fieldPrefix, level, lo, hi)
       or (level == 1000 and act.minutes[math.floor(idx / 60)])
       or (level == 60000 and act.minutes[idx])
       or (level == 3600000 and act.hours[idx])
-    if live then names[#names + 1] = pre .. idx end
+    if live then names[#names + 1] = pre .. paneIndexText(idx) end
   end
 end
 
@@ -80,7 +80,7 @@ local function coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, newe
     elseif hasMinutes and ms >= from and (me <= to or newest < to) then
       names[#names + 1] = fieldPrefix .. 'm' .. m
     else -- an edge minute, or a window without minute panes: its seconds in range
-      for t = math.max(ms, from), math.min(me, to) - 1000, 1000 do names[#names + 1] = fieldPrefix .. 's' .. (t / 1000) end
+      for t = math.max(ms, from), math.min(me, to) - 1000, 1000 do names[#names + 1] = fieldPrefix .. 's' .. paneIndexText(t / 1000) end
     end
   end
   return names

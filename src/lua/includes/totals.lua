@@ -173,17 +173,18 @@ end
 -- The same names as totalPlan + jobNames, without their tables.
 local function fastNames(tag, meta, from, to, names)
   local res, newest = tag.res, meta.newest
-  local p = math.floor(newest / res) - meta.d[tag.total]
-  local oldFrom, oldTo = (p - tag.window / res + 1) * res, p * res
+  -- (Arithmetic and comparisons only: a math.* call costs this read more than its sums.)
+  local oldTo = newest - newest % res - meta.d[tag.total] * res -- the total's pane p's start
+  local oldFrom = oldTo - tag.window + res
   local done = to - res
   if oldFrom < oldTo and from < done and (oldFrom >= done or from >= oldTo) then return false end
   -- rangeDiff's ranges, clipped to the panes that can hold state.
-  local low, high = math.floor(meta.oldest / res) * res, (math.floor(newest / res) + 1) * res
+  local low, high = meta.oldest - meta.oldest % res, newest - newest % res + res
   local a1, b1, a2, b2, s1, t1, s2, t2 = 0, 0, 0, 0, 0, 0, 0, 0
-  if from < oldFrom then a1, b1 = math.max(from, low), math.min(oldFrom, high)
-  elseif from > oldFrom then s1, t1 = math.max(oldFrom, low), math.min(from, high) end
-  if done > oldTo then a2, b2 = math.max(oldTo, low), math.min(done, high)
-  elseif done < oldTo then s2, t2 = math.max(done, low), math.min(oldTo, high) end
+  if from < oldFrom then a1, b1 = from > low and from or low, oldFrom < high and oldFrom or high
+  elseif from > oldFrom then s1, t1 = oldFrom > low and oldFrom or low, from < high and from or high end
+  if done > oldTo then a2, b2 = oldTo > low and oldTo or low, done < high and done or high
+  elseif done < oldTo then s2, t2 = done > low and done or low, oldTo < high and oldTo or high end
   local span = 0
   if a1 < b1 then span = span + b1 - a1 end
   if a2 < b2 then span = span + b2 - a2 end
@@ -193,7 +194,7 @@ local function fastNames(tag, meta, from, to, names)
   local first = #names + 1
   if a1 < b1 then coverByLevels(nil, a1, b1, tag.levels, tag.prefix, names) end
   if a2 < b2 then coverByLevels(nil, a2, b2, tag.levels, tag.prefix, names) end
-  if done <= newest then names[#names + 1] = tag.prefix .. PREFIX[res] .. (done / res) end
+  if done <= newest then names[#names + 1] = tag.prefix .. PREFIX[res] .. paneIndexText(done / res) end
   local mid = #names
   if s1 < t1 then coverByLevels(nil, s1, t1, tag.levels, tag.prefix, names) end
   if s2 < t2 then coverByLevels(nil, s2, t2, tag.levels, tag.prefix, names) end
