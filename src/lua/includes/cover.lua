@@ -62,7 +62,11 @@ end
 -- The same cover, walking only the minutes that hold state (`inRange`, sorted): what a
 -- sparse user costs. A pane that reaches past `to` still holds only events before it when
 -- the type's newest event is before `to` (the usual case at the window's leading edge).
-local function coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, newest)
+-- With `flipped` (a list: for a count, whose minute pane is exactly the sum of its
+-- seconds'), an edge minute with more than half its seconds in range is named whole, and
+-- its seconds out of range (up to the newest event's) go to `flipped`, to be counted with
+-- the other sign: at most 30 names for an edge minute rather than 59.
+local function coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, newest, flipped)
   local hasMinutes, hasHours = false, false
   for _, level in ipairs(levels) do
     if level == 60000 then hasMinutes = true elseif level == 3600000 then hasHours = true end
@@ -80,7 +84,15 @@ local function coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, newe
     elseif hasMinutes and ms >= from and (me <= to or newest < to) then
       names[#names + 1] = fieldPrefix .. 'm' .. m
     else -- an edge minute, or a window without minute panes: its seconds in range
-      for t = math.max(ms, from), math.min(me, to) - 1000, 1000 do names[#names + 1] = fieldPrefix .. 's' .. paneIndexText(t / 1000) end
+      local lo, hi = math.max(ms, from), math.min(me, to)
+      local tailEnd = math.min(me, newest - newest % 1000 + 1000) -- no second after the newest event's holds state
+      if flipped and hasMinutes and (lo - ms) + math.max(0, tailEnd - hi) < hi - lo then
+        names[#names + 1] = fieldPrefix .. 'm' .. paneIndexText(m)
+        for t = ms, lo - 1000, 1000 do flipped[#flipped + 1] = fieldPrefix .. 's' .. paneIndexText(t / 1000) end
+        for t = hi, tailEnd - 1000, 1000 do flipped[#flipped + 1] = fieldPrefix .. 's' .. paneIndexText(t / 1000) end
+      else
+        for t = lo, hi - 1000, 1000 do names[#names + 1] = fieldPrefix .. 's' .. paneIndexText(t / 1000) end
+      end
     end
   end
   return names
@@ -89,13 +101,13 @@ end
 -- The field names of the panes covering [from, to) that may hold state, by the time
 -- index's active minutes (`act`); `newest` is the type's newest event time (math.huge when
 -- unknown).
-local function coverNames(act, from, to, levels, fieldPrefix, newest)
+local function coverNames(act, from, to, levels, fieldPrefix, newest, flipped)
   local first, last = math.floor(from / 60000), math.ceil(to / 60000) - 1
   local inRange = {}
   for _, m in ipairs(act.list) do
     if m >= first and m <= last then inRange[#inRange + 1] = m end
   end
   -- Few active minutes: walk them; many (a busy user): the arithmetic cover is shorter.
-  if #inRange <= 64 then return coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, newest) end
+  if #inRange <= 64 then return coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, newest, flipped) end
   return coverByLevels(act, from, to, levels, fieldPrefix)
 end

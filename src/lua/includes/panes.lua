@@ -161,6 +161,8 @@ end
 
 -- The count of a numeric pane's text (its first number).
 local function paneCount(text)
+  local n = tonumber(text) -- a count-only pane (the common case); nil for a numeric pane's text
+  if n then return n end
   local comma = string.find(text, ',', 1, true)
   return tonumber(comma and string.sub(text, 1, comma - 1) or text)
 end

@@ -168,7 +168,7 @@ end
 local function plannedTotal(paneKey, indexKey, tag, meta, from, to, newest)
   local plan = totalPlan(meta, tag, from, to, meta.oldest, newest, true)
   if not plan then return nil end
-  local got, m, last = fetchCorrections(paneKey, jobNames(indexKey, tag, plan, from, to, newest))
+  local got, m, last = fetchCorrections(paneKey, jobNames(indexKey, tag, plan, from, to, newest, true))
   return totalValue(tag.agg, plan.base, got, 1, m, last)
 end
 

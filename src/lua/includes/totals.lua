@@ -64,11 +64,12 @@ end
 -- loadOwnField)}}, or nil.
 local function parseMeta(text)
   if not text then return nil end
-  local newest, k, rest = string.match(text, '^(%d+),(%-?%d+)(.*)$')
+  local newest, k = string.match(text, '^(%d+),(%-?%d+)')
   if not newest then return nil end
   newest = tonumber(newest)
-  local meta = { newest = newest, oldest = (math.floor(newest / 60000) - tonumber(k)) * 60000, d = {}, v = {} }
-  for spec, d, value in string.gmatch(rest, '\30([^=\30]+)=(%-?%d+):([^\30]*)') do
+  local meta = { newest = newest, oldest = newest - newest % 60000 - tonumber(k) * 60000, d = {}, v = {} }
+  -- (The totals follow the header; it holds no \30, so matching the whole text finds them.)
+  for spec, d, value in string.gmatch(text, '\30([^=\30]+)=(%-?%d+):([^\30]*)') do
     meta.d[spec] = tonumber(d)
     meta.v[spec] = value
   end
@@ -140,11 +141,12 @@ end
 local SHORT_DIFF_PANES = 20
 
 -- The pane names of ranges (totalPlan's adds or subs): by arithmetic, or with `indexKey`,
--- only the panes of the minutes the time index says hold state.
-local function rangeNames(ranges, tag, indexKey, newest)
+-- only the panes of the minutes the time index says hold state (with `flipped`, see
+-- coverByActiveMinutes: panes to count with the other sign go there).
+local function rangeNames(ranges, tag, indexKey, newest, flipped)
   local names = {}
   for _, r in ipairs(ranges) do
-    local list = indexKey and coverNames(activePanes(indexKey, r[1], r[2]), r[1], r[2], tag.levels, tag.prefix, newest)
+    local list = indexKey and coverNames(activePanes(indexKey, r[1], r[2]), r[1], r[2], tag.levels, tag.prefix, newest, flipped)
       or coverByLevels(nil, r[1], r[2], tag.levels, tag.prefix)
     for _, n in ipairs(list) do names[#names + 1] = n end
   end
@@ -154,12 +156,21 @@ end
 -- The pane names a tag's value over [from, to) reads: the corrections of its total (plan,
 -- see totalPlan) to add and to subtract, or without a usable total, the cover of the whole
 -- window by the time index. `newest`: the type's newest event time (math.huge: unknown).
-local function jobNames(indexKey, tag, plan, from, to, newest)
+-- With `flip` (a read of a count), an edge minute mostly in a range read through the time
+-- index is its minute pane less its other seconds (coverByActiveMinutes).
+local function jobNames(indexKey, tag, plan, from, to, newest, flip)
   if plan then
     local byIndex = plan.span > SHORT_DIFF_PANES * tag.res and indexKey or nil
-    local adds = rangeNames(plan.adds, tag, byIndex, newest)
-    if plan.current then adds[#adds + 1] = tag.prefix .. PREFIX[tag.res] .. (plan.current[1] / tag.res) end
-    return adds, rangeNames(plan.subs, tag, byIndex, newest)
+    local addsFlipped, subsFlipped = nil, nil
+    if flip and byIndex and tag.agg == 'count' and newest ~= math.huge then addsFlipped, subsFlipped = {}, {} end
+    local adds = rangeNames(plan.adds, tag, byIndex, newest, addsFlipped)
+    if plan.current then adds[#adds + 1] = tag.prefix .. PREFIX[tag.res] .. paneIndexText(plan.current[1] / tag.res) end
+    local subs = rangeNames(plan.subs, tag, byIndex, newest, subsFlipped)
+    if addsFlipped then
+      for _, n in ipairs(subsFlipped) do adds[#adds + 1] = n end
+      for _, n in ipairs(addsFlipped) do subs[#subs + 1] = n end
+    end
+    return adds, subs
   end
   return coverNames(activePanes(indexKey, from, to), from, to, tag.levels, tag.prefix, newest), {}
 end
