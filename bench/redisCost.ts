@@ -227,6 +227,11 @@ export async function measureRedisCost(quick: boolean, tagsFile?: string): Promi
     out.read_cold_us = r.cold.us;
     // p99 as the caller sees it, one read at a time (the hot user's: below).
     out.read_unknown_us = r.unknown.us;
+    // The same users 30 s later, as when their traffic pauses: each seconds total has moved ~30
+    // panes since it was written, and the read corrects it by them (reads at the hour's end see
+    // totals written up to 5 s before).
+    const later = new ProfileReader(redis, keys, tags, () => now + 30_000);
+    out.read_typical_30s_later_us = (await readCost(redis, later, typical)).us;
     const busiest = [...perUser].sort((a, b) => b[1] - a[1])[0];
     out.busiest_user_events = busiest[1];
     out.read_busiest_us = (await readCost(redis, reader, repeat(busiest[0], 500))).us;
