@@ -347,7 +347,7 @@ async function main() {
 
     // Reads: 4 closed-loop keep-alive clients in their own process, against the API and a bare node:http server.
     const readJs = path.join(__dirname, 'read.js');
-    // Users drawn uniformly from everyone the e2e phase sent (Zipf traffic: a few are very hot).
+    // Users drawn as the e2e phase drew the users of its events (Zipf: a busy user is read as often as it is active).
     const read = runJson(readJs, [url2, '4', String(M.readS), String(M.users)]);
     const bare = await start(path.join(__dirname, 'bare.js'), [], {}, /^(\d+)$/m);
     const bareRead = runJson(readJs, [`http://127.0.0.1:${bare.match[1]}`, '4', String(M.readS), String(M.users)]);
