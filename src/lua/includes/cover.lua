@@ -29,10 +29,38 @@ end
 -- digits); with `act`, only those of minutes/hours that hold state.
 local function addLevelPanes(names, act, fieldPrefix, level, lo, hi)
   local pre = fieldPrefix .. PREFIX[level]
+  if act == nil then
+    -- Every pane: in runs sharing the digits above the last three, written once a run, so a
+    -- name is one join (a stale read names dozens; 0.93x its Redis instructions 30 s after
+    -- the data).
+    local n, idx, last = #names, lo / level, hi / level - 1
+    while idx <= last do
+      local thousands = idx - idx % 1000
+      if thousands <= 0 then
+        n = n + 1
+        names[n] = pre .. paneIndexText(idx)
+        idx = idx + 1
+      else
+        local head = pre .. paneIndexText(thousands / 1000)
+        local stop = thousands + 999
+        if stop > last then stop = last end
+        for j = idx - thousands, stop - thousands do
+          local low = DIGITS3[j]
+          if not low then
+            low = string.format('%03d', j)
+            DIGITS3[j] = low
+          end
+          n = n + 1
+          names[n] = head .. low
+        end
+        idx = stop + 1
+      end
+    end
+    return
+  end
   for t = lo, hi - level, level do
     local idx = t / level
-    local live = act == nil
-      or (level == 1000 and act.minutes[math.floor(idx / 60)])
+    local live = (level == 1000 and act.minutes[math.floor(idx / 60)])
       or (level == 60000 and act.minutes[idx])
       or (level == 3600000 and act.hours[idx])
     if live then names[#names + 1] = pre .. paneIndexText(idx) end
