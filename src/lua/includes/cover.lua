@@ -45,13 +45,8 @@ local function addLevelPanes(names, act, fieldPrefix, level, lo, hi)
         local stop = thousands + 999
         if stop > last then stop = last end
         for j = idx - thousands, stop - thousands do
-          local low = DIGITS3[j]
-          if not low then
-            low = string.format('%03d', j)
-            DIGITS3[j] = low
-          end
           n = n + 1
-          names[n] = head .. low
+          names[n] = head .. (DIGITS3[j] or digits3(j))
         end
         idx = stop + 1
       end
@@ -107,10 +102,10 @@ local function coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, newe
     if hasHours and h * 3600000 >= from and (hourEnd <= to or newest < to) then
       if not hourDone[h] then
         hourDone[h] = true
-        names[#names + 1] = fieldPrefix .. 'h' .. h
+        names[#names + 1] = fieldPrefix .. 'h' .. paneIndexText(h)
       end
     elseif hasMinutes and ms >= from and (me <= to or newest < to) then
-      names[#names + 1] = fieldPrefix .. 'm' .. m
+      names[#names + 1] = fieldPrefix .. 'm' .. paneIndexText(m)
     else -- an edge minute, or a window without minute panes: its seconds in range
       local lo, hi = math.max(ms, from), math.min(me, to)
       local tailEnd = math.min(me, newest - newest % 1000 + 1000) -- no second after the newest event's holds state

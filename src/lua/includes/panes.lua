@@ -25,16 +25,18 @@ local DISTINCT_BASE = 1e13
 -- A pane index (an integer) as its field name's digits, as `..` writes it, without the
 -- printf that `..` spends on a number (a read names up to dozens of panes): the digits of
 -- n / 1000, kept between calls (they change once in 1,000 panes), then n % 1000's three.
+-- DIGITS3[j] is j's three digits ('007'); a caller reads it as DIGITS3[j] or digits3(j).
 local DIGITS3, HIGH_DIGITS, highCount = {}, {}, 0
+local function digits3(j)
+  local text = string.format('%03d', j)
+  DIGITS3[j] = text
+  return text
+end
 local function paneIndexText(n)
   local lo = n % 1000
   local hi = (n - lo) / 1000
   if hi <= 0 then return string.format('%d', n) end
-  local low = DIGITS3[lo]
-  if not low then
-    low = string.format('%03d', lo)
-    DIGITS3[lo] = low
-  end
+  local low = DIGITS3[lo] or digits3(lo)
   local high = HIGH_DIGITS[hi]
   if not high then
     if highCount >= 4096 then HIGH_DIGITS, highCount = {}, 0 end
