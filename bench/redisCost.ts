@@ -65,11 +65,18 @@ async function commandStats(redis: Redis): Promise<Map<string, Stat>> {
 }
 
 /** µs of top-level commands since the last RESETSTAT: commands only scripts issue are left out (their time is inside FCALL's). */
-export async function topLevelUsec(redis: Redis, scripted: Set<string>): Promise<number> {
+export async function topLevelUsec(redis: Redis, scripted: Set<string>, byCommand?: Map<string, number>): Promise<number> {
   let usec = 0;
-  for (const [name, s] of await commandStats(redis)) if (!scripted.has(name)) usec += s.usec;
+  for (const [name, s] of await commandStats(redis)) {
+    if (byCommand) byCommand.set(name, (byCommand.get(name) ?? 0) + s.usec);
+    if (scripted.has(name) || BENCH_OWN.has(name)) continue;
+    usec += s.usec;
+  }
   return usec;
 }
+
+/** The bench's own commands between RESETSTAT and the reading of the stats: not the product's time. */
+const BENCH_OWN = new Set(['info', 'config|resetstat']);
 
 async function mainThreadCpuUs(redis: Redis): Promise<number> {
   const info = await redis.info('cpu');
@@ -171,6 +178,7 @@ export async function measureRedisCost(quick: boolean, tagsFile?: string): Promi
     let usec = 0;
     let cpu = 0;
     let folded = 0;
+    const byCommand = new Map<string, number>();
     // The consumer's clock steps STEP_MS at a time, each step draining that step's events (a
     // user with an event every few seconds is written every few seconds, as in production).
     const steps = (60 * MIN) / STEP_MS;
@@ -193,12 +201,18 @@ export async function measureRedisCost(quick: boolean, tagsFile?: string): Promi
       const cpu0 = await mainThreadCpuUs(redis);
       folded += await consumer.drain();
       cpu += (await mainThreadCpuUs(redis)) - cpu0;
-      usec += await topLevelUsec(redis, scripted);
+      usec += await topLevelUsec(redis, scripted, byCommand);
     }
     out.zipf_events = folded;
     out.zipf_users = perUser.size;
     out.write_us_per_event = Number((usec / folded).toFixed(2));
     out.write_cpu_us_per_event = Number((cpu / folded).toFixed(2));
+    // Where the write's Redis time goes: µs an event per top-level command, the costliest first
+    // (exec holds the fold's HSET, ZADD and PEXPIRE; fcall the users left to updateWindows.lua).
+    // Commands inside EXEC or a script (nested) are already in its time: listed as write_nested_*.
+    for (const [name, us] of [...byCommand].sort((a, b) => b[1] - a[1]))
+      if (us / folded >= 0.01 && !BENCH_OWN.has(name))
+        out[`write_${scripted.has(name) ? 'nested_' : ''}us_per_event_${name}`] = Number((us / folded).toFixed(2));
     // Users (per batch) the consumer folded itself, against those it left to updateWindows.lua.
     const fc = consumer.foldCounts;
     out.write_folded_in_consumer_share = Number((fc.folded / Math.max(1, fc.folded + fc.leftToScript)).toFixed(3));
