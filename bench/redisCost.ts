@@ -216,6 +216,9 @@ export async function measureRedisCost(quick: boolean, tagsFile?: string): Promi
     // Users (per batch) the consumer folded itself, against those it left to updateWindows.lua.
     const fc = consumer.foldCounts;
     out.write_folded_in_consumer_share = Number((fc.folded / Math.max(1, fc.folded + fc.leftToScript)).toFixed(3));
+    // Visits (a user's events of one type) the fold planned knowing which of its seconds and
+    // minutes hold events (consumers/panesSeen.ts): it names only those panes.
+    out.write_panes_known_share = Number((fc.visitsKnown / Math.max(1, fc.visits)).toFixed(3));
 
     // Reads at the hour's end: users drawn in proportion to their events; unknown; one-event users.
     const reader = new ProfileReader(redis, keys, tags, () => now);

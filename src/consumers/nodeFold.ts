@@ -7,6 +7,7 @@ import { RespArg, RespWriter } from '../redis/rawConnection';
 import { FoldEvent, PlannedVisit, firstFields, planVisit, visitWrites } from './typeFold';
 import type { UserWindowUpdate } from './windowWriter';
 import type { FoldConnection } from './foldConnection';
+import { KnownPanes, PanesSeen } from './panesSeen';
 
 /**
  * A command (`args`) to run after the fold's writes, in the same pipeline or transaction
@@ -38,6 +39,8 @@ interface Visit {
   events: FoldEvent[];
   fields: string[];
   planned?: PlannedVisit;
+  /** What panesSeen knew of its pane hash at the first read. */
+  known?: KnownPanes;
 }
 
 /**
@@ -53,8 +56,13 @@ interface Visit {
  * returned for updateWindows.lua.
  */
 export class NodeFold {
-  /** Users written by this fold, and users it left to updateWindows.lua (since the start). */
-  readonly counts = { folded: 0, leftToScript: 0 };
+  /**
+   * Users written by this fold, and users it left to updateWindows.lua; visits (a user's
+   * events of one type) read, and those planned with what panesSeen knew (since the start).
+   */
+  readonly counts = { folded: 0, leftToScript: 0, visits: 0, visitsKnown: 0 };
+  /** The seconds and minutes that hold events in the pane hashes this fold wrote (see panesSeen.ts). */
+  readonly seen = new PanesSeen();
 
   constructor(
     private readonly redis: RedisClient,
@@ -73,15 +81,26 @@ export class NodeFold {
     const writing = visits.filter((v) => !lua.has(v.userId) && v.planned!.added > 0);
     const got = await this.secondRead(writing, lua);
     const records = new Map<string, FoldedUser>();
+    const written: [Visit, Exclude<ReturnType<typeof visitWrites>, string>][] = [];
     for (const [i, v] of writing.entries()) {
       if (lua.has(v.userId)) continue;
       const w = visitWrites(v.planned!, v.tp, now, got[i]);
       if (typeof w === 'string') lua.add(v.userId);
-      else this.record(records, v, w);
+      else {
+        this.record(records, v, w);
+        written.push([v, w]);
+      }
     }
     for (const id of lua) records.delete(id);
-    if (this.tx) await this.applyInTransaction([...records], now, lua, epoch, after);
-    else await this.apply([...records], now, lua, after);
+    try {
+      if (this.tx) await this.applyInTransaction([...records], now, lua, epoch, after);
+      else await this.apply([...records], now, lua, after);
+    } catch (err) {
+      for (const v of visits) this.seen.forget(this.keys.panes(v.userId, v.type));
+      throw err;
+    }
+    for (const v of visits) if (lua.has(v.userId)) this.seen.forget(this.keys.panes(v.userId, v.type));
+    for (const [v, w] of written) if (!lua.has(v.userId)) this.remember(v, w, now);
     const done = new Set(users.map((u) => u.userId).filter((id) => !lua.has(id)));
     this.counts.folded += done.size;
     this.counts.leftToScript += users.length - done.size;
@@ -127,8 +146,14 @@ export class NodeFold {
     const got = new Map<Visit, (Buffer | null)[]>();
     visits.forEach((v, i) => {
       const [err, values] = results[i];
-      if (!err) got.set(v, values as (Buffer | null)[]);
-      v.planned = err ? undefined : planVisit(v.tp, v.events, now, v.fields, got.get(v)!);
+      if (err) return;
+      const read = values as (Buffer | null)[];
+      got.set(v, read);
+      // firstFields names V and T first.
+      if (v.tp.secondsKept > 0) v.known = this.seen.known(k.panes(v.userId, v.type), read[0]?.toString() ?? '', read[1]?.toString(), now);
+      this.counts.visits++;
+      if (v.known) this.counts.visitsKnown++;
+      v.planned = planVisit(v.tp, v.events, now, v.fields, read, v.known);
     });
     // Users with split dedup buckets: their events' sub-buckets, then plan again.
     const more = visits.filter((v) => v.planned?.more);
@@ -146,7 +171,7 @@ export class NodeFold {
         v.planned = undefined;
         if (err) return;
         v.fields = [...v.fields, ...names];
-        v.planned = planVisit(v.tp, v.events, now, v.fields, [...got.get(v)!, ...(values as (Buffer | null)[])]);
+        v.planned = planVisit(v.tp, v.events, now, v.fields, [...got.get(v)!, ...(values as (Buffer | null)[])], v.known);
         if (v.planned.more) v.planned = { lua: 'sub-buckets changed' } as PlannedVisit;
       });
     }
@@ -196,6 +221,30 @@ export class NodeFold {
     for (const c of commands) w.command(c);
     const replies = await (await this.tx!.get()).send(w.toBuffer(), w.count);
     return asResults(replies.map(asText));
+  }
+
+  /** panesSeen after `v`'s write `w` went in: its V and T, and the seconds of its events. */
+  private remember(v: Visit, w: Exclude<ReturnType<typeof visitWrites>, string>, now: number): void {
+    if (v.tp.secondsKept === 0) return;
+    let version: string | undefined;
+    let meta: string | undefined;
+    for (let i = w.writes.length - 2; i >= 0 && (version === undefined || meta === undefined); i -= 2) {
+      if (w.writes[i] === 'V') version = String(w.writes[i + 1]);
+      else if (w.writes[i] === 'T') meta = String(w.writes[i + 1]);
+    }
+    const key = this.keys.panes(v.userId, v.type);
+    if (version === undefined || meta === undefined) return this.seen.forget(key);
+    const old = v.planned!.oldNewest;
+    // Without what was known before, the seconds after the hash's newest event held no pane.
+    const floor = old === undefined ? -Infinity : Math.floor(old / 1000) + 1;
+    this.seen.wrote(
+      key,
+      { version, meta, until: now + w.expireInMs },
+      v.known,
+      floor,
+      v.planned!.deltas.events.map((e) => e.ts),
+      Math.floor(now / 1000) - v.tp.secondsKept,
+    );
   }
 
   private record(records: Map<string, FoldedUser>, v: Visit, w: Exclude<ReturnType<typeof visitWrites>, string>): void {

@@ -8,7 +8,7 @@
  * and the user goes through updateWindows.lua, which handles every case.
  */
 import type { TagPlan, TypePlan } from '../lua/windowPlan';
-import { LEVEL_PREFIX, windowRange } from '../core/panes';
+import { LEVEL_PREFIX, coverPanes, windowRange } from '../core/panes';
 import { COUNTED_AGGREGATIONS, bucketLabel } from '../core/tags';
 import { mergeSketch, percentileKey, sketchHash } from '../core/sketch';
 import {
@@ -16,7 +16,6 @@ import {
   NumericPane,
   PaneMeta,
   addValues,
-  coverNames,
   formatMeta,
   formatList,
   formatNumeric,
@@ -35,6 +34,7 @@ import {
   sumTotal,
 } from './paneText';
 import { DedupBuckets, bucketName, dropLeading, entrySize, isMark } from './dedupBuckets';
+import { KnownPanes, paneMayExist } from './panesSeen';
 
 const MINUTE = 60_000;
 
@@ -113,7 +113,7 @@ export function firstFields(tp: TypePlan, events: readonly FoldEvent[], now: num
 const skip = (lua: string) => ({ lua }) as PlannedVisit;
 
 /** Dedups and folds the events against the first read (fields as firstFields named them), and plans the second. */
-export function planVisit(tp: TypePlan, events: readonly FoldEvent[], now: number, fields: string[], got: (Buffer | null)[]): PlannedVisit {
+export function planVisit(tp: TypePlan, events: readonly FoldEvent[], now: number, fields: string[], got: (Buffer | null)[], known?: KnownPanes): PlannedVisit {
   const text = new Map<string, Buffer>();
   fields.forEach((f, i) => got[i] !== null && text.set(f, got[i]!));
   const version = text.get('V')?.toString() ?? '';
@@ -131,7 +131,7 @@ export function planVisit(tp: TypePlan, events: readonly FoldEvent[], now: numbe
   for (const e of events) if (e.ts >= cutoff && dedup.add(e.fp, e.ts)) foldEvent(d, tp, e, now);
   if (d.future) return skip('distinct value ahead of now');
   const visit: PlannedVisit = { added: d.added, version, oldNewest: meta?.newest, meta, deltas: d, dedup, jobs: [], fetch: [] };
-  if (d.added > 0) planTotals(visit, tp, now);
+  if (d.added > 0) planTotals(visit, tp, now, known);
   return visit;
 }
 
@@ -216,10 +216,21 @@ function foldEvent(d: Deltas, tp: TypePlan, e: FoldEvent, now: number): void {
   }
 }
 
-/** Step 3 of writeType.lua: the panes to update, and each running total's move (names to fetch). */
-function planTotals(visit: PlannedVisit, tp: TypePlan, now: number): void {
+/**
+ * Step 3 of writeType.lua: the panes to update, and each running total's move (names to
+ * fetch). With `known` (panesSeen.ts), second and minute panes it says hold no events
+ * are not named: HMGET would return nil for them.
+ */
+function planTotals(visit: PlannedVisit, tp: TypePlan, now: number, known?: KnownPanes): void {
   const { meta, deltas: d } = visit;
-  const fetch = new Set<string>([...d.numeric.keys(), ...d.values.keys(), ...d.lists.keys()]);
+  const fetch = new Set<string>();
+  for (const names of [d.numeric.keys(), d.values.keys(), d.lists.keys()]) for (const name of names) if (!known || mayExist(known, name)) fetch.add(name);
+  const coverNames = (from: number, to: number, levels: readonly number[], prefix: string) => {
+    const out: string[] = [];
+    for (const [level, index] of coverPanes(from, to, levels))
+      if (!known || paneMayExist(known, level, index)) out.push(`${prefix}${LEVEL_PREFIX[level]}${index}`);
+    return out;
+  };
   const seen = new Set<string>();
   for (const tag of tp.tags) {
     if (tag.total === '' || seen.has(tag.total)) continue;
@@ -247,6 +258,12 @@ function planTotals(visit: PlannedVisit, tp: TypePlan, now: number): void {
     visit.jobs.push(job);
   }
   visit.fetch = [...fetch];
+}
+
+/** Whether pane `name` ("<field><level letter><index>") can exist by `known` (see paneMayExist). */
+function mayExist(known: KnownPanes, name: string): boolean {
+  const m = /^\d*([sm])(\d+)$/.exec(name);
+  return !m || paneMayExist(known, m[1] === 's' ? 1000 : 60_000, Number(m[2]));
 }
 
 /** totalPlan (with rangeDiff) of totals.lua, for a write: the ranges to add and subtract, or null without a usable total. */

@@ -23,6 +23,12 @@ export interface TagPlan {
 export interface TypePlan {
   name: EventType;
   longest: number;
+  /**
+   * The longest window of its tags that read one-second panes, in seconds plus one (0
+   * when none does): how far back the consumer's fold remembers which seconds and minutes
+   * hold events (consumers/panesSeen.ts). Not part of the Lua plan.
+   */
+  secondsKept: number;
   numeric: boolean;
   /** The numeric panes keep the sum of squared deviations (m2) too. */
   spread: boolean;
@@ -81,9 +87,11 @@ export function windowPlan(tags: readonly WindowTag[]): WindowPlan {
   const types = [...new Set(tags.map((t) => t.event))];
   const plans: TypePlan[] = types.map((type) => {
     const p = typePanePlan(tags, type);
+    const own = tags.filter((t) => t.event === type);
     return {
       name: type,
       longest: p.longestMs,
+      secondsKept: Math.max(0, ...own.filter((t) => tagLevels(t).includes(1000)).map((t) => t.windowMs / 1000 + 1)),
       numeric: p.numeric,
       spread: p.spread,
       first: p.first,

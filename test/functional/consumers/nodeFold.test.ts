@@ -96,7 +96,7 @@ describe('the fold in the consumer (real Redis)', () => {
     };
     const acked = await handle(c, p.keys.stream(0), [impression('e1', 'u9', T0 - 1000), impression('k1', 'u8', T0 - 1000)] as ProfileEvent[]);
     expect(acked).to.have.length(2);
-    expect(c.foldCounts).to.deep.equal({ folded: 2, leftToScript: 0 });
+    expect(c.foldCounts).to.include({ folded: 2, leftToScript: 0 });
     expect(await p.redis.exists(...p.keys.userKeys('u9'))).to.equal(0);
     expect((await p.reader.read('u8'))!.tags.views_5m).to.equal(2);
   });
@@ -121,11 +121,11 @@ describe('the fold in the consumer (real Redis)', () => {
     };
     const acked = await handle(c, p.keys.stream(0), [impression('w1', 'u3', T0 - 1000), impression('w1', 'u3', T0 - 1000)] as ProfileEvent[]);
     expect(acked).to.have.length(2);
-    expect(c.foldCounts).to.deep.equal({ folded: 0, leftToScript: 1 });
+    expect(c.foldCounts).to.include({ folded: 0, leftToScript: 1 });
     expect((await p.reader.read('u3'))!.tags.views_5m).to.equal(2);
     // The next batch opens another connection and folds in the consumer again.
     await handle(c, p.keys.stream(0), [impression('w2', 'u3', T0 - 500), impression('w1', 'u3', T0 - 1000)] as ProfileEvent[]);
-    expect(c.foldCounts).to.deep.equal({ folded: 1, leftToScript: 1 });
+    expect(c.foldCounts).to.include({ folded: 1, leftToScript: 1 });
     expect((await p.reader.read('u3'))!.tags.views_5m).to.equal(3);
     await c.stop();
   });
@@ -168,7 +168,7 @@ describe('the fold in the consumer (real Redis)', () => {
     await feed(p, [impression('u3a', 'u3', p.clock.now)]);
     await p.redis.hdel(p.keys.panes('u3', 'impression'), 'V'); // as a version before V wrote it
     await feed(p, [impression('u3b', 'u3', p.clock.now)]);
-    expect(p.consumer.foldCounts).to.deep.equal({ folded: 2, leftToScript: 3 });
+    expect(p.consumer.foldCounts).to.include({ folded: 2, leftToScript: 3 });
     expect(await p.redis.hget(p.keys.panes('u3', 'impression'), 'V')).to.equal('1'); // the script gives it V
     expect((await p.reader.read('u3'))!.tags.views_5m).to.equal(2);
     expect((await p.reader.read('u1'))!.tags.views_1h).to.equal(1);

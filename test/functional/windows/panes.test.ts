@@ -154,7 +154,7 @@ describe('window panes', () => {
         // Both folds ran: the consumer's, and the script's for what it does not take.
         const counts = p.consumer.foldCounts;
         if (foldInConsumer) expect(counts.folded).to.be.greaterThan(0);
-        else expect(counts).to.deep.equal({ folded: 0, leftToScript: 0 });
+        else expect(counts).to.include({ folded: 0, leftToScript: 0 });
         expect(counts.leftToScript).to.satisfy((n: number) => !foldInConsumer || n > 0);
       });
     });

@@ -1,0 +1,106 @@
+/**
+ * What the consumer's fold remembers of the pane hashes it wrote: for each, the seconds
+ * and minutes that hold events. A seconds running total (views_5m) that moves subtracts
+ * the one-second panes that left its range; without this, the fold's second HMGET names
+ * every second of that range (18 of its ~21 fields on the Zipf hour, nearly all of them
+ * missing: a user with an event every 15 s moves its total by 15 panes, one of which holds
+ * an event), and the panes its new events land in, which are mostly new. With it, the fold
+ * names only panes that can exist.
+ *
+ * Kept in the consumer's memory, not in Redis: an entry holds for a pane hash only while the
+ * hash is as this fold wrote it. It is used only when the first read returns the same
+ * write counter V and the same meta T the fold wrote (every writer moves V: another
+ * consumer, updateWindows.lua, the tag backfill; an erasure or expiry removes the hash),
+ * and before the hash's expiry. A miss costs nothing but the fields named as before.
+ */
+export interface KnownPanes {
+  /** Panes starting at second `floor` or later are known: one exists only if an event fell in it. */
+  floor: number;
+  /** The seconds (epoch seconds) and minutes that hold events, ascending, without repeats. */
+  seconds: number[];
+  minutes: number[];
+}
+
+interface Entry extends KnownPanes {
+  version: string;
+  meta: string;
+  /** The consumer's clock (ms) past which the hash may have expired. */
+  until: number;
+}
+
+/**
+ * Entries kept by default: ~200 bytes for a user with an event every 15 s, ~2.5 KB for one
+ * with events in every second of a 5-minute window (8 bytes a second).
+ */
+export const PANES_SEEN_ENTRIES = 100_000;
+
+/** Whether a pane of `level` (ms: 1000 or 60,000; others are never known) and `index` can exist by `known`. */
+export function paneMayExist(known: KnownPanes, level: number, index: number): boolean {
+  if (level === 1000) return index < known.floor || has(known.seconds, index);
+  if (level === 60_000) return index * 60 < known.floor || has(known.minutes, index);
+  return true;
+}
+
+/** Whether ascending `list` holds `x` (binary search). */
+function has(list: readonly number[], x: number): boolean {
+  let [lo, hi] = [0, list.length];
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < list.length && list[lo] === x;
+}
+
+export class PanesSeen {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(private readonly maxEntries = PANES_SEEN_ENTRIES) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** What is known of `key` whose first read returned `version` and `meta` at `now`, or undefined. */
+  known(key: string, version: string, meta: string | undefined, now: number): KnownPanes | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    if (e.version !== version || e.meta !== meta || now >= e.until) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return e;
+  }
+
+  /**
+   * After a write of `key` (V = `version`, T = `meta`) that folded events at `times` (ms):
+   * `before` is what was known before it (undefined: nothing, and then `floor` is the first
+   * second no pane can have held before the write; -Infinity for a new hash). Seconds below
+   * `keepFrom` are forgotten (and the floor rises to it).
+   */
+  wrote(
+    key: string,
+    write: { version: string; meta: string; until: number },
+    before: KnownPanes | undefined,
+    floor: number,
+    times: Iterable<number>,
+    keepFrom: number,
+  ): void {
+    const all = new Set<number>();
+    for (const s of before?.seconds ?? []) if (s >= keepFrom) all.add(s);
+    for (const t of times) if (t >= keepFrom * 1000) all.add(Math.floor(t / 1000));
+    const seconds = [...all].sort((a, b) => a - b);
+    const minutes: number[] = [];
+    for (const s of seconds) if (minutes[minutes.length - 1] !== Math.floor(s / 60)) minutes.push(Math.floor(s / 60));
+    // (A minute that starts before the floor is not known: paneMayExist.)
+    const entry: Entry = { ...write, floor: Math.max(before ? before.floor : floor, keepFrom), seconds, minutes };
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  /** Forgets `key` (a write refused, failed or left to the script). */
+  forget(key: string): void {
+    this.entries.delete(key);
+  }
+}
