@@ -170,7 +170,7 @@ export async function measureRedisCost(quick: boolean, tagsFile?: string): Promi
     const start = end - 60 * MIN;
     let now = start;
     const producer = new Producer({ redis, keys, partitions: 4, maxFutureSkewMs: 0, clock: () => now });
-    const consumer = new RealtimeConsumer({ redis, keys, partitions: 4, tags, consumerName: 'bench', clock: () => now, trimIntervalMs: 0 });
+    const consumer = new RealtimeConsumer({ redis, keys, partitions: 4, tags, consumerName: 'bench', clock: () => now });
     await consumer.init();
     const gen = new TrafficGenerator(users, 1);
     const perUser = new Map<string, number>();
@@ -263,7 +263,7 @@ export async function measureRedisCost(quick: boolean, tagsFile?: string): Promi
     // ratio 1.3-2.8 between runs).
     const hotNow = end;
     now = hotNow;
-    const hotConsumer = new RealtimeConsumer({ redis, keys, partitions: 4, tags, consumerName: 'hot', clock: () => now, trimIntervalMs: 0, readCount: 250 });
+    const hotConsumer = new RealtimeConsumer({ redis, keys, partitions: 4, tags, consumerName: 'hot', clock: () => now, readCount: 250 });
     await hotConsumer.init();
     const HOT = 100_000;
     const CHUNK = 2500;

@@ -110,7 +110,7 @@ export interface AppConfig {
   dataDir: string;
   /** Root of the ODS (NDJSON archive). @defaultValue `<dataDir>/ods` */
   odsDir: string;
-  /** Period of the stream trim timer in consumers (ms). @defaultValue 5000 */
+  /** Period of the stream trim timer in consumers, and the least time between a partition's trims after acks (ms). @defaultValue 5000 */
   trimIntervalMs: number;
   /** Entries pending this long (ms) are claimed from their (presumed dead) consumer. @defaultValue 30000 */
   claimIdleMs: number;

@@ -6,7 +6,7 @@ import { ArchiveConsumer } from '../../../src/consumers/archive';
 import { ensureGroups, trimBelowSafeId } from '../../../src/redis/streamGroups';
 import { partitionFor } from '../../../src/core/keys';
 import { runBatch } from '../../../src/batch/run';
-import { Pipeline, T0, makePipeline } from '../../helpers/context';
+import { Pipeline, T0, extraRealtimeConsumer, makePipeline } from '../../helpers/context';
 
 const DAY = 86_400_000;
 
@@ -150,6 +150,27 @@ describe('archive consumer and trimming (real Redis, temp dirs)', () => {
       await a.trimAll();
       expect(await p.redis.xlen(stream)).to.equal(0);
       await a.stop();
+    });
+
+    it('trims a partition after acks at most once per trimIntervalMs (0: after every acked batch)', async () => {
+      const more = (from: number, n: number) =>
+        p.producer.ingest(Array.from({ length: n }, (_, i) => ({ event_id: `m${from + i}`, user_id: `user-${i % 7}`, type: 'click', ts: T0 })));
+      const a = archiver();
+      const slow = extraRealtimeConsumer(p, 'rt-slow-trim', { trimIntervalMs: 60_000 });
+      await more(0, 20);
+      await a.drain(); // archived, but realtime has not run: nothing to trim yet
+      await slow.drain(); // its first ack of each partition trims
+      expect(await xlen()).to.equal(0);
+      await more(20, 20);
+      await a.drain();
+      await slow.drain(); // within its interval: its acks do not trim
+      expect(await xlen()).to.equal(20);
+      const eager = extraRealtimeConsumer(p, 'rt-eager-trim', { trimIntervalMs: 0 });
+      await more(40, 20);
+      await a.drain();
+      await eager.drain(); // every acked batch trims
+      expect(await xlen()).to.equal(0);
+      await Promise.all([a.stop(), slow.stop(), eager.stop()]);
     });
 
     it('trims nothing while a required group is missing', async () => {
