@@ -219,8 +219,6 @@ export async function measureRedisCost(quick: boolean, tagsFile?: string): Promi
     // Visits (a user's events of one type) the fold planned knowing which of its seconds and
     // minutes hold events (consumers/panesSeen.ts): it names only those panes.
     out.write_panes_known_share = Number((fc.visitsKnown / Math.max(1, fc.visits)).toFixed(3));
-    // Visits whose first read held the panes too (the fold knew T): no second read.
-    out.write_one_read_share = Number((fc.oneRead / Math.max(1, fc.visits)).toFixed(3));
 
     // Reads at the hour's end: users drawn in proportion to their events; unknown; one-event users.
     const reader = new ProfileReader(redis, keys, tags, () => now);

@@ -4,7 +4,7 @@ import { FoldedUser, Scripts, queueScript, sendLoadingScripts } from '../lua/scr
 import type { TypePlan, WindowPlan } from '../lua/windowPlan';
 import { RedisClient, chunkBySlot, pipelineByNode, throwRedisTrouble } from '../redis/client';
 import { RespArg, RespWriter } from '../redis/rawConnection';
-import { FoldEvent, PlannedVisit, firstFields, planVisit, prefetchFields, visitWrites } from './typeFold';
+import { FoldEvent, PlannedVisit, firstFields, planVisit, visitWrites } from './typeFold';
 import type { UserWindowUpdate } from './windowWriter';
 import type { FoldConnection } from './foldConnection';
 import { KnownPanes, PanesSeen } from './panesSeen';
@@ -41,8 +41,6 @@ interface Visit {
   planned?: PlannedVisit;
   /** What panesSeen knew of its pane hash at the first read. */
   known?: KnownPanes;
-  /** The second read's values, when the first read held them all (fields panesSeen let it name). */
-  prefetched?: Map<string, string | null>;
 }
 
 /**
@@ -60,10 +58,9 @@ interface Visit {
 export class NodeFold {
   /**
    * Users written by this fold, and users it left to updateWindows.lua; visits (a user's
-   * events of one type) read, those planned with what panesSeen knew, and those that needed
-   * no second read (since the start).
+   * events of one type) read, and those planned with what panesSeen knew (since the start).
    */
-  readonly counts = { folded: 0, leftToScript: 0, visits: 0, visitsKnown: 0, oneRead: 0 };
+  readonly counts = { folded: 0, leftToScript: 0, visits: 0, visitsKnown: 0 };
   /** The seconds and minutes that hold events in the pane hashes this fold wrote (see panesSeen.ts). */
   readonly seen = new PanesSeen();
 
@@ -117,11 +114,7 @@ export class NodeFold {
         const tp = this.plan.plans[this.plan.types.indexOf(type)];
         const events: FoldEvent[] = [];
         for (let i = 0; i < args.length; i += 3) events.push({ ts: Number(args[i]), fp: args[i + 1] as Buffer, packed: String(args[i + 2]) });
-        const fields = firstFields(tp, events, now);
-        // Where the fold remembers the hash, the panes the second read would name ride with the first.
-        const seen = tp.secondsKept > 0 ? this.seen.peek(this.keys.panes(u.userId, type), now) : undefined;
-        if (seen) for (const name of prefetchFields(tp, events, now, seen.meta, seen.known)) if (!fields.includes(name)) fields.push(name);
-        visits.push({ userId: u.userId, type, tp, events, fields });
+        visits.push({ userId: u.userId, type, tp, events, fields: firstFields(tp, events, now) });
       }
     }
     return visits;
@@ -183,29 +176,18 @@ export class NodeFold {
       });
     }
     for (const v of visits) if (!v.planned || v.planned.lua) lua.add(v.userId);
-    // Visits whose first read already holds every pane the second would name (read under
-    // the same WATCH: they are the values, whatever the fold remembered).
-    for (const v of visits) {
-      if (!v.planned || v.planned.lua || v.planned.added === 0) continue;
-      const read = got.get(v)!;
-      const at = new Map(v.fields.map((f, i) => [f, i]));
-      if (!v.planned.fetch.every((name) => at.has(name))) continue;
-      v.prefetched = new Map(v.planned.fetch.map((name) => [name, read[at.get(name)!]?.toString() ?? null]));
-      this.counts.oneRead++;
-    }
     return epoch;
   }
 
   /**
-   * The second HMGET of every visit that writes (but those whose first read held its
-   * fields: `prefetched`); in a transaction, also whether any key of a new type exists (applyFolds.lua's EXISTS: state without a write counter, or a v1
+   * The second HMGET of every visit that writes; in a transaction, also whether any key of
+   * a new type exists (applyFolds.lua's EXISTS: state without a write counter, or a v1
    * window, which only the script folds in).
    */
   private async secondRead(writing: Visit[], lua: Set<string>): Promise<Map<string, string | null>[]> {
     const k = this.keys;
     const legacy = this.tx ? writing.filter((v) => v.planned!.version === '') : [];
-    const reading = writing.filter((v) => !v.prefetched);
-    const items = [...reading.map((v) => ({ v, legacy: false })), ...legacy.map((v) => ({ v, legacy: true }))];
+    const items = [...writing.map((v) => ({ v, legacy: false })), ...legacy.map((v) => ({ v, legacy: true }))];
     const command = ({ v, legacy }: (typeof items)[number]): [string, ...string[]] => {
       if (legacy) return ['EXISTS', k.panes(v.userId, v.type), k.paneIndex(v.userId, v.type), k.legacyWindow(v.userId, v.type)];
       return v.planned!.fetch.length > 0 ? ['HMGET', k.panes(v.userId, v.type), ...v.planned!.fetch] : ['PING'];
@@ -221,17 +203,15 @@ export class NodeFold {
         );
     throwRedisTrouble(results);
     legacy.forEach((v, i) => {
-      const [err, n] = results[reading.length + i];
+      const [err, n] = results[writing.length + i];
       if (err || n !== 0) lua.add(v.userId);
     });
-    const read = new Map<Visit, Map<string, string | null>>();
-    reading.forEach((v, i) => {
+    return writing.map((v, i) => {
       const [err, got] = results[i];
       if (err) lua.add(v.userId);
       const values = Array.isArray(got) ? (got as (string | null)[]) : [];
-      read.set(v, new Map(v.planned!.fetch.map((name, j) => [name, values[j] ?? null])));
+      return new Map(v.planned!.fetch.map((name, j) => [name, values[j] ?? null]));
     });
-    return writing.map((v) => v.prefetched ?? read.get(v)!);
   }
 
   /** `commands` on the FoldConnection, their replies as text, pipeline-shaped. */

@@ -61,12 +61,6 @@ export class PanesSeen {
     return this.entries.size;
   }
 
-  /** The T last written to `key` and what is known of it, if its entry has not lapsed by `now` (not yet checked against the hash). */
-  peek(key: string, now: number): { meta: string; known: KnownPanes } | undefined {
-    const e = this.entries.get(key);
-    return e && now < e.until ? { meta: e.meta, known: e } : undefined;
-  }
-
   /** What is known of `key` whose first read returned `version` and `meta` at `now`, or undefined. */
   known(key: string, version: string, meta: string | undefined, now: number): KnownPanes | undefined {
     const e = this.entries.get(key);

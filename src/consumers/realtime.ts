@@ -135,7 +135,7 @@ export class RealtimeConsumer extends GroupConsumer {
 
   /** Users folded in the consumer, and users it left to updateWindows.lua (with triggers evaluated: not counted). */
   get foldCounts(): NodeFold['counts'] {
-    return { ...(this.nodeFold?.counts ?? { folded: 0, leftToScript: 0, visits: 0, visitsKnown: 0, oneRead: 0 }) };
+    return { ...(this.nodeFold?.counts ?? { folded: 0, leftToScript: 0, visits: 0, visitsKnown: 0 }) };
   }
 
   /**

@@ -135,24 +135,6 @@ export function planVisit(tp: TypePlan, events: readonly FoldEvent[], now: numbe
   return visit;
 }
 
-/**
- * The panes the second read would name for these events if the hash's meta is `metaText`
- * (the T the consumer last wrote, see panesSeen.ts): read with the first, they spare the
- * second. A superset of what planVisit then names whenever T is still that text: it folds
- * every event (before the dedup drops any), and a total's move depends only on T and now.
- */
-export function prefetchFields(tp: TypePlan, events: readonly FoldEvent[], now: number, metaText: string, known: KnownPanes): string[] {
-  const meta = parseMeta(metaText);
-  const cutoff = now - tp.longest;
-  if (!meta || meta.oldest <= cutoff - MINUTE) return [];
-  const d: Deltas = { added: 0, members: new Map(), events: [], numeric: new Map(), values: new Map(), lists: new Map(), future: false };
-  for (const e of events) if (e.ts >= cutoff) foldEvent(d, tp, e, now);
-  if (d.added === 0 || d.future) return [];
-  const visit = { added: d.added, version: '', oldNewest: meta.newest, meta, deltas: d, jobs: [], fetch: [] } as unknown as PlannedVisit;
-  planTotals(visit, tp, now, known);
-  return visit.fetch;
-}
-
 /** foldEvent: counts one new event into the deltas. */
 function foldEvent(d: Deltas, tp: TypePlan, e: FoldEvent, now: number): void {
   d.added++;
