@@ -112,6 +112,12 @@ export function firstFields(tp: TypePlan, events: readonly FoldEvent[], now: num
 
 const skip = (lua: string) => ({ lua }) as PlannedVisit;
 
+/**
+ * A prune is due once the oldest pane member is this far past the type's longest window
+ * (PRUNE_SLACK in writeType.lua, which prunes; the fold leaves such a visit to it).
+ */
+export const PRUNE_SLACK_MS = 600_000;
+
 /** Dedups and folds the events against the first read (fields as firstFields named them), and plans the second. */
 export function planVisit(tp: TypePlan, events: readonly FoldEvent[], now: number, fields: string[], got: (Buffer | null)[], known?: KnownPanes): PlannedVisit {
   const text = new Map<string, Buffer>();
@@ -122,7 +128,7 @@ export function planVisit(tp: TypePlan, events: readonly FoldEvent[], now: numbe
   if (version && !meta) return skip('no meta');
   if (tp.distinct.some((f) => text.has(`F${f}`))) return skip('distinct values waiting');
   const cutoff = now - tp.longest;
-  if (meta && meta.oldest <= cutoff - MINUTE) return skip('prune due');
+  if (meta && meta.oldest <= cutoff - PRUNE_SLACK_MS) return skip('prune due');
   const d: Deltas = { added: 0, members: new Map(), events: [], numeric: new Map(), values: new Map(), lists: new Map(), future: false };
   const read = (name: string) => text.get(name);
   const more = DedupBuckets.missing(events, cutoff, read, (name) => fields.includes(name));

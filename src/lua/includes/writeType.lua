@@ -12,6 +12,16 @@
 -- dedup.lua), so a hot user's call moves N / 2,048 entries (N: the events in the window)
 -- per sub-bucket it touches, not N / 256.
 
+-- A write prunes once the oldest pane member is this far (ms) past the type's longest
+-- window, not a minute past it: a user with events every minute, whose prune would
+-- otherwise be due on about every minute's first write, has it once every 10 minutes
+-- (each write that prunes goes through this script, ~0.9 ms a call of users on the Zipf
+-- bench's second hour, where pruning every minute sent 32 % of users here; BENCHMARKS.md).
+-- The panes kept meanwhile are older than every window: no read names them. The
+-- consumer's fold (typeFold.ts, PRUNE_SLACK_MS) leaves a visit to this script by the
+-- same rule.
+local PRUNE_SLACK = 600000
+
 -- Counts one new event e ({ts, packed}) into the deltas `d` of the call: numeric panes are
 -- {c, n, s, ...} for a type with a numeric tag, else a count.
 local function foldEvent(d, tp, e, now)
@@ -222,9 +232,10 @@ local function writeType(paneKey, indexKey, tp, now, events)
       put(name, formatList(orderList(entries, l.spec.newest, l.spec.numeric, l.spec.k)))
     end
   end
-  -- 5. Prune only when the meta says a pane member is old enough (or does not know).
+  -- 5. Prune only when the meta says a pane member is PRUNE_SLACK old past the window (or
+  -- does not know): then every member ended a minute before the cutoff goes.
   local old = {}
-  if legacy or (meta and meta.oldest <= cutoff - 60000) then -- (oldest: to the minute, never above)
+  if legacy or (meta and meta.oldest <= cutoff - PRUNE_SLACK) then -- (oldest: to the minute, never above)
     old = redis.call('ZRANGEBYSCORE', indexKey, '-inf', cutoff - 60000)
   end
   local drop = {}

@@ -160,7 +160,7 @@ describe('the fold in the consumer (real Redis)', () => {
 
   it('leaves to the script what it does not take: a prune due, a distinct value ahead of now, state from before V', async () => {
     await feed(p, [impression('old', 'u1', T0 - 59 * MIN)]);
-    p.clock.now = T0 + 5 * MIN; // the 'old' minute is past the type's longest window (1 h) plus a minute
+    p.clock.now = T0 + 15 * MIN; // the 'old' minute is PRUNE_SLACK_MS (10 min) past the type's longest window (1 h)
     await feed(p, [impression('new', 'u1', T0 + 4 * MIN)]);
     expect(p.consumer.foldCounts.leftToScript).to.equal(1);
     await feed(p, [impression('ahead', 'u2', p.clock.now + 2000)]);

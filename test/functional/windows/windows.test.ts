@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { FakeClock, Pipeline, T0, feed, makePipeline } from '../../helpers/context';
 import { SPLIT_WAYS } from '../../../src/consumers/dedupBuckets';
+import { PRUNE_SLACK_MS } from '../../../src/consumers/typeFold';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -129,7 +130,8 @@ describe('sliding windows (real Redis, injected clock)', () => {
     // (The type's newest event time is in the pane hash's T field, not in the index.)
     expect(await p.redis.zrange(p.keys.paneIndex('u1', 'impression'), 0, -1)).to.deep.equal([`m${m0}`, `h${T0 / HOUR}`, 'v1:a1']);
     expect(await p.redis.hget(p.keys.panes('u1', 'impression'), 'T')).to.match(new RegExp(`^${T0},0\x1e`));
-    clock.advance(HOUR + MIN);
+    // (A write prunes once the oldest member is PRUNE_SLACK_MS past the window.)
+    clock.advance(HOUR + PRUNE_SLACK_MS);
     await feed(p, [{ user_id: 'u1', type: 'impression', ts: clock.now, ad_id: 'a2', event_id: 'i2' }]);
     // The first event's minute is pruned; its hour stays until the whole hour is older than the window.
     const m1 = clock.now / MIN;
