@@ -56,6 +56,18 @@ export function dropLeading(bucket: Buffer, cutoffMinute: number, size: number):
   return i === 0 ? bucket : bucket.subarray(i);
 }
 
+/** pruneBucket: the bucket without any entry older than cutoffMinute. */
+export function pruneBucket(bucket: Buffer, cutoffMinute: number, size: number): Buffer {
+  const kept: Buffer[] = [];
+  for (let i = 0; i < bucket.length; i += size) if (!entryOlder(bucket, i, size, cutoffMinute)) kept.push(bucket.subarray(i, i + size));
+  return Buffer.concat(kept);
+}
+
+/** The bucket a write that prunes sweeps at `now` (writeType.lua: one a second). */
+export function sweptBucket(now: number): string {
+  return `d${Math.floor(now / 1000) % 256}`;
+}
+
 /** A bucket entry: the 6-byte fingerprint and the minute (4 bytes). */
 function bucketEntry(fp: Buffer, minute: number): Buffer {
   const entry = Buffer.alloc(10);

@@ -5,6 +5,7 @@ import type { TypePlan, WindowPlan } from '../lua/windowPlan';
 import { RedisClient, chunkBySlot, pipelineByNode, throwRedisTrouble } from '../redis/client';
 import { RespArg, RespWriter } from '../redis/rawConnection';
 import { FoldEvent, PlannedVisit, firstFields, planVisit, visitWrites } from './typeFold';
+import { DISTINCT_BASE } from './paneText';
 import type { UserWindowUpdate } from './windowWriter';
 import type { FoldConnection } from './foldConnection';
 import { KnownPanes, PanesSeen } from './panesSeen';
@@ -153,7 +154,7 @@ export class NodeFold {
       if (v.tp.secondsKept > 0) v.known = this.seen.known(k.panes(v.userId, v.type), read[0]?.toString() ?? '', read[1]?.toString(), now);
       this.counts.visits++;
       if (v.known) this.counts.visitsKnown++;
-      v.planned = planVisit(v.tp, v.events, now, v.fields, read, v.known);
+      v.planned = planVisit(v.tp, v.events, now, v.fields, read, v.known, this.tx !== undefined);
     });
     // Users with split dedup buckets: their events' sub-buckets, then plan again.
     const more = visits.filter((v) => v.planned?.more);
@@ -171,7 +172,7 @@ export class NodeFold {
         v.planned = undefined;
         if (err) return;
         v.fields = [...v.fields, ...names];
-        v.planned = planVisit(v.tp, v.events, now, v.fields, [...got.get(v)!, ...(values as (Buffer | null)[])], v.known);
+        v.planned = planVisit(v.tp, v.events, now, v.fields, [...got.get(v)!, ...(values as (Buffer | null)[])], v.known, this.tx !== undefined);
         if (v.planned.more) v.planned = { lua: 'sub-buckets changed' } as PlannedVisit;
       });
     }
@@ -187,9 +188,17 @@ export class NodeFold {
   private async secondRead(writing: Visit[], lua: Set<string>): Promise<Map<string, string | null>[]> {
     const k = this.keys;
     const legacy = this.tx ? writing.filter((v) => v.planned!.version === '') : [];
-    const items = [...writing.map((v) => ({ v, legacy: false })), ...legacy.map((v) => ({ v, legacy: true }))];
-    const command = ({ v, legacy }: (typeof items)[number]): [string, ...string[]] => {
-      if (legacy) return ['EXISTS', k.panes(v.userId, v.type), k.paneIndex(v.userId, v.type), k.legacyWindow(v.userId, v.type)];
+    const pruning = writing.filter((v) => v.planned!.prune);
+    type Item = { v: Visit; kind: 'panes' | 'legacy' | 'index' };
+    const items: Item[] = [
+      ...writing.map((v) => ({ v, kind: 'panes' as const })),
+      ...legacy.map((v) => ({ v, kind: 'legacy' as const })),
+      ...pruning.map((v) => ({ v, kind: 'index' as const })),
+    ];
+    const command = ({ v, kind }: Item): [string, ...string[]] => {
+      if (kind === 'legacy') return ['EXISTS', k.panes(v.userId, v.type), k.paneIndex(v.userId, v.type), k.legacyWindow(v.userId, v.type)];
+      // A prune's pane members of the time index, with their scores (distinct values score from DISTINCT_BASE up).
+      if (kind === 'index') return ['ZRANGEBYSCORE', k.paneIndex(v.userId, v.type), '-inf', `(${DISTINCT_BASE}`, 'WITHSCORES'];
       return v.planned!.fetch.length > 0 ? ['HMGET', k.panes(v.userId, v.type), ...v.planned!.fetch] : ['PING'];
     };
     // With a FoldConnection, on it (pre-encoded; reads leave its WATCHes as they are).
@@ -205,6 +214,11 @@ export class NodeFold {
     legacy.forEach((v, i) => {
       const [err, n] = results[writing.length + i];
       if (err || n !== 0) lua.add(v.userId);
+    });
+    pruning.forEach((v, i) => {
+      const [err, members] = results[writing.length + legacy.length + i];
+      if (err || !Array.isArray(members)) lua.add(v.userId);
+      else v.planned!.prune!.members = members as string[];
     });
     return writing.map((v, i) => {
       const [err, got] = results[i];
@@ -267,6 +281,7 @@ export class NodeFold {
       members: w.members,
       ttl: w.ttl,
       expireInMs: w.expireInMs,
+      prune: w.prune,
     });
   }
 
@@ -361,6 +376,9 @@ function foldedUserCommands(u: FoldedUser, now: number, longestMs: number): Resp
     if (t.writes.length > 0) out.push(['HSET', t.panesKey, ...(t.writes as RespArg[])]);
     if (t.drops.length > 0) out.push(['HDEL', t.panesKey, ...t.drops]);
     if (t.members.length > 0) out.push(['ZADD', t.indexKey, 'GT', ...(t.members as RespArg[])]);
+    // A prune (only in a transaction: applyFolds.lua leaves it to updateWindows.lua).
+    if (t.prune && t.prune.drops.length > 0) out.push(['HDEL', t.panesKey, ...t.prune.drops]);
+    for (const [min, max] of t.prune?.ranges ?? []) out.push(['ZREMRANGEBYSCORE', t.indexKey, min, max]);
     if (t.ttl === 'GT') out.push(['PEXPIRE', t.panesKey, t.expireInMs, 'GT'], ['PEXPIRE', t.indexKey, t.expireInMs, 'GT']);
     else if (t.ttl === 'SET') out.push(['PEXPIRE', t.panesKey, t.expireInMs], ['PEXPIRE', t.indexKey, t.expireInMs]);
     if (t.newest !== null) {

@@ -33,7 +33,7 @@ import {
   spreadTotal,
   sumTotal,
 } from './paneText';
-import { DedupBuckets, bucketName, dropLeading, entrySize, isMark } from './dedupBuckets';
+import { DedupBuckets, bucketName, dropLeading, entrySize, isMark, pruneBucket, sweptBucket } from './dedupBuckets';
 import { KnownPanes, paneMayExist } from './panesSeen';
 
 const MINUTE = 60_000;
@@ -90,6 +90,18 @@ export interface PlannedVisit {
   jobs: TotalJob[];
   /** Fields of the second HMGET: panes to update, panes the totals move over, count_by totals' values. */
   fetch: string[];
+  /**
+   * A prune is due (step 5 of writeType.lua): the swept dedup bucket as the first read
+   * returned it, and the time index's pane members with their scores, which the second
+   * read adds (`ZRANGEBYSCORE <index> -inf (DISTINCT_BASE WITHSCORES`).
+   */
+  prune?: { bucket: string; text?: Buffer; members?: string[] };
+}
+
+/** What a write that prunes deletes: panes of the members that left, and index ranges (ZREMRANGEBYSCORE min max). */
+export interface PruneWrites {
+  drops: string[];
+  ranges: [min: string, max: string][];
 }
 
 /** What the fold writes for one visit; `ttl`: 'GT' or 'SET' (or none) with the keys' expiry (ms from now). */
@@ -100,6 +112,7 @@ export interface VisitWrites {
   ttl?: 'GT' | 'SET';
   expireInMs: number;
   newest: number;
+  prune?: PruneWrites;
 }
 
 /** The fields of the first HMGET: the write counter, the meta, waiting distinct values and the events' dedup buckets. */
@@ -107,6 +120,8 @@ export function firstFields(tp: TypePlan, events: readonly FoldEvent[], now: num
   const cutoff = now - tp.longest;
   const fields = new Set(['V', 'T', ...tp.distinct.map((f) => `F${f}`)]);
   for (const e of events) if (e.ts >= cutoff) fields.add(bucketName(e.fp));
+  // The bucket a write that prunes sweeps (whether one is due shows only in T).
+  fields.add(sweptBucket(now));
   return [...fields];
 }
 
@@ -119,7 +134,16 @@ const skip = (lua: string) => ({ lua }) as PlannedVisit;
 export const PRUNE_SLACK_MS = 600_000;
 
 /** Dedups and folds the events against the first read (fields as firstFields named them), and plans the second. */
-export function planVisit(tp: TypePlan, events: readonly FoldEvent[], now: number, fields: string[], got: (Buffer | null)[], known?: KnownPanes): PlannedVisit {
+export function planVisit(
+  tp: TypePlan,
+  events: readonly FoldEvent[],
+  now: number,
+  fields: string[],
+  got: (Buffer | null)[],
+  known?: KnownPanes,
+  /** Whether the fold may prune (its writes go in MULTI/EXEC); else a prune due leaves the visit to the script. */
+  canPrune = false,
+): PlannedVisit {
   const text = new Map<string, Buffer>();
   fields.forEach((f, i) => got[i] !== null && text.set(f, got[i]!));
   const version = text.get('V')?.toString() ?? '';
@@ -128,7 +152,10 @@ export function planVisit(tp: TypePlan, events: readonly FoldEvent[], now: numbe
   if (version && !meta) return skip('no meta');
   if (tp.distinct.some((f) => text.has(`F${f}`))) return skip('distinct values waiting');
   const cutoff = now - tp.longest;
-  if (meta && meta.oldest <= cutoff - PRUNE_SLACK_MS) return skip('prune due');
+  const pruneDue = meta !== null && meta.oldest <= cutoff - PRUNE_SLACK_MS;
+  if (pruneDue && !canPrune) return skip('prune due');
+  // (A split swept bucket needs its sub-buckets: the script sweeps those.)
+  if (pruneDue && isMark(text.get(sweptBucket(now)))) return skip('prune due, swept bucket split');
   const d: Deltas = { added: 0, members: new Map(), events: [], numeric: new Map(), values: new Map(), lists: new Map(), future: false };
   const read = (name: string) => text.get(name);
   const more = DedupBuckets.missing(events, cutoff, read, (name) => fields.includes(name));
@@ -137,6 +164,7 @@ export function planVisit(tp: TypePlan, events: readonly FoldEvent[], now: numbe
   for (const e of events) if (e.ts >= cutoff && dedup.add(e.fp, e.ts)) foldEvent(d, tp, e, now);
   if (d.future) return skip('distinct value ahead of now');
   const visit: PlannedVisit = { added: d.added, version, oldNewest: meta?.newest, meta, deltas: d, dedup, jobs: [], fetch: [] };
+  if (pruneDue) visit.prune = { bucket: sweptBucket(now), text: text.get(sweptBucket(now)) };
   if (d.added > 0) planTotals(visit, tp, now, known);
   return visit;
 }
@@ -334,6 +362,12 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
   }
   const cutoffMinute = Math.floor((now - tp.longest) / MINUTE);
   visit.dedup.splitFull();
+  if (visit.prune) {
+    // Step 5's sweep of one bucket a second (its entries older than the cutoff, anywhere in it).
+    const b = visit.dedup.buckets.get(visit.prune.bucket) ?? visit.prune.text;
+    if (isMark(b)) return 'prune due, swept bucket split';
+    if (b) visit.dedup.buckets.set(visit.prune.bucket, pruneBucket(b, cutoffMinute, 10));
+  }
   for (const [name, b] of visit.dedup.buckets) {
     const kept = isMark(b) ? b : dropLeading(b, cutoffMinute, entrySize(name));
     if (kept.length === 0) out.drops.push(name);
@@ -353,10 +387,48 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
     if (!known.includes(member)) out.members.push(score, member);
     if (score < DISTINCT_BASE && (oldest === undefined || score < oldest)) oldest = score;
   }
+  if (visit.prune) {
+    const pruned = prunePanes(tp, visit.prune.members ?? [], now - tp.longest);
+    out.prune = pruned.writes;
+    // The lowest pane member left, the new ones with it, is what the next prune check compares.
+    oldest = pruned.lowest;
+    for (const [, score] of d.members) if (score < DISTINCT_BASE && (oldest === undefined || score < oldest)) oldest = score;
+  }
   put('T', formatMeta(newest, oldest!, totals));
   for (const job of visit.jobs) if (job.keep === undefined && ownField(job.tag.total)) put(`C${job.tag.total}`, totals.get(job.tag.total)![1]);
   put('V', String(Number(visit.version || 0) + 1));
   return out;
+}
+
+/**
+ * prunePanes of windowIndex.lua, for a write: from the time index's pane members (flat
+ * member, score) the panes of those that ended a minute before `cutoff` (every level of
+ * the numeric panes and value fields), the index ranges to remove (the pane members, and
+ * each distinct field's values, that old), and the lowest pane member left.
+ */
+function prunePanes(tp: TypePlan, members: string[], cutoff: number): { writes: PruneWrites; lowest?: number } {
+  const drops: string[] = [];
+  let lowest: number | undefined;
+  const dropLevels = (prefix: string, levels: readonly number[], kind: string, idx: number) => {
+    for (const level of levels) {
+      if (kind === 'm' && level === 1000) for (let s = idx * 60; s <= idx * 60 + 59; s++) drops.push(`${prefix}s${s}`);
+      else if ((kind === 'm' && level === 60_000) || (kind === 'h' && level === 3_600_000)) drops.push(`${prefix}${kind}${idx}`);
+    }
+  };
+  for (let i = 0; i < members.length; i += 2) {
+    const score = Number(members[i + 1]);
+    if (score > cutoff - MINUTE) {
+      if (lowest === undefined || score < lowest) lowest = score;
+      continue;
+    }
+    const kind = members[i][0];
+    const idx = Number(members[i].slice(1));
+    dropLevels('', tp.numericLevels, kind, idx);
+    for (const spec of tp.values) dropLevels(String(spec.field), spec.levels, kind, idx);
+  }
+  const ranges: [string, string][] = [['-inf', String(cutoff - MINUTE)]];
+  for (const f of tp.distinct) ranges.push([String(f * DISTINCT_BASE), String(f * DISTINCT_BASE + cutoff - MINUTE)]);
+  return { writes: { drops, ranges }, lowest };
 }
 
 /** movedTotal: the old total plus the panes that entered, minus those that left, plus this call's events in its range. */

@@ -125,6 +125,8 @@ export interface FoldedUser {
     members: readonly ScriptArg[];
     ttl?: 'GT' | 'SET';
     expireInMs: number;
+    /** A prune (the consumer's transaction only; applyFolds.lua never gets one): panes to delete, time index ranges to remove. */
+    prune?: { drops: readonly string[]; ranges: readonly (readonly [string, string])[] };
   }[];
 }
 

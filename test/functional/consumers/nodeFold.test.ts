@@ -158,17 +158,20 @@ describe('the fold in the consumer (real Redis)', () => {
     expect(await p.redis.hget(panes, 'V')).to.equal('99');
   });
 
-  it('leaves to the script what it does not take: a prune due, a distinct value ahead of now, state from before V', async () => {
+  it('leaves to the script what it does not take: a distinct value ahead of now, state from before V; prunes itself', async () => {
     await feed(p, [impression('old', 'u1', T0 - 59 * MIN)]);
     p.clock.now = T0 + 15 * MIN; // the 'old' minute is PRUNE_SLACK_MS (10 min) past the type's longest window (1 h)
     await feed(p, [impression('new', 'u1', T0 + 4 * MIN)]);
-    expect(p.consumer.foldCounts.leftToScript).to.equal(1);
+    // The fold pruned it (in its transaction): the old minute's panes and index member are gone.
+    expect(p.consumer.foldCounts).to.include({ folded: 2, leftToScript: 0 });
+    expect(await p.redis.zrange(p.keys.paneIndex('u1', 'impression'), 0, -1)).to.not.include(`m${(T0 - 59 * MIN) / MIN}`);
+    expect(await p.redis.hexists(p.keys.panes('u1', 'impression'), `s${(T0 - 59 * MIN) / 1000}`)).to.equal(0);
     await feed(p, [impression('ahead', 'u2', p.clock.now + 2000)]);
-    expect(p.consumer.foldCounts.leftToScript).to.equal(2);
+    expect(p.consumer.foldCounts.leftToScript).to.equal(1);
     await feed(p, [impression('u3a', 'u3', p.clock.now)]);
     await p.redis.hdel(p.keys.panes('u3', 'impression'), 'V'); // as a version before V wrote it
     await feed(p, [impression('u3b', 'u3', p.clock.now)]);
-    expect(p.consumer.foldCounts).to.include({ folded: 2, leftToScript: 3 });
+    expect(p.consumer.foldCounts).to.include({ folded: 3, leftToScript: 2 });
     expect(await p.redis.hget(p.keys.panes('u3', 'impression'), 'V')).to.equal('1'); // the script gives it V
     expect((await p.reader.read('u3'))!.tags.views_5m).to.equal(2);
     expect((await p.reader.read('u1'))!.tags.views_1h).to.equal(1);
