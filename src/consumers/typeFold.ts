@@ -129,7 +129,8 @@ const skip = (lua: string) => ({ lua }) as PlannedVisit;
 
 /**
  * A prune is due once the oldest pane member is this far past the type's longest window
- * (PRUNE_SLACK in writeType.lua, which prunes; the fold leaves such a visit to it).
+ * (PRUNE_SLACK in writeType.lua, the same rule). The fold prunes in its transaction; with
+ * applyFolds.lua (a cluster) it leaves such a visit to updateWindows.lua.
  */
 export const PRUNE_SLACK_MS = 600_000;
 

@@ -15,11 +15,10 @@
 -- A write prunes once the oldest pane member is this far (ms) past the type's longest
 -- window, not a minute past it: a user with events every minute, whose prune would
 -- otherwise be due on about every minute's first write, has it once every 10 minutes
--- (each write that prunes goes through this script, ~0.9 ms a call of users on the Zipf
--- bench's second hour, where pruning every minute sent 32 % of users here; BENCHMARKS.md).
--- The panes kept meanwhile are older than every window: no read names them. The
--- consumer's fold (typeFold.ts, PRUNE_SLACK_MS) leaves a visit to this script by the
--- same rule.
+-- (a prune reads the time index and deletes ~60 fields a minute pruned; when only this
+-- script pruned, pruning every minute sent 32 % of the Zipf bench's second-hour users
+-- here; BENCHMARKS.md). The panes kept meanwhile are older than every window: no read
+-- names them. The consumer's fold (typeFold.ts, PRUNE_SLACK_MS) prunes by the same rule.
 local PRUNE_SLACK = 600000
 
 -- Counts one new event e ({ts, packed}) into the deltas `d` of the call: numeric panes are
