@@ -76,6 +76,10 @@ export abstract class GroupConsumer {
   protected readonly log: Logger;
   /** Per stream: the id to read from; '0'-based ids while recovering own pending entries, then '>'. */
   private readonly cursor = new Map<string, string>();
+  /** See GroupConsumerOptions.trimIntervalMs. */
+  private get trimIntervalMs(): number {
+    return this.base.trimIntervalMs ?? 5000;
+  }
   /** When (performance.now()) each stream was last trimmed after an ack. */
   private readonly trimmedAt = new Map<string, number>();
   private readonly units: ReadUnit[];
@@ -135,7 +139,7 @@ export abstract class GroupConsumer {
     const vouchNow = () => vouch(this.base.redis, this.base.keys, this.group, this.base.consumerName, this.log);
     await vouchNow();
     this.liveTimer = setInterval(() => void vouchNow(), LIVE_EVERY_MS);
-    const interval = this.base.trimIntervalMs ?? 5000;
+    const interval = this.trimIntervalMs;
     if (interval > 0) {
       this.trimTimer = setInterval(
         () =>
@@ -360,7 +364,7 @@ export abstract class GroupConsumer {
           this.processed += ids.length;
           this.base.metrics?.processed.inc({ group: this.group }, ids.length);
           const at = performance.now();
-          if (at - (this.trimmedAt.get(stream) ?? -Infinity) < (this.base.trimIntervalMs ?? 5000)) return;
+          if (at - (this.trimmedAt.get(stream) ?? -Infinity) < this.trimIntervalMs) return;
           this.trimmedAt.set(stream, at);
           await trimBelowSafeId(this.base.redis, stream).catch((err: Error) => this.log.debug({ err }, 'trim failed; the next one catches up'));
         }),

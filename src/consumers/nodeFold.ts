@@ -240,20 +240,12 @@ export class NodeFold {
   /** panesSeen after `v`'s write `w` went in: its V and T, and the seconds of its events. */
   private remember(v: Visit, w: Exclude<ReturnType<typeof visitWrites>, string>, now: number): void {
     if (v.tp.secondsKept === 0) return;
-    let version: string | undefined;
-    let meta: string | undefined;
-    for (let i = w.writes.length - 2; i >= 0 && (version === undefined || meta === undefined); i -= 2) {
-      if (w.writes[i] === 'V') version = String(w.writes[i + 1]);
-      else if (w.writes[i] === 'T') meta = String(w.writes[i + 1]);
-    }
-    const key = this.keys.panes(v.userId, v.type);
-    if (version === undefined || meta === undefined) return this.seen.forget(key);
     const old = v.planned!.oldNewest;
     // Without what was known before, the seconds after the hash's newest event held no pane.
     const floor = old === undefined ? -Infinity : Math.floor(old / 1000) + 1;
     this.seen.wrote(
-      key,
-      { version, meta, until: now + w.expireInMs },
+      this.keys.panes(v.userId, v.type),
+      { version: w.version, meta: w.meta, until: now + w.expireInMs },
       v.known,
       floor,
       v.planned!.deltas.events.map((e) => e.ts),

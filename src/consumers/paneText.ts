@@ -190,8 +190,11 @@ export function formatMeta(newest: number, oldest: number, totals: Map<string, [
 
 /**
  * coverByLevels (without a time index): the field names of the panes covering [from, to)
- * (core/panes.ts's coverPanes), with the field's prefix ('' for numeric panes).
+ * (core/panes.ts's coverPanes), with the field's prefix ('' for numeric panes); with `keep`,
+ * only the panes it keeps.
  */
-export function coverNames(from: number, to: number, levels: readonly number[], prefix: string): string[] {
-  return coverPanes(from, to, levels).map(([level, index]) => `${prefix}${LEVEL_PREFIX[level]}${index}`);
+export function coverNames(from: number, to: number, levels: readonly number[], prefix: string, keep?: (level: number, index: number) => boolean): string[] {
+  const out: string[] = [];
+  for (const [level, index] of coverPanes(from, to, levels)) if (!keep || keep(level, index)) out.push(`${prefix}${LEVEL_PREFIX[level]}${index}`);
+  return out;
 }

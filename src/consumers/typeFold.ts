@@ -8,7 +8,7 @@
  * and the user goes through updateWindows.lua, which handles every case.
  */
 import type { TagPlan, TypePlan } from '../lua/windowPlan';
-import { LEVEL_PREFIX, coverPanes, windowRange } from '../core/panes';
+import { LEVEL_PREFIX, windowRange } from '../core/panes';
 import { COUNTED_AGGREGATIONS, bucketLabel } from '../core/tags';
 import { mergeSketch, percentileKey, sketchHash } from '../core/sketch';
 import {
@@ -16,6 +16,7 @@ import {
   NumericPane,
   PaneMeta,
   addValues,
+  coverNames,
   formatMeta,
   formatList,
   formatNumeric,
@@ -113,6 +114,9 @@ export interface VisitWrites {
   expireInMs: number;
   newest: number;
   prune?: PruneWrites;
+  /** The T and V it writes. */
+  meta: string;
+  version: string;
 }
 
 /** The fields of the first HMGET: the write counter, the meta, waiting distinct values and the events' dedup buckets. */
@@ -120,8 +124,6 @@ export function firstFields(tp: TypePlan, events: readonly FoldEvent[], now: num
   const cutoff = now - tp.longest;
   const fields = new Set(['V', 'T', ...tp.distinct.map((f) => `F${f}`)]);
   for (const e of events) if (e.ts >= cutoff) fields.add(bucketName(e.fp));
-  // The bucket a write that prunes sweeps (whether one is due shows only in T).
-  fields.add(sweptBucket(now));
   return [...fields];
 }
 
@@ -155,17 +157,20 @@ export function planVisit(
   const cutoff = now - tp.longest;
   const pruneDue = meta !== null && meta.oldest <= cutoff - PRUNE_SLACK_MS;
   if (pruneDue && !canPrune) return skip('prune due');
-  // (A split swept bucket needs its sub-buckets: the script sweeps those.)
-  if (pruneDue && isMark(text.get(sweptBucket(now)))) return skip('prune due, swept bucket split');
-  const d: Deltas = { added: 0, members: new Map(), events: [], numeric: new Map(), values: new Map(), lists: new Map(), future: false };
+  const swept = sweptBucket(now);
   const read = (name: string) => text.get(name);
   const more = DedupBuckets.missing(events, cutoff, read, (name) => fields.includes(name));
+  // A prune sweeps one more bucket, read with the sub-buckets the events need (if any).
+  if (pruneDue && !fields.includes(swept)) more.push(swept);
   if (more.length > 0) return { more } as PlannedVisit;
+  // (A split swept bucket needs its sub-buckets: the script sweeps those.)
+  if (pruneDue && isMark(text.get(swept))) return skip('prune due, swept bucket split');
+  const d: Deltas = { added: 0, members: new Map(), events: [], numeric: new Map(), values: new Map(), lists: new Map(), future: false };
   const dedup = new DedupBuckets(read);
   for (const e of events) if (e.ts >= cutoff && dedup.add(e.fp, e.ts)) foldEvent(d, tp, e, now);
   if (d.future) return skip('distinct value ahead of now');
   const visit: PlannedVisit = { added: d.added, version, oldNewest: meta?.newest, meta, deltas: d, dedup, jobs: [], fetch: [] };
-  if (pruneDue) visit.prune = { bucket: sweptBucket(now), text: text.get(sweptBucket(now)) };
+  if (pruneDue) visit.prune = { bucket: swept, text: text.get(swept) };
   if (d.added > 0) planTotals(visit, tp, now, known);
   return visit;
 }
@@ -260,12 +265,7 @@ function planTotals(visit: PlannedVisit, tp: TypePlan, now: number, known?: Know
   const { meta, deltas: d } = visit;
   const fetch = new Set<string>();
   for (const names of [d.numeric.keys(), d.values.keys(), d.lists.keys()]) for (const name of names) if (!known || mayExist(known, name)) fetch.add(name);
-  const coverNames = (from: number, to: number, levels: readonly number[], prefix: string) => {
-    const out: string[] = [];
-    for (const [level, index] of coverPanes(from, to, levels))
-      if (!known || paneMayExist(known, level, index)) out.push(`${prefix}${LEVEL_PREFIX[level]}${index}`);
-    return out;
-  };
+  const keep = known && ((level: number, index: number) => paneMayExist(known, level, index));
   const seen = new Set<string>();
   for (const tag of tp.tags) {
     if (tag.total === '' || seen.has(tag.total)) continue;
@@ -283,10 +283,10 @@ function planTotals(visit: PlannedVisit, tp: TypePlan, now: number, known?: Know
         job.base = own ? undefined : moved.base;
         job.baseInOwnField = own;
         if (own) fetch.add(`C${tag.total}`);
-        job.adds = moved.adds.flatMap(([a, b]) => coverNames(a, b, tag.levels, prefix));
-        job.subs = moved.subs.flatMap(([a, b]) => coverNames(a, b, tag.levels, prefix));
+        job.adds = moved.adds.flatMap(([a, b]) => coverNames(a, b, tag.levels, prefix, keep));
+        job.subs = moved.subs.flatMap(([a, b]) => coverNames(a, b, tag.levels, prefix, keep));
       } else if (meta && (visit.oldNewest ?? Infinity) >= from) {
-        job.adds = coverNames(from, job.done, tag.levels, prefix);
+        job.adds = coverNames(from, job.done, tag.levels, prefix, keep);
       }
       for (const n of [...job.adds, ...job.subs]) fetch.add(n);
     }
@@ -329,7 +329,7 @@ function totalMove(meta: PaneMeta | null, tag: TagPlan, from: number, to: number
 export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got: Map<string, string | null>): VisitWrites | string {
   const { meta, deltas: d } = visit;
   const newest = Math.max(visit.oldNewest ?? d.newest!, d.newest!);
-  const out: VisitWrites = { writes: [], drops: [], members: [], expireInMs: 0, newest };
+  const out: VisitWrites = { writes: [], drops: [], members: [], expireInMs: 0, newest, meta: '', version: '' };
   const put = (name: string, value: string | Buffer) => out.writes.push(name, value);
   const totals = new Map<string, [number, string, number]>();
   for (const job of visit.jobs) {
@@ -379,7 +379,10 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
   out.expireInMs = expiry - now;
   if (!meta) out.ttl = 'SET';
   else if (expiryOf(meta.newest) < expiry) out.ttl = 'GT';
-  let oldest = meta?.oldest;
+  const pruned = visit.prune && prunePanes(tp, visit.prune.members ?? [], now - tp.longest);
+  if (pruned) out.prune = pruned.writes;
+  // With a prune, the lowest pane member it leaves is what the next prune check compares.
+  let oldest = pruned ? pruned.lowest : meta?.oldest;
   // The members of the minute and hour of the newest event already written are in the
   // index (that write added them; a prune that could remove them sends the visit to the
   // script): ZADD only what may be new.
@@ -388,16 +391,11 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
     if (!known.includes(member)) out.members.push(score, member);
     if (score < DISTINCT_BASE && (oldest === undefined || score < oldest)) oldest = score;
   }
-  if (visit.prune) {
-    const pruned = prunePanes(tp, visit.prune.members ?? [], now - tp.longest);
-    out.prune = pruned.writes;
-    // The lowest pane member left, the new ones with it, is what the next prune check compares.
-    oldest = pruned.lowest;
-    for (const [, score] of d.members) if (score < DISTINCT_BASE && (oldest === undefined || score < oldest)) oldest = score;
-  }
-  put('T', formatMeta(newest, oldest!, totals));
+  out.meta = formatMeta(newest, oldest!, totals);
+  put('T', out.meta);
   for (const job of visit.jobs) if (job.keep === undefined && ownField(job.tag.total)) put(`C${job.tag.total}`, totals.get(job.tag.total)![1]);
-  put('V', String(Number(visit.version || 0) + 1));
+  out.version = String(Number(visit.version || 0) + 1);
+  put('V', out.version);
   return out;
 }
 
