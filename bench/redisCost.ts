@@ -67,10 +67,11 @@ async function commandStats(redis: Redis): Promise<Map<string, Stat>> {
 }
 
 /** µs of top-level commands since the last RESETSTAT: commands only scripts issue are left out (their time is inside FCALL's). */
-export async function topLevelUsec(redis: Redis, scripted: Set<string>, byCommand?: Map<string, number>): Promise<number> {
+export async function topLevelUsec(redis: Redis, scripted: Set<string>, byCommand?: Map<string, number>, calls?: Map<string, number>): Promise<number> {
   let usec = 0;
   for (const [name, s] of await commandStats(redis)) {
     if (byCommand) byCommand.set(name, (byCommand.get(name) ?? 0) + s.usec);
+    if (calls) calls.set(name, (calls.get(name) ?? 0) + s.calls);
     if (scripted.has(name) || BENCH_OWN.has(name)) continue;
     usec += s.usec;
   }
@@ -187,6 +188,7 @@ export async function measureRedisCost(quick: boolean, tagsFile?: string): Promi
     let cpu = 0;
     let folded = 0;
     const byCommand = new Map<string, number>();
+    const callsByCommand = new Map<string, number>();
     // The consumer's clock steps STEP_MS at a time, each step draining that step's events (a
     // user with an event every few seconds is written every few seconds, as in production).
     const steps = (120 * MIN) / STEP_MS;
@@ -218,7 +220,7 @@ export async function measureRedisCost(quick: boolean, tagsFile?: string): Promi
       const cpu0 = await mainThreadCpuUs(redis);
       folded += await consumer.drain();
       cpu += (await mainThreadCpuUs(redis)) - cpu0;
-      usec += await topLevelUsec(redis, scripted, byCommand);
+      usec += await topLevelUsec(redis, scripted, byCommand, callsByCommand);
     }
     out.zipf_events = folded;
     out.zipf_users = perUser.size;
@@ -230,6 +232,9 @@ export async function measureRedisCost(quick: boolean, tagsFile?: string): Promi
     for (const [name, us] of [...byCommand].sort((a, b) => b[1] - a[1]))
       if (us / folded >= 0.01 && !BENCH_OWN.has(name))
         out[`write_${scripted.has(name) ? 'nested_' : ''}us_per_event_${name}`] = Number((us / folded).toFixed(2));
+    // Calls an event of the write's costliest commands (a count: the machine's noise does not move it).
+    for (const name of ['hset', 'hmget', 'zadd', 'hdel', 'pexpire'])
+      out[`write_calls_per_event_${name}`] = Number(((callsByCommand.get(name) ?? 0) / folded).toFixed(3));
     // Users (per batch) the consumer folded itself, against those it left to updateWindows.lua.
     const fcAll = consumer.foldCounts;
     const fc = {

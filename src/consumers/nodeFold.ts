@@ -4,7 +4,7 @@ import { FoldedUser, Scripts, queueScript, sendLoadingScripts } from '../lua/scr
 import type { TypePlan, WindowPlan } from '../lua/windowPlan';
 import { RedisClient, chunkBySlot, pipelineByNode, throwRedisTrouble } from '../redis/client';
 import { RespArg, RespWriter } from '../redis/rawConnection';
-import { FoldEvent, PlannedVisit, firstFields, planVisit, visitWrites } from './typeFold';
+import { FoldEvent, PlannedVisit, firstFields, keyExpiry, planVisit, visitWrites } from './typeFold';
 import { DISTINCT_BASE } from './paneText';
 import type { UserWindowUpdate } from './windowWriter';
 import type { FoldConnection } from './foldConnection';
@@ -379,12 +379,15 @@ function foldedUserCommands(u: FoldedUser, now: number, longestMs: number): Resp
     }
   }
   if (seen.length === 0) return out;
-  // touchRealtime (realtimeHash.lua): the hash lives until the newest event leaves the
-  // longest window, plus a minute, rounded up to the minute; set on a new hash (NX), moved
-  // (never back) only when that minute moves.
-  const expiryOf = (t: number) => Math.ceil((t + longestMs + 60_000) / 60_000) * 60_000;
-  const expireIn = expiryOf(newest) - now;
-  out.push(['HSET', u.realtimeKey, ...seen], ['PEXPIRE', u.realtimeKey, expireIn, 'NX']);
-  if (u.newestBefore === null || expiryOf(u.newestBefore) < expiryOf(newest)) out.push(['PEXPIRE', u.realtimeKey, expireIn, 'GT']);
+  // touchRealtime (realtimeHash.lua): the hash lives until keyExpiry of the newest event
+  // with the longest window; set on a new hash (NX), moved (never back) only when that
+  // value moves. NX only when a type is new to the user: a hash with a type's field was
+  // given its expiry when that field was written, and outlives the type's pane keys
+  // (keyExpiry with the longest of all windows, moved in the same transaction), so it
+  // holds every type whose pane hash the fold read.
+  const expiry = keyExpiry(newest, longestMs);
+  out.push(['HSET', u.realtimeKey, ...seen]);
+  if (u.newestBefore === null) out.push(['PEXPIRE', u.realtimeKey, expiry - now, 'NX'], ['PEXPIRE', u.realtimeKey, expiry - now, 'GT']);
+  else if (keyExpiry(u.newestBefore, longestMs) < expiry) out.push(['PEXPIRE', u.realtimeKey, expiry - now, 'GT']);
   return out;
 }

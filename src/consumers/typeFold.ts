@@ -325,6 +325,19 @@ function totalMove(meta: PaneMeta | null, tag: TagPlan, from: number, to: number
   return { base, adds, subs };
 }
 
+/**
+ * When keys whose newest event is at `t` (ms) may expire (includes/expiry.lua, the same
+ * rule): once it has left the longest window `longest`, plus a minute, rounded up to a step
+ * of 2^k minutes, the largest with 60 steps within the window (1 min for an hour's window,
+ * 16 min for a day's). An expiry moves (PEXPIRE GT) only when this value does. Steps divide
+ * one another, so a longer window's keys never expire first.
+ */
+export function keyExpiry(t: number, longest: number): number {
+  let step = MINUTE;
+  while (step * 120 <= longest) step *= 2;
+  return Math.ceil((t + longest + MINUTE) / step) * step;
+}
+
 /** Steps 4–6 of writeType.lua: the new panes, totals, buckets, index members and expiry, from the second read. */
 export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got: Map<string, string | null>): VisitWrites | string {
   const { meta, deltas: d } = visit;
@@ -374,11 +387,10 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
     if (kept.length === 0) out.drops.push(name);
     else put(name, kept);
   }
-  const expiryOf = (t: number) => Math.ceil((t + tp.longest + MINUTE) / MINUTE) * MINUTE;
-  const expiry = expiryOf(newest);
+  const expiry = keyExpiry(newest, tp.longest);
   out.expireInMs = expiry - now;
   if (!meta) out.ttl = 'SET';
-  else if (expiryOf(meta.newest) < expiry) out.ttl = 'GT';
+  else if (keyExpiry(meta.newest, tp.longest) < expiry) out.ttl = 'GT';
   const pruned = visit.prune && prunePanes(tp, visit.prune.members ?? [], now - tp.longest);
   if (pruned) out.prune = pruned.writes;
   // With a prune, the lowest pane member it leaves is what the next prune check compares.

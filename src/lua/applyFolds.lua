@@ -24,6 +24,7 @@
 ]]
 local rcall = redis.call
 
+--@include expiry
 --@include realtimeHash
 
 local now, longest = tonumber(ARGV[1]), tonumber(ARGV[2])

@@ -53,6 +53,7 @@ local rcall = redis.call
 --@include tagValues
 --@include dedup
 --@include windowIndex
+--@include expiry
 --@include writeType
 --@include triggers
 --@include legacy

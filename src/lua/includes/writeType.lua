@@ -2,12 +2,12 @@
 -- stream order) of one user and one event type (tp: the type's entry of the window plan)
 -- into the type's panes, running totals, dedup buckets and time index; prunes what left
 -- the type's longest window (only when the meta says something is that old) and moves the
--- keys' expiry only when its minute moves. Returns the number of events added and the
+-- keys' expiry only when its step moves (keyExpiry). Returns the number of events added and the
 -- type's newest event time before and after (nil when unknown).
 -- Redis calls for a call that adds events and prunes nothing: HMGET (meta, buckets), HMGET
 -- (panes to update, panes between the totals' old and new ranges), HSET, ZADD; a narrow
 -- ZRANGEBYSCORE for a total that moves over a long gap, an HGET of a count_by total that
--- moves (once a minute); PEXPIRE GT of both keys once a minute at most. Cost: O(events +
+-- moves (once a minute); PEXPIRE GT of both keys once a keyExpiry step at most. Cost: O(events +
 -- panes touched + bucket bytes): a bucket holds at most 128 entries before it splits (see
 -- dedup.lua), so a hot user's call moves N / 2,048 entries (N: the events in the window)
 -- per sub-bucket it touches, not N / 256.
@@ -260,13 +260,13 @@ local function writeType(paneKey, indexKey, tp, now, events)
     local b = text == SPLIT_MARK and text or dropLeading(text, cutoffMinute, entrySize(name))
     if b == '' then drop[#drop + 1] = name else put(name, b) end
   end
-  -- 6. Expiry: until the newest event leaves the type's longest window, plus the minute
-  -- pruning rounds to, rounded up to the minute: it moves when that minute moves (GT: never
-  -- back). A new type sets it outright; state written before the meta keeps a longer TTL.
-  local function expiryOf(t) return math.ceil((t + tp.longest + 60000) / 60000) * 60000 end
-  local expiry, ttlMode = expiryOf(newest), nil
+  -- 6. Expiry (keyExpiry): until the newest event leaves the type's longest window, plus
+  -- a minute, rounded up to a step of 2^k minutes (1 for an hour's window, 16 for a day's):
+  -- it moves when that value moves (GT: never back). A new type sets it outright; state written
+  -- before the meta keeps a longer TTL.
+  local expiry, ttlMode = keyExpiry(newest, tp.longest), nil
   if meta then
-    if expiryOf(meta.newest) < expiry then ttlMode = 'GT' end
+    if keyExpiry(meta.newest, tp.longest) < expiry then ttlMode = 'GT' end
   else
     ttlMode = 'SET'
     if legacy then

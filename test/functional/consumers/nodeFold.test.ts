@@ -30,6 +30,7 @@ describe('the fold in the consumer (real Redis)', () => {
         { event_id: 'a', user_id: 'u1', type: 'impression', ts: T0 - 5000, ad_id: 'ad-1', campaign_id: 'c-1' },
         { event_id: 'b', user_id: 'u1', type: 'click', ts: T0 - 4000, ad_id: 'ad-1', campaign_id: 'c-1' },
         { event_id: 'c', user_id: 'u1', type: 'purchase', ts: T0 - 3000, amount: 12.5, currency: 'EUR' },
+        { event_id: 'f', user_id: 'u2', type: 'impression', ts: T0 - 2000, ad_id: 'ad-1', campaign_id: 'c-1' },
       ];
       await feed(p, events);
       await feed(script, events);
@@ -39,10 +40,12 @@ describe('the fold in the consumer (real Redis)', () => {
         { event_id: 'd', user_id: 'u1', type: 'impression', ts: T0 + 64_000, ad_id: 'ad-2', campaign_id: 'c-2' },
         { event_id: 'e', user_id: 'u1', type: 'purchase', ts: T0 + 64_500, amount: 0.1, currency: 'EUR' },
         { event_id: 'a', user_id: 'u1', type: 'impression', ts: T0 - 5000, ad_id: 'ad-1', campaign_id: 'c-1' }, // resent
+        // u2 had impressions only: a click is a new type for a realtime hash that exists.
+        { event_id: 'g', user_id: 'u2', type: 'click', ts: T0 + 64_600, ad_id: 'ad-2', campaign_id: 'c-2' },
       ];
       await feed(p, later);
       await feed(script, later);
-      expect(p.consumer.foldCounts.folded).to.equal(2);
+      expect(p.consumer.foldCounts.folded).to.equal(4); // (users per batch)
       for (const type of ['impression', 'click', 'purchase'] as const) {
         const mine = await p.redis.hgetall(p.keys.panes('u1', type));
         const theirs = await script.redis.hgetall(script.keys.panes('u1', type));
@@ -62,6 +65,19 @@ describe('the fold in the consumer (real Redis)', () => {
         expect(await p.redis.zrange(p.keys.paneIndex('u1', type), 0, -1, 'WITHSCORES')).to.deep.equal(
           await script.redis.zrange(script.keys.paneIndex('u1', type), 0, -1, 'WITHSCORES'),
         );
+      }
+      // The same expiries (keyExpiry: both clocks are the injected one; PEXPIRE is relative,
+      // so only the real time between the two writes and these reads differs).
+      const ttls = async (q: Pipeline, user: string) =>
+        Promise.all([
+          q.redis.pttl(q.keys.realtime(user)),
+          ...(['impression', 'click', 'purchase'] as const).flatMap((t) => [q.redis.pttl(q.keys.panes(user, t)), q.redis.pttl(q.keys.paneIndex(user, t))]),
+        ]);
+      for (const user of ['u1', 'u2']) {
+        const [mine, theirs] = [await ttls(p, user), await ttls(script, user)];
+        mine.forEach((ms, i) => expect(ms, `${user} key ${i}`).to.be.closeTo(theirs[i], 3000));
+        expect(mine[0], `${user}: rt has an expiry`).to.be.greaterThan(0);
+        expect(mine[0], `${user}: rt outlives every pane key`).to.be.at.least(Math.max(...mine.slice(1)));
       }
       expect(await p.redis.hgetall(p.keys.realtime('u1'))).to.deep.equal(await script.redis.hgetall(script.keys.realtime('u1')));
       expect((await p.reader.read('u1'))!.tags).to.deep.equal((await script.reader.read('u1'))!.tags);
