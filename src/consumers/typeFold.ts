@@ -96,7 +96,13 @@ export interface PlannedVisit {
    * returned it, and the time index's pane members with their scores, which the second
    * read adds (`ZRANGEBYSCORE <index> -inf (DISTINCT_BASE WITHSCORES`).
    */
-  prune?: { bucket: string; text?: Buffer; members?: string[] };
+  prune?: {
+    bucket: string;
+    text?: Buffer;
+    members?: string[];
+    /** What the fold knows of the hash's seconds (panesSeen.ts): a pruned minute's seconds named only where they can exist. */
+    known?: KnownPanes;
+  };
 }
 
 /** What a write that prunes deletes: panes of the members that left, and index ranges (ZREMRANGEBYSCORE min max). */
@@ -170,7 +176,7 @@ export function planVisit(
   for (const e of events) if (e.ts >= cutoff && dedup.add(e.fp, e.ts)) foldEvent(d, tp, e, now);
   if (d.future) return skip('distinct value ahead of now');
   const visit: PlannedVisit = { added: d.added, version, oldNewest: meta?.newest, meta, deltas: d, dedup, jobs: [], fetch: [] };
-  if (pruneDue) visit.prune = { bucket: swept, text: text.get(swept) };
+  if (pruneDue) visit.prune = { bucket: swept, text: text.get(swept), known };
   if (d.added > 0) planTotals(visit, tp, now, known);
   return visit;
 }
@@ -391,7 +397,7 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
   out.expireInMs = expiry - now;
   if (!meta) out.ttl = 'SET';
   else if (keyExpiry(meta.newest, tp.longest) < expiry) out.ttl = 'GT';
-  const pruned = visit.prune && prunePanes(tp, visit.prune.members ?? [], now - tp.longest);
+  const pruned = visit.prune && prunePanes(tp, visit.prune.members ?? [], now - tp.longest, visit.prune.known);
   if (pruned) out.prune = pruned.writes;
   // With a prune, the lowest pane member it leaves is what the next prune check compares.
   let oldest = pruned ? pruned.lowest : meta?.oldest;
@@ -415,15 +421,19 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
  * prunePanes of windowIndex.lua, for a write: from the time index's pane members (flat
  * member, score) the panes of those that ended a minute before `cutoff` (every level of
  * the numeric panes and value fields), the index ranges to remove (the pane members, and
- * each distinct field's values, that old), and the lowest pane member left.
+ * each distinct field's values, that old), and the lowest pane member left. A pruned
+ * minute's one-second panes are named only where `known` (panesSeen.ts) says one can
+ * exist: the script names all 60, most of them missing (an HDEL of a missing field walks
+ * the whole hash when it is a listpack); deleting those that are there leaves the same state.
  */
-function prunePanes(tp: TypePlan, members: string[], cutoff: number): { writes: PruneWrites; lowest?: number } {
+function prunePanes(tp: TypePlan, members: string[], cutoff: number, known?: KnownPanes): { writes: PruneWrites; lowest?: number } {
   const drops: string[] = [];
   let lowest: number | undefined;
   const dropLevels = (prefix: string, levels: readonly number[], kind: string, idx: number) => {
     for (const level of levels) {
-      if (kind === 'm' && level === 1000) for (let s = idx * 60; s <= idx * 60 + 59; s++) drops.push(`${prefix}s${s}`);
-      else if ((kind === 'm' && level === 60_000) || (kind === 'h' && level === 3_600_000)) drops.push(`${prefix}${kind}${idx}`);
+      if (kind === 'm' && level === 1000) {
+        for (let s = idx * 60; s <= idx * 60 + 59; s++) if (!known || paneMayExist(known, 1000, s)) drops.push(`${prefix}s${s}`);
+      } else if ((kind === 'm' && level === 60_000) || (kind === 'h' && level === 3_600_000)) drops.push(`${prefix}${kind}${idx}`);
     }
   };
   for (let i = 0; i < members.length; i += 2) {

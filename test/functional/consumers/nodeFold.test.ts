@@ -174,6 +174,32 @@ describe('the fold in the consumer (real Redis)', () => {
     expect(await p.redis.hget(panes, 'V')).to.equal('99');
   });
 
+  it('a prune names only the seconds the fold knows hold events, and every second of minutes from before it knew the hash', async () => {
+    const t0 = p.clock.now;
+    // The fold writes u4's first event, then the script its second (V removed, as if a
+    // version before V had written the hash: the fold leaves that visit to the script)...
+    await feed(p, [impression('w-a', 'u4', t0 - 30_000)]);
+    await p.redis.hdel(p.keys.panes('u4', 'impression'), 'V');
+    p.clock.now = t0 + 2000;
+    await feed(p, [impression('w-b', 'u4', t0 + 2000)]);
+    expect(p.consumer.foldCounts.leftToScript).to.equal(1);
+    // ...then the fold, every 5 minutes: it knows the seconds of its own events, from after the newest it found.
+    const seconds = [t0 - 30_000, t0 + 2000];
+    for (let m = 5; m <= 75; m += 5) {
+      p.clock.now = t0 + m * MIN;
+      seconds.push(p.clock.now - 1000);
+      await feed(p, [impression(`w${m}`, 'u4', p.clock.now - 1000)]);
+    }
+    expect(p.consumer.foldCounts.leftToScript).to.equal(1);
+    // Pruned (10 minutes past the 1 h window): the minutes of the script's events and of the
+    // fold's first two; the fold knew the seconds of its own, not of the script's.
+    const kept = await p.redis.hkeys(p.keys.panes('u4', 'impression'));
+    // (The prune at 70 minutes: minutes up to t0 + 9, a minute before the window's start.)
+    const pruned = seconds.slice(0, 4);
+    for (const t of seconds) expect(kept.includes(`s${Math.floor(t / 1000)}`), `second ${(t - t0) / 1000}`).to.equal(!pruned.includes(t));
+    expect((await p.reader.read('u4'))!.tags.views_1h).to.equal(seconds.length - pruned.length - 1); // (the oldest kept is 70 min old)
+  });
+
   it('leaves to the script what it does not take: a distinct value ahead of now, state from before V; prunes itself', async () => {
     await feed(p, [impression('old', 'u1', T0 - 59 * MIN)]);
     p.clock.now = T0 + 15 * MIN; // the 'old' minute is PRUNE_SLACK_MS (10 min) past the type's longest window (1 h)
