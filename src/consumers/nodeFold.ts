@@ -80,7 +80,7 @@ export class NodeFold {
     const lua = new Set<string>();
     const epoch = await this.firstRead(visits, now, lua);
     const writing = visits.filter((v) => !lua.has(v.userId) && v.planned!.added > 0);
-    const got = await this.secondRead(writing, lua);
+    const got = await this.secondRead(writing, lua, now);
     const records = new Map<string, FoldedUser>();
     const written: [Visit, Exclude<ReturnType<typeof visitWrites>, string>][] = [];
     for (const [i, v] of writing.entries()) {
@@ -185,20 +185,25 @@ export class NodeFold {
    * a new type exists (applyFolds.lua's EXISTS: state without a write counter, or a v1
    * window, which only the script folds in).
    */
-  private async secondRead(writing: Visit[], lua: Set<string>): Promise<Map<string, string | null>[]> {
+  private async secondRead(writing: Visit[], lua: Set<string>, now: number): Promise<Map<string, string | null>[]> {
     const k = this.keys;
     const legacy = this.tx ? writing.filter((v) => v.planned!.version === '') : [];
     const pruning = writing.filter((v) => v.planned!.prune);
-    type Item = { v: Visit; kind: 'panes' | 'legacy' | 'index' };
+    type Item = { v: Visit; kind: 'panes' | 'legacy' | 'index' | 'next' };
     const items: Item[] = [
       ...writing.map((v) => ({ v, kind: 'panes' as const })),
       ...legacy.map((v) => ({ v, kind: 'legacy' as const })),
       ...pruning.map((v) => ({ v, kind: 'index' as const })),
+      ...pruning.map((v) => ({ v, kind: 'next' as const })),
     ];
     const command = ({ v, kind }: Item): [string, ...string[]] => {
       if (kind === 'legacy') return ['EXISTS', k.panes(v.userId, v.type), k.paneIndex(v.userId, v.type), k.legacyWindow(v.userId, v.type)];
-      // A prune's pane members of the time index, with their scores (distinct values score from DISTINCT_BASE up).
-      if (kind === 'index') return ['ZRANGEBYSCORE', k.paneIndex(v.userId, v.type), '-inf', `(${DISTINCT_BASE}`, 'WITHSCORES'];
+      // A prune's pane members of the time index, with their scores (distinct values score
+      // from DISTINCT_BASE up): those it deletes (a minute before the window's start or
+      // older), and the lowest of the others (what T's oldest becomes), not all of them.
+      const last = now - v.tp.longest - 60_000;
+      if (kind === 'index') return ['ZRANGEBYSCORE', k.paneIndex(v.userId, v.type), '-inf', String(last), 'WITHSCORES'];
+      if (kind === 'next') return ['ZRANGEBYSCORE', k.paneIndex(v.userId, v.type), `(${last}`, `(${DISTINCT_BASE}`, 'WITHSCORES', 'LIMIT', '0', '1'];
       return v.planned!.fetch.length > 0 ? ['HMGET', k.panes(v.userId, v.type), ...v.planned!.fetch] : ['PING'];
     };
     // With a FoldConnection, on it (pre-encoded; reads leave its WATCHes as they are).
@@ -217,8 +222,9 @@ export class NodeFold {
     });
     pruning.forEach((v, i) => {
       const [err, members] = results[writing.length + legacy.length + i];
-      if (err || !Array.isArray(members)) lua.add(v.userId);
-      else v.planned!.prune!.members = members as string[];
+      const [nextErr, next] = results[writing.length + legacy.length + pruning.length + i];
+      if (err || nextErr || !Array.isArray(members) || !Array.isArray(next)) lua.add(v.userId);
+      else v.planned!.prune!.members = [...(members as string[]), ...(next as string[])];
     });
     return writing.map((v, i) => {
       const [err, got] = results[i];

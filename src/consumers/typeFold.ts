@@ -93,8 +93,9 @@ export interface PlannedVisit {
   fetch: string[];
   /**
    * A prune is due (step 5 of writeType.lua): the swept dedup bucket as the first read
-   * returned it, and the time index's pane members with their scores, which the second
-   * read adds (`ZRANGEBYSCORE <index> -inf (DISTINCT_BASE WITHSCORES`).
+   * returned it, and, with their scores, the time index's pane members the prune deletes
+   * and the lowest of the others, which the second read adds (two ZRANGEBYSCOREs, as
+   * writeType.lua reads them: the old ones, and the lowest left).
    */
   prune?: {
     bucket: string;
