@@ -4,7 +4,7 @@ import { FoldedUser, Scripts, queueScript, sendLoadingScripts } from '../lua/scr
 import type { TypePlan, WindowPlan } from '../lua/windowPlan';
 import { RedisClient, chunkBySlot, pipelineByNode, throwRedisTrouble } from '../redis/client';
 import { RespArg, RespWriter } from '../redis/rawConnection';
-import { FoldEvent, PRUNE_SLACK_MS, PlannedVisit, firstFields, keyExpiry, planVisit, visitWrites } from './typeFold';
+import { FoldEvent, PRUNE_SLACK_MS, PlannedVisit, firstFields, keyExpiry, planVisit, prunedUpTo, visitWrites } from './typeFold';
 import { DISTINCT_BASE } from './paneText';
 import type { UserWindowUpdate } from './windowWriter';
 import type { FoldConnection } from './foldConnection';
@@ -201,7 +201,7 @@ export class NodeFold {
       // A prune's pane members of the time index, with their scores (distinct values score
       // from DISTINCT_BASE up): those it deletes (a minute before the window's start or
       // older), and the lowest of the others (what T's oldest becomes), not all of them.
-      const last = now - v.tp.longest - 60_000;
+      const last = prunedUpTo(v.tp, now);
       if (kind === 'index') return ['ZRANGEBYSCORE', k.paneIndex(v.userId, v.type), '-inf', String(last), 'WITHSCORES'];
       if (kind === 'next') return ['ZRANGEBYSCORE', k.paneIndex(v.userId, v.type), `(${last}`, `(${DISTINCT_BASE}`, 'WITHSCORES', 'LIMIT', '0', '1'];
       return v.planned!.fetch.length > 0 ? ['HMGET', k.panes(v.userId, v.type), ...v.planned!.fetch] : ['PING'];

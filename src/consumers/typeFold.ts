@@ -398,7 +398,7 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
   out.expireInMs = expiry - now;
   if (!meta) out.ttl = 'SET';
   else if (keyExpiry(meta.newest, tp.longest) < expiry) out.ttl = 'GT';
-  const pruned = visit.prune && prunePanes(tp, visit.prune.members ?? [], now - tp.longest, visit.prune.known);
+  const pruned = visit.prune && prunePanes(tp, visit.prune.members ?? [], prunedUpTo(tp, now), visit.prune.known);
   if (pruned) out.prune = pruned.writes;
   // With a prune, the lowest pane member it leaves is what the next prune check compares.
   let oldest = pruned ? pruned.lowest : meta?.oldest;
@@ -419,15 +419,24 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
 }
 
 /**
+ * The highest time-index score a prune at `now` deletes (writeType.lua's `cutoff - 60000`):
+ * members that ended a minute before the type's longest window starts, and distinct values
+ * that old. The fold's second read asks for the members up to it and the lowest above it.
+ */
+export function prunedUpTo(tp: TypePlan, now: number): number {
+  return now - tp.longest - MINUTE;
+}
+
+/**
  * prunePanes of windowIndex.lua, for a write: from the time index's pane members (flat
- * member, score) the panes of those that ended a minute before `cutoff` (every level of
+ * member, score) the panes of those scored up to `last` (prunedUpTo; every level of
  * the numeric panes and value fields), the index ranges to remove (the pane members, and
  * each distinct field's values, that old), and the lowest pane member left. A pruned
  * minute's one-second panes are named only where `known` (panesSeen.ts) says one can
  * exist: the script names all 60, most of them missing (an HDEL of a missing field walks
  * the whole hash when it is a listpack); deleting those that are there leaves the same state.
  */
-function prunePanes(tp: TypePlan, members: string[], cutoff: number, known?: KnownPanes): { writes: PruneWrites; lowest?: number } {
+function prunePanes(tp: TypePlan, members: string[], last: number, known?: KnownPanes): { writes: PruneWrites; lowest?: number } {
   const drops: string[] = [];
   let lowest: number | undefined;
   const dropLevels = (prefix: string, levels: readonly number[], kind: string, idx: number) => {
@@ -439,7 +448,7 @@ function prunePanes(tp: TypePlan, members: string[], cutoff: number, known?: Kno
   };
   for (let i = 0; i < members.length; i += 2) {
     const score = Number(members[i + 1]);
-    if (score > cutoff - MINUTE) {
+    if (score > last) {
       if (lowest === undefined || score < lowest) lowest = score;
       continue;
     }
@@ -448,8 +457,8 @@ function prunePanes(tp: TypePlan, members: string[], cutoff: number, known?: Kno
     dropLevels('', tp.numericLevels, kind, idx);
     for (const spec of tp.values) dropLevels(String(spec.field), spec.levels, kind, idx);
   }
-  const ranges: [string, string][] = [['-inf', String(cutoff - MINUTE)]];
-  for (const f of tp.distinct) ranges.push([String(f * DISTINCT_BASE), String(f * DISTINCT_BASE + cutoff - MINUTE)]);
+  const ranges: [string, string][] = [['-inf', String(last)]];
+  for (const f of tp.distinct) ranges.push([String(f * DISTINCT_BASE), String(f * DISTINCT_BASE + last)]);
   return { writes: { drops, ranges }, lowest };
 }
 
