@@ -189,12 +189,14 @@ export class NodeFold {
     const k = this.keys;
     const legacy = this.tx ? writing.filter((v) => v.planned!.version === '') : [];
     const pruning = writing.filter((v) => v.planned!.prune);
-    type Item = { v: Visit; kind: 'panes' | 'legacy' | 'index' | 'next' };
+    const secondsPruning = writing.filter((v) => v.planned!.secondsPrune);
+    type Item = { v: Visit; kind: 'panes' | 'legacy' | 'index' | 'next' | 'seconds' };
     const items: Item[] = [
       ...writing.map((v) => ({ v, kind: 'panes' as const })),
       ...legacy.map((v) => ({ v, kind: 'legacy' as const })),
       ...pruning.map((v) => ({ v, kind: 'index' as const })),
       ...pruning.map((v) => ({ v, kind: 'next' as const })),
+      ...secondsPruning.map((v) => ({ v, kind: 'seconds' as const })),
     ];
     const command = ({ v, kind }: Item): [string, ...string[]] => {
       if (kind === 'legacy') return ['EXISTS', k.panes(v.userId, v.type), k.paneIndex(v.userId, v.type), k.legacyWindow(v.userId, v.type)];
@@ -204,6 +206,9 @@ export class NodeFold {
       const last = prunedUpTo(v.tp, now);
       if (kind === 'index') return ['ZRANGEBYSCORE', k.paneIndex(v.userId, v.type), '-inf', String(last), 'WITHSCORES'];
       if (kind === 'next') return ['ZRANGEBYSCORE', k.paneIndex(v.userId, v.type), `(${last}`, `(${DISTINCT_BASE}`, 'WITHSCORES', 'LIMIT', '0', '1'];
+      // The minutes whose one-second panes a prune of seconds deletes (secondsPrune).
+      const sp = v.planned!.secondsPrune;
+      if (kind === 'seconds') return ['ZRANGEBYSCORE', k.paneIndex(v.userId, v.type), String(sp!.from), String(sp!.upTo)];
       return v.planned!.fetch.length > 0 ? ['HMGET', k.panes(v.userId, v.type), ...v.planned!.fetch] : ['PING'];
     };
     // With a FoldConnection, on it (pre-encoded; reads leave its WATCHes as they are).
@@ -225,6 +230,11 @@ export class NodeFold {
       const [nextErr, next] = results[writing.length + legacy.length + pruning.length + i];
       if (err || nextErr || !Array.isArray(members) || !Array.isArray(next)) lua.add(v.userId);
       else v.planned!.prune!.members = [...(members as string[]), ...(next as string[])];
+    });
+    secondsPruning.forEach((v, i) => {
+      const [err, members] = results[writing.length + legacy.length + 2 * pruning.length + i];
+      if (err || !Array.isArray(members)) lua.add(v.userId);
+      else v.planned!.secondsPrune!.members = members as string[];
     });
     return writing.map((v, i) => {
       const [err, got] = results[i];

@@ -153,10 +153,16 @@ export function formatValues(counts: Map<string, number>): string {
   return parts.join('\x1f');
 }
 
-/** The pane hash's meta (field T): the type's newest event time, its oldest pane minute, and each running total's pane offset and value. */
+/**
+ * The pane hash's meta (field T): the type's newest event time, its oldest pane minute, the
+ * lowest minute that may hold one-second panes (only kept for a type whose seconds are read
+ * over less than its longest window: see writeType.lua's step 5), and each running total's
+ * pane offset and value.
+ */
 export interface PaneMeta {
   newest: number;
   oldest: number;
+  seconds?: number;
   d: Map<string, number>;
   v: Map<string, string>;
 }
@@ -164,11 +170,12 @@ export interface PaneMeta {
 /** parseMeta */
 export function parseMeta(text: string | null): PaneMeta | null {
   if (!text) return null;
-  const m = /^(\d+),(-?\d+)([\s\S]*)$/.exec(text);
+  const m = /^(\d+),(-?\d+)(?:,(-?\d+))?([\s\S]*)$/.exec(text);
   if (!m) return null;
   const newest = Number(m[1]);
   const meta: PaneMeta = { newest, oldest: (Math.floor(newest / MINUTE) - Number(m[2])) * MINUTE, d: new Map(), v: new Map() };
-  for (const x of m[3].matchAll(/\x1e([^=\x1e]+)=(-?\d+):([^\x1e]*)/g)) {
+  if (m[3] !== undefined) meta.seconds = (Math.floor(newest / MINUTE) - Number(m[3])) * MINUTE;
+  for (const x of m[4].matchAll(/\x1e([^=\x1e]+)=(-?\d+):([^\x1e]*)/g)) {
     meta.d.set(x[1], Number(x[2]));
     meta.v.set(x[1], x[3]);
   }
@@ -181,9 +188,11 @@ export function ownField(spec: string): boolean {
   return b >= 48 && b <= 57;
 }
 
-/** formatMeta: T's text for newest, oldest and totals {spec: [p, value, res]}. */
-export function formatMeta(newest: number, oldest: number, totals: Map<string, [p: number, value: string, res: number]>): string {
-  const parts = [`${newest},${Math.floor(newest / MINUTE) - Math.floor(oldest / MINUTE)}`];
+/** formatMeta: T's text for newest, oldest, seconds (undefined: not kept) and totals {spec: [p, value, res]}. */
+export function formatMeta(newest: number, oldest: number, totals: Map<string, [p: number, value: string, res: number]>, seconds?: number): string {
+  let head = `${newest},${Math.floor(newest / MINUTE) - Math.floor(oldest / MINUTE)}`;
+  if (seconds !== undefined) head += `,${Math.floor(newest / MINUTE) - Math.floor(seconds / MINUTE)}`;
+  const parts = [head];
   for (const [spec, [p, value, res]] of totals) parts.push(`${spec}=${Math.floor(newest / res) - p}:${ownField(spec) ? '' : value}`);
   return parts.join('\x1e');
 }

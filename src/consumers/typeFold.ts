@@ -104,6 +104,12 @@ export interface PlannedVisit {
     /** What the fold knows of the hash's seconds (panesSeen.ts): a pruned minute's seconds named only where they can exist. */
     known?: KnownPanes;
   };
+  /**
+   * A prune of one-second panes due (secondsPruned types, writeType.lua's step 5): the
+   * minutes from `from` to `upTo` (time index scores) lose theirs; the second read adds the
+   * time index's members in that range.
+   */
+  secondsPrune?: { from: number; upTo: number; members?: string[]; known?: KnownPanes };
 }
 
 /** What a write that prunes deletes: panes of the members that left, and index ranges (ZREMRANGEBYSCORE min max). */
@@ -163,7 +169,10 @@ export function planVisit(
   if (tp.distinct.some((f) => text.has(`F${f}`))) return skip('distinct values waiting');
   const cutoff = now - tp.longest;
   const pruneDue = meta !== null && meta.oldest <= cutoff - PRUNE_SLACK_MS;
-  if (pruneDue && !canPrune) return skip('prune due');
+  // (meta: a new type has no seconds to prune.)
+  const secondsFrom = secondsPruned(tp) && meta ? (meta.seconds ?? meta.oldest) : undefined;
+  const secondsDue = secondsFrom !== undefined && secondsFrom <= secondsUpTo(tp, now) - PRUNE_SLACK_MS;
+  if ((pruneDue || secondsDue) && !canPrune) return skip('prune due');
   const swept = sweptBucket(now);
   const read = (name: string) => text.get(name);
   const more = DedupBuckets.missing(events, cutoff, read, (name) => fields.includes(name));
@@ -178,6 +187,7 @@ export function planVisit(
   if (d.future) return skip('distinct value ahead of now');
   const visit: PlannedVisit = { added: d.added, version, oldNewest: meta?.newest, meta, deltas: d, dedup, jobs: [], fetch: [] };
   if (pruneDue) visit.prune = { bucket: swept, text: text.get(swept), known };
+  if (secondsDue) visit.secondsPrune = { from: secondsFrom, upTo: secondsUpTo(tp, now), known };
   if (d.added > 0) planTotals(visit, tp, now, known);
   return visit;
 }
@@ -400,6 +410,7 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
   else if (keyExpiry(meta.newest, tp.longest) < expiry) out.ttl = 'GT';
   const pruned = visit.prune && prunePanes(tp, visit.prune.members ?? [], prunedUpTo(tp, now), visit.prune.known);
   if (pruned) out.prune = pruned.writes;
+  const seconds = pruneSecondsOf(visit, tp, out);
   // With a prune, the lowest pane member it leaves is what the next prune check compares.
   let oldest = pruned ? pruned.lowest : meta?.oldest;
   // The members of the minute and hour of the newest event already written are in the
@@ -410,12 +421,32 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
     if (!known.includes(member)) out.members.push(score, member);
     if (score < DISTINCT_BASE && (oldest === undefined || score < oldest)) oldest = score;
   }
-  out.meta = formatMeta(newest, oldest!, totals);
+  out.meta = formatMeta(newest, oldest!, totals, seconds);
   put('T', out.meta);
   for (const job of visit.jobs) if (job.keep === undefined && ownField(job.tag.total)) put(`C${job.tag.total}`, totals.get(job.tag.total)![1]);
   out.version = String(Number(visit.version || 0) + 1);
   put('V', out.version);
   return out;
+}
+
+/**
+ * Whether a type's one-second panes are pruned on their own (writeType.lua's step 5): its
+ * seconds tags read them over less than its longest window (clicks_5m beside clicks_24h),
+ * so keeping them as long as its minutes would keep each for a day where five minutes
+ * read it.
+ */
+export function secondsPruned(tp: TypePlan): boolean {
+  return tp.secondsKept > 0 && tp.secondsKept * 1000 < tp.longest;
+}
+
+/**
+ * The highest time-index score whose minute's one-second panes a prune at `now` deletes
+ * (secondsPruned types): minutes that ended a minute before the seconds tags' longest
+ * window starts. Every total a write leaves reads from its own window on, and reads after it
+ * from theirs, so no one reads those seconds again.
+ */
+export function secondsUpTo(tp: TypePlan, now: number): number {
+  return now - tp.secondsKept * 1000 - MINUTE;
 }
 
 /**
@@ -460,6 +491,43 @@ function prunePanes(tp: TypePlan, members: string[], last: number, known?: Known
   const ranges: [string, string][] = [['-inf', String(last)]];
   for (const f of tp.distinct) ranges.push([String(f * DISTINCT_BASE), String(f * DISTINCT_BASE + last)]);
   return { writes: { drops, ranges }, lowest };
+}
+
+/**
+ * Step 5's prune of one-second panes (secondsPruned types; its HDEL joins the prune's), and
+ * the lowest minute that may hold any after the visit (T's third number), or undefined.
+ */
+function pruneSecondsOf(visit: PlannedVisit, tp: TypePlan, out: VisitWrites): number | undefined {
+  if (!secondsPruned(tp)) return undefined;
+  const { meta, deltas: d } = visit;
+  let seconds = meta ? (meta.seconds ?? meta.oldest) : undefined;
+  const sp = visit.secondsPrune;
+  if (sp) {
+    const drops = pruneSeconds(tp, sp.members ?? [], sp.known);
+    if (drops.length > 0) (out.prune ??= { drops: [], ranges: [] }).drops.push(...drops);
+    seconds = sp.upTo - (sp.upTo % MINUTE) + MINUTE;
+  }
+  for (const e of d.events) {
+    const m = e.ts - (e.ts % MINUTE);
+    if (seconds === undefined || m < seconds) seconds = m;
+  }
+  return seconds;
+}
+
+/**
+ * pruneSeconds of windowIndex.lua: the one-second panes (numeric and value fields) of the
+ * minutes among `members` (time index members, m<minute> only), named only where `known`
+ * (panesSeen.ts) says one can exist.
+ */
+function pruneSeconds(tp: TypePlan, members: readonly string[], known?: KnownPanes): string[] {
+  const prefixes = [...(tp.numericLevels.includes(1000) ? [''] : []), ...tp.values.filter((v) => v.levels.includes(1000)).map((v) => String(v.field))];
+  const drops: string[] = [];
+  for (const member of members) {
+    if (member[0] !== 'm') continue;
+    const idx = Number(member.slice(1));
+    for (const prefix of prefixes) for (let s = idx * 60; s <= idx * 60 + 59; s++) if (!known || paneMayExist(known, 1000, s)) drops.push(`${prefix}s${s}`);
+  }
+  return drops;
 }
 
 /** movedTotal: the old total plus the panes that entered, minus those that left, plus this call's events in its range. */

@@ -66,6 +66,14 @@ local function decodeType(bin, pos)
     tp.tags[i] = { name = tag, agg = AGGREGATIONS[agg], field = field, window = window * 1000, res = RESOLUTIONS[res],
       levels = levelList(mask), prefix = (agg == 8 or agg >= 12) and tostring(field) or '', top = top, total = total }
   end
+  -- How far back (s) the type's one-second panes are read (its longest window at one-second
+  -- resolution, plus a second: TypePlan.secondsKept in windowPlan.ts); where that is shorter
+  -- than its longest window, a write prunes them on their own (writeType's step 5).
+  tp.secondsKept = 0
+  for _, tag in ipairs(tp.tags) do
+    if tag.res == 1000 and tag.window / 1000 + 1 > tp.secondsKept then tp.secondsKept = tag.window / 1000 + 1 end
+  end
+  tp.secondsPruned = tp.secondsKept > 0 and tp.secondsKept * 1000 < tp.longest
   -- A last_k / first_k tag reads its list's order from its value field.
   for _, tag in ipairs(tp.tags) do
     if tag.agg == 'last_k' or tag.agg == 'first_k' then

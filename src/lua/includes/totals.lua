@@ -1,7 +1,9 @@
 -- The running totals of a pane hash, field T, kept short (it is per user and type):
--- "<newest>,<k>" then per running total "\30<spec>=<d>:<value>". newest: the type's newest
+-- "<newest>,<k>[,<j>]" then per running total "\30<spec>=<d>:<value>". newest: the type's newest
 -- event time; k: minutes from the lowest pane member of the time index (nothing older is
--- left to prune) to newest's minute. A total is the value of a count (an integer) or
+-- left to prune) to newest's minute; j (only for a type whose one-second panes are read over
+-- less than its longest window, e.g. clicks_5m beside clicks_24h): minutes from the lowest
+-- minute that may still hold one-second panes to newest's minute (none: from k's). A total is the value of a count (an integer) or
 -- count_by ("v\31n\31...") tag over the completed panes of its window when now's pane was
 -- p = floor(newest / r) - d (r: the tag's resolution): the W / r - 1 panes before pane p.
 -- A write moves it only when its pane is no longer p (adding the panes that entered,
@@ -64,14 +66,17 @@ local function ownField(spec)
   return b >= 48 and b <= 57
 end
 
--- {newest, oldest, d = {spec = d}, v = {spec = value text ('' for a count_by total: see
+-- {newest, oldest, seconds (the start of the lowest minute that may hold one-second panes,
+-- when T says), d = {spec = d}, v = {spec = value text ('' for a count_by total: see
 -- loadOwnField)}}, or nil.
 local function parseMeta(text)
   if not text then return nil end
-  local newest, k = string.match(text, '^(%d+),(%-?%d+)')
+  local newest, k, j = string.match(text, '^(%d+),(%-?%d+),?(%-?%d*)')
   if not newest then return nil end
   newest = tonumber(newest)
-  local meta = { newest = newest, oldest = newest - newest % 60000 - tonumber(k) * 60000, d = {}, v = {} }
+  local minute = newest - newest % 60000
+  local meta = { newest = newest, oldest = minute - tonumber(k) * 60000, d = {}, v = {} }
+  if j ~= '' then meta.seconds = minute - tonumber(j) * 60000 end
   -- (The totals follow the header; it holds no \30, so matching the whole text finds them.)
   for spec, d, value in string.gmatch(text, '\30([^=\30]+)=(%-?%d+):([^\30]*)') do
     meta.d[spec] = tonumber(d)
@@ -80,10 +85,12 @@ local function parseMeta(text)
   return meta
 end
 
--- T's text for newest, oldest and totals {spec = {p, value text, res}} (a count_by
--- total's value is left out: it is in C<spec>).
-local function formatMeta(newest, oldest, totals)
-  local parts = { string.format('%d,%d', newest, math.floor(newest / 60000) - math.floor(oldest / 60000)) }
+-- T's text for newest, oldest, seconds (nil: not kept) and totals {spec = {p, value text,
+-- res}} (a count_by total's value is left out: it is in C<spec>).
+local function formatMeta(newest, oldest, totals, seconds)
+  local head = string.format('%d,%d', newest, math.floor(newest / 60000) - math.floor(oldest / 60000))
+  if seconds then head = head .. string.format(',%d', math.floor(newest / 60000) - math.floor(seconds / 60000)) end
+  local parts = { head }
   for spec, t in pairs(totals) do
     parts[#parts + 1] = spec .. '=' .. string.format('%d', math.floor(newest / t[3]) - t[1]) .. ':' .. (ownField(spec) and '' or t[2])
   end

@@ -53,6 +53,33 @@ local function prunePanes(paneKey, indexKey, tp, old, cutoff)
   end
 end
 
+-- Deletes the one-second panes (numeric and value fields) of the minutes among `members`
+-- (time index members: only m<minute> ones can have any), for a type whose seconds are
+-- read over less than its longest window (writeType's step 5): their minute panes stay.
+local function pruneSeconds(paneKey, tp, members)
+  local prefixes = {}
+  for _, level in ipairs(tp.numericLevels) do if level == 1000 then prefixes[#prefixes + 1] = '' end end
+  for _, spec in ipairs(tp.values) do
+    for _, level in ipairs(spec.levels) do if level == 1000 then prefixes[#prefixes + 1] = tostring(spec.field) end end
+  end
+  local names = {}
+  for _, member in ipairs(members) do
+    if string.byte(member, 1) == 109 then -- m<minute>
+      local idx = tonumber(string.sub(member, 2))
+      for _, prefix in ipairs(prefixes) do
+        for s = idx * 60, idx * 60 + 59 do
+          names[#names + 1] = prefix .. 's' .. s
+          if #names >= 1000 then
+            redis.call('HDEL', paneKey, unpack(names))
+            names = {}
+          end
+        end
+      end
+    end
+  end
+  if #names > 0 then redis.call('HDEL', paneKey, unpack(names)) end
+end
+
 -- Distinct values seen only ahead of `now` wait in field F<f> ("value\31ts..." pairs; reads
 -- count them once their time has come) until a later call that has such values again, or
 -- prunes, moves them into the index (into d.members). `waiting` maps f to F<f>'s text (or

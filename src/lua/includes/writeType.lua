@@ -237,6 +237,25 @@ local function writeType(paneKey, indexKey, tp, now, events)
   if legacy or (meta and meta.oldest <= cutoff - PRUNE_SLACK) then -- (oldest: to the minute, never above)
     old = redis.call('ZRANGEBYSCORE', indexKey, '-inf', cutoff - 60000)
   end
+  -- A type whose one-second panes are read over less than its longest window (clicks_5m
+  -- beside clicks_24h) prunes them on their own, by the same slack, rather than keeping
+  -- them as long as its minutes: those of the minutes that ended a minute before its
+  -- seconds tags' longest window (tp.secondsKept), from the lowest minute that may hold any
+  -- (T's third number; state without it: the oldest pane member). `seconds`: that lowest
+  -- minute after this call (its events' minutes hold some).
+  local seconds, secondsOld = nil, {}
+  if tp.secondsPruned then
+    seconds = meta and (meta.seconds or meta.oldest) or (legacy and cutoff - cutoff % 60000) or nil
+    local upTo = now - tp.secondsKept * 1000 - 60000
+    if seconds and seconds <= upTo - PRUNE_SLACK then
+      secondsOld = redis.call('ZRANGEBYSCORE', indexKey, seconds, upTo)
+      seconds = upTo - upTo % 60000 + 60000
+    end
+    for _, e in ipairs(d.events) do
+      local m = e.ts - e.ts % 60000
+      if not seconds or m < seconds then seconds = m end
+    end
+  end
   local drop = {}
   for f, text in pairs(placeDistinct(tp.distinct, waiting, d, now, cutoff, #old > 0)) do
     if text == '' then drop[#drop + 1] = 'F' .. f else put('F' .. f, text) end
@@ -276,13 +295,14 @@ local function writeType(paneKey, indexKey, tp, now, events)
   end
   local oldest = meta and meta.oldest
   for _, score in pairs(d.members) do if score < DISTINCT_BASE and (not oldest or score < oldest) then oldest = score end end
-  put('T', formatMeta(newest, oldest, totals))
+  put('T', formatMeta(newest, oldest, totals, seconds))
   for _, job in ipairs(jobs) do
     if not job.keep and ownField(job.tag.total) then put('C' .. job.tag.total, totals[job.tag.total][2]) end
   end
   put('V', string.format('%d', (tonumber(got[versionSlot]) or 0) + 1))
   for first = 1, #writes, 1000 do redis.call('HSET', paneKey, unpack(writes, first, math.min(first + 999, #writes))) end
   if #drop > 0 then redis.call('HDEL', paneKey, unpack(drop)) end
+  if #secondsOld > 0 then pruneSeconds(paneKey, tp, secondsOld) end
   indexMembers(indexKey, d.members)
   if #old > 0 or legacy then
     if #old > 0 then prunePanes(paneKey, indexKey, tp, old, cutoff) end
@@ -290,7 +310,7 @@ local function writeType(paneKey, indexKey, tp, now, events)
     local lowest = redis.call('ZRANGE', indexKey, 0, 0, 'WITHSCORES')
     local score = tonumber(lowest[2])
     if score and score < DISTINCT_BASE then oldest = score end
-    redis.call('HSET', paneKey, 'T', formatMeta(newest, oldest, totals))
+    redis.call('HSET', paneKey, 'T', formatMeta(newest, oldest, totals, seconds))
   end
   if ttlMode == 'GT' then
     redis.call('PEXPIRE', paneKey, expiry - now, 'GT')

@@ -4,8 +4,24 @@ import { Scripts, runScript } from '../../../src/lua/scripts';
 import { RealtimeConsumer } from '../../../src/consumers/realtime';
 import type { DecodedEntry, StreamBatch } from '../../../src/consumers/groupConsumer';
 import { Pipeline, T0, extraRealtimeConsumer, feed, makePipeline } from '../../helpers/context';
+import { windowRange } from '../../../src/core/panes';
 
 const MIN = 60_000;
+
+/**
+ * A pane hash's fields, each as its parts by value: numbers may be written in another form
+ * (JavaScript's shortest, Lua's %.17g), and totals and values in another order.
+ */
+const norm = (h: Record<string, string>) =>
+  Object.fromEntries(
+    Object.entries(h).map(([k, v]) => [
+      k,
+      v
+        .split(/[\x1e\x1f,]/)
+        .map((x) => (x !== '' && !Number.isNaN(Number(x)) ? String(Number(x)) : x))
+        .sort(),
+    ]),
+  );
 
 /** Runs a consumer's batch handling directly, as if it had read `events` (ids made up). */
 async function handle(c: RealtimeConsumer, stream: string, events: ProfileEvent[]): Promise<string[]> {
@@ -49,18 +65,6 @@ describe('the fold in the consumer (real Redis)', () => {
       for (const type of ['impression', 'click', 'purchase'] as const) {
         const mine = await p.redis.hgetall(p.keys.panes('u1', type));
         const theirs = await script.redis.hgetall(script.keys.panes('u1', type));
-        // Numbers may be written in another form (JavaScript's shortest, Lua's %.17g) and
-        // totals and values in another order: compare each field's parts by value.
-        const norm = (h: Record<string, string>) =>
-          Object.fromEntries(
-            Object.entries(h).map(([k, v]) => [
-              k,
-              v
-                .split(/[\x1e\x1f,]/)
-                .map((x) => (x !== '' && !Number.isNaN(Number(x)) ? String(Number(x)) : x))
-                .sort(),
-            ]),
-          );
         expect(norm(mine), type).to.deep.equal(norm(theirs));
         expect(await p.redis.zrange(p.keys.paneIndex('u1', type), 0, -1, 'WITHSCORES')).to.deep.equal(
           await script.redis.zrange(script.keys.paneIndex('u1', type), 0, -1, 'WITHSCORES'),
@@ -172,6 +176,56 @@ describe('the fold in the consumer (real Redis)', () => {
     expect(await p.redis.hgetall(panes)).to.deep.equal(before);
     expect(await runScript(p.redis, Scripts.applyFolds([user(before.V)], T0, 24 * 3_600_000))).to.deep.equal([]);
     expect(await p.redis.hget(panes, 'V')).to.equal('99');
+  });
+
+  it('prunes one-second panes read over less than the longest window on their own (clicks_5m beside clicks_24h), as the script does', async () => {
+    const script = await makePipeline({ partitions: 1, foldInConsumer: false });
+    try {
+      const t0 = p.clock.now;
+      const clicks: number[] = [];
+      const click = (i: number, ts: number) => ({ event_id: `k${i}`, user_id: 'u5', type: 'click', ts, ad_id: 'ad-1', campaign_id: 'c-1' });
+      // A click every 50 s for 50 minutes; at 30 minutes, one 25 minutes late (its second is
+      // past every seconds window as it lands: the next prune of seconds takes it).
+      for (let i = 0; i < 60; i++) {
+        p.clock.now = script.clock.now = t0 + i * 50_000;
+        const batch = [click(i, p.clock.now - 500)];
+        if (i === 36) batch.push(click(1000, p.clock.now - 25 * MIN));
+        for (const e of batch) clicks.push(e.ts);
+        await feed(p, batch);
+        await feed(script, batch);
+      }
+      expect(p.consumer.foldCounts.leftToScript).to.equal(0);
+      const mine = await p.redis.hgetall(p.keys.panes('u5', 'click'));
+      expect(norm(mine)).to.deep.equal(norm(await script.redis.hgetall(script.keys.panes('u5', 'click'))));
+      expect(await p.redis.zrange(p.keys.paneIndex('u5', 'click'), 0, -1)).to.deep.equal(
+        await script.redis.zrange(script.keys.paneIndex('u5', 'click'), 0, -1),
+      );
+      // T keeps the lowest minute that may hold seconds; no second older than the seconds
+      // tags' window, a minute, and the 10 minutes of slack is left (of 50 minutes' clicks);
+      // the minute panes clicks_24h reads all are.
+      const now = p.clock.now;
+      expect(mine.T).to.match(/^\d+,\d+,\d+\x1e/);
+      const seconds = Object.keys(mine).filter((f) => /^s\d+$/.test(f));
+      for (const f of seconds) expect(Number(f.slice(1)) * 1000, f).to.be.at.least(now - 301_000 - 12 * MIN);
+      expect(seconds.length).to.be.within(6, 20);
+      for (const t of clicks) expect(mine[`m${Math.floor(t / MIN)}`], `minute of ${t - t0}`).to.not.equal(undefined);
+      // Every read from now on counts what the pane rule says, by the fold's state and by the script's.
+      const count = (name: string, at: number) => {
+        const tag = p.config.tags.realtime.find((t) => t.name === name)!;
+        const [from, to] = windowRange(tag, at);
+        return clicks.filter((t) => t >= from && t < to && t <= at).length;
+      };
+      for (const dt of [0, 1000, 30_000, 170_000, 299_000, 400_000]) {
+        p.clock.now = script.clock.now = now + dt;
+        for (const q of [p, script]) {
+          const tags = (await q.reader.read('u5'))!.tags;
+          expect(tags.clicks_5m, `clicks_5m +${dt}`).to.equal(count('clicks_5m', now + dt));
+          expect(tags.clicks_24h, `clicks_24h +${dt}`).to.equal(count('clicks_24h', now + dt));
+        }
+      }
+    } finally {
+      await script.close();
+    }
   });
 
   it('a prune names only the seconds the fold knows hold events, and every second of minutes from before it knew the hash', async () => {
