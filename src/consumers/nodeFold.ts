@@ -4,7 +4,7 @@ import { FoldedUser, Scripts, queueScript, sendLoadingScripts } from '../lua/scr
 import type { TypePlan, WindowPlan } from '../lua/windowPlan';
 import { RedisClient, chunkBySlot, pipelineByNode, throwRedisTrouble } from '../redis/client';
 import { RespArg, RespWriter } from '../redis/rawConnection';
-import { FoldEvent, PRUNE_SLACK_MS, PlannedVisit, firstFields, keyExpiry, planVisit, prunedUpTo, visitWrites } from './typeFold';
+import { FoldEvent, PRUNE_SLACK_MS, PlannedVisit, firstFields, keyExpiry, planVisit, prunedUpTo, secondsPruned, visitWrites } from './typeFold';
 import { DISTINCT_BASE } from './paneText';
 import type { UserWindowUpdate } from './windowWriter';
 import type { FoldConnection } from './foldConnection';
@@ -377,16 +377,17 @@ export class NodeFold {
 
 /**
  * How far back (s) the fold remembers which seconds of a hash hold events (panesSeen.ts):
- * as far as its seconds tags read (TypePlan.secondsKept); and when the type's longest window
- * is one of them, so its one-second panes live until a prune deletes their minute, as far
- * back as a prune reaches (the window, PRUNE_SLACK_MS, the minute it rounds to and one
- * more), so that the prune deletes only seconds that hold events (typeFold.ts, prunePanes).
- * About a fifth more memory for an hour's window; none for a type whose seconds tags are
- * shorter than its longest window (it names every second when it prunes, as the script does).
+ * as far back as a prune of its one-second panes reaches, so that the prune deletes only
+ * seconds that hold events (typeFold.ts: prunePanes, pruneSeconds). That prune is the
+ * type's own (the window, PRUNE_SLACK_MS, the minute it rounds to and one more: 72 minutes
+ * for an hour's window, a fifth more memory) when its longest window reads seconds
+ * (views_1h); else its seconds tags' (secondsPruned: 17 minutes for clicks_5m beside
+ * clicks_24h). Both reach past what the fold's totals read (TypePlan.secondsKept).
  */
 export function secondsRemembered(tp: TypePlan): number {
-  if (tp.secondsKept === 0 || tp.secondsKept * 1000 < tp.longest) return tp.secondsKept;
-  return Math.ceil((tp.longest + PRUNE_SLACK_MS + 2 * 60_000) / 1000);
+  if (tp.secondsKept === 0) return 0;
+  const reach = secondsPruned(tp) ? tp.secondsKept * 1000 : tp.longest;
+  return Math.ceil((reach + PRUNE_SLACK_MS + 2 * 60_000) / 1000);
 }
 
 /** applyFolds.lua's writes of one user, as plain commands (see NodeFold.applyInTransaction). */

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import type { Redis } from 'ioredis';
 import type { ProfileEvent } from '../../../src/core/event';
 import { Scripts, runScript } from '../../../src/lua/scripts';
 import { RealtimeConsumer } from '../../../src/consumers/realtime';
@@ -184,17 +185,27 @@ describe('the fold in the consumer (real Redis)', () => {
       const t0 = p.clock.now;
       const clicks: number[] = [];
       const click = (i: number, ts: number) => ({ event_id: `k${i}`, user_id: 'u5', type: 'click', ts, ad_id: 'ad-1', campaign_id: 'c-1' });
-      // A click every 50 s for 50 minutes; at 30 minutes, one 25 minutes late (its second is
+      // The seconds the fold's prunes name: only those that hold events (it remembers them
+      // as far back as the prune reaches), not the 60 of every minute.
+      const monitor = await (p.redis as Redis).monitor();
+      const named: string[] = [];
+      monitor.on('monitor', (_t: string, args: string[]) => {
+        if (args[0].toUpperCase() === 'HDEL' && args[1] === p.keys.panes('u5', 'click')) named.push(...args.slice(2).filter((f) => /^s\d+$/.test(f)));
+      });
+      // A click every 50 s for 50 minutes; at 30 minutes, one 12 minutes late (its second is
       // past every seconds window as it lands: the next prune of seconds takes it).
       for (let i = 0; i < 60; i++) {
         p.clock.now = script.clock.now = t0 + i * 50_000;
         const batch = [click(i, p.clock.now - 500)];
-        if (i === 36) batch.push(click(1000, p.clock.now - 25 * MIN));
+        if (i === 36) batch.push(click(1000, p.clock.now - 12 * MIN));
         for (const e of batch) clicks.push(e.ts);
         await feed(p, batch);
         await feed(script, batch);
       }
       expect(p.consumer.foldCounts.leftToScript).to.equal(0);
+      await new Promise((r) => setTimeout(r, 100));
+      monitor.disconnect();
+      expect(named.length).to.be.within(20, clicks.length);
       const mine = await p.redis.hgetall(p.keys.panes('u5', 'click'));
       expect(norm(mine)).to.deep.equal(norm(await script.redis.hgetall(script.keys.panes('u5', 'click'))));
       expect(await p.redis.zrange(p.keys.paneIndex('u5', 'click'), 0, -1)).to.deep.equal(
