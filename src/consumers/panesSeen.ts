@@ -41,15 +41,21 @@ export function paneMayExist(known: KnownPanes, level: number, index: number): b
   return true;
 }
 
-/** Whether ascending `list` holds `x` (binary search). */
-function has(list: readonly number[], x: number): boolean {
+/** The position of the first element of ascending `list` not below `x` (binary search). */
+function lowerBound(list: readonly number[], x: number): number {
   let [lo, hi] = [0, list.length];
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (list[mid] < x) lo = mid + 1;
     else hi = mid;
   }
-  return lo < list.length && list[lo] === x;
+  return lo;
+}
+
+/** Whether ascending `list` holds `x`. */
+function has(list: readonly number[], x: number): boolean {
+  const at = lowerBound(list, x);
+  return at < list.length && list[at] === x;
 }
 
 export class PanesSeen {
@@ -86,10 +92,19 @@ export class PanesSeen {
     times: Iterable<number>,
     keepFrom: number,
   ): void {
-    const all = new Set<number>();
-    for (const s of before?.seconds ?? []) if (s >= keepFrom) all.add(s);
-    for (const t of times) if (t >= keepFrom * 1000) all.add(Math.floor(t / 1000));
-    const seconds = [...all].sort((a, b) => a - b);
+    // What was known from keepFrom on (ascending) merged with the write's seconds (few): no
+    // Set and no sort of a busy hash's thousands of seconds on every write.
+    const old = before?.seconds ?? [];
+    const fresh: number[] = [];
+    for (const t of times) if (t >= keepFrom * 1000) fresh.push(Math.floor(t / 1000));
+    fresh.sort((a, b) => a - b);
+    const seconds: number[] = [];
+    let i = lowerBound(old, keepFrom);
+    let j = 0;
+    while (i < old.length || j < fresh.length) {
+      const x = j >= fresh.length || (i < old.length && old[i] <= fresh[j]) ? old[i++] : fresh[j++];
+      if (seconds[seconds.length - 1] !== x) seconds.push(x);
+    }
     const minutes: number[] = [];
     for (const s of seconds) if (minutes[minutes.length - 1] !== Math.floor(s / 60)) minutes.push(Math.floor(s / 60));
     // (A minute that starts before the floor is not known: paneMayExist.)

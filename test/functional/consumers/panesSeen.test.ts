@@ -156,6 +156,23 @@ describe('what the fold knows of the panes it wrote: totals equal the events in 
     expect(seen.size).to.equal(2);
     expect(seen.known('a', '3', 'T3', 0)).to.equal(undefined);
   });
+
+  it('keeps, after each write, the seconds from keepFrom on of what it knew and of the write, ascending, without repeats', () => {
+    let seed = 11;
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    const seen = new PanesSeen();
+    let model: number[] = [];
+    let known: ReturnType<PanesSeen['known']>;
+    for (let step = 0; step < 300; step++) {
+      const keepFrom = 1000 + step * 3 + rand(5);
+      const times = Array.from({ length: rand(6) }, () => (keepFrom - 20 + rand(80)) * 1000 + rand(1000));
+      seen.wrote('k', { version: String(step), meta: 'T', until: 1e15 }, known, -Infinity, times, keepFrom);
+      model = [...new Set([...model, ...times.map((t) => Math.floor(t / 1000))])].filter((s) => s >= keepFrom).sort((a, b) => a - b);
+      known = seen.known('k', String(step), 'T', 0)!;
+      expect(known.seconds, `step ${step}`).to.deep.equal(model);
+      expect(known.minutes, `step ${step}`).to.deep.equal([...new Set(model.map((s) => Math.floor(s / 60)))]);
+    }
+  });
 });
 
 /** Events every `step` ms from `first` (n of them) inside views_5m's window at `now`. */
