@@ -171,7 +171,8 @@ export function planVisit(
   const pruneDue = meta !== null && meta.oldest <= cutoff - PRUNE_SLACK_MS;
   // (meta: a new type has no seconds to prune.)
   const secondsFrom = secondsPruned(tp) && meta ? (meta.seconds ?? meta.oldest) : undefined;
-  const secondsDue = secondsFrom !== undefined && secondsFrom <= secondsUpTo(tp, now) - PRUNE_SLACK_MS;
+  const upTo = secondsUpTo(tp, now);
+  const secondsDue = secondsFrom !== undefined && secondsFrom <= upTo - PRUNE_SLACK_MS;
   if ((pruneDue || secondsDue) && !canPrune) return skip('prune due');
   const swept = sweptBucket(now);
   const read = (name: string) => text.get(name);
@@ -187,7 +188,7 @@ export function planVisit(
   if (d.future) return skip('distinct value ahead of now');
   const visit: PlannedVisit = { added: d.added, version, oldNewest: meta?.newest, meta, deltas: d, dedup, jobs: [], fetch: [] };
   if (pruneDue) visit.prune = { bucket: swept, text: text.get(swept), known };
-  if (secondsDue) visit.secondsPrune = { from: secondsFrom, upTo: secondsUpTo(tp, now), known };
+  if (secondsDue) visit.secondsPrune = { from: secondsFrom, upTo, known };
   if (d.added > 0) planTotals(visit, tp, now, known);
   return visit;
 }
@@ -462,31 +463,19 @@ export function prunedUpTo(tp: TypePlan, now: number): number {
  * prunePanes of windowIndex.lua, for a write: from the time index's pane members (flat
  * member, score) the panes of those scored up to `last` (prunedUpTo; every level of
  * the numeric panes and value fields), the index ranges to remove (the pane members, and
- * each distinct field's values, that old), and the lowest pane member left. A pruned
- * minute's one-second panes are named only where `known` (panesSeen.ts) says one can
- * exist: the script names all 60, most of them missing (an HDEL of a missing field walks
- * the whole hash when it is a listpack); deleting those that are there leaves the same state.
+ * each distinct field's values, that old), and the lowest pane member left (memberPanes:
+ * a minute's seconds named only where `known` says one can exist).
  */
 function prunePanes(tp: TypePlan, members: string[], last: number, known?: KnownPanes): { writes: PruneWrites; lowest?: number } {
   const drops: string[] = [];
   let lowest: number | undefined;
-  const dropLevels = (prefix: string, levels: readonly number[], kind: string, idx: number) => {
-    for (const level of levels) {
-      if (kind === 'm' && level === 1000) {
-        for (let s = idx * 60; s <= idx * 60 + 59; s++) if (!known || paneMayExist(known, 1000, s)) drops.push(`${prefix}s${s}`);
-      } else if ((kind === 'm' && level === 60_000) || (kind === 'h' && level === 3_600_000)) drops.push(`${prefix}${kind}${idx}`);
-    }
-  };
   for (let i = 0; i < members.length; i += 2) {
     const score = Number(members[i + 1]);
     if (score > last) {
       if (lowest === undefined || score < lowest) lowest = score;
       continue;
     }
-    const kind = members[i][0];
-    const idx = Number(members[i].slice(1));
-    dropLevels('', tp.numericLevels, kind, idx);
-    for (const spec of tp.values) dropLevels(String(spec.field), spec.levels, kind, idx);
+    memberPanes(tp, members[i], drops, false, known);
   }
   const ranges: [string, string][] = [['-inf', String(last)]];
   for (const f of tp.distinct) ranges.push([String(f * DISTINCT_BASE), String(f * DISTINCT_BASE + last)]);
@@ -515,18 +504,32 @@ function pruneSecondsOf(visit: PlannedVisit, tp: TypePlan, out: VisitWrites): nu
 }
 
 /**
- * pruneSeconds of windowIndex.lua: the one-second panes (numeric and value fields) of the
- * minutes among `members` (time index members, m<minute> only), named only where `known`
- * (panesSeen.ts) says one can exist.
+ * dropMemberPanes of windowIndex.lua: appends to `drops` the panes of time index member
+ * `member` (m<minute> or h<hour>; others have none): every level of the numeric panes and
+ * of each value field, or with `secondsOnly` only the one-second panes. A minute's
+ * seconds are named only where `known` (panesSeen.ts) says one can exist: the script names
+ * all 60, most of them missing (an HDEL of a missing field walks the whole hash when it is
+ * a listpack); deleting those that are there leaves the same state.
  */
+function memberPanes(tp: TypePlan, member: string, drops: string[], secondsOnly: boolean, known?: KnownPanes): void {
+  const kind = member[0];
+  if (kind !== 'm' && kind !== 'h') return;
+  const idx = Number(member.slice(1));
+  const dropLevels = (prefix: string, levels: readonly number[]) => {
+    for (const level of levels) {
+      if (kind === 'm' && level === 1000) {
+        for (let s = idx * 60; s <= idx * 60 + 59; s++) if (!known || paneMayExist(known, 1000, s)) drops.push(`${prefix}s${s}`);
+      } else if (!secondsOnly && ((kind === 'm' && level === 60_000) || (kind === 'h' && level === 3_600_000))) drops.push(`${prefix}${kind}${idx}`);
+    }
+  };
+  dropLevels('', tp.numericLevels);
+  for (const spec of tp.values) dropLevels(String(spec.field), spec.levels);
+}
+
+/** pruneSeconds of windowIndex.lua: the one-second panes of the minutes among `members` (time index members). */
 function pruneSeconds(tp: TypePlan, members: readonly string[], known?: KnownPanes): string[] {
-  const prefixes = [...(tp.numericLevels.includes(1000) ? [''] : []), ...tp.values.filter((v) => v.levels.includes(1000)).map((v) => String(v.field))];
   const drops: string[] = [];
-  for (const member of members) {
-    if (member[0] !== 'm') continue;
-    const idx = Number(member.slice(1));
-    for (const prefix of prefixes) for (let s = idx * 60; s <= idx * 60 + 59; s++) if (!known || paneMayExist(known, 1000, s)) drops.push(`${prefix}s${s}`);
-  }
+  for (const member of members) memberPanes(tp, member, drops, true, known);
   return drops;
 }
 

@@ -19,9 +19,10 @@ local function indexMembers(indexKey, members)
   if #args > 0 then redis.call('ZADD', indexKey, 'GT', unpack(args)) end
 end
 
--- Deletes every pane of the minutes and hours in `old` (time index members that ended
--- before the cutoff: no tag can count them any more) and their index members.
-local function prunePanes(paneKey, indexKey, tp, old, cutoff)
+-- Deletes the panes of the time index members `members` (m<minute> and h<hour>; the others
+-- have none), in HDELs of up to 1,000 names: every level of the numeric panes and of each
+-- value field, or with `secondsOnly` only the one-second panes (their minutes' stay).
+local function dropMemberPanes(paneKey, tp, members, secondsOnly)
   local names = {}
   local function drop(name)
     names[#names + 1] = name
@@ -34,50 +35,37 @@ local function prunePanes(paneKey, indexKey, tp, old, cutoff)
     for _, level in ipairs(levels) do
       if kind == 'm' and level == 1000 then
         for s = idx * 60, idx * 60 + 59 do drop(prefix .. 's' .. s) end
-      elseif (kind == 'm' and level == 60000) or (kind == 'h' and level == 3600000) then
+      elseif not secondsOnly and ((kind == 'm' and level == 60000) or (kind == 'h' and level == 3600000)) then
         drop(prefix .. kind .. idx)
       end
     end
   end
-  for _, member in ipairs(old) do
-    local kind, idx = string.sub(member, 1, 1), tonumber(string.sub(member, 2))
-    if member ~= 'L' then -- (the newest event time itself is older than every window: nothing to drop for it)
+  for _, member in ipairs(members) do
+    -- (Not L, the newest event time of state from before the meta: nothing to drop for it.)
+    local kind = string.sub(member, 1, 1)
+    if kind == 'm' or kind == 'h' then
+      local idx = tonumber(string.sub(member, 2))
       dropLevels('', tp.numericLevels, kind, idx)
       for _, spec in ipairs(tp.values) do dropLevels(tostring(spec.field), spec.levels, kind, idx) end
     end
   end
   if #names > 0 then redis.call('HDEL', paneKey, unpack(names)) end
+end
+
+-- Deletes every pane of the minutes and hours in `old` (time index members that ended
+-- before the cutoff: no tag can count them any more) and their index members.
+local function prunePanes(paneKey, indexKey, tp, old, cutoff)
+  dropMemberPanes(paneKey, tp, old, false)
   redis.call('ZREMRANGEBYSCORE', indexKey, '-inf', cutoff - 60000)
   for _, f in ipairs(tp.distinct) do
     redis.call('ZREMRANGEBYSCORE', indexKey, f * DISTINCT_BASE, f * DISTINCT_BASE + cutoff - 60000)
   end
 end
 
--- Deletes the one-second panes (numeric and value fields) of the minutes among `members`
--- (time index members: only m<minute> ones can have any), for a type whose seconds are
--- read over less than its longest window (writeType's step 5): their minute panes stay.
+-- Deletes the one-second panes of the minutes among `members`, for a type whose seconds
+-- are read over less than its longest window (writeType's step 5): their minute panes stay.
 local function pruneSeconds(paneKey, tp, members)
-  local prefixes = {}
-  for _, level in ipairs(tp.numericLevels) do if level == 1000 then prefixes[#prefixes + 1] = '' end end
-  for _, spec in ipairs(tp.values) do
-    for _, level in ipairs(spec.levels) do if level == 1000 then prefixes[#prefixes + 1] = tostring(spec.field) end end
-  end
-  local names = {}
-  for _, member in ipairs(members) do
-    if string.byte(member, 1) == 109 then -- m<minute>
-      local idx = tonumber(string.sub(member, 2))
-      for _, prefix in ipairs(prefixes) do
-        for s = idx * 60, idx * 60 + 59 do
-          names[#names + 1] = prefix .. 's' .. s
-          if #names >= 1000 then
-            redis.call('HDEL', paneKey, unpack(names))
-            names = {}
-          end
-        end
-      end
-    end
-  end
-  if #names > 0 then redis.call('HDEL', paneKey, unpack(names)) end
+  dropMemberPanes(paneKey, tp, members, true)
 end
 
 -- Distinct values seen only ahead of `now` wait in field F<f> ("value\31ts..." pairs; reads
