@@ -163,6 +163,8 @@ export interface PaneMeta {
   newest: number;
   oldest: number;
   seconds?: number;
+  /** The one-second panes are kept a minute to a field (S<minute>: T's header ends with S). */
+  secondsForm?: boolean;
   d: Map<string, number>;
   v: Map<string, string>;
 }
@@ -170,12 +172,13 @@ export interface PaneMeta {
 /** parseMeta */
 export function parseMeta(text: string | null): PaneMeta | null {
   if (!text) return null;
-  const m = /^(\d+),(-?\d+)(?:,(-?\d+))?([\s\S]*)$/.exec(text);
+  const m = /^(\d+),(-?\d+)(?:,(-?\d+))?(S?)([\s\S]*)$/.exec(text);
   if (!m) return null;
   const newest = Number(m[1]);
   const meta: PaneMeta = { newest, oldest: (Math.floor(newest / MINUTE) - Number(m[2])) * MINUTE, d: new Map(), v: new Map() };
   if (m[3] !== undefined) meta.seconds = (Math.floor(newest / MINUTE) - Number(m[3])) * MINUTE;
-  for (const x of m[4].matchAll(/\x1e([^=\x1e]+)=(-?\d+):([^\x1e]*)/g)) {
+  if (m[4] === 'S') meta.secondsForm = true;
+  for (const x of m[5].matchAll(/\x1e([^=\x1e]+)=(-?\d+):([^\x1e]*)/g)) {
     meta.d.set(x[1], Number(x[2]));
     meta.v.set(x[1], x[3]);
   }
@@ -188,10 +191,17 @@ export function ownField(spec: string): boolean {
   return b >= 48 && b <= 57;
 }
 
-/** formatMeta: T's text for newest, oldest, seconds (undefined: not kept) and totals {spec: [p, value, res]}. */
-export function formatMeta(newest: number, oldest: number, totals: Map<string, [p: number, value: string, res: number]>, seconds?: number): string {
+/** formatMeta: T's text for newest, oldest, seconds (undefined: not kept) and totals {spec: [p, value, res]}; with secondsForm, the header ends with S. */
+export function formatMeta(
+  newest: number,
+  oldest: number,
+  totals: Map<string, [p: number, value: string, res: number]>,
+  seconds?: number,
+  secondsForm = false,
+): string {
   let head = `${newest},${Math.floor(newest / MINUTE) - Math.floor(oldest / MINUTE)}`;
   if (seconds !== undefined) head += `,${Math.floor(newest / MINUTE) - Math.floor(seconds / MINUTE)}`;
+  if (secondsForm) head += 'S';
   const parts = [head];
   for (const [spec, [p, value, res]] of totals) parts.push(`${spec}=${Math.floor(newest / res) - p}:${ownField(spec) ? '' : value}`);
   return parts.join('\x1e');

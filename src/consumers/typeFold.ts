@@ -8,7 +8,7 @@
  * and the user goes through updateWindows.lua, which handles every case.
  */
 import type { TagPlan, TypePlan } from '../lua/windowPlan';
-import { LEVEL_PREFIX, windowRange } from '../core/panes';
+import { LEVEL_PREFIX, formatSeconds, parseSeconds, secondsField, windowRange } from '../core/panes';
 import { COUNTED_AGGREGATIONS, bucketLabel } from '../core/tags';
 import { mergeSketch, percentileKey, sketchHash } from '../core/sketch';
 import {
@@ -83,6 +83,8 @@ export interface PlannedVisit {
   added: number;
   /** V as read ('' for a new type). */
   version: string;
+  /** The type's one-second panes are kept a minute to a field (see secondsForm): the fold names s<second>, fetches and writes S<minute>. */
+  secondsForm?: boolean;
   oldNewest?: number;
   meta: PaneMeta | null;
   deltas: Deltas;
@@ -143,6 +145,15 @@ export function firstFields(tp: TypePlan, events: readonly FoldEvent[], now: num
 const skip = (lua: string) => ({ lua }) as PlannedVisit;
 
 /**
+ * Whether a type keeps its one-second panes a minute to a field (panes.lua's SECONDS_FORM:
+ * S<minute> = ",<second>:<count>..."): a count-only type with one-second panes. State
+ * written before in one field a second is moved by updateWindows.lua's first write.
+ */
+export function secondsForm(tp: TypePlan): boolean {
+  return !tp.numeric && tp.numericLevels.includes(1000);
+}
+
+/**
  * A prune is due once the oldest pane member is this far past the type's longest window
  * (PRUNE_SLACK in writeType.lua, the same rule). The fold prunes in its transaction; with
  * applyFolds.lua (a cluster) it leaves such a visit to updateWindows.lua.
@@ -166,6 +177,7 @@ export function planVisit(
   const meta = parseMeta(text.get('T')?.toString() ?? null);
   if (!version && text.size > 0) return skip('state written before the write counter');
   if (version && !meta) return skip('no meta');
+  if (meta && secondsForm(tp) && !meta.secondsForm) return skip('one-second panes not yet a minute to a field');
   if (tp.distinct.some((f) => text.has(`F${f}`))) return skip('distinct values waiting');
   const cutoff = now - tp.longest;
   const pruneDue = meta !== null && meta.oldest <= cutoff - PRUNE_SLACK_MS;
@@ -186,7 +198,7 @@ export function planVisit(
   const dedup = new DedupBuckets(read);
   for (const e of events) if (e.ts >= cutoff && dedup.add(e.fp, e.ts)) foldEvent(d, tp, e, now);
   if (d.future) return skip('distinct value ahead of now');
-  const visit: PlannedVisit = { added: d.added, version, oldNewest: meta?.newest, meta, deltas: d, dedup, jobs: [], fetch: [] };
+  const visit: PlannedVisit = { added: d.added, version, oldNewest: meta?.newest, meta, deltas: d, dedup, jobs: [], fetch: [], secondsForm: secondsForm(tp) };
   if (pruneDue) visit.prune = { bucket: swept, text: text.get(swept), known };
   if (secondsDue) visit.secondsPrune = { from: secondsFrom, upTo, known };
   if (d.added > 0) planTotals(visit, tp, now, known);
@@ -310,7 +322,33 @@ function planTotals(visit: PlannedVisit, tp: TypePlan, now: number, known?: Know
     }
     visit.jobs.push(job);
   }
-  visit.fetch = [...fetch];
+  visit.fetch = visit.secondsForm ? secondsFetch(fetch, d, known) : [...fetch];
+}
+
+/**
+ * The S form's second read: each one-second pane named becomes its minute's field, and
+ * each minute the call writes seconds into is read whole (unless `known` says it has none).
+ */
+function secondsFetch(names: Set<string>, d: Deltas, known?: KnownPanes): string[] {
+  const out = new Set<string>();
+  for (const name of names) out.add(/^s\d/.test(name) ? secondsField(Number(name.slice(1))) : name);
+  for (const name of d.numeric.keys()) {
+    if (name[0] !== 's') continue;
+    const minute = Math.floor(Number(name.slice(1)) / 60);
+    if (!known || paneMayExist(known, 60_000, minute)) out.add(`S${minute}`);
+  }
+  return [...out];
+}
+
+/** The S form's second read as one-second panes: got with s<second> → count added for every second its S fields hold. */
+function expandSeconds(got: Map<string, string | null>): Map<string, string | null> {
+  const out = new Map(got);
+  for (const [name, text] of got) {
+    if (name[0] !== 'S' || !text) continue;
+    const base = Number(name.slice(1)) * 60;
+    for (const [sec, c] of parseSeconds(text)) out.set(`s${base + sec}`, String(c));
+  }
+  return out;
 }
 
 /** Whether pane `name` ("<field><level letter><index>") can exist by `known` (see paneMayExist). */
@@ -357,8 +395,9 @@ export function keyExpiry(t: number, longest: number): number {
 }
 
 /** Steps 4–6 of writeType.lua: the new panes, totals, buckets, index members and expiry, from the second read. */
-export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got: Map<string, string | null>): VisitWrites | string {
+export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, read: Map<string, string | null>): VisitWrites | string {
   const { meta, deltas: d } = visit;
+  const got = visit.secondsForm ? expandSeconds(read) : read;
   const newest = Math.max(visit.oldNewest ?? d.newest!, d.newest!);
   const out: VisitWrites = { writes: [], drops: [], members: [], expireInMs: 0, newest, meta: '', version: '' };
   const put = (name: string, value: string | Buffer) => out.writes.push(name, value);
@@ -371,27 +410,7 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
     }
     totals.set(job.tag.total, [job.p, job.keep ?? movedTotal(job, got, d), job.tag.res]);
   }
-  for (const [name, delta] of d.numeric) {
-    const old = got.get(name) ?? null;
-    if (tp.numeric) put(name, formatNumeric(old !== null ? mergeNumeric(parseNumeric(old), delta as NumericPane) : (delta as NumericPane)));
-    else put(name, String((old !== null ? Number(old) : 0) + (delta as number)));
-  }
-  for (const [name, counts] of d.values) put(name, formatValues(addValues(counts, got.get(name), 1)));
-  for (const [name, l] of d.lists) {
-    if (l.spec.list!.sketch) {
-      put(
-        name,
-        mergeSketch(
-          got.get(name),
-          l.entries.map((e) => e[1]),
-          l.spec.list!.k,
-        ),
-      );
-      continue;
-    }
-    const entries = parseList(got.get(name) ?? null, l.entries);
-    put(name, formatList(orderList(entries, l.spec.list!.newest, l.spec.numericList === true, l.spec.list!.k)));
-  }
+  paneWrites(visit, tp, got, put);
   const cutoffMinute = Math.floor((now - tp.longest) / MINUTE);
   visit.dedup.splitFull();
   if (visit.prune) {
@@ -409,7 +428,7 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
   out.expireInMs = expiry - now;
   if (!meta) out.ttl = 'SET';
   else if (keyExpiry(meta.newest, tp.longest) < expiry) out.ttl = 'GT';
-  const pruned = visit.prune && prunePanes(tp, visit.prune.members ?? [], prunedUpTo(tp, now), visit.prune.known);
+  const pruned = visit.prune && prunePanes(tp, visit.prune.members ?? [], prunedUpTo(tp, now), visit.secondsForm === true, visit.prune.known);
   if (pruned) out.prune = pruned.writes;
   const seconds = pruneSecondsOf(visit, tp, out);
   // With a prune, the lowest pane member it leaves is what the next prune check compares.
@@ -422,12 +441,47 @@ export function visitWrites(visit: PlannedVisit, tp: TypePlan, now: number, got:
     if (!known.includes(member)) out.members.push(score, member);
     if (score < DISTINCT_BASE && (oldest === undefined || score < oldest)) oldest = score;
   }
-  out.meta = formatMeta(newest, oldest!, totals, seconds);
+  out.meta = formatMeta(newest, oldest!, totals, seconds, visit.secondsForm);
   put('T', out.meta);
   for (const job of visit.jobs) if (job.keep === undefined && ownField(job.tag.total)) put(`C${job.tag.total}`, totals.get(job.tag.total)![1]);
   out.version = String(Number(visit.version || 0) + 1);
   put('V', out.version);
   return out;
+}
+
+/** Step 4's new panes (numeric, value and list panes) from the second read `got` (with the S form's seconds expanded), through `put`. */
+function paneWrites(visit: PlannedVisit, tp: TypePlan, got: Map<string, string | null>, put: (name: string, value: string | Buffer) => void): void {
+  const d = visit.deltas;
+  const minutes = new Map<string, Map<number, number>>();
+  for (const [name, delta] of d.numeric) {
+    const old = got.get(name) ?? null;
+    if (visit.secondsForm && name[0] === 's') {
+      // Into its minute's field, with the seconds it already holds.
+      const sec = Number(name.slice(1));
+      const field = secondsField(sec);
+      let counts = minutes.get(field);
+      if (!counts) minutes.set(field, (counts = parseSeconds(got.get(field))));
+      counts.set(sec % 60, (old !== null ? Number(old) : 0) + (delta as number));
+    } else if (tp.numeric) put(name, formatNumeric(old !== null ? mergeNumeric(parseNumeric(old), delta as NumericPane) : (delta as NumericPane)));
+    else put(name, String((old !== null ? Number(old) : 0) + (delta as number)));
+  }
+  for (const [field, counts] of minutes) put(field, formatSeconds(counts));
+  for (const [name, counts] of d.values) put(name, formatValues(addValues(counts, got.get(name), 1)));
+  for (const [name, l] of d.lists) {
+    if (l.spec.list!.sketch) {
+      put(
+        name,
+        mergeSketch(
+          got.get(name),
+          l.entries.map((e) => e[1]),
+          l.spec.list!.k,
+        ),
+      );
+      continue;
+    }
+    const entries = parseList(got.get(name) ?? null, l.entries);
+    put(name, formatList(orderList(entries, l.spec.list!.newest, l.spec.numericList === true, l.spec.list!.k)));
+  }
 }
 
 /**
@@ -466,7 +520,7 @@ export function prunedUpTo(tp: TypePlan, now: number): number {
  * each distinct field's values, that old), and the lowest pane member left (memberPanes:
  * a minute's seconds named only where `known` says one can exist).
  */
-function prunePanes(tp: TypePlan, members: string[], last: number, known?: KnownPanes): { writes: PruneWrites; lowest?: number } {
+function prunePanes(tp: TypePlan, members: string[], last: number, inSecondsForm: boolean, known?: KnownPanes): { writes: PruneWrites; lowest?: number } {
   const drops: string[] = [];
   let lowest: number | undefined;
   for (let i = 0; i < members.length; i += 2) {
@@ -475,7 +529,7 @@ function prunePanes(tp: TypePlan, members: string[], last: number, known?: Known
       if (lowest === undefined || score < lowest) lowest = score;
       continue;
     }
-    memberPanes(tp, members[i], drops, false, known);
+    memberPanes(tp, members[i], drops, false, inSecondsForm, known);
   }
   const ranges: [string, string][] = [['-inf', String(last)]];
   for (const f of tp.distinct) ranges.push([String(f * DISTINCT_BASE), String(f * DISTINCT_BASE + last)]);
@@ -492,7 +546,7 @@ function pruneSecondsOf(visit: PlannedVisit, tp: TypePlan, out: VisitWrites): nu
   let seconds = meta ? (meta.seconds ?? meta.oldest) : undefined;
   const sp = visit.secondsPrune;
   if (sp) {
-    const drops = pruneSeconds(tp, sp.members ?? [], sp.known);
+    const drops = pruneSeconds(tp, sp.members ?? [], visit.secondsForm === true, sp.known);
     if (drops.length > 0) (out.prune ??= { drops: [], ranges: [] }).drops.push(...drops);
     seconds = sp.upTo - (sp.upTo % MINUTE) + MINUTE;
   }
@@ -511,13 +565,14 @@ function pruneSecondsOf(visit: PlannedVisit, tp: TypePlan, out: VisitWrites): nu
  * all 60, most of them missing (an HDEL of a missing field walks the whole hash when it is
  * a listpack); deleting those that are there leaves the same state.
  */
-function memberPanes(tp: TypePlan, member: string, drops: string[], secondsOnly: boolean, known?: KnownPanes): void {
+function memberPanes(tp: TypePlan, member: string, drops: string[], secondsOnly: boolean, inSecondsForm: boolean, known?: KnownPanes): void {
   const kind = member[0];
   if (kind !== 'm' && kind !== 'h') return;
   const idx = Number(member.slice(1));
   const dropLevels = (prefix: string, levels: readonly number[]) => {
     for (const level of levels) {
-      if (kind === 'm' && level === 1000) {
+      if (kind === 'm' && level === 1000 && prefix === '' && inSecondsForm) drops.push(`S${idx}`);
+      else if (kind === 'm' && level === 1000) {
         for (let s = idx * 60; s <= idx * 60 + 59; s++) if (!known || paneMayExist(known, 1000, s)) drops.push(`${prefix}s${s}`);
       } else if (!secondsOnly && ((kind === 'm' && level === 60_000) || (kind === 'h' && level === 3_600_000))) drops.push(`${prefix}${kind}${idx}`);
     }
@@ -527,9 +582,9 @@ function memberPanes(tp: TypePlan, member: string, drops: string[], secondsOnly:
 }
 
 /** pruneSeconds of windowIndex.lua: the one-second panes of the minutes among `members` (time index members). */
-function pruneSeconds(tp: TypePlan, members: readonly string[], known?: KnownPanes): string[] {
+function pruneSeconds(tp: TypePlan, members: readonly string[], inSecondsForm: boolean, known?: KnownPanes): string[] {
   const drops: string[] = [];
-  for (const member of members) memberPanes(tp, member, drops, true, known);
+  for (const member of members) memberPanes(tp, member, drops, true, inSecondsForm, known);
   return drops;
 }
 

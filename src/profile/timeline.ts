@@ -1,7 +1,7 @@
 import { Keys } from '../core/keys';
 import { RedisClient, nodeFor } from '../redis/client';
 import { WindowTag } from '../core/tags';
-import { LEVEL_PREFIX, typePanePlan } from '../core/panes';
+import { LEVEL_PREFIX, parseSeconds, typePanePlan } from '../core/panes';
 
 export interface TagTimeline {
   event: string;
@@ -37,17 +37,26 @@ export async function profileTimeline(
     const from = to - bucketMs * buckets;
     const names: string[] = [];
     for (let at = from; at < to; at += level) names.push(`${LEVEL_PREFIX[level]}${at / level}`);
-    pipeline.hmget(keys.panes(userId, t.event), ...names);
-    return { tag: t, bucketMs };
+    // One-second panes kept a minute to a field (S<minute>: a count-only type's, see
+    // typeFold.ts's secondsForm) are read with them: a hash holds one form or the other.
+    const minutes: string[] = [];
+    if (level === 1000) for (let m = Math.floor(from / 60_000); m * 60_000 < to; m++) minutes.push(`S${m}`);
+    pipeline.hmget(keys.panes(userId, t.event), ...names, ...minutes);
+    return { tag: t, bucketMs, first: from / level, panes: names.length };
   });
   const [[existsErr, exists], ...results] = (await pipeline.exec()) ?? [];
   if (existsErr) throw existsErr;
   if (exists === 0) return null;
   const out: Record<string, TagTimeline> = {};
-  plan.forEach(({ tag, bucketMs }, k) => {
+  plan.forEach(({ tag, bucketMs, first, panes: n }, k) => {
     const [err, panes] = results[k];
     if (err) throw err;
-    const perPane = (panes as (string | null)[]).map((p) => (p === null ? 0 : parseInt(p, 10)));
+    const got = panes as (string | null)[];
+    const perPane = got.slice(0, n).map((p) => (p === null ? 0 : parseInt(p, 10)));
+    got.slice(n).forEach((text, j) => {
+      const base = (Math.floor(first / 60) + j) * 60;
+      for (const [sec, c] of parseSeconds(text)) if (base + sec - first >= 0 && base + sec - first < n) perPane[base + sec - first] += c;
+    });
     const panesPerBucket = perPane.length / buckets;
     const counts = Array.from({ length: buckets }, (_, i) => perPane.slice(i * panesPerBucket, (i + 1) * panesPerBucket).reduce((a, b) => a + b, 0));
     out[tag.name] = { event: tag.event, window_ms: tag.windowMs, bucket_ms: bucketMs, counts };

@@ -28,6 +28,16 @@ end
 -- Appends to `names` the panes of `level` in [lo, hi) (fieldPrefix: the value field's
 -- digits); with `act`, only those of minutes/hours that hold state.
 local function addLevelPanes(names, act, fieldPrefix, level, lo, hi)
+  if SECONDS_FORM and level == 1000 and fieldPrefix == '' then
+    local a = lo
+    while a < hi do
+      local b = a - a % 60000 + 60000
+      if b > hi then b = hi end
+      if act == nil or act.minutes[(a - a % 60000) / 60000] then names[#names + 1] = secondsName(a, b) end
+      a = b
+    end
+    return
+  end
   local pre = fieldPrefix .. PREFIX[level]
   if act == nil then
     -- Every pane: in runs sharing the digits above the last three, written once a run, so a
@@ -108,6 +118,9 @@ local function coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, newe
       names[#names + 1] = fieldPrefix .. 'm' .. paneIndexText(m)
     else -- an edge minute, or a window without minute panes: its seconds in range
       local lo, hi = math.max(ms, from), math.min(me, to)
+      if SECONDS_FORM and fieldPrefix == '' then
+        names[#names + 1] = secondsName(lo, hi)
+      else
       local tailEnd = math.min(me, newest - newest % 1000 + 1000) -- no second after the newest event's holds state
       if flipped and hasMinutes and (lo - ms) + math.max(0, tailEnd - hi) < hi - lo then
         names[#names + 1] = fieldPrefix .. 'm' .. paneIndexText(m)
@@ -115,6 +128,7 @@ local function coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, newe
         for t = hi, tailEnd - 1000, 1000 do flipped[#flipped + 1] = fieldPrefix .. 's' .. paneIndexText(t / 1000) end
       else
         for t = lo, hi - 1000, 1000 do names[#names + 1] = fieldPrefix .. 's' .. paneIndexText(t / 1000) end
+      end
       end
     end
   end

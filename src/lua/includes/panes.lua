@@ -46,6 +46,25 @@ local function paneIndexText(n)
   return high .. low
 end
 
+-- Whether the pane hash being read or written keeps a count-only type's one-second panes a
+-- minute to a field (`S<minute>` = ",<second>:<count>..." for each second of the minute
+-- that holds events, ascending; T says so, see parseMeta): set by each reader and writer of
+-- a type before it names panes. The pane names stay `s<second>` everywhere else: only the
+-- fetch (fetchFields), the write of new counts (writeType) and the deletes of a prune
+-- (dropMemberPanes) turn them into S fields.
+local SECONDS_FORM = false
+local function useSecondsForm(on)
+  SECONDS_FORM = on and true or false
+end
+
+-- The name of the one-second panes [lo, hi) (ms, within one minute) in the S form:
+-- `S<minute>:<first second>:<second after the last>`, which fetchFields reads as the field
+-- S<minute> cut to those seconds.
+local function secondsName(lo, hi)
+  local base = lo - lo % 60000
+  return 'S' .. paneIndexText(base / 60000) .. ':' .. (lo - base) / 1000 .. ':' .. (hi - base) / 1000
+end
+
 -- The field at 1-based position idx of a "\31"-packed value list ('' when absent).
 local function packedField(packed, idx)
   local start = 1
@@ -243,9 +262,11 @@ end
 
 -- HMGET of `names` (chunked: unpack() of a long list would overflow Lua's C stack): the
 -- values in the same order, false for a missing field.
+local fetchSecondsForm
 local function fetchFields(hashKey, names)
   local out = {}
   if #names == 0 then return out end
+  if SECONDS_FORM then return fetchSecondsForm(hashKey, names) end
   -- (A missing field reads false, which out keeps: one HMGET's reply is already the list.)
   if #names <= 1000 then return redis.call('HMGET', hashKey, unpack(names)) end
   for first = 1, #names, 1000 do
@@ -253,4 +274,105 @@ local function fetchFields(hashKey, names)
     for i = 1, #got do out[first + i - 1] = got[i] or false end
   end
   return out
+end
+
+-- fetchFields of a hash in the S form (see secondsName): each `S<minute>:<a>:<b>` reads the
+-- field S<minute> as the count of its seconds a..b-1 (false when none holds an event).
+-- `names` is changed: each such name becomes its field's.
+local SECOND_KEY = {}
+for s = 0, 59 do SECOND_KEY[s] = ',' .. s .. ':' end
+fetchSecondsForm = function(hashKey, names)
+  local cuts, n = {}, 0
+  for i = 1, #names do
+    if string.byte(names[i], 1) == 83 then
+      local field, a, b = string.match(names[i], '^(S%d+):(%d+):(%d+)$')
+      if field then -- (a bare S<minute> is fetched as it is)
+        names[i] = field
+        cuts[n + 1], cuts[n + 2], cuts[n + 3] = i, tonumber(a), tonumber(b)
+        n = n + 3
+      end
+    end
+  end
+  local got
+  if #names <= 1000 then
+    got = redis.call('HMGET', hashKey, unpack(names))
+  else
+    got = {}
+    for first = 1, #names, 1000 do
+      local part = redis.call('HMGET', hashKey, unpack(names, first, math.min(first + 999, #names)))
+      for j = 1, #part do got[first + j - 1] = part[j] end
+    end
+  end
+  for k = 1, n, 3 do
+    local i, a, b = cuts[k], cuts[k + 1], cuts[k + 2]
+    local text, count = got[i], 0
+    if text then
+      if b - a <= 3 then -- a few seconds: find each (a plain search, in C)
+        for s = a, b - 1 do
+          local _, e = string.find(text, SECOND_KEY[s], 1, true)
+          if e then count = count + tonumber(string.match(text, '^%d+', e + 1)) end
+        end
+      else
+        for s, c in string.gmatch(text, '(%d+):(%d+)') do
+          s = tonumber(s)
+          if s >= b then break end
+          if s >= a then count = count + c end
+        end
+      end
+    end
+    got[i] = count > 0 and count or false
+  end
+  return got
+end
+
+-- An S<minute> field's text (nil or false: none) -> {second of the minute = count}.
+local function parseSeconds(text)
+  local out = {}
+  if text then
+    for sec, c in string.gmatch(text, '(%d+):(%d+)') do out[tonumber(sec)] = tonumber(c) end
+  end
+  return out
+end
+
+-- {second of the minute = count} -> an S<minute> field's text ('' when no count is left).
+local function formatSeconds(counts)
+  local parts = {}
+  for sec = 0, 59 do
+    local c = counts[sec]
+    if c and c > 0 then parts[#parts + 1] = SECOND_KEY[sec] .. string.format('%d', c) end
+  end
+  return table.concat(parts)
+end
+
+-- Moves the one-second panes s<second> of a count-only type's pane hash (of the minutes
+-- its time index holds) into S<minute> fields, and returns T's text `meta` marked so
+-- (written too). Run once per hash, by its first write of this version (writeType).
+local function convertToSecondsForm(paneKey, indexKey, meta)
+  local sets, drops = {}, {}
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', indexKey, '-inf', '(' .. DISTINCT_BASE)) do
+    if string.byte(member, 1) == 109 then -- m<minute>
+      local m = tonumber(string.sub(member, 2))
+      local names = {}
+      for sec = m * 60, m * 60 + 59 do names[#names + 1] = 's' .. sec end
+      local got = redis.call('HMGET', paneKey, unpack(names))
+      local counts = {}
+      for k = 1, 60 do
+        if got[k] then
+          counts[k - 1] = paneCount(got[k]) -- (a type that kept more has only its counts read now)
+          drops[#drops + 1] = names[k]
+        end
+      end
+      local text = formatSeconds(counts)
+      if text ~= '' then
+        sets[#sets + 1] = 'S' .. m
+        sets[#sets + 1] = text
+      end
+    end
+  end
+  for i = 1, #sets, 500 do redis.call('HSET', paneKey, unpack(sets, i, math.min(i + 499, #sets))) end
+  for i = 1, #drops, 500 do redis.call('HDEL', paneKey, unpack(drops, i, math.min(i + 499, #drops))) end
+  local head = string.match(meta, '^[^\30]*')
+  meta = head .. 'S' .. string.sub(meta, #head + 1)
+  redis.call('HSET', paneKey, 'T', meta)
+  return meta
 end

@@ -27,6 +27,8 @@ local function decodeType(bin, pos)
   name, typeLongest, numeric, numericField, numericMask, nValues, pos = struct.unpack('>Bc0I4BBBB', bin, pos)
   local tp = { name = name, longest = typeLongest * 1000, numeric = numeric % 2 == 1, spread = math.floor(numeric / 2) % 2 == 1, first = numeric >= 4, numericField = numericField,
     numericLevels = levelList(numericMask), values = {}, distinct = {}, distinctFieldNames = {}, tags = {} }
+  -- A count-only type's one-second panes are kept a minute to a field (SECONDS_FORM).
+  tp.secondsForm = not tp.numeric and numericMask % 2 == 1
   for i = 1, nValues do
     local field, mask, edges, source, list, k
     field, mask, edges, source, list, k, pos = struct.unpack('>BBBc0BBI2', bin, pos)

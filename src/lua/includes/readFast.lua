@@ -48,6 +48,7 @@ local function readFast(tp, paneKey, indexKey, now, out, only)
   end
   local meta = parseMeta(text)
   if not meta then return nil end
+  useSecondsForm(meta.sform)
   local newest = meta.newest
   local names, slots, ranges = {}, {}, {}
   if not nameCorrections(tp, meta, now, only, names, slots, ranges) then return nil end

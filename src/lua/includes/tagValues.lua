@@ -233,6 +233,7 @@ end
 local function typeTagValues(paneKey, indexKey, tp, now, only, out, fill)
   local got = redis.call('HMGET', paneKey, 'T', unpack(tp.distinctFieldNames))
   local meta = parseMeta(got[1] or nil)
+  useSecondsForm(meta and meta.sform)
   if not meta and not got[2] and redis.call('EXISTS', paneKey) == 0 then
     if fill then
       for _, tag in ipairs(tp.tags) do

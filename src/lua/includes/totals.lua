@@ -1,9 +1,11 @@
 -- The running totals of a pane hash, field T, kept short (it is per user and type):
--- "<newest>,<k>[,<j>]" then per running total "\30<spec>=<d>:<value>". newest: the type's newest
+-- "<newest>,<k>[,<j>][S]" then per running total "\30<spec>=<d>:<value>". newest: the type's newest
 -- event time; k: minutes from the lowest pane member of the time index (nothing older is
 -- left to prune) to newest's minute; j (only for a type whose one-second panes are read over
 -- less than its longest window, e.g. clicks_5m beside clicks_24h): minutes from the lowest
--- minute that may still hold one-second panes to newest's minute (none: from k's). A total is the value of a count (an integer) or
+-- minute that may still hold one-second panes to newest's minute (none: from k's); S: the
+-- type's one-second panes are kept a minute to a field (SECONDS_FORM in panes.lua). A total
+-- is the value of a count (an integer) or
 -- count_by ("v\31n\31...") tag over the completed panes of its window when now's pane was
 -- p = floor(newest / r) - d (r: the tag's resolution): the W / r - 1 panes before pane p.
 -- A write moves it only when its pane is no longer p (adding the panes that entered,
@@ -67,15 +69,16 @@ local function ownField(spec)
 end
 
 -- {newest, oldest, seconds (the start of the lowest minute that may hold one-second panes,
--- when T says), d = {spec = d}, v = {spec = value text ('' for a count_by total: see
--- loadOwnField)}}, or nil.
+-- when T says), sform (the one-second panes are a minute to a field: the header ends with
+-- S), d = {spec = d}, v = {spec = value text ('' for a count_by total: see loadOwnField)}},
+-- or nil.
 local function parseMeta(text)
   if not text then return nil end
-  local newest, k, j = string.match(text, '^(%d+),(%-?%d+),?(%-?%d*)')
+  local newest, k, j, form = string.match(text, '^(%d+),(%-?%d+),?(%-?%d*)(S?)')
   if not newest then return nil end
   newest = tonumber(newest)
   local minute = newest - newest % 60000
-  local meta = { newest = newest, oldest = minute - tonumber(k) * 60000, d = {}, v = {} }
+  local meta = { newest = newest, oldest = minute - tonumber(k) * 60000, d = {}, v = {}, sform = form == 'S' }
   if j ~= '' then meta.seconds = minute - tonumber(j) * 60000 end
   -- (The totals follow the header; it holds no \30, so matching the whole text finds them.)
   for spec, d, value in string.gmatch(text, '\30([^=\30]+)=(%-?%d+):([^\30]*)') do
@@ -86,10 +89,12 @@ local function parseMeta(text)
 end
 
 -- T's text for newest, oldest, seconds (nil: not kept) and totals {spec = {p, value text,
--- res}} (a count_by total's value is left out: it is in C<spec>).
-local function formatMeta(newest, oldest, totals, seconds)
+-- res}} (a count_by total's value is left out: it is in C<spec>); with secondsForm, the
+-- header ends with S (see SECONDS_FORM).
+local function formatMeta(newest, oldest, totals, seconds, secondsForm)
   local head = string.format('%d,%d', newest, math.floor(newest / 60000) - math.floor(oldest / 60000))
   if seconds then head = head .. string.format(',%d', math.floor(newest / 60000) - math.floor(seconds / 60000)) end
+  if secondsForm then head = head .. 'S' end
   local parts = { head }
   for spec, t in pairs(totals) do
     parts[#parts + 1] = spec .. '=' .. string.format('%d', math.floor(newest / t[3]) - t[1]) .. ':' .. (ownField(spec) and '' or t[2])
@@ -153,6 +158,12 @@ end
 -- tag adds is one name, not a read of the index.
 local SHORT_DIFF_PANES = 40
 
+-- The name of a tag's pane (at its resolution) that starts at `at`.
+local function paneName(tag, at)
+  if SECONDS_FORM and tag.res == 1000 and tag.prefix == '' then return secondsName(at, at + 1000) end
+  return tag.prefix .. PREFIX[tag.res] .. paneIndexText(at / tag.res)
+end
+
 -- The pane names of ranges (totalPlan's adds or subs): by arithmetic, or with `indexKey`,
 -- only the panes of the minutes the time index says hold state (with `flipped`, see
 -- coverByActiveMinutes: panes to count with the other sign go there).
@@ -177,7 +188,7 @@ local function jobNames(indexKey, tag, plan, from, to, newest, flip)
     local addsFlipped, subsFlipped = nil, nil
     if flip and byIndex and tag.agg == 'count' and newest ~= math.huge then addsFlipped, subsFlipped = {}, {} end
     local adds = rangeNames(plan.adds, tag, byIndex, newest, addsFlipped)
-    if plan.current then adds[#adds + 1] = tag.prefix .. PREFIX[tag.res] .. paneIndexText(plan.current[1] / tag.res) end
+    if plan.current then adds[#adds + 1] = paneName(tag, plan.current[1]) end
     local subs = rangeNames(plan.subs, tag, byIndex, newest, subsFlipped)
     if addsFlipped then
       for _, n in ipairs(subsFlipped) do adds[#adds + 1] = n end
@@ -218,7 +229,7 @@ local function fastNames(tag, meta, from, to, names)
   local first = #names + 1
   if a1 < b1 then coverByLevels(nil, a1, b1, tag.levels, tag.prefix, names) end
   if a2 < b2 then coverByLevels(nil, a2, b2, tag.levels, tag.prefix, names) end
-  if done <= newest then names[#names + 1] = tag.prefix .. PREFIX[res] .. paneIndexText(done / res) end
+  if done <= newest then names[#names + 1] = paneName(tag, done) end
   local mid = #names
   if s1 < t1 then coverByLevels(nil, s1, t1, tag.levels, tag.prefix, names) end
   if s2 < t2 then coverByLevels(nil, s2, t2, tag.levels, tag.prefix, names) end

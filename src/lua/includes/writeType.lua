@@ -138,6 +138,7 @@ local function movedTotal(job, panes, d)
 end
 
 local function writeType(paneKey, indexKey, tp, now, events)
+  useSecondsForm(false)
   local cutoff = now - tp.longest
   local cutoffMinute = math.floor(cutoff / 60000)
   -- 1. The meta, the waiting distinct values and the dedup buckets of the events.
@@ -154,6 +155,11 @@ local function writeType(paneKey, indexKey, tp, now, events)
   for _, e in ipairs(events) do if e.ts >= cutoff then want(bucketName(e.fp)) end end
   local got = fetchFields(paneKey, fields)
   local meta = parseMeta(got[1] or nil)
+  -- A count-only type keeps its one-second panes a minute to a field (SECONDS_FORM): from
+  -- its first write on, or, for state written before, once this write has moved them.
+  local secondsForm = tp.secondsForm and (meta ~= nil or redis.call('EXISTS', paneKey) == 0)
+  if secondsForm and meta and not meta.sform then meta = parseMeta(convertToSecondsForm(paneKey, indexKey, got[1])) end
+  useSecondsForm(secondsForm)
   -- 2. Dedup, and the call's deltas.
   local d = { added = 0, members = {}, events = {}, numeric = {}, values = {}, lists = {}, future = {} }
   local firstSlot = slot
@@ -174,7 +180,19 @@ local function writeType(paneKey, indexKey, tp, now, events)
     for _, name in ipairs(list) do slots[#slots + 1] = want(name) end
     return slots
   end
-  for name in pairs(d.numeric) do want(name) end
+  -- (In the S form, a second's count is in its minute's field, fetched whole.)
+  local secondsOf = {}
+  for name in pairs(d.numeric) do
+    if secondsForm and string.byte(name, 1) == 115 then
+      local sec = tonumber(string.sub(name, 2))
+      local field = 'S' .. math.floor(sec / 60)
+      secondsOf[field] = secondsOf[field] or {}
+      secondsOf[field][sec % 60] = d.numeric[name]
+      want(field)
+    else
+      want(name)
+    end
+  end
   for name in pairs(d.values) do want(name) end
   for name in pairs(d.lists) do want(name) end
   local jobs, specs = {}, {}
@@ -213,9 +231,15 @@ local function writeType(paneKey, indexKey, tp, now, events)
     writes[#writes + 1] = name
     writes[#writes + 1] = value
   end
+  for field, deltas in pairs(secondsOf) do
+    local counts = parseSeconds(panes[slot[field]])
+    for sec, delta in pairs(deltas) do counts[sec] = (counts[sec] or 0) + delta end
+    put(field, formatSeconds(counts))
+  end
   for name, delta in pairs(d.numeric) do
     local old = panes[slot[name]]
-    if tp.numeric then
+    if secondsForm and string.byte(name, 1) == 115 then -- (above)
+    elseif tp.numeric then
       local p = old and parseNumeric(old)
       put(name, formatNumeric(p and mergeNumeric(p, delta) or delta))
     else
@@ -295,7 +319,7 @@ local function writeType(paneKey, indexKey, tp, now, events)
   end
   local oldest = meta and meta.oldest
   for _, score in pairs(d.members) do if score < DISTINCT_BASE and (not oldest or score < oldest) then oldest = score end end
-  put('T', formatMeta(newest, oldest, totals, seconds))
+  put('T', formatMeta(newest, oldest, totals, seconds, secondsForm))
   for _, job in ipairs(jobs) do
     if not job.keep and ownField(job.tag.total) then put('C' .. job.tag.total, totals[job.tag.total][2]) end
   end
@@ -310,7 +334,7 @@ local function writeType(paneKey, indexKey, tp, now, events)
     local lowest = redis.call('ZRANGE', indexKey, 0, 0, 'WITHSCORES')
     local score = tonumber(lowest[2])
     if score and score < DISTINCT_BASE then oldest = score end
-    redis.call('HSET', paneKey, 'T', formatMeta(newest, oldest, totals, seconds))
+    redis.call('HSET', paneKey, 'T', formatMeta(newest, oldest, totals, seconds, secondsForm))
   end
   if ttlMode == 'GT' then
     redis.call('PEXPIRE', paneKey, expiry - now, 'GT')

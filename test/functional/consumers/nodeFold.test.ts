@@ -6,6 +6,7 @@ import { RealtimeConsumer } from '../../../src/consumers/realtime';
 import type { DecodedEntry, StreamBatch } from '../../../src/consumers/groupConsumer';
 import { Pipeline, T0, extraRealtimeConsumer, feed, makePipeline } from '../../helpers/context';
 import { windowRange } from '../../../src/core/panes';
+import { secondCounts, secondsOf } from '../../helpers/secondsForm';
 
 const MIN = 60_000;
 
@@ -185,12 +186,12 @@ describe('the fold in the consumer (real Redis)', () => {
       const t0 = p.clock.now;
       const clicks: number[] = [];
       const click = (i: number, ts: number) => ({ event_id: `k${i}`, user_id: 'u5', type: 'click', ts, ad_id: 'ad-1', campaign_id: 'c-1' });
-      // The seconds the fold's prunes name: only those that hold events (it remembers them
-      // as far back as the prune reaches), not the 60 of every minute.
+      // What the fold's prunes of seconds delete: the field of each minute that holds some
+      // (the S form), not the 60 seconds of every minute.
       const monitor = await (p.redis as Redis).monitor();
       const named: string[] = [];
       monitor.on('monitor', (_t: string, args: string[]) => {
-        if (args[0].toUpperCase() === 'HDEL' && args[1] === p.keys.panes('u5', 'click')) named.push(...args.slice(2).filter((f) => /^s\d+$/.test(f)));
+        if (args[0].toUpperCase() === 'HDEL' && args[1] === p.keys.panes('u5', 'click')) named.push(...args.slice(2).filter((f) => /^[sS]\d+$/.test(f)));
       });
       // A click every 50 s for 50 minutes; at 30 minutes, one 12 minutes late (its second is
       // past every seconds window as it lands: the next prune of seconds takes it).
@@ -206,6 +207,7 @@ describe('the fold in the consumer (real Redis)', () => {
       await new Promise((r) => setTimeout(r, 100));
       monitor.disconnect();
       expect(named.length).to.be.within(20, clicks.length);
+      expect(named.filter((f) => f[0] === 's')).to.deep.equal([]);
       const mine = await p.redis.hgetall(p.keys.panes('u5', 'click'));
       expect(norm(mine)).to.deep.equal(norm(await script.redis.hgetall(script.keys.panes('u5', 'click'))));
       expect(await p.redis.zrange(p.keys.paneIndex('u5', 'click'), 0, -1)).to.deep.equal(
@@ -215,9 +217,9 @@ describe('the fold in the consumer (real Redis)', () => {
       // tags' window, a minute, and the 10 minutes of slack is left (of 50 minutes' clicks);
       // the minute panes clicks_24h reads all are.
       const now = p.clock.now;
-      expect(mine.T).to.match(/^\d+,\d+,\d+\x1e/);
-      const seconds = Object.keys(mine).filter((f) => /^s\d+$/.test(f));
-      for (const f of seconds) expect(Number(f.slice(1)) * 1000, f).to.be.at.least(now - 301_000 - 12 * MIN);
+      expect(mine.T).to.match(/^\d+,\d+,\d+S\x1e/);
+      const seconds = [...secondsOf(mine).keys()];
+      for (const s of seconds) expect(s * 1000, `s${s}`).to.be.at.least(now - 301_000 - 12 * MIN);
       expect(seconds.length).to.be.within(6, 20);
       for (const t of clicks) expect(mine[`m${Math.floor(t / MIN)}`], `minute of ${t - t0}`).to.not.equal(undefined);
       // Every read from now on counts what the pane rule says, by the fold's state and by the script's.
@@ -239,7 +241,7 @@ describe('the fold in the consumer (real Redis)', () => {
     }
   });
 
-  it('a prune names only the seconds the fold knows hold events, and every second of minutes from before it knew the hash', async () => {
+  it('a prune deletes the seconds of the minutes it prunes, whoever wrote them', async () => {
     const t0 = p.clock.now;
     // The fold writes u4's first event, then the script its second (V removed, as if a
     // version before V had written the hash: the fold leaves that visit to the script)...
@@ -258,10 +260,10 @@ describe('the fold in the consumer (real Redis)', () => {
     expect(p.consumer.foldCounts.leftToScript).to.equal(1);
     // Pruned (10 minutes past the 1 h window): the minutes of the script's events and of the
     // fold's first two; the fold knew the seconds of its own, not of the script's.
-    const kept = await p.redis.hkeys(p.keys.panes('u4', 'impression'));
+    const kept = await secondCounts(p.redis as Redis, p.keys.panes('u4', 'impression'));
     // (The prune at 70 minutes: minutes up to t0 + 9, a minute before the window's start.)
     const pruned = seconds.slice(0, 4);
-    for (const t of seconds) expect(kept.includes(`s${Math.floor(t / 1000)}`), `second ${(t - t0) / 1000}`).to.equal(!pruned.includes(t));
+    for (const t of seconds) expect(kept.has(Math.floor(t / 1000)), `second ${(t - t0) / 1000}`).to.equal(!pruned.includes(t));
     expect((await p.reader.read('u4'))!.tags.views_1h).to.equal(seconds.length - pruned.length - 1); // (the oldest kept is 70 min old)
   });
 
@@ -272,7 +274,7 @@ describe('the fold in the consumer (real Redis)', () => {
     // The fold pruned it (in its transaction): the old minute's panes and index member are gone.
     expect(p.consumer.foldCounts).to.include({ folded: 2, leftToScript: 0 });
     expect(await p.redis.zrange(p.keys.paneIndex('u1', 'impression'), 0, -1)).to.not.include(`m${(T0 - 59 * MIN) / MIN}`);
-    expect(await p.redis.hexists(p.keys.panes('u1', 'impression'), `s${(T0 - 59 * MIN) / 1000}`)).to.equal(0);
+    expect((await secondCounts(p.redis as Redis, p.keys.panes('u1', 'impression'))).has((T0 - 59 * MIN) / 1000)).to.equal(false);
     await feed(p, [impression('ahead', 'u2', p.clock.now + 2000)]);
     expect(p.consumer.foldCounts.leftToScript).to.equal(1);
     await feed(p, [impression('u3a', 'u3', p.clock.now)]);

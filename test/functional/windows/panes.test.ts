@@ -6,6 +6,8 @@ import { ProfileEvent } from '../../../src/core/event';
 import { coverPanes, tagLevels, windowRange } from '../../../src/core/panes';
 import { parseTagConfig } from '../../../src/core/tagConfig';
 import { prng } from '../../../src/dev/simulate';
+import type { Redis } from 'ioredis';
+import { toFieldPerSecond } from '../../helpers/secondsForm';
 
 const SEC = 1000;
 const MIN = 60_000;
@@ -185,6 +187,7 @@ describe('window panes', () => {
       for (const type of ['impression', 'purchase'] as const) {
         // (It had no T field, and the type's newest event time as member L of the time index.)
         const newest = Math.max(...events.filter((e) => e.type === type).map((e) => e.ts));
+        await toFieldPerSecond(p.redis as Redis, p.keys.panes('v2', type));
         await p.redis.hdel(p.keys.panes('v2', type), 'T');
         await p.redis.zadd(p.keys.paneIndex('v2', type), newest, 'L');
       }

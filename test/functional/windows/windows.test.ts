@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import { FakeClock, Pipeline, T0, feed, makePipeline } from '../../helpers/context';
 import { SPLIT_WAYS } from '../../../src/consumers/dedupBuckets';
 import { PRUNE_SLACK_MS } from '../../../src/consumers/typeFold';
+import type { Redis } from 'ioredis';
+import { secondCounts } from '../../helpers/secondsForm';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -102,7 +104,8 @@ describe('sliding windows (real Redis, injected clock)', () => {
     expect(profile.tags.purchases_24h).to.equal(1);
     expect(profile.tags.spend_24h).to.equal(10);
     // The first copy's time counts: one click in the pane of T0, none in the pane before.
-    expect(await p.redis.hmget(p.keys.panes('u1', 'click'), `s${T0 / 1000}`, `s${T0 / 1000 - 1}`)).to.deep.equal(['1', null]);
+    const seconds = await secondCounts(p.redis as Redis, p.keys.panes('u1', 'click'));
+    expect([seconds.get(T0 / 1000), seconds.get(T0 / 1000 - 1)]).to.deep.equal([1, undefined]);
   });
 
   it('places out-of-order events by event time', async () => {
@@ -129,7 +132,8 @@ describe('sliding windows (real Redis, injected clock)', () => {
     const m0 = T0 / MIN;
     // (The type's newest event time is in the pane hash's T field, not in the index.)
     expect(await p.redis.zrange(p.keys.paneIndex('u1', 'impression'), 0, -1)).to.deep.equal([`m${m0}`, `h${T0 / HOUR}`, 'v1:a1']);
-    expect(await p.redis.hget(p.keys.panes('u1', 'impression'), 'T')).to.match(new RegExp(`^${T0},0\x1e`));
+    // (S: the one-second panes are a minute to a field.)
+    expect(await p.redis.hget(p.keys.panes('u1', 'impression'), 'T')).to.match(new RegExp(`^${T0},0S\x1e`));
     // (A write prunes once the oldest member is PRUNE_SLACK_MS past the window.)
     clock.advance(HOUR + PRUNE_SLACK_MS);
     await feed(p, [{ user_id: 'u1', type: 'impression', ts: clock.now, ad_id: 'a2', event_id: 'i2' }]);
@@ -150,7 +154,9 @@ describe('sliding windows (real Redis, injected clock)', () => {
     const fields = (await p.redis.hkeys(p.keys.panes('u1', 'impression')))
       .filter((f) => !f.startsWith('d') && f !== 'T' && f !== 'V' && !f.startsWith('C'))
       .sort();
-    expect(fields).to.deep.equal([`m${m1}`, `s${clock.now / 1000}`].sort());
+    // (S<minute>: the one-second panes of the minute.)
+    expect(fields).to.deep.equal([`m${m1}`, `S${m1}`].sort());
+    expect(await p.redis.hget(p.keys.panes('u1', 'impression'), `S${m1}`)).to.equal(`,${(clock.now / 1000) % 60}:1`);
     // TTL: until the newest event leaves the 1 h window (+ the minute pruning rounds to).
     const pttl = await p.redis.pttl(p.keys.panes('u1', 'impression'));
     expect(pttl).to.be.within(HOUR + MIN - 5000, HOUR + MIN);
@@ -209,10 +215,12 @@ describe('sliding windows (real Redis, injected clock)', () => {
     const events = Array.from({ length: 20_000 }, (_, i) => ({ user_id: 'bot', type: 'click', ts: T0 - (i % 240) * 1000, event_id: `b${i}` }));
     await feed(p, events);
     expect((await p.reader.read('bot'))!.tags).to.include({ clicks_5m: 20_000, clicks_24h: 20_000 });
-    // 240 one-second panes, 5 minute panes, 1 hour pane, and dedup buckets: no per-event state but 8 to 10 bytes.
+    // 240 one-second panes (in the fields of their 5 minutes), 5 minute panes, 1 hour pane,
+    // and dedup buckets: no per-event state but 8 to 10 bytes.
     const key = p.keys.panes('bot', 'click');
     const fields = await p.redis.hkeys(key);
-    expect(fields.filter((f) => f.startsWith('s'))).to.have.length(240);
+    expect((await secondCounts(p.redis as Redis, key)).size).to.equal(240);
+    expect(fields.filter((f) => f.startsWith('S'))).to.have.length(5);
     expect(fields.filter((f) => f.startsWith('m'))).to.have.length(5);
     const buckets = fields.filter((f) => f.startsWith('d'));
     expect(buckets.length).to.be.at.most(256 * (SPLIT_WAYS + 1));
