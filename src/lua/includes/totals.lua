@@ -225,7 +225,9 @@ local function fastNames(tag, meta, from, to, names)
   if a2 < b2 then span = span + b2 - a2 end
   if s1 < t1 then span = span + t1 - s1 end
   if s2 < t2 then span = span + t2 - s2 end
-  if span > SHORT_DIFF_PANES * res then return nil end
+  -- (In the S form a run of seconds is named as its minutes plus two cut fields at most:
+  -- the same budget counts minutes there. A typical read then needs no time index: 0.87x.)
+  if span > ((SECONDS_FORM and res == 1000) and SHORT_DIFF_PANES * 60000 or SHORT_DIFF_PANES * res) then return nil end
   local first = #names + 1
   if a1 < b1 then coverByLevels(nil, a1, b1, tag.levels, tag.prefix, names) end
   if a2 < b2 then coverByLevels(nil, a2, b2, tag.levels, tag.prefix, names) end
