@@ -118,17 +118,15 @@ local function coverByActiveMinutes(inRange, from, to, levels, fieldPrefix, newe
       names[#names + 1] = fieldPrefix .. 'm' .. paneIndexText(m)
     else -- an edge minute, or a window without minute panes: its seconds in range
       local lo, hi = math.max(ms, from), math.min(me, to)
-      if SECONDS_FORM and fieldPrefix == '' then
-        names[#names + 1] = secondsName(lo, hi)
-      else
       local tailEnd = math.min(me, newest - newest % 1000 + 1000) -- no second after the newest event's holds state
-      if flipped and hasMinutes and (lo - ms) + math.max(0, tailEnd - hi) < hi - lo then
+      if SECONDS_FORM and fieldPrefix == '' then -- one field, cut to the range (never flipped)
+        names[#names + 1] = secondsName(lo, hi)
+      elseif flipped and hasMinutes and (lo - ms) + math.max(0, tailEnd - hi) < hi - lo then
         names[#names + 1] = fieldPrefix .. 'm' .. paneIndexText(m)
         for t = ms, lo - 1000, 1000 do flipped[#flipped + 1] = fieldPrefix .. 's' .. paneIndexText(t / 1000) end
         for t = hi, tailEnd - 1000, 1000 do flipped[#flipped + 1] = fieldPrefix .. 's' .. paneIndexText(t / 1000) end
       else
         for t = lo, hi - 1000, 1000 do names[#names + 1] = fieldPrefix .. 's' .. paneIndexText(t / 1000) end
-      end
       end
     end
   end

@@ -238,11 +238,10 @@ local function writeType(paneKey, indexKey, tp, now, events)
   end
   for name, delta in pairs(d.numeric) do
     local old = panes[slot[name]]
-    if secondsForm and string.byte(name, 1) == 115 then -- (above)
-    elseif tp.numeric then
+    if tp.numeric then
       local p = old and parseNumeric(old)
       put(name, formatNumeric(p and mergeNumeric(p, delta) or delta))
-    else
+    elseif not secondsForm or string.byte(name, 1) ~= 115 then -- (the S form's seconds: above)
       put(name, (old and tonumber(old) or 0) + delta)
     end
   end
