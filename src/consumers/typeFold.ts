@@ -146,7 +146,7 @@ const skip = (lua: string) => ({ lua }) as PlannedVisit;
 
 /**
  * Whether a type keeps its one-second panes a minute to a field (panes.lua's SECONDS_FORM:
- * S<minute> = ",<second>:<count>..."): a count-only type with one-second panes. State
+ * S<minute> = "<second>:<count>,..."): a count-only type with one-second panes. State
  * written before in one field a second is moved by updateWindows.lua's first write.
  */
 export function secondsForm(tp: TypePlan): boolean {

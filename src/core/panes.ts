@@ -176,7 +176,7 @@ export function valueFieldKeyOf(v: TypePanePlan['valueFields'][number]): string 
 
 /**
  * The one-second panes of a count-only type a minute to a field (SECONDS_FORM in
- * src/lua/includes/panes.lua): S<minute> = ",<second>:<count>" for each second of the
+ * src/lua/includes/panes.lua): S<minute> = "<second>:<count>,..." for each second of the
  * minute that holds events (0-59, ascending). The consumer's fold names panes `s<second>`
  * as before; these turn them into S fields.
  */
@@ -187,13 +187,13 @@ export function secondsField(second: number): string {
 /** An S<minute> field's text -> its counts by second of the minute. */
 export function parseSeconds(text: string | null | undefined): Map<number, number> {
   const out = new Map<number, number>();
-  if (text) for (const m of text.matchAll(/,(\d+):(\d+)/g)) out.set(Number(m[1]), Number(m[2]));
+  if (text) for (const m of text.matchAll(/(\d+):(\d+)/g)) out.set(Number(m[1]), Number(m[2]));
   return out;
 }
 
 /** Counts by second of the minute -> an S<minute> field's text ('' when none is left). */
 export function formatSeconds(counts: Map<number, number>): string {
-  let out = '';
-  for (const sec of [...counts.keys()].sort((a, b) => a - b)) if (counts.get(sec)! > 0) out += `,${sec}:${counts.get(sec)}`;
-  return out;
+  const parts: string[] = [];
+  for (const sec of [...counts.keys()].sort((a, b) => a - b)) if (counts.get(sec)! > 0) parts.push(`${sec}:${counts.get(sec)}`);
+  return parts.join(',');
 }

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 
 /**
  * A count-only type's one-second panes are kept a minute to a field (S<minute> =
- * ",<second>:<count>...", see src/lua/includes/panes.lua): these read them as one count
+ * "<second>:<count>,...", see src/lua/includes/panes.lua): these read them as one count
  * per epoch second, and write them back a field a second as versions before this one did.
  */
 
@@ -12,7 +12,7 @@ export function secondsOf(fields: Record<string, string>): Map<number, number> {
   for (const [name, text] of Object.entries(fields)) {
     if (!/^S\d+$/.test(name)) continue;
     const base = Number(name.slice(1)) * 60;
-    for (const m of text.matchAll(/,(\d+):(\d+)/g)) out.set(base + Number(m[1]), Number(m[2]));
+    for (const m of text.matchAll(/(\d+):(\d+)/g)) out.set(base + Number(m[1]), Number(m[2]));
   }
   return out;
 }

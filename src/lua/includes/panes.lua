@@ -47,7 +47,7 @@ local function paneIndexText(n)
 end
 
 -- Whether the pane hash being read or written keeps a count-only type's one-second panes a
--- minute to a field (`S<minute>` = ",<second>:<count>..." for each second of the minute
+-- minute to a field (`S<minute>` = "<second>:<count>,..." for each second of the minute
 -- that holds events, ascending; T says so, see parseMeta): set by each reader and writer of
 -- a type before it names panes. The pane names stay `s<second>` everywhere else: only the
 -- fetch (fetchFields), the write of new counts (writeType) and the deletes of a prune
@@ -279,8 +279,8 @@ end
 -- fetchFields of a hash in the S form (see secondsName): each `S<minute>:<a>:<b>` reads the
 -- field S<minute> as the count of its seconds a..b-1 (false when none holds an event).
 -- `names` is changed: each such name becomes its field's.
-local SECOND_KEY = {}
-for s = 0, 59 do SECOND_KEY[s] = ',' .. s .. ':' end
+local SECOND_KEY, SECOND_HEAD = {}, {}
+for s = 0, 59 do SECOND_KEY[s], SECOND_HEAD[s] = ',' .. s .. ':', s .. ':' end
 fetchSecondsForm = function(hashKey, names)
   local cuts, n = {}, 0
   for i = 1, #names do
@@ -309,7 +309,13 @@ fetchSecondsForm = function(hashKey, names)
     if text then
       if b - a <= 3 then -- a few seconds: find each (a plain search, in C)
         for s = a, b - 1 do
-          local _, e = string.find(text, SECOND_KEY[s], 1, true)
+          local head, e = SECOND_HEAD[s], nil
+          if string.sub(text, 1, #head) == head then
+            e = #head
+          else
+            local _, at = string.find(text, SECOND_KEY[s], 1, true)
+            e = at
+          end
           if e then count = count + tonumber(string.match(text, '^%d+', e + 1)) end
         end
       else
@@ -339,9 +345,9 @@ local function formatSeconds(counts)
   local parts = {}
   for sec = 0, 59 do
     local c = counts[sec]
-    if c and c > 0 then parts[#parts + 1] = SECOND_KEY[sec] .. string.format('%d', c) end
+    if c and c > 0 then parts[#parts + 1] = SECOND_HEAD[sec] .. string.format('%d', c) end
   end
-  return table.concat(parts)
+  return table.concat(parts, ',')
 end
 
 -- Moves the one-second panes s<second> of a count-only type's pane hash (of the minutes

@@ -118,7 +118,7 @@ describe('one-second panes a minute to a field (real Redis)', () => {
     expect(Object.keys(purchase).filter((f) => f.startsWith('S'))).to.deep.equal([]);
     expect(purchase.T).to.not.match(/^[^\x1e]*S/);
     const impression = await p.redis.hgetall(p.keys.panes('u', 'impression'));
-    expect(impression[`S${Math.floor((T0 / SEC - 2) / 60)}`]).to.equal(`,${(T0 / SEC - 2) % 60}:1`);
+    expect(impression[`S${Math.floor((T0 / SEC - 2) / 60)}`]).to.equal(`${(T0 / SEC - 2) % 60}:1`);
     expect((await p.reader.read('u'))!.tags).to.include({ spend_5m: 12.5, views_5m: 1 });
   });
 });

@@ -156,7 +156,7 @@ describe('sliding windows (real Redis, injected clock)', () => {
       .sort();
     // (S<minute>: the one-second panes of the minute.)
     expect(fields).to.deep.equal([`m${m1}`, `S${m1}`].sort());
-    expect(await p.redis.hget(p.keys.panes('u1', 'impression'), `S${m1}`)).to.equal(`,${(clock.now / 1000) % 60}:1`);
+    expect(await p.redis.hget(p.keys.panes('u1', 'impression'), `S${m1}`)).to.equal(`${(clock.now / 1000) % 60}:1`);
     // TTL: until the newest event leaves the 1 h window (+ the minute pruning rounds to).
     const pttl = await p.redis.pttl(p.keys.panes('u1', 'impression'));
     expect(pttl).to.be.within(HOUR + MIN - 5000, HOUR + MIN);
