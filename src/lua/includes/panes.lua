@@ -260,75 +260,76 @@ local function windowRange(w, r, now)
   return start - w + r, start + r
 end
 
--- HMGET of `names` (chunked: unpack() of a long list would overflow Lua's C stack): the
--- values in the same order, false for a missing field.
-local fetchSecondsForm
-local function fetchFields(hashKey, names)
-  local out = {}
-  if #names == 0 then return out end
-  if SECONDS_FORM then return fetchSecondsForm(hashKey, names) end
-  -- (A missing field reads false, which out keeps: one HMGET's reply is already the list.)
-  if #names <= 1000 then return redis.call('HMGET', hashKey, unpack(names)) end
-  for first = 1, #names, 1000 do
-    local got = redis.call('HMGET', hashKey, unpack(names, first, math.min(first + 999, #names)))
-    for i = 1, #got do out[first + i - 1] = got[i] or false end
-  end
-  return out
-end
-
--- fetchFields of a hash in the S form (see secondsName): each `S<minute>:<a>:<b>` reads the
--- field S<minute> as the count of its seconds a..b-1 (false when none holds an event).
--- `names` is changed: each such name becomes its field's.
+-- In the S form (see secondsName), each name `S<minute>:<a>:<b>` of `names` becomes its
+-- field's, S<minute>; returns {position, a, b, ...} of those cuts (a bare S<minute> is
+-- fetched as it is).
 local SECOND_KEY, SECOND_HEAD = {}, {}
 for s = 0, 59 do SECOND_KEY[s], SECOND_HEAD[s] = ',' .. s .. ':', s .. ':' end
-fetchSecondsForm = function(hashKey, names)
+local function cutSecondsNames(names)
   local cuts, n = {}, 0
   for i = 1, #names do
     if string.byte(names[i], 1) == 83 then
       local field, a, b = string.match(names[i], '^(S%d+):(%d+):(%d+)$')
-      if field then -- (a bare S<minute> is fetched as it is)
+      if field then
         names[i] = field
         cuts[n + 1], cuts[n + 2], cuts[n + 3] = i, tonumber(a), tonumber(b)
         n = n + 3
       end
     end
   end
-  local got
-  if #names <= 1000 then
-    got = redis.call('HMGET', hashKey, unpack(names))
-  else
-    got = {}
-    for first = 1, #names, 1000 do
-      local part = redis.call('HMGET', hashKey, unpack(names, first, math.min(first + 999, #names)))
-      for j = 1, #part do got[first + j - 1] = part[j] end
-    end
-  end
-  for k = 1, n, 3 do
-    local i, a, b = cuts[k], cuts[k + 1], cuts[k + 2]
-    local text, count = got[i], 0
-    if text then
-      if b - a <= 3 then -- a few seconds: find each (a plain search, in C)
-        for s = a, b - 1 do
-          local head, e = SECOND_HEAD[s], nil
-          if string.sub(text, 1, #head) == head then
-            e = #head
-          else
-            local _, at = string.find(text, SECOND_KEY[s], 1, true)
-            e = at
-          end
-          if e then count = count + tonumber(string.match(text, '^%d+', e + 1)) end
-        end
+  return cuts
+end
+
+-- The count of seconds a..b-1 in an S<minute> field's text (nil or false: none).
+local function secondsCount(text, a, b)
+  if not text then return 0 end
+  local count = 0
+  if b - a <= 3 then -- a few seconds: find each (a plain search, in C)
+    for s = a, b - 1 do
+      local head, e = SECOND_HEAD[s], nil
+      if string.sub(text, 1, #head) == head then
+        e = #head
       else
-        for s, c in string.gmatch(text, '(%d+):(%d+)') do
-          s = tonumber(s)
-          if s >= b then break end
-          if s >= a then count = count + c end
-        end
+        local _, at = string.find(text, SECOND_KEY[s], 1, true)
+        e = at
       end
+      if e then count = count + tonumber(string.match(text, '^%d+', e + 1)) end
     end
-    got[i] = count > 0 and count or false
+  else
+    for s, c in string.gmatch(text, '(%d+):(%d+)') do
+      s = tonumber(s)
+      if s >= b then break end
+      if s >= a then count = count + c end
+    end
   end
-  return got
+  return count
+end
+
+-- HMGET of `names` (chunked: unpack() of a long list would overflow Lua's C stack): the
+-- values in the same order, false for a missing field. In the S form, a name
+-- `S<minute>:<a>:<b>` reads as the count of those seconds (false when none holds an event),
+-- and `names` is changed (cutSecondsNames).
+local function fetchFields(hashKey, names)
+  local out = {}
+  if #names == 0 then return out end
+  local cuts = SECONDS_FORM and cutSecondsNames(names)
+  -- (A missing field reads false, which out keeps: one HMGET's reply is already the list.)
+  if #names <= 1000 then
+    out = redis.call('HMGET', hashKey, unpack(names))
+  else
+    for first = 1, #names, 1000 do
+      local got = redis.call('HMGET', hashKey, unpack(names, first, math.min(first + 999, #names)))
+      for i = 1, #got do out[first + i - 1] = got[i] or false end
+    end
+  end
+  if cuts then
+    for k = 1, #cuts, 3 do
+      local i = cuts[k]
+      local count = secondsCount(out[i], cuts[k + 1], cuts[k + 2])
+      out[i] = count > 0 and count or false
+    end
+  end
+  return out
 end
 
 -- An S<minute> field's text (nil or false: none) -> {second of the minute = count}.
