@@ -334,8 +334,8 @@ function secondsFetch(names: Set<string>, d: Deltas, known?: KnownPanes): string
   for (const name of names) out.add(/^s\d/.test(name) ? secondsField(Number(name.slice(1))) : name);
   for (const name of d.numeric.keys()) {
     if (name[0] !== 's') continue;
-    const minute = Math.floor(Number(name.slice(1)) / 60);
-    if (!known || paneMayExist(known, 60_000, minute)) out.add(`S${minute}`);
+    const second = Number(name.slice(1));
+    if (!known || paneMayExist(known, 60_000, Math.floor(second / 60))) out.add(secondsField(second));
   }
   return [...out];
 }
@@ -461,7 +461,7 @@ function paneWrites(visit: PlannedVisit, tp: TypePlan, got: Map<string, string |
       const field = secondsField(sec);
       let counts = minutes.get(field);
       if (!counts) minutes.set(field, (counts = parseSeconds(got.get(field))));
-      counts.set(sec % 60, (old !== null ? Number(old) : 0) + (delta as number));
+      counts.set(sec % 60, (counts.get(sec % 60) ?? 0) + (delta as number));
     } else if (tp.numeric) put(name, formatNumeric(old !== null ? mergeNumeric(parseNumeric(old), delta as NumericPane) : (delta as NumericPane)));
     else put(name, String((old !== null ? Number(old) : 0) + (delta as number)));
   }

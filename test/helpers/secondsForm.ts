@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { parseSeconds } from '../../src/core/panes';
 
 /**
  * A count-only type's one-second panes are kept a minute to a field (S<minute> =
@@ -12,7 +13,7 @@ export function secondsOf(fields: Record<string, string>): Map<number, number> {
   for (const [name, text] of Object.entries(fields)) {
     if (!/^S\d+$/.test(name)) continue;
     const base = Number(name.slice(1)) * 60;
-    for (const m of text.matchAll(/(\d+):(\d+)/g)) out.set(base + Number(m[1]), Number(m[2]));
+    for (const [sec, count] of parseSeconds(text)) out.set(base + sec, count);
   }
   return out;
 }
