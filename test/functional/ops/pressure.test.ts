@@ -174,6 +174,12 @@ describe('under pressure (real processes, private redis-servers)', function () {
       const env = { REDIS_URL: own.url, PROFILE_PREFIX: '', ODS_DIR: path.join(dir, 'ods-restart'), LOG_LEVEL: 'info' };
       const consume = runCli(['consume', '--consumer-name', 'rt-1', '--claim-idle', '600000', '--partitions', '1'], env);
       await consume.waitFor(/realtime consumer started/);
+      // Its read loop first re-reads its own pending entries, then blocks for new ones: wait
+      // for that block, so the entries below are not taken by that first read (under load it
+      // can come after them).
+      const blockedDeadline = Date.now() + 10_000;
+      while (Date.now() < blockedDeadline && !/ flags=b .* cmd=xreadgroup/.test((await ownAdmin.client('LIST')) as string))
+        await new Promise((r) => setTimeout(r, 50));
       // Entries read by rt-1 and never acked (as when Redis restarts between a read and its
       // ack): the claim time (10 min) cannot rescue them in this test.
       const now = Date.now();
