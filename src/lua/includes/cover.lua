@@ -26,14 +26,18 @@ local function activePanes(indexKey, from, to)
 end
 
 -- Appends to `names` the panes of `level` in [lo, hi) (fieldPrefix: the value field's
--- digits); with `act`, only those of minutes/hours that hold state.
-local function addLevelPanes(names, act, fieldPrefix, level, lo, hi)
+-- digits); with `act`, only those of minutes/hours that hold state. In the S form, with
+-- `cuts`, a run of seconds is its field and a cut in `cuts` (addSecondsCut), else its name
+-- S<minute>:<a>:<b>.
+local function addLevelPanes(names, act, fieldPrefix, level, lo, hi, cuts)
   if SECONDS_FORM and level == 1000 and fieldPrefix == '' then
     local a = lo
     while a < hi do
       local b = a - a % 60000 + 60000
       if b > hi then b = hi end
-      if act == nil or act.minutes[(a - a % 60000) / 60000] then names[#names + 1] = secondsName(a, b) end
+      if act == nil or act.minutes[(a - a % 60000) / 60000] then
+        if cuts then addSecondsCut(names, cuts, a, b) else names[#names + 1] = secondsName(a, b) end
+      end
       a = b
     end
     return
@@ -73,8 +77,9 @@ local function addLevelPanes(names, act, fieldPrefix, level, lo, hi)
 end
 
 -- The cover by arithmetic, appended to `names` (a new list when nil) and returned; with
--- `act` (activePanes), only panes of minutes/hours that hold state.
-local function coverByLevels(act, from, to, levels, fieldPrefix, names)
+-- `act` (activePanes), only panes of minutes/hours that hold state; with `cuts`, S-form
+-- seconds as addLevelPanes keeps them.
+local function coverByLevels(act, from, to, levels, fieldPrefix, names, cuts)
   names = names or {}
   local lo, hi = from, to
   for i, level in ipairs(levels) do
@@ -82,11 +87,11 @@ local function coverByLevels(act, from, to, levels, fieldPrefix, names)
     local loUp = nextLevel and math.ceil(lo / nextLevel) * nextLevel or hi
     local hiDown = nextLevel and math.floor(hi / nextLevel) * nextLevel or hi
     if not nextLevel or loUp >= hiDown then
-      addLevelPanes(names, act, fieldPrefix, level, lo, hi)
+      addLevelPanes(names, act, fieldPrefix, level, lo, hi, cuts)
       return names
     end
-    addLevelPanes(names, act, fieldPrefix, level, lo, loUp)
-    addLevelPanes(names, act, fieldPrefix, level, hiDown, hi)
+    addLevelPanes(names, act, fieldPrefix, level, lo, loUp, cuts)
+    addLevelPanes(names, act, fieldPrefix, level, hiDown, hi, cuts)
     lo, hi = loUp, hiDown
   end
   return names

@@ -10,11 +10,12 @@
 -- time; returns nil, having appended nothing, when a tag needs the general path
 -- (typeTagValues).
 
--- Names every selected tag's total corrections into `names` (fastNames); per tag i,
+-- Names every selected tag's total corrections into `names` (fastNames: S-form seconds as
+-- fields there and their cuts in `cuts`, see addSecondsCut); per tag i,
 -- slots[3i-2..3i] hold the position of its count_by total's own field (0: none), the first
 -- and the last name to add, and ranges[i] the last to subtract; a tag whose corrections are
 -- long gets slots[3i-1] = 0 (plannedTotal reads it). False when a total is unusable.
-local function nameCorrections(tp, meta, now, only, names, slots, ranges)
+local function nameCorrections(tp, meta, now, only, names, slots, ranges, cuts)
   local newest = meta.newest
   for i, tag in ipairs(tp.tags) do
     if (not only or only[tag.name]) and tag.total ~= '' and tag.agg ~= 'distinct' then
@@ -27,7 +28,7 @@ local function nameCorrections(tp, meta, now, only, names, slots, ranges)
           names[#names + 1] = 'C' .. spec
           own = #names
         end
-        local first, mid = fastNames(tag, meta, from, to, names)
+        local first, mid = fastNames(tag, meta, from, to, names, cuts)
         if first == false then return false end
         slots[3 * i - 2], slots[3 * i - 1], slots[3 * i] = own, first or 0, mid or 0
         ranges[i] = #names
@@ -50,9 +51,9 @@ local function readFast(tp, paneKey, indexKey, now, out, only)
   if not meta then return nil end
   useSecondsForm(meta.sform)
   local newest = meta.newest
-  local names, slots, ranges = {}, {}, {}
-  if not nameCorrections(tp, meta, now, only, names, slots, ranges) then return nil end
-  local got = fetchFields(paneKey, names)
+  local names, slots, ranges, cuts = {}, {}, {}, {}
+  if not nameCorrections(tp, meta, now, only, names, slots, ranges, cuts) then return nil end
+  local got = fetchFields(paneKey, names, cuts)
   local start = #out
   for i, tag in ipairs(tp.tags) do
     if not only or only[tag.name] then

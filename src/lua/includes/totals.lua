@@ -205,8 +205,9 @@ end
 -- the positions of the first and of the last to add. False when the total's range does not
 -- overlap the window's (the general read then covers the window); nil when the corrections
 -- span more than SHORT_DIFF_PANES panes (read them through the time index: plannedTotal).
--- The same names as totalPlan + jobNames, without their tables.
-local function fastNames(tag, meta, from, to, names)
+-- The same names as totalPlan + jobNames, without their tables; S-form seconds go to
+-- `names` and `cuts` as addSecondsCut keeps them (fetchFields reads them so).
+local function fastNames(tag, meta, from, to, names, cuts)
   local res, newest = tag.res, meta.newest
   -- (Arithmetic and comparisons only: a math.* call costs this read more than its sums.)
   local oldTo = newest - newest % res - meta.d[tag.total] * res -- the total's pane p's start
@@ -229,11 +230,14 @@ local function fastNames(tag, meta, from, to, names)
   -- the same budget counts minutes there. A typical read then needs no time index: 0.87x.)
   if span > ((SECONDS_FORM and res == 1000) and SHORT_DIFF_PANES * 60000 or SHORT_DIFF_PANES * res) then return nil end
   local first = #names + 1
-  if a1 < b1 then coverByLevels(nil, a1, b1, tag.levels, tag.prefix, names) end
-  if a2 < b2 then coverByLevels(nil, a2, b2, tag.levels, tag.prefix, names) end
-  if done <= newest then names[#names + 1] = paneName(tag, done) end
+  if a1 < b1 then coverByLevels(nil, a1, b1, tag.levels, tag.prefix, names, cuts) end
+  if a2 < b2 then coverByLevels(nil, a2, b2, tag.levels, tag.prefix, names, cuts) end
+  if done <= newest then
+    if SECONDS_FORM and res == 1000 and tag.prefix == '' then addSecondsCut(names, cuts, done, done + 1000)
+    else names[#names + 1] = paneName(tag, done) end
+  end
   local mid = #names
-  if s1 < t1 then coverByLevels(nil, s1, t1, tag.levels, tag.prefix, names) end
-  if s2 < t2 then coverByLevels(nil, s2, t2, tag.levels, tag.prefix, names) end
+  if s1 < t1 then coverByLevels(nil, s1, t1, tag.levels, tag.prefix, names, cuts) end
+  if s2 < t2 then coverByLevels(nil, s2, t2, tag.levels, tag.prefix, names, cuts) end
   return first, mid
 end

@@ -100,6 +100,42 @@ describe('one-second panes a minute to a field (real Redis)', () => {
     expect(p.consumer.foldCounts.leftToScript).to.equal(left + 1);
   });
 
+  it("a correction that cuts a busy minute counts exactly its seconds, from the minute's start or past a third of it", async function () {
+    this.timeout(60_000);
+    // Every second of one minute holds 1-3 impressions. The views_5m total is written with
+    // its window starting at second a0 of that minute; a read d seconds later subtracts the
+    // cut [a0, a0 + d): read from the minute's entries in turn (a0 = 2, past 3 s) and by
+    // searching for the cut's first second (a0 = 30; a0 = 20, the minute's first second).
+    for (const [user, minute, a0, first] of [
+      ['early-cut', T0 - 20 * MIN, 2, 0],
+      ['late-cut', T0 - 12 * MIN, 30, 0],
+      ['cut-at-first', T0 - 4 * MIN, 20, 20],
+    ] as const) {
+      const events = Array.from({ length: 60 - first }, (_, i) => i + first)
+        .map((s) =>
+          Array.from({ length: 1 + (s % 3) }, (_, k) => ({
+            event_id: `${s}-${k}`,
+            user_id: user,
+            type: 'impression',
+            ts: minute + s * SEC + k,
+            ad_id: 'ad-1',
+            campaign_id: 'c-1',
+          })),
+        )
+        .flat();
+      const written = minute + 5 * MIN + (a0 - 1) * SEC;
+      p.clock.now = written;
+      await feed(p, events);
+      for (let d = 1; d <= 60 - a0; d++) {
+        p.clock.now = written + d * SEC;
+        const got = (await p.reader.read(user))!;
+        const expected = computeWindowTags(events as unknown as ProfileEvent[], p.config.tags.realtime, p.clock.now);
+        expect(got.tags.views_5m, `${user} +${d} s`).to.equal(expected.views_5m);
+        expect(got.tags.views_1h, `${user} +${d} s`).to.equal(expected.views_1h);
+      }
+    }
+  });
+
   it('a type that keeps more than counts in its one-second panes keeps a field a second', async () => {
     await p.close();
     p = await makePipeline({
