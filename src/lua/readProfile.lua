@@ -11,7 +11,8 @@
     KEYS[1..2k] for each event type of the window plan, in its order: the pane hash
                 u:{<user>}:p:<type>, then its time index u:{<user>}:t:<type>
     KEYS[2k+1]  realtime hash     u:{<user>}:rt  (field <type>: the type's newest event
-                time: which types to read, and the user's last event time)
+                time: which types to read (not one older than its longest window: all
+                its tags are empty), and the user's last event time)
     KEYS[2k+2]  offline tag hash  u:{<user>}:off
 
     ARGV[1] now (ms)
@@ -63,7 +64,7 @@ if not plan then return { -1 } end
 local only = tagSelection(ARGV[3])
 local has, lastEvent, legacy = {}, nil, #rt == 0
 for i = 1, #rt, 2 do
-  if rt[i] == 'last_event_at' or rt[i] == 'updated_at' then legacy = true else has[rt[i]] = true end
+  if rt[i] == 'last_event_at' or rt[i] == 'updated_at' then legacy = true else has[rt[i]] = tonumber(rt[i + 1]) or true end
   local t = rt[i] ~= 'updated_at' and tonumber(rt[i + 1])
   if t and (not lastEvent or t > lastEvent) then lastEvent = t end
 end
@@ -71,9 +72,13 @@ local flat = {}
 for i = 1, plan.count do
   -- Only the types the user has: the caller gives every tag of the others its empty value.
   local p, t = KEYS[2 * i - 1], KEYS[2 * i]
-  if has[planTypeName(plan, i)] or (legacy and rcall('EXISTS', p) == 1) then
+  local known = has[planTypeName(plan, i)]
+  if known or (legacy and rcall('EXISTS', p) == 1) then
     local tp = planType(plan, i)
-    if typeSelected(tp, only) then
+    -- A type whose newest event is older than its longest window has every tag empty (each
+    -- window starts after now - window): the caller's empty values, without reading its keys
+    -- (a returning user's idle types, whose panes may have expired).
+    if typeSelected(tp, only) and not (known and known ~= true and known <= now - tp.longest) then
       local newest = readFast(tp, p, t, now, flat, only) or typeTagValues(p, t, tp, now, only, flat, false)
       if newest and (not lastEvent or newest > lastEvent) then lastEvent = newest end
     end

@@ -190,6 +190,23 @@ describe('sliding windows (real Redis, injected clock)', () => {
     expect(idle.tags).to.include({ clicks_24h: 0, purchases_24h: 0, views_1h: 0 });
   });
 
+  it('reads a type whose newest event is older than its longest window as empty, right up to that edge', async () => {
+    await feed(p, [{ user_id: 'back', type: 'impression', ts: T0, ad_id: 'a1', campaign_id: 'c-1' }]);
+    clock.advance(30 * MIN);
+    await feed(p, [{ user_id: 'back', type: 'click', ts: T0 + 30 * MIN, ad_id: 'a1', campaign_id: 'c-1' }]);
+    // One second before the impression is an hour old it still counts in views_1h; from then
+    // on the read skips the impression type (the realtime hash's newest time says it is idle).
+    clock.advance(30 * MIN - 1000);
+    let got = (await p.reader.read('back'))!;
+    expect(got.tags).to.include({ views_1h: 1, distinct_ads_1h: 1, views_5m: 0, clicks_24h: 1 });
+    expect(got.tags.campaign_views_1h).to.deep.equal({ 'c-1': 1 });
+    clock.advance(1000);
+    got = (await p.reader.read('back'))!;
+    expect(got.tags).to.include({ views_1h: 0, distinct_ads_1h: 0, views_5m: 0, clicks_24h: 1 });
+    expect(got.tags.campaign_views_1h).to.deep.equal({});
+    expect(got.meta.last_event_at).to.equal(T0 + 30 * MIN);
+  });
+
   it('keeps a count_by total in a field of its own: the meta every write reads stays small with 2,000 campaigns', async () => {
     const events = Array.from({ length: 2000 }, (_, i) => ({
       user_id: 'wide',
