@@ -205,8 +205,8 @@ end
 -- the positions of the first and of the last to add. False when the total's range does not
 -- overlap the window's (the general read then covers the window); nil when the corrections
 -- span more than SHORT_DIFF_PANES panes (read them through the time index: plannedTotal).
--- The same names as totalPlan + jobNames, without their tables; S-form seconds go to
--- `names` and `cuts` as addSecondsCut keeps them (fetchFields reads them so).
+-- The same names as totalPlan + jobNames, without their tables; with `cuts`, S-form seconds
+-- go to `names` and `cuts` as addSecondsCut keeps them (fetchFields reads them so).
 local function fastNames(tag, meta, from, to, names, cuts)
   local res, newest = tag.res, meta.newest
   -- (Arithmetic and comparisons only: a math.* call costs this read more than its sums.)
@@ -233,7 +233,7 @@ local function fastNames(tag, meta, from, to, names, cuts)
   if a1 < b1 then coverByLevels(nil, a1, b1, tag.levels, tag.prefix, names, cuts) end
   if a2 < b2 then coverByLevels(nil, a2, b2, tag.levels, tag.prefix, names, cuts) end
   if done <= newest then
-    if SECONDS_FORM and res == 1000 and tag.prefix == '' then addSecondsCut(names, cuts, done, done + 1000)
+    if cuts and SECONDS_FORM and res == 1000 and tag.prefix == '' then addSecondsCut(names, cuts, done, done + 1000)
     else names[#names + 1] = paneName(tag, done) end
   end
   local mid = #names
