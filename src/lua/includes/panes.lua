@@ -57,17 +57,11 @@ local function useSecondsForm(on)
   SECONDS_FORM = on and true or false
 end
 
--- The name of the one-second panes [lo, hi) (ms, within one minute) in the S form:
--- `S<minute>:<first second>:<second after the last>`, which fetchFields reads as the field
--- S<minute> cut to those seconds.
-local function secondsName(lo, hi)
-  local base = lo - lo % 60000
-  return 'S' .. paneIndexText(base / 60000) .. ':' .. (lo - base) / 1000 .. ':' .. (hi - base) / 1000
-end
-
--- The field S<minute> (names kept between calls: a read names a few of the same minutes).
+-- The field S<minute> of a minute's one-second panes in the S form, by the minute's index
+-- (src/core/panes.ts's secondsField takes a second); names kept between calls: a read
+-- names a few of the same minutes.
 local SECONDS_FIELDS, secondsFieldCount = {}, 0
-local function secondsField(minute)
+local function secondsFieldOfMinute(minute)
   local name = SECONDS_FIELDS[minute]
   if not name then
     if secondsFieldCount >= 4096 then SECONDS_FIELDS, secondsFieldCount = {}, 0 end
@@ -77,6 +71,14 @@ local function secondsField(minute)
   return name
 end
 
+-- The name of the one-second panes [lo, hi) (ms, within one minute) in the S form:
+-- `S<minute>:<first second>:<second after the last>`, which fetchFields reads as the field
+-- S<minute> cut to those seconds.
+local function secondsName(lo, hi)
+  local base = lo - lo % 60000
+  return secondsFieldOfMinute(base / 60000) .. ':' .. (lo - base) / 1000 .. ':' .. (hi - base) / 1000
+end
+
 -- secondsName(lo, hi) for a caller that keeps the cuts apart: appends the field S<minute> to
 -- `names` and its cut (position, first second, second after the last) to the flat list
 -- `cuts`, which fetchFields then takes as they are (no name to build and parse back:
@@ -84,7 +86,7 @@ end
 local function addSecondsCut(names, cuts, lo, hi)
   local base = lo - lo % 60000
   local n = #names + 1
-  names[n] = secondsField(base / 60000)
+  names[n] = secondsFieldOfMinute(base / 60000)
   local c = #cuts
   cuts[c + 1], cuts[c + 2], cuts[c + 3] = n, (lo - base) / 1000, (hi - base) / 1000
 end
@@ -329,12 +331,16 @@ local function secondsCount(text, a, b)
     local first = tonumber(string.match(text, '^%d+'))
     if not first or first >= b then return 0 end
     local pos = first >= a and 1 or nil
-    for s = a, b - 1 do
-      if pos then break end
-      local at = string.find(text, SECOND_KEY[s], 2, true)
-      if at then pos = at + 1 end
+    if not pos then
+      for s = a, b - 1 do
+        local at = string.find(text, SECOND_KEY[s], 2, true)
+        if at then
+          pos = at + 1
+          break
+        end
+      end
+      if not pos then return 0 end
     end
-    if not pos then return 0 end
     while true do
       local s, c, e = string.match(text, '^(%d+):(%d+)()', pos)
       if not s or tonumber(s) >= b then break end
@@ -418,7 +424,7 @@ local function convertToSecondsForm(paneKey, indexKey, meta)
       end
       local text = formatSeconds(counts)
       if text ~= '' then
-        sets[#sets + 1] = 'S' .. m
+        sets[#sets + 1] = secondsFieldOfMinute(m)
         sets[#sets + 1] = text
       end
     end

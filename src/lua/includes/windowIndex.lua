@@ -34,7 +34,7 @@ local function dropMemberPanes(paneKey, tp, members, secondsOnly)
   local function dropLevels(prefix, levels, kind, idx)
     for _, level in ipairs(levels) do
       if kind == 'm' and level == 1000 and prefix == '' and SECONDS_FORM then
-        drop('S' .. idx)
+        drop(secondsFieldOfMinute(idx))
       elseif kind == 'm' and level == 1000 then
         for s = idx * 60, idx * 60 + 59 do drop(prefix .. 's' .. s) end
       elseif not secondsOnly and ((kind == 'm' and level == 60000) or (kind == 'h' and level == 3600000)) then

@@ -185,7 +185,7 @@ local function writeType(paneKey, indexKey, tp, now, events)
   for name in pairs(d.numeric) do
     if secondsForm and string.byte(name, 1) == 115 then
       local sec = tonumber(string.sub(name, 2))
-      local field = 'S' .. math.floor(sec / 60)
+      local field = secondsFieldOfMinute(math.floor(sec / 60))
       secondsOf[field] = secondsOf[field] or {}
       secondsOf[field][sec % 60] = d.numeric[name]
       want(field)
