@@ -66,7 +66,18 @@ local function decodeType(bin, pos)
     local tag, agg, field, window, res, mask, top, total
     tag, agg, field, window, res, mask, top, total, pos = struct.unpack('>Bc0BBI4BBI4Bc0', bin, pos)
     tp.tags[i] = { name = tag, agg = AGGREGATIONS[agg], field = field, window = window * 1000, res = RESOLUTIONS[res],
-      levels = levelList(mask), prefix = (agg == 8 or agg >= 12) and tostring(field) or '', top = top, total = total }
+      levels = levelList(mask), mask = mask, prefix = (agg == 8 or agg >= 12) and tostring(field) or '', top = top, total = total }
+  end
+  -- A running total's twin: an earlier tag with a total over the same panes (the same
+  -- window, resolution, levels and pane prefix: count and sum of a numeric type, say),
+  -- whose corrections the read names once for both (readFast's nameCorrections).
+  for i, tag in ipairs(tp.tags) do
+    for j = i - 1, 1, -1 do
+      local o = tp.tags[j]
+      if tag.total ~= '' and o.total ~= '' and tag.agg ~= 'distinct' and o.agg ~= 'distinct' and o.window == tag.window and o.res == tag.res and o.mask == tag.mask and o.prefix == tag.prefix then
+        tag.twin = j
+      end
+    end
   end
   -- How far back (s) the type's one-second panes are read (its longest window at one-second
   -- resolution, plus a second: TypePlan.secondsKept in windowPlan.ts); where that is shorter

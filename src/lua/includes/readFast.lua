@@ -11,7 +11,8 @@
 -- (typeTagValues).
 
 -- Names every selected tag's total corrections into `names` (fastNames: S-form seconds as
--- fields there and their cuts in `cuts`, see addSecondsCut); per tag i,
+-- fields there and their cuts in `cuts`, see addSecondsCut; a tag whose twin (plan.lua)
+-- was named with the same offset d takes its twin's positions); per tag i,
 -- slots[3i-2..3i] hold the position of its count_by total's own field (0: none), the first
 -- and the last name to add, and ranges[i] the last to subtract; a tag whose corrections are
 -- long gets slots[3i-1] = 0 (plannedTotal reads it). False when a total is unusable.
@@ -28,10 +29,17 @@ local function nameCorrections(tp, meta, now, only, names, slots, ranges, cuts)
           names[#names + 1] = 'C' .. spec
           own = #names
         end
-        local first, mid = fastNames(tag, meta, from, to, names, cuts)
-        if first == false then return false end
-        slots[3 * i - 2], slots[3 * i - 1], slots[3 * i] = own, first or 0, mid or 0
-        ranges[i] = #names
+        -- A twin named in this call with the same pane offset has the same corrections.
+        local twin = tag.twin
+        if twin and slots[3 * twin - 1] and meta.d[tp.tags[twin].total] == meta.d[spec] then
+          slots[3 * i - 2], slots[3 * i - 1], slots[3 * i] = own, slots[3 * twin - 1], slots[3 * twin]
+          ranges[i] = ranges[twin]
+        else
+          local first, mid = fastNames(tag, meta, from, to, names, cuts)
+          if first == false then return false end
+          slots[3 * i - 2], slots[3 * i - 1], slots[3 * i] = own, first or 0, mid or 0
+          ranges[i] = #names
+        end
       end
     end
   end
