@@ -8,7 +8,7 @@
  * and the user goes through updateWindows.lua, which handles every case.
  */
 import type { TagPlan, TypePlan } from '../lua/windowPlan';
-import { LEVEL_PREFIX, formatSeconds, parseSeconds, secondsField, windowRange } from '../core/panes';
+import { LEVEL_PREFIX, formatSeconds, parseSeconds, secondsField, secondsFieldOfMinute, windowRange } from '../core/panes';
 import { COUNTED_AGGREGATIONS, bucketLabel } from '../core/tags';
 import { mergeSketch, percentileKey, sketchHash } from '../core/sketch';
 import {
@@ -571,7 +571,7 @@ function memberPanes(tp: TypePlan, member: string, drops: string[], secondsOnly:
   const idx = Number(member.slice(1));
   const dropLevels = (prefix: string, levels: readonly number[]) => {
     for (const level of levels) {
-      if (kind === 'm' && level === 1000 && prefix === '' && inSecondsForm) drops.push(`S${idx}`);
+      if (kind === 'm' && level === 1000 && prefix === '' && inSecondsForm) drops.push(secondsFieldOfMinute(idx));
       else if (kind === 'm' && level === 1000) {
         for (let s = idx * 60; s <= idx * 60 + 59; s++) if (!known || paneMayExist(known, 1000, s)) drops.push(`${prefix}s${s}`);
       } else if (!secondsOnly && ((kind === 'm' && level === 60_000) || (kind === 'h' && level === 3_600_000))) drops.push(`${prefix}${kind}${idx}`);

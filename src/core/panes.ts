@@ -181,7 +181,12 @@ export function valueFieldKeyOf(v: TypePanePlan['valueFields'][number]): string 
  * as before; these turn them into S fields.
  */
 export function secondsField(second: number): string {
-  return `S${Math.floor(second / 60)}`;
+  return secondsFieldOfMinute(Math.floor(second / 60));
+}
+
+/** The S field of the minute of index `minute` (ms / 60,000): secondsFieldOfMinute in panes.lua. */
+export function secondsFieldOfMinute(minute: number): string {
+  return `S${minute}`;
 }
 
 /** An S<minute> field's text -> its counts by second of the minute. */

@@ -1,7 +1,7 @@
 import { Keys } from '../core/keys';
 import { RedisClient, nodeFor } from '../redis/client';
 import { WindowTag } from '../core/tags';
-import { LEVEL_PREFIX, parseSeconds, typePanePlan } from '../core/panes';
+import { LEVEL_PREFIX, parseSeconds, secondsFieldOfMinute, typePanePlan } from '../core/panes';
 
 export interface TagTimeline {
   event: string;
@@ -40,7 +40,7 @@ export async function profileTimeline(
     // One-second panes kept a minute to a field (S<minute>: a count-only type's, see
     // typeFold.ts's secondsForm) are read with them: a hash holds one form or the other.
     const minutes: string[] = [];
-    if (level === 1000) for (let m = Math.floor(from / 60_000); m * 60_000 < to; m++) minutes.push(`S${m}`);
+    if (level === 1000) for (let m = Math.floor(from / 60_000); m * 60_000 < to; m++) minutes.push(secondsFieldOfMinute(m));
     pipeline.hmget(keys.panes(userId, t.event), ...names, ...minutes);
     return { tag: t, bucketMs, first: from / level, panes: names.length };
   });

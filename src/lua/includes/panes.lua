@@ -58,8 +58,8 @@ local function useSecondsForm(on)
 end
 
 -- The field S<minute> of a minute's one-second panes in the S form, by the minute's index
--- (src/core/panes.ts's secondsField takes a second); names kept between calls: a read
--- names a few of the same minutes.
+-- (src/core/panes.ts's secondsFieldOfMinute names it the same way; its secondsField takes a
+-- second); names kept between calls: a read names a few of the same minutes.
 local SECONDS_FIELDS, secondsFieldCount = {}, 0
 local function secondsFieldOfMinute(minute)
   local name = SECONDS_FIELDS[minute]
