@@ -72,10 +72,13 @@ local function decodeType(bin, pos)
   -- window, resolution, levels and pane prefix: count and sum of a numeric type, say),
   -- whose corrections the read names once for both (readFast's nameCorrections).
   for i, tag in ipairs(tp.tags) do
-    for j = i - 1, 1, -1 do
-      local o = tp.tags[j]
-      if tag.total ~= '' and o.total ~= '' and tag.agg ~= 'distinct' and o.agg ~= 'distinct' and o.window == tag.window and o.res == tag.res and o.mask == tag.mask and o.prefix == tag.prefix then
-        tag.twin = j
+    if tag.total ~= '' and tag.agg ~= 'distinct' then
+      for j = 1, i - 1 do
+        local o = tp.tags[j]
+        if o.total ~= '' and o.agg ~= 'distinct' and o.window == tag.window and o.res == tag.res and o.mask == tag.mask and o.prefix == tag.prefix then
+          tag.twin = j
+          break
+        end
       end
     end
   end
