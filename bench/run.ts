@@ -353,12 +353,7 @@ async function main() {
     // End to end: ingest + realtime + archive together at a target rate.
     const e2e = await simulate({ url: url2, users: M.users, rate: M.e2eRate, durationS: M.e2eS, batchSize: 1000, concurrency: 4, seed: 3, waitDrainS: 120 });
     const caughtUpAt = Date.now();
-    for (;;) {
-      const parts = await streamStatus(redis, keys, config.partitions);
-      if (parts.every((p) => groupCaughtUp(p, 'realtime') && groupCaughtUp(p, 'archive'))) break;
-      if (Date.now() - caughtUpAt > 600_000) throw new Error('e2e: groups did not catch up within 600 s');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitCaughtUp(redis, keys, config.partitions);
     const e2eSeconds = e2e.send_seconds + (Date.now() - caughtUpAt) / 1000 + (e2e.processed_seconds ? e2e.processed_seconds - e2e.send_seconds : 0);
     result.e2e_target_per_s = M.e2eRate;
     result.e2e_accepted_per_s = e2e.accepted_per_s;
