@@ -41,7 +41,7 @@ async function main() {
     const cpu = process.cpuUsage(cpu0);
     const stats = (await redis.info('commandstats'))
       .split('\n')
-      .filter((l) => /fcall|xreadgroup|xack/.test(l))
+      .filter((l) => /fcall|xreadgroup|xack|watch|exec|hmget/.test(l))
       .map((l) => l.trim());
     const consumerCpuUsPerEvent = Number(((cpu.user + cpu.system) / n).toFixed(2));
     console.log(

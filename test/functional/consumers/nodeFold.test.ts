@@ -7,6 +7,8 @@ import type { DecodedEntry, StreamBatch } from '../../../src/consumers/groupCons
 import { Pipeline, T0, extraRealtimeConsumer, feed, makePipeline } from '../../helpers/context';
 import { windowRange } from '../../../src/core/panes';
 import { secondCounts, secondsOf } from '../../helpers/secondsForm';
+import { WATCH_KEYS_PER_TRANSACTION, watchGroups } from '../../../src/consumers/nodeFold';
+import type { UserWindowUpdate } from '../../../src/consumers/windowWriter';
 
 const MIN = 60_000;
 
@@ -121,6 +123,46 @@ describe('the fold in the consumer (real Redis)', () => {
     expect(c.foldCounts).to.include({ folded: 2, leftToScript: 0 });
     expect(await p.redis.exists(...p.keys.userKeys('u9'))).to.equal(0);
     expect((await p.reader.read('u8'))!.tags.views_5m).to.equal(2);
+  });
+
+  it('folds a batch with more pane keys than one WATCH takes in groups, one transaction each; the erasure re-check rides after the last', async () => {
+    // 200 users with an impression, half of them a click too: 300 pane keys, 3 groups.
+    const events: ProfileEvent[] = [];
+    for (let i = 0; i < 200; i++) {
+      events.push(impression(`i${i}`, `w${i}`, T0 - 2000) as ProfileEvent);
+      if (i % 2 === 0) events.push({ event_id: `c${i}`, user_id: `w${i}`, type: 'click', ts: T0 - 1500 } as ProfileEvent);
+    }
+    const c = extraRealtimeConsumer(p, 'rt-g');
+    const fold = (c as unknown as { nodeFold: { secondRead: (...a: unknown[]) => Promise<unknown> } }).nodeFold;
+    const secondRead = fold.secondRead.bind(fold);
+    let groups = 0;
+    fold.secondRead = async (...a: unknown[]) => {
+      // Before the last group writes, a user of the first group is erased: its keys are
+      // written already, so only the re-check after every group's writes deletes them.
+      if (++groups === 3) await p.redis.zadd(p.keys.erasures(), T0, 'w0');
+      return secondRead(...a);
+    };
+    await p.redis.config('RESETSTAT');
+    const acked = await handle(c, p.keys.stream(0), events);
+    expect(acked).to.have.length(events.length);
+    expect(groups).to.equal(Math.ceil(300 / WATCH_KEYS_PER_TRANSACTION));
+    const watch = (await p.redis.info('commandstats')).match(/cmdstat_watch:calls=(\d+)/);
+    expect(Number(watch![1])).to.equal(groups);
+    expect(c.foldCounts).to.include({ folded: 200, leftToScript: 0 });
+    expect(await p.redis.exists(...p.keys.userKeys('w0'))).to.equal(0);
+    for (const user of ['w1', 'w2', 'w198', 'w199']) {
+      const tags = (await p.reader.read(user))!.tags;
+      expect([tags.views_5m, tags.clicks_5m], user).to.deep.equal([1, Number(user.slice(1)) % 2 === 0 ? 1 : 0]);
+    }
+  });
+
+  it('groups users by pane keys without splitting a user', () => {
+    const u = (id: string, types: string[]) => ({ userId: id, events: Object.fromEntries(types.map((t) => [t, []])) }) as unknown as UserWindowUpdate;
+    const users = [u('a', ['impression', 'click']), u('b', ['impression']), u('c', ['impression', 'click', 'purchase']), u('d', ['click'])];
+    expect(watchGroups(users, 3).map((g) => g.map((x) => x.userId))).to.deep.equal([['a', 'b'], ['c'], ['d']]);
+    expect(watchGroups(users, 2).map((g) => g.map((x) => x.userId))).to.deep.equal([['a'], ['b'], ['c'], ['d']]);
+    expect(watchGroups(users, 100)).to.have.length(1);
+    expect(watchGroups([], 3)).to.deep.equal([]);
   });
 
   it('writes nothing in its transaction when the connection that sent the WATCH dropped before it: the users go to the script', async () => {
