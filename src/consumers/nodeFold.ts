@@ -24,11 +24,14 @@ export interface AfterWrites {
 /**
  * The most pane keys one transaction WATCHes. Redis 7.0's WATCH checks each key against
  * every key the connection already watches, so its cost grows with the square of the keys:
- * 100 keys cost 0.64 µs a key, 400 keys 2.7, 4,000 keys 14, 8,000 keys 45 (one WATCH of a
- * 16,000-entry read's keys took 25 ms on average while draining a backlog, 4.3 µs an
- * event). Past this many, a read's users are folded in groups, one round trip each more.
+ * 50 keys cost 0.29 µs a key, 100 keys 0.64, 400 keys 2.7, 4,000 keys 14, 8,000 keys 45
+ * (one WATCH of a 16,000-entry read's keys took 25 ms on average while draining a backlog,
+ * 4.3 µs an event). Past this many, a read's users are folded in groups, one WATCH … EXEC
+ * each. Smaller transactions cost Redis less in EXEC and HMGET too: draining 300k events
+ * over 200k users, Redis time an event was 7.3 µs with 16, 7.8 with 32, 8.2 with 64, 9.9
+ * with 128 and 10.3 with 256 (medians of 3), at about the same events a second (22–25k).
  */
-export const WATCH_KEYS_PER_TRANSACTION = 128;
+export const WATCH_KEYS_PER_TRANSACTION = 32;
 
 /**
  * `users` in groups of at most `maxKeys` pane keys (a user's types are its keys; a user is
