@@ -76,7 +76,8 @@ export async function checkReady(redis: RedisClient, keys: Keys, partitions: num
   }
   try {
     const missing: string[] = [];
-    for (const p of await streamStatus(redis, keys, partitions)) {
+    // (Which groups exist, not how far behind they are: no lag counted.)
+    for (const p of await streamStatus(redis, keys, partitions, 0)) {
       for (const g of REQUIRED_GROUPS) if (!p.groups.some((x) => x.name === g)) missing.push(`${p.stream}/${g}`);
     }
     checks.groups = missing.length === 0 ? { ok: true } : { ok: false, error: 'consumer groups missing', missing };

@@ -6,7 +6,7 @@ import { Metrics } from '../../../src/metrics/metrics';
 import { Pipeline, T0, makePipeline, serveApp } from '../../helpers/context';
 import { sample } from '../../helpers/metrics';
 import { apiOnOwnRedis } from '../../helpers/ownRedis';
-import { streamStatus } from '../../../src/redis/streamGroups';
+import { groupCaughtUp, streamStatus } from '../../../src/redis/streamGroups';
 
 describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
   describe('metrics after a known workload', () => {
@@ -117,6 +117,16 @@ describe('operations: /metrics, /ready (real Redis, real HTTP)', () => {
       expect(raw.map((g) => g[g.indexOf('lag') + 1])).to.deep.equal([9, 8]); // Redis's figures: wrong
       const [status] = await streamStatus(p.redis, p.keys, 1);
       expect(Object.fromEntries(status.groups.map((g) => [g.name, g.lag]))).to.deep.equal({ realtime: 0, archive: 6 });
+      // Not counted (past the bound, or a bound of 0): caught up is still exact, behind is
+      // Redis's figure capped by the length, and never 0.
+      for (const upTo of [3, 0]) {
+        const [rough] = await streamStatus(p.redis, p.keys, 1, upTo);
+        expect(Object.fromEntries(rough.groups.map((g) => [g.name, g.lag])), `up to ${upTo}`).to.deep.equal({ realtime: 0, archive: 9 });
+      }
+      await p.redis.call('XGROUP', 'SETID', stream, 'archive', ids[3], 'ENTRIESREAD', 10); // Redis's figure: 0, wrongly
+      const [low] = await streamStatus(p.redis, p.keys, 1, 0);
+      expect(low.groups.find((g) => g.name === 'archive')!.lag).to.equal(1);
+      expect(groupCaughtUp(low, 'archive')).to.equal(false);
     } finally {
       await p.close();
     }
