@@ -162,7 +162,11 @@ export const SCHEMAS = {
             name: { type: 'string' },
             consumers: { type: 'integer' },
             pending: { type: 'integer' },
-            lag: { type: ['integer', 'null'] },
+            lag: {
+              type: ['integer', 'null'],
+              description:
+                "Entries not yet delivered to the group: 0 exactly when it has caught up, counted up to 100; past that, Redis's own figure capped by the stream's length (it can read high after a Redis restart)",
+            },
             entries_read: { type: ['integer', 'null'] },
             last_delivered_id: { type: 'string' },
           },
