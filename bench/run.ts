@@ -18,7 +18,7 @@ import { Producer } from '../src/producer/producer';
 import { RealtimeConsumer } from '../src/consumers/realtime';
 import { ArchiveConsumer } from '../src/consumers/archive';
 import { TrafficGenerator, simulate } from '../src/dev/simulate';
-import { groupCaughtUp, streamStatus } from '../src/redis/streamGroups';
+import { GroupName, REQUIRED_GROUPS, groupCaughtUp, streamStatus } from '../src/redis/streamGroups';
 import { measureBatch } from './batch';
 import { measureTagBackfill } from './tagBackfill';
 import { measureTriggers } from './triggers';
@@ -110,11 +110,7 @@ async function measureHotUser(redis: Awaited<ReturnType<typeof connectRedis>>, k
     if (!r.ok) throw new Error(JSON.stringify(r));
   }
   await producer.ingest(Array.from({ length: 20 }, (_, j) => event('cold-user', j, 20)));
-  for (const started = Date.now(); ;) {
-    if ((await streamStatus(redis, keys, partitions, 0)).every((p) => groupCaughtUp(p, 'realtime'))) break;
-    if (Date.now() - started > 300_000) throw new Error('hot user: the realtime group did not catch up within 300 s');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitCaughtUp(redis, keys, partitions, ['realtime'], 300);
   const readJs = path.join(__dirname, 'read.js');
   const seconds = String(quick ? 3 : 10);
   const hot = runJson(readJs, [url, '1', seconds, '0', 'hot-user']);
@@ -197,13 +193,22 @@ async function measureWaitApplied(url: string, probes: number): Promise<Record<s
   };
 }
 
-/** Until both groups have caught up on every partition (at most 600 s; lag not counted: the poll costs Redis next to nothing). */
-async function waitCaughtUp(redis: Awaited<ReturnType<typeof connectRedis>>, keys: Keys, partitions: number): Promise<void> {
+/**
+ * Until `groups` (both by default) have caught up on every partition, at most `limitS`
+ * seconds (lag not counted: the poll costs Redis next to nothing).
+ */
+async function waitCaughtUp(
+  redis: Awaited<ReturnType<typeof connectRedis>>,
+  keys: Keys,
+  partitions: number,
+  groups: readonly GroupName[] = REQUIRED_GROUPS,
+  limitS = 600,
+): Promise<void> {
   const from = Date.now();
   for (;;) {
     const parts = await streamStatus(redis, keys, partitions, 0);
-    if (parts.every((p) => groupCaughtUp(p, 'realtime') && groupCaughtUp(p, 'archive'))) return;
-    if (Date.now() - from > 600_000) throw new Error('groups did not catch up within 600 s');
+    if (parts.every((p) => groups.every((g) => groupCaughtUp(p, g)))) return;
+    if (Date.now() - from > limitS * 1000) throw new Error(`${groups.join(' and ')} did not catch up within ${limitS} s`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
