@@ -9,6 +9,7 @@ import { DISTINCT_BASE } from './paneText';
 import type { UserWindowUpdate } from './windowWriter';
 import type { FoldConnection } from './foldConnection';
 import { KnownPanes, PanesSeen } from './panesSeen';
+import { BucketsSeen, isSubBucket } from './bucketsSeen';
 
 /**
  * A command (`args`) to run after the fold's writes, in the same pipeline or transaction
@@ -61,6 +62,11 @@ function asText(reply: unknown): unknown {
   return Array.isArray(reply) ? reply.map(asText) : reply;
 }
 
+/** A Buffer of its own (null stays null). */
+function copyOf(b: Buffer | null): Buffer | null {
+  return b && Buffer.from(b);
+}
+
 /** Pipeline-shaped results ([error, reply] each) of raw replies, error replies as errors. */
 function asResults(replies: unknown[]): [Error | null, unknown][] {
   return replies.map((r) => (r instanceof Error ? [r, null] : [null, r]));
@@ -76,6 +82,10 @@ interface Visit {
   planned?: PlannedVisit;
   /** What panesSeen knew of its pane hash at the first read. */
   known?: KnownPanes;
+  /** V and T as the first read returned them. */
+  first?: { version: string; meta: string | undefined };
+  /** Sub-buckets of split dedup buckets as they are in the hash (read, or known by bucketsSeen). */
+  subBuckets?: Map<string, Buffer | null>;
 }
 
 /**
@@ -93,11 +103,14 @@ interface Visit {
 export class NodeFold {
   /**
    * Users written by this fold, and users it left to updateWindows.lua; visits (a user's
-   * events of one type) read, and those planned with what panesSeen knew (since the start).
+   * events of one type) read, and those planned with what panesSeen knew; sub-buckets of
+   * split dedup buckets read, and those bucketsSeen knew (since the start).
    */
-  readonly counts = { folded: 0, leftToScript: 0, visits: 0, visitsKnown: 0 };
+  readonly counts = { folded: 0, leftToScript: 0, visits: 0, visitsKnown: 0, subBucketsRead: 0, subBucketsKnown: 0 };
   /** The seconds and minutes that hold events in the pane hashes this fold wrote (see panesSeen.ts). */
   readonly seen = new PanesSeen();
+  /** The sub-buckets of split dedup buckets in the pane hashes this fold wrote (see bucketsSeen.ts). */
+  readonly buckets = new BucketsSeen();
 
   constructor(
     private readonly redis: RedisClient,
@@ -146,10 +159,10 @@ export class NodeFold {
       if (this.tx) await this.applyInTransaction([...records], now, lua, epoch, after);
       else await this.apply([...records], now, lua, after);
     } catch (err) {
-      for (const v of visits) this.seen.forget(this.keys.panes(v.userId, v.type));
+      for (const v of visits) this.forget(v);
       throw err;
     }
-    for (const v of visits) if (lua.has(v.userId)) this.seen.forget(this.keys.panes(v.userId, v.type));
+    for (const v of visits) if (lua.has(v.userId)) this.forget(v);
     for (const [v, w] of written) if (!lua.has(v.userId)) this.remember(v, w, now);
     const done = new Set(users.map((u) => u.userId).filter((id) => !lua.has(id)));
     this.counts.folded += done.size;
@@ -200,30 +213,50 @@ export class NodeFold {
       const read = values as (Buffer | null)[];
       got.set(v, read);
       // firstFields names V and T first.
-      if (v.tp.secondsKept > 0) v.known = this.seen.known(k.panes(v.userId, v.type), read[0]?.toString() ?? '', read[1]?.toString(), now);
+      v.first = { version: read[0]?.toString() ?? '', meta: read[1]?.toString() };
+      if (v.tp.secondsKept > 0) v.known = this.seen.known(k.panes(v.userId, v.type), v.first.version, v.first.meta, now);
       this.counts.visits++;
       if (v.known) this.counts.visitsKnown++;
       v.planned = planVisit(v.tp, v.events, now, v.fields, read, v.known, this.tx !== undefined);
     });
-    // Users with split dedup buckets: their events' sub-buckets, then plan again.
+    // Users with split dedup buckets: their events' sub-buckets (those bucketsSeen does not
+    // know read here), then plan again.
     const more = visits.filter((v) => v.planned?.more);
     if (more.length > 0) {
+      const reading: { v: Visit; names: string[] }[] = [];
+      for (const v of more) {
+        const known = this.buckets.known(k.panes(v.userId, v.type), v.first!.version, v.first!.meta, now);
+        v.subBuckets = new Map(known);
+        const names = v.planned!.more!.filter((n) => !v.subBuckets!.has(n));
+        this.counts.subBucketsKnown += v.planned!.more!.length - names.length;
+        this.counts.subBucketsRead += names.filter(isSubBucket).length;
+        if (names.length > 0) reading.push({ v, names });
+      }
       const extra = await pipelineByNode(
         this.redis,
-        more,
-        (v) => k.panes(v.userId, v.type),
-        (p, v) => p.hmgetBuffer(k.panes(v.userId, v.type), ...v.planned!.more!),
+        reading,
+        ({ v }) => k.panes(v.userId, v.type),
+        (p, { v, names }) => p.hmgetBuffer(k.panes(v.userId, v.type), ...names),
       );
       throwRedisTrouble(extra);
-      more.forEach((v, i) => {
+      const failed = new Set<Visit>();
+      reading.forEach(({ v, names }, i) => {
         const [err, values] = extra[i];
+        if (err) failed.add(v);
+        // (Copied: a reply's Buffers are views of the socket's chunks, which a kept one would hold.)
+        else names.forEach((n, j) => v.subBuckets!.set(n, copyOf((values as (Buffer | null)[])[j])));
+      });
+      for (const v of more) {
         const names = v.planned!.more!;
         v.planned = undefined;
-        if (err) return;
+        if (failed.has(v)) continue;
+        const values = names.map((n) => v.subBuckets!.get(n)!);
+        // (The swept bucket a prune reads with them is not a sub-bucket: not remembered.)
+        for (const n of names) if (!isSubBucket(n)) v.subBuckets!.delete(n);
         v.fields = [...v.fields, ...names];
-        v.planned = planVisit(v.tp, v.events, now, v.fields, [...got.get(v)!, ...(values as (Buffer | null)[])], v.known, this.tx !== undefined);
+        v.planned = planVisit(v.tp, v.events, now, v.fields, [...got.get(v)!, ...values], v.known, this.tx !== undefined);
         if (v.planned.more) v.planned = { lua: 'sub-buckets changed' } as PlannedVisit;
-      });
+      }
     }
     for (const v of visits) if (!v.planned || v.planned.lua) lua.add(v.userId);
     return epoch;
@@ -302,8 +335,27 @@ export class NodeFold {
     return asResults(replies.map(asText));
   }
 
-  /** panesSeen after `v`'s write `w` went in: its V and T, and the seconds of its events. */
+  /** Forgets what panesSeen and bucketsSeen knew of `v`'s pane hash. */
+  private forget(v: Visit): void {
+    const key = this.keys.panes(v.userId, v.type);
+    this.seen.forget(key);
+    this.buckets.forget(key);
+  }
+
+  /**
+   * After `v`'s write `w` went in: bucketsSeen, its sub-buckets as the hash now holds them;
+   * panesSeen, its V and T and the seconds of its events.
+   */
   private remember(v: Visit, w: Exclude<ReturnType<typeof visitWrites>, string>, now: number): void {
+    const key = this.keys.panes(v.userId, v.type);
+    // (A call none of whose events needed a sub-bucket leaves them as they were.)
+    const texts = new Map(v.subBuckets ?? (v.first && this.buckets.known(key, v.first.version, v.first.meta, now)));
+    for (let i = 0; i < w.writes.length; i += 2) {
+      const name = w.writes[i] as string;
+      if (isSubBucket(name)) texts.set(name, w.writes[i + 1] as Buffer);
+    }
+    for (const name of w.drops) if (isSubBucket(name)) texts.set(name, null);
+    this.buckets.wrote(key, { version: w.version, meta: w.meta, until: now + w.expireInMs }, texts);
     if (v.tp.secondsKept === 0) return;
     const old = v.planned!.oldNewest;
     // Without what was known before, the seconds after the hash's newest event held no pane.

@@ -133,9 +133,12 @@ export class RealtimeConsumer extends GroupConsumer {
     return out;
   }
 
-  /** Users folded in the consumer, and users it left to updateWindows.lua (with triggers evaluated: not counted). */
+  /**
+   * Users folded in the consumer, and users it left to updateWindows.lua (with triggers
+   * evaluated: not counted); visits and sub-buckets read, and those known (NodeFold.counts).
+   */
   get foldCounts(): NodeFold['counts'] {
-    return { ...(this.nodeFold?.counts ?? { folded: 0, leftToScript: 0, visits: 0, visitsKnown: 0 }) };
+    return { ...(this.nodeFold?.counts ?? { folded: 0, leftToScript: 0, visits: 0, visitsKnown: 0, subBucketsRead: 0, subBucketsKnown: 0 }) };
   }
 
   /**

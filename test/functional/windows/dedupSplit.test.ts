@@ -3,6 +3,7 @@ import { Pipeline, T0, extraRealtimeConsumer, feed, makePipeline } from '../../h
 import { eventFingerprint } from '../../../src/consumers/windowWriter';
 import { DedupBuckets, SPLIT_AT, SPLIT_MARK, SPLIT_WAYS, olderWrapped, splitBucket } from '../../../src/consumers/dedupBuckets';
 import { RealtimeConsumer } from '../../../src/consumers/realtime';
+import { BucketsSeen, isSubBucket } from '../../../src/consumers/bucketsSeen';
 
 const MIN = 60_000;
 const BUCKET = 7;
@@ -97,6 +98,40 @@ describe('dedup buckets split as a window grows (a hot user moves a few hundred 
     });
   }
 
+  describe('the sub-buckets the consumer fold remembers (pure)', () => {
+    it('answers only for the V and T it wrote, before the expiry, and drops the oldest entries past its bytes', () => {
+      const texts = (n: number) =>
+        new Map<string, Buffer | null>([
+          ['d1.0', Buffer.alloc(n)],
+          ['d1.1', null],
+        ]);
+      const seen = new BucketsSeen(1000);
+      seen.wrote('a', { version: '3', meta: 'T3', until: 100 }, texts(100));
+      expect(seen.known('a', '3', 'T3', 50)!.get('d1.0')!.length).to.equal(100);
+      expect(seen.known('a', '3', 'T3', 50)!.get('d1.1')).to.equal(null);
+      expect(seen.known('a', '4', 'T3', 50)).to.equal(undefined); // another writer moved V
+      expect(seen.known('a', '3', 'T3', 50)).to.equal(undefined); // and it was forgotten
+      seen.wrote('a', { version: '3', meta: 'T3', until: 100 }, texts(100));
+      expect(seen.known('a', '3', 'T4', 50)).to.equal(undefined); // T differs
+      seen.wrote('a', { version: '3', meta: 'T3', until: 100 }, texts(100));
+      expect(seen.known('a', '3', 'T3', 100)).to.equal(undefined); // may have expired
+      expect(seen.known('a', '3', undefined, 50)).to.equal(undefined);
+      // 228 bytes an entry (two names at 64, 100 bytes of text): the fifth drops the first.
+      for (const k of ['a', 'b', 'c', 'd']) seen.wrote(k, { version: '1', meta: 'T', until: 100 }, texts(100));
+      expect([seen.size, seen.heldBytes]).to.deep.equal([4, 912]);
+      seen.wrote('e', { version: '1', meta: 'T', until: 100 }, texts(100));
+      expect(seen.known('a', '1', 'T', 0)).to.equal(undefined);
+      expect(seen.known('e', '1', 'T', 0)).to.not.equal(undefined);
+      expect([seen.size, seen.heldBytes]).to.deep.equal([4, 912]);
+      seen.wrote('f', { version: '1', meta: 'T', until: 100 }, texts(2000)); // larger than all: not kept
+      expect(seen.known('f', '1', 'T', 0)).to.equal(undefined);
+      seen.wrote('e', { version: '2', meta: 'T', until: 100 }, new Map()); // nothing to keep: forgotten
+      expect(seen.known('e', '1', 'T', 0)).to.equal(undefined);
+      expect([seen.size, seen.heldBytes]).to.deep.equal([3, 684]);
+      expect(['d12.3', 'd0.0', 'd12', 'T', '2m5.1', 'd1.2x'].map(isSubBucket)).to.deep.equal([true, true, false, false, false, false]);
+    });
+  });
+
   describe('both folds on one pipeline', () => {
     let p: Pipeline;
     let script: RealtimeConsumer;
@@ -111,21 +146,44 @@ describe('dedup buckets split as a window grows (a hot user moves a few hundred 
     });
 
     it('a bucket split by one fold dedups in the other; the sweep empties split buckets once their events leave the window', async () => {
-      const ids = sameBucket(260, BUCKET, 'mix');
+      const ids = sameBucket(320, BUCKET, 'mix');
+      const counts = () => p.consumer.foldCounts;
       await feed(p, clicks(ids.slice(0, 200), T0)); // the consumer fold splits it
       expect((await bucketsOf(p)).buckets.get(`d${BUCKET}`)).to.equal(SPLIT_MARK);
+      // The consumer fold's next calls take the sub-buckets it wrote from what it remembers:
+      // resends count nothing, new ids count once, no sub-bucket is read.
+      let before = counts();
+      await feed(p, clicks([...ids.slice(150, 200), ...ids.slice(200, 210)], T0));
+      await feed(p, clicks(ids.slice(0, 210), T0));
+      expect(await clicks24h(p)).to.equal(210);
+      expect(counts().subBucketsRead - before.subBucketsRead).to.equal(0);
+      expect(counts().subBucketsKnown - before.subBucketsKnown).to.be.greaterThan(0);
       const ingest = async (events: Record<string, unknown>[]) => expect((await p.producer.ingest(events)).ok).to.equal(true);
-      await ingest(clicks(ids.slice(100, 260), T0)); // 100 resends, 60 new: the script fold
+      await ingest(clicks(ids.slice(100, 260), T0)); // 110 resends, 50 new: the script fold (it moves V)
       expect(await script.drain()).to.be.greaterThan(0);
       expect(await clicks24h(p)).to.equal(260);
-      await feed(p, clicks(ids, T0)); // all resent: the consumer fold again
+      // What the consumer fold remembered is no longer the hash: it reads the sub-buckets
+      // again, and the script's entries dedup the resends.
+      before = counts();
+      await feed(p, clicks(ids.slice(0, 260), T0)); // all resent: the consumer fold again
       expect(await clicks24h(p)).to.equal(260);
+      expect(counts().subBucketsRead - before.subBucketsRead).to.be.greaterThan(0);
+      // A write of another kind that moves V (as any writer must), with the same T: read again.
+      const panes = p.keys.panes('hot', 'click');
+      await feed(p, clicks(ids.slice(0, 270), T0)); // 10 new: every sub-bucket read, then remembered
+      expect(await clicks24h(p)).to.equal(270);
+      await p.redis.hincrby(panes, 'V', 1);
+      before = counts();
+      await feed(p, clicks(ids.slice(0, 280), T0));
+      expect(await clicks24h(p)).to.equal(280);
+      expect(counts().subBucketsRead - before.subBucketsRead).to.be.greaterThan(0);
+      expect(counts().leftToScript).to.equal(before.leftToScript);
       // A day and a bit later, at a second whose sweep is this bucket: the write prunes
       // (the script fold) and the old entries of every sub-bucket go.
       let now = T0 + 25 * 60 * MIN;
       while (Math.floor(now / 1000) % 256 !== BUCKET) now += 1000;
       p.clock.now = now;
-      const late = sameBucket(261, BUCKET, 'mix')[260];
+      const late = sameBucket(321, BUCKET, 'mix')[320];
       await feed(p, clicks([late], now));
       expect(await clicks24h(p)).to.equal(1);
       const state = await bucketsOf(p);
