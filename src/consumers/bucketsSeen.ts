@@ -15,6 +15,8 @@
  * not hold is read as before.
  */
 
+import { dropOldest } from './panesSeen';
+
 /** Bytes of sub-bucket texts kept by default (a 100,000-event window's are ~800 KB). */
 export const BUCKETS_SEEN_BYTES = 64 * 1024 * 1024;
 
@@ -73,11 +75,16 @@ export class BucketsSeen {
     if (texts.size === 0 || bytes > this.maxBytes) return;
     this.entries.set(key, { ...write, texts, bytes });
     this.bytes += bytes;
-    for (const [oldest, e] of this.entries) {
-      if (this.bytes <= this.maxBytes) break;
-      this.entries.delete(oldest);
-      this.bytes -= e.bytes;
+    if (this.bytes <= this.maxBytes) return;
+    // The oldest entries, in one walk, until the bytes fit (dropOldest: no iterator a drop).
+    let excess = this.bytes - this.maxBytes;
+    let n = 0;
+    for (const e of this.entries.values()) {
+      if (excess <= 0) break;
+      excess -= e.bytes;
+      n++;
     }
+    dropOldest(this.entries, n, (e) => (this.bytes -= e.bytes));
   }
 
   /** Forgets `key` (a write refused, failed or left to the script). */

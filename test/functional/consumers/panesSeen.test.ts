@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { Pipeline, T0, makePipeline } from '../../helpers/context';
 import { RealtimeConsumer } from '../../../src/consumers/realtime';
 import { windowRange } from '../../../src/core/panes';
-import { PanesSeen, paneMayExist } from '../../../src/consumers/panesSeen';
+import { PanesSeen, dropOldest, evictionBatch, paneMayExist } from '../../../src/consumers/panesSeen';
 
 /**
  * The consumer's fold names only the second and minute panes it knows can hold events
@@ -159,6 +159,35 @@ describe('what the fold knows of the panes it wrote: totals equal the events in 
     seen.wrote('c', write, undefined, 100, [], 90);
     expect(seen.size).to.equal(2);
     expect(seen.known('a', '3', 'T3', 0)).to.equal(undefined);
+  });
+
+  it('drops its oldest entries a 64th of its bound at once, and in a few µs a write at 100,000', () => {
+    const seen = new PanesSeen(640);
+    const write = { version: '1', meta: 'T', until: 1e15 };
+    for (let i = 0; i < 650; i++) seen.wrote(`k${i}`, write, undefined, 0, [], 0);
+    expect(seen.size).to.equal(650); // up to 640 + 10
+    seen.wrote('k650', write, undefined, 0, [], 0);
+    expect(seen.size).to.equal(640);
+    expect(seen.known('k10', '1', 'T', 0)).to.equal(undefined);
+    expect(seen.known('k11', '1', 'T', 0)).to.not.equal(undefined);
+    expect(evictionBatch(100_000)).to.equal(1562);
+    const m = new Map<number, number>([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ]);
+    const dropped: number[] = [];
+    dropOldest(m, 2, (v) => dropped.push(v));
+    expect([[...m.keys()], dropped]).to.deep.equal([[3], [1, 2]]);
+    // Past the bound every write evicts; one at a time through keys().next() this took
+    // ~30 µs a write (the Map's holes walked again by each new iterator).
+    const big = new PanesSeen();
+    for (let i = 0; i < 100_000; i++) big.wrote(`u${i}`, write, undefined, 0, [], 0);
+    const t0 = process.hrtime.bigint();
+    for (let i = 100_000; i < 150_000; i++) big.wrote(`u${i}`, write, undefined, 0, [], 0);
+    const usPerWrite = Number(process.hrtime.bigint() - t0) / 1000 / 50_000;
+    expect(big.size).to.be.within(100_000, 100_000 + evictionBatch(100_000));
+    expect(usPerWrite).to.be.below(10);
   });
 
   it('keeps, after each write, the seconds from keepFrom on of what it knew and of the write, ascending, without repeats', () => {
