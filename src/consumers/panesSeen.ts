@@ -66,8 +66,9 @@ export function evictionBatch(max: number): number {
 /**
  * Drops the `n` oldest entries of `map` (in insertion order) in one walk. Not one at a time
  * through `map.keys().next()`: a Map keeps deleted entries as holes until it rehashes, and
- * every new iterator walks the holes at its front, so evicting one entry per insertion cost
- * ~30 µs an insertion at 100,000 entries (against ~0.6 µs evicting a 64th at once).
+ * every new iterator walks the holes at its front: at 100,000 entries a bare Map took ~30 µs
+ * an insertion evicting one at a time against ~0.6 µs evicting a 64th at once (PanesSeen's
+ * write: 13 against 6.7 µs).
  */
 export function dropOldest<K, V>(map: Map<K, V>, n: number, dropped?: (value: V) => void): void {
   for (const [key, value] of map) {
