@@ -56,6 +56,11 @@ export function watchGroups(users: readonly UserWindowUpdate[], maxKeys: number)
   return groups;
 }
 
+/** NodeFold.counts before anything was folded. */
+export function zeroFoldCounts() {
+  return { folded: 0, leftToScript: 0, visits: 0, visitsKnown: 0, subBucketsRead: 0, subBucketsKnown: 0 };
+}
+
 /** A reply with its Buffers as text (nested arrays too). */
 function asText(reply: unknown): unknown {
   if (Buffer.isBuffer(reply)) return reply.toString();
@@ -106,7 +111,7 @@ export class NodeFold {
    * events of one type) read, and those planned with what panesSeen knew; sub-buckets of
    * split dedup buckets read, and those bucketsSeen knew (since the start).
    */
-  readonly counts = { folded: 0, leftToScript: 0, visits: 0, visitsKnown: 0, subBucketsRead: 0, subBucketsKnown: 0 };
+  readonly counts = zeroFoldCounts();
   /** The seconds and minutes that hold events in the pane hashes this fold wrote (see panesSeen.ts). */
   readonly seen = new PanesSeen();
   /** The sub-buckets of split dedup buckets in the pane hashes this fold wrote (see bucketsSeen.ts). */

@@ -6,7 +6,7 @@ import { Keys, partitionFor } from '../core/keys';
 import type { EventType } from '../core/event';
 import { createHash } from 'crypto';
 import { UserWindowUpdate, WindowWriter, windowsReply } from './windowWriter';
-import { AfterWrites, NodeFold } from './nodeFold';
+import { AfterWrites, NodeFold, zeroFoldCounts } from './nodeFold';
 import { FoldConnection } from './foldConnection';
 import { WindowTarget, keptBy } from './windowTarget';
 import { GROUPS } from '../redis/streamGroups';
@@ -138,7 +138,7 @@ export class RealtimeConsumer extends GroupConsumer {
    * evaluated: not counted); visits and sub-buckets read, and those known (NodeFold.counts).
    */
   get foldCounts(): NodeFold['counts'] {
-    return { ...(this.nodeFold?.counts ?? { folded: 0, leftToScript: 0, visits: 0, visitsKnown: 0, subBucketsRead: 0, subBucketsKnown: 0 }) };
+    return { ...(this.nodeFold?.counts ?? zeroFoldCounts()) };
   }
 
   /**
